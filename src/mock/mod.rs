@@ -1,0 +1,1 @@
+//! A faithful stand-in for Apple's push service (feature `mock`).

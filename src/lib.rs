@@ -1,5 +1,64 @@
-//! herald: a typed notification center for Rust, with an APNs adapter.
-#![cfg_attr(docsrs, feature(doc_cfg))]
+//! # herald
+//!
+//! A typed notification center for Rust, in the spirit of Apple's `NotificationCenter`, and
+//! (feature `apns`) the way for a Rust service to reach Apple devices.
+//!
+//! Parts of a program [`post`](NotificationCenter::post) notifications (plain Rust types that
+//! implement [`Notification`]); observers registered for them are called without knowing who
+//! posted. Apple's sender filter (`object:`), coalescing and dead-notification reporting are
+//! kept; names and `userInfo` dictionaries become types.
+//!
+//! ```
+//! use herald::{NotificationCenter, Notification, Overflow};
+//!
+//! #[derive(Debug, Clone)]
+//! struct OrderShipped { order: u64 }
+//! impl Notification for OrderShipped {}
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let center = NotificationCenter::new();
+//!
+//! // Inline: runs on the posting thread before `post` returns.
+//! let _audit = center.observe(|n: &OrderShipped| println!("audit: order {}", n.order));
+//!
+//! // Buffered: an async stream with a bounded buffer and an overflow policy.
+//! let mut mailer = center
+//!     .observer::<OrderShipped>()
+//!     .policy(Overflow::DropOldest { capacity: 64 })
+//!     .stream();
+//!
+//! let report = center.post(OrderShipped { order: 42 });
+//! assert_eq!(report.received, 2);
+//! assert_eq!(mailer.recv().await.unwrap().order, 42);
+//! # }
+//! ```
+//!
+//! ## Map
+//! - [`NotificationCenter`]: post, subscribe, read counters. [`Channel`]: its typed handle.
+//! - [`ObserverBuilder`]: the one subscription builder; terminals `inline` and `stream`.
+//! - [`Subscription`]: the guard; drop unsubscribes. [`NotificationStream`]: the buffered kind.
+//! - [`Overflow`]: what a full buffer does. [`PostReport`], [`Stats`]: what was counted.
+//! - [`contracts`]: the ten promises the hub keeps, each with an example.
+//! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
+
+mod center;
+mod channel;
+pub mod contracts;
+mod error;
+mod notification;
+mod overflow;
+mod stats;
+mod stream;
+mod subscription;
+mod sync;
+
+pub use center::{CenterBuilder, Channel, NotificationCenter, PanicPolicy};
+pub use error::{Lagged, RecvError, TryRecvError};
+pub use notification::{DeadNotification, Notification, ObserverPanicked, SenderId};
+pub use overflow::{CoalesceBy, DEFAULT_CAPACITY, Overflow};
+pub use stats::{BufferStats, PostReport, Stats};
+pub use stream::NotificationStream;
+pub use subscription::{ObserverBuilder, ObserverId, Subscription};
 
 #[cfg(feature = "apns")]
 pub mod apns;

@@ -1,0 +1,403 @@
+//! [`NotificationCenter`], the hub, and [`Channel`], its typed handle for hot paths.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use crate::channel::{Core, Kind, Waiting};
+use crate::sync::{Mutex, SnapshotCell};
+use crate::{
+    Notification, NotificationStream, ObserverBuilder, PostReport, SenderId, Stats, Subscription,
+};
+
+/// What happens when an observer panics (contract 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PanicPolicy {
+    /// Catch the panic, count it, post [`ObserverPanicked`](crate::ObserverPanicked), and go on
+    /// with the other observers. The default.
+    #[default]
+    Isolate,
+    /// Let the panic unwind out of `post` (after the hub's own state is restored). Observers
+    /// after the panicking one do not receive that post.
+    Propagate,
+}
+
+/// Hashes a `TypeId` (already a hash) by taking its bits as they are.
+#[derive(Default)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type ChannelMap = HashMap<TypeId, Arc<dyn Any + Send + Sync>, BuildHasherDefault<TypeIdHasher>>;
+
+/// The shared state behind every clone of a center.
+pub(crate) struct CenterInner {
+    channels: SnapshotCell<ChannelMap>,
+    writer: Mutex<()>,
+    panic_policy: PanicPolicy,
+}
+
+impl CenterInner {
+    pub(crate) fn panic_policy(&self) -> PanicPolicy {
+        self.panic_policy
+    }
+
+    /// The channel of `N`, if it exists.
+    #[inline]
+    fn find<N: Notification>(&self) -> Option<Arc<Core<N>>> {
+        let map = self.channels.load();
+        map.get(&TypeId::of::<N>())
+            .and_then(|c| c.clone().downcast::<Core<N>>().ok())
+    }
+
+    /// The channel of `N`, made on first use.
+    fn core<N: Notification>(&self) -> Arc<Core<N>> {
+        if let Some(core) = self.find::<N>() {
+            return core;
+        }
+        let _w = self.writer.lock();
+        let current = self.channels.load_full();
+        if let Some(existing) = current.get(&TypeId::of::<N>()) {
+            if let Ok(core) = existing.clone().downcast::<Core<N>>() {
+                return core;
+            }
+        }
+        let core = Arc::new(Core::<N>::new());
+        let mut next: ChannelMap = (*current).clone();
+        next.insert(TypeId::of::<N>(), core.clone());
+        self.channels.store(Arc::new(next));
+        core
+    }
+
+    /// Posts `value` only if someone observes `N` (for the hub's own reports).
+    pub(crate) fn post_if_observed<N: Notification>(&self, value: N) {
+        let map = self.channels.load();
+        let Some(core) = map
+            .get(&TypeId::of::<N>())
+            .and_then(|c| c.downcast_ref::<Core<N>>())
+        else {
+            return;
+        };
+        if core.has_observers() {
+            core.post(self, value, None);
+        }
+    }
+
+    #[inline]
+    fn post<N: Notification>(&self, value: N, sender: Option<SenderId>) -> PostReport {
+        let map = self.channels.load();
+        if let Some(core) = map
+            .get(&TypeId::of::<N>())
+            .and_then(|c| c.downcast_ref::<Core<N>>())
+        {
+            return core.post(self, value, sender);
+        }
+        drop(map);
+        self.core::<N>().post(self, value, sender)
+    }
+}
+
+/// The notification center: post typed notifications; observers registered for them are
+/// called without knowing who posted.
+///
+/// Cheap to clone (an `Arc` inside), `Send + Sync`. Every clone is the same center. A process
+/// can also share [`NotificationCenter::global`].
+///
+/// ```
+/// use herald::{NotificationCenter, Notification};
+///
+/// #[derive(Debug)]
+/// struct UserSignedIn { name: String }
+/// impl Notification for UserSignedIn {}
+///
+/// let center = NotificationCenter::new();
+/// let _greeter = center.observe(|n: &UserSignedIn| println!("welcome, {}", n.name));
+/// let report = center.post(UserSignedIn { name: "ada".into() });
+/// assert_eq!(report.received, 1);
+/// ```
+///
+/// The hub's contracts are documented, each with an example, in [`crate::contracts`].
+#[derive(Clone)]
+pub struct NotificationCenter {
+    pub(crate) inner: Arc<CenterInner>,
+}
+
+impl Default for NotificationCenter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for NotificationCenter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotificationCenter")
+            .field("types", &self.inner.channels.load().len())
+            .field("panic_policy", &self.inner.panic_policy)
+            .finish()
+    }
+}
+
+/// Configures a [`NotificationCenter`].
+///
+/// ```
+/// use herald::{NotificationCenter, PanicPolicy};
+///
+/// let center = NotificationCenter::builder()
+///     .panic_policy(PanicPolicy::Propagate)
+///     .build();
+/// # let _ = center;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CenterBuilder {
+    panic_policy: PanicPolicy,
+}
+
+impl CenterBuilder {
+    /// What a panicking observer does (default: [`PanicPolicy::Isolate`]).
+    pub fn panic_policy(mut self, policy: PanicPolicy) -> Self {
+        self.panic_policy = policy;
+        self
+    }
+
+    /// Builds the center.
+    pub fn build(self) -> NotificationCenter {
+        NotificationCenter {
+            inner: Arc::new(CenterInner {
+                channels: SnapshotCell::new(Arc::new(ChannelMap::default())),
+                writer: Mutex::new(()),
+                panic_policy: self.panic_policy,
+            }),
+        }
+    }
+}
+
+impl NotificationCenter {
+    /// A new, empty center.
+    pub fn new() -> Self {
+        CenterBuilder::default().build()
+    }
+
+    /// Configures a new center.
+    pub fn builder() -> CenterBuilder {
+        CenterBuilder::default()
+    }
+
+    /// The process-wide default center, made on first use.
+    ///
+    /// ```
+    /// use herald::NotificationCenter;
+    /// let a = NotificationCenter::global();
+    /// let b = NotificationCenter::global();
+    /// assert!(a.same_center(b));
+    /// ```
+    pub fn global() -> &'static NotificationCenter {
+        static GLOBAL: OnceLock<NotificationCenter> = OnceLock::new();
+        GLOBAL.get_or_init(NotificationCenter::new)
+    }
+
+    /// Whether two handles are clones of the same center.
+    pub fn same_center(&self, other: &NotificationCenter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Posts a notification without a sender. Inline observers run before this returns;
+    /// buffered subscribers get it in their buffers. Never blocks on a slow subscriber.
+    #[inline]
+    pub fn post<N: Notification>(&self, notification: N) -> PostReport {
+        self.inner.post(notification, None)
+    }
+
+    /// Posts a notification from `sender` (Apple's `object:`): observers filtered on that
+    /// sender receive it, and so do observers without a sender filter.
+    #[inline]
+    pub fn post_from<N: Notification>(&self, sender: SenderId, notification: N) -> PostReport {
+        self.inner.post(notification, Some(sender))
+    }
+
+    /// Posts, then waits for room in every backpressure subscriber that was full (see
+    /// [`Overflow::Backpressure`](crate::Overflow::Backpressure)). Other subscribers are
+    /// served as by [`post`](Self::post).
+    pub async fn post_async<N: Notification>(&self, notification: N) -> PostReport {
+        self.channel::<N>().post_async(notification).await
+    }
+
+    /// The typed handle of `N`: posts through it skip the per-post type lookup.
+    pub fn channel<N: Notification>(&self) -> Channel<N> {
+        Channel {
+            core: self.inner.core::<N>(),
+            center: self.clone(),
+        }
+    }
+
+    /// Starts a subscription to `N`: choose options, then a terminal.
+    pub fn observer<N: Notification>(&self) -> ObserverBuilder<N> {
+        ObserverBuilder::new(self.clone(), self.inner.core::<N>())
+    }
+
+    /// Observes `N` with an inline closure (short for `observer::<N>().inline(f)`).
+    pub fn observe<N, F>(&self, observer: F) -> Subscription
+    where
+        N: Notification,
+        F: Fn(&N) + Send + Sync + 'static,
+    {
+        self.observer::<N>().inline(observer)
+    }
+
+    /// A stream of `N` with the default policy (short for `observer::<N>().stream()`).
+    pub fn subscribe<N: Notification>(&self) -> NotificationStream<N> {
+        self.observer::<N>().stream()
+    }
+
+    /// The counters of `N`.
+    pub fn stats<N: Notification>(&self) -> Stats {
+        match self.inner.find::<N>() {
+            Some(core) => core.stats(),
+            None => Stats::default(),
+        }
+    }
+
+    /// Turns on retention of `N`'s last value (overall and per sender) for
+    /// [`replay_last`](ObserverBuilder::replay_last) subscribers. Costs one allocation and one
+    /// short lock per post of `N` from then on.
+    pub fn retain_last<N: Notification>(&self) {
+        self.inner.core::<N>().retain_last();
+    }
+
+    /// Forgets the retained last value `sender` posted of `N`.
+    pub fn forget_last<N: Notification>(&self, sender: SenderId) {
+        if let Some(core) = self.inner.find::<N>() {
+            core.forget_sender(sender);
+        }
+    }
+}
+
+/// The typed handle of one notification type, for hot paths.
+///
+/// Made by [`NotificationCenter::channel`]. Posting through it skips the type lookup that
+/// [`NotificationCenter::post`] does; it is otherwise the same center (cheap to clone,
+/// `Send + Sync`).
+///
+/// ```
+/// use herald::{NotificationCenter, Notification};
+///
+/// struct Frame(u64);
+/// impl Notification for Frame {}
+///
+/// let center = NotificationCenter::new();
+/// let frames = center.channel::<Frame>();
+/// let _render = frames.observe(|f| assert!(f.0 < 100));
+/// for i in 0..100 {
+///     frames.post(Frame(i));
+/// }
+/// assert_eq!(frames.stats().delivered, 100);
+/// ```
+pub struct Channel<N: Notification> {
+    core: Arc<Core<N>>,
+    center: NotificationCenter,
+}
+
+impl<N: Notification> Clone for Channel<N> {
+    fn clone(&self) -> Self {
+        Channel {
+            core: self.core.clone(),
+            center: self.center.clone(),
+        }
+    }
+}
+
+impl<N: Notification> fmt::Debug for Channel<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("notification", &N::name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<N: Notification> Channel<N> {
+    /// Posts without a sender (see [`NotificationCenter::post`]).
+    #[inline]
+    pub fn post(&self, notification: N) -> PostReport {
+        self.core.post(&self.center.inner, notification, None)
+    }
+
+    /// Posts from `sender` (see [`NotificationCenter::post_from`]).
+    #[inline]
+    pub fn post_from(&self, sender: SenderId, notification: N) -> PostReport {
+        self.core
+            .post(&self.center.inner, notification, Some(sender))
+    }
+
+    /// Posts and waits for room in full backpressure subscribers (see
+    /// [`NotificationCenter::post_async`]).
+    pub async fn post_async(&self, notification: N) -> PostReport {
+        self.post_async_inner(notification, None).await
+    }
+
+    /// [`post_async`](Self::post_async) from `sender`.
+    pub async fn post_async_from(&self, sender: SenderId, notification: N) -> PostReport {
+        self.post_async_inner(notification, Some(sender)).await
+    }
+
+    async fn post_async_inner(&self, notification: N, sender: Option<SenderId>) -> PostReport {
+        let mut waiting = Waiting::default();
+        let mut report =
+            self.core
+                .post_collect(&self.center.inner, notification, sender, Some(&mut waiting));
+        let Waiting { entries, value } = waiting;
+        let Some(value) = value else {
+            return report;
+        };
+        for entry in entries {
+            if let Kind::Buffered(buffer) = &entry.kind {
+                if !buffer.push_wait(&value).await {
+                    // The subscriber went away while we waited: not received after all.
+                    report.received = report.received.saturating_sub(1);
+                }
+            }
+        }
+        report
+    }
+
+    /// Starts a subscription to this type (see [`NotificationCenter::observer`]).
+    pub fn observer(&self) -> ObserverBuilder<N> {
+        ObserverBuilder::new(self.center.clone(), self.core.clone())
+    }
+
+    /// Observes with an inline closure.
+    pub fn observe<F>(&self, observer: F) -> Subscription
+    where
+        F: Fn(&N) + Send + Sync + 'static,
+    {
+        self.observer().inline(observer)
+    }
+
+    /// A stream with the default policy.
+    pub fn subscribe(&self) -> NotificationStream<N> {
+        self.observer().stream()
+    }
+
+    /// This type's counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The center this channel belongs to.
+    pub fn center(&self) -> &NotificationCenter {
+        &self.center
+    }
+}

@@ -1,0 +1,129 @@
+//! What can be posted: [`Notification`], and who posted it: [`SenderId`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A value that can be posted to a [`NotificationCenter`](crate::NotificationCenter).
+///
+/// Any `Send + Sync + 'static` type can be a notification; implementing the trait is one line.
+/// Each type has a stable [`name`](Notification::name), used in logs, by
+/// [`ObserverPanicked`](crate::ObserverPanicked) and [`DeadNotification`](crate::DeadNotification)
+/// reports, and by family (name-prefix) observation. It defaults to the Rust type name; declare
+/// a dotted name such as `chat.message.received` when other parts of a system refer to it.
+///
+/// ```
+/// use herald::Notification;
+///
+/// #[derive(Debug, Clone)]
+/// struct MessageReceived {
+///     text: String,
+/// }
+///
+/// impl Notification for MessageReceived {
+///     fn name() -> &'static str {
+///         "chat.message.received"
+///     }
+/// }
+///
+/// assert_eq!(MessageReceived::name(), "chat.message.received");
+/// ```
+pub trait Notification: Send + Sync + 'static {
+    /// The notification's stable name. Defaults to [`std::any::type_name`].
+    fn name() -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// Identifies who posted a notification: Apple's `object:` parameter, typed.
+///
+/// Observers built with [`ObserverBuilder::sender`](crate::ObserverBuilder::sender) only see
+/// what that sender posted with [`NotificationCenter::post_from`](crate::NotificationCenter::post_from).
+/// A `SenderId` is a plain copyable id: make a fresh one with [`SenderId::new`], derive one from
+/// an `Arc`'s address with [`SenderId::of`], or use your own numbering with [`SenderId::from_raw`].
+///
+/// ```
+/// use herald::SenderId;
+/// use std::sync::Arc;
+///
+/// let a = SenderId::new();
+/// let b = SenderId::new();
+/// assert_ne!(a, b);
+///
+/// let session = Arc::new("session");
+/// assert_eq!(SenderId::of(&session), SenderId::of(&session.clone()));
+/// assert_eq!(SenderId::from_raw(7).as_raw(), 7);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SenderId(u64);
+
+/// Fresh ids count down from the top so they never meet small user-chosen raw ids.
+static NEXT_SENDER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+impl SenderId {
+    /// A new id, distinct from every other id made by `new` in this process.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        SenderId(NEXT_SENDER.fetch_sub(1, Ordering::Relaxed))
+    }
+
+    /// The id of the object an `Arc` points to (its address): every clone of the `Arc` gives
+    /// the same id while the object lives.
+    pub fn of<T: ?Sized>(object: &Arc<T>) -> Self {
+        SenderId(Arc::as_ptr(object).cast::<()>() as usize as u64)
+    }
+
+    /// An id from your own numbering (a user id, a connection number...).
+    pub const fn from_raw(raw: u64) -> Self {
+        SenderId(raw)
+    }
+
+    /// The raw number inside.
+    pub const fn as_raw(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for SenderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SenderId({:#x})", self.0)
+    }
+}
+
+/// Reported when an observer panicked while handling a notification (contract 4).
+///
+/// Posted into the same center, so any observer can log or count it. A panic inside an
+/// observer of `ObserverPanicked` itself is counted but not reported again.
+#[derive(Debug, Clone)]
+pub struct ObserverPanicked {
+    /// [`Notification::name`] of the notification being delivered.
+    pub notification: &'static str,
+    /// The observer that panicked.
+    pub observer: crate::ObserverId,
+    /// The panic message, when the payload was a string.
+    pub message: String,
+}
+
+impl Notification for ObserverPanicked {
+    fn name() -> &'static str {
+        "herald.observer.panicked"
+    }
+}
+
+/// Reported when a post reached no observer at all (contract 7).
+///
+/// Posted into the same center only when someone observes `DeadNotification`; the
+/// per-type [`Stats::dead`](crate::Stats::dead) counter counts them either way.
+#[derive(Debug, Clone)]
+pub struct DeadNotification {
+    /// [`Notification::name`] of the notification nobody received.
+    pub notification: &'static str,
+    /// The sender it was posted from, if any.
+    pub sender: Option<SenderId>,
+}
+
+impl Notification for DeadNotification {
+    fn name() -> &'static str {
+        "herald.notification.dead"
+    }
+}

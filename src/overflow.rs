@@ -1,0 +1,174 @@
+//! What a buffered subscriber does when its buffer is full: [`Overflow`].
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+/// The capacity used when a buffered subscriber does not choose a policy.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The overflow policy of one buffered subscriber (contract 5: loss is never silent).
+///
+/// Every stream has a bounded buffer. When a post finds it full, the policy decides what is
+/// lost, and the loss is counted in [`Stats::dropped`](crate::Stats::dropped), in the
+/// [`PostReport`](crate::PostReport) of that post, and (for the two `Drop*` policies) reported
+/// to the receiver as [`RecvError::Lagged`](crate::RecvError::Lagged).
+///
+/// The default is `DropOldest { capacity: 1024 }`. A capacity of 0 is treated as 1.
+///
+/// ```
+/// use herald::{NotificationCenter, Notification, Overflow, RecvError};
+///
+/// #[derive(Debug)]
+/// struct Tick(u32);
+/// impl Notification for Tick {}
+///
+/// let center = NotificationCenter::new();
+/// let mut ticks = center
+///     .observer::<Tick>()
+///     .policy(Overflow::DropOldest { capacity: 2 })
+///     .stream();
+/// for i in 0..5 {
+///     center.post(Tick(i));
+/// }
+/// // 0, 1 and 2 were overwritten: the receiver is told, then gets the newest two.
+/// assert_eq!(ticks.try_recv().unwrap_err(), herald::TryRecvError::Lagged(3));
+/// assert_eq!(ticks.try_recv().unwrap().0, 3);
+/// assert_eq!(ticks.try_recv().unwrap().0, 4);
+/// ```
+pub enum Overflow<N> {
+    /// Keep the newest `capacity` values: a post into a full buffer evicts the oldest value and
+    /// the receiver sees `Lagged(n)` before the values that followed the gap.
+    DropOldest {
+        /// How many values the buffer holds.
+        capacity: usize,
+    },
+    /// Keep the oldest `capacity` values: a post into a full buffer is refused for this
+    /// subscriber, and the receiver sees `Lagged(n)` once it has drained what it holds.
+    DropNewest {
+        /// How many values the buffer holds.
+        capacity: usize,
+    },
+    /// Conflate: hold only the most recent value. A new value replaces an unread one (counted
+    /// as dropped, not reported as lag: the receiver asked for the latest state only).
+    Latest,
+    /// Coalesce by key: a new value replaces an unread value with the same key, in place (it
+    /// keeps the older value's position). When the buffer is full of distinct keys the oldest
+    /// value is evicted and reported as lag. Build it with [`Overflow::coalesce_by_key`].
+    CoalesceByKey(CoalesceBy<N>),
+    /// Backpressure: [`post_async`](crate::NotificationCenter::post_async) waits for room; a
+    /// synchronous [`post`](crate::NotificationCenter::post) never blocks and reports this
+    /// subscriber in [`PostReport::full`](crate::PostReport::full) instead (the value is not
+    /// delivered to it and is counted as dropped).
+    Backpressure {
+        /// How many values the buffer holds before posters wait.
+        capacity: usize,
+    },
+}
+
+impl<N> Overflow<N> {
+    /// Coalesce unread values that share a key, holding at most `capacity` distinct keys.
+    ///
+    /// ```
+    /// use herald::{NotificationCenter, Notification, Overflow};
+    ///
+    /// #[derive(Debug)]
+    /// struct Price { symbol: &'static str, cents: u64 }
+    /// impl Notification for Price {}
+    ///
+    /// let center = NotificationCenter::new();
+    /// let mut prices = center
+    ///     .observer::<Price>()
+    ///     .policy(Overflow::coalesce_by_key(16, |p: &Price| p.symbol))
+    ///     .stream();
+    /// center.post(Price { symbol: "AAPL", cents: 100 });
+    /// center.post(Price { symbol: "MSFT", cents: 200 });
+    /// center.post(Price { symbol: "AAPL", cents: 101 });
+    /// let first = prices.try_recv().unwrap();
+    /// assert_eq!((first.symbol, first.cents), ("AAPL", 101));
+    /// assert_eq!(prices.try_recv().unwrap().symbol, "MSFT");
+    /// assert!(prices.try_recv().unwrap_err().is_empty());
+    /// ```
+    pub fn coalesce_by_key<K, F>(capacity: usize, key: F) -> Self
+    where
+        K: Hash + Eq,
+        F: Fn(&N) -> K + Send + Sync + 'static,
+    {
+        let key = std::sync::Arc::new(key);
+        let hash_key = key.clone();
+        let state = std::collections::hash_map::RandomState::new();
+        Overflow::CoalesceByKey(CoalesceBy {
+            capacity,
+            hash: Box::new(move |n| state.hash_one(hash_key(n))),
+            same: Box::new(move |a, b| key(a) == key(b)),
+        })
+    }
+
+    /// How many values the buffer holds (at least 1).
+    pub fn capacity(&self) -> usize {
+        match self {
+            Overflow::DropOldest { capacity }
+            | Overflow::DropNewest { capacity }
+            | Overflow::Backpressure { capacity } => (*capacity).max(1),
+            Overflow::Latest => 1,
+            Overflow::CoalesceByKey(c) => c.capacity.max(1),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> PolicyKind {
+        match self {
+            Overflow::DropOldest { .. } => PolicyKind::DropOldest,
+            Overflow::DropNewest { .. } => PolicyKind::DropNewest,
+            Overflow::Latest => PolicyKind::Latest,
+            Overflow::CoalesceByKey(_) => PolicyKind::Coalesce,
+            Overflow::Backpressure { .. } => PolicyKind::Backpressure,
+        }
+    }
+}
+
+impl<N> Default for Overflow<N> {
+    fn default() -> Self {
+        Overflow::DropOldest {
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl<N> fmt::Debug for Overflow<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Overflow::DropOldest { capacity } => f
+                .debug_struct("DropOldest")
+                .field("capacity", capacity)
+                .finish(),
+            Overflow::DropNewest { capacity } => f
+                .debug_struct("DropNewest")
+                .field("capacity", capacity)
+                .finish(),
+            Overflow::Latest => f.write_str("Latest"),
+            Overflow::CoalesceByKey(c) => f
+                .debug_struct("CoalesceByKey")
+                .field("capacity", &c.capacity)
+                .finish_non_exhaustive(),
+            Overflow::Backpressure { capacity } => f
+                .debug_struct("Backpressure")
+                .field("capacity", capacity)
+                .finish(),
+        }
+    }
+}
+
+/// The key extraction of [`Overflow::CoalesceByKey`]; made by [`Overflow::coalesce_by_key`].
+pub struct CoalesceBy<N> {
+    capacity: usize,
+    pub(crate) hash: Box<dyn Fn(&N) -> u64 + Send + Sync>,
+    pub(crate) same: Box<dyn Fn(&N, &N) -> bool + Send + Sync>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PolicyKind {
+    DropOldest,
+    DropNewest,
+    Latest,
+    Coalesce,
+    Backpressure,
+}

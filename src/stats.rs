@@ -1,0 +1,96 @@
+//! What the hub counts: [`PostReport`] per post, [`Stats`] per notification type.
+
+use crate::ObserverId;
+
+/// What one post did. Returned by every `post` (contract 5: loss is never silent).
+///
+/// ```
+/// use herald::{NotificationCenter, Notification};
+///
+/// struct Ping;
+/// impl Notification for Ping {}
+///
+/// let center = NotificationCenter::new();
+/// assert!(center.post(Ping).is_dead());
+/// let _a = center.observe(|_: &Ping| {});
+/// let _b = center.observe(|_: &Ping| {});
+/// let report = center.post(Ping);
+/// assert_eq!(report.received, 2);
+/// assert_eq!(report.dropped, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostReport {
+    /// Observers that received the notification: inline observers called, buffered subscribers
+    /// that accepted it into their buffer.
+    pub received: usize,
+    /// Buffered subscribers that lost a value to their overflow policy because of this post
+    /// (an evicted older value, a refused or replaced value, or a full backpressure buffer).
+    pub dropped: usize,
+    /// Of `dropped`: backpressure subscribers that were full during a synchronous `post`.
+    pub full: usize,
+    /// Inline observers that panicked (each also reported as
+    /// [`ObserverPanicked`](crate::ObserverPanicked)).
+    pub panicked: usize,
+}
+
+impl PostReport {
+    /// Whether no observer received this notification (a dead notification, contract 7).
+    pub fn is_dead(&self) -> bool {
+        self.received == 0 && self.dropped == 0 && self.panicked == 0
+    }
+}
+
+/// Counters of one notification type, read with
+/// [`NotificationCenter::stats`](crate::NotificationCenter::stats).
+///
+/// `delivered + dropped` accounts for every (notification, buffered subscriber) pair once the
+/// buffers are drained: nothing is lost without being counted.
+///
+/// ```
+/// use herald::{NotificationCenter, Notification};
+///
+/// struct Saved;
+/// impl Notification for Saved {}
+///
+/// let center = NotificationCenter::new();
+/// center.post(Saved); // nobody listens: dead
+/// let _log = center.observe(|_: &Saved| {});
+/// center.post(Saved);
+/// let stats = center.stats::<Saved>();
+/// assert_eq!((stats.posted, stats.delivered, stats.dead), (2, 1, 1));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Notifications of this type posted.
+    pub posted: u64,
+    /// Deliveries completed: inline observer calls that returned, buffered values received.
+    pub delivered: u64,
+    /// (notification, subscriber) pairs lost to an overflow policy.
+    pub dropped: u64,
+    /// Observer calls that panicked.
+    pub panicked: u64,
+    /// Posts that reached no observer.
+    pub dead: u64,
+    /// Observers subscribed now.
+    pub observers: usize,
+    /// One entry per buffered subscriber subscribed now.
+    pub buffers: Vec<BufferStats>,
+}
+
+/// Counters of one buffered subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BufferStats {
+    /// The subscriber.
+    pub observer: ObserverId,
+    /// Values waiting to be received (queue depth).
+    pub depth: usize,
+    /// The buffer's capacity.
+    pub capacity: usize,
+    /// Values received by the subscriber.
+    pub delivered: u64,
+    /// Values this subscriber lost to its overflow policy.
+    pub dropped: u64,
+}

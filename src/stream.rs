@@ -1,0 +1,435 @@
+//! Buffered delivery: [`NotificationStream`] and the bounded buffer behind it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::overflow::{Overflow, PolicyKind};
+use crate::stats::BufferStats;
+use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::{Lagged, ObserverId, RecvError, Subscription, TryRecvError};
+
+/// What happened to a value offered to a buffer.
+pub(crate) enum PushResult {
+    /// Buffered.
+    Accepted,
+    /// Buffered, and another value was lost to make room (evicted or replaced).
+    AcceptedWithLoss,
+    /// Refused by the policy (drop-newest).
+    Refused,
+    /// Refused because a backpressure buffer is full.
+    Full,
+    /// The subscriber is gone.
+    Closed,
+}
+
+struct State<N> {
+    queue: VecDeque<Arc<N>>,
+    /// Key hashes parallel to `queue`, for coalesce-by-key only.
+    keys: VecDeque<u64>,
+    lagged: u64,
+    closed: bool,
+    waker: Option<Waker>,
+    blocked: usize,
+}
+
+/// The bounded buffer shared by posters and one receiver.
+pub(crate) struct Buffer<N> {
+    state: Mutex<State<N>>,
+    cv: Condvar,
+    space: tokio::sync::Notify,
+    policy: Overflow<N>,
+    kind: PolicyKind,
+    capacity: usize,
+    dropped: AtomicU64,
+    delivered: AtomicU64,
+    /// Values the receiver has taken out of `state` but not yet returned (its batch).
+    in_hand: AtomicUsize,
+}
+
+impl<N> Buffer<N> {
+    pub(crate) fn new(policy: Overflow<N>) -> Self {
+        let capacity = policy.capacity();
+        Buffer {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                keys: VecDeque::new(),
+                lagged: 0,
+                closed: false,
+                waker: None,
+                blocked: 0,
+            }),
+            cv: Condvar::new(),
+            space: tokio::sync::Notify::new(),
+            kind: policy.kind(),
+            policy,
+            capacity,
+            dropped: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            in_hand: AtomicUsize::new(0),
+        }
+    }
+
+    /// Offers a value under the overflow policy.
+    pub(crate) fn push(&self, value: &Arc<N>) -> PushResult {
+        let mut st = self.state.lock();
+        if st.closed {
+            return PushResult::Closed;
+        }
+        let result = match self.kind {
+            PolicyKind::DropOldest => {
+                let lost = st.queue.len() >= self.capacity;
+                if lost {
+                    st.queue.pop_front();
+                    st.lagged += 1;
+                }
+                st.queue.push_back(value.clone());
+                if lost {
+                    PushResult::AcceptedWithLoss
+                } else {
+                    PushResult::Accepted
+                }
+            }
+            PolicyKind::DropNewest => {
+                if st.queue.len() >= self.capacity {
+                    st.lagged += 1;
+                    PushResult::Refused
+                } else {
+                    st.queue.push_back(value.clone());
+                    PushResult::Accepted
+                }
+            }
+            PolicyKind::Backpressure => {
+                if st.queue.len() >= self.capacity {
+                    return PushResult::Full;
+                }
+                st.queue.push_back(value.clone());
+                PushResult::Accepted
+            }
+            PolicyKind::Latest => {
+                let lost = st.queue.pop_front().is_some();
+                st.queue.push_back(value.clone());
+                if lost {
+                    PushResult::AcceptedWithLoss
+                } else {
+                    PushResult::Accepted
+                }
+            }
+            PolicyKind::Coalesce => self.push_coalesced(&mut st, value),
+        };
+        if matches!(result, PushResult::AcceptedWithLoss | PushResult::Refused) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.wake(st);
+        result
+    }
+
+    fn push_coalesced(&self, st: &mut State<N>, value: &Arc<N>) -> PushResult {
+        let Overflow::CoalesceByKey(by) = &self.policy else {
+            return PushResult::Closed;
+        };
+        let hash = (by.hash)(value);
+        let found = st
+            .keys
+            .iter()
+            .zip(st.queue.iter())
+            .position(|(h, v)| *h == hash && (by.same)(v, value));
+        if let Some(i) = found {
+            st.queue[i] = value.clone();
+            return PushResult::AcceptedWithLoss;
+        }
+        let lost = st.queue.len() >= self.capacity;
+        if lost {
+            st.queue.pop_front();
+            st.keys.pop_front();
+            st.lagged += 1;
+        }
+        st.queue.push_back(value.clone());
+        st.keys.push_back(hash);
+        if lost {
+            PushResult::AcceptedWithLoss
+        } else {
+            PushResult::Accepted
+        }
+    }
+
+    /// Waits for room in a backpressure buffer, then pushes. False if the stream closed first.
+    pub(crate) async fn push_wait(&self, value: &Arc<N>) -> bool {
+        loop {
+            let notified = self.space.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            match self.push(value) {
+                PushResult::Full => notified.await,
+                PushResult::Closed => return false,
+                _ => return true,
+            }
+        }
+    }
+
+    /// Counts a value lost outside `push` (a full backpressure buffer on a synchronous post).
+    pub(crate) fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn wake(&self, mut st: crate::sync::MutexGuard<'_, State<N>>) {
+        let waker = st.waker.take();
+        let blocked = st.blocked != 0;
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        if blocked {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Closes the buffer: no more pushes; the receiver drains then sees `Closed`.
+    pub(crate) fn close(&self) {
+        let mut st = self.state.lock();
+        st.closed = true;
+        self.wake(st);
+        self.space.notify_waiters();
+    }
+
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn stats(&self, observer: ObserverId) -> BufferStats {
+        let depth = self.state.lock().queue.len() + self.in_hand.load(Ordering::Relaxed);
+        BufferStats {
+            observer,
+            depth,
+            capacity: self.capacity,
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the receiver may take the whole queue at once (order-only policies).
+    fn batches(&self) -> bool {
+        matches!(
+            self.kind,
+            PolicyKind::DropOldest | PolicyKind::DropNewest | PolicyKind::Backpressure
+        )
+    }
+}
+
+/// What a receive attempt found.
+enum Took<N> {
+    Value(Arc<N>),
+    Lagged(u64),
+    Closed,
+    Empty,
+}
+
+/// An async stream of one notification type: the buffered delivery kind.
+///
+/// Made by [`ObserverBuilder::stream`](crate::ObserverBuilder::stream) or
+/// [`NotificationCenter::subscribe`](crate::NotificationCenter::subscribe). One handle offers
+/// every way to receive: [`recv`](Self::recv)`.await`, [`try_recv`](Self::try_recv),
+/// [`recv_blocking`](Self::recv_blocking) and [`futures_core::Stream`] (items are
+/// `Result<Arc<N>, Lagged>`; the stream ends when closed). Values are shared: one `Arc<N>` per
+/// post, whatever the number of streams.
+///
+/// Dropping the stream unsubscribes it. It is closed when the center is dropped, after the
+/// buffered values have been received.
+///
+/// ```
+/// use herald::{NotificationCenter, Notification};
+///
+/// #[derive(Debug)]
+/// struct Job(u32);
+/// impl Notification for Job {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let center = NotificationCenter::new();
+/// let mut jobs = center.subscribe::<Job>();
+/// center.post(Job(1));
+/// center.post(Job(2));
+/// assert_eq!(jobs.recv().await.unwrap().0, 1);
+/// assert_eq!(jobs.try_recv().unwrap().0, 2);
+/// assert!(jobs.try_recv().unwrap_err().is_empty());
+/// # }
+/// ```
+#[must_use = "a stream receives nothing once dropped"]
+pub struct NotificationStream<N> {
+    buffer: Arc<Buffer<N>>,
+    local: VecDeque<Arc<N>>,
+    subscription: Subscription,
+}
+
+impl<N: crate::Notification> NotificationStream<N> {
+    pub(crate) fn new(buffer: Arc<Buffer<N>>, subscription: Subscription) -> Self {
+        NotificationStream {
+            buffer,
+            local: VecDeque::new(),
+            subscription,
+        }
+    }
+
+    /// Takes the next value; when there is none, registers `waker` under the same lock.
+    fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+        if let Some(v) = self.local.pop_front() {
+            self.delivered_one(self.local.len());
+            return Took::Value(v);
+        }
+        let mut st = self.buffer.state.lock();
+        if st.lagged != 0 {
+            let n = std::mem::take(&mut st.lagged);
+            return Took::Lagged(n);
+        }
+        if st.queue.is_empty() {
+            if st.closed {
+                return Took::Closed;
+            }
+            if let Some(w) = waker {
+                match &st.waker {
+                    Some(old) if old.will_wake(w) => {}
+                    _ => st.waker = Some(w.clone()),
+                }
+            }
+            return Took::Empty;
+        }
+        let value = if self.buffer.batches() {
+            std::mem::swap(&mut st.queue, &mut self.local);
+            drop(st);
+            self.local.pop_front()
+        } else {
+            st.keys.pop_front();
+            let v = st.queue.pop_front();
+            drop(st);
+            v
+        };
+        if self.buffer.kind == PolicyKind::Backpressure {
+            self.buffer.space.notify_waiters();
+        }
+        match value {
+            Some(v) => {
+                self.delivered_one(self.local.len());
+                Took::Value(v)
+            }
+            None => Took::Empty,
+        }
+    }
+
+    #[inline]
+    fn delivered_one(&self, in_hand: usize) {
+        // Only this handle writes these counters: plain load + store, no read-modify-write.
+        let d = &self.buffer.delivered;
+        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.buffer.in_hand.store(in_hand, Ordering::Relaxed);
+    }
+
+    /// Receives the next notification, waiting for one.
+    ///
+    /// Returns `Err(RecvError::Lagged(n))` once after `n` values were lost to the overflow
+    /// policy (the stream stays usable) and `Err(RecvError::Closed)` when the stream is closed
+    /// and drained. Cancel-safe: dropping the future loses nothing.
+    pub async fn recv(&mut self) -> Result<Arc<N>, RecvError> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next notification (the building block of [`recv`](Self::recv)).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Arc<N>, RecvError>> {
+        match self.take(Some(cx.waker())) {
+            Took::Value(v) => Poll::Ready(Ok(v)),
+            Took::Lagged(n) => Poll::Ready(Err(RecvError::Lagged(n))),
+            Took::Closed => Poll::Ready(Err(RecvError::Closed)),
+            Took::Empty => Poll::Pending,
+        }
+    }
+
+    /// Receives without waiting.
+    pub fn try_recv(&mut self) -> Result<Arc<N>, TryRecvError> {
+        match self.take(None) {
+            Took::Value(v) => Ok(v),
+            Took::Lagged(n) => Err(TryRecvError::Lagged(n)),
+            Took::Closed => Err(TryRecvError::Closed),
+            Took::Empty => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Receives, blocking the current thread until a notification arrives. Do not call it
+    /// from async code (use [`recv`](Self::recv) there).
+    pub fn recv_blocking(&mut self) -> Result<Arc<N>, RecvError> {
+        loop {
+            match self.take(None) {
+                Took::Value(v) => return Ok(v),
+                Took::Lagged(n) => return Err(RecvError::Lagged(n)),
+                Took::Closed => return Err(RecvError::Closed),
+                Took::Empty => {}
+            }
+            let mut st = self.buffer.state.lock();
+            while st.queue.is_empty() && st.lagged == 0 && !st.closed {
+                st.blocked += 1;
+                st = self.buffer.cv.wait(st);
+                st.blocked -= 1;
+            }
+        }
+    }
+
+    /// Values waiting to be received (queue depth).
+    pub fn len(&self) -> usize {
+        self.buffer.state.lock().queue.len() + self.local.len()
+    }
+
+    /// Whether nothing is waiting to be received.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer's capacity.
+    pub fn capacity(&self) -> usize {
+        self.buffer.capacity
+    }
+
+    /// This subscriber's counters (depth, delivered, dropped).
+    pub fn stats(&self) -> BufferStats {
+        let mut s = self.buffer.stats(self.subscription.id());
+        s.depth = self.len();
+        s
+    }
+
+    /// The subscription's id.
+    pub fn id(&self) -> ObserverId {
+        self.subscription.id()
+    }
+
+    /// Whether the stream is closed (it may still hold values to receive).
+    pub fn is_closed(&self) -> bool {
+        self.buffer.state.lock().closed
+    }
+
+    /// Unsubscribes now; values already buffered can still be received.
+    pub fn close(&mut self) {
+        self.subscription.unsubscribe_now();
+    }
+}
+
+impl<N: crate::Notification> futures_core::Stream for NotificationStream<N> {
+    type Item = Result<Arc<N>, Lagged>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut().poll_recv(cx) {
+            Poll::Ready(Ok(v)) => Poll::Ready(Some(Ok(v))),
+            Poll::Ready(Err(RecvError::Lagged(n))) => Poll::Ready(Some(Err(Lagged(n)))),
+            Poll::Ready(Err(RecvError::Closed)) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<N> fmt::Debug for NotificationStream<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotificationStream")
+            .field("id", &self.subscription.id())
+            .field("capacity", &self.buffer.capacity)
+            .field("policy", &self.buffer.policy)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,152 @@
+//! The synchronization primitives the engine is built on.
+//!
+//! Normal builds use `parking_lot`, `arc-swap` and `std` atomics. Under `--cfg herald_loom` the
+//! same names resolve to loom's model-checked versions, so `tests/loom.rs` explores every
+//! interleaving of the real engine code (see `ARCHITECTURE.md`).
+
+#[cfg(not(herald_loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+    /// A mutex with a `lock()` that cannot fail.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    /// A condition variable paired with [`Mutex`].
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(parking_lot::Condvar::new())
+        }
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    /// A copy-on-write cell: readers load the current snapshot without locking.
+    pub(crate) struct SnapshotCell<T>(arc_swap::ArcSwap<T>);
+    pub(crate) type SnapshotGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
+
+    impl<T> SnapshotCell<T> {
+        pub(crate) fn new(value: std::sync::Arc<T>) -> Self {
+            Self(arc_swap::ArcSwap::new(value))
+        }
+        #[inline]
+        pub(crate) fn load(&self) -> SnapshotGuard<T> {
+            self.0.load()
+        }
+        pub(crate) fn load_full(&self) -> std::sync::Arc<T> {
+            self.0.load_full()
+        }
+        pub(crate) fn store(&self, value: std::sync::Arc<T>) {
+            self.0.store(value);
+        }
+    }
+
+    macro_rules! herald_thread_local {
+        ($($tt:tt)*) => { std::thread_local!($($tt)*); };
+    }
+    pub(crate) use herald_thread_local as thread_local;
+}
+
+#[cfg(herald_loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+    /// loom's mutex behind the same interface as the normal build.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            match self.0.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            }
+        }
+    }
+
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Self::new(T::default())
+        }
+    }
+
+    /// loom's condition variable.
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Default for Condvar {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Condvar::new())
+        }
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            match self.0.wait(guard) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            }
+        }
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    /// Under loom the snapshot is a mutex-protected `Arc`: the model checks herald's protocol
+    /// (snapshot, gate, quiescence), and arc-swap's own correctness is arc-swap's business.
+    pub(crate) struct SnapshotCell<T>(loom::sync::Mutex<std::sync::Arc<T>>);
+    pub(crate) type SnapshotGuard<T> = std::sync::Arc<T>;
+
+    impl<T> SnapshotCell<T> {
+        pub(crate) fn new(value: std::sync::Arc<T>) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+        pub(crate) fn load(&self) -> SnapshotGuard<T> {
+            self.load_full()
+        }
+        pub(crate) fn load_full(&self) -> std::sync::Arc<T> {
+            match self.0.lock() {
+                Ok(g) => g.clone(),
+                Err(p) => p.into_inner().clone(),
+            }
+        }
+        pub(crate) fn store(&self, value: std::sync::Arc<T>) {
+            match self.0.lock() {
+                Ok(mut g) => *g = value,
+                Err(p) => *p.into_inner() = value,
+            }
+        }
+    }
+
+    macro_rules! herald_thread_local {
+        ($($tt:tt)*) => { loom::thread_local!($($tt)*); };
+    }
+    pub(crate) use herald_thread_local as thread_local;
+}
+
+pub(crate) use imp::*;

@@ -1,0 +1,609 @@
+//! Authentication: provider tokens ([`TokenKey`], `.p8`) and client certificates ([`Certificate`],
+//! `.p12` or PEM).
+//!
+//! # Token lifetime
+//!
+//! One [`TokenKey`] mints one JWT at a time, shared by every connection that uses the key (clone
+//! the `TokenKey` to share it between clients). Tokens are minted lazily, at the first request
+//! that needs one — never by a timer started early. A connection keeps its token until the token
+//! is 50 minutes old, then adopts the shared current one; a token older than 30 minutes is never
+//! adopted by a connection (a fresh one is minted instead), so a connection changes tokens at most
+//! once per 20 minutes and never sends a token older than an hour. When APNs answers
+//! `ExpiredProviderToken`, the token is retired and the push is retried once with a new one.
+//!
+//! Secrets never appear in `Debug` output, errors or logs.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::Mutex;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::time::Instant;
+
+use super::error::{Error, ErrorKind, Msg};
+
+/// A connection holds its token until it is this old.
+pub(crate) const REFRESH_AFTER: Duration = Duration::from_secs(50 * 60);
+/// A connection never adopts a token older than this (so it can keep it ≥ 20 minutes).
+pub(crate) const ADOPT_MAX_AGE: Duration = Duration::from_secs(30 * 60);
+
+/// Wall-clock time derived from tokio's clock, so that paused-time tests see `iat` advance.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    fn unix_secs(&self, at: Instant) -> u64 {
+        (self.wall + at.saturating_duration_since(self.mono))
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs()
+    }
+}
+
+/// A minted provider token.
+pub(crate) struct Jwt {
+    /// `bearer <jwt>`.
+    pub(crate) bearer: http::HeaderValue,
+    pub(crate) minted: Instant,
+    pub(crate) generation: u64,
+}
+
+impl fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jwt")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+struct TokenInner {
+    key_id: String,
+    team_id: String,
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+    clock: Clock,
+    current: Mutex<Option<Arc<Jwt>>>,
+    next_generation: AtomicU64,
+    /// Tokens with a generation below this were reported expired by APNs.
+    retired_below: AtomicU64,
+    minted: AtomicU64,
+}
+
+/// A provider-token signing key: the `.p8` file from Apple, its key id and your team id.
+///
+/// Cheap to clone; clones share the current token (one token per team).
+///
+/// ```no_run
+/// use herald::apns::TokenKey;
+/// let key = TokenKey::from_p8_file("AuthKey_ABC1234567.p8", "ABC1234567", "TEAM123456")?;
+/// # Ok::<(), herald::apns::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct TokenKey {
+    inner: Arc<TokenInner>,
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("key_id", &self.inner.key_id)
+            .field("team_id", &self.inner.team_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKey {
+    /// Reads a `.p8` file.
+    ///
+    /// ```no_run
+    /// # use herald::apns::TokenKey;
+    /// let key = TokenKey::from_p8_file("AuthKey_ABC1234567.p8", "ABC1234567", "TEAM123456")?;
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn from_p8_file(
+        path: impl AsRef<std::path::Path>,
+        key_id: impl Into<String>,
+        team_id: impl Into<String>,
+    ) -> Result<TokenKey, Error> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorKind::BadKey,
+                format!("cannot read the .p8 key file {}", path.display()),
+            )
+            .with_source(e)
+        })?;
+        TokenKey::from_p8_pem(pem, key_id, team_id)
+    }
+
+    /// Parses the contents of a `.p8` file (PEM, `-----BEGIN PRIVATE KEY-----`).
+    ///
+    /// ```
+    /// # use herald::apns::TokenKey;
+    /// let err = TokenKey::from_p8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "ABC1234567", "TEAM123456");
+    /// assert!(err.unwrap_err().is_bad_key());
+    /// ```
+    pub fn from_p8_pem(
+        pem: impl AsRef<[u8]>,
+        key_id: impl Into<String>,
+        team_id: impl Into<String>,
+    ) -> Result<TokenKey, Error> {
+        let der =
+            rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_ref()).map_err(|_| {
+                Error::new(
+                    ErrorKind::BadKey,
+                    "the .p8 key is not a PEM \"PRIVATE KEY\" (PKCS#8)",
+                )
+            })?;
+        TokenKey::from_pkcs8_der(der.secret_pkcs8_der(), key_id, team_id)
+    }
+
+    /// Uses a PKCS#8 DER EC P-256 key.
+    ///
+    /// ```
+    /// # use herald::apns::TokenKey;
+    /// assert!(TokenKey::from_pkcs8_der(&[0u8; 10], "ABC1234567", "TEAM123456").unwrap_err().is_bad_key());
+    /// ```
+    pub fn from_pkcs8_der(
+        der: &[u8],
+        key_id: impl Into<String>,
+        team_id: impl Into<String>,
+    ) -> Result<TokenKey, Error> {
+        let key_id = key_id.into();
+        let team_id = team_id.into();
+        for (what, v) in [("key id", &key_id), ("team id", &team_id)] {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(Error::new(
+                    ErrorKind::BadKey,
+                    format!(
+                        "the {what} must be ASCII letters and digits (10 characters from Apple), got {v:?}"
+                    ),
+                ));
+            }
+        }
+        let rng = SystemRandom::new();
+        let key = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {
+            Ok(k) => k,
+            Err(_) => {
+                // ring rejects PKCS#8 keys without the embedded public key: re-encode with p256.
+                use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+                let secret = p256::SecretKey::from_pkcs8_der(der).map_err(|_| {
+                    Error::new(
+                        ErrorKind::BadKey,
+                        "the key is not a PKCS#8 EC P-256 private key (is it the .p8 from Apple?)",
+                    )
+                })?;
+                let full = secret.to_pkcs8_der().map_err(|_| {
+                    Error::new(ErrorKind::BadKey, "the EC P-256 key cannot be re-encoded")
+                })?;
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, full.as_bytes(), &rng)
+                    .map_err(|e| {
+                        Error::new(ErrorKind::BadKey, "the EC P-256 key is rejected")
+                            .with_source(Msg(e.to_string()))
+                    })?
+            }
+        };
+        Ok(TokenKey {
+            inner: Arc::new(TokenInner {
+                key_id,
+                team_id,
+                key,
+                rng,
+                clock: Clock::new(),
+                current: Mutex::new(None),
+                next_generation: AtomicU64::new(1),
+                retired_below: AtomicU64::new(0),
+                minted: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The key id (`kid`).
+    ///
+    /// ```no_run
+    /// # use herald::apns::TokenKey;
+    /// # let key = TokenKey::from_p8_file("k.p8", "ABC1234567", "TEAM123456")?;
+    /// assert_eq!(key.key_id(), "ABC1234567");
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
+    /// The team id (`iss`).
+    ///
+    /// ```no_run
+    /// # use herald::apns::TokenKey;
+    /// # let key = TokenKey::from_p8_file("k.p8", "ABC1234567", "TEAM123456")?;
+    /// assert_eq!(key.team_id(), "TEAM123456");
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn team_id(&self) -> &str {
+        &self.inner.team_id
+    }
+
+    /// How many tokens this key (and its clones) has minted so far.
+    ///
+    /// ```no_run
+    /// # use herald::apns::TokenKey;
+    /// # let key = TokenKey::from_p8_file("k.p8", "ABC1234567", "TEAM123456")?;
+    /// assert_eq!(key.tokens_minted(), 0); // lazily: nothing before the first push
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn tokens_minted(&self) -> u64 {
+        self.inner.minted.load(Ordering::Relaxed)
+    }
+
+    fn mint(&self, now: Instant) -> Result<Arc<Jwt>, Error> {
+        let i = &self.inner;
+        let header = format!(r#"{{"alg":"ES256","kid":"{}"}}"#, i.key_id);
+        let claims = format!(
+            r#"{{"iss":"{}","iat":{}}}"#,
+            i.team_id,
+            i.clock.unix_secs(now)
+        );
+        let mut jws = String::with_capacity(200);
+        URL_SAFE_NO_PAD.encode_string(header, &mut jws);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut jws);
+        let sig = i
+            .key
+            .sign(&i.rng, jws.as_bytes())
+            .map_err(|_| Error::new(ErrorKind::BadKey, "ES256 signing failed"))?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(sig.as_ref(), &mut jws);
+        let mut bearer = http::HeaderValue::try_from(format!("bearer {jws}"))
+            .map_err(|_| Error::new(ErrorKind::BadKey, "the token is not a valid header"))?;
+        bearer.set_sensitive(true);
+        i.minted.fetch_add(1, Ordering::Relaxed);
+        let generation = i.next_generation.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(generation, key_id = %i.key_id, "minted a new APNs provider token");
+        Ok(Arc::new(Jwt {
+            bearer,
+            minted: now,
+            generation,
+        }))
+    }
+
+    /// The token a connection should send now; `held` is the connection's current token.
+    pub(crate) fn token_for(&self, held: &Mutex<Option<Arc<Jwt>>>) -> Result<Arc<Jwt>, Error> {
+        let now = Instant::now();
+        let retired = self.inner.retired_below.load(Ordering::Acquire);
+        let mut held = held.lock();
+        if let Some(t) = &*held
+            && t.generation >= retired
+            && now.saturating_duration_since(t.minted) < REFRESH_AFTER
+        {
+            return Ok(t.clone());
+        }
+        let mut current = self.inner.current.lock();
+        let fresh = match &*current {
+            Some(t)
+                if t.generation >= retired
+                    && now.saturating_duration_since(t.minted) <= ADOPT_MAX_AGE =>
+            {
+                t.clone()
+            }
+            _ => {
+                let t = self.mint(now)?;
+                *current = Some(t.clone());
+                t
+            }
+        };
+        *held = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// APNs said `token` expired: never use it (or older ones) again.
+    pub(crate) fn retire(&self, token: &Jwt) {
+        self.inner
+            .retired_below
+            .fetch_max(token.generation + 1, Ordering::AcqRel);
+    }
+}
+
+/// A client certificate (certificate-based authentication), with its private key.
+///
+/// ```no_run
+/// use herald::apns::Certificate;
+/// let cert = Certificate::from_p12(std::fs::read("push.p12").unwrap(), "password")?;
+/// println!("expires at {:?}", cert.expires_at());
+/// # Ok::<(), herald::apns::Error>(())
+/// ```
+pub struct Certificate {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
+    not_after: SystemTime,
+    subject: String,
+}
+
+impl Clone for Certificate {
+    fn clone(&self) -> Certificate {
+        Certificate {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            not_after: self.not_after,
+            subject: self.subject.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("subject", &self.subject)
+            .field("expires_at", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Certificate {
+    /// Reads a PKCS#12 (`.p12`) export with its password.
+    ///
+    /// ```
+    /// # use herald::apns::Certificate;
+    /// assert_eq!(Certificate::from_p12(b"not a p12", "pw").unwrap_err().kind(), herald::apns::ErrorKind::BadCertificate);
+    /// ```
+    pub fn from_p12(bytes: impl AsRef<[u8]>, password: &str) -> Result<Certificate, Error> {
+        use p12_keystore::error::Error as P12Error;
+        use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
+        let store = KeyStore::from_pkcs12(bytes.as_ref(), password, Pkcs12ImportPolicy::Strict)
+            .map_err(|e| match e {
+                P12Error::MacError(_) | P12Error::UnpadError => {
+                    Error::new(ErrorKind::WrongPassword, "the .p12 password is wrong")
+                }
+                other => Error::new(ErrorKind::BadCertificate, "the .p12 file cannot be read")
+                    .with_source(Msg(other.to_string())),
+            })?;
+        let (_, chain) = store.private_key_chain().ok_or_else(|| {
+            Error::new(
+                ErrorKind::BadCertificate,
+                "the .p12 file holds no private key with its certificate",
+            )
+        })?;
+        let certs: Vec<CertificateDer<'static>> = chain
+            .certs()
+            .iter()
+            .map(|c| CertificateDer::from(c.as_der().to_vec()))
+            .collect();
+        let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
+        Certificate::new(certs, key)
+    }
+
+    /// Reads a `.p12` file.
+    ///
+    /// ```no_run
+    /// # use herald::apns::Certificate;
+    /// let cert = Certificate::from_p12_file("push.p12", "password")?;
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn from_p12_file(
+        path: impl AsRef<std::path::Path>,
+        password: &str,
+    ) -> Result<Certificate, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorKind::BadCertificate,
+                format!("cannot read {}", path.display()),
+            )
+            .with_source(e)
+        })?;
+        Certificate::from_p12(bytes, password)
+    }
+
+    /// Reads a PEM certificate chain (leaf first) and its PEM private key.
+    ///
+    /// ```
+    /// # use herald::apns::Certificate;
+    /// assert!(Certificate::from_pem("nope", "nope").is_err());
+    /// ```
+    pub fn from_pem(
+        cert_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Result<Certificate, Error> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_ref())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::BadCertificate,
+                    "the PEM certificate cannot be read",
+                )
+                .with_source(Msg(e.to_string()))
+            })?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_ref()).map_err(|_| {
+            Error::new(
+                ErrorKind::BadKey,
+                "the PEM private key cannot be read (PKCS#8, PKCS#1 or SEC1 expected)",
+            )
+        })?;
+        Certificate::new(certs, key)
+    }
+
+    fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Certificate, Error> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::new(ErrorKind::BadCertificate, "no certificate found"))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| {
+            Error::new(
+                ErrorKind::BadCertificate,
+                "the certificate is not valid X.509",
+            )
+            .with_source(Msg(e.to_string()))
+        })?;
+        let secs = parsed.validity().not_after.timestamp();
+        let not_after = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+        let subject = parsed.subject().to_string();
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
+            Error::new(
+                ErrorKind::BadKey,
+                "the certificate's private key is not usable",
+            )
+            .with_source(Msg(e.to_string()))
+        })?;
+        if not_after <= SystemTime::now() {
+            return Err(Error::expired(
+                not_after,
+                format!("the client certificate {subject} has expired"),
+            ));
+        }
+        if not_after
+            .duration_since(SystemTime::now())
+            .is_ok_and(|left| left < Duration::from_secs(30 * 24 * 3600))
+        {
+            tracing::warn!(%subject, "the APNs client certificate expires within 30 days");
+        }
+        Ok(Certificate {
+            chain,
+            key,
+            not_after,
+            subject,
+        })
+    }
+
+    /// When the certificate expires.
+    ///
+    /// ```no_run
+    /// # use herald::apns::Certificate;
+    /// # let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// let left = cert.expires_at().duration_since(std::time::SystemTime::now());
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn expires_at(&self) -> SystemTime {
+        self.not_after
+    }
+
+    /// Whether it expires within `window` from now.
+    ///
+    /// ```no_run
+    /// # use herald::apns::Certificate;
+    /// # use std::time::Duration;
+    /// # let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// if cert.expires_within(Duration::from_secs(30 * 86400)) { eprintln!("renew the push certificate"); }
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn expires_within(&self, window: Duration) -> bool {
+        SystemTime::now() + window >= self.not_after
+    }
+
+    /// The certificate's subject (its UID is the bundle id).
+    ///
+    /// ```no_run
+    /// # use herald::apns::Certificate;
+    /// # let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// println!("{}", cert.subject());
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        TokenKey::from_pkcs8_der(doc.as_ref(), "ABC1234567", "TEAM123456").unwrap()
+    }
+
+    #[test]
+    fn jwt_is_strict_jws_with_raw_signature() {
+        let k = key();
+        let t = k.mint(Instant::now()).unwrap();
+        let s = t
+            .bearer
+            .to_str()
+            .unwrap()
+            .strip_prefix("bearer ")
+            .unwrap()
+            .to_owned();
+        let parts: Vec<&str> = s.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert!(!s.contains('='));
+        let header = URL_SAFE_NO_PAD.decode(parts[0]).unwrap();
+        assert_eq!(header, br#"{"alg":"ES256","kid":"ABC1234567"}"#);
+        assert_eq!(URL_SAFE_NO_PAD.decode(parts[2]).unwrap().len(), 64);
+        assert!(format!("{:?}", t).find(&s).is_none());
+        assert!(!format!("{k:?}").contains("PRIVATE"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_token_shared_and_refreshed_at_50_minutes() {
+        let k = key();
+        let a = Mutex::new(None);
+        let b = Mutex::new(None);
+        assert_eq!(k.tokens_minted(), 0);
+        let t1 = k.token_for(&a).unwrap();
+        let t1b = k.token_for(&b).unwrap();
+        assert_eq!(t1.generation, t1b.generation);
+        tokio::time::advance(Duration::from_secs(49 * 60)).await;
+        assert_eq!(k.token_for(&a).unwrap().generation, t1.generation);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let t2 = k.token_for(&a).unwrap();
+        assert_ne!(t2.generation, t1.generation);
+        assert_eq!(k.token_for(&b).unwrap().generation, t2.generation);
+        assert_eq!(k.tokens_minted(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_connection_gets_fresh_token_not_an_old_one() {
+        let k = key();
+        let a = Mutex::new(None);
+        let t1 = k.token_for(&a).unwrap();
+        tokio::time::advance(Duration::from_secs(45 * 60)).await;
+        let late = Mutex::new(None);
+        let t2 = k.token_for(&late).unwrap();
+        assert_ne!(t1.generation, t2.generation);
+        // `a` keeps its own token until it is 50 minutes old.
+        assert_eq!(k.token_for(&a).unwrap().generation, t1.generation);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retired_token_is_replaced() {
+        let k = key();
+        let a = Mutex::new(None);
+        let t1 = k.token_for(&a).unwrap();
+        k.retire(&t1);
+        let t2 = k.token_for(&a).unwrap();
+        assert!(t2.generation > t1.generation);
+    }
+
+    #[test]
+    fn wrong_key_kind_is_bad_key() {
+        assert!(
+            TokenKey::from_p8_pem("", "A", "B")
+                .unwrap_err()
+                .is_bad_key()
+        );
+        let k = key();
+        let _ = k;
+        assert!(
+            TokenKey::from_pkcs8_der(&[1, 2, 3], "ABC", "DEF")
+                .unwrap_err()
+                .is_bad_key()
+        );
+    }
+}

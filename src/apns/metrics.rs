@@ -1,0 +1,179 @@
+//! The metrics hook: implement [`Metrics`] to feed your metrics system, or use [`Counters`].
+//!
+//! ```
+//! use herald::apns::{ApnsClient, Counters, Endpoint};
+//! use std::sync::Arc;
+//!
+//! let counters = Arc::new(Counters::default());
+//! let client = ApnsClient::builder()
+//!     .endpoint(Endpoint::Sandbox)
+//!     .metrics(counters.clone())
+//!     .build();
+//! assert_eq!(counters.snapshot().sent, 0);
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::error::Error;
+use super::push::Push;
+use super::response::Reason;
+
+/// Why a push is being sent again.
+///
+/// ```
+/// use herald::apns::{Reason, RetryCause};
+/// let c = RetryCause::Rejected { status: 503, reason: &Reason::ServiceUnavailable };
+/// assert!(matches!(c, RetryCause::Rejected { status: 503, .. }));
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum RetryCause<'a> {
+    /// APNs answered with a retryable status (429, 5xx).
+    Rejected {
+        /// The status.
+        status: u16,
+        /// The reason.
+        reason: &'a Reason,
+    },
+    /// The provider token expired; a new one was minted.
+    TokenExpired,
+    /// The request never reached APNs (GOAWAY, REFUSED_STREAM, no connection).
+    Unsent(&'a Error),
+}
+
+/// Receives the client's events. Every method has an empty default; implement what you need.
+/// Called inline on the send path: keep it cheap (atomics, not I/O).
+///
+/// ```
+/// use herald::apns::{Metrics, Push, Reason};
+/// struct Log;
+/// impl Metrics for Log {
+///     fn rejected(&self, push: &Push, status: u16, reason: &Reason) {
+///         eprintln!("{} rejected: {status} {reason}", push.apns_id());
+///     }
+/// }
+/// ```
+pub trait Metrics: Send + Sync + 'static {
+    /// A push entered the client.
+    fn sent(&self, _push: &Push) {}
+    /// APNs accepted it; `latency` is from `send` to the answer, retries included.
+    fn accepted(&self, _push: &Push, _latency: Duration) {}
+    /// APNs rejected it (final).
+    fn rejected(&self, _push: &Push, _status: u16, _reason: &Reason) {}
+    /// It is being retried.
+    fn retried(&self, _push: &Push, _cause: RetryCause<'_>) {}
+    /// It failed locally (final).
+    fn failed(&self, _push: &Push, _error: &Error) {}
+    /// A connection to APNs was established.
+    fn connection_opened(&self) {}
+    /// A PING was sent on an idle connection.
+    fn ping_sent(&self) {}
+}
+
+/// A ready-made [`Metrics`]: atomic counters and rejected-by-reason tallies.
+///
+/// ```
+/// use herald::apns::Counters;
+/// let c = Counters::default();
+/// let s = c.snapshot();
+/// assert_eq!((s.sent, s.accepted, s.rejected, s.retried, s.failed), (0, 0, 0, 0, 0));
+/// ```
+#[derive(Debug, Default)]
+pub struct Counters {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    connections: AtomicU64,
+    pings: AtomicU64,
+    latency_us_total: AtomicU64,
+    by_reason: Mutex<Vec<(Reason, u64)>>,
+}
+
+/// A copy of [`Counters`] at one instant.
+///
+/// ```
+/// # use herald::apns::Counters;
+/// let s = Counters::default().snapshot();
+/// assert!(s.rejected_by_reason.is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountersSnapshot {
+    /// Pushes that entered the client.
+    pub sent: u64,
+    /// Accepted by APNs.
+    pub accepted: u64,
+    /// Rejected by APNs (final).
+    pub rejected: u64,
+    /// Retries (attempts beyond the first).
+    pub retried: u64,
+    /// Failed locally (final).
+    pub failed: u64,
+    /// Connections opened.
+    pub connections: u64,
+    /// PINGs sent.
+    pub pings: u64,
+    /// Sum of accepted latencies, in microseconds.
+    pub latency_us_total: u64,
+    /// Rejections by reason.
+    pub rejected_by_reason: Vec<(Reason, u64)>,
+}
+
+impl Counters {
+    /// Reads every counter.
+    ///
+    /// ```
+    /// # use herald::apns::Counters;
+    /// assert_eq!(Counters::default().snapshot().pings, 0);
+    /// ```
+    pub fn snapshot(&self) -> CountersSnapshot {
+        CountersSnapshot {
+            sent: self.sent.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            pings: self.pings.load(Ordering::Relaxed),
+            latency_us_total: self.latency_us_total.load(Ordering::Relaxed),
+            rejected_by_reason: self.by_reason.lock().clone(),
+        }
+    }
+}
+
+impl Metrics for Counters {
+    fn sent(&self, _push: &Push) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+    fn accepted(&self, _push: &Push, latency: Duration) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.latency_us_total.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+    fn rejected(&self, _push: &Push, _status: u16, reason: &Reason) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        let mut by = self.by_reason.lock();
+        match by.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, n)) => *n += 1,
+            None => by.push((reason.clone(), 1)),
+        }
+    }
+    fn retried(&self, _push: &Push, _cause: RetryCause<'_>) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+    fn failed(&self, _push: &Push, _error: &Error) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    fn ping_sent(&self) {
+        self.pings.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,624 @@
+//! The connection pool: the concurrency engine of the client, in one file.
+//!
+//! # Shape
+//!
+//! Requests wait in one FIFO queue shared by every connection. Each connection *slot* runs one
+//! task that connects lazily (on demand), then pulls requests from the queue only while the
+//! connection has a free stream: `in_flight < current_max_send_streams()`, the server's live
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` as h2 tracks it. The first SETTINGS are assumed to allow one
+//! stream (APNs' ramp: one stream until a token has been accepted, then typically 1000), so the
+//! client never opens more streams than allowed, also before the server's SETTINGS arrive, and
+//! follows drops as they come. Because connections pull, the queue is served in arrival order
+//! (fair) and a slow or dead connection simply stops taking work.
+//!
+//! # Failure handling
+//!
+//! - GOAWAY: the streams above `last_stream_id` (h2 reports them as remote GOAWAY errors) and
+//!   requests that could not be opened come back as *unsent* and are put back at the head of the
+//!   queue for another connection; the slot stops pulling and reconnects.
+//! - REFUSED_STREAM: unsent, retried the same way.
+//! - A connection that dies with a request in flight: APNs may have processed it, so the request
+//!   fails with `ConnectionLost` instead of risking a duplicate notification.
+//! - Connect failures: reconnect with exponential backoff and jitter; when no connection is up,
+//!   queued requests come back as unsent (the caller's retry budget applies).
+//! - Idle: a PING after `ping_interval` without traffic (failure or timeout closes the
+//!   connection); optionally close after `idle_timeout`.
+//! - Timeouts: connect (DNS + TCP + proxy + TLS + HTTP/2), and per request attempt.
+//!
+//! No lock is held across an await.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use http::{HeaderName, HeaderValue, Method, Request};
+use parking_lot::Mutex;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, timeout};
+
+use super::auth::{Jwt, TokenKey};
+use super::error::{Error, ErrorKind, Msg};
+use super::metrics::Metrics;
+
+/// Largest response body read (APNs' are tiny JSON objects).
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Everything the pool needs to open connections and send requests.
+#[derive(Clone)]
+pub(crate) struct PoolConfig {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) server_name: ServerName<'static>,
+    pub(crate) authority: http::uri::Authority,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) proxy: Option<(String, u16)>,
+    pub(crate) connections: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) token: Option<TokenKey>,
+    pub(crate) metrics: Option<Arc<dyn Metrics>>,
+}
+
+/// One HTTP request, built once per push and reused on every retry.
+pub(crate) struct RequestSpec {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: Bytes,
+}
+
+/// What one attempt produced.
+pub(crate) enum Attempt {
+    /// The server answered.
+    Response {
+        status: u16,
+        headers: http::HeaderMap,
+        body: Bytes,
+        token: Option<Arc<Jwt>>,
+    },
+    /// The request certainly did not reach the application: safe to retry elsewhere.
+    Unsent { error: Error, backoff: bool },
+    /// No answer, and the request may have been processed.
+    Failed(Error),
+}
+
+pub(crate) struct Job {
+    pub(crate) spec: Arc<RequestSpec>,
+    pub(crate) reply: oneshot::Sender<Attempt>,
+}
+
+struct Shared {
+    cfg: PoolConfig,
+    queue: Mutex<VecDeque<Job>>,
+    job_ready: Notify,
+    closing: AtomicBool,
+    close_signal: Notify,
+    live: AtomicUsize,
+}
+
+impl Shared {
+    fn pop(&self) -> Option<Job> {
+        let mut q = self.queue.lock();
+        let job = q.pop_front();
+        // Drop jobs whose caller gave up.
+        if let Some(j) = &job
+            && j.reply.is_closed()
+        {
+            drop(q);
+            return self.pop();
+        }
+        job
+    }
+
+    fn queue_len(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+}
+
+/// The pool. Started on the first request (inside the caller's runtime).
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    slots: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Pool {
+    pub(crate) fn start(cfg: PoolConfig) -> Pool {
+        let n = cfg.connections.max(1);
+        let shared = Arc::new(Shared {
+            cfg,
+            queue: Mutex::new(VecDeque::new()),
+            job_ready: Notify::new(),
+            closing: AtomicBool::new(false),
+            close_signal: Notify::new(),
+            live: AtomicUsize::new(0),
+        });
+        let slots = (0..n)
+            .map(|i| tokio::spawn(run_slot(shared.clone(), i)))
+            .collect();
+        Pool {
+            shared,
+            slots: Mutex::new(slots),
+        }
+    }
+
+    /// Queues a request; `front` puts it back at the head (a retry of an unsent request).
+    pub(crate) fn enqueue(&self, job: Job, front: bool) {
+        {
+            let mut q = self.shared.queue.lock();
+            if front {
+                q.push_front(job);
+            } else {
+                q.push_back(job);
+            }
+        }
+        self.shared.job_ready.notify_one();
+    }
+
+    /// Stops the slots once the queue is empty and in-flight requests are done.
+    pub(crate) async fn close(&self) {
+        self.begin_close();
+        let slots: Vec<JoinHandle<()>> = std::mem::take(&mut *self.slots.lock());
+        for s in slots {
+            let _ = s.await;
+        }
+    }
+
+    pub(crate) fn begin_close(&self) {
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.close_signal.notify_waiters();
+        self.shared.job_ready.notify_waiters();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.begin_close();
+    }
+}
+
+/// Per-connection state shared with its request tasks.
+struct ConnState {
+    in_flight: AtomicUsize,
+    capacity_freed: Notify,
+    token: Mutex<Option<Arc<Jwt>>>,
+    broken: AtomicBool,
+    last_activity: Mutex<Instant>,
+}
+
+struct Conn {
+    send: SendRequest<Bytes>,
+    ping: Option<h2::PingPong>,
+    driver: JoinHandle<Result<(), h2::Error>>,
+    state: Arc<ConnState>,
+}
+
+fn backoff_delay(failures: u32) -> Duration {
+    let base = Duration::from_millis(100).saturating_mul(1u32 << failures.min(9));
+    let capped = base.min(Duration::from_secs(30));
+    capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+async fn run_slot(shared: Arc<Shared>, slot: usize) {
+    let mut failures: u32 = 0;
+    loop {
+        // Wait for demand: connect lazily.
+        loop {
+            let notified = shared.job_ready.notified();
+            if shared.queue_len() > 0 {
+                // Let another slot (maybe already connected) see the work too.
+                shared.job_ready.notify_one();
+                break;
+            }
+            if shared.is_closing() {
+                return;
+            }
+            notified.await;
+        }
+        match connect(&shared).await {
+            Ok(conn) => {
+                failures = 0;
+                shared.live.fetch_add(1, Ordering::AcqRel);
+                if let Some(m) = &shared.cfg.metrics {
+                    m.connection_opened();
+                }
+                tracing::debug!(slot, "APNs connection up");
+                serve(&shared, conn).await;
+                shared.live.fetch_sub(1, Ordering::AcqRel);
+                tracing::debug!(slot, "APNs connection closed");
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(slot, %error, failures, "APNs connect failed");
+                if shared.live.load(Ordering::Acquire) == 0 {
+                    // Nobody can serve the queue now: hand the requests back (unsent).
+                    let drained: Vec<Job> = shared.queue.lock().drain(..).collect();
+                    for job in drained {
+                        let _ = job.reply.send(Attempt::Unsent {
+                            error: error.clone(),
+                            backoff: true,
+                        });
+                    }
+                }
+                let delay = backoff_delay(failures);
+                tokio::select! {
+                    _ = sleep(delay) => {}
+                    _ = shared.close_signal.notified() => {}
+                }
+            }
+        }
+    }
+}
+
+async fn connect(shared: &Shared) -> Result<Conn, Error> {
+    let cfg = &shared.cfg;
+    let fut = async {
+        let (host, port) = match &cfg.proxy {
+            Some((h, p)) => (h.as_str(), *p),
+            None => (cfg.host.as_str(), cfg.port),
+        };
+        // tokio resolves on every call (no cache): one fresh DNS lookup per connection.
+        let mut tcp = TcpStream::connect((host, port)).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Connect,
+                format!("cannot connect to {host}:{port}"),
+            )
+            .with_source(e)
+        })?;
+        let _ = tcp.set_nodelay(true);
+        if cfg.proxy.is_some() {
+            proxy_connect(&mut tcp, &cfg.host, cfg.port).await?;
+        }
+        let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone())
+            .connect(cfg.server_name.clone(), tcp)
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Connect, "TLS handshake with APNs failed").with_source(e)
+            })?;
+        let (send, mut connection) = h2::client::Builder::new()
+            .initial_max_send_streams(1)
+            .enable_push(false)
+            .max_concurrent_reset_streams(1024)
+            .handshake::<_, Bytes>(tls)
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Connect, "HTTP/2 handshake failed")
+                    .with_source(Msg(e.to_string()))
+            })?;
+        let ping = connection.ping_pong();
+        let driver = tokio::spawn(connection);
+        Ok(Conn {
+            send,
+            ping,
+            driver,
+            state: Arc::new(ConnState {
+                in_flight: AtomicUsize::new(0),
+                capacity_freed: Notify::new(),
+                token: Mutex::new(None),
+                broken: AtomicBool::new(false),
+                last_activity: Mutex::new(Instant::now()),
+            }),
+        })
+    };
+    match timeout(cfg.connect_timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("connect timed out after {:?}", cfg.connect_timeout),
+        )),
+    }
+}
+
+/// HTTP CONNECT through a proxy, before TLS.
+async fn proxy_connect(tcp: &mut TcpStream, host: &str, port: u16) -> Result<(), Error> {
+    let req = format!(
+        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Connection: Keep-Alive\r\n\r\n"
+    );
+    let io_err = |e: std::io::Error| {
+        Error::new(ErrorKind::Connect, "HTTP CONNECT to the proxy failed").with_source(e)
+    };
+    tcp.write_all(req.as_bytes()).await.map_err(io_err)?;
+    let mut buf = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    // Read byte by byte up to the end of the headers: nothing of the tunnel is consumed.
+    while !buf.ends_with(b"\r\n\r\n") {
+        if buf.len() > 8192 {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                "the proxy's CONNECT response is too long",
+            ));
+        }
+        let n = tcp.read(&mut byte).await.map_err(io_err)?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                "the proxy closed the connection during CONNECT",
+            ));
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if !status.starts_with('2') {
+        let line = head.lines().next().unwrap_or("").to_owned();
+        return Err(Error::new(
+            ErrorKind::Connect,
+            format!("the proxy refused CONNECT: {line}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Polls `poll_ready` once: `Some(true)` ready, `Some(false)` busy, `None` unusable.
+async fn ready_now(send: &mut SendRequest<Bytes>) -> Option<bool> {
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match send.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Some(true),
+            Poll::Ready(Err(_)) => None,
+            Poll::Pending => Some(false),
+        })
+    })
+    .await
+}
+
+async fn serve(shared: &Arc<Shared>, mut conn: Conn) {
+    let cfg = &shared.cfg;
+    let state = conn.state.clone();
+    loop {
+        if conn.driver.is_finished() || state.broken.load(Ordering::Acquire) {
+            break;
+        }
+        let in_flight = state.in_flight.load(Ordering::Acquire);
+        if shared.is_closing() && in_flight == 0 && shared.queue_len() == 0 {
+            break;
+        }
+        let max = conn.send.current_max_send_streams();
+        let ready = if in_flight < max {
+            ready_now(&mut conn.send).await
+        } else {
+            Some(false)
+        };
+        match ready {
+            None => {
+                state.broken.store(true, Ordering::Release);
+                break;
+            }
+            Some(true) => {
+                let notified = shared.job_ready.notified();
+                if let Some(job) = shared.pop() {
+                    state.in_flight.fetch_add(1, Ordering::AcqRel);
+                    tokio::spawn(run_request(
+                        job,
+                        conn.send.clone(),
+                        state.clone(),
+                        shared.clone(),
+                    ));
+                    continue;
+                }
+                let idle_since = *state.last_activity.lock();
+                let ping_at = idle_since + cfg.ping_interval;
+                let idle_close_at = cfg.idle_timeout.map(|t| idle_since + t);
+                tokio::select! {
+                    _ = notified => {}
+                    _ = &mut conn.driver => break,
+                    _ = shared.close_signal.notified() => {}
+                    _ = sleep_until_opt(idle_close_at), if in_flight == 0 && idle_close_at.is_some() => {
+                        tracing::debug!("closing idle APNs connection");
+                        break;
+                    }
+                    _ = tokio::time::sleep_until(ping_at) => {
+                        if !ping(&mut conn, cfg.ping_timeout, cfg.metrics.as_deref()).await {
+                            state.broken.store(true, Ordering::Release);
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(false) => {
+                // At the stream limit: wait for a stream to finish, or re-read SETTINGS soon.
+                tokio::select! {
+                    _ = state.capacity_freed.notified() => {}
+                    _ = sleep(Duration::from_millis(5)) => {}
+                    _ = &mut conn.driver => break,
+                }
+            }
+        }
+    }
+    // Let in-flight requests finish (their own timeouts bound this), then close.
+    while state.in_flight.load(Ordering::Acquire) > 0 && !conn.driver.is_finished() {
+        tokio::select! {
+            _ = state.capacity_freed.notified() => {}
+            _ = sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    drop(conn.send);
+    drop(conn.ping);
+    if !conn.driver.is_finished() {
+        let _ = timeout(Duration::from_secs(1), &mut conn.driver).await;
+        conn.driver.abort();
+    }
+    // Someone else may need to pick up queued work.
+    shared.job_ready.notify_one();
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn ping(conn: &mut Conn, ping_timeout: Duration, metrics: Option<&dyn Metrics>) -> bool {
+    let Some(pp) = conn.ping.as_mut() else {
+        return true;
+    };
+    if let Some(m) = metrics {
+        m.ping_sent();
+    }
+    let ok = matches!(
+        timeout(ping_timeout, pp.ping(h2::Ping::opaque())).await,
+        Ok(Ok(_))
+    );
+    if ok {
+        *conn.state.last_activity.lock() = Instant::now();
+    } else {
+        tracing::warn!("APNs PING failed or timed out: reconnecting");
+    }
+    ok
+}
+
+async fn run_request(
+    job: Job,
+    send: SendRequest<Bytes>,
+    state: Arc<ConnState>,
+    shared: Arc<Shared>,
+) {
+    let cfg = &shared.cfg;
+    let attempt = match timeout(cfg.request_timeout, attempt(&job.spec, send, &state, cfg)).await {
+        Ok(a) => a,
+        Err(_) => Attempt::Failed(Error::new(
+            ErrorKind::Timeout,
+            format!("no response within {:?}", cfg.request_timeout),
+        )),
+    };
+    *state.last_activity.lock() = Instant::now();
+    state.in_flight.fetch_sub(1, Ordering::AcqRel);
+    state.capacity_freed.notify_one();
+    shared.job_ready.notify_one();
+    let _ = job.reply.send(attempt);
+}
+
+fn classify(e: h2::Error, state: &ConnState, stage: &str) -> Attempt {
+    let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM);
+    if (e.is_go_away() && e.is_remote()) || refused {
+        if e.is_go_away() {
+            state.broken.store(true, Ordering::Release);
+        }
+        return Attempt::Unsent {
+            error: Error::new(
+                ErrorKind::RetriesExhausted,
+                format!("the server refused the stream ({stage})"),
+            )
+            .with_source(Msg(e.to_string())),
+            backoff: false,
+        };
+    }
+    if e.is_io() || e.is_go_away() {
+        state.broken.store(true, Ordering::Release);
+        return Attempt::Failed(
+            Error::new(
+                ErrorKind::ConnectionLost,
+                format!("the connection was lost with the request in flight ({stage})"),
+            )
+            .with_source(Msg(e.to_string())),
+        );
+    }
+    Attempt::Failed(
+        Error::new(ErrorKind::Protocol, format!("HTTP/2 error ({stage})"))
+            .with_source(Msg(e.to_string())),
+    )
+}
+
+async fn attempt(
+    spec: &RequestSpec,
+    send: SendRequest<Bytes>,
+    state: &ConnState,
+    cfg: &PoolConfig,
+) -> Attempt {
+    let token = match &cfg.token {
+        Some(key) => match key.token_for(&state.token) {
+            Ok(t) => Some(t),
+            Err(e) => return Attempt::Failed(e),
+        },
+        None => None,
+    };
+    let uri = match http::Uri::builder()
+        .scheme("https")
+        .authority(cfg.authority.clone())
+        .path_and_query(spec.path.as_str())
+        .build()
+    {
+        Ok(u) => u,
+        Err(e) => {
+            return Attempt::Failed(
+                Error::new(ErrorKind::InvalidPush, "invalid request path")
+                    .with_source(Msg(e.to_string())),
+            );
+        }
+    };
+    let mut req = Request::new(());
+    *req.method_mut() = spec.method.clone();
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    for (k, v) in &spec.headers {
+        headers.append(k.clone(), v.clone());
+    }
+    if let Some(t) = &token {
+        headers.insert(http::header::AUTHORIZATION, t.bearer.clone());
+    }
+    let mut send = match send.ready().await {
+        Ok(s) => s,
+        Err(e) => return unsent(e, state),
+    };
+    let end = spec.body.is_empty();
+    let (response, mut stream) = match send.send_request(req, end) {
+        Ok(x) => x,
+        Err(e) => return unsent(e, state),
+    };
+    if !end && let Err(e) = stream.send_data(spec.body.clone(), true) {
+        return classify(e, state, "sending the body");
+    }
+    let response = match response.await {
+        Ok(r) => r,
+        Err(e) => return classify(e, state, "awaiting the response"),
+    };
+    let (parts, mut body) = response.into_parts();
+    let mut buf = Vec::new();
+    while let Some(chunk) = body.data().await {
+        match chunk {
+            Ok(c) => {
+                let _ = body.flow_control().release_capacity(c.len());
+                if buf.len() + c.len() > MAX_RESPONSE_BODY {
+                    return Attempt::Failed(Error::new(
+                        ErrorKind::Protocol,
+                        "the response body is too large",
+                    ));
+                }
+                buf.extend_from_slice(&c);
+            }
+            Err(e) => return classify(e, state, "reading the response"),
+        }
+    }
+    Attempt::Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: Bytes::from(buf),
+        token,
+    }
+}
+
+fn unsent(e: h2::Error, state: &ConnState) -> Attempt {
+    state.broken.store(true, Ordering::Release);
+    Attempt::Unsent {
+        error: Error::new(
+            ErrorKind::RetriesExhausted,
+            "the connection cannot open streams",
+        )
+        .with_source(Msg(e.to_string())),
+        backoff: false,
+    }
+}

@@ -1,1 +1,99 @@
 //! A faithful stand-in for Apple's push service (feature `mock`).
+//!
+//! [`MockApns`] is an HTTP/2-over-TLS server on loopback that validates requests the way APNs does
+//! (statuses and reason strings from Apple's tables), verifies ES256 provider tokens against keys
+//! you register, accepts TLS client certificates it issued, reproduces APNs' connection behaviour
+//! (the stream-limit ramp, GOAWAY with a JSON reason, TooManyProviderTokenUpdates) and faults on
+//! demand, and records every request for assertions. It shares no code with herald's APNs client:
+//! it is the check on it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), herald::mock::MockError> {
+//! use herald::mock::MockApns;
+//!
+//! let mock = MockApns::start().await?;                     // 127.0.0.1, free port
+//! let p8_pem = mock.generate_key("ABC123DEFG", "TEAM123456")?; // sign JWTs with this
+//! mock.register_device(&"ab".repeat(32), "com.example.app");
+//! println!("push to {} trusting {} bytes of CA PEM", mock.url(), mock.ca_pem().len());
+//! # let _ = p8_pem;
+//! # Ok(()) }
+//! ```
+//!
+//! # Connections
+//! - TLS 1.2/1.3 (rustls), ALPN `h2`; a client that sends no ALPN (aioapns) is served as HTTP/2 too.
+//!   The server certificate is valid for `localhost`, `127.0.0.1`, `::1` and Apple's host names, and
+//!   chains to [`MockApns::ca_pem`].
+//! - A connection that presents a client certificate issued by the mock's CA (see
+//!   [`MockApns::issue_push_certificate`]) uses certificate authentication; one without uses token
+//!   authentication. `:authority` is not required (a `host` header is fine).
+//! - A 200 is a HEADERS frame with END_STREAM and no DATA; errors carry `{"reason": ...}` (plus
+//!   `"timestamp"` on 410). Both carry `apns-id` (echoed or generated); 200s also `apns-unique-id`.
+//!
+//! # The stream-limit ramp
+//! A token-authenticated connection advertises SETTINGS_MAX_CONCURRENT_STREAMS = 1 until a push
+//! with a valid token has been accepted, then [`MockApnsBuilder::max_streams`] (1000 by default).
+//! With [`MockApnsBuilder::drop_to_one_after_rejection`] any rejected push sends it back to 1 until
+//! the next accepted push. Certificate connections start at the configured value. A client that opens
+//! more streams than it acknowledged gets RST_STREAM(REFUSED_STREAM) and GOAWAY(REFUSED_STREAM, error
+//! 7) with `{"reason":"TooManyRequests"}`. (`h2` cannot change SETTINGS on a live connection, so the
+//! mock rewrites and injects the SETTINGS frames itself, below `h2`.)
+//!
+//! # Token rules
+//! The JWT must be `ES256` with a registered `kid`, signed by that key (64-byte r‖s or DER), with
+//! `iss` = the key's team: otherwise 403 InvalidProviderToken. `iat` more than one hour before the
+//! mock's [`Clock`] → 403 ExpiredProviderToken. On one connection, a new token whose `iat` is less
+//! than 20 minutes after the previous token's → 429 TooManyProviderTokenUpdates (the connection keeps
+//! the old token); a token of another team → 403 UnrelatedKeyIdInToken.
+//!
+//! # Request rules, in the order they are checked
+//! 1. route: `POST /3/device/<token>` (other methods 405 MethodNotAllowed), `/4/broadcasts/apps/<bundle>`,
+//!    `/1/apps/<bundle>/channels`, `/1/apps/<bundle>/all-channels`, anything else 404 BadPath; the
+//!    device token must be hex of even, non-zero length, any length (400 BadDeviceToken; empty: 400
+//!    MissingDeviceToken);
+//! 2. a scripted [`Fault`], if one is queued (pushes and broadcasts only);
+//! 3. 400 DuplicateHeaders when an `apns-*` header or `authorization` appears twice;
+//! 4. authentication (above; certificate without subject UID: 403 BadCertificate);
+//! 5. 400 BadMessageId when `apns-id` is not 8-4-4-4-12 hex;
+//! 6. 400 MissingTopic (token auth; certificate auth defaults to the certificate's bundle id),
+//!    BadTopic (malformed, or its suffix is not the push type's: `voip` needs `<bundle>.voip`, `alert`
+//!    needs no suffix…), InvalidPushType (unknown `apns-push-type`; when absent the type is inferred
+//!    from the topic suffix, else `alert`), TopicDisallowed (bundle not allowed for the key or the
+//!    certificate; `location` / `liveactivity` under certificate auth);
+//! 7. 400 BadPriority (not 10/5/1; `background` must be 5, `liveactivity` 5 or 10, `pushtotalk` 10),
+//!    BadExpirationDate (not decimal digits), BadCollapseId (more than 64 bytes);
+//! 8. 400 PayloadEmpty, 413 PayloadTooLarge (over 4096 bytes; 5120 for `voip` and broadcasts),
+//!    400 BadRequestPayload (not a JSON object: Apple's `/3/device` table lists no reason for
+//!    malformed JSON, so the mock uses the one Apple documents for it on broadcasts);
+//! 9. device state: 410 Unregistered with `timestamp` ([`MockApns::mark_unregistered`]),
+//!    400 DeviceTokenNotForTopic (registered for another bundle), 400 BadDeviceToken (unknown,
+//!    unless [`MockApnsBuilder::accept_unknown_tokens`]);
+//! 10. the configured 500 InternalServerError / 503 ServiceUnavailable rate; otherwise 200.
+//!
+//! Channel management and broadcasts (APNS.md §8) are served on the same port: `POST
+//! /1/apps/<bundle>/channels` with `{"message-storage-policy":0|1,"push-type":"LiveActivity"}` →
+//! 201 + `apns-channel-id` (else 400 BadRequestPayload / BadRequestParams /
+//! CannotCreateChannelConfig past 10,000); `GET` with `apns-channel-id` → the config; `DELETE` → 204;
+//! `GET /1/apps/<bundle>/all-channels` → `{"channels":[...]}`; missing / malformed / unknown channel
+//! id → 400 MissingChannelId / BadChannelId / ChannelNotRegistered. Broadcasts need
+//! `apns-push-type: liveactivity` (400 MissingPushType / InvalidPushType) and `apns-expiration` 0 on
+//! no-storage channels (400 BadExpirationDate).
+
+mod clock;
+mod error;
+mod fault;
+mod frames;
+mod keys;
+mod mock_apns;
+mod record;
+mod rules;
+mod server;
+mod state;
+mod tls;
+
+pub use clock::{Clock, MockClock, SystemClock};
+pub use error::MockError;
+pub use fault::{Fault, Latency};
+pub use mock_apns::{MockApns, MockApnsBuilder};
+pub use record::{AuthKind, ConnectionStats, Endpoint, RecordedRequest, Stats};
+pub use tls::PushCertificate;

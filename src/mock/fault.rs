@@ -1,0 +1,105 @@
+//! Faults the mock reproduces on demand.
+
+use std::time::{Duration, SystemTime};
+
+/// A scripted answer for the next push (or broadcast) request, in place of validation.
+/// Queue them with [`MockApns::script`](crate::mock::MockApns::script); they are consumed in
+/// order, one per request, whatever connection the request arrives on.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use herald::mock::{Fault, MockApns};
+/// let mock = MockApns::start().await.unwrap();
+/// mock.script(Fault::reject(503, "ServiceUnavailable"));
+/// mock.script(Fault::Stall);
+/// assert_eq!(mock.scripted(), 2);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer this status and `{"reason": reason}` (plus `timestamp` when given).
+    Reject {
+        /// HTTP status.
+        status: u16,
+        /// The reason string, sent as-is (it need not be one Apple uses today).
+        reason: String,
+        /// For 410: when the token became invalid.
+        timestamp: Option<SystemTime>,
+    },
+    /// Answer 200 without validating (useful to script a sequence).
+    Accept,
+    /// Never answer: the stream stays open until the client resets it or the connection closes.
+    Stall,
+    /// Answer after this delay (real time), then validate as usual.
+    Delay(Duration),
+    /// Close the TCP connection without a GOAWAY while the request is in flight.
+    DropConnection,
+    /// Reset the stream with RST_STREAM (REFUSED_STREAM: safe for the client to retry).
+    RefuseStream,
+    /// Send GOAWAY (NO_ERROR) with `{"reason": reason}` as debug data instead of answering; the
+    /// request's stream is above nothing the client can assume was processed.
+    GoAway {
+        /// The debug data's reason.
+        reason: String,
+    },
+}
+
+impl Fault {
+    /// Shorthand for [`Fault::Reject`] without timestamp.
+    pub fn reject(status: u16, reason: &str) -> Self {
+        Fault::Reject {
+            status,
+            reason: reason.to_owned(),
+            timestamp: None,
+        }
+    }
+
+    /// Shorthand for [`Fault::GoAway`].
+    pub fn goaway(reason: &str) -> Self {
+        Fault::GoAway {
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Added latency before each answer (real time).
+///
+/// ```
+/// use herald::mock::Latency;
+/// use std::time::Duration;
+/// let l = Latency::Uniform { min: Duration::from_millis(1), max: Duration::from_millis(5) };
+/// assert!(l.sample() >= Duration::from_millis(1) && l.sample() <= Duration::from_millis(5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Latency {
+    /// No added latency (the default).
+    #[default]
+    None,
+    /// The same delay for every answer.
+    Fixed(Duration),
+    /// A delay drawn uniformly from `min..=max` for each answer.
+    Uniform {
+        /// Shortest delay.
+        min: Duration,
+        /// Longest delay.
+        max: Duration,
+    },
+}
+
+impl Latency {
+    /// One delay drawn from this distribution.
+    pub fn sample(&self) -> Duration {
+        match *self {
+            Latency::None => Duration::ZERO,
+            Latency::Fixed(d) => d,
+            Latency::Uniform { min, max } if max > min => {
+                let span = (max - min).as_nanos() as f64;
+                min + Duration::from_nanos((rand::random::<f64>() * span) as u64)
+            }
+            Latency::Uniform { min, .. } => min,
+        }
+    }
+}

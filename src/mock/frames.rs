@@ -1,0 +1,385 @@
+//! A byte-level HTTP/2 frame layer between TLS and the `h2` server.
+//!
+//! `h2` 0.4 fixes SETTINGS_MAX_CONCURRENT_STREAMS at the handshake and offers no way to change it
+//! on a live connection, and its GOAWAY frames carry no debug data. APNs does both: it advertises one
+//! stream until the first token-authenticated push succeeds, then (typically) 1000, may drop back to
+//! one after a rejection, and explains a GOAWAY with `{"reason": ...}`. This layer reproduces that on
+//! the wire:
+//!
+//! - outbound, it rewrites the server preface SETTINGS to advertise the initial limit, injects a
+//!   SETTINGS frame (MAX_CONCURRENT_STREAMS only) at the next frame boundary when asked, and appends
+//!   the requested debug data to GOAWAY frames;
+//! - inbound, it swallows the client's SETTINGS ACKs for the frames it injected (so `h2` never sees
+//!   an ACK it did not ask for) and tracks which limit the client has acknowledged, so the server
+//!   enforces a lowered limit only once the client knows it (RFC 9113 §6.5.3) and a raised one at once.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const FRAME_HEADER: usize = 9;
+const TYPE_HEADERS: u8 = 0x1;
+const TYPE_SETTINGS: u8 = 0x4;
+const TYPE_PUSH_PROMISE: u8 = 0x5;
+const TYPE_GOAWAY: u8 = 0x7;
+const TYPE_CONTINUATION: u8 = 0x9;
+const FLAG_ACK: u8 = 0x1;
+const FLAG_END_HEADERS: u8 = 0x4;
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const PREFACE_LEN: usize = 24;
+/// Above this many buffered outbound bytes, writes wait for the socket.
+const HIGH_WATER: usize = 256 * 1024;
+
+/// One SETTINGS frame sent and not yet acknowledged.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// Injected by this layer (its ACK must not reach `h2`).
+    ours: bool,
+    /// The MAX_CONCURRENT_STREAMS it carried, if any.
+    max_streams: Option<u32>,
+}
+
+#[derive(Debug)]
+struct State {
+    pending: Option<u32>,
+    advertised: u32,
+    enforced: u32,
+    unacked: VecDeque<Sent>,
+    goaway_debug: Option<Bytes>,
+}
+
+/// The per-connection handle shared by the frame layer, the connection task and request handlers.
+#[derive(Debug)]
+pub(crate) struct StreamControl {
+    state: Mutex<State>,
+    /// Streams accepted and not yet answered (or reset).
+    active: AtomicU32,
+}
+
+impl StreamControl {
+    /// `initial` is what the preface SETTINGS advertise. Nothing is enforced before the client
+    /// acknowledges it.
+    pub(crate) fn new(initial: u32) -> Self {
+        StreamControl {
+            state: Mutex::new(State {
+                pending: None,
+                advertised: initial,
+                enforced: u32::MAX,
+                unacked: VecDeque::new(),
+                goaway_debug: None,
+            }),
+            active: AtomicU32::new(0),
+        }
+    }
+
+    /// Advertises a new MAX_CONCURRENT_STREAMS at the next outbound frame boundary.
+    pub(crate) fn advertise(&self, max: u32) {
+        let mut st = self.state.lock();
+        if st.advertised != max {
+            st.advertised = max;
+            st.pending = Some(max);
+        }
+    }
+
+    /// The limit most recently advertised (or about to be).
+    pub(crate) fn advertised(&self) -> u32 {
+        self.state.lock().advertised
+    }
+
+    /// The limit the server holds the client to.
+    pub(crate) fn enforced(&self) -> u32 {
+        self.state.lock().enforced
+    }
+
+    /// JSON debug data appended to every GOAWAY sent from now on.
+    pub(crate) fn set_goaway_debug(&self, data: Bytes) {
+        self.state.lock().goaway_debug = Some(data);
+    }
+
+    pub(crate) fn active(&self) -> u32 {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn stream_opened(&self) {
+        self.active.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn stream_closed(&self) {
+        let _ = self
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// The I/O object handed to `h2`: TLS below, frame rewriting in between.
+pub(crate) struct FrameIo<T> {
+    io: T,
+    ctl: std::sync::Arc<StreamControl>,
+    // outbound
+    w_in: BytesMut,
+    w_out: BytesMut,
+    preface_seen: bool,
+    in_header_block: bool,
+    // inbound
+    r_raw: BytesMut,
+    r_ready: BytesMut,
+    r_preface_left: usize,
+    r_pass_left: usize,
+    r_eof: bool,
+}
+
+impl<T> FrameIo<T> {
+    pub(crate) fn new(io: T, ctl: std::sync::Arc<StreamControl>) -> Self {
+        FrameIo {
+            io,
+            ctl,
+            w_in: BytesMut::new(),
+            w_out: BytesMut::new(),
+            preface_seen: false,
+            in_header_block: false,
+            r_raw: BytesMut::new(),
+            r_ready: BytesMut::new(),
+            r_preface_left: PREFACE_LEN,
+            r_pass_left: 0,
+            r_eof: false,
+        }
+    }
+
+    fn inject_pending(&mut self) {
+        if self.in_header_block {
+            return;
+        }
+        let mut st = self.ctl.state.lock();
+        if let Some(max) = st.pending.take() {
+            self.w_out
+                .put_slice(&[0, 0, 6, TYPE_SETTINGS, 0, 0, 0, 0, 0]);
+            self.w_out.put_u16(SETTINGS_MAX_CONCURRENT_STREAMS);
+            self.w_out.put_u32(max);
+            st.unacked.push_back(Sent {
+                ours: true,
+                max_streams: Some(max),
+            });
+            if max > st.enforced {
+                st.enforced = max;
+            }
+        }
+    }
+
+    /// Moves every complete frame from `w_in` to `w_out`, rewriting and injecting on the way.
+    fn process_out(&mut self) {
+        loop {
+            if self.w_in.len() < FRAME_HEADER {
+                break;
+            }
+            let len = u32::from_be_bytes([0, self.w_in[0], self.w_in[1], self.w_in[2]]) as usize;
+            if self.w_in.len() < FRAME_HEADER + len {
+                break;
+            }
+            self.inject_pending();
+            let frame = self.w_in.split_to(FRAME_HEADER + len);
+            let (kind, flags) = (frame[3], frame[4]);
+            match kind {
+                TYPE_SETTINGS if flags & FLAG_ACK == 0 => self.settings_out(frame),
+                TYPE_GOAWAY => self.goaway_out(frame),
+                _ => self.w_out.extend_from_slice(&frame),
+            }
+            self.in_header_block = match kind {
+                TYPE_HEADERS | TYPE_PUSH_PROMISE | TYPE_CONTINUATION => {
+                    flags & FLAG_END_HEADERS == 0
+                }
+                _ => self.in_header_block,
+            };
+        }
+        if self.w_in.is_empty() {
+            self.inject_pending();
+        }
+    }
+
+    fn settings_out(&mut self, frame: BytesMut) {
+        let mut st = self.ctl.state.lock();
+        if self.preface_seen {
+            st.unacked.push_back(Sent {
+                ours: false,
+                max_streams: None,
+            });
+            drop(st);
+            self.w_out.extend_from_slice(&frame);
+            return;
+        }
+        // The server preface: advertise the initial limit instead of h2's.
+        self.preface_seen = true;
+        let initial = st.advertised;
+        st.pending = None;
+        st.unacked.push_back(Sent {
+            ours: false,
+            max_streams: Some(initial),
+        });
+        drop(st);
+        let mut payload = BytesMut::new();
+        for param in frame[FRAME_HEADER..].chunks_exact(6) {
+            if u16::from_be_bytes([param[0], param[1]]) != SETTINGS_MAX_CONCURRENT_STREAMS {
+                payload.extend_from_slice(param);
+            }
+        }
+        payload.put_u16(SETTINGS_MAX_CONCURRENT_STREAMS);
+        payload.put_u32(initial);
+        self.put_frame(TYPE_SETTINGS, 0, &frame[5..9], &payload);
+    }
+
+    fn goaway_out(&mut self, frame: BytesMut) {
+        let debug = self.ctl.state.lock().goaway_debug.clone();
+        match debug {
+            Some(debug) if frame.len() >= FRAME_HEADER + 8 => {
+                let mut payload = BytesMut::from(&frame[FRAME_HEADER..FRAME_HEADER + 8]);
+                payload.extend_from_slice(&debug);
+                self.put_frame(TYPE_GOAWAY, frame[4], &frame[5..9], &payload);
+            }
+            _ => self.w_out.extend_from_slice(&frame),
+        }
+    }
+
+    fn put_frame(&mut self, kind: u8, flags: u8, stream: &[u8], payload: &[u8]) {
+        let len = (payload.len() as u32).to_be_bytes();
+        self.w_out.put_slice(&[len[1], len[2], len[3], kind, flags]);
+        self.w_out.put_slice(stream);
+        self.w_out.put_slice(payload);
+    }
+
+    /// Moves bytes from `r_raw` to `r_ready`, dropping ACKs of injected SETTINGS.
+    fn process_in(&mut self) {
+        loop {
+            if self.r_preface_left > 0 {
+                let n = self.r_preface_left.min(self.r_raw.len());
+                if n == 0 {
+                    return;
+                }
+                self.r_ready.extend_from_slice(&self.r_raw.split_to(n));
+                self.r_preface_left -= n;
+                continue;
+            }
+            if self.r_pass_left > 0 {
+                let n = self.r_pass_left.min(self.r_raw.len());
+                if n == 0 {
+                    return;
+                }
+                self.r_ready.extend_from_slice(&self.r_raw.split_to(n));
+                self.r_pass_left -= n;
+                continue;
+            }
+            if self.r_raw.len() < FRAME_HEADER {
+                return;
+            }
+            let len = u32::from_be_bytes([0, self.r_raw[0], self.r_raw[1], self.r_raw[2]]) as usize;
+            let (kind, flags) = (self.r_raw[3], self.r_raw[4]);
+            if kind == TYPE_SETTINGS && flags & FLAG_ACK != 0 && len == 0 && self.settings_acked() {
+                self.r_raw.advance(FRAME_HEADER);
+                continue;
+            }
+            self.r_ready
+                .extend_from_slice(&self.r_raw.split_to(FRAME_HEADER));
+            self.r_pass_left = len;
+        }
+    }
+
+    /// Records one SETTINGS ACK; true when it acknowledges a frame this layer injected.
+    fn settings_acked(&self) -> bool {
+        let mut st = self.ctl.state.lock();
+        let Some(sent) = st.unacked.pop_front() else {
+            return false;
+        };
+        if let Some(max) = sent.max_streams {
+            // The client now applies `max`; raises still in flight count already.
+            let in_flight = st
+                .unacked
+                .iter()
+                .filter_map(|s| s.max_streams)
+                .filter(|&m| m > max)
+                .max();
+            st.enforced = in_flight.unwrap_or(max);
+        }
+        sent.ours
+    }
+}
+
+impl<T: AsyncWrite + Unpin> FrameIo<T> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.w_out.is_empty() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.w_out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.w_out.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FrameIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.r_ready.is_empty() {
+                let n = this.r_ready.len().min(buf.remaining());
+                buf.put_slice(&this.r_ready.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if this.r_eof {
+                // Pass on whatever partial frame is left and let h2 judge it.
+                if !this.r_raw.is_empty() {
+                    let rest = this.r_raw.split();
+                    this.r_ready.extend_from_slice(&rest);
+                    continue;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut tmp = [0u8; 16 * 1024];
+            let mut rb = ReadBuf::new(&mut tmp);
+            ready!(Pin::new(&mut this.io).poll_read(cx, &mut rb))?;
+            if rb.filled().is_empty() {
+                this.r_eof = true;
+            } else {
+                this.r_raw.extend_from_slice(rb.filled());
+                this.process_in();
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FrameIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.w_out.len() >= HIGH_WATER {
+            ready!(this.poll_drain(cx))?;
+        }
+        this.w_in.extend_from_slice(buf);
+        this.process_out();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.process_out();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.process_out();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,143 @@
+//! Provider keys and ES256 JWT verification, written from APNS.md section 3 (never shared with the
+//! client: the mock is the check on it).
+
+use super::error::{Kind, MockError};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ring::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+
+/// A registered provider key: its team and its public point.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyEntry {
+    pub(crate) team_id: String,
+    /// Uncompressed SEC1 point (65 bytes).
+    pub(crate) public: Vec<u8>,
+    /// Bundle ids this key may push to; `None` = any.
+    pub(crate) topics: Option<Vec<String>>,
+}
+
+/// Reads a P-256 public key from: PEM `PUBLIC KEY` (SPKI), PEM `PRIVATE KEY` (PKCS#8, a `.p8` file),
+/// the same two in DER, or a raw SEC1 point.
+pub(crate) fn parse_public_key(input: &[u8]) -> Result<Vec<u8>, MockError> {
+    let bad = |what: &str| MockError::new(Kind::BadKey, format!("not a P-256 key: {what}"));
+    if let Ok(text) = std::str::from_utf8(input) {
+        let text = text.trim();
+        if text.starts_with("-----BEGIN") {
+            if let Ok(pk) = p256::PublicKey::from_public_key_pem(text) {
+                return Ok(pk.to_encoded_point(false).as_bytes().to_vec());
+            }
+            if let Ok(sk) = p256::SecretKey::from_pkcs8_pem(text) {
+                return Ok(sk.public_key().to_encoded_point(false).as_bytes().to_vec());
+            }
+            return Err(bad("PEM is neither SPKI nor PKCS#8 P-256"));
+        }
+    }
+    if let Ok(pk) = p256::PublicKey::from_public_key_der(input) {
+        return Ok(pk.to_encoded_point(false).as_bytes().to_vec());
+    }
+    if let Ok(sk) = p256::SecretKey::from_pkcs8_der(input) {
+        return Ok(sk.public_key().to_encoded_point(false).as_bytes().to_vec());
+    }
+    if let Ok(pk) = p256::PublicKey::from_sec1_bytes(input) {
+        return Ok(pk.to_encoded_point(false).as_bytes().to_vec());
+    }
+    Err(bad("unrecognised encoding"))
+}
+
+/// Generates a fresh P-256 key with ring. Returns (PKCS#8 PEM, uncompressed public point).
+pub(crate) fn generate_p8() -> Result<(String, Vec<u8>), MockError> {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let rng = ring::rand::SystemRandom::new();
+    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| MockError::new(Kind::BadKey, "ring could not generate a P-256 key"))?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng)
+        .map_err(|_| MockError::new(Kind::BadKey, "ring rejected its own key"))?;
+    Ok((
+        pem_encode("PRIVATE KEY", doc.as_ref()),
+        pair.public_key().as_ref().to_vec(),
+    ))
+}
+
+/// PEM armour with 64-column base64 lines.
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// The parts of a provider token the mock uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenClaims {
+    pub(crate) kid: String,
+    pub(crate) iss: String,
+    pub(crate) iat: i64,
+}
+
+/// Decodes base64url, tolerating trailing `=` padding.
+fn b64url(part: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()
+}
+
+/// Parses a JWT's header and claims without verifying it. `None` = not a well-formed ES256 JWT.
+pub(crate) fn parse_token(jwt: &str) -> Option<(TokenClaims, String, Vec<u8>)> {
+    let mut parts = jwt.split('.');
+    let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header: serde_json::Value = serde_json::from_slice(&b64url(h)?).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&b64url(c)?).ok()?;
+    if header.get("alg")?.as_str()? != "ES256" {
+        return None;
+    }
+    let kid = header.get("kid")?.as_str()?.to_owned();
+    let iss = claims.get("iss")?.as_str()?.to_owned();
+    let iat = claims.get("iat")?.as_i64()?;
+    let signature = b64url(s)?;
+    let signed = format!("{h}.{c}");
+    Some((TokenClaims { kid, iss, iat }, signed, signature))
+}
+
+/// Verifies an ES256 signature over `signed` with an uncompressed P-256 point, accepting the strict
+/// JWS form (64-byte r‖s) and the DER form some clients emit.
+pub(crate) fn verify_es256(public: &[u8], signed: &[u8], signature: &[u8]) -> bool {
+    let alg = if signature.len() == 64 {
+        &ECDSA_P256_SHA256_FIXED
+    } else {
+        &ECDSA_P256_SHA256_ASN1
+    };
+    UnparsedPublicKey::new(alg, public)
+        .verify(signed, signature)
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_round_trips_through_pem() {
+        let (pem, public) = generate_p8().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert_eq!(parse_public_key(pem.as_bytes()).unwrap(), public);
+    }
+
+    #[test]
+    fn garbage_is_not_a_key() {
+        assert!(parse_public_key(b"hello").unwrap_err().is_bad_key());
+    }
+
+    #[test]
+    fn malformed_tokens_do_not_parse() {
+        for t in ["", "a.b", "a.b.c.d", "!!.??.xx"] {
+            assert!(parse_token(t).is_none(), "{t}");
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The listener, the connection tasks and the per-request handler.
+
+use super::fault::Fault;
+use super::frames::{FrameIo, StreamControl};
+use super::record::{AuthKind, Endpoint, RecordedRequest};
+use super::rules::{self, Action, Decision, Identity, Rej, Route, Served, is_uuid};
+use super::state::{Conn, ConnAuth, ConnCmd, Shared};
+use super::tls::certificate_uid;
+use bytes::Bytes;
+use h2::server::SendResponse;
+use http::{Request, Response};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// Bodies above this are answered 413 without reading further.
+const MAX_BODY: usize = 64 * 1024;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(serve_connection(
+                        shared.clone(), tcp, acceptor.clone(), shutdown.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!("mock APNs: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!("mock APNs: TLS handshake failed: {e}");
+            shared.stats.lock().tls_failures += 1;
+            return;
+        }
+        Err(_) => {
+            shared.stats.lock().tls_failures += 1;
+            return;
+        }
+    };
+    let auth = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        Some(cert) => ConnAuth::Certificate {
+            bundle_id: certificate_uid(cert),
+        },
+        None => ConnAuth::Token,
+    };
+    let config = shared.config.read().clone();
+    let initial = match auth {
+        ConnAuth::Token => 1,
+        ConnAuth::Certificate { .. } => config.max_streams,
+    };
+    let ctl = Arc::new(StreamControl::new(initial));
+    let io = FrameIo::new(tls, ctl.clone());
+    let mut builder = h2::server::Builder::new();
+    builder.max_header_list_size(64 * 1024);
+    let mut h2conn = match builder.handshake::<_, Bytes>(io).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("mock APNs: HTTP/2 handshake failed: {e}");
+            return;
+        }
+    };
+    let mut ping = h2conn.ping_pong();
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(Conn {
+        id,
+        auth,
+        ctl: ctl.clone(),
+        token: Default::default(),
+        raised: Default::default(),
+        requests: Default::default(),
+        cmd: cmd_tx,
+        stats: Default::default(),
+    });
+    {
+        let mut cs = conn.stats.lock();
+        cs.open = true;
+        cs.max_streams = initial;
+    }
+    shared.conns.lock().insert(id, conn.clone());
+    shared.stats.lock().connections_opened += 1;
+
+    let mut tasks = JoinSet::new();
+    let mut going_away = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(cmd) = cmd_rx.recv() => match cmd {
+                ConnCmd::Drop => break,
+                ConnCmd::Flush => {
+                    if let Some(p) = ping.as_mut() {
+                        let _ = p.send_ping(h2::Ping::opaque());
+                    }
+                }
+                ConnCmd::GoAway { reason, graceful } => {
+                    if !going_away {
+                        going_away = true;
+                        shared.stats.lock().goaways += 1;
+                        ctl.set_goaway_debug(goaway_debug(&reason));
+                        if graceful {
+                            h2conn.graceful_shutdown();
+                        } else {
+                            h2conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                        }
+                    }
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            next = h2conn.accept() => match next {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::debug!("mock APNs: connection {id} ended: {e}");
+                    break;
+                }
+                Some(Ok((req, mut respond))) => {
+                    let mut enforced = ctl.enforced();
+                    for _ in 0..32 {
+                        if ctl.active() < enforced {
+                            break;
+                        }
+                        // A handler may not yet have seen its stream's reset.
+                        tokio::task::yield_now().await;
+                        enforced = ctl.enforced();
+                    }
+                    if ctl.active() >= enforced {
+                        // Apple answers a stream-limit violation with GOAWAY (error 7).
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        if !going_away {
+                            going_away = true;
+                            let mut stats = shared.stats.lock();
+                            stats.goaways += 1;
+                            *stats.by_reason.entry("StreamLimitExceeded".into()).or_default() += 1;
+                            drop(stats);
+                            ctl.set_goaway_debug(goaway_debug("TooManyRequests"));
+                            h2conn.abrupt_shutdown(h2::Reason::REFUSED_STREAM);
+                        }
+                        continue;
+                    }
+                    ctl.stream_opened();
+                    {
+                        let mut cs = conn.stats.lock();
+                        cs.peak_streams = cs.peak_streams.max(ctl.active());
+                    }
+                    tasks.spawn(handle(shared.clone(), conn.clone(), req, respond));
+                }
+            },
+        }
+    }
+    conn.stats.lock().open = false;
+    drop(tasks);
+}
+
+fn goaway_debug(reason: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "reason": reason }).to_string())
+}
+
+/// Decrements the connection's open-stream count once.
+struct ActiveGuard(Option<Arc<StreamControl>>);
+
+impl ActiveGuard {
+    fn release(&mut self) {
+        if let Some(ctl) = self.0.take() {
+            ctl.stream_closed();
+        }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+async fn wait_reset(respond: &mut SendResponse<Bytes>) {
+    let _ = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    req: Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let mut guard = ActiveGuard(Some(conn.ctl.clone()));
+    let (parts, mut body) = req.into_parts();
+    let mut buf = Vec::new();
+    let mut too_big = false;
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else { return };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if buf.len() + chunk.len() > MAX_BODY {
+            too_big = true;
+            break;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let decision = shared.decide(&conn, &parts, buf, too_big);
+    if !decision.delay.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(decision.delay) => {}
+            _ = wait_reset(&mut respond) => return,
+        }
+    }
+    match decision.action {
+        Action::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut response = Response::builder().status(status);
+            for (name, value) in headers {
+                response = response.header(name, value);
+            }
+            let Ok(response) = response.body(()) else {
+                return;
+            };
+            guard.release();
+            match body {
+                None => {
+                    let _ = respond.send_response(response, true);
+                }
+                Some(body) => {
+                    if let Ok(mut stream) = respond.send_response(response, false) {
+                        let _ = stream.send_data(body, true);
+                    }
+                }
+            }
+        }
+        Action::Stall => {
+            wait_reset(&mut respond).await;
+            return;
+        }
+        Action::Drop => {
+            let _ = conn.cmd.send(ConnCmd::Drop);
+            return;
+        }
+        Action::Refuse => {
+            guard.release();
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+        }
+        Action::GoAway(reason) => {
+            let _ = conn.cmd.send(ConnCmd::GoAway {
+                reason,
+                graceful: false,
+            });
+            return;
+        }
+    }
+    if let Some(reason) = decision.goaway_after {
+        let _ = conn.cmd.send(ConnCmd::GoAway {
+            reason,
+            graceful: true,
+        });
+    }
+}
+
+impl Shared {
+    /// Applies the rules (see [`rules`]) and the configured faults to one request, records it,
+    /// and moves the stream-limit ramp.
+    pub(crate) fn decide(
+        &self,
+        conn: &Conn,
+        parts: &http::request::Parts,
+        body: Vec<u8>,
+        too_big: bool,
+    ) -> Decision {
+        let received_at = self.clock.now();
+        let headers = &parts.headers;
+        let path = parts.uri.path().to_owned();
+        let mut auth = match &conn.auth {
+            ConnAuth::Token => AuthKind::Token {
+                key_id: None,
+                team_id: None,
+            },
+            ConnAuth::Certificate { bundle_id } => AuthKind::Certificate {
+                bundle_id: bundle_id.clone(),
+            },
+        };
+        let echoed_id = headers
+            .get("apns-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_uuid(v))
+            .map(str::to_owned);
+        let apns_id = echoed_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let config = self.config.read().clone();
+        let mut delay = config.latency.sample();
+        let route = rules::route(&parts.method, &path);
+        let endpoint = match &route {
+            Ok(Route::Push(_)) => Endpoint::Push,
+            Ok(Route::Broadcast(_)) => Endpoint::Broadcast,
+            Ok(_) => Endpoint::Channels,
+            Err((e, _)) => *e,
+        };
+        let is_push = matches!(endpoint, Endpoint::Push | Endpoint::Broadcast);
+
+        // Outcome: Ok((status, extra headers, body)) or a rejection, or a fault action.
+        let mut fault_action = None;
+        let mut result: Result<Served, Rej> = Err(Rej {
+            status: 500,
+            reason: "InternalServerError".into(),
+            timestamp_ms: None,
+        });
+        let mut fault = if is_push && route.is_ok() {
+            self.next_fault()
+        } else {
+            None
+        };
+        if let Some(Fault::Delay(d)) = fault {
+            delay += d;
+            fault = None;
+        }
+        match fault {
+            Some(Fault::Reject {
+                status,
+                reason,
+                timestamp,
+            }) => {
+                result = Err(Rej {
+                    status,
+                    reason,
+                    timestamp_ms: timestamp.map(rules::unix_ms),
+                });
+            }
+            Some(Fault::Stall) => fault_action = Some(Action::Stall),
+            Some(Fault::DropConnection) => fault_action = Some(Action::Drop),
+            Some(Fault::RefuseStream) => fault_action = Some(Action::Refuse),
+            Some(Fault::GoAway { reason }) => fault_action = Some(Action::GoAway(reason)),
+            Some(Fault::Accept) => result = Ok((200, vec![], None)),
+            Some(Fault::Delay(_)) | None => {
+                result = self.validate(conn, parts, &route, &body, too_big, &mut auth);
+                if result.is_ok()
+                    && is_push
+                    && config.error_rate > 0.0
+                    && rand::random::<f64>() < config.error_rate
+                {
+                    let (status, reason) = if rand::random::<bool>() {
+                        (500, "InternalServerError")
+                    } else {
+                        (503, "ServiceUnavailable")
+                    };
+                    result = Err(Rej {
+                        status,
+                        reason: reason.into(),
+                        timestamp_ms: None,
+                    });
+                }
+            }
+        }
+
+        let mut rec = RecordedRequest {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            connection: conn.id,
+            endpoint,
+            method: parts.method.to_string(),
+            path: path.clone(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            payload: serde_json::from_slice(&body).ok(),
+            body,
+            auth,
+            device_token: match &route {
+                Ok(Route::Push(t)) => Some(t.clone()),
+                _ => None,
+            },
+            topic: headers
+                .get("apns-topic")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            push_type: headers
+                .get("apns-push-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            apns_id: apns_id.clone(),
+            status: 0,
+            reason: None,
+            timestamp_ms: None,
+            received_at,
+        };
+
+        let n = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let goaway_after = config
+            .goaway_after
+            .filter(|&limit| n == limit)
+            .map(|_| "Shutdown".to_owned());
+
+        let action = if let Some(action) = fault_action {
+            action
+        } else {
+            let mut headers_out = vec![("apns-id", apns_id)];
+            match result {
+                Ok((status, extra, body)) => {
+                    if is_push {
+                        headers_out.push(("apns-unique-id", uuid::Uuid::new_v4().to_string()));
+                        self.ramp_up(conn, &config);
+                    }
+                    headers_out.extend(extra);
+                    rec.status = status;
+                    Action::Respond {
+                        status,
+                        headers: headers_out,
+                        body,
+                    }
+                }
+                Err(r) => {
+                    if is_push && config.drop_to_one_after_rejection {
+                        self.ramp_down(conn);
+                    }
+                    let body = match r.timestamp_ms {
+                        Some(ts) => serde_json::json!({ "reason": r.reason, "timestamp": ts }),
+                        None => serde_json::json!({ "reason": r.reason }),
+                    };
+                    rec.status = r.status;
+                    rec.reason = Some(r.reason);
+                    rec.timestamp_ms = r.timestamp_ms;
+                    Action::Respond {
+                        status: r.status,
+                        headers: headers_out,
+                        body: Some(Bytes::from(body.to_string())),
+                    }
+                }
+            }
+        };
+        self.record(conn, rec);
+        Decision {
+            action,
+            delay,
+            goaway_after,
+        }
+    }
+
+    fn validate(
+        &self,
+        conn: &Conn,
+        parts: &http::request::Parts,
+        route: &Result<Route, (Endpoint, Rej)>,
+        body: &[u8],
+        too_big: bool,
+        auth: &mut AuthKind,
+    ) -> Result<Served, Rej> {
+        let route = route.as_ref().map_err(|(_, r)| r.clone())?;
+        let headers = &parts.headers;
+        rules::check_duplicates(headers)?;
+        let identity: Identity = self.authenticate(conn, headers, auth)?;
+        if too_big {
+            return Err(Rej {
+                status: 413,
+                reason: "PayloadTooLarge".into(),
+                timestamp_ms: None,
+            });
+        }
+        match route {
+            Route::Push(token) => {
+                self.check_push(&identity, headers, token, body)?;
+                Ok((200, vec![], None))
+            }
+            Route::Broadcast(bundle) => {
+                self.check_broadcast(&identity, headers, bundle, body)?;
+                Ok((200, vec![], None))
+            }
+            Route::Channels(_) | Route::AllChannels(_) => {
+                self.manage_channels(&identity, &parts.method, route, headers, body)
+            }
+        }
+    }
+
+    /// After an accepted push on a token connection: advertise the configured limit.
+    fn ramp_up(&self, conn: &Conn, config: &super::state::Config) {
+        if !conn.raised.swap(true, Ordering::AcqRel) || conn.ctl.advertised() != config.max_streams
+        {
+            conn.ctl.advertise(config.max_streams);
+            conn.stats.lock().max_streams = config.max_streams;
+        }
+    }
+
+    /// After a rejection, when configured: back to one stream until the next accepted push.
+    fn ramp_down(&self, conn: &Conn) {
+        conn.raised.store(false, Ordering::Release);
+        conn.ctl.advertise(1);
+        conn.stats.lock().max_streams = 1;
+    }
+}

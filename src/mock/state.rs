@@ -1,0 +1,176 @@
+//! The mock's shared state: configuration, keys, devices, channels, script, log and counters.
+
+use super::clock::Clock;
+use super::fault::{Fault, Latency};
+use super::frames::StreamControl;
+use super::keys::{KeyEntry, TokenClaims};
+use super::record::{ConnectionStats, Endpoint, RecordedRequest, Stats};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::SystemTime;
+use tokio::sync::{Notify, mpsc};
+
+/// Settings that can change while the mock runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) max_streams: u32,
+    pub(crate) drop_to_one_after_rejection: bool,
+    pub(crate) goaway_after: Option<u64>,
+    pub(crate) latency: Latency,
+    pub(crate) error_rate: f64,
+    pub(crate) accept_unknown_tokens: bool,
+    pub(crate) record_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_streams: 1000,
+            drop_to_one_after_rejection: false,
+            goaway_after: None,
+            latency: Latency::None,
+            error_rate: 0.0,
+            accept_unknown_tokens: false,
+            record_limit: 100_000,
+        }
+    }
+}
+
+/// A broadcast channel's configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelConfig {
+    pub(crate) storage_policy: u64,
+    pub(crate) push_type: String,
+}
+
+/// Commands from handlers and the API to a connection task.
+#[derive(Debug)]
+pub(crate) enum ConnCmd {
+    /// GOAWAY with `{"reason": reason}`; graceful lets in-flight streams finish.
+    GoAway { reason: String, graceful: bool },
+    /// Close the socket without GOAWAY.
+    Drop,
+    /// Make h2 write a frame so a pending SETTINGS change goes out.
+    Flush,
+}
+
+/// How a connection authenticated.
+#[derive(Debug, Clone)]
+pub(crate) enum ConnAuth {
+    Token,
+    Certificate { bundle_id: Option<String> },
+}
+
+/// The provider token in use on a connection.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenState {
+    pub(crate) jwt: String,
+    pub(crate) claims: TokenClaims,
+}
+
+/// One connection, as the handlers and the API see it.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    pub(crate) auth: ConnAuth,
+    pub(crate) ctl: Arc<StreamControl>,
+    pub(crate) token: Mutex<Option<TokenState>>,
+    /// The limit has been raised after an accepted token-auth push (and not dropped since).
+    pub(crate) raised: AtomicBool,
+    pub(crate) requests: AtomicU64,
+    pub(crate) cmd: mpsc::UnboundedSender<ConnCmd>,
+    pub(crate) stats: Mutex<ConnectionStats>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Log {
+    pub(crate) entries: Vec<RecordedRequest>,
+    pub(crate) cursor: usize,
+}
+
+/// Everything the server tasks and the [`MockApns`](super::MockApns) handle share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: RwLock<Config>,
+    pub(crate) keys: RwLock<HashMap<String, KeyEntry>>,
+    /// Known device tokens (lowercase hex) → bundle id.
+    pub(crate) devices: RwLock<HashMap<String, String>>,
+    /// Unregistered device tokens (lowercase hex) → when.
+    pub(crate) unregistered: RwLock<HashMap<String, SystemTime>>,
+    /// Bundle id → channel id → config.
+    pub(crate) channels: Mutex<HashMap<String, BTreeMap<String, ChannelConfig>>>,
+    pub(crate) script: Mutex<VecDeque<Fault>>,
+    pub(crate) log: Mutex<Log>,
+    pub(crate) log_notify: Notify,
+    pub(crate) stats: Mutex<Stats>,
+    pub(crate) accepted_ids: Mutex<HashMap<String, u32>>,
+    pub(crate) conns: Mutex<BTreeMap<u64, Arc<Conn>>>,
+    pub(crate) seq: AtomicU64,
+    pub(crate) next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(clock: Arc<dyn Clock>, config: Config) -> Self {
+        Shared {
+            clock,
+            config: RwLock::new(config),
+            keys: RwLock::default(),
+            devices: RwLock::default(),
+            unregistered: RwLock::default(),
+            channels: Mutex::default(),
+            script: Mutex::default(),
+            log: Mutex::default(),
+            log_notify: Notify::new(),
+            stats: Mutex::default(),
+            accepted_ids: Mutex::default(),
+            conns: Mutex::default(),
+            seq: AtomicU64::new(0),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// Counts and (within the record limit) logs one answered request.
+    pub(crate) fn record(&self, conn: &Conn, rec: RecordedRequest) {
+        {
+            let mut stats = self.stats.lock();
+            stats.requests += 1;
+            *stats.by_status.entry(rec.status).or_default() += 1;
+            if let Some(reason) = &rec.reason {
+                *stats.by_reason.entry(reason.clone()).or_default() += 1;
+            }
+            let is_push = matches!(rec.endpoint, Endpoint::Push | Endpoint::Broadcast);
+            if rec.status == 200 && is_push {
+                stats.accepted += 1;
+            }
+        }
+        {
+            let mut cs = conn.stats.lock();
+            cs.requests += 1;
+            match rec.status {
+                200..=299 => cs.accepted += 1,
+                0 => {}
+                _ => cs.rejected += 1,
+            }
+        }
+        if rec.status == 200 && rec.endpoint == Endpoint::Push && rec.header("apns-id").is_some() {
+            *self
+                .accepted_ids
+                .lock()
+                .entry(rec.apns_id.to_ascii_lowercase())
+                .or_default() += 1;
+        }
+        let limit = self.config.read().record_limit;
+        let mut log = self.log.lock();
+        if log.entries.len() < limit {
+            log.entries.push(rec);
+            drop(log);
+            self.log_notify.notify_waiters();
+        } else {
+            drop(log);
+            self.stats.lock().unrecorded += 1;
+        }
+    }
+}

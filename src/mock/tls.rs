@@ -1,0 +1,215 @@
+//! The mock's certificate authority, server certificate, push (client) certificates and rustls set-up.
+
+use super::error::{Kind, MockError};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::path::Path;
+use std::sync::Arc;
+
+/// OID of the X.500 `UID` attribute (userId), where Apple puts the bundle id of a push certificate.
+const UID_OID: [u64; 7] = [0, 9, 2342, 19200300, 100, 1, 1];
+
+/// Host names (and addresses) the generated server certificate is valid for.
+pub(crate) const SERVER_NAMES: &[&str] = &[
+    "localhost",
+    "127.0.0.1",
+    "::1",
+    "api.push.apple.com",
+    "api.sandbox.push.apple.com",
+    "api.development.push.apple.com",
+    "api-manage-broadcast.push.apple.com",
+    "api-manage-broadcast.sandbox.push.apple.com",
+];
+
+fn cert_err(e: impl std::fmt::Display) -> MockError {
+    MockError::new(Kind::Certificate, e.to_string())
+}
+
+/// The generated CA: signs the server certificate and the push certificates.
+pub(crate) struct Authority {
+    pub(crate) ca_pem: String,
+    ca_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Authority {
+    pub(crate) fn generate() -> Result<Self, MockError> {
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "herald mock APNs CA");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "herald mock");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).map_err(cert_err)?;
+        Ok(Authority {
+            ca_pem: cert.pem(),
+            ca_der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// A server certificate for [`SERVER_NAMES`] plus `extra`, and its private key.
+    pub(crate) fn server_cert(
+        &self,
+        extra: &[String],
+    ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), MockError> {
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let mut names: Vec<String> = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
+        names.extend(extra.iter().cloned());
+        let mut params = CertificateParams::new(names).map_err(cert_err)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "api.sandbox.push.apple.com");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer).map_err(cert_err)?;
+        let der = PrivatePkcs8KeyDer::from(key.serialize_der());
+        Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(der)))
+    }
+
+    /// A push certificate for `bundle_id`, shaped like Apple's (subject UID = bundle id).
+    pub(crate) fn push_certificate(&self, bundle_id: &str) -> Result<PushCertificate, MockError> {
+        if bundle_id.is_empty() {
+            return Err(cert_err("empty bundle id"));
+        }
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        params
+            .distinguished_name
+            .push(DnType::CustomDnType(UID_OID.to_vec()), bundle_id);
+        params.distinguished_name.push(
+            DnType::CommonName,
+            format!("Apple Push Services: {bundle_id}"),
+        );
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "herald mock");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params.signed_by(&key, &self.issuer).map_err(cert_err)?;
+        Ok(PushCertificate {
+            bundle_id: bundle_id.to_owned(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    pub(crate) fn server_config(
+        &self,
+        extra_names: &[String],
+        extra_client_cas: &[String],
+    ) -> Result<rustls::ServerConfig, MockError> {
+        let tls_err = |e: &dyn std::fmt::Display| MockError::new(Kind::Tls, e.to_string());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca_der.clone()).map_err(|e| tls_err(&e))?;
+        for pem in extra_client_cas {
+            for der in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let der = der.map_err(|e| tls_err(&e))?;
+                roots.add(der).map_err(|e| tls_err(&e))?;
+            }
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| tls_err(&e))?;
+        let (cert, key) = self.server_cert(extra_names)?;
+        let chain = vec![cert, self.ca_der.clone()];
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(&e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| tls_err(&e))?;
+        // Offer h2 only. A client that sends no ALPN at all (aioapns) is still served, as h2.
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+}
+
+/// The subject UID (bundle id) of a DER certificate, if it has one.
+pub(crate) fn certificate_uid(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let oid = x509_parser::der_parser::oid::Oid::from(&UID_OID).ok()?;
+    let attr = cert.subject().iter_by_oid(&oid).next()?;
+    attr.as_str().ok().map(str::to_owned)
+}
+
+/// A TLS client certificate for certificate-based authentication, issued by the mock's CA with the
+/// bundle id as subject UID, the way Apple issues push certificates.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mock = herald::mock::MockApns::start().await.unwrap();
+/// let cert = mock.issue_push_certificate("com.example.app").unwrap();
+/// assert_eq!(cert.bundle_id(), "com.example.app");
+/// assert!(cert.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+/// assert!(cert.key_pem().contains("PRIVATE KEY"));
+/// assert!(cert.pem_bundle().contains("CERTIFICATE") && cert.pem_bundle().contains("PRIVATE KEY"));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PushCertificate {
+    bundle_id: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for PushCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushCertificate")
+            .field("bundle_id", &self.bundle_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushCertificate {
+    /// The bundle id (the certificate's subject UID).
+    pub fn bundle_id(&self) -> &str {
+        &self.bundle_id
+    }
+
+    /// The certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The private key, PKCS#8 PEM (P-256).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// Certificate then key in one PEM text (what `aioapns`' `client_cert` and `curl --cert` read).
+    pub fn pem_bundle(&self) -> String {
+        format!("{}{}", self.cert_pem, self.key_pem)
+    }
+
+    /// Writes [`pem_bundle`](Self::pem_bundle) to `path`.
+    pub fn write_pem_bundle(&self, path: impl AsRef<Path>) -> Result<(), MockError> {
+        std::fs::write(path, self.pem_bundle()).map_err(|e| MockError::io("writing PEM bundle", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_certificate_carries_bundle_id_as_uid() {
+        let ca = Authority::generate().unwrap();
+        let cert = ca.push_certificate("com.example.app").unwrap();
+        let der = CertificateDer::from_pem_slice(cert.cert_pem().as_bytes()).unwrap();
+        assert_eq!(certificate_uid(&der).as_deref(), Some("com.example.app"));
+    }
+}

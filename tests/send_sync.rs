@@ -1,8 +1,6 @@
 //! Compile-time checks: every public handle, report, error and future is `Send` and `Sync`
 //! (and `Unpin` where a user would poll it by hand). A regression here fails the build.
 
-#![allow(clippy::let_underscore_future)]
-
 use std::fmt::Debug;
 
 use herald::{

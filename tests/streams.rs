@@ -1,0 +1,489 @@
+//! `NotificationStream`: every way to receive (`recv().await`, `try_recv`, `recv_blocking`,
+//! `futures::Stream`), waking across threads, cancel safety, and one shared allocation per
+//! posted value.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::task::ArcWake;
+use herald::{
+    Lagged, Notification, NotificationCenter, NotificationStream, Overflow, RecvError, TryRecvError,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ev(u32);
+impl Notification for Ev {}
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl ArcWake for CountingWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// Runs `f` on a thread after a short pause (so the receiver is already waiting).
+fn later(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        f();
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The four forms
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn recv_await_receives_in_post_order() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    for i in 0..5 {
+        center.post(Ev(i));
+    }
+    for i in 0..5 {
+        assert_eq!(*stream.recv().await.unwrap(), Ev(i));
+    }
+    assert!(stream.is_empty());
+}
+
+#[test]
+fn try_recv_reports_empty_then_value_then_closed() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Empty);
+    center.post(Ev(1));
+    assert_eq!(*stream.try_recv().unwrap(), Ev(1));
+    assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Empty);
+    drop(center);
+    assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Closed);
+}
+
+#[test]
+fn recv_blocking_waits_for_a_post_from_another_thread() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let poster = {
+        let center = center.clone();
+        later(move || {
+            center.post(Ev(7));
+        })
+    };
+    assert_eq!(*stream.recv_blocking().unwrap(), Ev(7));
+    poster.join().unwrap();
+}
+
+#[test]
+fn recv_blocking_is_woken_when_the_center_goes_away() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let dropper = later(move || drop(center));
+    assert_eq!(stream.recv_blocking().unwrap_err(), RecvError::Closed);
+    dropper.join().unwrap();
+}
+
+#[test]
+fn recv_blocking_receives_a_long_sequence_from_another_thread() {
+    const N: u32 = 20_000;
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest {
+            capacity: N as usize,
+        })
+        .stream();
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for i in 0..N {
+                center.post(Ev(i));
+            }
+        })
+    };
+    for i in 0..N {
+        assert_eq!(stream.recv_blocking().unwrap().0, i);
+    }
+    poster.join().unwrap();
+}
+
+#[test]
+fn recv_blocking_reports_lag() {
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 1 })
+        .stream();
+    center.post(Ev(0));
+    center.post(Ev(1));
+    assert_eq!(stream.recv_blocking().unwrap_err(), RecvError::Lagged(1));
+    assert_eq!(*stream.recv_blocking().unwrap(), Ev(1));
+}
+
+#[tokio::test]
+async fn stream_next_yields_values_lag_then_ends_when_closed() {
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 2 })
+        .stream();
+    for i in 0..4 {
+        center.post(Ev(i));
+    }
+    assert_eq!(stream.next().await.unwrap().unwrap_err(), Lagged(2));
+    assert_eq!(*stream.next().await.unwrap().unwrap(), Ev(2));
+    assert_eq!(*stream.next().await.unwrap().unwrap(), Ev(3));
+    center.post(Ev(4));
+    drop(center);
+    assert_eq!(*stream.next().await.unwrap().unwrap(), Ev(4));
+    assert!(stream.next().await.is_none(), "the stream ends once closed");
+}
+
+#[tokio::test]
+async fn stream_combinators_work() {
+    let center = NotificationCenter::new();
+    let stream = center.subscribe::<Ev>();
+    for i in 0..6 {
+        center.post(Ev(i));
+    }
+    drop(center);
+    let evens: Vec<u32> = stream
+        .filter_map(|r| async move { r.ok() })
+        .map(|e| e.0)
+        .filter(|n| std::future::ready(n % 2 == 0))
+        .collect()
+        .await;
+    assert_eq!(evens, [0, 2, 4]);
+}
+
+#[tokio::test]
+async fn recv_reports_lag_and_stays_subscribed() {
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 1 })
+        .stream();
+    center.post(Ev(0));
+    center.post(Ev(1));
+    center.post(Ev(2));
+    assert_eq!(stream.recv().await.unwrap_err(), RecvError::Lagged(2));
+    assert_eq!(*stream.recv().await.unwrap(), Ev(2));
+    center.post(Ev(3));
+    assert_eq!(*stream.recv().await.unwrap(), Ev(3));
+}
+
+#[test]
+fn len_capacity_and_is_empty() {
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 4 })
+        .stream();
+    assert_eq!(stream.capacity(), 4);
+    assert!(stream.is_empty());
+    center.post(Ev(0));
+    center.post(Ev(1));
+    assert_eq!(stream.len(), 2);
+    stream.try_recv().unwrap();
+    assert_eq!(stream.len(), 1);
+    assert_eq!(
+        center.subscribe::<Ev>().capacity(),
+        herald::DEFAULT_CAPACITY
+    );
+    assert_eq!(
+        center
+            .observer::<Ev>()
+            .policy(Overflow::Latest)
+            .stream()
+            .capacity(),
+        1
+    );
+    assert_eq!(
+        center
+            .observer::<Ev>()
+            .policy(Overflow::DropNewest { capacity: 0 })
+            .stream()
+            .capacity(),
+        1,
+        "a capacity of 0 is treated as 1"
+    );
+}
+
+#[test]
+fn dropping_the_stream_unsubscribes() {
+    let center = NotificationCenter::new();
+    let stream = center.subscribe::<Ev>();
+    assert_eq!(center.stats::<Ev>().observers, 1);
+    drop(stream);
+    assert_eq!(center.stats::<Ev>().observers, 0);
+    assert!(center.post(Ev(0)).is_dead());
+}
+
+#[test]
+fn close_unsubscribes_and_keeps_what_was_buffered() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    center.post(Ev(1));
+    assert!(!stream.is_closed());
+    stream.close();
+    assert!(stream.is_closed());
+    assert!(center.post(Ev(2)).is_dead());
+    assert_eq!(*stream.try_recv().unwrap(), Ev(1));
+    assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waking
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn poll_recv_registers_the_waker_and_a_post_wakes_it() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let counter = Arc::new(CountingWaker::default());
+    let waker = futures::task::waker(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+
+    assert!(stream.poll_recv(&mut cx).is_pending());
+    assert_eq!(counter.0.load(SeqCst), 0);
+    center.post(Ev(1));
+    assert_eq!(
+        counter.0.load(SeqCst),
+        1,
+        "a post wakes the waiting receiver"
+    );
+    match stream.poll_recv(&mut cx) {
+        Poll::Ready(Ok(v)) => assert_eq!(*v, Ev(1)),
+        other => panic!("{other:?}"),
+    }
+    // Not waiting any more: further posts need not wake it.
+    center.post(Ev(2));
+    assert!(counter.0.load(SeqCst) <= 2);
+}
+
+#[test]
+fn poll_recv_is_woken_when_closed() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let counter = Arc::new(CountingWaker::default());
+    let waker = futures::task::waker(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(stream.poll_recv(&mut cx).is_pending());
+    drop(center);
+    assert_eq!(counter.0.load(SeqCst), 1);
+    assert!(matches!(
+        stream.poll_recv(&mut cx),
+        Poll::Ready(Err(RecvError::Closed))
+    ));
+}
+
+#[test]
+fn the_latest_waker_is_the_one_woken() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let first = Arc::new(CountingWaker::default());
+    let second = Arc::new(CountingWaker::default());
+    let w1 = futures::task::waker(first.clone());
+    let w2 = futures::task::waker(second.clone());
+    assert!(stream.poll_recv(&mut Context::from_waker(&w1)).is_pending());
+    assert!(stream.poll_recv(&mut Context::from_waker(&w2)).is_pending());
+    center.post(Ev(0));
+    assert_eq!(
+        second.0.load(SeqCst),
+        1,
+        "the task that polled last is woken"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recv_is_woken_by_a_post_from_another_thread() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let poster = {
+        let center = center.clone();
+        later(move || {
+            center.post(Ev(3));
+        })
+    };
+    let got = tokio::time::timeout(Duration::from_secs(5), stream.recv())
+        .await
+        .expect("recv was not woken by a post from another thread");
+    assert_eq!(*got.unwrap(), Ev(3));
+    poster.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_task_receives_from_a_posting_thread() {
+    const N: u32 = 5_000;
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest {
+            capacity: N as usize,
+        })
+        .stream();
+    let receiver = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(item) = stream.next().await {
+            got.push(item.expect("no lag with this capacity").0);
+            if got.len() == N as usize {
+                break;
+            }
+        }
+        got
+    });
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for i in 0..N {
+                center.post(Ev(i));
+            }
+        })
+    };
+    poster.join().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), receiver)
+        .await
+        .expect("the receiving task stalled")
+        .unwrap();
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancel safety
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn recv_is_cancel_safe() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    tokio::select! {
+        _ = stream.recv() => panic!("nothing was posted"),
+        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+    }
+    center.post(Ev(1));
+    assert_eq!(*stream.recv().await.unwrap(), Ev(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recv_cancelled_over_and_over_loses_nothing() {
+    const N: u32 = 2_000;
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest {
+            capacity: N as usize,
+        })
+        .stream();
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for i in 0..N {
+                center.post(Ev(i));
+                if i % 64 == 0 {
+                    thread::sleep(Duration::from_micros(200));
+                }
+            }
+        })
+    };
+    let mut got = Vec::new();
+    let mut cancelled = 0;
+    while got.len() < N as usize {
+        tokio::select! {
+            biased;
+            _ = tokio::task::yield_now() => cancelled += 1,
+            r = stream.recv() => got.push(r.unwrap().0),
+        }
+    }
+    poster.join().unwrap();
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "lost or duplicated values");
+    assert!(cancelled > 0);
+}
+
+#[tokio::test]
+async fn a_recv_future_dropped_after_polling_loses_nothing() {
+    // Poll once (registers the waker), post, then drop the future without polling again:
+    // the value must still be there.
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    {
+        let mut fut = std::pin::pin!(stream.recv());
+        let waker = futures::task::noop_waker();
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        center.post(Ev(9));
+    }
+    assert_eq!(*stream.try_recv().unwrap(), Ev(9));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One shared allocation per posted value
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn one_arc_per_post_is_shared_by_every_stream() {
+    let center = NotificationCenter::new();
+    let mut a = center.subscribe::<Ev>();
+    let mut b = center.observer::<Ev>().policy(Overflow::Latest).stream();
+    let mut c = center
+        .observer::<Ev>()
+        .policy(Overflow::coalesce_by_key(4, |e: &Ev| e.0))
+        .stream();
+    center.post(Ev(1));
+    let (va, vb, vc) = (
+        a.try_recv().unwrap(),
+        b.try_recv().unwrap(),
+        c.try_recv().unwrap(),
+    );
+    assert!(Arc::ptr_eq(&va, &vb));
+    assert!(Arc::ptr_eq(&va, &vc));
+    assert_eq!(
+        Arc::strong_count(&va),
+        3,
+        "no copy is kept anywhere else once received"
+    );
+}
+
+#[test]
+fn inline_observers_see_the_same_allocation_as_streams() {
+    let center = NotificationCenter::new();
+    let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let s = seen.clone();
+    let _inline = center.observe(move |e: &Ev| s.lock().unwrap().push(e as *const Ev as usize));
+    let mut stream = center.subscribe::<Ev>();
+    center.post(Ev(1));
+    let value = stream.try_recv().unwrap();
+    assert_eq!(*seen.lock().unwrap(), [Arc::as_ptr(&value) as usize]);
+}
+
+#[test]
+fn values_are_released_once_every_stream_has_received_them() {
+    let center = NotificationCenter::new();
+    let mut a = center.subscribe::<Ev>();
+    let mut b = center.subscribe::<Ev>();
+    center.post(Ev(1));
+    let va = a.try_recv().unwrap();
+    let weak = Arc::downgrade(&va);
+    drop(va);
+    assert!(weak.upgrade().is_some(), "b has not received it yet");
+    drop(b.try_recv().unwrap());
+    assert!(weak.upgrade().is_none(), "the hub keeps no copy");
+}
+
+#[test]
+fn stream_debug_names_its_policy() {
+    let center = NotificationCenter::new();
+    let stream: NotificationStream<Ev> = center
+        .observer::<Ev>()
+        .policy(Overflow::DropNewest { capacity: 3 })
+        .stream();
+    let debug = format!("{stream:?}");
+    assert!(debug.contains("DropNewest"), "{debug}");
+}

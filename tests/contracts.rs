@@ -1609,3 +1609,102 @@ fn propagate_policy_counts_the_deliveries_before_the_panic() {
     // `Stats::delivered`: "inline observer calls that returned". The first one returned.
     assert_eq!((stats.delivered, stats.panicked), (1, 1), "{stats:?}");
 }
+
+#[test]
+#[ignore = "BUG: deadlocks: src/channel.rs:431 call() pops the ActiveFrame before posting ObserverPanicked (line 443) while the gate is still entered, so unsubscribe (line 514) computes own=0 and Gate::close waits on this very thread forever"]
+fn observer_panicked_handler_may_unsubscribe_the_panicking_observer() {
+    // A natural use of contract 4: drop an observer once it has panicked. The
+    // `ObserverPanicked` handler runs on the posting thread while the panicking observer's call
+    // is still "in flight" (its gate entered), so the unsubscribe must not wait for it.
+    quiet_panics();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let center = NotificationCenter::new();
+        let bad: Arc<Mutex<Option<Subscription>>> = Arc::default();
+        let b = bad.clone();
+        let _reaper = center.observe(move |_: &ObserverPanicked| {
+            drop(b.lock().unwrap().take());
+        });
+        *bad.lock().unwrap() = Some(center.observe(|_: &Ev| panic!("provoked")));
+        let first = center.post(Ev(0));
+        let second = center.post(Ev(1));
+        done_tx.send((first.panicked, second.is_dead())).unwrap();
+    });
+    let result = done_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("deadlock: unsubscribing the panicking observer from its ObserverPanicked handler");
+    assert_eq!(result, (1, true));
+}
+
+#[test]
+#[ignore = "BUG: deadlocks, same cause as observer_panicked_handler_may_unsubscribe_the_panicking_observer (src/channel.rs:431, frame popped before ObserverPanicked is posted)"]
+fn observer_panicked_handler_may_close_a_stream_whose_filter_panicked() {
+    quiet_panics();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let center = NotificationCenter::new();
+        let stream: Arc<Mutex<Option<herald::NotificationStream<Ev>>>> = Arc::default();
+        let s = stream.clone();
+        let _reaper = center.observe(move |_: &ObserverPanicked| {
+            if let Some(s) = s.lock().unwrap().as_mut() {
+                s.close();
+            }
+        });
+        *stream.lock().unwrap() = Some(
+            center
+                .observer::<Ev>()
+                .filter(|_| panic!("provoked"))
+                .stream(),
+        );
+        center.post(Ev(0));
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("deadlock: closing a stream from the ObserverPanicked report of its filter");
+}
+
+#[tokio::test]
+#[ignore = "BUG: src/center.rs post_async_inner: Full entries go to `waiting` uncounted (channel.rs deliver, PushResult::Full arm); if the future is dropped while awaiting push_wait, nothing counts the value as dropped"]
+async fn cancelled_post_async_counts_the_value_as_dropped() {
+    // Contract 5, loss is never silent: if the caller gives up on `post_async` while it waits
+    // for room, the subscriber never gets the value, so it must be counted as dropped.
+    let center = NotificationCenter::new();
+    let mut slow = center
+        .observer::<Ev>()
+        .policy(Overflow::Backpressure { capacity: 1 })
+        .stream();
+    center.post(Ev(0));
+    let gave_up = tokio::time::timeout(Duration::from_millis(20), center.post_async(Ev(1))).await;
+    assert!(gave_up.is_err(), "post_async should still be waiting");
+    assert_eq!(drain(&mut slow), [Ev(0)]);
+    let stats = center.stats::<Ev>();
+    assert_eq!(
+        stats.delivered + stats.dropped,
+        stats.posted,
+        "the abandoned value is neither delivered nor dropped: {stats:?}"
+    );
+}
+
+#[test]
+fn observer_may_unsubscribe_the_observer_whose_call_posted_to_it() {
+    // `outer` is running (below us on this thread's stack) when `inner` drops it: the drop
+    // must not wait for that call, which goes on to finish.
+    let center = NotificationCenter::new();
+    let log = Log::new();
+    let outer: Arc<Mutex<Option<Subscription>>> = Arc::default();
+    let (c, l) = (center.clone(), log.clone());
+    *outer.lock().unwrap() = Some(center.observe(move |e: &Ev| {
+        l.push(format!("outer {} start", e.0));
+        c.post(Other(e.0));
+        l.push(format!("outer {} end", e.0));
+    }));
+    let (o, l) = (outer.clone(), log.clone());
+    let _inner = center.observe(move |x: &Other| {
+        l.push(format!("inner {}", x.0));
+        drop(o.lock().unwrap().take());
+    });
+    center.post(Ev(1));
+    center.post(Ev(2));
+    assert_eq!(log.take(), ["outer 1 start", "inner 1", "outer 1 end"]);
+}

@@ -66,29 +66,7 @@ pub async fn connect_with(
     cert: Option<&PushCertificate>,
     alpn: Option<Vec<u8>>,
 ) -> Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for der in CertificateDer::pem_slice_iter(mock.ca_pem().as_bytes()) {
-        roots.add(der.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut config = match cert {
-        None => builder.with_no_client_auth(),
-        Some(c) => {
-            let chain = vec![CertificateDer::from_pem_slice(c.cert_pem().as_bytes()).unwrap()];
-            let key = PrivateKeyDer::from_pem_slice(c.key_pem().as_bytes()).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-    };
-    config.alpn_protocols = alpn.into_iter().collect();
-    let tcp = TcpStream::connect(mock.addr()).await.unwrap();
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = tls_to(mock, cert, alpn).await.unwrap();
     let (client, conn) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(async move {
         let _ = conn.await;
@@ -258,4 +236,285 @@ pub async fn eventually(mut f: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+// ----- frame-level views, written here independently of the mock's frame layer -----
+
+/// One HTTP/2 frame as seen on the wire.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+pub const SETTINGS: u8 = 0x4;
+pub const GOAWAY: u8 = 0x7;
+pub const HEADERS: u8 = 0x1;
+pub const DATA: u8 = 0x0;
+pub const RST_STREAM: u8 = 0x3;
+pub const PING: u8 = 0x6;
+
+impl Frame {
+    /// GOAWAY: (last stream id, error code, debug data as text).
+    pub fn goaway(&self) -> (u32, u32, String) {
+        let p = &self.payload;
+        let last = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff;
+        let code = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        (last, code, String::from_utf8_lossy(&p[8..]).into_owned())
+    }
+    /// SETTINGS_MAX_CONCURRENT_STREAMS in a SETTINGS frame.
+    pub fn max_streams(&self) -> Option<u32> {
+        self.payload
+            .chunks_exact(6)
+            .filter(|c| u16::from_be_bytes([c[0], c[1]]) == 3)
+            .map(|c| u32::from_be_bytes([c[2], c[3], c[4], c[5]]))
+            .last()
+    }
+}
+
+/// Splits a byte stream into frames.
+#[derive(Default)]
+pub struct FrameParser {
+    buf: Vec<u8>,
+}
+
+impl FrameParser {
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Frame>) {
+        self.buf.extend_from_slice(bytes);
+        while self.buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
+            if self.buf.len() < 9 + len {
+                break;
+            }
+            let f: Vec<u8> = self.buf.drain(..9 + len).collect();
+            out.push(Frame {
+                kind: f[3],
+                flags: f[4],
+                stream: u32::from_be_bytes([f[5], f[6], f[7], f[8]]) & 0x7fff_ffff,
+                payload: f[9..].to_vec(),
+            });
+        }
+    }
+}
+
+/// Wraps the client's TLS stream and records every frame the server sends.
+pub struct Sniff<T> {
+    io: T,
+    parser: FrameParser,
+    pub frames: Arc<parking_lot::Mutex<Vec<Frame>>>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Sniff<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut this.io).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &r {
+            let mut out = Vec::new();
+            this.parser.push(&buf.filled()[before..], &mut out);
+            this.frames.lock().extend(out);
+        }
+        r
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Sniff<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+pub type Frames = Arc<parking_lot::Mutex<Vec<Frame>>>;
+
+async fn tls_to(
+    mock: &MockApns,
+    cert: Option<&PushCertificate>,
+    alpn: Option<Vec<u8>>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(mock.ca_pem().as_bytes()) {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match cert {
+        None => builder.with_no_client_auth(),
+        Some(c) => {
+            let chain = vec![CertificateDer::from_pem_slice(c.cert_pem().as_bytes()).unwrap()];
+            let key = PrivateKeyDer::from_pem_slice(c.key_pem().as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    config.alpn_protocols = alpn.into_iter().collect();
+    let tcp = TcpStream::connect(mock.addr()).await?;
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    Ok(tls)
+}
+
+/// Tries TLS (with an optional client certificate) and HTTP/2; `Err` when either fails.
+pub async fn try_connect(
+    mock: &MockApns,
+    cert: Option<&PushCertificate>,
+) -> Result<(Client, Frames), String> {
+    let tls = tls_to(mock, cert, Some(b"h2".to_vec()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let frames: Frames = Default::default();
+    let io = Sniff {
+        io: tls,
+        parser: FrameParser::default(),
+        frames: frames.clone(),
+    };
+    let (client, conn) = h2::client::handshake(io).await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok((client, frames))
+}
+
+/// An h2 client whose received frames the test can inspect.
+pub async fn connect_sniffed(mock: &MockApns, cert: Option<&PushCertificate>) -> (Client, Frames) {
+    try_connect(mock, cert).await.unwrap()
+}
+
+/// Waits for a frame matching `f` among `frames`, up to 5 s.
+pub async fn wait_frame(frames: &Frames, f: impl Fn(&Frame) -> bool) -> Frame {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(fr) = frames.lock().iter().find(|x| f(x)).cloned() {
+            return fr;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "frame not seen: {:?}",
+            frames.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A hand-driven HTTP/2 connection: frames written and read by the test itself, for behaviour a
+/// well-behaved client library will not produce (ignoring the stream limit, no `:authority`).
+pub struct Raw {
+    tls: tokio_rustls::client::TlsStream<TcpStream>,
+    parser: FrameParser,
+    pending: std::collections::VecDeque<Frame>,
+}
+
+impl Raw {
+    pub async fn connect(mock: &MockApns, alpn: Option<Vec<u8>>) -> Raw {
+        use tokio::io::AsyncWriteExt;
+        let mut tls = tls_to(mock, None, alpn).await.unwrap();
+        tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        tls.write_all(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0])
+            .await
+            .unwrap();
+        tls.flush().await.unwrap();
+        Raw {
+            tls,
+            parser: FrameParser::default(),
+            pending: Default::default(),
+        }
+    }
+
+    pub async fn write_frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut f = vec![len[1], len[2], len[3], kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        self.tls.write_all(&f).await.unwrap();
+        self.tls.flush().await.unwrap();
+    }
+
+    /// The next frame, or `None` at EOF / after 5 s.
+    pub async fn next(&mut self) -> Option<Frame> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some(f) = self.pending.pop_front() {
+                return Some(f);
+            }
+            let mut buf = [0u8; 16384];
+            let n = tokio::time::timeout(Duration::from_secs(5), self.tls.read(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            let mut out = Vec::new();
+            self.parser.push(&buf[..n], &mut out);
+            self.pending.extend(out);
+        }
+    }
+
+    /// Reads until a frame of `kind` (answering SETTINGS with ACKs on the way).
+    pub async fn until(&mut self, kind: u8) -> Option<Frame> {
+        while let Some(f) = self.next().await {
+            if f.kind == SETTINGS && f.flags & 1 == 0 {
+                self.write_frame(SETTINGS, 1, 0, &[]).await;
+            }
+            if f.kind == kind {
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    /// HEADERS with literal, never-Huffman header fields (HPACK "literal without indexing").
+    pub async fn headers(&mut self, stream: u32, fields: &[(&str, &str)], end_stream: bool) {
+        let mut block = Vec::new();
+        for (n, v) in fields {
+            block.push(0x00);
+            hpack_len(&mut block, n.len());
+            block.extend_from_slice(n.as_bytes());
+            hpack_len(&mut block, v.len());
+            block.extend_from_slice(v.as_bytes());
+        }
+        let flags = 0x4 | if end_stream { 0x1 } else { 0 };
+        self.write_frame(HEADERS, flags, stream, &block).await;
+    }
+}
+
+fn hpack_len(out: &mut Vec<u8>, mut n: usize) {
+    if n < 127 {
+        out.push(n as u8);
+        return;
+    }
+    out.push(127);
+    n -= 127;
+    while n >= 128 {
+        out.push((n % 128 + 128) as u8);
+        n /= 128;
+    }
+    out.push(n as u8);
 }

@@ -84,6 +84,8 @@ struct TokenInner {
     /// Tokens with a generation below this were reported expired by APNs.
     retired_below: AtomicU64,
     minted: AtomicU64,
+    /// Simulated time added to the clock, in milliseconds (see `TokenKey::advance_clock`).
+    skew_ms: AtomicU64,
 }
 
 /// A provider-token signing key: the `.p8` file from Apple, its key id and your team id.
@@ -211,6 +213,7 @@ impl TokenKey {
                 next_generation: AtomicU64::new(1),
                 retired_below: AtomicU64::new(0),
                 minted: AtomicU64::new(0),
+                skew_ms: AtomicU64::new(0),
             }),
         })
     }
@@ -251,6 +254,25 @@ impl TokenKey {
         self.inner.minted.load(Ordering::Relaxed)
     }
 
+    /// Moves this key's clock (token ages and `iat`) forward by `by`, for tests that simulate
+    /// hours of sending against a mock server whose clock is advanced the same way. Shared by clones.
+    ///
+    /// ```
+    /// # use herald::apns::TokenKey;
+    /// # let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &ring::rand::SystemRandom::new()).unwrap();
+    /// let key = TokenKey::from_pkcs8_der(doc.as_ref(), "ABC1234567", "TEAM123456")?;
+    /// key.advance_clock(std::time::Duration::from_secs(3600));
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn advance_clock(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.inner.skew_ms.fetch_add(ms, Ordering::AcqRel);
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.inner.skew_ms.load(Ordering::Acquire))
+    }
+
     fn mint(&self, now: Instant) -> Result<Arc<Jwt>, Error> {
         let i = &self.inner;
         let header = format!(r#"{{"alg":"ES256","kid":"{}"}}"#, i.key_id);
@@ -284,7 +306,7 @@ impl TokenKey {
 
     /// The token a connection should send now; `held` is the connection's current token.
     pub(crate) fn token_for(&self, held: &Mutex<Option<Arc<Jwt>>>) -> Result<Arc<Jwt>, Error> {
-        let now = Instant::now();
+        let now = self.now();
         let retired = self.inner.retired_below.load(Ordering::Acquire);
         let mut held = held.lock();
         if let Some(t) = &*held

@@ -667,6 +667,7 @@ impl ApnsClient {
                     headers,
                     body,
                     token,
+                    conn,
                 } => {
                     let header = |name: &str| {
                         headers
@@ -691,6 +692,9 @@ impl ApnsClient {
                     {
                         reminted = true;
                         key.retire(token);
+                        // A new token on the same connection within 20 minutes of the last one
+                        // draws TooManyProviderTokenUpdates: carry the new token on a new connection.
+                        conn.retire();
                         if let Some(m) = metrics {
                             m.retried(&push, RetryCause::TokenExpired);
                         }
@@ -735,16 +739,38 @@ impl ApnsClient {
                         timestamp,
                     });
                 }
-                Attempt::Unsent { error, backoff } => {
+                Attempt::Unsent {
+                    error,
+                    backoff: true,
+                } => {
+                    // No connection could be made: counts against the retry budget.
+                    if retries < inner.retry.max_retries {
+                        if let Some(m) = metrics {
+                            m.retried(&push, RetryCause::Unsent(&error));
+                        }
+                        tokio::time::sleep(inner.retry.delay(retries)).await;
+                        retries += 1;
+                        continue;
+                    }
+                    if let Some(m) = metrics {
+                        m.failed(&push, &error);
+                    }
+                    break PushOutcome::Failed(error);
+                }
+                Attempt::Unsent {
+                    error,
+                    backoff: false,
+                } => {
+                    // Refused or above a GOAWAY's last stream: straight to another connection.
                     if unsent < 8 {
                         if let Some(m) = metrics {
                             m.retried(&push, RetryCause::Unsent(&error));
                         }
-                        if backoff || unsent > 0 {
-                            tokio::time::sleep(inner.retry.delay(unsent)).await;
+                        if unsent >= 2 {
+                            tokio::time::sleep(inner.retry.delay(unsent - 2)).await;
                         }
                         unsent += 1;
-                        front = !backoff;
+                        front = true;
                         continue;
                     }
                     if let Some(m) = metrics {

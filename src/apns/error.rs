@@ -40,8 +40,9 @@ pub enum ErrorKind {
     Connect,
     /// A timeout elapsed (connect or request).
     Timeout,
-    /// The connection was lost while the request was in flight: APNs may or may not have
-    /// received it, so herald did not retry it.
+    /// The connection was lost, or the server reset the stream (other than REFUSED_STREAM),
+    /// while the request was in flight: APNs may or may not have processed it, so herald did not
+    /// retry it.
     ConnectionLost,
     /// The server broke the HTTP/2 protocol or answered something unparseable.
     Protocol,

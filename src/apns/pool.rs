@@ -86,6 +86,7 @@ pub(crate) enum Attempt {
         headers: http::HeaderMap,
         body: Bytes,
         token: Option<Arc<Jwt>>,
+        conn: ConnHandle,
     },
     /// The request certainly did not reach the application: safe to retry elsewhere.
     Unsent { error: Error, backoff: bool },
@@ -191,6 +192,16 @@ impl Drop for Pool {
     }
 }
 
+/// Lets the caller retire the connection an answer came on (no new streams on it).
+pub(crate) struct ConnHandle(Arc<ConnState>);
+
+impl ConnHandle {
+    /// Stop using this connection: it drains, closes, and the slot reconnects on demand.
+    pub(crate) fn retire(&self) {
+        self.0.broken.store(true, Ordering::Release);
+    }
+}
+
 /// Per-connection state shared with its request tasks.
 struct ConnState {
     in_flight: AtomicUsize,
@@ -209,7 +220,7 @@ struct Conn {
 
 fn backoff_delay(failures: u32) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1u32 << failures.min(9));
-    let capped = base.min(Duration::from_secs(30));
+    let capped = base.min(Duration::from_secs(10));
     capped.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
@@ -517,6 +528,16 @@ fn classify(e: h2::Error, state: &ConnState, stage: &str) -> Attempt {
             backoff: false,
         };
     }
+    if e.is_reset() && e.is_remote() {
+        // Reset by the server without REFUSED_STREAM: it may have processed the request.
+        return Attempt::Failed(
+            Error::new(
+                ErrorKind::ConnectionLost,
+                format!("the server reset the stream with the request in flight ({stage})"),
+            )
+            .with_source(Msg(e.to_string())),
+        );
+    }
     if e.is_io() || e.is_go_away() {
         state.broken.store(true, Ordering::Release);
         return Attempt::Failed(
@@ -536,7 +557,7 @@ fn classify(e: h2::Error, state: &ConnState, stage: &str) -> Attempt {
 async fn attempt(
     spec: &RequestSpec,
     send: SendRequest<Bytes>,
-    state: &ConnState,
+    state: &Arc<ConnState>,
     cfg: &PoolConfig,
 ) -> Attempt {
     let token = match &cfg.token {
@@ -608,6 +629,7 @@ async fn attempt(
         headers: parts.headers,
         body: Bytes::from(buf),
         token,
+        conn: ConnHandle(state.clone()),
     }
 }
 

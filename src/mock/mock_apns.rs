@@ -295,7 +295,8 @@ impl MockApns {
     // ----- devices -----
 
     /// Registers a device token (hex, any case) for `bundle_id`: pushes to it on that bundle's
-    /// topics are accepted, on other bundles answer DeviceTokenNotForTopic. Clears an earlier
+    /// topics are accepted, on other bundles answer DeviceTokenNotForTopic (`"*"`: any bundle).
+    /// Clears an earlier
     /// [`mark_unregistered`](Self::mark_unregistered).
     pub fn register_device(&self, token: &str, bundle_id: &str) {
         let token = token.to_ascii_lowercase();

@@ -386,7 +386,7 @@ impl Shared {
             });
         }
         match self.devices.read().get(&token) {
-            Some(b) if b == bundle => Ok(()),
+            Some(b) if b == bundle || b == "*" => Ok(()),
             Some(_) => Err(rej(400, "DeviceTokenNotForTopic")),
             None if self.config.read().accept_unknown_tokens => Ok(()),
             None => Err(rej(400, "BadDeviceToken")),

@@ -628,6 +628,47 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn building_never_panics(token in ".{0,200}", topic in ".{0,80}", collapse in proptest::option::of(".{0,80}"), id in proptest::option::of(".{0,40}"), body in proptest::collection::vec(proptest::num::u8::ANY, 0..6000)) {
+            let mut b = Push::builder(token.clone(), topic).raw_payload(body);
+            if let Some(c) = collapse { b = b.collapse_id(c); }
+            if let Some(i) = id { b = b.apns_id(i); }
+            match b.build() {
+                Ok(p) => {
+                    proptest::prop_assert!(p.device_token().len() % 2 == 0);
+                    proptest::prop_assert!(p.device_token().bytes().all(|c| c.is_ascii_hexdigit()));
+                    proptest::prop_assert!(p.body().len() <= PAYLOAD_LIMIT);
+                    proptest::prop_assert!(p.collapse_id().is_none_or(|c| c.len() <= 64));
+                    proptest::prop_assert!(uuid::Uuid::try_parse(p.apns_id()).is_ok());
+                }
+                Err(e) => proptest::prop_assert!(e.is_invalid_push() || e.is_payload_too_large()),
+            }
+        }
+
+        #[test]
+        fn hex_tokens_of_any_even_length_are_accepted(bytes in proptest::collection::vec(proptest::num::u8::ANY, 1..100)) {
+            let token: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+            let p = Push::builder(token.clone(), "com.x").build().unwrap();
+            proptest::prop_assert_eq!(p.device_token(), token.to_ascii_lowercase());
+        }
+
+        #[test]
+        fn typed_payloads_serialize_within_limits_or_say_by_how_much(text in ".{0,5000}", badge in proptest::option::of(0u32..1000)) {
+            let mut payload = Payload::alert(text.as_str());
+            payload.aps.badge = badge;
+            let json = payload.to_json().unwrap();
+            match Push::builder("ab", "com.x").payload(&payload).unwrap().build() {
+                Ok(p) => proptest::prop_assert_eq!(p.body(), &json[..]),
+                Err(e) => {
+                    let t = e.payload_too_large().unwrap();
+                    proptest::prop_assert_eq!(t.size, json.len());
+                    proptest::prop_assert_eq!(t.over_by, json.len() - PAYLOAD_LIMIT);
+                }
+            }
+        }
+    }
+
     #[test]
     fn suffix_not_doubled() {
         let p = Push::builder("ab", "com.x.voip")

@@ -411,6 +411,30 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_body_never_panics(status in 0u16..1000, body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse_error_body(status, &body);
+        }
+
+        #[test]
+        fn any_reason_string_survives(s in ".{0,40}") {
+            let r = Reason::parse(&s);
+            proptest::prop_assert_eq!(r.as_str(), s.as_str());
+        }
+
+        #[test]
+        fn json_bodies_keep_reason_and_timestamp(reason in "[A-Za-z]{1,30}", ts in proptest::option::of(0u64..4_000_000_000_000)) {
+            let body = match ts {
+                Some(t) => format!(r#"{{"reason":"{reason}","timestamp":{t}}}"#),
+                None => format!(r#"{{"reason":"{reason}"}}"#),
+            };
+            let (r, t) = parse_error_body(410, body.as_bytes());
+            proptest::prop_assert_eq!(r.as_str(), reason.as_str());
+            proptest::prop_assert_eq!(t, ts.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)));
+        }
+    }
+
     #[test]
     fn garbage_body_is_other() {
         let (r, t) = parse_error_body(500, b"\xff\x00 not json");

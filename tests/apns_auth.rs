@@ -1,0 +1,166 @@
+//! Credentials: `.p8` keys, `.p12` files and PEM certificates give clear typed errors at
+//! construction, and work against the mock when they are good.
+#![cfg(all(feature = "apns", feature = "mock"))]
+
+use std::time::{Duration, SystemTime};
+
+use herald::apns::{ApnsClient, Certificate, Endpoint, ErrorKind, Payload, Push, TokenKey};
+use herald::mock::MockApns;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+const BUNDLE: &str = "com.example.app";
+
+fn p12_from_pem(cert_pem: &str, key_pem: &str, password: &str) -> Vec<u8> {
+    use p12_keystore::{KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    let key = match PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap() {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        _ => panic!("expected PKCS#8"),
+    };
+    let chain = PrivateKeyChain::new(
+        b"herald-test".to_vec(),
+        PrivateKey::from_der(&key).unwrap(),
+        [p12_keystore::Certificate::from_der(cert.as_ref()).unwrap()],
+    );
+    let mut store = KeyStore::new();
+    store.add_entry("push", KeyStoreEntry::PrivateKeyChain(chain));
+    store.writer(password).write().unwrap()
+}
+
+fn push() -> Push {
+    Push::builder("ab".repeat(32), BUNDLE)
+        .payload(&Payload::alert("hi"))
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn p12_with_password_authenticates_against_the_mock() {
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let issued = mock.issue_push_certificate(BUNDLE).unwrap();
+    let p12 = p12_from_pem(issued.cert_pem(), issued.key_pem(), "s3cret");
+    let cert = Certificate::from_p12(&p12, "s3cret").unwrap();
+    assert!(cert.expires_at() > SystemTime::now());
+    assert!(!cert.expires_within(Duration::from_secs(60)));
+    let debug = format!("{cert:?}");
+    assert!(!debug.contains("PRIVATE") && !debug.contains("s3cret"));
+    let client = ApnsClient::builder()
+        .endpoint(
+            Endpoint::custom(&mock.url())
+                .unwrap()
+                .with_ca_pem(mock.ca_pem()),
+        )
+        .certificate(cert)
+        .build()
+        .unwrap();
+    let outcome = client.send(push()).await;
+    assert!(outcome.is_accepted(), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn p12_with_the_wrong_password_is_a_typed_error() {
+    let mock = MockApns::start().await.unwrap();
+    let issued = mock.issue_push_certificate(BUNDLE).unwrap();
+    let p12 = p12_from_pem(issued.cert_pem(), issued.key_pem(), "right");
+    let err = Certificate::from_p12(&p12, "wrong").unwrap_err();
+    assert!(err.is_wrong_password(), "{err:?}");
+    assert!(!err.to_string().contains("right"));
+}
+
+#[test]
+fn garbage_p12_is_bad_certificate() {
+    let err = Certificate::from_p12(b"\x30\x03\x02\x01\x03", "pw").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadCertificate);
+    let err = Certificate::from_p12_file("/nonexistent/push.p12", "pw").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadCertificate);
+}
+
+#[test]
+fn expired_certificate_is_rejected_with_its_date() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["push".into()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let err = Certificate::from_pem(cert.pem(), key.serialize_pem()).unwrap_err();
+    assert!(err.is_certificate_expired(), "{err:?}");
+    let at = err.certificate_expired_at().unwrap();
+    assert!(at < SystemTime::now());
+}
+
+#[test]
+fn pem_certificate_with_a_bad_key_is_bad_key() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["push".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let err = Certificate::from_pem(
+        cert.pem(),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap_err();
+    assert!(err.is_bad_key(), "{err:?}");
+    let ok = Certificate::from_pem(cert.pem(), key.serialize_pem()).unwrap();
+    assert!(ok.subject().contains("rcgen") || !ok.subject().is_empty());
+}
+
+#[test]
+fn bad_p8_files_are_bad_key() {
+    assert!(
+        TokenKey::from_p8_file("/nonexistent/AuthKey.p8", "ABC1234567", "TEAM123456")
+            .unwrap_err()
+            .is_bad_key()
+    );
+    assert!(
+        TokenKey::from_p8_pem("hello", "ABC1234567", "TEAM123456")
+            .unwrap_err()
+            .is_bad_key()
+    );
+    // An Ed25519 key is PKCS#8 but not P-256.
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let err = TokenKey::from_p8_pem(ed.serialize_pem(), "ABC1234567", "TEAM123456").unwrap_err();
+    assert!(err.is_bad_key(), "{err:?}");
+    // Key id and team id are checked too.
+    let p256 = rcgen::KeyPair::generate().unwrap();
+    assert!(
+        TokenKey::from_p8_pem(p256.serialize_pem(), "", "TEAM123456")
+            .unwrap_err()
+            .is_bad_key()
+    );
+    let key = TokenKey::from_p8_pem(p256.serialize_pem(), "ABC1234567", "TEAM123456").unwrap();
+    let debug = format!("{key:?}");
+    assert!(debug.contains("ABC1234567") && !debug.contains("PRIVATE"));
+}
+
+#[tokio::test]
+async fn a_key_the_mock_does_not_know_is_invalid_provider_token() {
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let _registered = mock.generate_key("ABC1234567", "TEAM123456").unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let key = TokenKey::from_p8_pem(other.serialize_pem(), "ABC1234567", "TEAM123456").unwrap();
+    let client = ApnsClient::builder()
+        .endpoint(
+            Endpoint::custom(&mock.url())
+                .unwrap()
+                .with_ca_pem(mock.ca_pem()),
+        )
+        .token_auth(key)
+        .build()
+        .unwrap();
+    let outcome = client.send(push()).await;
+    assert_eq!(
+        outcome.reason(),
+        Some(&herald::apns::Reason::InvalidProviderToken)
+    );
+}

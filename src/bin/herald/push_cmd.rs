@@ -1,13 +1,317 @@
-//! `herald push`.
+//! `herald push`: send one push to a real device (or to `herald mock`) and explain the outcome.
+//!
+//! A thin face over `herald::apns`: every check and every explanation comes from the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use herald::apns::{
+    Alert, AlertFields, ApnsClient, Certificate, Endpoint, Expiration, Payload, Priority, Push,
+    PushOutcome, PushType, RetryPolicy, Sound, TokenKey,
+};
 
 /// Options of `herald push`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct PushArgs {}
+pub(crate) struct PushArgs {
+    /// The device token (hex, any length).
+    #[arg(long)]
+    device: String,
+    /// The app's bundle id (the push type's suffix is added when missing).
+    #[arg(long)]
+    topic: String,
+
+    /// Token auth: the `.p8` key file from Apple.
+    #[arg(long, requires_all = ["key_id", "team_id"], conflicts_with_all = ["p12", "cert_pem"])]
+    p8: Option<PathBuf>,
+    /// Token auth: the key id (10 characters).
+    #[arg(long, env = "HERALD_KEY_ID")]
+    key_id: Option<String>,
+    /// Token auth: the team id (10 characters).
+    #[arg(long, env = "HERALD_TEAM_ID")]
+    team_id: Option<String>,
+    /// Certificate auth: a `.p12` export of the push certificate.
+    #[arg(long, conflicts_with = "cert_pem")]
+    p12: Option<PathBuf>,
+    /// The `.p12` password.
+    #[arg(
+        long,
+        env = "HERALD_P12_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Certificate auth: the PEM certificate (the key may be in the same file).
+    #[arg(long)]
+    cert_pem: Option<PathBuf>,
+    /// Certificate auth: the PEM private key (default: the certificate file).
+    #[arg(long)]
+    key_pem: Option<PathBuf>,
+
+    /// Apple's environment.
+    #[arg(long, value_enum, default_value_t = Env::Sandbox)]
+    env: Env,
+    /// Use port 2197 instead of 443.
+    #[arg(long)]
+    port_2197: bool,
+    /// Send to another server instead, e.g. `herald mock`'s `https://127.0.0.1:8443`.
+    #[arg(long)]
+    url: Option<String>,
+    /// Trust this CA (PEM file) for `--url`.
+    #[arg(long, requires = "url")]
+    ca: Option<PathBuf>,
+    /// Tunnel through an HTTP proxy (`http://host:port`).
+    #[arg(long)]
+    proxy: Option<String>,
+
+    /// The push type.
+    #[arg(long, value_enum, default_value_t = Kind::Alert)]
+    push_type: Kind,
+    /// Alert text (the body).
+    #[arg(long)]
+    alert: Option<String>,
+    /// Alert title.
+    #[arg(long)]
+    title: Option<String>,
+    /// Badge number.
+    #[arg(long)]
+    badge: Option<u32>,
+    /// Sound name (`default` for the system sound).
+    #[arg(long)]
+    sound: Option<String>,
+    /// The whole payload as JSON (or `@file.json`), instead of --alert/--title/--badge/--sound.
+    #[arg(long, conflicts_with_all = ["alert", "title", "badge", "sound"])]
+    payload: Option<String>,
+    /// Priority: 10, 5 or 1.
+    #[arg(long)]
+    priority: Option<u8>,
+    /// Expiration: seconds from now (0: deliver once, do not store).
+    #[arg(long)]
+    expire_in: Option<u64>,
+    /// Collapse id.
+    #[arg(long)]
+    collapse_id: Option<String>,
+    /// The apns-id (a UUID; generated when absent).
+    #[arg(long)]
+    apns_id: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Env {
+    Sandbox,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Alert,
+    Background,
+    Voip,
+    Complication,
+    Fileprovider,
+    Location,
+    Mdm,
+    Liveactivity,
+    Pushtotalk,
+    Widgets,
+    Controls,
+}
+
+impl Kind {
+    fn push_type(self) -> PushType {
+        match self {
+            Kind::Alert => PushType::Alert,
+            Kind::Background => PushType::Background,
+            Kind::Voip => PushType::Voip,
+            Kind::Complication => PushType::Complication,
+            Kind::Fileprovider => PushType::FileProvider,
+            Kind::Location => PushType::Location,
+            Kind::Mdm => PushType::Mdm,
+            Kind::Liveactivity => PushType::LiveActivity,
+            Kind::Pushtotalk => PushType::PushToTalk,
+            Kind::Widgets => PushType::Widgets,
+            Kind::Controls => PushType::Controls,
+        }
+    }
+}
 
 /// Runs `herald push`.
-pub(crate) async fn run(_args: PushArgs) -> ExitCode {
-    eprintln!("herald push: not built yet");
-    ExitCode::FAILURE
+pub(crate) async fn run(args: PushArgs) -> ExitCode {
+    match run_inner(args).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("herald push: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+async fn run_inner(args: PushArgs) -> Result<ExitCode, String> {
+    let endpoint = match &args.url {
+        Some(url) => {
+            let e = Endpoint::custom(url).map_err(|e| e.to_string())?;
+            match &args.ca {
+                Some(ca) => e.with_ca_pem(read(ca)?),
+                None => e,
+            }
+        }
+        None => match (args.env, args.port_2197) {
+            (Env::Sandbox, false) => Endpoint::Sandbox,
+            (Env::Sandbox, true) => Endpoint::SandboxAlt,
+            (Env::Production, false) => Endpoint::Production,
+            (Env::Production, true) => Endpoint::ProductionAlt,
+        },
+    };
+    let mut builder = ApnsClient::builder()
+        .endpoint(endpoint)
+        .request_timeout(Duration::from_secs(args.timeout))
+        .connect_timeout(Duration::from_secs(args.timeout.min(10)))
+        .retry(RetryPolicy {
+            max_retries: 2,
+            ..RetryPolicy::default()
+        });
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy.clone());
+    }
+    let mut cert_expiry = None;
+    if let Some(p8) = &args.p8 {
+        let key = TokenKey::from_p8_file(
+            p8,
+            args.key_id.clone().unwrap_or_default(),
+            args.team_id.clone().unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+        builder = builder.token_auth(key);
+    } else if let Some(p12) = &args.p12 {
+        let cert = Certificate::from_p12_file(p12, &args.password).map_err(|e| e.to_string())?;
+        cert_expiry = Some(cert.expires_at());
+        builder = builder.certificate(cert);
+    } else if let Some(cert_pem) = &args.cert_pem {
+        let cert_bytes = read(cert_pem)?;
+        let key_bytes = match &args.key_pem {
+            Some(k) => read(k)?,
+            None => cert_bytes.clone(),
+        };
+        let cert = Certificate::from_pem(cert_bytes, key_bytes).map_err(|e| e.to_string())?;
+        cert_expiry = Some(cert.expires_at());
+        builder = builder.certificate(cert);
+    } else {
+        return Err("give --p8 with --key-id and --team-id, or --p12, or --cert-pem".into());
+    }
+    if let Some(at) = cert_expiry
+        && let Ok(left) = at.duration_since(SystemTime::now())
+    {
+        let days = left.as_secs() / 86_400;
+        if days < 30 {
+            eprintln!("warning: the push certificate expires in {days} days");
+        }
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+
+    let mut push = Push::builder(args.device.clone(), args.topic.clone())
+        .push_type(args.push_type.push_type());
+    push = match &args.payload {
+        Some(p) => {
+            let json = match p.strip_prefix('@') {
+                Some(file) => read(&PathBuf::from(file))?,
+                None => p.clone().into_bytes(),
+            };
+            push.raw_payload(json)
+        }
+        None => {
+            let mut payload = if matches!(args.push_type, Kind::Background) {
+                Payload::background()
+            } else {
+                Payload::default()
+            };
+            payload.aps.alert = match (&args.title, &args.alert) {
+                (None, None) if matches!(args.push_type, Kind::Alert) => {
+                    Some(Alert::from("Hello from herald"))
+                }
+                (None, None) => None,
+                (None, Some(body)) => Some(Alert::from(body.as_str())),
+                (title, body) => Some(Alert::Fields(AlertFields {
+                    title: title.clone(),
+                    body: body.clone(),
+                    ..AlertFields::default()
+                })),
+            };
+            payload.aps.badge = args.badge;
+            payload.aps.sound = args.sound.clone().map(Sound::Named);
+            push.payload(&payload).map_err(|e| e.to_string())?
+        }
+    };
+    if let Some(p) = args.priority {
+        push = push.priority(match p {
+            10 => Priority::Immediate,
+            5 => Priority::PowerAware,
+            1 => Priority::Low,
+            other => return Err(format!("--priority must be 10, 5 or 1, not {other}")),
+        });
+    }
+    if let Some(secs) = args.expire_in {
+        push = push.expiration(if secs == 0 {
+            Expiration::Immediately
+        } else {
+            Expiration::At(SystemTime::now() + Duration::from_secs(secs))
+        });
+    }
+    if let Some(c) = &args.collapse_id {
+        push = push.collapse_id(c.clone());
+    }
+    if let Some(id) = &args.apns_id {
+        push = push.apns_id(id.clone());
+    }
+    let push = push.build().map_err(|e| e.to_string())?;
+
+    let outcome = client.send(push.clone()).await;
+    client.shutdown().await;
+    Ok(report(&push, &outcome))
+}
+
+fn report(push: &Push, outcome: &PushOutcome) -> ExitCode {
+    match outcome {
+        PushOutcome::Accepted(a) => {
+            println!("accepted: apns-id {}", a.apns_id);
+            if let Some(u) = &a.apns_unique_id {
+                println!("apns-unique-id {u} (look it up in Apple's delivery log)");
+            }
+            ExitCode::SUCCESS
+        }
+        PushOutcome::Rejected(r) => {
+            println!(
+                "rejected: {} {} (apns-id {})",
+                r.status,
+                r.reason,
+                push.apns_id()
+            );
+            println!("{}", r.reason.explain());
+            if let Some(t) = r.timestamp {
+                let secs = t
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                println!("APNs has known the token to be invalid since UNIX time {secs}.");
+            }
+            ExitCode::FAILURE
+        }
+        PushOutcome::Failed(e) => {
+            println!("failed: {e}");
+            if e.is_connect() {
+                println!(
+                    "Could not reach the server: check the network, the proxy and the endpoint."
+                );
+            } else if e.is_timeout() {
+                println!("No answer in time: APNs may or may not have received the push.");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

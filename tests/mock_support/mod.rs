@@ -270,7 +270,7 @@ impl Frame {
             .chunks_exact(6)
             .filter(|c| u16::from_be_bytes([c[0], c[1]]) == 3)
             .map(|c| u32::from_be_bytes([c[2], c[3], c[4], c[5]]))
-            .last()
+            .next_back()
     }
 }
 

@@ -8,9 +8,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-/// Options of `herald mock`.
+/// Options of `herald mock` (boxed: they are many, and `Command` holds them by value).
 #[derive(Debug, clap::Args)]
 pub(crate) struct MockArgs {
+    #[command(flatten)]
+    options: Box<MockOptions>,
+}
+
+/// The options themselves.
+#[derive(Debug, clap::Args)]
+struct MockOptions {
     /// Port to listen on (0 = a free port, printed at start-up).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -77,7 +84,7 @@ fn parse_latency(s: &str) -> Result<Latency, String> {
 
 /// Runs `herald mock`.
 pub(crate) async fn run(args: MockArgs) -> ExitCode {
-    match serve(args).await {
+    match serve(*args.options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("herald mock: {e}");
@@ -86,7 +93,7 @@ pub(crate) async fn run(args: MockArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: MockArgs) -> Result<(), String> {
+async fn serve(args: MockOptions) -> Result<(), String> {
     let mut builder = MockApns::builder()
         .bind(SocketAddr::new(args.bind, args.port))
         .max_streams(args.max_streams)

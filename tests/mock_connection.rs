@@ -653,3 +653,34 @@ async fn next_push_waits_for_a_push() {
     assert_eq!(rec.unwrap().status, 200);
     assert!(!ca.is_empty());
 }
+
+#[tokio::test]
+async fn log_keeps_the_most_recent_requests_within_the_record_limit() {
+    let s = Setup::with(MockApns::builder().record_limit(2)).await;
+    let mut c = s.client().await;
+    let jwt = s.jwt();
+    for n in 1..=3u8 {
+        let id = format!("00000000-0000-0000-0000-00000000000{n}");
+        push(&token(1))
+            .bearer(&jwt)
+            .header("apns-id", &id)
+            .send(&mut c)
+            .await
+            .unwrap();
+    }
+    let kept: Vec<String> = s.mock.requests().into_iter().map(|r| r.apns_id).collect();
+    assert_eq!(
+        kept,
+        [
+            "00000000-0000-0000-0000-000000000002",
+            "00000000-0000-0000-0000-000000000003"
+        ]
+    );
+    let stats = s.mock.stats();
+    assert_eq!((stats.requests, stats.evicted), (3, 1));
+    let first = s.mock.next_push(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        first.apns_id, "00000000-0000-0000-0000-000000000002",
+        "evicted ones are skipped"
+    );
+}

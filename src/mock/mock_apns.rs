@@ -122,9 +122,10 @@ impl MockApnsBuilder {
         self
     }
 
-    /// How many requests the log keeps (counters keep counting past it). Default 100,000.
+    /// How many requests the log keeps: past it the oldest are dropped (counters keep counting,
+    /// see [`Stats::evicted`](super::Stats::evicted)). Default 100,000.
     pub fn record_limit(mut self, n: usize) -> Self {
-        self.config.record_limit = n;
+        self.config.record_limit = n.max(1);
         self
     }
 
@@ -420,9 +421,9 @@ impl MockApns {
 
     // ----- what it saw -----
 
-    /// Every recorded request, in arrival order (up to the record limit).
+    /// The recorded requests, in arrival order: the most recent ones, up to the record limit.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.log.lock().entries.clone()
+        self.shared.log.lock().entries.iter().cloned().collect()
     }
 
     /// Recorded pushes (`/3/device`) and broadcasts only.
@@ -438,7 +439,8 @@ impl MockApns {
     }
 
     /// The next push or broadcast not yet returned by `next_push`, waiting up to `timeout` for
-    /// one to arrive. Whatever the answer was: check [`RecordedRequest::status`].
+    /// one to arrive; `None` on timeout. Whatever the answer was: check
+    /// [`RecordedRequest::status`]. Pushes evicted from the log before being read are skipped.
     pub async fn next_push(&self, timeout: Duration) -> Option<RecordedRequest> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -447,11 +449,13 @@ impl MockApns {
             notified.as_mut().enable();
             {
                 let mut log = self.shared.log.lock();
-                while log.cursor < log.entries.len() {
-                    let i = log.cursor;
+                log.cursor = log.cursor.max(log.evicted);
+                while log.cursor < log.evicted + log.entries.len() {
+                    let i = log.cursor - log.evicted;
                     log.cursor += 1;
-                    let r = &log.entries[i];
-                    if matches!(r.endpoint, Endpoint::Push | Endpoint::Broadcast) {
+                    if let Some(r) = log.entries.get(i)
+                        && matches!(r.endpoint, Endpoint::Push | Endpoint::Broadcast)
+                    {
                         return Some(r.clone());
                     }
                 }

@@ -131,6 +131,7 @@ pub struct Stats {
     pub tls_failures: u64,
     /// GOAWAY frames sent (one per connection shut down by the mock).
     pub goaways: u64,
-    /// Requests not kept in the log because the record limit was reached (counters still count).
-    pub unrecorded: u64,
+    /// Requests dropped from the front of the log to keep it within the record limit
+    /// (counters still count them).
+    pub evicted: u64,
 }

@@ -84,9 +84,13 @@ pub(crate) struct Conn {
     pub(crate) stats: Mutex<ConnectionStats>,
 }
 
+/// The request log: the most recent `record_limit` requests.
 #[derive(Debug, Default)]
 pub(crate) struct Log {
-    pub(crate) entries: Vec<RecordedRequest>,
+    pub(crate) entries: VecDeque<RecordedRequest>,
+    /// Requests evicted from the front so far (the absolute index of `entries[0]`).
+    pub(crate) evicted: usize,
+    /// Absolute index of the next entry `next_push` looks at.
     pub(crate) cursor: usize,
 }
 
@@ -163,14 +167,19 @@ impl Shared {
                 .or_default() += 1;
         }
         let limit = self.config.read().record_limit;
-        let mut log = self.log.lock();
-        if log.entries.len() < limit {
-            log.entries.push(rec);
-            drop(log);
-            self.log_notify.notify_waiters();
-        } else {
-            drop(log);
-            self.stats.lock().unrecorded += 1;
+        let mut evicted = 0;
+        {
+            let mut log = self.log.lock();
+            log.entries.push_back(rec);
+            while log.entries.len() > limit {
+                log.entries.pop_front();
+                log.evicted += 1;
+                evicted += 1;
+            }
+        }
+        self.log_notify.notify_waiters();
+        if evicted > 0 {
+            self.stats.lock().evicted += evicted;
         }
     }
 }

@@ -64,6 +64,9 @@ struct MockOptions {
     /// Print each push as one JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+    /// Do not print each push (for load tests: printing costs more than answering).
+    #[arg(long, conflicts_with = "json")]
+    quiet: bool,
 }
 
 fn parse_latency(s: &str) -> Result<Latency, String> {
@@ -163,7 +166,10 @@ async fn serve(args: MockOptions) -> Result<(), String> {
 
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    loop {
+    if args.quiet {
+        let _ = ctrl_c.await;
+    }
+    while !args.quiet {
         tokio::select! {
             _ = &mut ctrl_c => break,
             rec = mock.next_push(Duration::from_secs(3600)) => {

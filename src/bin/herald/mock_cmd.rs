@@ -167,7 +167,7 @@ async fn serve(args: MockOptions) -> Result<(), String> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     if args.quiet {
-        let _ = ctrl_c.await;
+        let _ = ctrl_c.as_mut().await;
     }
     while !args.quiet {
         tokio::select! {

@@ -168,13 +168,14 @@ async fn serve(args: MockOptions) -> Result<(), String> {
     tokio::pin!(ctrl_c);
     if args.quiet {
         let _ = ctrl_c.as_mut().await;
-    }
-    while !args.quiet {
-        tokio::select! {
-            _ = &mut ctrl_c => break,
-            rec = mock.next_push(Duration::from_secs(3600)) => {
-                if let Some(rec) = rec {
-                    println!("{}", describe(&rec, args.json));
+    } else {
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => break,
+                rec = mock.next_push(Duration::from_secs(3600)) => {
+                    if let Some(rec) = rec {
+                        println!("{}", describe(&rec, args.json));
+                    }
                 }
             }
         }

@@ -684,3 +684,29 @@ async fn log_keeps_the_most_recent_requests_within_the_record_limit() {
         "evicted ones are skipped"
     );
 }
+
+#[tokio::test]
+async fn push_certificate_as_p12_authenticates() {
+    let s = Setup::new().await;
+    let issued = s.mock.issue_push_certificate(BUNDLE).unwrap();
+    let p12 = issued.to_p12("secret").unwrap();
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        &p12,
+        "secret",
+        p12_keystore::Pkcs12ImportPolicy::default(),
+    )
+    .unwrap();
+    let (_, chain) = store.private_key_chain().unwrap();
+    assert_eq!(chain.certs().len(), 2, "leaf and CA");
+    assert!(
+        p12_keystore::KeyStore::from_pkcs12(&p12, "wrong", Default::default()).is_err(),
+        "password protected"
+    );
+    // Authenticate with the certificate and key taken out of the archive.
+    let (cert_der, key_der) = (
+        chain.certs()[0].as_der().to_vec(),
+        chain.key().as_der().to_vec(),
+    );
+    let mut c = connect_der(&s.mock, cert_der, key_der).await;
+    assert_eq!(push(&token(1)).send(&mut c).await.unwrap().status, 200);
+}

@@ -100,6 +100,9 @@ impl Authority {
             bundle_id: bundle_id.to_owned(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+            ca_der: self.ca_der.to_vec(),
         })
     }
 
@@ -164,6 +167,9 @@ pub struct PushCertificate {
     bundle_id: String,
     cert_pem: String,
     key_pem: String,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+    ca_der: Vec<u8>,
 }
 
 impl std::fmt::Debug for PushCertificate {
@@ -193,6 +199,39 @@ impl PushCertificate {
     /// Certificate then key in one PEM text (what `aioapns`' `client_cert` and `curl --cert` read).
     pub fn pem_bundle(&self) -> String {
         format!("{}{}", self.cert_pem, self.key_pem)
+    }
+
+    /// The certificate (with the mock's CA after it) and key as a PKCS#12 (`.p12`) archive
+    /// protected by `password`, the way Keychain Access exports a push certificate. Encrypted with
+    /// PBES2 (PBKDF2-HMAC-SHA256 + AES-256), MAC HMAC-SHA256, as OpenSSL 3 writes them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mock = herald::mock::MockApns::start().await.unwrap();
+    /// let p12 = mock.issue_push_certificate("com.example.app").unwrap().to_p12("secret").unwrap();
+    /// assert!(!p12.is_empty());
+    /// # }
+    /// ```
+    pub fn to_p12(&self, password: &str) -> Result<Vec<u8>, MockError> {
+        use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+        let err = |e: p12_keystore::error::Error| cert_err(format!("PKCS#12: {e}"));
+        let key = PrivateKey::from_der(&self.key_der).map_err(err)?;
+        let certs = vec![
+            Certificate::from_der(&self.cert_der).map_err(err)?,
+            Certificate::from_der(&self.ca_der).map_err(err)?,
+        ];
+        let local_key_id =
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &self.cert_der);
+        let chain = PrivateKeyChain::new(local_key_id.as_ref().to_vec(), key, certs);
+        let mut store = KeyStore::new();
+        store.add_entry(&self.bundle_id, KeyStoreEntry::PrivateKeyChain(chain));
+        store.writer(password).write().map_err(err)
+    }
+
+    /// Writes [`to_p12`](Self::to_p12) to `path`.
+    pub fn write_p12(&self, path: impl AsRef<Path>, password: &str) -> Result<(), MockError> {
+        std::fs::write(path, self.to_p12(password)?).map_err(|e| MockError::io("writing .p12", e))
     }
 
     /// Writes [`pem_bundle`](Self::pem_bundle) to `path`.

@@ -34,9 +34,13 @@ struct MockOptions {
     /// Generate and register a provider key, write it as KEY_ID.p8 in the out dir. Repeatable.
     #[arg(long = "generate-key", value_name = "KEY_ID:TEAM_ID")]
     generate_keys: Vec<String>,
-    /// Issue a push certificate for a bundle id; writes BUNDLE.pem (certificate + key). Repeatable.
+    /// Issue a push certificate for a bundle id; writes BUNDLE.pem (certificate + key) and
+    /// BUNDLE.p12 (see --p12-password). Repeatable.
     #[arg(long = "push-cert", value_name = "BUNDLE_ID")]
     push_certs: Vec<String>,
+    /// Password of the .p12 files written for --push-cert.
+    #[arg(long, default_value = "")]
+    p12_password: String,
     /// A known device token, optionally bound to a bundle id (else valid for any). Repeatable.
     #[arg(long = "token", value_name = "HEX[:BUNDLE_ID]")]
     tokens: Vec<String>,
@@ -149,9 +153,13 @@ async fn serve(args: MockOptions) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let path = out.join(format!("{bundle}.pem"));
         cert.write_pem_bundle(&path).map_err(|e| e.to_string())?;
+        let p12 = out.join(format!("{bundle}.p12"));
+        cert.write_p12(&p12, &args.p12_password)
+            .map_err(|e| e.to_string())?;
         println!(
-            "herald mock: push certificate for {bundle} written to {}",
-            path.display()
+            "herald mock: push certificate for {bundle} written to {} and {}",
+            path.display(),
+            p12.display()
         );
     }
     for spec in &args.tokens {

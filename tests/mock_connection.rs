@@ -710,3 +710,70 @@ async fn push_certificate_as_p12_authenticates() {
     let mut c = connect_der(&s.mock, cert_der, key_der).await;
     assert_eq!(push(&token(1)).send(&mut c).await.unwrap().status, 200);
 }
+
+// ----- hostile input: the server answers or closes, never falls over -----
+
+#[tokio::test]
+async fn garbage_never_takes_the_server_down() {
+    use tokio::io::AsyncWriteExt;
+    let s = Setup::new().await;
+    // Not TLS at all.
+    let mut tcp = tokio::net::TcpStream::connect(s.mock.addr()).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    drop(tcp);
+    // TLS, then no HTTP/2 preface.
+    let mut raw = Raw::connect(&s.mock, None).await;
+    raw.write_frame(0xff, 0xff, 0x7fff_ffff, &[0xff; 40]).await;
+    raw.headers(1, &[(":method", "POST")], true).await; // no :path, :scheme
+    raw.write_frame(HEADERS, 0x5, 3, &[0xff, 0xff, 0xff, 0xff])
+        .await; // invalid HPACK
+    while raw.next().await.is_some() {}
+    // A header value that is not text, and an oversized body.
+    let mut raw = Raw::connect(&s.mock, None).await;
+    let path = format!("/3/device/{}", token(1));
+    raw.headers(
+        1,
+        &[
+            (":method", "POST"),
+            (":scheme", "https"),
+            (":path", path.as_str()),
+        ],
+        false,
+    )
+    .await;
+    raw.write_frame(DATA, 0, 1, &[b'{'; 16_000]).await;
+    raw.write_frame(RST_STREAM, 0, 1, &8u32.to_be_bytes()).await; // CANCEL mid-body
+    let mut c = s.client().await;
+    let jwt = s.jwt();
+    let a = push(&token(1))
+        .bearer(&jwt)
+        .header("apns-topic", "com.ex\u{e9}mple")
+        .send(&mut c)
+        .await;
+    let a = a.unwrap();
+    assert_eq!((a.status, a.reason().as_deref()), (400, Some("BadTopic")));
+    let big = vec![b' '; 70 * 1024];
+    let a = push(&token(1))
+        .bearer(&jwt)
+        .body(big)
+        .send(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.status, a.reason().as_deref()),
+        (413, Some("PayloadTooLarge"))
+    );
+    // Still serving.
+    let mut c = s.client().await;
+    assert_eq!(
+        push(&token(1))
+            .bearer(&jwt)
+            .send(&mut c)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}

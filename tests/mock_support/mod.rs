@@ -378,6 +378,31 @@ async fn tls_to(
     Ok(tls)
 }
 
+/// An h2 client for a server at `addr` whose CA is `ca_pem` (a mock in another process).
+pub async fn connect_to(addr: std::net::SocketAddr, ca_pem: &str) -> Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (client, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
 /// An h2 client authenticating with a DER certificate and PKCS#8 DER key.
 pub async fn connect_der(mock: &MockApns, cert: Vec<u8>, key: Vec<u8>) -> Client {
     let mut roots = rustls::RootCertStore::empty();

@@ -118,6 +118,25 @@ impl Endpoint {
         }
     }
 
+    /// The channel-management server for broadcast channels (iOS 18): Apple's dedicated hosts
+    /// (sandbox port 2195, production 2196); a custom endpoint serves both.
+    ///
+    /// ```
+    /// # use herald::apns::Endpoint;
+    /// assert_eq!(Endpoint::Sandbox.channel_management(), ("api-manage-broadcast.sandbox.push.apple.com".to_string(), 2195));
+    /// ```
+    pub fn channel_management(&self) -> (String, u16) {
+        match self {
+            Endpoint::Production | Endpoint::ProductionAlt => {
+                ("api-manage-broadcast.push.apple.com".into(), 2196)
+            }
+            Endpoint::Sandbox | Endpoint::SandboxAlt => {
+                ("api-manage-broadcast.sandbox.push.apple.com".into(), 2195)
+            }
+            Endpoint::Custom(c) => (c.host.clone(), c.port),
+        }
+    }
+
     /// The port.
     ///
     /// ```
@@ -440,25 +459,10 @@ impl ApnsClientBuilder {
         };
         tls.alpn_protocols = vec![b"h2".to_vec()];
 
-        let host = self.endpoint.host().to_owned();
-        let port = self.endpoint.port();
-        let server_name = ServerName::try_from(host.clone()).map_err(|_| {
-            Error::new(
-                ErrorKind::Config,
-                format!("{host:?} is not a valid server name"),
-            )
-        })?;
-        let authority_str = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let authority: http::uri::Authority = authority_str.parse().map_err(|_| {
-            Error::new(
-                ErrorKind::Config,
-                format!("{authority_str:?} is not a valid authority"),
-            )
-        })?;
+        let (host, port) = (self.endpoint.host().to_owned(), self.endpoint.port());
+        let (server_name, authority) = target(&host, port)?;
+        let (m_host, m_port) = self.endpoint.channel_management();
+        let (m_server_name, m_authority) = target(&m_host, m_port)?;
         let proxy = match &self.proxy {
             None => None,
             Some(url) => {
@@ -493,10 +497,21 @@ impl ApnsClientBuilder {
             token: self.token.clone(),
             metrics: self.metrics.clone(),
         };
+        let manage_config = PoolConfig {
+            host: m_host,
+            port: m_port,
+            server_name: m_server_name,
+            authority: m_authority,
+            connections: 1,
+            metrics: None,
+            ..cfg.clone()
+        };
         Ok(ApnsClient {
             inner: Arc::new(Inner {
                 pool_config: cfg,
                 pool: OnceLock::new(),
+                manage_config,
+                manage_pool: OnceLock::new(),
                 token: self.token,
                 retry: self.retry,
                 metrics: self.metrics,
@@ -511,6 +526,8 @@ impl ApnsClientBuilder {
 struct Inner {
     pool_config: PoolConfig,
     pool: OnceLock<Pool>,
+    manage_config: PoolConfig,
+    manage_pool: OnceLock<Pool>,
     token: Option<TokenKey>,
     retry: RetryPolicy,
     metrics: Option<Arc<dyn Metrics>>,
@@ -521,10 +538,35 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(p) = self.pool.get() {
+        for p in [self.pool.get(), self.manage_pool.get()]
+            .into_iter()
+            .flatten()
+        {
             p.begin_close();
         }
     }
+}
+
+/// TLS server name and HTTP/2 authority for `host:port`.
+fn target(host: &str, port: u16) -> Result<(ServerName<'static>, http::uri::Authority), Error> {
+    let server_name = ServerName::try_from(host.to_owned()).map_err(|_| {
+        Error::new(
+            ErrorKind::Config,
+            format!("{host:?} is not a valid server name"),
+        )
+    })?;
+    let authority_str = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let authority: http::uri::Authority = authority_str.parse().map_err(|_| {
+        Error::new(
+            ErrorKind::Config,
+            format!("{authority_str:?} is not a valid authority"),
+        )
+    })?;
+    Ok((server_name, authority))
 }
 
 /// The APNs client: a pool of HTTP/2 connections, shared by clones.
@@ -595,7 +637,17 @@ impl ApnsClient {
         }
     }
 
-    fn pool(&self) -> &Pool {
+    pub(super) fn manage_pool(&self) -> &Pool {
+        self.inner
+            .manage_pool
+            .get_or_init(|| Pool::start(self.inner.manage_config.clone()))
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    pub(super) fn pool(&self) -> &Pool {
         self.inner
             .pool
             .get_or_init(|| Pool::start(self.inner.pool_config.clone()))
@@ -627,23 +679,34 @@ impl ApnsClient {
     }
 
     async fn send_inner(&self, push: Push) -> PushOutcome {
+        let spec = Arc::new(push_request(&push));
+        self.deliver(spec, push.apns_id(), Some(&push), self.pool())
+            .await
+    }
+
+    /// Sends one request with Apple's retry table until it has its one outcome.
+    pub(super) async fn deliver(
+        &self,
+        spec: Arc<RequestSpec>,
+        own_id: &str,
+        push: Option<&Push>,
+        pool: &Pool,
+    ) -> PushOutcome {
         let inner = &*self.inner;
-        let metrics = inner.metrics.as_deref();
-        if let Some(m) = metrics {
-            m.sent(&push);
+        let metrics = inner.metrics.as_deref().zip(push);
+        if let Some((m, push)) = metrics {
+            m.sent(push);
         }
         if inner.closed.load(Ordering::Acquire) {
             let e = Error::new(ErrorKind::Shutdown, "the client is shut down");
-            if let Some(m) = metrics {
-                m.failed(&push, &e);
+            if let Some((m, push)) = metrics {
+                m.failed(push, &e);
             }
             return PushOutcome::Failed(e);
         }
         inner.admitted.fetch_add(1, Ordering::AcqRel);
         let _guard = AdmitGuard(inner);
         let started = Instant::now();
-        let spec = Arc::new(push_request(&push));
-        let pool = self.pool();
         let mut retries = 0u32;
         let mut unsent = 0u32;
         let mut reminted = false;
@@ -675,10 +738,10 @@ impl ApnsClient {
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned)
                     };
-                    let apns_id = header("apns-id").unwrap_or_else(|| push.apns_id().to_owned());
+                    let apns_id = header("apns-id").unwrap_or_else(|| own_id.to_owned());
                     if status == 200 {
-                        if let Some(m) = metrics {
-                            m.accepted(&push, started.elapsed());
+                        if let Some((m, push)) = metrics {
+                            m.accepted(push, started.elapsed());
                         }
                         break PushOutcome::Accepted(Accepted {
                             apns_id,
@@ -695,8 +758,8 @@ impl ApnsClient {
                         // A new token on the same connection within 20 minutes of the last one
                         // draws TooManyProviderTokenUpdates: carry the new token on a new connection.
                         conn.retire();
-                        if let Some(m) = metrics {
-                            m.retried(&push, RetryCause::TokenExpired);
+                        if let Some((m, push)) = metrics {
+                            m.retried(push, RetryCause::TokenExpired);
                         }
                         tracing::debug!("ExpiredProviderToken: retrying once with a new token");
                         continue;
@@ -704,9 +767,9 @@ impl ApnsClient {
                     let retryable = (status == 429 || status >= 500) && !reason.is_permanent();
                     if retryable {
                         if retries < inner.retry.max_retries {
-                            if let Some(m) = metrics {
+                            if let Some((m, push)) = metrics {
                                 m.retried(
-                                    &push,
+                                    push,
                                     RetryCause::Rejected {
                                         status,
                                         reason: &reason,
@@ -724,13 +787,13 @@ impl ApnsClient {
                             format!("APNs answered {status} {reason} {} times", retries + 1),
                         )
                         .with_apns(status, reason);
-                        if let Some(m) = metrics {
-                            m.failed(&push, &e);
+                        if let Some((m, push)) = metrics {
+                            m.failed(push, &e);
                         }
                         break PushOutcome::Failed(e);
                     }
-                    if let Some(m) = metrics {
-                        m.rejected(&push, status, &reason);
+                    if let Some((m, push)) = metrics {
+                        m.rejected(push, status, &reason);
                     }
                     break PushOutcome::Rejected(Rejected {
                         apns_id,
@@ -745,15 +808,15 @@ impl ApnsClient {
                 } => {
                     // No connection could be made: counts against the retry budget.
                     if retries < inner.retry.max_retries {
-                        if let Some(m) = metrics {
-                            m.retried(&push, RetryCause::Unsent(&error));
+                        if let Some((m, push)) = metrics {
+                            m.retried(push, RetryCause::Unsent(&error));
                         }
                         tokio::time::sleep(inner.retry.delay(retries)).await;
                         retries += 1;
                         continue;
                     }
-                    if let Some(m) = metrics {
-                        m.failed(&push, &error);
+                    if let Some((m, push)) = metrics {
+                        m.failed(push, &error);
                     }
                     break PushOutcome::Failed(error);
                 }
@@ -763,8 +826,8 @@ impl ApnsClient {
                 } => {
                     // Refused or above a GOAWAY's last stream: straight to another connection.
                     if unsent < 8 {
-                        if let Some(m) = metrics {
-                            m.retried(&push, RetryCause::Unsent(&error));
+                        if let Some((m, push)) = metrics {
+                            m.retried(push, RetryCause::Unsent(&error));
                         }
                         if unsent >= 2 {
                             tokio::time::sleep(inner.retry.delay(unsent - 2)).await;
@@ -773,14 +836,14 @@ impl ApnsClient {
                         front = true;
                         continue;
                     }
-                    if let Some(m) = metrics {
-                        m.failed(&push, &error);
+                    if let Some((m, push)) = metrics {
+                        m.failed(push, &error);
                     }
                     break PushOutcome::Failed(error);
                 }
                 Attempt::Failed(error) => {
-                    if let Some(m) = metrics {
-                        m.failed(&push, &error);
+                    if let Some((m, push)) = metrics {
+                        m.failed(push, &error);
                     }
                     break PushOutcome::Failed(error);
                 }
@@ -861,7 +924,10 @@ impl ApnsClient {
             }
             drained.await;
         }
-        if let Some(pool) = inner.pool.get() {
+        for pool in [inner.pool.get(), inner.manage_pool.get()]
+            .into_iter()
+            .flatten()
+        {
             pool.close().await;
         }
     }

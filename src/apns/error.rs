@@ -50,6 +50,8 @@ pub enum ErrorKind {
     RetriesExhausted,
     /// The client has been shut down.
     Shutdown,
+    /// APNs rejected a channel-management request; see [`Error::status`] and [`Error::reason`].
+    Rejected,
     /// Anything else.
     Other,
 }
@@ -309,6 +311,17 @@ impl Error {
             Detail::Expired(t) => Some(t),
             _ => None,
         }
+    }
+
+    /// APNs rejected a channel-management request ([`Error::reason`] says why).
+    ///
+    /// ```
+    /// # use herald::apns::Push;
+    /// # let err = Push::builder("zz", "t").build().unwrap_err();
+    /// assert!(!err.is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        self.kind == ErrorKind::Rejected
     }
 
     /// The client was shut down before the push could be sent.

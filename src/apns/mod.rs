@@ -4,6 +4,8 @@
 //!   endpoint; a pool of connections following the server's live stream limit; token
 //!   ([`TokenKey`], `.p8`) or certificate ([`Certificate`], `.p12` / PEM) authentication.
 //! - [`Push`]: one owned, validated notification; [`Payload`] / [`Aps`]: the typed payload.
+//! - [`Broadcast`] and channel management (`create_channel`, `read_channel`, `list_channels`,
+//!   `delete_channel`, `broadcast`): iOS 18 broadcast push for Live Activities.
 //! - [`PushOutcome`]: exactly one per push — accepted, rejected (with an open [`Reason`]), or
 //!   failed (with a typed [`Error`]).
 //!
@@ -42,6 +44,7 @@
 //! ```
 
 mod auth;
+mod broadcast;
 mod client;
 mod error;
 mod metrics;
@@ -51,6 +54,7 @@ mod push;
 mod response;
 
 pub use auth::{Certificate, TokenKey};
+pub use broadcast::{Broadcast, BroadcastBuilder, ChannelConfig, ChannelId, MessageStoragePolicy};
 pub use client::{ApnsClient, ApnsClientBuilder, CustomEndpoint, Endpoint, Outcomes, RetryPolicy};
 pub use error::{Error, ErrorKind, PayloadTooLarge};
 pub use metrics::{Counters, CountersSnapshot, Metrics, RetryCause};

@@ -1,0 +1,108 @@
+//! Broadcast channels (iOS 18) against the mock: create, read, list, delete, send, and reasons.
+#![cfg(all(feature = "apns", feature = "mock"))]
+
+use herald::apns::{
+    ApnsClient, Broadcast, ChannelId, Expiration, LiveActivityEvent, MessageStoragePolicy, Payload,
+    Reason,
+};
+use herald::mock::MockApns;
+
+const BUNDLE: &str = "com.example.app";
+
+async fn client() -> (MockApns, ApnsClient) {
+    let mock = MockApns::start().await.unwrap();
+    let p8 = mock.generate_key("ABC123DEFG", "TEAM123456").unwrap();
+    let client = ApnsClient::builder()
+        .endpoint(
+            herald::apns::Endpoint::custom(&mock.url())
+                .unwrap()
+                .with_ca_pem(mock.ca_pem()),
+        )
+        .token_auth(herald::apns::TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456").unwrap())
+        .build()
+        .unwrap();
+    (mock, client)
+}
+
+fn update() -> Payload {
+    let mut p = Payload::default();
+    p.aps.event = Some(LiveActivityEvent::Update);
+    p.aps.timestamp = Some(1_750_000_000);
+    p.aps.content_state = Some(serde_json::json!({"score": "2-1"}));
+    p
+}
+
+#[tokio::test]
+async fn channel_lifecycle_and_broadcast() {
+    let (mock, client) = client().await;
+    let id = client
+        .create_channel(BUNDLE, MessageStoragePolicy::NoMessageStored)
+        .await
+        .unwrap();
+    let config = client.read_channel(BUNDLE, &id).await.unwrap();
+    assert_eq!(config.storage_policy, MessageStoragePolicy::NoMessageStored);
+    assert_eq!(config.push_type, "LiveActivity");
+    assert_eq!(
+        client.list_channels(BUNDLE).await.unwrap(),
+        vec![id.clone()]
+    );
+
+    let b = Broadcast::builder(BUNDLE, id.clone())
+        .expiration(Expiration::Immediately)
+        .payload(&update())
+        .unwrap()
+        .build()
+        .unwrap();
+    let outcome = client.broadcast(b.clone()).await;
+    assert!(outcome.is_accepted(), "{outcome:?}");
+    let rec = mock.pushes();
+    assert_eq!(
+        rec.last().unwrap().header("apns-channel-id"),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        rec.last().unwrap().header("apns-push-type"),
+        Some("liveactivity")
+    );
+
+    // No-storage channels need apns-expiration 0.
+    let stored = Broadcast::builder(BUNDLE, id.clone())
+        .payload(&update())
+        .unwrap()
+        .expiration(Expiration::At(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+        ))
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.broadcast(stored).await.reason(),
+        Some(&Reason::BadExpirationDate)
+    );
+
+    client.delete_channel(BUNDLE, &id).await.unwrap();
+    assert!(client.list_channels(BUNDLE).await.unwrap().is_empty());
+    let err = client.read_channel(BUNDLE, &id).await.unwrap_err();
+    assert!(err.is_rejected());
+    assert_eq!(err.reason(), Some(&Reason::ChannelNotRegistered));
+    assert_eq!(
+        client.broadcast(b).await.reason(),
+        Some(&Reason::ChannelNotRegistered)
+    );
+}
+
+#[tokio::test]
+async fn bad_channel_ids_get_their_reasons() {
+    let (_mock, client) = client().await;
+    let err = client
+        .read_channel(BUNDLE, &ChannelId::new("not base64 !!"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), Some(&Reason::BadChannelId));
+    let big = Payload::default().custom("x", "y".repeat(6000)).unwrap();
+    let e = Broadcast::builder(BUNDLE, ChannelId::new("abc="))
+        .payload(&big)
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert_eq!(e.payload_too_large().unwrap().limit, 5120);
+}

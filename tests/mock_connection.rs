@@ -143,6 +143,10 @@ async fn set_max_streams_reaches_open_connections() {
     );
     s.mock.set_max_streams(3);
     eventually(|| c.current_max_send_streams() == 3).await;
+    s.mock.set_max_streams(7);
+    eventually(|| c.current_max_send_streams() == 7).await;
+    s.mock.set_max_streams(2);
+    eventually(|| c.current_max_send_streams() == 2).await;
 }
 
 #[tokio::test]

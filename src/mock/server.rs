@@ -109,14 +109,18 @@ async fn serve_connection(
 
     let mut tasks = JoinSet::new();
     let mut going_away = false;
+    // A user PING must be answered (PONG polled) before the next one can be sent.
+    let mut ping_pending = false;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             Some(cmd) = cmd_rx.recv() => match cmd {
                 ConnCmd::Drop => break,
                 ConnCmd::Flush => {
-                    if let Some(p) = ping.as_mut() {
-                        let _ = p.send_ping(h2::Ping::opaque());
+                    if let Some(p) = ping.as_mut()
+                        && !ping_pending
+                    {
+                        ping_pending = p.send_ping(h2::Ping::opaque()).is_ok();
                     }
                 }
                 ConnCmd::GoAway { reason, graceful } => {
@@ -133,6 +137,10 @@ async fn serve_connection(
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = std::future::poll_fn(|cx| match ping.as_mut() {
+                Some(p) => p.poll_pong(cx),
+                None => std::task::Poll::Pending,
+            }), if ping_pending => ping_pending = false,
             next = h2conn.accept() => match next {
                 None => break,
                 Some(Err(e)) => {

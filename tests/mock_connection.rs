@@ -781,3 +781,45 @@ async fn garbage_never_takes_the_server_down() {
         200
     );
 }
+
+// ----- idle connections -----
+
+#[tokio::test]
+async fn idle_connection_gets_goaway_idle_timeout() {
+    let s = Setup::with(MockApns::builder().idle_timeout(Duration::from_millis(150))).await;
+    let (mut c, frames) = connect_sniffed(&s.mock, None).await;
+    assert_eq!(
+        push(&token(1))
+            .bearer(&s.jwt())
+            .send(&mut c)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let g = wait_frame(&frames, |f| f.kind == GOAWAY).await;
+    assert_eq!(g.goaway().2, r#"{"reason":"IdleTimeout"}"#);
+}
+
+#[tokio::test]
+async fn pings_keep_a_connection_alive_and_are_counted() {
+    let s = Setup::with(MockApns::builder().idle_timeout(Duration::from_millis(150))).await;
+    let mut raw = Raw::connect(&s.mock, Some(b"h2".to_vec())).await;
+    for _ in 0..8 {
+        raw.write_frame(PING, 0, 0, &[1; 8]).await;
+        loop {
+            let f = raw.next().await.expect("connection open");
+            assert_ne!(f.kind, GOAWAY, "idle timeout despite PINGs");
+            if f.kind == SETTINGS && f.flags & 1 == 0 {
+                raw.write_frame(SETTINGS, 1, 0, &[]).await;
+            }
+            if f.kind == PING && f.flags & 1 == 1 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = s.mock.stats();
+    assert_eq!(stats.connections.values().next().unwrap().pings, 8);
+    assert_eq!(stats.goaways, 0);
+}

@@ -26,6 +26,7 @@ const FRAME_HEADER: usize = 9;
 const TYPE_HEADERS: u8 = 0x1;
 const TYPE_SETTINGS: u8 = 0x4;
 const TYPE_PUSH_PROMISE: u8 = 0x5;
+const TYPE_PING: u8 = 0x6;
 const TYPE_GOAWAY: u8 = 0x7;
 const TYPE_CONTINUATION: u8 = 0x9;
 const FLAG_ACK: u8 = 0x1;
@@ -59,6 +60,10 @@ pub(crate) struct StreamControl {
     state: Mutex<State>,
     /// Streams accepted and not yet answered (or reset).
     active: AtomicU32,
+    /// PING frames received (not ACKs).
+    pings: AtomicU32,
+    /// Last inbound HEADERS or PING, for the idle timeout.
+    last_activity: Mutex<tokio::time::Instant>,
 }
 
 impl StreamControl {
@@ -74,7 +79,19 @@ impl StreamControl {
                 goaway_debug: None,
             }),
             active: AtomicU32::new(0),
+            pings: AtomicU32::new(0),
+            last_activity: Mutex::new(tokio::time::Instant::now()),
         }
+    }
+
+    /// PING frames the client sent.
+    pub(crate) fn pings(&self) -> u32 {
+        self.pings.load(Ordering::Relaxed)
+    }
+
+    /// When the client last sent a request or a PING.
+    pub(crate) fn last_activity(&self) -> tokio::time::Instant {
+        *self.last_activity.lock()
     }
 
     /// Advertises a new MAX_CONCURRENT_STREAMS at the next outbound frame boundary.
@@ -276,6 +293,12 @@ impl<T> FrameIo<T> {
             }
             let len = u32::from_be_bytes([0, self.r_raw[0], self.r_raw[1], self.r_raw[2]]) as usize;
             let (kind, flags) = (self.r_raw[3], self.r_raw[4]);
+            if kind == TYPE_PING && flags & FLAG_ACK == 0 {
+                self.ctl.pings.fetch_add(1, Ordering::Relaxed);
+            }
+            if kind == TYPE_PING || kind == TYPE_HEADERS {
+                *self.ctl.last_activity.lock() = tokio::time::Instant::now();
+            }
             if kind == TYPE_SETTINGS && flags & FLAG_ACK != 0 && len == 0 && self.settings_acked() {
                 self.r_raw.advance(FRAME_HEADER);
                 continue;

@@ -102,6 +102,13 @@ impl MockApnsBuilder {
         self
     }
 
+    /// Close connections idle for this long (no request, no PING; real time) with a graceful
+    /// GOAWAY `{"reason":"IdleTimeout"}`. Default: never.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.config.idle_timeout = Some(idle);
+        self
+    }
+
     /// Latency added before every answer. Default none.
     pub fn latency(mut self, latency: Latency) -> Self {
         self.config.latency = latency;
@@ -359,6 +366,11 @@ impl MockApns {
         self.shared.config.write().goaway_after = n.map(|n| n.max(1));
     }
 
+    /// See [`MockApnsBuilder::idle_timeout`]; applies to connections opened afterwards.
+    pub fn set_idle_timeout(&self, idle: Option<Duration>) {
+        self.shared.config.write().idle_timeout = idle;
+    }
+
     /// See [`MockApnsBuilder::drop_to_one_after_rejection`].
     pub fn set_drop_to_one_after_rejection(&self, on: bool) {
         self.shared.config.write().drop_to_one_after_rejection = on;
@@ -470,7 +482,9 @@ impl MockApns {
     pub fn stats(&self) -> Stats {
         let mut stats = self.shared.stats.lock().clone();
         for (id, conn) in self.shared.conns.lock().iter() {
-            stats.connections.insert(*id, conn.stats.lock().clone());
+            let mut cs = conn.stats.lock().clone();
+            cs.pings = conn.ctl.pings();
+            stats.connections.insert(*id, cs);
         }
         stats
     }

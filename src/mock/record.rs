@@ -109,6 +109,8 @@ pub struct ConnectionStats {
     pub max_streams: u32,
     /// Highest number of streams seen open at once.
     pub peak_streams: u32,
+    /// PING frames the client sent on it (keep-alives).
+    pub pings: u32,
 }
 
 /// Counters since start-up. See [`MockApns::stats`](crate::mock::MockApns::stats).

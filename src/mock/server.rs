@@ -111,6 +111,10 @@ async fn serve_connection(
     let mut going_away = false;
     // A user PING must be answered (PONG polled) before the next one can be sent.
     let mut ping_pending = false;
+    let idle_timeout = config.idle_timeout;
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let idle = tokio::time::sleep(idle_timeout.unwrap_or(far));
+    tokio::pin!(idle);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -137,6 +141,19 @@ async fn serve_connection(
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = &mut idle, if idle_timeout.is_some() && !going_away => {
+                let limit = idle_timeout.unwrap_or(far);
+                let deadline = ctl.last_activity() + limit;
+                if tokio::time::Instant::now() >= deadline && ctl.active() == 0 {
+                    going_away = true;
+                    shared.stats.lock().goaways += 1;
+                    ctl.set_goaway_debug(goaway_debug("IdleTimeout"));
+                    h2conn.graceful_shutdown();
+                } else {
+                    let next = deadline.max(tokio::time::Instant::now() + limit / 4);
+                    idle.as_mut().reset(next);
+                }
+            }
             _ = std::future::poll_fn(|cx| match ping.as_mut() {
                 Some(p) => p.poll_pong(cx),
                 None => std::task::Poll::Pending,

@@ -22,6 +22,7 @@ pub(crate) struct Config {
     pub(crate) error_rate: f64,
     pub(crate) accept_unknown_tokens: bool,
     pub(crate) record_limit: usize,
+    pub(crate) idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -34,6 +35,7 @@ impl Default for Config {
             error_rate: 0.0,
             accept_unknown_tokens: false,
             record_limit: 100_000,
+            idle_timeout: None,
         }
     }
 }

@@ -59,6 +59,9 @@ struct MockOptions {
     /// GOAWAY each connection after this many requests.
     #[arg(long)]
     goaway_after: Option<u64>,
+    /// GOAWAY (IdleTimeout) connections without requests or PINGs for this many ms.
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
     /// Added latency per answer, in ms: N, or MIN-MAX for a uniform draw.
     #[arg(long, value_name = "MS|MIN-MAX")]
     latency_ms: Option<String>,
@@ -109,6 +112,9 @@ async fn serve(args: MockOptions) -> Result<(), String> {
         .error_rate(args.error_rate);
     if let Some(n) = args.goaway_after {
         builder = builder.goaway_after(n);
+    }
+    if let Some(ms) = args.idle_timeout_ms {
+        builder = builder.idle_timeout(Duration::from_millis(ms));
     }
     if let Some(l) = &args.latency_ms {
         builder = builder.latency(parse_latency(l)?);

@@ -9,10 +9,12 @@
 //! - Peers are found, not installed: `node` with `@parse/node-apn` under
 //!   `target/herald-bench/peers/node_modules` (`npm install --prefix target/herald-bench/peers
 //!   @parse/node-apn@8`), `python3` with `aioapns` importable (`pip install aioapns==4.0`), and
-//!   `h2load` on the PATH (`apt-get install nghttp2-client`). A missing one is skipped with a
+//!   `h2load` on the PATH (`apt-get install nghttp2-client`); `HERALD_BENCH_PEERS` names another
+//!   folder holding `node_modules`. A missing one is skipped with a
 //!   message saying what to install.
 //! - Latency is per push, from `send` to its outcome, with the stated number in flight (closed
 //!   loop). h2load reports no percentiles: its mean is given as p50 and p99 is left empty.
+//! - `HERALD_BENCH_ONLY=herald`: run herald's scenarios only (for profiling).
 //! - Memory per in-flight push: resident set growth with 20,000 pushes held in flight by a
 //!   slow mock, divided by 20,000.
 
@@ -381,17 +383,27 @@ fn main() {
         std::fs::write(&ca_path, mock.ca_pem()).unwrap();
         let key = TokenKey::from_p8_pem(&p8, KEY_ID, TEAM).unwrap();
         let mut rows = Vec::new();
+        let only_herald = std::env::var("HERALD_BENCH_ONLY").is_ok_and(|v| v == "herald");
         for conns in [1, 4] {
             let row = run_herald(&mock, &key, conns, n).await;
             eprintln!("{row:?}");
             rows.push(row);
+            if only_herald {
+                continue;
+            }
             if let Some(row) = run_h2load(&mock, &p8, conns, n) {
                 eprintln!("{row:?}");
                 rows.push(row);
             }
         }
+        if only_herald {
+            return (rows, None);
+        }
         let port = mock.port().to_string();
-        let peers = dir.join("peers").join("node_modules");
+        let peers = std::env::var_os("HERALD_BENCH_PEERS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("peers"))
+            .join("node_modules");
         if !which("node") {
             eprintln!("skipping @parse/node-apn: node is not installed");
         } else if !peers.join("@parse").join("node-apn").exists() {

@@ -25,12 +25,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
-use tokio::sync::oneshot;
 
 use super::client::ApnsClient;
 use super::error::{Error, ErrorKind};
 use super::payload::Payload;
-use super::pool::{Attempt, Job, RequestSpec};
+use super::pool::{Attempt, RequestSpec};
 use super::push::{Expiration, Priority, VOIP_PAYLOAD_LIMIT};
 use super::response::{PushOutcome, parse_error_body};
 
@@ -328,22 +327,10 @@ impl ApnsClient {
         if self.is_closed() {
             return Err(Error::new(ErrorKind::Shutdown, "the client is shut down"));
         }
-        let spec = Arc::new(spec);
         let pool = self.manage_pool();
         let mut tries = 0u32;
         loop {
-            let (tx, rx) = oneshot::channel();
-            pool.enqueue(
-                Job {
-                    spec: spec.clone(),
-                    reply: tx,
-                },
-                tries > 0,
-            );
-            let attempt = rx.await.unwrap_or_else(|_| {
-                Attempt::Failed(Error::new(ErrorKind::Shutdown, "the client was shut down"))
-            });
-            match attempt {
+            match pool.execute(&spec, tries > 0).await {
                 Attempt::Response {
                     status,
                     headers,

@@ -10,14 +10,14 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::auth::{Certificate, TokenKey};
 use super::error::{Error, ErrorKind, Msg};
 use super::metrics::{Metrics, RetryCause};
-use super::pool::{Attempt, Job, Pool, PoolConfig, RequestSpec};
+use super::pool::{Attempt, Pool, PoolConfig, RequestSpec};
 use super::push::Push;
 use super::response::{Accepted, PushOutcome, Reason, Rejected, parse_error_body};
 
@@ -712,18 +712,8 @@ impl ApnsClient {
         let mut reminted = false;
         let mut front = false;
         let outcome = loop {
-            let (tx, rx) = oneshot::channel();
-            pool.enqueue(
-                Job {
-                    spec: spec.clone(),
-                    reply: tx,
-                },
-                front,
-            );
+            let attempt = pool.execute(&spec, front).await;
             front = false;
-            let attempt = rx.await.unwrap_or_else(|_| {
-                Attempt::Failed(Error::new(ErrorKind::Shutdown, "the client was shut down"))
-            });
             match attempt {
                 Attempt::Response {
                     status,

@@ -2,10 +2,13 @@
 //!
 //! # Shape
 //!
-//! Requests wait in one FIFO queue shared by every connection. Each connection *slot* runs one
-//! task that connects lazily (on demand), then pulls requests from the queue only while the
-//! connection has a free stream: `in_flight < current_max_send_streams()`, the server's live
-//! `SETTINGS_MAX_CONCURRENT_STREAMS` as h2 tracks it. The first SETTINGS are assumed to allow one
+//! A request needs a *lease*: one stream on one connection, counted in that connection's
+//! `in_flight`, which never exceeds `current_max_send_streams()`, the server's live
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` as h2 tracks it. When nobody is waiting, the caller takes a
+//! lease directly from a connection with a free stream (fast path: no other task involved) and
+//! runs the request in its own task. Otherwise it waits in one FIFO queue shared by every
+//! connection; each connection *slot* runs one task that connects lazily (on demand) and hands
+//! leases to waiters, in order, as streams free up. The first SETTINGS are assumed to allow one
 //! stream (APNs' ramp: one stream until a token has been accepted, then typically 1000), so the
 //! client never opens more streams than allowed, also before the server's SETTINGS arrive, and
 //! follows drops as they come. Because connections pull, the queue is served in arrival order
@@ -29,7 +32,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -94,13 +97,68 @@ pub(crate) enum Attempt {
     Failed(Error),
 }
 
-pub(crate) struct Job {
-    pub(crate) spec: Arc<RequestSpec>,
-    pub(crate) reply: oneshot::Sender<Attempt>,
+/// What a waiter is handed: a stream, or the reason none can be had now.
+enum Grant {
+    Lease(Lease),
+    Unsent(Error),
+}
+
+struct Job {
+    reply: oneshot::Sender<Grant>,
+}
+
+/// One stream's worth of a connection's capacity. Dropping it frees the stream.
+pub(crate) struct Lease {
+    conn: Arc<LiveConn>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let st = &self.conn.state;
+        st.touch();
+        st.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if st.slot_waiting.load(Ordering::Acquire) {
+            st.capacity_freed.notify_one();
+        }
+    }
+}
+
+/// A connection as seen by callers: its request handle and state.
+struct LiveConn {
+    send: SendRequest<Bytes>,
+    state: Arc<ConnState>,
+}
+
+impl LiveConn {
+    /// Takes a stream if one is free (never more than the server allows).
+    fn try_lease(self: &Arc<Self>) -> Option<Lease> {
+        let st = &self.state;
+        if st.broken.load(Ordering::Acquire) {
+            return None;
+        }
+        let max = self.send.current_max_send_streams();
+        let mut cur = st.in_flight.load(Ordering::Acquire);
+        loop {
+            if cur >= max {
+                return None;
+            }
+            match st.in_flight.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(Lease { conn: self.clone() }),
+                Err(now) => cur = now,
+            }
+        }
+    }
 }
 
 struct Shared {
     cfg: PoolConfig,
+    conns: parking_lot::RwLock<Vec<Arc<LiveConn>>>,
+    next_conn: AtomicUsize,
     queue: Mutex<VecDeque<Job>>,
     job_ready: Notify,
     closing: AtomicBool,
@@ -142,6 +200,8 @@ impl Pool {
         let n = cfg.connections.max(1);
         let shared = Arc::new(Shared {
             cfg,
+            conns: parking_lot::RwLock::new(Vec::new()),
+            next_conn: AtomicUsize::new(0),
             queue: Mutex::new(VecDeque::new()),
             job_ready: Notify::new(),
             closing: AtomicBool::new(false),
@@ -157,17 +217,65 @@ impl Pool {
         }
     }
 
-    /// Queues a request; `front` puts it back at the head (a retry of an unsent request).
-    pub(crate) fn enqueue(&self, job: Job, front: bool) {
+    /// A stream without waiting, if nobody is queued and a connection has one free.
+    fn try_lease(&self) -> Option<Lease> {
+        if !self.shared.queue.lock().is_empty() {
+            return None;
+        }
+        let conns = self.shared.conns.read();
+        let n = conns.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| conns[(start + i) % n].try_lease())
+    }
+
+    /// Waits for a stream in FIFO order; `front` jumps the queue (a retry of an unsent request).
+    async fn lease(&self, front: bool) -> Result<Lease, Error> {
+        if !front && let Some(l) = self.try_lease() {
+            return Ok(l);
+        }
+        let (tx, rx) = oneshot::channel();
         {
             let mut q = self.shared.queue.lock();
             if front {
-                q.push_front(job);
+                q.push_front(Job { reply: tx });
             } else {
-                q.push_back(job);
+                q.push_back(Job { reply: tx });
             }
         }
         self.shared.job_ready.notify_one();
+        match rx.await {
+            Ok(Grant::Lease(l)) => Ok(l),
+            Ok(Grant::Unsent(e)) => Err(e),
+            Err(_) => Err(Error::new(ErrorKind::Shutdown, "the client was shut down")),
+        }
+    }
+
+    /// One attempt of `spec`: take a stream, send, read the answer, within the request timeout.
+    pub(crate) async fn execute(&self, spec: &RequestSpec, front: bool) -> Attempt {
+        let cfg = &self.shared.cfg;
+        let lease = match self.lease(front).await {
+            Ok(l) => l,
+            Err(error) => {
+                let backoff = !error.is_shutdown();
+                if backoff {
+                    return Attempt::Unsent {
+                        error,
+                        backoff: true,
+                    };
+                }
+                return Attempt::Failed(error);
+            }
+        };
+        match timeout(cfg.request_timeout, attempt(spec, &lease, cfg)).await {
+            Ok(a) => a,
+            Err(_) => Attempt::Failed(Error::new(
+                ErrorKind::Timeout,
+                format!("no response within {:?}", cfg.request_timeout),
+            )),
+        }
     }
 
     /// Stops the slots once the queue is empty and in-flight requests are done.
@@ -206,9 +314,24 @@ impl ConnHandle {
 struct ConnState {
     in_flight: AtomicUsize,
     capacity_freed: Notify,
+    /// The slot waits for a free stream: wake it when one frees.
+    slot_waiting: AtomicBool,
     token: Mutex<Option<Arc<Jwt>>>,
     broken: AtomicBool,
-    last_activity: Mutex<Instant>,
+    /// Milliseconds since `born` of the last request or PING.
+    last_activity_ms: AtomicU64,
+    born: Instant,
+}
+
+impl ConnState {
+    fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_activity_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last_activity(&self) -> Instant {
+        self.born + Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed))
+    }
 }
 
 struct Conn {
@@ -259,10 +382,7 @@ async fn run_slot(shared: Arc<Shared>, slot: usize) {
                     // Nobody can serve the queue now: hand the requests back (unsent).
                     let drained: Vec<Job> = shared.queue.lock().drain(..).collect();
                     for job in drained {
-                        let _ = job.reply.send(Attempt::Unsent {
-                            error: error.clone(),
-                            backoff: true,
-                        });
+                        let _ = job.reply.send(Grant::Unsent(error.clone()));
                     }
                 }
                 let delay = backoff_delay(failures);
@@ -321,7 +441,9 @@ async fn connect(shared: &Shared) -> Result<Conn, Error> {
                 capacity_freed: Notify::new(),
                 token: Mutex::new(None),
                 broken: AtomicBool::new(false),
-                last_activity: Mutex::new(Instant::now()),
+                slot_waiting: AtomicBool::new(false),
+                last_activity_ms: AtomicU64::new(0),
+                born: Instant::now(),
             }),
         })
     };
@@ -389,6 +511,11 @@ async fn ready_now(send: &mut SendRequest<Bytes>) -> Option<bool> {
 async fn serve(shared: &Arc<Shared>, mut conn: Conn) {
     let cfg = &shared.cfg;
     let state = conn.state.clone();
+    let live = Arc::new(LiveConn {
+        send: conn.send.clone(),
+        state: state.clone(),
+    });
+    shared.conns.write().push(live.clone());
     loop {
         if conn.driver.is_finished() || state.broken.load(Ordering::Acquire) {
             break;
@@ -397,8 +524,7 @@ async fn serve(shared: &Arc<Shared>, mut conn: Conn) {
         if shared.is_closing() && in_flight == 0 && shared.queue_len() == 0 {
             break;
         }
-        let max = conn.send.current_max_send_streams();
-        let ready = if in_flight < max {
+        let ready = if in_flight < conn.send.current_max_send_streams() {
             ready_now(&mut conn.send).await
         } else {
             Some(false)
@@ -411,28 +537,35 @@ async fn serve(shared: &Arc<Shared>, mut conn: Conn) {
             Some(true) => {
                 let notified = shared.job_ready.notified();
                 if let Some(job) = shared.pop() {
-                    state.in_flight.fetch_add(1, Ordering::AcqRel);
-                    tokio::spawn(run_request(
-                        job,
-                        conn.send.clone(),
-                        state.clone(),
-                        shared.clone(),
-                    ));
+                    match live.try_lease() {
+                        Some(lease) => {
+                            if let Err(Grant::Lease(unused)) = job.reply.send(Grant::Lease(lease)) {
+                                drop(unused);
+                            }
+                        }
+                        None => shared.queue.lock().push_front(job),
+                    }
                     continue;
                 }
-                let idle_since = *state.last_activity.lock();
+                let idle_since = state.last_activity();
                 let ping_at = idle_since + cfg.ping_interval;
                 let idle_close_at = cfg.idle_timeout.map(|t| idle_since + t);
                 tokio::select! {
                     _ = notified => {}
                     _ = &mut conn.driver => break,
                     _ = shared.close_signal.notified() => {}
-                    _ = sleep_until_opt(idle_close_at), if in_flight == 0 && idle_close_at.is_some() => {
-                        tracing::debug!("closing idle APNs connection");
-                        break;
+                    _ = sleep_until_opt(idle_close_at), if idle_close_at.is_some() => {
+                        let idle = state.in_flight.load(Ordering::Acquire) == 0
+                            && cfg.idle_timeout.is_some_and(|t| state.last_activity() + t <= Instant::now());
+                        if idle {
+                            tracing::debug!("closing idle APNs connection");
+                            break;
+                        }
                     }
                     _ = tokio::time::sleep_until(ping_at) => {
-                        if !ping(&mut conn, cfg.ping_timeout, cfg.metrics.as_deref()).await {
+                        let quiet = state.in_flight.load(Ordering::Acquire) == 0
+                            && state.last_activity() + cfg.ping_interval <= Instant::now();
+                        if quiet && !ping(&mut conn, cfg.ping_timeout, cfg.metrics.as_deref()).await {
                             state.broken.store(true, Ordering::Release);
                             break;
                         }
@@ -441,21 +574,30 @@ async fn serve(shared: &Arc<Shared>, mut conn: Conn) {
             }
             Some(false) => {
                 // At the stream limit: wait for a stream to finish, or re-read SETTINGS soon.
+                state.slot_waiting.store(true, Ordering::Release);
                 tokio::select! {
                     _ = state.capacity_freed.notified() => {}
                     _ = sleep(Duration::from_millis(5)) => {}
-                    _ = &mut conn.driver => break,
+                    _ = &mut conn.driver => {
+                        state.slot_waiting.store(false, Ordering::Release);
+                        break;
+                    }
                 }
+                state.slot_waiting.store(false, Ordering::Release);
             }
         }
     }
-    // Let in-flight requests finish (their own timeouts bound this), then close.
+    // No new leases here; let in-flight requests finish (their own timeouts bound this).
+    state.broken.store(true, Ordering::Release);
+    shared.conns.write().retain(|c| !Arc::ptr_eq(c, &live));
+    state.slot_waiting.store(true, Ordering::Release);
     while state.in_flight.load(Ordering::Acquire) > 0 && !conn.driver.is_finished() {
         tokio::select! {
             _ = state.capacity_freed.notified() => {}
             _ = sleep(Duration::from_millis(50)) => {}
         }
     }
+    drop(live);
     drop(conn.send);
     drop(conn.ping);
     if !conn.driver.is_finished() {
@@ -485,32 +627,11 @@ async fn ping(conn: &mut Conn, ping_timeout: Duration, metrics: Option<&dyn Metr
         Ok(Ok(_))
     );
     if ok {
-        *conn.state.last_activity.lock() = Instant::now();
+        conn.state.touch();
     } else {
         tracing::warn!("APNs PING failed or timed out: reconnecting");
     }
     ok
-}
-
-async fn run_request(
-    job: Job,
-    send: SendRequest<Bytes>,
-    state: Arc<ConnState>,
-    shared: Arc<Shared>,
-) {
-    let cfg = &shared.cfg;
-    let attempt = match timeout(cfg.request_timeout, attempt(&job.spec, send, &state, cfg)).await {
-        Ok(a) => a,
-        Err(_) => Attempt::Failed(Error::new(
-            ErrorKind::Timeout,
-            format!("no response within {:?}", cfg.request_timeout),
-        )),
-    };
-    *state.last_activity.lock() = Instant::now();
-    state.in_flight.fetch_sub(1, Ordering::AcqRel);
-    state.capacity_freed.notify_one();
-    shared.job_ready.notify_one();
-    let _ = job.reply.send(attempt);
 }
 
 fn classify(e: h2::Error, state: &ConnState, stage: &str) -> Attempt {
@@ -554,12 +675,9 @@ fn classify(e: h2::Error, state: &ConnState, stage: &str) -> Attempt {
     )
 }
 
-async fn attempt(
-    spec: &RequestSpec,
-    send: SendRequest<Bytes>,
-    state: &Arc<ConnState>,
-    cfg: &PoolConfig,
-) -> Attempt {
+async fn attempt(spec: &RequestSpec, lease: &Lease, cfg: &PoolConfig) -> Attempt {
+    let state = &lease.conn.state;
+    let send = lease.conn.send.clone();
     let token = match &cfg.token {
         Some(key) => match key.token_for(&state.token) {
             Ok(t) => Some(t),

@@ -130,6 +130,18 @@ mod tests {
     }
 
     #[test]
+    fn public_key_pem_der_and_point_are_read() {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        let (pem, public) = generate_p8().unwrap();
+        let sk = p256::SecretKey::from_pkcs8_pem(&pem).unwrap();
+        let spki_pem = sk.public_key().to_public_key_pem(LineEnding::LF).unwrap();
+        let spki_der = sk.public_key().to_public_key_der().unwrap();
+        assert_eq!(parse_public_key(spki_pem.as_bytes()).unwrap(), public);
+        assert_eq!(parse_public_key(spki_der.as_bytes()).unwrap(), public);
+        assert_eq!(parse_public_key(&public).unwrap(), public);
+    }
+
+    #[test]
     fn garbage_is_not_a_key() {
         assert!(parse_public_key(b"hello").unwrap_err().is_bad_key());
     }

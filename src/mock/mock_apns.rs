@@ -478,7 +478,8 @@ impl MockApns {
         }
     }
 
-    /// Counters since start-up.
+    /// Counters since start-up. `connections` holds every open connection and the 1024 most
+    /// recently closed ones.
     pub fn stats(&self) -> Stats {
         let mut stats = self.shared.stats.lock().clone();
         for (id, conn) in self.shared.conns.lock().iter() {
@@ -500,7 +501,7 @@ impl MockApns {
     }
 
     /// Every client-supplied `apns-id` answered 200 more than once, with its count. Empty when no
-    /// accepted push was delivered twice.
+    /// accepted push was delivered twice. (The first million distinct ids are tracked.)
     pub fn duplicate_accepted(&self) -> Vec<(String, u32)> {
         let mut dups: Vec<(String, u32)> = self
             .shared

@@ -198,7 +198,7 @@ async fn serve_connection(
             },
         }
     }
-    conn.stats.lock().open = false;
+    shared.connection_closed(&conn);
     drop(tasks);
 }
 

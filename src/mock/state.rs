@@ -12,6 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::SystemTime;
 use tokio::sync::{Notify, mpsc};
 
+/// Client-supplied `apns-id`s remembered for duplicate detection (about 100 MB at most).
+pub(crate) const MAX_TRACKED_IDS: usize = 1_000_000;
+
+/// Closed connections whose counters are kept (open ones are always kept).
+const MAX_CLOSED_CONNECTIONS: usize = 1024;
+
 /// Settings that can change while the mock runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -138,6 +144,21 @@ impl Shared {
         }
     }
 
+    /// Marks a connection closed, forgetting the oldest closed ones past a bound.
+    pub(crate) fn connection_closed(&self, conn: &Conn) {
+        conn.stats.lock().open = false;
+        let mut conns = self.conns.lock();
+        let closed: Vec<u64> = conns
+            .iter()
+            .filter(|(_, c)| !c.stats.lock().open)
+            .map(|(id, _)| *id)
+            .collect();
+        let excess = closed.len().saturating_sub(MAX_CLOSED_CONNECTIONS);
+        for id in closed.into_iter().take(excess) {
+            conns.remove(&id);
+        }
+    }
+
     /// Counts and (within the record limit) logs one answered request.
     pub(crate) fn record(&self, conn: &Conn, rec: RecordedRequest) {
         {
@@ -162,11 +183,13 @@ impl Shared {
             }
         }
         if rec.status == 200 && rec.endpoint == Endpoint::Push && rec.header("apns-id").is_some() {
-            *self
-                .accepted_ids
-                .lock()
-                .entry(rec.apns_id.to_ascii_lowercase())
-                .or_default() += 1;
+            let mut ids = self.accepted_ids.lock();
+            let id = rec.apns_id.to_ascii_lowercase();
+            if let Some(n) = ids.get_mut(&id) {
+                *n += 1;
+            } else if ids.len() < MAX_TRACKED_IDS {
+                ids.insert(id, 1);
+            }
         }
         let limit = self.config.read().record_limit;
         let mut evicted = 0;

@@ -269,6 +269,40 @@ async fn scripted_answers_come_in_order_then_normal_service() {
 }
 
 #[tokio::test]
+async fn answers_scripted_for_a_device_apply_to_that_device_only() {
+    let s = Setup::with(MockApns::builder().accept_unknown_tokens(true)).await;
+    let mut c = s.client().await;
+    let jwt = s.jwt();
+    assert_eq!(
+        push(&token(1))
+            .bearer(&jwt)
+            .send(&mut c)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    s.mock.script_for_device(
+        &token(3).to_uppercase(),
+        Fault::reject(503, "ServiceUnavailable"),
+    );
+    s.mock.script(Fault::reject(500, "InternalServerError"));
+    // Concurrently: whatever the order, token 3 gets its own answer, token 1 the global one.
+    let p1 = push(&token(1)).bearer(&jwt).start(&mut c).await.unwrap();
+    let p3 = push(&token(3)).bearer(&jwt).start(&mut c).await.unwrap();
+    let (a1, a3) = (read(p1).await.unwrap(), read(p3).await.unwrap());
+    assert_eq!(
+        (a3.status, a3.reason().as_deref()),
+        (503, Some("ServiceUnavailable"))
+    );
+    assert_eq!(
+        (a1.status, a1.reason().as_deref()),
+        (500, Some("InternalServerError"))
+    );
+    assert_eq!(s.mock.scripted(), 0);
+}
+
+#[tokio::test]
 async fn stalled_stream_is_freed_when_the_client_resets_it() {
     let s = Setup::new().await;
     let mut c = s.client().await;

@@ -4,7 +4,9 @@ use std::time::{Duration, SystemTime};
 
 /// A scripted answer for the next push (or broadcast) request, in place of validation.
 /// Queue them with [`MockApns::script`](crate::mock::MockApns::script); they are consumed in
-/// order, one per request, whatever connection the request arrives on.
+/// order, one per request, whatever connection the request arrives on. Answers scripted for one
+/// device token ([`MockApns::script_for_device`](crate::mock::MockApns::script_for_device)) come
+/// first for pushes to that token.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -38,8 +40,8 @@ pub enum Fault {
     DropConnection,
     /// Reset the stream with RST_STREAM (REFUSED_STREAM: safe for the client to retry).
     RefuseStream,
-    /// Send GOAWAY (NO_ERROR) with `{"reason": reason}` as debug data instead of answering; the
-    /// request's stream is above nothing the client can assume was processed.
+    /// Close the connection at once with GOAWAY (NO_ERROR) and `{"reason": reason}` as debug
+    /// data, instead of answering: this and every other in-flight request on it fail.
     GoAway {
         /// The debug data's reason.
         reason: String,

@@ -341,14 +341,43 @@ impl MockApns {
         script.extend(std::iter::repeat_n(fault, n));
     }
 
-    /// Scripted answers not yet used.
-    pub fn scripted(&self) -> usize {
-        self.shared.script.lock().len()
+    /// Queues a scripted answer for the next push to this device token (any case), used before
+    /// the global queue: per-token outcomes stay deterministic when pushes run concurrently.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use herald::mock::{Fault, MockApns};
+    /// let mock = MockApns::start().await.unwrap();
+    /// mock.script_for_device(&"ab".repeat(32), Fault::reject(500, "InternalServerError"));
+    /// assert_eq!(mock.scripted(), 1);
+    /// # }
+    /// ```
+    pub fn script_for_device(&self, token: &str, fault: Fault) {
+        self.shared
+            .device_script
+            .lock()
+            .entry(token.to_ascii_lowercase())
+            .or_default()
+            .push_back(fault);
     }
 
-    /// Drops the scripted answers not yet used.
+    /// Scripted answers not yet used (global and per device).
+    pub fn scripted(&self) -> usize {
+        let per_device: usize = self
+            .shared
+            .device_script
+            .lock()
+            .values()
+            .map(|q| q.len())
+            .sum();
+        self.shared.script.lock().len() + per_device
+    }
+
+    /// Drops the scripted answers not yet used (global and per device).
     pub fn clear_script(&self) {
         self.shared.script.lock().clear();
+        self.shared.device_script.lock().clear();
     }
 
     /// See [`MockApnsBuilder::latency`].

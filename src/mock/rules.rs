@@ -521,8 +521,21 @@ impl Shared {
         }
     }
 
-    /// Step 2: the next scripted fault, if any.
-    pub(crate) fn next_fault(&self) -> Option<Fault> {
+    /// Step 2: the next scripted fault, if any: the device's own queue first, then the global one.
+    pub(crate) fn next_fault(&self, device: Option<&str>) -> Option<Fault> {
+        if let Some(token) = device {
+            let mut per_device = self.device_script.lock();
+            let token = token.to_ascii_lowercase();
+            if let Some(queue) = per_device.get_mut(&token) {
+                let fault = queue.pop_front();
+                if queue.is_empty() {
+                    per_device.remove(&token);
+                }
+                if fault.is_some() {
+                    return fault;
+                }
+            }
+        }
         self.script.lock().pop_front()
     }
 }

@@ -352,10 +352,10 @@ impl Shared {
             reason: "InternalServerError".into(),
             timestamp_ms: None,
         });
-        let mut fault = if is_push && route.is_ok() {
-            self.next_fault()
-        } else {
-            None
+        let mut fault = match &route {
+            Ok(Route::Push(token)) => self.next_fault(Some(token)),
+            Ok(Route::Broadcast(_)) => self.next_fault(None),
+            _ => None,
         };
         if let Some(Fault::Delay(d)) = fault {
             delay += d;

@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     /// Bundle id → channel id → config.
     pub(crate) channels: Mutex<HashMap<String, BTreeMap<String, ChannelConfig>>>,
     pub(crate) script: Mutex<VecDeque<Fault>>,
+    /// Device token (lowercase hex) → its own scripted answers.
+    pub(crate) device_script: Mutex<HashMap<String, VecDeque<Fault>>>,
     pub(crate) log: Mutex<Log>,
     pub(crate) log_notify: Notify,
     pub(crate) stats: Mutex<Stats>,
@@ -134,6 +136,7 @@ impl Shared {
             unregistered: RwLock::default(),
             channels: Mutex::default(),
             script: Mutex::default(),
+            device_script: Mutex::default(),
             log: Mutex::default(),
             log_notify: Notify::new(),
             stats: Mutex::default(),

@@ -568,6 +568,29 @@ async fn certificate_from_another_ca_is_refused() {
 }
 
 #[tokio::test]
+async fn server_certificate_covers_loopback_and_apples_host_names() {
+    let s = Setup::new().await;
+    for name in [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "api.push.apple.com",
+        "api.sandbox.push.apple.com",
+        "api.development.push.apple.com",
+        "api-manage-broadcast.push.apple.com",
+        "api-manage-broadcast.sandbox.push.apple.com",
+    ] {
+        assert!(
+            tls_named(&s.mock, None, Some(b"h2".to_vec()), name)
+                .await
+                .is_ok(),
+            "{name}"
+        );
+    }
+    assert!(tls_named(&s.mock, None, None, "example.com").await.is_err());
+}
+
+#[tokio::test]
 async fn tls_without_alpn_is_served_as_http2() {
     let s = Setup::new().await;
     let mut c = connect_with(&s.mock, None, None).await;

@@ -353,6 +353,16 @@ async fn tls_to(
     cert: Option<&PushCertificate>,
     alpn: Option<Vec<u8>>,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    tls_named(mock, cert, alpn, "localhost").await
+}
+
+/// TLS to the mock, verifying its certificate for `name` (SNI and SAN check).
+pub async fn tls_named(
+    mock: &MockApns,
+    cert: Option<&PushCertificate>,
+    alpn: Option<Vec<u8>>,
+    name: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(mock.ca_pem().as_bytes()) {
         roots.add(der.unwrap()).unwrap();
@@ -373,7 +383,7 @@ async fn tls_to(
     config.alpn_protocols = alpn.into_iter().collect();
     let tcp = TcpStream::connect(mock.addr()).await?;
     let tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
         .await?;
     Ok(tls)
 }

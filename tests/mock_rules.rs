@@ -469,3 +469,25 @@ async fn channels_and_broadcasts() {
         "ChannelNotRegistered"
     );
 }
+
+#[test]
+fn public_handles_and_futures_are_send_and_sync() {
+    use herald::mock::*;
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<MockApns>();
+    send_sync::<MockApnsBuilder>();
+    send_sync::<MockClock>();
+    send_sync::<MockError>();
+    send_sync::<Fault>();
+    send_sync::<Latency>();
+    send_sync::<PushCertificate>();
+    send_sync::<RecordedRequest>();
+    send_sync::<Stats>();
+    let mock: Option<MockApns> = None;
+    if let Some(m) = &mock {
+        send(&m.next_push(std::time::Duration::ZERO));
+        send(&MockApns::start());
+        send(&MockApns::builder().start());
+    }
+}

@@ -52,7 +52,11 @@ async fn serve_connection(
     acceptor: TlsAcceptor,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let accept = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+    let tls = match tokio::select! {
+        _ = shutdown.changed() => return,
+        done = accept => done,
+    } {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!("mock APNs: TLS handshake failed: {e}");
@@ -79,12 +83,20 @@ async fn serve_connection(
     let io = FrameIo::new(tls, ctl.clone());
     let mut builder = h2::server::Builder::new();
     builder.max_header_list_size(64 * 1024);
-    let mut h2conn = match builder.handshake::<_, Bytes>(io).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!("mock APNs: HTTP/2 handshake failed: {e}");
-            return;
-        }
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, builder.handshake::<_, Bytes>(io));
+    let mut h2conn = tokio::select! {
+        _ = shutdown.changed() => return,
+        done = handshake => match done {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::debug!("mock APNs: HTTP/2 handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("mock APNs: no HTTP/2 preface within {HANDSHAKE_TIMEOUT:?}");
+                return;
+            }
+        },
     };
     let mut ping = h2conn.ping_pong();
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);

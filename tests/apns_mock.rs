@@ -531,3 +531,131 @@ async fn fault_matrix_one_outcome_per_push_no_duplicates() {
     }
     client.shutdown().await;
 }
+
+/// A minimal HTTP CONNECT proxy: accepts one tunnel per connection and counts them.
+async fn connect_proxy() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if inbound.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                if !head.starts_with("CONNECT ") {
+                    let _ = inbound
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = inbound.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = inbound
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), tunnels)
+}
+
+#[tokio::test]
+async fn pushes_go_through_an_http_connect_proxy() {
+    let s = setup().await;
+    let (proxy, tunnels) = connect_proxy().await;
+    let client = client_for(&s).proxy(proxy).build().unwrap();
+    for i in 0..5 {
+        let o = client.send(push(i)).await;
+        assert!(o.is_accepted(), "{o:?}");
+    }
+    assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_proxy_that_refuses_connect_is_a_connect_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+        }
+    });
+    let s = setup().await;
+    let client = client_for(&s)
+        .proxy(format!("http://{addr}"))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let o = client.send(push(0)).await;
+    let e = o.error().expect("failed");
+    assert!(e.is_connect(), "{e:?}");
+    assert!(e.to_string().contains("403"), "{e}");
+}
+
+#[tokio::test]
+async fn queued_pushes_are_served_in_arrival_order() {
+    let s = setup_with(
+        MockApns::builder()
+            .max_streams(1)
+            .latency(Latency::Fixed(Duration::from_millis(3))),
+    )
+    .await;
+    let client = client_for(&s).build().unwrap();
+    assert!(client.send(push(0)).await.is_accepted());
+    let mut handles = Vec::new();
+    let mut ids = Vec::new();
+    for i in 1..=30 {
+        let p = push(i);
+        ids.push(p.apns_id().to_owned());
+        let c = client.clone();
+        handles.push(tokio::spawn(async move { c.send(p).await }));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for h in handles {
+        assert!(h.await.unwrap().is_accepted());
+    }
+    let seen: Vec<String> = s
+        .mock
+        .pushes()
+        .iter()
+        .skip(1)
+        .map(|r| r.header("apns-id").unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(seen, ids);
+    let stats = s.mock.stats();
+    assert!(stats.connections.values().all(|c| c.peak_streams <= 1));
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_the_connection_and_the_next_push_reconnects() {
+    let s = setup().await;
+    let counters = Arc::new(Counters::default());
+    let client = client_for(&s)
+        .idle_timeout(Duration::from_millis(150))
+        .metrics(counters.clone())
+        .build()
+        .unwrap();
+    assert!(client.send(push(0)).await.is_accepted());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.mock.open_connections(), 0);
+    assert!(client.send(push(1)).await.is_accepted());
+    assert_eq!(counters.snapshot().connections, 2);
+}

@@ -392,6 +392,7 @@ impl ApnsClient {
                     &uuid::Uuid::new_v4().to_string(),
                 )?],
                 body: Bytes::from(body),
+                uri: std::sync::OnceLock::new(),
             })
             .await?;
         answer
@@ -430,6 +431,7 @@ impl ApnsClient {
                     header("apns-request-id", &uuid::Uuid::new_v4().to_string())?,
                 ],
                 body: Bytes::new(),
+                uri: std::sync::OnceLock::new(),
             })
             .await?;
         let v: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| {
@@ -475,6 +477,7 @@ impl ApnsClient {
                     &uuid::Uuid::new_v4().to_string(),
                 )?],
                 body: Bytes::new(),
+                uri: std::sync::OnceLock::new(),
             })
             .await?;
         let v: serde_json::Value = serde_json::from_slice(&answer.body)
@@ -507,6 +510,7 @@ impl ApnsClient {
                 header("apns-request-id", &uuid::Uuid::new_v4().to_string())?,
             ],
             body: Bytes::new(),
+            uri: std::sync::OnceLock::new(),
         })
         .await?;
         Ok(())
@@ -540,6 +544,7 @@ impl ApnsClient {
             path: format!("/4/broadcasts/apps/{}", b.bundle_id),
             headers,
             body: b.body.clone(),
+            uri: std::sync::OnceLock::new(),
         });
         if self.is_closed() {
             return PushOutcome::Failed(Error::new(ErrorKind::Shutdown, "the client is shut down"));

@@ -984,6 +984,7 @@ fn push_request(push: &Push) -> RequestSpec {
         path: format!("/3/device/{}", p.device_token),
         headers,
         body: Bytes::clone(&p.body),
+        uri: std::sync::OnceLock::new(),
     }
 }
 

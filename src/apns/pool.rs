@@ -77,6 +77,8 @@ pub(crate) struct PoolConfig {
 pub(crate) struct RequestSpec {
     pub(crate) method: Method,
     pub(crate) path: String,
+    /// The full URI, built on the first attempt and reused by retries.
+    pub(crate) uri: std::sync::OnceLock<http::Uri>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Bytes,
 }
@@ -685,24 +687,28 @@ async fn attempt(spec: &RequestSpec, lease: &Lease, cfg: &PoolConfig) -> Attempt
         },
         None => None,
     };
-    let uri = match http::Uri::builder()
-        .scheme("https")
-        .authority(cfg.authority.clone())
-        .path_and_query(spec.path.as_str())
-        .build()
-    {
-        Ok(u) => u,
-        Err(e) => {
-            return Attempt::Failed(
-                Error::new(ErrorKind::InvalidPush, "invalid request path")
-                    .with_source(Msg(e.to_string())),
-            );
-        }
+    let uri = match spec.uri.get() {
+        Some(u) => u.clone(),
+        None => match http::Uri::builder()
+            .scheme("https")
+            .authority(cfg.authority.clone())
+            .path_and_query(spec.path.as_str())
+            .build()
+        {
+            Ok(u) => spec.uri.get_or_init(|| u).clone(),
+            Err(e) => {
+                return Attempt::Failed(
+                    Error::new(ErrorKind::InvalidPush, "invalid request path")
+                        .with_source(Msg(e.to_string())),
+                );
+            }
+        },
     };
     let mut req = Request::new(());
     *req.method_mut() = spec.method.clone();
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
+    headers.reserve(spec.headers.len() + 1);
     for (k, v) in &spec.headers {
         headers.append(k.clone(), v.clone());
     }

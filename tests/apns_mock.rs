@@ -414,6 +414,8 @@ async fn idle_connection_is_pinged_and_stays_usable() {
     tokio::time::sleep(Duration::from_millis(450)).await;
     let snap = counters.snapshot();
     assert!(snap.pings >= 2, "{snap:?}");
+    let seen_by_mock: u32 = s.mock.stats().connections.values().map(|c| c.pings).sum();
+    assert!(seen_by_mock >= 2, "the mock saw {seen_by_mock} PINGs");
     assert!(client.send(push(1)).await.is_accepted());
     assert_eq!(counters.snapshot().connections, 1);
 }
@@ -658,4 +660,100 @@ async fn idle_timeout_closes_the_connection_and_the_next_push_reconnects() {
     assert_eq!(s.mock.open_connections(), 0);
     assert!(client.send(push(1)).await.is_accepted());
     assert_eq!(counters.snapshot().connections, 2);
+}
+
+/// Fan-out with a different scripted answer per device token: every push gets exactly the
+/// outcome Apple's retry table says it should, whatever runs concurrently beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_all_gives_each_push_its_own_outcome() {
+    let s = setup().await;
+    let client = client_for(&s)
+        .connections(2)
+        .request_timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    assert!(client.send(push(0)).await.is_accepted());
+    let gone = UNIX_EPOCH + Duration::from_millis(1_760_000_000_000);
+    let n = 1000;
+    let mut expected: HashMap<String, &'static str> = HashMap::new();
+    for i in 1..=n {
+        let token = device(i);
+        let kind = match i % 10 {
+            0 => {
+                s.mock.script_for_device(
+                    &token,
+                    Fault::Reject {
+                        status: 410,
+                        reason: "Unregistered".into(),
+                        timestamp: Some(gone),
+                    },
+                );
+                "unregistered"
+            }
+            1 => {
+                s.mock
+                    .script_for_device(&token, Fault::reject(400, "BadDeviceToken"));
+                "bad token"
+            }
+            2 => {
+                s.mock
+                    .script_for_device(&token, Fault::reject(503, "ServiceUnavailable"));
+                "accepted"
+            }
+            3 => {
+                for _ in 0..4 {
+                    s.mock
+                        .script_for_device(&token, Fault::reject(500, "InternalServerError"));
+                }
+                "exhausted"
+            }
+            4 => {
+                s.mock.script_for_device(&token, Fault::RefuseStream);
+                "accepted"
+            }
+            5 => {
+                s.mock
+                    .script_for_device(&token, Fault::reject(429, "TooManyRequests"));
+                "accepted"
+            }
+            6 if i % 100 == 6 => {
+                s.mock.script_for_device(&token, Fault::Stall);
+                "timeout"
+            }
+            7 => {
+                s.mock
+                    .script_for_device(&token, Fault::reject(400, "NewReasonFrom2031"));
+                "unknown"
+            }
+            _ => "accepted",
+        };
+        expected.insert(token, kind);
+    }
+    let mut outcomes = client.send_all((1..=n).map(push), 200);
+    let mut count = 0;
+    while let Some((p, o)) = outcomes.next().await {
+        count += 1;
+        let want = expected[p.device_token()];
+        match (want, &o) {
+            ("accepted", PushOutcome::Accepted(a)) => assert_eq!(a.apns_id, p.apns_id()),
+            ("unregistered", PushOutcome::Rejected(r)) => {
+                assert_eq!(r.reason, Reason::Unregistered);
+                assert_eq!(r.timestamp, Some(gone));
+            }
+            ("bad token", PushOutcome::Rejected(r)) => {
+                assert_eq!(r.reason, Reason::BadDeviceToken)
+            }
+            ("exhausted", PushOutcome::Failed(e)) => {
+                assert!(e.is_retries_exhausted());
+                assert_eq!(e.reason(), Some(&Reason::InternalServerError));
+            }
+            ("timeout", PushOutcome::Failed(e)) => assert!(e.is_timeout()),
+            ("unknown", PushOutcome::Rejected(r)) => {
+                assert_eq!(r.reason.as_str(), "NewReasonFrom2031")
+            }
+            (want, got) => panic!("{}: wanted {want}, got {got:?}", p.device_token()),
+        }
+    }
+    assert_eq!(count, n);
+    assert!(s.mock.duplicate_accepted().is_empty());
 }

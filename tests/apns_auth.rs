@@ -164,3 +164,32 @@ async fn a_key_the_mock_does_not_know_is_invalid_provider_token() {
         Some(&herald::apns::Reason::InvalidProviderToken)
     );
 }
+
+#[tokio::test]
+async fn token_only_push_types_fail_early_under_a_certificate() {
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let issued = mock.issue_push_certificate(BUNDLE).unwrap();
+    let client = ApnsClient::builder()
+        .endpoint(
+            Endpoint::custom(&mock.url())
+                .unwrap()
+                .with_ca_pem(mock.ca_pem()),
+        )
+        .certificate(Certificate::from_pem(issued.cert_pem(), issued.key_pem()).unwrap())
+        .build()
+        .unwrap();
+    let live = Push::builder("ab".repeat(32), BUNDLE)
+        .push_type(herald::apns::PushType::LiveActivity)
+        .build()
+        .unwrap();
+    let outcome = client.send(live).await;
+    assert!(
+        outcome.error().is_some_and(|e| e.is_invalid_push()),
+        "{outcome:?}"
+    );
+    assert!(mock.pushes().is_empty());
+}

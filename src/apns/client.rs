@@ -18,7 +18,7 @@ use super::auth::{Certificate, TokenKey};
 use super::error::{Error, ErrorKind, Msg};
 use super::metrics::{Metrics, RetryCause};
 use super::pool::{Attempt, Pool, PoolConfig, RequestSpec};
-use super::push::Push;
+use super::push::{Push, PushType};
 use super::response::{Accepted, PushOutcome, Reason, Rejected, parse_error_body};
 
 /// Where to send pushes.
@@ -679,6 +679,25 @@ impl ApnsClient {
     }
 
     async fn send_inner(&self, push: Push) -> PushOutcome {
+        if self.inner.token.is_none()
+            && matches!(
+                push.push_type(),
+                PushType::Location | PushType::LiveActivity
+            )
+        {
+            let e = Error::new(
+                ErrorKind::InvalidPush,
+                format!(
+                    "{} pushes need token authentication (APNs answers TopicDisallowed under a certificate)",
+                    push.push_type().as_str()
+                ),
+            );
+            if let Some(m) = self.inner.metrics.as_deref() {
+                m.sent(&push);
+                m.failed(&push, &e);
+            }
+            return PushOutcome::Failed(e);
+        }
         let spec = Arc::new(push_request(&push));
         self.deliver(spec, push.apns_id(), Some(&push), self.pool())
             .await

@@ -757,3 +757,24 @@ async fn send_all_gives_each_push_its_own_outcome() {
     assert_eq!(count, n);
     assert!(s.mock.duplicate_accepted().is_empty());
 }
+
+#[tokio::test]
+async fn send_stream_takes_pushes_as_they_arrive() {
+    let s = setup().await;
+    let client = client_for(&s).build().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Push>(4);
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let mut outcomes = client.send_stream(Box::pin(stream), 8);
+    tokio::spawn(async move {
+        for i in 0..50 {
+            tx.send(push(i)).await.unwrap();
+        }
+    });
+    let mut n = 0;
+    while let Some((_, o)) = outcomes.next().await {
+        assert!(o.is_accepted());
+        n += 1;
+    }
+    assert_eq!(n, 50);
+}

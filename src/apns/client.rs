@@ -888,14 +888,51 @@ impl ApnsClient {
         I: IntoIterator<Item = Push>,
         I::IntoIter: Send + 'static,
     {
+        let mut iter = pushes.into_iter();
+        self.send_source(concurrency, move || std::future::ready(iter.next()))
+    }
+
+    /// Like [`ApnsClient::send_all`], for pushes that arrive over time: takes them from a
+    /// `Stream` (a channel receiver, a database cursor...) only as fast as they can be sent.
+    ///
+    /// ```no_run
+    /// # use herald::apns::{ApnsClient, Push};
+    /// # async fn f(client: ApnsClient, pushes: impl futures_core::Stream<Item = Push> + Send + Unpin + 'static) {
+    /// let mut outcomes = client.send_stream(pushes, 256);
+    /// while let Some((push, outcome)) = outcomes.next().await {
+    ///     let _ = (push, outcome);
+    /// }
+    /// # }
+    /// ```
+    pub fn send_stream<S>(&self, pushes: S, concurrency: usize) -> Outcomes
+    where
+        S: futures_core::Stream<Item = Push> + Send + Unpin + 'static,
+    {
+        let pushes = Arc::new(tokio::sync::Mutex::new(pushes));
+        self.send_source(concurrency, move || {
+            let pushes = pushes.clone();
+            async move {
+                let mut s = pushes.lock().await;
+                std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+            }
+        })
+    }
+
+    fn send_source<F, Fut>(&self, concurrency: usize, mut next: F) -> Outcomes
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Option<Push>> + Send,
+    {
         let concurrency = concurrency.max(1);
         let (tx, rx) = mpsc::channel(concurrency);
         let client = self.clone();
-        let iter = pushes.into_iter();
         tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
-            for push in iter {
+            loop {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let Some(push) = next().await else {
                     break;
                 };
                 if tx.is_closed() {

@@ -12,8 +12,8 @@
 //!   `h2load` on the PATH (`apt-get install nghttp2-client`); `HERALD_BENCH_PEERS` names another
 //!   folder holding `node_modules`. A missing one is skipped with a
 //!   message saying what to install.
-//! - Latency is per push, from `send` to its outcome, with the stated number in flight (closed
-//!   loop). h2load reports no percentiles: its mean is given as p50 and p99 is left empty.
+//! - Latency is per push, from `send` to its outcome, with 256 pushes in flight in every
+//!   scenario and for every implementation (closed loop). h2load reports no percentiles: its mean is given as p50 and p99 is left empty.
 //! - `HERALD_BENCH_ONLY=herald`: run herald's scenarios only (for profiling).
 //! - Memory per in-flight push: resident set growth with 20,000 pushes held in flight by a
 //!   slow mock, divided by 20,000.
@@ -29,6 +29,9 @@ use herald::mock::{Latency, MockApns};
 const BUNDLE: &str = "com.example.app";
 const KEY_ID: &str = "ABC123DEFG";
 const TEAM: &str = "TEAM123456";
+/// Pushes in flight in every scenario, whatever the number of connections (h2load: spread over
+/// its connections with `-m`).
+const IN_FLIGHT: usize = 256;
 
 #[derive(Debug, Clone)]
 struct Row {
@@ -83,7 +86,7 @@ async fn run_herald(mock: &MockApns, key: &TokenKey, conns: usize, n: usize) -> 
         .retry(RetryPolicy::none())
         .build()
         .unwrap();
-    let in_flight = 256 * conns;
+    let in_flight = IN_FLIGHT;
     // Warm up: connect, ramp the stream limit, fill HPACK tables.
     let warm = pushes(2_000);
     futures::stream::iter(warm)
@@ -162,7 +165,8 @@ fn run_h2load(mock: &MockApns, p8: &str, conns: usize, n: usize) -> Option<Row> 
     let url = format!("{}/3/device/{}", mock.url(), device(0));
     let auth = format!("authorization: bearer {}", jwt(p8));
     let out = Command::new("h2load")
-        .args(["-n", &n.to_string(), "-c", &conns.to_string(), "-m", "256"])
+        .args(["-n", &n.to_string(), "-c", &conns.to_string()])
+        .args(["-m", &(IN_FLIGHT / conns).to_string()])
         .args(["-H", &auth, "-H", "apns-topic: com.example.app"])
         .args(["-H", "apns-push-type: alert"])
         .arg("-d")
@@ -422,7 +426,7 @@ fn main() {
                     &p8_path.display().to_string(),
                     &ca_path.display().to_string(),
                 ])
-                .args([n.to_string(), "256".into()]);
+                .args([n.to_string(), IN_FLIGHT.to_string()]);
             if let Some(row) = run_peer("node-apn", cmd, n) {
                 eprintln!("{row:?}");
                 rows.push(row);
@@ -446,7 +450,7 @@ fn main() {
                     &p8_path.display().to_string(),
                     &ca_path.display().to_string(),
                 ])
-                .args([n.to_string(), "256".into()]);
+                .args([n.to_string(), IN_FLIGHT.to_string()]);
             if let Some(row) = run_peer("aioapns", cmd, n) {
                 eprintln!("{row:?}");
                 rows.push(row);

@@ -778,3 +778,27 @@ async fn send_stream_takes_pushes_as_they_arrive() {
     }
     assert_eq!(n, 50);
 }
+
+#[tokio::test]
+async fn a_connection_that_stops_answering_is_replaced() {
+    let s = setup().await;
+    let counters = Arc::new(Counters::default());
+    let client = client_for(&s)
+        .request_timeout(Duration::from_millis(200))
+        .metrics(counters.clone())
+        .build()
+        .unwrap();
+    assert!(client.send(push(0)).await.is_accepted());
+    s.mock.script_n(3, Fault::Stall);
+    for i in 1..=3 {
+        assert!(
+            client
+                .send(push(i))
+                .await
+                .error()
+                .is_some_and(|e| e.is_timeout())
+        );
+    }
+    assert!(client.send(push(4)).await.is_accepted());
+    assert_eq!(counters.snapshot().connections, 2);
+}

@@ -26,13 +26,14 @@
 //!   queued requests come back as unsent (the caller's retry budget applies).
 //! - Idle: a PING after `ping_interval` without traffic (failure or timeout closes the
 //!   connection); optionally close after `idle_timeout`.
-//! - Timeouts: connect (DNS + TCP + proxy + TLS + HTTP/2), and per request attempt.
+//! - Timeouts: connect (DNS + TCP + proxy + TLS + HTTP/2), and per request attempt; three
+//!   request timeouts in a row with no answer between them retire the connection.
 //!
 //! No lock is held across an await.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -50,6 +51,9 @@ use tokio::time::{Instant, sleep, timeout};
 use super::auth::{Jwt, TokenKey};
 use super::error::{Error, ErrorKind, Msg};
 use super::metrics::Metrics;
+
+/// Consecutive request timeouts (without any answer between them) that retire a connection.
+const RETIRE_AFTER_TIMEOUTS: u32 = 3;
 
 /// Largest response body read (APNs' are tiny JSON objects).
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -271,12 +275,27 @@ impl Pool {
                 return Attempt::Failed(error);
             }
         };
+        let st = &lease.conn.state;
         match timeout(cfg.request_timeout, attempt(spec, &lease, cfg)).await {
-            Ok(a) => a,
-            Err(_) => Attempt::Failed(Error::new(
-                ErrorKind::Timeout,
-                format!("no response within {:?}", cfg.request_timeout),
-            )),
+            Ok(a) => {
+                if matches!(a, Attempt::Response { .. }) {
+                    st.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                }
+                a
+            }
+            Err(_) => {
+                // A connection that answers nothing any more is retired (its PINGs only run
+                // when it is idle, and it is not).
+                if st.timeouts_in_a_row.fetch_add(1, Ordering::AcqRel) + 1 >= RETIRE_AFTER_TIMEOUTS
+                {
+                    tracing::warn!("APNs connection stopped answering: retiring it");
+                    st.broken.store(true, Ordering::Release);
+                }
+                Attempt::Failed(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no response within {:?}", cfg.request_timeout),
+                ))
+            }
         }
     }
 
@@ -320,6 +339,7 @@ struct ConnState {
     slot_waiting: AtomicBool,
     token: Mutex<Option<Arc<Jwt>>>,
     broken: AtomicBool,
+    timeouts_in_a_row: AtomicU32,
     /// Milliseconds since `born` of the last request or PING.
     last_activity_ms: AtomicU64,
     born: Instant,
@@ -443,6 +463,7 @@ async fn connect(shared: &Shared) -> Result<Conn, Error> {
                 capacity_freed: Notify::new(),
                 token: Mutex::new(None),
                 broken: AtomicBool::new(false),
+                timeouts_in_a_row: AtomicU32::new(0),
                 slot_waiting: AtomicBool::new(false),
                 last_activity_ms: AtomicU64::new(0),
                 born: Instant::now(),

@@ -802,3 +802,20 @@ async fn a_connection_that_stops_answering_is_replaced() {
     assert!(client.send(push(4)).await.is_accepted());
     assert_eq!(counters.snapshot().connections, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_goaway_every_50_requests_loses_nothing() {
+    let s = setup_with(MockApns::builder().goaway_after(50)).await;
+    let client = client_for(&s).connections(2).build().unwrap();
+    let mut outcomes = client.send_all((0..1000).map(push), 200);
+    let mut n = 0;
+    while let Some((_, o)) = outcomes.next().await {
+        assert!(o.is_accepted(), "{o:?}");
+        n += 1;
+    }
+    assert_eq!(n, 1000);
+    assert!(s.mock.duplicate_accepted().is_empty());
+    let goaways = s.mock.stats().goaways;
+    eprintln!("goaways: {goaways}");
+    assert!(goaways >= 2, "{goaways}");
+}

@@ -75,3 +75,51 @@ fn herald_push_rejects_a_bad_token_before_sending() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("herald push:"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_push_sends_with_a_pem_certificate() {
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let dir = temp_dir("pem");
+    let bundle = dir.join("push.pem");
+    mock.issue_push_certificate("com.example.app")
+        .unwrap()
+        .write_pem_bundle(&bundle)
+        .unwrap();
+    let ca = dir.join("ca.pem");
+    mock.write_ca_pem(&ca).unwrap();
+    let url = mock.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "push",
+                "--device",
+                &"ef".repeat(32),
+                "--topic",
+                "com.example.app",
+            ])
+            .args(["--cert-pem".as_ref(), bundle.as_os_str()])
+            .args(["--url", &url])
+            .args(["--ca".as_ref(), ca.as_os_str()])
+            .args(["--title", "Hi", "--alert", "there", "--badge", "3"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec = mock.pushes();
+    assert_eq!(
+        rec[0].payload.as_ref().unwrap()["aps"]["alert"]["title"],
+        "Hi"
+    );
+    assert_eq!(rec[0].payload.as_ref().unwrap()["aps"]["badge"], 3);
+}

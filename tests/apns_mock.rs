@@ -819,3 +819,21 @@ async fn graceful_goaway_every_50_requests_loses_nothing() {
     eprintln!("goaways: {goaways}");
     assert!(goaways >= 2, "{goaways}");
 }
+
+#[tokio::test]
+async fn dropping_the_last_client_handle_closes_its_connections() {
+    let s = setup().await;
+    let client = client_for(&s).connections(2).build().unwrap();
+    let mut outcomes = client.send_all((0..50).map(push), 50);
+    while outcomes.next().await.is_some() {}
+    assert!(s.mock.open_connections() >= 1);
+    drop(outcomes);
+    drop(client);
+    for _ in 0..100 {
+        if s.mock.open_connections() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} connections still open", s.mock.open_connections());
+}

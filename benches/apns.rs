@@ -15,6 +15,9 @@
 //! - Latency is per push, from `send` to its outcome, with 256 pushes in flight in every
 //!   scenario and for every implementation (closed loop). h2load reports no percentiles: its mean is given as p50 and p99 is left empty.
 //! - `HERALD_BENCH_ONLY=herald`: run herald's scenarios only (for profiling).
+//! - `h2-crate`: the `h2` crate alone on one connection with the headers herald sends, a
+//!   unique `apns-id` per push included (h2load repeats one request, so all its headers are
+//!   HPACK-indexed after the first): what herald costs over its own transport.
 //! - Memory per in-flight push: resident set growth with 20,000 pushes held in flight by a
 //!   slow mock, divided by 20,000.
 
@@ -145,6 +148,86 @@ fn jwt(p8_pem: &str) -> String {
     );
     let sig = key.sign(&rng, signing_input.as_bytes()).unwrap();
     format!("{signing_input}.{}", B64.encode(sig.as_ref()))
+}
+
+/// The `h2` crate alone, with the headers herald sends (a unique `apns-id` per push): herald's
+/// transport without herald, to show what herald itself costs.
+async fn run_raw_h2(mock: &MockApns, p8: &str, n: usize) -> Row {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(mock.ca_pem().as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(mock.addr()).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let auth = http::HeaderValue::try_from(format!("bearer {}", jwt(p8))).unwrap();
+    let body = bytes::Bytes::from_static(br#"{"aps":{"alert":"Benchmark push"}}"#);
+    let one = |send: h2::client::SendRequest<bytes::Bytes>, i: usize, id: String| {
+        let mut auth = auth.clone();
+        auth.set_sensitive(true);
+        let body = body.clone();
+        async move {
+            let t = Instant::now();
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(format!("https://localhost/3/device/{}", device(i % 1000)))
+                .header("authorization", auth)
+                .header("apns-push-type", "alert")
+                .header("apns-topic", BUNDLE)
+                .header("apns-priority", "10")
+                .header("apns-id", id)
+                .body(())
+                .unwrap();
+            let mut send = send.ready().await.unwrap();
+            let (resp, mut stream) = send.send_request(req, false).unwrap();
+            stream.send_data(body, true).unwrap();
+            let resp = resp.await.unwrap();
+            assert_eq!(resp.status(), 200);
+            t.elapsed()
+        }
+    };
+    let ids = |k: usize| -> Vec<String> {
+        (0..k)
+            .map(|_| uuid::Uuid::new_v4().hyphenated().to_string())
+            .collect()
+    };
+    // Warm up (the stream-limit ramp, HPACK tables).
+    let warm = ids(2_000);
+    futures::stream::iter(warm.into_iter().enumerate())
+        .map(|(i, id)| one(send.clone(), i, id))
+        .buffer_unordered(IN_FLIGHT)
+        .for_each(|_| async {})
+        .await;
+    let batch = ids(n);
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(batch.into_iter().enumerate())
+        .map(|(i, id)| one(send.clone(), i, id))
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Row {
+        scenario: "1conn".into(),
+        implementation: "h2-crate".into(),
+        pushes_per_s: n as f64 / elapsed.as_secs_f64(),
+        p50_us: Some(percentile(&latencies, 0.5)),
+        p99_us: Some(percentile(&latencies, 0.99)),
+    }
 }
 
 fn which(bin: &str) -> bool {
@@ -403,6 +486,9 @@ fn main() {
         if only_herald {
             return (rows, None);
         }
+        let row = run_raw_h2(&mock, &p8, n).await;
+        eprintln!("{row:?}");
+        rows.push(row);
         let port = mock.port().to_string();
         let peers = std::env::var_os("HERALD_BENCH_PEERS")
             .map(PathBuf::from)

@@ -19,7 +19,9 @@
 //!   unique `apns-id` per push included (h2load repeats one request, so all its headers are
 //!   HPACK-indexed after the first): what herald costs over its own transport.
 //! - Memory per in-flight push: resident set growth with 20,000 pushes held in flight by a
-//!   slow mock, divided by 20,000.
+//!   slow mock, divided by 20,000; with the mock in process (an upper bound) and, with
+//!   `--features apns,mock,cli`, with the mock as a separate `herald mock` process (the client's
+//!   own figure).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -445,6 +447,82 @@ async fn memory_per_in_flight_push(key: &TokenKey) -> Option<f64> {
     Some(during.saturating_sub(before) as f64 / n as f64)
 }
 
+/// Client-only memory: the slow mock runs as a separate process (`herald mock`, needs the `cli`
+/// feature), so the resident-set growth is the client's alone.
+#[cfg(feature = "cli")]
+async fn memory_per_in_flight_push_client_only() -> Option<f64> {
+    use std::io::BufRead;
+    let dir = out_dir().join("mock-process");
+    let _ = std::fs::create_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["mock", "--quiet", "--accept-unknown-tokens"])
+        .args(["--max-streams", "100000", "--latency-ms", "1500"])
+        .args(["--generate-key", &format!("{KEY_ID}:{TEAM}")])
+        .arg("--out-dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let (url, ca) = tokio::task::spawn_blocking(move || {
+        let mut url = None;
+        let mut ca = None;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.ok()?;
+            if let Some(u) = line.strip_prefix("herald mock: listening on ") {
+                url = Some(u.trim().to_owned());
+            } else if let Some(c) = line.strip_prefix("herald mock: CA certificate ") {
+                ca = Some(c.trim().to_owned());
+            } else if line.starts_with("herald mock: ready") {
+                break;
+            }
+        }
+        Some((url?, ca?))
+    })
+    .await
+    .ok()??;
+    let result = async {
+        let p8 = std::fs::read_to_string(dir.join(format!("{KEY_ID}.p8"))).ok()?;
+        let ca_pem = std::fs::read(&ca).ok()?;
+        let client = ApnsClient::builder()
+            .endpoint(Endpoint::custom(&url).ok()?.with_ca_pem(ca_pem))
+            .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM).ok()?)
+            .build()
+            .ok()?;
+        if !client.send(pushes(1).remove(0)).await.is_accepted() {
+            return None;
+        }
+        let n = 20_000;
+        let batch = pushes(n);
+        let before = rss_bytes()?;
+        let client2 = client.clone();
+        let task = tokio::spawn(async move {
+            futures::stream::iter(batch)
+                .map(|p| client2.send(p))
+                .buffer_unordered(n)
+                .for_each(|_| async {})
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let during = rss_bytes()?;
+        let _ = task.await;
+        client.shutdown().await;
+        Some(during.saturating_sub(before) as f64 / n as f64)
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+#[cfg(not(feature = "cli"))]
+async fn memory_per_in_flight_push_client_only() -> Option<f64> {
+    eprintln!(
+        "client-only memory: run with --features apns,mock,cli (the mock then runs as `herald mock`)"
+    );
+    None
+}
+
 fn main() {
     let n: usize = std::env::var("HERALD_BENCH_N")
         .ok()
@@ -456,7 +534,7 @@ fn main() {
         .build()
         .unwrap();
     let dir = out_dir();
-    let (rows, memory) = rt.block_on(async {
+    let (rows, (memory, client_memory)) = rt.block_on(async {
         let mock = MockApns::builder()
             .accept_unknown_tokens(true)
             .record_limit(0)
@@ -484,7 +562,7 @@ fn main() {
             }
         }
         if only_herald {
-            return (rows, None);
+            return (rows, (None, None));
         }
         let row = run_raw_h2(&mock, &p8, n).await;
         eprintln!("{row:?}");
@@ -543,7 +621,8 @@ fn main() {
             }
         }
         let memory = memory_per_in_flight_push(&key).await;
-        (rows, memory)
+        let client_memory = memory_per_in_flight_push_client_only().await;
+        (rows, (memory, client_memory))
     });
 
     let json: Vec<serde_json::Value> = rows
@@ -561,7 +640,14 @@ fn main() {
     let mut doc = serde_json::Value::Array(json);
     if let (Some(m), serde_json::Value::Array(a)) = (memory, &mut doc) {
         a.push(serde_json::json!({
-            "scenario": "memory/in-flight",
+            "scenario": "memory/in-flight (client + in-process mock)",
+            "implementation": "herald",
+            "bytes_per_in_flight_push": m,
+        }));
+    }
+    if let (Some(m), serde_json::Value::Array(a)) = (client_memory, &mut doc) {
+        a.push(serde_json::json!({
+            "scenario": "memory/in-flight (client only)",
             "implementation": "herald",
             "bytes_per_in_flight_push": m,
         }));
@@ -609,7 +695,12 @@ fn main() {
         );
     }
     if let Some(m) = memory {
-        println!("memory per in-flight push: {m:.0} bytes (resident set growth, 20,000 in flight)");
+        println!(
+            "memory per in-flight push: {m:.0} bytes (client + in-process mock, resident set growth, 20,000 in flight)"
+        );
+    }
+    if let Some(m) = client_memory {
+        println!("memory per in-flight push: {m:.0} bytes (client only, mock in its own process)");
     }
     println!("wrote {}", path.display());
 }

@@ -1,1 +1,647 @@
-fn main() {}
+//! Dispatch benchmarks: herald against its peers, in one process, on the same workload.
+//!
+//! `cargo bench --bench dispatch` runs every scenario, then writes
+//! `target/herald-bench/dispatch.json` (`[{scenario, n, implementation, median_ns}]`) and prints
+//! a table of medians and ratios. `median_ns` is per post for `inline` and `churn`, and per
+//! delivered item for `stream`.
+//!
+//! Workloads:
+//! - `inline/1->N`: one poster, N observers; each observer adds the payload to its own atomic
+//!   counter (the smallest observer that does observable work).
+//! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
+//!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
+//! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop.
+//! - memory: bytes per subscription and per buffered item, from a counting allocator.
+
+// The counting allocator implements `GlobalAlloc`, which is an unsafe trait.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use herald::{Notification, NotificationCenter, Overflow};
+
+// ---------------------------------------------------------------- counting allocator
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+// ---------------------------------------------------------------- the workload
+
+#[derive(Debug, Clone)]
+struct Tick(u64);
+impl Notification for Tick {}
+
+const INLINE_NS: [usize; 5] = [1, 4, 16, 64, 256];
+const STREAM_NS: [usize; 4] = [1, 4, 16, 64];
+const CHUNK: u64 = 512;
+
+fn counters(n: usize) -> Vec<Arc<AtomicU64>> {
+    (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect()
+}
+
+type Observer = Box<dyn Fn(&Tick) + Send + Sync>;
+
+/// The floor: what a hand-written loop over boxed closures costs.
+struct Floor(Vec<Observer>);
+
+/// The naive bus people write first: a lock around a vector of observers.
+#[derive(Default)]
+struct RwLockBus(RwLock<Vec<Observer>>);
+
+impl RwLockBus {
+    fn post(&self, t: &Tick) {
+        let observers = match self.0.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for o in observers.iter() {
+            o(t);
+        }
+    }
+}
+
+fn bench_inline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("inline");
+    for &n in &INLINE_NS {
+        let center = NotificationCenter::new();
+        let subs: Vec<_> = counters(n)
+            .into_iter()
+            .map(|c| {
+                center.observe(move |t: &Tick| {
+                    c.fetch_add(t.0, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let handle = center.channel::<Tick>();
+        group.bench_with_input(BenchmarkId::new("herald-handle", n), &n, |b, _| {
+            b.iter(|| handle.post(Tick(black_box(1))))
+        });
+        group.bench_with_input(BenchmarkId::new("herald-post", n), &n, |b, _| {
+            b.iter(|| center.post(Tick(black_box(1))))
+        });
+        drop(subs);
+
+        let floor = Floor(
+            counters(n)
+                .into_iter()
+                .map(|c| {
+                    Box::new(move |t: &Tick| {
+                        c.fetch_add(t.0, Ordering::Relaxed);
+                    }) as Observer
+                })
+                .collect(),
+        );
+        group.bench_with_input(BenchmarkId::new("floor", n), &n, |b, _| {
+            b.iter(|| {
+                let t = Tick(black_box(1));
+                for o in floor.0.iter() {
+                    o(&t);
+                }
+            })
+        });
+
+        let bus = RwLockBus::default();
+        for c in counters(n) {
+            if let Ok(mut g) = bus.0.write() {
+                g.push(Box::new(move |t: &Tick| {
+                    c.fetch_add(t.0, Ordering::Relaxed);
+                }));
+            }
+        }
+        group.bench_with_input(BenchmarkId::new("rwlock-bus", n), &n, |b, _| {
+            b.iter(|| bus.post(&Tick(black_box(1))))
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------- streams
+
+/// Progress of every receiver; the poster waits on the slowest.
+struct Progress(Vec<AtomicU64>);
+
+impl Progress {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Progress((0..n).map(|_| AtomicU64::new(0)).collect()))
+    }
+    fn wait_all(&self, at_least: u64) {
+        while self.0.iter().any(|p| p.load(Ordering::Acquire) < at_least) {
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Runs `iters` items through N receivers; returns the elapsed time.
+fn stream_run<S>(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    iters: u64,
+    spawn_receivers: impl FnOnce(
+        &tokio::runtime::Runtime,
+        Arc<Progress>,
+        u64,
+    ) -> Vec<tokio::task::JoinHandle<()>>,
+    mut send: S,
+) -> Duration
+where
+    S: FnMut(u64),
+{
+    let progress = Progress::new(n);
+    let tasks = spawn_receivers(rt, progress.clone(), iters);
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < iters {
+        let chunk = CHUNK.min(iters - sent);
+        for i in 0..chunk {
+            send(sent + i);
+        }
+        sent += chunk;
+        progress.wait_all(sent);
+    }
+    let elapsed = start.elapsed();
+    for t in tasks {
+        let _ = rt.block_on(t);
+    }
+    elapsed
+}
+
+fn bench_stream(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("stream");
+    group.sample_size(20);
+    for &n in &STREAM_NS {
+        group.bench_with_input(BenchmarkId::new("herald", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let center = NotificationCenter::new();
+                let handle = center.channel::<Tick>();
+                let streams: Vec<_> = (0..n)
+                    .map(|_| {
+                        handle
+                            .observer()
+                            .policy(Overflow::DropOldest { capacity: 4096 })
+                            .stream()
+                    })
+                    .collect();
+                stream_run(
+                    &rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        streams
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, mut s)| {
+                                let progress = progress.clone();
+                                rt.spawn(async move {
+                                    let mut got = 0;
+                                    while got < iters {
+                                        if let Ok(v) = s.recv().await {
+                                            black_box(v.0);
+                                            got += 1;
+                                            progress.0[i].store(got, Ordering::Release);
+                                        }
+                                    }
+                                })
+                            })
+                            .collect()
+                    },
+                    |i| {
+                        handle.post(Tick(i));
+                    },
+                )
+            })
+        });
+
+        group.bench_with_input(BenchmarkId::new("tokio-broadcast", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let (tx, _) = tokio::sync::broadcast::channel::<Tick>(4096);
+                let rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
+                stream_run(
+                    &rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        rxs.into_iter()
+                            .enumerate()
+                            .map(|(i, mut rx)| {
+                                let progress = progress.clone();
+                                rt.spawn(async move {
+                                    let mut got = 0;
+                                    while got < iters {
+                                        if let Ok(v) = rx.recv().await {
+                                            black_box(v.0);
+                                            got += 1;
+                                            progress.0[i].store(got, Ordering::Release);
+                                        }
+                                    }
+                                })
+                            })
+                            .collect()
+                    },
+                    |i| {
+                        let _ = tx.send(Tick(i));
+                    },
+                )
+            })
+        });
+
+        group.bench_with_input(BenchmarkId::new("async-broadcast", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let (tx, rx) = async_broadcast::broadcast::<Tick>(4096);
+                let rxs: Vec<_> = (0..n).map(|_| rx.clone()).collect();
+                drop(rx);
+                stream_run(
+                    &rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        rxs.into_iter()
+                            .enumerate()
+                            .map(|(i, mut rx)| {
+                                let progress = progress.clone();
+                                rt.spawn(async move {
+                                    let mut got = 0;
+                                    while got < iters {
+                                        if let Ok(v) = rx.recv().await {
+                                            black_box(v.0);
+                                            got += 1;
+                                            progress.0[i].store(got, Ordering::Release);
+                                        }
+                                    }
+                                })
+                            })
+                            .collect()
+                    },
+                    |i| {
+                        let _ = tx.try_broadcast(Tick(i));
+                    },
+                )
+            })
+        });
+
+        group.bench_with_input(BenchmarkId::new("flume-fanout", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let (txs, rxs): (Vec<_>, Vec<_>) =
+                    (0..n).map(|_| flume::bounded::<Tick>(4096)).unzip();
+                stream_run(
+                    &rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        rxs.into_iter()
+                            .enumerate()
+                            .map(|(i, rx)| {
+                                let progress = progress.clone();
+                                rt.spawn(async move {
+                                    let mut got = 0;
+                                    while got < iters {
+                                        if let Ok(v) = rx.recv_async().await {
+                                            black_box(v.0);
+                                            got += 1;
+                                            progress.0[i].store(got, Ordering::Release);
+                                        }
+                                    }
+                                })
+                            })
+                            .collect()
+                    },
+                    |i| {
+                        for tx in &txs {
+                            let _ = tx.try_send(Tick(i));
+                        }
+                    },
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------- churn
+
+fn bench_churn(c: &mut Criterion) {
+    let mut group = c.benchmark_group("churn");
+    let n = 16;
+    for churning in [false, true] {
+        let center = NotificationCenter::new();
+        let _subs: Vec<_> = counters(n)
+            .into_iter()
+            .map(|c| {
+                center.observe(move |t: &Tick| {
+                    c.fetch_add(t.0, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let churner = churning.then(|| {
+            let (center, stop) = (center.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut cycles = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let s = center.observe(|t: &Tick| {
+                        black_box(t.0);
+                    });
+                    drop(s);
+                    cycles += 1;
+                }
+                cycles
+            })
+        });
+        let name = if churning {
+            "herald-churn"
+        } else {
+            "herald-quiet"
+        };
+        group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+            b.iter(|| center.post(Tick(black_box(1))))
+        });
+        stop.store(true, Ordering::Relaxed);
+        if let Some(t) = churner {
+            let cycles = t.join().unwrap_or(0);
+            println!("churn: {cycles} subscribe/unsubscribe cycles during the run");
+        }
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------- memory
+
+fn measure_memory() -> Vec<(String, f64)> {
+    const K: usize = 10_000;
+    let center = NotificationCenter::new();
+    // Make the channel first so its own allocation is not counted.
+    let channel = center.channel::<Tick>();
+    let mut out = Vec::new();
+
+    LIVE_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let subs: Vec<_> = (0..K)
+        .map(|_| {
+            channel.observe(|t: &Tick| {
+                black_box(t.0);
+            })
+        })
+        .collect();
+    COUNTING.store(false, Ordering::SeqCst);
+    // Subtract the Vec holding the guards: that is the caller's, not herald's.
+    let per_sub = (LIVE_BYTES.load(Ordering::SeqCst) as f64
+        - (subs.capacity() * std::mem::size_of::<herald::Subscription>()) as f64)
+        / K as f64;
+    out.push((
+        "bytes per inline subscription (with 10k subscribed)".to_owned(),
+        per_sub,
+    ));
+    drop(subs);
+
+    let mut stream = channel
+        .observer()
+        .policy(Overflow::DropOldest { capacity: 2 * K })
+        .stream();
+    // Warm the buffer's storage so growth is counted fairly, then measure.
+    for i in 0..K as u64 {
+        channel.post(Tick(i));
+    }
+    while stream.try_recv().is_ok() {}
+    LIVE_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for i in 0..K as u64 {
+        channel.post(Tick(i));
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    out.push((
+        "bytes per buffered item (one stream)".to_owned(),
+        LIVE_BYTES.load(Ordering::SeqCst) as f64 / K as f64,
+    ));
+    drop(stream);
+    out
+}
+
+// ---------------------------------------------------------------- report
+
+struct Row {
+    scenario: String,
+    n: usize,
+    implementation: String,
+    median_ns: f64,
+}
+
+/// Where cargo puts its output: `CARGO_TARGET_DIR`, or `target/` beside `Cargo.toml`.
+fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = std::path::PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)
+            }
+        }
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+    }
+}
+
+fn read_median(group: &str, implementation: &str, n: usize) -> Option<f64> {
+    let path = target_dir()
+        .join("criterion")
+        .join(group)
+        .join(implementation)
+        .join(n.to_string())
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let at = text.find("\"median\"")?;
+    let rest = &text[at..];
+    let p = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+    let num: String = rest[p..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        .collect();
+    num.parse().ok()
+}
+
+fn collect() -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut push = |scenario: &str, group: &str, n: usize, implementation: &str, per: f64| {
+        if let Some(m) = read_median(group, implementation, n) {
+            rows.push(Row {
+                scenario: scenario.to_owned(),
+                n,
+                implementation: implementation.to_owned(),
+                median_ns: m / per,
+            });
+        }
+    };
+    for &n in &INLINE_NS {
+        for i in ["herald-handle", "herald-post", "floor", "rwlock-bus"] {
+            push("inline", "inline", n, i, 1.0);
+        }
+    }
+    for &n in &STREAM_NS {
+        for i in [
+            "herald",
+            "tokio-broadcast",
+            "async-broadcast",
+            "flume-fanout",
+        ] {
+            push("stream", "stream", n, i, n as f64);
+        }
+    }
+    for i in ["herald-quiet", "herald-churn"] {
+        push("churn", "churn", 16, i, 1.0);
+    }
+    rows
+}
+
+fn median_of(rows: &[Row], scenario: &str, n: usize, implementation: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.scenario == scenario && r.n == n && r.implementation == implementation)
+        .map(|r| r.median_ns)
+}
+
+fn report(rows: &[Row], memory: &[(String, f64)]) {
+    let dir = target_dir().join("herald-bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let json: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "  {{\"scenario\": \"{}\", \"n\": {}, \"implementation\": \"{}\", \"median_ns\": {:.3}}}",
+                r.scenario, r.n, r.implementation, r.median_ns
+            )
+        })
+        .collect();
+    let _ = std::fs::write(
+        dir.join("dispatch.json"),
+        format!("[\n{}\n]\n", json.join(",\n")),
+    );
+
+    println!("\n== herald dispatch: medians (ns per post / per delivered item) and ratios ==");
+    println!(
+        "{:<8} {:>4} {:<16} {:>12} {:>10}",
+        "scenario", "n", "implementation", "median ns", "ratio"
+    );
+    for r in rows {
+        let base = match r.scenario.as_str() {
+            "inline" => median_of(rows, "inline", r.n, "floor"),
+            "stream" => median_of(rows, "stream", r.n, "herald"),
+            _ => median_of(rows, "churn", 16, "herald-quiet"),
+        };
+        let ratio = base.map(|b| r.median_ns / b).unwrap_or(f64::NAN);
+        let against = match r.scenario.as_str() {
+            "inline" => "x floor",
+            "stream" => "x herald",
+            _ => "x quiet",
+        };
+        println!(
+            "{:<8} {:>4} {:<16} {:>12.2} {:>7.2} {}",
+            r.scenario, r.n, r.implementation, r.median_ns, ratio, against
+        );
+    }
+    println!("\n== targets ==");
+    let check = |label: &str, value: Option<f64>, limit: f64, at_most: bool| {
+        if let Some(v) = value {
+            let ok = if at_most { v <= limit } else { v >= limit };
+            println!(
+                "{:<58} {:>6.2} (target {} {:.2}) {}",
+                label,
+                v,
+                if at_most { "<=" } else { ">=" },
+                limit,
+                if ok { "met" } else { "MISSED" }
+            );
+        }
+    };
+    let ratio = |s: &str, n: usize, a: &str, b: &str| {
+        Some(median_of(rows, s, n, a)? / median_of(rows, s, n, b)?)
+    };
+    check(
+        "herald-handle / floor at N=1",
+        ratio("inline", 1, "herald-handle", "floor"),
+        1.5,
+        true,
+    );
+    for n in [16, 64, 256] {
+        check(
+            &format!("herald-handle / floor at N={n}"),
+            ratio("inline", n, "herald-handle", "floor"),
+            1.15,
+            true,
+        );
+    }
+    check(
+        "herald-post / floor at N=1",
+        ratio("inline", 1, "herald-post", "floor"),
+        2.0,
+        true,
+    );
+    check(
+        "stream N=16: herald throughput / tokio-broadcast",
+        ratio("stream", 16, "tokio-broadcast", "herald"),
+        1.5,
+        false,
+    );
+    check(
+        "stream N=16: herald throughput / async-broadcast",
+        ratio("stream", 16, "async-broadcast", "herald"),
+        3.0,
+        false,
+    );
+    check(
+        "herald-churn / herald-quiet",
+        ratio("churn", 16, "herald-churn", "herald-quiet"),
+        1.3,
+        true,
+    );
+    println!("\n== memory ==");
+    for (label, bytes) in memory {
+        println!("{label:<52} {bytes:>8.1} bytes");
+    }
+    println!("\nwrote {}", dir.join("dispatch.json").display());
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .configure_from_args();
+    bench_inline(&mut criterion);
+    bench_stream(&mut criterion);
+    bench_churn(&mut criterion);
+    criterion.final_summary();
+    let memory = measure_memory();
+    report(&collect(), &memory);
+}

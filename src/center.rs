@@ -7,7 +7,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use crate::channel::{Core, Kind, Waiting};
-use crate::sync::{Mutex, SnapshotCell};
+use crate::rcu::{Domain, RcuCell, ReadGuard};
+use crate::sync::Mutex;
 use crate::{
     Notification, NotificationStream, ObserverBuilder, PostReport, SenderId, Stats, Subscription,
 };
@@ -47,8 +48,10 @@ type ChannelMap = HashMap<TypeId, Arc<dyn Any + Send + Sync>, BuildHasherDefault
 
 /// The shared state behind every clone of a center.
 pub(crate) struct CenterInner {
-    channels: SnapshotCell<ChannelMap>,
-    writer: Mutex<()>,
+    domain: Arc<Domain>,
+    channels: RcuCell<ChannelMap>,
+    /// Serializes writers of `channels`; holds the next type index.
+    writer: Mutex<usize>,
     panic_policy: PanicPolicy,
 }
 
@@ -57,11 +60,21 @@ impl CenterInner {
         self.panic_policy
     }
 
-    /// The channel of `N`, if it exists.
+    /// The channel of `N` inside a read section, if it exists.
     #[inline]
+    fn find_in<'g, N: Notification>(&self, guard: &'g ReadGuard<'_>) -> Option<&'g Core<N>> {
+        self.channels
+            .load(guard)
+            .get(&TypeId::of::<N>())
+            .and_then(|c| c.downcast_ref::<Core<N>>())
+    }
+
+    /// The channel of `N`, if it exists.
     fn find<N: Notification>(&self) -> Option<Arc<Core<N>>> {
-        let map = self.channels.load();
-        map.get(&TypeId::of::<N>())
+        let guard = self.domain.read();
+        self.channels
+            .load(&guard)
+            .get(&TypeId::of::<N>())
             .and_then(|c| c.clone().downcast::<Core<N>>().ok())
     }
 
@@ -70,45 +83,48 @@ impl CenterInner {
         if let Some(core) = self.find::<N>() {
             return core;
         }
-        let _w = self.writer.lock();
-        let current = self.channels.load_full();
-        if let Some(existing) = current.get(&TypeId::of::<N>()) {
-            if let Ok(core) = existing.clone().downcast::<Core<N>>() {
+        let (core, retired) = {
+            let mut w = self.writer.lock();
+            let current = self.channels.current(&w);
+            if let Some(core) = current
+                .get(&TypeId::of::<N>())
+                .and_then(|c| c.clone().downcast::<Core<N>>().ok())
+            {
                 return core;
             }
-        }
-        let core = Arc::new(Core::<N>::new());
-        let mut next: ChannelMap = (*current).clone();
-        next.insert(TypeId::of::<N>(), core.clone());
-        self.channels.store(Arc::new(next));
+            let index = *w;
+            let core = Arc::new(Core::<N>::new(self.domain.clone(), index));
+            let mut next: ChannelMap = current.clone();
+            next.insert(TypeId::of::<N>(), core.clone());
+            let retired = self.channels.replace(next);
+            *w += 1;
+            (core, retired)
+        };
+        let full = self.domain.synchronize();
+        retired.release(&self.domain, full);
         core
     }
 
     /// Posts `value` only if someone observes `N` (for the hub's own reports).
-    pub(crate) fn post_if_observed<N: Notification>(&self, value: N) {
-        let map = self.channels.load();
-        let Some(core) = map
-            .get(&TypeId::of::<N>())
-            .and_then(|c| c.downcast_ref::<Core<N>>())
-        else {
-            return;
-        };
-        if core.has_observers() {
-            core.post(self, value, None);
+    pub(crate) fn post_if_observed<N: Notification>(&self, guard: &ReadGuard<'_>, value: N) {
+        if let Some(core) = self.find_in::<N>(guard)
+            && core.has_observers(guard)
+        {
+            core.post(self, guard, value, None);
         }
     }
 
     #[inline]
     fn post<N: Notification>(&self, value: N, sender: Option<SenderId>) -> PostReport {
-        let map = self.channels.load();
-        if let Some(core) = map
-            .get(&TypeId::of::<N>())
-            .and_then(|c| c.downcast_ref::<Core<N>>())
         {
-            return core.post(self, value, sender);
+            let guard = self.domain.read();
+            if let Some(core) = self.find_in::<N>(&guard) {
+                return core.post(self, &guard, value, sender);
+            }
         }
-        drop(map);
-        self.core::<N>().post(self, value, sender)
+        let core = self.core::<N>();
+        let guard = self.domain.read();
+        core.post(self, &guard, value, sender)
     }
 }
 
@@ -146,7 +162,10 @@ impl Default for NotificationCenter {
 impl fmt::Debug for NotificationCenter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NotificationCenter")
-            .field("types", &self.inner.channels.load().len())
+            .field(
+                "types",
+                &self.inner.channels.load(&self.inner.domain.read()).len(),
+            )
             .field("panic_policy", &self.inner.panic_policy)
             .finish()
     }
@@ -178,8 +197,9 @@ impl CenterBuilder {
     pub fn build(self) -> NotificationCenter {
         NotificationCenter {
             inner: Arc::new(CenterInner {
-                channels: SnapshotCell::new(Arc::new(ChannelMap::default())),
-                writer: Mutex::new(()),
+                domain: Arc::new(Domain::new()),
+                channels: RcuCell::new(ChannelMap::default()),
+                writer: Mutex::new(0),
                 panic_policy: self.panic_policy,
             }),
         }
@@ -332,14 +352,17 @@ impl<N: Notification> Channel<N> {
     /// Posts without a sender (see [`NotificationCenter::post`]).
     #[inline]
     pub fn post(&self, notification: N) -> PostReport {
-        self.core.post(&self.center.inner, notification, None)
+        let guard = self.core.domain().read();
+        self.core
+            .post(&self.center.inner, &guard, notification, None)
     }
 
     /// Posts from `sender` (see [`NotificationCenter::post_from`]).
     #[inline]
     pub fn post_from(&self, sender: SenderId, notification: N) -> PostReport {
+        let guard = self.core.domain().read();
         self.core
-            .post(&self.center.inner, notification, Some(sender))
+            .post(&self.center.inner, &guard, notification, Some(sender))
     }
 
     /// Posts and waits for room in full backpressure subscribers (see
@@ -355,20 +378,35 @@ impl<N: Notification> Channel<N> {
 
     async fn post_async_inner(&self, notification: N, sender: Option<SenderId>) -> PostReport {
         let mut waiting = Waiting::default();
-        let mut report =
-            self.core
-                .post_collect(&self.center.inner, notification, sender, Some(&mut waiting));
+        let mut report = {
+            let guard = self.core.domain().read();
+            self.core.post_collect(
+                &self.center.inner,
+                &guard,
+                notification,
+                sender,
+                Some(&mut waiting),
+            )
+        };
         let Waiting { entries, value } = waiting;
         let Some(value) = value else {
             return report;
         };
-        for entry in entries {
-            if let Kind::Buffered(buffer) = &entry.kind {
-                if !buffer.push_wait(&value).await {
-                    // The subscriber went away while we waited: not received after all.
-                    report.received = report.received.saturating_sub(1);
-                }
+        // If this future is dropped while it waits, the values not yet handed over are lost:
+        // count them (contract 5).
+        let mut pending = PendingPushes {
+            core: &self.core,
+            entries,
+            served: 0,
+        };
+        while let Some(entry) = pending.entries.get(pending.served).cloned() {
+            if let Kind::Buffered(buffer) = &entry.kind
+                && !buffer.push_wait(&value).await
+            {
+                // The subscriber went away while we waited: not received after all.
+                report.received = report.received.saturating_sub(1);
             }
+            pending.served += 1;
         }
         report
     }
@@ -399,5 +437,27 @@ impl<N: Notification> Channel<N> {
     /// The center this channel belongs to.
     pub fn center(&self) -> &NotificationCenter {
         &self.center
+    }
+}
+
+/// The backpressure subscribers a `post_async` still has to serve.
+struct PendingPushes<'a, N: Notification> {
+    core: &'a Core<N>,
+    entries: Vec<Arc<crate::channel::Entry<N>>>,
+    served: usize,
+}
+
+impl<N: Notification> Drop for PendingPushes<'_, N> {
+    fn drop(&mut self) {
+        let mut lost = 0;
+        for entry in &self.entries[self.served..] {
+            if let Kind::Buffered(buffer) = &entry.kind {
+                buffer.count_dropped();
+                lost += 1;
+            }
+        }
+        if lost != 0 {
+            self.core.count_dropped(lost);
+        }
     }
 }

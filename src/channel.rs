@@ -1,14 +1,18 @@
 //! The engine: one `Core<N>` per notification type.
 //!
-//! - The subscriber list is a copy-on-write snapshot ([`SnapshotCell`]): a post loads it
-//!   without a lock; subscribe and unsubscribe build a new one under `writer`.
-//! - Each entry has a [`Gate`]: a post enters it around every call, and unsubscribe closes it
-//!   and waits for calls in flight on other threads (contract 3, quiescent unsubscribe).
+//! - The subscriber list is a copy-on-write snapshot in an [`RcuCell`]: a post loads it inside
+//!   a read section of its center's [`Domain`] (no lock, no reference count, no allocation);
+//!   subscribe and unsubscribe build a new one under `writer`, swap it in, and wait for a grace
+//!   period before freeing the old one.
+//! - Unsubscribe marks the entry removed, swaps it out, then waits for the grace period: every
+//!   post that could still see it has finished (contract 3, quiescent unsubscribe). The
+//!   `removed` flag covers the one post that cannot be waited for: this thread's own, when an
+//!   observer unsubscribes from inside a post.
 //! - Replay (`replay_last`) and retention share the `last` lock so that a subscriber either
 //!   replays a value or receives it, never both and never neither (contract 6).
 //!
-//! Everything that makes the hub correct under concurrency is in this file and `sync.rs`;
-//! `tests/loom.rs` model-checks it.
+//! Everything that makes the hub correct under concurrency is in this file, `rcu.rs` and
+//! `sync.rs`; `tests/loom.rs` model-checks it.
 
 use std::any::TypeId;
 use std::cell::RefCell;
@@ -17,11 +21,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 
 use crate::center::{CenterInner, PanicPolicy};
+use crate::rcu::{Domain, RcuCell, ReadGuard, Retired, TypeCounters};
 use crate::stats::{BufferStats, PostReport, Stats};
 use crate::stream::{Buffer, PushResult};
-use crate::sync::{
-    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, SnapshotCell, thread_local,
-};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::{DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId};
 
 /// A predicate filter on the notification value.
@@ -44,7 +47,7 @@ pub(crate) struct Entry<N> {
     seq: u64,
     sender: Option<SenderId>,
     filter: Option<Filter<N>>,
-    gate: Gate,
+    removed: AtomicBool,
     pub(crate) kind: Kind<N>,
 }
 
@@ -61,7 +64,7 @@ impl<N> Entry<N> {
             seq: 0,
             sender,
             filter,
-            gate: Gate::new(),
+            removed: AtomicBool::new(false),
             kind,
         }
     }
@@ -89,91 +92,6 @@ impl<N> Snapshot<N> {
     }
 }
 
-/// In-flight tracking for one entry (contract 3).
-///
-/// `state` holds a "closed" bit (bit 0) and twice the number of calls in flight. A call enters
-/// with one `fetch_add` and leaves with one `fetch_sub`; both are read-modify-writes on the same
-/// word as `close`'s `fetch_or`, so they are totally ordered: either a call entered first (and
-/// close waits for it) or close came first (and the call sees the bit and skips).
-pub(crate) struct Gate {
-    state: AtomicUsize,
-    lock: Mutex<()>,
-    cv: Condvar,
-}
-
-const CLOSED: usize = 1;
-const ONE_CALL: usize = 2;
-
-impl Gate {
-    fn new() -> Self {
-        Gate {
-            state: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
-        }
-    }
-
-    /// Enters a call; false when the gate is closed (the entry was unsubscribed).
-    #[inline]
-    fn enter(&self) -> bool {
-        let prev = self.state.fetch_add(ONE_CALL, Ordering::Acquire);
-        if prev & CLOSED != 0 {
-            self.exit();
-            return false;
-        }
-        true
-    }
-
-    #[inline]
-    fn exit(&self) {
-        let prev = self.state.fetch_sub(ONE_CALL, Ordering::Release);
-        if prev & CLOSED != 0 {
-            // Someone may be waiting in `close`: take the lock so the wake-up cannot be lost.
-            drop(self.lock.lock());
-            self.cv.notify_all();
-        }
-    }
-
-    /// Closes the gate and waits until at most `own` calls remain in flight (the calls of this
-    /// entry that are running on the current thread, below us on the stack).
-    fn close(&self, own: usize) {
-        self.state.fetch_or(CLOSED, Ordering::AcqRel);
-        let mut guard = self.lock.lock();
-        while self.state.load(Ordering::Acquire) / ONE_CALL > own {
-            guard = self.cv.wait(guard);
-        }
-    }
-}
-
-thread_local! {
-    /// The entries whose inline calls are running on this thread, innermost last.
-    static ACTIVE: RefCell<Vec<ObserverId>> = const { RefCell::new(Vec::new()) };
-}
-
-fn active_calls_on_this_thread(id: ObserverId) -> usize {
-    ACTIVE.with(|a| a.borrow().iter().filter(|x| **x == id).count())
-}
-
-/// Pops `ACTIVE` even when the observer panics and the panic propagates.
-struct ActiveFrame;
-
-impl ActiveFrame {
-    #[inline]
-    fn push(id: ObserverId) -> ActiveFrame {
-        ACTIVE.with(|a| a.borrow_mut().push(id));
-        ActiveFrame
-    }
-}
-
-impl Drop for ActiveFrame {
-    #[inline]
-    fn drop(&mut self) {
-        ACTIVE.with(|a| {
-            a.borrow_mut().pop();
-        });
-    }
-}
-
 /// The last posted values, kept once retention is on (contract 6).
 struct Last<N> {
     any: Option<Arc<N>>,
@@ -187,44 +105,74 @@ type LastLock<N> = crate::sync::Mutex<RefCell<Last<N>>>;
 
 /// The channel of one notification type.
 pub(crate) struct Core<N> {
-    subs: SnapshotCell<Snapshot<N>>,
-    /// Serializes writers (subscribe, unsubscribe). Never held while calling user code.
+    domain: Arc<Domain>,
+    /// This type's index in its center (for per-thread counters).
+    index: usize,
+    subs: RcuCell<Snapshot<N>>,
+    /// Serializes writers (subscribe, unsubscribe). Never held while calling user code or
+    /// waiting for a grace period.
     writer: Mutex<()>,
     retain: AtomicBool,
     last: LastLock<N>,
-    posted: AtomicU64,
-    delivered: AtomicU64,
+    /// Counters for posts made without a per-thread slot (beyond `MAX_LOCAL_TYPES` types,
+    /// or while a thread is being torn down).
+    shared: TypeCounters,
     dropped: AtomicU64,
     panicked: AtomicU64,
     dead: AtomicU64,
-    /// Deliveries made by buffered subscribers that have gone.
-    retired_delivered: AtomicU64,
+    /// Deliveries made by buffered subscribers that have left the snapshot.
+    retired_delivered: Arc<std::sync::atomic::AtomicU64>,
     next_seq: AtomicU64,
 }
 
+/// Counts a post's inline deliveries even when a propagated panic unwinds through `deliver`.
+struct Tally<'a> {
+    counters: Option<&'a TypeCounters>,
+    shared: &'a TypeCounters,
+    inline_done: u64,
+}
+
+impl Drop for Tally<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.inline_done == 0 {
+            return;
+        }
+        match self.counters {
+            Some(c) => TypeCounters::add(&c.delivered, self.inline_done),
+            None => {
+                self.shared
+                    .delivered
+                    .fetch_add(self.inline_done, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 impl<N: Notification> Core<N> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(domain: Arc<Domain>, index: usize) -> Self {
         Core {
-            subs: SnapshotCell::new(Arc::new(Snapshot::new(Vec::new()))),
+            domain,
+            index,
+            subs: RcuCell::new(Snapshot::new(Vec::new())),
             writer: Mutex::new(()),
             retain: AtomicBool::new(false),
             last: LastLock::new(RefCell::new(Last {
                 any: None,
                 by_sender: HashMap::new(),
             })),
-            posted: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
+            shared: TypeCounters::default(),
             dropped: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
             dead: AtomicU64::new(0),
-            retired_delivered: AtomicU64::new(0),
+            retired_delivered: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             next_seq: AtomicU64::new(0),
         }
     }
 
     /// Whether anyone observes this type right now.
-    pub(crate) fn has_observers(&self) -> bool {
-        !self.subs.load().entries.is_empty()
+    pub(crate) fn has_observers(&self, guard: &ReadGuard<'_>) -> bool {
+        !self.subs.load(guard).entries.is_empty()
     }
 
     /// Posts synchronously: inline observers run before this returns.
@@ -232,10 +180,11 @@ impl<N: Notification> Core<N> {
     pub(crate) fn post(
         &self,
         center: &CenterInner,
+        guard: &ReadGuard<'_>,
         value: N,
         sender: Option<SenderId>,
     ) -> PostReport {
-        self.post_collect(center, value, sender, None)
+        self.post_collect(center, guard, value, sender, None)
     }
 
     /// Posts; backpressure subscribers that were full are pushed into `waiting` (with the
@@ -244,71 +193,98 @@ impl<N: Notification> Core<N> {
     pub(crate) fn post_collect(
         &self,
         center: &CenterInner,
+        guard: &ReadGuard<'_>,
         value: N,
         sender: Option<SenderId>,
         waiting: Option<&mut Waiting<N>>,
     ) -> PostReport {
-        self.posted.fetch_add(1, Ordering::Relaxed);
-        if self.retain.load(Ordering::Acquire) {
-            return self.post_retained(center, Arc::new(value), sender, waiting);
+        let counters = guard.counters(self.index);
+        match counters {
+            Some(c) => TypeCounters::add(&c.posted, 1),
+            None => {
+                self.shared
+                    .posted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
-        let snap = self.subs.load();
+        let mut tally = Tally {
+            counters,
+            shared: &self.shared,
+            inline_done: 0,
+        };
+        if self.retain.load(Ordering::Acquire) {
+            return self.post_retained(center, guard, Arc::new(value), sender, waiting, &mut tally);
+        }
+        let snap = self.subs.load(guard);
         let report = if snap.needs_arc {
             let shared = Arc::new(value);
-            self.deliver(center, &snap, &shared, Some(&shared), sender, waiting)
+            self.deliver(
+                center,
+                snap,
+                &shared,
+                Some(&shared),
+                sender,
+                waiting,
+                &mut tally,
+            )
         } else {
-            self.deliver(center, &snap, &value, None, sender, waiting)
+            self.deliver(center, snap, &value, None, sender, waiting, &mut tally)
         };
-        drop(snap);
-        self.account(center, report, sender)
+        drop(tally);
+        self.account(center, guard, report, sender)
     }
 
     #[cold]
     fn post_retained(
         &self,
         center: &CenterInner,
+        guard: &ReadGuard<'_>,
         shared: Arc<N>,
         sender: Option<SenderId>,
         waiting: Option<&mut Waiting<N>>,
+        tally: &mut Tally<'_>,
     ) -> PostReport {
         // Store and load the snapshot under `last`, deliver outside it: a concurrent
         // `replay_last` subscriber either sees this value in `last` or is in the snapshot.
         let snap = {
-            let guard = self.last.lock();
-            let mut last = guard.borrow_mut();
+            let lock = self.last.lock();
+            let mut last = lock.borrow_mut();
             last.any = Some(shared.clone());
             if let Some(s) = sender {
                 last.by_sender.insert(s, shared.clone());
             }
-            self.subs.load_full()
+            self.subs.load(guard)
         };
-        let report = self.deliver(center, &snap, &shared, Some(&shared), sender, waiting);
-        self.account(center, report, sender)
+        let report = self.deliver(center, snap, &shared, Some(&shared), sender, waiting, tally);
+        self.account(center, guard, report, sender)
     }
 
     #[inline]
     fn account(
         &self,
         center: &CenterInner,
+        guard: &ReadGuard<'_>,
         report: PostReport,
         sender: Option<SenderId>,
     ) -> PostReport {
-        if report.received != 0 || report.panicked != 0 {
+        if report.received != 0 || report.panicked != 0 || report.dropped != 0 {
             return report;
         }
-        if report.dropped == 0 {
-            self.dead.fetch_add(1, Ordering::Relaxed);
-            if TypeId::of::<N>() != TypeId::of::<DeadNotification>() {
-                center.post_if_observed(DeadNotification {
+        self.dead.fetch_add(1, Ordering::Relaxed);
+        if TypeId::of::<N>() != TypeId::of::<DeadNotification>() {
+            center.post_if_observed(
+                guard,
+                DeadNotification {
                     notification: N::name(),
                     sender,
-                });
-            }
+                },
+            );
         }
         report
     }
 
     /// The delivery loop: one pass over the snapshot, no lock, no allocation.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn deliver(
         &self,
@@ -318,60 +294,51 @@ impl<N: Notification> Core<N> {
         shared: Option<&Arc<N>>,
         sender: Option<SenderId>,
         mut waiting: Option<&mut Waiting<N>>,
+        tally: &mut Tally<'_>,
     ) -> PostReport {
         let mut report = PostReport::default();
-        let mut inline_done = 0u64;
         for entry in snap.entries.iter() {
             if entry.sender.is_some() && entry.sender != sender {
                 continue;
             }
-            if !entry.gate.enter() {
+            // Only this thread's own unsubscribe (from inside an observer) can race here; the
+            // grace period covers every other thread.
+            if entry.removed.load(Ordering::Acquire) {
                 continue;
             }
             match &entry.kind {
                 Kind::Inline(f) => {
-                    match self.call(
-                        center,
-                        entry,
-                        |n| {
-                            if let Some(filter) = &entry.filter {
-                                if !filter(n) {
-                                    return false;
-                                }
-                            }
-                            f(n);
-                            true
-                        },
-                        value,
-                    ) {
+                    let called = self.call(center, entry, value, |n| {
+                        if let Some(filter) = &entry.filter
+                            && !filter(n)
+                        {
+                            return false;
+                        }
+                        f(n);
+                        true
+                    });
+                    match called {
                         Called::Ran => {
                             report.received += 1;
-                            inline_done += 1;
+                            tally.inline_done += 1;
                         }
                         Called::Skipped => {}
                         Called::Panicked => report.panicked += 1,
                     }
                 }
                 Kind::Buffered(buffer) => {
-                    let passes = match &entry.filter {
-                        None => Called::Ran,
-                        Some(filter) => self.call(center, entry, |n| filter(n), value),
-                    };
-                    match passes {
-                        Called::Ran => {}
-                        Called::Skipped => {
-                            entry.gate.exit();
-                            continue;
-                        }
-                        Called::Panicked => {
-                            report.panicked += 1;
-                            entry.gate.exit();
-                            continue;
+                    if let Some(filter) = &entry.filter {
+                        match self.call(center, entry, value, |n| filter(n)) {
+                            Called::Ran => {}
+                            Called::Skipped => continue,
+                            Called::Panicked => {
+                                report.panicked += 1;
+                                continue;
+                            }
                         }
                     }
                     let Some(shared) = shared else {
                         // Unreachable by construction: snapshots with buffers post an Arc.
-                        entry.gate.exit();
                         continue;
                     };
                     match buffer.push(shared) {
@@ -401,10 +368,6 @@ impl<N: Notification> Core<N> {
                     }
                 }
             }
-            entry.gate.exit();
-        }
-        if inline_done != 0 {
-            self.delivered.fetch_add(inline_done, Ordering::Relaxed);
         }
         if let Some(w) = waiting {
             report.received += w.entries.len();
@@ -412,38 +375,46 @@ impl<N: Notification> Core<N> {
         report
     }
 
-    /// Runs user code for `entry` with panic isolation. The gate must be entered.
+    /// Runs user code for `entry` with panic isolation.
     #[inline]
     fn call(
         &self,
         center: &CenterInner,
         entry: &Entry<N>,
-        f: impl FnOnce(&N) -> bool,
         value: &N,
+        f: impl FnOnce(&N) -> bool,
     ) -> Called {
-        let frame = ActiveFrame::push(entry.id);
-        let result = catch_unwind(AssertUnwindSafe(|| f(value)));
-        drop(frame);
-        match result {
+        match catch_unwind(AssertUnwindSafe(|| f(value))) {
             Ok(true) => Called::Ran,
             Ok(false) => Called::Skipped,
-            Err(payload) => {
-                self.panicked.fetch_add(1, Ordering::Relaxed);
-                if center.panic_policy() == PanicPolicy::Propagate {
-                    entry.gate.exit();
-                    resume_unwind(payload);
-                }
-                if TypeId::of::<N>() != TypeId::of::<ObserverPanicked>() {
-                    let message = panic_message(payload.as_ref());
-                    center.post_if_observed(ObserverPanicked {
-                        notification: N::name(),
-                        observer: entry.id,
-                        message,
-                    });
-                }
-                Called::Panicked
-            }
+            Err(payload) => self.panicked(center, entry, payload),
         }
+    }
+
+    #[cold]
+    fn panicked(
+        &self,
+        center: &CenterInner,
+        entry: &Entry<N>,
+        payload: Box<dyn std::any::Any + Send>,
+    ) -> Called {
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+        if center.panic_policy() == PanicPolicy::Propagate {
+            resume_unwind(payload);
+        }
+        if TypeId::of::<N>() != TypeId::of::<ObserverPanicked>() {
+            let message = panic_message(payload.as_ref());
+            let guard = self.domain.read();
+            center.post_if_observed(
+                &guard,
+                ObserverPanicked {
+                    notification: N::name(),
+                    observer: entry.id,
+                    message,
+                },
+            );
+        }
+        Called::Panicked
     }
 
     /// Adds an entry. With `replay`, the last retained value (per sender when the entry has a
@@ -457,12 +428,16 @@ impl<N: Notification> Core<N> {
         entry.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(entry);
         if !replay {
-            return self.insert(entry);
+            let id = entry.id;
+            let retired = self.insert(entry);
+            let full = self.domain.synchronize();
+            retired.release(&self.domain, full);
+            return id;
         }
         self.retain.store(true, Ordering::Release);
-        let guard = self.last.lock();
+        let lock = self.last.lock();
         let last = {
-            let last = guard.borrow();
+            let last = lock.borrow();
             match entry.sender {
                 Some(s) => last.by_sender.get(&s).cloned(),
                 None => last.any.clone(),
@@ -475,47 +450,60 @@ impl<N: Notification> Core<N> {
                 entries: Box::new([entry.clone()]),
                 needs_arc: true,
             };
-            self.deliver(center, &snap, &value, Some(&value), entry.sender, None);
+            let mut tally = Tally {
+                counters: None,
+                shared: &self.shared,
+                inline_done: 0,
+            };
+            self.deliver(
+                center,
+                &snap,
+                &value,
+                Some(&value),
+                entry.sender,
+                None,
+                &mut tally,
+            );
         }
-        let id = self.insert(entry);
-        drop(guard);
+        let id = entry.id;
+        let retired = self.insert(entry);
+        drop(lock);
+        // Wait for the grace period only once `last` is released: posts inside their read
+        // sections may be waiting for it.
+        let full = self.domain.synchronize();
+        retired.release(&self.domain, full);
         id
     }
 
-    fn insert(&self, entry: Arc<Entry<N>>) -> ObserverId {
-        let _w = self.writer.lock();
-        let current = self.subs.load_full();
+    /// Swaps in a snapshot with `entry`; the caller retires the old one after a grace period.
+    fn insert(&self, entry: Arc<Entry<N>>) -> Retired<Snapshot<N>> {
+        let w = self.writer.lock();
+        let current = self.subs.current(&w);
         let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
         let at = entries.partition_point(|e| e.order_key() <= entry.order_key());
-        let id = entry.id;
         entries.insert(at, entry);
-        self.subs.store(Arc::new(Snapshot::new(entries)));
-        id
+        self.subs.replace(Snapshot::new(entries))
     }
 
-    /// Removes an entry and waits until no call of it is in flight on another thread.
+    /// Removes an entry and waits until no post that could call it is still running.
     pub(crate) fn unsubscribe(&self, id: ObserverId) {
-        let removed = {
-            let _w = self.writer.lock();
-            let current = self.subs.load_full();
+        let (removed, retired) = {
+            let w = self.writer.lock();
+            let current = self.subs.current(&w);
             let Some(pos) = current.entries.iter().position(|e| e.id == id) else {
                 return;
             };
             let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
             let removed = entries.remove(pos);
-            self.subs.store(Arc::new(Snapshot::new(entries)));
-            removed
+            removed.removed.store(true, Ordering::Release);
+            (removed, self.subs.replace(Snapshot::new(entries)))
         };
-        removed.gate.close(active_calls_on_this_thread(id));
+        let full = self.domain.synchronize();
         if let Kind::Buffered(buffer) = &removed.kind {
-            buffer.close();
-            self.retire(buffer);
+            buffer.retire(&self.retired_delivered);
         }
-    }
-
-    fn retire(&self, buffer: &Buffer<N>) {
-        self.retired_delivered
-            .fetch_add(buffer.delivered(), Ordering::Relaxed);
+        drop(removed);
+        retired.release(&self.domain, full);
     }
 
     /// Turns retention on (contract 6) without subscribing.
@@ -525,12 +513,13 @@ impl<N: Notification> Core<N> {
 
     /// Forgets the retained value of one sender.
     pub(crate) fn forget_sender(&self, sender: SenderId) {
-        let guard = self.last.lock();
-        guard.borrow_mut().by_sender.remove(&sender);
+        let lock = self.last.lock();
+        lock.borrow_mut().by_sender.remove(&sender);
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let snap = self.subs.load_full();
+        let guard = self.domain.read();
+        let snap = self.subs.load(&guard);
         let mut buffered_delivered = 0;
         let buffers: Vec<BufferStats> = snap
             .entries
@@ -544,27 +533,42 @@ impl<N: Notification> Core<N> {
                 Kind::Inline(_) => None,
             })
             .collect();
+        let observers = snap.entries.len();
+        drop(guard);
+        let (posted, delivered) = self.domain.sum_counters(self.index);
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
         Stats {
-            posted: self.posted.load(Ordering::Relaxed),
-            delivered: self.delivered.load(Ordering::Relaxed)
-                + self.retired_delivered.load(Ordering::Relaxed)
+            posted: posted + self.shared.posted.load(relaxed),
+            delivered: delivered
+                + self.shared.delivered.load(relaxed)
+                + self.retired_delivered.load(relaxed)
                 + buffered_delivered,
             dropped: self.dropped.load(Ordering::Relaxed),
             panicked: self.panicked.load(Ordering::Relaxed),
             dead: self.dead.load(Ordering::Relaxed),
-            observers: snap.entries.len(),
+            observers,
             buffers,
         }
+    }
+
+    /// Counts values a `post_async` could not hand to a backpressure subscriber after all.
+    pub(crate) fn count_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The center's read domain.
+    pub(crate) fn domain(&self) -> &Domain {
+        &self.domain
     }
 }
 
 impl<N> Drop for Core<N> {
     fn drop(&mut self) {
         // The center is gone: close every stream so receivers see `Closed` after draining.
-        let snap = self.subs.load_full();
-        for e in snap.entries.iter() {
+        let sink = self.retired_delivered.clone();
+        for e in self.subs.get_mut().entries.iter() {
             if let Kind::Buffered(b) = &e.kind {
-                b.close();
+                b.retire(&sink);
             }
         }
     }

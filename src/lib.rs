@@ -41,12 +41,15 @@
 //! - [`contracts`]: the ten promises the hub keeps, each with an example.
 //! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
 
+#![deny(unsafe_code)]
+
 mod center;
 mod channel;
 pub mod contracts;
 mod error;
 mod notification;
 mod overflow;
+mod rcu;
 mod stats;
 mod stream;
 mod subscription;

@@ -157,11 +157,14 @@ impl<N> fmt::Debug for Overflow<N> {
     }
 }
 
+/// Whether two values share a coalescing key.
+pub(crate) type SameKey<N> = Box<dyn Fn(&N, &N) -> bool + Send + Sync>;
+
 /// The key extraction of [`Overflow::CoalesceByKey`]; made by [`Overflow::coalesce_by_key`].
 pub struct CoalesceBy<N> {
     capacity: usize,
     pub(crate) hash: Box<dyn Fn(&N) -> u64 + Send + Sync>,
-    pub(crate) same: Box<dyn Fn(&N, &N) -> bool + Send + Sync>,
+    pub(crate) same: SameKey<N>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

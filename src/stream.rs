@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::overflow::{Overflow, PolicyKind};
 use crate::stats::BufferStats;
-use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 use crate::{Lagged, ObserverId, RecvError, Subscription, TryRecvError};
 
 /// What happened to a value offered to a buffer.
@@ -30,8 +30,16 @@ struct State<N> {
     queue: VecDeque<Arc<N>>,
     /// Key hashes parallel to `queue`, for coalesce-by-key only.
     keys: VecDeque<u64>,
+    /// Values lost before the front of the queue (drop-oldest, coalesce): reported first.
     lagged: u64,
+    /// Values refused by drop-newest, as (values accepted before the gap, how many lost):
+    /// reported when the receiver reaches that point.
+    gaps: VecDeque<(u64, u64)>,
+    pushed: u64,
+    popped: u64,
     closed: bool,
+    /// Set when the subscriber left the channel: later receives count here.
+    sink: Option<Arc<std::sync::atomic::AtomicU64>>,
     waker: Option<Waker>,
     blocked: usize,
 }
@@ -46,8 +54,6 @@ pub(crate) struct Buffer<N> {
     capacity: usize,
     dropped: AtomicU64,
     delivered: AtomicU64,
-    /// Values the receiver has taken out of `state` but not yet returned (its batch).
-    in_hand: AtomicUsize,
 }
 
 impl<N> Buffer<N> {
@@ -58,7 +64,11 @@ impl<N> Buffer<N> {
                 queue: VecDeque::new(),
                 keys: VecDeque::new(),
                 lagged: 0,
+                gaps: VecDeque::new(),
+                pushed: 0,
+                popped: 0,
                 closed: false,
+                sink: None,
                 waker: None,
                 blocked: 0,
             }),
@@ -69,7 +79,6 @@ impl<N> Buffer<N> {
             capacity,
             dropped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
-            in_hand: AtomicUsize::new(0),
         }
     }
 
@@ -84,9 +93,11 @@ impl<N> Buffer<N> {
                 let lost = st.queue.len() >= self.capacity;
                 if lost {
                     st.queue.pop_front();
+                    st.popped += 1;
                     st.lagged += 1;
                 }
                 st.queue.push_back(value.clone());
+                st.pushed += 1;
                 if lost {
                     PushResult::AcceptedWithLoss
                 } else {
@@ -95,10 +106,15 @@ impl<N> Buffer<N> {
             }
             PolicyKind::DropNewest => {
                 if st.queue.len() >= self.capacity {
-                    st.lagged += 1;
+                    let at = st.pushed;
+                    match st.gaps.back_mut() {
+                        Some(gap) if gap.0 == at => gap.1 += 1,
+                        _ => st.gaps.push_back((at, 1)),
+                    }
                     PushResult::Refused
                 } else {
                     st.queue.push_back(value.clone());
+                    st.pushed += 1;
                     PushResult::Accepted
                 }
             }
@@ -107,11 +123,16 @@ impl<N> Buffer<N> {
                     return PushResult::Full;
                 }
                 st.queue.push_back(value.clone());
+                st.pushed += 1;
                 PushResult::Accepted
             }
             PolicyKind::Latest => {
                 let lost = st.queue.pop_front().is_some();
                 st.queue.push_back(value.clone());
+                st.pushed += 1;
+                if lost {
+                    st.popped += 1;
+                }
                 if lost {
                     PushResult::AcceptedWithLoss
                 } else {
@@ -145,10 +166,12 @@ impl<N> Buffer<N> {
         if lost {
             st.queue.pop_front();
             st.keys.pop_front();
+            st.popped += 1;
             st.lagged += 1;
         }
         st.queue.push_back(value.clone());
         st.keys.push_back(hash);
+        st.pushed += 1;
         if lost {
             PushResult::AcceptedWithLoss
         } else {
@@ -187,20 +210,25 @@ impl<N> Buffer<N> {
         }
     }
 
-    /// Closes the buffer: no more pushes; the receiver drains then sees `Closed`.
-    pub(crate) fn close(&self) {
+    /// Takes the buffer out of its channel: no more pushes, the receiver drains then sees
+    /// `Closed`. What it received so far, and receives from now on, counts into `sink` (the
+    /// channel's total for subscribers that have left).
+    pub(crate) fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {
         let mut st = self.state.lock();
+        if st.sink.is_none() {
+            sink.fetch_add(
+                self.delivered.load(Ordering::Relaxed),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            st.sink = Some(sink.clone());
+        }
         st.closed = true;
         self.wake(st);
         self.space.notify_waiters();
     }
 
-    pub(crate) fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn stats(&self, observer: ObserverId) -> BufferStats {
-        let depth = self.state.lock().queue.len() + self.in_hand.load(Ordering::Relaxed);
+        let depth = self.state.lock().queue.len();
         BufferStats {
             observer,
             depth,
@@ -208,14 +236,6 @@ impl<N> Buffer<N> {
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
         }
-    }
-
-    /// Whether the receiver may take the whole queue at once (order-only policies).
-    fn batches(&self) -> bool {
-        matches!(
-            self.kind,
-            PolicyKind::DropOldest | PolicyKind::DropNewest | PolicyKind::Backpressure
-        )
     }
 }
 
@@ -259,7 +279,6 @@ enum Took<N> {
 #[must_use = "a stream receives nothing once dropped"]
 pub struct NotificationStream<N> {
     buffer: Arc<Buffer<N>>,
-    local: VecDeque<Arc<N>>,
     subscription: Subscription,
 }
 
@@ -267,23 +286,24 @@ impl<N: crate::Notification> NotificationStream<N> {
     pub(crate) fn new(buffer: Arc<Buffer<N>>, subscription: Subscription) -> Self {
         NotificationStream {
             buffer,
-            local: VecDeque::new(),
             subscription,
         }
     }
 
     /// Takes the next value; when there is none, registers `waker` under the same lock.
     fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
-        if let Some(v) = self.local.pop_front() {
-            self.delivered_one(self.local.len());
-            return Took::Value(v);
-        }
         let mut st = self.buffer.state.lock();
         if st.lagged != 0 {
             let n = std::mem::take(&mut st.lagged);
             return Took::Lagged(n);
         }
-        if st.queue.is_empty() {
+        if let Some(&(at, n)) = st.gaps.front()
+            && at == st.popped
+        {
+            st.gaps.pop_front();
+            return Took::Lagged(n);
+        }
+        let Some(value) = st.queue.pop_front() else {
             if st.closed {
                 return Took::Closed;
             }
@@ -294,35 +314,20 @@ impl<N: crate::Notification> NotificationStream<N> {
                 }
             }
             return Took::Empty;
-        }
-        let value = if self.buffer.batches() {
-            std::mem::swap(&mut st.queue, &mut self.local);
-            drop(st);
-            self.local.pop_front()
-        } else {
-            st.keys.pop_front();
-            let v = st.queue.pop_front();
-            drop(st);
-            v
         };
+        st.keys.pop_front();
+        st.popped += 1;
+        // Only the receiver writes `delivered`, under the lock: no read-modify-write needed.
+        let d = &self.buffer.delivered;
+        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if let Some(sink) = &st.sink {
+            sink.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        drop(st);
         if self.buffer.kind == PolicyKind::Backpressure {
             self.buffer.space.notify_waiters();
         }
-        match value {
-            Some(v) => {
-                self.delivered_one(self.local.len());
-                Took::Value(v)
-            }
-            None => Took::Empty,
-        }
-    }
-
-    #[inline]
-    fn delivered_one(&self, in_hand: usize) {
-        // Only this handle writes these counters: plain load + store, no read-modify-write.
-        let d = &self.buffer.delivered;
-        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        self.buffer.in_hand.store(in_hand, Ordering::Relaxed);
+        Took::Value(value)
     }
 
     /// Receives the next notification, waiting for one.
@@ -375,7 +380,7 @@ impl<N: crate::Notification> NotificationStream<N> {
 
     /// Values waiting to be received (queue depth).
     pub fn len(&self) -> usize {
-        self.buffer.state.lock().queue.len() + self.local.len()
+        self.buffer.state.lock().queue.len()
     }
 
     /// Whether nothing is waiting to be received.
@@ -390,9 +395,7 @@ impl<N: crate::Notification> NotificationStream<N> {
 
     /// This subscriber's counters (depth, delivered, dropped).
     pub fn stats(&self) -> BufferStats {
-        let mut s = self.buffer.stats(self.subscription.id());
-        s.depth = self.len();
-        s
+        self.buffer.stats(self.subscription.id())
     }
 
     /// The subscription's id.

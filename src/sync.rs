@@ -1,12 +1,12 @@
 //! The synchronization primitives the engine is built on.
 //!
-//! Normal builds use `parking_lot`, `arc-swap` and `std` atomics. Under `--cfg herald_loom` the
+//! Normal builds use `parking_lot` and `std` atomics. Under `--cfg herald_loom` the
 //! same names resolve to loom's model-checked versions, so `tests/loom.rs` explores every
 //! interleaving of the real engine code (see `ARCHITECTURE.md`).
 
 #[cfg(not(herald_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
     /// A mutex with a `lock()` that cannot fail.
     #[derive(Debug, Default)]
@@ -39,26 +39,6 @@ mod imp {
         }
     }
 
-    /// A copy-on-write cell: readers load the current snapshot without locking.
-    pub(crate) struct SnapshotCell<T>(arc_swap::ArcSwap<T>);
-    pub(crate) type SnapshotGuard<T> = arc_swap::Guard<std::sync::Arc<T>>;
-
-    impl<T> SnapshotCell<T> {
-        pub(crate) fn new(value: std::sync::Arc<T>) -> Self {
-            Self(arc_swap::ArcSwap::new(value))
-        }
-        #[inline]
-        pub(crate) fn load(&self) -> SnapshotGuard<T> {
-            self.0.load()
-        }
-        pub(crate) fn load_full(&self) -> std::sync::Arc<T> {
-            self.0.load_full()
-        }
-        pub(crate) fn store(&self, value: std::sync::Arc<T>) {
-            self.0.store(value);
-        }
-    }
-
     macro_rules! herald_thread_local {
         ($($tt:tt)*) => { std::thread_local!($($tt)*); };
     }
@@ -67,7 +47,7 @@ mod imp {
 
 #[cfg(herald_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
     /// loom's mutex behind the same interface as the normal build.
     #[derive(Debug)]
@@ -114,32 +94,6 @@ mod imp {
         }
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
-        }
-    }
-
-    /// Under loom the snapshot is a mutex-protected `Arc`: the model checks herald's protocol
-    /// (snapshot, gate, quiescence), and arc-swap's own correctness is arc-swap's business.
-    pub(crate) struct SnapshotCell<T>(loom::sync::Mutex<std::sync::Arc<T>>);
-    pub(crate) type SnapshotGuard<T> = std::sync::Arc<T>;
-
-    impl<T> SnapshotCell<T> {
-        pub(crate) fn new(value: std::sync::Arc<T>) -> Self {
-            Self(loom::sync::Mutex::new(value))
-        }
-        pub(crate) fn load(&self) -> SnapshotGuard<T> {
-            self.load_full()
-        }
-        pub(crate) fn load_full(&self) -> std::sync::Arc<T> {
-            match self.0.lock() {
-                Ok(g) => g.clone(),
-                Err(p) => p.into_inner().clone(),
-            }
-        }
-        pub(crate) fn store(&self, value: std::sync::Arc<T>) {
-            match self.0.lock() {
-                Ok(mut g) => *g = value,
-                Err(p) => *p.into_inner() = value,
-            }
         }
     }
 

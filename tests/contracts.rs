@@ -650,7 +650,6 @@ fn drop_oldest_reports_lagged() {
 }
 
 #[test]
-#[ignore = "BUG: src/stream.rs:299 take() moves the whole queue into the receiver's `local` batch and push() (lines 84/97/106) checks only `queue.len()`, so a stream holds up to 2*capacity-1 values and never evicts values in hand"]
 fn drop_oldest_holds_at_most_capacity_values_while_the_receiver_reads() {
     let center = NotificationCenter::new();
     let mut stream = center
@@ -697,7 +696,6 @@ fn drop_newest_keeps_oldest_and_reports_lagged() {
 }
 
 #[test]
-#[ignore = "BUG: src/stream.rs:282 take() reports `lagged` before the queued values for every policy; for DropNewest the lost values came after the kept ones, and Overflow::DropNewest documents Lagged after the drain"]
 fn drop_newest_reports_lag_after_the_values_it_kept() {
     let center = NotificationCenter::new();
     let mut stream = center
@@ -1417,7 +1415,6 @@ fn stats_keep_deliveries_of_streams_that_are_gone() {
 }
 
 #[test]
-#[ignore = "BUG: src/channel.rs:517 Core::unsubscribe retires the buffer's delivered count at close(); values received afterwards (documented as allowed) are counted nowhere in center stats"]
 fn stats_count_values_received_after_stream_close() {
     let center = NotificationCenter::new();
     let mut stream = center.subscribe::<Ev>();
@@ -1596,7 +1593,6 @@ fn lagged_and_errors_display() {
 }
 
 #[test]
-#[ignore = "BUG: src/channel.rs:328/411 deliver() adds `inline_done` to `delivered` after the loop; under PanicPolicy::Propagate call() resumes the unwind (line 439) and the count of observers that already returned is lost"]
 fn propagate_policy_counts_the_deliveries_before_the_panic() {
     quiet_panics();
     let center = NotificationCenter::builder()
@@ -1611,7 +1607,6 @@ fn propagate_policy_counts_the_deliveries_before_the_panic() {
 }
 
 #[test]
-#[ignore = "BUG: deadlocks: src/channel.rs:431 call() pops the ActiveFrame before posting ObserverPanicked (line 443) while the gate is still entered, so unsubscribe (line 514) computes own=0 and Gate::close waits on this very thread forever"]
 fn observer_panicked_handler_may_unsubscribe_the_panicking_observer() {
     // A natural use of contract 4: drop an observer once it has panicked. The
     // `ObserverPanicked` handler runs on the posting thread while the panicking observer's call
@@ -1637,7 +1632,6 @@ fn observer_panicked_handler_may_unsubscribe_the_panicking_observer() {
 }
 
 #[test]
-#[ignore = "BUG: deadlocks, same cause as observer_panicked_handler_may_unsubscribe_the_panicking_observer (src/channel.rs:431, frame popped before ObserverPanicked is posted)"]
 fn observer_panicked_handler_may_close_a_stream_whose_filter_panicked() {
     quiet_panics();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -1665,7 +1659,6 @@ fn observer_panicked_handler_may_close_a_stream_whose_filter_panicked() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: src/center.rs post_async_inner: Full entries go to `waiting` uncounted (channel.rs deliver, PushResult::Full arm); if the future is dropped while awaiting push_wait, nothing counts the value as dropped"]
 async fn cancelled_post_async_counts_the_value_as_dropped() {
     // Contract 5, loss is never silent: if the caller gives up on `post_async` while it waits
     // for room, the subscriber never gets the value, so it must be counted as dropped.

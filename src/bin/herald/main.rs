@@ -20,14 +20,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the mock APNs server (HTTP/2 over TLS on loopback) until Ctrl-C.
-    Mock(mock_cmd::MockArgs),
+    Mock(Box<mock_cmd::MockArgs>),
     /// Send one push to APNs, or to a mock server, and print the outcome.
-    Push(push_cmd::PushArgs),
+    Push(Box<push_cmd::PushArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("herald: cannot start the async runtime: {e}");
@@ -36,8 +39,8 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Mock(args) => mock_cmd::run(args).await,
-            Command::Push(args) => push_cmd::run(args).await,
+            Command::Mock(args) => mock_cmd::run(*args).await,
+            Command::Push(args) => push_cmd::run(*args).await,
         }
     })
 }

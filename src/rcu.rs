@@ -1,0 +1,697 @@
+//! Read-copy-update for the post path: the only `unsafe` code in herald.
+//!
+//! A post runs inside a *read section* of its center's [`Domain`]. Entering one costs one
+//! uncontended atomic swap on a slot owned by the posting thread (no shared cache line, no
+//! lock, no reference count); nested posts on the same thread only bump a depth counter.
+//! Inside the section, [`RcuCell::load`] hands out a plain reference to the current value.
+//!
+//! Writers (subscribe, unsubscribe, a new notification type) build a new value, swap it in,
+//! and call [`Domain::synchronize`], which waits until every read section that began before
+//! the swap has ended. After that, no post can still see the old value: the old value may be
+//! freed, and an unsubscribed observer can no longer be called (contract 3).
+//!
+//! Why it is sound, in C11 terms (checked by the loom models in `tests/loom.rs`):
+//! - A reader does `e = epoch.load(Acquire)`, `slot.swap(active(e), AcqRel)`, then
+//!   `ptr.load(Acquire)`. A writer does `ptr.swap(new, AcqRel)`, `t = epoch.fetch_add(1, AcqRel) + 1`,
+//!   then for each slot a read-modify-write `slot.fetch_add(0, AcqRel)` until it reads idle or
+//!   an epoch `>= t`.
+//! - If the writer's RMW on a slot reads a value older than the reader's swap, the reader's swap
+//!   reads from the writer's RMW's release sequence: the writer's pointer swap happens-before the
+//!   reader's pointer load, so the reader sees the new value.
+//! - If the reader published an epoch `>= t`, it read the writer's `fetch_add` with Acquire,
+//!   so again the pointer swap happens-before its load.
+//! - Otherwise the writer reads the reader's active old-epoch state and waits for it to end.
+//!
+//! Re-entrancy: a writer running inside a post (an observer unsubscribing) cannot wait for its
+//! own thread's section, and two such writers on two threads must not wait for each other.
+//! Such a writer skips its own slot and the slots of threads that are themselves waiting
+//! writers; its wait is then not a full grace period, so it defers freeing to a later one
+//! ([`Domain::retire`]).
+//!
+//! Slots are allocated once and recycled (never freed): a slot belongs to one thread in one
+//! domain at a time, so a reference to it can live in the thread's local cache as `&'static`.
+
+#![allow(unsafe_code)]
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, thread_local};
+
+/// Per-thread, per-notification-type counters, written only by the owning thread.
+#[derive(Default)]
+pub(crate) struct TypeCounters {
+    pub(crate) posted: StdAtomicU64,
+    pub(crate) delivered: StdAtomicU64,
+}
+
+impl TypeCounters {
+    /// Adds without a read-modify-write: only the owning thread writes.
+    #[inline]
+    pub(crate) fn add(counter: &StdAtomicU64, n: u64) {
+        counter.store(
+            counter.load(std::sync::atomic::Ordering::Relaxed) + n,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+/// A slot's read-section word. Normal builds: one atomic. Under loom: a mutex around the
+/// same value, because loom 0.7 lets a read-modify-write read a stale value after a condvar
+/// wake-up (seen here with a three-line model), which would make every model deadlock. The
+/// models then check the protocol (snapshots, removal flags, grace periods, re-entrancy);
+/// the memory-ordering argument for the atomic version is in the module docs.
+#[cfg(not(herald_loom))]
+struct SlotState(AtomicU64);
+
+#[cfg(not(herald_loom))]
+impl SlotState {
+    fn new() -> Self {
+        SlotState(AtomicU64::new(0))
+    }
+    #[inline]
+    fn enter(&self, value: u64) {
+        self.0.swap(value, Ordering::AcqRel);
+    }
+    #[inline]
+    fn leave(&self) {
+        self.0.store(0, Ordering::Release);
+    }
+    fn peek(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+    /// A read-modify-write that writes back what it reads.
+    fn confirm(&self) -> u64 {
+        self.0.fetch_add(0, Ordering::AcqRel)
+    }
+}
+
+#[cfg(herald_loom)]
+struct SlotState(Mutex<u64>);
+
+#[cfg(herald_loom)]
+impl SlotState {
+    fn new() -> Self {
+        SlotState(Mutex::new(0))
+    }
+    fn enter(&self, value: u64) {
+        *self.0.lock() = value;
+    }
+    fn leave(&self) {
+        *self.0.lock() = 0;
+    }
+    fn confirm(&self) -> u64 {
+        *self.0.lock()
+    }
+}
+
+const CHUNK: usize = 64;
+/// Types beyond this many per center count into shared atomics instead.
+pub(crate) const MAX_LOCAL_TYPES: usize = CHUNK * CHUNK;
+
+/// A thread's read-side state in one domain.
+pub(crate) struct Slot {
+    /// 0 when idle; `(epoch << 1) | 1` while a read section is open.
+    state: SlotState,
+    /// Nesting depth of read sections (owner only).
+    depth: Cell<usize>,
+    /// The owning thread's token; `FREE` or `POOLED` when unowned.
+    owner: AtomicU64,
+    domain_dead: AtomicBool,
+    counters: [OnceLock<Box<[TypeCounters]>>; CHUNK],
+}
+
+// SAFETY: `depth` is a `Cell` touched only by the thread whose token is in `owner` (a slot is
+// handed to one thread at a time by `Domain::register`, and taken back only when that thread
+// exits); every other field is atomic or immutable once initialized.
+unsafe impl Sync for Slot {}
+
+const FREE: u64 = 0;
+const POOLED: u64 = u64::MAX;
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            state: SlotState::new(),
+            depth: Cell::new(0),
+            owner: AtomicU64::new(FREE),
+            domain_dead: AtomicBool::new(false),
+            counters: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// This thread's counters for the type with `index` (owner only).
+    #[inline]
+    pub(crate) fn counters(&self, index: usize) -> Option<&TypeCounters> {
+        if index >= MAX_LOCAL_TYPES {
+            return None;
+        }
+        let chunk = self.counters[index / CHUNK]
+            .get_or_init(|| (0..CHUNK).map(|_| TypeCounters::default()).collect());
+        Some(&chunk[index % CHUNK])
+    }
+
+    /// The counters of type `index`, if this slot ever counted it (any thread may read).
+    fn peek(&self, index: usize) -> Option<&TypeCounters> {
+        if index >= MAX_LOCAL_TYPES {
+            return None;
+        }
+        self.counters[index / CHUNK]
+            .get()
+            .map(|c| &c[index % CHUNK])
+    }
+
+    #[cfg_attr(herald_loom, allow(dead_code))]
+    fn reset(&self) {
+        self.state.leave();
+        self.depth.set(0);
+        self.domain_dead.store(false, Ordering::Relaxed);
+        for chunk in self.counters.iter().filter_map(|c| c.get()) {
+            for c in chunk.iter() {
+                c.posted.store(0, std::sync::atomic::Ordering::Relaxed);
+                c.delivered.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Slots whose domain and thread are both gone, ready for reuse (never under loom: loom
+/// objects must not outlive one model execution).
+#[cfg(not(herald_loom))]
+static POOL: std::sync::Mutex<Vec<&'static Slot>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(not(herald_loom))]
+fn pool_take() -> Option<&'static Slot> {
+    let slot = match POOL.lock() {
+        Ok(mut p) => p.pop(),
+        Err(p) => p.into_inner().pop(),
+    }?;
+    slot.reset();
+    Some(slot)
+}
+
+#[cfg(herald_loom)]
+fn pool_take() -> Option<&'static Slot> {
+    None
+}
+
+#[cfg(not(herald_loom))]
+fn pool_give(slot: &'static Slot) {
+    match POOL.lock() {
+        Ok(mut p) => p.push(slot),
+        Err(p) => p.into_inner().push(slot),
+    }
+}
+
+#[cfg(herald_loom)]
+fn pool_give(_slot: &'static Slot) {}
+
+/// Tokens of threads that are waiting in `synchronize` from inside a read section.
+#[cfg(not(herald_loom))]
+static WAITING: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(not(herald_loom))]
+fn waiting_set<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    match WAITING.lock() {
+        Ok(mut w) => f(&mut w),
+        Err(p) => f(&mut p.into_inner()),
+    }
+}
+
+#[cfg(herald_loom)]
+loom::lazy_static! {
+    static ref WAITING: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+}
+
+#[cfg(herald_loom)]
+fn waiting_set<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    f(&mut WAITING.lock())
+}
+
+static NEXT_TOKEN: StdAtomicU64 = StdAtomicU64::new(1);
+static NEXT_DOMAIN: StdAtomicU64 = StdAtomicU64::new(1);
+
+/// This thread's slots, one per domain it posted in.
+struct Local {
+    token: u64,
+    /// The most recently used (domain, slot): one compare on the hot path.
+    hot: Cell<Option<(u64, &'static Slot)>>,
+    all: RefCell<Vec<(u64, &'static Slot)>>,
+}
+
+impl Local {
+    fn new() -> Self {
+        Local {
+            token: NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            hot: Cell::new(None),
+            all: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // The thread is exiting: give its slots back. A slot stays registered with its domain
+        // (its counters still count) and is reused by the next thread that posts there; if the
+        // domain is already gone, it goes to the pool.
+        for (_, slot) in self.all.get_mut().drain(..) {
+            slot.owner.store(FREE, Ordering::SeqCst);
+            if slot.domain_dead.load(Ordering::SeqCst)
+                && slot
+                    .owner
+                    .compare_exchange(FREE, POOLED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                pool_give(slot);
+            }
+        }
+    }
+}
+
+#[cfg(not(herald_loom))]
+thread_local! {
+    static LOCAL: Local = Local::new();
+}
+#[cfg(herald_loom)]
+thread_local! {
+    static LOCAL: Local = Local::new();
+}
+
+/// Memory retired by a writer that could not wait for a full grace period.
+struct Garbage {
+    epoch: u64,
+    /// Held only to be dropped at the right time.
+    _value: Box<dyn Any + Send>,
+}
+
+/// The read-side domain of one center.
+pub(crate) struct Domain {
+    uid: u64,
+    epoch: AtomicU64,
+    slots: Mutex<Vec<&'static Slot>>,
+    /// Read sections opened without a slot (only while a thread is being torn down).
+    fallback: AtomicUsize,
+    garbage: Mutex<Vec<Garbage>>,
+    has_garbage: AtomicBool,
+    #[cfg(herald_loom)]
+    wake_lock: Mutex<()>,
+    #[cfg(herald_loom)]
+    wake_cv: crate::sync::Condvar,
+}
+
+impl Domain {
+    pub(crate) fn new() -> Self {
+        Domain {
+            uid: NEXT_DOMAIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            epoch: AtomicU64::new(1),
+            slots: Mutex::new(Vec::new()),
+            fallback: AtomicUsize::new(0),
+            garbage: Mutex::new(Vec::new()),
+            has_garbage: AtomicBool::new(false),
+            #[cfg(herald_loom)]
+            wake_lock: Mutex::new(()),
+            #[cfg(herald_loom)]
+            wake_cv: crate::sync::Condvar::new(),
+        }
+    }
+
+    /// Opens a read section. Values loaded through it stay valid until it is dropped.
+    #[inline]
+    pub(crate) fn read(&self) -> ReadGuard<'_> {
+        let slot = LOCAL
+            .try_with(|local| match local.hot.get() {
+                Some((uid, slot)) if uid == self.uid => slot,
+                _ => self.slot_for(local),
+            })
+            .ok();
+        match slot {
+            Some(slot) => {
+                let depth = slot.depth.get();
+                if depth == 0 {
+                    let e = self.epoch.load(Ordering::Acquire);
+                    slot.state.enter((e << 1) | 1);
+                }
+                slot.depth.set(depth + 1);
+            }
+            None => {
+                self.fallback.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        ReadGuard {
+            domain: self,
+            slot,
+            _not_send: PhantomData,
+        }
+    }
+
+    #[cold]
+    fn slot_for(&self, local: &Local) -> &'static Slot {
+        let found = local
+            .all
+            .borrow()
+            .iter()
+            .find(|(uid, _)| *uid == self.uid)
+            .map(|(_, s)| *s);
+        let slot = match found {
+            Some(s) => s,
+            None => {
+                let s = self.register(local.token);
+                local.all.borrow_mut().push((self.uid, s));
+                s
+            }
+        };
+        local.hot.set(Some((self.uid, slot)));
+        slot
+    }
+
+    /// Hands a slot of this domain to the thread with `token`.
+    fn register(&self, token: u64) -> &'static Slot {
+        let mut slots = self.slots.lock();
+        for s in slots.iter() {
+            if s.owner
+                .compare_exchange(FREE, token, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return s;
+            }
+        }
+        let slot: &'static Slot = match pool_take() {
+            Some(s) => s,
+            None => Box::leak(Box::new(Slot::new())),
+        };
+        slot.owner.store(token, Ordering::SeqCst);
+        slots.push(slot);
+        slot
+    }
+
+    /// Waits until every read section that began before this call has ended. Returns true
+    /// when that is a full grace period (see the module docs for when it is not).
+    pub(crate) fn synchronize(&self) -> bool {
+        let target = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        // Re-entrant: this thread is inside a post (of any center).
+        let (token, reentrant) = LOCAL
+            .try_with(|l| {
+                let inside = l.all.borrow().iter().any(|(_, s)| s.depth.get() > 0);
+                (l.token, inside)
+            })
+            .unwrap_or((0, true));
+        if reentrant {
+            waiting_set(|w| w.push(token));
+        }
+        let slots: Vec<&'static Slot> = self.slots.lock().clone();
+        let mut full = !reentrant;
+        for slot in slots {
+            if !self.wait_for(slot, target, token, reentrant) {
+                full = false;
+            }
+        }
+        let mut spins = 0u32;
+        while self.fallback.load(Ordering::Acquire) != 0 {
+            if reentrant {
+                full = false;
+                break;
+            }
+            backoff(&mut spins);
+        }
+        if reentrant {
+            waiting_set(|w| {
+                if let Some(i) = w.iter().position(|t| *t == token) {
+                    w.swap_remove(i);
+                }
+            });
+        }
+        if full {
+            self.collect(target);
+        }
+        full
+    }
+
+    /// Whether `state` shows a slot outside every section that began before `target`.
+    fn passed(state: u64, target: u64) -> bool {
+        state & 1 == 0 || (state >> 1) >= target
+    }
+
+    /// Waits until `slot` has left every read section that began before `target`. False when
+    /// it stopped waiting early (own slot, or a re-entrant writer facing another waiting one).
+    #[cfg(not(herald_loom))]
+    fn wait_for(&self, slot: &Slot, target: u64, token: u64, reentrant: bool) -> bool {
+        let mut spins = 0u32;
+        loop {
+            // Poll with plain loads; confirm with a read-modify-write, whose place in the
+            // slot's modification order is what the proof needs (see the module docs).
+            if Self::passed(slot.state.peek(), target) && Self::passed(slot.state.confirm(), target)
+            {
+                return true;
+            }
+            if let Some(early) = self.stop_early(slot, token, reentrant) {
+                return early;
+            }
+            backoff(&mut spins);
+        }
+    }
+
+    /// Under loom, the same check, but readers leaving a section notify waiting writers
+    /// (loom explores spin loops without end).
+    #[cfg(herald_loom)]
+    fn wait_for(&self, slot: &Slot, target: u64, token: u64, reentrant: bool) -> bool {
+        let mut guard = self.wake_lock.lock();
+        loop {
+            if Self::passed(slot.state.confirm(), target) {
+                return true;
+            }
+            if let Some(early) = self.stop_early(slot, token, reentrant) {
+                return early;
+            }
+            guard = self.wake_cv.wait(guard);
+        }
+    }
+
+    /// `Some(false)` when waiting for `slot` must stop: it is this thread's own (its outer
+    /// post re-checks `removed` before every call), or this re-entrant writer faces another
+    /// thread that is itself waiting from inside a post (they would wait for each other).
+    fn stop_early(&self, slot: &Slot, token: u64, reentrant: bool) -> Option<bool> {
+        let owner = slot.owner.load(Ordering::Acquire);
+        if owner == token {
+            return Some(false);
+        }
+        if reentrant && waiting_set(|w| w.contains(&owner)) {
+            return Some(false);
+        }
+        None
+    }
+
+    /// Frees `value` after a full grace period: now if `synchronize` gave one, else later.
+    pub(crate) fn retire(&self, value: Box<dyn Any + Send>, full: bool) {
+        if full {
+            drop(value);
+            return;
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        self.garbage.lock().push(Garbage {
+            epoch,
+            _value: value,
+        });
+        self.has_garbage.store(true, Ordering::Release);
+    }
+
+    /// Frees garbage retired before the grace period that ended at `target`.
+    fn collect(&self, target: u64) {
+        let freed: Vec<Garbage> = {
+            let mut g = self.garbage.lock();
+            let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.epoch < target);
+            *g = keep;
+            if g.is_empty() {
+                self.has_garbage.store(false, Ordering::Release);
+            }
+            old
+        };
+        // Dropped outside the lock: destructors of observers may post or subscribe.
+        drop(freed);
+    }
+
+    /// When the outermost section of a thread closes and garbage waits, try a grace period
+    /// that does not block (it succeeds when no other thread is mid-post).
+    #[cold]
+    fn try_collect(&self) {
+        let target = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let slots: Vec<&'static Slot> = self.slots.lock().clone();
+        for slot in slots {
+            if !Self::passed(slot.state.confirm(), target) {
+                return;
+            }
+        }
+        if self.fallback.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        self.collect(target);
+    }
+
+    /// Sums a type's counters over every thread that posted it.
+    pub(crate) fn sum_counters(&self, index: usize) -> (u64, u64) {
+        let slots = self.slots.lock();
+        slots
+            .iter()
+            .filter_map(|s| s.peek(index))
+            .fold((0, 0), |(p, d), c| {
+                (
+                    p + c.posted.load(std::sync::atomic::Ordering::Relaxed),
+                    d + c.delivered.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        let slots = std::mem::take(&mut *self.slots.lock());
+        for slot in slots {
+            slot.domain_dead.store(true, Ordering::SeqCst);
+            if slot
+                .owner
+                .compare_exchange(FREE, POOLED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                pool_give(slot);
+            }
+        }
+    }
+}
+
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    #[cfg(herald_loom)]
+    {
+        loom::thread::yield_now();
+    }
+    #[cfg(not(herald_loom))]
+    {
+        if *spins < 64 {
+            std::hint::spin_loop();
+        } else if *spins < 128 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+}
+
+/// An open read section (not `Send`: it belongs to the thread that opened it).
+pub(crate) struct ReadGuard<'d> {
+    domain: &'d Domain,
+    slot: Option<&'static Slot>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl ReadGuard<'_> {
+    /// The posting thread's counters for the type with `index`.
+    #[inline]
+    pub(crate) fn counters(&self, index: usize) -> Option<&TypeCounters> {
+        self.slot.and_then(|s| s.counters(index))
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        match self.slot {
+            Some(slot) => {
+                let depth = slot.depth.get() - 1;
+                slot.depth.set(depth);
+                if depth == 0 {
+                    slot.state.leave();
+                    #[cfg(herald_loom)]
+                    {
+                        drop(self.domain.wake_lock.lock());
+                        self.domain.wake_cv.notify_all();
+                    }
+                    if self.domain.has_garbage.load(Ordering::Relaxed) {
+                        self.domain.try_collect();
+                    }
+                }
+            }
+            None => {
+                self.domain.fallback.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// A pointer readers load inside a read section and writers replace (under their own lock).
+pub(crate) struct RcuCell<T> {
+    ptr: AtomicPtr<T>,
+}
+
+// SAFETY: the cell owns a `T` (a `Box` turned into a raw pointer) and hands out `&T` to any
+// thread: it is `Send`/`Sync` exactly when `Box<T>` and `&T` may cross threads.
+unsafe impl<T: Send + Sync> Send for RcuCell<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for RcuCell<T> {}
+
+impl<T: Send + Sync + 'static> RcuCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        RcuCell {
+            ptr: AtomicPtr::new(Box::into_raw(Box::new(value))),
+        }
+    }
+
+    /// The current value, valid for the read section.
+    #[inline]
+    pub(crate) fn load<'g>(&self, _guard: &'g ReadGuard<'_>) -> &'g T {
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: `p` came from `Box::into_raw` and is never null. A value is freed only after
+        // it was swapped out and a full grace period passed (`Domain::synchronize`, `retire`),
+        // and the grace period waits for this section, which was open before `p` was loaded
+        // (see the module docs). So `p` stays valid while `_guard` lives.
+        unsafe { &*p }
+    }
+
+    /// The current value for a writer that holds the lock serializing this cell's writers:
+    /// only such a writer replaces (and so retires) it.
+    pub(crate) fn current<'l, L>(&self, _writer: &'l L) -> &'l T {
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: the caller holds the writers' lock, so no one else can swap this value out
+        // and retire it while the reference lives.
+        unsafe { &*p }
+    }
+
+    /// Swaps in `value` (caller holds the writers' lock) and returns the old value, which the
+    /// caller must only drop through [`Domain::retire`] after [`Domain::synchronize`].
+    pub(crate) fn replace(&self, value: T) -> Retired<T> {
+        let old = self
+            .ptr
+            .swap(Box::into_raw(Box::new(value)), Ordering::AcqRel);
+        // SAFETY: `old` came from `Box::into_raw` and is owned by the cell until this swap;
+        // ownership passes to `Retired`, which readers can no longer reach after a grace period.
+        Retired(unsafe { Box::from_raw(old) })
+    }
+}
+
+impl<T> RcuCell<T> {
+    /// The current value, for the cell's owner with exclusive access.
+    pub(crate) fn get_mut(&mut self) -> &T {
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: `&mut self` proves no reader or writer holds a reference into the cell.
+        unsafe { &*p }
+    }
+}
+
+impl<T> Drop for RcuCell<T> {
+    fn drop(&mut self) {
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: `&mut self` proves no reader holds a reference into the cell.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+/// A value swapped out of an [`RcuCell`], to be freed after a grace period.
+pub(crate) struct Retired<T>(Box<T>);
+
+impl<T: Send + 'static> Retired<T> {
+    /// Frees it through the domain: at once after a full grace period, else deferred.
+    pub(crate) fn release(self, domain: &Domain, full: bool) {
+        domain.retire(self.0, full);
+    }
+}

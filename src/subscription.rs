@@ -160,13 +160,13 @@ impl fmt::Debug for Subscription {
 /// ```
 #[must_use = "an observer builder does nothing until a terminal such as .inline() or .stream()"]
 pub struct ObserverBuilder<N: Notification> {
-    center: NotificationCenter,
-    core: Arc<Core<N>>,
-    sender: Option<SenderId>,
-    filter: Option<Filter<N>>,
-    priority: i32,
-    replay: bool,
-    policy: Overflow<N>,
+    pub(crate) center: NotificationCenter,
+    pub(crate) core: Arc<Core<N>>,
+    pub(crate) sender: Option<SenderId>,
+    pub(crate) filter: Option<Filter<N>>,
+    pub(crate) priority: i32,
+    pub(crate) replay: bool,
+    pub(crate) policy: Overflow<N>,
 }
 
 impl<N: Notification> ObserverBuilder<N> {
@@ -254,7 +254,7 @@ impl<N: Notification> ObserverBuilder<N> {
     }
 }
 
-fn to_weak<N: Notification>(core: &Arc<Core<N>>) -> Weak<dyn Unsubscribe> {
+pub(crate) fn to_weak<N: Notification>(core: &Arc<Core<N>>) -> Weak<dyn Unsubscribe> {
     let weak: Weak<Core<N>> = Arc::downgrade(core);
     weak
 }

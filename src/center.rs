@@ -6,11 +6,14 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use crate::channel::{Core, Kind, Waiting};
+use crate::channel::{Core, ErasedChannel, Kind, Waiting};
 use crate::rcu::{Domain, RcuCell, ReadGuard};
+use crate::subscription::Unsubscribe;
 use crate::sync::Mutex;
+use crate::wildcard::{WildSpec, WildcardBuilder};
 use crate::{
-    Notification, NotificationStream, ObserverBuilder, PostReport, SenderId, Stats, Subscription,
+    AnyNotification, Notification, NotificationStream, ObserverBuilder, PostReport, SenderId,
+    Stats, Subscription,
 };
 
 /// What happens when an observer panics (contract 4).
@@ -44,14 +47,21 @@ impl Hasher for TypeIdHasher {
     }
 }
 
-type ChannelMap = HashMap<TypeId, Arc<dyn Any + Send + Sync>, BuildHasherDefault<TypeIdHasher>>;
+type ChannelMap = HashMap<TypeId, Arc<dyn ErasedChannel>, BuildHasherDefault<TypeIdHasher>>;
+
+/// What the center's writers share: the next type index and the wildcard subscriptions.
+#[derive(Default)]
+struct Registry {
+    next_index: usize,
+    wildcards: Vec<Arc<WildSpec>>,
+}
 
 /// The shared state behind every clone of a center.
 pub(crate) struct CenterInner {
     domain: Arc<Domain>,
     channels: RcuCell<ChannelMap>,
-    /// Serializes writers of `channels`; holds the next type index.
-    writer: Mutex<usize>,
+    /// Serializes writers of `channels` and of the wildcard list.
+    writer: Mutex<Registry>,
     panic_policy: PanicPolicy,
 }
 
@@ -66,7 +76,7 @@ impl CenterInner {
         self.channels
             .load(guard)
             .get(&TypeId::of::<N>())
-            .and_then(|c| c.downcast_ref::<Core<N>>())
+            .and_then(|c| c.as_any().downcast_ref::<Core<N>>())
     }
 
     /// The channel of `N`, if it exists.
@@ -75,7 +85,7 @@ impl CenterInner {
         self.channels
             .load(&guard)
             .get(&TypeId::of::<N>())
-            .and_then(|c| c.clone().downcast::<Core<N>>().ok())
+            .and_then(|c| c.clone().into_any().downcast::<Core<N>>().ok())
     }
 
     /// The channel of `N`, made on first use.
@@ -88,21 +98,50 @@ impl CenterInner {
             let current = self.channels.current(&w);
             if let Some(core) = current
                 .get(&TypeId::of::<N>())
-                .and_then(|c| c.clone().downcast::<Core<N>>().ok())
+                .and_then(|c| c.clone().into_any().downcast::<Core<N>>().ok())
             {
                 return core;
             }
-            let index = *w;
+            let index = w.next_index;
             let core = Arc::new(Core::<N>::new(self.domain.clone(), index));
+            // Wildcards that match the new type observe it from its first post. Nobody can
+            // read the new channel yet, so its old snapshots are freed at once.
+            for spec in w.wildcards.iter().filter(|s| s.matches(N::name())) {
+                drop(core.add_wildcard(spec));
+            }
             let mut next: ChannelMap = current.clone();
             next.insert(TypeId::of::<N>(), core.clone());
             let retired = self.channels.replace(next);
-            *w += 1;
+            w.next_index += 1;
             (core, retired)
         };
         let full = self.domain.synchronize();
         retired.release(&self.domain, full);
         core
+    }
+
+    /// Adds a wildcard subscription to every matching channel, now and to come.
+    pub(crate) fn add_wildcard(self: &Arc<Self>, spec: Arc<WildSpec>) -> Subscription {
+        let id = spec.id;
+        let retired: Vec<Box<dyn Any + Send>> = {
+            let mut w = self.writer.lock();
+            w.wildcards.push(spec.clone());
+            let current = self.channels.current(&w);
+            current
+                .values()
+                .filter(|c| spec.matches(c.name()))
+                .map(|c| c.add_wildcard(&spec))
+                .collect()
+        };
+        let full = self.domain.synchronize();
+        for r in retired {
+            self.domain.retire(r, full);
+        }
+        let weak: std::sync::Weak<dyn Unsubscribe> = {
+            let w: std::sync::Weak<CenterInner> = Arc::downgrade(self);
+            w
+        };
+        Subscription::new(weak, id)
     }
 
     /// Posts `value` only if someone observes `N` (for the hub's own reports).
@@ -125,6 +164,25 @@ impl CenterInner {
         let core = self.core::<N>();
         let guard = self.domain.read();
         core.post(self, &guard, value, sender)
+    }
+}
+
+impl Unsubscribe for CenterInner {
+    /// Removes a wildcard subscription from every channel, then waits for a grace period.
+    fn unsubscribe(&self, id: crate::ObserverId) {
+        let retired: Vec<Box<dyn Any + Send>> = {
+            let mut w = self.writer.lock();
+            w.wildcards.retain(|s| s.id != id);
+            let current = self.channels.current(&w);
+            current
+                .values()
+                .filter_map(|c| c.remove_wildcard(id))
+                .collect()
+        };
+        let full = self.domain.synchronize();
+        for r in retired {
+            self.domain.retire(r, full);
+        }
     }
 }
 
@@ -199,7 +257,7 @@ impl CenterBuilder {
             inner: Arc::new(CenterInner {
                 domain: Arc::new(Domain::new()),
                 channels: RcuCell::new(ChannelMap::default()),
-                writer: Mutex::new(0),
+                writer: Mutex::new(Registry::default()),
                 panic_policy: self.panic_policy,
             }),
         }
@@ -276,6 +334,68 @@ impl NotificationCenter {
         F: Fn(&N) + Send + Sync + 'static,
     {
         self.observer::<N>().inline(observer)
+    }
+
+    /// Observes every notification, type-erased (contract 9).
+    pub fn observe_all<F>(&self, observer: F) -> Subscription
+    where
+        F: Fn(&AnyNotification<'_>) + Send + Sync + 'static,
+    {
+        self.observer_all().inline(observer)
+    }
+
+    /// Observes every notification whose [`Notification::name`] starts with `prefix`.
+    pub fn observe_family<F>(&self, prefix: &str, observer: F) -> Subscription
+    where
+        F: Fn(&AnyNotification<'_>) + Send + Sync + 'static,
+    {
+        self.observer_family(prefix).inline(observer)
+    }
+
+    /// Starts a wildcard subscription to every notification.
+    pub fn observer_all(&self) -> WildcardBuilder {
+        WildcardBuilder::new(self.clone(), None)
+    }
+
+    /// Starts a wildcard subscription to a family of notifications by name prefix
+    /// (`"chat."` matches `chat.message.received`).
+    pub fn observer_family(&self, prefix: &str) -> WildcardBuilder {
+        WildcardBuilder::new(self.clone(), Some(prefix.to_owned()))
+    }
+
+    /// Observes `N` for as long as `target` lives, holding only a weak reference to it.
+    ///
+    /// The observer expires the first time a post finds `target` gone, and is removed then;
+    /// other observers pay nothing for it. Returns the observer's id; there is no guard to
+    /// keep (see [`ObserverBuilder::inline_weak`] for the options).
+    ///
+    /// ```
+    /// use herald::{NotificationCenter, Notification};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// struct Saved(u32);
+    /// impl Notification for Saved {}
+    ///
+    /// struct Screen { title: Mutex<String> }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let screen = Arc::new(Screen { title: Mutex::new(String::new()) });
+    /// center.observe_weak(&screen, |s: &Screen, n: &Saved| {
+    ///     *s.title.lock().unwrap() = format!("saved #{}", n.0);
+    /// });
+    /// center.post(Saved(1));
+    /// assert_eq!(*screen.title.lock().unwrap(), "saved #1");
+    /// drop(screen);
+    /// center.post(Saved(2)); // finds the screen gone: the observer is removed
+    /// assert_eq!(center.stats::<Saved>().observers, 0);
+    /// ```
+    pub fn observe_weak<T, N, F>(&self, target: &Arc<T>, observer: F) -> crate::ObserverId
+    where
+        T: Send + Sync + 'static,
+        N: Notification,
+        F: Fn(&T, &N) + Send + Sync + 'static,
+    {
+        self.observer::<N>().inline_weak(target, observer)
     }
 
     /// A stream of `N` with the default policy (short for `observer::<N>().stream()`).

@@ -25,6 +25,7 @@ use crate::rcu::{Domain, RcuCell, ReadGuard, Retired, TypeCounters};
 use crate::stats::{BufferStats, PostReport, Stats};
 use crate::stream::{Buffer, PushResult};
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::wildcard::{AnyNotification, WildSpec};
 use crate::{DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId};
 
 /// A predicate filter on the notification value.
@@ -32,10 +33,17 @@ pub(crate) type Filter<N> = Box<dyn Fn(&N) -> bool + Send + Sync>;
 /// An inline observer.
 pub(crate) type InlineFn<N> = Box<dyn Fn(&N) + Send + Sync>;
 
+/// A weak observer: returns false once its target is gone.
+pub(crate) type WeakFn<N> = Box<dyn Fn(&N) -> bool + Send + Sync>;
+
 /// How an entry receives notifications.
 pub(crate) enum Kind<N> {
     /// Called on the posting thread.
     Inline(InlineFn<N>),
+    /// Called on the posting thread while its target lives; removed the first time it is not.
+    Weak(WeakFn<N>),
+    /// A wildcard or family observer, shared by every channel it observes.
+    Wildcard(Arc<WildSpec>),
     /// Buffered for a receiver on another task or thread.
     Buffered(Arc<Buffer<N>>),
 }
@@ -58,14 +66,29 @@ impl<N> Entry<N> {
         filter: Option<Filter<N>>,
         kind: Kind<N>,
     ) -> Self {
+        let id = ObserverId::next();
         Entry {
-            id: ObserverId::next(),
+            id,
             priority,
-            seq: 0,
+            // Ids grow with every subscription in the process: registration order.
+            seq: id.as_u64(),
             sender,
             filter,
             removed: AtomicBool::new(false),
             kind,
+        }
+    }
+
+    /// This channel's entry for a wildcard subscription.
+    fn wildcard(spec: &Arc<WildSpec>) -> Self {
+        Entry {
+            id: spec.id,
+            priority: spec.priority,
+            seq: spec.id.as_u64(),
+            sender: spec.sender,
+            filter: None,
+            removed: AtomicBool::new(false),
+            kind: Kind::Wildcard(spec.clone()),
         }
     }
 
@@ -122,7 +145,6 @@ pub(crate) struct Core<N> {
     dead: AtomicU64,
     /// Deliveries made by buffered subscribers that have left the snapshot.
     retired_delivered: Arc<std::sync::atomic::AtomicU64>,
-    next_seq: AtomicU64,
 }
 
 /// Counts a post's inline deliveries even when a propagated panic unwinds through `deliver`.
@@ -166,7 +188,6 @@ impl<N: Notification> Core<N> {
             panicked: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             retired_delivered: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-            next_seq: AtomicU64::new(0),
         }
     }
 
@@ -326,6 +347,37 @@ impl<N: Notification> Core<N> {
                         Called::Panicked => report.panicked += 1,
                     }
                 }
+                Kind::Weak(f) => {
+                    let mut alive = true;
+                    let called = self.call(center, entry, value, |n| {
+                        alive = f(n);
+                        alive
+                    });
+                    match called {
+                        Called::Ran => {
+                            report.received += 1;
+                            tally.inline_done += 1;
+                        }
+                        Called::Panicked => report.panicked += 1,
+                        // The target is gone: remove the entry without waiting.
+                        Called::Skipped if !alive => self.remove_expired(entry.id),
+                        Called::Skipped => {}
+                    }
+                }
+                Kind::Wildcard(spec) => {
+                    let any = AnyNotification::new(value, sender);
+                    match self.call(center, entry, value, |_| {
+                        (spec.f)(&any);
+                        true
+                    }) {
+                        Called::Ran => {
+                            report.received += 1;
+                            tally.inline_done += 1;
+                        }
+                        Called::Skipped => {}
+                        Called::Panicked => report.panicked += 1,
+                    }
+                }
                 Kind::Buffered(buffer) => {
                     if let Some(filter) = &entry.filter {
                         match self.call(center, entry, value, |n| filter(n)) {
@@ -422,10 +474,9 @@ impl<N: Notification> Core<N> {
     pub(crate) fn subscribe(
         &self,
         center: &CenterInner,
-        mut entry: Entry<N>,
+        entry: Entry<N>,
         replay: bool,
     ) -> ObserverId {
-        entry.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(entry);
         if !replay {
             let id = entry.id;
@@ -506,6 +557,23 @@ impl<N: Notification> Core<N> {
         retired.release(&self.domain, full);
     }
 
+    /// Removes an expired weak observer from inside a post, without waiting for a grace
+    /// period: the old snapshot is freed once no post can see it any more.
+    #[cold]
+    fn remove_expired(&self, id: ObserverId) {
+        let retired = {
+            let w = self.writer.lock();
+            let current = self.subs.current(&w);
+            let Some(pos) = current.entries.iter().position(|e| e.id == id) else {
+                return;
+            };
+            let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
+            entries.remove(pos).removed.store(true, Ordering::Release);
+            self.subs.replace(Snapshot::new(entries))
+        };
+        retired.release(&self.domain, false);
+    }
+
     /// Turns retention on (contract 6) without subscribing.
     pub(crate) fn retain_last(&self) {
         self.retain.store(true, Ordering::Release);
@@ -530,7 +598,7 @@ impl<N: Notification> Core<N> {
                     buffered_delivered += s.delivered;
                     Some(s)
                 }
-                Kind::Inline(_) => None,
+                _ => None,
             })
             .collect();
         let observers = snap.entries.len();
@@ -571,6 +639,40 @@ impl<N> Drop for Core<N> {
                 b.retire(&sink);
             }
         }
+    }
+}
+
+/// What the center needs from a channel whatever its type: its name, and wildcard entries.
+pub(crate) trait ErasedChannel: Send + Sync {
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync);
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+    fn name(&self) -> &'static str;
+    /// Adds a wildcard entry; the caller retires the old snapshot after a grace period.
+    fn add_wildcard(&self, spec: &Arc<WildSpec>) -> Box<dyn std::any::Any + Send>;
+    /// Removes a wildcard entry, if present; same contract.
+    fn remove_wildcard(&self, id: ObserverId) -> Option<Box<dyn std::any::Any + Send>>;
+}
+
+impl<N: Notification> ErasedChannel for Core<N> {
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+    fn name(&self) -> &'static str {
+        N::name()
+    }
+    fn add_wildcard(&self, spec: &Arc<WildSpec>) -> Box<dyn std::any::Any + Send> {
+        Box::new(self.insert(Arc::new(Entry::wildcard(spec))))
+    }
+    fn remove_wildcard(&self, id: ObserverId) -> Option<Box<dyn std::any::Any + Send>> {
+        let w = self.writer.lock();
+        let current = self.subs.current(&w);
+        let pos = current.entries.iter().position(|e| e.id == id)?;
+        let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
+        entries.remove(pos).removed.store(true, Ordering::Release);
+        Some(Box::new(self.subs.replace(Snapshot::new(entries))))
     }
 }
 

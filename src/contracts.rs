@@ -200,3 +200,33 @@
 //! assert!(from_left.try_recv().is_err());
 //! assert_eq!(from_anyone.len(), 3);
 //! ```
+//!
+//! # 9. Wildcard and family observation
+//! [`observe_all`](crate::NotificationCenter::observe_all) sees every notification and
+//! [`observe_family`](crate::NotificationCenter::observe_family) every notification whose
+//! [`name`](crate::Notification::name) starts with a prefix, as an
+//! [`AnyNotification`](crate::AnyNotification) (name, sender, `downcast_ref`). They keep the
+//! ordering, panic and quiescence contracts of typed observers, and see types created after
+//! them. A type nobody observes by wildcard pays nothing for the wildcards of others: wildcard
+//! entries live only in the subscriber lists of the types they match.
+//!
+//! ```
+//! use herald::{NotificationCenter, Notification};
+//! use std::sync::{Arc, Mutex};
+//!
+//! struct Sent;
+//! impl Notification for Sent { fn name() -> &'static str { "mail.sent" } }
+//! struct Bounced;
+//! impl Notification for Bounced { fn name() -> &'static str { "mail.bounced" } }
+//! struct Tick;
+//! impl Notification for Tick { fn name() -> &'static str { "clock.tick" } }
+//!
+//! let center = NotificationCenter::new();
+//! let names = Arc::new(Mutex::new(Vec::new()));
+//! let n = names.clone();
+//! let _mail = center.observe_family("mail.", move |any| n.lock().unwrap().push(any.name()));
+//! center.post(Sent);
+//! center.post(Tick);
+//! center.post(Bounced);
+//! assert_eq!(*names.lock().unwrap(), ["mail.sent", "mail.bounced"]);
+//! ```

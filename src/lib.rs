@@ -38,7 +38,8 @@
 //! - [`ObserverBuilder`]: the one subscription builder; terminals `inline` and `stream`.
 //! - [`Subscription`]: the guard; drop unsubscribes. [`NotificationStream`]: the buffered kind.
 //! - [`Overflow`]: what a full buffer does. [`PostReport`], [`Stats`]: what was counted.
-//! - [`contracts`]: the ten promises the hub keeps, each with an example.
+//! - [`contracts`]: the promises the hub keeps, each with an example.
+//! - [`AnyNotification`], [`WildcardBuilder`]: wildcard and family observation.
 //! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
 
 #![deny(unsafe_code)]
@@ -54,6 +55,7 @@ mod stats;
 mod stream;
 mod subscription;
 mod sync;
+mod wildcard;
 
 pub use center::{CenterBuilder, Channel, NotificationCenter, PanicPolicy};
 pub use error::{Lagged, RecvError, TryRecvError};
@@ -62,6 +64,7 @@ pub use overflow::{CoalesceBy, DEFAULT_CAPACITY, Overflow};
 pub use stats::{BufferStats, PostReport, Stats};
 pub use stream::NotificationStream;
 pub use subscription::{ObserverBuilder, ObserverId, Subscription};
+pub use wildcard::{AnyNotification, WildcardBuilder};
 
 #[cfg(feature = "apns")]
 pub mod apns;

@@ -239,6 +239,30 @@ impl<N: Notification> ObserverBuilder<N> {
         Subscription::new(to_weak(&self.core), id)
     }
 
+    /// Calls `observer` with `target` on the posting thread while `target` lives, holding only
+    /// a weak reference to it. The first post that finds `target` gone removes the observer
+    /// (its closure is freed once no post can still see it); others pay nothing for that.
+    pub fn inline_weak<T, F>(self, target: &Arc<T>, observer: F) -> ObserverId
+    where
+        T: Send + Sync + 'static,
+        F: Fn(&T, &N) + Send + Sync + 'static,
+    {
+        let weak = Arc::downgrade(target);
+        let entry = Entry::new(
+            self.priority,
+            self.sender,
+            self.filter,
+            Kind::Weak(Box::new(move |n: &N| match weak.upgrade() {
+                Some(t) => {
+                    observer(&t, n);
+                    true
+                }
+                None => false,
+            })),
+        );
+        self.core.subscribe(&self.center.inner, entry, self.replay)
+    }
+
     /// Buffers notifications for an async (or blocking) receiver, under the chosen overflow
     /// policy.
     pub fn stream(self) -> NotificationStream<N> {

@@ -105,6 +105,14 @@ fn bench_inline(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("herald-post", n), &n, |b, _| {
             b.iter(|| center.post(Tick(black_box(1))))
         });
+        // The same post with a family wildcard observing other types: it must cost nothing.
+        let wildcard = center.observe_family("other.", |any| {
+            black_box(any.name());
+        });
+        group.bench_with_input(BenchmarkId::new("herald-handle+wildcard", n), &n, |b, _| {
+            b.iter(|| handle.post(Tick(black_box(1))))
+        });
+        drop(wildcard);
         drop(subs);
 
         let floor = Floor(
@@ -505,7 +513,13 @@ fn collect() -> Vec<Row> {
         }
     };
     for &n in &INLINE_NS {
-        for i in ["herald-handle", "herald-post", "floor", "rwlock-bus"] {
+        for i in [
+            "herald-handle",
+            "herald-post",
+            "herald-handle+wildcard",
+            "floor",
+            "rwlock-bus",
+        ] {
             push("inline", "inline", n, i, 1.0);
         }
     }

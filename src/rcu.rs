@@ -10,17 +10,18 @@
 //! the swap has ended. After that, no post can still see the old value: the old value may be
 //! freed, and an unsubscribed observer can no longer be called (contract 3).
 //!
-//! Why it is sound, in C11 terms (checked by the loom models in `tests/loom.rs`):
-//! - A reader does `e = epoch.load(Acquire)`, `slot.swap(active(e), AcqRel)`, then
-//!   `ptr.load(Acquire)`. A writer does `ptr.swap(new, AcqRel)`, `t = epoch.fetch_add(1, AcqRel) + 1`,
-//!   then for each slot a read-modify-write `slot.fetch_add(0, AcqRel)` until it reads idle or
-//!   an epoch `>= t`.
-//! - If the writer's RMW on a slot reads a value older than the reader's swap, the reader's swap
-//!   reads from the writer's RMW's release sequence: the writer's pointer swap happens-before the
-//!   reader's pointer load, so the reader sees the new value.
-//! - If the reader published an epoch `>= t`, it read the writer's `fetch_add` with Acquire,
-//!   so again the pointer swap happens-before its load.
-//! - Otherwise the writer reads the reader's active old-epoch state and waits for it to end.
+//! Why it is sound, in C11 terms:
+//! - Each slot's word holds a per-slot section counter and an "active" bit. A reader opening
+//!   its outermost section bumps its counter and publishes `(count << 1) | 1` with a `SeqCst`
+//!   swap, then loads pointers; closing stores `count << 1`.
+//! - A writer swaps the pointer (`SeqCst`), then loads each slot (`SeqCst`). If a slot is idle,
+//!   the reader's next swap comes after the writer's load in the single total order of `SeqCst`
+//!   operations, hence after the writer's pointer swap: the reader sees the new value. If a
+//!   slot is active with count `c`, the writer waits until the word changes: that section has
+//!   ended (a later one, if any, began after the swap and sees the new value).
+//! - Readers never read a shared word that writers write often: a writer storms (subscribe,
+//!   unsubscribe in a loop) cost a post only the cache misses of the new snapshot itself.
+//! - Under loom (`tests/loom.rs`) the word is a mutex-protected value, see [`SlotState`].
 //!
 //! Re-entrancy: a writer running inside a post (an observer unsubscribing) cannot wait for its
 //! own thread's section, and two such writers on two threads must not wait for each other.
@@ -72,20 +73,18 @@ impl SlotState {
     fn new() -> Self {
         SlotState(AtomicU64::new(0))
     }
+    /// Opens section number `count`.
     #[inline]
-    fn enter(&self, value: u64) {
-        self.0.swap(value, Ordering::AcqRel);
+    fn enter(&self, count: u64) {
+        self.0.swap((count << 1) | 1, Ordering::SeqCst);
     }
+    /// Closes section number `count`.
     #[inline]
-    fn leave(&self) {
-        self.0.store(0, Ordering::Release);
+    fn leave(&self, count: u64) {
+        self.0.store(count << 1, Ordering::Release);
     }
     fn peek(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-    /// A read-modify-write that writes back what it reads.
-    fn confirm(&self) -> u64 {
-        self.0.fetch_add(0, Ordering::AcqRel)
+        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -97,13 +96,13 @@ impl SlotState {
     fn new() -> Self {
         SlotState(Mutex::new(0))
     }
-    fn enter(&self, value: u64) {
-        *self.0.lock() = value;
+    fn enter(&self, count: u64) {
+        *self.0.lock() = (count << 1) | 1;
     }
-    fn leave(&self) {
-        *self.0.lock() = 0;
+    fn leave(&self, count: u64) {
+        *self.0.lock() = count << 1;
     }
-    fn confirm(&self) -> u64 {
+    fn peek(&self) -> u64 {
         *self.0.lock()
     }
 }
@@ -114,8 +113,10 @@ pub(crate) const MAX_LOCAL_TYPES: usize = CHUNK * CHUNK;
 
 /// A thread's read-side state in one domain.
 pub(crate) struct Slot {
-    /// 0 when idle; `(epoch << 1) | 1` while a read section is open.
+    /// `count << 1` when idle; `(count << 1) | 1` while section number `count` is open.
     state: SlotState,
+    /// Sections opened so far (owner only).
+    count: Cell<u64>,
     /// Nesting depth of read sections (owner only).
     depth: Cell<usize>,
     /// The owning thread's token; `FREE` or `POOLED` when unowned.
@@ -136,6 +137,7 @@ impl Slot {
     fn new() -> Self {
         Slot {
             state: SlotState::new(),
+            count: Cell::new(0),
             depth: Cell::new(0),
             owner: AtomicU64::new(FREE),
             domain_dead: AtomicBool::new(false),
@@ -166,7 +168,8 @@ impl Slot {
 
     #[cfg_attr(herald_loom, allow(dead_code))]
     fn reset(&self) {
-        self.state.leave();
+        self.count.set(0);
+        self.state.leave(0);
         self.depth.set(0);
         self.domain_dead.store(false, Ordering::Relaxed);
         for chunk in self.counters.iter().filter_map(|c| c.get()) {
@@ -282,7 +285,7 @@ thread_local! {
 
 /// Memory retired by a writer that could not wait for a full grace period.
 struct Garbage {
-    epoch: u64,
+    generation: u64,
     /// Held only to be dropped at the right time.
     _value: Box<dyn Any + Send>,
 }
@@ -290,7 +293,8 @@ struct Garbage {
 /// The read-side domain of one center.
 pub(crate) struct Domain {
     uid: u64,
-    epoch: AtomicU64,
+    /// Grace periods started (writers only; readers never read it).
+    generation: AtomicU64,
     slots: Mutex<Vec<&'static Slot>>,
     /// Read sections opened without a slot (only while a thread is being torn down).
     fallback: AtomicUsize,
@@ -306,7 +310,7 @@ impl Domain {
     pub(crate) fn new() -> Self {
         Domain {
             uid: NEXT_DOMAIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            epoch: AtomicU64::new(1),
+            generation: AtomicU64::new(1),
             slots: Mutex::new(Vec::new()),
             fallback: AtomicUsize::new(0),
             garbage: Mutex::new(Vec::new()),
@@ -331,8 +335,9 @@ impl Domain {
             Some(slot) => {
                 let depth = slot.depth.get();
                 if depth == 0 {
-                    let e = self.epoch.load(Ordering::Acquire);
-                    slot.state.enter((e << 1) | 1);
+                    let count = slot.count.get() + 1;
+                    slot.count.set(count);
+                    slot.state.enter(count);
                 }
                 slot.depth.set(depth + 1);
             }
@@ -390,7 +395,7 @@ impl Domain {
     /// Waits until every read section that began before this call has ended. Returns true
     /// when that is a full grace period (see the module docs for when it is not).
     pub(crate) fn synchronize(&self) -> bool {
-        let target = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let target = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         // Re-entrant: this thread is inside a post (of any center).
         let (token, reentrant) = LOCAL
             .try_with(|l| {
@@ -404,7 +409,7 @@ impl Domain {
         let slots: Vec<&'static Slot> = self.slots.lock().clone();
         let mut full = !reentrant;
         for slot in slots {
-            if !self.wait_for(slot, target, token, reentrant) {
+            if !self.wait_for(slot, token, reentrant) {
                 full = false;
             }
         }
@@ -429,21 +434,17 @@ impl Domain {
         full
     }
 
-    /// Whether `state` shows a slot outside every section that began before `target`.
-    fn passed(state: u64, target: u64) -> bool {
-        state & 1 == 0 || (state >> 1) >= target
-    }
-
     /// Waits until `slot` has left every read section that began before `target`. False when
     /// it stopped waiting early (own slot, or a re-entrant writer facing another waiting one).
     #[cfg(not(herald_loom))]
-    fn wait_for(&self, slot: &Slot, target: u64, token: u64, reentrant: bool) -> bool {
+    fn wait_for(&self, slot: &Slot, token: u64, reentrant: bool) -> bool {
+        let seen = slot.state.peek();
+        if seen & 1 == 0 {
+            return true;
+        }
         let mut spins = 0u32;
         loop {
-            // Poll with plain loads; confirm with a read-modify-write, whose place in the
-            // slot's modification order is what the proof needs (see the module docs).
-            if Self::passed(slot.state.peek(), target) && Self::passed(slot.state.confirm(), target)
-            {
+            if slot.state.peek() != seen {
                 return true;
             }
             if let Some(early) = self.stop_early(slot, token, reentrant) {
@@ -456,10 +457,12 @@ impl Domain {
     /// Under loom, the same check, but readers leaving a section notify waiting writers
     /// (loom explores spin loops without end).
     #[cfg(herald_loom)]
-    fn wait_for(&self, slot: &Slot, target: u64, token: u64, reentrant: bool) -> bool {
+    fn wait_for(&self, slot: &Slot, token: u64, reentrant: bool) -> bool {
         let mut guard = self.wake_lock.lock();
+        let seen = slot.state.peek();
         loop {
-            if Self::passed(slot.state.confirm(), target) {
+            let now = slot.state.peek();
+            if now & 1 == 0 || now != seen {
                 return true;
             }
             if let Some(early) = self.stop_early(slot, token, reentrant) {
@@ -489,9 +492,9 @@ impl Domain {
             drop(value);
             return;
         }
-        let epoch = self.epoch.load(Ordering::Acquire);
+        let generation = self.generation.load(Ordering::Acquire);
         self.garbage.lock().push(Garbage {
-            epoch,
+            generation,
             _value: value,
         });
         self.has_garbage.store(true, Ordering::Release);
@@ -501,7 +504,7 @@ impl Domain {
     fn collect(&self, target: u64) {
         let freed: Vec<Garbage> = {
             let mut g = self.garbage.lock();
-            let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.epoch < target);
+            let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.generation < target);
             *g = keep;
             if g.is_empty() {
                 self.has_garbage.store(false, Ordering::Release);
@@ -516,10 +519,10 @@ impl Domain {
     /// that does not block (it succeeds when no other thread is mid-post).
     #[cold]
     fn try_collect(&self) {
-        let target = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let target = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let slots: Vec<&'static Slot> = self.slots.lock().clone();
         for slot in slots {
-            if !Self::passed(slot.state.confirm(), target) {
+            if slot.state.peek() & 1 == 1 {
                 return;
             }
         }
@@ -601,7 +604,7 @@ impl Drop for ReadGuard<'_> {
                 let depth = slot.depth.get() - 1;
                 slot.depth.set(depth);
                 if depth == 0 {
-                    slot.state.leave();
+                    slot.state.leave(slot.count.get());
                     #[cfg(herald_loom)]
                     {
                         drop(self.domain.wake_lock.lock());

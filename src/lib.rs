@@ -70,3 +70,8 @@ pub use wildcard::{AnyNotification, WildcardBuilder};
 pub mod apns;
 #[cfg(feature = "mock")]
 pub mod mock;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -255,21 +255,25 @@ impl Local {
     }
 }
 
+/// Gives a slot back: it stays registered with its domain (its counters still count) and is
+/// reused by the next thread that posts there; if the domain is gone, it goes to the pool.
+fn release(slot: &'static Slot) {
+    slot.owner.store(FREE, Ordering::SeqCst);
+    if slot.domain_dead.load(Ordering::SeqCst)
+        && slot
+            .owner
+            .compare_exchange(FREE, POOLED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    {
+        pool_give(slot);
+    }
+}
+
 impl Drop for Local {
     fn drop(&mut self) {
-        // The thread is exiting: give its slots back. A slot stays registered with its domain
-        // (its counters still count) and is reused by the next thread that posts there; if the
-        // domain is already gone, it goes to the pool.
+        // The thread is exiting: give its slots back.
         for (_, slot) in self.all.get_mut().drain(..) {
-            slot.owner.store(FREE, Ordering::SeqCst);
-            if slot.domain_dead.load(Ordering::SeqCst)
-                && slot
-                    .owner
-                    .compare_exchange(FREE, POOLED, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-            {
-                pool_give(slot);
-            }
+            release(slot);
         }
     }
 }
@@ -354,6 +358,15 @@ impl Domain {
 
     #[cold]
     fn slot_for(&self, local: &Local) -> &'static Slot {
+        // Slots of centers that are gone go back to the pool, so a long-lived thread that
+        // posts into many short-lived centers keeps a short list.
+        local.all.borrow_mut().retain(|(_, s)| {
+            let dead = s.domain_dead.load(Ordering::SeqCst);
+            if dead {
+                release(s);
+            }
+            !dead
+        });
         let found = local
             .all
             .borrow()

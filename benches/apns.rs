@@ -6,9 +6,10 @@
 //! (`[{scenario, implementation, pushes_per_s, p50_us, p99_us}]`) and prints a table and ratios.
 //!
 //! - `HERALD_BENCH_N`: pushes per scenario (default 20,000).
-//! - Peers are found, not installed: `node` with `@parse/node-apn` under
+//! - Peers are found, not installed: the interop install of `bash .ci/setup-interop`
+//!   (`.ci/cache/node`, `.ci/cache/venv`) when present; else `node` with `@parse/node-apn` under
 //!   `target/herald-bench/peers/node_modules` (`npm install --prefix target/herald-bench/peers
-//!   @parse/node-apn@8`), `python3` with `aioapns` importable (`pip install aioapns==4.0`), and
+//!   @parse/node-apn@8`) and `python3` with `aioapns` importable (`pip install aioapns==4.0`); and
 //!   `h2load` on the PATH (`apt-get install nghttp2-client`); `HERALD_BENCH_PEERS` names another
 //!   folder holding `node_modules`. A missing one is skipped with a
 //!   message saying what to install.
@@ -568,10 +569,21 @@ fn main() {
         eprintln!("{row:?}");
         rows.push(row);
         let port = mock.port().to_string();
-        let peers = std::env::var_os("HERALD_BENCH_PEERS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| dir.join("peers"))
-            .join("node_modules");
+        // The interop install (`bash .ci/setup-interop`) is used when present.
+        let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/cache");
+        let peers = match std::env::var_os("HERALD_BENCH_PEERS") {
+            Some(p) => PathBuf::from(p).join("node_modules"),
+            None if interop.join("node/node_modules/@parse/node-apn").exists() => {
+                interop.join("node/node_modules")
+            }
+            None => dir.join("peers").join("node_modules"),
+        };
+        let venv_python = interop.join("venv/bin/python");
+        let python = if venv_python.exists() {
+            venv_python.display().to_string()
+        } else {
+            "python3".to_owned()
+        };
         if !which("node") {
             eprintln!("skipping @parse/node-apn: node is not installed");
         } else if !peers.join("@parse").join("node-apn").exists() {
@@ -596,7 +608,7 @@ fn main() {
                 rows.push(row);
             }
         }
-        let has_aioapns = Command::new("python3")
+        let has_aioapns = Command::new(&python)
             .args(["-c", "import aioapns"])
             .output()
             .is_ok_and(|o| o.status.success());
@@ -607,7 +619,7 @@ fn main() {
         } else {
             let script = dir.join("aioapns_bench.py");
             std::fs::write(&script, PY_SCRIPT).unwrap();
-            let mut cmd = Command::new("python3");
+            let mut cmd = Command::new(&python);
             cmd.arg(&script)
                 .args([
                     &port,

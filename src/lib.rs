@@ -37,6 +37,9 @@
 //! - [`NotificationCenter`]: post, subscribe, read counters. [`Channel`]: its typed handle.
 //! - [`ObserverBuilder`]: the one subscription builder; terminals `inline` and `stream`.
 //! - [`Subscription`]: the guard; drop unsubscribes. [`NotificationStream`]: the buffered kind.
+//! - [`SpawnedHandler`], [`SpawnOptions`]: async handlers on tokio (terminal `spawn`).
+//! - [`NotificationQueue`]: Apple's coalescing queue ([`PostingStyle`], [`Coalescing`]).
+//! - [`testkit`]: [`Recorder`](testkit::Recorder) and `wait_for`, for testing code that uses herald.
 //! - [`Overflow`]: what a full buffer does. [`PostReport`], [`Stats`]: what was counted.
 //! - [`contracts`]: the promises the hub keeps, each with an example.
 //! - [`AnyNotification`], [`WildcardBuilder`]: wildcard and family observation.
@@ -50,17 +53,25 @@ pub mod contracts;
 mod error;
 mod notification;
 mod overflow;
+mod queue;
 mod rcu;
+mod spawn;
 mod stats;
 mod stream;
 mod subscription;
 mod sync;
+pub mod testkit;
 mod wildcard;
 
 pub use center::{CenterBuilder, Channel, NotificationCenter, PanicPolicy};
 pub use error::{Lagged, RecvError, TryRecvError};
 pub use notification::{DeadNotification, Notification, ObserverPanicked, SenderId};
 pub use overflow::{CoalesceBy, DEFAULT_CAPACITY, Overflow};
+pub use queue::{
+    Coalescing, DEFAULT_IDLE_AFTER, Enqueued, NotificationQueue, NotificationQueueBuilder,
+    PostingStyle,
+};
+pub use spawn::{SpawnOptions, SpawnedHandler};
 pub use stats::{BufferStats, PostReport, Stats};
 pub use stream::NotificationStream;
 pub use subscription::{ObserverBuilder, ObserverId, Subscription};

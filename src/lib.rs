@@ -79,6 +79,8 @@ pub use wildcard::{AnyNotification, WildcardBuilder};
 
 #[cfg(feature = "apns")]
 pub mod apns;
+#[cfg(feature = "bridge")]
+pub mod bridge;
 #[cfg(feature = "mock")]
 pub mod mock;
 

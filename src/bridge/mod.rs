@@ -1,0 +1,86 @@
+//! The push bridge (feature `bridge`): one subscription API for local observers and Apple
+//! devices, and APNs' answers back on the same hub.
+//!
+//! ```text
+//! post(n) ──► NotificationCenter ──► local observers
+//!                 │         └──────► forward(sink.map(..)) ──► queue ──► ApnsClient ──► APNs
+//!                 │                                                                    │
+//! DeviceRegistry ◄── TokenInvalidated / PushAccepted / PushRejected / PushFailed ◄─────┘
+//!        ▲
+//!        └── RegistrationEndpoint (feature `endpoint`): the app's oldToken / newToken POST
+//! ```
+//!
+//! - [`ApnsSink`]: maps a notification to [`Message`]s (to device tokens, or to a subject
+//!   resolved through the registry) and sends them; subscribed with
+//!   [`ObserverBuilder::forward`](crate::ObserverBuilder::forward) like any delivery kind, with
+//!   the same bounded buffer and [`Overflow`](crate::Overflow) policy. Posting never waits on
+//!   the network.
+//! - Outcome notifications: [`PushAccepted`], [`PushRejected`], [`PushFailed`],
+//!   [`TokenInvalidated`].
+//! - [`DeviceRegistry`]: subject → devices, persistent in a crash-safe [`RedbStore`] by default,
+//!   [`MemoryStore`] for tests, any [`RegistryStore`]. It observes [`TokenInvalidated`] and
+//!   deletes dead tokens unless they were registered again after APNs' timestamp.
+//! - `endpoint` (feature `endpoint`): the registration HTTP endpoint an app calls.
+//!
+//! The whole loop, offline against the mock server: `cargo run --example push_demo
+//! --features endpoint,mock`.
+//!
+//! ```
+//! # #[cfg(not(feature = "mock"))] fn main() {}
+//! # #[cfg(feature = "mock")]
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
+//! use herald::bridge::{ApnsSink, Device, DeviceRegistry, Environment, Message, TokenInvalidated};
+//! use herald::mock::MockApns;
+//! use herald::{Notification, NotificationCenter};
+//! use std::time::SystemTime;
+//!
+//! #[derive(Debug, Clone)]
+//! struct OrderShipped { user: String }
+//! impl Notification for OrderShipped {}
+//!
+//! let mock = MockApns::start().await?;
+//! let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+//! let (alive, gone) = ("a1".repeat(32), "b2".repeat(32));
+//! mock.register_device(&alive, "com.example.app");
+//!
+//! let center = NotificationCenter::new();
+//! let registry = DeviceRegistry::in_memory();
+//! for token in [&alive, &gone] {
+//!     registry.register(Device::new("alice", token.as_str(), "com.example.app", Environment::Sandbox))?;
+//! }
+//! // Later, the app is uninstalled from one device: APNs answers 410 from now on.
+//! mock.mark_unregistered(&gone, SystemTime::now());
+//! let _cleanup = registry.observe(&center);
+//! let client = ApnsClient::builder()
+//!     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+//!     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+//!     .build()?;
+//! let sink = ApnsSink::builder(client).registry(registry.clone()).build();
+//! let forwarding = center.observer::<OrderShipped>().forward(sink.map(|n: &OrderShipped| {
+//!     Message::to_subject(&n.user, Payload::alert("Your order shipped"))
+//! }));
+//!
+//! center.post(OrderShipped { user: "alice".into() });
+//! forwarding.finish().await;
+//! let m = sink.metrics();
+//! assert_eq!((m.sent, m.accepted, m.rejected, m.invalidated), (2, 1, 1, 1));
+//! assert_eq!(registry.devices("alice")?.len(), 1); // the uninstalled device is gone
+//! # Ok(()) }
+//! ```
+
+#[cfg(feature = "endpoint")]
+pub mod endpoint;
+mod registry;
+mod sink;
+mod store_redb;
+
+pub use registry::{
+    Change, Device, DeviceRegistry, Environment, MemoryStore, RegistryError, RegistryStore,
+    Replaced, StoreError,
+};
+pub use sink::{
+    ApnsSink, ApnsSinkBuilder, Forwarding, Message, PushAccepted, PushFailed, PushRejected,
+    SinkMap, SinkMetrics, Target, TokenInvalidated,
+};
+pub use store_redb::RedbStore;

@@ -1,0 +1,948 @@
+//! The hub → APNs bridge: [`ApnsSink`], the [`Message`]s it sends, the outcome notifications it
+//! posts back, and the [`ObserverBuilder::forward`] terminal.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::apns::{
+    ApnsClient, Error, Expiration, Payload, Priority, Push, PushOutcome, PushType, Reason,
+};
+use crate::bridge::{DeviceRegistry, Environment};
+use crate::{
+    BufferStats, Notification, NotificationCenter, ObserverBuilder, ObserverId, RecvError,
+};
+
+/// APNs accepted a push the bridge sent. Posted into the center the sink forwards from.
+///
+/// ```
+/// use herald::bridge::PushAccepted;
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _log = center.observe(|n: &PushAccepted| println!("delivered to {}", n.token));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PushAccepted {
+    /// The device token.
+    pub token: String,
+    /// The topic it was sent to.
+    pub topic: String,
+    /// The subject the token was resolved from, if any.
+    pub subject: Option<String>,
+    /// The apns-id APNs echoed.
+    pub apns_id: String,
+}
+
+impl Notification for PushAccepted {
+    fn name() -> &'static str {
+        "herald.apns.push.accepted"
+    }
+}
+
+/// APNs rejected a push (any status). When the reason means the token is dead, a
+/// [`TokenInvalidated`] follows.
+///
+/// ```
+/// use herald::bridge::PushRejected;
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _log = center.observe(|n: &PushRejected| eprintln!("{} {}: {}", n.status, n.reason, n.reason.explain()));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PushRejected {
+    /// The device token.
+    pub token: String,
+    /// The topic it was sent to.
+    pub topic: String,
+    /// The subject the token was resolved from, if any.
+    pub subject: Option<String>,
+    /// The push's apns-id.
+    pub apns_id: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Apple's reason.
+    pub reason: Reason,
+    /// With 410: when APNs learned the token is invalid.
+    pub timestamp: Option<SystemTime>,
+}
+
+impl Notification for PushRejected {
+    fn name() -> &'static str {
+        "herald.apns.push.rejected"
+    }
+}
+
+/// The bridge got no answer for a push (connection, timeout, retries exhausted, shutdown), or
+/// could not build it (an invalid token or topic, a payload too large).
+///
+/// ```
+/// use herald::bridge::PushFailed;
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _log = center.observe(|n: &PushFailed| eprintln!("{}: {}", n.token, n.error));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PushFailed {
+    /// The device token (as given, when it could not be built).
+    pub token: String,
+    /// The topic.
+    pub topic: String,
+    /// The subject the token was resolved from, if any.
+    pub subject: Option<String>,
+    /// What went wrong.
+    pub error: Error,
+}
+
+impl Notification for PushFailed {
+    fn name() -> &'static str {
+        "herald.apns.push.failed"
+    }
+}
+
+/// APNs says a device token is dead: 410 `Unregistered` / `ExpiredToken` (with Apple's
+/// timestamp), `BadDeviceToken` or `DeviceTokenNotForTopic` (with the moment the push was
+/// sent). [`DeviceRegistry::observe`] deletes the token unless it was registered again after
+/// [`since`](Self::since).
+///
+/// ```
+/// use herald::bridge::TokenInvalidated;
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _log = center.observe(|n: &TokenInvalidated| println!("{} is gone ({})", n.token, n.reason));
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokenInvalidated {
+    /// The device token.
+    pub token: String,
+    /// The topic the push was sent to.
+    pub topic: String,
+    /// The subject the token was resolved from, if any.
+    pub subject: Option<String>,
+    /// Apple's reason.
+    pub reason: Reason,
+    /// Since when the token is invalid: a registration after this instant keeps it.
+    pub since: SystemTime,
+}
+
+impl Notification for TokenInvalidated {
+    fn name() -> &'static str {
+        "herald.apns.token.invalidated"
+    }
+}
+
+/// Whom a [`Message`] goes to.
+///
+/// ```
+/// use herald::bridge::Target;
+/// let t = Target::Subject("alice".into());
+/// assert!(matches!(t, Target::Subject(_)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One device token (sent with the message's or the sink's topic).
+    Token(String),
+    /// Every device of a subject in the sink's [`DeviceRegistry`] (each with its own topic,
+    /// unless the message or the sink names one: then only devices of that topic).
+    Subject(String),
+}
+
+/// What a notification becomes: a payload for a [`Target`], plus APNs options. The sink turns
+/// it into one [`Push`] per device.
+///
+/// ```
+/// use herald::apns::{Payload, Priority};
+/// use herald::bridge::Message;
+/// let m = Message::to_subject("alice", Payload::alert("Your order shipped").badge(1))
+///     .collapse_id("order-42")
+///     .priority(Priority::Immediate);
+/// # drop(m);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Message {
+    target: Target,
+    payload: Payload,
+    topic: Option<String>,
+    push_type: Option<PushType>,
+    priority: Option<Priority>,
+    expiration: Option<Expiration>,
+    collapse_id: Option<String>,
+}
+
+impl Message {
+    /// A message for every device of `subject` (resolved through the registry).
+    ///
+    /// ```
+    /// # use herald::{apns::Payload, bridge::Message};
+    /// let m = Message::to_subject("alice", Payload::alert("Hi"));
+    /// # drop(m);
+    /// ```
+    pub fn to_subject(subject: impl Into<String>, payload: Payload) -> Message {
+        Message::new(Target::Subject(subject.into()), payload)
+    }
+
+    /// A message for one device token.
+    ///
+    /// ```
+    /// # use herald::{apns::Payload, bridge::Message};
+    /// let m = Message::to_token("a1b2c3", Payload::alert("Hi"));
+    /// # drop(m);
+    /// ```
+    pub fn to_token(token: impl Into<String>, payload: Payload) -> Message {
+        Message::new(Target::Token(token.into()), payload)
+    }
+
+    /// A message for a target.
+    ///
+    /// ```
+    /// # use herald::{apns::Payload, bridge::{Message, Target}};
+    /// let m = Message::new(Target::Token("ab".into()), Payload::background());
+    /// # drop(m);
+    /// ```
+    pub fn new(target: Target, payload: Payload) -> Message {
+        Message {
+            target,
+            payload,
+            topic: None,
+            push_type: None,
+            priority: None,
+            expiration: None,
+            collapse_id: None,
+        }
+    }
+
+    /// The topic (bundle id): overrides the sink's, and for a subject selects its devices of
+    /// that app only.
+    ///
+    /// ```
+    /// # use herald::{apns::Payload, bridge::Message};
+    /// let m = Message::to_subject("alice", Payload::alert("Hi")).topic("com.example.app");
+    /// # drop(m);
+    /// ```
+    pub fn topic(mut self, topic: impl Into<String>) -> Message {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// The `apns-push-type` (default: inferred, `alert`).
+    ///
+    /// ```
+    /// # use herald::{apns::{Payload, PushType}, bridge::Message};
+    /// let m = Message::to_subject("alice", Payload::background()).push_type(PushType::Background);
+    /// # drop(m);
+    /// ```
+    pub fn push_type(mut self, push_type: PushType) -> Message {
+        self.push_type = Some(push_type);
+        self
+    }
+
+    /// The `apns-priority`.
+    ///
+    /// ```
+    /// # use herald::{apns::{Payload, Priority}, bridge::Message};
+    /// let m = Message::to_subject("alice", Payload::alert("Hi")).priority(Priority::PowerAware);
+    /// # drop(m);
+    /// ```
+    pub fn priority(mut self, priority: Priority) -> Message {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// The `apns-expiration`.
+    ///
+    /// ```
+    /// # use herald::{apns::{Expiration, Payload}, bridge::Message};
+    /// let m = Message::to_subject("alice", Payload::alert("Hi")).expiration(Expiration::Immediately);
+    /// # drop(m);
+    /// ```
+    pub fn expiration(mut self, expiration: Expiration) -> Message {
+        self.expiration = Some(expiration);
+        self
+    }
+
+    /// The `apns-collapse-id`: a newer push with the same id replaces an undelivered one.
+    ///
+    /// ```
+    /// # use herald::{apns::Payload, bridge::Message};
+    /// let m = Message::to_subject("alice", Payload::alert("Hi")).collapse_id("chat-7");
+    /// # drop(m);
+    /// ```
+    pub fn collapse_id(mut self, id: impl Into<String>) -> Message {
+        self.collapse_id = Some(id.into());
+        self
+    }
+
+    fn build(&self, token: &str, topic: &str) -> Result<Push, Error> {
+        let mut b = Push::builder(token, topic).payload(&self.payload)?;
+        if let Some(t) = self.push_type {
+            b = b.push_type(t);
+        }
+        if let Some(p) = self.priority {
+            b = b.priority(p);
+        }
+        if let Some(e) = self.expiration {
+            b = b.expiration(e);
+        }
+        if let Some(c) = &self.collapse_id {
+            b = b.collapse_id(c.clone());
+        }
+        b.build()
+    }
+}
+
+/// A message is a one-message batch, so a [`map`](ApnsSink::map) closure can return a
+/// `Message`, an `Option<Message>` or a `Vec<Message>` alike.
+///
+/// ```
+/// # use herald::{apns::Payload, bridge::Message};
+/// let batch: Vec<Message> = Message::to_token("ab", Payload::background()).into_iter().collect();
+/// assert_eq!(batch.len(), 1);
+/// ```
+impl IntoIterator for Message {
+    type Item = Message;
+    type IntoIter = std::iter::Once<Message>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        std::iter::once(self)
+    }
+}
+
+/// The bridge's counters. Queue depth and drops are per subscription:
+/// [`Forwarding::queue`].
+///
+/// ```
+/// use herald::bridge::SinkMetrics;
+/// let m = SinkMetrics::default();
+/// assert_eq!(m.sent, m.accepted + m.rejected + m.failed + m.in_flight);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkMetrics {
+    /// Pushes handed to the client (or refused before sending, counted as failed).
+    pub sent: u64,
+    /// Accepted by APNs.
+    pub accepted: u64,
+    /// Rejected by APNs.
+    pub rejected: u64,
+    /// Failed (no answer, or could not be built).
+    pub failed: u64,
+    /// Sent and not answered yet.
+    pub in_flight: u64,
+    /// `TokenInvalidated` posted.
+    pub invalidated: u64,
+    /// Messages for a subject that had no device (nothing sent).
+    pub unaddressed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+    invalidated: AtomicU64,
+    unaddressed: AtomicU64,
+}
+
+/// The bridge from the hub to APNs: a delivery kind like the hub's own. Map a notification
+/// type to [`Message`]s with [`map`](Self::map) and subscribe the result with
+/// [`ObserverBuilder::forward`], with any of the builder's options (filter, sender, overflow
+/// policy: the queue between `post` and the network).
+///
+/// - **Posting never waits on the network**: `post` puts the notification in the
+///   subscription's bounded buffer; a tokio task maps it, resolves subjects through the
+///   [`DeviceRegistry`] and sends with at most [`concurrency`](ApnsSinkBuilder::concurrency)
+///   pushes in flight.
+/// - **Outcomes come back as notifications** on the same center: [`PushAccepted`],
+///   [`PushRejected`], [`PushFailed`], and [`TokenInvalidated`] after 410
+///   Unregistered / ExpiredToken, BadDeviceToken or DeviceTokenNotForTopic.
+/// - **Every push is counted**: `sent = accepted + rejected + failed + in_flight`
+///   ([`metrics`](Self::metrics)); a push leaves `in_flight` only after its outcome
+///   notifications were posted (so inline observers such as [`DeviceRegistry::observe`] have
+///   run). The queue's depth and drops are [`Forwarding::queue`].
+///
+/// Cheap to clone; one sink can forward many notification types.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use herald::apns::{ApnsClient, Endpoint, Payload};
+/// use herald::bridge::{ApnsSink, DeviceRegistry, Message};
+/// use herald::{Notification, NotificationCenter, Overflow};
+///
+/// #[derive(Debug, Clone)]
+/// struct OrderShipped { user: String, order: u64 }
+/// impl Notification for OrderShipped {}
+///
+/// let center = NotificationCenter::new();
+/// let registry = DeviceRegistry::in_memory();
+/// let client = ApnsClient::builder().endpoint(Endpoint::Sandbox).build()?;
+/// let sink = ApnsSink::builder(client).registry(registry.clone()).build();
+///
+/// let _local = center.observe(|n: &OrderShipped| println!("order {} shipped", n.order));
+/// let _push = center
+///     .observer::<OrderShipped>()
+///     .policy(Overflow::DropNewest { capacity: 10_000 })
+///     .forward(sink.map(|n: &OrderShipped| {
+///         Message::to_subject(&n.user, Payload::alert(format!("Order {} shipped", n.order)))
+///     }));
+/// let _cleanup = registry.observe(&center); // deletes tokens APNs reports dead
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ApnsSink {
+    inner: Arc<SinkInner>,
+}
+
+struct SinkInner {
+    client: ApnsClient,
+    registry: Option<DeviceRegistry>,
+    topic: Option<String>,
+    environment: Option<Environment>,
+    concurrency: usize,
+    counters: Counters,
+}
+
+impl fmt::Debug for ApnsSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApnsSink")
+            .field("topic", &self.inner.topic)
+            .field("environment", &self.inner.environment)
+            .field("concurrency", &self.inner.concurrency)
+            .field("metrics", &self.metrics())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`ApnsSink`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use herald::apns::ApnsClient;
+/// use herald::bridge::{ApnsSink, DeviceRegistry, Environment};
+/// let client = ApnsClient::builder().build().unwrap();
+/// let sink = ApnsSink::builder(client)
+///     .registry(DeviceRegistry::in_memory())
+///     .topic("com.example.app")
+///     .environment(Environment::Sandbox)
+///     .concurrency(512)
+///     .build();
+/// # drop(sink);
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "call .build() to get the sink"]
+pub struct ApnsSinkBuilder {
+    client: ApnsClient,
+    registry: Option<DeviceRegistry>,
+    topic: Option<String>,
+    environment: Option<Environment>,
+    concurrency: usize,
+}
+
+impl ApnsSinkBuilder {
+    /// Resolves [`Target::Subject`] through this registry (without one, subject messages are
+    /// counted as unaddressed).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, DeviceRegistry}};
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let b = ApnsSink::builder(client).registry(DeviceRegistry::in_memory());
+    /// # drop(b);
+    /// ```
+    pub fn registry(mut self, registry: DeviceRegistry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The default topic (bundle id): required for [`Target::Token`] messages without their
+    /// own; for subjects, only devices of this topic are addressed.
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::ApnsSink};
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let b = ApnsSink::builder(client).topic("com.example.app");
+    /// # drop(b);
+    /// ```
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// Only address registered devices of this environment (the one the client talks to).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, Environment}};
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let b = ApnsSink::builder(client).environment(Environment::Production);
+    /// # drop(b);
+    /// ```
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = Some(environment);
+        self
+    }
+
+    /// At most this many pushes in flight per forwarding subscription (default 256).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::ApnsSink};
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let b = ApnsSink::builder(client).concurrency(1000);
+    /// # drop(b);
+    /// ```
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Builds the sink.
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::ApnsSink};
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let sink = ApnsSink::builder(client).build();
+    /// # drop(sink);
+    /// ```
+    pub fn build(self) -> ApnsSink {
+        ApnsSink {
+            inner: Arc::new(SinkInner {
+                client: self.client,
+                registry: self.registry,
+                topic: self.topic,
+                environment: self.environment,
+                concurrency: self.concurrency,
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+impl ApnsSink {
+    /// Starts configuring a sink that sends with `client`.
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::ApnsSink};
+    /// let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// # drop(sink);
+    /// ```
+    pub fn builder(client: ApnsClient) -> ApnsSinkBuilder {
+        ApnsSinkBuilder {
+            client,
+            registry: None,
+            topic: None,
+            environment: None,
+            concurrency: 256,
+        }
+    }
+
+    /// What each `N` becomes: zero or more [`Message`]s (return a `Message`, an `Option`, a
+    /// `Vec`...). Subscribe the result with [`ObserverBuilder::forward`].
+    ///
+    /// ```
+    /// # use herald::{apns::{ApnsClient, Payload}, bridge::{ApnsSink, Message}, Notification};
+    /// struct Mention { user: String, muted: bool }
+    /// impl Notification for Mention {}
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// let map = sink.map(|m: &Mention| {
+    ///     (!m.muted).then(|| Message::to_subject(&m.user, Payload::alert("You were mentioned")))
+    /// });
+    /// # drop(map);
+    /// ```
+    pub fn map<N, F, I>(&self, f: F) -> SinkMap<N>
+    where
+        N: Notification,
+        F: Fn(&N) -> I + Send + Sync + 'static,
+        I: IntoIterator<Item = Message>,
+    {
+        SinkMap {
+            sink: self.clone(),
+            map: Box::new(move |n| f(n).into_iter().collect()),
+        }
+    }
+
+    /// A snapshot of the counters.
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::ApnsSink};
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// assert_eq!(sink.metrics().sent, 0);
+    /// ```
+    pub fn metrics(&self) -> SinkMetrics {
+        let c = &self.inner.counters;
+        // Read the outcomes before `sent` so `in_flight` never underflows.
+        let accepted = c.accepted.load(Ordering::Acquire);
+        let rejected = c.rejected.load(Ordering::Acquire);
+        let failed = c.failed.load(Ordering::Acquire);
+        let sent = c.sent.load(Ordering::Acquire);
+        SinkMetrics {
+            sent,
+            accepted,
+            rejected,
+            failed,
+            in_flight: sent.saturating_sub(accepted + rejected + failed),
+            invalidated: c.invalidated.load(Ordering::Acquire),
+            unaddressed: c.unaddressed.load(Ordering::Acquire),
+        }
+    }
+
+    /// Resolves a message to (token, topic, subject) triples.
+    fn resolve(&self, message: &Message) -> Vec<(String, String, Option<String>)> {
+        let inner = &*self.inner;
+        let topic = message.topic.as_ref().or(inner.topic.as_ref());
+        match &message.target {
+            Target::Token(token) => match topic {
+                Some(t) => vec![(token.clone(), t.clone(), None)],
+                None => vec![(token.clone(), String::new(), None)],
+            },
+            Target::Subject(subject) => {
+                let Some(registry) = &inner.registry else {
+                    return Vec::new();
+                };
+                let devices = match registry.devices(subject) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "apns sink: could not read the device registry");
+                        return Vec::new();
+                    }
+                };
+                devices
+                    .into_iter()
+                    .filter(|d| inner.environment.is_none_or(|e| e == d.environment))
+                    .filter(|d| topic.is_none_or(|t| *t == d.topic))
+                    .map(|d| (d.token, d.topic, Some(subject.clone())))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A notification type mapped to [`Message`]s by an [`ApnsSink`]: subscribe it with
+/// [`ObserverBuilder::forward`].
+///
+/// ```
+/// # use herald::{apns::{ApnsClient, Payload}, bridge::{ApnsSink, Message}, Notification};
+/// # struct Ping;
+/// # impl Notification for Ping {}
+/// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+/// let map = sink.map(|_: &Ping| Message::to_token("ab", Payload::background()));
+/// # drop(map);
+/// ```
+#[must_use = "a mapped sink does nothing until subscribed with ObserverBuilder::forward"]
+pub struct SinkMap<N> {
+    sink: ApnsSink,
+    map: MapFn<N>,
+}
+
+type MapFn<N> = Box<dyn Fn(&N) -> Vec<Message> + Send + Sync>;
+
+impl<N> fmt::Debug for SinkMap<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkMap")
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<N: Notification> ObserverBuilder<N> {
+    /// Forwards to APNs: notifications wait in this subscription's bounded buffer (the
+    /// builder's [`policy`](Self::policy), default drop-oldest 1024), then a tokio task maps,
+    /// resolves and sends them and posts the outcomes back into this center. Needs a tokio
+    /// runtime. Dropping the returned guard stops forwarding at once;
+    /// [`Forwarding::finish`] drains first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use herald::apns::{ApnsClient, Payload};
+    /// use herald::bridge::{ApnsSink, Message};
+    /// use herald::{Notification, NotificationCenter, Overflow};
+    ///
+    /// struct Alarm { token: String }
+    /// impl Notification for Alarm {}
+    ///
+    /// let center = NotificationCenter::new();
+    /// let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+    ///     .topic("com.example.app")
+    ///     .build();
+    /// let forwarding = center
+    ///     .observer::<Alarm>()
+    ///     .policy(Overflow::DropOldest { capacity: 100 })
+    ///     .forward(sink.map(|a: &Alarm| Message::to_token(&a.token, Payload::alert("Wake up"))));
+    /// assert_eq!(forwarding.queue().map(|q| q.capacity), Some(100));
+    /// # }
+    /// ```
+    pub fn forward(self, target: SinkMap<N>) -> Forwarding {
+        let center = self.center.clone();
+        let stream = self.stream();
+        let id = stream.id();
+        let closing = Arc::new(Notify::new());
+        let done = Arc::new(Notify::new());
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(run(
+            stream,
+            target,
+            center.clone(),
+            closing.clone(),
+            done.clone(),
+            finished.clone(),
+        ));
+        let stats_center = center.clone();
+        Forwarding {
+            id,
+            queue: Box::new(move || {
+                stats_center
+                    .stats::<N>()
+                    .buffers
+                    .into_iter()
+                    .find(|b| b.observer == id)
+            }),
+            closing,
+            done,
+            finished,
+            task: Some(task),
+        }
+    }
+}
+
+async fn run<N: Notification>(
+    mut stream: crate::NotificationStream<N>,
+    target: SinkMap<N>,
+    center: NotificationCenter,
+    closing: Arc<Notify>,
+    done: Arc<Notify>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let sink = target.sink;
+    let concurrency = sink.inner.concurrency;
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut closed = false;
+    loop {
+        let next = tokio::select! {
+            r = stream.recv() => r,
+            _ = closing.notified(), if !closed => {
+                closed = true;
+                stream.close();
+                continue;
+            }
+        };
+        let n = match next {
+            Ok(n) => n,
+            Err(RecvError::Lagged(_)) => continue, // counted by the buffer's stats
+            Err(RecvError::Closed) => break,
+        };
+        let messages = (target.map)(&n);
+        drop(n);
+        for message in messages {
+            let targets = sink.resolve(&message);
+            if targets.is_empty() {
+                sink.inner
+                    .counters
+                    .unaddressed
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            for (token, topic, subject) in targets {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let counters = &sink.inner.counters;
+                counters.sent.fetch_add(1, Ordering::AcqRel);
+                let push = match message.build(&token, &topic) {
+                    Ok(p) => p,
+                    Err(error) => {
+                        center.post(PushFailed {
+                            token,
+                            topic,
+                            subject,
+                            error,
+                        });
+                        counters.failed.fetch_add(1, Ordering::AcqRel);
+                        continue;
+                    }
+                };
+                let sink = sink.clone();
+                let center = center.clone();
+                tokio::spawn(async move {
+                    let sent_at = SystemTime::now();
+                    let outcome = sink.inner.client.send(push).await;
+                    report(&sink, &center, outcome, token, topic, subject, sent_at);
+                    drop(permit);
+                });
+            }
+        }
+    }
+    // Wait for every push in flight.
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
+    finished.store(true, Ordering::Release);
+    done.notify_waiters();
+}
+
+fn report(
+    sink: &ApnsSink,
+    center: &NotificationCenter,
+    outcome: PushOutcome,
+    token: String,
+    topic: String,
+    subject: Option<String>,
+    sent_at: SystemTime,
+) {
+    let counters = &sink.inner.counters;
+    match outcome {
+        PushOutcome::Accepted(a) => {
+            center.post(PushAccepted {
+                token,
+                topic,
+                subject,
+                apns_id: a.apns_id,
+            });
+            counters.accepted.fetch_add(1, Ordering::AcqRel);
+        }
+        PushOutcome::Rejected(r) => {
+            let dead = r.reason.invalidates_token() || r.reason == Reason::DeviceTokenNotForTopic;
+            let invalidated = dead.then(|| TokenInvalidated {
+                token: token.clone(),
+                topic: topic.clone(),
+                subject: subject.clone(),
+                reason: r.reason.clone(),
+                since: r.timestamp.unwrap_or(sent_at),
+            });
+            center.post(PushRejected {
+                token,
+                topic,
+                subject,
+                apns_id: r.apns_id,
+                status: r.status,
+                reason: r.reason,
+                timestamp: r.timestamp,
+            });
+            if let Some(inv) = invalidated {
+                center.post(inv);
+                counters.invalidated.fetch_add(1, Ordering::AcqRel);
+            }
+            counters.rejected.fetch_add(1, Ordering::AcqRel);
+        }
+        PushOutcome::Failed(error) => {
+            center.post(PushFailed {
+                token,
+                topic,
+                subject,
+                error,
+            });
+            counters.failed.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A live forwarding subscription (from [`ObserverBuilder::forward`]). Dropping it stops
+/// forwarding at once (pushes already sent still get their outcomes); [`finish`](Self::finish)
+/// unsubscribes, sends what is queued and waits for every outcome.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # use herald::{apns::{ApnsClient, Payload}, bridge::{ApnsSink, Message}, Notification, NotificationCenter};
+/// # struct Ping;
+/// # impl Notification for Ping {}
+/// # let center = NotificationCenter::new();
+/// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+/// let forwarding = center
+///     .observer::<Ping>()
+///     .forward(sink.map(|_: &Ping| None::<Message>));
+/// center.post(Ping);
+/// forwarding.finish().await;
+/// assert_eq!(sink.metrics().unaddressed, 0);
+/// # }
+/// ```
+#[must_use = "dropping Forwarding stops forwarding at once"]
+pub struct Forwarding {
+    id: ObserverId,
+    queue: Box<dyn Fn() -> Option<BufferStats> + Send + Sync>,
+    closing: Arc<Notify>,
+    done: Arc<Notify>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Forwarding {
+    /// The subscription's id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, Message}, Notification, NotificationCenter};
+    /// # struct Ping;
+    /// # impl Notification for Ping {}
+    /// # let center = NotificationCenter::new();
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// let f = center.observer::<Ping>().forward(sink.map(|_: &Ping| None::<Message>));
+    /// println!("{}", f.id());
+    /// # }
+    /// ```
+    pub fn id(&self) -> ObserverId {
+        self.id
+    }
+
+    /// The queue between `post` and the network: depth, capacity, values taken, and values
+    /// lost to the overflow policy. `None` once unsubscribed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, Message}, Notification, NotificationCenter};
+    /// # struct Ping;
+    /// # impl Notification for Ping {}
+    /// # let center = NotificationCenter::new();
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// let f = center.observer::<Ping>().forward(sink.map(|_: &Ping| None::<Message>));
+    /// let q = f.queue().unwrap();
+    /// assert_eq!((q.depth, q.dropped), (0, 0));
+    /// # }
+    /// ```
+    pub fn queue(&self) -> Option<BufferStats> {
+        (self.queue)()
+    }
+
+    /// Unsubscribes, sends everything still queued, and waits until every push sent has its
+    /// outcome posted.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, Message}, Notification, NotificationCenter};
+    /// # struct Ping;
+    /// # impl Notification for Ping {}
+    /// # let center = NotificationCenter::new();
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// let f = center.observer::<Ping>().forward(sink.map(|_: &Ping| None::<Message>));
+    /// f.finish().await;
+    /// assert_eq!(center.post(Ping).received, 0);
+    /// # }
+    /// ```
+    pub async fn finish(mut self) {
+        let done = self.done.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        self.closing.notify_one();
+        if !self.finished.load(Ordering::Acquire) {
+            done.await;
+        }
+        self.task.take();
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for Forwarding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forwarding")
+            .field("id", &self.id)
+            .field("queue", &self.queue())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,183 @@
+//! The whole loop over real sockets: the app registers through the HTTP endpoint, a posted
+//! notification becomes pushes that the mock APNs receives, a 410 comes back as
+//! `TokenInvalidated` and the registry drops the token.
+#![cfg(all(feature = "endpoint", feature = "mock"))]
+
+mod bridge_support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use bridge_support::*;
+use herald::bridge::{DeviceRegistry, PushAccepted, TokenInvalidated};
+
+fn addressed(h: &Harness) -> Vec<String> {
+    h.mock
+        .pushes()
+        .into_iter()
+        .filter_map(|r| r.device_token)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_post_410_drops_token_and_next_post_skips_it() {
+    let h = Harness::start(DeviceRegistry::in_memory()).await;
+    let (phone, tablet) = (token(1), token(2));
+    for t in [&phone, &tablet] {
+        h.mock.register_device(t, BUNDLE);
+        let (status, body) = form(h.addr, "alice", &format!("newToken={t}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result"], "registered");
+    }
+    assert_eq!(h.tokens("alice"), [phone.clone(), tablet.clone()]);
+    let mut accepted = h.center.subscribe::<PushAccepted>();
+    let mut invalidated = h.center.subscribe::<TokenInvalidated>();
+
+    // Post once: both devices get the push.
+    h.center.post(Shipped {
+        user: "alice".into(),
+        order: 1,
+    });
+    let m = h.settle(2).await;
+    assert_eq!((m.accepted, m.rejected, m.failed), (2, 0, 0));
+    let got: BTreeSet<_> = addressed(&h).into_iter().collect();
+    assert_eq!(got, BTreeSet::from([phone.clone(), tablet.clone()]));
+    assert_eq!(
+        accepted.recv().await.unwrap().subject.as_deref(),
+        Some("alice")
+    );
+    let payload = h.mock.pushes()[0].payload.clone().unwrap();
+    assert_eq!(payload["aps"]["alert"], "Order 1 shipped");
+
+    // The tablet uninstalls the app: APNs answers 410 with a timestamp after registration.
+    let gone_at = SystemTime::now();
+    h.mock.mark_unregistered(&tablet, gone_at);
+    h.center.post(Shipped {
+        user: "alice".into(),
+        order: 2,
+    });
+    let m = h.settle(4).await;
+    assert_eq!((m.accepted, m.rejected, m.invalidated), (3, 1, 1));
+    let inv = invalidated.recv().await.unwrap();
+    assert_eq!(inv.token, tablet);
+    assert_eq!(inv.reason, herald::apns::Reason::Unregistered);
+    assert_eq!(h.tokens("alice"), std::slice::from_ref(&phone));
+
+    // The next post addresses the phone only.
+    let before = h.mock.pushes().len();
+    h.center.post(Shipped {
+        user: "alice".into(),
+        order: 3,
+    });
+    h.settle(5).await;
+    assert_eq!(&addressed(&h)[before..], [phone]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_token_is_never_addressed_again() {
+    let h = Harness::start(DeviceRegistry::in_memory()).await;
+    let (old, new) = (token(10), token(11));
+    h.mock.register_device(&old, BUNDLE);
+    h.mock.register_device(&new, BUNDLE);
+    assert_eq!(form(h.addr, "bob", &format!("newToken={old}")).await.0, 200);
+    let (status, body) = form(h.addr, "bob", &format!("oldToken={old}&newToken={new}")).await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("replaced")));
+    assert_eq!(h.tokens("bob"), std::slice::from_ref(&new));
+
+    for order in 0..5 {
+        h.center.post(Shipped {
+            user: "bob".into(),
+            order,
+        });
+    }
+    let m = h.settle(5).await;
+    assert_eq!(m.accepted, 5);
+    assert!(addressed(&h).iter().all(|t| *t == new));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_after_the_410_timestamp_keeps_the_token() {
+    let h = Harness::start(DeviceRegistry::in_memory()).await;
+    let t = token(20);
+    // APNs learned the token was dead an hour ago; the app registered it again just now.
+    h.mock
+        .mark_unregistered(&t, SystemTime::now() - Duration::from_secs(3600));
+    assert_eq!(form(h.addr, "carol", &format!("newToken={t}")).await.0, 200);
+    let mut invalidated = h.center.subscribe::<TokenInvalidated>();
+
+    h.center.post(Shipped {
+        user: "carol".into(),
+        order: 1,
+    });
+    let m = h.settle(1).await;
+    assert_eq!((m.rejected, m.invalidated), (1, 1));
+    assert_eq!(invalidated.recv().await.unwrap().token, t);
+    assert_eq!(h.tokens("carol"), [t], "re-registered after the 410: kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_device_token_and_wrong_topic_remove_the_token() {
+    let h = Harness::start(DeviceRegistry::in_memory()).await;
+    let (unknown, other_app) = (token(30), token(31));
+    h.mock.register_device(&other_app, "com.other.app");
+    for t in [&unknown, &other_app] {
+        assert_eq!(form(h.addr, "dave", &format!("newToken={t}")).await.0, 200);
+    }
+    h.center.post(Shipped {
+        user: "dave".into(),
+        order: 1,
+    });
+    let m = h.settle(2).await;
+    assert_eq!((m.rejected, m.invalidated), (2, 2));
+    assert!(h.tokens("dave").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_never_waits_on_the_network() {
+    let h = Harness::start(DeviceRegistry::in_memory()).await;
+    let t = token(40);
+    h.mock.register_device(&t, BUNDLE);
+    assert_eq!(form(h.addr, "erin", &format!("newToken={t}")).await.0, 200);
+    h.mock
+        .set_latency(herald::mock::Latency::Fixed(Duration::from_millis(300)));
+    let start = std::time::Instant::now();
+    for order in 0..50 {
+        h.center.post(Shipped {
+            user: "erin".into(),
+            order,
+        });
+    }
+    assert!(start.elapsed() < Duration::from_millis(100), "post waited");
+    let m = h.settle(50).await;
+    assert_eq!(m.accepted, 50);
+    let q = h.forwarding.queue().unwrap();
+    assert_eq!((q.depth, q.dropped), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_registry_serves_the_loop_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("devices.redb");
+    let t = token(50);
+    {
+        let h = Harness::start(DeviceRegistry::open(&path).unwrap()).await;
+        assert_eq!(form(h.addr, "frank", &format!("newToken={t}")).await.0, 200);
+    }
+    // Aborted tasks release their registry handles asynchronously: retry the open briefly.
+    let mut reopened = DeviceRegistry::open(&path);
+    for _ in 0..200 {
+        if reopened.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        reopened = DeviceRegistry::open(&path);
+    }
+    let h = Harness::start(reopened.unwrap()).await;
+    h.mock.register_device(&t, BUNDLE);
+    h.center.post(Shipped {
+        user: "frank".into(),
+        order: 1,
+    });
+    assert_eq!(h.settle(1).await.accepted, 1);
+    assert_eq!(addressed(&h), [t]);
+}

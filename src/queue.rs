@@ -266,6 +266,8 @@ pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_millis(10);
 impl<N: Notification> NotificationQueueBuilder<N> {
     /// The key of [`Coalescing::ByKey`]: values with equal keys merge.
     ///
+    /// Key comparison runs under the queue's lock: the function must not use the queue.
+    ///
     /// ```
     /// # use herald::{Notification, NotificationCenter, NotificationQueue};
     /// # struct Ev { id: u32 } impl Notification for Ev {}
@@ -288,6 +290,10 @@ impl<N: Notification> NotificationQueueBuilder<N> {
     }
 
     /// How two coalesced values become one: `merge(older, newer)`. The default keeps the newer.
+    ///
+    /// Runs under the queue's lock, inside `enqueue`: it must not use the queue. If it panics,
+    /// the panic unwinds out of `enqueue` and the two values it was given are lost (the queue
+    /// stays consistent).
     ///
     /// ```
     /// # use herald::{Coalescing, Notification, NotificationCenter, NotificationQueue, PostingStyle};
@@ -479,7 +485,9 @@ impl<N: Notification> NotificationQueue<N> {
         let found = slot.and_then(|slot| {
             let orders = st.slots.get(&slot)?;
             orders.iter().copied().find(|o| match (slot, &inner.key) {
-                (Slot::Key(_), Some((_, same))) => same(&st.pending[o].value, &value),
+                (Slot::Key(_), Some((_, same))) => {
+                    st.pending.get(o).is_some_and(|p| same(&p.value, &value))
+                }
                 _ => true,
             })
         });
@@ -498,9 +506,8 @@ impl<N: Notification> NotificationQueue<N> {
         }
         let outcome = match found {
             Some(order) => {
-                let Some(p) = st.pending.remove(&order) else {
-                    return Enqueued::Coalesced; // unreachable: slots and pending agree
-                };
+                // Taken out first so that a panicking merge leaves no stale slot behind.
+                let p = remove(&mut st, order);
                 let merged = Pending {
                     value: inner.merged(p.value, value),
                     sender,
@@ -511,6 +518,9 @@ impl<N: Notification> NotificationQueue<N> {
                     },
                     slot: p.slot,
                 };
+                if let Some(slot) = p.slot {
+                    st.slots.entry(slot).or_default().push(order);
+                }
                 st.pending.insert(order, merged);
                 Enqueued::Coalesced
             }

@@ -20,8 +20,8 @@ use crate::channel::{Entry, Kind};
 use crate::stream::Buffer;
 use crate::subscription::{Unsubscribe, to_weak};
 use crate::{
-    BufferStats, Notification, NotificationCenter, NotificationStream, ObserverBuilder, ObserverId,
-    ObserverPanicked, RecvError, Subscription,
+    BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, ObserverPanicked,
+    RecvError, Subscription,
 };
 
 /// How a spawned handler runs: on which runtime, how many calls at once, and whether
@@ -203,9 +203,17 @@ impl<N: Notification> ObserverBuilder<N> {
         // The task's stream holds no unsubscribe handle of its own: the guard owns the
         // subscription, so dropping the guard unsubscribes synchronously.
         let stream = NotificationStream::new(buffer.clone(), Subscription::new(no_channel(), id));
+        let core = Arc::downgrade(&self.core);
         let shared = Arc::new(Shared {
             gate: Gate::default(),
             center: Arc::downgrade(&self.center.inner),
+            post_report: Box::new(move |center, report| {
+                // As the engine reports an inline observer's panic: only when observed.
+                if let Some(core) = core.upgrade() {
+                    let guard = core.domain().read();
+                    center.post_if_observed(&guard, report);
+                }
+            }),
             observer: id,
             notification: N::name(),
             panicked: AtomicU64::new(0),
@@ -237,10 +245,14 @@ fn no_channel() -> Weak<dyn Unsubscribe> {
     weak
 }
 
+/// Posts an [`ObserverPanicked`] into the center, the way the engine does.
+type ReportPanic = Box<dyn Fn(&CenterInner, ObserverPanicked) + Send + Sync>;
+
 /// What the guard and the task share.
 struct Shared {
     gate: Gate,
     center: Weak<CenterInner>,
+    post_report: ReportPanic,
     observer: ObserverId,
     notification: &'static str,
     panicked: AtomicU64,
@@ -257,14 +269,14 @@ impl Shared {
             self.gate.close();
             resume_unwind(payload);
         }
-        let center = NotificationCenter { inner };
-        if center.stats::<ObserverPanicked>().observers != 0 {
-            center.post(ObserverPanicked {
+        (self.post_report)(
+            &inner,
+            ObserverPanicked {
                 notification: self.notification,
                 observer: self.observer,
                 message: panic_message(payload.as_ref()),
-            });
-        }
+            },
+        );
     }
 }
 

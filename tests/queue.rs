@@ -373,3 +373,30 @@ fn queue_is_send_sync_and_clone() {
     fn check<T: Send + Sync + Clone>() {}
     check::<NotificationQueue<Ev>>();
 }
+
+#[test]
+fn a_panicking_merge_leaves_the_queue_consistent() {
+    let center = NotificationCenter::new();
+    let (posted, _subs) = record(&center, &[]);
+    let queue = NotificationQueue::builder(&center)
+        .key(|e: &Ev| e.key)
+        .merge(|older: Ev, newer: Ev| {
+            assert_ne!(newer.value, 666, "bad merge");
+            ev(newer.key, older.value + newer.value)
+        })
+        .build();
+    queue.enqueue(ev(1, 1), Asap, ByKey);
+    queue.enqueue(ev(2, 2), Asap, ByKey);
+    let q = queue.clone();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        q.enqueue(ev(1, 666), Asap, ByKey);
+    }));
+    assert!(panicked.is_err());
+    // Key 1's values went with the panic; key 1 starts afresh, key 2 is untouched.
+    queue.enqueue(ev(1, 10), Asap, ByKey);
+    queue.enqueue(ev(2, 20), Asap, ByKey);
+    queue.enqueue(ev(1, 5), Asap, ByKey);
+    assert_eq!(queue.flush(), 2);
+    let posted: Vec<_> = posted.lock().unwrap().iter().map(|p| (p.1, p.2)).collect();
+    assert_eq!(posted, [(2, 22), (1, 15)]);
+}

@@ -501,3 +501,34 @@ fn spawned_handler_is_send_and_sync() {
     is_send_sync::<herald::SpawnedHandler>();
     is_send_sync::<SpawnOptions>();
 }
+
+#[tokio::test]
+async fn an_unobserved_panic_report_is_not_a_dead_notification() {
+    let center = NotificationCenter::new();
+    let handler = center
+        .observer::<Ev>()
+        .spawn(|_| async { panic!("nobody listens") });
+    center.post(Ev(0));
+    handler.close().await;
+    assert_eq!(center.stats::<ObserverPanicked>().dead, 0);
+    assert_eq!(center.stats::<ObserverPanicked>().posted, 0);
+}
+
+#[tokio::test]
+async fn replay_last_hands_the_retained_value_to_the_handler_first() {
+    let center = NotificationCenter::new();
+    center.retain_last::<Ev>();
+    center.post(Ev(41));
+    let seen = log();
+    let s = seen.clone();
+    let handler = center
+        .observer::<Ev>()
+        .replay_last()
+        .spawn(move |n: Arc<Ev>| {
+            let s = s.clone();
+            async move { s.lock().unwrap().push(n.0) }
+        });
+    center.post(Ev(42));
+    handler.close().await;
+    assert_eq!(*seen.lock().unwrap(), [41, 42]);
+}

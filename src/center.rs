@@ -70,6 +70,11 @@ impl CenterInner {
         self.panic_policy
     }
 
+    /// The center's read domain.
+    pub(crate) fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
     /// The channel of `N` inside a read section, if it exists.
     #[inline]
     fn find_in<'g, N: Notification>(&self, guard: &'g ReadGuard<'_>) -> Option<&'g Core<N>> {

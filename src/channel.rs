@@ -574,6 +574,11 @@ impl<N: Notification> Core<N> {
         retired.release(&self.domain, false);
     }
 
+    /// Counts a panic caught outside the delivery loop (a spawned handler's).
+    pub(crate) fn count_panicked(&self) {
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Turns retention on (contract 6) without subscribing.
     pub(crate) fn retain_last(&self) {
         self.retain.store(true, Ordering::Release);

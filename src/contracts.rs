@@ -230,3 +230,31 @@
 //! center.post(Bounced);
 //! assert_eq!(*names.lock().unwrap(), ["mail.sent", "mail.bounced"]);
 //! ```
+//!
+//! # 10. Coalescing queue
+//! A [`NotificationQueue`](crate::NotificationQueue) (Apple's `NotificationQueue`) holds
+//! notifications and posts them later: as soon as possible (at the end of the outermost post in
+//! progress, or on the next runtime tick) or when idle (after a quiet period), coalescing by
+//! type, by sender or by a key. Coalesced notifications are posted once, in enqueue order of
+//! their first occurrence, with the last value (or a merge); nothing is posted twice, and
+//! `flush`, `shutdown` and drop post everything pending, so nothing is lost.
+//!
+//! ```
+//! use herald::{Coalescing, Notification, NotificationCenter, NotificationQueue, PostingStyle};
+//! use std::sync::{Arc, Mutex};
+//!
+//! #[derive(Debug, Clone)]
+//! struct Badge(u32);
+//! impl Notification for Badge {}
+//!
+//! let center = NotificationCenter::new();
+//! let shown = Arc::new(Mutex::new(Vec::new()));
+//! let s = shown.clone();
+//! let _icon = center.observe(move |b: &Badge| s.lock().unwrap().push(b.0));
+//! let queue = NotificationQueue::new(&center);
+//! for n in 1..=5 {
+//!     queue.enqueue(Badge(n), PostingStyle::WhenIdle, Coalescing::ByType);
+//! }
+//! assert_eq!(queue.flush(), 1);
+//! assert_eq!(*shown.lock().unwrap(), [5]);
+//! ```

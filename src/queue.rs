@@ -144,12 +144,14 @@ struct Inner<N: Notification> {
 /// [`shutdown`](NotificationQueue::shutdown) flushes and makes later enqueues post at once;
 /// dropping the last handle flushes.
 ///
-/// # Without a runtime
-/// `Asap` and `WhenIdle` values are posted by a task on the tokio runtime the queue was built
-/// in (or the one current at the enqueue, or the one given to
-/// [`handle`](NotificationQueueBuilder::handle)). Without any runtime they wait for the next
-/// explicit flush point: [`flush`](NotificationQueue::flush), `shutdown` or drop. (An "end of
-/// the current post" flush point needs a hook in the center and is not offered yet.)
+/// # When `Asap` values are posted
+/// Enqueued from inside a post (an observer reacting to a notification), `Asap` values are
+/// posted when the outermost post in progress on that thread ends, as in Apple's queue.
+/// Otherwise they are posted by a task on the tokio runtime the queue was built in (or the one
+/// current at the enqueue, or the one given to [`handle`](NotificationQueueBuilder::handle)),
+/// on its next tick; without any runtime they wait for the next explicit flush point:
+/// [`flush`](NotificationQueue::flush), `shutdown` or drop. `WhenIdle` values use the runtime
+/// the same way.
 ///
 /// ```
 /// use herald::{Coalescing, Notification, NotificationCenter, NotificationQueue, PostingStyle, SenderId};
@@ -542,6 +544,26 @@ impl<N: Notification> NotificationQueue<N> {
                 Enqueued::Queued
             }
         };
+        // Enqueued from inside a post: `Asap` means at the end of that (outermost) post, as in
+        // Apple's queue, whatever the runtime.
+        if style == PostingStyle::Asap && !st.asap_scheduled {
+            let weak = Arc::downgrade(inner);
+            let flush_at_end = Box::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.state.lock().asap_scheduled = false;
+                    inner.flush(|style| style == PostingStyle::Asap);
+                }
+            });
+            if inner
+                .center
+                .inner
+                .domain()
+                .after_section(flush_at_end)
+                .is_ok()
+            {
+                st.asap_scheduled = true;
+            }
+        }
         let handle = inner.handle.clone().or_else(|| Handle::try_current().ok());
         if let Some(handle) = handle {
             let weak = Arc::downgrade(inner);

@@ -117,6 +117,8 @@ pub(crate) struct Slot {
     state: SlotState,
     /// Sections opened so far (owner only).
     count: Cell<u64>,
+    /// Whether callbacks wait for this thread's outermost section to end (owner only).
+    after: Cell<bool>,
     /// Nesting depth of read sections (owner only).
     depth: Cell<usize>,
     /// The owning thread's token; `FREE` or `POOLED` when unowned.
@@ -138,6 +140,7 @@ impl Slot {
         Slot {
             state: SlotState::new(),
             count: Cell::new(0),
+            after: Cell::new(false),
             depth: Cell::new(0),
             owner: AtomicU64::new(FREE),
             domain_dead: AtomicBool::new(false),
@@ -287,6 +290,35 @@ thread_local! {
     static LOCAL: Local = Local::new();
 }
 
+/// A callback to run when this thread's outermost section of a domain ends.
+type After = (u64, Box<dyn FnOnce()>);
+
+#[cfg(not(herald_loom))]
+thread_local! {
+    static AFTER: RefCell<Vec<After>> = const { RefCell::new(Vec::new()) };
+}
+#[cfg(herald_loom)]
+thread_local! {
+    static AFTER: RefCell<Vec<After>> = RefCell::new(Vec::new());
+}
+
+/// Runs the callbacks registered for `domain` on this thread, each with panic isolation.
+#[cold]
+fn run_after(domain: u64) {
+    let due: Vec<After> = AFTER
+        .try_with(|a| {
+            let mut all = a.borrow_mut();
+            let (due, keep): (Vec<After>, Vec<After>) =
+                all.drain(..).partition(|(uid, _)| *uid == domain);
+            *all = keep;
+            due
+        })
+        .unwrap_or_default();
+    for (_, f) in due {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    }
+}
+
 /// Memory retired by a writer that could not wait for a full grace period.
 struct Garbage {
     generation: u64,
@@ -403,6 +435,33 @@ impl Domain {
         slot.owner.store(token, Ordering::SeqCst);
         slots.push(slot);
         slot
+    }
+
+    /// Runs `f` on this thread when its outermost read section of this domain ends (the end of
+    /// the outermost post in progress), or hands `f` back when no section is open here.
+    pub(crate) fn after_section(&self, f: Box<dyn FnOnce()>) -> Result<(), Box<dyn FnOnce()>> {
+        let slot = LOCAL
+            .try_with(|l| {
+                l.all
+                    .borrow()
+                    .iter()
+                    .find(|(uid, s)| *uid == self.uid && s.depth.get() > 0)
+                    .map(|(_, s)| *s)
+            })
+            .ok()
+            .flatten();
+        let Some(slot) = slot else {
+            return Err(f);
+        };
+        let uid = self.uid;
+        match AFTER.try_with(move |a| a.borrow_mut().push((uid, f))) {
+            Ok(()) => {
+                slot.after.set(true);
+                Ok(())
+            }
+            // Thread teardown: nothing can run later on this thread.
+            Err(_) => Ok(()),
+        }
     }
 
     /// Waits until every read section that began before this call has ended. Returns true
@@ -618,6 +677,10 @@ impl Drop for ReadGuard<'_> {
                 slot.depth.set(depth);
                 if depth == 0 {
                     slot.state.leave(slot.count.get());
+                    if slot.after.get() {
+                        slot.after.set(false);
+                        run_after(self.domain.uid);
+                    }
                     #[cfg(herald_loom)]
                     {
                         drop(self.domain.wake_lock.lock());

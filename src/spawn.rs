@@ -204,7 +204,13 @@ impl<N: Notification> ObserverBuilder<N> {
         // subscription, so dropping the guard unsubscribes synchronously.
         let stream = NotificationStream::new(buffer.clone(), Subscription::new(no_channel(), id));
         let core = Arc::downgrade(&self.core);
+        let counted = core.clone();
         let shared = Arc::new(Shared {
+            count_panic: Box::new(move || {
+                if let Some(core) = counted.upgrade() {
+                    core.count_panicked();
+                }
+            }),
             gate: Gate::default(),
             center: Arc::downgrade(&self.center.inner),
             post_report: Box::new(move |center, report| {
@@ -250,6 +256,8 @@ type ReportPanic = Box<dyn Fn(&CenterInner, ObserverPanicked) + Send + Sync>;
 
 /// What the guard and the task share.
 struct Shared {
+    /// Counts the panic in the type's `Stats::panicked`.
+    count_panic: Box<dyn Fn() + Send + Sync>,
     gate: Gate,
     center: Weak<CenterInner>,
     post_report: ReportPanic,
@@ -262,6 +270,7 @@ impl Shared {
     /// Counts and reports a panic; under `Propagate`, stops the handler and resumes it.
     fn panicked(&self, payload: Box<dyn Any + Send>) {
         self.panicked.fetch_add(1, Ordering::Relaxed);
+        (self.count_panic)();
         let Some(inner) = self.center.upgrade() else {
             return;
         };
@@ -456,7 +465,7 @@ async fn run<N, F, Fut>(
 /// A panic in a handler (in the closure or in its future) is caught and the handler goes on
 /// with the next notification. The panic is reported as an
 /// [`ObserverPanicked`](crate::ObserverPanicked) notification (posted to the same center when
-/// someone observes it) and counted by [`SpawnedHandler::panicked`]. Under
+/// someone observes it) and counted by [`SpawnedHandler::panicked`] and in the type's [`Stats::panicked`](crate::Stats::panicked). Under
 /// [`PanicPolicy::Propagate`](crate::PanicPolicy::Propagate) the handler stops instead and the
 /// panic resumes in its task; [`close`](SpawnedHandler::close) and
 /// [`stop`](SpawnedHandler::stop) resume it in their caller.

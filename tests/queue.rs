@@ -400,3 +400,47 @@ fn a_panicking_merge_leaves_the_queue_consistent() {
     let posted: Vec<_> = posted.lock().unwrap().iter().map(|p| (p.1, p.2)).collect();
     assert_eq!(posted, [(2, 22), (1, 15)]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Asap from inside a post
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Edited(u32);
+impl Notification for Edited {}
+
+/// Like Apple's queue: values enqueued `Asap` by observers are posted, coalesced, when the
+/// outermost post in progress ends, with no runtime and no explicit flush.
+#[test]
+fn asap_from_inside_a_post_is_posted_when_the_outermost_post_ends() {
+    let center = NotificationCenter::new();
+    let queue = NotificationQueue::<Ev>::new(&center);
+    let (posted, _subs) = record(&center, &[]);
+    let log: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let (q, l) = (queue.clone(), log.clone());
+    let _editor = center.observe(move |e: &Edited| {
+        l.lock().unwrap().push(format!("edited {}", e.0));
+        q.enqueue(ev(0, e.0), Asap, ByType);
+    });
+    let l = log.clone();
+    let _relayout =
+        center.observe(move |e: &Ev| l.lock().unwrap().push(format!("relayout {}", e.value)));
+    let c = center.clone();
+    let _batch = center.observe(move |n: &EditBatch| {
+        for i in 0..n.0 {
+            c.post(Edited(i));
+        }
+    });
+    center.post(EditBatch(3));
+    // Three edits inside one outer post: one relayout, after all of them, with the last value.
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["edited 0", "edited 1", "edited 2", "relayout 2"]
+    );
+    assert_eq!(values(&posted), [2]);
+    assert_eq!(queue.flush(), 0, "nothing left pending");
+}
+
+#[derive(Debug)]
+struct EditBatch(u32);
+impl Notification for EditBatch {}

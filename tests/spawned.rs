@@ -403,6 +403,11 @@ async fn a_panic_in_the_closure_itself_is_isolated_too() {
     assert_eq!(handler.panicked(), 1);
     handler.close().await;
     assert_eq!(calls.load(SeqCst), 2);
+    assert_eq!(
+        center.stats::<Ev>().panicked,
+        1,
+        "counted in the type's stats like an inline panic"
+    );
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! herald in one screen: inline observers with priorities, a sender filter, a wildcard, a
-//! stream with a lag policy, and the counters.
+//! stream with a lag policy, a coalescing queue, and the counters.
 //!
 //! Run it with `cargo run --example quickstart`.
 
-use herald::{Notification, NotificationCenter, Overflow, SenderId};
+use herald::{
+    Coalescing, Notification, NotificationCenter, NotificationQueue, Overflow, PostingStyle,
+    SenderId,
+};
 
 #[derive(Debug, Clone)]
 struct OrderPlaced {
@@ -83,6 +86,17 @@ fn main() {
     }
     // In async code, `analytics.recv().await` waits for the next one instead.
     drop(analytics);
+
+    // A coalescing queue: five stock alerts for the same shelf become one post.
+    let alerts = NotificationQueue::<StockLow>::new(&center);
+    for _ in 0..5 {
+        alerts.enqueue(
+            StockLow { sku: "mug-red" },
+            PostingStyle::WhenIdle,
+            Coalescing::ByType,
+        );
+    }
+    println!("queue: {} post(s) for 5 alerts", alerts.flush());
 
     let stats = center.stats::<OrderPlaced>();
     println!(

@@ -133,8 +133,11 @@ impl fmt::Debug for Subscription {
 /// Made by [`NotificationCenter::observer`] or [`Channel::observer`](crate::Channel::observer).
 /// Options: [`sender`](Self::sender) (Apple's `object:`), [`filter`](Self::filter),
 /// [`priority`](Self::priority), [`replay_last`](Self::replay_last), [`policy`](Self::policy).
-/// Terminals: [`inline`](Self::inline) (a closure on the posting thread) and
-/// [`stream`](Self::stream) (an async stream with a bounded buffer).
+/// Terminals: [`inline`](Self::inline) (a closure on the posting thread),
+/// [`inline_weak`](Self::inline_weak) (the same, while a target lives),
+/// [`stream`](Self::stream) (an async stream with a bounded buffer),
+/// [`spawn`](Self::spawn) / [`spawn_with`](Self::spawn_with) (an async handler on tokio), and
+/// [`record`](Self::record) (a [`Recorder`](crate::testkit::Recorder) for tests).
 ///
 /// ```
 /// use herald::{NotificationCenter, Notification, Overflow, SenderId};

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::overflow::{Overflow, PolicyKind};
 use crate::stats::BufferStats;
-use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::{Lagged, ObserverId, RecvError, Subscription, TryRecvError};
 
 /// What happened to a value offered to a buffer.
@@ -53,12 +53,28 @@ pub(crate) struct Buffer<N> {
     kind: PolicyKind,
     capacity: usize,
     dropped: AtomicU64,
+    /// Values taken by the receiver (into its hand or returned), written under the lock.
     delivered: AtomicU64,
+    /// Values the receiver took as a batch and has not returned yet (receiver writes only).
+    in_hand: AtomicUsize,
+    /// The largest batch the receiver takes at once (0: one at a time).
+    batch: usize,
 }
 
 impl<N> Buffer<N> {
     pub(crate) fn new(policy: Overflow<N>) -> Self {
         let capacity = policy.capacity();
+        // The receiver may take up to a quarter of the capacity at once, for the policies whose
+        // values only ever leave from the front. Values in its hand count against the capacity,
+        // and with at most a quarter in hand a full buffer always has a queued value to evict.
+        let batch = match policy.kind() {
+            PolicyKind::DropOldest | PolicyKind::DropNewest | PolicyKind::Backpressure
+                if capacity >= 8 =>
+            {
+                capacity / 4
+            }
+            _ => 0,
+        };
         Buffer {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -79,7 +95,15 @@ impl<N> Buffer<N> {
             capacity,
             dropped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            in_hand: AtomicUsize::new(0),
+            batch,
         }
+    }
+
+    /// Values buffered: queued, plus in the receiver's hand.
+    #[inline]
+    fn held(&self, st: &State<N>) -> usize {
+        st.queue.len() + self.in_hand.load(Ordering::Acquire)
     }
 
     /// Offers a value under the overflow policy.
@@ -90,7 +114,7 @@ impl<N> Buffer<N> {
         }
         let result = match self.kind {
             PolicyKind::DropOldest => {
-                let lost = st.queue.len() >= self.capacity;
+                let lost = self.held(&st) >= self.capacity && !st.queue.is_empty();
                 if lost {
                     st.queue.pop_front();
                     st.popped += 1;
@@ -105,7 +129,7 @@ impl<N> Buffer<N> {
                 }
             }
             PolicyKind::DropNewest => {
-                if st.queue.len() >= self.capacity {
+                if self.held(&st) >= self.capacity {
                     let at = st.pushed;
                     match st.gaps.back_mut() {
                         Some(gap) if gap.0 == at => gap.1 += 1,
@@ -119,7 +143,7 @@ impl<N> Buffer<N> {
                 }
             }
             PolicyKind::Backpressure => {
-                if st.queue.len() >= self.capacity {
+                if self.held(&st) >= self.capacity {
                     return PushResult::Full;
                 }
                 st.queue.push_back(value.clone());
@@ -228,12 +252,19 @@ impl<N> Buffer<N> {
     }
 
     pub(crate) fn stats(&self, observer: ObserverId) -> BufferStats {
-        let depth = self.state.lock().queue.len();
+        let (depth, delivered) = {
+            let st = self.state.lock();
+            let in_hand = self.in_hand.load(Ordering::Acquire);
+            (
+                st.queue.len() + in_hand,
+                self.delivered.load(Ordering::Relaxed) - in_hand as u64,
+            )
+        };
         BufferStats {
             observer,
             depth,
             capacity: self.capacity,
-            delivered: self.delivered.load(Ordering::Relaxed),
+            delivered,
             dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
@@ -279,6 +310,8 @@ enum Took<N> {
 #[must_use = "a stream receives nothing once dropped"]
 pub struct NotificationStream<N> {
     buffer: Arc<Buffer<N>>,
+    /// Values taken from the buffer in one batch, returned one by one.
+    local: VecDeque<Arc<N>>,
     subscription: Subscription,
 }
 
@@ -286,12 +319,22 @@ impl<N: crate::Notification> NotificationStream<N> {
     pub(crate) fn new(buffer: Arc<Buffer<N>>, subscription: Subscription) -> Self {
         NotificationStream {
             buffer,
+            local: VecDeque::new(),
             subscription,
         }
     }
 
     /// Takes the next value; when there is none, registers `waker` under the same lock.
     fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+        if let Some(value) = self.local.pop_front() {
+            self.buffer
+                .in_hand
+                .store(self.local.len(), Ordering::Release);
+            if self.buffer.kind == PolicyKind::Backpressure {
+                self.buffer.space.notify_waiters();
+            }
+            return Took::Value(value);
+        }
         let mut st = self.buffer.state.lock();
         if st.lagged != 0 {
             let n = std::mem::take(&mut st.lagged);
@@ -316,12 +359,22 @@ impl<N: crate::Notification> NotificationStream<N> {
             return Took::Empty;
         };
         st.keys.pop_front();
-        st.popped += 1;
+        // Take a batch into the receiver's hand: one lock for many receives.
+        // Never past a drop-newest gap: the receiver must meet it where it is.
+        let before_gap = match st.gaps.front() {
+            Some(&(at, _)) => (at.saturating_sub(st.popped + 1)) as usize,
+            None => usize::MAX,
+        };
+        let extra = self.buffer.batch.min(st.queue.len()).min(before_gap);
+        self.local.extend(st.queue.drain(..extra));
+        let taken = 1 + extra as u64;
+        st.popped += taken;
+        self.buffer.in_hand.store(extra, Ordering::Release);
         // Only the receiver writes `delivered`, under the lock: no read-modify-write needed.
         let d = &self.buffer.delivered;
-        d.store(d.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        d.store(d.load(Ordering::Relaxed) + taken, Ordering::Relaxed);
         if let Some(sink) = &st.sink {
-            sink.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sink.fetch_add(taken, std::sync::atomic::Ordering::Relaxed);
         }
         drop(st);
         if self.buffer.kind == PolicyKind::Backpressure {
@@ -380,7 +433,7 @@ impl<N: crate::Notification> NotificationStream<N> {
 
     /// Values waiting to be received (queue depth).
     pub fn len(&self) -> usize {
-        self.buffer.state.lock().queue.len()
+        self.buffer.state.lock().queue.len() + self.local.len()
     }
 
     /// Whether nothing is waiting to be received.

@@ -487,3 +487,36 @@ fn stream_debug_names_its_policy() {
     let debug = format!("{stream:?}");
     assert!(debug.contains("DropNewest"), "{debug}");
 }
+
+/// Batched receiving (the receiver takes several values under one lock) must still meet a
+/// drop-newest gap exactly where it is, and keep the capacity bound with values in hand.
+#[test]
+fn large_buffers_report_drop_newest_gaps_in_place_and_keep_the_bound() {
+    use herald::{Overflow, TryRecvError};
+    let center = NotificationCenter::new();
+    let mut s = center
+        .observer::<Ev>()
+        .policy(Overflow::DropNewest { capacity: 16 })
+        .stream();
+    for i in 0..20 {
+        center.post(Ev(i)); // 16 kept, 4 refused
+    }
+    assert_eq!(s.try_recv().unwrap().0, 0); // takes a batch into its hand
+    for i in 20..22 {
+        center.post(Ev(i)); // one value left the buffer: one more is accepted, one refused
+    }
+    assert!(s.len() <= 16, "at most capacity values held: {}", s.len());
+    let mut seen = Vec::new();
+    loop {
+        match s.try_recv() {
+            Ok(v) => seen.push(format!("{}", v.0)),
+            Err(TryRecvError::Lagged(n)) => seen.push(format!("lag {n}")),
+            Err(_) => break,
+        }
+    }
+    let expected: Vec<String> = (1..16)
+        .map(|i| i.to_string())
+        .chain(["lag 4".to_string(), "20".to_string(), "lag 1".to_string()])
+        .collect();
+    assert_eq!(seen, expected);
+}

@@ -181,3 +181,30 @@ async fn persistent_registry_serves_the_loop_after_a_restart() {
     assert_eq!(h.settle(1).await.accepted, 1);
     assert_eq!(addressed(&h), [t]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_map_loses_that_notification_only() {
+    use herald::apns::Payload;
+    use herald::bridge::Message;
+    let h = Harness::start(DeviceRegistry::in_memory()).await;
+    let t = token(60);
+    h.mock.register_device(&t, BUNDLE);
+    assert_eq!(form(h.addr, "gina", &format!("newToken={t}")).await.0, 200);
+    let forwarding = h
+        .center
+        .observer::<Shipped>()
+        .forward(h.sink.map(|n: &Shipped| {
+            assert!(n.order != 13, "unlucky order");
+            Message::to_subject(&n.user, Payload::alert("again"))
+        }));
+    for order in [12, 13, 14] {
+        h.center.post(Shipped {
+            user: "gina".into(),
+            order,
+        });
+    }
+    forwarding.finish().await;
+    // The harness's own forwarding sent all three; this one sent two and counted the panic.
+    let m = h.settle(5).await;
+    assert_eq!((m.accepted, m.panicked), (5, 1));
+}

@@ -337,6 +337,8 @@ pub struct SinkMetrics {
     pub invalidated: u64,
     /// Messages for a subject that had no device (nothing sent).
     pub unaddressed: u64,
+    /// Notifications lost because the map closure panicked on them.
+    pub panicked: u64,
 }
 
 #[derive(Default)]
@@ -347,6 +349,7 @@ struct Counters {
     failed: AtomicU64,
     invalidated: AtomicU64,
     unaddressed: AtomicU64,
+    panicked: AtomicU64,
 }
 
 /// The bridge from the hub to APNs: a delivery kind like the hub's own. Map a notification
@@ -586,6 +589,7 @@ impl ApnsSink {
             in_flight: sent.saturating_sub(accepted + rejected + failed),
             invalidated: c.invalidated.load(Ordering::Acquire),
             unaddressed: c.unaddressed.load(Ordering::Acquire),
+            panicked: c.panicked.load(Ordering::Acquire),
         }
     }
 
@@ -733,8 +737,17 @@ async fn run<N: Notification>(
             Err(RecvError::Lagged(_)) => continue, // counted by the buffer's stats
             Err(RecvError::Closed) => break,
         };
-        let messages = (target.map)(&n);
+        // A panicking map loses that notification only, as a panicking observer would.
+        let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (target.map)(&n)));
         drop(n);
+        let Ok(messages) = mapped else {
+            sink.inner.counters.panicked.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                notification = N::name(),
+                "apns sink: the map closure panicked"
+            );
+            continue;
+        };
         for message in messages {
             let targets = sink.resolve(&message);
             if targets.is_empty() {

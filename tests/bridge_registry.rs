@@ -210,6 +210,10 @@ fn registry_survives_kill_9_mid_write() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let now = assert_consistent(&path);
+        eprintln!(
+            "killed writer {round}: {} replacements, {} registrations intact",
+            now.0, now.1
+        );
         assert!(
             now.0 > last.0 && now.1 > last.1,
             "no progress: {now:?} after {last:?}"

@@ -208,3 +208,42 @@ async fn a_panicking_map_loses_that_notification_only() {
     let m = h.settle(5).await;
     assert_eq!((m.accepted, m.panicked), (5, 1));
 }
+
+#[test]
+fn public_handles_and_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<herald::bridge::ApnsSink>();
+    is_send_sync::<herald::bridge::DeviceRegistry>();
+    is_send_sync::<herald::bridge::Forwarding>();
+    is_send_sync::<herald::bridge::SinkMap<Shipped>>();
+    is_send_sync::<herald::bridge::RedbStore>();
+    is_send_sync::<herald::bridge::MemoryStore>();
+    is_send_sync::<herald::bridge::PushAccepted>();
+    is_send_sync::<herald::bridge::PushRejected>();
+    is_send_sync::<herald::bridge::PushFailed>();
+    is_send_sync::<herald::bridge::TokenInvalidated>();
+    is_send_sync::<herald::bridge::RegistryError>();
+    let registry = DeviceRegistry::in_memory();
+    let endpoint = herald::bridge::endpoint::RegistrationEndpoint::builder(
+        registry,
+        verifier as fn(&http::request::Parts) -> Option<String>,
+    )
+    .build();
+    send_sync(&endpoint);
+    let request = http::Request::post("/")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let handling = endpoint.handle(request, "127.0.0.1".parse().unwrap());
+    send(&handling);
+    drop(handling);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        send(&endpoint.clone().serve(listener));
+    });
+}

@@ -207,6 +207,31 @@ where
     elapsed
 }
 
+/// One task per receiver, each receiving `iters` items and reporting its progress.
+macro_rules! spawn_receivers {
+    ($rt:expr, $progress:expr, $iters:expr, $rxs:expr, |$rx:ident| $recv:expr) => {
+        $rxs.into_iter()
+            .enumerate()
+            .map(|(i, rx)| {
+                #[allow(unused_mut)]
+                let mut $rx = rx;
+                let progress = $progress.clone();
+                let iters = $iters;
+                $rt.spawn(async move {
+                    let mut got = 0;
+                    while got < iters {
+                        if let Ok(v) = $recv {
+                            black_box(v.0);
+                            got += 1;
+                            progress.0[i].store(got, Ordering::Release);
+                        }
+                    }
+                })
+            })
+            .collect()
+    };
+}
+
 fn bench_stream(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("stream");
@@ -229,23 +254,7 @@ fn bench_stream(c: &mut Criterion) {
                     n,
                     iters,
                     move |rt, progress, iters| {
-                        streams
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, mut s)| {
-                                let progress = progress.clone();
-                                rt.spawn(async move {
-                                    let mut got = 0;
-                                    while got < iters {
-                                        if let Ok(v) = s.recv().await {
-                                            black_box(v.0);
-                                            got += 1;
-                                            progress.0[i].store(got, Ordering::Release);
-                                        }
-                                    }
-                                })
-                            })
-                            .collect()
+                        spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
                     },
                     |i| {
                         handle.post(Tick(i));
@@ -263,22 +272,7 @@ fn bench_stream(c: &mut Criterion) {
                     n,
                     iters,
                     move |rt, progress, iters| {
-                        rxs.into_iter()
-                            .enumerate()
-                            .map(|(i, mut rx)| {
-                                let progress = progress.clone();
-                                rt.spawn(async move {
-                                    let mut got = 0;
-                                    while got < iters {
-                                        if let Ok(v) = rx.recv().await {
-                                            black_box(v.0);
-                                            got += 1;
-                                            progress.0[i].store(got, Ordering::Release);
-                                        }
-                                    }
-                                })
-                            })
-                            .collect()
+                        spawn_receivers!(rt, progress, iters, rxs, |rx| rx.recv().await)
                     },
                     |i| {
                         let _ = tx.send(Tick(i));
@@ -297,22 +291,7 @@ fn bench_stream(c: &mut Criterion) {
                     n,
                     iters,
                     move |rt, progress, iters| {
-                        rxs.into_iter()
-                            .enumerate()
-                            .map(|(i, mut rx)| {
-                                let progress = progress.clone();
-                                rt.spawn(async move {
-                                    let mut got = 0;
-                                    while got < iters {
-                                        if let Ok(v) = rx.recv().await {
-                                            black_box(v.0);
-                                            got += 1;
-                                            progress.0[i].store(got, Ordering::Release);
-                                        }
-                                    }
-                                })
-                            })
-                            .collect()
+                        spawn_receivers!(rt, progress, iters, rxs, |rx| rx.recv().await)
                     },
                     |i| {
                         let _ = tx.try_broadcast(Tick(i));
@@ -330,22 +309,7 @@ fn bench_stream(c: &mut Criterion) {
                     n,
                     iters,
                     move |rt, progress, iters| {
-                        rxs.into_iter()
-                            .enumerate()
-                            .map(|(i, rx)| {
-                                let progress = progress.clone();
-                                rt.spawn(async move {
-                                    let mut got = 0;
-                                    while got < iters {
-                                        if let Ok(v) = rx.recv_async().await {
-                                            black_box(v.0);
-                                            got += 1;
-                                            progress.0[i].store(got, Ordering::Release);
-                                        }
-                                    }
-                                })
-                            })
-                            .collect()
+                        spawn_receivers!(rt, progress, iters, rxs, |rx| rx.recv_async().await)
                     },
                     |i| {
                         for tx in &txs {

@@ -283,21 +283,12 @@ impl Shared {
             ObserverPanicked {
                 notification: self.notification,
                 observer: self.observer,
-                message: panic_message(payload.as_ref()),
+                message: crate::channel::panic_message(payload.as_ref()),
             },
         );
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "observer panicked with a non-string payload".to_owned()
-    }
-}
 
 /// Where calls start: once closed, no call starts; closing waits for starts under way on
 /// other threads.

@@ -57,10 +57,14 @@
 //!
 //! # 3. Quiescent unsubscribe
 //! Once `unsubscribe()` or the drop of a [`Subscription`](crate::Subscription) returns, that
-//! observer is never called again: calls already running on other threads finish before it
-//! returns. From inside its own callback, the running call finishes and no other starts.
-//! (Two observers running on two threads that each unsubscribe the *other* while it runs
-//! wait for each other: do not do that.)
+//! observer is never called again: posts already running on other threads finish before it
+//! returns. It waits only for posts in progress, never for new ones, so do not hold a lock an
+//! observer needs while you unsubscribe.
+//!
+//! From inside an observer (any post in progress on this thread), unsubscribing never waits:
+//! waiting there could deadlock on a lock the observer holds. The observer is then never
+//! called again by this thread or by any post that starts after the call returns; only a post
+//! that another thread had already begun may still reach it once.
 //!
 //! ```
 //! use herald::{NotificationCenter, Notification};

@@ -16,18 +16,20 @@
 //!   swap, then loads pointers; closing stores `count << 1`.
 //! - A writer swaps the pointer (`SeqCst`), then loads each slot (`SeqCst`). If a slot is idle,
 //!   the reader's next swap comes after the writer's load in the single total order of `SeqCst`
-//!   operations, hence after the writer's pointer swap: the reader sees the new value. If a
+//!   operations, hence after the writer's pointer swap, and the reader's pointer load (also
+//!   `SeqCst`) after that: the reader sees the new value. (Miri, which emulates weak memory,
+//!   found the version with `AcqRel`/`Acquire` pointer accesses wrong: `tests/miri.rs`.) If a
 //!   slot is active with count `c`, the writer waits until the word changes: that section has
 //!   ended (a later one, if any, began after the swap and sees the new value).
 //! - Readers never read a shared word that writers write often: a writer storms (subscribe,
 //!   unsubscribe in a loop) cost a post only the cache misses of the new snapshot itself.
 //! - Under loom (`tests/loom.rs`) the word is a mutex-protected value, see [`SlotState`].
 //!
-//! Re-entrancy: a writer running inside a post (an observer unsubscribing) cannot wait for its
-//! own thread's section, and two such writers on two threads must not wait for each other.
-//! Such a writer skips its own slot and the slots of threads that are themselves waiting
-//! writers; its wait is then not a full grace period, so it defers freeing to a later one
-//! ([`Domain::retire`]).
+//! Re-entrancy: a writer running inside a post (an observer subscribing or unsubscribing)
+//! never waits: its own post could not end first, and other threads' posts may be waiting for
+//! a lock its observer holds. It swaps the new value in, marks removed entries, and defers
+//! freeing to a later full grace period ([`Domain::retire`]), or to the end of a post that
+//! finds no other thread mid-post.
 //!
 //! Slots are allocated once and recycled (never freed): a slot belongs to one thread in one
 //! domain at a time, so a reference to it can live in the thread's local cache as `&'static`.
@@ -214,28 +216,6 @@ fn pool_give(slot: &'static Slot) {
 
 #[cfg(herald_loom)]
 fn pool_give(_slot: &'static Slot) {}
-
-/// Tokens of threads that are waiting in `synchronize` from inside a read section.
-#[cfg(not(herald_loom))]
-static WAITING: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
-
-#[cfg(not(herald_loom))]
-fn waiting_set<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
-    match WAITING.lock() {
-        Ok(mut w) => f(&mut w),
-        Err(p) => f(&mut p.into_inner()),
-    }
-}
-
-#[cfg(herald_loom)]
-loom::lazy_static! {
-    static ref WAITING: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-}
-
-#[cfg(herald_loom)]
-fn waiting_set<R>(f: impl FnOnce(&mut Vec<u64>) -> R) -> R {
-    f(&mut WAITING.lock())
-}
 
 static NEXT_TOKEN: StdAtomicU64 = StdAtomicU64::new(1);
 static NEXT_DOMAIN: StdAtomicU64 = StdAtomicU64::new(1);
@@ -464,64 +444,41 @@ impl Domain {
         }
     }
 
-    /// Waits until every read section that began before this call has ended. Returns true
-    /// when that is a full grace period (see the module docs for when it is not).
+    /// Waits until every read section that began before this call has ended, and returns
+    /// true: a full grace period. Called from inside a read section (an observer subscribing
+    /// or unsubscribing), it does not wait at all and returns false: waiting there for other
+    /// threads' posts could deadlock on a lock the observer holds, and its own post could
+    /// never end. The caller then defers freeing ([`Domain::retire`]) and relies on the
+    /// `removed` flag for this thread's own post.
     pub(crate) fn synchronize(&self) -> bool {
         let target = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        // Re-entrant: this thread is inside a post (of any center).
-        let (token, reentrant) = LOCAL
-            .try_with(|l| {
-                let inside = l.all.borrow().iter().any(|(_, s)| s.depth.get() > 0);
-                (l.token, inside)
-            })
-            .unwrap_or((0, true));
-        if reentrant {
-            waiting_set(|w| w.push(token));
+        let inside_a_post = LOCAL
+            .try_with(|l| l.all.borrow().iter().any(|(_, s)| s.depth.get() > 0))
+            .unwrap_or(true);
+        if inside_a_post {
+            return false;
         }
         let slots: Vec<&'static Slot> = self.slots.lock().clone();
-        let mut full = !reentrant;
         for slot in slots {
-            if !self.wait_for(slot, token, reentrant) {
-                full = false;
-            }
+            self.wait_for(slot);
         }
         let mut spins = 0u32;
         while self.fallback.load(Ordering::Acquire) != 0 {
-            if reentrant {
-                full = false;
-                break;
-            }
             backoff(&mut spins);
         }
-        if reentrant {
-            waiting_set(|w| {
-                if let Some(i) = w.iter().position(|t| *t == token) {
-                    w.swap_remove(i);
-                }
-            });
-        }
-        if full {
-            self.collect(target);
-        }
-        full
+        self.collect(target);
+        true
     }
 
-    /// Waits until `slot` has left every read section that began before `target`. False when
-    /// it stopped waiting early (own slot, or a re-entrant writer facing another waiting one).
+    /// Waits until `slot` has left the read section it is in now, if any.
     #[cfg(not(herald_loom))]
-    fn wait_for(&self, slot: &Slot, token: u64, reentrant: bool) -> bool {
+    fn wait_for(&self, slot: &Slot) {
         let seen = slot.state.peek();
         if seen & 1 == 0 {
-            return true;
+            return;
         }
         let mut spins = 0u32;
-        loop {
-            if slot.state.peek() != seen {
-                return true;
-            }
-            if let Some(early) = self.stop_early(slot, token, reentrant) {
-                return early;
-            }
+        while slot.state.peek() == seen {
             backoff(&mut spins);
         }
     }
@@ -529,33 +486,16 @@ impl Domain {
     /// Under loom, the same check, but readers leaving a section notify waiting writers
     /// (loom explores spin loops without end).
     #[cfg(herald_loom)]
-    fn wait_for(&self, slot: &Slot, token: u64, reentrant: bool) -> bool {
+    fn wait_for(&self, slot: &Slot) {
         let mut guard = self.wake_lock.lock();
         let seen = slot.state.peek();
         loop {
             let now = slot.state.peek();
             if now & 1 == 0 || now != seen {
-                return true;
-            }
-            if let Some(early) = self.stop_early(slot, token, reentrant) {
-                return early;
+                return;
             }
             guard = self.wake_cv.wait(guard);
         }
-    }
-
-    /// `Some(false)` when waiting for `slot` must stop: it is this thread's own (its outer
-    /// post re-checks `removed` before every call), or this re-entrant writer faces another
-    /// thread that is itself waiting from inside a post (they would wait for each other).
-    fn stop_early(&self, slot: &Slot, token: u64, reentrant: bool) -> Option<bool> {
-        let owner = slot.owner.load(Ordering::Acquire);
-        if owner == token {
-            return Some(false);
-        }
-        if reentrant && waiting_set(|w| w.contains(&owner)) {
-            return Some(false);
-        }
-        None
     }
 
     /// Frees `value` after a full grace period: now if `synchronize` gave one, else later.
@@ -719,7 +659,10 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
     /// The current value, valid for the read section.
     #[inline]
     pub(crate) fn load<'g>(&self, _guard: &'g ReadGuard<'_>) -> &'g T {
-        let p = self.ptr.load(Ordering::Acquire);
+        // SeqCst (a plain load on x86 and ARMv8): it must come after the section's opening
+        // swap in the single total order, to see any pointer a writer swapped before it read
+        // this thread's slot as idle.
+        let p = self.ptr.load(Ordering::SeqCst);
         // SAFETY: `p` came from `Box::into_raw` and is never null. A value is freed only after
         // it was swapped out and a full grace period passed (`Domain::synchronize`, `retire`),
         // and the grace period waits for this section, which was open before `p` was loaded
@@ -739,12 +682,14 @@ impl<T: Send + Sync + 'static> RcuCell<T> {
     /// Swaps in `value` (caller holds the writers' lock) and returns the old value, which the
     /// caller must only drop through [`Domain::retire`] after [`Domain::synchronize`].
     pub(crate) fn replace(&self, value: T) -> Retired<T> {
+        // SeqCst: the grace period's argument needs this swap in the single total order (see
+        // the module docs).
         let old = self
             .ptr
-            .swap(Box::into_raw(Box::new(value)), Ordering::AcqRel);
-        // SAFETY: `old` came from `Box::into_raw` and is owned by the cell until this swap;
-        // ownership passes to `Retired`, which readers can no longer reach after a grace period.
-        Retired(unsafe { Box::from_raw(old) })
+            .swap(Box::into_raw(Box::new(value)), Ordering::SeqCst);
+        // Ownership passes to `Retired` as a raw pointer: readers may still hold `&T` into it
+        // until a grace period ends, so no `Box` (which asserts uniqueness) may exist before.
+        Retired(old)
     }
 }
 
@@ -766,11 +711,28 @@ impl<T> Drop for RcuCell<T> {
 }
 
 /// A value swapped out of an [`RcuCell`], to be freed after a grace period.
-pub(crate) struct Retired<T>(Box<T>);
+///
+/// Dropping it frees the value, so it must only be dropped once no reader can hold a
+/// reference into it: through [`Retired::release`] (or [`Domain::retire`]) after
+/// [`Domain::synchronize`].
+pub(crate) struct Retired<T>(*mut T);
+
+// SAFETY: a `Retired<T>` owns its `T` (it came from `Box::into_raw` and no one else frees it),
+// so sending it sends the `T`.
+unsafe impl<T: Send> Send for Retired<T> {}
 
 impl<T: Send + 'static> Retired<T> {
     /// Frees it through the domain: at once after a full grace period, else deferred.
     pub(crate) fn release(self, domain: &Domain, full: bool) {
-        domain.retire(self.0, full);
+        domain.retire(Box::new(self), full);
+    }
+}
+
+impl<T> Drop for Retired<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::into_raw` in `RcuCell` and is freed only here,
+        // once; a `Retired` is dropped only after a grace period (see the type's docs), when no
+        // reader holds a reference into the value any more.
+        drop(unsafe { Box::from_raw(self.0) });
     }
 }

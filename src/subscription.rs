@@ -51,8 +51,8 @@ impl<N: Notification> Unsubscribe for Core<N> {
 /// A live subscription: dropping it unsubscribes (contract 3).
 ///
 /// Once the drop (or [`unsubscribe`](Self::unsubscribe)) returns, the observer is never called
-/// again, even by posts running on other threads; those calls finish first. From inside the
-/// observer's own callback, that one call finishes and no other starts.
+/// again, even by posts running on other threads; those calls finish first. From inside an
+/// observer the drop never waits (see [contract 3](crate::contracts#3-quiescent-unsubscribe)).
 ///
 /// ```
 /// use herald::{NotificationCenter, Notification};

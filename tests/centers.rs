@@ -83,3 +83,70 @@ fn a_center_dropped_while_another_thread_still_holds_its_slot() {
     tx.send(()).unwrap();
     t.join().unwrap();
 }
+
+/// An observer that unsubscribes while holding a lock another thread's observer is waiting
+/// for must not deadlock: unsubscribing from inside a post never waits for other posts.
+#[test]
+fn unsubscribe_inside_an_observer_holding_a_lock_does_not_deadlock() {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    #[derive(Debug)]
+    struct First;
+    impl Notification for First {}
+    #[derive(Debug)]
+    struct Second;
+    impl Notification for Second {}
+
+    let center = NotificationCenter::new();
+    let shared = Arc::new(Mutex::new(()));
+    let victim = Arc::new(Mutex::new(Some(center.observe(|_: &Ev| {}))));
+    let (b_entered_tx, b_entered_rx) = mpsc::channel::<()>();
+    let (a_locked_tx, a_locked_rx) = mpsc::channel::<()>();
+    // Observers are `Fn + Sync`: the channel ends go behind mutexes.
+    let (b_entered_tx, b_entered_rx) = (Mutex::new(b_entered_tx), Mutex::new(b_entered_rx));
+    let (a_locked_tx, a_locked_rx) = (Mutex::new(a_locked_tx), Mutex::new(a_locked_rx));
+
+    // Thread B: its observer waits until A holds the lock, then wants the lock too.
+    let s = shared.clone();
+    let _b_obs = center.observe(move |_: &Second| {
+        a_locked_rx.lock().unwrap().recv().unwrap();
+        b_entered_tx.lock().unwrap().send(()).unwrap();
+        drop(s.lock().unwrap());
+    });
+    // Thread A: its observer takes the lock, waits for B to be inside its post, then drops a
+    // subscription while still holding the lock.
+    let (s, v) = (shared.clone(), victim.clone());
+    let _a_obs = center.observe(move |_: &First| {
+        let _held = s.lock().unwrap();
+        a_locked_tx.lock().unwrap().send(()).unwrap();
+        b_entered_rx.lock().unwrap().recv().unwrap();
+        drop(v.lock().unwrap().take());
+    });
+
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let b = {
+        let center = center.clone();
+        let done = done_tx.clone();
+        thread::spawn(move || {
+            center.post(Second);
+            done.send(()).unwrap();
+        })
+    };
+    let a = {
+        let center = center.clone();
+        thread::spawn(move || {
+            center.post(First);
+            done_tx.send(()).unwrap();
+        })
+    };
+    for _ in 0..2 {
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("deadlock: a re-entrant unsubscribe waited for a post blocked on its lock");
+    }
+    a.join().unwrap();
+    b.join().unwrap();
+    assert_eq!(center.stats::<Ev>().observers, 0);
+}

@@ -1,0 +1,159 @@
+//! Small concurrent scenarios sized for Miri, which checks the `unsafe` read-copy-update code
+//! in `src/rcu.rs` for undefined behaviour (use after free, aliasing) on every path that frees
+//! or defers freeing: unsubscribe from outside and inside a post, weak expiry, wildcards,
+//! new types made while posting, a center dropped while threads still hold slots.
+//!
+//! `.ci/run` runs it under Miri when the nightly toolchain has it:
+//! `cargo +nightly miri test --test miri`. In a normal build it is a fast smoke test.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use herald::{Notification, NotificationCenter, Subscription};
+
+#[derive(Debug)]
+struct A(u32);
+impl Notification for A {
+    fn name() -> &'static str {
+        "miri.a"
+    }
+}
+
+#[derive(Debug)]
+struct B;
+impl Notification for B {
+    fn name() -> &'static str {
+        "miri.b"
+    }
+}
+
+const POSTS: u32 = 40;
+
+#[test]
+fn posts_race_subscribe_and_unsubscribe() {
+    let center = NotificationCenter::new();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    let _steady = center.observe(move |_: &A| {
+        s.fetch_add(1, SeqCst);
+    });
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for i in 0..POSTS {
+                center.post(A(i));
+            }
+        })
+    };
+    for _ in 0..10 {
+        let sub = center.observe(|a: &A| {
+            std::hint::black_box(a.0);
+        });
+        let mut stream = center.subscribe::<A>();
+        let _ = stream.try_recv();
+        drop(sub);
+        drop(stream);
+    }
+    poster.join().unwrap();
+    assert_eq!(seen.load(SeqCst), POSTS as usize);
+}
+
+#[test]
+fn unsubscribe_from_inside_a_post_defers_the_free() {
+    let center = NotificationCenter::new();
+    let slot: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..4 {
+        let s = slot.clone();
+        let sub = center.observe(move |_: &A| {
+            // Each call drops one subscription (maybe its own) while the post iterates.
+            drop(s.lock().unwrap().pop());
+        });
+        slot.lock().unwrap().push(sub);
+    }
+    let other = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for i in 0..POSTS {
+                center.post(A(i));
+            }
+        })
+    };
+    for i in 0..POSTS {
+        center.post(A(i));
+    }
+    other.join().unwrap();
+    assert_eq!(center.stats::<A>().observers, 0);
+}
+
+#[test]
+fn weak_observers_and_wildcards_come_and_go_while_posting() {
+    let center = NotificationCenter::new();
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for i in 0..POSTS {
+                center.post(A(i));
+                center.post(B);
+            }
+        })
+    };
+    for _ in 0..5 {
+        let target = Arc::new(());
+        center.observe_weak(&target, |_: &(), a: &A| {
+            std::hint::black_box(a.0);
+        });
+        let family = center.observe_family("miri.", |any| {
+            std::hint::black_box(any.name());
+        });
+        drop(target);
+        drop(family);
+    }
+    poster.join().unwrap();
+    center.post(A(0));
+    assert_eq!(center.stats::<A>().observers, 0);
+}
+
+#[test]
+fn new_types_are_made_while_other_threads_post() {
+    #[derive(Debug)]
+    struct C<const K: u8>;
+    impl<const K: u8> Notification for C<K> {}
+    let center = NotificationCenter::new();
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for i in 0..POSTS {
+                center.post(A(i));
+            }
+        })
+    };
+    center.post(C::<1>);
+    center.post(C::<2>);
+    let _o = center.observe(|_: &C<3>| {});
+    center.post(C::<3>);
+    poster.join().unwrap();
+    assert_eq!(center.stats::<C<3>>().delivered, 1);
+}
+
+#[test]
+fn a_center_dropped_while_threads_keep_their_slots() {
+    for _ in 0..3 {
+        let center = NotificationCenter::new();
+        let _o = center.observe(|_: &A| {});
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let center = center.clone();
+                thread::spawn(move || {
+                    for i in 0..10 {
+                        center.post(A(i));
+                    }
+                })
+            })
+            .collect();
+        drop(center);
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+}

@@ -44,8 +44,8 @@
 //! # }
 //! ```
 //!
-//! A recorder of *every* type (built on wildcard observation) is not offered yet: record each
-//! type the test cares about.
+//! [`AllRecorder`] records every notification whatever its type (or a family, by name prefix),
+//! as names and senders: for asserting what was posted, and in what order, across types.
 
 use std::fmt::{self, Debug};
 use std::future::Future;
@@ -517,4 +517,132 @@ where
         }
     };
     async move { tokio::time::timeout(timeout, found).await.ok().flatten() }
+}
+
+/// One notification seen by an [`AllRecorder`]: its name and its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// [`Notification::name`] of what was posted.
+    pub name: &'static str,
+    /// Who posted it, if it was posted with `post_from`.
+    pub sender: Option<crate::SenderId>,
+}
+
+/// Records every notification posted to a center (or every one of a family, by name
+/// prefix), whatever its type: names and senders, in post order. Built on a wildcard
+/// observer, so it sees types created after it too.
+///
+/// ```
+/// use herald::testkit::AllRecorder;
+/// use herald::{Notification, NotificationCenter};
+///
+/// struct Paid;
+/// impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+/// struct Shipped;
+/// impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+///
+/// let center = NotificationCenter::new();
+/// let all = AllRecorder::new(&center);
+/// let billing = AllRecorder::family(&center, "billing.");
+/// center.post(Paid);
+/// center.post(Shipped);
+/// all.assert_order(&["billing.paid", "shop.shipped"]);
+/// billing.assert_posted("billing.paid");
+/// billing.assert_not_posted("shop.shipped");
+/// assert_eq!(all.count(), 2);
+/// ```
+pub struct AllRecorder {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    _subscription: Subscription,
+}
+
+impl AllRecorder {
+    /// Records every notification posted to `center` from now on.
+    pub fn new(center: &NotificationCenter) -> Self {
+        Self::from_builder(center.observer_all())
+    }
+
+    /// Records every notification whose name starts with `prefix`.
+    pub fn family(center: &NotificationCenter, prefix: &str) -> Self {
+        Self::from_builder(center.observer_family(prefix))
+    }
+
+    fn from_builder(builder: crate::WildcardBuilder) -> Self {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let log = seen.clone();
+        let subscription = builder.inline(move |n| {
+            let entry = Seen {
+                name: n.name(),
+                sender: n.sender(),
+            };
+            match log.lock() {
+                Ok(mut l) => l.push(entry),
+                Err(p) => p.into_inner().push(entry),
+            }
+        });
+        AllRecorder {
+            seen,
+            _subscription: subscription,
+        }
+    }
+
+    /// Everything recorded so far, in post order.
+    pub fn seen(&self) -> Vec<Seen> {
+        match self.seen.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The names recorded so far, in post order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.seen().into_iter().map(|s| s.name).collect()
+    }
+
+    /// How many notifications were recorded.
+    pub fn count(&self) -> usize {
+        self.seen().len()
+    }
+
+    /// Panics unless a notification named `name` was recorded.
+    #[track_caller]
+    pub fn assert_posted(&self, name: &str) {
+        let names = self.names();
+        assert!(
+            names.contains(&name),
+            "expected a notification named {name:?}; recorded: {names:?}"
+        );
+    }
+
+    /// Panics if a notification named `name` was recorded.
+    #[track_caller]
+    pub fn assert_not_posted(&self, name: &str) {
+        let names = self.names();
+        assert!(
+            !names.contains(&name),
+            "expected no notification named {name:?}; recorded: {names:?}"
+        );
+    }
+
+    /// Panics unless notifications with these names were recorded in this order (others may
+    /// come between them).
+    #[track_caller]
+    pub fn assert_order(&self, expected: &[&str]) {
+        let names = self.names();
+        let mut rest = names.iter();
+        for want in expected {
+            assert!(
+                rest.any(|n| n == want),
+                "expected {expected:?} in this order; recorded: {names:?}"
+            );
+        }
+    }
+}
+
+impl fmt::Debug for AllRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllRecorder")
+            .field("count", &self.count())
+            .finish_non_exhaustive()
+    }
 }

@@ -197,3 +197,63 @@ fn recorder_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Recorder<Ev>>();
 }
+
+mod all_recorder {
+    use herald::testkit::AllRecorder;
+    use herald::{Notification, NotificationCenter, SenderId};
+
+    struct Paid;
+    impl Notification for Paid {
+        fn name() -> &'static str {
+            "billing.paid"
+        }
+    }
+    struct Refunded;
+    impl Notification for Refunded {
+        fn name() -> &'static str {
+            "billing.refunded"
+        }
+    }
+    struct Tick;
+    impl Notification for Tick {
+        fn name() -> &'static str {
+            "clock.tick"
+        }
+    }
+
+    #[test]
+    fn records_every_type_with_names_and_senders_in_order() {
+        let center = NotificationCenter::new();
+        let rec = AllRecorder::new(&center);
+        let till = SenderId::new();
+        center.post(Tick);
+        center.post_from(till, Paid);
+        center.post(Refunded);
+        assert_eq!(
+            rec.names(),
+            ["clock.tick", "billing.paid", "billing.refunded"]
+        );
+        assert_eq!(rec.seen()[1].sender, Some(till));
+        rec.assert_order(&["clock.tick", "billing.refunded"]);
+    }
+
+    #[test]
+    fn family_recorder_sees_only_its_prefix() {
+        let center = NotificationCenter::new();
+        let billing = AllRecorder::family(&center, "billing.");
+        center.post(Tick);
+        center.post(Paid);
+        assert_eq!(billing.count(), 1);
+        billing.assert_not_posted("clock.tick");
+    }
+
+    #[test]
+    #[should_panic(expected = "expected [\"billing.refunded\", \"billing.paid\"] in this order")]
+    fn assert_order_fails_with_what_was_recorded() {
+        let center = NotificationCenter::new();
+        let rec = AllRecorder::new(&center);
+        center.post(Paid);
+        center.post(Refunded);
+        rec.assert_order(&["billing.refunded", "billing.paid"]);
+    }
+}

@@ -289,7 +289,6 @@ impl Shared {
     }
 }
 
-
 /// Where calls start: once closed, no call starts; closing waits for starts under way on
 /// other threads.
 #[derive(Default)]

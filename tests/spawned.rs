@@ -159,7 +159,9 @@ async fn drop_mid_stream_never_starts_the_handler_again() {
                     late.fetch_add(1, SeqCst);
                 }
                 c.fetch_add(1, SeqCst);
-                tokio::task::yield_now().await; // in flight across the drop: allowed
+                // Slow enough that 2,000 calls outlast the drop below (the drop must land
+                // mid-stream for the round to test anything); in flight across the drop: allowed.
+                tokio::time::sleep(Duration::from_micros(50)).await;
             }
         });
         let poster = {

@@ -120,6 +120,9 @@ impl<N> Snapshot<N> {
     }
 }
 
+/// An entry taken out of the snapshot, and the snapshot it was taken from.
+type Removed<N> = (Arc<Entry<N>>, Retired<Snapshot<N>>);
+
 /// The last posted values, kept once retention is on (contract 6).
 struct Last<N> {
     any: Option<Arc<N>>,
@@ -541,18 +544,22 @@ impl<N: Notification> Core<N> {
         self.subs.replace(Snapshot::new(entries))
     }
 
+    /// Swaps in a snapshot without the entry `id`, marked removed (so a post of this thread
+    /// already iterating the old snapshot skips it); the caller retires the old snapshot.
+    fn remove(&self, id: ObserverId) -> Option<Removed<N>> {
+        let w = self.writer.lock();
+        let current = self.subs.current(&w);
+        let pos = current.entries.iter().position(|e| e.id == id)?;
+        let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
+        let removed = entries.remove(pos);
+        removed.removed.store(true, Ordering::Release);
+        Some((removed, self.subs.replace(Snapshot::new(entries))))
+    }
+
     /// Removes an entry and waits until no post that could call it is still running.
     pub(crate) fn unsubscribe(&self, id: ObserverId) {
-        let (removed, retired) = {
-            let w = self.writer.lock();
-            let current = self.subs.current(&w);
-            let Some(pos) = current.entries.iter().position(|e| e.id == id) else {
-                return;
-            };
-            let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
-            let removed = entries.remove(pos);
-            removed.removed.store(true, Ordering::Release);
-            (removed, self.subs.replace(Snapshot::new(entries)))
+        let Some((removed, retired)) = self.remove(id) else {
+            return;
         };
         let full = self.domain.synchronize();
         if let Kind::Buffered(buffer) = &removed.kind {
@@ -566,17 +573,9 @@ impl<N: Notification> Core<N> {
     /// period: the old snapshot is freed once no post can see it any more.
     #[cold]
     fn remove_expired(&self, id: ObserverId) {
-        let retired = {
-            let w = self.writer.lock();
-            let current = self.subs.current(&w);
-            let Some(pos) = current.entries.iter().position(|e| e.id == id) else {
-                return;
-            };
-            let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
-            entries.remove(pos).removed.store(true, Ordering::Release);
-            self.subs.replace(Snapshot::new(entries))
-        };
-        retired.release(&self.domain, false);
+        if let Some((_, retired)) = self.remove(id) {
+            retired.release(&self.domain, false);
+        }
     }
 
     /// Counts a panic caught outside the delivery loop (a spawned handler's).
@@ -677,12 +676,8 @@ impl<N: Notification> ErasedChannel for Core<N> {
         Box::new(self.insert(Arc::new(Entry::wildcard(spec))))
     }
     fn remove_wildcard(&self, id: ObserverId) -> Option<Box<dyn std::any::Any + Send>> {
-        let w = self.writer.lock();
-        let current = self.subs.current(&w);
-        let pos = current.entries.iter().position(|e| e.id == id)?;
-        let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
-        entries.remove(pos).removed.store(true, Ordering::Release);
-        Some(Box::new(self.subs.replace(Snapshot::new(entries))))
+        self.remove(id)
+            .map(|(_, retired)| Box::new(retired) as Box<dyn std::any::Any + Send>)
     }
 }
 

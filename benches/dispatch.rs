@@ -98,7 +98,7 @@ fn bench_inline(c: &mut Criterion) {
                 })
             })
             .collect();
-        let handle = center.channel::<Tick>();
+        let handle = center.poster::<Tick>();
         group.bench_with_input(BenchmarkId::new("herald-handle", n), &n, |b, _| {
             b.iter(|| handle.post(Tick(black_box(1))))
         });
@@ -240,11 +240,11 @@ fn bench_stream(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("herald", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let center = NotificationCenter::new();
-                let handle = center.channel::<Tick>();
+                let handle = center.poster::<Tick>();
                 let streams: Vec<_> = (0..n)
                     .map(|_| {
-                        handle
-                            .observer()
+                        center
+                            .observer::<Tick>()
                             .policy(Overflow::DropOldest { capacity: 4096 })
                             .stream()
                     })
@@ -376,14 +376,14 @@ fn measure_memory() -> Vec<(String, f64)> {
     const K: usize = 10_000;
     let center = NotificationCenter::new();
     // Make the channel first so its own allocation is not counted.
-    let channel = center.channel::<Tick>();
+    let channel = center.poster::<Tick>();
     let mut out = Vec::new();
 
     LIVE_BYTES.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     let subs: Vec<_> = (0..K)
         .map(|_| {
-            channel.observe(|t: &Tick| {
+            center.observe(|t: &Tick| {
                 black_box(t.0);
             })
         })
@@ -399,8 +399,8 @@ fn measure_memory() -> Vec<(String, f64)> {
     ));
     drop(subs);
 
-    let mut stream = channel
-        .observer()
+    let mut stream = center
+        .observer::<Tick>()
         .policy(Overflow::DropOldest { capacity: 2 * K })
         .stream();
     // Warm the buffer's storage so growth is counted fairly, then measure.

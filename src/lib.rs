@@ -34,7 +34,7 @@
 //! ```
 //!
 //! ## Map
-//! - [`NotificationCenter`]: post, subscribe, read counters. [`Channel`]: its typed handle.
+//! - [`NotificationCenter`]: post, subscribe, read counters. [`Poster`]: its typed handle for hot paths.
 //! - [`ObserverBuilder`]: the one subscription builder; terminals `inline` and `stream`.
 //! - [`Subscription`]: the guard; drop unsubscribes. [`NotificationStream`]: the buffered kind.
 //! - [`SpawnedHandler`], [`SpawnOptions`]: async handlers on tokio (terminal `spawn`).
@@ -47,35 +47,25 @@
 
 #![deny(unsafe_code)]
 
-mod center;
-mod channel;
-pub mod contracts;
-mod error;
-mod notification;
-mod overflow;
-mod queue;
-mod rcu;
-mod spawn;
-mod stats;
-mod stream;
-mod subscription;
-mod sync;
-pub mod testkit;
-mod wildcard;
+mod hub;
 
-pub use center::{CenterBuilder, Channel, NotificationCenter, PanicPolicy};
-pub use error::{Lagged, RecvError, TryRecvError};
-pub use notification::{DeadNotification, Notification, ObserverPanicked, SenderId};
-pub use overflow::{CoalesceBy, DEFAULT_CAPACITY, Overflow};
-pub use queue::{
+pub use hub::contracts;
+#[cfg(feature = "testkit")]
+pub use hub::testkit;
+
+pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster};
+pub use hub::error::{Lagged, RecvError, TryRecvError};
+pub use hub::notification::{DeadNotification, Notification, ObserverPanicked, SenderId};
+pub use hub::overflow::{CoalesceBy, DEFAULT_CAPACITY, Overflow};
+pub use hub::queue::{
     Coalescing, DEFAULT_IDLE_AFTER, Enqueued, NotificationQueue, NotificationQueueBuilder,
     PostingStyle,
 };
-pub use spawn::{SpawnOptions, SpawnedHandler};
-pub use stats::{BufferStats, PostReport, Stats};
-pub use stream::NotificationStream;
-pub use subscription::{ObserverBuilder, ObserverId, Subscription};
-pub use wildcard::{AnyNotification, WildcardBuilder};
+pub use hub::spawn::{SpawnOptions, SpawnedHandler};
+pub use hub::stats::{BufferStats, PostReport, Stats};
+pub use hub::stream::NotificationStream;
+pub use hub::subscription::{ObserverBuilder, ObserverId, Subscription, Terminal};
+pub use hub::wildcard::{AnyNotification, WildcardBuilder};
 
 #[cfg(feature = "apns")]
 pub mod apns;

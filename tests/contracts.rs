@@ -1487,16 +1487,16 @@ fn queue_depth_is_reported_per_buffered_subscriber() {
 #[test]
 fn typed_channel_handle_posts_like_center() {
     let center = NotificationCenter::new();
-    let channel = center.channel::<Ev>();
+    let channel = center.poster::<Ev>();
     assert!(channel.center().same_center(&center));
     let log = Log::new();
     let l = log.clone();
     let _via_center = center.observe(move |e: &Ev| l.push(("center", e.0)));
     let l = log.clone();
-    let _via_channel = channel.observe(move |e| l.push(("channel", e.0)));
-    let mut stream = channel.subscribe();
+    let _via_channel = center.observe(move |e: &Ev| l.push(("channel", e.0)));
+    let mut stream = center.subscribe::<Ev>();
     let sender = SenderId::new();
-    let mut from_sender = channel.observer().sender(sender).stream();
+    let mut from_sender = center.observer::<Ev>().sender(sender).stream();
 
     assert_eq!(channel.post(Ev(1)).received, 3);
     assert_eq!(center.post(Ev(2)).received, 3);
@@ -1521,9 +1521,9 @@ fn typed_channel_handle_posts_like_center() {
 #[tokio::test]
 async fn typed_channel_post_async_waits_like_center() {
     let center = NotificationCenter::new();
-    let channel = center.channel::<Ev>();
-    let mut slow = channel
-        .observer()
+    let channel = center.poster::<Ev>();
+    let mut slow = center
+        .observer::<Ev>()
         .policy(Overflow::Backpressure { capacity: 1 })
         .stream();
     let sender = SenderId::new();

@@ -4,9 +4,10 @@
 use std::fmt::Debug;
 
 use herald::{
-    BufferStats, CenterBuilder, Channel, CoalesceBy, DeadNotification, Lagged, Notification,
+    BufferStats, CenterBuilder, CoalesceBy, DeadNotification, Lagged, Notification,
     NotificationCenter, NotificationStream, ObserverBuilder, ObserverId, ObserverPanicked,
-    Overflow, PanicPolicy, PostReport, RecvError, SenderId, Stats, Subscription, TryRecvError,
+    Overflow, PanicPolicy, PostReport, Poster, RecvError, SenderId, Stats, Subscription,
+    TryRecvError,
 };
 
 struct Ev;
@@ -40,7 +41,7 @@ macro_rules! assert_error {
 assert_thread_safe!(
     NotificationCenter,
     CenterBuilder,
-    Channel<Ev>,
+    Poster<Ev>,
     ObserverBuilder<Ev>,
     Subscription,
     NotificationStream<Ev>,
@@ -65,7 +66,7 @@ assert_error!(RecvError, TryRecvError, Lagged);
 const _: fn() = || {
     fn check<T: Unpin>() {}
     check::<NotificationCenter>();
-    check::<Channel<Ev>>();
+    check::<Poster<Ev>>();
     check::<Subscription>();
     check::<NotificationStream<Ev>>();
 };
@@ -79,7 +80,7 @@ const _: fn() = || {
 #[test]
 fn futures_are_send_and_sync() {
     let center = NotificationCenter::new();
-    let channel = center.channel::<Ev>();
+    let channel = center.poster::<Ev>();
     let mut stream = center.subscribe::<Ev>();
 
     // `NotificationStream::recv`: spawnable on a multi-threaded runtime. Like tokio's
@@ -132,7 +133,7 @@ fn futures_are_static_when_they_own_their_handles() {
 #[test]
 fn handles_are_send_and_sync_as_values() {
     let center = NotificationCenter::new();
-    let channel = center.channel::<Ev>();
+    let channel = center.poster::<Ev>();
     let builder = center.observer::<Ev>();
     let subscription = center.observe(|_: &Ev| {});
     let stream = center.subscribe::<Ev>();

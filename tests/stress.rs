@@ -186,7 +186,7 @@ fn churn(center: &NotificationCenter, id: u64, stop: &AtomicBool, tally: &ChurnT
 fn observers_subscribed_throughout_see_every_post_once_in_order_under_churn() {
     let started = Instant::now();
     let center = NotificationCenter::new();
-    let channel = center.channel::<Msg>();
+    let channel = center.poster::<Msg>();
 
     // Subscribed throughout: two inline observers around the churned ones' priorities...
     let high = per_poster();

@@ -130,7 +130,7 @@ async fn spawned_handlers_under_concurrent_posters_lose_and_duplicate_nothing() 
         .map(|poster| {
             let center = center.clone();
             tokio::spawn(async move {
-                let channel = center.channel::<Msg>();
+                let channel = center.poster::<Msg>();
                 for seq in 0..PER_POSTER {
                     let report = channel.post_async(Msg { poster, seq }).await;
                     assert_eq!(report.dropped, 0);

@@ -13,7 +13,7 @@ use crate::apns::{
 };
 use crate::bridge::{DeviceRegistry, Environment};
 use crate::{
-    BufferStats, Notification, NotificationCenter, ObserverBuilder, ObserverId, RecvError,
+    BufferStats, Notification, NotificationCenter, ObserverBuilder, ObserverId, RecvError, Terminal,
 };
 
 /// APNs accepted a push the bridge sent. Posted into the center the sink forwards from.
@@ -651,9 +651,11 @@ impl<N> fmt::Debug for SinkMap<N> {
     }
 }
 
-impl<N: Notification> ObserverBuilder<N> {
+impl<N: Notification> Terminal<N> for SinkMap<N> {
+    type Output = Forwarding;
+
     /// Forwards to APNs: notifications wait in this subscription's bounded buffer (the
-    /// builder's [`policy`](Self::policy), default drop-oldest 1024), then a tokio task maps,
+    /// builder's [`policy`](ObserverBuilder::policy), default drop-oldest 1024), then a tokio task maps,
     /// resolves and sends them and posts the outcomes back into this center. Needs a tokio
     /// runtime. Dropping the returned guard stops forwarding at once;
     /// [`Forwarding::finish`] drains first.
@@ -678,9 +680,10 @@ impl<N: Notification> ObserverBuilder<N> {
     /// assert_eq!(forwarding.queue().map(|q| q.capacity), Some(100));
     /// # }
     /// ```
-    pub fn forward(self, target: SinkMap<N>) -> Forwarding {
-        let center = self.center.clone();
-        let stream = self.stream();
+    fn subscribe(self, builder: ObserverBuilder<N>) -> Forwarding {
+        let target = self;
+        let center = builder.center().clone();
+        let stream = builder.stream();
         let id = stream.id();
         let closing = Arc::new(Notify::new());
         let done = Arc::new(Notify::new());

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::channel::{Core, Entry, Filter, Kind};
-use crate::stream::{Buffer, NotificationStream};
+use crate::hub::engine::{Core, Entry, Filter, Kind};
+use crate::hub::stream::{Buffer, NotificationStream};
 use crate::{Notification, NotificationCenter, Overflow, SenderId};
 
 /// Identifies one subscription, in reports such as [`ObserverPanicked`](crate::ObserverPanicked).
@@ -130,14 +130,14 @@ impl fmt::Debug for Subscription {
 
 /// The one way to subscribe, whatever the delivery: options, then a terminal.
 ///
-/// Made by [`NotificationCenter::observer`] or [`Channel::observer`](crate::Channel::observer).
+/// Made by [`NotificationCenter::observer`].
 /// Options: [`sender`](Self::sender) (Apple's `object:`), [`filter`](Self::filter),
 /// [`priority`](Self::priority), [`replay_last`](Self::replay_last), [`policy`](Self::policy).
 /// Terminals: [`inline`](Self::inline) (a closure on the posting thread),
 /// [`inline_weak`](Self::inline_weak) (the same, while a target lives),
 /// [`stream`](Self::stream) (an async stream with a bounded buffer),
 /// [`spawn`](Self::spawn) / [`spawn_with`](Self::spawn_with) (an async handler on tokio), and
-/// [`record`](Self::record) (a [`Recorder`](crate::testkit::Recorder) for tests).
+/// [`record`](Self::record) (a [`Recorder`](crate::hub::testkit::Recorder) for tests).
 ///
 /// ```
 /// use herald::{NotificationCenter, Notification, Overflow, SenderId};
@@ -227,6 +227,17 @@ impl<N: Notification> ObserverBuilder<N> {
         self
     }
 
+    /// The center this subscription is made in (for terminals that post back into it).
+    pub fn center(&self) -> &NotificationCenter {
+        &self.center
+    }
+
+    /// Hands the subscription to a [`Terminal`]: a delivery kind defined outside the hub
+    /// (the bridge's `ApnsSink`, a user's own).
+    pub fn forward<T: Terminal<N>>(self, terminal: T) -> T::Output {
+        terminal.subscribe(self)
+    }
+
     /// Calls `observer` on the posting thread, before `post` returns.
     pub fn inline<F>(self, observer: F) -> Subscription
     where
@@ -279,6 +290,42 @@ impl<N: Notification> ObserverBuilder<N> {
         let id = self.core.subscribe(&self.center.inner, entry, self.replay);
         NotificationStream::new(buffer, Subscription::new(to_weak(&self.core), id))
     }
+}
+
+/// A delivery kind added from outside the hub, subscribed with [`ObserverBuilder::forward`].
+///
+/// A terminal receives the builder with every option the user chose and makes the
+/// subscription through the builder's public terminals (most often
+/// [`stream`](ObserverBuilder::stream), with a task that drains it). The bridge's `ApnsSink`
+/// and `NatsBridge` are terminals; so can a user's own delivery kind be.
+///
+/// ```
+/// use herald::{Notification, NotificationCenter, NotificationStream, ObserverBuilder, Terminal};
+///
+/// /// Collects into a stream, and says what it subscribed to.
+/// struct Named;
+///
+/// impl<N: Notification> Terminal<N> for Named {
+///     type Output = (&'static str, NotificationStream<N>);
+///     fn subscribe(self, builder: ObserverBuilder<N>) -> Self::Output {
+///         (N::name(), builder.stream())
+///     }
+/// }
+///
+/// struct Saved;
+/// impl Notification for Saved { fn name() -> &'static str { "doc.saved" } }
+///
+/// let center = NotificationCenter::new();
+/// let (name, mut saved) = center.observer::<Saved>().forward(Named);
+/// center.post(Saved);
+/// assert_eq!(name, "doc.saved");
+/// assert!(saved.try_recv().is_ok());
+/// ```
+pub trait Terminal<N: Notification> {
+    /// What the subscription hands back: a guard, or a handle that holds one.
+    type Output;
+    /// Makes the subscription, honouring the builder's options.
+    fn subscribe(self, builder: ObserverBuilder<N>) -> Self::Output;
 }
 
 pub(crate) fn to_weak<N: Notification>(core: &Arc<Core<N>>) -> Weak<dyn Unsubscribe> {

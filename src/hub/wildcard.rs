@@ -5,7 +5,7 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::subscription::Subscription;
+use crate::hub::subscription::Subscription;
 use crate::{Notification, NotificationCenter, ObserverId, SenderId};
 
 /// A notification seen through a wildcard observer: its name, its sender, and the value

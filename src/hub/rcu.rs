@@ -42,7 +42,9 @@ use std::marker::PhantomData;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, thread_local};
+use crate::hub::sync::{
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, thread_local,
+};
 
 /// Per-thread, per-notification-type counters, written only by the owning thread.
 #[derive(Default)]
@@ -319,7 +321,7 @@ pub(crate) struct Domain {
     #[cfg(herald_loom)]
     wake_lock: Mutex<()>,
     #[cfg(herald_loom)]
-    wake_cv: crate::sync::Condvar,
+    wake_cv: crate::hub::sync::Condvar,
 }
 
 impl Domain {
@@ -334,7 +336,7 @@ impl Domain {
             #[cfg(herald_loom)]
             wake_lock: Mutex::new(()),
             #[cfg(herald_loom)]
-            wake_cv: crate::sync::Condvar::new(),
+            wake_cv: crate::hub::sync::Condvar::new(),
         }
     }
 

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::overflow::{Overflow, PolicyKind};
-use crate::stats::BufferStats;
-use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::hub::overflow::{Overflow, PolicyKind};
+use crate::hub::stats::BufferStats;
+use crate::hub::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 use crate::{Lagged, ObserverId, RecvError, Subscription, TryRecvError};
 
 /// What happened to a value offered to a buffer.
@@ -222,7 +222,7 @@ impl<N> Buffer<N> {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn wake(&self, mut st: crate::sync::MutexGuard<'_, State<N>>) {
+    fn wake(&self, mut st: crate::hub::sync::MutexGuard<'_, State<N>>) {
         let waker = st.waker.take();
         let blocked = st.blocked != 0;
         drop(st);

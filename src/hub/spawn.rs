@@ -15,10 +15,10 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::center::{CenterInner, PanicPolicy};
-use crate::channel::{Entry, Kind};
-use crate::stream::Buffer;
-use crate::subscription::{Unsubscribe, to_weak};
+use crate::hub::center::{CenterInner, PanicPolicy};
+use crate::hub::engine::{Entry, Kind};
+use crate::hub::stream::Buffer;
+use crate::hub::subscription::{Unsubscribe, to_weak};
 use crate::{
     BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, ObserverPanicked,
     RecvError, Subscription,
@@ -283,7 +283,7 @@ impl Shared {
             ObserverPanicked {
                 notification: self.notification,
                 observer: self.observer,
-                message: crate::channel::panic_message(payload.as_ref()),
+                message: crate::hub::engine::panic_message(payload.as_ref()),
             },
         );
     }

@@ -1,4 +1,4 @@
-//! [`NotificationCenter`], the hub, and [`Channel`], its typed handle for hot paths.
+//! [`NotificationCenter`], the hub, and [`Poster`], its typed handle for hot paths.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -6,11 +6,11 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use crate::channel::{Core, ErasedChannel, Kind, Waiting};
-use crate::rcu::{Domain, RcuCell, ReadGuard};
-use crate::subscription::Unsubscribe;
-use crate::sync::Mutex;
-use crate::wildcard::{WildSpec, WildcardBuilder};
+use crate::hub::engine::{Core, ErasedChannel, Kind, Waiting};
+use crate::hub::rcu::{Domain, RcuCell, ReadGuard};
+use crate::hub::subscription::Unsubscribe;
+use crate::hub::sync::Mutex;
+use crate::hub::wildcard::{WildSpec, WildcardBuilder};
 use crate::{
     AnyNotification, Notification, NotificationStream, ObserverBuilder, PostReport, SenderId,
     Stats, Subscription,
@@ -316,12 +316,12 @@ impl NotificationCenter {
     /// [`Overflow::Backpressure`](crate::Overflow::Backpressure)). Other subscribers are
     /// served as by [`post`](Self::post).
     pub async fn post_async<N: Notification>(&self, notification: N) -> PostReport {
-        self.channel::<N>().post_async(notification).await
+        self.poster::<N>().post_async(notification).await
     }
 
-    /// The typed handle of `N`: posts through it skip the per-post type lookup.
-    pub fn channel<N: Notification>(&self) -> Channel<N> {
-        Channel {
+    /// The poster of `N`: posts through it skip the per-post type lookup.
+    pub fn poster<N: Notification>(&self) -> Poster<N> {
+        Poster {
             core: self.inner.core::<N>(),
             center: self.clone(),
         }
@@ -431,11 +431,10 @@ impl NotificationCenter {
     }
 }
 
-/// The typed handle of one notification type, for hot paths.
+/// A poster of one notification type: posts through it skip the per-post type lookup.
 ///
-/// Made by [`NotificationCenter::channel`]. Posting through it skips the type lookup that
-/// [`NotificationCenter::post`] does; it is otherwise the same center (cheap to clone,
-/// `Send + Sync`).
+/// Made by [`NotificationCenter::poster`]. It only posts (and reads the type's counters);
+/// subscriptions are made on the center. Cheap to clone, `Send + Sync`.
 ///
 /// ```
 /// use herald::{NotificationCenter, Notification};
@@ -444,36 +443,36 @@ impl NotificationCenter {
 /// impl Notification for Frame {}
 ///
 /// let center = NotificationCenter::new();
-/// let frames = center.channel::<Frame>();
-/// let _render = frames.observe(|f| assert!(f.0 < 100));
+/// let frames = center.poster::<Frame>();
+/// let _render = center.observe(|f: &Frame| assert!(f.0 < 100));
 /// for i in 0..100 {
 ///     frames.post(Frame(i));
 /// }
 /// assert_eq!(frames.stats().delivered, 100);
 /// ```
-pub struct Channel<N: Notification> {
+pub struct Poster<N: Notification> {
     core: Arc<Core<N>>,
     center: NotificationCenter,
 }
 
-impl<N: Notification> Clone for Channel<N> {
+impl<N: Notification> Clone for Poster<N> {
     fn clone(&self) -> Self {
-        Channel {
+        Poster {
             core: self.core.clone(),
             center: self.center.clone(),
         }
     }
 }
 
-impl<N: Notification> fmt::Debug for Channel<N> {
+impl<N: Notification> fmt::Debug for Poster<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Channel")
+        f.debug_struct("Poster")
             .field("notification", &N::name())
             .finish_non_exhaustive()
     }
 }
 
-impl<N: Notification> Channel<N> {
+impl<N: Notification> Poster<N> {
     /// Posts without a sender (see [`NotificationCenter::post`]).
     #[inline]
     pub fn post(&self, notification: N) -> PostReport {
@@ -536,30 +535,12 @@ impl<N: Notification> Channel<N> {
         report
     }
 
-    /// Starts a subscription to this type (see [`NotificationCenter::observer`]).
-    pub fn observer(&self) -> ObserverBuilder<N> {
-        ObserverBuilder::new(self.center.clone(), self.core.clone())
-    }
-
-    /// Observes with an inline closure.
-    pub fn observe<F>(&self, observer: F) -> Subscription
-    where
-        F: Fn(&N) + Send + Sync + 'static,
-    {
-        self.observer().inline(observer)
-    }
-
-    /// A stream with the default policy.
-    pub fn subscribe(&self) -> NotificationStream<N> {
-        self.observer().stream()
-    }
-
     /// This type's counters.
     pub fn stats(&self) -> Stats {
         self.core.stats()
     }
 
-    /// The center this channel belongs to.
+    /// The center this poster posts into.
     pub fn center(&self) -> &NotificationCenter {
         &self.center
     }
@@ -568,7 +549,7 @@ impl<N: Notification> Channel<N> {
 /// The backpressure subscribers a `post_async` still has to serve.
 struct PendingPushes<'a, N: Notification> {
     core: &'a Core<N>,
-    entries: Vec<Arc<crate::channel::Entry<N>>>,
+    entries: Vec<Arc<crate::hub::engine::Entry<N>>>,
     served: usize,
 }
 

@@ -20,12 +20,12 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 
-use crate::center::{CenterInner, PanicPolicy};
-use crate::rcu::{Domain, RcuCell, ReadGuard, Retired, TypeCounters};
-use crate::stats::{BufferStats, PostReport, Stats};
-use crate::stream::{Buffer, PushResult};
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
-use crate::wildcard::{AnyNotification, WildSpec};
+use crate::hub::center::{CenterInner, PanicPolicy};
+use crate::hub::rcu::{Domain, RcuCell, ReadGuard, Retired, TypeCounters};
+use crate::hub::stats::{BufferStats, PostReport, Stats};
+use crate::hub::stream::{Buffer, PushResult};
+use crate::hub::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::hub::wildcard::{AnyNotification, WildSpec};
 use crate::{DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId};
 
 /// A predicate filter on the notification value.
@@ -132,7 +132,7 @@ struct Last<N> {
 #[cfg(not(herald_loom))]
 type LastLock<N> = parking_lot::ReentrantMutex<RefCell<Last<N>>>;
 #[cfg(herald_loom)]
-type LastLock<N> = crate::sync::Mutex<RefCell<Last<N>>>;
+type LastLock<N> = crate::hub::sync::Mutex<RefCell<Last<N>>>;
 
 /// The channel of one notification type.
 pub(crate) struct Core<N> {

@@ -1,0 +1,28 @@
+//! The hub: the notification center, its engine, and every delivery kind.
+//!
+//! Always compiled; it imports nothing from the APNs client, the mock, the bridge or the CLI.
+//!
+//! - [`center`]: `NotificationCenter` (post, subscribe, counters) and its typed handle.
+//! - [`engine`]: one engine per notification type: subscriber snapshots, the delivery loop,
+//!   subscribe / unsubscribe, replay, counters. With [`rcu`] and [`sync`], everything that makes
+//!   the hub correct under concurrency.
+//! - Delivery kinds: [`stream`] (buffered), [`spawn`] (async handlers), [`queue`] (Apple's
+//!   coalescing queue), [`wildcard`] (type-erased observation of all or a family).
+//! - [`subscription`]: the one builder and the guard.
+
+pub(crate) mod center;
+pub mod contracts;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod notification;
+pub(crate) mod overflow;
+pub(crate) mod queue;
+pub(crate) mod rcu;
+pub(crate) mod spawn;
+pub(crate) mod stats;
+pub(crate) mod stream;
+pub(crate) mod subscription;
+pub(crate) mod sync;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub(crate) mod wildcard;

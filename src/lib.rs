@@ -55,7 +55,10 @@ pub use hub::testkit;
 
 pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster};
 pub use hub::error::{Lagged, RecvError, TryRecvError};
-pub use hub::notification::{DeadNotification, Notification, ObserverPanicked, SenderId};
+pub use hub::notification::AnyNotification;
+pub use hub::notification::{
+    DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId,
+};
 pub use hub::overflow::{CoalesceBy, DEFAULT_CAPACITY, Overflow};
 pub use hub::queue::{
     Coalescing, DEFAULT_IDLE_AFTER, Enqueued, NotificationQueue, NotificationQueueBuilder,
@@ -64,8 +67,8 @@ pub use hub::queue::{
 pub use hub::spawn::{SpawnOptions, SpawnedHandler};
 pub use hub::stats::{BufferStats, PostReport, Stats};
 pub use hub::stream::NotificationStream;
-pub use hub::subscription::{ObserverBuilder, ObserverId, Subscription, Terminal};
-pub use hub::wildcard::{AnyNotification, WildcardBuilder};
+pub use hub::subscription::{ObserverBuilder, Subscription, Terminal};
+pub use hub::wildcard::WildcardBuilder;
 
 #[cfg(feature = "apns")]
 pub mod apns;

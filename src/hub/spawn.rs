@@ -15,13 +15,12 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::hub::center::{CenterInner, PanicPolicy};
-use crate::hub::engine::{Entry, Kind};
-use crate::hub::stream::Buffer;
+use crate::hub::engine::{PanicPolicy, entry};
+use crate::hub::stream::{Buffer, Buffered};
 use crate::hub::subscription::{Unsubscribe, to_weak};
 use crate::{
-    BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, ObserverPanicked,
-    RecvError, Subscription,
+    BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, RecvError,
+    Subscription,
 };
 
 /// How a spawned handler runs: on which runtime, how many calls at once, and whether
@@ -192,35 +191,26 @@ impl<N: Notification> ObserverBuilder<N> {
             }),
         };
         let buffer = Arc::new(Buffer::new(self.policy));
-        let entry = Entry::new(
-            self.priority,
-            self.sender,
-            self.filter,
-            Kind::Buffered(buffer.clone()),
+        let kind = Buffered(buffer.clone());
+        let id = self.core.subscribe(
+            entry(self.priority, self.sender, self.filter, kind),
+            self.replay,
         );
-        let id = self.core.subscribe(&self.center.inner, entry, self.replay);
         let subscription = Subscription::new(to_weak(&self.core), id);
         // The task's stream holds no unsubscribe handle of its own: the guard owns the
         // subscription, so dropping the guard unsubscribes synchronously.
         let stream = NotificationStream::new(buffer.clone(), Subscription::new(no_channel(), id));
         let core = Arc::downgrade(&self.core);
-        let counted = core.clone();
+        let policy = self.core.panic_policy();
         let shared = Arc::new(Shared {
-            count_panic: Box::new(move || {
-                if let Some(core) = counted.upgrade() {
-                    core.count_panicked();
-                }
+            // Counted and reported as the engine does an inline observer's panic.
+            report_panic: Box::new(move |payload| match core.upgrade() {
+                Some(core) => core.observer_panicked(id, payload),
+                None if policy == PanicPolicy::Propagate => resume_unwind(payload),
+                None => {}
             }),
+            policy,
             gate: Gate::default(),
-            center: Arc::downgrade(&self.center.inner),
-            post_report: Box::new(move |center, report| {
-                // As the engine reports an inline observer's panic: only when observed.
-                if let Some(core) = core.upgrade() {
-                    let guard = core.domain().read();
-                    center.post_if_observed(&guard, report);
-                }
-            }),
-            observer: id,
             notification: N::name(),
             panicked: AtomicU64::new(0),
         });
@@ -251,17 +241,13 @@ fn no_channel() -> Weak<dyn Unsubscribe> {
     weak
 }
 
-/// Posts an [`ObserverPanicked`] into the center, the way the engine does.
-type ReportPanic = Box<dyn Fn(&CenterInner, ObserverPanicked) + Send + Sync>;
-
 /// What the guard and the task share.
 struct Shared {
-    /// Counts the panic in the type's `Stats::panicked`.
-    count_panic: Box<dyn Fn() + Send + Sync>,
+    /// Counts the panic in the type's `Stats::panicked` and reports it (or resumes it under
+    /// `Propagate`).
+    report_panic: Box<dyn Fn(Box<dyn Any + Send>) + Send + Sync>,
+    policy: PanicPolicy,
     gate: Gate,
-    center: Weak<CenterInner>,
-    post_report: ReportPanic,
-    observer: ObserverId,
     notification: &'static str,
     panicked: AtomicU64,
 }
@@ -270,22 +256,10 @@ impl Shared {
     /// Counts and reports a panic; under `Propagate`, stops the handler and resumes it.
     fn panicked(&self, payload: Box<dyn Any + Send>) {
         self.panicked.fetch_add(1, Ordering::Relaxed);
-        (self.count_panic)();
-        let Some(inner) = self.center.upgrade() else {
-            return;
-        };
-        if inner.panic_policy() == PanicPolicy::Propagate {
+        if self.policy == PanicPolicy::Propagate {
             self.gate.close();
-            resume_unwind(payload);
         }
-        (self.post_report)(
-            &inner,
-            ObserverPanicked {
-                notification: self.notification,
-                observer: self.observer,
-                message: crate::hub::engine::panic_message(payload.as_ref()),
-            },
-        );
+        (self.report_panic)(payload);
     }
 }
 

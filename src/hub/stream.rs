@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use crate::hub::engine::{Cx, Delivery, Kind, Meta, WaitForRoom};
 use crate::hub::overflow::{Overflow, PolicyKind};
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
@@ -487,5 +488,61 @@ impl<N> fmt::Debug for NotificationStream<N> {
             .field("capacity", &self.buffer.capacity)
             .field("policy", &self.buffer.policy)
             .finish_non_exhaustive()
+    }
+}
+
+/// The buffered delivery kind: a post hands the shared `Arc<N>` to the buffer.
+pub(crate) struct Buffered<N>(pub(crate) Arc<Buffer<N>>);
+
+impl<N: crate::Notification> Kind<N> for Buffered<N> {
+    fn call(&self, _value: &N, cx: &mut Cx<'_, N>, _meta: &Meta) -> Delivery {
+        let Some(shared) = cx.shared() else {
+            // Unreachable by construction: snapshots with buffers post an `Arc`.
+            return Delivery::Skipped;
+        };
+        match self.0.push(shared) {
+            PushResult::Accepted => Delivery::Accepted,
+            PushResult::AcceptedWithLoss => {
+                cx.count_dropped(false);
+                Delivery::Accepted
+            }
+            PushResult::Refused => {
+                cx.count_dropped(false);
+                Delivery::Skipped
+            }
+            PushResult::Full => {
+                if !cx.wait_for(self.0.clone()) {
+                    self.0.count_dropped();
+                    cx.count_dropped(true);
+                }
+                Delivery::Skipped
+            }
+            PushResult::Closed => Delivery::Skipped,
+        }
+    }
+
+    fn needs_shared(&self) -> bool {
+        true
+    }
+
+    fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {
+        self.0.retire(sink);
+    }
+
+    fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
+        Some(self.0.stats(id))
+    }
+}
+
+impl<N: crate::Notification> WaitForRoom<N> for Buffer<N> {
+    fn push_wait<'a>(
+        &'a self,
+        value: &'a Arc<N>,
+    ) -> Pin<Box<dyn std::future::Future<Output = bool> + Send + Sync + 'a>> {
+        Box::pin(Buffer::push_wait(self, value))
+    }
+
+    fn count_lost(&self) {
+        self.count_dropped();
     }
 }

@@ -845,6 +845,23 @@ async fn runtime_tasks_do_not_keep_the_queue_alive() {
 }
 
 #[test]
+fn a_queue_that_outlives_its_runtime_leaves_entries_to_the_flush_points() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let center = NotificationCenter::new();
+    let log = Log::new(&center);
+    let queue = runtime.block_on(async { NotificationQueue::new(&center) });
+    drop(runtime);
+    queue.enqueue(A(1)); // its task cannot be spawned: no panic, nothing lost
+    queue.enqueue_with(B(2), WhenIdle, Coalescing::None);
+    assert!(log.posts().is_empty());
+    assert_eq!(queue.flush(), 2);
+    assert_eq!(log.posts(), [a(1), b(2)]);
+}
+
+#[test]
 fn shutdown_flushes_then_later_enqueues_post_at_once() {
     let center = NotificationCenter::new();
     let log = Log::new(&center);

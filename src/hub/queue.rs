@@ -87,7 +87,7 @@ impl PostingStyle {
 ///
 /// A key rule carries its key, so a key rule without a key does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0308
 /// use herald::Coalescing;
 /// let rule: Coalescing = Coalescing::ByKey; // error: expected `Coalescing`, found fn item
 /// ```
@@ -645,8 +645,8 @@ struct Inner {
 ///   for it. (So an observer of a queued post must not wait for a thread that flushes the
 ///   same queue or enqueues into it with `Now`.)
 /// - `Now` posts go out at once, ahead of entries pending earlier (they are not in the FIFO),
-///   but after a post in progress on another thread's flush: a group's values reach observers
-///   in the order they were enqueued, so the last value an observer sees is the last one
+///   but after a post in progress on another thread's flush: the values of a group enqueued
+///   by one thread reach observers in that order, so the last value they see is the last one
 ///   enqueued.
 /// - Queued notifications are posted with [`NotificationCenter::post`] or
 ///   [`post_from`](NotificationCenter::post_from): observers, sender filters, replay and the
@@ -660,7 +660,11 @@ struct Inner {
 ///   [`shutdown`](Self::shutdown) flushes and makes every later enqueue (on any clone) post
 ///   at once.
 /// - Runtime tasks hold the queue weakly: they never keep it alive, and a task that finds it
-///   gone does nothing (the drop has flushed).
+///   gone does nothing (the drop has flushed). A runtime that shuts down first leaves its
+///   entries to the flush points.
+/// - An observer that holds a clone (to enqueue from inside posts) keeps the queue alive for
+///   as long as its subscription: end the subscription before the last other clone, or call
+///   [`flush`](Self::flush) / [`shutdown`](Self::shutdown).
 /// - If an observer panics and the center propagates panics
 ///   ([`PanicPolicy::Propagate`](crate::PanicPolicy::Propagate)), the flush still posts the
 ///   rest, then resumes the first panic (not while the thread is already unwinding).

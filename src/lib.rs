@@ -54,7 +54,7 @@ pub use hub::contracts;
 #[cfg(feature = "testkit")]
 pub use hub::testkit;
 
-pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster};
+pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster, ReaderFences};
 pub use hub::error::{Lagged, RecvError, TryRecvError};
 pub use hub::notification::AnyNotification;
 pub use hub::notification::{

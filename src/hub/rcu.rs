@@ -53,7 +53,10 @@
 //! waits: its own section could not end first, and other threads' posts may be blocked on a lock
 //! its observer holds. [`Domain::synchronize`] then returns `None`; the old value is retired
 //! instead ([`Retired`]): freed by a later grace period, or at the end of a post that finds no
-//! other thread mid-post ([`Domain`] tries that when garbage waits).
+//! other thread mid-post. A post's end tries that inside a writers' episode, or when the
+//! garbage holds user code (a removed observer, whose captures the user expects dropped soon);
+//! old snapshots, plain memory, otherwise wait for the next grace period (or for
+//! [`Domain::relieve`] once they pile up).
 //!
 //! # Misuse does not compile
 //! - A cell's writer-side accessors ([`WriteGuard::current`], [`WriteGuard::replace`]) exist only
@@ -359,6 +362,10 @@ fn run_after(domain: u64) {
 
 /// Memory retired by a writer that could not wait for a grace period.
 struct Garbage {
+    /// Holds user code (a removed observer and what its closure captured): freed at the end of
+    /// the next post even when that costs a barrier. Otherwise plain memory (old snapshots),
+    /// freed by the next grace period.
+    urgent: bool,
     /// The grace period number current when it was retired: any grace period with a higher
     /// number began after it left its cell.
     generation: u64,
@@ -376,6 +383,8 @@ pub(crate) struct Domain {
     fallback: AtomicUsize,
     garbage: Mutex<Vec<Garbage>>,
     has_garbage: AtomicBool,
+    /// Some garbage is urgent (see `Garbage::urgent`).
+    urgent_garbage: AtomicBool,
     /// Readers fence while this is set (module docs: "Asymmetric fences").
     fence_readers: AtomicBool,
     episode: Mutex<Episode>,
@@ -404,6 +413,7 @@ impl Domain {
             fallback: AtomicUsize::new(0),
             garbage: Mutex::new(Vec::new()),
             has_garbage: AtomicBool::new(false),
+            urgent_garbage: AtomicBool::new(false),
             fence_readers: AtomicBool::new(!asymmetric),
             episode: Mutex::new(Episode {
                 asymmetric,
@@ -651,11 +661,15 @@ impl Domain {
     }
 
     /// Defers freeing `value` to a later grace period.
-    fn defer(&self, generation: u64, value: Box<dyn Any + Send>) {
+    fn defer(&self, generation: u64, urgent: bool, value: Box<dyn Any + Send>) {
         self.garbage.lock().push(Garbage {
+            urgent,
             generation,
             _value: value,
         });
+        if urgent {
+            self.urgent_garbage.store(true, Ordering::Release);
+        }
         self.has_garbage.store(true, Ordering::Release);
     }
 
@@ -678,6 +692,9 @@ impl Domain {
             let mut g = self.garbage.lock();
             let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.generation < started);
             *g = keep;
+            if !g.iter().any(|x| x.urgent) {
+                self.urgent_garbage.store(false, Ordering::Release);
+            }
             if g.is_empty() {
                 self.has_garbage.store(false, Ordering::Release);
             }
@@ -687,21 +704,30 @@ impl Domain {
         drop(freed);
     }
 
-    /// When the outermost section of a thread closes and garbage waits, try a grace period
-    /// that does not block: it succeeds when no other thread is mid-post.
+    /// When the outermost section of a thread closes and garbage waits, tries a grace period
+    /// that does not block: it succeeds when no other thread is mid-post. Inside a writers'
+    /// episode this costs a scan; outside one, only urgent garbage is worth a barrier.
     #[cold]
-    fn try_collect(&self) {
+    fn collect_at_exit(&self) {
         if Self::inside_a_section() {
             return;
         }
-        // Only inside an episode already open (readers fencing): a post's end does not pay for
-        // a barrier. The lock held through the scan keeps the episode open.
-        let Some(_episode) = self.episode.try_lock() else {
-            return;
-        };
-        if !self.fence_readers.load(Ordering::Relaxed) {
+        if let Some(_held) = self.episode.try_lock()
+            && self.fence_readers.load(Ordering::Relaxed)
+        {
+            // The lock held through the scan keeps the episode (and readers' fences) on.
+            self.collect_if_idle();
             return;
         }
+        if self.urgent_garbage.load(Ordering::Relaxed) {
+            let _episode = self.enter_episode();
+            self.collect_if_idle();
+        }
+    }
+
+    /// The non-blocking grace period: collects only if no read section is open now. The
+    /// caller keeps an episode open (readers fence).
+    fn collect_if_idle(&self) {
         let started = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         fence(Ordering::SeqCst);
         let slots: Vec<&'static Slot> = self.slots.lock().clone();
@@ -819,11 +845,13 @@ impl Drop for ReadGuard<'_> {
                 slot.depth.set(depth);
                 if depth == 0 {
                     slot.state.store(slot.count.get() << 1, Ordering::Release);
-                    // Garbage is collected at a post's end only inside a writers' episode (no
-                    // barrier on this path): otherwise the next grace period collects it.
+                    // Garbage is collected at a post's end inside a writers' episode, or when it
+                    // holds user code; plain memory otherwise waits for the next grace period
+                    // (a post's end does not pay for a barrier for it).
                     if slot.after.get()
                         || (self.domain.has_garbage.load(Ordering::Relaxed)
-                            && self.domain.fence_readers.load(Ordering::Relaxed))
+                            && (self.domain.fence_readers.load(Ordering::Relaxed)
+                                || self.domain.urgent_garbage.load(Ordering::Relaxed)))
                     {
                         self.leave_slow(slot);
                     }
@@ -849,7 +877,7 @@ impl ReadGuard<'_> {
             run_after(self.domain.uid);
         }
         if self.domain.has_garbage.load(Ordering::Relaxed) {
-            self.domain.try_collect();
+            self.domain.collect_at_exit();
         }
     }
 }
@@ -939,6 +967,7 @@ impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
         Retired {
             ptr: old,
             generation,
+            urgent: false,
             domain,
         }
     }
@@ -959,6 +988,8 @@ pub(crate) struct Retired<'d, T: Send + 'static> {
     /// because readers may hold `&T` into it (no `Box`, which asserts uniqueness, may exist).
     ptr: *mut T,
     generation: u64,
+    /// See `Garbage::urgent`.
+    urgent: bool,
     domain: &'d Domain,
 }
 
@@ -996,7 +1027,8 @@ impl<'d, T: Send + 'static> Retired<'d, T> {
         if std::ptr::eq(grace.domain, this.domain) && this.generation < grace.started {
             drop(boxed);
         } else {
-            this.domain.defer(this.generation, Box::new(boxed));
+            this.domain
+                .defer(this.generation, this.urgent, Box::new(boxed));
         }
     }
 
@@ -1012,7 +1044,7 @@ impl<'d, T: Send + 'static> Retired<'d, T> {
 impl<T: Send + 'static> Drop for Retired<'_, T> {
     fn drop(&mut self) {
         self.domain
-            .defer(self.generation, Box::new(Boxed(self.ptr)));
+            .defer(self.generation, self.urgent, Box::new(Boxed(self.ptr)));
     }
 }
 
@@ -1024,6 +1056,7 @@ impl Domain {
         Retired {
             ptr: Box::into_raw(Box::new(value)),
             generation: self.retirement_point(),
+            urgent: true,
             domain: self,
         }
     }

@@ -1,36 +1,6 @@
 //! The registry's storage seam: [`RegistryStore`], a versioned key-value store with
 //! compare-and-set, its records and their wire format, and the in-memory [`MemoryStore`].
 //!
-//! # Layout
-//!
-//! Two kinds of keys, each with a [`Revision`]:
-//!
-//! | key | value | role |
-//! |---|---|---|
-//! | subject | [`SubjectRecord`]: the subject's devices (token, topic, environment, registration time, quarantine) and its release markers | what the sink reads to address a subject; *replace old → new*, *delete on 410*, *quarantine* and *release* are each one compare-and-set of this one key |
-//! | token | [`Claim`]: which subject may hold the token | the token → subject index; makes "a subject never takes another subject's token" hold across processes |
-//!
-//! A store does no registry logic: [`DeviceRegistry`](crate::bridge::DeviceRegistry) runs
-//! the protocol (described there) over these five methods, so a store for another system
-//! (NATS key-value, Redis, a SQL table) is a thin adapter. [`conformance`](crate::bridge::conformance)
-//! (feature `testkit`) checks an implementation.
-//!
-//! # Wire format
-//!
-//! [`SubjectRecord::encode`] and [`Claim::encode`] give the bytes a store keeps (JSON, with a
-//! version field `v`; times as milliseconds since the Unix epoch; reasons as Apple's strings):
-//!
-//! ```text
-//! subject record  {"v":1,
-//!                  "devices":[{"token":"a1b2..","topic":"com.example.app","environment":"sandbox",
-//!                              "registered_ms":1700000000123,
-//!                              "quarantine":{"reason":"BadDeviceToken","since_ms":..,
-//!                                            "last_rejected_ms":..,"rejections":2}}],
-//!                  "released":[{"token":"c3d4..","claim":41,"at_ms":1700000000456}]}
-//! claim           {"v":1,"subject":"alice","claimed_ms":1700000000123}
-//! ```
-//!
-//! `quarantine` is omitted for an active device. Readers refuse a `v` they do not know.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -238,8 +208,38 @@ pub struct Claim {
 }
 
 /// Where a [`DeviceRegistry`](crate::bridge::DeviceRegistry) keeps its devices: a versioned
-/// key-value store with compare-and-set, over two key spaces (subjects and tokens). See the
-/// [module docs](self) for the layout and the wire format.
+/// key-value store with compare-and-set, over two key spaces (subjects and tokens).
+///
+/// # Layout
+///
+/// Two kinds of keys, each with a [`Revision`]:
+///
+/// | key | value | role |
+/// |---|---|---|
+/// | subject | [`SubjectRecord`]: the subject's devices (token, topic, environment, registration time, quarantine) and its release markers | what the sink reads to address a subject; *replace old → new*, *delete on 410*, *quarantine* and *release* are each one compare-and-set of this one key |
+/// | token | [`Claim`]: which subject may hold the token | the token → subject index; makes "a subject never takes another subject's token" hold across processes |
+///
+/// A store does no registry logic: [`DeviceRegistry`](crate::bridge::DeviceRegistry) runs
+/// the protocol (described there) over these five methods, so a store for another system
+/// (NATS key-value, Redis, a SQL table) is a thin adapter. `conformance` (feature `testkit`)
+/// checks an implementation.
+///
+/// # Wire format
+///
+/// [`SubjectRecord::encode`] and [`Claim::encode`] give the bytes a store keeps (JSON, with a
+/// version field `v`; times as milliseconds since the Unix epoch; reasons as Apple's strings):
+///
+/// ```text
+/// subject record  {"v":1,
+///                  "devices":[{"token":"a1b2..","topic":"com.example.app","environment":"sandbox",
+///                              "registered_ms":1700000000123,
+///                              "quarantine":{"reason":"BadDeviceToken","since_ms":..,
+///                                            "last_rejected_ms":..,"rejections":2}}],
+///                  "released":[{"token":"c3d4..","claim":41,"at_ms":1700000000456}]}
+/// claim           {"v":1,"subject":"alice","claimed_ms":1700000000123}
+/// ```
+///
+/// `quarantine` is omitted for an active device. Readers refuse a `v` they do not know.
 ///
 /// # Contract
 ///
@@ -466,7 +466,7 @@ impl SubjectRecord {
         r
     }
 
-    /// The record in the wire format (see the [module docs](self)).
+    /// The record in the wire format (see [`RegistryStore`]).
     ///
     /// ```
     /// # use herald::bridge::SubjectRecord;

@@ -330,7 +330,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("\n5. post for bob again: no device left, nothing sent");
     center.post(OrderShipped {
         user: "bob".into(),
-        order: 1007,
+        order: 1006,
     });
     forwarding.finish().await;
 

@@ -255,3 +255,30 @@ fn public_handles_and_futures_are_send_and_sync() {
         send(&endpoint.clone().serve(listener));
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_waits_for_every_outcome_and_stays_subscribed() {
+    let h = Harness::start(DeviceRegistry::in_memory()).await;
+    let t = token(70);
+    h.mock.register_device(&t, BUNDLE);
+    assert_eq!(form(h.addr, "hal", &format!("newToken={t}")).await.0, 200);
+    h.mock
+        .set_latency(herald::mock::Latency::Fixed(Duration::from_millis(20)));
+    for round in 1..=2u64 {
+        for order in 0..25 {
+            h.center.post(Shipped {
+                user: "hal".into(),
+                order,
+            });
+        }
+        h.forwarding.idle().await;
+        // Everything posted before `idle` was sent and answered, with nothing in flight.
+        let m = h.sink.metrics();
+        assert_eq!(
+            (m.sent, m.accepted, m.in_flight),
+            (25 * round, 25 * round, 0)
+        );
+        assert_eq!(h.forwarding.in_flight(), 0);
+        assert_eq!(h.forwarding.queue().unwrap().depth, 0);
+    }
+}

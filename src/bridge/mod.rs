@@ -5,9 +5,9 @@
 //! post(n) ──► NotificationCenter ──► local observers
 //!                 │         └──────► forward(sink.map(..)) ──► queue ──► ApnsClient ──► APNs
 //!                 │                                                                    │
-//! DeviceRegistry ◄── TokenInvalidated / TokenQuarantined / TokenReleased ◄── lifecycle ◄┤
-//!                    PushAccepted / PushRejected / PushFailed / PushSkipped ◄────────────┘
-//!                    PushConfigSuspect / PushConfigRecovered (circuit breaker)
+//!                 │  PushAccepted / PushRejected / PushFailed / PushSkipped ◄──────────┤
+//!                 │  PushConfigSuspect / PushConfigRecovered (circuit breaker) ◄───────┤
+//! DeviceRegistry ◄── TokenInvalidated / TokenQuarantined / TokenReleased ◄─────────────┘
 //!        ▲
 //!        └── RegistrationEndpoint (feature `endpoint`): the app's oldToken / newToken POST
 //! ```

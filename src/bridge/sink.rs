@@ -671,7 +671,8 @@ impl ApnsSink {
         let topic = message.topic.as_ref().or(inner.topic.as_ref());
         match &message.target {
             Target::Token(token) => {
-                let known = inner.registry.as_ref().and_then(|r| match r.device(token) {
+                let token = token.trim().to_ascii_lowercase();
+                let known = inner.registry.as_ref().and_then(|r| match r.device(&token) {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::warn!(error = %e, "apns sink: could not read the device registry");
@@ -679,7 +680,7 @@ impl ApnsSink {
                     }
                 });
                 vec![Resolved {
-                    token: token.clone(),
+                    token,
                     topic: topic.cloned().unwrap_or_default(),
                     subject: None,
                     environment: inner.environment.or(known.as_ref().map(|d| d.environment)),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald::apns::{
-    ApnsClient, ApnsClientBuilder, Certificate, Counters, Endpoint, Payload, Push, PushOutcome,
-    PushType, Reason, RetryPolicy, TokenKey,
+    ApnsClient, ApnsClientBuilder, Certificate, Counters, Endpoint, Failed, Payload, Push,
+    PushOutcome, PushType, Reason, RetryPolicy, TokenKey,
 };
 use herald::mock::{Fault, Latency, MockApns, MockApnsBuilder, MockClock};
 
@@ -125,7 +125,7 @@ async fn every_known_reason_is_mapped() {
                 assert_eq!(&r.reason, reason);
                 assert_eq!(r.status, status);
             }
-            PushOutcome::Failed(e) if status == 429 || status >= 500 => {
+            PushOutcome::Failed(Failed { error: e, .. }) if status == 429 || status >= 500 => {
                 assert!(e.is_retries_exhausted());
                 assert_eq!(e.reason(), Some(reason));
                 assert_eq!(e.status(), Some(status));
@@ -235,7 +235,7 @@ async fn goaway_mid_flight_retries_unprocessed_streams_elsewhere() {
         // they fail as ConnectionLost rather than risk a duplicate; everything above is retried.
         match &o {
             PushOutcome::Accepted(_) => accepted += 1,
-            PushOutcome::Failed(e) if e.is_connection_lost() => {}
+            PushOutcome::Failed(Failed { error: e, .. }) if e.is_connection_lost() => {}
             other => panic!("{other:?}"),
         }
         assert!(ids.insert(p.apns_id().to_owned()));
@@ -267,7 +267,7 @@ async fn dropped_connection_fails_in_flight_push_once_then_reconnects() {
     let p = push(1);
     let outcome = client.send(p.clone()).await;
     match &outcome {
-        PushOutcome::Failed(e) => assert!(e.is_connection_lost(), "{e:?}"),
+        PushOutcome::Failed(Failed { error: e, .. }) => assert!(e.is_connection_lost(), "{e:?}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(s.mock.accepted_count(p.apns_id()), 0);
@@ -516,9 +516,12 @@ async fn fault_matrix_one_outcome_per_push_no_duplicates() {
                 "accepted"
             }
             PushOutcome::Rejected(_) => "rejected",
-            PushOutcome::Failed(e) if e.is_connection_lost() => "connection lost",
-            PushOutcome::Failed(e) if e.is_timeout() => "timeout",
+            PushOutcome::Failed(Failed { error: e, .. }) if e.is_connection_lost() => {
+                "connection lost"
+            }
+            PushOutcome::Failed(Failed { error: e, .. }) if e.is_timeout() => "timeout",
             PushOutcome::Failed(_) => "failed",
+            _ => "another kind of outcome",
         };
         *tally.entry(k).or_default() += 1;
     }
@@ -743,11 +746,11 @@ async fn send_all_gives_each_push_its_own_outcome() {
             ("bad token", PushOutcome::Rejected(r)) => {
                 assert_eq!(r.reason, Reason::BadDeviceToken)
             }
-            ("exhausted", PushOutcome::Failed(e)) => {
+            ("exhausted", PushOutcome::Failed(Failed { error: e, .. })) => {
                 assert!(e.is_retries_exhausted());
                 assert_eq!(e.reason(), Some(&Reason::InternalServerError));
             }
-            ("timeout", PushOutcome::Failed(e)) => assert!(e.is_timeout()),
+            ("timeout", PushOutcome::Failed(Failed { error: e, .. })) => assert!(e.is_timeout()),
             ("unknown", PushOutcome::Rejected(r)) => {
                 assert_eq!(r.reason.as_str(), "NewReasonFrom2031")
             }

@@ -19,7 +19,7 @@ use super::error::{Error, ErrorKind, Msg};
 use super::metrics::{Metrics, RetryCause};
 use super::pool::{Attempt, Pool, PoolConfig, RequestSpec};
 use super::push::{Push, PushType};
-use super::response::{Accepted, PushOutcome, Reason, Rejected, parse_error_body};
+use super::response::{Accepted, Answer, PushOutcome, Reason, parse_error_body};
 
 /// Where to send pushes.
 ///
@@ -481,6 +481,8 @@ impl ApnsClientBuilder {
                 Some((h, uri.port_u16().unwrap_or(8080)))
             }
         };
+        // Every client reports to the `metrics` facade, then to the user's hook.
+        let metrics: Arc<dyn Metrics> = Arc::new(super::metrics::Facade { user: self.metrics });
         let cfg = PoolConfig {
             host,
             port,
@@ -495,7 +497,7 @@ impl ApnsClientBuilder {
             ping_timeout: self.ping_timeout,
             idle_timeout: self.idle_timeout,
             token: self.token.clone(),
-            metrics: self.metrics.clone(),
+            metrics: Some(metrics.clone()),
         };
         let manage_config = PoolConfig {
             host: m_host,
@@ -514,7 +516,7 @@ impl ApnsClientBuilder {
                 manage_pool: OnceLock::new(),
                 token: self.token,
                 retry: self.retry,
-                metrics: self.metrics,
+                metrics: Some(metrics),
                 closed: AtomicBool::new(false),
                 admitted: AtomicUsize::new(0),
                 drained: Notify::new(),
@@ -653,18 +655,24 @@ impl ApnsClient {
             .get_or_init(|| Pool::start(self.inner.pool_config.clone()))
     }
 
-    /// Sends one push and waits for its outcome (retries included).
+    /// Sends one push and waits for its outcome (retries included). A rejected or failed
+    /// outcome hands the push back ([`PushOutcome::into_push`]), so it can be corrected or
+    /// queued again.
     ///
     /// Must be called within a tokio runtime. Never panics on anything a peer sends.
     ///
     /// ```no_run
     /// # use herald::apns::{ApnsClient, Push, PushOutcome};
-    /// # async fn f(client: ApnsClient, push: Push) {
+    /// # async fn f(client: ApnsClient, push: Push, retry_later: impl Fn(Push)) {
     /// match client.send(push).await {
     ///     PushOutcome::Accepted(a) => println!("accepted {}", a.apns_id),
     ///     PushOutcome::Rejected(r) if r.reason.invalidates_token() => println!("delete the token"),
     ///     PushOutcome::Rejected(r) => println!("rejected: {} ({})", r.reason, r.reason.explain()),
-    ///     PushOutcome::Failed(e) => println!("failed: {e}"),
+    ///     PushOutcome::Failed(f) => {
+    ///         println!("failed: {}", f.error);
+    ///         retry_later(f.push);
+    ///     }
+    ///     _ => {}
     /// }
     /// # }
     /// ```
@@ -673,12 +681,14 @@ impl ApnsClient {
             "apns.send",
             apns_id = %push.apns_id(),
             topic = %push.topic(),
+            token = %crate::apns::token_prefix(push.device_token()),
             push_type = push.push_type().as_str(),
         );
-        self.send_inner(push).instrument(span).await
+        let answer = self.send_inner(&push).instrument(span).await;
+        answer.with(push)
     }
 
-    async fn send_inner(&self, push: Push) -> PushOutcome {
+    async fn send_inner(&self, push: &Push) -> Answer {
         if self.inner.token.is_none()
             && matches!(
                 push.push_type(),
@@ -693,13 +703,13 @@ impl ApnsClient {
                 ),
             );
             if let Some(m) = self.inner.metrics.as_deref() {
-                m.sent(&push);
-                m.failed(&push, &e);
+                m.sent(push);
+                m.failed(push, &e);
             }
-            return PushOutcome::Failed(e);
+            return Answer::Failed(e);
         }
-        let spec = Arc::new(push_request(&push));
-        self.deliver(spec, push.apns_id(), Some(&push), self.pool())
+        let spec = Arc::new(push_request(push));
+        self.deliver(spec, push.apns_id(), Some(push), self.pool())
             .await
     }
 
@@ -710,7 +720,7 @@ impl ApnsClient {
         own_id: &str,
         push: Option<&Push>,
         pool: &Pool,
-    ) -> PushOutcome {
+    ) -> Answer {
         let inner = &*self.inner;
         let metrics = inner.metrics.as_deref().zip(push);
         if let Some((m, push)) = metrics {
@@ -721,7 +731,7 @@ impl ApnsClient {
             if let Some((m, push)) = metrics {
                 m.failed(push, &e);
             }
-            return PushOutcome::Failed(e);
+            return Answer::Failed(e);
         }
         inner.admitted.fetch_add(1, Ordering::AcqRel);
         let _guard = AdmitGuard(inner);
@@ -752,7 +762,7 @@ impl ApnsClient {
                         if let Some((m, push)) = metrics {
                             m.accepted(push, started.elapsed());
                         }
-                        break PushOutcome::Accepted(Accepted {
+                        break Answer::Accepted(Accepted {
                             apns_id,
                             apns_unique_id: header("apns-unique-id"),
                         });
@@ -799,17 +809,17 @@ impl ApnsClient {
                         if let Some((m, push)) = metrics {
                             m.failed(push, &e);
                         }
-                        break PushOutcome::Failed(e);
+                        break Answer::Failed(e);
                     }
                     if let Some((m, push)) = metrics {
                         m.rejected(push, status, &reason);
                     }
-                    break PushOutcome::Rejected(Rejected {
+                    break Answer::Rejected {
                         apns_id,
                         status,
                         reason,
                         timestamp,
-                    });
+                    };
                 }
                 Attempt::Unsent {
                     error,
@@ -827,7 +837,7 @@ impl ApnsClient {
                     if let Some((m, push)) = metrics {
                         m.failed(push, &error);
                     }
-                    break PushOutcome::Failed(error);
+                    break Answer::Failed(error);
                 }
                 Attempt::Unsent {
                     error,
@@ -848,22 +858,22 @@ impl ApnsClient {
                     if let Some((m, push)) = metrics {
                         m.failed(push, &error);
                     }
-                    break PushOutcome::Failed(error);
+                    break Answer::Failed(error);
                 }
                 Attempt::Failed(error) => {
                     if let Some((m, push)) = metrics {
                         m.failed(push, &error);
                     }
-                    break PushOutcome::Failed(error);
+                    break Answer::Failed(error);
                 }
             }
         };
         match &outcome {
-            PushOutcome::Accepted(_) => tracing::debug!("accepted"),
-            PushOutcome::Rejected(r) => {
-                tracing::debug!(status = r.status, reason = %r.reason, "rejected")
+            Answer::Accepted(_) => tracing::debug!("accepted"),
+            Answer::Rejected { status, reason, .. } => {
+                tracing::debug!(status, %reason, "rejected")
             }
-            PushOutcome::Failed(e) => tracing::debug!(error = %e, "failed"),
+            Answer::Failed(e) => tracing::debug!(error = %e, "failed"),
         }
         outcome
     }

@@ -302,7 +302,8 @@ fn report(push: &Push, outcome: &PushOutcome) -> ExitCode {
             }
             ExitCode::FAILURE
         }
-        PushOutcome::Failed(e) => {
+        PushOutcome::Failed(f) => {
+            let e = &f.error;
             println!("failed: {e}");
             if e.is_connect() {
                 println!(
@@ -311,6 +312,10 @@ fn report(push: &Push, outcome: &PushOutcome) -> ExitCode {
             } else if e.is_timeout() {
                 println!("No answer in time: APNs may or may not have received the push.");
             }
+            ExitCode::FAILURE
+        }
+        other => {
+            println!("unexpected outcome: {other:?}");
             ExitCode::FAILURE
         }
     }

@@ -123,4 +123,4 @@ pub use error::MockError;
 pub use fault::{Fault, Latency};
 pub use mock_apns::{MockApns, MockApnsBuilder};
 pub use record::{AuthKind, ConnectionStats, Endpoint, RecordedRequest, Stats};
-pub use tls::PushCertificate;
+pub use tls::{PushCertificate, PushCertificateOptions};

@@ -724,13 +724,6 @@ impl ApnsClient {
     }
 
     async fn send_inner(&self, push: Push) -> PushOutcome {
-        if let Some(Err(e)) = self.inner.certificate.as_ref().map(|c| c.check_topic(push.topic())) {
-            if let Some(m) = self.inner.metrics.as_deref() {
-                m.sent(&push);
-                m.failed(&push, &e);
-            }
-            return PushOutcome::Failed(e);
-        }
         if self.inner.token.is_none()
             && matches!(
                 push.push_type(),
@@ -744,6 +737,13 @@ impl ApnsClient {
                     push.push_type().as_str()
                 ),
             );
+            if let Some(m) = self.inner.metrics.as_deref() {
+                m.sent(&push);
+                m.failed(&push, &e);
+            }
+            return PushOutcome::Failed(e);
+        }
+        if let Some(Err(e)) = self.inner.certificate.as_ref().map(|c| c.check_topic(push.topic())) {
             if let Some(m) = self.inner.metrics.as_deref() {
                 m.sent(&push);
                 m.failed(&push, &e);

@@ -503,12 +503,10 @@ impl<V: Verifier> RegistrationEndpoint<V> {
             ));
         }
         let Some(subject) = inner.verifier.verify(&parts).await else {
+            // The failure that spends the allowance is still answered 401 (it was verified);
+            // the address is refused before verification from the next request on.
             if let Err(wait) = inner.failures.failed(&client_key) {
-                tracing::warn!(%client, "registration endpoint: failed verifications, address refused for a while");
-                return Err(too_many(
-                    wait,
-                    "too many refused requests from this address",
-                ));
+                tracing::warn!(%client, ?wait, "registration endpoint: too many failed verifications, address refused for a while");
             }
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,

@@ -237,9 +237,18 @@ fn read_both_ways(issued: &herald::mock::PushCertificate) -> [Certificate; 2] {
 async fn certificate_environments_are_read_and_a_mismatch_is_refused_before_connecting() {
     let mock = cert_mock().await;
     let cases = [
-        (PushCertificateOptions::universal(), vec![Environment::Sandbox, Environment::Production]),
-        (PushCertificateOptions::sandbox_only(), vec![Environment::Sandbox]),
-        (PushCertificateOptions::production_only(), vec![Environment::Production]),
+        (
+            PushCertificateOptions::universal(),
+            vec![Environment::Sandbox, Environment::Production],
+        ),
+        (
+            PushCertificateOptions::sandbox_only(),
+            vec![Environment::Sandbox],
+        ),
+        (
+            PushCertificateOptions::production_only(),
+            vec![Environment::Production],
+        ),
         (PushCertificateOptions::no_environment(), vec![]),
     ];
     for (options, environments) in cases {
@@ -334,7 +343,10 @@ async fn a_push_to_a_topic_the_certificate_does_not_list_fails_before_sending() 
 async fn without_a_topics_extension_the_bundle_id_and_its_suffixes_are_covered() {
     let mock = cert_mock().await;
     let issued = mock
-        .issue_push_certificate_with(BUNDLE, &PushCertificateOptions::universal().without_topics())
+        .issue_push_certificate_with(
+            BUNDLE,
+            &PushCertificateOptions::universal().without_topics(),
+        )
         .unwrap();
     let cert = Certificate::from_pem(issued.cert_pem(), issued.key_pem()).unwrap();
     assert_eq!(cert.topics(), None);

@@ -474,16 +474,25 @@ async fn retry_after_rounds_the_per_subject_wait_up() {
             .build()
     })
     .await;
-    assert_eq!(send(addr, "user-alice", "", &new_token(40)).await.status, 200);
+    assert_eq!(
+        send(addr, "user-alice", "", &new_token(40)).await.status,
+        200
+    );
     let refused = send(addr, "user-alice", "", &new_token(41)).await;
     assert_eq!(refused.status, 429, "{}", refused.json);
     assert_eq!(refused.retry_after(), 2);
     // 1 s (what the old rounding said) is not enough ...
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(send(addr, "user-alice", "", &new_token(41)).await.status, 429);
+    assert_eq!(
+        send(addr, "user-alice", "", &new_token(41)).await.status,
+        429
+    );
     // ... but a client that waits what it was told is served.
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(send(addr, "user-alice", "", &new_token(41)).await.status, 200);
+    assert_eq!(
+        send(addr, "user-alice", "", &new_token(41)).await.status,
+        200
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -506,17 +515,16 @@ async fn retry_after_rounds_the_failed_auth_wait_up() {
     assert_eq!(blocked.status, 429);
     assert_eq!(blocked.retry_after(), 1, "0.1 s left rounds up to 1");
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(send(addr, "user-alice", "", &new_token(40)).await.status, 200);
+    assert_eq!(
+        send(addr, "user-alice", "", &new_token(40)).await.status,
+        200
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_trickled_body_is_cut_off_at_the_request_deadline() {
-    let (registry, addr, _s) = setup_with(|r| {
-        builder(r)
-            .request_timeout(Duration::from_secs(5))
-            .build()
-    })
-    .await;
+    let (registry, addr, _s) =
+        setup_with(|r| builder(r).request_timeout(Duration::from_secs(5)).build()).await;
     let before = snapshot(&registry);
     let started = tokio::time::Instant::now();
     let s = TcpStream::connect(addr).await.unwrap();
@@ -549,15 +557,13 @@ async fn a_trickled_body_is_cut_off_at_the_request_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn headers_that_never_finish_are_cut_off_at_the_request_deadline() {
-    let (_registry, addr, _s) = setup_with(|r| {
-        builder(r)
-            .request_timeout(Duration::from_secs(5))
-            .build()
-    })
-    .await;
+    let (_registry, addr, _s) =
+        setup_with(|r| builder(r).request_timeout(Duration::from_secs(5)).build()).await;
     let started = tokio::time::Instant::now();
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"POST /devices HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    s.write_all(b"POST /devices HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let answer = read_answer(s).await;
     assert_ne!(answer.status, 200);
     let took = started.elapsed();
@@ -602,7 +608,10 @@ async fn connections_over_the_cap_are_refused_at_once_with_retry_after() {
             break;
         }
         assert_eq!(answer.status, 503);
-        assert!(tokio::time::Instant::now() < deadline, "the slots never freed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slots never freed"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -634,16 +643,39 @@ async fn behind_a_trusted_proxy_one_attacker_does_not_lock_out_the_others() {
     ] {
         let (_registry, addr, _s) = setup_with(behind_proxy(header)).await;
         for _ in 0..2 {
-            assert_eq!(send(addr, "guess", attacker, &new_token(44)).await.status, 401);
+            assert_eq!(
+                send(addr, "guess", attacker, &new_token(44)).await.status,
+                401
+            );
         }
-        assert_eq!(send(addr, "guess", attacker, &new_token(44)).await.status, 429);
+        assert_eq!(
+            send(addr, "guess", attacker, &new_token(44)).await.status,
+            429
+        );
         // The attacker is refused, even when it prepends an address of its choosing (the
         // proxy appends the real one to the right of it).
-        assert_eq!(send(addr, "guess", spoofed, &new_token(44)).await.status, 429, "{header:?}");
+        assert_eq!(
+            send(addr, "guess", spoofed, &new_token(44)).await.status,
+            429,
+            "{header:?}"
+        );
         // Others behind the same proxy are not.
-        assert_eq!(send(addr, "user-alice", innocent, &new_token(44)).await.status, 200);
-        assert_eq!(send(addr, "typo", innocent, &new_token(45)).await.status, 401);
-        assert_eq!(send(addr, "user-bob", innocent, &new_token(45)).await.status, 200);
+        assert_eq!(
+            send(addr, "user-alice", innocent, &new_token(44))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            send(addr, "typo", innocent, &new_token(45)).await.status,
+            401
+        );
+        assert_eq!(
+            send(addr, "user-bob", innocent, &new_token(45))
+                .await
+                .status,
+            200
+        );
     }
 }
 
@@ -663,12 +695,18 @@ async fn forwarding_headers_from_untrusted_peers_are_ignored() {
     .await;
     for n in 0..2 {
         let spoof = format!("X-Forwarded-For: 192.0.2.{n}\r\n");
-        assert_eq!(send(addr, "guess", &spoof, &new_token(46)).await.status, 401);
+        assert_eq!(
+            send(addr, "guess", &spoof, &new_token(46)).await.status,
+            401
+        );
     }
     // Rotating the claimed address does not escape the limit: the socket address counts.
     let spoof = "X-Forwarded-For: 192.0.2.99\r\n";
     assert_eq!(send(addr, "guess", spoof, &new_token(46)).await.status, 429);
-    assert_eq!(send(addr, "user-alice", "", &new_token(46)).await.status, 429);
+    assert_eq!(
+        send(addr, "user-alice", "", &new_token(46)).await.status,
+        429
+    );
 }
 
 /// A verifier that holds each request until the test lets it through.
@@ -755,7 +793,10 @@ async fn shutdown_cuts_off_requests_past_the_grace_period() {
     let report = handle.shutdown(Duration::from_secs(3)).await;
     assert_eq!((report.finished, report.aborted), (0, 1));
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(4), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
     // The client gets no answer (the connection closes), and nothing was registered.
     assert_eq!(in_flight.await.unwrap().status, 0);
     task.await.unwrap();

@@ -20,9 +20,12 @@ use rustls_pki_types::pem::PemObject;
 fn a2_style_jwt(p8_pem: &str, kid: &str, iss: &str, iat: i64) -> String {
     let key = PrivatePkcs8KeyDer::from_pem_slice(p8_pem.as_bytes()).unwrap();
     let rng = SystemRandom::new();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.secret_pkcs8_der(), &rng)
-            .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        key.secret_pkcs8_der(),
+        &rng,
+    )
+    .unwrap();
     let h = STANDARD.encode(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#));
     let c = STANDARD.encode(format!(r#"{{"iss":"{iss}","iat":{iat}}}"#));
     let signed = format!("{h}.{c}");
@@ -36,7 +39,11 @@ async fn a2_style_standard_base64_tokens_are_accepted_with_a_warning() {
     let jwt = a2_style_jwt(&s.p8, KEY_ID, TEAM_ID, now_secs());
     // 64 signature bytes always pad to `==`: this is not base64url.
     assert!(jwt.ends_with("=="), "{jwt}");
-    assert!(URL_SAFE_NO_PAD.decode(jwt.rsplit('.').next().unwrap()).is_err());
+    assert!(
+        URL_SAFE_NO_PAD
+            .decode(jwt.rsplit('.').next().unwrap())
+            .is_err()
+    );
     let mut c = s.client().await;
     for _ in 0..2 {
         // The second request reuses the connection's adopted token: still flagged.
@@ -84,14 +91,19 @@ async fn error_answers_are_json_with_a_content_type_and_200s_have_no_body() {
     let s = Setup::new().await;
     let mut c = s.client().await;
     for req in [
-        push(&token(1)),                                       // 403 MissingProviderToken
-        push("zz").bearer(&s.jwt()),                           // 400 BadDeviceToken
+        push(&token(1)),             // 403 MissingProviderToken
+        push("zz").bearer(&s.jwt()), // 400 BadDeviceToken
         Req::new(http::Method::GET, "/3/device/00").bearer(&s.jwt()), // 405
-        Req::new(http::Method::POST, "/nowhere").bearer(&s.jwt()),    // 404 BadPath
+        Req::new(http::Method::POST, "/nowhere").bearer(&s.jwt()), // 404 BadPath
     ] {
         let a = req.send(&mut c).await.unwrap();
         assert!(a.status >= 400, "{}", a.status);
-        assert_eq!(a.header("content-type"), Some("application/json"), "{}", a.status);
+        assert_eq!(
+            a.header("content-type"),
+            Some("application/json"),
+            "{}",
+            a.status
+        );
         assert!(a.reason().is_some());
     }
     let ok = push(&token(1)).bearer(&s.jwt()).send(&mut c).await.unwrap();
@@ -109,9 +121,12 @@ async fn issued_certificates_carry_apples_extensions() {
         (PushCertificateOptions::production_only(), false, true),
         (PushCertificateOptions::no_environment(), false, false),
     ] {
-        let cert = s.mock.issue_push_certificate_with(BUNDLE, &options).unwrap();
-        let der = rustls_pki_types::CertificateDer::from_pem_slice(cert.cert_pem().as_bytes())
+        let cert = s
+            .mock
+            .issue_push_certificate_with(BUNDLE, &options)
             .unwrap();
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(cert.cert_pem().as_bytes()).unwrap();
         let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
         let oids: Vec<String> = parsed
             .extensions()
@@ -132,7 +147,11 @@ async fn issued_certificates_carry_apples_extensions() {
             .unwrap();
         let (_, seq) = x509_parser::der_parser::parse_der(ext.value).unwrap();
         let items = seq.as_sequence().unwrap();
-        let topics: Vec<&str> = items.iter().step_by(2).map(|i| i.as_str().unwrap()).collect();
+        let topics: Vec<&str> = items
+            .iter()
+            .step_by(2)
+            .map(|i| i.as_str().unwrap())
+            .collect();
         let kinds: Vec<&str> = items
             .iter()
             .skip(1)
@@ -141,7 +160,11 @@ async fn issued_certificates_carry_apples_extensions() {
             .collect();
         assert_eq!(
             topics,
-            [BUNDLE, "com.example.app.voip", "com.example.app.complication"]
+            [
+                BUNDLE,
+                "com.example.app.voip",
+                "com.example.app.complication"
+            ]
         );
         assert_eq!(kinds, ["app", "voip", "complication"]);
     }
@@ -151,7 +174,10 @@ async fn issued_certificates_carry_apples_extensions() {
 async fn under_a_certificate_only_the_listed_topics_are_allowed() {
     let s = Setup::with(herald::mock::MockApns::builder().accept_unknown_tokens(true)).await;
     let options = PushCertificateOptions::universal().topics([BUNDLE, "com.example.app.voip"]);
-    let cert = s.mock.issue_push_certificate_with(BUNDLE, &options).unwrap();
+    let cert = s
+        .mock
+        .issue_push_certificate_with(BUNDLE, &options)
+        .unwrap();
     let mut c = connect(&s.mock, Some(&cert)).await;
     let a = push(&token(1)).send(&mut c).await.unwrap();
     assert_eq!(a.status, 200, "{:?}", a.reason());

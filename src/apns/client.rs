@@ -743,7 +743,12 @@ impl ApnsClient {
             }
             return PushOutcome::Failed(e);
         }
-        if let Some(Err(e)) = self.inner.certificate.as_ref().map(|c| c.check_topic(push.topic())) {
+        if let Some(Err(e)) = self
+            .inner
+            .certificate
+            .as_ref()
+            .map(|c| c.check_topic(push.topic()))
+        {
             if let Some(m) = self.inner.metrics.as_deref() {
                 m.sent(&push);
                 m.failed(&push, &e);

@@ -96,7 +96,10 @@ fn b64_part(part: &str) -> Option<(Vec<u8>, B64)> {
     if let Ok(bytes) = URL_SAFE_NO_PAD.decode(part) {
         return Some((bytes, B64::Strict));
     }
-    let unpadded = part.strip_suffix("==").or_else(|| part.strip_suffix('=')).unwrap_or(part);
+    let unpadded = part
+        .strip_suffix("==")
+        .or_else(|| part.strip_suffix('='))
+        .unwrap_or(part);
     let standard = base64::engine::general_purpose::STANDARD_NO_PAD;
     URL_SAFE_NO_PAD
         .decode(unpadded)
@@ -190,7 +193,12 @@ mod tests {
         let claims = r#"{"iss":"T","iat":1700000000,"x":"??>>~~"}"#;
         let sig = [0xfbu8; 64];
         let std = base64::engine::general_purpose::STANDARD;
-        let a2 = format!("{}.{}.{}", std.encode(header), std.encode(claims), std.encode(sig));
+        let a2 = format!(
+            "{}.{}.{}",
+            std.encode(header),
+            std.encode(claims),
+            std.encode(sig)
+        );
         assert!(a2.contains('+') || a2.contains('/'));
         let parsed = parse_token(&a2).unwrap();
         assert!(parsed.lenient_base64);

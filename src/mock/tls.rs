@@ -119,18 +119,26 @@ impl Authority {
         if options.sandbox {
             params
                 .custom_extensions
-                .push(CustomExtension::from_oid_content(&SANDBOX_OID, vec![0x05, 0x00]));
+                .push(CustomExtension::from_oid_content(
+                    &SANDBOX_OID,
+                    vec![0x05, 0x00],
+                ));
         }
         if options.production {
             params
                 .custom_extensions
-                .push(CustomExtension::from_oid_content(&PRODUCTION_OID, vec![0x05, 0x00]));
+                .push(CustomExtension::from_oid_content(
+                    &PRODUCTION_OID,
+                    vec![0x05, 0x00],
+                ));
         }
         if let Some(topics) = &topics {
-            params.custom_extensions.push(CustomExtension::from_oid_content(
-                &TOPICS_OID,
-                encode_topics(bundle_id, topics),
-            ));
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &TOPICS_OID,
+                    encode_topics(bundle_id, topics),
+                ));
         }
         let cert = params.signed_by(&key, &self.issuer).map_err(cert_err)?;
         Ok(PushCertificate {
@@ -466,19 +474,37 @@ mod tests {
         let der = CertificateDer::from_pem_slice(cert.cert_pem().as_bytes()).unwrap();
         assert_eq!(
             certificate_topics(&der),
-            Some(vec!["com.example.app".to_owned(), "com.example.app.voip".to_owned()])
+            Some(vec![
+                "com.example.app".to_owned(),
+                "com.example.app.voip".to_owned()
+            ])
         );
         // SEQUENCE { UTF8String "a.b", SEQUENCE { UTF8String "app" } }
         assert_eq!(
             encode_topics("a.b", &["a.b".to_owned()]),
-            [0x30, 0x0a, 0x0c, 0x03, b'a', b'.', b'b', 0x30, 0x05, 0x0c, 0x03, b'a', b'p', b'p']
+            [
+                0x30, 0x0c, 0x0c, 0x03, b'a', b'.', b'b', 0x30, 0x05, 0x0c, 0x03, b'a', b'p', b'p'
+            ]
         );
         let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
-        let oids: Vec<String> = parsed.extensions().iter().map(|e| e.oid.to_id_string()).collect();
-        assert!(oids.contains(&"1.2.840.113635.100.6.3.1".to_owned()), "{oids:?}");
-        assert!(!oids.contains(&"1.2.840.113635.100.6.3.2".to_owned()), "{oids:?}");
+        let oids: Vec<String> = parsed
+            .extensions()
+            .iter()
+            .map(|e| e.oid.to_id_string())
+            .collect();
+        assert!(
+            oids.contains(&"1.2.840.113635.100.6.3.1".to_owned()),
+            "{oids:?}"
+        );
+        assert!(
+            !oids.contains(&"1.2.840.113635.100.6.3.2".to_owned()),
+            "{oids:?}"
+        );
         let legacy = ca
-            .push_certificate("com.example.app", &PushCertificateOptions::universal().without_topics())
+            .push_certificate(
+                "com.example.app",
+                &PushCertificateOptions::universal().without_topics(),
+            )
             .unwrap();
         let der = CertificateDer::from_pem_slice(legacy.cert_pem().as_bytes()).unwrap();
         assert_eq!(certificate_topics(&der), None);

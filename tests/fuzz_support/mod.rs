@@ -178,7 +178,12 @@ pub fn pem(data: &[u8]) {
     let (cert, key) = input.rest().split_at(split);
     match Certificate::from_pem(cert, key) {
         Ok(c) => {
-            let _ = (c.environments(), c.topics(), c.bundle_id(), c.covers_topic("a.b"));
+            let _ = (
+                c.environments(),
+                c.topics(),
+                c.bundle_id(),
+                c.covers_topic("a.b"),
+            );
         }
         Err(e) => assert!(
             matches!(
@@ -316,6 +321,9 @@ pub fn apns_response(data: &[u8]) {
     }
     let body = Bytes::copy_from_slice(input.rest());
     let harness = response_harness();
+    // One exchange at a time: the script is shared by every caller (tests run in parallel).
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _exclusive = ONE_AT_A_TIME.lock();
     *harness.script.lock() = Script {
         status,
         headers,

@@ -75,7 +75,11 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 
     /// Takes one cell for `key`, or the exact time until one is available.
     pub(super) fn check(&self, key: &K) -> Result<(), Duration> {
-        prune(&self.checks, || self.gcra.len(), || self.gcra.retain_recent());
+        prune(
+            &self.checks,
+            || self.gcra.len(),
+            || self.gcra.retain_recent(),
+        );
         self.gcra
             .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))

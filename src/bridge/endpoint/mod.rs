@@ -467,8 +467,10 @@ impl<V: Verifier> RegistrationEndpoint<V> {
                     r.retry_after,
                 );
                 if close {
-                    res.headers_mut()
-                        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                    res.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
                 }
                 res
             }
@@ -679,7 +681,6 @@ impl<V: Verifier> RegistrationEndpoint<V> {
             }
         }
     }
-
 }
 
 /// `Retry-After` when the device store failed: a guess, since nothing tells when it recovers.

@@ -344,7 +344,11 @@ mod tests {
             "for=_hidden",
             r#"for=1.2"3.4"#,
         ] {
-            assert_eq!(forwarded_for(&headers("forwarded", &[bad])), vec![None], "{bad}");
+            assert_eq!(
+                forwarded_for(&headers("forwarded", &[bad])),
+                vec![None],
+                "{bad}"
+            );
         }
         // A comma inside a quoted string does not split elements.
         assert_eq!(
@@ -364,7 +368,10 @@ mod tests {
         assert_eq!(p.client_address(ip("10.0.0.1"), &h), ip("10.0.0.9"));
         let h = headers("x-forwarded-for", &["10.0.0.3"]);
         assert_eq!(p.client_address(ip("10.0.0.1"), &h), ip("10.0.0.3"));
-        assert_eq!(p.client_address(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+        assert_eq!(
+            p.client_address(ip("10.0.0.1"), &HeaderMap::new()),
+            ip("10.0.0.1")
+        );
         // The other header is never read.
         let h = headers("forwarded", &["for=1.1.1.1"]);
         assert_eq!(p.client_address(ip("10.0.0.1"), &h), ip("10.0.0.1"));
@@ -372,8 +379,14 @@ mod tests {
 
     #[test]
     fn ipv6_limits_count_per_64() {
-        assert_eq!(limit_key(ip("2001:db8::1")), limit_key(ip("2001:db8::ffff:1")));
-        assert_ne!(limit_key(ip("2001:db8::1")), limit_key(ip("2001:db8:0:1::1")));
+        assert_eq!(
+            limit_key(ip("2001:db8::1")),
+            limit_key(ip("2001:db8::ffff:1"))
+        );
+        assert_ne!(
+            limit_key(ip("2001:db8::1")),
+            limit_key(ip("2001:db8:0:1::1"))
+        );
         assert_eq!(limit_key(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
     }
 }

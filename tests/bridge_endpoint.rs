@@ -620,7 +620,7 @@ fn behind_proxy(header: ForwardedHeader) -> impl FnOnce(&DeviceRegistry) -> Endp
     move |r| {
         builder(r)
             .failed_auth_limit(2, Duration::from_secs(600))
-            .trusted_proxies(TrustedProxies::new(header).add("127.0.0.0/8").unwrap())
+            .trusted_proxies(TrustedProxies::new(header).trust("127.0.0.0/8").unwrap())
             .build()
     }
 }
@@ -687,7 +687,7 @@ async fn forwarding_headers_from_untrusted_peers_are_ignored() {
             .failed_auth_limit(2, Duration::from_secs(600))
             .trusted_proxies(
                 TrustedProxies::new(ForwardedHeader::XForwardedFor)
-                    .add("10.0.0.0/8")
+                    .trust("10.0.0.0/8")
                     .unwrap(),
             )
             .build()

@@ -392,7 +392,7 @@ impl Shared {
         }
         if let Some(listed) = &identity.cert_topics
             && push_type != "mdm"
-            && !listed.iter().any(|t| *t == topic)
+            && !listed.contains(&topic)
         {
             return Err(rej(400, "TopicDisallowed"));
         }

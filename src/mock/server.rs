@@ -393,15 +393,9 @@ impl Shared {
             Some(Fault::GoAway { reason }) => fault_action = Some(Action::GoAway(reason)),
             Some(Fault::Accept) => result = Ok((200, vec![], None)),
             Some(Fault::Delay(_)) | None => {
-                result = self.validate(
-                    conn,
-                    parts,
-                    &route,
-                    &body,
-                    too_big,
-                    &mut auth,
-                    &mut warnings,
-                );
+                let mut learned = (auth, warnings);
+                result = self.validate(conn, parts, &route, &body, too_big, &mut learned);
+                (auth, warnings) = learned;
                 if result.is_ok()
                     && is_push
                     && config.error_rate > 0.0
@@ -521,8 +515,8 @@ impl Shared {
         route: &Result<Route, (Endpoint, Rej)>,
         body: &[u8],
         too_big: bool,
-        auth: &mut AuthKind,
-        warnings: &mut Vec<String>,
+        // What authentication learns: who the caller is, and what was accepted leniently.
+        (auth, warnings): &mut (AuthKind, Vec<String>),
     ) -> Result<Served, Rej> {
         let route = route.as_ref().map_err(|(_, r)| r.clone())?;
         let headers = &parts.headers;

@@ -126,9 +126,9 @@ pub fn forwarded(data: &[u8]) {
         (ForwardedHeader::XForwardedFor, "x-forwarded-for")
     };
     let proxies = TrustedProxies::new(header)
-        .add("10.0.0.0/8")
+        .trust("10.0.0.0/8")
         .unwrap()
-        .add("fd00::/8")
+        .trust("fd00::/8")
         .unwrap();
     let mut headers = HeaderMap::new();
     while !input.0.is_empty() {

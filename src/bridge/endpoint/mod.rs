@@ -285,7 +285,7 @@ impl<V: Verifier> RegistrationEndpointBuilder<V> {
     /// ```
     /// # use herald::bridge::{DeviceRegistry, endpoint::{ForwardedHeader, RegistrationEndpoint, TrustedProxies}};
     /// let b = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None)
-    ///     .trusted_proxies(TrustedProxies::new(ForwardedHeader::XForwardedFor).add("10.0.0.0/8")?);
+    ///     .trusted_proxies(TrustedProxies::new(ForwardedHeader::XForwardedFor).trust("10.0.0.0/8")?);
     /// # drop(b);
     /// # Ok::<(), herald::bridge::endpoint::InvalidProxy>(())
     /// ```

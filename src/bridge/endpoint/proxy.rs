@@ -32,7 +32,7 @@ pub enum ForwardedHeader {
 /// ```
 /// use herald::bridge::endpoint::{ForwardedHeader, TrustedProxies};
 ///
-/// let proxies = TrustedProxies::new(ForwardedHeader::XForwardedFor).add("10.0.0.0/8")?;
+/// let proxies = TrustedProxies::new(ForwardedHeader::XForwardedFor).trust("10.0.0.0/8")?;
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.2.3".parse()?);
 /// // Through two trusted proxies: the client is the right-most untrusted hop.
@@ -76,11 +76,11 @@ impl TrustedProxies {
         TrustedProxies::default()
     }
 
-    /// Proxies that write the client address into `header`; add them with [`add`](Self::add).
+    /// Proxies that write the client address into `header`; add them with [`trust`](Self::trust).
     ///
     /// ```
     /// # use herald::bridge::endpoint::{ForwardedHeader, TrustedProxies};
-    /// let p = TrustedProxies::new(ForwardedHeader::Forwarded).add("127.0.0.1")?.add("::1")?;
+    /// let p = TrustedProxies::new(ForwardedHeader::Forwarded).trust("127.0.0.1")?.trust("::1")?;
     /// assert!(p.trusts("::1".parse()?));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -96,10 +96,10 @@ impl TrustedProxies {
     /// ```
     /// # use herald::bridge::endpoint::{ForwardedHeader, TrustedProxies};
     /// let p = TrustedProxies::new(ForwardedHeader::Forwarded);
-    /// assert!(p.clone().add("172.16.0.0/12").is_ok());
-    /// assert!(p.add("proxy.internal").is_err());
+    /// assert!(p.clone().trust("172.16.0.0/12").is_ok());
+    /// assert!(p.trust("proxy.internal").is_err());
     /// ```
-    pub fn add(mut self, proxy: &str) -> Result<TrustedProxies, InvalidProxy> {
+    pub fn trust(mut self, proxy: &str) -> Result<TrustedProxies, InvalidProxy> {
         let text = proxy.trim();
         let net = match text.parse::<IpNet>() {
             Ok(net) => net.trunc(),
@@ -125,7 +125,7 @@ impl TrustedProxies {
     ///
     /// ```
     /// # use herald::bridge::endpoint::{ForwardedHeader, TrustedProxies};
-    /// let p = TrustedProxies::new(ForwardedHeader::Forwarded).add("10.0.0.0/8")?;
+    /// let p = TrustedProxies::new(ForwardedHeader::Forwarded).trust("10.0.0.0/8")?;
     /// assert!(p.trusts("10.200.0.1".parse()?));
     /// assert!(p.trusts("::ffff:10.0.0.1".parse()?)); // IPv4-mapped IPv6 is the IPv4 address
     /// assert!(!p.trusts("11.0.0.1".parse()?));
@@ -141,7 +141,7 @@ impl TrustedProxies {
     ///
     /// ```
     /// # use herald::bridge::endpoint::{ForwardedHeader, TrustedProxies};
-    /// let p = TrustedProxies::new(ForwardedHeader::Forwarded).add("127.0.0.1")?;
+    /// let p = TrustedProxies::new(ForwardedHeader::Forwarded).trust("127.0.0.1")?;
     /// let mut h = http::HeaderMap::new();
     /// h.insert("forwarded", r#"for="[2001:db8::7]:4711";proto=https"#.parse()?);
     /// assert_eq!(p.client_address("127.0.0.1".parse()?, &h), "2001:db8::7".parse::<std::net::IpAddr>()?);
@@ -232,9 +232,7 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
         .map(|element| {
             let mut found = None;
             for pair in split_outside_quotes(element, ';') {
-                let Some((name, value)) = pair.split_once('=') else {
-                    return None;
-                };
+                let (name, value) = pair.split_once('=')?;
                 if name.trim().eq_ignore_ascii_case("for") {
                     if found.is_some() {
                         return None; // two `for`s in one element: malformed
@@ -360,7 +358,7 @@ mod tests {
     #[test]
     fn the_walk_stops_at_the_first_untrusted_or_unusable_hop() {
         let p = TrustedProxies::new(ForwardedHeader::XForwardedFor)
-            .add("10.0.0.0/8")
+            .trust("10.0.0.0/8")
             .unwrap();
         let h = headers("x-forwarded-for", &["1.1.1.1, 2.2.2.2", "10.0.0.9"]);
         assert_eq!(p.client_address(ip("10.0.0.1"), &h), ip("2.2.2.2"));

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::auth::{Certificate, TokenKey};
+use super::auth::{Certificate, CertificateScope, Environment, TokenKey};
 use super::error::{Error, ErrorKind, Msg};
 use super::metrics::{Metrics, RetryCause};
 use super::pool::{Attempt, Pool, PoolConfig, RequestSpec};
@@ -58,6 +58,7 @@ pub struct CustomEndpoint {
     host: String,
     port: u16,
     ca_pem: Option<Vec<u8>>,
+    environment: Option<Environment>,
 }
 
 impl Endpoint {
@@ -84,6 +85,7 @@ impl Endpoint {
             host,
             port: uri.port_u16().unwrap_or(443),
             ca_pem: None,
+            environment: None,
         }))
     }
 
@@ -101,6 +103,41 @@ impl Endpoint {
                 Endpoint::Custom(c)
             }
             other => other,
+        }
+    }
+
+    /// Which APNs environment a custom endpoint stands for (a mock or relay of sandbox or
+    /// production), so that a certificate for the other one is refused before connecting. No
+    /// effect on Apple's endpoints, whose environment is known.
+    ///
+    /// ```
+    /// use herald::apns::{Endpoint, Environment};
+    /// let e = Endpoint::custom("https://127.0.0.1:8443").unwrap().with_environment(Environment::Production);
+    /// assert_eq!(e.environment(), Some(Environment::Production));
+    /// ```
+    pub fn with_environment(self, environment: Environment) -> Endpoint {
+        match self {
+            Endpoint::Custom(mut c) => {
+                c.environment = Some(environment);
+                Endpoint::Custom(c)
+            }
+            other => other,
+        }
+    }
+
+    /// The APNs environment: known for Apple's endpoints, as set by
+    /// [`with_environment`](Self::with_environment) for a custom one.
+    ///
+    /// ```
+    /// # use herald::apns::{Endpoint, Environment};
+    /// assert_eq!(Endpoint::SandboxAlt.environment(), Some(Environment::Sandbox));
+    /// assert_eq!(Endpoint::custom("https://localhost:1").unwrap().environment(), None);
+    /// ```
+    pub fn environment(&self) -> Option<Environment> {
+        match self {
+            Endpoint::Production | Endpoint::ProductionAlt => Some(Environment::Production),
+            Endpoint::Sandbox | Endpoint::SandboxAlt => Some(Environment::Sandbox),
+            Endpoint::Custom(c) => c.environment,
         }
     }
 
@@ -405,6 +442,8 @@ impl ApnsClientBuilder {
     }
 
     /// Builds the client. No connection is opened until the first push (nor any token minted).
+    /// Under certificate authentication, a certificate whose Apple extensions name environments
+    /// other than the endpoint's is refused here ([`ErrorKind::CertificateMismatch`]).
     ///
     /// ```
     /// # use herald::apns::{ApnsClient, Endpoint};
@@ -445,6 +484,9 @@ impl ApnsClientBuilder {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::new(ErrorKind::Config, "TLS setup failed").with_source(e))?
             .with_root_certificates(roots);
+        if let (Some(c), Some(environment)) = (&self.certificate, self.endpoint.environment()) {
+            c.check_environment(environment)?;
+        }
         let mut tls = match &self.certificate {
             Some(c) => builder
                 .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
@@ -515,6 +557,7 @@ impl ApnsClientBuilder {
                 manage_config,
                 manage_pool: OnceLock::new(),
                 token: self.token,
+                certificate: self.certificate.as_ref().map(Certificate::scope),
                 retry: self.retry,
                 metrics: Some(metrics),
                 closed: AtomicBool::new(false),
@@ -531,6 +574,8 @@ struct Inner {
     manage_config: PoolConfig,
     manage_pool: OnceLock<Pool>,
     token: Option<TokenKey>,
+    /// Under certificate auth: the topics the certificate covers (checked before sending).
+    certificate: Option<CertificateScope>,
     retry: RetryPolicy,
     metrics: Option<Arc<dyn Metrics>>,
     closed: AtomicBool,
@@ -702,6 +747,18 @@ impl ApnsClient {
                     push.push_type().as_str()
                 ),
             );
+            if let Some(m) = self.inner.metrics.as_deref() {
+                m.sent(push);
+                m.failed(push, &e);
+            }
+            return Answer::Failed(e);
+        }
+        if let Some(Err(e)) = self
+            .inner
+            .certificate
+            .as_ref()
+            .map(|c| c.check_topic(push.topic()))
+        {
             if let Some(m) = self.inner.metrics.as_deref() {
                 m.sent(push);
                 m.failed(push, &e);

@@ -34,6 +34,9 @@ pub enum ErrorKind {
     WrongPassword,
     /// The client certificate has expired.
     CertificateExpired,
+    /// The client certificate does not cover the endpoint's environment or the push's topic
+    /// (checked before sending; APNs would answer BadCertificateEnvironment / TopicDisallowed).
+    CertificateMismatch,
     /// The client configuration is invalid (endpoint URL, CA file, proxy, ...).
     Config,
     /// Could not establish a connection (DNS, TCP, proxy, TLS, HTTP/2 handshake).

@@ -53,7 +53,7 @@ mod pool;
 mod push;
 mod response;
 
-pub use auth::{Certificate, TokenKey};
+pub use auth::{Certificate, Environment, TokenKey};
 pub use broadcast::{Broadcast, BroadcastBuilder, ChannelConfig, ChannelId, MessageStoragePolicy};
 pub use client::{ApnsClient, ApnsClientBuilder, CustomEndpoint, Endpoint, Outcomes, RetryPolicy};
 pub use error::{Error, ErrorKind, PayloadTooLarge};

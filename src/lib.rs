@@ -46,11 +46,13 @@
 //! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
 
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod hub;
 
 pub use hub::contracts;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub use hub::testkit;
 
 pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster};
@@ -68,10 +70,13 @@ pub use hub::subscription::{ObserverBuilder, ObserverId, Subscription, Terminal}
 pub use hub::wildcard::{AnyNotification, WildcardBuilder};
 
 #[cfg(feature = "apns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "apns")))]
 pub mod apns;
 #[cfg(feature = "bridge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bridge")))]
 pub mod bridge;
 #[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 
 /// The README's examples, compiled and run as doctests.

@@ -70,6 +70,7 @@
 //! ```
 
 #[cfg(feature = "endpoint")]
+#[cfg_attr(docsrs, doc(cfg(feature = "endpoint")))]
 pub mod endpoint;
 mod registry;
 mod sink;

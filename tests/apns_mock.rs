@@ -332,6 +332,36 @@ async fn connect_timeout_and_refused_connections_fail_typed() {
     assert!(e.is_connect() || e.is_timeout(), "{e:?}");
 }
 
+/// A connect that times out is a connect failure (nothing was sent), not a request timeout
+/// ("APNs may have it"): callers and the CLI tell the user the truth from `is_connect()`.
+#[tokio::test]
+async fn a_connect_timeout_is_a_connect_error_and_nothing_was_sent() {
+    // Accepts TCP connections and never answers the TLS ClientHello.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = ApnsClient::builder()
+        .endpoint(Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap())
+        .retry(RetryPolicy::none())
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let outcome = client.send(push(0)).await;
+    let e = outcome.error().expect("failed");
+    assert!(e.is_connect(), "{e:?}");
+    assert!(
+        !e.is_timeout(),
+        "a connect timeout is not a request timeout: {e:?}"
+    );
+    assert!(e.to_string().contains("nothing was sent"), "{e}");
+    silent.abort();
+}
+
 #[tokio::test]
 async fn service_unavailable_storm_is_retried_then_failed_once_each() {
     let s = setup().await;

@@ -175,7 +175,7 @@ fn parse_hex_token(s: &str) -> Result<String, String> {
             "a device token is hex digits (0-9, a-f); {bad:?} is not one"
         ));
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!(
             "a device token is whole bytes: an even number of hex digits, not {}",
             s.len()
@@ -351,7 +351,7 @@ async fn serve(args: MockOptions) -> Result<(), String> {
     if let Some(ms) = args.idle_timeout_ms {
         builder = builder.idle_timeout(Duration::from_millis(ms));
     }
-    if let Some(l) = args.latency_ms.clone() {
+    if let Some(l) = args.latency_ms {
         builder = builder.latency(l);
     }
     let mock = builder

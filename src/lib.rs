@@ -49,11 +49,13 @@
 //!   metrics and spans herald emits.
 
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod hub;
 
 pub use hub::contracts;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub use hub::testkit;
 
 pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster, ReaderFences};
@@ -74,6 +76,7 @@ pub use hub::subscription::{ObserverBuilder, Subscription, Terminal};
 pub use hub::wildcard::WildcardBuilder;
 
 #[cfg(feature = "apns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "apns")))]
 pub mod apns;
 /// The [`http`](https://docs.rs/http) crate, as herald uses it: the registration endpoint's
 /// signatures take and return its types (`http::request::Parts`, `Request`, `Response`), and
@@ -82,8 +85,10 @@ pub mod apns;
 #[cfg(feature = "apns")]
 pub use http;
 #[cfg(feature = "bridge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bridge")))]
 pub mod bridge;
 #[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 #[cfg(feature = "apns")]
 pub mod telemetry;

@@ -155,33 +155,39 @@ fn assert_consistent(path: &Path) -> (usize, usize) {
     (chain, bob.len())
 }
 
-/// The child: writes forever until killed.
-#[test]
-#[ignore = "run by registry_survives_kill_9_mid_write as a child process"]
-fn crash_child_writes_forever() {
-    let Ok(path) = std::env::var("HERALD_CRASH_CHILD") else {
-        return;
-    };
-    let (mut chain, bob) = assert_consistent(Path::new(&path));
+/// The child's side of `registry_survives_kill_9_mid_write`: writes until killed, printing a
+/// line after each pair of commits so the parent can kill it mid-write after real progress.
+fn write_until_killed(path: &Path) -> ! {
+    use std::io::Write;
+    let (mut chain, bob) = assert_consistent(path);
     let mut bob = bob as u64;
-    let r = DeviceRegistry::open(&path).unwrap();
+    let r = DeviceRegistry::open(path).unwrap();
     if chain == 0 {
         r.register(dev("alice", "a0000000")).unwrap();
     }
-    println!("ready");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").unwrap();
+    let mut written = 0u64;
     loop {
         let (old, new) = (format!("a0{chain:06x}"), format!("a0{:06x}", chain + 1));
         r.replace(&old, dev("alice", &new)).unwrap();
         chain += 1;
         r.register(dev("bob", &format!("b0{bob:06x}"))).unwrap();
         bob += 1;
-        // Progress, so the parent kills mid-write without guessing how fast this machine is.
-        println!("wrote {chain}");
+        written += 1;
+        // The parent stops reading once it has seen enough; a full pipe then blocks us here,
+        // between commits, which is fine: SIGKILL lands wherever we are.
+        let _ = writeln!(out, "wrote {written}");
+        let _ = out.flush();
     }
 }
 
 #[test]
 fn registry_survives_kill_9_mid_write() {
+    // Re-invoked as the child (see below): write until killed.
+    if let Some(path) = std::env::var_os("HERALD_CRASH_CHILD") {
+        write_until_killed(Path::new(&path));
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
     let exe = std::env::current_exe().unwrap();
@@ -190,8 +196,7 @@ fn registry_survives_kill_9_mid_write() {
         let mut child = std::process::Command::new(&exe)
             .args([
                 "--exact",
-                "crash_child_writes_forever",
-                "--ignored",
+                "registry_survives_kill_9_mid_write",
                 "--nocapture",
             ])
             .env("HERALD_CRASH_CHILD", &path)
@@ -199,17 +204,21 @@ fn registry_survives_kill_9_mid_write() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Wait until it has written twice, then let it write a little longer (a different
-        // while each round, so the kill lands at different points) and SIGKILL it.
-        let mut out = child.stdout.take().unwrap();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while String::from_utf8_lossy(&seen).matches("wrote").count() < 2 {
-            let n = std::io::Read::read(&mut out, &mut buf).unwrap();
-            assert!(n > 0, "child exited before writing");
-            seen.extend_from_slice(&buf[..n]);
+        // Wait until it has committed a few pairs (more each round, so the kill lands at
+        // different points), give it a moment more, then SIGKILL it mid-write. Progress is read
+        // from the child, not assumed from the clock: a loaded machine only makes this slower.
+        let want = 3 + 2 * round;
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        loop {
+            let line = lines.next().expect("child exited before writing").unwrap();
+            if let Some(n) = line.strip_prefix("wrote ")
+                && n.parse::<u64>().unwrap() >= want
+            {
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(5 + 37 * round));
+        std::thread::sleep(Duration::from_millis(7 * round));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let now = assert_consistent(&path);

@@ -82,6 +82,7 @@ mod clock;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 #[cfg(feature = "endpoint")]
+#[cfg_attr(docsrs, doc(cfg(feature = "endpoint")))]
 pub mod endpoint;
 pub mod lifecycle;
 mod registry;

@@ -44,6 +44,7 @@
 //! - [`contracts`]: the promises the hub keeps, each with an example.
 //! - [`AnyNotification`], [`WildcardBuilder`]: wildcard and family observation.
 //! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
+//! - `nats` (feature `nats`): the same notifications across processes, through a NATS server.
 
 #![deny(unsafe_code)]
 
@@ -73,6 +74,8 @@ pub mod apns;
 pub mod bridge;
 #[cfg(feature = "mock")]
 pub mod mock;
+#[cfg(feature = "nats")]
+pub mod nats;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

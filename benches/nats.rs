@@ -115,9 +115,12 @@ impl Setup {
             }
         });
         // The subscription is in force once a message round-trips.
-        a.publish("bench.raw", serde_json::to_vec(&tick(epoch, 0)).unwrap().into())
-            .await
-            .unwrap();
+        a.publish(
+            "bench.raw",
+            serde_json::to_vec(&tick(epoch, 0)).unwrap().into(),
+        )
+        .await
+        .unwrap();
         let mut s = Setup {
             peer: Peer::Raw {
                 client: a,
@@ -219,7 +222,11 @@ fn main() {
                 })
             });
             samples.sort_by(f64::total_cmp);
-            medians.push(("latency", name, samples.get(samples.len() / 2).copied().unwrap_or(0.0)));
+            medians.push((
+                "latency",
+                name,
+                samples.get(samples.len() / 2).copied().unwrap_or(0.0),
+            ));
         }
         group.finish();
     }
@@ -242,7 +249,11 @@ fn main() {
                 })
             });
             samples.sort_by(f64::total_cmp);
-            medians.push(("throughput", name, samples.get(samples.len() / 2).copied().unwrap_or(0.0)));
+            medians.push((
+                "throughput",
+                name,
+                samples.get(samples.len() / 2).copied().unwrap_or(0.0),
+            ));
         }
         group.finish();
     }
@@ -265,7 +276,10 @@ fn main() {
         let i = usize::from(implementation != "herald-bridge");
         let (p50, p99) = if scenario == "latency" {
             lat[i].sort_unstable();
-            (Some(percentile(&lat[i], 0.5)), Some(percentile(&lat[i], 0.99)))
+            (
+                Some(percentile(&lat[i], 0.5)),
+                Some(percentile(&lat[i], 0.99)),
+            )
         } else {
             (None, None)
         };
@@ -299,10 +313,18 @@ fn report(rows: &[Row]) {
             )
         })
         .collect();
-    let _ = std::fs::write(dir.join("nats.json"), format!("[\n{}\n]\n", json.join(",\n")));
+    let _ = std::fs::write(
+        dir.join("nats.json"),
+        format!("[\n{}\n]\n", json.join(",\n")),
+    );
 
-    let get = |s: &str, i: &str| rows.iter().find(|r| r.scenario == s && r.implementation == i);
-    println!("\n== herald over NATS vs raw async-nats, same JSON bytes, one nats-server on loopback ==");
+    let get = |s: &str, i: &str| {
+        rows.iter()
+            .find(|r| r.scenario == s && r.implementation == i)
+    };
+    println!(
+        "\n== herald over NATS vs raw async-nats, same JSON bytes, one nats-server on loopback =="
+    );
     for r in rows {
         match r.scenario {
             "latency" => println!(
@@ -320,7 +342,10 @@ fn report(rows: &[Row]) {
             ),
         }
     }
-    if let (Some(b), Some(r)) = (get("latency", "herald-bridge"), get("latency", "raw-async-nats")) {
+    if let (Some(b), Some(r)) = (
+        get("latency", "herald-bridge"),
+        get("latency", "raw-async-nats"),
+    ) {
         let ratio = b.median_ns / r.median_ns;
         let p99 = b.p99_ns.unwrap_or(0.0) / r.p99_ns.unwrap_or(1.0);
         println!(
@@ -328,7 +353,10 @@ fn report(rows: &[Row]) {
             if ratio <= 1.1 { "met" } else { "MISSED" }
         );
     }
-    if let (Some(b), Some(r)) = (get("throughput", "herald-bridge"), get("throughput", "raw-async-nats")) {
+    if let (Some(b), Some(r)) = (
+        get("throughput", "herald-bridge"),
+        get("throughput", "raw-async-nats"),
+    ) {
         let ratio = r.median_ns / b.median_ns;
         println!(
             "throughput ratio bridge/raw: {ratio:.2}x (goal >= 0.90x): {}",

@@ -85,7 +85,13 @@ async fn shop(url: &str, start_warehouse: bool) -> Result<(), Box<dyn std::error
     let till = SenderId::from_raw(1);
     for id in 1..=ORDERS {
         println!("shop: order {id} placed");
-        center.post_from(till, OrderPlaced { id, item: format!("item {id}") });
+        center.post_from(
+            till,
+            OrderPlaced {
+                id,
+                item: format!("item {id}"),
+            },
+        );
     }
     for _ in 0..ORDERS {
         let s = tokio::time::timeout(Duration::from_secs(10), shipped.recv()).await??;
@@ -102,10 +108,15 @@ async fn shop(url: &str, start_warehouse: bool) -> Result<(), Box<dyn std::error
 async fn warehouse(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let center = NotificationCenter::new();
     let bridge = NatsBridge::builder().name("warehouse").connect(url).await?;
-    let _out = center.observer::<OrderShipped>().forward(bridge.publish())?;
+    let _out = center
+        .observer::<OrderShipped>()
+        .forward(bridge.publish())?;
     let mut orders = center.observer::<OrderPlaced>().stream();
     // Everything under shop.: orders typed, any other name type-erased.
-    let _in = bridge.import_family("shop.", &center).with::<OrderPlaced>().await?;
+    let _in = bridge
+        .import_family("shop.", &center)
+        .with::<OrderPlaced>()
+        .await?;
     // Wildcard observers see imported notifications, and where they came from.
     let _log = center.observe_all(|n| {
         if let Some(origin) = n.sender().and_then(Origin::of) {

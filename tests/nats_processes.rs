@@ -124,7 +124,7 @@ fn send_until<N: Notification>(
                         n += 1;
                         // About 2000 a second per thread: a steady stream, not a flood
                         // (a debug build on a loaded 2-core machine is the target).
-                        if n % 10 == 0 {
+                        if n.is_multiple_of(10) {
                             std::thread::sleep(Duration::from_millis(5));
                         }
                     }
@@ -176,7 +176,10 @@ fn child_process() {
         });
         let import = bridge.import::<FromParent>(&center).await.unwrap();
         let _control = bridge.import::<Stop>(&center).await.unwrap();
-        let _export = center.observer::<FromChild>().forward(bridge.publish()).unwrap();
+        let _export = center
+            .observer::<FromChild>()
+            .forward(bridge.publish())
+            .unwrap();
         let mut states = bridge.watch_state();
         tokio::spawn(async move {
             while states.changed().await.is_ok() {
@@ -208,7 +211,11 @@ fn child_process() {
         // The parent's heartbeats tell the last number: wait for seen + lost == sent.
         let deadline = Instant::now() + PATIENCE;
         while import.stats().posted + import.stats().lost < parent_total {
-            assert!(Instant::now() < deadline, "child: accounting incomplete: {:?}", import.stats());
+            assert!(
+                Instant::now() < deadline,
+                "child: accounting incomplete: {:?}",
+                import.stats()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // Sends what is queued and a last heartbeat, so the parent can account for the tail.
@@ -224,7 +231,10 @@ fn child_process() {
             disconnects: m.disconnects,
             reconnects: m.reconnects,
         };
-        say(&format!("RESULT {}", serde_json::to_string(&tally).unwrap()));
+        say(&format!(
+            "RESULT {}",
+            serde_json::to_string(&tally).unwrap()
+        ));
     });
 }
 
@@ -237,7 +247,13 @@ struct Peer {
 impl Peer {
     fn spawn(url: &str) -> Peer {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(PEER_URL, url)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -267,7 +283,10 @@ impl Peer {
                     }
                 }
                 Err(mpsc::TryRecvError::Empty) => {
-                    assert!(Instant::now() < deadline, "timed out waiting for {prefix} from the child");
+                    assert!(
+                        Instant::now() < deadline,
+                        "timed out waiting for {prefix} from the child"
+                    );
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Err(mpsc::TryRecvError::Disconnected) => {
@@ -295,7 +314,10 @@ async fn two_processes_exchange_notifications_across_a_server_restart() {
     let receiving = Arc::new(Receiving::default());
     let _obs = receiving.observe(&center, |c: &FromChild| (c.sender, c.n));
     let import = bridge.import::<FromChild>(&center).await.unwrap();
-    let _export = center.observer::<FromParent>().forward(bridge.publish()).unwrap();
+    let _export = center
+        .observer::<FromParent>()
+        .forward(bridge.publish())
+        .unwrap();
     let _control = center.observer::<Stop>().forward(bridge.publish()).unwrap();
 
     let mut peer = Peer::spawn(&server.url());
@@ -303,17 +325,23 @@ async fn two_processes_exchange_notifications_across_a_server_restart() {
     let stop = Arc::new(AtomicBool::new(false));
     let sender = send_until(&center, stop.clone(), |sender, n| FromParent { sender, n });
     peer.expect("FIRST").await;
-    nats_support::until("the child's first", || receiving.seen.load(Ordering::SeqCst) > 0).await;
+    nats_support::until("the child's first", || {
+        receiving.seen.load(Ordering::SeqCst) > 0
+    })
+    .await;
 
     // Mid-run: the server dies and comes back on the same port.
     server.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.restart();
     let mut states = bridge.watch_state();
-    tokio::time::timeout(PATIENCE, states.wait_for(|s| *s == ConnectionState::Connected))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(
+        PATIENCE,
+        states.wait_for(|s| *s == ConnectionState::Connected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     // Traffic flows again from the child.
     let before = receiving.seen.load(Ordering::SeqCst);
     nats_support::until("the child's traffic after the restart", || {
@@ -325,13 +353,8 @@ async fn two_processes_exchange_notifications_across_a_server_restart() {
     let sent = tokio::task::spawn_blocking(move || sender.join().unwrap())
         .await
         .unwrap();
-    let mut polls = 0u64;
     nats_support::until("the outbox sent", || {
         let m = bridge.metrics();
-        polls += 1;
-        if polls % 300 == 0 {
-            eprintln!("parent outbox: {m:?} state {:?}", bridge.state());
-        }
         m.published + m.export_dropped == m.exported
     })
     .await;
@@ -370,10 +393,16 @@ async fn two_processes_exchange_notifications_across_a_server_restart() {
 
     for (who, me, other) in [("parent", &parent, &child), ("child", &child, &parent)] {
         assert_eq!(me.seen + me.lost, other.sent, "{who}: seen + lost == sent");
-        assert_eq!(me.lost_posted, me.lost, "{who}: every loss posted as RemoteLost");
+        assert_eq!(
+            me.lost_posted, me.lost,
+            "{who}: every loss posted as RemoteLost"
+        );
         assert_eq!(me.out_of_order, 0, "{who}: per-sender order");
         assert_eq!(me.echoes, 0, "{who}: no echo");
-        assert!(me.disconnects >= 1 && me.reconnects >= 1, "{who} reconnected: {me:?}");
+        assert!(
+            me.disconnects >= 1 && me.reconnects >= 1,
+            "{who} reconnected: {me:?}"
+        );
         assert!(me.seen > 0 && other.sent > 0);
     }
     let status = peer.child.wait().unwrap();

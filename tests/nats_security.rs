@@ -34,13 +34,22 @@ async fn exchange(url: &str, builder: impl Fn() -> NatsBridgeBuilder) {
     let s = seen.clone();
     let _o = there.observe(move |h: &Hello| s.store(h.0, std::sync::atomic::Ordering::SeqCst));
     here.post(Hello(7));
-    until("the hello", || seen.load(std::sync::atomic::Ordering::SeqCst) == 7).await;
+    until("the hello", || {
+        seen.load(std::sync::atomic::Ordering::SeqCst) == 7
+    })
+    .await;
 }
 
 fn refused(err: &herald::nats::Error, secret: &str) {
     assert!(err.is_connect(), "{err}");
-    assert!(!err.to_string().contains(secret), "the secret leaked: {err}");
-    assert!(!format!("{err:?}").contains(secret), "the secret leaked: {err:?}");
+    assert!(
+        !err.to_string().contains(secret),
+        "the secret leaked: {err}"
+    );
+    assert!(
+        !format!("{err:?}").contains(secret),
+        "the secret leaked: {err:?}"
+    );
 }
 
 fn quick() -> NatsBridgeBuilder {
@@ -51,14 +60,23 @@ fn quick() -> NatsBridgeBuilder {
 #[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn user_and_password() {
     let server = NatsServer::start_with(&["--user", "herald", "--pass", "s3cret-pw"]);
-    exchange(&server.url(), || quick().user_password("herald", "s3cret-pw")).await;
+    exchange(&server.url(), || {
+        quick().user_password("herald", "s3cret-pw")
+    })
+    .await;
     let err = quick()
         .user_password("herald", "wrong-pw")
         .connect(&server.url())
         .await
         .unwrap_err();
     refused(&err, "wrong-pw");
-    assert!(quick().connect(&server.url()).await.unwrap_err().is_connect());
+    assert!(
+        quick()
+            .connect(&server.url())
+            .await
+            .unwrap_err()
+            .is_connect()
+    );
 }
 
 #[tokio::test]
@@ -66,7 +84,11 @@ async fn user_and_password() {
 async fn token() {
     let server = NatsServer::start_with(&["--auth", "tok-9f8e7d"]);
     exchange(&server.url(), || quick().token("tok-9f8e7d")).await;
-    let err = quick().token("tok-wrong").connect(&server.url()).await.unwrap_err();
+    let err = quick()
+        .token("tok-wrong")
+        .connect(&server.url())
+        .await
+        .unwrap_err();
     refused(&err, "tok-wrong");
 }
 
@@ -88,7 +110,11 @@ async fn nkey() {
     let server = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
     exchange(&server.url(), || quick().nkey(seed.clone())).await;
     let other = nkeys::KeyPair::new_user().seed().unwrap();
-    let err = quick().nkey(other.clone()).connect(&server.url()).await.unwrap_err();
+    let err = quick()
+        .nkey(other.clone())
+        .connect(&server.url())
+        .await
+        .unwrap_err();
     refused(&err, &other);
 }
 
@@ -107,7 +133,11 @@ async fn tls_with_a_private_ca() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = (dir.path().join("ca.pem"), dir.path().join("server.pem"), dir.path().join("server-key.pem"));
+    let (ca, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("server.pem"),
+        dir.path().join("server-key.pem"),
+    );
     std::fs::write(&ca, ca_cert.pem()).unwrap();
     std::fs::write(&cert, server_cert.pem()).unwrap();
     std::fs::write(&key, server_key.serialize_pem()).unwrap();

@@ -219,7 +219,9 @@ impl NatsBridgeBuilder {
         });
         let mut options = match &self.auth {
             Auth::None => ConnectOptions::new(),
-            Auth::UserPassword(u, p) => ConnectOptions::with_user_and_password(u.clone(), p.clone()),
+            Auth::UserPassword(u, p) => {
+                ConnectOptions::with_user_and_password(u.clone(), p.clone())
+            }
             Auth::Token(t) => ConnectOptions::with_token(t.clone()),
             Auth::NKey(seed) => ConnectOptions::with_nkey(seed.clone()),
             Auth::CredentialsFile(path) => ConnectOptions::with_credentials_file(path)
@@ -422,9 +424,12 @@ impl NatsBridge {
     /// stop, and the connection is drained and closed. Idempotent.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.inner.outbox.close();
-        if let Some(publisher) = self.inner.publisher.lock().await.take() {
-            let _ = publisher.await;
-        }
+        // The lock also makes a second, concurrent shutdown wait for the first.
+        let mut publisher = self.inner.publisher.lock().await;
+        let Some(task) = publisher.take() else {
+            return Ok(());
+        };
+        let _ = task.await;
         let drained = self.inner.client.drain().await;
         self.inner
             .shared
@@ -445,7 +450,10 @@ impl fmt::Debug for NatsBridge {
 
 /// A request to a subject nobody serves: the server answers "no responders" itself, after it
 /// processed everything this connection sent before (subscriptions included).
-pub(crate) async fn round_trip(client: &async_nats::Client, id: BridgeId) -> Result<Duration, Error> {
+pub(crate) async fn round_trip(
+    client: &async_nats::Client,
+    id: BridgeId,
+) -> Result<Duration, Error> {
     let start = Instant::now();
     let subject = format!("_HERALD.PING.{id}");
     match client.request(subject, bytes::Bytes::new()).await {
@@ -606,7 +614,10 @@ pub(crate) struct CenterRef {
 impl Drop for CenterRef {
     fn drop(&mut self) {
         let mut centers = self.shared.centers.lock();
-        if let Some(i) = centers.iter().position(|(c, _)| c.same_center(&self.center)) {
+        if let Some(i) = centers
+            .iter()
+            .position(|(c, _)| c.same_center(&self.center))
+        {
             centers[i].1 -= 1;
             if centers[i].1 == 0 {
                 centers.swap_remove(i);
@@ -626,7 +637,10 @@ mod tests {
         for (attempt, base) in [(1, 100), (2, 200), (3, 400), (6, 2000), (60, 2000)] {
             let d = backoff(attempt, min, max).as_secs_f64() * 1000.0;
             let base = f64::from(base);
-            assert!(d >= base * 0.75 - 1.0 && d <= base * 1.25 + 1.0, "{attempt}: {d}");
+            assert!(
+                d >= base * 0.75 - 1.0 && d <= base * 1.25 + 1.0,
+                "{attempt}: {d}"
+            );
         }
     }
 
@@ -636,7 +650,10 @@ mod tests {
             .user_password("u", "hunter2")
             .token("tok-123");
         let text = format!("{b:?}");
-        assert!(!text.contains("hunter2") && !text.contains("tok-123"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("tok-123"),
+            "{text}"
+        );
         let b = NatsBridge::builder().nkey("SUSEEDSECRET");
         assert!(!format!("{b:?}").contains("SUSEEDSECRET"));
     }

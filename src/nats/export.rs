@@ -127,7 +127,9 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
         if inner.outbox.is_closed() {
             return Err(Error::new(ErrorKind::Closed, "the bridge is shut down"));
         }
-        let subject = inner.outbox.subject(&format!("{}{}", inner.prefix, N::name()));
+        let subject = inner
+            .outbox
+            .subject(&format!("{}{}", inner.prefix, N::name()));
         let center = builder.center().clone();
         let state = Arc::new(ExportState {
             subject: subject.clone(),
@@ -161,7 +163,10 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
                 return;
             };
             if sender.is_some_and(Origin::is_remote) {
-                shared.counters.not_reexported.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .counters
+                    .not_reexported
+                    .fetch_add(1, Ordering::Relaxed);
                 return;
             }
             shared.counters.exported.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +178,10 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
                 }
             };
             if let Err(reason) = refused {
-                shared.counters.export_dropped.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .counters
+                    .export_dropped
+                    .fetch_add(1, Ordering::Relaxed);
                 st.count_drop(reason, &outbox);
             }
         });
@@ -445,7 +453,10 @@ pub(crate) async fn publish_loop(
                 }
                 Err(e) => {
                     tracing::warn!(subject = %item.subject.name, "nats export dropped: {e}");
-                    shared.counters.export_dropped.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .counters
+                        .export_dropped
+                        .fetch_add(1, Ordering::Relaxed);
                     let exports = outbox.exports.lock().clone();
                     if let Some(st) = exports
                         .iter()

@@ -113,7 +113,11 @@ impl NatsBridge {
             return Err(Error::new(ErrorKind::Closed, "the bridge is shut down"));
         }
         let subscriber = inner.client.subscribe(subject.clone()).await.map_err(|e| {
-            Error::with_source(ErrorKind::Subscribe, format!("cannot subscribe to {subject}"), e)
+            Error::with_source(
+                ErrorKind::Subscribe,
+                format!("cannot subscribe to {subject}"),
+                e,
+            )
         })?;
         round_trip(&inner.client, inner.id).await?;
         let stats = Arc::new(ImportCounters::default());
@@ -177,9 +181,7 @@ impl FamilyImport {
         }
         let subject = format!("{}{}>", self.bridge.inner.prefix, self.prefix);
         let route = Route::Family(self.typed);
-        self.bridge
-            .start_import(subject, route, &self.center)
-            .await
+        self.bridge.start_import(subject, route, &self.center).await
     }
 }
 
@@ -324,7 +326,9 @@ fn read_meta(headers: Option<&async_nats::HeaderMap>) -> Result<Meta, String> {
     if let Some(schema) = get(wire::SCHEMA)
         && schema != "1"
     {
-        return Err(format!("wire schema {schema} is not supported (this is version 1)"));
+        return Err(format!(
+            "wire schema {schema} is not supported (this is version 1)"
+        ));
     }
     let Some(origin) = get(wire::ORIGIN) else {
         return Ok(Meta {
@@ -334,7 +338,8 @@ fn read_meta(headers: Option<&async_nats::HeaderMap>) -> Result<Meta, String> {
             heartbeat: false,
         });
     };
-    let bridge = BridgeId::parse(origin).ok_or_else(|| format!("bad {} {origin:?}", wire::ORIGIN))?;
+    let bridge =
+        BridgeId::parse(origin).ok_or_else(|| format!("bad {} {origin:?}", wire::ORIGIN))?;
     let seq = get(wire::SEQ)
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| format!("missing or bad {}", wire::SEQ))?;
@@ -397,7 +402,10 @@ impl Importing {
         match decoded {
             Ok(()) => {
                 self.stats.posted.fetch_add(1, Ordering::Relaxed);
-                self.shared.counters.imported.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .imported
+                    .fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => self.undecodable(subject, &origin, error),
         }

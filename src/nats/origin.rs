@@ -200,10 +200,13 @@ fn table() -> &'static Table {
     })
 }
 
+/// The wire's view of an origin: the `Herald-Origin` and `Herald-Sender` headers.
+type WireOrigin = (Option<BridgeId>, Option<u64>);
+
 /// A per-task cache in front of the table, keyed the way the wire says it.
 #[derive(Default)]
 pub(crate) struct OriginCache {
-    map: HashMap<(Option<BridgeId>, Option<u64>), (Arc<Origin>, SenderId)>,
+    map: HashMap<WireOrigin, (Arc<Origin>, SenderId)>,
 }
 
 impl OriginCache {

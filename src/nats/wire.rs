@@ -94,8 +94,18 @@ mod tests {
             assert!(check_name(ok, "name").is_ok(), "{ok}");
         }
         for bad in [
-            "", "shop order", "shop.*", "shop.>", "a..b", ".a", "a.", "tab\t", "é", "$JS.API",
-            "_INBOX.x", "_HERALD.x",
+            "",
+            "shop order",
+            "shop.*",
+            "shop.>",
+            "a..b",
+            ".a",
+            "a.",
+            "tab\t",
+            "é",
+            "$JS.API",
+            "_INBOX.x",
+            "_HERALD.x",
         ] {
             let err = check_name(bad, "name").unwrap_err();
             assert!(err.is_invalid_name(), "{bad}");

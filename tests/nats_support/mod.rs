@@ -22,7 +22,11 @@ pub fn server_binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("nats-server")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nats-server"))
+                .collect()
+        })
         .unwrap_or_default();
     candidates.push(PathBuf::from("/usr/sbin/nats-server"));
     candidates.push(PathBuf::from("/usr/local/bin/nats-server"));
@@ -110,8 +114,7 @@ impl NatsServer {
                 // The server speaks first: an INFO line means it is serving.
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut line = String::new();
-                if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("INFO")
-                {
+                if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("INFO") {
                     self.child = Some(child);
                     return Ok(());
                 }

@@ -33,6 +33,11 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 ///
 /// Refused with [`ErrorKind::InvalidName`] when `N` has no declared name or the name is not a
 /// valid NATS subject, and with [`ErrorKind::Closed`] after [`NatsBridge::shutdown`].
+///
+/// Until the hub hands terminals each post's sender, an export learns it from a wildcard
+/// observer of `N` that it adds at the highest priority: each export counts as two observers
+/// in [`PostReport::received`](crate::PostReport::received) and
+/// [`Stats::observers`](crate::Stats::observers).
 #[derive(Clone)]
 pub struct Publish {
     bridge: NatsBridge,

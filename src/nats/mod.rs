@@ -60,7 +60,9 @@
 //! NATS core delivery is at most once. Each message carries a sequence number per (origin,
 //! subject); importers count gaps and post [`RemoteLost`]. A loss at the tail of a burst shows
 //! at the next heartbeat ([`NatsBridgeBuilder::heartbeat`]). So for each origin and subject,
-//! once an import has seen its first message: `posted + lost == sent`. Exports the outbox
+//! once an import has seen its first message: `posted + lost == sent` (what an origin sent on
+//! a subject before an import saw anything from it is not counted: the import cannot tell a
+//! message it missed from one sent before it subscribed). Exports the outbox
 //! could not take post [`ExportDropped`]; messages that cannot be decoded post
 //! [`RemoteUndecodable`]; connection changes post [`ConnectionChanged`]. Everything is counted
 //! in [`BridgeMetrics`] and [`ImportStats`].

@@ -640,3 +640,23 @@ async fn health_is_observable() {
         .unwrap_err();
     assert!(err.is_connect(), "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn exports_and_imports_keep_their_bridge_open() {
+    let server = NatsServer::start();
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    // No handle to either bridge is kept: the guards are enough.
+    let _export = here
+        .observer::<OrderShipped>()
+        .forward(bridge(&server).await.publish())
+        .unwrap();
+    let _import = bridge(&server)
+        .await
+        .import::<OrderShipped>(&there)
+        .await
+        .unwrap();
+    let (seen, _s) = record::<OrderShipped>(&there);
+    here.post(OrderShipped { id: 3 });
+    until("the post", || len(&seen) == 1).await;
+}

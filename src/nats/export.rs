@@ -80,12 +80,14 @@ impl NatsBridge {
 }
 
 /// A live export: dropping it stops exporting (what is already in the outbox is still sent).
+/// It keeps its bridge open: dropping every [`NatsBridge`] handle does not end an export.
 #[must_use = "dropping an Export stops exporting at once; call .detach() to keep it"]
 pub struct Export {
     // Field order is drop order: the exporter goes before the sender capture it reads.
     subscription: Option<Subscription>,
     capture: Option<Subscription>,
     center: Option<CenterRef>,
+    bridge: Option<NatsBridge>,
     state: Arc<ExportState>,
 }
 
@@ -109,6 +111,7 @@ impl Export {
             c.detach();
         }
         std::mem::forget(self.center.take());
+        std::mem::forget(self.bridge.take());
     }
 }
 
@@ -194,6 +197,7 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
             subscription: Some(subscription),
             capture: Some(capture),
             center: Some(inner.shared.attach(&center)),
+            bridge: Some(self.bridge),
             state,
         })
     }

@@ -140,6 +140,7 @@ impl NatsBridge {
             task: Some(task),
             stats,
             _center: Some(inner.shared.attach(center)),
+            bridge: Some(self.clone()),
         })
     }
 }
@@ -203,13 +204,15 @@ impl fmt::Debug for FamilyImport {
     }
 }
 
-/// A live import: dropping it unsubscribes.
+/// A live import: dropping it unsubscribes. It keeps its bridge open: dropping every
+/// [`NatsBridge`] handle does not end an import.
 #[must_use = "dropping an Import unsubscribes at once; call .detach() to keep it"]
 pub struct Import {
     subject: String,
     task: Option<tokio::task::JoinHandle<()>>,
     stats: Arc<ImportCounters>,
     _center: Option<CenterRef>,
+    bridge: Option<NatsBridge>,
 }
 
 impl Import {
@@ -236,6 +239,7 @@ impl Import {
     pub fn detach(mut self) {
         self.task.take();
         std::mem::forget(self._center.take());
+        std::mem::forget(self.bridge.take());
     }
 }
 

@@ -208,7 +208,6 @@ fn main() {
         let mut group = criterion.benchmark_group("nats/latency");
         for (name, setup) in peers.iter_mut() {
             let c = counter.clone();
-            let mut samples = Vec::new();
             group.bench_function(*name, |b| {
                 b.iter_custom(|iters| {
                     rt.block_on(async {
@@ -216,17 +215,11 @@ fn main() {
                         for _ in 0..iters {
                             total += setup.one(c.fetch_add(1, Ordering::Relaxed)).await;
                         }
-                        samples.push(total as f64 / iters as f64);
                         Duration::from_nanos(total)
                     })
                 })
             });
-            samples.sort_by(f64::total_cmp);
-            medians.push((
-                "latency",
-                name,
-                samples.get(samples.len() / 2).copied().unwrap_or(0.0),
-            ));
+            medians.push(("latency", name, criterion_median("nats_latency", name, 1.0)));
         }
         group.finish();
     }
@@ -234,30 +227,34 @@ fn main() {
         let mut group = criterion.benchmark_group("nats/throughput");
         group.throughput(criterion::Throughput::Elements(THROUGHPUT_BATCH));
         for (name, setup) in peers.iter_mut() {
-            let mut samples = Vec::new();
             group.bench_function(*name, |b| {
                 b.iter_custom(|iters| {
                     rt.block_on(async {
                         let mut total = Duration::ZERO;
                         for _ in 0..iters {
-                            let d = setup.batch(THROUGHPUT_BATCH).await;
-                            samples.push(d.as_nanos() as f64 / THROUGHPUT_BATCH as f64);
-                            total += d;
+                            total += setup.batch(THROUGHPUT_BATCH).await;
                         }
                         total
                     })
                 })
             });
-            samples.sort_by(f64::total_cmp);
             medians.push((
                 "throughput",
                 name,
-                samples.get(samples.len() / 2).copied().unwrap_or(0.0),
+                criterion_median("nats_throughput", name, THROUGHPUT_BATCH as f64),
             ));
         }
         group.finish();
     }
     criterion.final_summary();
+    // Criterion wrote its estimates when each group finished; read them now.
+    for (scenario, name, median) in medians.iter_mut() {
+        let (group, per) = match *scenario {
+            "latency" => ("nats_latency", 1.0),
+            _ => ("nats_throughput", THROUGHPUT_BATCH as f64),
+        };
+        *median = criterion_median(group, name, per);
+    }
 
     // Percentiles: the peers alternate in blocks so that machine load hits both alike.
     let mut lat: Vec<Vec<u64>> = vec![Vec::new(), Vec::new()];
@@ -296,12 +293,37 @@ fn main() {
     drop(server);
 }
 
-fn report(rows: &[Row]) {
-    let dir = match std::env::var_os("CARGO_TARGET_DIR") {
+fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) => std::path::PathBuf::from(d),
         None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
     }
-    .join("herald-bench");
+}
+
+/// Criterion's median for one benchmark (ns per iteration), divided by `per`.
+fn criterion_median(group: &str, implementation: &str, per: f64) -> f64 {
+    let path = target_dir()
+        .join("criterion")
+        .join(group)
+        .join(implementation)
+        .join("new/estimates.json");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return f64::NAN;
+    };
+    let median = text.find("\"median\"").and_then(|at| {
+        let rest = &text[at..];
+        let p = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+        let num: String = rest[p..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+            .collect();
+        num.parse::<f64>().ok()
+    });
+    median.map_or(f64::NAN, |m| m / per)
+}
+
+fn report(rows: &[Row]) {
+    let dir = target_dir().join("herald-bench");
     let _ = std::fs::create_dir_all(&dir);
     let opt = |v: Option<f64>| v.map_or("null".to_owned(), |v| format!("{v:.0}"));
     let json: Vec<String> = rows

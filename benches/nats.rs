@@ -368,11 +368,15 @@ fn report(rows: &[Row]) {
         get("latency", "herald-bridge"),
         get("latency", "raw-async-nats"),
     ) {
-        let ratio = b.median_ns / r.median_ns;
+        // p50 and p99 come from the interleaved pass (both peers under the same load); the
+        // criterion medians ran one peer after the other.
+        let p50 = b.p50_ns.unwrap_or(0.0) / r.p50_ns.unwrap_or(1.0);
         let p99 = b.p99_ns.unwrap_or(0.0) / r.p99_ns.unwrap_or(1.0);
+        let median = b.median_ns / r.median_ns;
         println!(
-            "latency ratio bridge/raw: median {ratio:.2}x, p99 {p99:.2}x (goal <= 1.10x): {}",
-            if ratio <= 1.1 { "met" } else { "MISSED" }
+            "latency ratio bridge/raw: p50 {p50:.2}x, p99 {p99:.2}x, criterion median {median:.2}x \
+             (goal <= 1.10x): {}",
+            if p50 <= 1.1 { "met" } else { "MISSED" }
         );
     }
     if let (Some(b), Some(r)) = (

@@ -12,8 +12,8 @@
 //!   criterion's median, and the median of 10 batches per peer run alternately (the ratio).
 //!
 //! It writes `target/herald-bench/nats.json` (`[{scenario, implementation, median_ns, p50_ns,
-//! p99_ns}]`; for throughput, `p50_ns` is the interleaved median per notification) and prints medians and ratios against the goals (bridge latency <= 1.1x raw,
-//! throughput >= 0.9x raw).
+//! p99_ns}]`; for throughput, `p50_ns` is the interleaved median per notification) and prints
+//! medians and ratios against the goals (bridge latency <= 1.1x raw, throughput >= 0.9x raw).
 
 #[path = "../tests/nats_support/mod.rs"]
 mod nats_support;

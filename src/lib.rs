@@ -47,6 +47,7 @@
 //! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
 //!   `bridge` (feature `bridge`): the hub joined to APNs. `telemetry` (feature `apns`): the
 //!   metrics and spans herald emits.
+//! - `nats` (feature `nats`): the same notifications across processes, through a NATS server.
 
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -92,6 +93,8 @@ pub mod bridge;
 pub mod mock;
 #[cfg(feature = "apns")]
 pub mod telemetry;
+#[cfg(feature = "nats")]
+pub mod nats;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

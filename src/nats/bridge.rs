@@ -1,0 +1,660 @@
+//! [`NatsBridge`]: one connection to a NATS server, its options, health, metrics and shutdown.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::{ConnectOptions, Event};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::export::Outbox;
+use super::{BridgeId, ConnectionChanged, ConnectionState, Error, ErrorKind, wire};
+use crate::NotificationCenter;
+
+/// The default capacity of a bridge's outbox (exported notifications waiting for the network).
+pub const DEFAULT_OUTBOX_CAPACITY: usize = 65_536;
+/// The default interval of exporters' heartbeats (the last sequence number sent on each
+/// subject, so that importers count a loss at the tail of a burst).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// How a bridge authenticates to its server. Never printed.
+#[derive(Clone, Default)]
+enum Auth {
+    #[default]
+    None,
+    UserPassword(String, String),
+    Token(String),
+    NKey(String),
+    CredentialsFile(PathBuf),
+}
+
+/// Configures and connects a [`NatsBridge`]. Made by [`NatsBridge::builder`].
+///
+/// Defaults: no subject prefix; reconnect forever with exponential backoff from 50 ms to 5 s
+/// (with jitter); fail at once if the first connection fails (see
+/// [`retry_initial_connect`](Self::retry_initial_connect)); outbox of
+/// [`DEFAULT_OUTBOX_CAPACITY`]; heartbeats every [`DEFAULT_HEARTBEAT`].
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// use herald::nats::NatsBridge;
+/// use std::time::Duration;
+///
+/// let bridge = NatsBridge::builder()
+///     .name("orders-eu-1")
+///     .subject_prefix("acme.")
+///     .user_password("orders", "s3cret")
+///     .ca_file("/etc/nats/ca.pem")
+///     .require_tls(true)
+///     .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(10))
+///     .connect("tls://nats.internal:4222")
+///     .await?;
+/// # drop(bridge); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct NatsBridgeBuilder {
+    name: Option<String>,
+    prefix: String,
+    auth: Auth,
+    ca_files: Vec<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
+    require_tls: bool,
+    backoff: (Duration, Duration),
+    retry_initial: bool,
+    connection_timeout: Duration,
+    ping_interval: Duration,
+    outbox_capacity: usize,
+    subscription_capacity: usize,
+    heartbeat: Duration,
+}
+
+impl Default for NatsBridgeBuilder {
+    fn default() -> Self {
+        NatsBridgeBuilder {
+            name: None,
+            prefix: String::new(),
+            auth: Auth::None,
+            ca_files: Vec::new(),
+            client_cert: None,
+            require_tls: false,
+            backoff: (Duration::from_millis(50), Duration::from_secs(5)),
+            retry_initial: false,
+            connection_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(30),
+            outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+            subscription_capacity: 65_536,
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
+}
+
+impl NatsBridgeBuilder {
+    /// The connection's name, shown by the server's monitoring (`connz`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A prefix put before every notification name to make its subject (`"acme."` sends
+    /// `shop.order.placed` on `acme.shop.order.placed`), on export and import alike. It must end
+    /// with a dot. Default: none.
+    pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Authenticate with a user name and password.
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Auth::UserPassword(user.into(), password.into());
+        self
+    }
+
+    /// Authenticate with a token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Token(token.into());
+        self
+    }
+
+    /// Authenticate with an NKey seed (`SU...`).
+    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
+        self.auth = Auth::NKey(seed.into());
+        self
+    }
+
+    /// Authenticate with a credentials file (a user JWT and NKey seed, as `nsc` writes them).
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth = Auth::CredentialsFile(path.into());
+        self
+    }
+
+    /// Trust the CA certificates in this PEM file for the server's TLS certificate (may be
+    /// called more than once). The system's roots are not used.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Present this client certificate and key (PEM files) when the server asks (mutual TLS).
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Refuse to talk to a server without TLS (default: TLS when the URL says `tls://` or the
+    /// server requires it).
+    pub fn require_tls(mut self, required: bool) -> Self {
+        self.require_tls = required;
+        self
+    }
+
+    /// The reconnect backoff: the first retry waits about `min`, each next one twice as long,
+    /// up to `max`, each with ±25% jitter. The bridge reconnects forever.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max.max(min));
+        self
+    }
+
+    /// When the server is unreachable at [`connect`](Self::connect): `false` (default) fails;
+    /// `true` returns a bridge at once that connects in the background with the same backoff
+    /// (its [`state`](NatsBridge::state) says when).
+    pub fn retry_initial_connect(mut self, retry: bool) -> Self {
+        self.retry_initial = retry;
+        self
+    }
+
+    /// How long one connection attempt may take (default 5 s).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How often the client pings an idle server to notice a dead connection (default 30 s).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// How many exported notifications may wait for the network (default
+    /// [`DEFAULT_OUTBOX_CAPACITY`]). When it is full, exports are dropped, counted and reported
+    /// ([`ExportDropped`](super::ExportDropped)); importers see the gap.
+    pub fn outbox_capacity(mut self, capacity: usize) -> Self {
+        self.outbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// How many messages one import may hold before the client drops them (default 65 536).
+    /// Drops show as sequence gaps ([`RemoteLost`](super::RemoteLost)).
+    pub fn import_capacity(mut self, capacity: usize) -> Self {
+        self.subscription_capacity = capacity.max(1);
+        self
+    }
+
+    /// How often exporters send a heartbeat carrying the last sequence number of each subject
+    /// (default [`DEFAULT_HEARTBEAT`]): an importer that missed the last messages of a burst
+    /// learns it from the next heartbeat instead of the next message.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Connects to `url` (`nats://host:4222`, `tls://...`; several separated by commas).
+    ///
+    /// Fails with [`ErrorKind::InvalidName`] for a bad subject prefix, [`ErrorKind::Config`]
+    /// for unusable credentials or certificate files, [`ErrorKind::Connect`] when the server
+    /// cannot be reached or refuses the credentials. Must run inside a tokio runtime.
+    pub async fn connect(self, url: &str) -> Result<NatsBridge, Error> {
+        if !self.prefix.is_empty() {
+            wire::check_prefix(&self.prefix, "the subject prefix")?;
+        }
+        let id = BridgeId::random();
+        let (state_tx, _) = watch::channel(ConnectionState::Disconnected);
+        let shared = Arc::new(Shared {
+            id,
+            counters: Counters::default(),
+            state: state_tx,
+            centers: Mutex::new(Vec::new()),
+        });
+        let mut options = match &self.auth {
+            Auth::None => ConnectOptions::new(),
+            Auth::UserPassword(u, p) => {
+                ConnectOptions::with_user_and_password(u.clone(), p.clone())
+            }
+            Auth::Token(t) => ConnectOptions::with_token(t.clone()),
+            Auth::NKey(seed) => ConnectOptions::with_nkey(seed.clone()),
+            Auth::CredentialsFile(path) => ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| {
+                    Error::with_source(
+                        ErrorKind::Config,
+                        format!("cannot read the credentials file {}", path.display()),
+                        e,
+                    )
+                })?,
+        };
+        options = options
+            .no_echo()
+            .max_reconnects(None)
+            .connection_timeout(self.connection_timeout)
+            .ping_interval(self.ping_interval)
+            .subscription_capacity(self.subscription_capacity)
+            .require_tls(self.require_tls)
+            .reconnect_delay_callback({
+                let (min, max) = self.backoff;
+                move |attempts| backoff(attempts, min, max)
+            })
+            .event_callback({
+                let shared = shared.clone();
+                move |event| {
+                    shared.on_event(&event);
+                    async {}
+                }
+            });
+        if let Some(name) = &self.name {
+            options = options.name(name);
+        }
+        for ca in &self.ca_files {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        if self.retry_initial {
+            options = options.retry_on_initial_connect();
+        }
+        let client = options.connect(url).await.map_err(|e| {
+            let kind = match e.kind() {
+                async_nats::ConnectErrorKind::ServerParse => ErrorKind::Config,
+                _ => ErrorKind::Connect,
+            };
+            Error::with_source(kind, format!("cannot connect to NATS at {url}"), e)
+        })?;
+        if client.connection_state() == async_nats::connection::State::Connected {
+            shared.set_state(ConnectionState::Connected, "connected");
+        }
+        let outbox = Arc::new(Outbox::new(self.outbox_capacity));
+        let publisher = tokio::spawn(super::export::publish_loop(
+            client.clone(),
+            outbox.clone(),
+            shared.clone(),
+            self.heartbeat,
+        ));
+        Ok(NatsBridge {
+            inner: Arc::new(Inner {
+                id,
+                client,
+                prefix: self.prefix,
+                shared,
+                outbox,
+                publisher: tokio::sync::Mutex::new(Some(publisher)),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for NatsBridgeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match &self.auth {
+            Auth::None => "none",
+            Auth::UserPassword(..) => "user and password",
+            Auth::Token(_) => "token",
+            Auth::NKey(_) => "nkey",
+            Auth::CredentialsFile(_) => "credentials file",
+        };
+        f.debug_struct("NatsBridgeBuilder")
+            .field("name", &self.name)
+            .field("subject_prefix", &self.prefix)
+            .field("auth", &auth)
+            .field("ca_files", &self.ca_files)
+            .field("require_tls", &self.require_tls)
+            .field("backoff", &self.backoff)
+            .field("retry_initial_connect", &self.retry_initial)
+            .field("outbox_capacity", &self.outbox_capacity)
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Exponential backoff with ±25% jitter: about `min` for the first retry, doubling to `max`.
+fn backoff(attempts: usize, min: Duration, max: Duration) -> Duration {
+    if attempts == 0 {
+        return Duration::ZERO;
+    }
+    let exp = u32::try_from(attempts - 1).unwrap_or(u32::MAX).min(20);
+    let base = min.saturating_mul(1u32 << exp).min(max);
+    // Jitter from the clock's low bits: enough to keep many processes from retrying in step.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    base.mul_f64(factor)
+}
+
+/// A bridge between centers in this process and a NATS server: exports chosen notification
+/// types to subjects, imports what other processes export. Cheap to clone.
+///
+/// See the [module docs](super) for the contract (origins, no echo, order, loss accounting).
+pub struct NatsBridge {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Clone for NatsBridge {
+    fn clone(&self) -> Self {
+        NatsBridge {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) id: BridgeId,
+    pub(crate) client: async_nats::Client,
+    pub(crate) prefix: String,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) outbox: Arc<Outbox>,
+    publisher: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The publisher drains what is queued, sends the last heartbeats, and stops.
+        self.outbox.close();
+    }
+}
+
+impl NatsBridge {
+    /// Configures a bridge.
+    pub fn builder() -> NatsBridgeBuilder {
+        NatsBridgeBuilder::default()
+    }
+
+    /// Connects with the default options (see [`NatsBridgeBuilder`]).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// let bridge = herald::nats::NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// println!("bridge {} is {:?}", bridge.id(), bridge.state());
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<NatsBridge, Error> {
+        NatsBridgeBuilder::default().connect(url).await
+    }
+
+    /// This bridge's id: the origin of everything it exports.
+    pub fn id(&self) -> BridgeId {
+        self.inner.id
+    }
+
+    /// The subject prefix (empty by default).
+    pub fn subject_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The connection's state now.
+    pub fn state(&self) -> ConnectionState {
+        *self.inner.shared.state.borrow()
+    }
+
+    /// A receiver that sees every change of the connection's state (`changed().await`).
+    pub fn watch_state(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.shared.state.subscribe()
+    }
+
+    /// What the bridge counted so far.
+    pub fn metrics(&self) -> BridgeMetrics {
+        self.inner.shared.counters.snapshot()
+    }
+
+    /// The NATS client underneath, for what the bridge does not wrap (requests, JetStream).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// One round trip to the server (a request the server answers itself): a health check,
+    /// and a barrier: every subscription made before it is in force on the server when it
+    /// returns. Returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        round_trip(&self.inner.client, self.inner.id).await
+    }
+
+    /// Stops gracefully: no new exports are accepted (they are counted as dropped), the
+    /// outbox is sent, a last heartbeat tells importers the final sequence numbers, imports
+    /// stop, and the connection is drained and closed. Idempotent.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.inner.outbox.close();
+        // The lock also makes a second, concurrent shutdown wait for the first.
+        let mut publisher = self.inner.publisher.lock().await;
+        let Some(task) = publisher.take() else {
+            return Ok(());
+        };
+        let _ = task.await;
+        let drained = self.inner.client.drain().await;
+        self.inner
+            .shared
+            .set_state(ConnectionState::Closed, "shut down");
+        drained.map_err(|e| Error::with_source(ErrorKind::Closed, "draining the connection", e))
+    }
+}
+
+impl fmt::Debug for NatsBridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBridge")
+            .field("id", &self.inner.id)
+            .field("subject_prefix", &self.inner.prefix)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request to a subject nobody serves: the server answers "no responders" itself, after it
+/// processed everything this connection sent before (subscriptions included).
+pub(crate) async fn round_trip(
+    client: &async_nats::Client,
+    id: BridgeId,
+) -> Result<Duration, Error> {
+    let start = Instant::now();
+    let subject = format!("_HERALD.PING.{id}");
+    match client.request(subject, bytes::Bytes::new()).await {
+        Ok(_) => Ok(start.elapsed()),
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(start.elapsed()),
+        Err(e) => Err(Error::with_source(
+            ErrorKind::Subscribe,
+            "no round trip to the NATS server",
+            e,
+        )),
+    }
+}
+
+/// What the bridge counts. Every notification exported is, in the end, published or dropped
+/// (`exported == published + export_dropped` once the outbox is empty); every message an
+/// import receives is posted, counted undecodable, or an echo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgeMetrics {
+    /// Notifications handed to the bridge by exports (each got a sequence number).
+    pub exported: u64,
+    /// Of those, dropped before publishing (outbox full, shut down, not serializable).
+    pub export_dropped: u64,
+    /// Published to the server.
+    pub published: u64,
+    /// Imported notifications that exports skipped (never sent back out: no loops).
+    pub not_reexported: u64,
+    /// Heartbeats sent.
+    pub heartbeats: u64,
+    /// Notifications imported and posted.
+    pub imported: u64,
+    /// Notifications imports know they missed (sequence gaps).
+    pub lost: u64,
+    /// Messages imports could not decode.
+    pub undecodable: u64,
+    /// Own messages that came back (dropped; the server is told not to echo them).
+    pub echoes: u64,
+    /// Times the connection was lost.
+    pub disconnects: u64,
+    /// Times it came back.
+    pub reconnects: u64,
+    /// Times the client reported an import too slow (messages dropped in the client).
+    pub slow_consumers: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) exported: AtomicU64,
+    pub(crate) export_dropped: AtomicU64,
+    pub(crate) published: AtomicU64,
+    pub(crate) not_reexported: AtomicU64,
+    pub(crate) heartbeats: AtomicU64,
+    pub(crate) imported: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) undecodable: AtomicU64,
+    pub(crate) echoes: AtomicU64,
+    pub(crate) disconnects: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) slow_consumers: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> BridgeMetrics {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        BridgeMetrics {
+            exported: l(&self.exported),
+            export_dropped: l(&self.export_dropped),
+            published: l(&self.published),
+            not_reexported: l(&self.not_reexported),
+            heartbeats: l(&self.heartbeats),
+            imported: l(&self.imported),
+            lost: l(&self.lost),
+            undecodable: l(&self.undecodable),
+            echoes: l(&self.echoes),
+            disconnects: l(&self.disconnects),
+            reconnects: l(&self.reconnects),
+            slow_consumers: l(&self.slow_consumers),
+        }
+    }
+}
+
+/// What the bridge, its tasks and the client's event callback share.
+pub(crate) struct Shared {
+    pub(crate) id: BridgeId,
+    pub(crate) counters: Counters,
+    state: watch::Sender<ConnectionState>,
+    /// Centers with a live import or export, with how many: connection changes are posted
+    /// into each.
+    centers: Mutex<Vec<(NotificationCenter, usize)>>,
+}
+
+impl Shared {
+    fn set_state(&self, state: ConnectionState, detail: &str) {
+        let changed = self.state.send_if_modified(|s| {
+            let changed = *s != state && *s != ConnectionState::Closed;
+            if changed {
+                *s = state;
+            }
+            changed
+        });
+        if changed {
+            let centers: Vec<NotificationCenter> =
+                self.centers.lock().iter().map(|(c, _)| c.clone()).collect();
+            for center in centers {
+                center.post(ConnectionChanged {
+                    bridge: self.id,
+                    state,
+                    detail: detail.to_owned(),
+                });
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event) {
+        match event {
+            Event::Connected => {
+                if *self.state.borrow() == ConnectionState::Disconnected
+                    && self.counters.disconnects.load(Ordering::Relaxed) > 0
+                {
+                    self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.set_state(ConnectionState::Connected, "connected");
+            }
+            Event::Disconnected => {
+                if *self.state.borrow() == ConnectionState::Connected {
+                    self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.set_state(ConnectionState::Disconnected, "disconnected");
+            }
+            Event::Closed => self.set_state(ConnectionState::Closed, "closed"),
+            Event::SlowConsumer(_) => {
+                self.counters.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            }
+            other => tracing::warn!(bridge = %self.id, "nats: {other}"),
+        }
+    }
+
+    /// Registers a center that has an import or export; the guard unregisters it.
+    pub(crate) fn attach(self: &Arc<Self>, center: &NotificationCenter) -> CenterRef {
+        let mut centers = self.centers.lock();
+        match centers.iter_mut().find(|(c, _)| c.same_center(center)) {
+            Some((_, n)) => *n += 1,
+            None => centers.push((center.clone(), 1)),
+        }
+        CenterRef {
+            shared: self.clone(),
+            center: center.clone(),
+        }
+    }
+}
+
+/// Keeps a center registered for connection reports while an import or export lives.
+pub(crate) struct CenterRef {
+    shared: Arc<Shared>,
+    center: NotificationCenter,
+}
+
+impl Drop for CenterRef {
+    fn drop(&mut self) {
+        let mut centers = self.shared.centers.lock();
+        if let Some(i) = centers
+            .iter()
+            .position(|(c, _)| c.same_center(&self.center))
+        {
+            centers[i].1 -= 1;
+            if centers[i].1 == 0 {
+                centers.swap_remove(i);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(2));
+        assert_eq!(backoff(0, min, max), Duration::ZERO);
+        for (attempt, base) in [(1, 100), (2, 200), (3, 400), (6, 2000), (60, 2000)] {
+            let d = backoff(attempt, min, max).as_secs_f64() * 1000.0;
+            let base = f64::from(base);
+            assert!(
+                d >= base * 0.75 - 1.0 && d <= base * 1.25 + 1.0,
+                "{attempt}: {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn builder_debug_hides_secrets() {
+        let b = NatsBridge::builder()
+            .user_password("u", "hunter2")
+            .token("tok-123");
+        let text = format!("{b:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("tok-123"),
+            "{text}"
+        );
+        let b = NatsBridge::builder().nkey("SUSEEDSECRET");
+        assert!(!format!("{b:?}").contains("SUSEEDSECRET"));
+    }
+}

@@ -1,0 +1,200 @@
+//! What the bridge posts into centers: [`RemoteNotification`] (a notification under an imported
+//! family that has no registered type) and the bridge's own reports, so that no loss is silent.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::{BridgeId, Origin};
+use crate::Notification;
+
+/// A notification imported under a family ([`NatsBridge::import_family`]) whose name has no
+/// type registered with [`with`](super::FamilyImport::with): its name, its JSON, its origin.
+///
+/// It is posted (with its origin's sender) like any imported notification. Its
+/// [`Notification::name`] is the fixed `"herald.nats.remote"`, because the hub names types, not
+/// values: [`observe_all`](crate::NotificationCenter::observe_all) sees it and
+/// [`downcast_ref`](crate::AnyNotification::downcast_ref) gives the real [`name`](Self::name);
+/// a family observer of the remote name's prefix does not see it yet (see the module docs).
+///
+/// ```
+/// use herald::nats::RemoteNotification;
+/// use herald::NotificationCenter;
+///
+/// let center = NotificationCenter::new();
+/// let _log = center.observe_all(|n| {
+///     if let Some(r) = n.downcast_ref::<RemoteNotification>() {
+///         println!("{} from {}: {}", r.name(), r.origin(), r.json());
+///     }
+/// });
+/// ```
+///
+/// [`NatsBridge::import_family`]: super::NatsBridge::import_family
+#[derive(Clone)]
+pub struct RemoteNotification {
+    pub(crate) name: Arc<str>,
+    pub(crate) json: Box<str>,
+    pub(crate) origin: Arc<Origin>,
+}
+
+impl RemoteNotification {
+    /// The notification's name as the exporting process declared it (`shop.order.placed`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its JSON, as received (checked to be valid JSON).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Where it was posted.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Reads the JSON as a `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+}
+
+impl fmt::Debug for RemoteNotification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteNotification")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .field("json", &self.json)
+            .finish()
+    }
+}
+
+impl Notification for RemoteNotification {
+    fn name() -> &'static str {
+        "herald.nats.remote"
+    }
+}
+
+/// Notifications from `origin` on `subject` that never arrived: the sequence numbers jumped
+/// (a disconnect, a slow consumer dropping messages in the client, a full outbox at the
+/// exporting process). Counted in [`ImportStats::lost`](super::ImportStats) too.
+///
+/// ```
+/// use herald::nats::RemoteLost;
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _alarm = center.observe(|l: &RemoteLost| eprintln!("lost {} on {} from {}", l.lost, l.subject, l.origin));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RemoteLost {
+    /// The NATS subject.
+    pub subject: String,
+    /// Who sent them.
+    pub origin: Origin,
+    /// How many.
+    pub lost: u64,
+}
+
+impl Notification for RemoteLost {
+    fn name() -> &'static str {
+        "herald.nats.lost"
+    }
+}
+
+/// A message could not be read as the notification its subject names (its JSON does not fit
+/// the local type, or it is not JSON, or it is of an unknown wire version). Nothing is posted
+/// for it; this report is.
+///
+/// ```
+/// use herald::nats::RemoteUndecodable;
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _alarm = center.observe(|u: &RemoteUndecodable| eprintln!("{} from {}: {}", u.subject, u.origin, u.error));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RemoteUndecodable {
+    /// The NATS subject.
+    pub subject: String,
+    /// Who sent it.
+    pub origin: Origin,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+impl Notification for RemoteUndecodable {
+    fn name() -> &'static str {
+        "herald.nats.undecodable"
+    }
+}
+
+/// Exported notifications this process dropped before they reached the server: the bridge's
+/// outbox was full (the server unreachable for long, or posts faster than the network), or
+/// one could not be serialized. Importers see the same loss as a [`RemoteLost`] gap.
+///
+/// ```
+/// use herald::nats::ExportDropped;
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _alarm = center.observe(|d: &ExportDropped| eprintln!("{} not sent on {}", d.dropped, d.subject));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ExportDropped {
+    /// The NATS subject.
+    pub subject: String,
+    /// How many notifications, since the previous report.
+    pub dropped: u64,
+    /// Why (the last reason seen).
+    pub reason: String,
+}
+
+impl Notification for ExportDropped {
+    fn name() -> &'static str {
+        "herald.nats.export.dropped"
+    }
+}
+
+/// The state of a bridge's connection to its NATS server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Connected: messages flow.
+    Connected,
+    /// The connection is lost; the bridge reconnects with backoff. Exports wait in the outbox
+    /// (bounded); messages published by others meanwhile are missed and counted.
+    Disconnected,
+    /// Shut down for good.
+    Closed,
+}
+
+/// A bridge's connection changed state. Posted into every center the bridge imports into or
+/// exports from; [`NatsBridge::state`](super::NatsBridge::state) and
+/// [`NatsBridge::watch_state`](super::NatsBridge::watch_state) read the same.
+///
+/// ```
+/// use herald::nats::{ConnectionChanged, ConnectionState};
+/// use herald::NotificationCenter;
+/// let center = NotificationCenter::new();
+/// let _health = center.observe(|c: &ConnectionChanged| {
+///     if c.state == ConnectionState::Disconnected { eprintln!("NATS down: {}", c.detail) }
+/// });
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionChanged {
+    /// The bridge.
+    pub bridge: BridgeId,
+    /// Its new state.
+    pub state: ConnectionState,
+    /// What the client said.
+    pub detail: String,
+}
+
+impl Notification for ConnectionChanged {
+    fn name() -> &'static str {
+        "herald.nats.connection"
+    }
+}

@@ -1,0 +1,547 @@
+//! Export: [`Publish`] (the terminal), [`Export`] (its guard), the bridge's outbox and the task
+//! that publishes it.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::bridge::{CenterRef, Shared};
+use super::{Error, ErrorKind, ExportDropped, NatsBridge, Origin, wire};
+use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscription, Terminal};
+
+/// The export terminal: `center.observer::<N>().forward(bridge.publish())` sends every `N` to
+/// the subject named by [`Notification::name`] (after the bridge's subject prefix). Made by
+/// [`NatsBridge::publish`].
+///
+/// The builder's [`sender`](ObserverBuilder::sender), [`filter`](ObserverBuilder::filter)
+/// and [`priority`](ObserverBuilder::priority) choose what is exported. The export runs on
+/// the posting thread like an inline observer: it serializes the value (JSON) and queues the
+/// bytes in the bridge's bounded outbox; a task publishes them in order. The builder's
+/// [`policy`](ObserverBuilder::policy) does not apply (the outbox's capacity does, see
+/// [`NatsBridgeBuilder::outbox_capacity`](super::NatsBridgeBuilder::outbox_capacity)) and
+/// [`replay_last`](ObserverBuilder::replay_last) sends nothing: the last value may itself have
+/// come from another process.
+///
+/// Refused with [`ErrorKind::InvalidName`] when `N` has no declared name or the name is not a
+/// valid NATS subject, and with [`ErrorKind::Closed`] after [`NatsBridge::shutdown`].
+///
+/// Until the hub hands terminals each post's sender, an export learns it from a wildcard
+/// observer of `N` that it adds at the highest priority: each export counts as two observers
+/// in [`PostReport::received`](crate::PostReport::received) and
+/// [`Stats::observers`](crate::Stats::observers).
+#[derive(Clone)]
+pub struct Publish {
+    bridge: NatsBridge,
+}
+
+impl fmt::Debug for Publish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publish")
+            .field("bridge", &self.bridge.id())
+            .finish()
+    }
+}
+
+impl NatsBridge {
+    /// The export terminal, for [`ObserverBuilder::forward`].
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::{Notification, NotificationCenter};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// struct OrderPlaced { id: u64 }
+    /// impl Notification for OrderPlaced {
+    ///     fn name() -> &'static str { "shop.order.placed" }
+    /// }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let _export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
+    /// center.post(OrderPlaced { id: 1 }); // on its way to shop.order.placed
+    /// # Ok(()) }
+    /// ```
+    pub fn publish(&self) -> Publish {
+        Publish {
+            bridge: self.clone(),
+        }
+    }
+}
+
+/// A live export: dropping it stops exporting (what is already in the outbox is still sent).
+/// It keeps its bridge open: dropping every [`NatsBridge`] handle does not end an export.
+#[must_use = "dropping an Export stops exporting at once; call .detach() to keep it"]
+pub struct Export {
+    // Field order is drop order: the exporter goes before the sender capture it reads.
+    subscription: Option<Subscription>,
+    capture: Option<Subscription>,
+    center: Option<CenterRef>,
+    bridge: Option<NatsBridge>,
+    state: Arc<ExportState>,
+}
+
+impl Export {
+    /// The NATS subject this export publishes to.
+    pub fn subject(&self) -> &str {
+        &self.state.subject.name
+    }
+
+    /// Notifications this export dropped before they reached the server.
+    pub fn dropped(&self) -> u64 {
+        self.state.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// Keeps exporting for the life of the center, without a guard.
+    pub fn detach(mut self) {
+        if let Some(s) = self.subscription.take() {
+            s.detach();
+        }
+        if let Some(c) = self.capture.take() {
+            c.detach();
+        }
+        std::mem::forget(self.center.take());
+        std::mem::forget(self.bridge.take());
+    }
+}
+
+impl fmt::Debug for Export {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Export")
+            .field("subject", &self.subject())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+static NEXT_EXPORT: AtomicU64 = AtomicU64::new(1);
+
+impl<N: Notification + Serialize> Terminal<N> for Publish {
+    type Output = Result<Export, Error>;
+
+    fn subscribe(self, builder: ObserverBuilder<N>) -> Result<Export, Error> {
+        wire::check_type_name::<N>()?;
+        let inner = self.bridge.inner.clone();
+        if inner.outbox.is_closed() {
+            return Err(Error::new(ErrorKind::Closed, "the bridge is shut down"));
+        }
+        let subject = inner
+            .outbox
+            .subject(&format!("{}{}", inner.prefix, N::name()));
+        let center = builder.center().clone();
+        let state = Arc::new(ExportState {
+            subject: subject.clone(),
+            center: center.clone(),
+            dropped: AtomicU64::new(0),
+            dropped_total: AtomicU64::new(0),
+            reason: AtomicU8::new(0),
+        });
+        inner.outbox.exports.lock().push(Arc::downgrade(&state));
+        let export = NEXT_EXPORT.fetch_add(1, Ordering::Relaxed);
+
+        // Interim, until the hub hands terminals the sender: a wildcard observer of this type,
+        // run before every other observer of it, notes each post's sender on this thread,
+        // keyed by the value's address; the exporter (same post, same thread, same address)
+        // takes it. See `capture_take` for why this is exact.
+        let capture = center
+            .observer_family(N::name())
+            .priority(i32::MAX)
+            .inline(move |any| {
+                if let Some(value) = any.downcast_ref::<N>() {
+                    capture_push(export, std::ptr::from_ref(value).addr(), any.sender());
+                }
+            });
+
+        let outbox = inner.outbox.clone();
+        let shared = inner.shared.clone();
+        let st = state.clone();
+        let subscription = builder.inline(move |n: &N| {
+            // No capture: a replayed value (from `replay_last`), not a post: not exported.
+            let Some(sender) = capture_take(export, std::ptr::from_ref(n).addr()) else {
+                return;
+            };
+            if sender.is_some_and(Origin::is_remote) {
+                shared
+                    .counters
+                    .not_reexported
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            shared.counters.exported.fetch_add(1, Ordering::Relaxed);
+            let refused = match serde_json::to_vec(n) {
+                Ok(json) => outbox.push(&st.subject, sender, Bytes::from(json)),
+                Err(_) => {
+                    outbox.skip(&st.subject);
+                    Err(DropReason::Unserializable)
+                }
+            };
+            if let Err(reason) = refused {
+                shared
+                    .counters
+                    .export_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                st.count_drop(reason, &outbox);
+            }
+        });
+        Ok(Export {
+            subscription: Some(subscription),
+            capture: Some(capture),
+            center: Some(inner.shared.attach(&center)),
+            bridge: Some(self.bridge),
+            state,
+        })
+    }
+}
+
+/// One pending capture: the post of `addr`, seen by export `export`, came from `sender`.
+struct Captured {
+    export: u64,
+    addr: usize,
+    sender: Option<SenderId>,
+}
+
+/// Enough for any realistic nesting of posts of one type inside each other.
+const CAPTURE_LIMIT: usize = 64;
+
+thread_local! {
+    static CAPTURED: RefCell<Vec<Captured>> = const { RefCell::new(Vec::new()) };
+}
+
+fn capture_push(export: u64, addr: usize, sender: Option<SenderId>) {
+    CAPTURED.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(i) = c.iter().position(|e| e.export == export && e.addr == addr) {
+            c.remove(i);
+        } else if c.len() >= CAPTURE_LIMIT {
+            c.remove(0);
+        }
+        c.push(Captured {
+            export,
+            addr,
+            sender,
+        });
+    });
+}
+
+/// The sender of the post being delivered to export `export`, found by the value's address.
+///
+/// Exact: the capture observer runs first in every post of the type and pushes its entry on
+/// this thread; the exporter runs later in the same post, on the same thread, with the same
+/// reference. A post nested in between pushes and takes its own entry (its value lives at a
+/// different address while the outer value is alive). An entry left by a post the exporter
+/// skipped (its sender or filter did not match) carries an address that a later post reusing
+/// it overwrites.
+fn capture_take(export: u64, addr: usize) -> Option<Option<SenderId>> {
+    CAPTURED.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = c
+            .iter()
+            .rposition(|e| e.export == export && e.addr == addr)?;
+        Some(c.remove(i).sender)
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+#[repr(u8)]
+pub(crate) enum DropReason {
+    Full = 1,
+    Closed = 2,
+    Unserializable = 3,
+    PublishFailed = 4,
+}
+
+impl DropReason {
+    fn from_u8(n: u8) -> &'static str {
+        match n {
+            1 => "the bridge's outbox is full",
+            2 => "the bridge is shut down",
+            3 => "the notification could not be serialized",
+            4 => "the client refused to publish it (too large, or the connection is closed)",
+            _ => "unknown",
+        }
+    }
+}
+
+/// What one export shares with the outbox's reporter.
+pub(crate) struct ExportState {
+    subject: Arc<SubjectSeq>,
+    center: NotificationCenter,
+    /// Drops not reported yet.
+    dropped: AtomicU64,
+    dropped_total: AtomicU64,
+    reason: AtomicU8,
+}
+
+impl ExportState {
+    fn count_drop(&self, reason: DropReason, outbox: &Outbox) {
+        self.reason.store(reason as u8, Ordering::Relaxed);
+        self.dropped_total.fetch_add(1, Ordering::Relaxed);
+        if outbox.is_closed() {
+            // The reporter has stopped: report this one now.
+            self.center.post(ExportDropped {
+                subject: self.subject.name.clone(),
+                dropped: 1,
+                reason: DropReason::from_u8(reason as u8).to_owned(),
+            });
+            return;
+        }
+        if self.dropped.fetch_add(1, Ordering::AcqRel) == 0 {
+            outbox.report.notify_one();
+        }
+    }
+}
+
+/// One subject's sequence counter, shared by every export to it. Incremented under the outbox
+/// lock, so sequence order is queue order is publish order.
+pub(crate) struct SubjectSeq {
+    pub(crate) name: String,
+    subject: async_nats::Subject,
+    last: AtomicU64,
+}
+
+/// An exported notification waiting for the network.
+struct Outgoing {
+    subject: Arc<SubjectSeq>,
+    seq: u64,
+    sender: Option<SenderId>,
+    payload: Bytes,
+}
+
+/// The bridge's bounded queue of exported notifications, in post order.
+pub(crate) struct Outbox {
+    queue: Mutex<Queue>,
+    capacity: usize,
+    wake: Notify,
+    report: Notify,
+    closed: AtomicBool,
+    exports: Mutex<Vec<Weak<ExportState>>>,
+    subjects: Mutex<Vec<Arc<SubjectSeq>>>,
+}
+
+struct Queue {
+    items: VecDeque<Outgoing>,
+    closed: bool,
+}
+
+impl Outbox {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Outbox {
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                closed: false,
+            }),
+            capacity,
+            wake: Notify::new(),
+            report: Notify::new(),
+            closed: AtomicBool::new(false),
+            exports: Mutex::new(Vec::new()),
+            subjects: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn subject(&self, name: &str) -> Arc<SubjectSeq> {
+        let mut subjects = self.subjects.lock();
+        if let Some(s) = subjects.iter().find(|s| s.name == name) {
+            return s.clone();
+        }
+        let s = Arc::new(SubjectSeq {
+            name: name.to_owned(),
+            subject: async_nats::Subject::from(name),
+            last: AtomicU64::new(0),
+        });
+        subjects.push(s.clone());
+        s
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn close(&self) {
+        self.queue.lock().closed = true;
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+        self.report.notify_one();
+    }
+
+    /// Gives the notification the subject's next sequence number and queues it. A refused
+    /// one keeps its number, so importers see the gap.
+    fn push(
+        &self,
+        subject: &Arc<SubjectSeq>,
+        sender: Option<SenderId>,
+        payload: Bytes,
+    ) -> Result<(), DropReason> {
+        let was_empty = {
+            let mut q = self.queue.lock();
+            let seq = subject.last.fetch_add(1, Ordering::Relaxed) + 1;
+            if q.closed {
+                return Err(DropReason::Closed);
+            }
+            if q.items.len() >= self.capacity {
+                return Err(DropReason::Full);
+            }
+            let was_empty = q.items.is_empty();
+            q.items.push_back(Outgoing {
+                subject: subject.clone(),
+                seq,
+                sender,
+                payload,
+            });
+            was_empty
+        };
+        // A non-empty queue is already known to the publisher (it re-checks before sleeping).
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Uses up a sequence number for a notification that will not be sent.
+    fn skip(&self, subject: &SubjectSeq) {
+        let _q = self.queue.lock();
+        subject.last.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The bridge's publishing task: drains the outbox in order, sends heartbeats when idle, and
+/// on close sends what is left, a last heartbeat, and flushes.
+pub(crate) async fn publish_loop(
+    client: async_nats::Client,
+    outbox: Arc<Outbox>,
+    shared: Arc<Shared>,
+    heartbeat: Duration,
+) {
+    let origin = shared.id.to_string();
+    let reporter = tokio::spawn(report_loop(outbox.clone()));
+    let mut tick = tokio::time::interval(heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut batch = VecDeque::new();
+    loop {
+        let closed = {
+            let mut q = outbox.queue.lock();
+            std::mem::swap(&mut q.items, &mut batch);
+            q.closed
+        };
+        if batch.is_empty() {
+            if closed {
+                send_heartbeats(&client, &outbox, &shared, &origin).await;
+                let _ = client.flush().await;
+                break;
+            }
+            tokio::select! {
+                () = outbox.wake.notified() => {}
+                _ = tick.tick() => send_heartbeats(&client, &outbox, &shared, &origin).await,
+            }
+            continue;
+        }
+        for item in batch.drain(..) {
+            let mut headers = HeaderMap::new();
+            headers.insert(wire::ORIGIN, origin.as_str());
+            headers.insert(wire::SEQ, item.seq.to_string());
+            if let Some(sender) = item.sender {
+                headers.insert(wire::SENDER, sender.as_raw().to_string());
+            }
+            match client
+                .publish_with_headers(item.subject.subject.clone(), headers, item.payload)
+                .await
+            {
+                Ok(()) => {
+                    shared.counters.published.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(subject = %item.subject.name, "nats export dropped: {e}");
+                    shared
+                        .counters
+                        .export_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    let exports = outbox.exports.lock().clone();
+                    if let Some(st) = exports
+                        .iter()
+                        .filter_map(Weak::upgrade)
+                        .find(|s| Arc::ptr_eq(&s.subject, &item.subject))
+                    {
+                        st.count_drop(DropReason::PublishFailed, &outbox);
+                    }
+                }
+            }
+        }
+    }
+    let _ = reporter.await;
+}
+
+/// Tells importers each subject's last sequence number, when nothing is queued (so every
+/// number up to it was published or dropped).
+async fn send_heartbeats(
+    client: &async_nats::Client,
+    outbox: &Outbox,
+    shared: &Shared,
+    origin: &str,
+) {
+    let lasts: Vec<(async_nats::Subject, u64)> = {
+        let q = outbox.queue.lock();
+        if !q.items.is_empty() {
+            return;
+        }
+        outbox
+            .subjects
+            .lock()
+            .iter()
+            .map(|s| (s.subject.clone(), s.last.load(Ordering::Relaxed)))
+            .filter(|(_, last)| *last > 0)
+            .collect()
+    };
+    for (subject, last) in lasts {
+        let mut headers = HeaderMap::new();
+        headers.insert(wire::ORIGIN, origin);
+        headers.insert(wire::SEQ, last.to_string());
+        headers.insert(wire::HEARTBEAT, "1");
+        if client
+            .publish_with_headers(subject, headers, Bytes::new())
+            .await
+            .is_ok()
+        {
+            shared.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Posts [`ExportDropped`] reports, at most every 100 ms per export, into the export's center.
+async fn report_loop(outbox: Arc<Outbox>) {
+    loop {
+        outbox.report.notified().await;
+        let closing = outbox.is_closed();
+        if !closing {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let exports: Vec<Arc<ExportState>> = {
+            let mut exports = outbox.exports.lock();
+            exports.retain(|w| w.strong_count() > 0);
+            exports.iter().filter_map(Weak::upgrade).collect()
+        };
+        for st in exports {
+            let dropped = st.dropped.swap(0, Ordering::AcqRel);
+            if dropped > 0 {
+                st.center.post(ExportDropped {
+                    subject: st.subject.name.clone(),
+                    dropped,
+                    reason: DropReason::from_u8(st.reason.load(Ordering::Relaxed)).to_owned(),
+                });
+            }
+        }
+        if closing {
+            return;
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! Import: [`NatsBridge::import`], [`NatsBridge::import_family`] ([`FamilyImport`]), the
+//! [`Import`] guard, and the task that posts what arrives.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_core::Stream;
+use serde::de::DeserializeOwned;
+
+use super::bridge::{CenterRef, Shared, round_trip};
+use super::origin::OriginCache;
+use super::{
+    BridgeId, Error, ErrorKind, NatsBridge, Origin, RemoteLost, RemoteNotification,
+    RemoteUndecodable, wire,
+};
+use crate::{Notification, NotificationCenter, SenderId};
+
+/// Reads one payload as a registered type and posts it.
+type Decoder =
+    Arc<dyn Fn(&[u8], &NotificationCenter, SenderId) -> Result<(), String> + Send + Sync>;
+
+fn decoder<N: Notification + DeserializeOwned>() -> Decoder {
+    Arc::new(|payload, center, sender| {
+        let value: N = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        center.post_from(sender, value);
+        Ok(())
+    })
+}
+
+impl NatsBridge {
+    /// Imports `N`: what other processes export on `N`'s subject is posted into `center`
+    /// with its origin's sender ([`Origin::sender_id`]). Returns once the server holds the
+    /// subscription (after a round trip): nothing published after that is missed.
+    ///
+    /// Refused with [`ErrorKind::InvalidName`] like an export; fails with
+    /// [`ErrorKind::Subscribe`] when the server does not confirm in time.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::{Notification, NotificationCenter};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// struct OrderPlaced { id: u64 }
+    /// impl Notification for OrderPlaced {
+    ///     fn name() -> &'static str { "shop.order.placed" }
+    /// }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let _log = center.observe(|o: &OrderPlaced| println!("order {}", o.id));
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let _import = bridge.import::<OrderPlaced>(&center).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn import<N: Notification + DeserializeOwned>(
+        &self,
+        center: &NotificationCenter,
+    ) -> Result<Import, Error> {
+        wire::check_type_name::<N>()?;
+        let subject = format!("{}{}", self.inner.prefix, N::name());
+        let route = Route::Typed(decoder::<N>());
+        self.start_import(subject, route, center).await
+    }
+
+    /// Imports a family: every subject under `prefix` (`"shop."` is `shop.>`). Types
+    /// registered with [`FamilyImport::with`] are posted typed; any other name is posted as a
+    /// [`RemoteNotification`] (name and JSON). Await it (or call
+    /// [`start`](FamilyImport::start)) to subscribe; it returns once the server holds the
+    /// subscription.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{NatsBridge, RemoteNotification};
+    /// use herald::{Notification, NotificationCenter};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// struct OrderPlaced { id: u64 }
+    /// impl Notification for OrderPlaced {
+    ///     fn name() -> &'static str { "shop.order.placed" }
+    /// }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let _shop = bridge.import_family("shop.", &center).with::<OrderPlaced>().await?;
+    /// let _other = center.observe(|r: &RemoteNotification| println!("{}: {}", r.name(), r.json()));
+    /// # Ok(()) }
+    /// ```
+    pub fn import_family(&self, prefix: &str, center: &NotificationCenter) -> FamilyImport {
+        let error = wire::check_prefix(prefix, "the family prefix").err();
+        FamilyImport {
+            bridge: self.clone(),
+            prefix: prefix.to_owned(),
+            center: center.clone(),
+            typed: HashMap::new(),
+            error,
+        }
+    }
+
+    async fn start_import(
+        &self,
+        subject: String,
+        route: Route,
+        center: &NotificationCenter,
+    ) -> Result<Import, Error> {
+        let inner = &self.inner;
+        if inner.outbox.is_closed() {
+            return Err(Error::new(ErrorKind::Closed, "the bridge is shut down"));
+        }
+        let subscriber = inner.client.subscribe(subject.clone()).await.map_err(|e| {
+            Error::with_source(
+                ErrorKind::Subscribe,
+                format!("cannot subscribe to {subject}"),
+                e,
+            )
+        })?;
+        round_trip(&inner.client, inner.id).await?;
+        let stats = Arc::new(ImportCounters::default());
+        let task = tokio::spawn(import_loop(
+            subscriber,
+            Importing {
+                route,
+                prefix_len: inner.prefix.len(),
+                own: inner.id,
+                center: center.clone(),
+                shared: inner.shared.clone(),
+                stats: stats.clone(),
+                origins: OriginCache::default(),
+                last_seq: HashMap::new(),
+                names: HashMap::new(),
+            },
+        ));
+        Ok(Import {
+            subject,
+            task: Some(task),
+            stats,
+            _center: Some(inner.shared.attach(center)),
+            bridge: Some(self.clone()),
+        })
+    }
+}
+
+/// A family import being configured: register types with [`with`](Self::with), then await it.
+/// Made by [`NatsBridge::import_family`].
+#[must_use = "a family import does nothing until awaited (or .start().await)"]
+pub struct FamilyImport {
+    bridge: NatsBridge,
+    prefix: String,
+    center: NotificationCenter,
+    typed: HashMap<String, Decoder>,
+    error: Option<Error>,
+}
+
+impl FamilyImport {
+    /// Posts notifications named `N::name()` as `N`. `N`'s name must be under the family's
+    /// prefix (else the import fails with [`ErrorKind::InvalidName`]).
+    pub fn with<N: Notification + DeserializeOwned>(mut self) -> Self {
+        if self.error.is_none() {
+            if let Err(e) = wire::check_type_name::<N>() {
+                self.error = Some(e);
+            } else if !N::name().starts_with(&self.prefix) {
+                self.error = Some(Error::new(
+                    ErrorKind::InvalidName,
+                    format!("{} is not in the family {:?}", N::name(), self.prefix),
+                ));
+            } else {
+                self.typed.insert(N::name().to_owned(), decoder::<N>());
+            }
+        }
+        self
+    }
+
+    /// Subscribes; returns once the server holds the subscription.
+    pub async fn start(self) -> Result<Import, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let subject = format!("{}{}>", self.bridge.inner.prefix, self.prefix);
+        let route = Route::Family(self.typed);
+        self.bridge.start_import(subject, route, &self.center).await
+    }
+}
+
+impl IntoFuture for FamilyImport {
+    type Output = Result<Import, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Import, Error>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.start())
+    }
+}
+
+impl fmt::Debug for FamilyImport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FamilyImport")
+            .field("prefix", &self.prefix)
+            .field("typed", &self.typed.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live import: dropping it unsubscribes. It keeps its bridge open: dropping every
+/// [`NatsBridge`] handle does not end an import.
+#[must_use = "dropping an Import unsubscribes at once; call .detach() to keep it"]
+pub struct Import {
+    subject: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+    stats: Arc<ImportCounters>,
+    _center: Option<CenterRef>,
+    bridge: Option<NatsBridge>,
+}
+
+impl Import {
+    /// The NATS subject (or wildcard subject) imported.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// What this import counted so far.
+    pub fn stats(&self) -> ImportStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let s = &self.stats;
+        ImportStats {
+            received: l(&s.received),
+            posted: l(&s.posted),
+            lost: l(&s.lost),
+            undecodable: l(&s.undecodable),
+            echoes: l(&s.echoes),
+            heartbeats: l(&s.heartbeats),
+        }
+    }
+
+    /// Keeps importing until the bridge shuts down, without a guard.
+    pub fn detach(mut self) {
+        self.task.take();
+        std::mem::forget(self._center.take());
+        std::mem::forget(self.bridge.take());
+    }
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for Import {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Import")
+            .field("subject", &self.subject)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// What one import counted. Every message received is posted, undecodable, an echo or a
+/// heartbeat: `received == posted + undecodable + echoes + heartbeats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportStats {
+    /// Messages received.
+    pub received: u64,
+    /// Notifications posted into the center.
+    pub posted: u64,
+    /// Notifications known missed (sequence gaps, found by later messages or heartbeats).
+    pub lost: u64,
+    /// Messages that could not be read.
+    pub undecodable: u64,
+    /// Own messages that came back.
+    pub echoes: u64,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+}
+
+#[derive(Default)]
+struct ImportCounters {
+    received: AtomicU64,
+    posted: AtomicU64,
+    lost: AtomicU64,
+    undecodable: AtomicU64,
+    echoes: AtomicU64,
+    heartbeats: AtomicU64,
+}
+
+enum Route {
+    Typed(Decoder),
+    Family(HashMap<String, Decoder>),
+}
+
+/// The import task's state.
+struct Importing {
+    route: Route,
+    prefix_len: usize,
+    own: BridgeId,
+    center: NotificationCenter,
+    shared: Arc<Shared>,
+    stats: Arc<ImportCounters>,
+    origins: OriginCache,
+    /// The last sequence number seen per origin and subject.
+    last_seq: HashMap<BridgeId, HashMap<Box<str>, u64>>,
+    /// Names of type-erased notifications, shared by every value of one subject.
+    names: HashMap<Box<str>, Arc<str>>,
+}
+
+async fn import_loop(mut subscriber: async_nats::Subscriber, mut state: Importing) {
+    while let Some(message) =
+        std::future::poll_fn(|cx| Pin::new(&mut subscriber).poll_next(cx)).await
+    {
+        state.handle(message);
+    }
+}
+
+/// What the headers say about a message.
+struct Meta {
+    bridge: Option<BridgeId>,
+    seq: u64,
+    sender: Option<u64>,
+    heartbeat: bool,
+}
+
+fn read_meta(headers: Option<&async_nats::HeaderMap>) -> Result<Meta, String> {
+    let get = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
+    if let Some(schema) = get(wire::SCHEMA)
+        && schema != "1"
+    {
+        return Err(format!(
+            "wire schema {schema} is not supported (this is version 1)"
+        ));
+    }
+    let Some(origin) = get(wire::ORIGIN) else {
+        return Ok(Meta {
+            bridge: None,
+            seq: 0,
+            sender: None,
+            heartbeat: false,
+        });
+    };
+    let bridge =
+        BridgeId::parse(origin).ok_or_else(|| format!("bad {} {origin:?}", wire::ORIGIN))?;
+    let seq = get(wire::SEQ)
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| format!("missing or bad {}", wire::SEQ))?;
+    let sender = match get(wire::SENDER) {
+        None => None,
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| format!("bad {} {s:?}", wire::SENDER))?,
+        ),
+    };
+    Ok(Meta {
+        bridge: Some(bridge),
+        seq,
+        sender,
+        heartbeat: get(wire::HEARTBEAT).is_some(),
+    })
+}
+
+impl Importing {
+    fn handle(&mut self, message: async_nats::Message) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let subject = message.subject.as_str();
+        let meta = match read_meta(message.headers.as_ref()) {
+            Ok(meta) => meta,
+            Err(error) => {
+                let (origin, _) = self.origins.get(None, None);
+                return self.undecodable(subject, &origin, error);
+            }
+        };
+        if meta.bridge == Some(self.own) {
+            self.stats.echoes.fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.echoes.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(bridge) = meta.bridge {
+            let lost = self.track(bridge, subject, meta.seq, meta.heartbeat);
+            if lost > 0 {
+                self.stats.lost.fetch_add(lost, Ordering::Relaxed);
+                self.shared.counters.lost.fetch_add(lost, Ordering::Relaxed);
+                self.center.post(RemoteLost {
+                    subject: subject.to_owned(),
+                    origin: Origin::new(bridge, None),
+                    lost,
+                });
+            }
+        }
+        if meta.heartbeat {
+            self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (origin, sender) = self.origins.get(meta.bridge, meta.sender);
+        let name = subject.get(self.prefix_len..).unwrap_or(subject);
+        let decoded = match &self.route {
+            Route::Typed(decode) => decode(&message.payload, &self.center, sender),
+            Route::Family(typed) => match typed.get(name) {
+                Some(decode) => decode(&message.payload, &self.center, sender),
+                None => self.post_erased(name, &message.payload, origin.clone(), sender),
+            },
+        };
+        match decoded {
+            Ok(()) => {
+                self.stats.posted.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .imported
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => self.undecodable(subject, &origin, error),
+        }
+    }
+
+    /// Records `seq` for (bridge, subject); returns how many numbers were skipped. The first
+    /// message seen from an origin on a subject sets the baseline.
+    fn track(&mut self, bridge: BridgeId, subject: &str, seq: u64, heartbeat: bool) -> u64 {
+        let subjects = self.last_seq.entry(bridge).or_default();
+        let Some(last) = subjects.get_mut(subject) else {
+            subjects.insert(subject.into(), seq);
+            return 0;
+        };
+        // A heartbeat carries the last number sent; a message its own number.
+        let expected = if heartbeat { *last } else { *last + 1 };
+        if seq > expected {
+            let lost = seq - expected;
+            *last = seq;
+            lost
+        } else {
+            if seq > *last {
+                *last = seq;
+            }
+            0
+        }
+    }
+
+    fn post_erased(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        origin: Arc<Origin>,
+        sender: SenderId,
+    ) -> Result<(), String> {
+        let json = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8: {e}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|e| e.to_string())?;
+        let name = self
+            .names
+            .entry(name.into())
+            .or_insert_with(|| Arc::from(name))
+            .clone();
+        self.center.post_from(
+            sender,
+            RemoteNotification {
+                name,
+                json: json.into(),
+                origin,
+            },
+        );
+        Ok(())
+    }
+
+    fn undecodable(&self, subject: &str, origin: &Origin, error: String) {
+        self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .undecodable
+            .fetch_add(1, Ordering::Relaxed);
+        self.center.post(RemoteUndecodable {
+            subject: subject.to_owned(),
+            origin: origin.clone(),
+            error,
+        });
+    }
+}

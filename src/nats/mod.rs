@@ -1,0 +1,105 @@
+//! Beyond one process (feature `nats`): the same notifications across processes and machines,
+//! through a NATS server.
+//!
+//! A [`NatsBridge`] is one connection to a NATS server. It **exports** chosen notification types
+//! with the hub's own builder, and **imports** what other processes export into a local center:
+//!
+//! ```text
+//!  process A                                              process B
+//!  post(n) ─► center ─► forward(bridge.publish()) ─► NATS subject n::name() ─► bridge.import::<N>(&center) ─► center ─► observers
+//! ```
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+//! use herald::nats::NatsBridge;
+//! use herald::{Notification, NotificationCenter};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct OrderPlaced { id: u64 }
+//! impl Notification for OrderPlaced {
+//!     fn name() -> &'static str { "shop.order.placed" } // the NATS subject
+//! }
+//!
+//! let center = NotificationCenter::new();
+//! let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+//! let _out = center.observer::<OrderPlaced>().forward(bridge.publish())?; // export
+//! let _in = bridge.import::<OrderPlaced>(&center).await?;                  // import
+//! center.post(OrderPlaced { id: 1 }); // local observers now, other processes' observers soon
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/distributed.rs` runs two processes against a local `nats-server`.
+//!
+//! # Names
+//! A type crosses processes under its [`Notification::name`](crate::Notification::name),
+//! which must be declared (the default Rust type name is refused) and be a valid NATS subject:
+//! dot-separated tokens of printable ASCII, no spaces, no `*` or `>`. A family prefix ends at a
+//! dot: `import_family("shop.", ..)` subscribes to `shop.>`. The bridge's
+//! [`subject_prefix`](NatsBridgeBuilder::subject_prefix) is put before every name. Bad names are
+//! refused with [`ErrorKind::InvalidName`] when the export or import is made.
+//!
+//! # Origins
+//! Every bridge has a random [`BridgeId`]. Imported notifications are posted with the
+//! [`SenderId`](crate::SenderId) of their [`Origin`] (bridge and sender inside it), so a local
+//! `.sender(..)` filter never matches a remote notification, `.sender(origin.sender_id())` is
+//! an origin filter, and wildcard observers ask [`Origin::of`]`(any.sender()?)`.
+//!
+//! # No echo, no loops
+//! A bridge never imports what it exported itself (the server is asked not to echo, and the
+//! importer drops its own origin). An export never sends a notification that a bridge imported
+//! (its sender is an origin's): a process that imports and exports the same type relays
+//! nothing, so loops between bridges are impossible.
+//!
+//! # Order
+//! Exports run on the posting thread and queue in one outbox per bridge, published by one task
+//! in queue order; NATS keeps one connection's order per subject; an import posts in arrival
+//! order. So what one thread posts reaches each remote observer in post order.
+//!
+//! # Loss is never silent
+//! NATS core delivery is at most once. Each message carries a sequence number per (origin,
+//! subject); importers count gaps and post [`RemoteLost`]. A loss at the tail of a burst shows
+//! at the next heartbeat ([`NatsBridgeBuilder::heartbeat`]). So for each origin and subject,
+//! once an import has seen its first message: `posted + lost == sent` (what an origin sent on
+//! a subject before an import saw anything from it is not counted: the import cannot tell a
+//! message it missed from one sent before it subscribed). Exports the outbox
+//! could not take post [`ExportDropped`]; messages that cannot be decoded post
+//! [`RemoteUndecodable`]; connection changes post [`ConnectionChanged`]. Everything is counted
+//! in [`BridgeMetrics`] and [`ImportStats`].
+//!
+//! # Connection
+//! The bridge reconnects forever with exponential backoff and jitter; imports are
+//! re-subscribed by the client; exports wait in the bounded outbox meanwhile. Credentials
+//! (user and password, token, NKey, credentials file) and TLS (custom CA, client certificate)
+//! are options of [`NatsBridgeBuilder`]. [`NatsBridge::state`], [`NatsBridge::watch_state`] and
+//! [`NatsBridge::ping`] tell its health; [`NatsBridge::shutdown`] sends what is queued and
+//! closes.
+//!
+//! # Wire format
+//! Documented, versioned: see [`wire`].
+//!
+//! # Type-erased notifications and family observers
+//! A family import posts names without a registered type as [`RemoteNotification`], whose
+//! hub name is `herald.nats.remote` (the hub names types, not values):
+//! [`observe_all`](crate::NotificationCenter::observe_all) observers see it and read its real
+//! name after a downcast, while `observe_family("shop.", ..)` sees only the typed ones.
+
+mod bridge;
+mod error;
+mod events;
+mod export;
+mod import;
+mod origin;
+pub mod wire;
+
+pub use bridge::{
+    BridgeMetrics, DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge, NatsBridgeBuilder,
+};
+pub use error::{Error, ErrorKind};
+pub use events::{
+    ConnectionChanged, ConnectionState, ExportDropped, RemoteLost, RemoteNotification,
+    RemoteUndecodable,
+};
+pub use export::{Export, Publish};
+pub use import::{FamilyImport, Import, ImportStats};
+pub use origin::{BridgeId, Origin};

@@ -1,0 +1,230 @@
+//! Where a remote notification comes from: [`BridgeId`], [`Origin`], and the process-wide table
+//! that maps each origin to the [`SenderId`] its notifications are posted with.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+
+use crate::SenderId;
+
+/// The identity of one [`NatsBridge`](super::NatsBridge): 128 random bits, fresh for every
+/// bridge (two bridges in one process have different ids). On the wire it is 32 lower-case
+/// hex digits (`Herald-Origin`).
+///
+/// ```
+/// use herald::nats::BridgeId;
+/// let a = BridgeId::random();
+/// let b = BridgeId::random();
+/// assert_ne!(a, b);
+/// assert_eq!(BridgeId::parse(&a.to_string()), Some(a));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BridgeId(u128);
+
+impl BridgeId {
+    /// A new random id (from the process's random hash keys, the clock, the process id and a
+    /// counter).
+    pub fn random() -> BridgeId {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let half = |salt: u64| {
+            let mut h = std::hash::RandomState::new().build_hasher();
+            h.write_u64(salt);
+            h.write_u64(n);
+            h.write_u128(nanos);
+            h.write_u32(std::process::id());
+            h.finish()
+        };
+        BridgeId((u128::from(half(0x6865_7261_6c64)) << 64) | u128::from(half(0x6e61_7473)))
+    }
+
+    /// Reads the wire form (32 hex digits).
+    pub fn parse(s: &str) -> Option<BridgeId> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(s, 16).ok().map(BridgeId)
+    }
+
+    /// The id as a number.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl fmt::Display for BridgeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for BridgeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BridgeId({:032x})", self.0)
+    }
+}
+
+/// Where an imported notification was posted: the bridge that exported it and the sender that
+/// posted it there (a raw [`SenderId`] of that process, when it was posted with `post_from`).
+///
+/// Imported notifications are posted into the local center with
+/// [`post_from`](crate::NotificationCenter::post_from) and the [`SenderId`] of their origin
+/// ([`Origin::sender_id`]), one fresh id per origin for the life of the process. So:
+/// - a local `.sender(id)` filter never matches a remote notification (no local poster holds
+///   that id; ids made by [`SenderId::new`] are unique in the process);
+/// - an origin filter is the same option: `.sender(origin.sender_id())`;
+/// - wildcard observers read [`AnyNotification::sender`](crate::AnyNotification::sender) and
+///   ask [`Origin::of`] which process it came from.
+///
+/// ```
+/// use herald::nats::{BridgeId, Origin};
+/// use herald::SenderId;
+///
+/// let remote = Origin::new(BridgeId::random(), Some(SenderId::from_raw(7)));
+/// let id = remote.sender_id();
+/// assert_eq!(id, remote.sender_id()); // stable
+/// assert_eq!(Origin::of(id), Some(remote.clone()));
+/// assert_eq!(Origin::of(SenderId::new()), None); // a local sender
+/// assert_ne!(id, SenderId::from_raw(7)); // never the remote process's own number
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    bridge: Option<BridgeId>,
+    sender: Option<SenderId>,
+}
+
+impl Origin {
+    /// The origin of notifications exported by `bridge`, posted there by `sender` (`None`:
+    /// posted without a sender).
+    pub fn new(bridge: BridgeId, sender: Option<SenderId>) -> Origin {
+        Origin {
+            bridge: Some(bridge),
+            sender,
+        }
+    }
+
+    /// The origin of messages from a NATS publisher that is not a herald bridge.
+    pub fn foreign() -> Origin {
+        Origin {
+            bridge: None,
+            sender: None,
+        }
+    }
+
+    /// The exporting bridge (`None` for a foreign publisher).
+    pub fn bridge(&self) -> Option<BridgeId> {
+        self.bridge
+    }
+
+    /// The sender inside the exporting process, as that process numbered it.
+    pub fn remote_sender(&self) -> Option<SenderId> {
+        self.sender
+    }
+
+    /// Whether this is a publisher that is not a herald bridge.
+    pub fn is_foreign(&self) -> bool {
+        self.bridge.is_none()
+    }
+
+    /// The [`SenderId`] notifications from this origin are posted with in this process: made
+    /// on first use, the same for the life of the process.
+    pub fn sender_id(&self) -> SenderId {
+        table().sender_id(self)
+    }
+
+    /// The origin of a notification posted with `sender`, if it was imported by a bridge.
+    pub fn of(sender: SenderId) -> Option<Origin> {
+        table().by_sender.read().get(&sender).cloned()
+    }
+
+    /// Whether `sender` belongs to an imported notification (used by exports: an imported
+    /// notification is never exported again, which makes loops impossible).
+    pub(crate) fn is_remote(sender: SenderId) -> bool {
+        table().by_sender.read().contains_key(&sender)
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.bridge, self.sender) {
+            (None, _) => f.write_str("foreign publisher"),
+            (Some(b), None) => write!(f, "bridge {b}"),
+            (Some(b), Some(s)) => write!(f, "bridge {b}, sender {:#x}", s.as_raw()),
+        }
+    }
+}
+
+/// The process-wide origin ↔ sender table. It grows by one entry per distinct origin seen
+/// (remote bridge × remote sender), about 100 bytes each.
+struct Table {
+    by_origin: RwLock<HashMap<Origin, SenderId>>,
+    by_sender: RwLock<HashMap<SenderId, Origin>>,
+}
+
+impl Table {
+    fn sender_id(&self, origin: &Origin) -> SenderId {
+        if let Some(id) = self.by_origin.read().get(origin) {
+            return *id;
+        }
+        let mut by_origin = self.by_origin.write();
+        if let Some(id) = by_origin.get(origin) {
+            return *id;
+        }
+        let id = SenderId::new();
+        // Readers of `by_sender` must find the id before any notification carries it.
+        self.by_sender.write().insert(id, origin.clone());
+        by_origin.insert(origin.clone(), id);
+        id
+    }
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| Table {
+        by_origin: RwLock::new(HashMap::new()),
+        by_sender: RwLock::new(HashMap::new()),
+    })
+}
+
+/// The wire's view of an origin: the `Herald-Origin` and `Herald-Sender` headers.
+type WireOrigin = (Option<BridgeId>, Option<u64>);
+
+/// A per-task cache in front of the table, keyed the way the wire says it.
+#[derive(Default)]
+pub(crate) struct OriginCache {
+    map: HashMap<WireOrigin, (Arc<Origin>, SenderId)>,
+}
+
+impl OriginCache {
+    pub(crate) fn get(
+        &mut self,
+        bridge: Option<BridgeId>,
+        sender: Option<u64>,
+    ) -> (Arc<Origin>, SenderId) {
+        self.map
+            .entry((bridge, sender))
+            .or_insert_with(|| {
+                let origin = Origin {
+                    bridge,
+                    sender: bridge.and(sender.map(SenderId::from_raw)),
+                };
+                let id = origin.sender_id();
+                (Arc::new(origin), id)
+            })
+            .clone()
+    }
+}

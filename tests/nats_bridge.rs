@@ -1,0 +1,662 @@
+//! The NATS bridge against a real `nats-server` (see `tests/nats_support`): export, import,
+//! origins, no echo, no loops, order, names, families, loss accounting, health and shutdown.
+//! Two bridges in one process stand for two processes (each has its own connection and id);
+//! `tests/nats_processes.rs` does it across real processes.
+//!
+//! Ignored by default (they need `nats-server`): `cargo test --all-features --test nats_bridge
+//! -- --include-ignored`.
+
+mod nats_support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald::nats::{
+    ConnectionChanged, ConnectionState, ErrorKind, ExportDropped, NatsBridge, Origin, RemoteLost,
+    RemoteNotification, RemoteUndecodable,
+};
+use herald::{Notification, NotificationCenter, SenderId};
+use nats_support::{NatsServer, SlowLink, until};
+use serde::{Deserialize, Serialize};
+
+const NEEDS: &str = "needs nats-server (apt-get install nats-server); run with --include-ignored";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OrderPlaced {
+    id: u64,
+    item: String,
+}
+impl Notification for OrderPlaced {
+    fn name() -> &'static str {
+        "shop.order.placed"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OrderShipped {
+    id: u64,
+}
+impl Notification for OrderShipped {
+    fn name() -> &'static str {
+        "shop.order.shipped"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Numbered {
+    sender: u8,
+    n: u64,
+}
+impl Notification for Numbered {
+    fn name() -> &'static str {
+        "test.numbered"
+    }
+}
+
+/// Records what a center receives of `N`.
+fn record<N: Notification + Clone>(
+    center: &NotificationCenter,
+) -> (Arc<Mutex<Vec<N>>>, herald::Subscription) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let sub = center.observe(move |n: &N| s.lock().unwrap().push(n.clone()));
+    (seen, sub)
+}
+
+fn len<T>(v: &Arc<Mutex<Vec<T>>>) -> usize {
+    v.lock().unwrap().len()
+}
+
+async fn bridge(server: &NatsServer) -> NatsBridge {
+    NatsBridge::builder()
+        .heartbeat(Duration::from_millis(100))
+        .connect(&server.url())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn a_notification_posted_in_one_center_reaches_observers_of_another() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let export = here.observer::<OrderPlaced>().forward(a.publish()).unwrap();
+    assert_eq!(export.subject(), "shop.order.placed");
+    let _import = b.import::<OrderPlaced>(&there).await.unwrap();
+    let (seen, _s) = record::<OrderPlaced>(&there);
+
+    let order = OrderPlaced {
+        id: 7,
+        item: "tea".into(),
+    };
+    here.post(order.clone());
+    until("the order in the other center", || len(&seen) == 1).await;
+    assert_eq!(seen.lock().unwrap()[0], order);
+    let _ = NEEDS;
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn import_is_in_force_when_it_returns() {
+    // The importer sits behind a slow link (its SUB reaches the server 100 ms late); the
+    // publisher is direct and publishes the moment import returns. A socket flush would not
+    // be enough: only a server round trip makes this pass.
+    let server = NatsServer::start();
+    let link = SlowLink::start(server.port(), Duration::from_millis(100)).await;
+    let b = NatsBridge::connect(&link.url()).await.unwrap();
+    let peer = async_nats::connect(server.url()).await.unwrap();
+    for round in 0..5u64 {
+        let there = NotificationCenter::new();
+        let import = b.import::<OrderShipped>(&there).await.unwrap();
+        let (seen, _s) = record::<OrderShipped>(&there);
+        peer.publish("shop.order.shipped", format!("{{\"id\":{round}}}").into())
+            .await
+            .unwrap();
+        peer.flush().await.unwrap();
+        until("the message published right after import returned", || {
+            len(&seen) == 1
+        })
+        .await;
+        assert_eq!(seen.lock().unwrap()[0].id, round);
+        drop(import);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn a_bridge_never_imports_what_it_exported() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let _export = here
+        .observer::<OrderShipped>()
+        .forward(a.publish())
+        .unwrap();
+    let own_import = a.import::<OrderShipped>(&here).await.unwrap();
+    let _import = b.import::<OrderShipped>(&there).await.unwrap();
+    let (mine, _s1) = record::<OrderShipped>(&here);
+    let (theirs, _s2) = record::<OrderShipped>(&there);
+
+    here.post(OrderShipped { id: 1 });
+    until("the remote copy", || len(&theirs) == 1).await;
+    // A ping is a round trip: anything the server would echo has arrived by then.
+    a.ping().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(len(&mine), 1, "only the local post, no echo");
+    assert_eq!(own_import.stats().posted, 0);
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn two_bridges_that_export_and_import_the_same_type_do_not_loop() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (ca, cb) = (NotificationCenter::new(), NotificationCenter::new());
+    let _ea = ca.observer::<OrderShipped>().forward(a.publish()).unwrap();
+    let _eb = cb.observer::<OrderShipped>().forward(b.publish()).unwrap();
+    let _ia = a.import::<OrderShipped>(&ca).await.unwrap();
+    let _ib = b.import::<OrderShipped>(&cb).await.unwrap();
+    let (in_a, _s1) = record::<OrderShipped>(&ca);
+    let (in_b, _s2) = record::<OrderShipped>(&cb);
+
+    ca.post(OrderShipped { id: 1 });
+    cb.post(OrderShipped { id: 2 });
+    until("each center has both", || {
+        len(&in_a) == 2 && len(&in_b) == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.ping().await.unwrap();
+    b.ping().await.unwrap();
+    assert_eq!((len(&in_a), len(&in_b)), (2, 2), "nothing came back around");
+    let (ma, mb) = (a.metrics(), b.metrics());
+    assert_eq!((ma.published, mb.published), (1, 1));
+    assert_eq!((ma.not_reexported, mb.not_reexported), (1, 1));
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn a_remote_notification_carries_its_origin_and_only_origin_filters_match_it() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let _export = here
+        .observer::<OrderShipped>()
+        .forward(a.publish())
+        .unwrap();
+    let _import = b.import::<OrderShipped>(&there).await.unwrap();
+
+    let kitchen = SenderId::from_raw(42);
+    let origin = Origin::new(a.id(), Some(kitchen));
+    let by_origin = Arc::new(AtomicU64::new(0));
+    let by_local_id = Arc::new(AtomicU64::new(0));
+    let senders = Arc::new(Mutex::new(Vec::new()));
+    let (o, l, s) = (by_origin.clone(), by_local_id.clone(), senders.clone());
+    let _f1 = there
+        .observer::<OrderShipped>()
+        .sender(origin.sender_id())
+        .inline(move |_| {
+            o.fetch_add(1, Ordering::SeqCst);
+        });
+    // The remote process's own number means nothing here.
+    let _f2 = there
+        .observer::<OrderShipped>()
+        .sender(kitchen)
+        .inline(move |_| {
+            l.fetch_add(1, Ordering::SeqCst);
+        });
+    let _all = there.observe_all(move |n| {
+        if n.is::<OrderShipped>() {
+            s.lock().unwrap().push(n.sender());
+        }
+    });
+
+    here.post_from(kitchen, OrderShipped { id: 1 });
+    here.post(OrderShipped { id: 2 });
+    until("both posts", || senders.lock().unwrap().len() == 2).await;
+    assert_eq!(by_origin.load(Ordering::SeqCst), 1);
+    assert_eq!(by_local_id.load(Ordering::SeqCst), 0);
+    let senders = senders.lock().unwrap().clone();
+    let first = Origin::of(senders[0].unwrap()).unwrap();
+    assert_eq!(first.bridge(), Some(a.id()));
+    assert_eq!(first.remote_sender(), Some(kitchen));
+    let second = Origin::of(senders[1].unwrap()).unwrap();
+    assert_eq!(
+        (second.bridge(), second.remote_sender()),
+        (Some(a.id()), None)
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn each_senders_posts_arrive_in_post_order() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    let _import = b.import::<Numbered>(&there).await.unwrap();
+    let (seen, _s) = record::<Numbered>(&there);
+
+    const PER_SENDER: u64 = 5_000;
+    let threads: Vec<_> = (0..3u8)
+        .map(|sender| {
+            let here = here.clone();
+            std::thread::spawn(move || {
+                for n in 0..PER_SENDER {
+                    here.post_from(
+                        SenderId::from_raw(u64::from(sender)),
+                        Numbered { sender, n },
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    until("every post", || len(&seen) == 3 * PER_SENDER as usize).await;
+    let mut next = [0u64; 3];
+    for n in seen.lock().unwrap().iter() {
+        assert_eq!(
+            n.n, next[n.sender as usize],
+            "sender {} out of order",
+            n.sender
+        );
+        next[n.sender as usize] += 1;
+    }
+    assert_eq!(a.metrics().export_dropped, 0);
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Undeclared;
+impl Notification for Undeclared {}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Spaced;
+impl Notification for Spaced {
+    fn name() -> &'static str {
+        "shop order"
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Wild;
+impl Notification for Wild {
+    fn name() -> &'static str {
+        "shop.*"
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn names_that_are_not_nats_subjects_are_refused_with_a_typed_error() {
+    let server = NatsServer::start();
+    let a = bridge(&server).await;
+    let center = NotificationCenter::new();
+    let undeclared = center
+        .observer::<Undeclared>()
+        .forward(a.publish())
+        .unwrap_err();
+    assert_eq!(undeclared.kind(), ErrorKind::InvalidName);
+    assert!(
+        undeclared.to_string().contains("no declared name"),
+        "{undeclared}"
+    );
+    let spaced = center
+        .observer::<Spaced>()
+        .forward(a.publish())
+        .unwrap_err();
+    assert!(spaced.is_invalid_name(), "{spaced}");
+    let wild = center.observer::<Wild>().forward(a.publish()).unwrap_err();
+    assert!(wild.to_string().contains("wildcard"), "{wild}");
+    assert!(
+        a.import::<Wild>(&center)
+            .await
+            .unwrap_err()
+            .is_invalid_name()
+    );
+    let no_dot = a.import_family("shop", &center).await.unwrap_err();
+    assert!(
+        no_dot.to_string().contains("must end with a dot"),
+        "{no_dot}"
+    );
+    let outside = a
+        .import_family("billing.", &center)
+        .with::<OrderPlaced>()
+        .await
+        .unwrap_err();
+    assert!(outside.is_invalid_name(), "{outside}");
+    // A refused export subscribed nothing.
+    assert_eq!(center.stats::<Undeclared>().observers, 0);
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn a_family_import_posts_registered_types_typed_and_other_names_type_erased() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let _e1 = here.observer::<OrderPlaced>().forward(a.publish()).unwrap();
+    let _e2 = here
+        .observer::<OrderShipped>()
+        .forward(a.publish())
+        .unwrap();
+    let import = b
+        .import_family("shop.", &there)
+        .with::<OrderPlaced>()
+        .await
+        .unwrap();
+    assert_eq!(import.subject(), "shop.>");
+    let (typed, _s1) = record::<OrderPlaced>(&there);
+    let (erased, _s2) = record::<RemoteNotification>(&there);
+    let family = Arc::new(Mutex::new(Vec::new()));
+    let everything = Arc::new(Mutex::new(Vec::new()));
+    let (f, e) = (family.clone(), everything.clone());
+    let _fam = there.observe_family("shop.", move |n| f.lock().unwrap().push(n.name()));
+    let _all = there.observe_all(move |n| {
+        let name = match n.downcast_ref::<RemoteNotification>() {
+            Some(r) => r.name().to_owned(),
+            None => n.name().to_owned(),
+        };
+        e.lock().unwrap().push(name);
+    });
+
+    here.post(OrderPlaced {
+        id: 1,
+        item: "tea".into(),
+    });
+    here.post(OrderShipped { id: 1 });
+    until("both", || len(&typed) == 1 && len(&erased) == 1).await;
+    let r = erased.lock().unwrap()[0].clone();
+    assert_eq!(r.name(), "shop.order.shipped");
+    assert_eq!(r.decode::<OrderShipped>().unwrap(), OrderShipped { id: 1 });
+    assert_eq!(r.origin().bridge(), Some(a.id()));
+    assert_eq!(*family.lock().unwrap(), ["shop.order.placed"]);
+    assert_eq!(
+        *everything.lock().unwrap(),
+        ["shop.order.placed", "shop.order.shipped"]
+    );
+}
+
+/// Publishes raw messages with herald's headers, as a peer would.
+async fn raw_publish(
+    client: &async_nats::Client,
+    subject: &str,
+    origin: &str,
+    seq: u64,
+    payload: &str,
+    heartbeat: bool,
+) {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Herald-Origin", origin);
+    h.insert("Herald-Seq", seq.to_string());
+    if heartbeat {
+        h.insert("Herald-Heartbeat", "1");
+    }
+    client
+        .publish_with_headers(subject.to_owned(), h, payload.to_owned().into())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn sequence_gaps_are_counted_and_posted_as_remote_lost() {
+    let server = NatsServer::start();
+    let b = bridge(&server).await;
+    let there = NotificationCenter::new();
+    let import = b.import::<OrderShipped>(&there).await.unwrap();
+    let (seen, _s) = record::<OrderShipped>(&there);
+    let (lost, _l) = record::<RemoteLost>(&there);
+    let peer = async_nats::connect(server.url()).await.unwrap();
+    let origin = "0123456789abcdef0123456789abcdef";
+    for seq in [1, 2, 5, 6] {
+        raw_publish(
+            &peer,
+            "shop.order.shipped",
+            origin,
+            seq,
+            &format!("{{\"id\":{seq}}}"),
+            false,
+        )
+        .await;
+    }
+    // The tail: 7 and 8 never sent; the heartbeat says 8 was the last.
+    raw_publish(&peer, "shop.order.shipped", origin, 8, "", true).await;
+    until("the heartbeat", || import.stats().heartbeats == 1).await;
+    assert_eq!(len(&seen), 4);
+    let lost = lost.lock().unwrap().clone();
+    assert_eq!(lost.iter().map(|l| l.lost).collect::<Vec<_>>(), [2, 2]);
+    assert!(lost.iter().all(|l| l.subject == "shop.order.shipped"));
+    assert_eq!(lost[0].origin.bridge().unwrap().to_string(), origin);
+    let stats = import.stats();
+    assert_eq!((stats.posted, stats.lost), (4, 4));
+    assert_eq!(stats.posted + stats.lost, 8, "seen + lost == sent");
+    assert_eq!(b.metrics().lost, 4);
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported() {
+    let server = NatsServer::start();
+    let b = bridge(&server).await;
+    let there = NotificationCenter::new();
+    let import = b.import::<OrderShipped>(&there).await.unwrap();
+    let (seen, _s) = record::<OrderShipped>(&there);
+    let (bad, _b) = record::<RemoteUndecodable>(&there);
+    let senders = Arc::new(Mutex::new(Vec::new()));
+    let s = senders.clone();
+    let _all = there.observe_all(move |n| {
+        if n.is::<OrderShipped>() {
+            s.lock().unwrap().push(n.sender());
+        }
+    });
+    let peer = async_nats::connect(server.url()).await.unwrap();
+    let origin = "00000000000000000000000000000001";
+    raw_publish(
+        &peer,
+        "shop.order.shipped",
+        origin,
+        1,
+        "{\"id\":\"not a number\"}",
+        false,
+    )
+    .await;
+    raw_publish(&peer, "shop.order.shipped", origin, 2, "not json", false).await;
+    // A plain NATS client publishing JSON, no herald headers.
+    peer.publish("shop.order.shipped", "{\"id\":9}".into())
+        .await
+        .unwrap();
+    until("three messages", || import.stats().received == 3).await;
+    assert_eq!(len(&bad), 2);
+    assert!(
+        bad.lock()
+            .unwrap()
+            .iter()
+            .all(|u| u.subject == "shop.order.shipped")
+    );
+    assert_eq!(*seen.lock().unwrap(), [OrderShipped { id: 9 }]);
+    let foreign = Origin::of(senders.lock().unwrap()[0].unwrap()).unwrap();
+    assert!(foreign.is_foreign());
+    let stats = import.stats();
+    assert_eq!((stats.posted, stats.undecodable, stats.lost), (1, 2, 0));
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap() {
+    let server = NatsServer::start();
+    let a = NatsBridge::builder()
+        .outbox_capacity(10)
+        .heartbeat(Duration::from_millis(50))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let b = bridge(&server).await;
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let export = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    let import = b.import::<Numbered>(&there).await.unwrap();
+    let (reports, _r) = record::<ExportDropped>(&here);
+    let (seen, _s) = record::<Numbered>(&there);
+    // On this single-threaded runtime the publisher cannot run during the loop: the first ten
+    // fit in the outbox, the rest are dropped.
+    for n in 0..100 {
+        here.post(Numbered { sender: 0, n });
+    }
+    assert_eq!(export.dropped(), 90);
+    until("the import's accounting", || {
+        let s = import.stats();
+        s.posted + s.lost == 100
+    })
+    .await;
+    assert_eq!(len(&seen), 10);
+    until("the drop report", || {
+        reports
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.dropped)
+            .sum::<u64>()
+            == 90
+    })
+    .await;
+    let m = a.metrics();
+    assert_eq!((m.exported, m.published, m.export_dropped), (100, 10, 90));
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn shutdown_sends_what_is_queued_then_closes() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let export = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    let import = b.import::<Numbered>(&there).await.unwrap();
+    for n in 0..2_000 {
+        here.post(Numbered { sender: 0, n });
+    }
+    a.shutdown().await.unwrap();
+    assert_eq!(a.state(), ConnectionState::Closed);
+    let m = a.metrics();
+    assert_eq!((m.exported, m.published), (2_000, 2_000));
+    until("everything", || import.stats().posted == 2_000).await;
+    // After shutdown: refused, and a post is counted as dropped, not lost silently.
+    here.post(Numbered {
+        sender: 0,
+        n: 2_000,
+    });
+    assert_eq!(export.dropped(), 1);
+    let again = here
+        .observer::<OrderShipped>()
+        .forward(a.publish())
+        .unwrap_err();
+    assert!(again.is_closed());
+    a.shutdown().await.unwrap(); // idempotent
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn a_server_restart_is_survived_reported_and_losses_are_counted() {
+    let mut server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    let import = b.import::<Numbered>(&there).await.unwrap();
+    let (changes, _c) = record::<ConnectionChanged>(&there);
+    let (seen, _s) = record::<Numbered>(&there);
+    here.post(Numbered { sender: 0, n: 0 });
+    until("the first", || len(&seen) == 1).await;
+
+    let mut states = b.watch_state();
+    server.kill();
+    tokio::time::timeout(
+        nats_support::PATIENCE,
+        states.wait_for(|s| *s == ConnectionState::Disconnected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // Posted while the server is down: queued or lost, never silently.
+    for n in 1..500 {
+        here.post(Numbered { sender: 0, n });
+    }
+    server.restart();
+    tokio::time::timeout(
+        nats_support::PATIENCE,
+        states.wait_for(|s| *s == ConnectionState::Connected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    until("the other bridge back", || {
+        a.state() == ConnectionState::Connected
+    })
+    .await;
+    // The client re-subscribed; a round trip makes sure the server has it.
+    b.ping().await.unwrap();
+    for n in 500..1_000 {
+        here.post(Numbered { sender: 0, n });
+    }
+    until("every post seen or counted lost", || {
+        let s = import.stats();
+        s.posted + s.lost == 1_000
+    })
+    .await;
+    let mut last = None;
+    for n in seen.lock().unwrap().iter() {
+        assert!(last < Some(n.n), "order kept across the restart");
+        last = Some(n.n);
+    }
+    let states: Vec<_> = changes.lock().unwrap().iter().map(|c| c.state).collect();
+    assert!(
+        states.starts_with(&[ConnectionState::Disconnected, ConnectionState::Connected]),
+        "{states:?}"
+    );
+    let (ma, mb) = (a.metrics(), b.metrics());
+    assert!(mb.disconnects >= 1 && mb.reconnects >= 1, "{mb:?}");
+    assert_eq!(ma.exported, 1_000);
+    eprintln!(
+        "restart: seen {}, lost {}, exporter dropped {}",
+        import.stats().posted,
+        import.stats().lost,
+        ma.export_dropped
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn health_is_observable() {
+    let server = NatsServer::start();
+    let a = bridge(&server).await;
+    assert_eq!(a.state(), ConnectionState::Connected);
+    let rtt = a.ping().await.unwrap();
+    assert!(rtt < nats_support::PATIENCE);
+    let err = NatsBridge::builder()
+        .connection_timeout(Duration::from_secs(2))
+        .connect("nats://127.0.0.1:1")
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
+async fn exports_and_imports_keep_their_bridge_open() {
+    let server = NatsServer::start();
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    // No handle to either bridge is kept: the guards are enough.
+    let _export = here
+        .observer::<OrderShipped>()
+        .forward(bridge(&server).await.publish())
+        .unwrap();
+    let _import = bridge(&server)
+        .await
+        .import::<OrderShipped>(&there)
+        .await
+        .unwrap();
+    let (seen, _s) = record::<OrderShipped>(&there);
+    here.post(OrderShipped { id: 3 });
+    until("the post", || len(&seen) == 1).await;
+}

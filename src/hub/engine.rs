@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::hub::center::{CenterInner, PanicPolicy};
 use crate::hub::rcu::{Domain, RcuCell, ReadGuard, Retired, TypeCounters};
+use crate::hub::ring::{RingEntry, Rings};
 use crate::hub::stats::{BufferStats, PostReport, Stats};
 use crate::hub::stream::{Buffer, PushResult};
 use crate::hub::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
@@ -44,8 +45,11 @@ pub(crate) enum Kind<N> {
     Weak(WeakFn<N>),
     /// A wildcard or family observer, shared by every channel it observes.
     Wildcard(Arc<WildSpec>),
-    /// Buffered for a receiver on another task or thread.
+    /// Buffered for a receiver on another task or thread, in its own buffer.
     Buffered(Arc<Buffer<N>>),
+    /// Buffered in the type's shared ring for this capacity (`ring.rs`): a post writes the
+    /// ring once, at the turn of the first of its entries.
+    Ring(RingEntry<N>),
 }
 
 /// One subscriber of one type.
@@ -108,14 +112,20 @@ pub(crate) struct Snapshot<N> {
     entries: Box<[Arc<Entry<N>>]>,
     /// Whether any entry needs a shared `Arc<N>` (buffered kinds).
     needs_arc: bool,
+    /// Grows with every snapshot of the channel: rings skip members that joined after the
+    /// snapshot a post uses.
+    generation: u64,
 }
 
 impl<N> Snapshot<N> {
-    fn new(entries: Vec<Arc<Entry<N>>>) -> Self {
-        let needs_arc = entries.iter().any(|e| matches!(e.kind, Kind::Buffered(_)));
+    fn new(entries: Vec<Arc<Entry<N>>>, generation: u64) -> Self {
+        let needs_arc = entries
+            .iter()
+            .any(|e| matches!(e.kind, Kind::Buffered(_) | Kind::Ring(_)));
         Snapshot {
             entries: entries.into_boxed_slice(),
             needs_arc,
+            generation,
         }
     }
 }
@@ -153,6 +163,8 @@ pub(crate) struct Core<N> {
     dead: AtomicU64,
     /// Deliveries made by buffered subscribers that have left the snapshot.
     retired_delivered: Arc<std::sync::atomic::AtomicU64>,
+    /// The shared rings of drop-oldest and latest-only streams, by capacity.
+    rings: Rings<N>,
 }
 
 /// Counts a post's inline deliveries even when a propagated panic unwinds through `deliver`.
@@ -184,7 +196,7 @@ impl<N: Notification> Core<N> {
         Core {
             domain,
             index,
-            subs: RcuCell::new(Snapshot::new(Vec::new())),
+            subs: RcuCell::new(Snapshot::new(Vec::new(), 0)),
             writer: Mutex::new(()),
             retain: AtomicBool::new(false),
             last: LastLock::new(RefCell::new(Last {
@@ -196,7 +208,13 @@ impl<N: Notification> Core<N> {
             panicked: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             retired_delivered: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            rings: Rings::default(),
         }
+    }
+
+    /// The shared rings of this type.
+    pub(crate) fn rings(&self) -> &Rings<N> {
+        &self.rings
     }
 
     /// Whether anyone observes this type right now.
@@ -326,6 +344,8 @@ impl<N: Notification> Core<N> {
         tally: &mut Tally<'_>,
     ) -> PostReport {
         let mut report = PostReport::default();
+        // The rings this post has written (one bit per ring).
+        let mut rings_written = 0u64;
         for entry in snap.entries.iter() {
             if entry.sender.is_some() && entry.sender != sender {
                 continue;
@@ -427,6 +447,22 @@ impl<N: Notification> Core<N> {
                         PushResult::Closed => {}
                     }
                 }
+                Kind::Ring(r) => {
+                    if rings_written & r.ring.bit() != 0 {
+                        continue;
+                    }
+                    rings_written |= r.ring.bit();
+                    let Some(shared) = shared else {
+                        continue;
+                    };
+                    let posted = r.ring.post(shared, snap.generation);
+                    report.received += posted.received;
+                    if posted.dropped != 0 {
+                        report.dropped += posted.dropped;
+                        self.dropped
+                            .fetch_add(posted.dropped as u64, Ordering::Relaxed);
+                    }
+                }
             }
         }
         if let Some(w) = waiting {
@@ -502,12 +538,17 @@ impl<N: Notification> Core<N> {
                 None => last.any.clone(),
             }
         };
-        if let Some(value) = last {
+        if let (Some(value), Kind::Ring(r)) = (&last, &entry.kind) {
+            // Handed to the member before it joins the ring; posts made with snapshots older
+            // than its subscription skip it, so the replayed value is not received twice.
+            r.member.replay(value.clone());
+        } else if let Some(value) = last {
             // Delivered while `last` is held: no post of this type can slip in between the
             // replayed value and the subscription (a nested post on this thread re-enters).
             let snap = Snapshot {
                 entries: Box::new([entry.clone()]),
                 needs_arc: true,
+                generation: 0,
             };
             let mut tally = Tally {
                 counters: None,
@@ -539,9 +580,13 @@ impl<N: Notification> Core<N> {
         let w = self.writer.lock();
         let current = self.subs.current(&w);
         let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
+        let generation = current.generation + 1;
+        if let Kind::Ring(r) = &entry.kind {
+            r.ring.join(&r.member, generation);
+        }
         let at = entries.partition_point(|e| e.order_key() <= entry.order_key());
         entries.insert(at, entry);
-        self.subs.replace(Snapshot::new(entries))
+        self.subs.replace(Snapshot::new(entries, generation))
     }
 
     /// Swaps in a snapshot without the entry `id`, marked removed (so a post of this thread
@@ -553,7 +598,15 @@ impl<N: Notification> Core<N> {
         let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
         let removed = entries.remove(pos);
         removed.removed.store(true, Ordering::Release);
-        Some((removed, self.subs.replace(Snapshot::new(entries))))
+        if let Kind::Ring(r) = &removed.kind {
+            // From the next post on it gets nothing; what it had not taken stays its own.
+            r.ring.leave(&r.member);
+        }
+        let generation = current.generation + 1;
+        Some((
+            removed,
+            self.subs.replace(Snapshot::new(entries, generation)),
+        ))
     }
 
     /// Removes an entry and waits until no post that could call it is still running.
@@ -562,8 +615,10 @@ impl<N: Notification> Core<N> {
             return;
         };
         let full = self.domain.synchronize();
-        if let Kind::Buffered(buffer) = &removed.kind {
-            buffer.retire(&self.retired_delivered);
+        match &removed.kind {
+            Kind::Buffered(buffer) => buffer.retire(&self.retired_delivered),
+            Kind::Ring(r) => r.member.retire(&self.retired_delivered),
+            _ => {}
         }
         drop(removed);
         retired.release(&self.domain, full);
@@ -607,6 +662,11 @@ impl<N: Notification> Core<N> {
                     buffered_delivered += s.delivered;
                     Some(s)
                 }
+                Kind::Ring(r) => {
+                    let s = r.ring.stats(&r.member, e.id);
+                    buffered_delivered += s.delivered;
+                    Some(s)
+                }
                 _ => None,
             })
             .collect();
@@ -644,8 +704,13 @@ impl<N> Drop for Core<N> {
         // The center is gone: close every stream so receivers see `Closed` after draining.
         let sink = self.retired_delivered.clone();
         for e in self.subs.get_mut().entries.iter() {
-            if let Kind::Buffered(b) = &e.kind {
-                b.retire(&sink);
+            match &e.kind {
+                Kind::Buffered(b) => b.retire(&sink),
+                Kind::Ring(r) => {
+                    r.ring.leave(&r.member);
+                    r.member.retire(&sink);
+                }
+                _ => {}
             }
         }
     }

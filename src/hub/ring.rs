@@ -71,6 +71,12 @@ use crate::ObserverId;
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 
+/// A stream's entry in its channel: the ring, and its place in it.
+pub(crate) struct RingEntry<N> {
+    pub(crate) ring: Arc<Ring<N>>,
+    pub(crate) member: Arc<Member<N>>,
+}
+
 /// Set in a member's cursor once it has left the ring.
 const CLOSED: u64 = 1 << 63;
 

@@ -16,8 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::hub::center::{CenterInner, PanicPolicy};
-use crate::hub::engine::{Entry, Kind};
-use crate::hub::stream::Buffer;
+use crate::hub::stream::BufferView;
 use crate::hub::subscription::{Unsubscribe, to_weak};
 use crate::{
     BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, ObserverPanicked,
@@ -191,19 +190,14 @@ impl<N: Notification> ObserverBuilder<N> {
                 )
             }),
         };
-        let buffer = Arc::new(Buffer::new(self.policy));
-        let entry = Entry::new(
-            self.priority,
-            self.sender,
-            self.filter,
-            Kind::Buffered(buffer.clone()),
-        );
-        let id = self.core.subscribe(&self.center.inner, entry, self.replay);
-        let subscription = Subscription::new(to_weak(&self.core), id);
+        let core = self.core.clone();
+        let center = self.center.clone();
+        let (id, receiver, buffer) = crate::hub::stream::subscribe(self);
+        let subscription = Subscription::new(to_weak(&core), id);
         // The task's stream holds no unsubscribe handle of its own: the guard owns the
         // subscription, so dropping the guard unsubscribes synchronously.
-        let stream = NotificationStream::new(buffer.clone(), Subscription::new(no_channel(), id));
-        let core = Arc::downgrade(&self.core);
+        let stream = NotificationStream::new(receiver, Subscription::new(no_channel(), id));
+        let core = Arc::downgrade(&core);
         let counted = core.clone();
         let shared = Arc::new(Shared {
             count_panic: Box::new(move || {
@@ -212,7 +206,7 @@ impl<N: Notification> ObserverBuilder<N> {
                 }
             }),
             gate: Gate::default(),
-            center: Arc::downgrade(&self.center.inner),
+            center: Arc::downgrade(&center.inner),
             post_report: Box::new(move |center, report| {
                 // As the engine reports an inline observer's panic: only when observed.
                 if let Some(core) = core.upgrade() {
@@ -520,17 +514,6 @@ pub struct SpawnedHandler {
     buffer: Arc<dyn BufferView>,
     task: Option<JoinHandle<()>>,
     drain_on_drop: bool,
-}
-
-/// The counters of a handler's buffer, whatever its notification type.
-trait BufferView: Send + Sync {
-    fn view(&self, id: ObserverId) -> BufferStats;
-}
-
-impl<N: Send + Sync> BufferView for Buffer<N> {
-    fn view(&self, id: ObserverId) -> BufferStats {
-        self.stats(id)
-    }
 }
 
 impl SpawnedHandler {

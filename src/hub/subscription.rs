@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::hub::engine::{Core, Entry, Filter, Kind};
-use crate::hub::stream::{Buffer, NotificationStream};
+use crate::hub::stream::NotificationStream;
 use crate::{Notification, NotificationCenter, Overflow, SenderId};
 
 /// Identifies one subscription, in reports such as [`ObserverPanicked`](crate::ObserverPanicked).
@@ -280,15 +280,9 @@ impl<N: Notification> ObserverBuilder<N> {
     /// Buffers notifications for an async (or blocking) receiver, under the chosen overflow
     /// policy.
     pub fn stream(self) -> NotificationStream<N> {
-        let buffer = Arc::new(Buffer::new(self.policy));
-        let entry = Entry::new(
-            self.priority,
-            self.sender,
-            self.filter,
-            Kind::Buffered(buffer.clone()),
-        );
-        let id = self.core.subscribe(&self.center.inner, entry, self.replay);
-        NotificationStream::new(buffer, Subscription::new(to_weak(&self.core), id))
+        let core = self.core.clone();
+        let (id, receiver, _) = crate::hub::stream::subscribe(self);
+        NotificationStream::new(receiver, Subscription::new(to_weak(&core), id))
     }
 }
 

@@ -10,6 +10,8 @@
 //!   counter (the smallest observer that does observable work).
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
+//!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
+//!   with a filter that passes everything, which gives each stream a private buffer.
 //! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop.
 //! - memory: bytes per subscription and per buffered item, from a counting allocator.
 
@@ -237,31 +239,37 @@ fn bench_stream(c: &mut Criterion) {
     let mut group = c.benchmark_group("stream");
     group.sample_size(20);
     for &n in &STREAM_NS {
-        group.bench_with_input(BenchmarkId::new("herald", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let center = NotificationCenter::new();
-                let handle = center.poster::<Tick>();
-                let streams: Vec<_> = (0..n)
-                    .map(|_| {
-                        center
-                            .observer::<Tick>()
-                            .policy(Overflow::DropOldest { capacity: 4096 })
-                            .stream()
-                    })
-                    .collect();
-                stream_run(
-                    &rt,
-                    n,
-                    iters,
-                    move |rt, progress, iters| {
-                        spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
-                    },
-                    |i| {
-                        handle.post(Tick(i));
-                    },
-                )
-            })
-        });
+        for (name, private) in [("herald", false), ("herald-private", true)] {
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+                b.iter_custom(|iters| {
+                    let center = NotificationCenter::new();
+                    let handle = center.poster::<Tick>();
+                    let streams: Vec<_> = (0..n)
+                        .map(|_| {
+                            let builder = center
+                                .observer::<Tick>()
+                                .policy(Overflow::DropOldest { capacity: 4096 });
+                            if private {
+                                builder.filter(|_| true).stream()
+                            } else {
+                                builder.stream()
+                            }
+                        })
+                        .collect();
+                    stream_run(
+                        &rt,
+                        n,
+                        iters,
+                        move |rt, progress, iters| {
+                            spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
+                        },
+                        |i| {
+                            handle.post(Tick(i));
+                        },
+                    )
+                })
+            });
+        }
 
         group.bench_with_input(BenchmarkId::new("tokio-broadcast", n), &n, |b, &n| {
             b.iter_custom(|iters| {
@@ -419,6 +427,66 @@ fn measure_memory() -> Vec<(String, f64)> {
         LIVE_BYTES.load(Ordering::SeqCst) as f64 / K as f64,
     ));
     drop(stream);
+
+    // Everything a full stream costs, its storage included: subscribe, then fill it.
+    for (label, private) in [
+        (
+            "bytes per buffered item, storage included (one full stream, shared ring)",
+            false,
+        ),
+        (
+            "bytes per buffered item, storage included (one full stream, private buffer)",
+            true,
+        ),
+    ] {
+        let center = NotificationCenter::new();
+        let channel = center.poster::<Tick>();
+        LIVE_BYTES.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        let builder = center
+            .observer::<Tick>()
+            .policy(Overflow::DropOldest { capacity: K });
+        let stream = if private {
+            builder.filter(|_| true).stream()
+        } else {
+            builder.stream()
+        };
+        for i in 0..K as u64 {
+            channel.post(Tick(i));
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        out.push((
+            label.to_owned(),
+            LIVE_BYTES.load(Ordering::SeqCst) as f64 / K as f64,
+        ));
+        drop(stream);
+    }
+
+    // Sixteen streams of one capacity share a ring and each value.
+    let center = NotificationCenter::new();
+    let channel = center.poster::<Tick>();
+    LIVE_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let streams: Vec<_> = (0..16)
+        .map(|_| {
+            center
+                .observer::<Tick>()
+                .policy(Overflow::DropOldest { capacity: K })
+                .stream()
+        })
+        .collect();
+    for i in 0..K as u64 {
+        channel.post(Tick(i));
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    out.push((
+        "bytes per buffered item, storage included (16 full streams, shared ring)".to_owned(),
+        (LIVE_BYTES.load(Ordering::SeqCst)
+            - streams.capacity() * std::mem::size_of::<herald::NotificationStream<Tick>>())
+            as f64
+            / (16 * K) as f64,
+    ));
+    drop(streams);
     out
 }
 
@@ -490,6 +558,7 @@ fn collect() -> Vec<Row> {
     for &n in &STREAM_NS {
         for i in [
             "herald",
+            "herald-private",
             "tokio-broadcast",
             "async-broadcast",
             "flume-fanout",
@@ -605,7 +674,7 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
     );
     println!("\n== memory ==");
     for (label, bytes) in memory {
-        println!("{label:<52} {bytes:>8.1} bytes");
+        println!("{label:<76} {bytes:>8.1} bytes");
     }
     println!("\nwrote {}", dir.join("dispatch.json").display());
 }

@@ -47,9 +47,12 @@
 //!   lock) or evicted them itself. A receiver whose claim succeeds therefore read the pointer of
 //!   its own position; one whose claim fails never dereferences what it read.
 //! - Parking is a store-buffer (Dekker) handshake: the receiver sets its parked flag and bumps
-//!   the ring's parked count (sequentially consistent), then reloads `tail`; the poster stores
-//!   `tail`, then loads the parked count (both sequentially consistent). One of them sees the
-//!   other, so no wake-up is lost. `tests/loom_ring.rs` checks this and the claim/evict race.
+//!   the ring's parked count, then a `SeqCst` fence, then reloads `tail` (and its cursor); the
+//!   poster stores `tail`, then a `SeqCst` fence, then loads the parked count. With a fence on
+//!   each side, one of them sees the other's store, so no wake-up is lost. Leaving the ring
+//!   closes the cursor, then fences, then wakes the same way. (Fences rather than `SeqCst`
+//!   accesses: loom models the former exactly and weakens the latter to acquire/release.)
+//!   `tests/loom_ring.rs` checks this and the claim/evict race.
 //!
 //! # Invariants (under the ring's lock, between posts)
 //! - Every member's cursor is at least `tail - capacity`: the slots of its unclaimed positions
@@ -70,6 +73,10 @@ use std::task::Waker;
 use crate::ObserverId;
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
+#[cfg(herald_loom)]
+use loom::sync::atomic::fence;
+#[cfg(not(herald_loom))]
+use std::sync::atomic::fence;
 
 /// A stream's entry in its channel: the ring, and its place in it.
 pub(crate) struct RingEntry<N> {
@@ -117,11 +124,16 @@ pub(crate) enum Took<N> {
 }
 
 /// The ring of one notification type and capacity.
+///
+/// Laid out so that what every receive reads (the fields without padding, fixed at
+/// construction) shares no cache line with what posts write (`tail`, the lock) or what parking
+/// writes (`parked`).
 pub(crate) struct Ring<N> {
     /// The next position to write. Written under `state`, read by receivers.
     tail: Padded<AtomicU64>,
     /// Members whose parked flag is set.
-    parked: AtomicUsize,
+    parked: Padded<AtomicUsize>,
+    state: Padded<Mutex<State<N>>>,
     /// Slot `p & mask` holds the `Arc<N>` pointer posted at position `p` (no reference of its
     /// own: the members' tickets keep it alive).
     slots: Box<[AtomicPtr<N>]>,
@@ -130,7 +142,6 @@ pub(crate) struct Ring<N> {
     /// This ring's bit in a post's mask of written rings.
     id: u32,
     ids: Arc<StdAtomicU64>,
-    state: Mutex<State<N>>,
     /// The slots stand for `Arc<N>`s: the ring is `Send`/`Sync` only when they are.
     _values: PhantomData<Arc<N>>,
 }
@@ -289,7 +300,7 @@ impl<N> Ring<N> {
         let len = capacity.next_power_of_two();
         Ring {
             tail: Padded(AtomicU64::new(0)),
-            parked: AtomicUsize::new(0),
+            parked: Padded(AtomicUsize::new(0)),
             slots: (0..len)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
@@ -297,11 +308,11 @@ impl<N> Ring<N> {
             capacity: capacity as u64,
             id,
             ids,
-            state: Mutex::new(State {
+            state: Padded(Mutex::new(State {
                 members: Vec::new(),
                 min_cursor: u64::MAX,
                 max_join_gen: 0,
-            }),
+            })),
             _values: PhantomData,
         }
     }
@@ -349,6 +360,8 @@ impl<N> Ring<N> {
         let joined = st.members.swap_remove(i);
         self.detach(&joined.member);
         drop(st);
+        // Closing the cursor is the store of this side of the parking handshake.
+        fence(Ordering::SeqCst);
         member.wake(&self.parked);
     }
 
@@ -403,8 +416,10 @@ impl<N> Ring<N> {
             unsafe { Arc::increment_strong_count(raw) };
         }
         self.slot(position).store(raw.cast_mut(), Ordering::Relaxed);
-        self.tail.store(position + 1, Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) != 0 {
+        self.tail.store(position + 1, Ordering::Release);
+        // The poster's half of the parking handshake (see the module docs).
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Acquire) != 0 {
             for j in &st.members {
                 j.member.wake(&self.parked);
             }
@@ -570,7 +585,31 @@ impl<N> Reader<N> {
     }
 
     /// Takes the next value; when there is none and `waker` is given, parks with it.
+    #[inline]
     pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+        // The common case: a published position, nothing else to look at.
+        if self.next < self.avail && !self.front_first && !self.closed && self.skips.is_empty() {
+            let position = self.next;
+            let ptr = self.ring.slot(position).load(Ordering::Relaxed);
+            if self
+                .member
+                .cursor
+                .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.next = position + 1;
+                // SAFETY: as for the claim in `take_slow`. `position` is a member position:
+                // every skip below `avail` was copied into `skips` when `avail` was loaded (a
+                // poster records a skip before its `tail` store), and none is pending.
+                return Took::Value(unsafe { Arc::from_raw(ptr) });
+            }
+        }
+        self.take_slow(waker)
+    }
+
+    /// Everything else: the private queue, refreshing the tail, skips, lags, closing, parking.
+    #[inline(never)]
+    fn take_slow(&mut self, waker: Option<&Waker>) -> Took<N> {
         loop {
             if self.front_first || self.closed {
                 match self.take_front() {
@@ -579,7 +618,7 @@ impl<N> Reader<N> {
                     None => self.front_first = false,
                 }
             }
-            if self.next >= self.avail && !self.refresh(Ordering::Acquire) {
+            if self.next >= self.avail && !self.refresh() {
                 // Nothing published: maybe closed, else park (or report empty).
                 let now = self.member.cursor.load(Ordering::Acquire);
                 if now != self.next {
@@ -646,8 +685,8 @@ impl<N> Reader<N> {
     }
 
     /// Loads the tail; true if there is something to claim.
-    fn refresh(&mut self, order: Ordering) -> bool {
-        self.avail = self.ring.tail.load(order);
+    fn refresh(&mut self) -> bool {
+        self.avail = self.ring.tail.load(Ordering::Acquire);
         self.refresh_skips();
         self.next < self.avail
     }
@@ -701,11 +740,13 @@ impl<N> Reader<N> {
                 _ => *slot = Some(waker.clone()),
             }
         }
-        if !self.member.parked.swap(true, Ordering::SeqCst) {
-            self.ring.parked.fetch_add(1, Ordering::SeqCst);
+        if !self.member.parked.swap(true, Ordering::AcqRel) {
+            self.ring.parked.fetch_add(1, Ordering::AcqRel);
         }
-        let published = self.refresh(Ordering::SeqCst);
-        published || self.member.cursor.load(Ordering::SeqCst) != self.next
+        // The receiver's half of the parking handshake (see the module docs).
+        fence(Ordering::SeqCst);
+        let published = self.refresh();
+        published || self.member.cursor.load(Ordering::Acquire) != self.next
     }
 
     /// Values waiting to be received.

@@ -123,6 +123,31 @@ pub(crate) enum Took<N> {
     Empty,
 }
 
+/// Wakers taken under the ring's lock, woken after it (a small batch, no allocation).
+#[derive(Default)]
+struct Wakers {
+    batch: [Option<Waker>; 8],
+    len: usize,
+}
+
+impl Wakers {
+    /// Adds a waker; false once the batch is full (the waker is kept).
+    fn push(&mut self, waker: Waker) -> bool {
+        self.batch[self.len] = Some(waker);
+        self.len += 1;
+        self.len < self.batch.len()
+    }
+
+    fn wake(&mut self) {
+        for w in self.batch[..self.len].iter_mut() {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+        self.len = 0;
+    }
+}
+
 /// The ring of one notification type and capacity.
 ///
 /// Laid out so that what every receive reads (the fields without padding, fixed at
@@ -239,15 +264,14 @@ impl<N> Member<N> {
         }
     }
 
-    /// Wakes the receiver if it is parked.
-    fn wake(&self, ring_parked: &AtomicUsize) {
+    /// If the receiver is parked, unparks it and returns its waker (to wake once no lock is
+    /// held: a waker is executor code).
+    fn unpark(&self, ring_parked: &AtomicUsize) -> Option<Waker> {
         if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
             ring_parked.fetch_sub(1, Ordering::AcqRel);
-            let waker = self.waker.lock().take();
-            if let Some(w) = waker {
-                w.wake();
-            }
+            return self.waker.lock().take();
         }
+        None
     }
 }
 
@@ -362,7 +386,9 @@ impl<N> Ring<N> {
         drop(st);
         // Closing the cursor is the store of this side of the parking handshake.
         fence(Ordering::SeqCst);
-        member.wake(&self.parked);
+        if let Some(w) = member.unpark(&self.parked) {
+            w.wake();
+        }
     }
 
     /// Closes a member's cursor and moves its tickets to its private queue. Under the lock.
@@ -419,12 +445,13 @@ impl<N> Ring<N> {
         self.tail.store(position + 1, Ordering::Release);
         // The poster's half of the parking handshake (see the module docs).
         fence(Ordering::SeqCst);
-        if self.parked.load(Ordering::Acquire) != 0 {
-            for j in &st.members {
-                j.member.wake(&self.parked);
-            }
-        }
+        let mut wakers = Wakers::default();
+        let more = self.parked.load(Ordering::Acquire) != 0 && self.unpark_into(&st, &mut wakers);
         drop(st);
+        wakers.wake();
+        if more {
+            self.wake_parked();
+        }
         for _ in 0..lost {
             // SAFETY: the eviction compare-and-swaps won `lost` tickets of the value at the
             // evicted position, read from its slot under the lock (not yet overwritten: it is
@@ -436,6 +463,31 @@ impl<N> Ring<N> {
         Posted {
             received,
             dropped: lost,
+        }
+    }
+
+    /// Unparks parked members into `wakers`; true if it filled up before the end.
+    fn unpark_into(&self, st: &State<N>, wakers: &mut Wakers) -> bool {
+        for j in &st.members {
+            if let Some(w) = j.member.unpark(&self.parked)
+                && !wakers.push(w)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wakes every parked member, a batch at a time, each batch outside the lock.
+    #[cold]
+    fn wake_parked(&self) {
+        loop {
+            let mut wakers = Wakers::default();
+            let more = self.unpark_into(&self.state.lock(), &mut wakers);
+            wakers.wake();
+            if !more {
+                return;
+            }
         }
     }
 
@@ -1118,5 +1170,33 @@ mod tests {
         ring.leave(&r.member.clone());
         assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 2);
         assert!(matches!(r.take(Some(&waker)), Took::Closed));
+    }
+
+    /// More parked members than one batch of wakers: one post wakes them all.
+    #[test]
+    fn one_post_wakes_every_parked_member() {
+        use std::task::Wake;
+        struct Count(StdAtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut readers: Vec<_> = (0..20).map(|_| f.join(&ring, true)).collect();
+        let counts: Vec<_> = (0..20)
+            .map(|_| Arc::new(Count(StdAtomicUsize::new(0))))
+            .collect();
+        for (r, c) in readers.iter_mut().zip(&counts) {
+            assert!(matches!(r.take(Some(&Waker::from(c.clone()))), Took::Empty));
+        }
+        f.post(&ring, 0);
+        assert!(
+            counts
+                .iter()
+                .all(|c| c.0.load(std::sync::atomic::Ordering::SeqCst) == 1)
+        );
+        assert_eq!(ring.parked.load(Ordering::SeqCst), 0);
     }
 }

@@ -7,12 +7,18 @@
 //!
 //! Workloads:
 //! - `inline/1->N`: one poster, N observers; each observer adds the payload to its own atomic
-//!   counter (the smallest observer that does observable work).
+//!   counter (the smallest observer that does observable work). Peers: `floor` (a
+//!   `Vec<Box<dyn Fn>>` called in a loop: no bus at all), `rwlock-bus` (a `std` `RwLock` around
+//!   that vector) and `arc-swap-bus` (an `arc_swap::ArcSwap` snapshot of it: copy-on-write like
+//!   herald, without `unsafe` of its own).
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
 //!   with a filter that passes everything, which gives each stream a private buffer.
-//! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop.
+//! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop, for
+//!   herald and for the two buses people write instead (an `RwLock<Vec<..>>` and an `arc-swap`
+//!   snapshot), each with the same churn: `*-quiet` without the churning thread, `*-churn`
+//!   with it. The number of subscribe/unsubscribe cycles each churner made is printed.
 //! - memory: bytes per subscription and per buffered item, from a counting allocator.
 
 // The counting allocator implements `GlobalAlloc`, which is an unsafe trait.
@@ -24,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use criterion::{BenchmarkId, Criterion};
 use herald::{Notification, NotificationCenter, Overflow};
 
@@ -86,6 +93,62 @@ impl RwLockBus {
             o(t);
         }
     }
+
+    fn subscribe(&self, o: Observer) -> usize {
+        let mut g = match self.0.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.push(o);
+        g.len() - 1
+    }
+
+    fn unsubscribe(&self, at: usize) {
+        let mut g = match self.0.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if at < g.len() {
+            drop(g.remove(at));
+        }
+    }
+}
+
+type SharedObserver = Arc<dyn Fn(&Tick) + Send + Sync>;
+
+/// The copy-on-write bus people write with `arc-swap`: posts load the current snapshot,
+/// writers clone it, change the copy and store it.
+struct ArcSwapBus(ArcSwap<Vec<SharedObserver>>);
+
+impl Default for ArcSwapBus {
+    fn default() -> Self {
+        ArcSwapBus(ArcSwap::from_pointee(Vec::new()))
+    }
+}
+
+impl ArcSwapBus {
+    fn post(&self, t: &Tick) {
+        let observers = self.0.load();
+        for o in observers.iter() {
+            o(t);
+        }
+    }
+
+    fn subscribe(&self, o: SharedObserver) {
+        self.0.rcu(|v| {
+            let mut v = Vec::clone(v);
+            v.push(o.clone());
+            v
+        });
+    }
+
+    fn unsubscribe(&self, o: &SharedObserver) {
+        self.0.rcu(|v| {
+            let mut v = Vec::clone(v);
+            v.retain(|x| !Arc::ptr_eq(x, o));
+            v
+        });
+    }
 }
 
 fn bench_inline(c: &mut Criterion) {
@@ -146,6 +209,16 @@ fn bench_inline(c: &mut Criterion) {
         }
         group.bench_with_input(BenchmarkId::new("rwlock-bus", n), &n, |b, _| {
             b.iter(|| bus.post(&Tick(black_box(1))))
+        });
+
+        let swap = ArcSwapBus::default();
+        for c in counters(n) {
+            swap.subscribe(Arc::new(move |t: &Tick| {
+                c.fetch_add(t.0, Ordering::Relaxed);
+            }));
+        }
+        group.bench_with_input(BenchmarkId::new("arc-swap-bus", n), &n, |b, _| {
+            b.iter(|| swap.post(&Tick(black_box(1))))
         });
     }
     group.finish();
@@ -333,10 +406,43 @@ fn bench_stream(c: &mut Criterion) {
 
 // ---------------------------------------------------------------- churn
 
+/// Runs `post` under criterion as `name`, while `churn` (if any) runs on another thread until
+/// the measurement ends; prints how many cycles the churner made.
+fn churn_case(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    post: impl Fn(),
+    churn: Option<Box<dyn FnMut() + Send>>,
+) {
+    let n = CHURN_N;
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = churn.map(|mut cycle| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut cycles = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                cycle();
+                cycles += 1;
+            }
+            cycles
+        })
+    });
+    group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(&post));
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = churner {
+        let cycles = t.join().unwrap_or(0);
+        println!("churn: {name}: {cycles} subscribe/unsubscribe cycles during the run");
+    }
+}
+
+const CHURN_N: usize = 16;
+
 fn bench_churn(c: &mut Criterion) {
     let mut group = c.benchmark_group("churn");
-    let n = 16;
+    let n = CHURN_N;
     for churning in [false, true] {
+        let suffix = if churning { "churn" } else { "quiet" };
+
         let center = NotificationCenter::new();
         let _subs: Vec<_> = counters(n)
             .into_iter()
@@ -346,34 +452,65 @@ fn bench_churn(c: &mut Criterion) {
                 })
             })
             .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let churner = churning.then(|| {
-            let (center, stop) = (center.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut cycles = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let s = center.observe(|t: &Tick| {
+        let churner = center.clone();
+        churn_case(
+            &mut group,
+            &format!("herald-{suffix}"),
+            || {
+                center.post(Tick(black_box(1)));
+            },
+            churning.then(|| {
+                Box::new(move || {
+                    let s = churner.observe(|t: &Tick| {
                         black_box(t.0);
                     });
                     drop(s);
-                    cycles += 1;
-                }
-                cycles
-            })
-        });
-        let name = if churning {
-            "herald-churn"
-        } else {
-            "herald-quiet"
-        };
-        group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
-            b.iter(|| center.post(Tick(black_box(1))))
-        });
-        stop.store(true, Ordering::Relaxed);
-        if let Some(t) = churner {
-            let cycles = t.join().unwrap_or(0);
-            println!("churn: {cycles} subscribe/unsubscribe cycles during the run");
+                }) as Box<dyn FnMut() + Send>
+            }),
+        );
+
+        let bus = Arc::new(RwLockBus::default());
+        for c in counters(n) {
+            bus.subscribe(Box::new(move |t: &Tick| {
+                c.fetch_add(t.0, Ordering::Relaxed);
+            }));
         }
+        let churner = bus.clone();
+        churn_case(
+            &mut group,
+            &format!("rwlock-bus-{suffix}"),
+            || bus.post(&Tick(black_box(1))),
+            churning.then(|| {
+                Box::new(move || {
+                    let at = churner.subscribe(Box::new(|t: &Tick| {
+                        black_box(t.0);
+                    }));
+                    churner.unsubscribe(at);
+                }) as Box<dyn FnMut() + Send>
+            }),
+        );
+
+        let swap = Arc::new(ArcSwapBus::default());
+        for c in counters(n) {
+            swap.subscribe(Arc::new(move |t: &Tick| {
+                c.fetch_add(t.0, Ordering::Relaxed);
+            }));
+        }
+        let churner = swap.clone();
+        churn_case(
+            &mut group,
+            &format!("arc-swap-{suffix}"),
+            || swap.post(&Tick(black_box(1))),
+            churning.then(|| {
+                Box::new(move || {
+                    let o: SharedObserver = Arc::new(|t: &Tick| {
+                        black_box(t.0);
+                    });
+                    churner.subscribe(o.clone());
+                    churner.unsubscribe(&o);
+                }) as Box<dyn FnMut() + Send>
+            }),
+        );
     }
     group.finish();
 }
@@ -551,6 +688,7 @@ fn collect() -> Vec<Row> {
             "herald-handle+wildcard",
             "floor",
             "rwlock-bus",
+            "arc-swap-bus",
         ] {
             push("inline", "inline", n, i, 1.0);
         }
@@ -566,8 +704,15 @@ fn collect() -> Vec<Row> {
             push("stream", "stream", n, i, n as f64);
         }
     }
-    for i in ["herald-quiet", "herald-churn"] {
-        push("churn", "churn", 16, i, 1.0);
+    for i in [
+        "herald-quiet",
+        "herald-churn",
+        "rwlock-bus-quiet",
+        "rwlock-bus-churn",
+        "arc-swap-quiet",
+        "arc-swap-churn",
+    ] {
+        push("churn", "churn", CHURN_N, i, 1.0);
     }
     rows
 }
@@ -604,7 +749,7 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
         let base = match r.scenario.as_str() {
             "inline" => median_of(rows, "inline", r.n, "floor"),
             "stream" => median_of(rows, "stream", r.n, "herald"),
-            _ => median_of(rows, "churn", 16, "herald-quiet"),
+            _ => median_of(rows, "churn", CHURN_N, "herald-quiet"),
         };
         let ratio = base.map(|b| r.median_ns / b).unwrap_or(f64::NAN);
         let against = match r.scenario.as_str() {
@@ -617,12 +762,12 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
             r.scenario, r.n, r.implementation, r.median_ns, ratio, against
         );
     }
-    println!("\n== targets ==");
+    println!("\n== targets (issue 9) ==");
     let check = |label: &str, value: Option<f64>, limit: f64, at_most: bool| {
         if let Some(v) = value {
             let ok = if at_most { v <= limit } else { v >= limit };
             println!(
-                "{:<58} {:>6.2} (target {} {:.2}) {}",
+                "{:<62} {:>6.2} (target {} {:.2}) {}",
                 label,
                 v,
                 if at_most { "<=" } else { ">=" },
@@ -634,26 +779,44 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
     let ratio = |s: &str, n: usize, a: &str, b: &str| {
         Some(median_of(rows, s, n, a)? / median_of(rows, s, n, b)?)
     };
-    check(
-        "herald-handle / floor at N=1",
-        ratio("inline", 1, "herald-handle", "floor"),
-        1.5,
-        true,
-    );
-    for n in [16, 64, 256] {
+    for &n in &INLINE_NS {
         check(
-            &format!("herald-handle / floor at N={n}"),
-            ratio("inline", n, "herald-handle", "floor"),
-            1.15,
+            &format!("inline N={n}: herald-handle / rwlock-bus"),
+            ratio("inline", n, "herald-handle", "rwlock-bus"),
+            1.0,
             true,
         );
     }
     check(
-        "herald-post / floor at N=1",
-        ratio("inline", 1, "herald-post", "floor"),
+        "inline N=1: herald-handle / floor",
+        ratio("inline", 1, "herald-handle", "floor"),
         2.0,
         true,
     );
+    for n in [16, 64, 256] {
+        check(
+            &format!("inline N={n}: herald-handle / floor"),
+            ratio("inline", n, "herald-handle", "floor"),
+            1.1,
+            true,
+        );
+    }
+    for &n in &INLINE_NS {
+        check(
+            &format!("inline N={n}: herald-post / herald-handle"),
+            ratio("inline", n, "herald-post", "herald-handle"),
+            1.25,
+            true,
+        );
+    }
+    for &n in &STREAM_NS {
+        check(
+            &format!("stream N={n}: herald / tokio-broadcast (ns per item)"),
+            ratio("stream", n, "herald", "tokio-broadcast"),
+            1.0,
+            true,
+        );
+    }
     check(
         "stream N=16: herald throughput / tokio-broadcast",
         ratio("stream", 16, "tokio-broadcast", "herald"),
@@ -661,21 +824,35 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
         false,
     );
     check(
-        "stream N=16: herald throughput / async-broadcast",
-        ratio("stream", 16, "async-broadcast", "herald"),
-        3.0,
-        false,
-    );
-    check(
-        "herald-churn / herald-quiet",
-        ratio("churn", 16, "herald-churn", "herald-quiet"),
+        "churn: herald-churn / herald-quiet",
+        ratio("churn", CHURN_N, "herald-churn", "herald-quiet"),
         1.3,
+        true,
+    );
+    let best_peer = ["rwlock-bus-churn", "arc-swap-churn"]
+        .iter()
+        .filter_map(|p| median_of(rows, "churn", CHURN_N, p))
+        .reduce(f64::min);
+    check(
+        "churn: herald-churn / best peer under churn",
+        median_of(rows, "churn", CHURN_N, "herald-churn")
+            .zip(best_peer)
+            .map(|(h, p)| h / p),
+        1.0,
         true,
     );
     println!("\n== memory ==");
     for (label, bytes) in memory {
         println!("{label:<76} {bytes:>8.1} bytes");
     }
+    let memory_json: Vec<String> = memory
+        .iter()
+        .map(|(label, bytes)| format!("  {{\"what\": \"{label}\", \"bytes\": {bytes:.1}}}"))
+        .collect();
+    let _ = std::fs::write(
+        dir.join("dispatch-memory.json"),
+        format!("[\n{}\n]\n", memory_json.join(",\n")),
+    );
     println!("\nwrote {}", dir.join("dispatch.json").display());
 }
 

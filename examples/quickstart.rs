@@ -3,10 +3,7 @@
 //!
 //! Run it with `cargo run --example quickstart`.
 
-use herald::{
-    Coalescing, Notification, NotificationCenter, NotificationQueue, Overflow, PostingStyle,
-    SenderId,
-};
+use herald::{Notification, NotificationCenter, NotificationQueue, Overflow, SenderId};
 
 #[derive(Debug, Clone)]
 struct OrderPlaced {
@@ -87,14 +84,11 @@ fn main() {
     // In async code, `analytics.recv().await` waits for the next one instead.
     drop(analytics);
 
-    // A coalescing queue: five stock alerts for the same shelf become one post.
-    let alerts = NotificationQueue::<StockLow>::new(&center);
+    // A coalescing queue (Apple's NotificationQueue): five stock alerts for the same shelf
+    // become one post. `enqueue` coalesces on type and sender, as Apple's default does.
+    let alerts = NotificationQueue::new(&center);
     for _ in 0..5 {
-        alerts.enqueue(
-            StockLow { sku: "mug-red" },
-            PostingStyle::WhenIdle,
-            Coalescing::ByType,
-        );
+        alerts.enqueue(StockLow { sku: "mug-red" });
     }
     println!("queue: {} post(s) for 5 alerts", alerts.flush());
 

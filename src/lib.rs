@@ -38,7 +38,8 @@
 //! - [`ObserverBuilder`]: the one subscription builder; terminals `inline` and `stream`.
 //! - [`Subscription`]: the guard; drop unsubscribes. [`NotificationStream`]: the buffered kind.
 //! - [`SpawnedHandler`], [`SpawnOptions`]: async handlers on tokio (terminal `spawn`).
-//! - [`NotificationQueue`]: Apple's coalescing queue ([`PostingStyle`], [`Coalescing`]).
+//! - [`NotificationQueue`]: Apple's coalescing queue, any notification type in one FIFO
+//!   ([`PostingStyle`], [`Coalescing`], [`Matching`], [`QueueStats`]).
 //! - [`testkit`]: [`Recorder`](testkit::Recorder) and `wait_for`, for testing code that uses herald.
 //! - [`Overflow`]: what a full buffer does. [`PostReport`], [`Stats`]: what was counted.
 //! - [`contracts`]: the promises the hub keeps, each with an example.
@@ -55,17 +56,20 @@ pub use hub::testkit;
 
 pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster};
 pub use hub::error::{Lagged, RecvError, TryRecvError};
-pub use hub::notification::{DeadNotification, Notification, ObserverPanicked, SenderId};
+pub use hub::notification::AnyNotification;
+pub use hub::notification::{
+    DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId,
+};
 pub use hub::overflow::{CoalesceBy, DEFAULT_CAPACITY, Overflow};
 pub use hub::queue::{
-    Coalescing, DEFAULT_IDLE_AFTER, Enqueued, NotificationQueue, NotificationQueueBuilder,
-    PostingStyle,
+    Coalescing, CoalescingKey, DEFAULT_IDLE_AFTER, Enqueued, Matching, NotificationQueue,
+    NotificationQueueBuilder, PostingStyle, QueueStats,
 };
 pub use hub::spawn::{SpawnOptions, SpawnedHandler};
 pub use hub::stats::{BufferStats, PostReport, Stats};
 pub use hub::stream::NotificationStream;
-pub use hub::subscription::{ObserverBuilder, ObserverId, Subscription, Terminal};
-pub use hub::wildcard::{AnyNotification, WildcardBuilder};
+pub use hub::subscription::{ObserverBuilder, Subscription, Terminal};
+pub use hub::wildcard::WildcardBuilder;
 
 #[cfg(feature = "apns")]
 pub mod apns;

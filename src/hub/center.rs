@@ -1,37 +1,24 @@
 //! [`NotificationCenter`], the hub, and [`Poster`], its typed handle for hot paths.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::any::TypeId;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock, Weak};
 
-use crate::hub::engine::{Core, ErasedChannel, Kind, Waiting};
-use crate::hub::rcu::{Domain, RcuCell, ReadGuard};
+use crate::hub::engine::{Core, ErasedChannel, HubReport, Reports, Waiting};
+use crate::hub::rcu::{Domain, Guarded};
 use crate::hub::subscription::Unsubscribe;
-use crate::hub::sync::Mutex;
 use crate::hub::wildcard::{WildSpec, WildcardBuilder};
 use crate::{
     AnyNotification, Notification, NotificationStream, ObserverBuilder, PostReport, SenderId,
     Stats, Subscription,
 };
 
-/// What happens when an observer panics (contract 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum PanicPolicy {
-    /// Catch the panic, count it, post [`ObserverPanicked`](crate::ObserverPanicked), and go on
-    /// with the other observers. The default.
-    #[default]
-    Isolate,
-    /// Let the panic unwind out of `post` (after the hub's own state is restored). Observers
-    /// after the panicking one do not receive that post.
-    Propagate,
-}
+pub use crate::hub::engine::PanicPolicy;
 
 /// Hashes a `TypeId` (already a hash) by taking its bits as they are.
 #[derive(Default)]
-pub(crate) struct TypeIdHasher(u64);
+struct TypeIdHasher(u64);
 
 impl Hasher for TypeIdHasher {
     fn finish(&self) -> u64 {
@@ -47,7 +34,79 @@ impl Hasher for TypeIdHasher {
     }
 }
 
-type ChannelMap = HashMap<TypeId, Arc<dyn ErasedChannel>, BuildHasherDefault<TypeIdHasher>>;
+/// The channels of a center by type: open addressing over a power-of-two table, read inside a
+/// read section on every `center.post` (one hash of a constant, usually one probe).
+#[derive(Clone)]
+struct TypeMap {
+    slots: Box<[Option<(TypeId, Arc<dyn ErasedChannel>)>]>,
+    len: usize,
+}
+
+impl TypeMap {
+    fn new() -> Self {
+        TypeMap {
+            slots: vec![None; 8].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn home(&self, id: &TypeId) -> usize {
+        let hash = BuildHasherDefault::<TypeIdHasher>::default().hash_one(id);
+        (hash as usize) & (self.slots.len() - 1)
+    }
+
+    #[inline]
+    fn get(&self, id: &TypeId) -> Option<&Arc<dyn ErasedChannel>> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(id);
+        loop {
+            match &self.slots[i] {
+                Some((t, c)) if t == id => return Some(c),
+                Some(_) => i = (i + 1) & mask,
+                None => return None,
+            }
+        }
+    }
+
+    #[inline]
+    fn core<N: Notification>(&self) -> Option<&Core<N>> {
+        self.get(&TypeId::of::<N>())
+            .and_then(|c| c.as_any().downcast_ref::<Core<N>>())
+    }
+
+    /// A copy with `channel` added (the table stays at most half full).
+    fn with(&self, id: TypeId, channel: Arc<dyn ErasedChannel>) -> TypeMap {
+        let mut next = if (self.len + 1) * 2 > self.slots.len() {
+            let mut bigger = TypeMap {
+                slots: vec![None; self.slots.len() * 2].into_boxed_slice(),
+                len: 0,
+            };
+            for (t, c) in self.slots.iter().flatten() {
+                bigger.put(*t, c.clone());
+            }
+            bigger
+        } else {
+            self.clone()
+        };
+        next.put(id, channel);
+        next
+    }
+
+    fn put(&mut self, id: TypeId, channel: Arc<dyn ErasedChannel>) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(&id);
+        while self.slots[i].is_some() {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Some((id, channel));
+        self.len += 1;
+    }
+
+    fn channels(&self) -> impl Iterator<Item = &Arc<dyn ErasedChannel>> {
+        self.slots.iter().flatten().map(|(_, c)| c)
+    }
+}
 
 /// What the center's writers share: the next type index and the wildcard subscriptions.
 #[derive(Default)]
@@ -59,135 +118,139 @@ struct Registry {
 /// The shared state behind every clone of a center.
 pub(crate) struct CenterInner {
     domain: Arc<Domain>,
-    channels: RcuCell<ChannelMap>,
-    /// Serializes writers of `channels` and of the wildcard list.
-    writer: Mutex<Registry>,
+    /// The channels, and the lock that serializes writers of the map and of the wildcards.
+    channels: Guarded<Registry, TypeMap>,
     panic_policy: PanicPolicy,
 }
 
 impl CenterInner {
-    pub(crate) fn panic_policy(&self) -> PanicPolicy {
-        self.panic_policy
-    }
-
     /// The center's read domain.
     pub(crate) fn domain(&self) -> &Domain {
         &self.domain
     }
 
-    /// The channel of `N` inside a read section, if it exists.
-    #[inline]
-    fn find_in<'g, N: Notification>(&self, guard: &'g ReadGuard<'_>) -> Option<&'g Core<N>> {
-        self.channels
-            .load(guard)
-            .get(&TypeId::of::<N>())
-            .and_then(|c| c.as_any().downcast_ref::<Core<N>>())
-    }
-
     /// The channel of `N`, if it exists.
     fn find<N: Notification>(&self) -> Option<Arc<Core<N>>> {
-        let guard = self.domain.read();
+        let section = self.domain.read();
         self.channels
-            .load(&guard)
+            .load(&section)
             .get(&TypeId::of::<N>())
             .and_then(|c| c.clone().into_any().downcast::<Core<N>>().ok())
     }
 
     /// The channel of `N`, made on first use.
-    fn core<N: Notification>(&self) -> Arc<Core<N>> {
+    pub(crate) fn core<N: Notification>(self: &Arc<Self>) -> Arc<Core<N>> {
         if let Some(core) = self.find::<N>() {
             return core;
         }
-        let (core, retired) = {
-            let mut w = self.writer.lock();
-            let current = self.channels.current(&w);
-            if let Some(core) = current
-                .get(&TypeId::of::<N>())
-                .and_then(|c| c.clone().into_any().downcast::<Core<N>>().ok())
-            {
-                return core;
-            }
-            let index = w.next_index;
-            let core = Arc::new(Core::<N>::new(self.domain.clone(), index));
-            // Wildcards that match the new type observe it from its first post. Nobody can
-            // read the new channel yet, so its old snapshots are freed at once.
-            for spec in w.wildcards.iter().filter(|s| s.matches(N::name())) {
-                drop(core.add_wildcard(spec));
-            }
-            let mut next: ChannelMap = current.clone();
-            next.insert(TypeId::of::<N>(), core.clone());
-            let retired = self.channels.replace(next);
-            w.next_index += 1;
-            (core, retired)
+        let mut w = self.channels.write();
+        if let Some(core) = w
+            .current()
+            .get(&TypeId::of::<N>())
+            .and_then(|c| c.clone().into_any().downcast::<Core<N>>().ok())
+        {
+            return core;
+        }
+        let index = w.state().next_index;
+        w.state().next_index += 1;
+        let reports: Weak<dyn Reports> = {
+            let weak: Weak<CenterInner> = Arc::downgrade(self);
+            weak
         };
-        let full = self.domain.synchronize();
-        retired.release(&self.domain, full);
+        let core = Arc::new(Core::<N>::new(
+            self.domain.clone(),
+            index,
+            self.panic_policy,
+            reports,
+        ));
+        // Wildcards that match the new type observe it from its first post.
+        for spec in w.state().wildcards.iter().filter(|s| s.matches(N::name())) {
+            core.add_any(spec.meta, &spec.f);
+        }
+        let next = w.current().with(TypeId::of::<N>(), core.clone());
+        drop(w.replace(&self.domain, next));
         core
     }
 
     /// Adds a wildcard subscription to every matching channel, now and to come.
     pub(crate) fn add_wildcard(self: &Arc<Self>, spec: Arc<WildSpec>) -> Subscription {
-        let id = spec.id;
-        let retired: Vec<Box<dyn Any + Send>> = {
-            let mut w = self.writer.lock();
-            w.wildcards.push(spec.clone());
-            let current = self.channels.current(&w);
-            current
-                .values()
-                .filter(|c| spec.matches(c.name()))
-                .map(|c| c.add_wildcard(&spec))
-                .collect()
-        };
-        let full = self.domain.synchronize();
-        for r in retired {
-            self.domain.retire(r, full);
+        let id = spec.meta.id;
+        {
+            let mut w = self.channels.write();
+            w.state().wildcards.push(spec.clone());
+            for c in w.current().channels().filter(|c| spec.matches(c.name())) {
+                c.add_any(spec.meta, &spec.f);
+            }
         }
-        let weak: std::sync::Weak<dyn Unsubscribe> = {
-            let w: std::sync::Weak<CenterInner> = Arc::downgrade(self);
+        let weak: Weak<dyn Unsubscribe> = {
+            let w: Weak<CenterInner> = Arc::downgrade(self);
             w
         };
         Subscription::new(weak, id)
     }
 
     /// Posts `value` only if someone observes `N` (for the hub's own reports).
-    pub(crate) fn post_if_observed<N: Notification>(&self, guard: &ReadGuard<'_>, value: N) {
-        if let Some(core) = self.find_in::<N>(guard)
-            && core.has_observers(guard)
+    fn post_if_observed<N: Notification>(&self, value: N) {
+        let section = self.domain.read();
+        if let Some(core) = self.channels.load(&section).core::<N>()
+            && core.has_observers(&section)
         {
-            core.post(self, guard, value, None);
+            core.post(&section, value, None);
         }
     }
 
     #[inline]
-    fn post<N: Notification>(&self, value: N, sender: Option<SenderId>) -> PostReport {
+    fn post<N: Notification>(self: &Arc<Self>, value: N, sender: Option<SenderId>) -> PostReport {
         {
-            let guard = self.domain.read();
-            if let Some(core) = self.find_in::<N>(&guard) {
-                return core.post(self, &guard, value, sender);
+            let section = self.domain.read();
+            if let Some(core) = self.channels.load(&section).core::<N>() {
+                return core.post(&section, value, sender);
             }
         }
+        self.post_new(value, sender)
+    }
+
+    /// The first post of a type: makes its channel.
+    #[cold]
+    #[inline(never)]
+    fn post_new<N: Notification>(
+        self: &Arc<Self>,
+        value: N,
+        sender: Option<SenderId>,
+    ) -> PostReport {
         let core = self.core::<N>();
-        let guard = self.domain.read();
-        core.post(self, &guard, value, sender)
+        let section = self.domain.read();
+        core.post(&section, value, sender)
+    }
+
+    /// How many notification types have a channel.
+    fn types(&self) -> usize {
+        self.channels.load(&self.domain.read()).len
+    }
+}
+
+impl Reports for CenterInner {
+    fn report(&self, report: HubReport) {
+        match report {
+            HubReport::Dead(n) => self.post_if_observed(n),
+            HubReport::Panicked(n) => self.post_if_observed(n),
+        }
     }
 }
 
 impl Unsubscribe for CenterInner {
     /// Removes a wildcard subscription from every channel, then waits for a grace period.
     fn unsubscribe(&self, id: crate::ObserverId) {
-        let retired: Vec<Box<dyn Any + Send>> = {
-            let mut w = self.writer.lock();
-            w.wildcards.retain(|s| s.id != id);
-            let current = self.channels.current(&w);
-            current
-                .values()
-                .filter_map(|c| c.remove_wildcard(id))
-                .collect()
-        };
-        let full = self.domain.synchronize();
-        for r in retired {
-            self.domain.retire(r, full);
+        {
+            let mut w = self.channels.write();
+            w.state().wildcards.retain(|s| s.meta.id != id);
+            for c in w.current().channels() {
+                c.remove_any(id);
+            }
         }
+        // Frees what the channels deferred, once no post can still call the observer (from
+        // inside a post: later).
+        drop(self.domain.synchronize());
     }
 }
 
@@ -225,10 +288,7 @@ impl Default for NotificationCenter {
 impl fmt::Debug for NotificationCenter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NotificationCenter")
-            .field(
-                "types",
-                &self.inner.channels.load(&self.inner.domain.read()).len(),
-            )
+            .field("types", &self.inner.types())
             .field("panic_policy", &self.inner.panic_policy)
             .finish()
     }
@@ -261,8 +321,7 @@ impl CenterBuilder {
         NotificationCenter {
             inner: Arc::new(CenterInner {
                 domain: Arc::new(Domain::new()),
-                channels: RcuCell::new(ChannelMap::default()),
-                writer: Mutex::new(Registry::default()),
+                channels: Guarded::new(Registry::default(), TypeMap::new()),
                 panic_policy: self.panic_policy,
             }),
         }
@@ -476,17 +535,15 @@ impl<N: Notification> Poster<N> {
     /// Posts without a sender (see [`NotificationCenter::post`]).
     #[inline]
     pub fn post(&self, notification: N) -> PostReport {
-        let guard = self.core.domain().read();
-        self.core
-            .post(&self.center.inner, &guard, notification, None)
+        let section = self.core.domain().read();
+        self.core.post(&section, notification, None)
     }
 
     /// Posts from `sender` (see [`NotificationCenter::post_from`]).
     #[inline]
     pub fn post_from(&self, sender: SenderId, notification: N) -> PostReport {
-        let guard = self.core.domain().read();
-        self.core
-            .post(&self.center.inner, &guard, notification, Some(sender))
+        let section = self.core.domain().read();
+        self.core.post(&section, notification, Some(sender))
     }
 
     /// Posts and waits for room in full backpressure subscribers (see
@@ -503,16 +560,11 @@ impl<N: Notification> Poster<N> {
     async fn post_async_inner(&self, notification: N, sender: Option<SenderId>) -> PostReport {
         let mut waiting = Waiting::default();
         let mut report = {
-            let guard = self.core.domain().read();
-            self.core.post_collect(
-                &self.center.inner,
-                &guard,
-                notification,
-                sender,
-                Some(&mut waiting),
-            )
+            let section = self.core.domain().read();
+            self.core
+                .post_waiting(&section, notification, sender, &mut waiting)
         };
-        let Waiting { entries, value } = waiting;
+        let Waiting { targets, value } = waiting;
         let Some(value) = value else {
             return report;
         };
@@ -520,13 +572,11 @@ impl<N: Notification> Poster<N> {
         // count them (contract 5).
         let mut pending = PendingPushes {
             core: &self.core,
-            entries,
+            targets,
             served: 0,
         };
-        while let Some(entry) = pending.entries.get(pending.served).cloned() {
-            if let Kind::Buffered(buffer) = &entry.kind
-                && !buffer.push_wait(&value).await
-            {
+        while let Some(target) = pending.targets.get(pending.served).cloned() {
+            if !target.push_wait(&value).await {
                 // The subscriber went away while we waited: not received after all.
                 report.received = report.received.saturating_sub(1);
             }
@@ -549,21 +599,18 @@ impl<N: Notification> Poster<N> {
 /// The backpressure subscribers a `post_async` still has to serve.
 struct PendingPushes<'a, N: Notification> {
     core: &'a Core<N>,
-    entries: Vec<Arc<crate::hub::engine::Entry<N>>>,
+    targets: Vec<Arc<dyn crate::hub::engine::WaitForRoom<N>>>,
     served: usize,
 }
 
 impl<N: Notification> Drop for PendingPushes<'_, N> {
     fn drop(&mut self) {
-        let mut lost = 0;
-        for entry in &self.entries[self.served..] {
-            if let Kind::Buffered(buffer) = &entry.kind {
-                buffer.count_dropped();
-                lost += 1;
-            }
+        let lost = &self.targets[self.served..];
+        for target in lost {
+            target.count_lost();
         }
-        if lost != 0 {
-            self.core.count_dropped(lost);
+        if !lost.is_empty() {
+            self.core.count_dropped(lost.len() as u64);
         }
     }
 }

@@ -236,29 +236,47 @@
 //! ```
 //!
 //! # 10. Coalescing queue
-//! A [`NotificationQueue`](crate::NotificationQueue) (Apple's `NotificationQueue`) holds
-//! notifications and posts them later: as soon as possible (at the end of the outermost post in
-//! progress, or on the next runtime tick) or when idle (after a quiet period), coalescing by
-//! type, by sender or by a key. Coalesced notifications are posted once, in enqueue order of
-//! their first occurrence, with the last value (or a merge); nothing is posted twice, and
-//! `flush`, `shutdown` and drop post everything pending, so nothing is lost.
+//! A [`NotificationQueue`](crate::NotificationQueue) (Apple's `NotificationQueue`) takes
+//! notifications of any type and keeps them in one FIFO order. Each enqueue names a
+//! [`PostingStyle`](crate::PostingStyle): posted now (after coalescing), as soon as possible
+//! (at the end of the outermost post in progress on this thread, or on the next runtime tick)
+//! or when idle (after a quiet period); and a [`Coalescing`](crate::Coalescing) rule: by type
+//! (Apple's `onName`), by sender, by both (the default, as Apple's), by a key given at enqueue
+//! ([`Coalescing::by_key`](crate::Coalescing::by_key): a key rule carries its key, so a key
+//! rule without one does not compile), or none. A coalesced group is posted once, at the place
+//! of its first enqueue, with the last value and its sender; coalescing joins only entries
+//! still pending. Nothing is posted twice and nothing is lost: `flush`, `shutdown` and dropping
+//! the last clone post everything pending, and the queue's counters account for every enqueue
+//! (posted, coalesced, or removed by `dequeue_matching`). The full rules are on the type;
+//! `tests/queue.rs` pins each one, `tests/stress_spawn_queue.rs` the concurrent ones.
 //!
 //! ```
 //! use herald::{Coalescing, Notification, NotificationCenter, NotificationQueue, PostingStyle};
 //! use std::sync::{Arc, Mutex};
 //!
-//! #[derive(Debug, Clone)]
+//! #[derive(Debug)]
 //! struct Badge(u32);
 //! impl Notification for Badge {}
+//! #[derive(Debug)]
+//! struct Synced;
+//! impl Notification for Synced {}
 //!
 //! let center = NotificationCenter::new();
 //! let shown = Arc::new(Mutex::new(Vec::new()));
 //! let s = shown.clone();
-//! let _icon = center.observe(move |b: &Badge| s.lock().unwrap().push(b.0));
+//! let _icon = center.observe(move |b: &Badge| s.lock().unwrap().push(format!("badge {}", b.0)));
+//! let s = shown.clone();
+//! let _sync = center.observe(move |_: &Synced| s.lock().unwrap().push("synced".to_string()));
+//!
 //! let queue = NotificationQueue::new(&center);
-//! for n in 1..=5 {
-//!     queue.enqueue(Badge(n), PostingStyle::WhenIdle, Coalescing::ByType);
+//! queue.enqueue_with(Badge(1), PostingStyle::WhenIdle, Coalescing::ByType);
+//! queue.enqueue(Synced);
+//! for n in 2..=5 {
+//!     queue.enqueue_with(Badge(n), PostingStyle::WhenIdle, Coalescing::ByType);
 //! }
-//! assert_eq!(queue.flush(), 1);
-//! assert_eq!(*shown.lock().unwrap(), [5]);
+//! assert_eq!(queue.flush(), 2);
+//! // One order across types; the badge kept its first place and took its last value.
+//! assert_eq!(*shown.lock().unwrap(), ["badge 5", "synced"]);
+//! let stats = queue.stats();
+//! assert_eq!((stats.enqueued, stats.coalesced, stats.posted), (6, 4, 2));
 //! ```

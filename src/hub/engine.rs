@@ -1,137 +1,463 @@
-//! The engine: one `Core<N>` per notification type.
+//! The engine: one [`Core`] per notification type.
 //!
-//! - The subscriber list is a copy-on-write snapshot in an [`RcuCell`]: a post loads it inside
-//!   a read section of its center's [`Domain`] (no lock, no reference count, no allocation);
-//!   subscribe and unsubscribe build a new one under `writer`, swap it in, and wait for a grace
-//!   period before freeing the old one.
-//! - Unsubscribe marks the entry removed, swaps it out, then waits for the grace period: every
-//!   post that could still see it has finished (contract 3, quiescent unsubscribe). The
-//!   `removed` flag covers the one post that cannot be waited for: this thread's own, when an
-//!   observer unsubscribes from inside a post.
-//! - Replay (`replay_last`) and retention share the `last` lock so that a subscriber either
-//!   replays a value or receives it, never both and never neither (contract 6).
+//! # The post path
+//! A post opens a read section of its center's domain ([`rcu`](crate::hub::rcu)), loads the
+//! subscriber [`Snapshot`] (a plain pointer load), and calls each entry in order through one
+//! virtual call ([`Deliver::deliver`]), each inside `catch_unwind` (free unless it unwinds).
+//! Everything an entry may need beyond the call (its sender filter, its predicate, whether its
+//! weak target lives, its buffer) is inside that entry's own `deliver`: an entry without options
+//! costs its closure call and one load of its `removed` flag, which shares a cache line with the
+//! closure's captures. Counters are the posting thread's own (plain stores, no shared
+//! read-modify-write). Snapshot flags send the rare cases (retention for replay, buffered
+//! subscribers that need a shared `Arc<N>`) to a separate path, tested with one load.
+//!
+//! # Writers
+//! Subscribe and unsubscribe copy the snapshot under the type's writer lock, swap the copy in,
+//! and free the old one after a grace period. Unsubscribe marks the entry removed before the
+//! swap and waits for the grace period before returning: no post can call it afterwards
+//! (contract 3, quiescent unsubscribe). From inside a post the wait is skipped (it could
+//! deadlock); the `removed` flag then keeps this thread's own post from calling the entry, and
+//! the old snapshot is retired to a later grace period.
+//!
+//! # Replay
+//! Retention (`replay_last`) and replay share the `last` lock, so a subscriber either replays a
+//! value or receives it, never both and never neither (contract 6).
 //!
 //! Everything that makes the hub correct under concurrency is in this file, `rcu.rs` and
-//! `sync.rs`; `tests/loom.rs` model-checks it.
+//! `sync.rs`; `tests/loom.rs` model-checks it, `tests/miri.rs` runs it under Miri.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::{Arc, Weak};
 
-use crate::hub::center::{CenterInner, PanicPolicy};
-use crate::hub::rcu::{Domain, RcuCell, ReadGuard, Retired, TypeCounters};
-use crate::hub::ring::{RingEntry, Rings};
+use crate::hub::rcu::{Domain, ListSnapshot, Owned, RcuList, ReadGuard, Retired, TypeCounters};
+use crate::hub::ring::Rings;
 use crate::hub::stats::{BufferStats, PostReport, Stats};
-use crate::hub::stream::{Buffer, PushResult};
-use crate::hub::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
-use crate::hub::wildcard::{AnyNotification, WildSpec};
-use crate::{DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId};
+use crate::hub::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::{
+    AnyNotification, DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId,
+};
 
-/// A predicate filter on the notification value.
-pub(crate) type Filter<N> = Box<dyn Fn(&N) -> bool + Send + Sync>;
-/// An inline observer.
-pub(crate) type InlineFn<N> = Box<dyn Fn(&N) + Send + Sync>;
-
-/// A weak observer: returns false once its target is gone.
-pub(crate) type WeakFn<N> = Box<dyn Fn(&N) -> bool + Send + Sync>;
-
-/// How an entry receives notifications.
-pub(crate) enum Kind<N> {
-    /// Called on the posting thread.
-    Inline(InlineFn<N>),
-    /// Called on the posting thread while its target lives; removed the first time it is not.
-    Weak(WeakFn<N>),
-    /// A wildcard or family observer, shared by every channel it observes.
-    Wildcard(Arc<WildSpec>),
-    /// Buffered for a receiver on another task or thread, in its own buffer.
-    Buffered(Arc<Buffer<N>>),
-    /// Buffered in the type's shared ring for this capacity (`ring.rs`): a post writes the
-    /// ring once, at the turn of the first of its entries.
-    Ring(RingEntry<N>),
+/// What a panicking observer does (contract 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PanicPolicy {
+    /// Catch the panic, count it, post [`ObserverPanicked`], and go on with the other
+    /// observers. The default.
+    #[default]
+    Isolate,
+    /// Let the panic unwind out of `post` (after the hub's own state is restored). Observers
+    /// after the panicking one do not receive that post.
+    Propagate,
 }
 
-/// One subscriber of one type.
-///
-/// Aligned to a cache line so that its fields, which every post reads, do not share a line
-/// with the `Arc` reference counts, which every snapshot rebuild writes (a subscribe/unsubscribe
-/// storm would otherwise make each post miss the cache once per observer).
-#[repr(align(64))]
-pub(crate) struct Entry<N> {
-    pub(crate) id: ObserverId,
-    priority: i32,
-    seq: u64,
+/// The engine's only view of its center: where its reports go.
+pub(crate) trait Reports: Send + Sync {
+    /// Posts `report` into the center if anyone observes its type.
+    fn report(&self, report: HubReport);
+}
+
+/// A report the engine posts about itself.
+pub(crate) enum HubReport {
+    Dead(DeadNotification),
+    Panicked(ObserverPanicked),
+}
+
+/// What one entry did with one post. The values are chosen so that the delivery loop counts
+/// with one addition: the low half counts receivers, the high half completed inline calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub(crate) enum Delivery {
+    /// Not for this entry (sender or predicate filter, removed, expired, closed).
+    Skipped = 0,
+    /// Accepted into a buffer: counted as delivered when received.
+    Accepted = 1,
+    /// Delivered and done: an inline call returned.
+    Done = 1 | (1 << 32),
+}
+
+/// The per-post context an entry may need beyond the value.
+pub(crate) struct Cx<'a, N: 'static> {
+    core: &'a Core<N>,
     sender: Option<SenderId>,
-    filter: Option<Filter<N>>,
-    removed: AtomicBool,
-    pub(crate) kind: Kind<N>,
+    shared: Option<&'a Arc<N>>,
+    waiting: Option<&'a mut Waiting<N>>,
+    dropped: usize,
+    full: usize,
+    panicked: usize,
+    /// Shared rings (`ring.rs`): the generation of the post's snapshot, the rings this post
+    /// has written (one bit each), and receivers counted by a ring beyond the entry that wrote it.
+    generation: u64,
+    rings_written: u64,
+    ring_received: usize,
+    /// Delivering the value `replay_last` replays to a new entry, not a post.
+    replaying: bool,
 }
 
-impl<N> Entry<N> {
-    pub(crate) fn new(
-        priority: i32,
+impl<'a, N: Notification> Cx<'a, N> {
+    fn new(
+        core: &'a Core<N>,
         sender: Option<SenderId>,
-        filter: Option<Filter<N>>,
-        kind: Kind<N>,
+        shared: Option<&'a Arc<N>>,
+        waiting: Option<&'a mut Waiting<N>>,
     ) -> Self {
-        let id = ObserverId::next();
-        Entry {
-            id,
-            priority,
-            // Ids grow with every subscription in the process: registration order.
-            seq: id.as_u64(),
+        Cx {
+            core,
             sender,
-            filter,
+            shared,
+            waiting,
+            dropped: 0,
+            full: 0,
+            panicked: 0,
+            generation: 0,
+            rings_written: 0,
+            ring_received: 0,
+            replaying: false,
+        }
+    }
+
+    /// The generation of the snapshot this post iterates.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// True the first time this post reaches the ring with this bit: that entry writes the
+    /// ring for every stream on it.
+    #[inline]
+    pub(crate) fn first_in_ring(&mut self, bit: u64) -> bool {
+        let first = self.rings_written & bit == 0;
+        self.rings_written |= bit;
+        first
+    }
+
+    /// A ring handed the post to `n` more streams than the entry that wrote it.
+    pub(crate) fn ring_received(&mut self, n: usize) {
+        self.ring_received += n;
+    }
+
+    /// Whether this is `replay_last` delivering to a new entry rather than a post.
+    pub(crate) fn replaying(&self) -> bool {
+        self.replaying
+    }
+
+    /// Who posted.
+    #[inline]
+    pub(crate) fn sender(&self) -> Option<SenderId> {
+        self.sender
+    }
+
+    /// The post's shared value, for buffered entries (present whenever the snapshot has one).
+    #[inline]
+    pub(crate) fn shared(&self) -> Option<&'a Arc<N>> {
+        self.shared
+    }
+
+    /// A buffered entry lost a value to its overflow policy because of this post.
+    pub(crate) fn count_dropped(&mut self, full: bool) {
+        self.dropped += 1;
+        if full {
+            self.full += 1;
+        }
+        self.core.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A backpressure entry is full: `post_async` waits for room in it when it asked to
+    /// (returns true), else the caller counts the value lost.
+    pub(crate) fn wait_for(&mut self, target: Arc<dyn WaitForRoom<N>>) -> bool {
+        match self.waiting.as_deref_mut() {
+            Some(w) => {
+                w.targets.push(target);
+                if w.value.is_none() {
+                    w.value = self.shared.cloned();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A weak entry's target is gone: remove it without waiting.
+    pub(crate) fn expired(&self, id: ObserverId) {
+        self.core.remove_expired(id);
+    }
+}
+
+/// One subscriber of one type, as the delivery loop sees it.
+pub(crate) trait Deliver<N>: Send + Sync + 'static {
+    /// Order, identity and sender filter.
+    fn meta(&self) -> &Meta;
+    /// Delivers one post. Runs on the posting thread, inside `catch_unwind`.
+    fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
+    /// Marks the entry removed: this thread's post in progress skips it from now on.
+    fn mark_removed(&self);
+    /// Whether the entry needs the post's shared `Arc<N>` (buffered kinds).
+    fn needs_shared(&self) -> bool {
+        false
+    }
+    /// The entry left its channel: close its buffer, if any (what it delivered from now on
+    /// counts into `sink`).
+    fn retire(&self, _sink: &Arc<StdAtomicU64>) {}
+    /// Its buffer's counters, if it has one.
+    fn buffer_stats(&self) -> Option<BufferStats> {
+        None
+    }
+}
+
+/// An entry, owned by its channel's writer list until it is removed and retired.
+pub(crate) type Entry<N> = Box<dyn Deliver<N>>;
+
+/// Order and identity of an entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub(crate) id: ObserverId,
+    pub(crate) priority: i32,
+    pub(crate) sender: Option<SenderId>,
+}
+
+impl Meta {
+    pub(crate) fn new(priority: i32, sender: Option<SenderId>) -> Self {
+        Meta {
+            id: ObserverId::next(),
+            priority,
+            sender,
+        }
+    }
+
+    /// Sorted by priority (higher first), then registration order (ids grow).
+    fn order_key(&self) -> (std::cmp::Reverse<i32>, u64) {
+        (std::cmp::Reverse(self.priority), self.id.as_u64())
+    }
+}
+
+/// What an entry does with a value it accepted: the part that differs between kinds.
+pub(crate) trait Kind<N>: Send + Sync + 'static {
+    fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery;
+    fn needs_shared(&self) -> bool {
+        false
+    }
+    fn retire(&self, _sink: &Arc<StdAtomicU64>) {}
+    fn buffer_stats(&self, _id: ObserverId) -> Option<BufferStats> {
+        None
+    }
+}
+
+/// An entry: the `removed` flag, the kind, and its order. The fields every post reads (the flag
+/// and the kind's captures) come first, in one small allocation that no writer touches while it
+/// is subscribed (snapshots hold plain pointers to it, not reference counts).
+#[repr(C)]
+pub(crate) struct Obs<K> {
+    removed: AtomicBool,
+    kind: K,
+    meta: Meta,
+}
+
+impl<K> Obs<K> {
+    pub(crate) fn new(meta: Meta, kind: K) -> Self {
+        Obs {
             removed: AtomicBool::new(false),
             kind,
+            meta,
         }
-    }
-
-    /// This channel's entry for a wildcard subscription.
-    fn wildcard(spec: &Arc<WildSpec>) -> Self {
-        Entry {
-            id: spec.id,
-            priority: spec.priority,
-            seq: spec.id.as_u64(),
-            sender: spec.sender,
-            filter: None,
-            removed: AtomicBool::new(false),
-            kind: Kind::Wildcard(spec.clone()),
-        }
-    }
-
-    /// Sorted by priority (higher first), then registration order.
-    fn order_key(&self) -> (std::cmp::Reverse<i32>, u64) {
-        (std::cmp::Reverse(self.priority), self.seq)
     }
 }
 
-/// The immutable subscriber list a post iterates.
-pub(crate) struct Snapshot<N> {
-    entries: Box<[Arc<Entry<N>>]>,
-    /// Whether any entry needs a shared `Arc<N>` (buffered kinds).
-    needs_arc: bool,
-    /// Grows with every snapshot of the channel: rings skip members that joined after the
-    /// snapshot a post uses.
+impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<K> {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    #[inline]
+    fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery {
+        // Only this thread's own unsubscribe (from inside an observer) can race here: the
+        // grace period covers every other thread, so `Relaxed` is enough.
+        if self.removed.load(Ordering::Relaxed) {
+            return Delivery::Skipped;
+        }
+        self.kind.call(value, cx, &self.meta)
+    }
+
+    fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Relaxed);
+    }
+
+    fn needs_shared(&self) -> bool {
+        self.kind.needs_shared()
+    }
+
+    fn retire(&self, sink: &Arc<StdAtomicU64>) {
+        self.kind.retire(sink);
+    }
+
+    fn buffer_stats(&self) -> Option<BufferStats> {
+        self.kind.buffer_stats(self.meta.id)
+    }
+}
+
+/// An inline observer: called on the posting thread.
+pub(crate) struct Inline<F>(pub(crate) F);
+
+impl<N: Notification, F: Fn(&N) + Send + Sync + 'static> Kind<N> for Inline<F> {
+    #[inline]
+    fn call(&self, value: &N, _: &mut Cx<'_, N>, _: &Meta) -> Delivery {
+        (self.0)(value);
+        Delivery::Done
+    }
+}
+
+/// An inline observer of a weakly held target: removed the first time the target is gone.
+pub(crate) struct WeakInline<T, F> {
+    pub(crate) target: Weak<T>,
+    pub(crate) f: F,
+}
+
+impl<N, T, F> Kind<N> for WeakInline<T, F>
+where
+    N: Notification,
+    T: Send + Sync + 'static,
+    F: Fn(&T, &N) + Send + Sync + 'static,
+{
+    fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery {
+        match self.target.upgrade() {
+            Some(t) => {
+                (self.f)(&t, value);
+                Delivery::Done
+            }
+            None => {
+                cx.expired(meta.id);
+                Delivery::Skipped
+            }
+        }
+    }
+}
+
+/// A type-erased observer's closure, shared by every channel it observes.
+pub(crate) type AnyFn = Arc<dyn Fn(&AnyNotification<'_>) + Send + Sync>;
+
+/// A type-erased observer (wildcard or family).
+pub(crate) struct AnyInline(pub(crate) AnyFn);
+
+impl<N: Notification> Kind<N> for AnyInline {
+    fn call(&self, value: &N, cx: &mut Cx<'_, N>, _: &Meta) -> Delivery {
+        (self.0)(&AnyNotification::new(value, cx.sender()));
+        Delivery::Done
+    }
+}
+
+/// Only what one sender posted (contract 8).
+pub(crate) struct FromSender<K>(pub(crate) SenderId, pub(crate) K);
+
+impl<N: Notification, K: Kind<N>> Kind<N> for FromSender<K> {
+    #[inline]
+    fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery {
+        if cx.sender() != Some(self.0) {
+            return Delivery::Skipped;
+        }
+        self.1.call(value, cx, meta)
+    }
+    fn needs_shared(&self) -> bool {
+        self.1.needs_shared()
+    }
+    fn retire(&self, sink: &Arc<StdAtomicU64>) {
+        self.1.retire(sink);
+    }
+    fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
+        self.1.buffer_stats(id)
+    }
+}
+
+/// Only values a predicate accepts. The predicate runs on the posting thread, with the same
+/// panic isolation as an observer.
+pub(crate) struct Filtered<P, K>(pub(crate) P, pub(crate) K);
+
+impl<N, P, K> Kind<N> for Filtered<P, K>
+where
+    N: Notification,
+    P: Fn(&N) -> bool + Send + Sync + 'static,
+    K: Kind<N>,
+{
+    #[inline]
+    fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery {
+        if !(self.0)(value) {
+            return Delivery::Skipped;
+        }
+        self.1.call(value, cx, meta)
+    }
+    fn needs_shared(&self) -> bool {
+        self.1.needs_shared()
+    }
+    fn retire(&self, sink: &Arc<StdAtomicU64>) {
+        self.1.retire(sink);
+    }
+    fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
+        self.1.buffer_stats(id)
+    }
+}
+
+/// A boxed predicate, as the builder collects it.
+pub(crate) type Filter<N> = Box<dyn Fn(&N) -> bool + Send + Sync>;
+
+/// Wraps `kind` with the sender and predicate filters a subscription asked for, and makes the
+/// entry: each combination is its own type, so an entry without filters pays nothing for them.
+pub(crate) fn entry<N: Notification, K: Kind<N>>(
+    priority: i32,
+    sender: Option<SenderId>,
+    filter: Option<Filter<N>>,
+    kind: K,
+) -> Entry<N> {
+    let meta = Meta::new(priority, sender);
+    match (sender, filter) {
+        (None, None) => Box::new(Obs::new(meta, kind)),
+        (Some(s), None) => Box::new(Obs::new(meta, FromSender(s, kind))),
+        (None, Some(f)) => Box::new(Obs::new(meta, Filtered(f, kind))),
+        (Some(s), Some(f)) => Box::new(Obs::new(meta, FromSender(s, Filtered(f, kind)))),
+    }
+}
+
+/// The immutable subscriber list a post iterates, and its summary.
+pub(crate) type Snapshot<N> = ListSnapshot<dyn Deliver<N>, Summary>;
+
+/// A snapshot's flags, and its generation: one more than the snapshot it replaced (shared
+/// rings skip streams that joined after the snapshot a post iterates).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Summary {
+    flags: u8,
     generation: u64,
 }
 
-impl<N> Snapshot<N> {
-    fn new(entries: Vec<Arc<Entry<N>>>, generation: u64) -> Self {
-        let needs_arc = entries
-            .iter()
-            .any(|e| matches!(e.kind, Kind::Buffered(_) | Kind::Ring(_)));
-        Snapshot {
-            entries: entries.into_boxed_slice(),
-            needs_arc,
-            generation,
+/// Some entry needs the post's shared `Arc<N>` (buffered kinds).
+const NEEDS_SHARED: u8 = 1;
+/// Retention is on: posts store their value for `replay_last`.
+const RETAIN: u8 = 2;
+
+/// The summary of a snapshot of `entries` replacing one summarized by `previous`: keeps
+/// `RETAIN`, counts one more generation.
+fn flags<N: 'static>(
+    previous: &Summary,
+    entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
+) -> Summary {
+    let mut flags = previous.flags & RETAIN;
+    for e in entries {
+        if e.needs_shared() {
+            flags |= NEEDS_SHARED;
         }
+    }
+    Summary {
+        flags,
+        generation: previous.generation + 1,
     }
 }
 
-/// An entry taken out of the snapshot, and the snapshot it was taken from.
-type Removed<N> = (Arc<Entry<N>>, Retired<Snapshot<N>>);
+/// Where `entry` goes in `snap`: by priority (higher first), then registration order.
+fn position<N: 'static>(snap: &Snapshot<N>, entry: &dyn Deliver<N>) -> usize {
+    let key = entry.meta().order_key();
+    snap.iter()
+        .take_while(|e| e.meta().order_key() <= key)
+        .count()
+}
 
 /// The last posted values, kept once retention is on (contract 6).
 struct Last<N> {
@@ -145,16 +471,16 @@ type LastLock<N> = parking_lot::ReentrantMutex<RefCell<Last<N>>>;
 type LastLock<N> = crate::hub::sync::Mutex<RefCell<Last<N>>>;
 
 /// The channel of one notification type.
-pub(crate) struct Core<N> {
+pub(crate) struct Core<N: 'static> {
     domain: Arc<Domain>,
     /// This type's index in its center (for per-thread counters).
     index: usize,
-    subs: RcuCell<Snapshot<N>>,
-    /// Serializes writers (subscribe, unsubscribe). Never held while calling user code or
-    /// waiting for a grace period.
-    writer: Mutex<()>,
-    retain: AtomicBool,
+    /// The entries and their snapshot. Its writer lock serializes subscribe and unsubscribe;
+    /// it is never held while calling user code or waiting for a grace period.
+    subs: RcuList<dyn Deliver<N>, Summary>,
     last: LastLock<N>,
+    policy: PanicPolicy,
+    reports: Weak<dyn Reports>,
     /// Counters for posts made without a per-thread slot (beyond `MAX_LOCAL_TYPES` types,
     /// or while a thread is being torn down).
     shared: TypeCounters,
@@ -162,52 +488,33 @@ pub(crate) struct Core<N> {
     panicked: AtomicU64,
     dead: AtomicU64,
     /// Deliveries made by buffered subscribers that have left the snapshot.
-    retired_delivered: Arc<std::sync::atomic::AtomicU64>,
-    /// The shared rings of drop-oldest and latest-only streams, by capacity.
+    retired_delivered: Arc<StdAtomicU64>,
+    /// The shared rings of drop-oldest and latest-only streams, by capacity (`ring.rs`).
     rings: Rings<N>,
 }
 
-/// Counts a post's inline deliveries even when a propagated panic unwinds through `deliver`.
-struct Tally<'a> {
-    counters: Option<&'a TypeCounters>,
-    shared: &'a TypeCounters,
-    inline_done: u64,
-}
-
-impl Drop for Tally<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if self.inline_done == 0 {
-            return;
-        }
-        match self.counters {
-            Some(c) => TypeCounters::add(&c.delivered, self.inline_done),
-            None => {
-                self.shared
-                    .delivered
-                    .fetch_add(self.inline_done, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-}
-
 impl<N: Notification> Core<N> {
-    pub(crate) fn new(domain: Arc<Domain>, index: usize) -> Self {
+    pub(crate) fn new(
+        domain: Arc<Domain>,
+        index: usize,
+        policy: PanicPolicy,
+        reports: Weak<dyn Reports>,
+    ) -> Self {
         Core {
             domain,
             index,
-            subs: RcuCell::new(Snapshot::new(Vec::new(), 0)),
-            writer: Mutex::new(()),
-            retain: AtomicBool::new(false),
+            subs: RcuList::new(Summary::default()),
             last: LastLock::new(RefCell::new(Last {
                 any: None,
                 by_sender: HashMap::new(),
             })),
+            policy,
+            reports,
             shared: TypeCounters::default(),
             dropped: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
             dead: AtomicU64::new(0),
-            retired_delivered: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            retired_delivered: Arc::new(StdAtomicU64::new(0)),
             rings: Rings::default(),
         }
     }
@@ -217,430 +524,292 @@ impl<N: Notification> Core<N> {
         &self.rings
     }
 
-    /// Whether anyone observes this type right now.
-    pub(crate) fn has_observers(&self, guard: &ReadGuard<'_>) -> bool {
-        !self.subs.load(guard).entries.is_empty()
+    /// The center's read domain.
+    pub(crate) fn domain(&self) -> &Domain {
+        &self.domain
     }
 
-    /// Posts synchronously: inline observers run before this returns.
+    /// Whether anyone observes this type right now.
+    pub(crate) fn has_observers(&self, section: &ReadGuard<'_>) -> bool {
+        self.subs.load(section).len() != 0
+    }
+
+    /// Posts: inline observers run before this returns.
     #[inline]
     pub(crate) fn post(
         &self,
-        center: &CenterInner,
-        guard: &ReadGuard<'_>,
+        section: &ReadGuard<'_>,
         value: N,
         sender: Option<SenderId>,
     ) -> PostReport {
-        self.post_collect(center, guard, value, sender, None)
+        let snap = self.subs.load(section);
+        if snap.extra.flags != 0 {
+            return self.post_general(section, snap, value, sender, None);
+        }
+        let mut cx = Cx::new(self, sender, None, None);
+        let done = self.run(section, snap.iter(), &value, &mut cx);
+        self.finish(section, done, cx)
     }
 
     /// Posts; backpressure subscribers that were full are pushed into `waiting` (with the
     /// shared value) instead of being reported full, for `post_async` to wait on.
-    #[inline]
-    pub(crate) fn post_collect(
+    pub(crate) fn post_waiting(
         &self,
-        center: &CenterInner,
-        guard: &ReadGuard<'_>,
+        section: &ReadGuard<'_>,
+        value: N,
+        sender: Option<SenderId>,
+        waiting: &mut Waiting<N>,
+    ) -> PostReport {
+        let snap = self.subs.load(section);
+        self.post_general(section, snap, value, sender, Some(waiting))
+    }
+
+    /// Posts with a shared `Arc<N>` (buffered subscribers), retention, or `post_async`.
+    #[cold]
+    #[inline(never)]
+    fn post_general<'s>(
+        &self,
+        section: &'s ReadGuard<'_>,
+        mut snap: &'s Snapshot<N>,
         value: N,
         sender: Option<SenderId>,
         waiting: Option<&mut Waiting<N>>,
     ) -> PostReport {
-        let counters = guard.counters(self.index);
-        match counters {
-            Some(c) => TypeCounters::add(&c.posted, 1),
-            None => {
-                self.shared
-                    .posted
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        let mut tally = Tally {
-            counters,
-            shared: &self.shared,
-            inline_done: 0,
-        };
-        if self.retain.load(Ordering::Acquire) {
-            return self.post_retained(center, guard, Arc::new(value), sender, waiting, &mut tally);
-        }
-        let snap = self.subs.load(guard);
-        let report = if snap.needs_arc {
-            let shared = Arc::new(value);
-            self.deliver(
-                center,
-                snap,
-                &shared,
-                Some(&shared),
-                sender,
-                waiting,
-                &mut tally,
-            )
-        } else {
-            self.deliver(center, snap, &value, None, sender, waiting, &mut tally)
-        };
-        drop(tally);
-        self.account(center, guard, report, sender)
-    }
-
-    #[cold]
-    fn post_retained(
-        &self,
-        center: &CenterInner,
-        guard: &ReadGuard<'_>,
-        shared: Arc<N>,
-        sender: Option<SenderId>,
-        waiting: Option<&mut Waiting<N>>,
-        tally: &mut Tally<'_>,
-    ) -> PostReport {
-        // Store and load the snapshot under `last`, deliver outside it: a concurrent
-        // `replay_last` subscriber either sees this value in `last` or is in the snapshot.
-        let snap = {
+        let shared = Arc::new(value);
+        if snap.extra.flags & RETAIN != 0 {
+            // Store and load the snapshot under `last`, deliver outside it: a concurrent
+            // `replay_last` subscriber either sees this value in `last` or is in the snapshot.
             let lock = self.last.lock();
             let mut last = lock.borrow_mut();
             last.any = Some(shared.clone());
             if let Some(s) = sender {
                 last.by_sender.insert(s, shared.clone());
             }
-            self.subs.load(guard)
+            snap = self.subs.load(section);
+        }
+        let mut cx = Cx::new(self, sender, Some(&shared), waiting);
+        cx.generation = snap.extra.generation;
+        let done = self.run(section, snap.iter(), &shared, &mut cx);
+        self.finish(section, done, cx)
+    }
+
+    /// The delivery loop: one virtual call per entry, no lock, no allocation.
+    #[inline]
+    fn run<'e>(
+        &self,
+        section: &ReadGuard<'_>,
+        entries: impl Iterator<Item = &'e dyn Deliver<N>>,
+        value: &N,
+        cx: &mut Cx<'_, N>,
+    ) -> Done {
+        // Low half: receivers; high half: completed inline calls (see `Delivery`).
+        let mut counted = 0u64;
+        for entry in entries {
+            match catch_unwind(AssertUnwindSafe(|| entry.deliver(value, cx))) {
+                Ok(d) => counted += d as u64,
+                Err(payload) => self.caught(section, entry, payload, counted, cx),
+            }
+        }
+        Done {
+            received: (counted & u64::from(u32::MAX)) as usize,
+            inline: (counted >> 32) as usize,
+            panicked: cx.panicked,
+        }
+    }
+
+    /// An entry panicked during a post: count it, and report it or (under `Propagate`) count
+    /// the post so far and resume the unwind.
+    #[cold]
+    #[inline(never)]
+    fn caught(
+        &self,
+        section: &ReadGuard<'_>,
+        entry: &dyn Deliver<N>,
+        payload: Box<dyn Any + Send>,
+        counted: u64,
+        cx: &mut Cx<'_, N>,
+    ) {
+        cx.panicked += 1;
+        if self.policy == PanicPolicy::Propagate {
+            // Count what was delivered before unwinding out of `post`.
+            self.count(section, (counted >> 32) as usize);
+        }
+        self.observer_panicked(entry.meta().id, payload);
+    }
+
+    /// Counts the post and reports it dead if nobody received it.
+    #[inline]
+    fn finish(&self, section: &ReadGuard<'_>, done: Done, cx: Cx<'_, N>) -> PostReport {
+        self.count(section, done.inline);
+        let waited = cx.waiting.as_ref().map_or(0, |w| w.targets.len());
+        let report = PostReport {
+            received: done.received + waited + cx.ring_received,
+            dropped: cx.dropped,
+            full: cx.full,
+            panicked: done.panicked,
         };
-        let report = self.deliver(center, snap, &shared, Some(&shared), sender, waiting, tally);
-        self.account(center, guard, report, sender)
-    }
-
-    #[inline]
-    fn account(
-        &self,
-        center: &CenterInner,
-        guard: &ReadGuard<'_>,
-        report: PostReport,
-        sender: Option<SenderId>,
-    ) -> PostReport {
-        if report.received != 0 || report.panicked != 0 || report.dropped != 0 {
-            return report;
-        }
-        self.dead.fetch_add(1, Ordering::Relaxed);
-        if TypeId::of::<N>() != TypeId::of::<DeadNotification>() {
-            center.post_if_observed(
-                guard,
-                DeadNotification {
-                    notification: N::name(),
-                    sender,
-                },
-            );
+        if report.received == 0 && report.dropped == 0 && report.panicked == 0 {
+            self.dead(cx.sender);
         }
         report
     }
 
-    /// The delivery loop: one pass over the snapshot, no lock, no allocation.
-    #[allow(clippy::too_many_arguments)]
+    /// Counts one post and `inline` completed inline deliveries.
     #[inline]
-    fn deliver(
-        &self,
-        center: &CenterInner,
-        snap: &Snapshot<N>,
-        value: &N,
-        shared: Option<&Arc<N>>,
-        sender: Option<SenderId>,
-        mut waiting: Option<&mut Waiting<N>>,
-        tally: &mut Tally<'_>,
-    ) -> PostReport {
-        let mut report = PostReport::default();
-        // The rings this post has written (one bit per ring).
-        let mut rings_written = 0u64;
-        for entry in snap.entries.iter() {
-            if entry.sender.is_some() && entry.sender != sender {
-                continue;
-            }
-            // Only this thread's own unsubscribe (from inside an observer) can race here; the
-            // grace period covers every other thread.
-            if entry.removed.load(Ordering::Acquire) {
-                continue;
-            }
-            match &entry.kind {
-                Kind::Inline(f) => {
-                    let called = self.call(center, entry, value, |n| {
-                        if let Some(filter) = &entry.filter
-                            && !filter(n)
-                        {
-                            return false;
-                        }
-                        f(n);
-                        true
-                    });
-                    match called {
-                        Called::Ran => {
-                            report.received += 1;
-                            tally.inline_done += 1;
-                        }
-                        Called::Skipped => {}
-                        Called::Panicked => report.panicked += 1,
-                    }
-                }
-                Kind::Weak(f) => {
-                    let mut alive = true;
-                    let called = self.call(center, entry, value, |n| {
-                        alive = f(n);
-                        alive
-                    });
-                    match called {
-                        Called::Ran => {
-                            report.received += 1;
-                            tally.inline_done += 1;
-                        }
-                        Called::Panicked => report.panicked += 1,
-                        // The target is gone: remove the entry without waiting.
-                        Called::Skipped if !alive => self.remove_expired(entry.id),
-                        Called::Skipped => {}
-                    }
-                }
-                Kind::Wildcard(spec) => {
-                    let any = AnyNotification::new(value, sender);
-                    match self.call(center, entry, value, |_| {
-                        (spec.f)(&any);
-                        true
-                    }) {
-                        Called::Ran => {
-                            report.received += 1;
-                            tally.inline_done += 1;
-                        }
-                        Called::Skipped => {}
-                        Called::Panicked => report.panicked += 1,
-                    }
-                }
-                Kind::Buffered(buffer) => {
-                    if let Some(filter) = &entry.filter {
-                        match self.call(center, entry, value, |n| filter(n)) {
-                            Called::Ran => {}
-                            Called::Skipped => continue,
-                            Called::Panicked => {
-                                report.panicked += 1;
-                                continue;
-                            }
-                        }
-                    }
-                    let Some(shared) = shared else {
-                        // Unreachable by construction: snapshots with buffers post an Arc.
-                        continue;
-                    };
-                    match buffer.push(shared) {
-                        PushResult::Accepted => report.received += 1,
-                        PushResult::AcceptedWithLoss => {
-                            report.received += 1;
-                            report.dropped += 1;
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                        PushResult::Refused => {
-                            report.dropped += 1;
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                        PushResult::Full => match waiting.as_deref_mut() {
-                            Some(w) => {
-                                w.entries.push(entry.clone());
-                                w.value.get_or_insert_with(|| shared.clone());
-                            }
-                            None => {
-                                report.dropped += 1;
-                                report.full += 1;
-                                buffer.count_dropped();
-                                self.dropped.fetch_add(1, Ordering::Relaxed);
-                            }
-                        },
-                        PushResult::Closed => {}
-                    }
-                }
-                Kind::Ring(r) => {
-                    if rings_written & r.ring.bit() != 0 {
-                        continue;
-                    }
-                    rings_written |= r.ring.bit();
-                    let Some(shared) = shared else {
-                        continue;
-                    };
-                    let posted = r.ring.post(shared, snap.generation);
-                    report.received += posted.received;
-                    if posted.dropped != 0 {
-                        report.dropped += posted.dropped;
-                        self.dropped
-                            .fetch_add(posted.dropped as u64, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        if let Some(w) = waiting {
-            report.received += w.entries.len();
-        }
-        report
-    }
-
-    /// Runs user code for `entry` with panic isolation.
-    #[inline]
-    fn call(
-        &self,
-        center: &CenterInner,
-        entry: &Entry<N>,
-        value: &N,
-        f: impl FnOnce(&N) -> bool,
-    ) -> Called {
-        match catch_unwind(AssertUnwindSafe(|| f(value))) {
-            Ok(true) => Called::Ran,
-            Ok(false) => Called::Skipped,
-            Err(payload) => self.panicked(center, entry, payload),
+    fn count(&self, section: &ReadGuard<'_>, inline: usize) {
+        if !section.count(self.index, 1, inline as u64) {
+            self.count_shared(inline);
         }
     }
 
     #[cold]
-    fn panicked(
-        &self,
-        center: &CenterInner,
-        entry: &Entry<N>,
-        payload: Box<dyn std::any::Any + Send>,
-    ) -> Called {
+    fn count_shared(&self, inline: usize) {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        self.shared.posted.fetch_add(1, relaxed);
+        self.shared.delivered.fetch_add(inline as u64, relaxed);
+    }
+
+    #[cold]
+    fn dead(&self, sender: Option<SenderId>) {
+        self.dead.fetch_add(1, Ordering::Relaxed);
+        if TypeId::of::<N>() != TypeId::of::<DeadNotification>()
+            && let Some(reports) = self.reports.upgrade()
+        {
+            reports.report(HubReport::Dead(DeadNotification {
+                notification: N::name(),
+                sender,
+            }));
+        }
+    }
+
+    /// Counts and reports an observer's panic (contract 4); under `Propagate`, resumes it.
+    /// Also used by spawned handlers, whose panics happen on a task.
+    #[cold]
+    pub(crate) fn observer_panicked(&self, observer: ObserverId, payload: Box<dyn Any + Send>) {
         self.panicked.fetch_add(1, Ordering::Relaxed);
-        if center.panic_policy() == PanicPolicy::Propagate {
+        if self.policy == PanicPolicy::Propagate {
             resume_unwind(payload);
         }
-        if TypeId::of::<N>() != TypeId::of::<ObserverPanicked>() {
-            let message = panic_message(payload.as_ref());
-            let guard = self.domain.read();
-            center.post_if_observed(
-                &guard,
-                ObserverPanicked {
-                    notification: N::name(),
-                    observer: entry.id,
-                    message,
-                },
-            );
+        if TypeId::of::<N>() != TypeId::of::<ObserverPanicked>()
+            && let Some(reports) = self.reports.upgrade()
+        {
+            reports.report(HubReport::Panicked(ObserverPanicked {
+                notification: N::name(),
+                observer,
+                message: panic_message(payload.as_ref()),
+            }));
         }
-        Called::Panicked
+    }
+
+    /// The center's panic policy.
+    pub(crate) fn panic_policy(&self) -> PanicPolicy {
+        self.policy
     }
 
     /// Adds an entry. With `replay`, the last retained value (per sender when the entry has a
     /// sender filter) is delivered to it first, atomically with the subscription.
-    pub(crate) fn subscribe(
+    pub(crate) fn subscribe(&self, entry: Entry<N>, replay: bool) -> ObserverId {
+        self.subscribe_with(entry, replay, |_| {})
+    }
+
+    /// [`subscribe`](Self::subscribe), then `joined` with the generation of the first snapshot
+    /// that holds the entry, before any post can follow the replayed value (a stream joins its
+    /// shared ring there).
+    pub(crate) fn subscribe_with(
         &self,
-        center: &CenterInner,
         entry: Entry<N>,
         replay: bool,
+        joined: impl FnOnce(u64),
     ) -> ObserverId {
-        let entry = Arc::new(entry);
+        let id = entry.meta().id;
         if !replay {
-            let id = entry.id;
-            let retired = self.insert(entry);
-            let full = self.domain.synchronize();
-            retired.release(&self.domain, full);
+            // Nothing waits on the old snapshot: a later grace period frees it.
+            let retired = self.insert(entry, false);
+            joined(retired.get().extra.generation + 1);
+            drop(retired);
+            self.domain.relieve();
             return id;
         }
-        self.retain.store(true, Ordering::Release);
         let lock = self.last.lock();
         let last = {
             let last = lock.borrow();
-            match entry.sender {
+            match entry.meta().sender {
                 Some(s) => last.by_sender.get(&s).cloned(),
                 None => last.any.clone(),
             }
         };
-        if let (Some(value), Kind::Ring(r)) = (&last, &entry.kind) {
-            // Handed to the member before it joins the ring; posts made with snapshots older
-            // than its subscription skip it, so the replayed value is not received twice.
-            r.member.replay(value.clone());
-        } else if let Some(value) = last {
+        if let Some(value) = last {
             // Delivered while `last` is held: no post of this type can slip in between the
             // replayed value and the subscription (a nested post on this thread re-enters).
-            let snap = Snapshot {
-                entries: Box::new([entry.clone()]),
-                needs_arc: true,
-                generation: 0,
-            };
-            let mut tally = Tally {
-                counters: None,
-                shared: &self.shared,
-                inline_done: 0,
-            };
-            self.deliver(
-                center,
-                &snap,
-                &value,
-                Some(&value),
-                entry.sender,
-                None,
-                &mut tally,
-            );
+            let section = self.domain.read();
+            let mut cx = Cx::new(self, entry.meta().sender, Some(&value), None);
+            cx.replaying = true;
+            let done = self.run(&section, std::iter::once(&*entry), &value, &mut cx);
+            if done.inline != 0 {
+                self.shared
+                    .delivered
+                    .fetch_add(done.inline as u64, std::sync::atomic::Ordering::Relaxed);
+            }
         }
-        let id = entry.id;
-        let retired = self.insert(entry);
+        let retired = self.insert(entry, true);
+        joined(retired.get().extra.generation + 1);
         drop(lock);
-        // Wait for the grace period only once `last` is released: posts inside their read
-        // sections may be waiting for it.
-        let full = self.domain.synchronize();
-        retired.release(&self.domain, full);
+        drop(retired);
+        self.domain.relieve();
         id
     }
 
-    /// Swaps in a snapshot with `entry`; the caller retires the old one after a grace period.
-    fn insert(&self, entry: Arc<Entry<N>>) -> Retired<Snapshot<N>> {
-        let w = self.writer.lock();
-        let current = self.subs.current(&w);
-        let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
-        let generation = current.generation + 1;
-        if let Kind::Ring(r) = &entry.kind {
-            r.ring.join(&r.member, generation);
-        }
-        let at = entries.partition_point(|e| e.order_key() <= entry.order_key());
-        entries.insert(at, entry);
-        self.subs.replace(Snapshot::new(entries, generation))
-    }
-
-    /// Swaps in a snapshot without the entry `id`, marked removed (so a post of this thread
-    /// already iterating the old snapshot skips it); the caller retires the old snapshot.
-    fn remove(&self, id: ObserverId) -> Option<Removed<N>> {
-        let w = self.writer.lock();
-        let current = self.subs.current(&w);
-        let pos = current.entries.iter().position(|e| e.id == id)?;
-        let mut entries: Vec<Arc<Entry<N>>> = current.entries.to_vec();
-        let removed = entries.remove(pos);
-        removed.removed.store(true, Ordering::Release);
-        if let Kind::Ring(r) = &removed.kind {
-            // From the next post on it gets nothing; what it had not taken stays its own.
-            r.ring.leave(&r.member);
-        }
-        let generation = current.generation + 1;
-        Some((
-            removed,
-            self.subs.replace(Snapshot::new(entries, generation)),
-        ))
-    }
-
-    /// Removes an entry and waits until no post that could call it is still running.
-    pub(crate) fn unsubscribe(&self, id: ObserverId) {
-        let Some((removed, retired)) = self.remove(id) else {
-            return;
-        };
-        let full = self.domain.synchronize();
-        match &removed.kind {
-            Kind::Buffered(buffer) => buffer.retire(&self.retired_delivered),
-            Kind::Ring(r) => r.member.retire(&self.retired_delivered),
-            _ => {}
-        }
-        drop(removed);
-        retired.release(&self.domain, full);
-    }
-
-    /// Removes an expired weak observer from inside a post, without waiting for a grace
-    /// period: the old snapshot is freed once no post can see it any more.
-    #[cold]
-    fn remove_expired(&self, id: ObserverId) {
-        if let Some((_, retired)) = self.remove(id) {
-            retired.release(&self.domain, false);
-        }
-    }
-
-    /// Counts a panic caught outside the delivery loop (a spawned handler's).
-    pub(crate) fn count_panicked(&self) {
-        self.panicked.fetch_add(1, Ordering::Relaxed);
+    /// Adds `entry` to the writer list and swaps in a snapshot with it; the old snapshot is
+    /// handed back retired.
+    fn insert(&self, entry: Entry<N>, retain: bool) -> Retired<'_, Snapshot<N>> {
+        let retain = if retain { RETAIN } else { 0 };
+        self.subs
+            .insert(&self.domain, entry, position, |previous, entries| {
+                let mut previous = *previous;
+                previous.flags |= retain;
+                flags(&previous, entries)
+            })
     }
 
     /// Turns retention on (contract 6) without subscribing.
     pub(crate) fn retain_last(&self) {
-        self.retain.store(true, Ordering::Release);
+        drop(self.subs.resummarize(&self.domain, |previous, entries| {
+            let mut previous = *previous;
+            previous.flags |= RETAIN;
+            flags(&previous, entries)
+        }));
+    }
+
+    /// Takes the entry `id` out of the writer list, marked removed first (so a post of this
+    /// thread already iterating an old snapshot skips it), and swaps in a snapshot without it.
+    /// Both come back retired: readers may still hold them.
+    fn remove(&self, id: ObserverId) -> Option<Removed<'_, N>> {
+        let (entry, snapshot) = self.subs.remove(
+            &self.domain,
+            |e| e.meta().id == id,
+            |e| e.mark_removed(),
+            flags,
+        )?;
+        Some(Removed { entry, snapshot })
+    }
+
+    /// Removes an entry and waits until no post that could call it is still running (from
+    /// inside a post: does not wait; see the module docs).
+    pub(crate) fn unsubscribe(&self, id: ObserverId) {
+        let Some(removed) = self.remove(id) else {
+            return;
+        };
+        let grace = self.domain.synchronize();
+        removed.entry.get().get().retire(&self.retired_delivered);
+        removed.entry.release(grace.as_ref());
+        removed.snapshot.release(grace.as_ref());
+    }
+
+    /// Removes an expired weak observer from inside a post, without waiting.
+    #[cold]
+    fn remove_expired(&self, id: ObserverId) {
+        // Dropping the retired values defers them to a later grace period.
+        drop(self.remove(id));
     }
 
     /// Forgets the retained value of one sender.
@@ -650,28 +819,16 @@ impl<N: Notification> Core<N> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let guard = self.domain.read();
-        let snap = self.subs.load(&guard);
+        let section = self.domain.read();
+        let snap = self.subs.load(&section);
         let mut buffered_delivered = 0;
         let buffers: Vec<BufferStats> = snap
-            .entries
             .iter()
-            .filter_map(|e| match &e.kind {
-                Kind::Buffered(b) => {
-                    let s = b.stats(e.id);
-                    buffered_delivered += s.delivered;
-                    Some(s)
-                }
-                Kind::Ring(r) => {
-                    let s = r.ring.stats(&r.member, e.id);
-                    buffered_delivered += s.delivered;
-                    Some(s)
-                }
-                _ => None,
-            })
+            .filter_map(|e| e.buffer_stats())
+            .inspect(|s| buffered_delivered += s.delivered)
             .collect();
-        let observers = snap.entries.len();
-        drop(guard);
+        let observers = snap.len();
+        drop(section);
         let (posted, delivered) = self.domain.sum_counters(self.index);
         let relaxed = std::sync::atomic::Ordering::Relaxed;
         Stats {
@@ -692,83 +849,97 @@ impl<N: Notification> Core<N> {
     pub(crate) fn count_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
-
-    /// The center's read domain.
-    pub(crate) fn domain(&self) -> &Domain {
-        &self.domain
-    }
 }
 
-impl<N> Drop for Core<N> {
+impl<N: 'static> Drop for Core<N> {
     fn drop(&mut self) {
         // The center is gone: close every stream so receivers see `Closed` after draining.
         let sink = self.retired_delivered.clone();
-        for e in self.subs.get_mut().entries.iter() {
-            match &e.kind {
-                Kind::Buffered(b) => b.retire(&sink),
-                Kind::Ring(r) => {
-                    r.ring.leave(&r.member);
-                    r.member.retire(&sink);
-                }
-                _ => {}
-            }
+        for e in self.subs.items_mut() {
+            e.retire(&sink);
         }
     }
 }
 
+/// An entry and the snapshot it was removed from, both retired.
+struct Removed<'d, N: 'static> {
+    entry: Retired<'d, Owned<dyn Deliver<N>>>,
+    snapshot: Retired<'d, Snapshot<N>>,
+}
+
+/// What a delivery loop counted.
+#[derive(Default, Clone, Copy)]
+struct Done {
+    /// Entries that received the post (inline calls and buffers).
+    received: usize,
+    /// Of those, inline calls that returned.
+    inline: usize,
+    panicked: usize,
+}
+
 /// What the center needs from a channel whatever its type: its name, and wildcard entries.
 pub(crate) trait ErasedChannel: Send + Sync {
-    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync);
-    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn name(&self) -> &'static str;
-    /// Adds a wildcard entry; the caller retires the old snapshot after a grace period.
-    fn add_wildcard(&self, spec: &Arc<WildSpec>) -> Box<dyn std::any::Any + Send>;
-    /// Removes a wildcard entry, if present; same contract.
-    fn remove_wildcard(&self, id: ObserverId) -> Option<Box<dyn std::any::Any + Send>>;
+    /// Adds a type-erased (wildcard) entry with the subscription's `meta`.
+    fn add_any(&self, meta: Meta, f: &AnyFn);
+    /// Removes a wildcard entry, if present. `true` when it was there.
+    fn remove_any(&self, id: ObserverId) -> bool;
 }
 
 impl<N: Notification> ErasedChannel for Core<N> {
-    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
         self
     }
-    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
     fn name(&self) -> &'static str {
         N::name()
     }
-    fn add_wildcard(&self, spec: &Arc<WildSpec>) -> Box<dyn std::any::Any + Send> {
-        Box::new(self.insert(Arc::new(Entry::wildcard(spec))))
+    fn add_any(&self, meta: Meta, f: &AnyFn) {
+        let kind = AnyInline(f.clone());
+        let entry: Entry<N> = match meta.sender {
+            None => Box::new(Obs::new(meta, kind)),
+            Some(s) => Box::new(Obs::new(meta, FromSender(s, kind))),
+        };
+        drop(self.insert(entry, false));
     }
-    fn remove_wildcard(&self, id: ObserverId) -> Option<Box<dyn std::any::Any + Send>> {
-        self.remove(id)
-            .map(|(_, retired)| Box::new(retired) as Box<dyn std::any::Any + Send>)
+    fn remove_any(&self, id: ObserverId) -> bool {
+        // The caller runs one grace period for all channels, which frees what this defers.
+        self.remove(id).is_some()
     }
+}
+
+/// A buffered subscriber a `post_async` can wait on for room (backpressure).
+pub(crate) trait WaitForRoom<N>: Send + Sync {
+    /// Waits for room, then pushes; false if the subscriber went away first.
+    fn push_wait<'a>(
+        &'a self,
+        value: &'a Arc<N>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + Sync + 'a>>;
+    /// The value could not be handed over after all (the `post_async` was dropped).
+    fn count_lost(&self);
 }
 
 /// Backpressure subscribers a `post_async` must wait on, and the value they wait to take.
 pub(crate) struct Waiting<N> {
-    pub(crate) entries: Vec<Arc<Entry<N>>>,
+    pub(crate) targets: Vec<Arc<dyn WaitForRoom<N>>>,
     pub(crate) value: Option<Arc<N>>,
 }
 
 impl<N> Default for Waiting<N> {
     fn default() -> Self {
         Waiting {
-            entries: Vec::new(),
+            targets: Vec::new(),
             value: None,
         }
     }
 }
 
-enum Called {
-    Ran,
-    Skipped,
-    Panicked,
-}
-
 /// The message of a panic payload, when it is a string.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

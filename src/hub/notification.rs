@@ -1,5 +1,6 @@
 //! What can be posted: [`Notification`], and who posted it: [`SenderId`].
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,5 +126,100 @@ pub struct DeadNotification {
 impl Notification for DeadNotification {
     fn name() -> &'static str {
         "herald.notification.dead"
+    }
+}
+
+/// Identifies one subscription, in reports such as [`ObserverPanicked`](crate::ObserverPanicked).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObserverId(u64);
+
+static NEXT_OBSERVER: AtomicU64 = AtomicU64::new(1);
+
+impl ObserverId {
+    pub(crate) fn next() -> Self {
+        ObserverId(NEXT_OBSERVER.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number (unique within the process).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ObserverId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObserverId({})", self.0)
+    }
+}
+
+impl fmt::Display for ObserverId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "observer #{}", self.0)
+    }
+}
+
+/// A notification seen through a wildcard observer: its name, its sender, and the value
+/// behind a downcast.
+///
+/// ```
+/// use herald::{NotificationCenter, Notification};
+///
+/// #[derive(Debug)]
+/// struct MessageReceived(String);
+/// impl Notification for MessageReceived {
+///     fn name() -> &'static str { "chat.message.received" }
+/// }
+///
+/// let center = NotificationCenter::new();
+/// let _log = center.observe_all(|n| {
+///     if let Some(m) = n.downcast_ref::<MessageReceived>() {
+///         println!("{}: {}", n.name(), m.0);
+///     }
+/// });
+/// assert_eq!(center.post(MessageReceived("hi".into())).received, 1);
+/// ```
+#[derive(Clone, Copy)]
+pub struct AnyNotification<'a> {
+    name: &'static str,
+    sender: Option<SenderId>,
+    value: &'a (dyn Any + Send + Sync),
+}
+
+impl<'a> AnyNotification<'a> {
+    pub(crate) fn new<N: Notification>(value: &'a N, sender: Option<SenderId>) -> Self {
+        AnyNotification {
+            name: N::name(),
+            sender,
+            value,
+        }
+    }
+
+    /// The notification's [`Notification::name`].
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Who posted it, if it was posted with `post_from`.
+    pub fn sender(&self) -> Option<SenderId> {
+        self.sender
+    }
+
+    /// The value, if it is an `N`.
+    pub fn downcast_ref<N: Notification>(&self) -> Option<&'a N> {
+        self.value.downcast_ref::<N>()
+    }
+
+    /// Whether the value is an `N`.
+    pub fn is<N: Notification>(&self) -> bool {
+        self.value.type_id() == TypeId::of::<N>()
+    }
+}
+
+impl fmt::Debug for AnyNotification<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnyNotification")
+            .field("name", &self.name)
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
     }
 }

@@ -1,49 +1,61 @@
-//! Read-copy-update for the post path: the only `unsafe` code in herald.
+//! Read-copy-update for the post path.
 //!
-//! A post runs inside a *read section* of its center's [`Domain`]. Entering one costs one
-//! uncontended atomic swap on a slot owned by the posting thread (no shared cache line, no
-//! lock, no reference count); nested posts on the same thread only bump a depth counter.
-//! Inside the section, [`RcuCell::load`] hands out a plain reference to the current value.
+//! A post runs inside a *read section* of its center's [`Domain`]. Inside it,
+//! [`Guarded::load`] hands out a plain reference to the current value of a cell (the type map,
+//! a subscriber snapshot); writers (subscribe, unsubscribe, a new notification type) build a new
+//! value under the cell's writer lock, swap it in, and free the old one only after a **grace
+//! period**: once every read section that could have loaded it has ended.
 //!
-//! Writers (subscribe, unsubscribe, a new notification type) build a new value, swap it in,
-//! and call [`Domain::synchronize`], which waits until every read section that began before
-//! the swap has ended. After that, no post can still see the old value: the old value may be
-//! freed, and an unsubscribed observer can no longer be called (contract 3).
+//! # The read section
+//! Each thread has one [`Slot`] per domain it posts in; no other thread writes it. Opening the
+//! outermost section stores `(count << 1) | 1` into the slot's word (`count` numbers the
+//! thread's sections) and issues a `SeqCst` fence; closing stores `count << 1` (`Release`).
+//! Nested sections (a post from inside an observer) only bump a depth counter. Nothing on this
+//! path reads or writes a cache line that another thread writes: the cost of a section is one
+//! store, one fence and one store.
 //!
-//! Why it is sound, in C11 terms:
-//! - Each slot's word holds a per-slot section counter and an "active" bit. A reader opening
-//!   its outermost section bumps its counter and publishes `(count << 1) | 1` with a `SeqCst`
-//!   swap, then loads pointers; closing stores `count << 1`.
-//! - A writer swaps the pointer (`SeqCst`), then loads each slot (`SeqCst`). If a slot is idle,
-//!   the reader's next swap comes after the writer's load in the single total order of `SeqCst`
-//!   operations, hence after the writer's pointer swap, and the reader's pointer load (also
-//!   `SeqCst`) after that: the reader sees the new value. (Miri, which emulates weak memory,
-//!   found the version with `AcqRel`/`Acquire` pointer accesses wrong: `tests/miri.rs`.) If a
-//!   slot is active with count `c`, the writer waits until the word changes: that section has
-//!   ended (a later one, if any, began after the swap and sees the new value).
-//! - Readers never read a shared word that writers write often: a writer storms (subscribe,
-//!   unsubscribe in a loop) cost a post only the cache misses of the new snapshot itself.
-//! - Under loom (`tests/loom.rs`) the word is a mutex-protected value, see [`SlotState`].
+//! # Why a grace period is enough (C11 terms)
+//! - Reader: `W(slot = active)` ; `fence(SeqCst)` ; `R(ptr)` ... `W(slot = idle)` (`Release`).
+//! - Writer: `swap(ptr)` ; `fence(SeqCst)` ; `R(slot)` for every slot, waiting while a slot
+//!   still shows the active word it first read.
 //!
-//! Re-entrancy: a writer running inside a post (an observer subscribing or unsubscribing)
-//! never waits: its own post could not end first, and other threads' posts may be waiting for
-//! a lock its observer holds. It swaps the new value in, marks removed entries, and defers
-//! freeing to a later full grace period ([`Domain::retire`]), or to the end of a post that
-//! finds no other thread mid-post.
+//! The two fences are ordered in the single total order of `SeqCst` fences. If the writer's
+//! comes first, the reader's `R(ptr)` sees the new pointer (or a later one): it cannot hold the
+//! old value. If the reader's comes first, the writer's `R(slot)` sees the active word (or a
+//! later one): the writer waits until the word changes, that is until the section ended, and
+//! the reader's `Release` store synchronizes with the writer's `Acquire` load, so every use of
+//! the old value in that section happens before the free. This is the store-buffering pattern
+//! with `SeqCst` fences, which is the form loom checks exactly (loom treats `SeqCst` *accesses*
+//! as `AcqRel`, but models `SeqCst` fences): `tests/loom.rs` runs this very code.
 //!
-//! Slots are allocated once and recycled (never freed): a slot belongs to one thread in one
-//! domain at a time, so a reference to it can live in the thread's local cache as `&'static`.
+//! # Writers inside a post
+//! A writer running inside a read section (an observer subscribing or unsubscribing) never
+//! waits: its own section could not end first, and other threads' posts may be blocked on a lock
+//! its observer holds. [`Domain::synchronize`] then returns `None`; the old value is retired
+//! instead ([`Retired`]): freed by a later grace period, or at the end of a post that finds no
+//! other thread mid-post ([`Domain`] tries that when garbage waits).
+//!
+//! # Misuse does not compile
+//! - A cell's writer-side accessors ([`WriteGuard::current`], [`WriteGuard::replace`]) exist only
+//!   on the guard of that cell's own writer lock.
+//! - A swapped-out value is a [`Retired`], which has no safe way to be freed early: it is freed
+//!   by [`Retired::free`] with a [`GracePeriod`] proof that began after it was retired, and
+//!   dropping it defers it to the domain's garbage.
+//!
+//! Slots are allocated once and recycled, never freed: a slot belongs to one thread in one
+//! domain at a time, so the thread can keep a `&'static` to it.
 
 #![allow(unsafe_code)]
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 
 use crate::hub::sync::{
-    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, thread_local,
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, fence, thread_local,
 };
 
 /// Per-thread, per-notification-type counters, written only by the owning thread.
@@ -56,7 +68,7 @@ pub(crate) struct TypeCounters {
 impl TypeCounters {
     /// Adds without a read-modify-write: only the owning thread writes.
     #[inline]
-    pub(crate) fn add(counter: &StdAtomicU64, n: u64) {
+    fn add(counter: &StdAtomicU64, n: u64) {
         counter.store(
             counter.load(std::sync::atomic::Ordering::Relaxed) + n,
             std::sync::atomic::Ordering::Relaxed,
@@ -64,76 +76,30 @@ impl TypeCounters {
     }
 }
 
-/// A slot's read-section word. Normal builds: one atomic. Under loom: a mutex around the
-/// same value, because loom 0.7 lets a read-modify-write read a stale value after a condvar
-/// wake-up (seen here with a three-line model), which would make every model deadlock. The
-/// models then check the protocol (snapshots, removal flags, grace periods, re-entrancy);
-/// the memory-ordering argument for the atomic version is in the module docs.
-#[cfg(not(herald_loom))]
-struct SlotState(AtomicU64);
-
-#[cfg(not(herald_loom))]
-impl SlotState {
-    fn new() -> Self {
-        SlotState(AtomicU64::new(0))
-    }
-    /// Opens section number `count`.
-    #[inline]
-    fn enter(&self, count: u64) {
-        self.0.swap((count << 1) | 1, Ordering::SeqCst);
-    }
-    /// Closes section number `count`.
-    #[inline]
-    fn leave(&self, count: u64) {
-        self.0.store(count << 1, Ordering::Release);
-    }
-    fn peek(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-#[cfg(herald_loom)]
-struct SlotState(Mutex<u64>);
-
-#[cfg(herald_loom)]
-impl SlotState {
-    fn new() -> Self {
-        SlotState(Mutex::new(0))
-    }
-    fn enter(&self, count: u64) {
-        *self.0.lock() = (count << 1) | 1;
-    }
-    fn leave(&self, count: u64) {
-        *self.0.lock() = count << 1;
-    }
-    fn peek(&self) -> u64 {
-        *self.0.lock()
-    }
-}
-
+/// Types with an index below this count in an array inside the slot; the rest in chunks.
+const INLINE_TYPES: usize = 32;
 const CHUNK: usize = 64;
-/// Types beyond this many per center count into shared atomics instead.
-pub(crate) const MAX_LOCAL_TYPES: usize = CHUNK * CHUNK;
 
 /// A thread's read-side state in one domain.
 pub(crate) struct Slot {
     /// `count << 1` when idle; `(count << 1) | 1` while section number `count` is open.
-    state: SlotState,
+    state: AtomicU64,
     /// Sections opened so far (owner only).
     count: Cell<u64>,
+    /// Nesting depth of read sections (owner only).
+    depth: Cell<u32>,
     /// Whether callbacks wait for this thread's outermost section to end (owner only).
     after: Cell<bool>,
-    /// Nesting depth of read sections (owner only).
-    depth: Cell<usize>,
     /// The owning thread's token; `FREE` or `POOLED` when unowned.
     owner: AtomicU64,
     domain_dead: AtomicBool,
-    counters: [OnceLock<Box<[TypeCounters]>>; CHUNK],
+    inline_counters: [TypeCounters; INLINE_TYPES],
+    chunks: [OnceLock<Box<[TypeCounters]>>; CHUNK],
 }
 
-// SAFETY: `depth` is a `Cell` touched only by the thread whose token is in `owner` (a slot is
-// handed to one thread at a time by `Domain::register`, and taken back only when that thread
-// exits); every other field is atomic or immutable once initialized.
+// SAFETY: the `Cell`s are touched only by the thread whose token is in `owner` (a slot is handed
+// to one thread at a time by `Domain::register` and taken back only when that thread exits);
+// every other field is atomic or immutable once initialized.
 unsafe impl Sync for Slot {}
 
 const FREE: u64 = 0;
@@ -142,48 +108,57 @@ const POOLED: u64 = u64::MAX;
 impl Slot {
     fn new() -> Self {
         Slot {
-            state: SlotState::new(),
+            state: AtomicU64::new(0),
             count: Cell::new(0),
-            after: Cell::new(false),
             depth: Cell::new(0),
+            after: Cell::new(false),
             owner: AtomicU64::new(FREE),
             domain_dead: AtomicBool::new(false),
-            counters: std::array::from_fn(|_| OnceLock::new()),
+            inline_counters: std::array::from_fn(|_| TypeCounters::default()),
+            chunks: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 
     /// This thread's counters for the type with `index` (owner only).
     #[inline]
-    pub(crate) fn counters(&self, index: usize) -> Option<&TypeCounters> {
-        if index >= MAX_LOCAL_TYPES {
-            return None;
+    fn counters(&self, index: usize) -> Option<&TypeCounters> {
+        if index < INLINE_TYPES {
+            return Some(&self.inline_counters[index]);
         }
-        let chunk = self.counters[index / CHUNK]
-            .get_or_init(|| (0..CHUNK).map(|_| TypeCounters::default()).collect());
-        Some(&chunk[index % CHUNK])
+        self.chunk_counters(index)
+    }
+
+    #[cold]
+    fn chunk_counters(&self, index: usize) -> Option<&TypeCounters> {
+        let i = index.checked_sub(INLINE_TYPES)?;
+        let chunk = self.chunks.get(i / CHUNK)?;
+        let chunk = chunk.get_or_init(|| (0..CHUNK).map(|_| TypeCounters::default()).collect());
+        Some(&chunk[i % CHUNK])
     }
 
     /// The counters of type `index`, if this slot ever counted it (any thread may read).
     fn peek(&self, index: usize) -> Option<&TypeCounters> {
-        if index >= MAX_LOCAL_TYPES {
-            return None;
+        if index < INLINE_TYPES {
+            return Some(&self.inline_counters[index]);
         }
-        self.counters[index / CHUNK]
-            .get()
-            .map(|c| &c[index % CHUNK])
+        let i = index - INLINE_TYPES;
+        self.chunks.get(i / CHUNK)?.get().map(|c| &c[i % CHUNK])
     }
 
     #[cfg_attr(herald_loom, allow(dead_code))]
     fn reset(&self) {
         self.count.set(0);
-        self.state.leave(0);
+        self.state.store(0, Ordering::Release);
         self.depth.set(0);
+        self.after.set(false);
         self.domain_dead.store(false, Ordering::Relaxed);
-        for chunk in self.counters.iter().filter_map(|c| c.get()) {
-            for c in chunk.iter() {
-                c.posted.store(0, std::sync::atomic::Ordering::Relaxed);
-                c.delivered.store(0, std::sync::atomic::Ordering::Relaxed);
-            }
+        let zero = |c: &TypeCounters| {
+            c.posted.store(0, std::sync::atomic::Ordering::Relaxed);
+            c.delivered.store(0, std::sync::atomic::Ordering::Relaxed);
+        };
+        self.inline_counters.iter().for_each(zero);
+        for chunk in self.chunks.iter().filter_map(|c| c.get()) {
+            chunk.iter().for_each(zero);
         }
     }
 }
@@ -225,17 +200,16 @@ static NEXT_DOMAIN: StdAtomicU64 = StdAtomicU64::new(1);
 /// This thread's slots, one per domain it posted in.
 struct Local {
     token: u64,
-    /// The most recently used (domain, slot): one compare on the hot path.
-    hot: Cell<Option<(u64, &'static Slot)>>,
     all: RefCell<Vec<(u64, &'static Slot)>>,
 }
 
-impl Local {
-    fn new() -> Self {
-        Local {
-            token: NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            hot: Cell::new(None),
-            all: RefCell::new(Vec::new()),
+impl Drop for Local {
+    fn drop(&mut self) {
+        // The thread is exiting: forget the cached slot first (later posts from other
+        // thread-local destructors take the fallback path), then give every slot back.
+        let _ = HOT.try_with(|h| h.set(None));
+        for (_, slot) in self.all.get_mut().drain(..) {
+            release(slot);
         }
     }
 }
@@ -254,22 +228,22 @@ fn release(slot: &'static Slot) {
     }
 }
 
-impl Drop for Local {
-    fn drop(&mut self) {
-        // The thread is exiting: give its slots back.
-        for (_, slot) in self.all.get_mut().drain(..) {
-            release(slot);
-        }
-    }
-}
-
 #[cfg(not(herald_loom))]
 thread_local! {
-    static LOCAL: Local = Local::new();
+    /// The most recently used (domain, slot) of this thread: one compare on the hot path.
+    /// Const-initialized and without a destructor, so reading it costs one load.
+    static HOT: Cell<Option<(u64, &'static Slot)>> = const { Cell::new(None) };
 }
 #[cfg(herald_loom)]
 thread_local! {
-    static LOCAL: Local = Local::new();
+    static HOT: Cell<Option<(u64, &'static Slot)>> = Cell::new(None);
+}
+
+thread_local! {
+    static LOCAL: Local = Local {
+        token: NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        all: RefCell::new(Vec::new()),
+    };
 }
 
 /// A callback to run when this thread's outermost section of a domain ends.
@@ -301,8 +275,10 @@ fn run_after(domain: u64) {
     }
 }
 
-/// Memory retired by a writer that could not wait for a full grace period.
+/// Memory retired by a writer that could not wait for a grace period.
 struct Garbage {
+    /// The grace period number current when it was retired: any grace period with a higher
+    /// number began after it left its cell.
     generation: u64,
     /// Held only to be dropped at the right time.
     _value: Box<dyn Any + Send>,
@@ -324,6 +300,13 @@ pub(crate) struct Domain {
     wake_cv: crate::hub::sync::Condvar,
 }
 
+/// Proof that a grace period of one domain ran: every read section that was open when it
+/// began (number `started`) has ended. Only [`Domain::synchronize`] makes one.
+pub(crate) struct GracePeriod<'d> {
+    domain: &'d Domain,
+    started: u64,
+}
+
 impl Domain {
     pub(crate) fn new() -> Self {
         Domain {
@@ -343,24 +326,25 @@ impl Domain {
     /// Opens a read section. Values loaded through it stay valid until it is dropped.
     #[inline]
     pub(crate) fn read(&self) -> ReadGuard<'_> {
-        let slot = LOCAL
-            .try_with(|local| match local.hot.get() {
-                Some((uid, slot)) if uid == self.uid => slot,
-                _ => self.slot_for(local),
-            })
-            .ok();
+        let slot = match HOT.try_with(Cell::get) {
+            Ok(Some((uid, slot))) if uid == self.uid => Some(slot),
+            _ => self.slot_for_thread(),
+        };
         match slot {
             Some(slot) => {
                 let depth = slot.depth.get();
                 if depth == 0 {
                     let count = slot.count.get() + 1;
                     slot.count.set(count);
-                    slot.state.enter(count);
+                    slot.state.store((count << 1) | 1, Ordering::Relaxed);
+                    // Orders the store above before every load of the section (module docs).
+                    fence(Ordering::SeqCst);
                 }
                 slot.depth.set(depth + 1);
             }
             None => {
-                self.fallback.fetch_add(1, Ordering::AcqRel);
+                // SeqCst RMW: a full barrier on every platform; writers wait for it to drop.
+                self.fallback.fetch_add(1, Ordering::SeqCst);
             }
         }
         ReadGuard {
@@ -370,33 +354,39 @@ impl Domain {
         }
     }
 
+    /// This thread's slot in this domain, registering one on first use; `None` while the
+    /// thread is being torn down.
     #[cold]
-    fn slot_for(&self, local: &Local) -> &'static Slot {
-        // Slots of centers that are gone go back to the pool, so a long-lived thread that
-        // posts into many short-lived centers keeps a short list.
-        local.all.borrow_mut().retain(|(_, s)| {
-            let dead = s.domain_dead.load(Ordering::SeqCst);
-            if dead {
-                release(s);
-            }
-            !dead
-        });
-        let found = local
-            .all
-            .borrow()
-            .iter()
-            .find(|(uid, _)| *uid == self.uid)
-            .map(|(_, s)| *s);
-        let slot = match found {
-            Some(s) => s,
-            None => {
-                let s = self.register(local.token);
-                local.all.borrow_mut().push((self.uid, s));
-                s
-            }
-        };
-        local.hot.set(Some((self.uid, slot)));
-        slot
+    fn slot_for_thread(&self) -> Option<&'static Slot> {
+        LOCAL
+            .try_with(|local| {
+                // Slots of centers that are gone go back to the pool, so a long-lived thread
+                // that posts into many short-lived centers keeps a short list.
+                local.all.borrow_mut().retain(|(_, s)| {
+                    let dead = s.domain_dead.load(Ordering::SeqCst);
+                    if dead {
+                        release(s);
+                    }
+                    !dead
+                });
+                let found = local
+                    .all
+                    .borrow()
+                    .iter()
+                    .find(|(uid, _)| *uid == self.uid)
+                    .map(|(_, s)| *s);
+                let slot = match found {
+                    Some(s) => s,
+                    None => {
+                        let s = self.register(local.token);
+                        local.all.borrow_mut().push((self.uid, s));
+                        s
+                    }
+                };
+                let _ = HOT.try_with(|h| h.set(Some((self.uid, slot))));
+                slot
+            })
+            .ok()
     }
 
     /// Hands a slot of this domain to the thread with `token`.
@@ -417,6 +407,13 @@ impl Domain {
         slot.owner.store(token, Ordering::SeqCst);
         slots.push(slot);
         slot
+    }
+
+    /// Whether this thread is inside a read section of any domain (a post in progress).
+    fn inside_a_section() -> bool {
+        LOCAL
+            .try_with(|l| l.all.borrow().iter().any(|(_, s)| s.depth.get() > 0))
+            .unwrap_or(true)
     }
 
     /// Runs `f` on this thread when its outermost read section of this domain ends (the end of
@@ -446,41 +443,41 @@ impl Domain {
         }
     }
 
-    /// Waits until every read section that began before this call has ended, and returns
-    /// true: a full grace period. Called from inside a read section (an observer subscribing
-    /// or unsubscribing), it does not wait at all and returns false: waiting there for other
-    /// threads' posts could deadlock on a lock the observer holds, and its own post could
-    /// never end. The caller then defers freeing ([`Domain::retire`]) and relies on the
-    /// `removed` flag for this thread's own post.
-    pub(crate) fn synchronize(&self) -> bool {
-        let target = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let inside_a_post = LOCAL
-            .try_with(|l| l.all.borrow().iter().any(|(_, s)| s.depth.get() > 0))
-            .unwrap_or(true);
-        if inside_a_post {
-            return false;
+    /// Waits until every read section open now has ended and returns the proof. From inside a
+    /// read section (an observer subscribing or unsubscribing) it does not wait and returns
+    /// `None` (module docs: "Writers inside a post").
+    pub(crate) fn synchronize(&self) -> Option<GracePeriod<'_>> {
+        if Self::inside_a_section() {
+            return None;
         }
+        let started = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        // Pairs with the readers' fence (module docs): every pointer swapped before this call
+        // is seen by any section whose opening store we read as idle below.
+        fence(Ordering::SeqCst);
         let slots: Vec<&'static Slot> = self.slots.lock().clone();
         for slot in slots {
             self.wait_for(slot);
         }
         let mut spins = 0u32;
-        while self.fallback.load(Ordering::Acquire) != 0 {
+        while self.fallback.load(Ordering::SeqCst) != 0 {
             backoff(&mut spins);
         }
-        self.collect(target);
-        true
+        self.collect(started);
+        Some(GracePeriod {
+            domain: self,
+            started,
+        })
     }
 
     /// Waits until `slot` has left the read section it is in now, if any.
     #[cfg(not(herald_loom))]
     fn wait_for(&self, slot: &Slot) {
-        let seen = slot.state.peek();
+        let seen = slot.state.load(Ordering::Acquire);
         if seen & 1 == 0 {
             return;
         }
         let mut spins = 0u32;
-        while slot.state.peek() == seen {
+        while slot.state.load(Ordering::Acquire) == seen {
             backoff(&mut spins);
         }
     }
@@ -489,24 +486,29 @@ impl Domain {
     /// (loom explores spin loops without end).
     #[cfg(herald_loom)]
     fn wait_for(&self, slot: &Slot) {
+        let seen = slot.state.load(Ordering::Acquire);
+        if seen & 1 == 0 {
+            return;
+        }
         let mut guard = self.wake_lock.lock();
-        let seen = slot.state.peek();
-        loop {
-            let now = slot.state.peek();
-            if now & 1 == 0 || now != seen {
-                return;
-            }
+        while slot.state.load(Ordering::Acquire) == seen {
             guard = self.wake_cv.wait(guard);
         }
     }
 
-    /// Frees `value` after a full grace period: now if `synchronize` gave one, else later.
-    pub(crate) fn retire(&self, value: Box<dyn Any + Send>, full: bool) {
-        if full {
-            drop(value);
-            return;
-        }
-        let generation = self.generation.load(Ordering::Acquire);
+    /// The grace period number current after a value left its cell (call it after the swap).
+    ///
+    /// A read-modify-write, not a load: every grace period that starts later (a `fetch_add` on
+    /// the same counter, later in its modification order) then synchronizes with it, so the
+    /// swap happens before that grace period's fence even when another thread runs it. A grace
+    /// period that started earlier made the counter larger than what this returns, and does
+    /// not free the value.
+    fn retirement_point(&self) -> u64 {
+        self.generation.fetch_add(0, Ordering::AcqRel)
+    }
+
+    /// Defers freeing `value` to a later grace period.
+    fn defer(&self, generation: u64, value: Box<dyn Any + Send>) {
         self.garbage.lock().push(Garbage {
             generation,
             _value: value,
@@ -514,11 +516,24 @@ impl Domain {
         self.has_garbage.store(true, Ordering::Release);
     }
 
-    /// Frees garbage retired before the grace period that ended at `target`.
-    fn collect(&self, target: u64) {
+    /// Writers that do not wait for a grace period (subscribe) call this: when retired values
+    /// pile up and the caller may wait (it is outside any post), it runs a grace period, so
+    /// memory stays bounded even while other threads post without pause.
+    pub(crate) fn relieve(&self) {
+        const PILE: usize = 64;
+        if self.has_garbage.load(Ordering::Relaxed)
+            && self.garbage.lock().len() > PILE
+            && !Self::inside_a_section()
+        {
+            drop(self.synchronize());
+        }
+    }
+
+    /// Frees garbage retired before the grace period number `started` began.
+    fn collect(&self, started: u64) {
         let freed: Vec<Garbage> = {
             let mut g = self.garbage.lock();
-            let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.generation < target);
+            let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.generation < started);
             *g = keep;
             if g.is_empty() {
                 self.has_garbage.store(false, Ordering::Release);
@@ -530,20 +545,25 @@ impl Domain {
     }
 
     /// When the outermost section of a thread closes and garbage waits, try a grace period
-    /// that does not block (it succeeds when no other thread is mid-post).
+    /// that does not block: it succeeds when no other thread is mid-post.
     #[cold]
     fn try_collect(&self) {
-        let target = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let slots: Vec<&'static Slot> = self.slots.lock().clone();
-        for slot in slots {
-            if slot.state.peek() & 1 == 1 {
-                return;
-            }
-        }
-        if self.fallback.load(Ordering::Acquire) != 0 {
+        if Self::inside_a_section() {
             return;
         }
-        self.collect(target);
+        let started = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        fence(Ordering::SeqCst);
+        let slots: Vec<&'static Slot> = self.slots.lock().clone();
+        if slots
+            .iter()
+            .any(|s| s.state.load(Ordering::Acquire) & 1 == 1)
+        {
+            return;
+        }
+        if self.fallback.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        self.collect(started);
     }
 
     /// Sums a type's counters over every thread that posted it.
@@ -603,10 +623,21 @@ pub(crate) struct ReadGuard<'d> {
 }
 
 impl ReadGuard<'_> {
-    /// The posting thread's counters for the type with `index`.
+    /// Counts `posted` posts and `delivered` completed deliveries of the type with `index`
+    /// in the posting thread's own counters; `false` when this section has none (the caller
+    /// then counts into shared atomics).
     #[inline]
-    pub(crate) fn counters(&self, index: usize) -> Option<&TypeCounters> {
-        self.slot.and_then(|s| s.counters(index))
+    pub(crate) fn count(&self, index: usize, posted: u64, delivered: u64) -> bool {
+        match self.slot.and_then(|s| s.counters(index)) {
+            Some(c) => {
+                TypeCounters::add(&c.posted, posted);
+                if delivered != 0 {
+                    TypeCounters::add(&c.delivered, delivered);
+                }
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -618,123 +649,392 @@ impl Drop for ReadGuard<'_> {
                 let depth = slot.depth.get() - 1;
                 slot.depth.set(depth);
                 if depth == 0 {
-                    slot.state.leave(slot.count.get());
-                    if slot.after.get() {
-                        slot.after.set(false);
-                        run_after(self.domain.uid);
+                    slot.state.store(slot.count.get() << 1, Ordering::Release);
+                    if slot.after.get() || self.domain.has_garbage.load(Ordering::Relaxed) {
+                        self.leave_slow(slot);
                     }
                     #[cfg(herald_loom)]
                     {
                         drop(self.domain.wake_lock.lock());
                         self.domain.wake_cv.notify_all();
                     }
-                    if self.domain.has_garbage.load(Ordering::Relaxed) {
-                        self.domain.try_collect();
-                    }
                 }
             }
             None => {
-                self.domain.fallback.fetch_sub(1, Ordering::AcqRel);
+                self.domain.fallback.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
 }
 
-/// A pointer readers load inside a read section and writers replace (under their own lock).
-pub(crate) struct RcuCell<T> {
+impl ReadGuard<'_> {
+    #[cold]
+    fn leave_slow(&self, slot: &Slot) {
+        if slot.after.get() {
+            slot.after.set(false);
+            run_after(self.domain.uid);
+        }
+        if self.domain.has_garbage.load(Ordering::Relaxed) {
+            self.domain.try_collect();
+        }
+    }
+}
+
+/// A cell that readers load inside a read section and writers replace under the cell's own
+/// writer lock, which also guards the writers' state `W`.
+pub(crate) struct Guarded<W, T> {
+    writer: Mutex<W>,
     ptr: AtomicPtr<T>,
 }
 
 // SAFETY: the cell owns a `T` (a `Box` turned into a raw pointer) and hands out `&T` to any
-// thread: it is `Send`/`Sync` exactly when `Box<T>` and `&T` may cross threads.
-unsafe impl<T: Send + Sync> Send for RcuCell<T> {}
+// thread: it is `Send`/`Sync` exactly when `Box<T>` and `&T` may cross threads. `W` is behind a
+// mutex.
+unsafe impl<W: Send, T: Send + Sync> Send for Guarded<W, T> {}
 // SAFETY: as above.
-unsafe impl<T: Send + Sync> Sync for RcuCell<T> {}
+unsafe impl<W: Send, T: Send + Sync> Sync for Guarded<W, T> {}
 
-impl<T: Send + Sync + 'static> RcuCell<T> {
-    pub(crate) fn new(value: T) -> Self {
-        RcuCell {
+impl<W, T: Send + Sync + 'static> Guarded<W, T> {
+    pub(crate) fn new(writer: W, value: T) -> Self {
+        Guarded {
+            writer: Mutex::new(writer),
             ptr: AtomicPtr::new(Box::into_raw(Box::new(value))),
         }
     }
 
     /// The current value, valid for the read section.
     #[inline]
-    pub(crate) fn load<'g>(&self, _guard: &'g ReadGuard<'_>) -> &'g T {
-        // SeqCst (a plain load on x86 and ARMv8): it must come after the section's opening
-        // swap in the single total order, to see any pointer a writer swapped before it read
-        // this thread's slot as idle.
-        let p = self.ptr.load(Ordering::SeqCst);
+    pub(crate) fn load<'g>(&self, _section: &'g ReadGuard<'_>) -> &'g T {
+        // Acquire: the value's contents, written before the writer's swap, are visible. The
+        // section's opening fence orders this load after its opening store (module docs).
+        let p = self.ptr.load(Ordering::Acquire);
         // SAFETY: `p` came from `Box::into_raw` and is never null. A value is freed only after
-        // it was swapped out and a full grace period passed (`Domain::synchronize`, `retire`),
-        // and the grace period waits for this section, which was open before `p` was loaded
-        // (see the module docs). So `p` stays valid while `_guard` lives.
+        // it was swapped out and a grace period that began after the swap ended (`Retired`),
+        // and that grace period waits for this section, which was open before `p` was loaded
+        // (module docs). So `p` stays valid while `_section` lives.
         unsafe { &*p }
     }
 
-    /// The current value for a writer that holds the lock serializing this cell's writers:
-    /// only such a writer replaces (and so retires) it.
-    pub(crate) fn current<'l, L>(&self, _writer: &'l L) -> &'l T {
-        let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: the caller holds the writers' lock, so no one else can swap this value out
-        // and retire it while the reference lives.
-        unsafe { &*p }
-    }
-
-    /// Swaps in `value` (caller holds the writers' lock) and returns the old value, which the
-    /// caller must only drop through [`Domain::retire`] after [`Domain::synchronize`].
-    pub(crate) fn replace(&self, value: T) -> Retired<T> {
-        // SeqCst: the grace period's argument needs this swap in the single total order (see
-        // the module docs).
-        let old = self
-            .ptr
-            .swap(Box::into_raw(Box::new(value)), Ordering::SeqCst);
-        // Ownership passes to `Retired` as a raw pointer: readers may still hold `&T` into it
-        // until a grace period ends, so no `Box` (which asserts uniqueness) may exist before.
-        Retired(old)
+    /// Takes the writer lock.
+    pub(crate) fn write(&self) -> WriteGuard<'_, W, T> {
+        WriteGuard {
+            lock: self.writer.lock(),
+            ptr: &self.ptr,
+        }
     }
 }
 
-impl<T> RcuCell<T> {
-    /// The current value, for the cell's owner with exclusive access.
-    pub(crate) fn get_mut(&mut self) -> &T {
-        let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: `&mut self` proves no reader or writer holds a reference into the cell.
-        unsafe { &*p }
+impl<W, T> Guarded<W, T> {
+    /// The writers' state, for the owner with exclusive access.
+    pub(crate) fn state_mut(&mut self) -> &mut W {
+        self.writer.get_mut()
     }
 }
 
-impl<T> Drop for RcuCell<T> {
+impl<W, T> Drop for Guarded<W, T> {
     fn drop(&mut self) {
-        let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: `&mut self` proves no reader holds a reference into the cell.
+        let p = self.ptr.load(Ordering::Relaxed);
+        // SAFETY: `&mut self` proves no reader holds a reference into the cell; the pointer came
+        // from `Box::into_raw` and is freed only here.
         drop(unsafe { Box::from_raw(p) });
     }
 }
 
-/// A value swapped out of an [`RcuCell`], to be freed after a grace period.
-///
-/// Dropping it frees the value, so it must only be dropped once no reader can hold a
-/// reference into it: through [`Retired::release`] (or [`Domain::retire`]) after
-/// [`Domain::synchronize`].
-pub(crate) struct Retired<T>(*mut T);
+/// The writer lock of one [`Guarded`] cell: the only way to see the cell's value outside a
+/// read section and to replace it.
+pub(crate) struct WriteGuard<'a, W, T> {
+    lock: MutexGuard<'a, W>,
+    ptr: &'a AtomicPtr<T>,
+}
 
-// SAFETY: a `Retired<T>` owns its `T` (it came from `Box::into_raw` and no one else frees it),
-// so sending it sends the `T`.
-unsafe impl<T: Send> Send for Retired<T> {}
+impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
+    /// The current value. Only this guard's holder can replace (and so retire) it.
+    pub(crate) fn current(&self) -> &T {
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: this guard holds the cell's writer lock, so no one else can swap this value out
+        // and retire it while the borrow of `self` lives.
+        unsafe { &*p }
+    }
 
-impl<T: Send + 'static> Retired<T> {
-    /// Frees it through the domain: at once after a full grace period, else deferred.
-    pub(crate) fn release(self, domain: &Domain, full: bool) {
-        domain.retire(Box::new(self), full);
+    /// Swaps in `value`; the old value is handed back retired.
+    pub(crate) fn replace<'d>(&mut self, domain: &'d Domain, value: T) -> Retired<'d, T> {
+        let old = self
+            .ptr
+            .swap(Box::into_raw(Box::new(value)), Ordering::AcqRel);
+        let generation = domain.retirement_point();
+        Retired {
+            ptr: old,
+            generation,
+            domain,
+        }
+    }
+
+    /// The writers' state.
+    pub(crate) fn state(&mut self) -> &mut W {
+        &mut self.lock
     }
 }
 
-impl<T> Drop for Retired<T> {
+/// A value swapped out of a [`Guarded`] cell; readers may still hold references into it.
+///
+/// Freed by [`free`](Self::free) after a grace period that began after it was retired. If it is
+/// dropped instead, it is deferred to its domain's garbage, freed by a later grace period: there
+/// is no way to free it early.
+pub(crate) struct Retired<'d, T: Send + 'static> {
+    /// Owned: it came from `Box::into_raw` and only this value frees it. Kept as a raw pointer
+    /// because readers may hold `&T` into it (no `Box`, which asserts uniqueness, may exist).
+    ptr: *mut T,
+    generation: u64,
+    domain: &'d Domain,
+}
+
+// SAFETY: a `Retired<T>` owns its `T`, so sending it sends the `T`.
+unsafe impl<T: Send> Send for Retired<'_, T> {}
+
+/// A raw owned value on its way to the garbage.
+struct Boxed<T>(*mut T);
+
+// SAFETY: owns its `T` (from `Box::into_raw`).
+unsafe impl<T: Send> Send for Boxed<T> {}
+
+impl<T> Drop for Boxed<T> {
     fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::into_raw` in `RcuCell` and is freed only here,
-        // once; a `Retired` is dropped only after a grace period (see the type's docs), when no
-        // reader holds a reference into the value any more.
+        // SAFETY: the pointer came from `Box::into_raw`; a `Boxed` is dropped once, either by
+        // `Retired::free` after a covering grace period or by the domain's garbage collection,
+        // which frees it only after a grace period that began after it was retired.
         drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+impl<'d, T: Send + 'static> Retired<'d, T> {
+    /// The value (readers may be reading it too; it is freed only through `self`).
+    pub(crate) fn get(&self) -> &T {
+        // SAFETY: `ptr` came from `Box::into_raw` and is freed only when `self` is consumed or
+        // dropped, which the borrow of `self` prevents; readers hold only shared references.
+        unsafe { &*self.ptr }
+    }
+
+    /// Frees the value now if `grace` began after it was retired (in the same domain), else
+    /// defers it.
+    pub(crate) fn free(self, grace: &GracePeriod<'_>) {
+        let this = std::mem::ManuallyDrop::new(self);
+        let boxed = Boxed(this.ptr);
+        if std::ptr::eq(grace.domain, this.domain) && this.generation < grace.started {
+            drop(boxed);
+        } else {
+            this.domain.defer(this.generation, Box::new(boxed));
+        }
+    }
+
+    /// Frees the value after a grace period: now with `Some(proof)`, else deferred.
+    pub(crate) fn release(self, grace: Option<&GracePeriod<'_>>) {
+        match grace {
+            Some(g) => self.free(g),
+            None => drop(self),
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for Retired<'_, T> {
+    fn drop(&mut self) {
+        self.domain
+            .defer(self.generation, Box::new(Boxed(self.ptr)));
+    }
+}
+
+impl Domain {
+    /// Retires a value that readers may still reference but that no new read section can
+    /// reach any more (an entry taken out of the snapshots): call it after the swap that
+    /// unlinked it.
+    pub(crate) fn retire<T: Send + 'static>(&self, value: T) -> Retired<'_, T> {
+        Retired {
+            ptr: Box::into_raw(Box::new(value)),
+            generation: self.retirement_point(),
+            domain: self,
+        }
+    }
+}
+
+/// A list of boxed values that posts read through snapshots: the subscriber list of a channel.
+///
+/// The boxes are owned by the list's writer side; a snapshot is an immutable array of pointers
+/// to them, in the list's order, plus a small summary `X` of them. Readers iterate a snapshot
+/// inside a read section without touching any reference count; writers change the list under
+/// its lock by swapping in a new snapshot.
+///
+/// Invariant (what makes [`ListSnapshot::iter`] sound): a box is owned by the writer side while
+/// the current snapshot points to it; it leaves the writer side only together with the swap that
+/// installs a snapshot without it, and is then retired (freed only after a grace period that
+/// began after that swap). Every older snapshot that still points to it was swapped out no later
+/// than that, so a reader holding one is in a read section that began before the box was
+/// retired, and that grace period waits for it.
+pub(crate) struct RcuList<T: ?Sized + 'static, X> {
+    cell: Guarded<Vec<Owned<T>>, ListSnapshot<T, X>>,
+}
+
+/// A value owned through a raw pointer from `Box::into_raw`. Kept raw (never as a `Box`, which
+/// asserts uniqueness when moved) because snapshots hold shared pointers to it.
+pub(crate) struct Owned<T: ?Sized>(NonNull<T>);
+
+// SAFETY: an `Owned<T>` owns its `T`; it is shared only as `&T`.
+unsafe impl<T: ?Sized + Send> Send for Owned<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync> Sync for Owned<T> {}
+
+impl<T: ?Sized> Owned<T> {
+    fn new(value: Box<T>) -> Self {
+        Owned(NonNull::from(Box::leak(value)))
+    }
+
+    /// The value.
+    pub(crate) fn get(&self) -> &T {
+        // SAFETY: the pointer came from a leaked `Box` and is freed only by `drop(self)`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<T: ?Sized> Drop for Owned<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from a leaked `Box`; this is its only owner, and it is
+        // dropped once (after a grace period, when it was in a list: see `RcuList`).
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// One version of an [`RcuList`].
+pub(crate) struct ListSnapshot<T: ?Sized + 'static, X> {
+    items: Box<[NonNull<T>]>,
+    /// A summary of the items, computed when the snapshot is made.
+    pub(crate) extra: X,
+}
+
+// SAFETY: a snapshot stands for shared references to `T`s (plus an `X`): it may cross threads
+// when `&T` and `X` may.
+unsafe impl<T: ?Sized + Sync, X: Send> Send for ListSnapshot<T, X> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync, X: Sync> Sync for ListSnapshot<T, X> {}
+
+impl<T: ?Sized + 'static, X> ListSnapshot<T, X> {
+    /// The items, in order.
+    #[inline]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().map(|p| {
+            // SAFETY: a snapshot is reachable only inside a read section (`RcuList::load`),
+            // under the list's writer lock, or with `&mut` of the list; in each case its items
+            // are alive (the invariant of `RcuList`), and items are only ever shared.
+            unsafe { p.as_ref() }
+        })
+    }
+
+    /// How many items.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> {
+    pub(crate) fn new(extra: X) -> Self {
+        RcuList {
+            cell: Guarded::new(
+                Vec::new(),
+                ListSnapshot {
+                    items: Box::new([]),
+                    extra,
+                },
+            ),
+        }
+    }
+
+    /// The current snapshot, valid for the read section.
+    #[inline]
+    pub(crate) fn load<'g>(&self, section: &'g ReadGuard<'_>) -> &'g ListSnapshot<T, X> {
+        self.cell.load(section)
+    }
+
+    /// Inserts `item` at the position `at` chooses in the current snapshot; `summarize` makes
+    /// the new snapshot's summary from the old summary and the new items. Hands back the old
+    /// snapshot, retired.
+    pub(crate) fn insert<'d>(
+        &self,
+        domain: &'d Domain,
+        item: Box<T>,
+        at: impl FnOnce(&ListSnapshot<T, X>, &T) -> usize,
+        summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
+    ) -> Retired<'d, ListSnapshot<T, X>> {
+        let mut w = self.cell.write();
+        let current = w.current();
+        let at = at(current, &item).min(current.items.len());
+        let item = Owned::new(item);
+        let mut items = current.items.to_vec();
+        items.insert(at, item.0);
+        let next = Self::snapshot(items, &current.extra, summarize);
+        w.state().push(item);
+        w.replace(domain, next)
+    }
+
+    /// Takes out the first item `matches` accepts: `removing` sees it first (while no new
+    /// snapshot has it yet), then the list swaps in a snapshot without it. Hands back the item
+    /// and the old snapshot, both retired (readers may still hold them).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn remove<'d>(
+        &self,
+        domain: &'d Domain,
+        matches: impl Fn(&T) -> bool,
+        removing: impl FnOnce(&T),
+        summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
+    ) -> Option<(Retired<'d, Owned<T>>, Retired<'d, ListSnapshot<T, X>>)> {
+        let mut w = self.cell.write();
+        let at = w.state().iter().position(|i| matches(i.get()))?;
+        let item = w.state().swap_remove(at);
+        removing(item.get());
+        let gone: *const T = item.0.as_ptr();
+        let current = w.current();
+        let items: Vec<NonNull<T>> = current
+            .items
+            .iter()
+            .filter(|p| !std::ptr::addr_eq(p.as_ptr(), gone))
+            .copied()
+            .collect();
+        let next = Self::snapshot(items, &current.extra, summarize);
+        let snapshot = w.replace(domain, next);
+        drop(w);
+        Some((domain.retire(item), snapshot))
+    }
+
+    /// Swaps in a copy of the current snapshot with a new summary.
+    pub(crate) fn resummarize<'d>(
+        &self,
+        domain: &'d Domain,
+        summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
+    ) -> Retired<'d, ListSnapshot<T, X>> {
+        let mut w = self.cell.write();
+        let current = w.current();
+        let next = Self::snapshot(current.items.to_vec(), &current.extra, summarize);
+        w.replace(domain, next)
+    }
+
+    /// A snapshot of `items` (all alive: the caller holds the writer lock).
+    fn snapshot(
+        items: Vec<NonNull<T>>,
+        previous: &X,
+        summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
+    ) -> ListSnapshot<T, X> {
+        let extra = summarize(
+            previous,
+            &mut items.iter().map(|p| {
+                // SAFETY: every pointer is to a live value owned by the writer side (whose lock
+                // the caller holds), and values in a list are only ever shared.
+                unsafe { p.as_ref() }
+            }),
+        );
+        ListSnapshot {
+            items: items.into_boxed_slice(),
+            extra,
+        }
+    }
+
+    /// The items, for the owner with exclusive access (no reader or writer is left).
+    pub(crate) fn items_mut(&mut self) -> impl Iterator<Item = &T> {
+        self.cell.state_mut().iter().map(Owned::get)
     }
 }

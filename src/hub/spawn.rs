@@ -15,12 +15,12 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::hub::center::{CenterInner, PanicPolicy};
+use crate::hub::engine::PanicPolicy;
 use crate::hub::stream::BufferView;
 use crate::hub::subscription::{Unsubscribe, to_weak};
 use crate::{
-    BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, ObserverPanicked,
-    RecvError, Subscription,
+    BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, RecvError,
+    Subscription,
 };
 
 /// How a spawned handler runs: on which runtime, how many calls at once, and whether
@@ -191,30 +191,22 @@ impl<N: Notification> ObserverBuilder<N> {
             }),
         };
         let core = self.core.clone();
-        let center = self.center.clone();
         let (id, receiver, buffer) = crate::hub::stream::subscribe(self);
         let subscription = Subscription::new(to_weak(&core), id);
         // The task's stream holds no unsubscribe handle of its own: the guard owns the
         // subscription, so dropping the guard unsubscribes synchronously.
         let stream = NotificationStream::new(receiver, Subscription::new(no_channel(), id));
+        let policy = core.panic_policy();
         let core = Arc::downgrade(&core);
-        let counted = core.clone();
         let shared = Arc::new(Shared {
-            count_panic: Box::new(move || {
-                if let Some(core) = counted.upgrade() {
-                    core.count_panicked();
-                }
+            // Counted and reported as the engine does an inline observer's panic.
+            report_panic: Box::new(move |payload| match core.upgrade() {
+                Some(core) => core.observer_panicked(id, payload),
+                None if policy == PanicPolicy::Propagate => resume_unwind(payload),
+                None => {}
             }),
+            policy,
             gate: Gate::default(),
-            center: Arc::downgrade(&center.inner),
-            post_report: Box::new(move |center, report| {
-                // As the engine reports an inline observer's panic: only when observed.
-                if let Some(core) = core.upgrade() {
-                    let guard = core.domain().read();
-                    center.post_if_observed(&guard, report);
-                }
-            }),
-            observer: id,
             notification: N::name(),
             panicked: AtomicU64::new(0),
         });
@@ -245,17 +237,13 @@ fn no_channel() -> Weak<dyn Unsubscribe> {
     weak
 }
 
-/// Posts an [`ObserverPanicked`] into the center, the way the engine does.
-type ReportPanic = Box<dyn Fn(&CenterInner, ObserverPanicked) + Send + Sync>;
-
 /// What the guard and the task share.
 struct Shared {
-    /// Counts the panic in the type's `Stats::panicked`.
-    count_panic: Box<dyn Fn() + Send + Sync>,
+    /// Counts the panic in the type's `Stats::panicked` and reports it (or resumes it under
+    /// `Propagate`).
+    report_panic: Box<dyn Fn(Box<dyn Any + Send>) + Send + Sync>,
+    policy: PanicPolicy,
     gate: Gate,
-    center: Weak<CenterInner>,
-    post_report: ReportPanic,
-    observer: ObserverId,
     notification: &'static str,
     panicked: AtomicU64,
 }
@@ -264,22 +252,10 @@ impl Shared {
     /// Counts and reports a panic; under `Propagate`, stops the handler and resumes it.
     fn panicked(&self, payload: Box<dyn Any + Send>) {
         self.panicked.fetch_add(1, Ordering::Relaxed);
-        (self.count_panic)();
-        let Some(inner) = self.center.upgrade() else {
-            return;
-        };
-        if inner.panic_policy() == PanicPolicy::Propagate {
+        if self.policy == PanicPolicy::Propagate {
             self.gate.close();
-            resume_unwind(payload);
         }
-        (self.post_report)(
-            &inner,
-            ObserverPanicked {
-                notification: self.notification,
-                observer: self.observer,
-                message: crate::hub::engine::panic_message(payload.as_ref()),
-            },
-        );
+        (self.report_panic)(payload);
     }
 }
 

@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::hub::engine::{Entry, Kind};
+use crate::hub::engine::{Cx, Delivery, Kind, Meta, WaitForRoom, entry};
 use crate::hub::overflow::{Overflow, PolicyKind};
 use crate::hub::ring::{MAX_RING_CAPACITY, Member, Reader, RingEntry, Took};
 use crate::hub::stats::BufferStats;
@@ -482,7 +482,7 @@ pub(crate) fn subscribe<N: crate::Notification>(
     builder: ObserverBuilder<N>,
 ) -> (ObserverId, NotificationStreamInner<N>, Arc<dyn BufferView>) {
     let ObserverBuilder {
-        center,
+        center: _,
         core,
         sender,
         filter,
@@ -496,19 +496,17 @@ pub(crate) fn subscribe<N: crate::Notification>(
         && policy.capacity() <= MAX_RING_CAPACITY;
     if shareable && let Some(ring) = core.rings().get(policy.capacity()) {
         let member = Arc::new(Member::new());
-        let entry = RingEntry {
+        let kind = Ringed(RingEntry {
             ring: ring.clone(),
             member: member.clone(),
-        };
+        });
         let view = Arc::new(RingEntry {
             ring: ring.clone(),
             member: member.clone(),
         });
-        let id = core.subscribe(
-            &center.inner,
-            Entry::new(priority, None, None, Kind::Ring(entry)),
-            replay,
-        );
+        let id = core.subscribe_with(entry(priority, None, None, kind), replay, |generation| {
+            ring.join(&member, generation)
+        });
         let report_lag = matches!(policy, Overflow::DropOldest { .. });
         let receiver = Receiver::Ring {
             reader: Reader::new(ring, member, report_lag),
@@ -518,8 +516,8 @@ pub(crate) fn subscribe<N: crate::Notification>(
         return (id, NotificationStreamInner(receiver), view);
     }
     let buffer = Arc::new(Buffer::new(policy));
-    let entry = Entry::new(priority, sender, filter, Kind::Buffered(buffer.clone()));
-    let id = core.subscribe(&center.inner, entry, replay);
+    let kind = Buffered(buffer.clone());
+    let id = core.subscribe(entry(priority, sender, filter, kind), replay);
     let receiver = Receiver::Private(Private {
         buffer: buffer.clone(),
         local: VecDeque::new(),
@@ -730,5 +728,108 @@ impl<N> fmt::Debug for NotificationStream<N> {
             .field("policy", policy)
             .field("shared_ring", &shared)
             .finish_non_exhaustive()
+    }
+}
+
+/// The buffered delivery kind: a post hands the shared `Arc<N>` to the buffer.
+pub(crate) struct Buffered<N>(pub(crate) Arc<Buffer<N>>);
+
+impl<N: crate::Notification> Kind<N> for Buffered<N> {
+    fn call(&self, _value: &N, cx: &mut Cx<'_, N>, _meta: &Meta) -> Delivery {
+        let Some(shared) = cx.shared() else {
+            // Unreachable by construction: snapshots with buffers post an `Arc`.
+            return Delivery::Skipped;
+        };
+        match self.0.push(shared) {
+            PushResult::Accepted => Delivery::Accepted,
+            PushResult::AcceptedWithLoss => {
+                cx.count_dropped(false);
+                Delivery::Accepted
+            }
+            PushResult::Refused => {
+                cx.count_dropped(false);
+                Delivery::Skipped
+            }
+            PushResult::Full => {
+                if !cx.wait_for(self.0.clone()) {
+                    self.0.count_dropped();
+                    cx.count_dropped(true);
+                }
+                Delivery::Skipped
+            }
+            PushResult::Closed => Delivery::Skipped,
+        }
+    }
+
+    fn needs_shared(&self) -> bool {
+        true
+    }
+
+    fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {
+        self.0.retire(sink);
+    }
+
+    fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
+        Some(self.0.stats(id))
+    }
+}
+
+impl<N: crate::Notification> WaitForRoom<N> for Buffer<N> {
+    fn push_wait<'a>(
+        &'a self,
+        value: &'a Arc<N>,
+    ) -> Pin<Box<dyn std::future::Future<Output = bool> + Send + Sync + 'a>> {
+        Box::pin(Buffer::push_wait(self, value))
+    }
+
+    fn count_lost(&self) {
+        self.count_dropped();
+    }
+}
+
+/// The shared-ring delivery kind (`ring.rs`): the first entry of a ring that a post reaches
+/// writes the value once for every stream on that ring; the others have nothing to do.
+pub(crate) struct Ringed<N>(pub(crate) RingEntry<N>);
+
+impl<N: crate::Notification> Kind<N> for Ringed<N> {
+    fn call(&self, _value: &N, cx: &mut Cx<'_, N>, _meta: &Meta) -> Delivery {
+        let Some(shared) = cx.shared() else {
+            // Unreachable by construction: snapshots with buffers post an `Arc`.
+            return Delivery::Skipped;
+        };
+        let RingEntry { ring, member } = &self.0;
+        if cx.replaying() {
+            // `replay_last`: for this stream alone, before it joins the ring.
+            member.replay(shared.clone());
+            return Delivery::Accepted;
+        }
+        if !cx.first_in_ring(ring.bit()) {
+            return Delivery::Skipped;
+        }
+        let posted = ring.post(shared, cx.generation());
+        for _ in 0..posted.dropped {
+            cx.count_dropped(false);
+        }
+        match posted.received {
+            0 => Delivery::Skipped,
+            n => {
+                cx.ring_received(n - 1);
+                Delivery::Accepted
+            }
+        }
+    }
+
+    fn needs_shared(&self) -> bool {
+        true
+    }
+
+    fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {
+        let RingEntry { ring, member } = &self.0;
+        ring.leave(member);
+        member.retire(sink);
+    }
+
+    fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
+        Some(self.0.ring.stats(&self.0.member, id))
     }
 }

@@ -1,41 +1,11 @@
 //! Making subscriptions: [`ObserverBuilder`], and ending them: [`Subscription`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::hub::engine::{Core, Entry, Filter, Kind};
+use crate::hub::engine::{Core, Filter, Inline, WeakInline, entry};
 use crate::hub::stream::NotificationStream;
-use crate::{Notification, NotificationCenter, Overflow, SenderId};
-
-/// Identifies one subscription, in reports such as [`ObserverPanicked`](crate::ObserverPanicked).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObserverId(u64);
-
-static NEXT_OBSERVER: AtomicU64 = AtomicU64::new(1);
-
-impl ObserverId {
-    pub(crate) fn next() -> Self {
-        ObserverId(NEXT_OBSERVER.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The id as a number (unique within the process).
-    pub fn as_u64(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Debug for ObserverId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ObserverId({})", self.0)
-    }
-}
-
-impl fmt::Display for ObserverId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "observer #{}", self.0)
-    }
-}
+use crate::{Notification, NotificationCenter, ObserverId, Overflow, SenderId};
 
 /// Something a [`Subscription`] can remove itself from.
 pub(crate) trait Unsubscribe: Send + Sync {
@@ -243,13 +213,8 @@ impl<N: Notification> ObserverBuilder<N> {
     where
         F: Fn(&N) + Send + Sync + 'static,
     {
-        let entry = Entry::new(
-            self.priority,
-            self.sender,
-            self.filter,
-            Kind::Inline(Box::new(observer)),
-        );
-        let id = self.core.subscribe(&self.center.inner, entry, self.replay);
+        let entry = entry(self.priority, self.sender, self.filter, Inline(observer));
+        let id = self.core.subscribe(entry, self.replay);
         Subscription::new(to_weak(&self.core), id)
     }
 
@@ -261,20 +226,12 @@ impl<N: Notification> ObserverBuilder<N> {
         T: Send + Sync + 'static,
         F: Fn(&T, &N) + Send + Sync + 'static,
     {
-        let weak = Arc::downgrade(target);
-        let entry = Entry::new(
-            self.priority,
-            self.sender,
-            self.filter,
-            Kind::Weak(Box::new(move |n: &N| match weak.upgrade() {
-                Some(t) => {
-                    observer(&t, n);
-                    true
-                }
-                None => false,
-            })),
-        );
-        self.core.subscribe(&self.center.inner, entry, self.replay)
+        let kind = WeakInline {
+            target: Arc::downgrade(target),
+            f: observer,
+        };
+        let entry = entry(self.priority, self.sender, self.filter, kind);
+        self.core.subscribe(entry, self.replay)
     }
 
     /// Buffers notifications for an async (or blocking) receiver, under the chosen overflow

@@ -6,7 +6,9 @@
 
 #[cfg(not(herald_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{
+        AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
+    };
 
     /// A mutex with a `lock()` that cannot fail.
     #[derive(Debug, Default)]
@@ -19,6 +21,9 @@ mod imp {
         }
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock()
+        }
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut()
         }
     }
 
@@ -47,7 +52,9 @@ mod imp {
 
 #[cfg(herald_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{
+        AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
+    };
 
     /// loom's mutex behind the same interface as the normal build.
     #[derive(Debug)]
@@ -61,6 +68,12 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             match self.0.lock() {
                 Ok(g) => g,
+                Err(p) => p.into_inner(),
+            }
+        }
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            match self.0.get_mut() {
+                Ok(v) => v,
                 Err(p) => p.into_inner(),
             }
         }

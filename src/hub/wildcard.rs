@@ -1,89 +1,18 @@
 //! Wildcard and family observation (contract 9): one observer for every notification, or for
 //! every notification whose name starts with a prefix, receiving a type-erased reference.
 
-use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::hub::engine::{AnyFn, Meta};
 use crate::hub::subscription::Subscription;
-use crate::{Notification, NotificationCenter, ObserverId, SenderId};
-
-/// A notification seen through a wildcard observer: its name, its sender, and the value
-/// behind a downcast.
-///
-/// ```
-/// use herald::{NotificationCenter, Notification};
-///
-/// #[derive(Debug)]
-/// struct MessageReceived(String);
-/// impl Notification for MessageReceived {
-///     fn name() -> &'static str { "chat.message.received" }
-/// }
-///
-/// let center = NotificationCenter::new();
-/// let _log = center.observe_all(|n| {
-///     if let Some(m) = n.downcast_ref::<MessageReceived>() {
-///         println!("{}: {}", n.name(), m.0);
-///     }
-/// });
-/// assert_eq!(center.post(MessageReceived("hi".into())).received, 1);
-/// ```
-#[derive(Clone, Copy)]
-pub struct AnyNotification<'a> {
-    name: &'static str,
-    sender: Option<SenderId>,
-    value: &'a (dyn Any + Send + Sync),
-}
-
-impl<'a> AnyNotification<'a> {
-    pub(crate) fn new<N: Notification>(value: &'a N, sender: Option<SenderId>) -> Self {
-        AnyNotification {
-            name: N::name(),
-            sender,
-            value,
-        }
-    }
-
-    /// The notification's [`Notification::name`].
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Who posted it, if it was posted with `post_from`.
-    pub fn sender(&self) -> Option<SenderId> {
-        self.sender
-    }
-
-    /// The value, if it is an `N`.
-    pub fn downcast_ref<N: Notification>(&self) -> Option<&'a N> {
-        self.value.downcast_ref::<N>()
-    }
-
-    /// Whether the value is an `N`.
-    pub fn is<N: Notification>(&self) -> bool {
-        self.value.type_id() == TypeId::of::<N>()
-    }
-}
-
-impl fmt::Debug for AnyNotification<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnyNotification")
-            .field("name", &self.name)
-            .field("sender", &self.sender)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A wildcard observer's callback.
-pub(crate) type WildFn = Box<dyn Fn(&AnyNotification<'_>) + Send + Sync>;
+use crate::{AnyNotification, NotificationCenter, SenderId};
 
 /// One wildcard subscription, shared by every channel it observes.
 pub(crate) struct WildSpec {
-    pub(crate) id: ObserverId,
+    pub(crate) meta: Meta,
     pub(crate) prefix: Option<String>,
-    pub(crate) sender: Option<SenderId>,
-    pub(crate) priority: i32,
-    pub(crate) f: WildFn,
+    pub(crate) f: AnyFn,
 }
 
 impl WildSpec {
@@ -157,11 +86,9 @@ impl WildcardBuilder {
         F: Fn(&AnyNotification<'_>) + Send + Sync + 'static,
     {
         let spec = Arc::new(WildSpec {
-            id: ObserverId::next(),
+            meta: Meta::new(self.priority, self.sender),
             prefix: self.prefix,
-            sender: self.sender,
-            priority: self.priority,
-            f: Box::new(observer),
+            f: Arc::new(observer),
         });
         self.center.inner.add_wildcard(spec)
     }

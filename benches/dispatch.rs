@@ -14,7 +14,9 @@
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
-//!   with a filter that passes everything, which gives each stream a private buffer.
+//!   with a filter that passes everything, which gives each stream a private buffer;
+//!   `safe-ring` is herald's ring protocol with `arc-swap` slots instead of `unsafe` tickets
+//!   (the safe variant herald's `unsafe` must beat).
 //! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop, for
 //!   herald and for the two buses people write instead (an `RwLock<Vec<..>>` and an `arc-swap`
 //!   snapshot), each with the same churn: `*-quiet` without the churning thread, `*-churn`
@@ -307,6 +309,150 @@ macro_rules! spawn_receivers {
     };
 }
 
+/// herald's ring protocol without `unsafe`: per-subscriber cursors claimed by CAS, one lock
+/// per post, parked receivers woken through the same fence handshake, but each slot an
+/// `arc_swap::ArcSwapOption` that the receiver clones from, instead of herald's tickets (strong
+/// counts handed out by the poster). The peer that shows what herald's `unsafe` buys. (It also
+/// keeps each value alive until its slot is overwritten, which herald must not.)
+mod safe_ring {
+    use std::future::poll_fn;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    use arc_swap::ArcSwapOption;
+
+    pub(crate) struct Ring<T> {
+        slots: Box<[ArcSwapOption<T>]>,
+        mask: u64,
+        capacity: u64,
+        tail: AtomicU64,
+        parked: AtomicUsize,
+        members: Mutex<Vec<Arc<Cursor>>>,
+    }
+
+    pub(crate) struct Cursor {
+        next: AtomicU64,
+        parked: AtomicBool,
+        waker: Mutex<Option<Waker>>,
+    }
+
+    pub(crate) struct Receiver<T> {
+        ring: Arc<Ring<T>>,
+        cursor: Arc<Cursor>,
+        next: u64,
+        avail: u64,
+    }
+
+    impl<T> Ring<T> {
+        pub(crate) fn new(capacity: usize) -> Arc<Self> {
+            let len = capacity.next_power_of_two();
+            Arc::new(Ring {
+                slots: (0..len).map(|_| ArcSwapOption::empty()).collect(),
+                mask: len as u64 - 1,
+                capacity: capacity as u64,
+                tail: AtomicU64::new(0),
+                parked: AtomicUsize::new(0),
+                members: Mutex::new(Vec::new()),
+            })
+        }
+
+        pub(crate) fn subscribe(self: &Arc<Self>) -> Receiver<T> {
+            let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+            let tail = self.tail.load(Ordering::Relaxed);
+            let cursor = Arc::new(Cursor {
+                next: AtomicU64::new(tail),
+                parked: AtomicBool::new(false),
+                waker: Mutex::new(None),
+            });
+            members.push(cursor.clone());
+            Receiver {
+                ring: self.clone(),
+                cursor,
+                next: tail,
+                avail: tail,
+            }
+        }
+
+        pub(crate) fn send(&self, value: T) {
+            let value = Arc::new(value);
+            let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+            let p = self.tail.load(Ordering::Relaxed);
+            if let Some(oldest) = p.checked_sub(self.capacity) {
+                for m in members.iter() {
+                    let _ = m.next.compare_exchange(
+                        oldest,
+                        oldest + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+            }
+            self.slots[(p & self.mask) as usize].store(Some(value));
+            self.tail.store(p + 1, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if self.parked.load(Ordering::Acquire) != 0 {
+                for m in members.iter() {
+                    if m.parked.swap(false, Ordering::AcqRel) {
+                        self.parked.fetch_sub(1, Ordering::AcqRel);
+                        let w = m.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some(w) = w {
+                            w.wake();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    impl<T> Receiver<T> {
+        pub(crate) async fn recv(&mut self) -> Result<Arc<T>, u64> {
+            poll_fn(|cx| {
+                loop {
+                    if self.next < self.avail {
+                        let q = self.next;
+                        let v = self.ring.slots[(q & self.ring.mask) as usize].load_full();
+                        match self.cursor.next.compare_exchange(
+                            q,
+                            q + 1,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => {
+                                self.next = q + 1;
+                                if let Some(v) = v {
+                                    return Poll::Ready(Ok(v));
+                                }
+                            }
+                            Err(now) => {
+                                self.next = now;
+                                return Poll::Ready(Err(now - q));
+                            }
+                        }
+                        continue;
+                    }
+                    self.avail = self.ring.tail.load(Ordering::Acquire);
+                    if self.next < self.avail {
+                        continue;
+                    }
+                    *self.cursor.waker.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(cx.waker().clone());
+                    if !self.cursor.parked.swap(true, Ordering::AcqRel) {
+                        self.ring.parked.fetch_add(1, Ordering::AcqRel);
+                    }
+                    fence(Ordering::SeqCst);
+                    self.avail = self.ring.tail.load(Ordering::Acquire);
+                    if self.next < self.avail {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            })
+            .await
+        }
+    }
+}
+
 fn bench_stream(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("stream");
@@ -343,6 +489,22 @@ fn bench_stream(c: &mut Criterion) {
                 })
             });
         }
+
+        group.bench_with_input(BenchmarkId::new("safe-ring", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let ring = safe_ring::Ring::<Tick>::new(4096);
+                let rxs: Vec<_> = (0..n).map(|_| ring.subscribe()).collect();
+                stream_run(
+                    &rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        spawn_receivers!(rt, progress, iters, rxs, |rx| rx.recv().await)
+                    },
+                    |i| ring.send(Tick(i)),
+                )
+            })
+        });
 
         group.bench_with_input(BenchmarkId::new("tokio-broadcast", n), &n, |b, &n| {
             b.iter_custom(|iters| {
@@ -697,6 +859,7 @@ fn collect() -> Vec<Row> {
         for i in [
             "herald",
             "herald-private",
+            "safe-ring",
             "tokio-broadcast",
             "async-broadcast",
             "flume-fanout",

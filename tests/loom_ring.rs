@@ -7,7 +7,8 @@
 //!   shows as a loom deadlock);
 //! - leaving the ring (the center dropped) against a claim: nothing lost or seen twice;
 //! - subscribing against a post made with an older snapshot: the new stream gets that post at
-//!   most once, and every later post exactly once.
+//!   most once, and every later post exactly once;
+//! - `replay_last` on a ring stream against a post and another writer: exactly once.
 //!
 //! Built only with `--cfg herald_loom`. Run with:
 //! `RUSTFLAGS="--cfg herald_loom" cargo test --release --test loom_ring -- --test-threads=1`
@@ -200,5 +201,39 @@ fn subscribing_races_a_post_of_an_older_snapshot() {
         }
         let s = late.stats();
         assert_eq!((s.delivered, s.dropped), (seen.len() as u64, 0));
+    });
+}
+
+/// Contract 6 on a ring stream with a third thread changing the subscriber list meanwhile: the
+/// value posted concurrently is received exactly once (replayed, or from the ring), never
+/// twice, whatever snapshot generation the post used. (Three threads: explored with two
+/// preemptions.)
+#[test]
+fn replay_on_a_ring_is_exactly_once_beside_another_writer() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        center.retain_last::<Ev>();
+        let poster = {
+            let (center, drops) = (center.clone(), drops.clone());
+            thread::spawn(move || {
+                center.post(ev(7, &drops));
+            })
+        };
+        let writer = {
+            let center = center.clone();
+            thread::spawn(move || center.observe(|_: &Ev| {}))
+        };
+        let mut stream = center.observer::<Ev>().replay_last().stream();
+        poster.join().unwrap();
+        let other = writer.join().unwrap();
+        let mut got = Vec::new();
+        while let Ok(v) = stream.try_recv() {
+            got.push(v.0);
+        }
+        assert_eq!(got, [7]);
+        drop(other);
     });
 }

@@ -266,6 +266,26 @@ fn poll_recv_registers_the_waker_and_a_post_wakes_it() {
     assert!(counter.0.load(SeqCst) <= 2);
 }
 
+/// A receiver that has just caught up yields once (waking itself) before it parks: the next
+/// poll registers its waker, and then only a post wakes it.
+#[test]
+fn a_receiver_that_caught_up_yields_once_then_waits() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let counter = Arc::new(CountingWaker::default());
+    let waker = futures::task::waker(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    center.post(Ev(1));
+    assert!(stream.poll_recv(&mut cx).is_ready());
+    assert!(stream.poll_recv(&mut cx).is_pending());
+    assert_eq!(counter.0.load(SeqCst), 1, "the yield");
+    assert!(stream.poll_recv(&mut cx).is_pending());
+    assert_eq!(counter.0.load(SeqCst), 1, "parked: no wake without a post");
+    center.post(Ev(2));
+    assert_eq!(counter.0.load(SeqCst), 2, "the post wakes it");
+    assert_eq!(*stream.try_recv().unwrap(), Ev(2));
+}
+
 #[test]
 fn poll_recv_is_woken_when_closed() {
     let center = NotificationCenter::new();

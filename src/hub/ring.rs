@@ -36,9 +36,9 @@
 //! case reads one cached minimum. A receive: a load of the slot and a compare-and-swap on the
 //! receiver's own cursor, uncontended unless a poster is evicting that receiver; the tail is
 //! read once per batch (when the receiver has returned everything it knew of). A receiver that
-//! has just caught up yields to its executor once before it parks (one extra poll): in a burst
-//! of posts the next value has usually arrived by then, so the executor's thread does not fall
-//! asleep, and need waking by a system call, after every post.
+//! has just caught up yields to its executor a few times before it parks (`YIELDS` extra
+//! polls): in a burst of posts the next value has usually arrived by then, so the executor's
+//! thread does not fall asleep, and need waking by a system call, after every post.
 //!
 //! # Memory orderings
 //! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (sequentially
@@ -86,6 +86,13 @@ pub(crate) struct RingEntry<N> {
     pub(crate) ring: Arc<Ring<N>>,
     pub(crate) member: Arc<Member<N>>,
 }
+
+/// How many times a receiver that has just caught up yields to its executor before it parks.
+/// Measured on `benches/dispatch.rs`, `stream/1->1` and `1->4` on a 2-core machine: with 0,
+/// runs flip between a mode where receivers park after every post (the executor's thread
+/// sleeps, and every post pays a system call to wake it) and a fast one; 1 fixes `1->4`, 3
+/// also `1->1` (where the receiver has no other task to yield to).
+const YIELDS: u8 = 3;
 
 /// Set in a member's cursor once it has left the ring.
 const CLOSED: u64 = 1 << 63;
@@ -611,8 +618,9 @@ pub(crate) struct Reader<N> {
     closed: bool,
     /// Report evictions as `Lagged(n)` (drop-oldest) or silently (latest-only).
     report_lag: bool,
-    /// Yielded once since it last received something, or never received (see `take_slow`).
-    yielded: bool,
+    /// Times it yielded since it last received something (`YIELDS` when it never received, so
+    /// an idle stream parks at once; see `take_slow`).
+    yielded: u8,
 }
 
 impl<N> Reader<N> {
@@ -630,7 +638,7 @@ impl<N> Reader<N> {
             front_first,
             closed: false,
             report_lag,
-            yielded: true,
+            yielded: YIELDS,
         }
     }
 
@@ -686,13 +694,12 @@ impl<N> Reader<N> {
                     continue;
                 }
                 match waker {
-                    Some(w) if !self.yielded => {
-                        // Caught up after receiving: yield to the executor once before parking.
-                        // A poster in the middle of a burst has usually posted again by the
-                        // next poll, so the executor's thread does not fall asleep (and need a
-                        // system call to wake) after every post. Measured in `benches/dispatch.rs`
-                        // (`stream/1->4`: without it, runs flip between ~80 and ~400 ns per item).
-                        self.yielded = true;
+                    Some(w) if self.yielded < YIELDS => {
+                        // Caught up after receiving: yield to the executor (`YIELDS` times)
+                        // before parking. A poster in the middle of a burst has usually posted
+                        // again by then, so the executor's thread does not fall asleep after
+                        // every post.
+                        self.yielded += 1;
                         w.wake_by_ref();
                         return Took::Empty;
                     }
@@ -700,7 +707,7 @@ impl<N> Reader<N> {
                     _ => return Took::Empty,
                 }
             }
-            self.yielded = false;
+            self.yielded = 0;
             let position = self.next;
             let ptr = self.ring.slot(position).load(Ordering::Relaxed);
             match self.member.cursor.compare_exchange(
@@ -1183,21 +1190,20 @@ mod tests {
         );
         assert_eq!(ring.parked.load(Ordering::SeqCst), 0);
         assert_eq!(drain(&mut r), strings(&["0", "1"]));
-        // Caught up after receiving: the first poll yields (a wake), the second parks.
+        // Caught up after receiving: the first polls yield (a wake each), the next one parks.
+        for _ in 0..YIELDS {
+            assert!(matches!(r.take(Some(&waker)), Took::Empty));
+        }
+        let yielded = 1 + YIELDS as usize;
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), yielded);
         assert!(matches!(r.take(Some(&waker)), Took::Empty));
-        assert_eq!(
-            count.0.load(std::sync::atomic::Ordering::SeqCst),
-            2,
-            "yielded"
-        );
-        assert!(matches!(r.take(Some(&waker)), Took::Empty));
-        assert_eq!(
-            count.0.load(std::sync::atomic::Ordering::SeqCst),
-            2,
-            "parked"
-        );
+        let parked = count.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(parked, yielded, "parked");
         ring.leave(&r.member.clone());
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(
+            count.0.load(std::sync::atomic::Ordering::SeqCst),
+            yielded + 1
+        );
         assert!(matches!(r.take(Some(&waker)), Took::Closed));
     }
 

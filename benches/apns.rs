@@ -6,7 +6,7 @@
 //! (`[{scenario, implementation, pushes_per_s, p50_us, p99_us}]`) and prints a table and ratios.
 //!
 //! - `HERALD_BENCH_N`: pushes per scenario (default 20,000).
-//! - Peers are found, not installed: the interop install of `bash .ci/setup-interop`
+//! - Peers are found, not installed: the interop install of `bash .ci/setup`
 //!   (`.ci/cache/node`, `.ci/cache/venv`) when present; else `node` with `@parse/node-apn` under
 //!   `target/herald-bench/peers/node_modules` (`npm install --prefix target/herald-bench/peers
 //!   @parse/node-apn@8`) and `python3` with `aioapns` importable (`pip install aioapns==4.0`); and
@@ -569,7 +569,7 @@ fn main() {
         eprintln!("{row:?}");
         rows.push(row);
         let port = mock.port().to_string();
-        // The interop install (`bash .ci/setup-interop`) is used when present.
+        // The interop install (`bash .ci/setup`) is used when present.
         let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/cache");
         let peers = match std::env::var_os("HERALD_BENCH_PEERS") {
             Some(p) => PathBuf::from(p).join("node_modules"),

@@ -46,7 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.reason,
                 r.reason.explain()
             ),
-            PushOutcome::Failed(e) => println!("{}: failed: {e}", push.device_token()),
+            PushOutcome::Failed(f) => println!("{}: failed: {}", push.device_token(), f.error),
+            other => println!("{}: {other:?}", push.device_token()),
         }
     }
     client.shutdown().await;

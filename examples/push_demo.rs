@@ -9,7 +9,8 @@
 //! (in a temporary directory) and the registration endpoint on loopback; registers devices over
 //! HTTP as an app would (one replacing its old token); posts domain notifications that local
 //! observers print and that become pushes; has one device uninstall the app (the mock answers
-//! 410); shows the registry dropping that token; and ends with a summary.
+//! 410); shows the registry dropping that token; shows a token APNs does not know
+//! (`BadDeviceToken`) put in quarantine rather than deleted; and ends with a summary.
 //!
 //! With Apple credentials in the environment it sends one real push through Apple's sandbox
 //! instead of the mock:
@@ -24,13 +25,13 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
 use herald::bridge::endpoint::RegistrationEndpoint;
 use herald::bridge::{
-    ApnsSink, DeviceRegistry, Environment, Message, PushAccepted, PushFailed, PushRejected,
-    TokenInvalidated,
+    ApnsSink, DeviceRegistry, Environment, Message, PushAccepted, PushConfigSuspect, PushFailed,
+    PushRejected, PushSkipped, TokenInvalidated, TokenQuarantined,
 };
 use herald::mock::MockApns;
 use herald::{Notification, NotificationCenter, Overflow};
@@ -152,17 +153,6 @@ fn tok(t: &str) -> String {
     format!("{}…", &t[..8.min(t.len())])
 }
 
-async fn settle(sink: &ApnsSink, sent: u64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let m = sink.metrics();
-        if m.sent >= sent && m.in_flight == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
@@ -173,7 +163,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let center = NotificationCenter::new();
     let dir = tempfile_dir()?;
     let registry = DeviceRegistry::open(dir.join("devices.redb"))?;
-    let _cleanup = registry.observe(&center);
+    // The registry applies what APNs' answers mean: 410 deletes, BadDeviceToken quarantines.
+    let _lifecycle = registry.observe(&center);
     let sink = ApnsSink::builder(target.client.clone())
         .registry(registry.clone())
         .topic(topic.clone())
@@ -221,6 +212,28 @@ async fn main() -> Result<(), Box<dyn Error>> {
             n.reason
         )
     });
+    let _quarantined = center.observe(|n: &TokenQuarantined| {
+        println!(
+            "  [outcome] token quarantined {} ({}) → kept, but sent nothing until a probe or \
+             a new registration",
+            tok(&n.token),
+            n.reason
+        )
+    });
+    let _skipped = center.observe(|n: &PushSkipped| {
+        println!(
+            "  [outcome] skipped   {} ({})",
+            tok(n.push.device_token()),
+            n.cause.as_str()
+        )
+    });
+    let _alarm = center.observe(|n: &PushConfigSuspect| {
+        println!(
+            "  [ALARM] push configuration suspect for {}: {}",
+            n.topic,
+            n.cause.explain()
+        )
+    });
 
     let endpoint = RegistrationEndpoint::builder(registry.clone(), verify)
         .topic(topic.clone())
@@ -249,12 +262,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         return Ok(());
     };
 
-    // 2. Devices: alice's phone (reinstalled: old → new token), alice's watch, bob's tablet.
-    let (phone_old, phone, watch, tablet) = (
+    // 2. Devices: alice's phone (reinstalled: old → new token), alice's watch, bob's tablet,
+    //    and carol's, whose token APNs does not know.
+    let (phone_old, phone, watch, tablet, stray) = (
         "a1".repeat(32),
         "a2".repeat(32),
         "a3".repeat(32),
         "b1".repeat(32),
+        "c1".repeat(32),
     );
     for t in [&phone, &watch, &tablet] {
         mock.register_device(t, &topic);
@@ -284,7 +299,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         user: "bob".into(),
         order: 1002,
     });
-    settle(&sink, 3).await;
+    forwarding.idle().await;
 
     // 4. Bob uninstalls the app: APNs now answers 410 for the tablet.
     println!("\n3. bob uninstalls the app (APNs will answer 410 Unregistered)");
@@ -293,13 +308,29 @@ async fn main() -> Result<(), Box<dyn Error>> {
         user: "bob".into(),
         order: 1003,
     });
-    settle(&sink, 4).await;
+    forwarding.idle().await;
     print_registry(&registry)?;
 
-    println!("\n4. post for bob again: no device left, nothing sent");
+    // 4. A token APNs answers BadDeviceToken for: kept in quarantine, not deleted (APNs says
+    //    the same for a token of the other environment, so one answer proves nothing).
+    println!("\n4. carol's token is unknown to APNs (BadDeviceToken)");
+    app_registers(addr, "carol", &format!("newToken={stray}")).await?;
+    center.post(OrderShipped {
+        user: "carol".into(),
+        order: 1004,
+    });
+    forwarding.idle().await;
+    center.post(OrderShipped {
+        user: "carol".into(),
+        order: 1005,
+    });
+    forwarding.idle().await;
+    print_registry(&registry)?;
+
+    println!("\n5. post for bob again: no device left, nothing sent");
     center.post(OrderShipped {
         user: "bob".into(),
-        order: 1004,
+        order: 1006,
     });
     forwarding.finish().await;
 
@@ -313,10 +344,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "the replaced token was addressed"
     );
     assert_eq!(addressed.iter().filter(|t| **t == tablet).count(), 2);
+    assert_eq!(
+        addressed.iter().filter(|t| **t == stray).count(),
+        1,
+        "a quarantined token was sent to"
+    );
+    assert!(registry.device(&stray)?.is_some_and(|d| d.is_quarantined()));
     summary(&sink, &registry, Some(mock))?;
     server.abort();
     target.client.shutdown().await;
-    drop((sink, registry, _cleanup));
+    drop((sink, registry, _lifecycle));
     let _ = std::fs::remove_dir_all(&dir);
     println!("done in {:.1?}", started.elapsed());
     Ok(())
@@ -326,11 +363,14 @@ fn print_registry(registry: &DeviceRegistry) -> Result<(), Box<dyn Error>> {
     println!("   registry:");
     for d in registry.all()? {
         println!(
-            "     {:<7} {} {} {}",
+            "     {:<7} {} {} {}{}",
             d.subject,
             tok(&d.token),
             d.topic,
-            d.environment
+            d.environment,
+            d.quarantine
+                .map(|q| format!(" (quarantined: {})", q.reason))
+                .unwrap_or_default()
         );
     }
     Ok(())
@@ -344,9 +384,16 @@ fn summary(
     let m = sink.metrics();
     println!("\nsummary");
     println!(
-        "  pushes sent {}: accepted {}, rejected {}, failed {}; tokens invalidated {}; \
-         messages with no device {}",
-        m.sent, m.accepted, m.rejected, m.failed, m.invalidated, m.unaddressed
+        "  pushes sent {}: accepted {}, rejected {}, failed {}; skipped {}; tokens invalidated \
+         {}, quarantined {}; messages with no device {}",
+        m.sent,
+        m.accepted,
+        m.rejected,
+        m.failed,
+        m.skipped,
+        m.invalidated,
+        m.quarantined,
+        m.unaddressed
     );
     if let Some(mock) = mock {
         let s = mock.stats();

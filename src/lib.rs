@@ -45,16 +45,20 @@
 //! - [`contracts`]: the promises the hub keeps, each with an example.
 //! - [`AnyNotification`], [`WildcardBuilder`]: wildcard and family observation.
 //! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
+//!   `bridge` (feature `bridge`): the hub joined to APNs. `telemetry` (feature `apns`): the
+//!   metrics and spans herald emits.
 
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod hub;
 
 pub use hub::contracts;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub use hub::testkit;
 
-pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster};
+pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster, ReaderFences};
 pub use hub::error::{Lagged, RecvError, TryRecvError};
 pub use hub::notification::AnyNotification;
 pub use hub::notification::{
@@ -72,11 +76,22 @@ pub use hub::subscription::{ObserverBuilder, Subscription, Terminal};
 pub use hub::wildcard::WildcardBuilder;
 
 #[cfg(feature = "apns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "apns")))]
 pub mod apns;
+/// The [`http`](https://docs.rs/http) crate, as herald uses it: the registration endpoint's
+/// signatures take and return its types (`http::request::Parts`, `Request`, `Response`), and
+/// [`Rejected::status_code`](apns::Rejected::status_code) gives a `StatusCode`. Use
+/// `herald::http` so the versions always match.
+#[cfg(feature = "apns")]
+pub use http;
 #[cfg(feature = "bridge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bridge")))]
 pub mod bridge;
 #[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
+#[cfg(feature = "apns")]
+pub mod telemetry;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -193,3 +193,197 @@ async fn token_only_push_types_fail_early_under_a_certificate() {
     );
     assert!(mock.pushes().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Apple's certificate extensions: the client reads the environments and topics a push
+// certificate covers, and refuses a mismatch before anything is sent.
+
+use herald::apns::{Environment, PushType};
+use herald::mock::PushCertificateOptions;
+
+async fn cert_mock() -> MockApns {
+    MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap()
+}
+
+fn client_for(
+    mock: &MockApns,
+    cert: Certificate,
+    env: Environment,
+) -> Result<ApnsClient, herald::apns::Error> {
+    ApnsClient::builder()
+        .endpoint(
+            Endpoint::custom(&mock.url())
+                .unwrap()
+                .with_ca_pem(mock.ca_pem())
+                .with_environment(env),
+        )
+        .certificate(cert)
+        .build()
+}
+
+fn read_both_ways(issued: &herald::mock::PushCertificate) -> [Certificate; 2] {
+    let p12 = p12_from_pem(issued.cert_pem(), issued.key_pem(), "pw");
+    [
+        Certificate::from_p12(&p12, "pw").unwrap(),
+        Certificate::from_pem(issued.cert_pem(), issued.key_pem()).unwrap(),
+    ]
+}
+
+#[tokio::test]
+async fn certificate_environments_are_read_and_a_mismatch_is_refused_before_connecting() {
+    let mock = cert_mock().await;
+    let cases = [
+        (
+            PushCertificateOptions::universal(),
+            vec![Environment::Sandbox, Environment::Production],
+        ),
+        (
+            PushCertificateOptions::sandbox_only(),
+            vec![Environment::Sandbox],
+        ),
+        (
+            PushCertificateOptions::production_only(),
+            vec![Environment::Production],
+        ),
+        (PushCertificateOptions::no_environment(), vec![]),
+    ];
+    for (options, environments) in cases {
+        let issued = mock.issue_push_certificate_with(BUNDLE, &options).unwrap();
+        for cert in read_both_ways(&issued) {
+            assert_eq!(cert.environments(), environments.as_slice(), "{options:?}");
+            assert_eq!(cert.bundle_id(), Some(BUNDLE));
+            for env in [Environment::Sandbox, Environment::Production] {
+                // No extension at all: nothing to check, APNs decides.
+                let covered = environments.is_empty() || environments.contains(&env);
+                match client_for(&mock, cert.clone(), env) {
+                    Ok(client) => {
+                        assert!(covered, "{options:?} against {env} was not refused");
+                        let outcome = client.send(push()).await;
+                        assert!(outcome.is_accepted(), "{options:?} {env}: {outcome:?}");
+                    }
+                    Err(e) => {
+                        assert!(!covered, "{options:?} against {env}: {e}");
+                        assert_eq!(e.kind(), ErrorKind::CertificateMismatch);
+                        assert!(e.to_string().contains(env.as_str()), "{e}");
+                    }
+                }
+            }
+        }
+    }
+    // Refused mismatches never reached the server.
+    let accepted = mock.stats().accepted;
+    assert_eq!(mock.stats().requests, accepted);
+}
+
+#[tokio::test]
+async fn apples_default_endpoints_know_their_environment() {
+    let mock = cert_mock().await;
+    let issued = mock
+        .issue_push_certificate_with(BUNDLE, &PushCertificateOptions::sandbox_only())
+        .unwrap();
+    let cert = Certificate::from_pem(issued.cert_pem(), issued.key_pem()).unwrap();
+    for (endpoint, ok) in [
+        (Endpoint::Sandbox, true),
+        (Endpoint::SandboxAlt, true),
+        (Endpoint::Production, false),
+        (Endpoint::ProductionAlt, false),
+    ] {
+        let built = ApnsClient::builder()
+            .endpoint(endpoint.clone())
+            .certificate(cert.clone())
+            .build();
+        assert_eq!(built.is_ok(), ok, "{endpoint:?}");
+        if let Err(e) = built {
+            assert_eq!(e.kind(), ErrorKind::CertificateMismatch);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_push_to_a_topic_the_certificate_does_not_list_fails_before_sending() {
+    let mock = cert_mock().await;
+    let options = PushCertificateOptions::universal().topics([BUNDLE, "com.example.app.voip"]);
+    let issued = mock.issue_push_certificate_with(BUNDLE, &options).unwrap();
+    for cert in read_both_ways(&issued) {
+        assert_eq!(
+            cert.topics(),
+            Some(&[BUNDLE.to_owned(), "com.example.app.voip".to_owned()][..])
+        );
+        assert!(cert.covers_topic("com.example.app.voip"));
+        assert!(!cert.covers_topic("com.example.app.complication"));
+        let client = client_for(&mock, cert, Environment::Sandbox).unwrap();
+        let before = mock.stats().requests;
+        let complication = Push::builder("ab".repeat(32), "com.example.app.complication")
+            .push_type(PushType::Complication)
+            .payload(&Payload::alert("tick"))
+            .unwrap()
+            .build()
+            .unwrap();
+        let outcome = client.send(complication).await;
+        let err = outcome.error().expect("refused before sending");
+        assert_eq!(err.kind(), ErrorKind::CertificateMismatch, "{err}");
+        assert_eq!(mock.stats().requests, before, "nothing reached the server");
+        let voip = Push::builder("ab".repeat(32), "com.example.app.voip")
+            .push_type(PushType::Voip)
+            .payload(&Payload::alert("ring"))
+            .unwrap()
+            .build()
+            .unwrap();
+        let outcome = client.send(voip).await;
+        assert!(outcome.is_accepted(), "{outcome:?}");
+        assert!(client.send(push()).await.is_accepted());
+    }
+}
+
+#[tokio::test]
+async fn without_a_topics_extension_the_bundle_id_and_its_suffixes_are_covered() {
+    let mock = cert_mock().await;
+    let issued = mock
+        .issue_push_certificate_with(
+            BUNDLE,
+            &PushCertificateOptions::universal().without_topics(),
+        )
+        .unwrap();
+    let cert = Certificate::from_pem(issued.cert_pem(), issued.key_pem()).unwrap();
+    assert_eq!(cert.topics(), None);
+    assert!(cert.covers_topic(BUNDLE) && cert.covers_topic("com.example.app.voip"));
+    assert!(!cert.covers_topic("com.other.app") && !cert.covers_topic("com.example.application"));
+    let client = client_for(&mock, cert, Environment::Production).unwrap();
+    let other = Push::builder("ab".repeat(32), "com.other.app")
+        .payload(&Payload::alert("hi"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let outcome = client.send(other).await;
+    assert_eq!(
+        outcome.error().map(|e| e.kind()),
+        Some(ErrorKind::CertificateMismatch)
+    );
+    assert!(client.send(push()).await.is_accepted());
+}
+
+#[test]
+fn a_certificate_without_apples_extensions_is_not_refused() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["push".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert = Certificate::from_pem(cert.pem(), key.serialize_pem()).unwrap();
+    assert!(cert.environments().is_empty());
+    assert_eq!((cert.topics(), cert.bundle_id()), (None, None));
+    assert!(cert.covers_topic("anything.at.all"));
+    for endpoint in [Endpoint::Sandbox, Endpoint::Production] {
+        assert!(
+            ApnsClient::builder()
+                .endpoint(endpoint)
+                .certificate(cert.clone())
+                .build()
+                .is_ok()
+        );
+    }
+}

@@ -1,125 +1,283 @@
-//! `herald push` against an in-process mock: exit code and the explained outcome.
+//! `herald push` against an in-process mock: the explained outcome and the exit codes
+//! (0 accepted, 1 usage, 2 rejected, 3 not sent, 4 no definitive answer).
 #![cfg(feature = "cli")]
 
-use std::process::Command;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, UNIX_EPOCH};
 
-use herald::mock::MockApns;
+use herald::mock::{Fault, MockApns};
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("herald-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+const BUNDLE: &str = "com.example.app";
+const KEY_ID: &str = "ABC1234567";
+const TEAM_ID: &str = "TEAM123456";
+
+/// A mock with a key and a CA written to a temp dir that is removed when the test ends.
+struct Fixture {
+    mock: MockApns,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new(mock: MockApns) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("herald-cli-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(
+            dir.path().join("AuthKey.p8"),
+            mock.generate_key(KEY_ID, TEAM_ID).unwrap(),
+        )
+        .unwrap();
+        mock.write_ca_pem(dir.path().join("ca.pem")).unwrap();
+        Fixture { mock, dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `herald push` to this mock with the p8 key and the CA, plus `extra`.
+    fn args(&self, device: &str, extra: &[&str]) -> Vec<OsString> {
+        let mut a: Vec<OsString> = ["push", "--device", device, "--topic", BUNDLE]
+            .iter()
+            .map(Into::into)
+            .collect();
+        a.extend(["--p8".into(), self.path("AuthKey.p8").into_os_string()]);
+        a.extend(["--key-id", KEY_ID, "--team-id", TEAM_ID, "--url"].map(OsString::from));
+        a.push(self.mock.url().into());
+        a.extend(["--ca".into(), self.path("ca.pem").into_os_string()]);
+        a.extend(extra.iter().map(OsString::from));
+        a
+    }
+}
+
+/// Runs `herald ARGS` off the async runtime (the mock keeps serving meanwhile).
+async fn herald(args: Vec<OsString>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new(HERALD).args(args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_push_sends_with_a_p8_and_explains_rejections() {
-    let mock = MockApns::start().await.unwrap();
-    let dir = temp_dir("p8");
-    let p8 = dir.join("AuthKey.p8");
-    std::fs::write(&p8, mock.generate_key("ABC1234567", "TEAM123456").unwrap()).unwrap();
-    let ca = dir.join("ca.pem");
-    mock.write_ca_pem(&ca).unwrap();
+    let f = Fixture::new(MockApns::start().await.unwrap()).await;
     let token = "ab".repeat(32);
-    mock.register_device(&token, "com.example.app");
+    f.mock.register_device(&token, BUNDLE);
 
-    let url = mock.url();
-    let run = move |device: &str| {
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["push", "--device", device, "--topic", "com.example.app"])
-            .args(["--p8".as_ref(), p8.as_os_str()])
-            .args(["--key-id", "ABC1234567", "--team-id", "TEAM123456"])
-            .args(["--url", &url])
-            .args(["--ca".as_ref(), ca.as_os_str()])
-            .args(["--alert", "hello"])
-            .output()
-            .unwrap()
-    };
-    let ok = tokio::task::spawn_blocking({
-        let token = token.clone();
-        let run = run.clone();
-        move || run(&token)
-    })
-    .await
-    .unwrap();
-    let out = String::from_utf8_lossy(&ok.stdout);
-    assert!(
-        ok.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert!(out.starts_with("accepted: apns-id "), "{out}");
+    let ok = herald(f.args(&token, &["--alert", "hello"])).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("accepted: apns-id "));
 
-    let bad = tokio::task::spawn_blocking(move || run(&"cd".repeat(32)))
-        .await
-        .unwrap();
+    let bad = herald(f.args(&"cd".repeat(32), &["--alert", "hello"])).await;
     let out = String::from_utf8_lossy(&bad.stdout);
-    assert_eq!(bad.status.code(), Some(1), "{out}");
+    assert_eq!(bad.status.code(), Some(2), "rejected: {}", text(&bad));
     assert!(out.contains("400 BadDeviceToken"), "{out}");
     assert!(out.contains("other environment"), "{out}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_prints_apples_timestamp_with_milliseconds() {
+    let f = Fixture::new(MockApns::start().await.unwrap()).await;
+    let token = "a0".repeat(32);
+    f.mock.register_device(&token, BUNDLE);
+    f.mock.mark_unregistered(
+        &token,
+        UNIX_EPOCH + Duration::from_millis(1_760_000_000_123),
+    );
+    let out = herald(f.args(&token, &[])).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("410 Unregistered"), "{stdout}");
+    assert!(
+        stdout.contains("since 2025-10-09T08:53:20.123Z"),
+        "{stdout}"
+    );
+}
+
 #[test]
-fn herald_push_rejects_a_bad_token_before_sending() {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["push", "--device", "xyz", "--topic", "com.example.app"])
+fn herald_push_rejects_bad_input_before_sending() {
+    let out = Command::new(HERALD)
+        .args(["push", "--device", "xyz", "--topic", BUNDLE])
         .args([
             "--p8",
             "/nonexistent.p8",
             "--key-id",
-            "ABC1234567",
+            KEY_ID,
             "--team-id",
-            "TEAM123456",
+            TEAM_ID,
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("herald push:"));
+
+    let unknown = Command::new(HERALD)
+        .args(["push", "--no-such-option"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1), "usage: {}", text(&unknown));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn badge_zero_clears_and_a_negative_badge_is_a_clear_error() {
+    let f = Fixture::new(
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = "b0".repeat(32);
+    let negative = herald(f.args(&token, &["--badge", "-1"])).await;
+    let stderr = String::from_utf8_lossy(&negative.stderr);
+    assert_eq!(negative.status.code(), Some(1), "{}", text(&negative));
+    assert!(
+        stderr.contains("negative") && stderr.contains("0 to clear"),
+        "{stderr}"
+    );
+    for bad in ["many", "1.5", "4294967296"] {
+        let out = herald(f.args(&token, &["--badge", bad])).await;
+        assert_eq!(out.status.code(), Some(1), "--badge {bad}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("whole number"));
+    }
+    assert!(
+        f.mock.pushes().is_empty(),
+        "nothing was sent for bad badges"
+    );
+
+    let zero = herald(f.args(&token, &["--badge", "0"])).await;
+    assert_eq!(zero.status.code(), Some(0), "{}", text(&zero));
+    assert_eq!(
+        f.mock.pushes()[0].payload.as_ref().unwrap()["aps"]["badge"],
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_push_sends_with_a_pem_certificate() {
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .start()
-        .await
-        .unwrap();
-    let dir = temp_dir("pem");
-    let bundle = dir.join("push.pem");
-    mock.issue_push_certificate("com.example.app")
+    let f = Fixture::new(
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let bundle = f.path("push.pem");
+    f.mock
+        .issue_push_certificate(BUNDLE)
         .unwrap()
         .write_pem_bundle(&bundle)
         .unwrap();
-    let ca = dir.join("ca.pem");
-    mock.write_ca_pem(&ca).unwrap();
-    let url = mock.url();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args([
-                "push",
-                "--device",
-                &"ef".repeat(32),
-                "--topic",
-                "com.example.app",
-            ])
-            .args(["--cert-pem".as_ref(), bundle.as_os_str()])
-            .args(["--url", &url])
-            .args(["--ca".as_ref(), ca.as_os_str()])
-            .args(["--title", "Hi", "--alert", "there", "--badge", "3"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rec = mock.pushes();
+    let mut args: Vec<OsString> = ["push", "--device", &"ef".repeat(32), "--topic", BUNDLE]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.extend(["--cert-pem".into(), bundle.into_os_string()]);
+    args.extend(["--url".into(), f.mock.url().into()]);
+    args.extend(["--ca".into(), f.path("ca.pem").into_os_string()]);
+    args.extend(["--title", "Hi", "--alert", "there", "--badge", "3"].map(OsString::from));
+    let out = herald(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rec = f.mock.pushes();
     assert_eq!(
         rec[0].payload.as_ref().unwrap()["aps"]["alert"]["title"],
         "Hi"
     );
     assert_eq!(rec[0].payload.as_ref().unwrap()["aps"]["badge"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_mock_certificate_hints_at_ca() {
+    let f = Fixture::new(MockApns::start().await.unwrap()).await;
+    let args: Vec<OsString> = f
+        .args(&"ab".repeat(32), &[])
+        .into_iter()
+        .take_while(|a| a != "--ca")
+        .collect();
+    let out = herald(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "not sent: {}", text(&out));
+    assert!(stdout.contains("--ca"), "{stdout}");
+    assert!(stdout.contains("nothing was sent"), "{stdout}");
+    assert!(f.mock.pushes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_not_sent() {
+    let f = Fixture::new(MockApns::start().await.unwrap()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let mut args = f.args(&"ab".repeat(32), &["--timeout", "20"]);
+    let at = args.iter().position(|a| a == "--url").unwrap();
+    args[at + 1] = url.into();
+    let out = herald(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stdout.contains("nothing was sent"), "{stdout}");
+    assert!(!stdout.contains("may or may not"), "{stdout}");
+}
+
+/// A server that accepts TCP and never answers TLS: the connect times out. `--timeout` bounds
+/// the whole command (one connect attempt, not three), and the message says nothing was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_timeout_says_nothing_was_sent_and_timeout_bounds_the_command() {
+    let f = Fixture::new(MockApns::start().await.unwrap()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let silent = tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        }
+    });
+    let mut args = f.args(&"ab".repeat(32), &["--timeout", "2"]);
+    let at = args.iter().position(|a| a == "--url").unwrap();
+    args[at + 1] = url.into();
+    let out = herald(args).await;
+    silent.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stdout.contains("nothing was sent"), "{stdout}");
+    assert!(!stdout.contains("may or may not"), "{stdout}");
+    // The old behaviour retried the connect three times past the --timeout.
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one connect attempt within --timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_within_timeout_may_or_may_not_have_been_received() {
+    let f = Fixture::new(MockApns::start().await.unwrap()).await;
+    let token = "c0".repeat(32);
+    f.mock.register_device(&token, BUNDLE);
+    f.mock.script(Fault::Stall);
+    let out = herald(f.args(&token, &["--timeout", "2"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(stdout.contains("may or may not"), "{stdout}");
 }

@@ -2,6 +2,13 @@
 //!
 //! Each test names the behaviour it pins. The heavy fault matrix (10^4 pushes) runs in the normal
 //! suite: it takes a few seconds on loopback.
+//!
+//! Timing: these tests talk to the mock over real TLS sockets, so tokio's paused clock cannot
+//! stand in for real time. No test relies on an answer arriving within a tight budget: a
+//! request timeout that must *not* fire is [`ANSWER_WITHIN`] (generous for a debug build on a
+//! loaded 2-core machine), a test that must see something happen polls for it with
+//! [`eventually`] (a 30 s hang guard), and a timeout that *must* fire is only ever checked
+//! from below (it cannot fire early).
 #![cfg(all(feature = "apns", feature = "mock"))]
 
 use std::collections::{HashMap, HashSet};
@@ -9,14 +16,30 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald::apns::{
-    ApnsClient, ApnsClientBuilder, Certificate, Counters, Endpoint, Payload, Push, PushOutcome,
-    PushType, Reason, RetryPolicy, TokenKey,
+    ApnsClient, ApnsClientBuilder, Certificate, Counters, Endpoint, Failed, Payload, Push,
+    PushOutcome, PushType, Reason, RetryPolicy, TokenKey,
 };
 use herald::mock::{Fault, Latency, MockApns, MockApnsBuilder, MockClock};
 
 const BUNDLE: &str = "com.example.app";
 const KEY_ID: &str = "ABC123DEFG";
 const TEAM: &str = "TEAM123456";
+
+/// A request timeout that an answer the mock does give always beats, even in a debug build on
+/// a loaded machine. A stalled push (the mock never answers) costs this much.
+const ANSWER_WITHIN: Duration = Duration::from_secs(3);
+
+/// Polls `cond` until it holds; fails after 30 s (a hang guard, not a budget).
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 fn device(i: usize) -> String {
     format!("{:064x}", i + 1)
@@ -125,7 +148,7 @@ async fn every_known_reason_is_mapped() {
                 assert_eq!(&r.reason, reason);
                 assert_eq!(r.status, status);
             }
-            PushOutcome::Failed(e) if status == 429 || status >= 500 => {
+            PushOutcome::Failed(Failed { error: e, .. }) if status == 429 || status >= 500 => {
                 assert!(e.is_retries_exhausted());
                 assert_eq!(e.reason(), Some(reason));
                 assert_eq!(e.status(), Some(status));
@@ -235,7 +258,7 @@ async fn goaway_mid_flight_retries_unprocessed_streams_elsewhere() {
         // they fail as ConnectionLost rather than risk a duplicate; everything above is retried.
         match &o {
             PushOutcome::Accepted(_) => accepted += 1,
-            PushOutcome::Failed(e) if e.is_connection_lost() => {}
+            PushOutcome::Failed(Failed { error: e, .. }) if e.is_connection_lost() => {}
             other => panic!("{other:?}"),
         }
         assert!(ids.insert(p.apns_id().to_owned()));
@@ -267,7 +290,7 @@ async fn dropped_connection_fails_in_flight_push_once_then_reconnects() {
     let p = push(1);
     let outcome = client.send(p.clone()).await;
     match &outcome {
-        PushOutcome::Failed(e) => assert!(e.is_connection_lost(), "{e:?}"),
+        PushOutcome::Failed(Failed { error: e, .. }) => assert!(e.is_connection_lost(), "{e:?}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(s.mock.accepted_count(p.apns_id()), 0);
@@ -295,7 +318,7 @@ async fn refused_stream_is_retried_with_the_same_apns_id() {
 async fn a_stall_hits_the_request_timeout() {
     let s = setup().await;
     let client = client_for(&s)
-        .request_timeout(Duration::from_millis(300))
+        .request_timeout(ANSWER_WITHIN)
         .build()
         .unwrap();
     s.mock.script(Fault::Stall);
@@ -305,7 +328,7 @@ async fn a_stall_hits_the_request_timeout() {
         outcome.error().is_some_and(|e| e.is_timeout()),
         "{outcome:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() >= ANSWER_WITHIN, "timed out early");
     assert!(client.send(push(7)).await.is_accepted());
 }
 
@@ -330,6 +353,36 @@ async fn connect_timeout_and_refused_connections_fail_typed() {
         .unwrap();
     let e = outcome.error().unwrap();
     assert!(e.is_connect() || e.is_timeout(), "{e:?}");
+}
+
+/// A connect that times out is a connect failure (nothing was sent), not a request timeout
+/// ("APNs may have it"): callers and the CLI tell the user the truth from `is_connect()`.
+#[tokio::test]
+async fn a_connect_timeout_is_a_connect_error_and_nothing_was_sent() {
+    // Accepts TCP connections and never answers the TLS ClientHello.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = ApnsClient::builder()
+        .endpoint(Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap())
+        .retry(RetryPolicy::none())
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let outcome = client.send(push(0)).await;
+    let e = outcome.error().expect("failed");
+    assert!(e.is_connect(), "{e:?}");
+    assert!(
+        !e.is_timeout(),
+        "a connect timeout is not a request timeout: {e:?}"
+    );
+    assert!(e.to_string().contains("nothing was sent"), "{e}");
+    silent.abort();
 }
 
 #[tokio::test]
@@ -411,11 +464,11 @@ async fn idle_connection_is_pinged_and_stays_usable() {
         .build()
         .unwrap();
     assert!(client.send(push(0)).await.is_accepted());
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let snap = counters.snapshot();
-    assert!(snap.pings >= 1, "{snap:?}");
-    let seen_by_mock: u32 = s.mock.stats().connections.values().map(|c| c.pings).sum();
-    assert!(seen_by_mock >= 1, "the mock saw {seen_by_mock} PINGs");
+    let seen_by_mock = || -> u32 { s.mock.stats().connections.values().map(|c| c.pings).sum() };
+    eventually("a PING sent by the client and seen by the mock", || {
+        counters.snapshot().pings >= 1 && seen_by_mock() >= 1
+    })
+    .await;
     assert!(client.send(push(1)).await.is_accepted());
     assert_eq!(counters.snapshot().connections, 1);
 }
@@ -426,21 +479,19 @@ async fn shutdown_drains_in_flight_pushes() {
         setup_with(MockApns::builder().latency(Latency::Fixed(Duration::from_millis(150)))).await;
     let client = client_for(&s).build().unwrap();
     assert!(client.send(push(0)).await.is_accepted());
-    let mut handles = Vec::new();
-    for i in 1..30 {
-        let c = client.clone();
-        handles.push(tokio::spawn(async move { c.send(push(i)).await }));
+    // A send is admitted when first polled: poll each once, so all 29 are in flight (or queued
+    // for a stream) before shutdown begins, however slowly this machine runs them.
+    let mut sends: Vec<_> = (1..30).map(|i| Box::pin(client.send(push(i)))).collect();
+    for send in &mut sends {
+        assert!(futures::poll!(send.as_mut()).is_pending());
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    client.shutdown().await;
-    for h in handles {
-        let o = h.await.unwrap();
+    let ((), outcomes) = tokio::join!(client.shutdown(), futures::future::join_all(sends));
+    for o in outcomes {
         assert!(o.is_accepted(), "{o:?}");
     }
     let after = client.send(push(99)).await;
     assert!(after.error().is_some_and(|e| e.is_shutdown()));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(s.mock.open_connections(), 0);
+    eventually("the connection closed", || s.mock.open_connections() == 0).await;
 }
 
 #[tokio::test]
@@ -516,9 +567,12 @@ async fn fault_matrix_one_outcome_per_push_no_duplicates() {
                 "accepted"
             }
             PushOutcome::Rejected(_) => "rejected",
-            PushOutcome::Failed(e) if e.is_connection_lost() => "connection lost",
-            PushOutcome::Failed(e) if e.is_timeout() => "timeout",
+            PushOutcome::Failed(Failed { error: e, .. }) if e.is_connection_lost() => {
+                "connection lost"
+            }
+            PushOutcome::Failed(Failed { error: e, .. }) if e.is_timeout() => "timeout",
             PushOutcome::Failed(_) => "failed",
+            _ => "another kind of outcome",
         };
         *tally.entry(k).or_default() += 1;
     }
@@ -656,8 +710,10 @@ async fn idle_timeout_closes_the_connection_and_the_next_push_reconnects() {
         .build()
         .unwrap();
     assert!(client.send(push(0)).await.is_accepted());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(s.mock.open_connections(), 0);
+    eventually("the idle connection closed", || {
+        s.mock.open_connections() == 0
+    })
+    .await;
     assert!(client.send(push(1)).await.is_accepted());
     assert_eq!(counters.snapshot().connections, 2);
 }
@@ -669,7 +725,7 @@ async fn send_all_gives_each_push_its_own_outcome() {
     let s = setup().await;
     let client = client_for(&s)
         .connections(2)
-        .request_timeout(Duration::from_millis(400))
+        .request_timeout(ANSWER_WITHIN)
         .build()
         .unwrap();
     assert!(client.send(push(0)).await.is_accepted());
@@ -743,11 +799,11 @@ async fn send_all_gives_each_push_its_own_outcome() {
             ("bad token", PushOutcome::Rejected(r)) => {
                 assert_eq!(r.reason, Reason::BadDeviceToken)
             }
-            ("exhausted", PushOutcome::Failed(e)) => {
+            ("exhausted", PushOutcome::Failed(Failed { error: e, .. })) => {
                 assert!(e.is_retries_exhausted());
                 assert_eq!(e.reason(), Some(&Reason::InternalServerError));
             }
-            ("timeout", PushOutcome::Failed(e)) => assert!(e.is_timeout()),
+            ("timeout", PushOutcome::Failed(Failed { error: e, .. })) => assert!(e.is_timeout()),
             ("unknown", PushOutcome::Rejected(r)) => {
                 assert_eq!(r.reason.as_str(), "NewReasonFrom2031")
             }
@@ -784,20 +840,16 @@ async fn a_connection_that_stops_answering_is_replaced() {
     let s = setup().await;
     let counters = Arc::new(Counters::default());
     let client = client_for(&s)
-        .request_timeout(Duration::from_millis(200))
+        .request_timeout(ANSWER_WITHIN)
         .metrics(counters.clone())
         .build()
         .unwrap();
     assert!(client.send(push(0)).await.is_accepted());
     s.mock.script_n(3, Fault::Stall);
-    for i in 1..=3 {
-        assert!(
-            client
-                .send(push(i))
-                .await
-                .error()
-                .is_some_and(|e| e.is_timeout())
-        );
+    // Three timeouts with no answer between them (concurrent, so the test waits one timeout).
+    let stalled = futures::future::join_all((1..=3).map(|i| client.send(push(i)))).await;
+    for o in stalled {
+        assert!(o.error().is_some_and(|e| e.is_timeout()), "{o:?}");
     }
     assert!(client.send(push(4)).await.is_accepted());
     assert_eq!(counters.snapshot().connections, 2);
@@ -829,11 +881,5 @@ async fn dropping_the_last_client_handle_closes_its_connections() {
     assert!(s.mock.open_connections() >= 1);
     drop(outcomes);
     drop(client);
-    for _ in 0..100 {
-        if s.mock.open_connections() == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{} connections still open", s.mock.open_connections());
+    eventually("every connection closed", || s.mock.open_connections() == 0).await;
 }

@@ -60,6 +60,10 @@ fn rss_kib(field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load test: about a million pushes; run in release with --ignored"]
 async fn a_hundred_thousand_notifications_to_ten_thousand_tokens_all_accounted_for() {
+    // Re-invoked as the mock's process (see below).
+    if let Some(dir) = std::env::var_os("HERALD_LOAD_MOCK_DIR") {
+        return load_mock_child(std::path::PathBuf::from(dir)).await;
+    }
     let notifications: usize = std::env::var("HERALD_LOAD_NOTIFICATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -70,7 +74,12 @@ async fn a_hundred_thousand_notifications_to_ten_thousand_tokens_all_accounted_f
     // the bridge's alone (the mock remembers every accepted apns-id).
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "load_mock_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "a_hundred_thousand_notifications_to_ten_thousand_tokens_all_accounted_for",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("HERALD_LOAD_MOCK_DIR", dir.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -263,15 +272,10 @@ async fn a_hundred_thousand_notifications_to_ten_thousand_tokens_all_accounted_f
     client.shutdown().await;
 }
 
-/// The mock APNs for the load test, in its own process: registers the devices, marks the dead
-/// ones once the parent registered them, scripts the stalls, and answers `stats` on stdin.
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-#[ignore = "run by the load test as a child process"]
-async fn load_mock_child() {
-    let Ok(dir) = std::env::var("HERALD_LOAD_MOCK_DIR") else {
-        return;
-    };
-    let dir = std::path::PathBuf::from(dir);
+/// The mock APNs for the load test, in its own process (the load test re-invoked with
+/// `HERALD_LOAD_MOCK_DIR` set): registers the devices, marks the dead ones once the parent
+/// registered them, scripts the stalls, and answers `stats` on stdin.
+async fn load_mock_child(dir: std::path::PathBuf) {
     let mock = MockApns::builder()
         .record_limit(1000)
         .start()

@@ -155,31 +155,39 @@ fn assert_consistent(path: &Path) -> (usize, usize) {
     (chain, bob.len())
 }
 
-/// The child: writes forever until killed.
-#[test]
-#[ignore = "run by registry_survives_kill_9_mid_write as a child process"]
-fn crash_child_writes_forever() {
-    let Ok(path) = std::env::var("HERALD_CRASH_CHILD") else {
-        return;
-    };
-    let (mut chain, bob) = assert_consistent(Path::new(&path));
+/// The child's side of `registry_survives_kill_9_mid_write`: writes until killed, printing a
+/// line after each pair of commits so the parent can kill it mid-write after real progress.
+fn write_until_killed(path: &Path) -> ! {
+    use std::io::Write;
+    let (mut chain, bob) = assert_consistent(path);
     let mut bob = bob as u64;
-    let r = DeviceRegistry::open(&path).unwrap();
+    let r = DeviceRegistry::open(path).unwrap();
     if chain == 0 {
         r.register(dev("alice", "a0000000")).unwrap();
     }
-    println!("ready");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").unwrap();
+    let mut written = 0u64;
     loop {
         let (old, new) = (format!("a0{chain:06x}"), format!("a0{:06x}", chain + 1));
         r.replace(&old, dev("alice", &new)).unwrap();
         chain += 1;
         r.register(dev("bob", &format!("b0{bob:06x}"))).unwrap();
         bob += 1;
+        written += 1;
+        // The parent stops reading once it has seen enough; a full pipe then blocks us here,
+        // between commits, which is fine: SIGKILL lands wherever we are.
+        let _ = writeln!(out, "wrote {written}");
+        let _ = out.flush();
     }
 }
 
 #[test]
 fn registry_survives_kill_9_mid_write() {
+    // Re-invoked as the child (see below): write until killed.
+    if let Some(path) = std::env::var_os("HERALD_CRASH_CHILD") {
+        write_until_killed(Path::new(&path));
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
     let exe = std::env::current_exe().unwrap();
@@ -188,8 +196,7 @@ fn registry_survives_kill_9_mid_write() {
         let mut child = std::process::Command::new(&exe)
             .args([
                 "--exact",
-                "crash_child_writes_forever",
-                "--ignored",
+                "registry_survives_kill_9_mid_write",
                 "--nocapture",
             ])
             .env("HERALD_CRASH_CHILD", &path)
@@ -197,16 +204,21 @@ fn registry_survives_kill_9_mid_write() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Wait for "ready", then let it write for a while and SIGKILL it.
-        let mut out = child.stdout.take().unwrap();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while !String::from_utf8_lossy(&seen).contains("ready") {
-            let n = std::io::Read::read(&mut out, &mut buf).unwrap();
-            assert!(n > 0, "child exited before writing");
-            seen.extend_from_slice(&buf[..n]);
+        // Wait until it has committed a few pairs (more each round, so the kill lands at
+        // different points), give it a moment more, then SIGKILL it mid-write. Progress is read
+        // from the child, not assumed from the clock: a loaded machine only makes this slower.
+        let want = 3 + 2 * round;
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        loop {
+            let line = lines.next().expect("child exited before writing").unwrap();
+            if let Some(n) = line.strip_prefix("wrote ")
+                && n.parse::<u64>().unwrap() >= want
+            {
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(50 + 37 * round));
+        std::thread::sleep(Duration::from_millis(7 * round));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let now = assert_consistent(&path);
@@ -220,4 +232,69 @@ fn registry_survives_kill_9_mid_write() {
         );
         last = now;
     }
+}
+
+/// The store conformance suite (the one a NATS or SQL store runs too), on both stores.
+#[cfg(feature = "testkit")]
+mod conformance {
+    use herald::bridge::conformance::{Scale, check_store, check_store_with};
+    use herald::bridge::{MemoryStore, RedbStore};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn memory_store_conforms() {
+        check_store(MemoryStore::new);
+    }
+
+    #[test]
+    fn memory_store_conforms_under_heavy_contention() {
+        check_store_with(
+            MemoryStore::new,
+            Scale {
+                threads: 16,
+                per_thread: 60,
+                registries: 8,
+            },
+        );
+    }
+
+    #[test]
+    fn redb_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = AtomicUsize::new(0);
+        // Every write is a durable commit (fsync): a smaller scale keeps this quick.
+        check_store_with(
+            || {
+                let i = n.fetch_add(1, Ordering::Relaxed);
+                RedbStore::open(dir.path().join(format!("{i}.redb"))).unwrap()
+            },
+            Scale {
+                threads: 4,
+                per_thread: 12,
+                registries: 2,
+            },
+        );
+    }
+}
+
+/// Several registries over one store, as processes sharing one: replace and register race on
+/// one subject and on one token without losing or doubling anything.
+#[test]
+fn registries_sharing_a_store_agree() {
+    use std::sync::Arc;
+    let store = Arc::new(herald::bridge::MemoryStore::new());
+    let a = DeviceRegistry::with_store(store.clone());
+    let b = DeviceRegistry::with_store(store);
+    a.register(dev("alice", "aa01")).unwrap();
+    assert_eq!(tokens(&b, "alice"), ["aa01"]);
+    assert!(
+        b.register(dev("mallory", "aa01"))
+            .unwrap_err()
+            .is_not_owner()
+    );
+    b.replace("aa01", dev("alice", "aa02")).unwrap();
+    assert_eq!(tokens(&a, "alice"), ["aa02"]);
+    // The released token is free for another subject through either handle.
+    a.register(dev("bob", "aa01")).unwrap();
+    assert_eq!(b.device("aa01").unwrap().unwrap().subject, "bob");
 }

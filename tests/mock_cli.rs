@@ -1,47 +1,128 @@
-//! `herald mock` as app developers run it: prints its address, the CA path and each push, and stops
-//! cleanly on Ctrl-C (SIGINT).
+//! `herald mock` as app developers run it: validates everything before printing anything, prints
+//! its address, CA path, keys, tokens and a `herald push` command that works as pasted (or one
+//! JSON start-up object with `--json`), prints each push, stops cleanly on Ctrl-C (SIGINT) or
+//! SIGTERM, and leaves no files behind in the temp dir, whether it stopped or failed to start.
+//!
+//! Each test gives the child its own `TMPDIR`, so "nothing left behind" is checked exactly.
 #![cfg(all(feature = "cli", unix))]
 
 mod mock_support;
 
 use mock_support::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn herald_mock_serves_prints_pushes_and_stops_on_ctrl_c() {
-    let out = std::env::temp_dir().join(format!("herald-mock-cli-{}", std::process::id()));
-    let device = token(1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["mock", "--json", "--out-dir"])
-        .arg(&out)
-        .args(["--generate-key", &format!("{KEY_ID}:{TEAM_ID}")])
-        .args(["--token", &format!("{device}:{BUNDLE}")])
-        .args(["--unregistered", &token(2)])
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+/// `herald mock ARGS` with its own temp dir, stdout piped.
+fn spawn_mock(tmp: &Path, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(HERALD)
+        .arg("mock")
+        .args(args)
+        .env("TMPDIR", tmp)
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = move || lines.next().unwrap().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
 
-    let listening = next();
-    let url = listening
-        .strip_prefix("herald mock: listening on https://")
+fn next(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    lines.next().expect("herald mock closed stdout").unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
         .unwrap()
-        .to_owned();
-    let ca_line = next();
-    let ca_path = ca_line
-        .strip_prefix("herald mock: CA certificate ")
-        .unwrap()
-        .to_owned();
-    let key_line = next();
-    let p8_path = key_line.rsplit(' ').next().unwrap().to_owned();
-    assert_eq!(next(), "herald mock: ready (Ctrl-C to stop)");
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Splits a command printed for a POSIX shell (plain words and '...' quoting).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_mock_json_startup_line_serves_pushes_and_stops_on_ctrl_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = token(1);
+    let gone = token(2);
+    let (child, mut lines) = spawn_mock(
+        tmp.path(),
+        &[
+            "--json",
+            "--generate-key",
+            &format!("{KEY_ID}:{TEAM_ID}"),
+            "--token",
+            &format!("{device}:{BUNDLE}"),
+            "--unregistered",
+            &format!("{gone}@2025-10-09T08:53:20.123Z"),
+        ],
+    );
+
+    let start: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
+    assert_eq!(start["event"], "listening");
+    let addr: std::net::SocketAddr = start["address"].as_str().unwrap().parse().unwrap();
+    assert_eq!(start["url"], format!("https://{addr}"));
+    assert_eq!(start["port"], addr.port());
+    assert_eq!(
+        (start["key_id"].as_str(), start["team_id"].as_str()),
+        (Some(KEY_ID), Some(TEAM_ID))
+    );
+    assert_eq!(start["tokens"][0]["token"], device.as_str());
+    assert_eq!(start["tokens"][0]["bundle_id"], BUNDLE);
+    assert_eq!(
+        start["unregistered"][0]["since"],
+        "2025-10-09T08:53:20.123Z"
+    );
+    assert_eq!(start["out_dir_removed_on_exit"], true);
+    let out_dir = start["out_dir"].as_str().unwrap().to_owned();
+    assert!(
+        out_dir.starts_with(tmp.path().to_str().unwrap()),
+        "{out_dir}"
+    );
+    let push_args = start["push_args"].as_array().unwrap();
+    assert!(push_args.iter().any(|a| a == device.as_str()), "{start}");
 
     // Talk to it with the independent test client, trusting the CA file it wrote.
-    let ca = std::fs::read_to_string(&ca_path).unwrap();
-    let p8 = std::fs::read_to_string(&p8_path).unwrap();
-    let addr: std::net::SocketAddr = url.parse().unwrap();
+    let ca = std::fs::read_to_string(start["ca"].as_str().unwrap()).unwrap();
+    let p8 = std::fs::read_to_string(start["key_path"].as_str().unwrap()).unwrap();
     let mut c = connect_to(addr, &ca).await;
     let jwt = sign_jwt(&p8, KEY_ID, TEAM_ID, now_secs());
     assert_eq!(
@@ -53,32 +134,160 @@ async fn herald_mock_serves_prints_pushes_and_stops_on_ctrl_c() {
             .status,
         200
     );
-    let gone = push(&token(2)).bearer(&jwt).send(&mut c).await.unwrap();
+    let answer = push(&gone).bearer(&jwt).send(&mut c).await.unwrap();
     assert_eq!(
-        (gone.status, gone.reason().as_deref()),
+        (answer.status, answer.reason().as_deref()),
         (410, Some("Unregistered"))
     );
+    assert_eq!(
+        answer.json()["timestamp"],
+        1_760_000_000_123u64,
+        "the time given"
+    );
 
-    let first: serde_json::Value = serde_json::from_str(&next()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
+    assert_eq!(first["event"], "push");
     assert_eq!(first["status"], 200);
     assert_eq!(first["device_token"], device.as_str());
     assert_eq!(first["payload"]["aps"]["alert"], "hi");
-    let second: serde_json::Value = serde_json::from_str(&next()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
     assert_eq!(second["reason"], "Unregistered");
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    signal(&child, "-INT");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert!(status.success(), "clean exit on Ctrl-C: {status}");
-    assert!(next().starts_with("herald mock: stopped after 2 requests (1 accepted)"));
-    let _ = std::fs::remove_dir_all(&out);
+    let stopped: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
+    assert_eq!(
+        (
+            &stopped["event"],
+            &stopped["requests"],
+            &stopped["accepted"]
+        ),
+        (&"stopped".into(), &2.into(), &1.into())
+    );
+    assert!(!Path::new(&out_dir).exists(), "{out_dir} left behind");
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+}
+
+/// The newcomer's path: a bare `herald mock` generates a key and a token, and the command it
+/// prints, pasted as is, sends a push it accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_herald_mock_prints_a_push_command_that_works_and_cleans_up_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, mut lines) = spawn_mock(tmp.path(), &[]);
+    let mut printed = Vec::new();
+    let command = loop {
+        let line = next(&mut lines);
+        printed.push(line.clone());
+        if line == "herald mock: send a push with" {
+            break next(&mut lines);
+        }
+        assert!(
+            !line.contains("ready"),
+            "no push command printed: {printed:#?}"
+        );
+    };
+    assert_eq!(next(&mut lines), "herald mock: ready (Ctrl-C to stop)");
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("herald mock: key HERALDKEY1 (team HERALDTEAM) written to ")),
+        "{printed:#?}"
+    );
+    let words = shell_words(command.trim());
+    assert_eq!(words[0], HERALD, "the program as invoked: {command}");
+    let pushed = tokio::task::spawn_blocking(move || {
+        Command::new(&words[0]).args(&words[1..]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&pushed.stdout);
+    assert_eq!(
+        pushed.status.code(),
+        Some(0),
+        "{command}\n{out}\n{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    assert!(out.starts_with("accepted: apns-id "), "{out}");
+    assert!(
+        next(&mut lines).contains(" -> 200 "),
+        "the mock printed the push"
+    );
+
+    signal(&child, "-TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert!(next(&mut lines).starts_with("herald mock: stopped after 1 requests (1 accepted)"));
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+}
+
+/// Bad input: exit 1 with a message that says what is wrong, nothing on stdout (no listening
+/// line before the failure), and nothing left in the temp dir.
+#[test]
+fn herald_mock_rejects_bad_input_before_printing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.p8");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let garbage_key = format!("{KEY_ID}:{TEAM_ID}:{}", garbage.display());
+    let run_dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--token", "zz"], "hex"),
+        (&["--token", "abc"], "even number"),
+        (&["--unregistered", "zz"], "hex"),
+        (&["--unregistered", "abcd@yesterday"], "not a time"),
+        (&["--error-rate", "2"], "fraction"),
+        (&["--error-rate", "lots"], "fraction"),
+        (&["--latency-ms", "fast"], "milliseconds"),
+        (&["--max-streams", "0"], "max-streams"),
+        (&["--key", "K:T:/nonexistent/AuthKey.p8"], "cannot read"),
+        (&["--key", &garbage_key], "--key"),
+        (&["--generate-key", "no-colon"], "KEY_ID:TEAM_ID"),
+        (&["--no-such-option"], "no-such-option"),
+    ];
+    for (args, says) in cases {
+        let out: Output = Command::new(HERALD)
+            .arg("mock")
+            .args(*args)
+            .env("TMPDIR", run_dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} should say {says:?}: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            entries(run_dir.path()).is_empty(),
+            "{args:?} left {:?}",
+            entries(run_dir.path())
+        );
+    }
+}
+
+#[test]
+fn herald_help_documents_the_exit_codes() {
+    for args in [&["--help"][..], &["push", "--help"], &["mock", "--help"]] {
+        let out = Command::new(HERALD).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Exit codes"), "{args:?}: {help}");
+    }
 }

@@ -64,8 +64,8 @@ async fn default_raised_limit_is_1000_and_pipelining_works_after_it() {
         200
     );
     assert_eq!(c.current_max_send_streams(), 1000);
-    s.mock
-        .set_latency(Latency::Fixed(Duration::from_millis(50)));
+    // Long enough that all 20 are open before the first answer, however loaded the machine.
+    s.mock.set_latency(Latency::Fixed(Duration::from_secs(1)));
     let mut pending = Vec::new();
     for _ in 0..20 {
         pending.push(push(&token(1)).bearer(&jwt).start(&mut c).await.unwrap());
@@ -703,7 +703,7 @@ async fn next_push_waits_for_a_push() {
     let jwt = s.jwt();
     let ca = s.mock.ca_pem().to_owned();
     let mock = &s.mock;
-    let waiter = mock.next_push(Duration::from_secs(5));
+    let waiter = mock.next_push(Duration::from_secs(30));
     let sender = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let mut c = s.client().await;
@@ -860,7 +860,8 @@ async fn idle_connection_gets_goaway_idle_timeout() {
 
 #[tokio::test]
 async fn pings_keep_a_connection_alive_and_are_counted() {
-    let s = Setup::with(MockApns::builder().idle_timeout(Duration::from_millis(150))).await;
+    // PINGs go out every ~50 ms; the idle timeout leaves a loaded machine ample slack.
+    let s = Setup::with(MockApns::builder().idle_timeout(Duration::from_secs(2))).await;
     let mut raw = Raw::connect(&s.mock, Some(b"h2".to_vec())).await;
     for _ in 0..8 {
         raw.write_frame(PING, 0, 0, &[1; 8]).await;

@@ -3,11 +3,17 @@
 //! pushes, a push to an unregistered token (410 with timestamp) and one to an unknown token
 //! (400 BadDeviceToken). The assertions are on what each client itself reported.
 //!
-//! The clients are installed by `.ci/setup-interop` into `$HERALD_INTEROP_DIR` (default
-//! `.ci/cache`). Without them these tests print a message and pass, unless
-//! `HERALD_REQUIRE_INTEROP=1` (set in CI), in which case they fail.
+//! The clients are installed from the lock files in `.ci/interop/` by `.ci/setup` into
+//! `$HERALD_INTEROP_DIR` (default `.ci/cache`). This file has its own harness (libtest-mimic)
+//! so that the decision is made when the tests run, and shows in the runner's summary:
+//! - a client that is installed: its test runs;
+//! - a client that is missing: its test is reported **ignored** (with a note on stderr saying
+//!   how to install it); `-- --ignored` runs it anyway, and it fails saying what is missing;
+//! - `HERALD_REQUIRE_INTEROP=1` (set by `.ci/run`): both tests always run, and a missing client
+//!   is a failure, never a skip.
 
 use herald::mock::{AuthKind, MockApns};
+use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -24,33 +30,65 @@ fn interop_dir() -> PathBuf {
     }
 }
 
-/// `Some(program)` when installed; `None` (after printing why) when the test should be skipped.
-fn require(what: &str, program: PathBuf, marker: PathBuf) -> Option<PathBuf> {
-    if marker.exists() {
-        return Some(program);
+/// One independent client: the program that runs its script, and the file that proves the
+/// package is installed.
+struct Peer {
+    name: &'static str,
+    program: PathBuf,
+    marker: PathBuf,
+}
+
+impl Peer {
+    fn node_apn(dir: &Path) -> Peer {
+        Peer {
+            name: "@parse/node-apn",
+            program: PathBuf::from("node"),
+            marker: dir.join("node/node_modules/@parse/node-apn/package.json"),
+        }
     }
-    let msg = format!(
-        "{what} not installed ({} missing): run .ci/setup-interop",
-        marker.display()
-    );
-    if std::env::var("HERALD_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("HERALD_REQUIRE_INTEROP=1 but {msg}");
+
+    fn aioapns(dir: &Path) -> Peer {
+        Peer {
+            name: "aioapns",
+            program: dir.join("venv/bin/python"),
+            marker: dir.join("venv/bin/python"),
+        }
     }
-    eprintln!("skipping interop test: {msg}");
-    None
+
+    fn installed(&self) -> bool {
+        self.marker.exists()
+    }
+
+    fn missing(&self) -> String {
+        format!(
+            "{} is not installed ({} missing): run .ci/setup",
+            self.name,
+            self.marker.display()
+        )
+    }
+
+    /// The program, or a failure that says what to install.
+    fn require(&self) -> PathBuf {
+        assert!(self.installed(), "{}", self.missing());
+        self.program.clone()
+    }
 }
 
 struct Fixture {
     mock: MockApns,
-    dir: PathBuf,
+    /// Removed when the fixture drops, pass or fail.
+    _dir: tempfile::TempDir,
     config: PathBuf,
     tokens: [String; 3],
 }
 
 async fn fixture(name: &str) -> Fixture {
     let mock = MockApns::start().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("herald-interop-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("herald-interop-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
     std::fs::write(dir.join("key.p8"), p8).unwrap();
     mock.write_ca_pem(dir.join("ca.pem")).unwrap();
@@ -84,7 +122,7 @@ async fn fixture(name: &str) -> Fixture {
     std::fs::write(&config, cfg.to_string()).unwrap();
     Fixture {
         mock,
-        dir,
+        _dir: tmp,
         config,
         tokens,
     }
@@ -185,19 +223,10 @@ fn assert_recorded(f: &Fixture, client: &str) {
             .is_some_and(|v| v["aps"]["alert"].is_string())
     }));
     assert!(f.mock.duplicate_accepted().is_empty(), "{client}");
-    let _ = std::fs::remove_dir_all(&f.dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_apn_interoperates() {
-    let dir = interop_dir();
-    let Some(node) = require(
-        "@parse/node-apn",
-        PathBuf::from("node"),
-        dir.join("node/node_modules/@parse/node-apn/package.json"),
-    ) else {
-        return;
-    };
+    let node = Peer::node_apn(&interop_dir()).require();
     let f = fixture("node").await;
     let report = run_client(&node, "node_apn_client.js", &f.config).await;
     assert_eq!(report["client"], json!("node-apn"));
@@ -205,20 +234,52 @@ async fn node_apn_interoperates() {
     assert_recorded(&f, "node-apn");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aioapns_interoperates() {
-    let dir = interop_dir();
-    let Some(python) = require(
-        "aioapns",
-        dir.join("venv/bin/python"),
-        dir.join("venv/bin/python"),
-    ) else {
-        return;
-    };
+    let python = Peer::aioapns(&interop_dir()).require();
     let f = fixture("aioapns").await;
     let report = run_client(&python, "aioapns_client.py", &f.config).await;
     assert_eq!(report["client"], json!("aioapns"));
     assert_report(&report, &f);
     assert_recorded(&f, "aioapns");
     // aioapns sends `host`, not `:authority`; the mock served it anyway.
+}
+
+fn run_async<F: std::future::Future<Output = ()>>(test: fn() -> F) -> Result<(), Failed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("cannot start a tokio runtime: {e}")))?;
+    runtime.block_on(test());
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let required = std::env::var("HERALD_REQUIRE_INTEROP").as_deref() == Ok("1");
+    let dir = interop_dir();
+    let mut trials = Vec::new();
+    for (peer, test) in [
+        (
+            Peer::node_apn(&dir),
+            Trial::test("node_apn_interoperates", || {
+                run_async(node_apn_interoperates)
+            }),
+        ),
+        (
+            Peer::aioapns(&dir),
+            Trial::test("aioapns_interoperates", || run_async(aioapns_interoperates)),
+        ),
+    ] {
+        let skip = !required && !peer.installed();
+        if skip {
+            eprintln!(
+                "mock_interop: {} (set HERALD_REQUIRE_INTEROP=1 to make this a failure); \
+                 its test is ignored",
+                peer.missing()
+            );
+        }
+        trials.push(test.with_ignored_flag(skip));
+    }
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -12,6 +12,16 @@
 //! `ExpiredProviderToken`, the token is retired and the push is retried once with a new one.
 //!
 //! Secrets never appear in `Debug` output, errors or logs.
+//!
+//! # What a push certificate covers
+//!
+//! Apple marks a push certificate with the environments it may connect to (extension
+//! `1.2.840.113635.100.6.3.1`: sandbox, `…3.2`: production) and the topics it may push to
+//! (`…3.6`: the bundle id, `.voip`, `.complication`...). [`Certificate`] reads them, and the
+//! client refuses, before sending anything, a certificate that does not cover the endpoint's
+//! environment ([`ApnsClientBuilder::build`](super::ApnsClientBuilder::build)) or a push to a
+//! topic it does not list ([`ErrorKind::CertificateMismatch`]). A certificate without these
+//! extensions is not refused (only the topic's bundle id is compared with the subject UID).
 
 use std::fmt;
 use std::sync::Arc;
@@ -341,6 +351,107 @@ impl TokenKey {
     }
 }
 
+/// An APNs environment: where development builds' tokens live, or App Store / TestFlight ones.
+///
+/// ```
+/// use herald::apns::{Endpoint, Environment};
+/// assert_eq!(Endpoint::Production.environment(), Some(Environment::Production));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Environment {
+    /// `api.sandbox.push.apple.com` (development).
+    Sandbox,
+    /// `api.push.apple.com`.
+    Production,
+}
+
+impl Environment {
+    /// `"sandbox"` or `"production"`.
+    ///
+    /// ```
+    /// assert_eq!(herald::apns::Environment::Sandbox.as_str(), "sandbox");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Apple's push-certificate extensions (Apple WWDR certification practice statement).
+const SANDBOX_EXT: &str = "1.2.840.113635.100.6.3.1";
+const PRODUCTION_EXT: &str = "1.2.840.113635.100.6.3.2";
+const TOPICS_EXT: &str = "1.2.840.113635.100.6.3.6";
+/// X.500 `UID` (userId): the bundle id of a push certificate.
+const UID_ATTR: &str = "0.9.2342.19200300.100.1.1";
+
+/// What a certificate may push to: its listed topics, or its bundle id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CertificateScope {
+    topics: Option<Vec<String>>,
+    bundle_id: Option<String>,
+}
+
+impl CertificateScope {
+    fn covers(&self, topic: &str) -> bool {
+        match (&self.topics, &self.bundle_id) {
+            (Some(topics), _) => topics.iter().any(|t| t == topic),
+            (None, Some(bundle)) => {
+                topic == bundle
+                    || topic
+                        .strip_prefix(bundle.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            }
+            (None, None) => true,
+        }
+    }
+
+    /// `Err` when a push to `topic` would be refused by APNs under this certificate.
+    pub(crate) fn check_topic(&self, topic: &str) -> Result<(), Error> {
+        if self.covers(topic) {
+            return Ok(());
+        }
+        let covered = match (&self.topics, &self.bundle_id) {
+            (Some(topics), _) => topics.join(", "),
+            (None, Some(bundle)) => format!("{bundle} and its suffixes"),
+            (None, None) => String::new(),
+        };
+        Err(Error::new(
+            ErrorKind::CertificateMismatch,
+            format!("the client certificate does not cover topic {topic:?} (it covers {covered})"),
+        ))
+    }
+}
+
+/// The topics of Apple's topics extension: `SEQUENCE { UTF8String topic, SEQUENCE {
+/// UTF8String kind }, ... }`. Strings directly in the sequence are topics; nested kind markers
+/// are skipped; a flat list of strings is read as topic, kind, topic, kind. `None` when the
+/// value is not a sequence.
+fn parse_topics(value: &[u8]) -> Option<Vec<String>> {
+    use x509_parser::der_parser::ber::BerObjectContent;
+    let (_, seq) = x509_parser::der_parser::parse_der(value).ok()?;
+    let BerObjectContent::Sequence(items) = &seq.content else {
+        return None;
+    };
+    let strings: Vec<Option<String>> = items
+        .iter()
+        .map(|i| i.as_str().ok().map(str::to_owned))
+        .collect();
+    Some(if strings.iter().all(Option::is_some) {
+        strings.into_iter().step_by(2).flatten().collect()
+    } else {
+        strings.into_iter().flatten().collect()
+    })
+}
+
 /// A client certificate (certificate-based authentication), with its private key.
 ///
 /// ```no_run
@@ -354,6 +465,8 @@ pub struct Certificate {
     pub(crate) key: PrivateKeyDer<'static>,
     not_after: SystemTime,
     subject: String,
+    environments: Vec<Environment>,
+    scope: CertificateScope,
 }
 
 impl Clone for Certificate {
@@ -363,6 +476,8 @@ impl Clone for Certificate {
             key: self.key.clone_key(),
             not_after: self.not_after,
             subject: self.subject.clone(),
+            environments: self.environments.clone(),
+            scope: self.scope.clone(),
         }
     }
 }
@@ -372,6 +487,8 @@ impl fmt::Debug for Certificate {
         f.debug_struct("Certificate")
             .field("subject", &self.subject)
             .field("expires_at", &self.not_after)
+            .field("environments", &self.environments)
+            .field("topics", &self.scope.topics)
             .finish_non_exhaustive()
     }
 }
@@ -476,6 +593,31 @@ impl Certificate {
         let secs = parsed.validity().not_after.timestamp();
         let not_after = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
         let subject = parsed.subject().to_string();
+        let has = |oid: &str| {
+            parsed
+                .extensions()
+                .iter()
+                .any(|e| e.oid.to_id_string() == oid)
+        };
+        let mut environments = Vec::new();
+        if has(SANDBOX_EXT) {
+            environments.push(Environment::Sandbox);
+        }
+        if has(PRODUCTION_EXT) {
+            environments.push(Environment::Production);
+        }
+        let topics = parsed
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == TOPICS_EXT)
+            .map(|e| parse_topics(e.value).unwrap_or_default());
+        let bundle_id = parsed
+            .subject()
+            .iter_attributes()
+            .find(|a| a.attr_type().to_id_string() == UID_ATTR)
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned);
+        let scope = CertificateScope { topics, bundle_id };
         rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
             Error::new(
                 ErrorKind::BadKey,
@@ -500,7 +642,83 @@ impl Certificate {
             key,
             not_after,
             subject,
+            environments,
+            scope,
         })
+    }
+
+    /// The environments the certificate may connect to, from Apple's extensions (sandbox
+    /// `1.2.840.113635.100.6.3.1`, production `…3.2`); empty when it carries neither.
+    ///
+    /// ```no_run
+    /// # use herald::apns::{Certificate, Environment};
+    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// if !cert.environments().contains(&Environment::Production) {
+    ///     eprintln!("this certificate cannot push to App Store builds");
+    /// }
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn environments(&self) -> &[Environment] {
+        &self.environments
+    }
+
+    /// The topics of Apple's topics extension (`1.2.840.113635.100.6.3.6`), when it has one.
+    ///
+    /// ```no_run
+    /// # use herald::apns::Certificate;
+    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// println!("may push to {:?}", cert.topics());
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn topics(&self) -> Option<&[String]> {
+        self.scope.topics.as_deref()
+    }
+
+    /// The bundle id (the subject's UID attribute), when it has one.
+    ///
+    /// ```no_run
+    /// # use herald::apns::Certificate;
+    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// assert_eq!(cert.bundle_id(), Some("com.example.app"));
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn bundle_id(&self) -> Option<&str> {
+        self.scope.bundle_id.as_deref()
+    }
+
+    /// Whether a push to `topic` is covered: listed in the topics extension, or, without one,
+    /// the bundle id or one of its suffixes (`<bundle>.voip`). A certificate that says neither
+    /// covers everything (APNs decides).
+    ///
+    /// ```no_run
+    /// # use herald::apns::Certificate;
+    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// assert!(cert.covers_topic("com.example.app"));
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
+    pub fn covers_topic(&self, topic: &str) -> bool {
+        self.scope.covers(topic)
+    }
+
+    /// `Err(CertificateMismatch)` when the certificate names its environments and `environment`
+    /// is not one of them (APNs would answer 403 BadCertificateEnvironment).
+    pub(crate) fn check_environment(&self, environment: Environment) -> Result<(), Error> {
+        if self.environments.is_empty() || self.environments.contains(&environment) {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.environments.iter().map(|e| e.as_str()).collect();
+        Err(Error::new(
+            ErrorKind::CertificateMismatch,
+            format!(
+                "the client certificate {} is for {} only, and the endpoint is {environment}",
+                self.subject,
+                names.join(" and ")
+            ),
+        ))
+    }
+
+    pub(crate) fn scope(&self) -> CertificateScope {
+        self.scope.clone()
     }
 
     /// When the certificate expires.

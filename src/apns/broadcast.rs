@@ -31,7 +31,7 @@ use super::error::{Error, ErrorKind};
 use super::payload::Payload;
 use super::pool::{Attempt, RequestSpec};
 use super::push::{Expiration, Priority, VOIP_PAYLOAD_LIMIT};
-use super::response::{PushOutcome, parse_error_body};
+use super::response::{Answer as Reply, PushOutcome, parse_error_body};
 
 /// A broadcast channel id (base64, as APNs assigns it).
 ///
@@ -516,7 +516,8 @@ impl ApnsClient {
         Ok(())
     }
 
-    /// Sends a broadcast; like [`ApnsClient::send`], it ends in exactly one [`PushOutcome`].
+    /// Sends a broadcast; like [`ApnsClient::send`], it ends in exactly one [`PushOutcome`],
+    /// which hands the broadcast back when rejected or failed.
     ///
     /// ```no_run
     /// # use herald::apns::{ApnsClient, Broadcast};
@@ -524,7 +525,7 @@ impl ApnsClient {
     /// let outcome = client.broadcast(b).await;
     /// # }
     /// ```
-    pub async fn broadcast(&self, broadcast: Broadcast) -> PushOutcome {
+    pub async fn broadcast(&self, broadcast: Broadcast) -> PushOutcome<Broadcast> {
         let b = &*broadcast.inner;
         let mut headers = Vec::with_capacity(5);
         let mut add = |name: &'static str, value: &str| {
@@ -547,8 +548,10 @@ impl ApnsClient {
             uri: std::sync::OnceLock::new(),
         });
         if self.is_closed() {
-            return PushOutcome::Failed(Error::new(ErrorKind::Shutdown, "the client is shut down"));
+            return Reply::Failed(Error::new(ErrorKind::Shutdown, "the client is shut down"))
+                .with(broadcast);
         }
-        self.deliver(spec, &b.apns_id, None, self.pool()).await
+        let answer = self.deliver(spec, &b.apns_id, None, self.pool()).await;
+        answer.with(broadcast)
     }
 }

@@ -14,12 +14,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::auth::{Certificate, TokenKey};
+use super::auth::{Certificate, CertificateScope, Environment, TokenKey};
 use super::error::{Error, ErrorKind, Msg};
 use super::metrics::{Metrics, RetryCause};
 use super::pool::{Attempt, Pool, PoolConfig, RequestSpec};
 use super::push::{Push, PushType};
-use super::response::{Accepted, PushOutcome, Reason, Rejected, parse_error_body};
+use super::response::{Accepted, Answer, PushOutcome, Reason, parse_error_body};
 
 /// Where to send pushes.
 ///
@@ -58,6 +58,7 @@ pub struct CustomEndpoint {
     host: String,
     port: u16,
     ca_pem: Option<Vec<u8>>,
+    environment: Option<Environment>,
 }
 
 impl Endpoint {
@@ -84,6 +85,7 @@ impl Endpoint {
             host,
             port: uri.port_u16().unwrap_or(443),
             ca_pem: None,
+            environment: None,
         }))
     }
 
@@ -101,6 +103,41 @@ impl Endpoint {
                 Endpoint::Custom(c)
             }
             other => other,
+        }
+    }
+
+    /// Which APNs environment a custom endpoint stands for (a mock or relay of sandbox or
+    /// production), so that a certificate for the other one is refused before connecting. No
+    /// effect on Apple's endpoints, whose environment is known.
+    ///
+    /// ```
+    /// use herald::apns::{Endpoint, Environment};
+    /// let e = Endpoint::custom("https://127.0.0.1:8443").unwrap().with_environment(Environment::Production);
+    /// assert_eq!(e.environment(), Some(Environment::Production));
+    /// ```
+    pub fn with_environment(self, environment: Environment) -> Endpoint {
+        match self {
+            Endpoint::Custom(mut c) => {
+                c.environment = Some(environment);
+                Endpoint::Custom(c)
+            }
+            other => other,
+        }
+    }
+
+    /// The APNs environment: known for Apple's endpoints, as set by
+    /// [`with_environment`](Self::with_environment) for a custom one.
+    ///
+    /// ```
+    /// # use herald::apns::{Endpoint, Environment};
+    /// assert_eq!(Endpoint::SandboxAlt.environment(), Some(Environment::Sandbox));
+    /// assert_eq!(Endpoint::custom("https://localhost:1").unwrap().environment(), None);
+    /// ```
+    pub fn environment(&self) -> Option<Environment> {
+        match self {
+            Endpoint::Production | Endpoint::ProductionAlt => Some(Environment::Production),
+            Endpoint::Sandbox | Endpoint::SandboxAlt => Some(Environment::Sandbox),
+            Endpoint::Custom(c) => c.environment,
         }
     }
 
@@ -405,6 +442,8 @@ impl ApnsClientBuilder {
     }
 
     /// Builds the client. No connection is opened until the first push (nor any token minted).
+    /// Under certificate authentication, a certificate whose Apple extensions name environments
+    /// other than the endpoint's is refused here ([`ErrorKind::CertificateMismatch`]).
     ///
     /// ```
     /// # use herald::apns::{ApnsClient, Endpoint};
@@ -445,6 +484,9 @@ impl ApnsClientBuilder {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::new(ErrorKind::Config, "TLS setup failed").with_source(e))?
             .with_root_certificates(roots);
+        if let (Some(c), Some(environment)) = (&self.certificate, self.endpoint.environment()) {
+            c.check_environment(environment)?;
+        }
         let mut tls = match &self.certificate {
             Some(c) => builder
                 .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
@@ -481,6 +523,8 @@ impl ApnsClientBuilder {
                 Some((h, uri.port_u16().unwrap_or(8080)))
             }
         };
+        // Every client reports to the `metrics` facade, then to the user's hook.
+        let metrics: Arc<dyn Metrics> = Arc::new(super::metrics::Facade { user: self.metrics });
         let cfg = PoolConfig {
             host,
             port,
@@ -495,7 +539,7 @@ impl ApnsClientBuilder {
             ping_timeout: self.ping_timeout,
             idle_timeout: self.idle_timeout,
             token: self.token.clone(),
-            metrics: self.metrics.clone(),
+            metrics: Some(metrics.clone()),
         };
         let manage_config = PoolConfig {
             host: m_host,
@@ -513,8 +557,9 @@ impl ApnsClientBuilder {
                 manage_config,
                 manage_pool: OnceLock::new(),
                 token: self.token,
+                certificate: self.certificate.as_ref().map(Certificate::scope),
                 retry: self.retry,
-                metrics: self.metrics,
+                metrics: Some(metrics),
                 closed: AtomicBool::new(false),
                 admitted: AtomicUsize::new(0),
                 drained: Notify::new(),
@@ -529,6 +574,8 @@ struct Inner {
     manage_config: PoolConfig,
     manage_pool: OnceLock<Pool>,
     token: Option<TokenKey>,
+    /// Under certificate auth: the topics the certificate covers (checked before sending).
+    certificate: Option<CertificateScope>,
     retry: RetryPolicy,
     metrics: Option<Arc<dyn Metrics>>,
     closed: AtomicBool,
@@ -653,18 +700,24 @@ impl ApnsClient {
             .get_or_init(|| Pool::start(self.inner.pool_config.clone()))
     }
 
-    /// Sends one push and waits for its outcome (retries included).
+    /// Sends one push and waits for its outcome (retries included). A rejected or failed
+    /// outcome hands the push back ([`PushOutcome::into_push`]), so it can be corrected or
+    /// queued again.
     ///
     /// Must be called within a tokio runtime. Never panics on anything a peer sends.
     ///
     /// ```no_run
     /// # use herald::apns::{ApnsClient, Push, PushOutcome};
-    /// # async fn f(client: ApnsClient, push: Push) {
+    /// # async fn f(client: ApnsClient, push: Push, retry_later: impl Fn(Push)) {
     /// match client.send(push).await {
     ///     PushOutcome::Accepted(a) => println!("accepted {}", a.apns_id),
     ///     PushOutcome::Rejected(r) if r.reason.invalidates_token() => println!("delete the token"),
     ///     PushOutcome::Rejected(r) => println!("rejected: {} ({})", r.reason, r.reason.explain()),
-    ///     PushOutcome::Failed(e) => println!("failed: {e}"),
+    ///     PushOutcome::Failed(f) => {
+    ///         println!("failed: {}", f.error);
+    ///         retry_later(f.push);
+    ///     }
+    ///     _ => {}
     /// }
     /// # }
     /// ```
@@ -673,12 +726,14 @@ impl ApnsClient {
             "apns.send",
             apns_id = %push.apns_id(),
             topic = %push.topic(),
+            token = %crate::apns::token_prefix(push.device_token()),
             push_type = push.push_type().as_str(),
         );
-        self.send_inner(push).instrument(span).await
+        let answer = self.send_inner(&push).instrument(span).await;
+        answer.with(push)
     }
 
-    async fn send_inner(&self, push: Push) -> PushOutcome {
+    async fn send_inner(&self, push: &Push) -> Answer {
         if self.inner.token.is_none()
             && matches!(
                 push.push_type(),
@@ -693,13 +748,25 @@ impl ApnsClient {
                 ),
             );
             if let Some(m) = self.inner.metrics.as_deref() {
-                m.sent(&push);
-                m.failed(&push, &e);
+                m.sent(push);
+                m.failed(push, &e);
             }
-            return PushOutcome::Failed(e);
+            return Answer::Failed(e);
         }
-        let spec = Arc::new(push_request(&push));
-        self.deliver(spec, push.apns_id(), Some(&push), self.pool())
+        if let Some(Err(e)) = self
+            .inner
+            .certificate
+            .as_ref()
+            .map(|c| c.check_topic(push.topic()))
+        {
+            if let Some(m) = self.inner.metrics.as_deref() {
+                m.sent(push);
+                m.failed(push, &e);
+            }
+            return Answer::Failed(e);
+        }
+        let spec = Arc::new(push_request(push));
+        self.deliver(spec, push.apns_id(), Some(push), self.pool())
             .await
     }
 
@@ -710,7 +777,7 @@ impl ApnsClient {
         own_id: &str,
         push: Option<&Push>,
         pool: &Pool,
-    ) -> PushOutcome {
+    ) -> Answer {
         let inner = &*self.inner;
         let metrics = inner.metrics.as_deref().zip(push);
         if let Some((m, push)) = metrics {
@@ -721,7 +788,7 @@ impl ApnsClient {
             if let Some((m, push)) = metrics {
                 m.failed(push, &e);
             }
-            return PushOutcome::Failed(e);
+            return Answer::Failed(e);
         }
         inner.admitted.fetch_add(1, Ordering::AcqRel);
         let _guard = AdmitGuard(inner);
@@ -752,7 +819,7 @@ impl ApnsClient {
                         if let Some((m, push)) = metrics {
                             m.accepted(push, started.elapsed());
                         }
-                        break PushOutcome::Accepted(Accepted {
+                        break Answer::Accepted(Accepted {
                             apns_id,
                             apns_unique_id: header("apns-unique-id"),
                         });
@@ -799,17 +866,17 @@ impl ApnsClient {
                         if let Some((m, push)) = metrics {
                             m.failed(push, &e);
                         }
-                        break PushOutcome::Failed(e);
+                        break Answer::Failed(e);
                     }
                     if let Some((m, push)) = metrics {
                         m.rejected(push, status, &reason);
                     }
-                    break PushOutcome::Rejected(Rejected {
+                    break Answer::Rejected {
                         apns_id,
                         status,
                         reason,
                         timestamp,
-                    });
+                    };
                 }
                 Attempt::Unsent {
                     error,
@@ -827,7 +894,7 @@ impl ApnsClient {
                     if let Some((m, push)) = metrics {
                         m.failed(push, &error);
                     }
-                    break PushOutcome::Failed(error);
+                    break Answer::Failed(error);
                 }
                 Attempt::Unsent {
                     error,
@@ -848,22 +915,22 @@ impl ApnsClient {
                     if let Some((m, push)) = metrics {
                         m.failed(push, &error);
                     }
-                    break PushOutcome::Failed(error);
+                    break Answer::Failed(error);
                 }
                 Attempt::Failed(error) => {
                     if let Some((m, push)) = metrics {
                         m.failed(push, &error);
                     }
-                    break PushOutcome::Failed(error);
+                    break Answer::Failed(error);
                 }
             }
         };
         match &outcome {
-            PushOutcome::Accepted(_) => tracing::debug!("accepted"),
-            PushOutcome::Rejected(r) => {
-                tracing::debug!(status = r.status, reason = %r.reason, "rejected")
+            Answer::Accepted(_) => tracing::debug!("accepted"),
+            Answer::Rejected { status, reason, .. } => {
+                tracing::debug!(status, %reason, "rejected")
             }
-            PushOutcome::Failed(e) => tracing::debug!(error = %e, "failed"),
+            Answer::Failed(e) => tracing::debug!(error = %e, "failed"),
         }
         outcome
     }

@@ -34,11 +34,16 @@ pub enum ErrorKind {
     WrongPassword,
     /// The client certificate has expired.
     CertificateExpired,
+    /// The client certificate does not cover the endpoint's environment or the push's topic
+    /// (checked before sending; APNs would answer BadCertificateEnvironment / TopicDisallowed).
+    CertificateMismatch,
     /// The client configuration is invalid (endpoint URL, CA file, proxy, ...).
     Config,
-    /// Could not establish a connection (DNS, TCP, proxy, TLS, HTTP/2 handshake).
+    /// Could not establish a connection (DNS, TCP, proxy, TLS, HTTP/2 handshake), including a
+    /// connect that did not finish within the connect timeout. Nothing was sent.
     Connect,
-    /// A timeout elapsed (connect or request).
+    /// A request got no answer within the request timeout. APNs may or may not have received
+    /// the push, so herald did not retry it. (A connect that times out is [`ErrorKind::Connect`].)
     Timeout,
     /// The connection was lost, or the server reset the stream (other than REFUSED_STREAM),
     /// while the request was in flight: APNs may or may not have processed it, so herald did not
@@ -197,7 +202,8 @@ impl Error {
         self.kind == ErrorKind::RetriesExhausted
     }
 
-    /// A connect or request timeout elapsed.
+    /// A request timed out: no answer within the request timeout. APNs may or may not have
+    /// the push. A connect that times out is [`Error::is_connect`] instead (nothing was sent).
     ///
     /// ```
     /// # use herald::apns::Push;
@@ -208,7 +214,8 @@ impl Error {
         self.kind == ErrorKind::Timeout
     }
 
-    /// A connection could not be established.
+    /// A connection could not be established (refused, TLS, proxy, or the connect timeout
+    /// elapsed): nothing was sent.
     ///
     /// ```
     /// # use herald::apns::Push;

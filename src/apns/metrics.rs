@@ -177,3 +177,63 @@ impl Metrics for Counters {
         self.pings.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// What every client reports through: the `metrics` facade (see [`crate::telemetry`]), then
+/// the user's hook, if any.
+pub(crate) struct Facade {
+    pub(crate) user: Option<std::sync::Arc<dyn Metrics>>,
+}
+
+impl Metrics for Facade {
+    fn sent(&self, push: &Push) {
+        crate::telemetry::apns_sent();
+        if let Some(m) = &self.user {
+            m.sent(push);
+        }
+    }
+    fn accepted(&self, push: &Push, latency: Duration) {
+        crate::telemetry::apns_outcome("accepted", String::new());
+        crate::telemetry::apns_latency(latency.as_secs_f64());
+        if let Some(m) = &self.user {
+            m.accepted(push, latency);
+        }
+    }
+    fn rejected(&self, push: &Push, status: u16, reason: &Reason) {
+        crate::telemetry::apns_outcome("rejected", crate::telemetry::reason_label(reason));
+        if let Some(m) = &self.user {
+            m.rejected(push, status, reason);
+        }
+    }
+    fn retried(&self, push: &Push, cause: RetryCause<'_>) {
+        crate::telemetry::apns_retry(match cause {
+            RetryCause::Rejected { .. } => "rejected",
+            RetryCause::TokenExpired => "token_expired",
+            RetryCause::Unsent(_) => "unsent",
+        });
+        if let Some(m) = &self.user {
+            m.retried(push, cause);
+        }
+    }
+    fn failed(&self, push: &Push, error: &Error) {
+        let reason = error
+            .reason()
+            .map(crate::telemetry::reason_label)
+            .unwrap_or_default();
+        crate::telemetry::apns_outcome("failed", reason);
+        if let Some(m) = &self.user {
+            m.failed(push, error);
+        }
+    }
+    fn connection_opened(&self) {
+        crate::telemetry::apns_connection_opened();
+        if let Some(m) = &self.user {
+            m.connection_opened();
+        }
+    }
+    fn ping_sent(&self) {
+        crate::telemetry::apns_ping();
+        if let Some(m) = &self.user {
+            m.ping_sent();
+        }
+    }
+}

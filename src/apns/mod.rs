@@ -7,7 +7,7 @@
 //! - [`Broadcast`] and channel management (`create_channel`, `read_channel`, `list_channels`,
 //!   `delete_channel`, `broadcast`): iOS 18 broadcast push for Live Activities.
 //! - [`PushOutcome`]: exactly one per push — accepted, rejected (with an open [`Reason`]), or
-//!   failed (with a typed [`Error`]).
+//!   failed (with a typed [`Error`]); rejected and failed ones hand the push back.
 //!
 //! # Guarantees
 //!
@@ -53,7 +53,7 @@ mod pool;
 mod push;
 mod response;
 
-pub use auth::{Certificate, TokenKey};
+pub use auth::{Certificate, Environment, TokenKey};
 pub use broadcast::{Broadcast, BroadcastBuilder, ChannelConfig, ChannelId, MessageStoragePolicy};
 pub use client::{ApnsClient, ApnsClientBuilder, CustomEndpoint, Endpoint, Outcomes, RetryPolicy};
 pub use error::{Error, ErrorKind, PayloadTooLarge};
@@ -64,4 +64,10 @@ pub use payload::{
 pub use push::{
     Expiration, PAYLOAD_LIMIT, Priority, Push, PushBuilder, PushType, VOIP_PAYLOAD_LIMIT,
 };
-pub use response::{Accepted, PushOutcome, Reason, Rejected};
+pub use response::{Accepted, Failed, PushOutcome, Reason, Rejected};
+
+/// The first 8 characters of a device token: enough to tell tokens apart in logs, not
+/// enough to address a device. herald never logs a whole token.
+pub(crate) fn token_prefix(token: &str) -> &str {
+    token.get(..8).unwrap_or(token)
+}

@@ -472,9 +472,14 @@ async fn connect(shared: &Shared) -> Result<Conn, Error> {
     };
     match timeout(cfg.connect_timeout, fut).await {
         Ok(r) => r,
+        // A connect failure, not a request timeout: no request was written on this connection,
+        // so nothing was sent (`is_connect()`, never "APNs may have it").
         Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!("connect timed out after {:?}", cfg.connect_timeout),
+            ErrorKind::Connect,
+            format!(
+                "could not connect to {}:{} within {:?} (nothing was sent)",
+                cfg.host, cfg.port, cfg.connect_timeout
+            ),
         )),
     }
 }

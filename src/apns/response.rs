@@ -8,6 +8,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::Error;
+use super::push::Push;
 
 macro_rules! reasons {
     ($( $(#[$m:meta])* $variant:ident = $status:literal, )*) => {
@@ -185,17 +186,41 @@ impl Reason {
         )
     }
 
-    /// Whether the device token should be deleted (410, or a token APNs rejects as such).
+    /// Whether the device token should be deleted: only APNs' 410 answers (`Unregistered`,
+    /// `ExpiredToken`), which carry the instant the token became invalid. Delete it unless the
+    /// app registered it again after that instant.
+    ///
+    /// `BadDeviceToken` is not one of them: APNs gives it also for a token of the other
+    /// environment (a provider deployed against the wrong one), so it is evidence to weigh,
+    /// not a verdict; see [`quarantines_token`](Self::quarantines_token).
     ///
     /// ```
     /// # use herald::apns::Reason;
     /// assert!(Reason::Unregistered.invalidates_token());
+    /// assert!(Reason::ExpiredToken.invalidates_token());
+    /// assert!(!Reason::BadDeviceToken.invalidates_token());
     /// assert!(!Reason::TooManyRequests.invalidates_token());
     /// ```
     pub fn invalidates_token(&self) -> bool {
+        matches!(self, Reason::Unregistered | Reason::ExpiredToken)
+    }
+
+    /// Whether the rejection names the token, not the request, but without proof that it is
+    /// dead: `BadDeviceToken` (invalid, or from the other environment) and
+    /// `DeviceTokenNotForTopic` (another app's token, or the wrong topic). herald's bridge puts
+    /// such tokens in quarantine instead of deleting them, unless most tokens of the same topic
+    /// and environment are rejected alike (then the configuration is the suspect).
+    ///
+    /// ```
+    /// # use herald::apns::Reason;
+    /// assert!(Reason::BadDeviceToken.quarantines_token());
+    /// assert!(Reason::DeviceTokenNotForTopic.quarantines_token());
+    /// assert!(!Reason::Unregistered.quarantines_token());
+    /// ```
+    pub fn quarantines_token(&self) -> bool {
         matches!(
             self,
-            Reason::Unregistered | Reason::ExpiredToken | Reason::BadDeviceToken
+            Reason::BadDeviceToken | Reason::DeviceTokenNotForTopic
         )
     }
 
@@ -277,10 +302,11 @@ impl fmt::Display for Reason {
 ///
 /// ```
 /// use herald::apns::Accepted;
-/// let a = Accepted { apns_id: "x".into(), apns_unique_id: None };
+/// let a = Accepted::new("x");
 /// assert_eq!(a.apns_id, "x");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Accepted {
     /// The apns-id APNs echoed back.
     pub apns_id: String,
@@ -288,15 +314,34 @@ pub struct Accepted {
     pub apns_unique_id: Option<String>,
 }
 
-/// A push APNs rejected.
+impl Accepted {
+    /// An accepted answer (for tests of code that handles outcomes).
+    ///
+    /// ```
+    /// # use herald::apns::Accepted;
+    /// assert!(Accepted::new("x").apns_unique_id.is_none());
+    /// ```
+    pub fn new(apns_id: impl Into<String>) -> Accepted {
+        Accepted {
+            apns_id: apns_id.into(),
+            apns_unique_id: None,
+        }
+    }
+}
+
+/// A push APNs rejected, handed back in [`push`](Self::push) so it can be corrected and sent
+/// again (as crossbeam's `SendError` hands back the message).
 ///
 /// ```
-/// use herald::apns::{Reason, Rejected};
-/// let r = Rejected { apns_id: "x".into(), status: 410, reason: Reason::Unregistered, timestamp: None };
+/// use herald::apns::{Push, Reason, Rejected};
+/// let push = Push::builder("a1b2", "com.example.app").build().unwrap();
+/// let r = Rejected::new(push, 410, Reason::Unregistered);
 /// assert!(r.reason.invalidates_token());
+/// assert_eq!(r.push.device_token(), "a1b2");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
+#[non_exhaustive]
+pub struct Rejected<P = Push> {
     /// The push's apns-id.
     pub apns_id: String,
     /// The HTTP status.
@@ -306,31 +351,93 @@ pub struct Rejected {
     /// With 410: when APNs learned the token is invalid. Delete the token unless the app
     /// registered it again after this instant.
     pub timestamp: Option<SystemTime>,
+    /// What was sent: the [`Push`] (or the [`Broadcast`](super::Broadcast)).
+    pub push: P,
 }
 
-/// How one push ended. Exactly one per push.
+impl Rejected<Push> {
+    /// A rejection of `push` without a timestamp (for tests of code that handles outcomes).
+    ///
+    /// ```
+    /// # use herald::apns::{Push, Reason, Rejected};
+    /// # let push = Push::builder("a1b2", "com.example.app").build().unwrap();
+    /// let r = Rejected::new(push, 400, Reason::BadDeviceToken);
+    /// assert!(r.timestamp.is_none());
+    /// ```
+    pub fn new(push: Push, status: u16, reason: Reason) -> Rejected<Push> {
+        Rejected {
+            apns_id: push.apns_id().to_owned(),
+            status,
+            reason,
+            timestamp: None,
+            push,
+        }
+    }
+}
+
+impl<P> Rejected<P> {
+    /// The status as an [`http::StatusCode`](crate::http::StatusCode) (`None` if out of range).
+    ///
+    /// ```
+    /// # use herald::apns::{Push, Reason, Rejected};
+    /// # let push = Push::builder("a1b2", "com.example.app").build().unwrap();
+    /// let r = Rejected::new(push, 410, Reason::Unregistered);
+    /// assert_eq!(r.status_code(), Some(herald::http::StatusCode::GONE));
+    /// ```
+    pub fn status_code(&self) -> Option<http::StatusCode> {
+        http::StatusCode::from_u16(self.status).ok()
+    }
+}
+
+/// A push that got no answer from APNs (or was refused before sending), handed back in
+/// [`push`](Self::push) so it can be queued again.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use herald::apns::{ApnsClient, Push, PushOutcome};
+/// let client = ApnsClient::builder().build().unwrap();
+/// client.shutdown().await;
+/// let push = Push::builder("a1b2", "com.example.app").build().unwrap();
+/// let PushOutcome::Failed(f) = client.send(push).await else { panic!() };
+/// assert!(f.error.is_shutdown());
+/// let again: Push = f.push; // queue it again elsewhere
+/// # drop(again);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Failed<P = Push> {
+    /// What went wrong.
+    pub error: Error,
+    /// What was sent: the [`Push`] (or the [`Broadcast`](super::Broadcast)).
+    pub push: P,
+}
+
+/// How one push ended. Exactly one per push. Rejected and failed outcomes hand the push
+/// back ([`into_push`](Self::into_push)).
 ///
 /// ```
 /// use herald::apns::{Accepted, PushOutcome};
-/// let o = PushOutcome::Accepted(Accepted { apns_id: "x".into(), apns_unique_id: None });
+/// let o: PushOutcome = PushOutcome::Accepted(Accepted::new("x"));
 /// assert!(o.is_accepted());
 /// ```
 #[derive(Debug, Clone)]
-pub enum PushOutcome {
+#[non_exhaustive]
+pub enum PushOutcome<P = Push> {
     /// APNs accepted the push.
     Accepted(Accepted),
     /// APNs rejected it.
-    Rejected(Rejected),
+    Rejected(Rejected<P>),
     /// herald could not get an answer (connection, timeout, retries exhausted, shutdown, ...).
-    Failed(Error),
+    Failed(Failed<P>),
 }
 
-impl PushOutcome {
+impl<P> PushOutcome<P> {
     /// Accepted by APNs.
     ///
     /// ```
     /// # use herald::apns::{Accepted, PushOutcome};
-    /// # let o = PushOutcome::Accepted(Accepted { apns_id: "x".into(), apns_unique_id: None });
+    /// # let o: PushOutcome = PushOutcome::Accepted(Accepted::new("x"));
     /// assert!(o.is_accepted());
     /// ```
     pub fn is_accepted(&self) -> bool {
@@ -341,7 +448,7 @@ impl PushOutcome {
     ///
     /// ```
     /// # use herald::apns::{Accepted, PushOutcome};
-    /// # let o = PushOutcome::Accepted(Accepted { apns_id: "x".into(), apns_unique_id: None });
+    /// # let o: PushOutcome = PushOutcome::Accepted(Accepted::new("x"));
     /// assert!(o.reason().is_none());
     /// ```
     pub fn reason(&self) -> Option<&Reason> {
@@ -355,13 +462,80 @@ impl PushOutcome {
     ///
     /// ```
     /// # use herald::apns::{Accepted, PushOutcome};
-    /// # let o = PushOutcome::Accepted(Accepted { apns_id: "x".into(), apns_unique_id: None });
+    /// # let o: PushOutcome = PushOutcome::Accepted(Accepted::new("x"));
     /// assert!(o.error().is_none());
     /// ```
     pub fn error(&self) -> Option<&Error> {
         match self {
-            PushOutcome::Failed(e) => Some(e),
+            PushOutcome::Failed(f) => Some(&f.error),
             _ => None,
+        }
+    }
+
+    /// The push handed back, when rejected or failed.
+    ///
+    /// ```
+    /// # use herald::apns::{Push, PushOutcome, Reason, Rejected};
+    /// # let push = Push::builder("a1b2", "com.example.app").build().unwrap();
+    /// let o = PushOutcome::Rejected(Rejected::new(push, 400, Reason::BadTopic));
+    /// assert_eq!(o.push().unwrap().device_token(), "a1b2");
+    /// ```
+    pub fn push(&self) -> Option<&P> {
+        match self {
+            PushOutcome::Rejected(r) => Some(&r.push),
+            PushOutcome::Failed(f) => Some(&f.push),
+            PushOutcome::Accepted(_) => None,
+        }
+    }
+
+    /// Takes the push back, when rejected or failed (to correct it, or queue it again).
+    ///
+    /// ```
+    /// # use herald::apns::{Push, PushOutcome, Reason, Rejected};
+    /// # let push = Push::builder("a1b2", "com.example.app").build().unwrap();
+    /// let o = PushOutcome::Rejected(Rejected::new(push, 400, Reason::BadTopic));
+    /// let fixed_and_sent_again: Push = o.into_push().unwrap();
+    /// # drop(fixed_and_sent_again);
+    /// ```
+    pub fn into_push(self) -> Option<P> {
+        match self {
+            PushOutcome::Rejected(r) => Some(r.push),
+            PushOutcome::Failed(f) => Some(f.push),
+            PushOutcome::Accepted(_) => None,
+        }
+    }
+}
+
+/// The client's answer before the push is put back in (see [`PushOutcome`]).
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Accepted(Accepted),
+    Rejected {
+        apns_id: String,
+        status: u16,
+        reason: Reason,
+        timestamp: Option<SystemTime>,
+    },
+    Failed(Error),
+}
+
+impl Answer {
+    pub(crate) fn with<P>(self, push: P) -> PushOutcome<P> {
+        match self {
+            Answer::Accepted(a) => PushOutcome::Accepted(a),
+            Answer::Rejected {
+                apns_id,
+                status,
+                reason,
+                timestamp,
+            } => PushOutcome::Rejected(Rejected {
+                apns_id,
+                status,
+                reason,
+                timestamp,
+                push,
+            }),
+            Answer::Failed(error) => PushOutcome::Failed(Failed { error, push }),
         }
     }
 }

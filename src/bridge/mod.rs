@@ -5,7 +5,9 @@
 //! post(n) ──► NotificationCenter ──► local observers
 //!                 │         └──────► forward(sink.map(..)) ──► queue ──► ApnsClient ──► APNs
 //!                 │                                                                    │
-//! DeviceRegistry ◄── TokenInvalidated / PushAccepted / PushRejected / PushFailed ◄─────┘
+//!                 │  PushAccepted / PushRejected / PushFailed / PushSkipped ◄──────────┤
+//!                 │  PushConfigSuspect / PushConfigRecovered (circuit breaker) ◄───────┤
+//! DeviceRegistry ◄── TokenInvalidated / TokenQuarantined / TokenReleased ◄─────────────┘
 //!        ▲
 //!        └── RegistrationEndpoint (feature `endpoint`): the app's oldToken / newToken POST
 //! ```
@@ -15,11 +17,18 @@
 //!   [`ObserverBuilder::forward`](crate::ObserverBuilder::forward) like any delivery kind, with
 //!   the same bounded buffer and [`Overflow`](crate::Overflow) policy. Posting never waits on
 //!   the network.
-//! - Outcome notifications: [`PushAccepted`], [`PushRejected`], [`PushFailed`],
-//!   [`TokenInvalidated`].
-//! - [`DeviceRegistry`]: subject → devices, persistent in a crash-safe [`RedbStore`] by default,
-//!   [`MemoryStore`] for tests, any [`RegistryStore`]. It observes [`TokenInvalidated`] and
-//!   deletes dead tokens unless they were registered again after APNs' timestamp.
+//! - Outcome notifications: [`PushAccepted`], [`PushRejected`], [`PushFailed`] (the last two
+//!   hand the push back), [`PushSkipped`].
+//! - [`lifecycle`]: what happens to a token after APNs answers, and the circuit breaker that
+//!   keeps a misconfiguration from touching any token: [`TokenInvalidated`] (410 only),
+//!   [`TokenQuarantined`], [`TokenReleased`], [`PushConfigSuspect`], [`PushConfigRecovered`],
+//!   configured by [`LifecycleConfig`], timed by a [`Clock`].
+//! - [`DeviceRegistry`]: subject → devices with their lifecycle state, persistent in a
+//!   crash-safe [`RedbStore`] by default, [`MemoryStore`] for tests, any [`RegistryStore`] (a
+//!   versioned key-value store with compare-and-set, shareable by several processes). It
+//!   observes the lifecycle notifications: deletes on 410 unless the token was registered
+//!   again after APNs' timestamp, quarantines and releases.
+//! - `conformance` (feature `testkit`): the checks any [`RegistryStore`] must pass.
 //! - `endpoint` (feature `endpoint`): the registration HTTP endpoint an app calls.
 //!
 //! The whole loop, offline against the mock server: `cargo run --example push_demo
@@ -51,7 +60,7 @@
 //! }
 //! // Later, the app is uninstalled from one device: APNs answers 410 from now on.
 //! mock.mark_unregistered(&gone, SystemTime::now());
-//! let _cleanup = registry.observe(&center);
+//! let _lifecycle = registry.observe(&center);
 //! let client = ApnsClient::builder()
 //!     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
 //!     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
@@ -69,18 +78,34 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
+#[cfg(feature = "testkit")]
+pub mod conformance;
 #[cfg(feature = "endpoint")]
+#[cfg_attr(docsrs, doc(cfg(feature = "endpoint")))]
 pub mod endpoint;
+pub mod lifecycle;
 mod registry;
 mod sink;
+mod store;
 mod store_redb;
 
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use lifecycle::{
+    BreakerReport, BreakerState, DEFAULT_COOL_DOWN, DEFAULT_GRACE, DEFAULT_MIN_SAMPLES,
+    DEFAULT_THRESHOLD, DEFAULT_WINDOW, LifecycleConfig, PushConfigRecovered, PushConfigSuspect,
+    PushSkipped, SkipCause, SuspectedCause, TokenInvalidated, TokenQuarantined, TokenReleased,
+};
 pub use registry::{
-    Change, Device, DeviceRegistry, Environment, MemoryStore, RegistryError, RegistryStore,
-    Replaced, StoreError,
+    DEFAULT_CLAIM_TIMEOUT, DEFAULT_MARKER_RETENTION, Device, DeviceRegistry, Environment,
+    Quarantine, RegistryBuilder, RegistryError, RegistrySubscription, Replaced,
 };
 pub use sink::{
     ApnsSink, ApnsSinkBuilder, Forwarding, Message, PushAccepted, PushFailed, PushRejected,
-    SinkMap, SinkMetrics, Target, TokenInvalidated,
+    SinkMap, SinkMetrics, Target,
+};
+pub use store::{
+    Cas, Claim, Expect, MemoryStore, RegistryStore, Release, Revision, StoreError, SubjectRecord,
+    Versioned,
 };
 pub use store_redb::RedbStore;

@@ -1,15 +1,18 @@
-//! Who owns which device token: [`DeviceRegistry`], its [`RegistryStore`] seam and the
-//! in-memory store.
+//! Who owns which device token: [`DeviceRegistry`] and the protocol it runs over a
+//! [`RegistryStore`].
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use parking_lot::Mutex;
-
-use crate::bridge::TokenInvalidated;
+use crate::apns::Reason;
+use crate::bridge::clock::{Clock, SystemClock};
+use crate::bridge::lifecycle::{TokenInvalidated, TokenQuarantined, TokenReleased};
+use crate::bridge::store::{
+    Cas, Claim, Expect, MemoryStore, RegistryStore, Release, Revision, StoreError, SubjectRecord,
+    to_ms,
+};
 use crate::{NotificationCenter, Subscription};
 
 /// Which APNs environment a device token belongs to. A sandbox token sent to production (or the
@@ -65,7 +68,8 @@ impl fmt::Display for Environment {
 }
 
 /// One registered device: a token, the subject (user or account id) it belongs to, the app
-/// (topic) and environment it was issued for, and when it was registered.
+/// (topic) and environment it was issued for, when it was registered, and whether it is in
+/// quarantine.
 ///
 /// ```
 /// use herald::bridge::{Device, Environment};
@@ -85,6 +89,53 @@ pub struct Device {
     pub environment: Environment,
     /// When the token was (last) registered: a 410 older than this does not delete it.
     pub registered_at: SystemTime,
+    /// `Some` while the token is in quarantine (see [`DeviceRegistry::quarantine`]): the sink
+    /// sends it nothing but probes. A registration clears it.
+    pub quarantine: Option<Quarantine>,
+}
+
+/// Why and since when a token is in quarantine: APNs rejected it with `BadDeviceToken` or
+/// `DeviceTokenNotForTopic` while other tokens of its topic and environment were accepted.
+/// Such a token is not deleted at once (a wrong environment also answers `BadDeviceToken`);
+/// it gets no pushes, and is deleted only when a probe confirms the rejection (see
+/// [`LifecycleConfig`](crate::bridge::LifecycleConfig)).
+///
+/// ```
+/// use herald::apns::Reason;
+/// use herald::bridge::Quarantine;
+/// use std::time::UNIX_EPOCH;
+/// let q = Quarantine::new(Reason::BadDeviceToken, UNIX_EPOCH);
+/// assert_eq!((q.rejections, q.since, q.last_rejected), (1, UNIX_EPOCH, UNIX_EPOCH));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Quarantine {
+    /// The latest rejection's reason.
+    pub reason: Reason,
+    /// When the first rejected push was sent.
+    pub since: SystemTime,
+    /// When the latest rejected push was sent.
+    pub last_rejected: SystemTime,
+    /// How many rejections put or kept it here.
+    pub rejections: u32,
+}
+
+impl Quarantine {
+    /// A quarantine after one rejection of a push sent at `at`.
+    ///
+    /// ```
+    /// # use herald::{apns::Reason, bridge::Quarantine};
+    /// let q = Quarantine::new(Reason::DeviceTokenNotForTopic, std::time::SystemTime::now());
+    /// assert_eq!(q.reason, Reason::DeviceTokenNotForTopic);
+    /// ```
+    pub fn new(reason: Reason, at: SystemTime) -> Quarantine {
+        Quarantine {
+            reason,
+            since: at,
+            last_rejected: at,
+            rejections: 1,
+        }
+    }
 }
 
 impl Device {
@@ -107,121 +158,36 @@ impl Device {
             topic: topic.into(),
             environment,
             registered_at: SystemTime::now(),
+            quarantine: None,
         }
     }
 
-    pub(crate) fn registered_micros(&self) -> u64 {
-        to_micros(self.registered_at)
-    }
-}
-
-pub(crate) fn to_micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-pub(crate) fn from_micros(us: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(us)
-}
-
-/// One change to a store. A [`RegistryStore::apply`] applies a batch of them atomically.
-///
-/// ```
-/// use herald::bridge::{Change, Device, Environment};
-/// let c = Change::Put(Device::new("alice", "ab", "com.example.app", Environment::Sandbox));
-/// assert!(matches!(c, Change::Put(_)));
-/// let c = Change::Delete("ab".into());
-/// assert!(matches!(c, Change::Delete(_)));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Insert or overwrite the device with this token.
-    Put(Device),
-    /// Delete the device with this token (no-op when absent).
-    Delete(String),
-}
-
-/// Where a [`DeviceRegistry`] keeps its devices. Bring your own (Postgres, Redis...) by
-/// implementing these four methods; [`DeviceRegistry`] does the ownership checks.
-///
-/// Contract: `apply` is atomic (all changes or none, even across a crash) and durable when it
-/// returns `Ok`; reads see every applied batch. The registry serializes its own writes, so a
-/// store need not guard against concurrent `apply` calls from one registry.
-///
-/// ```
-/// use herald::bridge::{Change, Device, DeviceRegistry, MemoryStore, RegistryStore, StoreError};
-///
-/// // A store that wraps another and counts writes.
-/// struct Counting(MemoryStore, std::sync::atomic::AtomicUsize);
-/// impl RegistryStore for Counting {
-///     fn get(&self, token: &str) -> Result<Option<Device>, StoreError> { self.0.get(token) }
-///     fn by_subject(&self, subject: &str) -> Result<Vec<Device>, StoreError> {
-///         self.0.by_subject(subject)
-///     }
-///     fn all(&self) -> Result<Vec<Device>, StoreError> { self.0.all() }
-///     fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
-///         self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-///         self.0.apply(changes)
-///     }
-/// }
-/// let registry = DeviceRegistry::with_store(Counting(MemoryStore::new(), Default::default()));
-/// assert_eq!(registry.len().unwrap(), 0);
-/// ```
-pub trait RegistryStore: Send + Sync + 'static {
-    /// The device with this token.
-    fn get(&self, token: &str) -> Result<Option<Device>, StoreError>;
-    /// Every device of a subject, in token order.
-    fn by_subject(&self, subject: &str) -> Result<Vec<Device>, StoreError>;
-    /// Every device, in token order.
-    fn all(&self) -> Result<Vec<Device>, StoreError>;
-    /// Applies the changes atomically and durably.
-    fn apply(&self, changes: &[Change]) -> Result<(), StoreError>;
-}
-
-/// A store failed (I/O, corruption, a user store's own error). Opaque, with the message.
-///
-/// ```
-/// use herald::bridge::StoreError;
-/// let e = StoreError::new("disk full");
-/// assert_eq!(e.to_string(), "device store: disk full");
-/// ```
-#[derive(Debug, Clone)]
-pub struct StoreError {
-    message: String,
-}
-
-impl StoreError {
-    /// A store error with a message (for user stores).
+    /// Whether the token is in quarantine.
     ///
     /// ```
-    /// # use herald::bridge::StoreError;
-    /// assert!(StoreError::new("x").message().contains('x'));
+    /// # use herald::bridge::{Device, Environment};
+    /// assert!(!Device::new("a", "aa", "t", Environment::Sandbox).is_quarantined());
     /// ```
-    pub fn new(message: impl Into<String>) -> StoreError {
-        StoreError {
-            message: message.into(),
-        }
-    }
-
-    /// The message.
-    ///
-    /// ```
-    /// # use herald::bridge::StoreError;
-    /// assert_eq!(StoreError::new("x").message(), "x");
-    /// ```
-    pub fn message(&self) -> &str {
-        &self.message
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantine.is_some()
     }
 }
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "device store: {}", self.message)
-    }
+/// What [`DeviceRegistry::replace`] did.
+///
+/// ```
+/// use herald::bridge::{Device, DeviceRegistry, Environment, Replaced};
+/// let r = DeviceRegistry::in_memory();
+/// let new = Device::new("alice", "bb", "com.example.app", Environment::Sandbox);
+/// assert_eq!(r.replace("aa", new).unwrap(), Replaced::Registered);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The old token was the subject's and is gone; the new one is registered.
+    Replaced,
+    /// The old token was unknown (or equal to the new one); the new one is registered.
+    Registered,
 }
-
-impl std::error::Error for StoreError {}
 
 /// Why a registry operation was refused. Nothing changed when one is returned.
 ///
@@ -242,6 +208,7 @@ pub struct RegistryError {
 #[derive(Debug, Clone)]
 enum RegistryErrorKind {
     NotOwner,
+    Contended,
     Store(StoreError),
 }
 
@@ -249,6 +216,12 @@ impl RegistryError {
     fn not_owner() -> RegistryError {
         RegistryError {
             kind: RegistryErrorKind::NotOwner,
+        }
+    }
+
+    fn contended() -> RegistryError {
+        RegistryError {
+            kind: RegistryErrorKind::Contended,
         }
     }
 
@@ -264,6 +237,17 @@ impl RegistryError {
         matches!(self.kind, RegistryErrorKind::NotOwner)
     }
 
+    /// Other writers kept winning every compare-and-set for too long (thousands of attempts);
+    /// nothing changed. Retrying later is safe.
+    ///
+    /// ```
+    /// # use herald::bridge::DeviceRegistry;
+    /// assert!(!DeviceRegistry::in_memory().remove("a", "aa").map(|_| ()).is_err());
+    /// ```
+    pub fn is_contended(&self) -> bool {
+        matches!(self.kind, RegistryErrorKind::Contended)
+    }
+
     /// The store failed.
     ///
     /// ```
@@ -274,7 +258,7 @@ impl RegistryError {
     pub fn store_error(&self) -> Option<&StoreError> {
         match &self.kind {
             RegistryErrorKind::Store(e) => Some(e),
-            RegistryErrorKind::NotOwner => None,
+            _ => None,
         }
     }
 }
@@ -283,6 +267,9 @@ impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             RegistryErrorKind::NotOwner => f.write_str("the token belongs to another subject"),
+            RegistryErrorKind::Contended => {
+                f.write_str("device store: too many concurrent writers, nothing changed")
+            }
             RegistryErrorKind::Store(e) => e.fmt(f),
         }
     }
@@ -298,115 +285,147 @@ impl From<StoreError> for RegistryError {
     }
 }
 
-/// Devices kept in memory: for tests, and for processes that re-learn tokens at startup.
+/// How many compare-and-set rounds an operation tries before giving up as contended.
+const MAX_ATTEMPTS: u32 = 10_000;
+
+/// Default [`RegistryBuilder::claim_timeout`].
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`RegistryBuilder::marker_retention`].
+pub const DEFAULT_MARKER_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// Configures a [`DeviceRegistry`]: the store, the clock, and the two durations of the
+/// ownership protocol.
 ///
 /// ```
-/// use herald::bridge::{Change, Device, Environment, MemoryStore, RegistryStore};
-/// let store = MemoryStore::new();
-/// store.apply(&[Change::Put(Device::new("a", "aa", "t", Environment::Sandbox))]).unwrap();
-/// assert_eq!(store.by_subject("a").unwrap().len(), 1);
+/// use herald::bridge::{DeviceRegistry, ManualClock, MemoryStore};
+/// use std::time::Duration;
+/// let registry = DeviceRegistry::builder(MemoryStore::new())
+///     .clock(ManualClock::new())
+///     .claim_timeout(Duration::from_secs(10))
+///     .build();
+/// assert!(registry.is_empty().unwrap());
 /// ```
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    inner: Mutex<MemoryInner>,
+#[must_use = "call .build() to get the registry"]
+pub struct RegistryBuilder {
+    store: Box<dyn RegistryStore>,
+    clock: Arc<dyn Clock>,
+    claim_timeout: Duration,
+    marker_retention: Duration,
 }
 
-#[derive(Debug, Default)]
-struct MemoryInner {
-    by_token: BTreeMap<String, Device>,
-    by_subject: BTreeMap<String, BTreeSet<String>>,
+impl fmt::Debug for RegistryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("claim_timeout", &self.claim_timeout)
+            .field("marker_retention", &self.marker_retention)
+            .finish_non_exhaustive()
+    }
 }
 
-impl MemoryStore {
-    /// An empty store.
+impl RegistryBuilder {
+    /// The clock for registration claims and quarantine times (default: the system clock).
     ///
     /// ```
-    /// # use herald::bridge::{MemoryStore, RegistryStore};
-    /// assert!(MemoryStore::new().all().unwrap().is_empty());
+    /// # use herald::bridge::{DeviceRegistry, ManualClock, MemoryStore};
+    /// let b = DeviceRegistry::builder(MemoryStore::new()).clock(ManualClock::new());
+    /// # drop(b);
     /// ```
-    pub fn new() -> MemoryStore {
-        MemoryStore::default()
-    }
-}
-
-impl RegistryStore for MemoryStore {
-    fn get(&self, token: &str) -> Result<Option<Device>, StoreError> {
-        Ok(self.inner.lock().by_token.get(token).cloned())
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
-    fn by_subject(&self, subject: &str) -> Result<Vec<Device>, StoreError> {
-        let inner = self.inner.lock();
-        Ok(inner
-            .by_subject
-            .get(subject)
-            .into_iter()
-            .flatten()
-            .filter_map(|t| inner.by_token.get(t).cloned())
-            .collect())
+    /// How long a half-done registration by another subject blocks a token (default
+    /// [`DEFAULT_CLAIM_TIMEOUT`], 30 s). A writer that crashed between claiming a token and
+    /// storing it leaves a claim that others may take over only after this long; an operation
+    /// that takes longer than this starts over with a fresh claim.
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, MemoryStore};
+    /// let b = DeviceRegistry::builder(MemoryStore::new()).claim_timeout(std::time::Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn claim_timeout(mut self, timeout: Duration) -> Self {
+        self.claim_timeout = timeout;
+        self
     }
 
-    fn all(&self) -> Result<Vec<Device>, StoreError> {
-        Ok(self.inner.lock().by_token.values().cloned().collect())
+    /// How long a release marker is kept (default [`DEFAULT_MARKER_RETENTION`], 24 h; at least
+    /// the claim timeout). A marker stops a writer that stalled with an old claim from putting
+    /// a token back into a subject that gave it up; a write delayed longer than this (in a
+    /// process or on the network) is the one case it no longer stops.
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, MemoryStore};
+    /// let b = DeviceRegistry::builder(MemoryStore::new()).marker_retention(std::time::Duration::from_secs(3600));
+    /// # drop(b);
+    /// ```
+    pub fn marker_retention(mut self, retention: Duration) -> Self {
+        self.marker_retention = retention;
+        self
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut inner = self.inner.lock();
-        for change in changes {
-            let token = match change {
-                Change::Put(d) => &d.token,
-                Change::Delete(t) => t,
-            };
-            if let Some(old) = inner.by_token.remove(token.as_str())
-                && let Some(set) = inner.by_subject.get_mut(&old.subject)
-            {
-                set.remove(token.as_str());
-                if set.is_empty() {
-                    inner.by_subject.remove(&old.subject);
-                }
-            }
-            if let Change::Put(d) = change {
-                inner
-                    .by_subject
-                    .entry(d.subject.clone())
-                    .or_default()
-                    .insert(d.token.clone());
-                inner.by_token.insert(d.token.clone(), d.clone());
-            }
+    /// Builds the registry.
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, MemoryStore};
+    /// let r = DeviceRegistry::builder(MemoryStore::new()).build();
+    /// # drop(r);
+    /// ```
+    pub fn build(self) -> DeviceRegistry {
+        DeviceRegistry {
+            inner: Arc::new(RegistryInner {
+                store: self.store,
+                clock: self.clock,
+                claim_timeout: self.claim_timeout,
+                marker_retention: self.marker_retention.max(self.claim_timeout),
+            }),
         }
-        Ok(())
     }
 }
 
-/// What [`DeviceRegistry::replace`] did.
-///
-/// ```
-/// use herald::bridge::{Device, DeviceRegistry, Environment, Replaced};
-/// let r = DeviceRegistry::in_memory();
-/// let new = Device::new("alice", "bb", "com.example.app", Environment::Sandbox);
-/// assert_eq!(r.replace("aa", new).unwrap(), Replaced::Registered);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replaced {
-    /// The old token was the subject's and is gone; the new one is registered.
-    Replaced,
-    /// The old token was unknown (or equal to the new one); the new one is registered.
-    Registered,
-}
-
-/// Subject (user or account id) → device tokens, with topic and environment.
+/// Subject (user or account id) → device tokens, with topic, environment and lifecycle state.
 ///
 /// - [`register`](Self::register), [`replace`](Self::replace) old → new in one atomic step (the
 ///   app sends both), [`remove`](Self::remove), [`devices`](Self::devices) of a subject.
 /// - A subject never touches another subject's token: taking, replacing or removing it fails
 ///   with [`RegistryError::is_not_owner`] and changes nothing.
-/// - [`observe`](Self::observe) a center: on [`TokenInvalidated`] (410 Unregistered,
-///   ExpiredToken, BadDeviceToken, DeviceTokenNotForTopic) the token is deleted unless it was
-///   registered again after the moment APNs says it became invalid.
+/// - **Only APNs' 410 deletes** ([`invalidate`](Self::invalidate)): `Unregistered` /
+///   `ExpiredToken`, unless the token was registered again after APNs' timestamp.
+/// - **`BadDeviceToken` / `DeviceTokenNotForTopic` quarantine** ([`quarantine`](Self::quarantine)):
+///   the token stays, the sink stops sending to it, a registration releases it, and it is
+///   deleted only on confirmation ([`delete_quarantined`](Self::delete_quarantined), driven by
+///   the sink's rule in [`LifecycleConfig`](crate::bridge::LifecycleConfig)).
+/// - [`observe`](Self::observe) a center: applies [`TokenInvalidated`], [`TokenQuarantined`]
+///   and [`TokenReleased`] as the sink posts them.
 /// - Persistent by default ([`open`](Self::open): an embedded crash-safe [redb] file); in memory
-///   for tests ([`in_memory`](Self::in_memory)); any [`RegistryStore`].
+///   for tests ([`in_memory`](Self::in_memory)); any [`RegistryStore`], shared by several
+///   processes if the store is.
 ///
 /// Cheap to clone (an `Arc` inside). Store calls are synchronous (a redb commit waits for
 /// `fsync`); call them from `spawn_blocking` if your store is slow.
+///
+/// # Atomicity across processes
+///
+/// Every operation is a sequence of compare-and-set writes on single keys (the store needs no
+/// transactions), retried on conflict; each change a reader can see is one write of one
+/// subject's record. The protocol:
+///
+/// 1. **Claim**: before a token enters subject S's record, S holds the token's claim (the
+///    token → subject index). A missing claim is created; S's own claim is reused. Another
+///    subject's claim is taken over only when that subject does not hold the token and either
+///    released it (a release marker in its record covers the claim's revision) or claimed it
+///    more than [`claim_timeout`](RegistryBuilder::claim_timeout) ago (a writer that crashed
+///    half-way); the takeover first writes a release marker into the old claimant's record
+///    (fencing any late writer there), then moves the claim. Otherwise: `NotOwner`.
+/// 2. **Write**: one compare-and-set of S's record adds (or replaces old → new, quarantines,
+///    releases, deletes) the device. A token is added only under a claim newer than any
+///    release marker S has for it.
+/// 3. **Release**: a token leaves S's record together with a release marker for its current
+///    claim (same write); then the claim is deleted if unchanged.
+///
+/// So a token is in at most one subject's record at any time, and a subject's record holds
+/// only tokens it claims; a crash between steps leaves at most a claim that expires.
 ///
 /// [redb]: https://www.redb.org
 ///
@@ -434,13 +453,31 @@ pub struct DeviceRegistry {
 
 struct RegistryInner {
     store: Box<dyn RegistryStore>,
-    write: Mutex<()>,
+    clock: Arc<dyn Clock>,
+    claim_timeout: Duration,
+    marker_retention: Duration,
 }
 
 impl fmt::Debug for DeviceRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceRegistry").finish_non_exhaustive()
+        f.debug_struct("DeviceRegistry")
+            .field("claim_timeout", &self.inner.claim_timeout)
+            .finish_non_exhaustive()
     }
+}
+
+/// What an edit of a subject's record decided.
+enum Edit<T> {
+    /// Write the edited record, then return the value.
+    Write(T),
+    /// Write nothing; return the value.
+    Keep(T),
+}
+
+/// Compares at APNs' precision (milliseconds): a registration in the same millisecond as a
+/// rejection does not outlive it.
+fn after(a: SystemTime, b: SystemTime) -> bool {
+    to_ms(a) > to_ms(b)
 }
 
 impl DeviceRegistry {
@@ -468,7 +505,7 @@ impl DeviceRegistry {
         DeviceRegistry::with_store(MemoryStore::new())
     }
 
-    /// A registry over your own store.
+    /// A registry over your own store, with the default settings.
     ///
     /// ```
     /// # use herald::bridge::{DeviceRegistry, MemoryStore};
@@ -476,16 +513,249 @@ impl DeviceRegistry {
     /// # drop(registry);
     /// ```
     pub fn with_store(store: impl RegistryStore) -> DeviceRegistry {
-        DeviceRegistry {
-            inner: Arc::new(RegistryInner {
-                store: Box::new(store),
-                write: Mutex::new(()),
-            }),
+        DeviceRegistry::builder(store).build()
+    }
+
+    /// Configures a registry over `store`. Several registries (in one process or many) may
+    /// share one store: pass an `Arc<S>`, or a store that is itself shared (NATS key-value).
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, MemoryStore};
+    /// use std::sync::Arc;
+    /// let store = Arc::new(MemoryStore::new());
+    /// let a = DeviceRegistry::builder(store.clone()).build();
+    /// let b = DeviceRegistry::builder(store).build();
+    /// # drop((a, b));
+    /// ```
+    pub fn builder(store: impl RegistryStore) -> RegistryBuilder {
+        RegistryBuilder {
+            store: Box::new(store),
+            clock: Arc::new(SystemClock),
+            claim_timeout: DEFAULT_CLAIM_TIMEOUT,
+            marker_retention: DEFAULT_MARKER_RETENTION,
         }
     }
 
+    fn store(&self) -> &dyn RegistryStore {
+        &*self.inner.store
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// Reads, edits and compare-and-sets one subject's record until the write wins (or the
+    /// edit decides to keep it). Expired release markers are dropped on every write.
+    fn edit<T>(
+        &self,
+        subject: &str,
+        mut f: impl FnMut(&mut SubjectRecord) -> Result<Edit<T>, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let current = self.store().read_subject(subject)?;
+            let (mut record, expect) = match current {
+                Some(v) => (v.value, Expect::At(v.revision)),
+                None => (SubjectRecord::default(), Expect::Absent),
+            };
+            let value = match f(&mut record)? {
+                Edit::Keep(v) => return Ok(v),
+                Edit::Write(v) => v,
+            };
+            let now = self.now();
+            let keep = self.inner.marker_retention;
+            record
+                .released
+                .retain(|_, m| now.duration_since(m.at).map_or(true, |age| age <= keep));
+            let write = (!record.is_empty()).then_some(&record);
+            if write.is_none() && expect == Expect::Absent {
+                return Ok(value);
+            }
+            if self
+                .store()
+                .write_subject(subject, expect, write)?
+                .is_written()
+            {
+                return Ok(value);
+            }
+            crate::telemetry::registry_conflict();
+            backoff(attempt);
+        }
+        Err(RegistryError::contended())
+    }
+
+    /// The subject whose record holds `token`, with the claim's revision.
+    fn holder(&self, token: &str) -> Result<Option<(String, Revision)>, RegistryError> {
+        let Some(claim) = self.store().read_claim(token)? else {
+            return Ok(None);
+        };
+        let held = self
+            .store()
+            .read_subject(&claim.value.subject)?
+            .is_some_and(|r| r.value.devices.contains_key(token));
+        Ok(held.then_some((claim.value.subject, claim.revision)))
+    }
+
+    /// Step 1 of the protocol: makes `subject` the claimant of `token`, returning the claim's
+    /// revision. `stale`: a revision of our own claim that a release marker voided; the claim
+    /// is renewed above it.
+    fn claim(
+        &self,
+        subject: &str,
+        token: &str,
+        stale: Option<Revision>,
+    ) -> Result<Revision, RegistryError> {
+        let store = self.store();
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            let fresh = Claim {
+                subject: subject.to_owned(),
+                claimed_at: now,
+            };
+            let cas = match store.read_claim(token)? {
+                None => store.write_claim(token, Expect::Absent, Some(&fresh))?,
+                Some(c) if c.value.subject == subject => {
+                    if stale.is_none_or(|s| c.revision > s) {
+                        return Ok(c.revision);
+                    }
+                    store.write_claim(token, Expect::At(c.revision), Some(&fresh))?
+                }
+                Some(c) => {
+                    let owner = c.value.subject.clone();
+                    let record = store.read_subject(&owner)?;
+                    let (mut value, expect) = match record {
+                        Some(v) => (v.value, Expect::At(v.revision)),
+                        None => (SubjectRecord::default(), Expect::Absent),
+                    };
+                    if value.devices.contains_key(token) {
+                        return Err(RegistryError::not_owner());
+                    }
+                    let released = value
+                        .released
+                        .get(token)
+                        .is_some_and(|m| m.claim >= c.revision);
+                    if !released {
+                        let age = now.duration_since(c.value.claimed_at).unwrap_or_default();
+                        if age < self.inner.claim_timeout {
+                            // Another subject is registering it right now.
+                            return Err(RegistryError::not_owner());
+                        }
+                        // A writer crashed half-way: fence its record, then take the claim.
+                        value.released.insert(
+                            token.to_owned(),
+                            Release {
+                                claim: c.revision,
+                                at: now,
+                            },
+                        );
+                        if !store
+                            .write_subject(&owner, expect, Some(&value))?
+                            .is_written()
+                        {
+                            crate::telemetry::registry_conflict();
+                            backoff(attempt);
+                            continue;
+                        }
+                    }
+                    store.write_claim(token, Expect::At(c.revision), Some(&fresh))?
+                }
+            };
+            if let Cas::Written(r) = cas {
+                return Ok(r);
+            }
+            crate::telemetry::registry_conflict();
+            backoff(attempt);
+        }
+        Err(RegistryError::contended())
+    }
+
+    /// Steps 1 and 2 for a token entering `subject`'s record: claims it, then applies `f` to
+    /// the record (which must insert the token) unless a release marker voids the claim.
+    fn add<T>(
+        &self,
+        subject: &str,
+        token: &str,
+        mut f: impl FnMut(&mut SubjectRecord) -> T,
+    ) -> Result<T, RegistryError> {
+        let mut stale = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            let started = self.now();
+            let claim = self.claim(subject, token, stale)?;
+            let timeout = self.inner.claim_timeout;
+            let done = self.edit(subject, |record| {
+                let voided = record.released.get(token).is_some_and(|m| m.claim >= claim);
+                let late = self
+                    .now()
+                    .duration_since(started)
+                    .is_ok_and(|d| d >= timeout);
+                if voided || late {
+                    return Ok(Edit::Keep(None));
+                }
+                record.released.remove(token);
+                Ok(Edit::Write(Some(f(record))))
+            })?;
+            match done {
+                Some(v) => return Ok(v),
+                None => {
+                    stale = Some(claim);
+                    backoff(attempt);
+                }
+            }
+        }
+        Err(RegistryError::contended())
+    }
+
+    /// Step 3 for a token that left `subject`'s record: deletes its claim if still ours at
+    /// `claim`. A conflict means someone renewed or took it: leave it.
+    fn drop_claim(&self, token: &str, claim: Option<Revision>) -> Result<(), RegistryError> {
+        if let Some(revision) = claim {
+            let _ = self
+                .store()
+                .write_claim(token, Expect::At(revision), None)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `token` from `subject`'s record if `pred` allows, with its release marker, then
+    /// drops the claim. Returns whether it was removed.
+    fn take_out(
+        &self,
+        subject: &str,
+        token: &str,
+        mut pred: impl FnMut(&Device) -> bool,
+    ) -> Result<bool, RegistryError> {
+        let claim = self
+            .store()
+            .read_claim(token)?
+            .filter(|c| c.value.subject == subject)
+            .map(|c| c.revision);
+        let now = self.now();
+        let removed = self.edit(subject, |record| {
+            match record.devices.get(token) {
+                Some(d) if pred(d) => {}
+                _ => return Ok(Edit::Keep(false)),
+            }
+            record.devices.remove(token);
+            if let Some(claim) = claim {
+                record
+                    .released
+                    .insert(token.to_owned(), Release { claim, at: now });
+            }
+            Ok(Edit::Write(true))
+        })?;
+        if removed {
+            self.drop_claim(token, claim)?;
+        }
+        Ok(removed)
+    }
+
+    /// The subject holding `token`, for operations addressed by token alone.
+    fn subject_of(&self, token: &str) -> Result<Option<String>, RegistryError> {
+        Ok(self.store().read_claim(token)?.map(|c| c.value.subject))
+    }
+
     /// Registers a device for its subject (again: refreshes its topic, environment and
-    /// registration time). Refused when the token belongs to another subject.
+    /// registration time, and releases it from quarantine). Refused when the token belongs to
+    /// another subject.
     ///
     /// ```
     /// # use herald::bridge::{Device, DeviceRegistry, Environment};
@@ -494,10 +764,12 @@ impl DeviceRegistry {
     /// assert_eq!(r.device("aa").unwrap().unwrap().subject, "alice");
     /// ```
     pub fn register(&self, device: Device) -> Result<(), RegistryError> {
-        let _w = self.inner.write.lock();
-        self.check_owner(&device.subject, &device.token)?;
-        self.inner.store.apply(&[Change::Put(device)])?;
-        Ok(())
+        let device = normalize(device);
+        let result = self.add(&device.subject.clone(), &device.token.clone(), |record| {
+            record.devices.insert(device.token.clone(), device.clone());
+        });
+        crate::telemetry::registry_op("register", &result);
+        result
     }
 
     /// Replaces `old_token` by `new` in one atomic step: after it, `old_token` is never
@@ -513,22 +785,44 @@ impl DeviceRegistry {
     /// assert!(r.device("aa").unwrap().is_none());
     /// ```
     pub fn replace(&self, old_token: &str, new: Device) -> Result<Replaced, RegistryError> {
-        let old_token = old_token.to_ascii_lowercase();
-        let _w = self.inner.write.lock();
-        self.check_owner(&new.subject, &new.token)?;
-        let old = self.inner.store.get(&old_token)?;
-        match old {
-            Some(old) if old.subject != new.subject => Err(RegistryError::not_owner()),
-            Some(_) if old_token != new.token => {
-                self.inner
-                    .store
-                    .apply(&[Change::Delete(old_token), Change::Put(new)])?;
-                Ok(Replaced::Replaced)
+        let result = self.replace_inner(&old_token.to_ascii_lowercase(), normalize(new));
+        crate::telemetry::registry_op("replace", &result);
+        result
+    }
+
+    fn replace_inner(&self, old: &str, new: Device) -> Result<Replaced, RegistryError> {
+        if old == new.token {
+            self.register(new)?;
+            return Ok(Replaced::Registered);
+        }
+        let subject = new.subject.clone();
+        if let Some((holder, _)) = self.holder(old)?
+            && holder != subject
+        {
+            return Err(RegistryError::not_owner());
+        }
+        let old_claim = self
+            .store()
+            .read_claim(old)?
+            .filter(|c| c.value.subject == subject)
+            .map(|c| c.revision);
+        let now = self.now();
+        let token = new.token.clone();
+        let had_old = self.add(&subject, &token, |record| {
+            let had = record.devices.remove(old).is_some();
+            if had && let Some(claim) = old_claim {
+                record
+                    .released
+                    .insert(old.to_owned(), Release { claim, at: now });
             }
-            _ => {
-                self.inner.store.apply(&[Change::Put(new)])?;
-                Ok(Replaced::Registered)
-            }
+            record.devices.insert(new.token.clone(), new.clone());
+            had
+        })?;
+        if had_old {
+            self.drop_claim(old, old_claim)?;
+            Ok(Replaced::Replaced)
+        } else {
+            Ok(Replaced::Registered)
         }
     }
 
@@ -544,21 +838,20 @@ impl DeviceRegistry {
     /// ```
     pub fn remove(&self, subject: &str, token: &str) -> Result<bool, RegistryError> {
         let token = token.to_ascii_lowercase();
-        let _w = self.inner.write.lock();
-        match self.inner.store.get(&token)? {
-            None => Ok(false),
-            Some(d) if d.subject != subject => Err(RegistryError::not_owner()),
-            Some(_) => {
-                self.inner.store.apply(&[Change::Delete(token)])?;
-                Ok(true)
-            }
-        }
+        let result = match self.holder(&token) {
+            Ok(Some((holder, _))) if holder != subject => Err(RegistryError::not_owner()),
+            Ok(_) => self.take_out(subject, &token, |_| true),
+            Err(e) => Err(e),
+        };
+        crate::telemetry::registry_op("remove", &result);
+        result
     }
 
-    /// Deletes `token` because APNs said it became invalid at `since`, unless it was registered
-    /// again after `since` (compared in milliseconds, APNs' precision). Returns whether it
-    /// was deleted. This is what
-    /// [`observe`](Self::observe) calls on [`TokenInvalidated`].
+    /// Deletes `token` because APNs answered 410 (`Unregistered`, `ExpiredToken`): it became
+    /// invalid at `since` (APNs' timestamp). Kept if it was registered again after `since`
+    /// (compared in milliseconds, APNs' precision). Returns whether it was deleted. This is
+    /// what [`observe`](Self::observe) calls on a 410 [`TokenInvalidated`]; the check and the
+    /// delete are one atomic step.
     ///
     /// ```
     /// # use herald::bridge::{Device, DeviceRegistry, Environment};
@@ -572,19 +865,132 @@ impl DeviceRegistry {
     /// ```
     pub fn invalidate(&self, token: &str, since: SystemTime) -> Result<bool, RegistryError> {
         let token = token.to_ascii_lowercase();
-        let _w = self.inner.write.lock();
-        match self.inner.store.get(&token)? {
-            // APNs timestamps have millisecond precision: compare at that precision, so a
-            // registration in the same millisecond as the 410 does not outlive it.
-            Some(d) if d.registered_micros() / 1000 <= to_micros(since) / 1000 => {
-                self.inner.store.apply(&[Change::Delete(token)])?;
-                Ok(true)
+        let result = match self.subject_of(&token) {
+            Ok(Some(subject)) => {
+                self.take_out(&subject, &token, |d| !after(d.registered_at, since))
             }
-            _ => Ok(false),
-        }
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        crate::telemetry::registry_op("invalidate", &result);
+        result
     }
 
-    /// The subject's devices, in token order.
+    /// Puts `token` in quarantine because APNs rejected a push sent at `at` with `reason`
+    /// (`BadDeviceToken`, `DeviceTokenNotForTopic`): kept, but sent nothing (the sink checks).
+    /// Again while in quarantine: counts the rejection. Ignored (`Ok(false)`) when the token is
+    /// unknown or was registered again after `at`. One atomic step.
+    ///
+    /// ```
+    /// # use herald::bridge::{Device, DeviceRegistry, Environment};
+    /// use herald::apns::Reason;
+    /// use std::time::SystemTime;
+    /// let r = DeviceRegistry::in_memory();
+    /// r.register(Device::new("alice", "aa", "com.example.app", Environment::Sandbox)).unwrap();
+    /// assert!(r.quarantine("aa", Reason::BadDeviceToken, SystemTime::now()).unwrap());
+    /// let d = r.device("aa").unwrap().unwrap();
+    /// assert_eq!(d.quarantine.unwrap().reason, Reason::BadDeviceToken);
+    /// // The app registers the token again: released.
+    /// r.register(Device::new("alice", "aa", "com.example.app", Environment::Sandbox)).unwrap();
+    /// assert!(!r.device("aa").unwrap().unwrap().is_quarantined());
+    /// ```
+    pub fn quarantine(
+        &self,
+        token: &str,
+        reason: Reason,
+        at: SystemTime,
+    ) -> Result<bool, RegistryError> {
+        let token = token.to_ascii_lowercase();
+        let result = match self.subject_of(&token) {
+            Ok(Some(subject)) => self.edit(&subject, |record| {
+                let Some(d) = record.devices.get_mut(&token) else {
+                    return Ok(Edit::Keep(false));
+                };
+                if after(d.registered_at, at) {
+                    return Ok(Edit::Keep(false));
+                }
+                match &mut d.quarantine {
+                    Some(q) => {
+                        q.rejections = q.rejections.saturating_add(1);
+                        q.last_rejected = q.last_rejected.max(at);
+                        q.reason = reason.clone();
+                    }
+                    None => d.quarantine = Some(Quarantine::new(reason.clone(), at)),
+                }
+                Ok(Edit::Write(true))
+            }),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        crate::telemetry::registry_op("quarantine", &result);
+        result
+    }
+
+    /// Releases `token` from quarantine (a probe was accepted). Returns whether it was in
+    /// quarantine. A registration releases too.
+    ///
+    /// ```
+    /// # use herald::bridge::{Device, DeviceRegistry, Environment};
+    /// # use herald::apns::Reason;
+    /// # use std::time::SystemTime;
+    /// let r = DeviceRegistry::in_memory();
+    /// r.register(Device::new("alice", "aa", "com.example.app", Environment::Sandbox)).unwrap();
+    /// r.quarantine("aa", Reason::BadDeviceToken, SystemTime::now()).unwrap();
+    /// assert!(r.release("aa").unwrap());
+    /// assert!(!r.release("aa").unwrap());
+    /// ```
+    pub fn release(&self, token: &str) -> Result<bool, RegistryError> {
+        let token = token.to_ascii_lowercase();
+        let result = match self.subject_of(&token) {
+            Ok(Some(subject)) => {
+                self.edit(&subject, |record| match record.devices.get_mut(&token) {
+                    Some(d) if d.quarantine.is_some() => {
+                        d.quarantine = None;
+                        Ok(Edit::Write(true))
+                    }
+                    _ => Ok(Edit::Keep(false)),
+                })
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        crate::telemetry::registry_op("release", &result);
+        result
+    }
+
+    /// Deletes a token in quarantine whose rejection was confirmed at `since` (the confirming
+    /// push's send time). Does nothing unless the token is in quarantine and was not
+    /// registered again after `since`. One atomic step.
+    ///
+    /// ```
+    /// # use herald::bridge::{Device, DeviceRegistry, Environment};
+    /// # use herald::apns::Reason;
+    /// # use std::time::SystemTime;
+    /// let r = DeviceRegistry::in_memory();
+    /// r.register(Device::new("alice", "aa", "com.example.app", Environment::Sandbox)).unwrap();
+    /// assert!(!r.delete_quarantined("aa", SystemTime::now()).unwrap()); // active: kept
+    /// r.quarantine("aa", Reason::BadDeviceToken, SystemTime::now()).unwrap();
+    /// assert!(r.delete_quarantined("aa", SystemTime::now()).unwrap());
+    /// assert!(r.device("aa").unwrap().is_none());
+    /// ```
+    pub fn delete_quarantined(
+        &self,
+        token: &str,
+        since: SystemTime,
+    ) -> Result<bool, RegistryError> {
+        let token = token.to_ascii_lowercase();
+        let result = match self.subject_of(&token) {
+            Ok(Some(subject)) => self.take_out(&subject, &token, |d| {
+                d.quarantine.is_some() && !after(d.registered_at, since)
+            }),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        crate::telemetry::registry_op("delete_quarantined", &result);
+        result
+    }
+
+    /// The subject's devices, in token order (those in quarantine included, marked).
     ///
     /// ```
     /// # use herald::bridge::{Device, DeviceRegistry, Environment};
@@ -595,7 +1001,11 @@ impl DeviceRegistry {
     /// assert_eq!(tokens, ["aa", "bb"]);
     /// ```
     pub fn devices(&self, subject: &str) -> Result<Vec<Device>, RegistryError> {
-        Ok(self.inner.store.by_subject(subject)?)
+        Ok(self
+            .store()
+            .read_subject(subject)?
+            .map(|v| v.value.devices.into_values().collect())
+            .unwrap_or_default())
     }
 
     /// The device with this token.
@@ -605,17 +1015,42 @@ impl DeviceRegistry {
     /// assert!(DeviceRegistry::in_memory().device("aa").unwrap().is_none());
     /// ```
     pub fn device(&self, token: &str) -> Result<Option<Device>, RegistryError> {
-        Ok(self.inner.store.get(&token.to_ascii_lowercase())?)
+        let token = token.to_ascii_lowercase();
+        let Some(subject) = self.subject_of(&token)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store()
+            .read_subject(&subject)?
+            .and_then(|mut v| v.value.devices.remove(&token)))
     }
 
-    /// Every device, in token order.
+    /// Every device, by subject then token.
     ///
     /// ```
     /// # use herald::bridge::DeviceRegistry;
     /// assert!(DeviceRegistry::in_memory().all().unwrap().is_empty());
     /// ```
     pub fn all(&self) -> Result<Vec<Device>, RegistryError> {
-        Ok(self.inner.store.all()?)
+        let mut subjects = self.store().subjects()?;
+        subjects.sort();
+        let mut out = Vec::new();
+        for s in subjects {
+            out.extend(self.devices(&s)?);
+        }
+        Ok(out)
+    }
+
+    /// Every device in quarantine.
+    ///
+    /// ```
+    /// # use herald::bridge::DeviceRegistry;
+    /// assert!(DeviceRegistry::in_memory().quarantined().unwrap().is_empty());
+    /// ```
+    pub fn quarantined(&self) -> Result<Vec<Device>, RegistryError> {
+        let mut all = self.all()?;
+        all.retain(Device::is_quarantined);
+        Ok(all)
     }
 
     /// How many devices are registered.
@@ -625,7 +1060,7 @@ impl DeviceRegistry {
     /// assert_eq!(DeviceRegistry::in_memory().len().unwrap(), 0);
     /// ```
     pub fn len(&self) -> Result<usize, RegistryError> {
-        Ok(self.inner.store.all()?.len())
+        Ok(self.all()?.len())
     }
 
     /// Whether no device is registered.
@@ -638,13 +1073,17 @@ impl DeviceRegistry {
         Ok(self.len()? == 0)
     }
 
-    /// Deletes tokens that APNs reports invalid: an inline observer of [`TokenInvalidated`]
-    /// on `center` that calls [`invalidate`](Self::invalidate). Drop the guard to stop.
+    /// Applies the sink's lifecycle notifications on `center`: inline observers that call
+    /// [`invalidate`](Self::invalidate) on a 410 [`TokenInvalidated`],
+    /// [`delete_quarantined`](Self::delete_quarantined) on a confirmed `BadDeviceToken` /
+    /// `DeviceTokenNotForTopic` one, [`quarantine`](Self::quarantine) on
+    /// [`TokenQuarantined`] and [`release`](Self::release) on [`TokenReleased`]. Drop the
+    /// guard to stop.
     ///
-    /// Inline means the deletion runs on the task that received APNs' answer, before the
-    /// sink counts the push as answered: once [`SinkMetrics::in_flight`](crate::bridge::SinkMetrics::in_flight)
-    /// is 0, every dead token is gone. With the redb store that is one durable commit (a few
-    /// milliseconds of `fsync`) per dead token, on a tokio worker.
+    /// Inline means the change runs on the task that received APNs' answer, before the sink
+    /// counts the push as answered: once the sink is idle, the registry is up to date. With the
+    /// redb store that is one durable commit (a few milliseconds of `fsync`) per change, on a
+    /// tokio worker.
     ///
     /// ```
     /// use herald::NotificationCenter;
@@ -656,28 +1095,79 @@ impl DeviceRegistry {
     /// let registry = DeviceRegistry::in_memory();
     /// let _cleanup = registry.observe(&center);
     /// registry.register(Device::new("alice", "aa", "com.example.app", Environment::Sandbox)).unwrap();
-    /// center.post(TokenInvalidated {
-    ///     token: "aa".into(),
-    ///     topic: "com.example.app".into(),
-    ///     subject: Some("alice".into()),
-    ///     reason: Reason::Unregistered,
-    ///     since: SystemTime::now(),
-    /// });
+    /// center.post(TokenInvalidated::new("aa", "com.example.app", Reason::Unregistered, SystemTime::now()));
     /// assert!(registry.devices("alice").unwrap().is_empty());
     /// ```
-    pub fn observe(&self, center: &NotificationCenter) -> Subscription {
-        let registry = self.clone();
-        center.observe(move |n: &TokenInvalidated| {
-            if let Err(e) = registry.invalidate(&n.token, n.since) {
+    pub fn observe(&self, center: &NotificationCenter) -> RegistrySubscription {
+        let r = self.clone();
+        let invalidated = center.observe(move |n: &TokenInvalidated| {
+            let result = if n.reason.invalidates_token() {
+                r.invalidate(&n.token, n.since)
+            } else if n.reason.quarantines_token() {
+                r.delete_quarantined(&n.token, n.since)
+            } else {
+                Ok(false)
+            };
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "device registry: could not delete an invalid token");
             }
-        })
+        });
+        let r = self.clone();
+        let quarantined = center.observe(move |n: &TokenQuarantined| {
+            if let Err(e) = r.quarantine(&n.token, n.reason.clone(), n.at) {
+                tracing::warn!(error = %e, "device registry: could not quarantine a token");
+            }
+        });
+        let r = self.clone();
+        let released = center.observe(move |n: &TokenReleased| {
+            if let Err(e) = r.release(&n.token) {
+                tracing::warn!(error = %e, "device registry: could not release a token");
+            }
+        });
+        RegistrySubscription {
+            subscriptions: vec![invalidated, quarantined, released],
+        }
     }
+}
 
-    fn check_owner(&self, subject: &str, token: &str) -> Result<(), RegistryError> {
-        match self.inner.store.get(token)? {
-            Some(d) if d.subject != subject => Err(RegistryError::not_owner()),
-            _ => Ok(()),
+fn normalize(mut device: Device) -> Device {
+    device.token = device.token.to_ascii_lowercase();
+    device.quarantine = None;
+    device
+}
+
+fn backoff(attempt: u32) {
+    if attempt > 2 {
+        std::thread::yield_now();
+    }
+}
+
+/// The observers [`DeviceRegistry::observe`] installed. Dropping it unsubscribes them all;
+/// [`detach`](Self::detach) keeps them for the life of the center.
+///
+/// ```
+/// # use herald::{NotificationCenter, bridge::DeviceRegistry};
+/// let center = NotificationCenter::new();
+/// let guard = DeviceRegistry::in_memory().observe(&center);
+/// guard.detach();
+/// ```
+#[must_use = "dropping it stops the registry from applying token lifecycle notifications"]
+#[derive(Debug)]
+pub struct RegistrySubscription {
+    subscriptions: Vec<Subscription>,
+}
+
+impl RegistrySubscription {
+    /// Keeps the observers for the life of the center.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, bridge::DeviceRegistry};
+    /// let center = NotificationCenter::new();
+    /// DeviceRegistry::in_memory().observe(&center).detach();
+    /// ```
+    pub fn detach(self) {
+        for s in self.subscriptions {
+            s.detach();
         }
     }
 }

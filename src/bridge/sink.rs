@@ -3,14 +3,21 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tracing::Instrument as _;
 
 use crate::apns::{
     ApnsClient, Error, Expiration, Payload, Priority, Push, PushOutcome, PushType, Reason,
 };
+use crate::bridge::clock::{Clock, SystemClock};
+use crate::bridge::lifecycle::{
+    Action, Admit, BreakerReport, Lifecycle, LifecycleConfig, Observed, PushSkipped,
+    Target as LifecycleTarget, Ticket,
+};
+use crate::bridge::registry::Quarantine;
 use crate::bridge::{DeviceRegistry, Environment};
 use crate::{
     BufferStats, Notification, NotificationCenter, ObserverBuilder, ObserverId, RecvError, Terminal,
@@ -43,8 +50,9 @@ impl Notification for PushAccepted {
     }
 }
 
-/// APNs rejected a push (any status). When the reason means the token is dead, a
-/// [`TokenInvalidated`] follows.
+/// APNs rejected a push (any status). The lifecycle notifications it leads to
+/// ([`TokenInvalidated`](crate::bridge::TokenInvalidated) on 410,
+/// [`TokenQuarantined`](crate::bridge::TokenQuarantined), ...) follow it.
 ///
 /// ```
 /// use herald::bridge::PushRejected;
@@ -69,6 +77,8 @@ pub struct PushRejected {
     pub reason: Reason,
     /// With 410: when APNs learned the token is invalid.
     pub timestamp: Option<SystemTime>,
+    /// The push, handed back (to correct and send again).
+    pub push: Push,
 }
 
 impl Notification for PushRejected {
@@ -97,42 +107,13 @@ pub struct PushFailed {
     pub subject: Option<String>,
     /// What went wrong.
     pub error: Error,
+    /// The push, handed back to be queued again (`None` when it could not be built).
+    pub push: Option<Push>,
 }
 
 impl Notification for PushFailed {
     fn name() -> &'static str {
         "herald.apns.push.failed"
-    }
-}
-
-/// APNs says a device token is dead: 410 `Unregistered` / `ExpiredToken` (with Apple's
-/// timestamp), `BadDeviceToken` or `DeviceTokenNotForTopic` (with the moment the push was
-/// sent). [`DeviceRegistry::observe`] deletes the token unless it was registered again after
-/// [`since`](Self::since).
-///
-/// ```
-/// use herald::bridge::TokenInvalidated;
-/// use herald::NotificationCenter;
-/// let center = NotificationCenter::new();
-/// let _log = center.observe(|n: &TokenInvalidated| println!("{} is gone ({})", n.token, n.reason));
-/// ```
-#[derive(Debug, Clone)]
-pub struct TokenInvalidated {
-    /// The device token.
-    pub token: String,
-    /// The topic the push was sent to.
-    pub topic: String,
-    /// The subject the token was resolved from, if any.
-    pub subject: Option<String>,
-    /// Apple's reason.
-    pub reason: Reason,
-    /// Since when the token is invalid: a registration after this instant keeps it.
-    pub since: SystemTime,
-}
-
-impl Notification for TokenInvalidated {
-    fn name() -> &'static str {
-        "herald.apns.token.invalidated"
     }
 }
 
@@ -333,8 +314,16 @@ pub struct SinkMetrics {
     pub failed: u64,
     /// Sent and not answered yet.
     pub in_flight: u64,
-    /// `TokenInvalidated` posted.
+    /// `TokenInvalidated` posted (410, or a quarantine confirmed by a probe).
     pub invalidated: u64,
+    /// `TokenQuarantined` posted.
+    pub quarantined: u64,
+    /// `TokenReleased` posted (a probe of a quarantined token was accepted).
+    pub released: u64,
+    /// Pushes held back (`PushSkipped`): token in quarantine, or breaker open. Not in `sent`.
+    pub skipped: u64,
+    /// `PushConfigSuspect` posted (circuit breaker openings).
+    pub config_suspect: u64,
     /// Messages for a subject that had no device (nothing sent).
     pub unaddressed: u64,
     /// Notifications lost because the map closure panicked on them.
@@ -348,6 +337,10 @@ struct Counters {
     rejected: AtomicU64,
     failed: AtomicU64,
     invalidated: AtomicU64,
+    quarantined: AtomicU64,
+    released: AtomicU64,
+    skipped: AtomicU64,
+    config_suspect: AtomicU64,
     unaddressed: AtomicU64,
     panicked: AtomicU64,
 }
@@ -362,12 +355,19 @@ struct Counters {
 ///   [`DeviceRegistry`] and sends with at most [`concurrency`](ApnsSinkBuilder::concurrency)
 ///   pushes in flight.
 /// - **Outcomes come back as notifications** on the same center: [`PushAccepted`],
-///   [`PushRejected`], [`PushFailed`], and [`TokenInvalidated`] after 410
-///   Unregistered / ExpiredToken, BadDeviceToken or DeviceTokenNotForTopic.
+///   [`PushRejected`], [`PushFailed`] (the last two hand the push back), and the token
+///   lifecycle's: [`TokenInvalidated`](crate::bridge::TokenInvalidated) (410 only),
+///   [`TokenQuarantined`](crate::bridge::TokenQuarantined),
+///   [`TokenReleased`](crate::bridge::TokenReleased), [`PushSkipped`], and from the circuit
+///   breaker [`PushConfigSuspect`](crate::bridge::PushConfigSuspect) /
+///   [`PushConfigRecovered`](crate::bridge::PushConfigRecovered). A misconfiguration (wrong
+///   environment, topic or key) never deletes or quarantines a token: see
+///   [`lifecycle`](crate::bridge::lifecycle).
 /// - **Every push is counted**: `sent = accepted + rejected + failed + in_flight`
 ///   ([`metrics`](Self::metrics)); a push leaves `in_flight` only after its outcome
 ///   notifications were posted (so inline observers such as [`DeviceRegistry::observe`] have
-///   run). The queue's depth and drops are [`Forwarding::queue`].
+///   run). The queue's depth and drops are [`Forwarding::queue`]. The same numbers go to the
+///   `metrics` facade ([`telemetry`](crate::telemetry)).
 ///
 /// Cheap to clone; one sink can forward many notification types.
 ///
@@ -393,7 +393,7 @@ struct Counters {
 ///     .forward(sink.map(|n: &OrderShipped| {
 ///         Message::to_subject(&n.user, Payload::alert(format!("Order {} shipped", n.order)))
 ///     }));
-/// let _cleanup = registry.observe(&center); // deletes tokens APNs reports dead
+/// let _lifecycle = registry.observe(&center); // applies 410s, quarantines, releases
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -408,6 +408,7 @@ struct SinkInner {
     environment: Option<Environment>,
     concurrency: usize,
     counters: Counters,
+    lifecycle: Lifecycle,
 }
 
 impl fmt::Debug for ApnsSink {
@@ -426,18 +427,19 @@ impl fmt::Debug for ApnsSink {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use herald::apns::ApnsClient;
-/// use herald::bridge::{ApnsSink, DeviceRegistry, Environment};
+/// use herald::bridge::{ApnsSink, DeviceRegistry, Environment, LifecycleConfig};
+/// use std::time::Duration;
 /// let client = ApnsClient::builder().build().unwrap();
 /// let sink = ApnsSink::builder(client)
 ///     .registry(DeviceRegistry::in_memory())
 ///     .topic("com.example.app")
 ///     .environment(Environment::Sandbox)
 ///     .concurrency(512)
+///     .lifecycle(LifecycleConfig::default().grace(Duration::from_secs(6 * 3600)))
 ///     .build();
 /// # drop(sink);
 /// # }
 /// ```
-#[derive(Debug)]
 #[must_use = "call .build() to get the sink"]
 pub struct ApnsSinkBuilder {
     client: ApnsClient,
@@ -445,11 +447,24 @@ pub struct ApnsSinkBuilder {
     topic: Option<String>,
     environment: Option<Environment>,
     concurrency: usize,
+    lifecycle: LifecycleConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for ApnsSinkBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApnsSinkBuilder")
+            .field("topic", &self.topic)
+            .field("environment", &self.environment)
+            .field("concurrency", &self.concurrency)
+            .field("lifecycle", &self.lifecycle)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApnsSinkBuilder {
     /// Resolves [`Target::Subject`] through this registry (without one, subject messages are
-    /// counted as unaddressed).
+    /// counted as unaddressed), and reads the quarantine state of the tokens it holds.
     ///
     /// ```
     /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, DeviceRegistry}};
@@ -477,6 +492,7 @@ impl ApnsSinkBuilder {
     }
 
     /// Only address registered devices of this environment (the one the client talks to).
+    /// Also the environment the circuit breaker files [`Target::Token`] pushes under.
     ///
     /// ```
     /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, Environment}};
@@ -502,6 +518,34 @@ impl ApnsSinkBuilder {
         self
     }
 
+    /// The token lifecycle and circuit breaker settings (default
+    /// [`LifecycleConfig::default`]).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, LifecycleConfig}};
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let b = ApnsSink::builder(client).lifecycle(LifecycleConfig::default().min_samples(100));
+    /// # drop(b);
+    /// ```
+    pub fn lifecycle(mut self, config: LifecycleConfig) -> Self {
+        self.lifecycle = config;
+        self
+    }
+
+    /// The clock for grace periods, the breaker's window and cool-down, and send times
+    /// (default: the system clock). Tests pass a [`ManualClock`](crate::bridge::ManualClock).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, ManualClock}};
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let b = ApnsSink::builder(client).clock(ManualClock::new());
+    /// # drop(b);
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Builds the sink.
     ///
     /// ```
@@ -519,9 +563,20 @@ impl ApnsSinkBuilder {
                 environment: self.environment,
                 concurrency: self.concurrency,
                 counters: Counters::default(),
+                lifecycle: Lifecycle::new(self.lifecycle, self.clock),
             }),
         }
     }
+}
+
+/// One device a message resolved to.
+struct Resolved {
+    token: String,
+    topic: String,
+    subject: Option<String>,
+    environment: Option<Environment>,
+    /// The registry's state of the token, when it holds it.
+    registered: Option<Option<Quarantine>>,
 }
 
 impl ApnsSink {
@@ -539,6 +594,8 @@ impl ApnsSink {
             topic: None,
             environment: None,
             concurrency: 256,
+            lifecycle: LifecycleConfig::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -588,20 +645,48 @@ impl ApnsSink {
             failed,
             in_flight: sent.saturating_sub(accepted + rejected + failed),
             invalidated: c.invalidated.load(Ordering::Acquire),
+            quarantined: c.quarantined.load(Ordering::Acquire),
+            released: c.released.load(Ordering::Acquire),
+            skipped: c.skipped.load(Ordering::Acquire),
+            config_suspect: c.config_suspect.load(Ordering::Acquire),
             unaddressed: c.unaddressed.load(Ordering::Acquire),
             panicked: c.panicked.load(Ordering::Acquire),
         }
     }
 
-    /// Resolves a message to (token, topic, subject) triples.
-    fn resolve(&self, message: &Message) -> Vec<(String, String, Option<String>)> {
+    /// The circuit breakers' states, one per topic and environment the sink has sent to.
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, bridge::ApnsSink};
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// assert!(sink.breakers().iter().all(|b| b.state.is_closed()));
+    /// ```
+    pub fn breakers(&self) -> Vec<BreakerReport> {
+        self.inner.lifecycle.breakers()
+    }
+
+    /// Resolves a message to the devices it addresses.
+    fn resolve(&self, message: &Message) -> Vec<Resolved> {
         let inner = &*self.inner;
         let topic = message.topic.as_ref().or(inner.topic.as_ref());
         match &message.target {
-            Target::Token(token) => match topic {
-                Some(t) => vec![(token.clone(), t.clone(), None)],
-                None => vec![(token.clone(), String::new(), None)],
-            },
+            Target::Token(token) => {
+                let token = token.trim().to_ascii_lowercase();
+                let known = inner.registry.as_ref().and_then(|r| match r.device(&token) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "apns sink: could not read the device registry");
+                        None
+                    }
+                });
+                vec![Resolved {
+                    token,
+                    topic: topic.cloned().unwrap_or_default(),
+                    subject: None,
+                    environment: inner.environment.or(known.as_ref().map(|d| d.environment)),
+                    registered: known.map(|d| d.quarantine),
+                }]
+            }
             Target::Subject(subject) => {
                 let Some(registry) = &inner.registry else {
                     return Vec::new();
@@ -617,7 +702,13 @@ impl ApnsSink {
                     .into_iter()
                     .filter(|d| inner.environment.is_none_or(|e| e == d.environment))
                     .filter(|d| topic.is_none_or(|t| *t == d.topic))
-                    .map(|d| (d.token, d.topic, Some(subject.clone())))
+                    .map(|d| Resolved {
+                        token: d.token,
+                        topic: d.topic,
+                        subject: Some(subject.clone()),
+                        environment: Some(d.environment),
+                        registered: Some(d.quarantine),
+                    })
                     .collect()
             }
         }
@@ -649,6 +740,14 @@ impl<N> fmt::Debug for SinkMap<N> {
             .field("sink", &self.sink)
             .finish_non_exhaustive()
     }
+}
+
+/// What a forwarding task and its [`Forwarding`] handle share.
+struct Shared {
+    /// This subscription's pushes sent and not yet reported.
+    in_flight: AtomicUsize,
+    /// Wakes the task when `in_flight` reaches 0 (a stored permit if it is not waiting).
+    settled: Notify,
 }
 
 impl<N: Notification> Terminal<N> for SinkMap<N> {
@@ -688,13 +787,22 @@ impl<N: Notification> Terminal<N> for SinkMap<N> {
         let closing = Arc::new(Notify::new());
         let done = Arc::new(Notify::new());
         let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            in_flight: AtomicUsize::new(0),
+            settled: Notify::new(),
+        });
+        let (idle_tx, idle_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(
             stream,
             target,
             center.clone(),
-            closing.clone(),
-            done.clone(),
-            finished.clone(),
+            Control {
+                closing: closing.clone(),
+                done: done.clone(),
+                finished: finished.clone(),
+                shared: shared.clone(),
+                idle: idle_rx,
+            },
         ));
         let stats_center = center.clone();
         Forwarding {
@@ -709,27 +817,52 @@ impl<N: Notification> Terminal<N> for SinkMap<N> {
             closing,
             done,
             finished,
+            shared,
+            idle: idle_tx,
             task: Some(task),
         }
     }
+}
+
+/// The forwarding task's side of its handle.
+struct Control {
+    closing: Arc<Notify>,
+    done: Arc<Notify>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+    shared: Arc<Shared>,
+    idle: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
 }
 
 async fn run<N: Notification>(
     mut stream: crate::NotificationStream<N>,
     target: SinkMap<N>,
     center: NotificationCenter,
-    closing: Arc<Notify>,
-    done: Arc<Notify>,
-    finished: Arc<std::sync::atomic::AtomicBool>,
+    mut control: Control,
 ) {
     let sink = target.sink;
     let concurrency = sink.inner.concurrency;
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut closed = false;
+    let mut idle_waiters: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
+        // Idle: nothing buffered (anything posted before `idle()` was asked is in the buffer
+        // or was taken by this loop) and every push taken has been reported.
+        if !idle_waiters.is_empty()
+            && stream.is_empty()
+            && control.shared.in_flight.load(Ordering::Acquire) == 0
+        {
+            for w in idle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
         let next = tokio::select! {
             r = stream.recv() => r,
-            _ = closing.notified(), if !closed => {
+            Some(waiter) = control.idle.recv() => {
+                idle_waiters.push(waiter);
+                continue;
+            }
+            _ = control.shared.settled.notified(), if !idle_waiters.is_empty() => continue,
+            _ = control.closing.notified(), if !closed => {
                 closed = true;
                 stream.close();
                 continue;
@@ -740,11 +873,13 @@ async fn run<N: Notification>(
             Err(RecvError::Lagged(_)) => continue, // counted by the buffer's stats
             Err(RecvError::Closed) => break,
         };
+        crate::telemetry::sink_queue_depth(N::name(), stream.len());
         // A panicking map loses that notification only, as a panicking observer would.
         let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (target.map)(&n)));
         drop(n);
         let Ok(messages) = mapped else {
             sink.inner.counters.panicked.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::sink_map_panic();
             tracing::error!(
                 notification = N::name(),
                 "apns sink: the map closure panicked"
@@ -758,74 +893,176 @@ async fn run<N: Notification>(
                     .counters
                     .unaddressed
                     .fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::sink_unaddressed();
                 continue;
             }
-            for (token, topic, subject) in targets {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                let counters = &sink.inner.counters;
-                counters.sent.fetch_add(1, Ordering::AcqRel);
-                let push = match message.build(&token, &topic) {
-                    Ok(p) => p,
-                    Err(error) => {
-                        center.post(PushFailed {
-                            token,
-                            topic,
-                            subject,
-                            error,
-                        });
-                        counters.failed.fetch_add(1, Ordering::AcqRel);
-                        continue;
-                    }
-                };
-                let sink = sink.clone();
-                let center = center.clone();
-                tokio::spawn(async move {
-                    let sent_at = SystemTime::now();
-                    let outcome = sink.inner.client.send(push).await;
-                    report(&sink, &center, outcome, token, topic, subject, sent_at);
-                    drop(permit);
-                });
+            for resolved in targets {
+                send_one(
+                    &sink,
+                    &center,
+                    &message,
+                    resolved,
+                    &permits,
+                    &control.shared,
+                )
+                .await;
             }
         }
     }
     // Wait for every push in flight.
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     let _ = permits.acquire_many(all).await;
-    finished.store(true, Ordering::Release);
-    done.notify_waiters();
+    control.finished.store(true, Ordering::Release);
+    control.done.notify_waiters();
 }
 
-fn report(
+/// Builds, admits and sends one push (its outcome is reported by a spawned task).
+async fn send_one(
     sink: &ApnsSink,
     center: &NotificationCenter,
-    outcome: PushOutcome,
+    message: &Message,
+    resolved: Resolved,
+    permits: &Arc<Semaphore>,
+    shared: &Arc<Shared>,
+) {
+    let counters = &sink.inner.counters;
+    let Resolved {
+        token,
+        topic,
+        subject,
+        environment,
+        registered,
+    } = resolved;
+    let push = match message.build(&token, &topic) {
+        Ok(p) => p,
+        Err(error) => {
+            counters.sent.fetch_add(1, Ordering::AcqRel);
+            crate::telemetry::sink_push("sent");
+            center.post(PushFailed {
+                token,
+                topic,
+                subject,
+                error,
+                push: None,
+            });
+            counters.failed.fetch_add(1, Ordering::AcqRel);
+            crate::telemetry::sink_push("failed");
+            return;
+        }
+    };
+    let span = tracing::debug_span!(
+        "herald.push",
+        apns_id = %push.apns_id(),
+        topic = %push.topic(),
+        token = %crate::apns::token_prefix(push.device_token()),
+    );
+    let admit = sink.inner.lifecycle.admit(&LifecycleTarget {
+        token: &token,
+        topic: &topic,
+        environment,
+        registered: registered.as_ref().map(Option::as_ref),
+    });
+    let ticket = match admit {
+        Admit::Send(ticket) => ticket,
+        Admit::Skip(cause) => {
+            span.in_scope(|| tracing::debug!(cause = cause.as_str(), "skipped"));
+            counters.skipped.fetch_add(1, Ordering::AcqRel);
+            crate::telemetry::sink_skipped(cause.as_str());
+            center.post(PushSkipped {
+                push,
+                subject,
+                cause,
+            });
+            return;
+        }
+    };
+    span.in_scope(|| tracing::debug!("queued"));
+    let Ok(permit) = permits.clone().acquire_owned().await else {
+        return;
+    };
+    counters.sent.fetch_add(1, Ordering::AcqRel);
+    crate::telemetry::sink_push("sent");
+    shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    let sink = sink.clone();
+    let center = center.clone();
+    let shared = shared.clone();
+    tokio::spawn(
+        async move {
+            let sent_at = sink.inner.lifecycle.now();
+            tracing::debug!("sent");
+            let outcome = sink.inner.client.send(push).await;
+            report(
+                &sink,
+                &center,
+                outcome,
+                Sent {
+                    token,
+                    topic,
+                    subject,
+                    sent_at,
+                    ticket,
+                },
+            );
+            if shared.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+                shared.settled.notify_one();
+            }
+            drop(permit);
+        }
+        .instrument(span),
+    );
+}
+
+/// A push on its way, as its report needs it.
+struct Sent {
     token: String,
     topic: String,
     subject: Option<String>,
     sent_at: SystemTime,
-) {
+    ticket: Ticket,
+}
+
+fn report(sink: &ApnsSink, center: &NotificationCenter, outcome: PushOutcome, sent: Sent) {
     let counters = &sink.inner.counters;
-    match outcome {
+    let lifecycle = &sink.inner.lifecycle;
+    let Sent {
+        token,
+        topic,
+        subject,
+        sent_at,
+        ticket,
+    } = sent;
+    let (counter, actions) = match outcome {
         PushOutcome::Accepted(a) => {
+            tracing::debug!("accepted");
+            let actions = lifecycle.record(
+                ticket,
+                &token,
+                subject.as_deref(),
+                sent_at,
+                Observed::Accepted,
+            );
             center.post(PushAccepted {
                 token,
                 topic,
                 subject,
                 apns_id: a.apns_id,
             });
-            counters.accepted.fetch_add(1, Ordering::AcqRel);
+            crate::telemetry::sink_push("accepted");
+            (&counters.accepted, actions)
         }
         PushOutcome::Rejected(r) => {
-            let dead = r.reason.invalidates_token() || r.reason == Reason::DeviceTokenNotForTopic;
-            let invalidated = dead.then(|| TokenInvalidated {
-                token: token.clone(),
-                topic: topic.clone(),
-                subject: subject.clone(),
-                reason: r.reason.clone(),
-                since: r.timestamp.unwrap_or(sent_at),
-            });
+            tracing::debug!(status = r.status, reason = %r.reason, "rejected");
+            let actions = lifecycle.record(
+                ticket,
+                &token,
+                subject.as_deref(),
+                sent_at,
+                Observed::Rejected {
+                    reason: &r.reason,
+                    timestamp: r.timestamp,
+                },
+            );
+            crate::telemetry::sink_rejected(&r.reason);
             center.post(PushRejected {
                 token,
                 topic,
@@ -834,28 +1071,73 @@ fn report(
                 status: r.status,
                 reason: r.reason,
                 timestamp: r.timestamp,
+                push: r.push,
             });
-            if let Some(inv) = invalidated {
-                center.post(inv);
-                counters.invalidated.fetch_add(1, Ordering::AcqRel);
-            }
-            counters.rejected.fetch_add(1, Ordering::AcqRel);
+            crate::telemetry::sink_push("rejected");
+            (&counters.rejected, actions)
         }
-        PushOutcome::Failed(error) => {
+        PushOutcome::Failed(f) => {
+            tracing::debug!(error = %f.error, "failed");
+            let actions = lifecycle.record(
+                ticket,
+                &token,
+                subject.as_deref(),
+                sent_at,
+                Observed::Failed,
+            );
             center.post(PushFailed {
                 token,
                 topic,
                 subject,
-                error,
+                error: f.error,
+                push: Some(f.push),
             });
-            counters.failed.fetch_add(1, Ordering::AcqRel);
+            crate::telemetry::sink_push("failed");
+            (&counters.failed, actions)
+        }
+    };
+    for action in actions {
+        match action {
+            Action::Quarantined(n) => {
+                tracing::info!(reason = %n.reason, again = n.again, "token quarantined");
+                counters.quarantined.fetch_add(1, Ordering::AcqRel);
+                crate::telemetry::token_event("quarantined");
+                center.post(n);
+            }
+            Action::Released(n) => {
+                tracing::info!("token released from quarantine");
+                counters.released.fetch_add(1, Ordering::AcqRel);
+                crate::telemetry::token_event("released");
+                center.post(n);
+            }
+            Action::Invalidated(n) => {
+                let event = if n.reason.invalidates_token() {
+                    "invalidated"
+                } else {
+                    "confirmed_invalid"
+                };
+                tracing::info!(reason = %n.reason, "token invalidated");
+                counters.invalidated.fetch_add(1, Ordering::AcqRel);
+                crate::telemetry::token_event(event);
+                center.post(n);
+            }
+            Action::Suspect(n) => {
+                counters.config_suspect.fetch_add(1, Ordering::AcqRel);
+                center.post(n);
+            }
+            Action::Recovered(n) => {
+                center.post(n);
+            }
         }
     }
+    // Last: the push leaves `in_flight` only once everything about it was posted.
+    counter.fetch_add(1, Ordering::AcqRel);
 }
 
 /// A live forwarding subscription (from [`ObserverBuilder::forward`]). Dropping it stops
-/// forwarding at once (pushes already sent still get their outcomes); [`finish`](Self::finish)
-/// unsubscribes, sends what is queued and waits for every outcome.
+/// forwarding at once (pushes already sent still get their outcomes);
+/// [`idle`](Self::idle) waits until everything posted so far is sent and answered;
+/// [`finish`](Self::finish) unsubscribes, sends what is queued and waits for every outcome.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -879,6 +1161,8 @@ pub struct Forwarding {
     closing: Arc<Notify>,
     done: Arc<Notify>,
     finished: Arc<std::sync::atomic::AtomicBool>,
+    shared: Arc<Shared>,
+    idle: mpsc::UnboundedSender<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -917,6 +1201,50 @@ impl Forwarding {
     /// ```
     pub fn queue(&self) -> Option<BufferStats> {
         (self.queue)()
+    }
+
+    /// This subscription's pushes sent and not yet reported.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, Message}, Notification, NotificationCenter};
+    /// # struct Ping;
+    /// # impl Notification for Ping {}
+    /// # let center = NotificationCenter::new();
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// let f = center.observer::<Ping>().forward(sink.map(|_: &Ping| None::<Message>));
+    /// assert_eq!(f.in_flight(), 0);
+    /// # }
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits, without unsubscribing, until this subscription is idle: every notification
+    /// posted before the call has been mapped and its pushes sent, and every outcome (with
+    /// the notifications it leads to, and their inline observers) has been posted. Returns at
+    /// once if forwarding has stopped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use herald::{apns::{ApnsClient, Payload}, bridge::{ApnsSink, Message}, Notification, NotificationCenter};
+    /// # struct Ping;
+    /// # impl Notification for Ping {}
+    /// # let center = NotificationCenter::new();
+    /// # let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap()).build();
+    /// let f = center.observer::<Ping>().forward(sink.map(|_: &Ping| None::<Message>));
+    /// center.post(Ping);
+    /// f.idle().await;
+    /// assert_eq!(f.queue().unwrap().depth, 0);
+    /// center.post(Ping); // still subscribed
+    /// f.idle().await;
+    /// # }
+    /// ```
+    pub async fn idle(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.idle.send(tx).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Unsubscribes, sends everything still queued, and waits until every push sent has its
@@ -959,6 +1287,7 @@ impl fmt::Debug for Forwarding {
         f.debug_struct("Forwarding")
             .field("id", &self.id)
             .field("queue", &self.queue())
+            .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,6 @@
 //! [`NotificationCenter`], the hub, and [`Poster`], its typed handle for hot paths.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, Weak};
@@ -38,8 +38,17 @@ impl Hasher for TypeIdHasher {
 /// read section on every `center.post` (one hash of a constant, usually one probe).
 #[derive(Clone)]
 struct TypeMap {
-    slots: Box<[Option<(TypeId, Arc<dyn ErasedChannel>)>]>,
+    slots: Box<[Option<Slot>]>,
     len: usize,
+}
+
+/// One channel in the map: as `Any` for the post path's downcast (one virtual call), and as
+/// [`ErasedChannel`] for the writers.
+#[derive(Clone)]
+struct Slot {
+    id: TypeId,
+    any: Arc<dyn Any + Send + Sync>,
+    channel: Arc<dyn ErasedChannel>,
 }
 
 impl TypeMap {
@@ -57,12 +66,12 @@ impl TypeMap {
     }
 
     #[inline]
-    fn get(&self, id: &TypeId) -> Option<&Arc<dyn ErasedChannel>> {
+    fn get(&self, id: &TypeId) -> Option<&Slot> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(id);
         loop {
             match &self.slots[i] {
-                Some((t, c)) if t == id => return Some(c),
+                Some(slot) if slot.id == *id => return Some(slot),
                 Some(_) => i = (i + 1) & mask,
                 None => return None,
             }
@@ -72,39 +81,49 @@ impl TypeMap {
     #[inline]
     fn core<N: Notification>(&self) -> Option<&Core<N>> {
         self.get(&TypeId::of::<N>())
-            .and_then(|c| c.as_any().downcast_ref::<Core<N>>())
+            .and_then(|slot| slot.any.downcast_ref::<Core<N>>())
     }
 
-    /// A copy with `channel` added (the table stays at most half full).
-    fn with(&self, id: TypeId, channel: Arc<dyn ErasedChannel>) -> TypeMap {
+    /// The channel of `N`, shared.
+    fn arc<N: Notification>(&self) -> Option<Arc<Core<N>>> {
+        self.get(&TypeId::of::<N>())
+            .and_then(|slot| slot.any.clone().downcast::<Core<N>>().ok())
+    }
+
+    /// A copy with `core` added (the table stays at most half full).
+    fn with<N: Notification>(&self, core: Arc<Core<N>>) -> TypeMap {
         let mut next = if (self.len + 1) * 2 > self.slots.len() {
             let mut bigger = TypeMap {
                 slots: vec![None; self.slots.len() * 2].into_boxed_slice(),
                 len: 0,
             };
-            for (t, c) in self.slots.iter().flatten() {
-                bigger.put(*t, c.clone());
+            for slot in self.slots.iter().flatten() {
+                bigger.put(slot.clone());
             }
             bigger
         } else {
             self.clone()
         };
-        next.put(id, channel);
+        next.put(Slot {
+            id: TypeId::of::<N>(),
+            any: core.clone(),
+            channel: core,
+        });
         next
     }
 
-    fn put(&mut self, id: TypeId, channel: Arc<dyn ErasedChannel>) {
+    fn put(&mut self, slot: Slot) {
         let mask = self.slots.len() - 1;
-        let mut i = self.home(&id);
+        let mut i = self.home(&slot.id);
         while self.slots[i].is_some() {
             i = (i + 1) & mask;
         }
-        self.slots[i] = Some((id, channel));
+        self.slots[i] = Some(slot);
         self.len += 1;
     }
 
     fn channels(&self) -> impl Iterator<Item = &Arc<dyn ErasedChannel>> {
-        self.slots.iter().flatten().map(|(_, c)| c)
+        self.slots.iter().flatten().map(|slot| &slot.channel)
     }
 }
 
@@ -132,10 +151,7 @@ impl CenterInner {
     /// The channel of `N`, if it exists.
     fn find<N: Notification>(&self) -> Option<Arc<Core<N>>> {
         let section = self.domain.read();
-        self.channels
-            .load(&section)
-            .get(&TypeId::of::<N>())
-            .and_then(|c| c.clone().into_any().downcast::<Core<N>>().ok())
+        self.channels.load(&section).arc::<N>()
     }
 
     /// The channel of `N`, made on first use.
@@ -144,11 +160,7 @@ impl CenterInner {
             return core;
         }
         let mut w = self.channels.write();
-        if let Some(core) = w
-            .current()
-            .get(&TypeId::of::<N>())
-            .and_then(|c| c.clone().into_any().downcast::<Core<N>>().ok())
-        {
+        if let Some(core) = w.current().arc::<N>() {
             return core;
         }
         let index = w.state().next_index;
@@ -167,7 +179,7 @@ impl CenterInner {
         for spec in w.state().wildcards.iter().filter(|s| s.matches(N::name())) {
             core.add_any(spec.meta, &spec.f);
         }
-        let next = w.current().with(TypeId::of::<N>(), core.clone());
+        let next = w.current().with(core.clone());
         drop(w.replace(&self.domain, next));
         core
     }
@@ -250,7 +262,7 @@ impl Unsubscribe for CenterInner {
         }
         // Frees what the channels deferred, once no post can still call the observer (from
         // inside a post: later).
-        drop(self.domain.synchronize());
+        let _ = self.domain.synchronize();
     }
 }
 
@@ -307,6 +319,22 @@ impl fmt::Debug for NotificationCenter {
 #[derive(Debug, Clone, Default)]
 pub struct CenterBuilder {
     panic_policy: PanicPolicy,
+    reader_fences: ReaderFences,
+}
+
+/// How posts order their read of the subscriber list against writers (see
+/// [`CenterBuilder::reader_fences`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ReaderFences {
+    /// On Linux, posts skip their memory fence while nobody subscribes or unsubscribes, and a
+    /// writer pays with one `membarrier(2)` per burst of writes, which briefly interrupts
+    /// every running thread of the process. Elsewhere, the same as `Always`. The default.
+    #[default]
+    Asymmetric,
+    /// Every post issues a fence (a few nanoseconds); writers never interrupt other threads.
+    /// For processes with threads that must never be interrupted (audio, trading loops).
+    Always,
 }
 
 impl CenterBuilder {
@@ -316,11 +344,28 @@ impl CenterBuilder {
         self
     }
 
+    /// How posts are fenced against concurrent subscribe and unsubscribe (default:
+    /// [`ReaderFences::Asymmetric`]). Both are correct; they trade a post's cost against
+    /// interrupts of other threads when the subscriber list changes.
+    ///
+    /// ```
+    /// use herald::{NotificationCenter, ReaderFences};
+    ///
+    /// let center = NotificationCenter::builder()
+    ///     .reader_fences(ReaderFences::Always)
+    ///     .build();
+    /// # let _ = center;
+    /// ```
+    pub fn reader_fences(mut self, fences: ReaderFences) -> Self {
+        self.reader_fences = fences;
+        self
+    }
+
     /// Builds the center.
     pub fn build(self) -> NotificationCenter {
         NotificationCenter {
             inner: Arc::new(CenterInner {
-                domain: Arc::new(Domain::new()),
+                domain: Arc::new(Domain::new(self.reader_fences == ReaderFences::Asymmetric)),
                 channels: Guarded::new(Registry::default(), TypeMap::new()),
                 panic_policy: self.panic_policy,
             }),

@@ -535,7 +535,11 @@ impl<N: Notification> Core<N> {
     }
 
     /// Posts: inline observers run before this returns.
-    #[inline]
+    ///
+    /// The common case, written to be inlined into the caller with the read section it opened:
+    /// no buffered subscriber and no retention means no `Arc<N>`, no drop to count and no
+    /// backpressure, so only the receivers, the inline calls and the panics are counted.
+    #[inline(always)]
     pub(crate) fn post(
         &self,
         section: &ReadGuard<'_>,
@@ -548,7 +552,16 @@ impl<N: Notification> Core<N> {
         }
         let mut cx = Cx::new(self, sender, None, None);
         let done = self.run(section, snap.iter(), &value, &mut cx);
-        self.finish(section, done, cx)
+        self.count(section, done.inline);
+        if done.received == 0 && done.panicked == 0 {
+            self.dead(sender);
+        }
+        PostReport {
+            received: done.received,
+            dropped: 0,
+            full: 0,
+            panicked: done.panicked,
+        }
     }
 
     /// Posts; backpressure subscribers that were full are pushed into `waiting` (with the
@@ -879,8 +892,6 @@ struct Done {
 
 /// What the center needs from a channel whatever its type: its name, and wildcard entries.
 pub(crate) trait ErasedChannel: Send + Sync {
-    fn as_any(&self) -> &(dyn Any + Send + Sync);
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn name(&self) -> &'static str;
     /// Adds a type-erased (wildcard) entry with the subscription's `meta`.
     fn add_any(&self, meta: Meta, f: &AnyFn);
@@ -889,12 +900,6 @@ pub(crate) trait ErasedChannel: Send + Sync {
 }
 
 impl<N: Notification> ErasedChannel for Core<N> {
-    fn as_any(&self) -> &(dyn Any + Send + Sync) {
-        self
-    }
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
-        self
-    }
     fn name(&self) -> &'static str {
         N::name()
     }

@@ -28,12 +28,35 @@
 //! with `SeqCst` fences, which is the form loom checks exactly (loom treats `SeqCst` *accesses*
 //! as `AcqRel`, but models `SeqCst` fences): `tests/loom.rs` runs this very code.
 //!
+//! # Asymmetric fences (Linux)
+//! The reader's fence is most of the cost of a post with few observers. On Linux, while no
+//! writer is active, readers skip it (a compiler fence only) and writers pay instead: a writer
+//! that needs a grace period first sets the domain's `fence_readers` flag and calls
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running thread of the
+//! process execute a full barrier (liburcu's "memb" flavour). Why that is enough, for a reader
+//! `R` that skipped its fence because it read the flag as clear: the barrier lands in `R` at
+//! some point of its program. If that point is before `R`'s load of the flag, the load sees the
+//! flag set (the writer set it before the barrier) and `R` fences after all. If it is after
+//! `R`'s store of its active word, that store is visible to the writer's scan, which runs after
+//! the barrier, so the writer waits for `R`. Every grace period runs inside such an episode,
+//! and the flag is cleared only under the episode lock with no writer inside, so the next
+//! writer starts a new episode with a new barrier.
+//!
+//! A barrier interrupts every running thread of the process, so episodes are kept open while
+//! writers are busy: a grace period that ends less than [`EPISODE_IDLE`] after the previous
+//! one leaves readers fencing, and readers themselves close the episode (every 1024 fenced
+//! sections they look) once no writer has been seen for that long. Elsewhere (other systems,
+//! loom, Miri, or a kernel without the command) readers always fence.
+//!
 //! # Writers inside a post
 //! A writer running inside a read section (an observer subscribing or unsubscribing) never
 //! waits: its own section could not end first, and other threads' posts may be blocked on a lock
 //! its observer holds. [`Domain::synchronize`] then returns `None`; the old value is retired
 //! instead ([`Retired`]): freed by a later grace period, or at the end of a post that finds no
-//! other thread mid-post ([`Domain`] tries that when garbage waits).
+//! other thread mid-post. A post's end tries that inside a writers' episode, or when the
+//! garbage holds user code (a removed observer, whose captures the user expects dropped soon);
+//! old snapshots, plain memory, otherwise wait for the next grace period (or for
+//! [`Domain::relieve`] once they pile up).
 //!
 //! # Misuse does not compile
 //! - A cell's writer-side accessors ([`WriteGuard::current`], [`WriteGuard::replace`]) exist only
@@ -54,9 +77,68 @@ use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 
+use std::time::{Duration, Instant};
+
 use crate::hub::sync::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, fence, thread_local,
 };
+
+/// How long writers must have been idle before readers stop fencing (module docs).
+pub(crate) const EPISODE_IDLE: Duration = Duration::from_millis(1);
+
+/// Fenced read sections between two looks at whether the writers' episode is over.
+const EPISODE_CHECK_EVERY: u32 = 1024;
+
+/// `membarrier(2)`, where it can be used.
+#[cfg(all(target_os = "linux", not(herald_loom), not(miri)))]
+mod membarrier {
+    use std::sync::OnceLock;
+
+    const QUERY: libc::c_long = 0;
+    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    /// Whether this process can use private expedited barriers (registers it on first call).
+    pub(super) fn available() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            // SAFETY: membarrier takes plain integer arguments and touches no memory of ours.
+            let commands = unsafe { libc::syscall(libc::SYS_membarrier, QUERY, 0, 0) };
+            commands > 0
+                && commands & PRIVATE_EXPEDITED != 0
+                // SAFETY: as above.
+                && unsafe {
+                    libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0)
+                } == 0
+        })
+    }
+
+    /// A full memory barrier on every running thread of the process; false if it failed.
+    pub(super) fn barrier() -> bool {
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) == 0 }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", not(herald_loom), not(miri))))]
+mod membarrier {
+    pub(super) fn available() -> bool {
+        false
+    }
+    pub(super) fn barrier() -> bool {
+        false
+    }
+}
+
+/// The writers' side of the asymmetric fences of one domain.
+struct Episode {
+    /// Whether this domain may let readers skip their fence at all.
+    asymmetric: bool,
+    /// Writers inside a grace period (or a non-blocking collection) right now.
+    writers: usize,
+    /// When the last grace period ended.
+    last_end: Option<Instant>,
+}
 
 /// Per-thread, per-notification-type counters, written only by the owning thread.
 #[derive(Default)]
@@ -90,6 +172,8 @@ pub(crate) struct Slot {
     depth: Cell<u32>,
     /// Whether callbacks wait for this thread's outermost section to end (owner only).
     after: Cell<bool>,
+    /// Fenced sections opened so far (owner only).
+    fenced: Cell<u32>,
     /// The owning thread's token; `FREE` or `POOLED` when unowned.
     owner: AtomicU64,
     domain_dead: AtomicBool,
@@ -112,6 +196,7 @@ impl Slot {
             count: Cell::new(0),
             depth: Cell::new(0),
             after: Cell::new(false),
+            fenced: Cell::new(0),
             owner: AtomicU64::new(FREE),
             domain_dead: AtomicBool::new(false),
             inline_counters: std::array::from_fn(|_| TypeCounters::default()),
@@ -277,6 +362,10 @@ fn run_after(domain: u64) {
 
 /// Memory retired by a writer that could not wait for a grace period.
 struct Garbage {
+    /// Holds user code (a removed observer and what its closure captured): freed at the end of
+    /// the next post even when that costs a barrier. Otherwise plain memory (old snapshots),
+    /// freed by the next grace period.
+    urgent: bool,
     /// The grace period number current when it was retired: any grace period with a higher
     /// number began after it left its cell.
     generation: u64,
@@ -294,6 +383,11 @@ pub(crate) struct Domain {
     fallback: AtomicUsize,
     garbage: Mutex<Vec<Garbage>>,
     has_garbage: AtomicBool,
+    /// Some garbage is urgent (see `Garbage::urgent`).
+    urgent_garbage: AtomicBool,
+    /// Readers fence while this is set (module docs: "Asymmetric fences").
+    fence_readers: AtomicBool,
+    episode: Mutex<Episode>,
     #[cfg(herald_loom)]
     wake_lock: Mutex<()>,
     #[cfg(herald_loom)]
@@ -308,7 +402,10 @@ pub(crate) struct GracePeriod<'d> {
 }
 
 impl Domain {
-    pub(crate) fn new() -> Self {
+    /// A domain; with `asymmetric`, readers skip their fence while no writer is active, where
+    /// the platform allows it (module docs).
+    pub(crate) fn new(asymmetric: bool) -> Self {
+        let asymmetric = asymmetric && membarrier::available();
         Domain {
             uid: NEXT_DOMAIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             generation: AtomicU64::new(1),
@@ -316,6 +413,13 @@ impl Domain {
             fallback: AtomicUsize::new(0),
             garbage: Mutex::new(Vec::new()),
             has_garbage: AtomicBool::new(false),
+            urgent_garbage: AtomicBool::new(false),
+            fence_readers: AtomicBool::new(!asymmetric),
+            episode: Mutex::new(Episode {
+                asymmetric,
+                writers: 0,
+                last_end: None,
+            }),
             #[cfg(herald_loom)]
             wake_lock: Mutex::new(()),
             #[cfg(herald_loom)]
@@ -337,8 +441,14 @@ impl Domain {
                     let count = slot.count.get() + 1;
                     slot.count.set(count);
                     slot.state.store((count << 1) | 1, Ordering::Relaxed);
-                    // Orders the store above before every load of the section (module docs).
-                    fence(Ordering::SeqCst);
+                    // Orders the store above before every load of the section (module docs),
+                    // unless no writer is active: then a writer's barrier does it.
+                    if self.fence_readers.load(Ordering::Relaxed) {
+                        fence(Ordering::SeqCst);
+                        self.fenced(slot);
+                    } else {
+                        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
                 slot.depth.set(depth + 1);
             }
@@ -443,6 +553,48 @@ impl Domain {
         }
     }
 
+    /// Counts a fenced read section; now and then, ends the writers' episode if it is over.
+    #[inline]
+    fn fenced(&self, slot: &Slot) {
+        let n = slot.fenced.get().wrapping_add(1);
+        slot.fenced.set(n);
+        if n.is_multiple_of(EPISODE_CHECK_EVERY) {
+            self.end_idle_episode();
+        }
+    }
+
+    /// Lets readers stop fencing if no writer has been active for [`EPISODE_IDLE`].
+    #[cold]
+    fn end_idle_episode(&self) {
+        let Some(ep) = self.episode.try_lock() else {
+            return;
+        };
+        if ep.asymmetric
+            && ep.writers == 0
+            && ep.last_end.is_none_or(|t| t.elapsed() >= EPISODE_IDLE)
+        {
+            self.fence_readers.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Enters the writers' episode, making readers fence (with a barrier on every running
+    /// thread if they did not). Every grace period runs inside one.
+    fn enter_episode(&self) -> EpisodeGuard<'_> {
+        let mut ep = self.episode.lock();
+        if !self.fence_readers.load(Ordering::Relaxed) {
+            self.fence_readers.store(true, Ordering::Relaxed);
+            // Under the lock: concurrent writers need this barrier before they scan too.
+            if !membarrier::barrier() {
+                // The command was registered, and then it can only fail on an invalid command:
+                // without the barrier no reader that skipped its fence can be proven done.
+                eprintln!("herald: membarrier(2) failed after registration; aborting");
+                std::process::abort();
+            }
+        }
+        ep.writers += 1;
+        EpisodeGuard(self)
+    }
+
     /// Waits until every read section open now has ended and returns the proof. From inside a
     /// read section (an observer subscribing or unsubscribing) it does not wait and returns
     /// `None` (module docs: "Writers inside a post").
@@ -450,6 +602,7 @@ impl Domain {
         if Self::inside_a_section() {
             return None;
         }
+        let _episode = self.enter_episode();
         let started = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         // Pairs with the readers' fence (module docs): every pointer swapped before this call
         // is seen by any section whose opening store we read as idle below.
@@ -508,11 +661,15 @@ impl Domain {
     }
 
     /// Defers freeing `value` to a later grace period.
-    fn defer(&self, generation: u64, value: Box<dyn Any + Send>) {
+    fn defer(&self, generation: u64, urgent: bool, value: Box<dyn Any + Send>) {
         self.garbage.lock().push(Garbage {
+            urgent,
             generation,
             _value: value,
         });
+        if urgent {
+            self.urgent_garbage.store(true, Ordering::Release);
+        }
         self.has_garbage.store(true, Ordering::Release);
     }
 
@@ -525,7 +682,7 @@ impl Domain {
             && self.garbage.lock().len() > PILE
             && !Self::inside_a_section()
         {
-            drop(self.synchronize());
+            let _ = self.synchronize();
         }
     }
 
@@ -535,6 +692,9 @@ impl Domain {
             let mut g = self.garbage.lock();
             let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.generation < started);
             *g = keep;
+            if !g.iter().any(|x| x.urgent) {
+                self.urgent_garbage.store(false, Ordering::Release);
+            }
             if g.is_empty() {
                 self.has_garbage.store(false, Ordering::Release);
             }
@@ -544,13 +704,30 @@ impl Domain {
         drop(freed);
     }
 
-    /// When the outermost section of a thread closes and garbage waits, try a grace period
-    /// that does not block: it succeeds when no other thread is mid-post.
+    /// When the outermost section of a thread closes and garbage waits, tries a grace period
+    /// that does not block: it succeeds when no other thread is mid-post. Inside a writers'
+    /// episode this costs a scan; outside one, only urgent garbage is worth a barrier.
     #[cold]
-    fn try_collect(&self) {
+    fn collect_at_exit(&self) {
         if Self::inside_a_section() {
             return;
         }
+        if let Some(_held) = self.episode.try_lock()
+            && self.fence_readers.load(Ordering::Relaxed)
+        {
+            // The lock held through the scan keeps the episode (and readers' fences) on.
+            self.collect_if_idle();
+            return;
+        }
+        if self.urgent_garbage.load(Ordering::Relaxed) {
+            let _episode = self.enter_episode();
+            self.collect_if_idle();
+        }
+    }
+
+    /// The non-blocking grace period: collects only if no read section is open now. The
+    /// caller keeps an episode open (readers fence).
+    fn collect_if_idle(&self) {
         let started = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         fence(Ordering::SeqCst);
         let slots: Vec<&'static Slot> = self.slots.lock().clone();
@@ -615,6 +792,24 @@ fn backoff(spins: &mut u32) {
     }
 }
 
+/// A writer inside the episode; leaving may end it (module docs: "Asymmetric fences").
+struct EpisodeGuard<'d>(&'d Domain);
+
+impl Drop for EpisodeGuard<'_> {
+    fn drop(&mut self) {
+        let mut ep = self.0.episode.lock();
+        ep.writers -= 1;
+        let now = Instant::now();
+        let busy = ep
+            .last_end
+            .is_some_and(|t| now.saturating_duration_since(t) < EPISODE_IDLE);
+        ep.last_end = Some(now);
+        if ep.asymmetric && ep.writers == 0 && !busy {
+            self.0.fence_readers.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
 /// An open read section (not `Send`: it belongs to the thread that opened it).
 pub(crate) struct ReadGuard<'d> {
     domain: &'d Domain,
@@ -650,7 +845,14 @@ impl Drop for ReadGuard<'_> {
                 slot.depth.set(depth);
                 if depth == 0 {
                     slot.state.store(slot.count.get() << 1, Ordering::Release);
-                    if slot.after.get() || self.domain.has_garbage.load(Ordering::Relaxed) {
+                    // Garbage is collected at a post's end inside a writers' episode, or when it
+                    // holds user code; plain memory otherwise waits for the next grace period
+                    // (a post's end does not pay for a barrier for it).
+                    if slot.after.get()
+                        || (self.domain.has_garbage.load(Ordering::Relaxed)
+                            && (self.domain.fence_readers.load(Ordering::Relaxed)
+                                || self.domain.urgent_garbage.load(Ordering::Relaxed)))
+                    {
                         self.leave_slow(slot);
                     }
                     #[cfg(herald_loom)]
@@ -675,7 +877,7 @@ impl ReadGuard<'_> {
             run_after(self.domain.uid);
         }
         if self.domain.has_garbage.load(Ordering::Relaxed) {
-            self.domain.try_collect();
+            self.domain.collect_at_exit();
         }
     }
 }
@@ -765,6 +967,7 @@ impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
         Retired {
             ptr: old,
             generation,
+            urgent: false,
             domain,
         }
     }
@@ -785,6 +988,8 @@ pub(crate) struct Retired<'d, T: Send + 'static> {
     /// because readers may hold `&T` into it (no `Box`, which asserts uniqueness, may exist).
     ptr: *mut T,
     generation: u64,
+    /// See `Garbage::urgent`.
+    urgent: bool,
     domain: &'d Domain,
 }
 
@@ -822,7 +1027,8 @@ impl<'d, T: Send + 'static> Retired<'d, T> {
         if std::ptr::eq(grace.domain, this.domain) && this.generation < grace.started {
             drop(boxed);
         } else {
-            this.domain.defer(this.generation, Box::new(boxed));
+            this.domain
+                .defer(this.generation, this.urgent, Box::new(boxed));
         }
     }
 
@@ -838,7 +1044,7 @@ impl<'d, T: Send + 'static> Retired<'d, T> {
 impl<T: Send + 'static> Drop for Retired<'_, T> {
     fn drop(&mut self) {
         self.domain
-            .defer(self.generation, Box::new(Boxed(self.ptr)));
+            .defer(self.generation, self.urgent, Box::new(Boxed(self.ptr)));
     }
 }
 
@@ -850,6 +1056,7 @@ impl Domain {
         Retired {
             ptr: Box::into_raw(Box::new(value)),
             generation: self.retirement_point(),
+            urgent: true,
             domain: self,
         }
     }

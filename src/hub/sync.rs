@@ -22,6 +22,9 @@ mod imp {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock()
         }
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock()
+        }
         pub(crate) fn get_mut(&mut self) -> &mut T {
             self.0.get_mut()
         }
@@ -69,6 +72,13 @@ mod imp {
             match self.0.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
+            }
+        }
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(g) => Some(g),
+                Err(loom::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(loom::sync::TryLockError::WouldBlock) => None,
             }
         }
         pub(crate) fn get_mut(&mut self) -> &mut T {

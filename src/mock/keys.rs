@@ -80,29 +80,69 @@ pub(crate) struct TokenClaims {
     pub(crate) iat: i64,
 }
 
-/// Decodes base64url, tolerating trailing `=` padding.
-fn b64url(part: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()
+/// How a JWT part was encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum B64 {
+    /// base64url without padding: strict JWS (RFC 7515).
+    Strict,
+    /// Anything else Apple evidently accepts: padding, or the standard alphabet (`+`, `/`), as
+    /// the `a2` crate sends.
+    Lenient,
+}
+
+/// Decodes a JWT part: base64url (strict), else base64url with padding or standard base64
+/// with or without padding (lenient).
+fn b64_part(part: &str) -> Option<(Vec<u8>, B64)> {
+    if let Ok(bytes) = URL_SAFE_NO_PAD.decode(part) {
+        return Some((bytes, B64::Strict));
+    }
+    let unpadded = part
+        .strip_suffix("==")
+        .or_else(|| part.strip_suffix('='))
+        .unwrap_or(part);
+    let standard = base64::engine::general_purpose::STANDARD_NO_PAD;
+    URL_SAFE_NO_PAD
+        .decode(unpadded)
+        .or_else(|_| standard.decode(unpadded))
+        .ok()
+        .map(|bytes| (bytes, B64::Lenient))
+}
+
+/// A parsed provider token: claims, the signed text, the signature, and whether any part was
+/// not strict base64url (accepted, but worth a warning).
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedToken {
+    pub(crate) claims: TokenClaims,
+    pub(crate) signed: String,
+    pub(crate) signature: Vec<u8>,
+    pub(crate) lenient_base64: bool,
 }
 
 /// Parses a JWT's header and claims without verifying it. `None` = not a well-formed ES256 JWT.
-pub(crate) fn parse_token(jwt: &str) -> Option<(TokenClaims, String, Vec<u8>)> {
+pub(crate) fn parse_token(jwt: &str) -> Option<ParsedToken> {
     let mut parts = jwt.split('.');
     let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
         return None;
     }
-    let header: serde_json::Value = serde_json::from_slice(&b64url(h)?).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&b64url(c)?).ok()?;
+    let (header, h_enc) = b64_part(h)?;
+    let (claims, c_enc) = b64_part(c)?;
+    let (signature, s_enc) = b64_part(s)?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&claims).ok()?;
     if header.get("alg")?.as_str()? != "ES256" {
         return None;
     }
     let kid = header.get("kid")?.as_str()?.to_owned();
     let iss = claims.get("iss")?.as_str()?.to_owned();
     let iat = claims.get("iat")?.as_i64()?;
-    let signature = b64url(s)?;
-    let signed = format!("{h}.{c}");
-    Some((TokenClaims { kid, iss, iat }, signed, signature))
+    Some(ParsedToken {
+        claims: TokenClaims { kid, iss, iat },
+        // The signature covers the parts as sent, whatever their alphabet.
+        signed: format!("{h}.{c}"),
+        signature,
+        lenient_base64: [h_enc, c_enc, s_enc].contains(&B64::Lenient),
+    })
 }
 
 /// Verifies an ES256 signature over `signed` with an uncompressed P-256 point, accepting the strict
@@ -144,6 +184,33 @@ mod tests {
     #[test]
     fn garbage_is_not_a_key() {
         assert!(parse_public_key(b"hello").unwrap_err().is_bad_key());
+    }
+
+    #[test]
+    fn standard_base64_and_padding_parse_leniently() {
+        let header = r#"{"alg":"ES256","kid":"K"}"#;
+        // Claims whose encoding needs `+`, `/` and padding in the standard alphabet.
+        let claims = r#"{"iss":"T","iat":1700000000,"x":"??>>~~"}"#;
+        let sig = [0xfbu8; 64];
+        let std = base64::engine::general_purpose::STANDARD;
+        let a2 = format!(
+            "{}.{}.{}",
+            std.encode(header),
+            std.encode(claims),
+            std.encode(sig)
+        );
+        assert!(a2.contains('+') || a2.contains('/'));
+        let parsed = parse_token(&a2).unwrap();
+        assert!(parsed.lenient_base64);
+        assert_eq!(parsed.claims.iss, "T");
+        assert_eq!(parsed.signature, sig);
+        let strict = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims),
+            URL_SAFE_NO_PAD.encode(sig)
+        );
+        assert!(!parse_token(&strict).unwrap().lenient_base64);
     }
 
     #[test]

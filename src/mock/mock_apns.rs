@@ -7,7 +7,7 @@ use super::keys::{KeyEntry, generate_p8, parse_public_key};
 use super::record::{Endpoint, RecordedRequest, Stats};
 use super::server::accept_loop;
 use super::state::{Config, ConnAuth, ConnCmd, Shared};
-use super::tls::{Authority, PushCertificate};
+use super::tls::{Authority, PushCertificate, PushCertificateOptions};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -297,7 +297,31 @@ impl MockApns {
     /// Issues a push certificate for `bundle_id` (subject UID = bundle id), signed by the mock's
     /// CA, for certificate-based authentication.
     pub fn issue_push_certificate(&self, bundle_id: &str) -> Result<PushCertificate, MockError> {
-        self.authority.push_certificate(bundle_id)
+        self.authority
+            .push_certificate(bundle_id, &PushCertificateOptions::universal())
+    }
+
+    /// Issues a push certificate for `bundle_id` with the environment and topic extensions
+    /// `options` chooses (a sandbox-only certificate, a certificate for some topics only...).
+    /// Under a certificate with a topics extension, a push to a topic it does not list is
+    /// answered 400 TopicDisallowed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate_with("com.example.app", &PushCertificateOptions::production_only())?;
+    /// assert!(cert.production() && !cert.sandbox());
+    /// assert_eq!(cert.topics().unwrap()[1], "com.example.app.voip");
+    /// # Ok(()) }
+    /// ```
+    pub fn issue_push_certificate_with(
+        &self,
+        bundle_id: &str,
+        options: &PushCertificateOptions,
+    ) -> Result<PushCertificate, MockError> {
+        self.authority.push_certificate(bundle_id, options)
     }
 
     // ----- devices -----

@@ -28,7 +28,17 @@
 //!   [`MockApns::issue_push_certificate`]) uses certificate authentication; one without uses token
 //!   authentication. `:authority` is not required (a `host` header is fine).
 //! - A 200 is a HEADERS frame with END_STREAM and no DATA; errors carry `{"reason": ...}` (plus
-//!   `"timestamp"` on 410). Both carry `apns-id` (echoed or generated); 200s also `apns-unique-id`.
+//!   `"timestamp"` on 410) with `content-type: application/json`. Both carry `apns-id` (echoed or
+//!   generated); 200s also `apns-unique-id`.
+//!
+//! # Push certificates
+//! [`MockApns::issue_push_certificate`] issues a certificate shaped like Apple's universal one:
+//! subject UID = bundle id, the sandbox (`1.2.840.113635.100.6.3.1`) and production (`…3.2`)
+//! extensions, and the topics extension (`…3.6`: `SEQUENCE { UTF8String topic, SEQUENCE {
+//! UTF8String kind } … }` listing the bundle id (`app`), `.voip` and `.complication`).
+//! [`MockApns::issue_push_certificate_with`] chooses the environments and topics
+//! ([`PushCertificateOptions`]). Under a certificate with a topics extension, a push to a topic
+//! it does not list is 400 TopicDisallowed.
 //!
 //! # The stream-limit ramp
 //! A token-authenticated connection advertises SETTINGS_MAX_CONCURRENT_STREAMS = 1 until a push
@@ -67,6 +77,10 @@
 //! benchmark below those figures.
 //!
 //! # Token rules
+//! As strict as Apple, and no stricter: each JWT part may be base64url (strict JWS) or, as the
+//! `a2` crate sends it and Apple accepts it, standard base64 (`+`, `/`, `=` padding); the
+//! signature is checked over the parts as sent. A request whose token was not strict base64url
+//! is accepted and carries a warning in [`RecordedRequest::warnings`].
 //! The JWT must be `ES256` with a registered `kid`, signed by that key (64-byte r‖s or DER), with
 //! `iss` = the key's team: otherwise 403 InvalidProviderToken. `iat` more than one hour before the
 //! mock's [`Clock`] → 403 ExpiredProviderToken. On one connection, a new token whose `iat` is less
@@ -123,4 +137,4 @@ pub use error::MockError;
 pub use fault::{Fault, Latency};
 pub use mock_apns::{MockApns, MockApnsBuilder};
 pub use record::{AuthKind, ConnectionStats, Endpoint, RecordedRequest, Stats};
-pub use tls::PushCertificate;
+pub use tls::{PushCertificate, PushCertificateOptions};

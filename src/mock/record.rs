@@ -74,6 +74,10 @@ pub struct RecordedRequest {
     pub timestamp_ms: Option<u64>,
     /// When it arrived, by the mock's clock.
     pub received_at: SystemTime,
+    /// What the mock accepted but Apple's documentation does not promise, so a test can see it
+    /// was accepted leniently: today, a provider token in standard base64 (`+`, `/`, `=`
+    /// padding) instead of base64url, as the `a2` crate sends it.
+    pub warnings: Vec<String>,
 }
 
 impl RecordedRequest {

@@ -30,6 +30,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Recorded on requests whose provider token was not strict base64url (see
+/// [`RecordedRequest::warnings`](super::RecordedRequest::warnings)).
+pub(crate) const LENIENT_JWT_WARNING: &str = "provider token is not strict base64url (standard base64 alphabet or padding): accepted, as Apple accepts it";
+
 /// A rejection: status and reason (and the 410 timestamp).
 #[derive(Debug, Clone)]
 pub(crate) struct Rej {
@@ -221,6 +225,8 @@ pub(crate) struct Identity {
     /// Bundle ids allowed; `None` = any.
     pub(crate) topics: Option<Vec<String>>,
     pub(crate) certificate: bool,
+    /// Under certificate auth with Apple's topics extension: the exact topics allowed.
+    pub(crate) cert_topics: Option<Vec<String>>,
 }
 
 impl Shared {
@@ -230,6 +236,7 @@ impl Shared {
         conn: &Conn,
         headers: &HeaderMap,
         auth: &mut AuthKind,
+        warnings: &mut Vec<String>,
     ) -> Result<Identity, Rej> {
         let value = match header(headers, "authorization") {
             None => return Err(rej(403, "MissingProviderToken")),
@@ -249,6 +256,9 @@ impl Shared {
                 key_id: Some(cur.claims.kid.clone()),
                 team_id: Some(cur.claims.iss.clone()),
             };
+            if cur.lenient_base64 {
+                warnings.push(LENIENT_JWT_WARNING.to_owned());
+            }
             if expired(&cur.claims) {
                 return Err(rej(403, "ExpiredProviderToken"));
             }
@@ -260,11 +270,21 @@ impl Shared {
             return Ok(Identity {
                 topics,
                 certificate: false,
+                cert_topics: None,
             });
         }
-        let Some((claims, signed, signature)) = parse_token(jwt) else {
+        let Some(parsed) = parse_token(jwt) else {
             return Err(rej(403, "InvalidProviderToken"));
         };
+        if parsed.lenient_base64 {
+            warnings.push(LENIENT_JWT_WARNING.to_owned());
+            tracing::warn!(
+                kid = %parsed.claims.kid,
+                "mock APNs: provider token is not strict base64url (standard alphabet or padding); accepted, as Apple does"
+            );
+        }
+        let parsed_lenient = parsed.lenient_base64;
+        let (claims, signed, signature) = (parsed.claims, parsed.signed, parsed.signature);
         *auth = AuthKind::Token {
             key_id: Some(claims.kid.clone()),
             team_id: Some(claims.iss.clone()),
@@ -289,11 +309,13 @@ impl Shared {
         *current = Some(TokenState {
             jwt: jwt.to_owned(),
             claims,
+            lenient_base64: parsed_lenient,
         });
         conn.stats.lock().tokens += 1;
         Ok(Identity {
             topics: key.topics,
             certificate: false,
+            cert_topics: None,
         })
     }
 
@@ -303,14 +325,21 @@ impl Shared {
         conn: &Conn,
         headers: &HeaderMap,
         auth: &mut AuthKind,
+        warnings: &mut Vec<String>,
     ) -> Result<Identity, Rej> {
         match &conn.auth {
-            ConnAuth::Token => self.check_token(conn, headers, auth),
-            ConnAuth::Certificate { bundle_id: Some(b) } => Ok(Identity {
+            ConnAuth::Token => self.check_token(conn, headers, auth, warnings),
+            ConnAuth::Certificate {
+                bundle_id: Some(b),
+                topics,
+            } => Ok(Identity {
                 topics: Some(vec![b.clone()]),
                 certificate: true,
+                cert_topics: topics.clone(),
             }),
-            ConnAuth::Certificate { bundle_id: None } => Err(rej(403, "BadCertificate")),
+            ConnAuth::Certificate {
+                bundle_id: None, ..
+            } => Err(rej(403, "BadCertificate")),
         }
     }
 
@@ -358,6 +387,12 @@ impl Shared {
         if let Some(allowed) = &identity.topics
             && push_type != "mdm"
             && !allowed.iter().any(|b| b == bundle)
+        {
+            return Err(rej(400, "TopicDisallowed"));
+        }
+        if let Some(listed) = &identity.cert_topics
+            && push_type != "mdm"
+            && !listed.contains(&topic)
         {
             return Err(rej(400, "TopicDisallowed"));
         }

@@ -5,7 +5,7 @@ use super::frames::{FrameIo, StreamControl};
 use super::record::{AuthKind, Endpoint, RecordedRequest};
 use super::rules::{self, Action, Decision, Identity, Rej, Route, Served, is_uuid};
 use super::state::{Conn, ConnAuth, ConnCmd, Shared};
-use super::tls::certificate_uid;
+use super::tls::{certificate_topics, certificate_uid};
 use bytes::Bytes;
 use h2::server::SendResponse;
 use http::{Request, Response};
@@ -71,6 +71,7 @@ async fn serve_connection(
     let auth = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
         Some(cert) => ConnAuth::Certificate {
             bundle_id: certificate_uid(cert),
+            topics: certificate_topics(cert),
         },
         None => ConnAuth::Token,
     };
@@ -336,10 +337,11 @@ impl Shared {
                 key_id: None,
                 team_id: None,
             },
-            ConnAuth::Certificate { bundle_id } => AuthKind::Certificate {
+            ConnAuth::Certificate { bundle_id, .. } => AuthKind::Certificate {
                 bundle_id: bundle_id.clone(),
             },
         };
+        let mut warnings = Vec::new();
         let echoed_id = headers
             .get("apns-id")
             .and_then(|v| v.to_str().ok())
@@ -391,7 +393,9 @@ impl Shared {
             Some(Fault::GoAway { reason }) => fault_action = Some(Action::GoAway(reason)),
             Some(Fault::Accept) => result = Ok((200, vec![], None)),
             Some(Fault::Delay(_)) | None => {
-                result = self.validate(conn, parts, &route, &body, too_big, &mut auth);
+                let mut learned = (auth, warnings);
+                result = self.validate(conn, parts, &route, &body, too_big, &mut learned);
+                (auth, warnings) = learned;
                 if result.is_ok()
                     && is_push
                     && config.error_rate > 0.0
@@ -446,6 +450,7 @@ impl Shared {
             reason: None,
             timestamp_ms: None,
             received_at,
+            warnings,
         };
 
         let n = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -465,6 +470,9 @@ impl Shared {
                         self.ramp_up(conn, &config);
                     }
                     headers_out.extend(extra);
+                    if body.is_some() {
+                        headers_out.push(("content-type", "application/json".to_owned()));
+                    }
                     rec.status = status;
                     Action::Respond {
                         status,
@@ -480,6 +488,7 @@ impl Shared {
                         Some(ts) => serde_json::json!({ "reason": r.reason, "timestamp": ts }),
                         None => serde_json::json!({ "reason": r.reason }),
                     };
+                    headers_out.push(("content-type", "application/json".to_owned()));
                     rec.status = r.status;
                     rec.reason = Some(r.reason);
                     rec.timestamp_ms = r.timestamp_ms;
@@ -506,12 +515,13 @@ impl Shared {
         route: &Result<Route, (Endpoint, Rej)>,
         body: &[u8],
         too_big: bool,
-        auth: &mut AuthKind,
+        // What authentication learns: who the caller is, and what was accepted leniently.
+        (auth, warnings): &mut (AuthKind, Vec<String>),
     ) -> Result<Served, Rej> {
         let route = route.as_ref().map_err(|(_, r)| r.clone())?;
         let headers = &parts.headers;
         rules::check_duplicates(headers)?;
-        let identity: Identity = self.authenticate(conn, headers, auth)?;
+        let identity: Identity = self.authenticate(conn, headers, auth, warnings)?;
         if too_big {
             return Err(Rej {
                 status: 413,

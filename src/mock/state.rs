@@ -68,7 +68,11 @@ pub(crate) enum ConnCmd {
 #[derive(Debug, Clone)]
 pub(crate) enum ConnAuth {
     Token,
-    Certificate { bundle_id: Option<String> },
+    Certificate {
+        bundle_id: Option<String>,
+        /// The topics of Apple's topics extension (1.2.840.113635.100.6.3.6), when present.
+        topics: Option<Vec<String>>,
+    },
 }
 
 /// The provider token in use on a connection.
@@ -76,6 +80,8 @@ pub(crate) enum ConnAuth {
 pub(crate) struct TokenState {
     pub(crate) jwt: String,
     pub(crate) claims: TokenClaims,
+    /// The token was not strict base64url (accepted with a warning).
+    pub(crate) lenient_base64: bool,
 }
 
 /// One connection, as the handlers and the API see it.

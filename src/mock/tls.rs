@@ -2,8 +2,8 @@
 
 use super::error::{Kind, MockError};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
@@ -14,6 +14,12 @@ use std::sync::Arc;
 
 /// OID of the X.500 `UID` attribute (userId), where Apple puts the bundle id of a push certificate.
 const UID_OID: [u64; 7] = [0, 9, 2342, 19200300, 100, 1, 1];
+
+/// Apple's push-certificate extensions (Apple WWDR CPS): the certificate may connect to the
+/// sandbox (development) environment, to production, and the topics it may push to.
+const SANDBOX_OID: [u64; 8] = [1, 2, 840, 113635, 100, 6, 3, 1];
+const PRODUCTION_OID: [u64; 8] = [1, 2, 840, 113635, 100, 6, 3, 2];
+const TOPICS_OID: [u64; 8] = [1, 2, 840, 113635, 100, 6, 3, 6];
 
 /// Host names (and addresses) the generated server certificate is valid for.
 pub(crate) const SERVER_NAMES: &[&str] = &[
@@ -76,11 +82,25 @@ impl Authority {
         Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(der)))
     }
 
-    /// A push certificate for `bundle_id`, shaped like Apple's (subject UID = bundle id).
-    pub(crate) fn push_certificate(&self, bundle_id: &str) -> Result<PushCertificate, MockError> {
+    /// A push certificate for `bundle_id`, shaped like Apple's (subject UID = bundle id, and
+    /// the extensions `options` asks for).
+    pub(crate) fn push_certificate(
+        &self,
+        bundle_id: &str,
+        options: &PushCertificateOptions,
+    ) -> Result<PushCertificate, MockError> {
         if bundle_id.is_empty() {
             return Err(cert_err("empty bundle id"));
         }
+        let topics = match &options.topics {
+            Topics::Default => Some(vec![
+                bundle_id.to_owned(),
+                format!("{bundle_id}.voip"),
+                format!("{bundle_id}.complication"),
+            ]),
+            Topics::Listed(list) => Some(list.clone()),
+            Topics::Absent => None,
+        };
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
         params
@@ -95,8 +115,36 @@ impl Authority {
             .push(DnType::OrganizationName, "herald mock");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // Apple's environment extensions carry an ASN.1 NULL.
+        if options.sandbox {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &SANDBOX_OID,
+                    vec![0x05, 0x00],
+                ));
+        }
+        if options.production {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &PRODUCTION_OID,
+                    vec![0x05, 0x00],
+                ));
+        }
+        if let Some(topics) = &topics {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &TOPICS_OID,
+                    encode_topics(bundle_id, topics),
+                ));
+        }
         let cert = params.signed_by(&key, &self.issuer).map_err(cert_err)?;
         Ok(PushCertificate {
+            sandbox: options.sandbox,
+            production: options.production,
+            topics,
             bundle_id: bundle_id.to_owned(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -140,6 +188,148 @@ impl Authority {
     }
 }
 
+/// DER: tag, definite length, content.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// Apple's topics extension: `SEQUENCE { UTF8String topic, SEQUENCE { UTF8String kind }, ... }`,
+/// each topic followed by its kind (`app` for the bundle id, `voip`, `complication`, ...), as
+/// OpenSSL shows in an Apple push certificate and as Pushy and others read it.
+fn encode_topics(bundle_id: &str, topics: &[String]) -> Vec<u8> {
+    const UTF8_STRING: u8 = 0x0c;
+    const SEQUENCE: u8 = 0x30;
+    let mut items = Vec::new();
+    for topic in topics {
+        let kind = if topic == bundle_id {
+            "app"
+        } else {
+            topic
+                .strip_prefix(bundle_id)
+                .and_then(|s| s.strip_prefix('.'))
+                .unwrap_or("topic")
+        };
+        items.extend(der(UTF8_STRING, topic.as_bytes()));
+        items.extend(der(SEQUENCE, &der(UTF8_STRING, kind.as_bytes())));
+    }
+    der(SEQUENCE, &items)
+}
+
+/// The topics listed in a DER certificate's topics extension, if it has one (the mock's own
+/// reading; the client has its own). Strings directly in the sequence are topics, nested kind
+/// markers are skipped; a flat list of strings is read as topic, kind, topic, kind...
+pub(crate) fn certificate_topics(der_cert: &[u8]) -> Option<Vec<String>> {
+    use x509_parser::der_parser::ber::BerObjectContent;
+    let (_, cert) = x509_parser::parse_x509_certificate(der_cert).ok()?;
+    let oid = x509_parser::der_parser::oid::Oid::from(&TOPICS_OID).ok()?;
+    let ext = cert.extensions().iter().find(|e| e.oid == oid)?;
+    let (_, seq) = x509_parser::der_parser::parse_der(ext.value).ok()?;
+    let BerObjectContent::Sequence(items) = &seq.content else {
+        return Some(Vec::new());
+    };
+    let strings: Vec<Option<String>> = items
+        .iter()
+        .map(|i| i.as_str().ok().map(str::to_owned))
+        .collect();
+    let topics = if strings.iter().all(Option::is_some) {
+        strings.into_iter().step_by(2).flatten().collect()
+    } else {
+        strings.into_iter().flatten().collect()
+    };
+    Some(topics)
+}
+
+/// Which of Apple's extensions a push certificate issued by the mock carries: the environments
+/// it may connect to (sandbox `1.2.840.113635.100.6.3.1`, production `…3.2`) and the topics it
+/// may push to (`…3.6`). The default is Apple's universal certificate: both environments, and
+/// the bundle id with its `.voip` and `.complication` topics.
+///
+/// ```
+/// use herald::mock::PushCertificateOptions;
+/// let sandbox_only = PushCertificateOptions::sandbox_only();
+/// let watch = PushCertificateOptions::universal().topics(["com.example.app", "com.example.app.complication"]);
+/// let legacy = PushCertificateOptions::production_only().without_topics();
+/// # let _ = (sandbox_only, watch, legacy);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushCertificateOptions {
+    sandbox: bool,
+    production: bool,
+    topics: Topics,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Topics {
+    Default,
+    Listed(Vec<String>),
+    Absent,
+}
+
+impl Default for PushCertificateOptions {
+    fn default() -> Self {
+        PushCertificateOptions::universal()
+    }
+}
+
+impl PushCertificateOptions {
+    /// Sandbox and production, default topics (Apple's "Sandbox & Production" certificate).
+    pub fn universal() -> Self {
+        PushCertificateOptions {
+            sandbox: true,
+            production: true,
+            topics: Topics::Default,
+        }
+    }
+
+    /// Only the sandbox environment (an "Apple Development IOS Push Services" certificate).
+    pub fn sandbox_only() -> Self {
+        PushCertificateOptions {
+            production: false,
+            ..Self::universal()
+        }
+    }
+
+    /// Only the production environment.
+    pub fn production_only() -> Self {
+        PushCertificateOptions {
+            sandbox: false,
+            ..Self::universal()
+        }
+    }
+
+    /// Neither environment extension (a certificate that says nothing about its environment).
+    pub fn no_environment() -> Self {
+        PushCertificateOptions {
+            sandbox: false,
+            production: false,
+            ..Self::universal()
+        }
+    }
+
+    /// Lists exactly these topics in the topics extension.
+    pub fn topics(mut self, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.topics = Topics::Listed(topics.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// No topics extension (an older certificate: only the bundle id, from the subject UID).
+    pub fn without_topics(mut self) -> Self {
+        self.topics = Topics::Absent;
+        self
+    }
+}
+
 /// The subject UID (bundle id) of a DER certificate, if it has one.
 pub(crate) fn certificate_uid(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -164,6 +354,9 @@ pub(crate) fn certificate_uid(der: &[u8]) -> Option<String> {
 /// ```
 #[derive(Clone)]
 pub struct PushCertificate {
+    sandbox: bool,
+    production: bool,
+    topics: Option<Vec<String>>,
     bundle_id: String,
     cert_pem: String,
     key_pem: String,
@@ -176,6 +369,9 @@ impl std::fmt::Debug for PushCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PushCertificate")
             .field("bundle_id", &self.bundle_id)
+            .field("sandbox", &self.sandbox)
+            .field("production", &self.production)
+            .field("topics", &self.topics)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +380,21 @@ impl PushCertificate {
     /// The bundle id (the certificate's subject UID).
     pub fn bundle_id(&self) -> &str {
         &self.bundle_id
+    }
+
+    /// Whether it carries the sandbox extension (`1.2.840.113635.100.6.3.1`).
+    pub fn sandbox(&self) -> bool {
+        self.sandbox
+    }
+
+    /// Whether it carries the production extension (`1.2.840.113635.100.6.3.2`).
+    pub fn production(&self) -> bool {
+        self.production
+    }
+
+    /// The topics of its topics extension (`1.2.840.113635.100.6.3.6`), if it has one.
+    pub fn topics(&self) -> Option<&[String]> {
+        self.topics.as_deref()
     }
 
     /// The certificate, PEM.
@@ -247,8 +458,55 @@ mod tests {
     #[test]
     fn push_certificate_carries_bundle_id_as_uid() {
         let ca = Authority::generate().unwrap();
-        let cert = ca.push_certificate("com.example.app").unwrap();
+        let cert = ca
+            .push_certificate("com.example.app", &PushCertificateOptions::universal())
+            .unwrap();
         let der = CertificateDer::from_pem_slice(cert.cert_pem().as_bytes()).unwrap();
         assert_eq!(certificate_uid(&der).as_deref(), Some("com.example.app"));
+    }
+
+    #[test]
+    fn topics_extension_round_trips_in_apples_shape() {
+        let ca = Authority::generate().unwrap();
+        let options = PushCertificateOptions::sandbox_only()
+            .topics(["com.example.app", "com.example.app.voip"]);
+        let cert = ca.push_certificate("com.example.app", &options).unwrap();
+        let der = CertificateDer::from_pem_slice(cert.cert_pem().as_bytes()).unwrap();
+        assert_eq!(
+            certificate_topics(&der),
+            Some(vec![
+                "com.example.app".to_owned(),
+                "com.example.app.voip".to_owned()
+            ])
+        );
+        // SEQUENCE { UTF8String "a.b", SEQUENCE { UTF8String "app" } }
+        assert_eq!(
+            encode_topics("a.b", &["a.b".to_owned()]),
+            [
+                0x30, 0x0c, 0x0c, 0x03, b'a', b'.', b'b', 0x30, 0x05, 0x0c, 0x03, b'a', b'p', b'p'
+            ]
+        );
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let oids: Vec<String> = parsed
+            .extensions()
+            .iter()
+            .map(|e| e.oid.to_id_string())
+            .collect();
+        assert!(
+            oids.contains(&"1.2.840.113635.100.6.3.1".to_owned()),
+            "{oids:?}"
+        );
+        assert!(
+            !oids.contains(&"1.2.840.113635.100.6.3.2".to_owned()),
+            "{oids:?}"
+        );
+        let legacy = ca
+            .push_certificate(
+                "com.example.app",
+                &PushCertificateOptions::universal().without_topics(),
+            )
+            .unwrap();
+        let der = CertificateDer::from_pem_slice(legacy.cert_pem().as_bytes()).unwrap();
+        assert_eq!(certificate_topics(&der), None);
     }
 }

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
 use herald::bridge::endpoint::RegistrationEndpoint;
-use herald::bridge::{ApnsSink, DeviceRegistry, Forwarding, Message, SinkMetrics};
+use herald::bridge::{
+    ApnsSink, ApnsSinkBuilder, DeviceRegistry, Forwarding, Message, RegistrySubscription,
+    SinkMetrics,
+};
 use herald::mock::MockApns;
-use herald::{Notification, NotificationCenter, Subscription};
+use herald::{Notification, NotificationCenter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -98,29 +101,44 @@ pub struct Harness {
     pub sink: ApnsSink,
     pub addr: SocketAddr,
     pub forwarding: Forwarding,
-    pub cleanup: Subscription,
+    pub cleanup: RegistrySubscription,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// A client of `mock`, with the mock's key.
+pub fn client_of(mock: &MockApns) -> ApnsClient {
+    let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
+    ApnsClient::builder()
+        .endpoint(
+            Endpoint::custom(&mock.url())
+                .unwrap()
+                .with_ca_pem(mock.ca_pem()),
+        )
+        .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM_ID).unwrap())
+        .build()
+        .unwrap()
 }
 
 impl Harness {
     pub async fn start(registry: DeviceRegistry) -> Harness {
+        Harness::start_with(registry, |b| b).await
+    }
+
+    /// With the sink configured further by `configure`.
+    pub async fn start_with(
+        registry: DeviceRegistry,
+        configure: impl FnOnce(ApnsSinkBuilder) -> ApnsSinkBuilder,
+    ) -> Harness {
         let mock = MockApns::start().await.unwrap();
-        let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
-        let client = ApnsClient::builder()
-            .endpoint(
-                Endpoint::custom(&mock.url())
-                    .unwrap()
-                    .with_ca_pem(mock.ca_pem()),
-            )
-            .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM_ID).unwrap())
-            .build()
-            .unwrap();
+        let client = client_of(&mock);
         let center = NotificationCenter::new();
         let cleanup = registry.observe(&center);
-        let sink = ApnsSink::builder(client)
-            .registry(registry.clone())
-            .topic(BUNDLE)
-            .build();
+        let sink = configure(
+            ApnsSink::builder(client)
+                .registry(registry.clone())
+                .topic(BUNDLE),
+        )
+        .build();
         let forwarding = center
             .observer::<Shipped>()
             .forward(sink.map(|n: &Shipped| {

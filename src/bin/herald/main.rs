@@ -1,17 +1,52 @@
 //! `herald`: the command-line face of the herald crate.
 //!
-//! - `herald mock` runs the mock APNs server standalone.
-//! - `herald push` sends one push to APNs (or to the mock).
+//! - `herald mock` runs the mock APNs server standalone, and prints a ready-to-paste
+//!   `herald push` command that it will accept (`--json`: one machine-readable start-up line).
+//! - `herald push` sends one push to APNs (or to the mock) and explains the outcome.
+//!
+//! # Exit codes
+//!
+//! | code | `herald push` | `herald mock` |
+//! |---|---|---|
+//! | 0 | APNs accepted the push | stopped by Ctrl-C or SIGTERM |
+//! | 1 | usage or input error (bad option, unreadable key, invalid push): nothing was sent | usage or start-up error: nothing is left behind |
+//! | 2 | rejected by APNs (the reason and what to do are printed) | |
+//! | 3 | not sent: no connection (refused, TLS, proxy, connect timeout); safe to retry | |
+//! | 4 | sent, but no definitive answer (timeout, connection lost, APNs kept answering 429/5xx): APNs may or may not have it | |
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod mock_cmd;
 mod push_cmd;
+mod time;
+
+/// The exit codes, as documented in the module docs and `herald --help`.
+pub(crate) mod exit {
+    /// Success: the push was accepted; the mock stopped cleanly.
+    pub(crate) const OK: u8 = 0;
+    /// Usage or input error: nothing was sent, nothing was started.
+    pub(crate) const USAGE: u8 = 1;
+    /// APNs rejected the push.
+    pub(crate) const REJECTED: u8 = 2;
+    /// Nothing was sent: no connection could be made.
+    pub(crate) const NOT_SENT: u8 = 3;
+    /// Sent, but no definitive answer.
+    pub(crate) const NO_ANSWER: u8 = 4;
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  herald push: APNs accepted the push.  herald mock: stopped by Ctrl-C or SIGTERM.
+  1  Usage or input error (bad option, unreadable key, invalid push): nothing was sent.
+  2  herald push: APNs rejected the push (the reason and what to do are printed).
+  3  herald push: not sent, no connection (refused, TLS, proxy, connect timeout): safe to retry.
+  4  herald push: sent, but no definitive answer (timeout, connection lost, APNs kept
+     answering 429/5xx): APNs may or may not have the push.";
 
 /// herald: a typed notification center with an APNs adapter.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about)]
+#[command(name = "herald", version, about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,13 +55,27 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the mock APNs server (HTTP/2 over TLS on loopback) until Ctrl-C.
+    #[command(after_help = mock_cmd::AFTER_HELP)]
     Mock(Box<mock_cmd::MockArgs>),
     /// Send one push to APNs, or to a mock server, and print the outcome.
+    #[command(after_help = EXIT_CODES)]
     Push(Box<push_cmd::PushArgs>),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; every other parse error is a
+            // usage error (clap would exit 2, which here means "rejected by APNs").
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,13 +83,16 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("herald: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::USAGE);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Mock(args) => mock_cmd::run(*args).await,
             Command::Push(args) => push_cmd::run(*args).await,
         }
-    })
+    });
+    // Connection tasks still running (after a deadline) are dropped, not awaited.
+    runtime.shutdown_background();
+    ExitCode::from(code)
 }

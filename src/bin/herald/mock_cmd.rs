@@ -1,18 +1,78 @@
 //! `herald mock`: the mock APNs server, standalone, for app developers and interop tests.
 //!
 //! A thin face over [`herald::mock::MockApns`]: every option maps to a builder or handle method.
+//!
+//! Everything is validated before anything is printed: a bad option, an unreadable or invalid
+//! key file, a token that is not hex or an error rate outside 0–1 is a usage error (exit 1),
+//! with nothing printed on stdout and nothing left on disk. Once set up, it prints where it
+//! listens, its CA file, its keys and tokens, and a ready-to-paste `herald push` command that it
+//! will accept; with `--json`, all of that is one JSON object on the first line instead (then one
+//! object per push, and one when it stops).
+//!
+//! Files: without `--out-dir`, the CA, generated keys and certificates go to a new directory
+//! under the system temp dir, removed when the mock stops (Ctrl-C or SIGTERM) or fails to start.
+//! A directory given with `--out-dir` is kept.
 
 use herald::mock::{Latency, MockApns, RecordedRequest};
+use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use crate::exit;
+
+/// Appended to `herald mock --help`.
+pub(crate) const AFTER_HELP: &str = "\
+With no --key, --generate-key or --push-cert, a key HERALDKEY1 (team HERALDTEAM) is generated;
+with no --token, one random device token is registered for any bundle id. The printed
+`herald push` command uses them: the first push works as is.
+
+--unregistered TOKEN answers 410 Unregistered with the start-up time as its timestamp;
+TOKEN@TIME gives the time: RFC 3339 (2026-01-01T00:00:00Z, 2026-01-01T00:00:00.250Z,
+2026-01-01T02:00:00+02:00) or milliseconds since 1970 (1767225600000).
+
+Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 usage or start-up error (nothing left behind).";
+
+/// The key generated when the user names no credentials at all.
+const DEFAULT_KEY: (&str, &str) = ("HERALDKEY1", "HERALDTEAM");
+/// The topic of the printed command when no token or certificate names one.
+const DEFAULT_TOPIC: &str = "com.example.app";
 
 /// Options of `herald mock` (boxed: they are many, and `Command` holds them by value).
 #[derive(Debug, clap::Args)]
 pub(crate) struct MockArgs {
     #[command(flatten)]
     options: Box<MockOptions>,
+}
+
+/// `KEY_ID:TEAM_ID:PATH` with the key file read (so a bad path fails before start-up).
+#[derive(Debug, Clone)]
+struct KeySpec {
+    key_id: String,
+    team_id: String,
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// `KEY_ID:TEAM_ID`.
+#[derive(Debug, Clone)]
+struct KeyName {
+    key_id: String,
+    team_id: String,
+}
+
+/// `HEX[:BUNDLE_ID]`.
+#[derive(Debug, Clone)]
+struct TokenSpec {
+    token: String,
+    bundle_id: Option<String>,
+}
+
+/// `HEX[@TIME]`.
+#[derive(Debug, Clone)]
+struct UnregisteredSpec {
+    token: String,
+    at: Option<SystemTime>,
 }
 
 /// The options themselves.
@@ -24,51 +84,53 @@ struct MockOptions {
     /// Address to listen on. Loopback unless you ask otherwise.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     bind: IpAddr,
-    /// Directory for the CA certificate, generated keys and push certificates
-    /// (default: a new directory under the system temp dir).
+    /// Directory for the CA certificate, generated keys and push certificates, kept when the
+    /// mock stops (default: a new directory under the system temp dir, removed when it stops).
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Register a provider key: KEY_ID:TEAM_ID:path/to/AuthKey.p8 (or a public key PEM). Repeatable.
-    #[arg(long = "key", value_name = "KEY_ID:TEAM_ID:PATH")]
-    keys: Vec<String>,
+    #[arg(long = "key", value_name = "KEY_ID:TEAM_ID:PATH", value_parser = parse_key_spec)]
+    keys: Vec<KeySpec>,
     /// Generate and register a provider key, write it as KEY_ID.p8 in the out dir. Repeatable.
-    #[arg(long = "generate-key", value_name = "KEY_ID:TEAM_ID")]
-    generate_keys: Vec<String>,
+    #[arg(long = "generate-key", value_name = "KEY_ID:TEAM_ID", value_parser = parse_key_name)]
+    generate_keys: Vec<KeyName>,
     /// Issue a push certificate for a bundle id; writes BUNDLE.pem (certificate + key) and
     /// BUNDLE.p12 (see --p12-password). Repeatable.
-    #[arg(long = "push-cert", value_name = "BUNDLE_ID")]
+    #[arg(long = "push-cert", value_name = "BUNDLE_ID", value_parser = parse_bundle_id)]
     push_certs: Vec<String>,
     /// Password of the .p12 files written for --push-cert.
     #[arg(long, default_value = "")]
     p12_password: String,
-    /// A known device token, optionally bound to a bundle id (else valid for any). Repeatable.
-    #[arg(long = "token", value_name = "HEX[:BUNDLE_ID]")]
-    tokens: Vec<String>,
-    /// A device token answered 410 Unregistered (timestamp: start-up time). Repeatable.
-    #[arg(long = "unregistered", value_name = "HEX")]
-    unregistered: Vec<String>,
+    /// A known device token (hex), optionally bound to a bundle id (else valid for any). Repeatable.
+    #[arg(long = "token", value_name = "HEX[:BUNDLE_ID]", value_parser = parse_token_spec)]
+    tokens: Vec<TokenSpec>,
+    /// A device token answered 410 Unregistered, since TIME (RFC 3339 or milliseconds since
+    /// 1970; default: the start-up time). Repeatable.
+    #[arg(long = "unregistered", value_name = "HEX[@TIME]", value_parser = parse_unregistered)]
+    unregistered: Vec<UnregisteredSpec>,
     /// Accept pushes to unknown (well-formed) device tokens instead of 400 BadDeviceToken.
     #[arg(long)]
     accept_unknown_tokens: bool,
-    /// MAX_CONCURRENT_STREAMS after the ramp.
-    #[arg(long, default_value_t = 1000)]
+    /// MAX_CONCURRENT_STREAMS after the ramp (at least 1).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     max_streams: u32,
     /// Drop the stream limit to 1 after each rejected push.
     #[arg(long)]
     drop_to_one_after_rejection: bool,
-    /// GOAWAY each connection after this many requests.
-    #[arg(long)]
+    /// GOAWAY each connection after this many requests (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     goaway_after: Option<u64>,
     /// GOAWAY (IdleTimeout) connections without requests or PINGs for this many ms.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout_ms: Option<u64>,
     /// Added latency per answer, in ms: N, or MIN-MAX for a uniform draw.
-    #[arg(long, value_name = "MS|MIN-MAX")]
-    latency_ms: Option<String>,
-    /// Fraction (0–1) of otherwise accepted pushes answered 500/503.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_name = "MS|MIN-MAX", value_parser = parse_latency)]
+    latency_ms: Option<Latency>,
+    /// Fraction (0 to 1) of otherwise accepted pushes answered 500/503.
+    #[arg(long, value_name = "0..1", default_value_t = 0.0, value_parser = parse_rate)]
     error_rate: f64,
-    /// Print each push as one JSON object per line instead of text.
+    /// Print JSON: one start-up object (address, CA, keys, tokens, the push command), then one
+    /// object per push, then one when stopped.
     #[arg(long)]
     json: bool,
     /// Do not print each push (for load tests: printing costs more than answering).
@@ -81,29 +143,202 @@ fn parse_latency(s: &str) -> Result<Latency, String> {
         v.trim()
             .parse::<u64>()
             .map(Duration::from_millis)
-            .map_err(|e| format!("{v}: {e}"))
+            .map_err(|_| format!("{v:?} is not a whole number of milliseconds"))
     };
     match s.split_once('-') {
-        Some((a, b)) => Ok(Latency::Uniform {
-            min: ms(a)?,
-            max: ms(b)?,
-        }),
+        Some((a, b)) => {
+            let (min, max) = (ms(a)?, ms(b)?);
+            if min > max {
+                return Err(format!("{s}: the minimum is above the maximum"));
+            }
+            Ok(Latency::Uniform { min, max })
+        }
         None => Ok(Latency::Fixed(ms(s)?)),
     }
 }
 
-/// Runs `herald mock`.
-pub(crate) async fn run(args: MockArgs) -> ExitCode {
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        Ok(_) => Err("a fraction from 0 (never) to 1 (always), e.g. 0.05".into()),
+        Err(_) => Err("not a number: give a fraction from 0 to 1, e.g. 0.05".into()),
+    }
+}
+
+/// A device token: a non-empty, even number of hex digits (stored lowercase).
+fn parse_hex_token(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a device token is hex digits; this one is empty".into());
+    }
+    if let Some(bad) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "a device token is hex digits (0-9, a-f); {bad:?} is not one"
+        ));
+    }
+    if !s.len().is_multiple_of(2) {
+        return Err(format!(
+            "a device token is whole bytes: an even number of hex digits, not {}",
+            s.len()
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+fn parse_bundle_id(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err(format!("{s:?} is not a bundle id (e.g. com.example.app)"));
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_token_spec(s: &str) -> Result<TokenSpec, String> {
+    let (hex, bundle) = match s.split_once(':') {
+        Some((hex, bundle)) => (hex, Some(parse_bundle_id(bundle)?)),
+        None => (s, None),
+    };
+    Ok(TokenSpec {
+        token: parse_hex_token(hex)?,
+        bundle_id: bundle,
+    })
+}
+
+fn parse_unregistered(s: &str) -> Result<UnregisteredSpec, String> {
+    let (hex, at) = match s.split_once('@') {
+        Some((hex, at)) => (hex, Some(crate::time::parse(at)?)),
+        None => (s, None),
+    };
+    Ok(UnregisteredSpec {
+        token: parse_hex_token(hex)?,
+        at,
+    })
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), String> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "{what} {id:?}: letters and digits expected (Apple's are 10, e.g. ABC123DEFG)"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_key_name(s: &str) -> Result<KeyName, String> {
+    let Some((key_id, team_id)) = s.split_once(':') else {
+        return Err("expected KEY_ID:TEAM_ID".into());
+    };
+    check_id("key id", key_id)?;
+    check_id("team id", team_id)?;
+    Ok(KeyName {
+        key_id: key_id.to_owned(),
+        team_id: team_id.to_owned(),
+    })
+}
+
+fn parse_key_spec(s: &str) -> Result<KeySpec, String> {
+    let mut parts = s.splitn(3, ':');
+    let (Some(key_id), Some(team_id), Some(path)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("expected KEY_ID:TEAM_ID:PATH".into());
+    };
+    check_id("key id", key_id)?;
+    check_id("team id", team_id)?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    Ok(KeySpec {
+        key_id: key_id.to_owned(),
+        team_id: team_id.to_owned(),
+        path: PathBuf::from(path),
+        bytes,
+    })
+}
+
+/// Runs `herald mock`; returns the exit code.
+pub(crate) async fn run(args: MockArgs) -> u8 {
     match serve(*args.options).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("herald mock: {e}");
-            ExitCode::FAILURE
+            exit::USAGE
         }
     }
 }
 
+/// Where the files go: a directory we own (removed on drop) or the user's (kept).
+enum OutDir {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl OutDir {
+    fn path(&self) -> &Path {
+        match self {
+            OutDir::Temporary(t) => t.path(),
+            OutDir::Kept(p) => p,
+        }
+    }
+}
+
+/// Ctrl-C and (on Unix) SIGTERM, registered before anything is written, so the out dir is
+/// removed however the user stops the mock.
+struct StopSignal {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> Result<StopSignal, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let err = |e: std::io::Error| format!("cannot listen for signals: {e}");
+            Ok(StopSignal {
+                interrupt: signal(SignalKind::interrupt()).map_err(err)?,
+                terminate: signal(SignalKind::terminate()).map_err(err)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignal {})
+    }
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// What the mock knows, gathered before anything is printed.
+struct Setup {
+    keys: Vec<Value>,
+    certificates: Vec<Value>,
+    tokens: Vec<TokenSpec>,
+    unregistered: Vec<(String, SystemTime)>,
+    /// The `herald push` arguments (after the program name) the mock will accept.
+    push_args: Option<Vec<String>>,
+    /// The key the push command signs with: (key id, team id, path).
+    push_key: Option<(String, String, PathBuf)>,
+}
+
 async fn serve(args: MockOptions) -> Result<(), String> {
+    let mut stop = StopSignal::install()?;
     let mut builder = MockApns::builder()
         .bind(SocketAddr::new(args.bind, args.port))
         .max_streams(args.max_streams)
@@ -116,76 +351,43 @@ async fn serve(args: MockOptions) -> Result<(), String> {
     if let Some(ms) = args.idle_timeout_ms {
         builder = builder.idle_timeout(Duration::from_millis(ms));
     }
-    if let Some(l) = &args.latency_ms {
-        builder = builder.latency(parse_latency(l)?);
+    if let Some(l) = args.latency_ms {
+        builder = builder.latency(l);
     }
-    let mock = builder.start().await.map_err(|e| e.to_string())?;
+    let mock = builder
+        .start()
+        .await
+        .map_err(|e| format!("cannot start on {}:{}: {e}", args.bind, args.port))?;
     let out = match &args.out_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("herald-mock-{}", mock.port())),
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            OutDir::Kept(d.clone())
+        }
+        None => OutDir::Temporary(
+            tempfile::Builder::new()
+                .prefix(&format!("herald-mock-{}-", mock.port()))
+                .tempdir()
+                .map_err(|e| format!("cannot create a directory under the temp dir: {e}"))?,
+        ),
     };
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    // From here on, an error drops `out` (removing a temporary directory) before returning.
+    let ca = out.path().join("ca.pem");
+    mock.write_ca_pem(&ca)
+        .map_err(|e| format!("{}: {e}", ca.display()))?;
+    let setup = set_up(&mock, &args, out.path())?;
 
-    println!("herald mock: listening on {}", mock.url());
-    let ca = out.join("ca.pem");
-    mock.write_ca_pem(&ca).map_err(|e| e.to_string())?;
-    println!("herald mock: CA certificate {}", ca.display());
+    if args.json {
+        println!("{}", startup_json(&mock, &out, &ca, &setup));
+    } else {
+        print_startup(&mock, &out, &ca, &setup);
+    }
 
-    for spec in &args.keys {
-        let mut parts = spec.splitn(3, ':');
-        let (Some(kid), Some(team), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("--key {spec}: expected KEY_ID:TEAM_ID:PATH"));
-        };
-        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-        mock.register_key(kid, team, &bytes)
-            .map_err(|e| format!("{path}: {e}"))?;
-        println!("herald mock: key {kid} (team {team}) from {path}");
-    }
-    for spec in &args.generate_keys {
-        let Some((kid, team)) = spec.split_once(':') else {
-            return Err(format!("--generate-key {spec}: expected KEY_ID:TEAM_ID"));
-        };
-        let pem = mock.generate_key(kid, team).map_err(|e| e.to_string())?;
-        let path = out.join(format!("{kid}.p8"));
-        std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!(
-            "herald mock: key {kid} (team {team}) written to {}",
-            path.display()
-        );
-    }
-    for bundle in &args.push_certs {
-        let cert = mock
-            .issue_push_certificate(bundle)
-            .map_err(|e| e.to_string())?;
-        let path = out.join(format!("{bundle}.pem"));
-        cert.write_pem_bundle(&path).map_err(|e| e.to_string())?;
-        let p12 = out.join(format!("{bundle}.p12"));
-        cert.write_p12(&p12, &args.p12_password)
-            .map_err(|e| e.to_string())?;
-        println!(
-            "herald mock: push certificate for {bundle} written to {} and {}",
-            path.display(),
-            p12.display()
-        );
-    }
-    for spec in &args.tokens {
-        let (hex, bundle) = spec.split_once(':').unwrap_or((spec.as_str(), "*"));
-        mock.register_device(hex, bundle);
-    }
-    let now = SystemTime::now();
-    for hex in &args.unregistered {
-        mock.mark_unregistered(hex, now);
-    }
-    println!("herald mock: ready (Ctrl-C to stop)");
-
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     if args.quiet {
-        let _ = ctrl_c.as_mut().await;
+        stop.wait().await;
     } else {
         loop {
             tokio::select! {
-                _ = &mut ctrl_c => break,
+                _ = stop.wait() => break,
                 rec = mock.next_push(Duration::from_secs(3600)) => {
                     if let Some(rec) = rec {
                         println!("{}", describe(&rec, args.json));
@@ -195,16 +397,266 @@ async fn serve(args: MockOptions) -> Result<(), String> {
         }
     }
     let stats = mock.stats();
-    println!(
-        "herald mock: stopped after {} requests ({} accepted) on {} connections",
-        stats.requests, stats.accepted, stats.connections_opened
-    );
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "event": "stopped",
+                "requests": stats.requests,
+                "accepted": stats.accepted,
+                "connections": stats.connections_opened,
+            })
+        );
+    } else {
+        println!(
+            "herald mock: stopped after {} requests ({} accepted) on {} connections",
+            stats.requests, stats.accepted, stats.connections_opened
+        );
+    }
+    drop(out);
     Ok(())
+}
+
+/// Registers keys, certificates and tokens; picks the push command. Prints nothing.
+fn set_up(mock: &MockApns, args: &MockOptions, out: &Path) -> Result<Setup, String> {
+    let mut keys = Vec::new();
+    // Private keys the printed command can sign with: (key id, team id, path).
+    let mut signing: Vec<(String, String, PathBuf)> = Vec::new();
+    for k in &args.keys {
+        mock.register_key(&k.key_id, &k.team_id, &k.bytes)
+            .map_err(|e| format!("--key {}: {}: {e}", k.key_id, k.path.display()))?;
+        keys.push(json!({
+            "key_id": k.key_id, "team_id": k.team_id, "path": k.path, "generated": false,
+        }));
+        if String::from_utf8_lossy(&k.bytes).contains("PRIVATE KEY") {
+            signing.push((k.key_id.clone(), k.team_id.clone(), k.path.clone()));
+        }
+    }
+    let mut generate = args.generate_keys.clone();
+    if args.keys.is_empty() && generate.is_empty() && args.push_certs.is_empty() {
+        generate.push(KeyName {
+            key_id: DEFAULT_KEY.0.into(),
+            team_id: DEFAULT_KEY.1.into(),
+        });
+    }
+    let mut generated = Vec::new();
+    for k in &generate {
+        let pem = mock
+            .generate_key(&k.key_id, &k.team_id)
+            .map_err(|e| format!("--generate-key {}: {e}", k.key_id))?;
+        let path = out.join(format!("{}.p8", k.key_id));
+        std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        keys.push(json!({
+            "key_id": k.key_id, "team_id": k.team_id, "path": path, "generated": true,
+        }));
+        generated.push((k.key_id.clone(), k.team_id.clone(), path));
+    }
+    // A generated key is the surest to sign with: it goes first.
+    generated.append(&mut signing);
+    let signing = generated;
+
+    let mut certificates = Vec::new();
+    for bundle in &args.push_certs {
+        let cert = mock
+            .issue_push_certificate(bundle)
+            .map_err(|e| format!("--push-cert {bundle}: {e}"))?;
+        let pem = out.join(format!("{bundle}.pem"));
+        cert.write_pem_bundle(&pem)
+            .map_err(|e| format!("{}: {e}", pem.display()))?;
+        let p12 = out.join(format!("{bundle}.p12"));
+        cert.write_p12(&p12, &args.p12_password)
+            .map_err(|e| format!("{}: {e}", p12.display()))?;
+        certificates.push(json!({ "bundle_id": bundle, "pem": pem, "p12": p12 }));
+    }
+
+    let mut tokens = args.tokens.clone();
+    if tokens.is_empty() {
+        let bytes: [u8; 32] = rand::random();
+        tokens.push(TokenSpec {
+            token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            bundle_id: None,
+        });
+    }
+    for t in &tokens {
+        mock.register_device(&t.token, t.bundle_id.as_deref().unwrap_or("*"));
+    }
+    let started = SystemTime::now();
+    let unregistered: Vec<(String, SystemTime)> = args
+        .unregistered
+        .iter()
+        .map(|u| (u.token.clone(), u.at.unwrap_or(started)))
+        .collect();
+    for (token, at) in &unregistered {
+        mock.mark_unregistered(token, *at);
+    }
+
+    // The command: the first token, signed with a key, else a certificate for its bundle.
+    let token = &tokens[0];
+    let ca = out.join("ca.pem");
+    let mut push_args: Vec<String> = vec![
+        "push".into(),
+        "--url".into(),
+        mock.url(),
+        "--ca".into(),
+        ca.display().to_string(),
+    ];
+    let mut push_key = None;
+    if let Some((key_id, team_id, path)) = signing.first() {
+        let topic = token
+            .bundle_id
+            .clone()
+            .or_else(|| args.push_certs.first().cloned())
+            .unwrap_or_else(|| DEFAULT_TOPIC.into());
+        push_args.extend([
+            "--p8".into(),
+            path.display().to_string(),
+            "--key-id".into(),
+            key_id.clone(),
+            "--team-id".into(),
+            team_id.clone(),
+            "--topic".into(),
+            topic,
+        ]);
+        push_key = Some((key_id.clone(), team_id.clone(), path.clone()));
+    } else if let Some(bundle) = args
+        .push_certs
+        .iter()
+        .find(|b| token.bundle_id.as_deref().is_none_or(|t| t == b.as_str()))
+    {
+        push_args.extend([
+            "--cert-pem".into(),
+            out.join(format!("{bundle}.pem")).display().to_string(),
+            "--topic".into(),
+            bundle.clone(),
+        ]);
+    } else {
+        return Ok(Setup {
+            keys,
+            certificates,
+            tokens,
+            unregistered,
+            push_args: None,
+            push_key: None,
+        });
+    }
+    push_args.extend([
+        "--device".into(),
+        token.token.clone(),
+        "--alert".into(),
+        "Hello from herald".into(),
+    ]);
+    Ok(Setup {
+        keys,
+        certificates,
+        tokens,
+        unregistered,
+        push_args: Some(push_args),
+        push_key,
+    })
+}
+
+/// The program name as invoked, so the printed command runs as pasted (`cargo run` gives a
+/// full path; an installed `herald` gives `herald`).
+fn program() -> String {
+    std::env::args().next().unwrap_or_else(|| "herald".into())
+}
+
+fn push_command(args: &[String]) -> String {
+    std::iter::once(program())
+        .chain(args.iter().cloned())
+        .map(|w| shell_quote(&w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn startup_json(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) -> Value {
+    let (key_id, team_id, key_path) = match &setup.push_key {
+        Some((k, t, p)) => (json!(k), json!(t), json!(p)),
+        None => (Value::Null, Value::Null, Value::Null),
+    };
+    json!({
+        "event": "listening",
+        "url": mock.url(),
+        "address": mock.addr().to_string(),
+        "port": mock.port(),
+        "ca": ca,
+        "out_dir": out.path(),
+        "out_dir_removed_on_exit": matches!(out, OutDir::Temporary(_)),
+        "key_id": key_id,
+        "team_id": team_id,
+        "key_path": key_path,
+        "keys": setup.keys,
+        "certificates": setup.certificates,
+        "tokens": setup.tokens.iter().map(|t| json!({
+            "token": t.token, "bundle_id": t.bundle_id,
+        })).collect::<Vec<_>>(),
+        "unregistered": setup.unregistered.iter().map(|(t, at)| json!({
+            "token": t, "since": crate::time::format_millis(*at),
+        })).collect::<Vec<_>>(),
+        "push_command": setup.push_args.as_deref().map(push_command),
+        "push_args": setup.push_args,
+    })
+}
+
+fn print_startup(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) {
+    println!("herald mock: listening on {}", mock.url());
+    println!("herald mock: CA certificate {}", ca.display());
+    for k in &setup.keys {
+        let how = if k["generated"] == json!(true) {
+            "written to"
+        } else {
+            "from"
+        };
+        println!(
+            "herald mock: key {} (team {}) {how} {}",
+            k["key_id"].as_str().unwrap_or_default(),
+            k["team_id"].as_str().unwrap_or_default(),
+            k["path"].as_str().unwrap_or_default()
+        );
+    }
+    for c in &setup.certificates {
+        println!(
+            "herald mock: push certificate for {} written to {} and {}",
+            c["bundle_id"].as_str().unwrap_or_default(),
+            c["pem"].as_str().unwrap_or_default(),
+            c["p12"].as_str().unwrap_or_default()
+        );
+    }
+    for t in &setup.tokens {
+        println!(
+            "herald mock: device token {} ({})",
+            t.token,
+            t.bundle_id
+                .as_deref()
+                .map_or("any bundle id".to_owned(), |b| format!("bundle id {b}"))
+        );
+    }
+    for (t, at) in &setup.unregistered {
+        println!(
+            "herald mock: device token {t} answers 410 Unregistered since {}",
+            crate::time::format_millis(*at)
+        );
+    }
+    if let OutDir::Temporary(_) = out {
+        println!(
+            "herald mock: {} is removed when the mock stops",
+            out.path().display()
+        );
+    }
+    match &setup.push_args {
+        Some(args) => println!("herald mock: send a push with\n  {}", push_command(args)),
+        None => println!(
+            "herald mock: no private key or matching push certificate to send with: \
+             add --generate-key KEY_ID:TEAM_ID or --push-cert BUNDLE_ID"
+        ),
+    }
+    println!("herald mock: ready (Ctrl-C to stop)");
 }
 
 fn describe(rec: &RecordedRequest, json: bool) -> String {
     if json {
-        return serde_json::json!({
+        return json!({
+            "event": "push",
             "connection": rec.connection,
             "path": rec.path,
             "device_token": rec.device_token,
@@ -233,4 +685,47 @@ fn describe(rec: &RecordedRequest, json: bool) -> String {
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_must_be_whole_hex_bytes() {
+        assert_eq!(parse_hex_token("ABcd").unwrap(), "abcd");
+        assert!(parse_hex_token("zz").unwrap_err().contains("hex"));
+        assert!(parse_hex_token("abc").unwrap_err().contains("even"));
+        assert!(parse_hex_token("").is_err());
+    }
+
+    #[test]
+    fn error_rate_is_a_fraction() {
+        assert_eq!(parse_rate("0.25"), Ok(0.25));
+        assert_eq!(parse_rate("1"), Ok(1.0));
+        assert!(parse_rate("2").is_err());
+        assert!(parse_rate("-0.1").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("lots").is_err());
+    }
+
+    #[test]
+    fn unregistered_takes_an_optional_time() {
+        let u = parse_unregistered("abcd@1767225600000").unwrap();
+        assert_eq!(u.token, "abcd");
+        assert_eq!(
+            u.at,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_225_600_000))
+        );
+        assert!(parse_unregistered("abcd").unwrap().at.is_none());
+        assert!(parse_unregistered("abcd@yesterday").is_err());
+        assert!(parse_unregistered("zz@1").is_err());
+    }
+
+    #[test]
+    fn shell_quoting_only_where_needed() {
+        assert_eq!(shell_quote("/tmp/x/ca.pem"), "/tmp/x/ca.pem");
+        assert_eq!(shell_quote("Hello from herald"), "'Hello from herald'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
 }

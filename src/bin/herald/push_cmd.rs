@@ -1,15 +1,20 @@
 //! `herald push`: send one push to a real device (or to `herald mock`) and explain the outcome.
 //!
 //! A thin face over `herald::apns`: every check and every explanation comes from the library.
+//! Exit codes: see the crate's `main.rs` (0 accepted, 1 usage, 2 rejected, 3 not sent,
+//! 4 no definitive answer). `--timeout` bounds the whole command, connecting and retries
+//! included.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use herald::apns::{
-    Alert, AlertFields, ApnsClient, Certificate, Endpoint, Expiration, Payload, Priority, Push,
-    PushOutcome, PushType, RetryPolicy, Sound, TokenKey,
+    Alert, AlertFields, ApnsClient, Certificate, Counters, Endpoint, ErrorKind, Expiration,
+    Payload, Priority, Push, PushOutcome, PushType, RetryPolicy, Sound, TokenKey,
 };
+
+use crate::exit;
 
 /// Options of `herald push`.
 #[derive(Debug, clap::Args)]
@@ -73,8 +78,8 @@ pub(crate) struct PushArgs {
     /// Alert title.
     #[arg(long)]
     title: Option<String>,
-    /// Badge number.
-    #[arg(long)]
+    /// Badge count shown on the app icon (0 clears it).
+    #[arg(long, value_name = "COUNT", allow_negative_numbers = true, value_parser = parse_badge)]
     badge: Option<u32>,
     /// Sound name (`default` for the system sound).
     #[arg(long)]
@@ -94,8 +99,9 @@ pub(crate) struct PushArgs {
     /// The apns-id (a UUID; generated when absent).
     #[arg(long)]
     apns_id: Option<String>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 30)]
+    /// Give up after this many seconds: bounds the whole command (connecting, sending, retries).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
 }
 
@@ -138,13 +144,29 @@ impl Kind {
     }
 }
 
-/// Runs `herald push`.
-pub(crate) async fn run(args: PushArgs) -> ExitCode {
+/// The badge is an unsigned count; clap's own parser would call `-1` an unknown option.
+fn parse_badge(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    if s.starts_with('-') && s[1..].bytes().all(|b| b.is_ascii_digit()) && s.len() > 1 {
+        return Err(format!(
+            "the badge is a count: {s} is negative (use 0 to clear the badge)"
+        ));
+    }
+    s.parse::<u32>().map_err(|_| {
+        format!(
+            "the badge is a whole number from 0 (clears it) to {}",
+            u32::MAX
+        )
+    })
+}
+
+/// Runs `herald push`; returns the exit code.
+pub(crate) async fn run(args: PushArgs) -> u8 {
     match run_inner(args).await {
         Ok(code) => code,
         Err(message) => {
             eprintln!("herald push: {message}");
-            ExitCode::from(2)
+            exit::USAGE
         }
     }
 }
@@ -153,7 +175,8 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-async fn run_inner(args: PushArgs) -> Result<ExitCode, String> {
+async fn run_inner(args: PushArgs) -> Result<u8, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     let endpoint = match &args.url {
         Some(url) => {
             let e = Endpoint::custom(url).map_err(|e| e.to_string())?;
@@ -169,10 +192,13 @@ async fn run_inner(args: PushArgs) -> Result<ExitCode, String> {
             (Env::Production, true) => Endpoint::ProductionAlt,
         },
     };
+    let host = endpoint.host().to_owned();
+    let counters = Arc::new(Counters::default());
     let mut builder = ApnsClient::builder()
         .endpoint(endpoint)
         .request_timeout(Duration::from_secs(args.timeout))
         .connect_timeout(Duration::from_secs(args.timeout.min(10)))
+        .metrics(counters.clone())
         .retry(RetryPolicy {
             max_retries: 2,
             ..RetryPolicy::default()
@@ -271,19 +297,53 @@ async fn run_inner(args: PushArgs) -> Result<ExitCode, String> {
     }
     let push = push.build().map_err(|e| e.to_string())?;
 
-    let outcome = client.send(push.clone()).await;
-    client.shutdown().await;
-    Ok(report(&push, &outcome))
+    let ca_given = args.ca.is_some();
+    let custom = args.url.is_some();
+    let Ok(outcome) = tokio::time::timeout_at(deadline, client.send(push.clone())).await else {
+        // The deadline cut the attempt short. Whether anything was sent follows from whether a
+        // connection was ever made. (No graceful shutdown: it would outlive the deadline.)
+        return Ok(if counters.snapshot().connections == 0 {
+            println!(
+                "failed: could not connect to {host} within {}s: nothing was sent.",
+                args.timeout
+            );
+            println!("Check the network, the proxy and the endpoint (--url).");
+            exit::NOT_SENT
+        } else {
+            println!(
+                "failed: no answer within {}s (apns-id {}).",
+                args.timeout,
+                push.apns_id()
+            );
+            println!("APNs may or may not have received the push.");
+            exit::NO_ANSWER
+        });
+    };
+    let _ = tokio::time::timeout_at(deadline, client.shutdown()).await;
+    Ok(report(&push, &outcome, custom, ca_given))
 }
 
-fn report(push: &Push, outcome: &PushOutcome) -> ExitCode {
+/// True when a connect error is the server's certificate not being trusted.
+fn untrusted_certificate(e: &herald::apns::Error) -> bool {
+    let text = e.to_string();
+    [
+        "UnknownIssuer",
+        "invalid peer certificate",
+        "certificate verify",
+        "BadSignature",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+fn report(push: &Push, outcome: &PushOutcome, custom: bool, ca_given: bool) -> u8 {
     match outcome {
         PushOutcome::Accepted(a) => {
             println!("accepted: apns-id {}", a.apns_id);
             if let Some(u) = &a.apns_unique_id {
                 println!("apns-unique-id {u} (look it up in Apple's delivery log)");
             }
-            ExitCode::SUCCESS
+            exit::OK
         }
         PushOutcome::Rejected(r) => {
             println!(
@@ -294,24 +354,75 @@ fn report(push: &Push, outcome: &PushOutcome) -> ExitCode {
             );
             println!("{}", r.reason.explain());
             if let Some(t) = r.timestamp {
-                let secs = t
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                println!("APNs has known the token to be invalid since UNIX time {secs}.");
+                println!(
+                    "APNs has known the token to be invalid since {}.",
+                    crate::time::format_millis(t)
+                );
             }
-            ExitCode::FAILURE
+            exit::REJECTED
         }
-        PushOutcome::Failed(e) => {
+        PushOutcome::Failed(f) => {
+            let e = &f.error;
             println!("failed: {e}");
             if e.is_connect() {
+                let untrusted = untrusted_certificate(e);
+                if untrusted {
+                    if custom && !ca_given {
+                        println!(
+                            "The server's certificate is not trusted, so nothing was sent. For \
+                             `herald mock`, pass --ca with the CA file it printed (ca.pem in its \
+                             out dir)."
+                        );
+                    } else if custom {
+                        println!(
+                            "The server's certificate is not signed by the CA given with --ca, \
+                             so nothing was sent (is the file from an earlier run of `herald \
+                             mock`?)."
+                        );
+                    } else {
+                        println!(
+                            "The server's certificate is not trusted, so nothing was sent (a \
+                             TLS-intercepting proxy?)."
+                        );
+                    }
+                }
+                if !untrusted {
+                    println!(
+                        "Could not reach the server: nothing was sent. Check the network, the \
+                         proxy and the endpoint."
+                    );
+                }
+                exit::NOT_SENT
+            } else if e.is_timeout() || e.is_connection_lost() {
+                println!("No answer: APNs may or may not have received the push.");
+                exit::NO_ANSWER
+            } else if e.is_retries_exhausted() {
                 println!(
-                    "Could not reach the server: check the network, the proxy and the endpoint."
+                    "APNs did not take the push (it kept answering 429/5xx): try again later."
                 );
-            } else if e.is_timeout() {
-                println!("No answer in time: APNs may or may not have received the push.");
+                exit::NO_ANSWER
+            } else if matches!(
+                e.kind(),
+                ErrorKind::InvalidPush
+                    | ErrorKind::PayloadTooLarge
+                    | ErrorKind::BadKey
+                    | ErrorKind::BadCertificate
+                    | ErrorKind::WrongPassword
+                    | ErrorKind::CertificateExpired
+                    | ErrorKind::CertificateMismatch
+                    | ErrorKind::Config
+            ) {
+                // Refused before anything went out.
+                exit::USAGE
+            } else if e.is_shutdown() {
+                exit::NOT_SENT
+            } else {
+                exit::NO_ANSWER
             }
-            ExitCode::FAILURE
+        }
+        other => {
+            println!("unexpected outcome: {other:?}");
+            exit::NO_ANSWER
         }
     }
 }

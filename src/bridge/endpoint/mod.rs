@@ -22,26 +22,52 @@
 //!   subject: a different `subject` field is 403, and taking, replacing or removing a token
 //!   registered to another subject is 403 `not_owner`, with nothing changed.
 //! - Bodies are limited (4 KiB by default, 413); requests are rate-limited per subject, and
-//!   failed verifications per IP address (429 with `Retry-After`).
+//!   failed verifications per client address (429).
 //! - Errors are JSON: `{"error": "<code>", "message": "<sentence>"}`; success is
 //!   `{"result": "registered" | "replaced" | "removed", "subject": ..., "token": ...}`.
+//!
+//! # Every refusal says when to come back
+//! A 429 (rate limit) or 503 (too many connections, store unavailable) carries `Retry-After` in
+//! whole seconds, rounded **up** from the limiter's real wait: a client that waits that long is
+//! not refused again by the same limit.
+//!
+//! # Client addresses behind proxies
+//! Per-address limits count the *client* address: the socket peer, or, when the peer is one of
+//! the [`TrustedProxies`] you configure, the right-most untrusted hop of the one forwarding header
+//! you name (`Forwarded` or `X-Forwarded-For`). A forwarding header from anyone else is ignored,
+//! so a client cannot pick its own address, and one attacker behind a shared proxy or NAT
+//! gateway does not lock out the others behind it. IPv6 clients are counted per /64.
+//!
+//! # Serving
+//! [`RegistrationEndpoint::serve`] runs an HTTP/1.1 server with the limits an exposed server
+//! needs: each request (headers **and** body) must arrive within
+//! [`request_timeout`](RegistrationEndpointBuilder::request_timeout) of the connection being
+//! ready for it (else `408`, or a closed connection if the headers never came); at most
+//! [`max_connections`](RegistrationEndpointBuilder::max_connections) are served at once, and
+//! the next is answered `503` with `Retry-After` at once, never queued. [`ServeHandle::shutdown`]
+//! stops accepting, lets requests in flight finish within a grace period, and returns once the
+//! server has let go of the registry (a redb file can be opened again).
 
-use std::collections::HashMap;
-use std::convert::Infallible;
+mod limit;
+mod proxy;
+mod server;
+
 use std::fmt;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
-use parking_lot::Mutex;
 
 use crate::bridge::{Device, DeviceRegistry, Environment, Replaced};
+use limit::{FailureLimiter, Limiter, retry_after_secs};
+pub use proxy::{ForwardedHeader, InvalidProxy, TrustedProxies};
+pub use server::{Serve, ServeHandle, ShutdownReport};
 
 /// Decides who is calling: returns the subject (user or account id) the request's credentials
 /// belong to, or `None` to refuse it (401). Implement it for your session store; a closure
@@ -120,6 +146,9 @@ impl<V> fmt::Debug for RegistrationEndpoint<V> {
             .field("topics", &self.inner.topics)
             .field("environment", &self.inner.environment)
             .field("body_limit", &self.inner.body_limit)
+            .field("proxies", &self.inner.proxies)
+            .field("request_timeout", &self.inner.request_timeout)
+            .field("max_connections", &self.inner.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -130,8 +159,12 @@ struct Inner<V> {
     topics: Vec<String>,
     environment: Environment,
     body_limit: usize,
-    per_subject: Limiter,
-    failures_per_ip: Limiter,
+    per_subject: Limiter<String>,
+    failures: FailureLimiter<IpAddr>,
+    proxies: TrustedProxies,
+    request_timeout: Duration,
+    max_connections: usize,
+    overload_retry_after: Duration,
 }
 
 /// Configures a [`RegistrationEndpoint`].
@@ -147,6 +180,8 @@ struct Inner<V> {
 ///     .environment(Environment::Production)
 ///     .body_limit(2048)
 ///     .rate_limit(20, Duration::from_secs(60))
+///     .request_timeout(Duration::from_secs(5))
+///     .max_connections(512)
 ///     .build();
 /// # drop(endpoint);
 /// ```
@@ -159,6 +194,10 @@ pub struct RegistrationEndpointBuilder<V> {
     body_limit: usize,
     rate: (u32, Duration),
     failure_rate: (u32, Duration),
+    proxies: TrustedProxies,
+    request_timeout: Duration,
+    max_connections: usize,
+    overload_retry_after: Duration,
 }
 
 impl<V> fmt::Debug for RegistrationEndpointBuilder<V> {
@@ -224,8 +263,9 @@ impl<V: Verifier> RegistrationEndpointBuilder<V> {
         self
     }
 
-    /// At most `failures` refused verifications per IP address per `per` before that address
-    /// gets 429 without being verified (default 20 per minute).
+    /// At most `failures` refused verifications per client address per `per` before that
+    /// address gets 429 without being verified, until the limit allows one more (default 20
+    /// per minute). The address is the one [`trusted_proxies`](Self::trusted_proxies) yields.
     ///
     /// ```
     /// # use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
@@ -236,6 +276,67 @@ impl<V: Verifier> RegistrationEndpointBuilder<V> {
     /// ```
     pub fn failed_auth_limit(mut self, failures: u32, per: Duration) -> Self {
         self.failure_rate = (failures, per);
+        self
+    }
+
+    /// The reverse proxies whose forwarding header names the client (default: none, the client
+    /// is the socket peer). See [`TrustedProxies`].
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, endpoint::{ForwardedHeader, RegistrationEndpoint, TrustedProxies}};
+    /// let b = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None)
+    ///     .trusted_proxies(TrustedProxies::new(ForwardedHeader::XForwardedFor).trust("10.0.0.0/8")?);
+    /// # drop(b);
+    /// # Ok::<(), herald::bridge::endpoint::InvalidProxy>(())
+    /// ```
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// How long a client has to send one whole request, headers and body, from when its
+    /// connection is accepted or its previous response was sent (default 10 s). A client that
+    /// has not sent its headers by then is disconnected; one that is still sending its body
+    /// gets `408 request_timeout` and is disconnected. Under [`handle`](RegistrationEndpoint::handle),
+    /// the body must arrive within this time of the call.
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
+    /// # use std::time::Duration;
+    /// let b = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None)
+    ///     .request_timeout(Duration::from_secs(3));
+    /// # drop(b);
+    /// ```
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most connections [`serve`](RegistrationEndpoint::serve) keeps open at once (default
+    /// 1024). One more is answered `503 overloaded` with `Retry-After` at once and closed.
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
+    /// let b = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None)
+    ///     .max_connections(100);
+    /// # drop(b);
+    /// ```
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// The `Retry-After` of a `503 overloaded` answer (default 1 s; rounded up to seconds).
+    ///
+    /// ```
+    /// # use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
+    /// # use std::time::Duration;
+    /// let b = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None)
+    ///     .overload_retry_after(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn overload_retry_after(mut self, wait: Duration) -> Self {
+        self.overload_retry_after = wait;
         self
     }
 
@@ -255,7 +356,11 @@ impl<V: Verifier> RegistrationEndpointBuilder<V> {
                 environment: self.environment,
                 body_limit: self.body_limit,
                 per_subject: Limiter::new(self.rate.0, self.rate.1),
-                failures_per_ip: Limiter::new(self.failure_rate.0, self.failure_rate.1),
+                failures: FailureLimiter::new(self.failure_rate.0, self.failure_rate.1),
+                proxies: self.proxies,
+                request_timeout: self.request_timeout,
+                max_connections: self.max_connections,
+                overload_retry_after: self.overload_retry_after,
             }),
         }
     }
@@ -307,11 +412,17 @@ impl<V: Verifier> RegistrationEndpoint<V> {
             body_limit: 4096,
             rate: (30, Duration::from_secs(60)),
             failure_rate: (20, Duration::from_secs(60)),
+            proxies: TrustedProxies::none(),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            overload_retry_after: Duration::from_secs(1),
         }
     }
 
-    /// Handles one request from `peer` (the client's address, for rate-limiting failed
-    /// verifications). Never fails: refusals are JSON error responses.
+    /// Handles one request that arrived from `peer` (the socket peer: the client, or a trusted
+    /// proxy whose forwarding header names the client; see [`TrustedProxies`]). Never fails:
+    /// refusals are JSON error responses. The body must arrive within the
+    /// [`request_timeout`](RegistrationEndpointBuilder::request_timeout).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -327,17 +438,42 @@ impl<V: Verifier> RegistrationEndpoint<V> {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        match self.try_handle(request, peer).await {
+        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        self.respond(request, peer, deadline).await
+    }
+
+    /// [`handle`](Self::handle) with the time by which the body must have arrived.
+    async fn respond<B>(
+        &self,
+        request: Request<B>,
+        peer: IpAddr,
+        deadline: tokio::time::Instant,
+    ) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match self.try_handle(request, peer, deadline).await {
             Ok((result, subject, token)) => json_response(
                 StatusCode::OK,
                 serde_json::json!({ "result": result, "subject": subject, "token": token }),
                 None,
             ),
-            Err(r) => json_response(
-                r.status,
-                serde_json::json!({ "error": r.code, "message": r.message }),
-                r.retry_after,
-            ),
+            Err(r) => {
+                let close = r.status == StatusCode::REQUEST_TIMEOUT;
+                let mut res = json_response(
+                    r.status,
+                    serde_json::json!({ "error": r.code, "message": r.message }),
+                    r.retry_after,
+                );
+                if close {
+                    res.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                }
+                res
+            }
         }
     }
 
@@ -345,6 +481,7 @@ impl<V: Verifier> RegistrationEndpoint<V> {
         &self,
         request: Request<B>,
         peer: IpAddr,
+        deadline: tokio::time::Instant,
     ) -> Result<(&'static str, String, String), Refusal>
     where
         B: Body<Data = Bytes>,
@@ -359,22 +496,27 @@ impl<V: Verifier> RegistrationEndpoint<V> {
                 "use POST",
             ));
         }
-        let ip_key = format!("ip:{peer}");
-        if let Some(wait) = inner.failures_per_ip.exhausted(&ip_key) {
+        let client = inner.proxies.client_address(peer, &parts.headers);
+        let client_key = proxy::limit_key(client);
+        if let Err(wait) = inner.failures.blocked(&client_key) {
             return Err(too_many(
                 wait,
                 "too many refused requests from this address",
             ));
         }
         let Some(subject) = inner.verifier.verify(&parts).await else {
-            let _ = inner.failures_per_ip.take(&ip_key);
+            // The failure that spends the allowance is still answered 401 (it was verified);
+            // the address is refused before verification from the next request on.
+            if let Err(wait) = inner.failures.failed(&client_key) {
+                tracing::warn!(%client, ?wait, "registration endpoint: too many failed verifications, address refused for a while");
+            }
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "the request's credentials were not accepted",
             ));
         };
-        if let Err(wait) = inner.per_subject.take(&format!("subject:{subject}")) {
+        if let Err(wait) = inner.per_subject.check(&subject) {
             return Err(too_many(wait, "too many registrations for this subject"));
         }
 
@@ -394,7 +536,15 @@ impl<V: Verifier> RegistrationEndpoint<V> {
         if declared.is_some_and(|n| n > inner.body_limit as u64) {
             return Err(too_large());
         }
-        let bytes = match Limited::new(body, inner.body_limit).collect().await {
+        let read = Limited::new(body, inner.body_limit).collect();
+        let Ok(read) = tokio::time::timeout_at(deadline, read).await else {
+            return Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request did not arrive in time",
+            ));
+        };
+        let bytes = match read {
             Ok(c) => c.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -520,56 +670,21 @@ impl<V: Verifier> RegistrationEndpoint<V> {
             )),
             Err(e) => {
                 tracing::error!(error = %e, "registration endpoint: device store failed");
-                Err(refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the device store failed; try again later",
-                ))
+                Err(Refusal {
+                    retry_after: Some(STORE_RETRY_AFTER),
+                    ..refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "the device store failed; try again later",
+                    )
+                })
             }
         }
     }
-
-    /// Serves the endpoint over HTTP/1.1 on `listener` until the future is dropped (spawn it,
-    /// abort it to stop). Each connection gets 10 s to send its request headers.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
-    /// use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
-    /// let endpoint = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None)
-    ///     .topic("com.example.app")
-    ///     .build();
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    /// println!("POST http://{}/devices", listener.local_addr()?);
-    /// let server = tokio::spawn(endpoint.serve(listener));
-    /// server.abort();
-    /// # Ok(()) }
-    /// ```
-    pub async fn serve(self, listener: tokio::net::TcpListener) {
-        loop {
-            let (stream, peer): (_, SocketAddr) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "registration endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let endpoint = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let endpoint = endpoint.clone();
-                    async move { Ok::<_, Infallible>(endpoint.handle(req, peer.ip()).await) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    }
 }
+
+/// `Retry-After` when the device store failed: a guess, since nothing tells when it recovers.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 fn too_many(wait: Duration, message: &str) -> Refusal {
     Refusal {
@@ -613,27 +728,20 @@ fn json_response(
         headers.insert(header::ALLOW, header::HeaderValue::from_static("POST"));
     }
     if let Some(wait) = retry_after {
-        let secs = wait.as_secs().max(1);
-        headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        headers.insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(retry_after_secs(wait)),
+        );
     }
     res
 }
 
-/// `application/x-www-form-urlencoded`: `a=b&c=d`, `+` is a space, `%XX` escapes.
+/// `application/x-www-form-urlencoded` (WHATWG rules: `+` is a space, `%XX` escapes, an invalid
+/// escape stays as written, invalid UTF-8 becomes U+FFFD, which no valid field contains).
 fn parse_form(bytes: &[u8]) -> Result<Fields, Refusal> {
-    let bad = || {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_form",
-            "the body is not valid form encoding",
-        )
-    };
     let mut fields = Fields::default();
-    for pair in bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
-        let mut kv = pair.splitn(2, |&b| b == b'=');
-        let key = decode(kv.next().unwrap_or_default()).ok_or_else(bad)?;
-        let value = decode(kv.next().unwrap_or_default()).ok_or_else(bad)?;
-        let slot = match key.as_str() {
+    for (key, value) in form_urlencoded::parse(bytes) {
+        let slot = match key.as_ref() {
             "subject" => &mut fields.subject,
             "oldToken" => &mut fields.old_token,
             "newToken" => &mut fields.new_token,
@@ -648,87 +756,7 @@ fn parse_form(bytes: &[u8]) -> Result<Fields, Refusal> {
                 format!("{key} appears twice"),
             ));
         }
-        *slot = Some(value);
+        *slot = Some(value.into_owned());
     }
     Ok(fields)
-}
-
-fn decode(s: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Token buckets by key, pruned when the map grows large.
-struct Limiter {
-    capacity: f64,
-    per_second: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-const MAX_BUCKETS: usize = 100_000;
-
-impl Limiter {
-    fn new(requests: u32, per: Duration) -> Limiter {
-        let capacity = f64::from(requests.max(1));
-        Limiter {
-            capacity,
-            per_second: capacity / per.as_secs_f64().max(1e-3),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn refill(&self, entry: &mut (f64, Instant), now: Instant) {
-        let elapsed = now.saturating_duration_since(entry.1).as_secs_f64();
-        entry.0 = (entry.0 + elapsed * self.per_second).min(self.capacity);
-        entry.1 = now;
-    }
-
-    fn wait_for_one(&self, tokens: f64) -> Duration {
-        Duration::from_secs_f64(((1.0 - tokens) / self.per_second).max(0.0))
-    }
-
-    /// Takes one token, or says how long until one is available.
-    fn take(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock();
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            let (cap, rate) = (self.capacity, self.per_second);
-            buckets.retain(|_, (t, at)| {
-                *t + now.saturating_duration_since(*at).as_secs_f64() * rate < cap
-            });
-        }
-        let entry = buckets
-            .entry(key.to_owned())
-            .or_insert((self.capacity, now));
-        self.refill(entry, now);
-        if entry.0 >= 1.0 {
-            entry.0 -= 1.0;
-            Ok(())
-        } else {
-            Err(self.wait_for_one(entry.0))
-        }
-    }
-
-    /// When the key has no token left: how long until it has one.
-    fn exhausted(&self, key: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock();
-        let entry = buckets.get_mut(key)?;
-        self.refill(entry, now);
-        (entry.0 < 1.0).then(|| self.wait_for_one(entry.0))
-    }
 }

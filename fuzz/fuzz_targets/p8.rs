@@ -1,0 +1,7 @@
+//! `cargo +nightly fuzz run p8`: see fuzz/README.md.
+#![no_main]
+
+#[path = "../../tests/fuzz_support/mod.rs"]
+mod fuzz_support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_support::p8(data));

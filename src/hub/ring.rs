@@ -6,8 +6,9 @@
 //! stream has a [`Member`]: a cursor into the ring, its own cache line.
 //!
 //! # Semantics
-//! - **Membership.** A stream is a member from the post after it joined until it leaves
-//!   (unsubscribe, close, the center dropped). A post made with a subscriber snapshot older than
+//! - **Membership.** A stream is a member from the post after it joined (when its subscription
+//!   is made) until it leaves (when the subscription ends: unsubscribe or close, once the grace
+//!   period has passed, or the center dropped); what it had not taken then stays its own. A post made with a subscriber snapshot older than
 //!   the stream's subscription does not reach it, even if it is written to the ring after the
 //!   join (recorded as a *skip* for that member), so a stream added during a post does not get
 //!   that post, and `replay_last` never delivers a value twice.
@@ -31,8 +32,7 @@
 //!
 //! # Cost
 //! A post: the ring's lock, one strong-count increment per member (the tickets), a slot store,
-//! the tail store (sequentially consistent, for the parking protocol) and one load of the parked
-//! count. Evicting lagging members and waking parked ones touch only those members; the common
+//! the tail store, a `SeqCst` fence and one load of the parked count (the parking handshake). Evicting lagging members and waking parked ones touch only those members; the common
 //! case reads one cached minimum. A receive: a load of the slot and a compare-and-swap on the
 //! receiver's own cursor, uncontended unless a poster is evicting that receiver; the tail is
 //! read once per batch (when the receiver has returned everything it knew of). A receiver that
@@ -41,9 +41,9 @@
 //! thread does not fall asleep, and need waking by a system call, after every post.
 //!
 //! # Memory orderings
-//! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (sequentially
-//!   consistent, which includes release), and a receiver reads slots below a `tail` it loaded
-//!   with acquire.
+//! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (release), and
+//!   a receiver reads slots below a `tail` it loaded with acquire. Skips are recorded before the
+//!   `tail` store too, so a receiver knows every skip below the `tail` it loaded.
 //! - A claim is `AcqRel`: its release half orders the receiver's slot read before any later
 //!   overwrite of that slot, because a poster only overwrites a slot after it has loaded every
 //!   member's cursor past it with acquire (through the cached minimum, refreshed under the ring's

@@ -13,6 +13,10 @@
 //!   herald, without `unsafe` of its own).
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
+//!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
+//!   with a filter that passes everything, which gives each stream a private buffer;
+//!   `safe-ring` is herald's ring protocol with `arc-swap` slots instead of `unsafe` tickets
+//!   (the safe variant herald's `unsafe` must beat).
 //! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop, for
 //!   herald and for the two buses people write instead (an `RwLock<Vec<..>>` and an `arc-swap`
 //!   snapshot), each with the same churn: `*-quiet` without the churning thread, `*-churn`
@@ -305,33 +309,199 @@ macro_rules! spawn_receivers {
     };
 }
 
+/// herald's ring protocol without `unsafe`: per-subscriber cursors claimed by CAS, one lock
+/// per post, parked receivers woken through the same fence handshake, but each slot an
+/// `arc_swap::ArcSwapOption` that the receiver clones from, instead of herald's tickets (strong
+/// counts handed out by the poster). The peer that shows what herald's `unsafe` buys. (It also
+/// keeps each value alive until its slot is overwritten, which herald must not.)
+mod safe_ring {
+    use std::future::poll_fn;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    use arc_swap::ArcSwapOption;
+
+    pub(crate) struct Ring<T> {
+        slots: Box<[ArcSwapOption<T>]>,
+        mask: u64,
+        capacity: u64,
+        tail: AtomicU64,
+        parked: AtomicUsize,
+        members: Mutex<Vec<Arc<Cursor>>>,
+    }
+
+    pub(crate) struct Cursor {
+        next: AtomicU64,
+        parked: AtomicBool,
+        waker: Mutex<Option<Waker>>,
+    }
+
+    pub(crate) struct Receiver<T> {
+        ring: Arc<Ring<T>>,
+        cursor: Arc<Cursor>,
+        next: u64,
+        avail: u64,
+    }
+
+    impl<T> Ring<T> {
+        pub(crate) fn new(capacity: usize) -> Arc<Self> {
+            let len = capacity.next_power_of_two();
+            Arc::new(Ring {
+                slots: (0..len).map(|_| ArcSwapOption::empty()).collect(),
+                mask: len as u64 - 1,
+                capacity: capacity as u64,
+                tail: AtomicU64::new(0),
+                parked: AtomicUsize::new(0),
+                members: Mutex::new(Vec::new()),
+            })
+        }
+
+        pub(crate) fn subscribe(self: &Arc<Self>) -> Receiver<T> {
+            let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+            let tail = self.tail.load(Ordering::Relaxed);
+            let cursor = Arc::new(Cursor {
+                next: AtomicU64::new(tail),
+                parked: AtomicBool::new(false),
+                waker: Mutex::new(None),
+            });
+            members.push(cursor.clone());
+            Receiver {
+                ring: self.clone(),
+                cursor,
+                next: tail,
+                avail: tail,
+            }
+        }
+
+        pub(crate) fn send(&self, value: T) {
+            let value = Arc::new(value);
+            let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+            let p = self.tail.load(Ordering::Relaxed);
+            if let Some(oldest) = p.checked_sub(self.capacity) {
+                for m in members.iter() {
+                    let _ = m.next.compare_exchange(
+                        oldest,
+                        oldest + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                }
+            }
+            self.slots[(p & self.mask) as usize].store(Some(value));
+            self.tail.store(p + 1, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if self.parked.load(Ordering::Acquire) != 0 {
+                for m in members.iter() {
+                    if m.parked.swap(false, Ordering::AcqRel) {
+                        self.parked.fetch_sub(1, Ordering::AcqRel);
+                        let w = m.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some(w) = w {
+                            w.wake();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    impl<T> Receiver<T> {
+        pub(crate) async fn recv(&mut self) -> Result<Arc<T>, u64> {
+            poll_fn(|cx| {
+                loop {
+                    if self.next < self.avail {
+                        let q = self.next;
+                        let v = self.ring.slots[(q & self.ring.mask) as usize].load_full();
+                        match self.cursor.next.compare_exchange(
+                            q,
+                            q + 1,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => {
+                                self.next = q + 1;
+                                if let Some(v) = v {
+                                    return Poll::Ready(Ok(v));
+                                }
+                            }
+                            Err(now) => {
+                                self.next = now;
+                                return Poll::Ready(Err(now - q));
+                            }
+                        }
+                        continue;
+                    }
+                    self.avail = self.ring.tail.load(Ordering::Acquire);
+                    if self.next < self.avail {
+                        continue;
+                    }
+                    *self.cursor.waker.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(cx.waker().clone());
+                    if !self.cursor.parked.swap(true, Ordering::AcqRel) {
+                        self.ring.parked.fetch_add(1, Ordering::AcqRel);
+                    }
+                    fence(Ordering::SeqCst);
+                    self.avail = self.ring.tail.load(Ordering::Acquire);
+                    if self.next < self.avail {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            })
+            .await
+        }
+    }
+}
+
 fn bench_stream(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("stream");
     group.sample_size(20);
     for &n in &STREAM_NS {
-        group.bench_with_input(BenchmarkId::new("herald", n), &n, |b, &n| {
+        for (name, private) in [("herald", false), ("herald-private", true)] {
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+                b.iter_custom(|iters| {
+                    let center = NotificationCenter::new();
+                    let handle = center.poster::<Tick>();
+                    let streams: Vec<_> = (0..n)
+                        .map(|_| {
+                            let builder = center
+                                .observer::<Tick>()
+                                .policy(Overflow::DropOldest { capacity: 4096 });
+                            if private {
+                                builder.filter(|_| true).stream()
+                            } else {
+                                builder.stream()
+                            }
+                        })
+                        .collect();
+                    stream_run(
+                        &rt,
+                        n,
+                        iters,
+                        move |rt, progress, iters| {
+                            spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
+                        },
+                        |i| {
+                            handle.post(Tick(i));
+                        },
+                    )
+                })
+            });
+        }
+
+        group.bench_with_input(BenchmarkId::new("safe-ring", n), &n, |b, &n| {
             b.iter_custom(|iters| {
-                let center = NotificationCenter::new();
-                let handle = center.poster::<Tick>();
-                let streams: Vec<_> = (0..n)
-                    .map(|_| {
-                        center
-                            .observer::<Tick>()
-                            .policy(Overflow::DropOldest { capacity: 4096 })
-                            .stream()
-                    })
-                    .collect();
+                let ring = safe_ring::Ring::<Tick>::new(4096);
+                let rxs: Vec<_> = (0..n).map(|_| ring.subscribe()).collect();
                 stream_run(
                     &rt,
                     n,
                     iters,
                     move |rt, progress, iters| {
-                        spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
+                        spawn_receivers!(rt, progress, iters, rxs, |rx| rx.recv().await)
                     },
-                    |i| {
-                        handle.post(Tick(i));
-                    },
+                    |i| ring.send(Tick(i)),
                 )
             })
         });
@@ -556,6 +726,66 @@ fn measure_memory() -> Vec<(String, f64)> {
         LIVE_BYTES.load(Ordering::SeqCst) as f64 / K as f64,
     ));
     drop(stream);
+
+    // Everything a full stream costs, its storage included: subscribe, then fill it.
+    for (label, private) in [
+        (
+            "bytes per buffered item, storage included (one full stream, shared ring)",
+            false,
+        ),
+        (
+            "bytes per buffered item, storage included (one full stream, private buffer)",
+            true,
+        ),
+    ] {
+        let center = NotificationCenter::new();
+        let channel = center.poster::<Tick>();
+        LIVE_BYTES.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        let builder = center
+            .observer::<Tick>()
+            .policy(Overflow::DropOldest { capacity: K });
+        let stream = if private {
+            builder.filter(|_| true).stream()
+        } else {
+            builder.stream()
+        };
+        for i in 0..K as u64 {
+            channel.post(Tick(i));
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        out.push((
+            label.to_owned(),
+            LIVE_BYTES.load(Ordering::SeqCst) as f64 / K as f64,
+        ));
+        drop(stream);
+    }
+
+    // Sixteen streams of one capacity share a ring and each value.
+    let center = NotificationCenter::new();
+    let channel = center.poster::<Tick>();
+    LIVE_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let streams: Vec<_> = (0..16)
+        .map(|_| {
+            center
+                .observer::<Tick>()
+                .policy(Overflow::DropOldest { capacity: K })
+                .stream()
+        })
+        .collect();
+    for i in 0..K as u64 {
+        channel.post(Tick(i));
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    out.push((
+        "bytes per buffered item, storage included (16 full streams, shared ring)".to_owned(),
+        (LIVE_BYTES.load(Ordering::SeqCst)
+            - streams.capacity() * std::mem::size_of::<herald::NotificationStream<Tick>>())
+            as f64
+            / (16 * K) as f64,
+    ));
+    drop(streams);
     out
 }
 
@@ -628,6 +858,8 @@ fn collect() -> Vec<Row> {
     for &n in &STREAM_NS {
         for i in [
             "herald",
+            "herald-private",
+            "safe-ring",
             "tokio-broadcast",
             "async-broadcast",
             "flume-fanout",
@@ -774,7 +1006,7 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
     );
     println!("\n== memory ==");
     for (label, bytes) in memory {
-        println!("{label:<52} {bytes:>8.1} bytes");
+        println!("{label:<76} {bytes:>8.1} bytes");
     }
     let memory_json: Vec<String> = memory
         .iter()

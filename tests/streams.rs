@@ -266,6 +266,36 @@ fn poll_recv_registers_the_waker_and_a_post_wakes_it() {
     assert!(counter.0.load(SeqCst) <= 2);
 }
 
+/// A receiver that has just caught up yields a few times (waking itself) before it parks:
+/// then a poll registers its waker, and only a post wakes it.
+#[test]
+fn a_receiver_that_caught_up_yields_a_few_times_then_waits() {
+    let center = NotificationCenter::new();
+    let mut stream = center.subscribe::<Ev>();
+    let counter = Arc::new(CountingWaker::default());
+    let waker = futures::task::waker(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    center.post(Ev(1));
+    assert!(stream.poll_recv(&mut cx).is_ready());
+    let mut polls = 0;
+    loop {
+        let before = counter.0.load(SeqCst);
+        assert!(stream.poll_recv(&mut cx).is_pending());
+        polls += 1;
+        if counter.0.load(SeqCst) == before {
+            break; // parked: this poll did not wake itself
+        }
+        assert!(polls < 8, "never parks");
+    }
+    assert!(polls > 1, "yields at least once after receiving");
+    let parked = counter.0.load(SeqCst);
+    assert!(stream.poll_recv(&mut cx).is_pending());
+    assert_eq!(counter.0.load(SeqCst), parked, "no wake without a post");
+    center.post(Ev(2));
+    assert_eq!(counter.0.load(SeqCst), parked + 1, "the post wakes it");
+    assert_eq!(*stream.try_recv().unwrap(), Ev(2));
+}
+
 #[test]
 fn poll_recv_is_woken_when_closed() {
     let center = NotificationCenter::new();
@@ -519,4 +549,324 @@ fn large_buffers_report_drop_newest_gaps_in_place_and_keep_the_bound() {
         .chain(["lag 4".to_string(), "20".to_string(), "lag 1".to_string()])
         .collect();
     assert_eq!(seen, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drop-oldest keeps the newest values, whatever the receiver holds
+// ---------------------------------------------------------------------------------------------
+
+/// Everything a stream yields right now, as `"seq"` and `"lag n"`.
+fn yields(stream: &mut NotificationStream<Ev>) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        match stream.try_recv() {
+            Ok(v) => out.push(v.0.to_string()),
+            Err(TryRecvError::Lagged(n)) => out.push(format!("lag {n}")),
+            Err(TryRecvError::Empty) => return out,
+            Err(TryRecvError::Closed) => {
+                out.push("closed".into());
+                return out;
+            }
+        }
+    }
+}
+
+/// Issue 9's example. Capacity 8; the receiver has received 0..=19; 20, 21 and 22 are posted
+/// and it receives 20 (a private buffer takes 21 and 22 into the receiver's hand with it);
+/// then 23..=32 are posted. The buffer must keep the newest 8 values overall: 21..=24 are
+/// lost, and values the receiver held but had not returned are the first to go.
+fn newest_values_survive_a_held_batch(
+    stream: &mut NotificationStream<Ev>,
+    center: &NotificationCenter,
+) {
+    for i in 0..20 {
+        center.post(Ev(i));
+        assert_eq!(stream.try_recv().unwrap().0, i);
+    }
+    for i in 20..=22 {
+        center.post(Ev(i));
+    }
+    assert_eq!(stream.try_recv().unwrap().0, 20);
+    assert_eq!(stream.len(), 2);
+    let mut dropped = 0;
+    for i in 23..=32 {
+        let report = center.post(Ev(i));
+        assert_eq!(report.received, 1);
+        dropped += report.dropped;
+        assert!(stream.len() <= 8, "{} values held", stream.len());
+    }
+    assert_eq!(dropped, 4, "one value lost per post once full");
+    let mut expected = vec!["lag 4".to_string()];
+    expected.extend((25..=32).map(|i| i.to_string()));
+    assert_eq!(yields(stream), expected);
+    let stats = stream.stats();
+    assert_eq!((stats.delivered, stats.dropped, stats.depth), (29, 4, 0));
+    assert_eq!(center.stats::<Ev>().dropped, 4);
+}
+
+#[test]
+fn drop_oldest_keeps_the_newest_values_on_the_shared_ring() {
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 8 })
+        .stream();
+    assert!(format!("{stream:?}").contains("shared_ring: true"));
+    newest_values_survive_a_held_batch(&mut stream, &center);
+}
+
+#[test]
+fn drop_oldest_takes_back_a_held_batch_first_in_a_private_buffer() {
+    let center = NotificationCenter::new();
+    // A filter gives the stream a private buffer, which hands the receiver batches.
+    let mut stream = center
+        .observer::<Ev>()
+        .filter(|_| true)
+        .policy(Overflow::DropOldest { capacity: 8 })
+        .stream();
+    assert!(format!("{stream:?}").contains("shared_ring: false"));
+    newest_values_survive_a_held_batch(&mut stream, &center);
+}
+
+/// Part of a held batch taken back: the lag is reported before the values still held.
+#[test]
+fn a_partly_revoked_batch_reports_the_lag_before_the_rest() {
+    let center = NotificationCenter::new();
+    let mut stream = center
+        .observer::<Ev>()
+        .filter(|_| true)
+        .policy(Overflow::DropOldest { capacity: 8 })
+        .stream();
+    for i in 0..8 {
+        center.post(Ev(i));
+    }
+    assert_eq!(stream.try_recv().unwrap().0, 0); // 1 and 2 now in the hand
+    center.post(Ev(8));
+    assert_eq!(center.post(Ev(9)).dropped, 1); // takes 1 back
+    assert_eq!(
+        yields(&mut stream),
+        ["lag 1", "2", "3", "4", "5", "6", "7", "8", "9"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared ring
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn streams_with_the_default_policy_share_a_ring_and_others_do_not() {
+    let center = NotificationCenter::new();
+    let shared = |s: &NotificationStream<Ev>| format!("{s:?}").contains("shared_ring: true");
+    assert!(shared(&center.subscribe::<Ev>()));
+    assert!(shared(
+        &center.observer::<Ev>().policy(Overflow::Latest).stream()
+    ));
+    let private = [
+        center.observer::<Ev>().filter(|e| e.0 > 1).stream(),
+        center
+            .observer::<Ev>()
+            .sender(herald::SenderId::new())
+            .stream(),
+        center
+            .observer::<Ev>()
+            .policy(Overflow::DropNewest { capacity: 4 })
+            .stream(),
+        center
+            .observer::<Ev>()
+            .policy(Overflow::DropOldest { capacity: 1 << 20 })
+            .stream(),
+    ];
+    assert!(private.iter().all(|s| !shared(s)));
+}
+
+#[test]
+fn an_evicted_value_is_freed_at_once() {
+    let center = NotificationCenter::new();
+    let mut a = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 1 })
+        .stream();
+    let mut b = center.observer::<Ev>().policy(Overflow::Latest).stream();
+    center.post(Ev(0));
+    let first = a.try_recv().unwrap();
+    let weak = Arc::downgrade(&first);
+    drop(first);
+    center.post(Ev(1)); // evicts Ev(0) from b: nobody holds it any more
+    assert!(weak.upgrade().is_none(), "the ring keeps no copy");
+    assert_eq!(*b.try_recv().unwrap(), Ev(1));
+    assert_eq!(*a.try_recv().unwrap(), Ev(1));
+}
+
+#[test]
+fn a_stream_subscribed_during_a_post_does_not_get_that_post() {
+    let center = NotificationCenter::new();
+    let mut early = center.subscribe::<Ev>();
+    let added: Arc<Mutex<Vec<NotificationStream<Ev>>>> = Arc::default();
+    let (c, a) = (center.clone(), added.clone());
+    // Runs before `early` (higher priority): the post has not reached the ring yet.
+    let _adder = center.observer::<Ev>().priority(1).inline(move |e| {
+        if e.0 == 0 {
+            a.lock().unwrap().push(c.subscribe::<Ev>());
+        }
+    });
+    center.post(Ev(0));
+    center.post(Ev(1));
+    let mut late = added.lock().unwrap().pop().unwrap();
+    assert_eq!(yields(&mut early), ["0", "1"]);
+    assert_eq!(yields(&mut late), ["1"]);
+    assert_eq!(late.stats().delivered + late.stats().dropped, 1);
+}
+
+/// Documented on `NotificationStream`: streams on one ring all receive a post at the turn of
+/// the first of them, so a nested post made by an observer between them comes after it for both.
+#[test]
+fn streams_on_one_ring_see_a_nested_post_after_the_outer_one() {
+    let center = NotificationCenter::new();
+    let mut first = center.observer::<Ev>().priority(10).stream();
+    let c = center.clone();
+    let _nester = center.observer::<Ev>().priority(5).inline(move |e| {
+        if e.0 == 0 {
+            c.post(Ev(1));
+        }
+    });
+    let mut last = center.observer::<Ev>().priority(0).stream();
+    center.post(Ev(0));
+    assert_eq!(yields(&mut first), ["0", "1"]);
+    assert_eq!(yields(&mut last), ["0", "1"]);
+}
+
+/// Many receivers park and are woken over and over (posts come in bursts with pauses); none
+/// may miss a wake-up. A lost wake-up shows as a receiver that never finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_receivers_are_always_woken() {
+    const RECEIVERS: usize = 8;
+    const BURSTS: u32 = 200;
+    const BURST: u32 = 16;
+    let center = NotificationCenter::new();
+    let tasks: Vec<_> = (0..RECEIVERS)
+        .map(|r| {
+            let mut stream = center
+                .observer::<Ev>()
+                .policy(Overflow::DropOldest {
+                    capacity: (BURSTS * BURST) as usize,
+                })
+                .stream();
+            tokio::spawn(async move {
+                let mut next = 0;
+                while next < BURSTS * BURST {
+                    let v = stream.recv().await.expect("no loss with this capacity");
+                    assert_eq!(v.0, next, "receiver {r}");
+                    next += 1;
+                }
+            })
+        })
+        .collect();
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            for b in 0..BURSTS {
+                for i in 0..BURST {
+                    center.post(Ev(b * BURST + i));
+                }
+                if b % 4 == 0 {
+                    thread::sleep(Duration::from_micros(100));
+                } else {
+                    thread::yield_now();
+                }
+            }
+        })
+    };
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("a receiver was never woken")
+            .unwrap();
+    }
+    poster.join().unwrap();
+}
+
+/// The same with blocking receivers on their own threads.
+#[test]
+fn blocked_receivers_are_always_woken() {
+    const RECEIVERS: usize = 3;
+    const N: u32 = 3_000;
+    let center = NotificationCenter::new();
+    let receivers: Vec<_> = (0..RECEIVERS)
+        .map(|_| {
+            let mut stream = center
+                .observer::<Ev>()
+                .policy(Overflow::DropOldest {
+                    capacity: N as usize,
+                })
+                .stream();
+            thread::spawn(move || {
+                for i in 0..N {
+                    assert_eq!(stream.recv_blocking().unwrap().0, i);
+                }
+            })
+        })
+        .collect();
+    for i in 0..N {
+        center.post(Ev(i));
+        if i % 100 == 0 {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+    for r in receivers {
+        r.join().unwrap();
+    }
+}
+
+/// A slow receiver on a small ring: every post is either received or counted lost, exactly,
+/// and the per-post reports add up to the counters.
+#[test]
+fn a_lagging_receiver_accounts_for_every_post_under_concurrency() {
+    const N: u32 = 20_000;
+    let center = NotificationCenter::new();
+    let mut slow = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 16 })
+        .stream();
+    let mut fast = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: 16 })
+        .stream();
+    let poster = {
+        let center = center.clone();
+        thread::spawn(move || {
+            let mut reported = 0;
+            for i in 0..N {
+                reported += center.post(Ev(i)).dropped as u64;
+            }
+            reported
+        })
+    };
+    let (mut got, mut lost, mut last) = (0u64, 0u64, None);
+    while got + lost < N as u64 {
+        match slow.try_recv() {
+            Ok(v) => {
+                assert!(last < Some(v.0), "out of order");
+                last = Some(v.0);
+                got += 1;
+                if got % 7 == 0 {
+                    thread::yield_now();
+                }
+            }
+            Err(TryRecvError::Lagged(n)) => lost += n,
+            Err(TryRecvError::Empty) => thread::yield_now(),
+            Err(TryRecvError::Closed) => panic!("closed"),
+        }
+    }
+    let reported = poster.join().unwrap();
+    let fast_lost: u64 = yields(&mut fast)
+        .iter()
+        .filter_map(|s| s.strip_prefix("lag ").map(|n| n.parse::<u64>().unwrap()))
+        .sum();
+    let s = slow.stats();
+    assert_eq!((s.delivered, s.dropped), (got, lost));
+    assert_eq!(lost + fast.stats().dropped, reported);
+    assert_eq!(fast.stats().dropped, fast_lost);
+    let all = center.stats::<Ev>();
+    assert_eq!(all.dropped, reported);
+    assert_eq!(all.delivered + all.dropped, 2 * N as u64);
 }

@@ -34,6 +34,7 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Weak};
 
 use crate::hub::rcu::{Domain, ListSnapshot, Owned, RcuList, ReadGuard, Retired, TypeCounters};
+use crate::hub::ring::Rings;
 use crate::hub::stats::{BufferStats, PostReport, Stats};
 use crate::hub::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::{
@@ -87,6 +88,13 @@ pub(crate) struct Cx<'a, N: 'static> {
     dropped: usize,
     full: usize,
     panicked: usize,
+    /// Shared rings (`ring.rs`): the generation of the post's snapshot, the rings this post
+    /// has written (one bit each), and receivers counted by a ring beyond the entry that wrote it.
+    generation: u64,
+    rings_written: u64,
+    ring_received: usize,
+    /// Delivering the value `replay_last` replays to a new entry, not a post.
+    replaying: bool,
 }
 
 impl<'a, N: Notification> Cx<'a, N> {
@@ -104,7 +112,36 @@ impl<'a, N: Notification> Cx<'a, N> {
             dropped: 0,
             full: 0,
             panicked: 0,
+            generation: 0,
+            rings_written: 0,
+            ring_received: 0,
+            replaying: false,
         }
+    }
+
+    /// The generation of the snapshot this post iterates.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// True the first time this post reaches the ring with this bit: that entry writes the
+    /// ring for every stream on it.
+    #[inline]
+    pub(crate) fn first_in_ring(&mut self, bit: u64) -> bool {
+        let first = self.rings_written & bit == 0;
+        self.rings_written |= bit;
+        first
+    }
+
+    /// A ring handed the post to `n` more streams than the entry that wrote it.
+    pub(crate) fn ring_received(&mut self, n: usize) {
+        self.ring_received += n;
+    }
+
+    /// Whether this is `replay_last` delivering to a new entry rather than a post.
+    pub(crate) fn replaying(&self) -> bool {
+        self.replaying
     }
 
     /// Who posted.
@@ -380,23 +417,38 @@ pub(crate) fn entry<N: Notification, K: Kind<N>>(
     }
 }
 
-/// The immutable subscriber list a post iterates, and its flags.
-pub(crate) type Snapshot<N> = ListSnapshot<dyn Deliver<N>, u8>;
+/// The immutable subscriber list a post iterates, and its summary.
+pub(crate) type Snapshot<N> = ListSnapshot<dyn Deliver<N>, Summary>;
+
+/// A snapshot's flags, and its generation: one more than the snapshot it replaced (shared
+/// rings skip streams that joined after the snapshot a post iterates).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Summary {
+    flags: u8,
+    generation: u64,
+}
 
 /// Some entry needs the post's shared `Arc<N>` (buffered kinds).
 const NEEDS_SHARED: u8 = 1;
 /// Retention is on: posts store their value for `replay_last`.
 const RETAIN: u8 = 2;
 
-/// The flags of a snapshot of `entries`, keeping `RETAIN` from `previous`.
-fn flags<N: 'static>(previous: &u8, entries: &mut dyn Iterator<Item = &dyn Deliver<N>>) -> u8 {
-    let mut flags = previous & RETAIN;
+/// The summary of a snapshot of `entries` replacing one summarized by `previous`: keeps
+/// `RETAIN`, counts one more generation.
+fn flags<N: 'static>(
+    previous: &Summary,
+    entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
+) -> Summary {
+    let mut flags = previous.flags & RETAIN;
     for e in entries {
         if e.needs_shared() {
             flags |= NEEDS_SHARED;
         }
     }
-    flags
+    Summary {
+        flags,
+        generation: previous.generation + 1,
+    }
 }
 
 /// Where `entry` goes in `snap`: by priority (higher first), then registration order.
@@ -425,7 +477,7 @@ pub(crate) struct Core<N: 'static> {
     index: usize,
     /// The entries and their snapshot. Its writer lock serializes subscribe and unsubscribe;
     /// it is never held while calling user code or waiting for a grace period.
-    subs: RcuList<dyn Deliver<N>, u8>,
+    subs: RcuList<dyn Deliver<N>, Summary>,
     last: LastLock<N>,
     policy: PanicPolicy,
     reports: Weak<dyn Reports>,
@@ -437,6 +489,8 @@ pub(crate) struct Core<N: 'static> {
     dead: AtomicU64,
     /// Deliveries made by buffered subscribers that have left the snapshot.
     retired_delivered: Arc<StdAtomicU64>,
+    /// The shared rings of drop-oldest and latest-only streams, by capacity (`ring.rs`).
+    rings: Rings<N>,
 }
 
 impl<N: Notification> Core<N> {
@@ -449,7 +503,7 @@ impl<N: Notification> Core<N> {
         Core {
             domain,
             index,
-            subs: RcuList::new(0),
+            subs: RcuList::new(Summary::default()),
             last: LastLock::new(RefCell::new(Last {
                 any: None,
                 by_sender: HashMap::new(),
@@ -461,7 +515,13 @@ impl<N: Notification> Core<N> {
             panicked: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             retired_delivered: Arc::new(StdAtomicU64::new(0)),
+            rings: Rings::default(),
         }
+    }
+
+    /// The shared rings of this type.
+    pub(crate) fn rings(&self) -> &Rings<N> {
+        &self.rings
     }
 
     /// The center's read domain.
@@ -487,7 +547,7 @@ impl<N: Notification> Core<N> {
         sender: Option<SenderId>,
     ) -> PostReport {
         let snap = self.subs.load(section);
-        if snap.extra != 0 {
+        if snap.extra.flags != 0 {
             return self.post_general(section, snap, value, sender, None);
         }
         let mut cx = Cx::new(self, sender, None, None);
@@ -529,7 +589,7 @@ impl<N: Notification> Core<N> {
         waiting: Option<&mut Waiting<N>>,
     ) -> PostReport {
         let shared = Arc::new(value);
-        if snap.extra & RETAIN != 0 {
+        if snap.extra.flags & RETAIN != 0 {
             // Store and load the snapshot under `last`, deliver outside it: a concurrent
             // `replay_last` subscriber either sees this value in `last` or is in the snapshot.
             let lock = self.last.lock();
@@ -541,6 +601,7 @@ impl<N: Notification> Core<N> {
             snap = self.subs.load(section);
         }
         let mut cx = Cx::new(self, sender, Some(&shared), waiting);
+        cx.generation = snap.extra.generation;
         let done = self.run(section, snap.iter(), &shared, &mut cx);
         self.finish(section, done, cx)
     }
@@ -595,7 +656,7 @@ impl<N: Notification> Core<N> {
         self.count(section, done.inline);
         let waited = cx.waiting.as_ref().map_or(0, |w| w.targets.len());
         let report = PostReport {
-            received: done.received + waited,
+            received: done.received + waited + cx.ring_received,
             dropped: cx.dropped,
             full: cx.full,
             panicked: done.panicked,
@@ -661,10 +722,24 @@ impl<N: Notification> Core<N> {
     /// Adds an entry. With `replay`, the last retained value (per sender when the entry has a
     /// sender filter) is delivered to it first, atomically with the subscription.
     pub(crate) fn subscribe(&self, entry: Entry<N>, replay: bool) -> ObserverId {
+        self.subscribe_with(entry, replay, |_| {})
+    }
+
+    /// [`subscribe`](Self::subscribe), then `joined` with the generation of the first snapshot
+    /// that holds the entry, before any post can follow the replayed value (a stream joins its
+    /// shared ring there).
+    pub(crate) fn subscribe_with(
+        &self,
+        entry: Entry<N>,
+        replay: bool,
+        joined: impl FnOnce(u64),
+    ) -> ObserverId {
         let id = entry.meta().id;
         if !replay {
             // Nothing waits on the old snapshot: a later grace period frees it.
-            drop(self.insert(entry, false));
+            let retired = self.insert(entry, false);
+            joined(retired.get().extra.generation + 1);
+            drop(retired);
             self.domain.relieve();
             return id;
         }
@@ -681,6 +756,7 @@ impl<N: Notification> Core<N> {
             // replayed value and the subscription (a nested post on this thread re-enters).
             let section = self.domain.read();
             let mut cx = Cx::new(self, entry.meta().sender, Some(&value), None);
+            cx.replaying = true;
             let done = self.run(&section, std::iter::once(&*entry), &value, &mut cx);
             if done.inline != 0 {
                 self.shared
@@ -689,6 +765,7 @@ impl<N: Notification> Core<N> {
             }
         }
         let retired = self.insert(entry, true);
+        joined(retired.get().extra.generation + 1);
         drop(lock);
         drop(retired);
         self.domain.relieve();
@@ -701,14 +778,18 @@ impl<N: Notification> Core<N> {
         let retain = if retain { RETAIN } else { 0 };
         self.subs
             .insert(&self.domain, entry, position, |previous, entries| {
-                flags(&(previous | retain), entries)
+                let mut previous = *previous;
+                previous.flags |= retain;
+                flags(&previous, entries)
             })
     }
 
     /// Turns retention on (contract 6) without subscribing.
     pub(crate) fn retain_last(&self) {
         drop(self.subs.resummarize(&self.domain, |previous, entries| {
-            flags(&(previous | RETAIN), entries)
+            let mut previous = *previous;
+            previous.flags |= RETAIN;
+            flags(&previous, entries)
         }));
     }
 

@@ -6,7 +6,7 @@
 //! - [`engine`]: one engine per notification type: subscriber snapshots, the delivery loop,
 //!   subscribe / unsubscribe, replay, counters. With [`rcu`] and [`sync`], everything that makes
 //!   the hub correct under concurrency.
-//! - Delivery kinds: [`stream`] (buffered), [`spawn`] (async handlers), [`queue`] (Apple's
+//! - Delivery kinds: [`stream`] (buffered, over the shared [`ring`] or a private buffer), [`spawn`] (async handlers), [`queue`] (Apple's
 //!   coalescing queue), [`wildcard`] (type-erased observation of all or a family).
 //! - [`subscription`]: the one builder and the guard.
 
@@ -18,6 +18,7 @@ pub(crate) mod notification;
 pub(crate) mod overflow;
 pub(crate) mod queue;
 pub(crate) mod rcu;
+pub(crate) mod ring;
 pub(crate) mod spawn;
 pub(crate) mod stats;
 pub(crate) mod stream;

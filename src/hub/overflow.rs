@@ -15,6 +15,23 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 ///
 /// The default is `DropOldest { capacity: 1024 }`. A capacity of 0 is treated as 1.
 ///
+/// # Exact accounting
+/// For every policy, once a stream is drained, `delivered + dropped` equals the posts it was
+/// subscribed for ([`BufferStats`](crate::BufferStats)); the type's
+/// [`Stats::dropped`](crate::Stats::dropped) is the sum of the per-post
+/// [`PostReport::dropped`](crate::PostReport::dropped); and under the two `Drop*` policies the
+/// `Lagged(n)` reports add up to the same count. This holds while the receiver runs
+/// concurrently with posters: a value is either returned by a receive or counted lost by the
+/// post that evicted it, never both and never neither.
+///
+/// # Shared ring
+/// `DropOldest` and `Latest` streams without a sender or predicate filter (and with a
+/// capacity up to 65 536) share one ring per notification type and capacity: a post writes the
+/// value once, whatever the number of streams, and each stream reads it through its own cursor.
+/// The other streams have a private buffer. The semantics above are the same for both; see
+/// [`NotificationStream`](crate::NotificationStream#shared-ring) for the one re-entrant corner
+/// where sharing shows.
+///
 /// ```
 /// use herald::{NotificationCenter, Notification, Overflow, RecvError};
 ///
@@ -38,6 +55,33 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 pub enum Overflow<N> {
     /// Keep the newest `capacity` values: a post into a full buffer evicts the oldest value and
     /// the receiver sees `Lagged(n)` before the values that followed the gap.
+    ///
+    /// "The newest" counts every value the stream holds and has not returned, including values
+    /// a private buffer has already handed to the receiver's side in a batch: those are the
+    /// oldest, so they are the first to go. With capacity 8, a receiver that has returned 20
+    /// while 21 and 22 wait, then 23..=32 posted, yields `Lagged(4)`, then 25..=32.
+    ///
+    /// ```
+    /// use herald::{NotificationCenter, Notification, Overflow, TryRecvError};
+    ///
+    /// #[derive(Debug)]
+    /// struct Tick(u32);
+    /// impl Notification for Tick {}
+    ///
+    /// let center = NotificationCenter::new();
+    /// let mut ticks = center
+    ///     .observer::<Tick>()
+    ///     .policy(Overflow::DropOldest { capacity: 8 })
+    ///     .stream();
+    /// for i in 20..=22 {
+    ///     center.post(Tick(i));
+    /// }
+    /// assert_eq!(ticks.try_recv().unwrap().0, 20);
+    /// let lost: usize = (23..=32).map(|i| center.post(Tick(i)).dropped).sum();
+    /// assert_eq!(lost, 4);
+    /// assert_eq!(ticks.try_recv().unwrap_err(), TryRecvError::Lagged(4));
+    /// assert_eq!(ticks.try_recv().unwrap().0, 25);
+    /// ```
     DropOldest {
         /// How many values the buffer holds.
         capacity: usize,
@@ -49,7 +93,8 @@ pub enum Overflow<N> {
         capacity: usize,
     },
     /// Conflate: hold only the most recent value. A new value replaces an unread one (counted
-    /// as dropped, not reported as lag: the receiver asked for the latest state only).
+    /// as dropped, not reported as lag: the receiver asked for the latest state only). Without
+    /// a filter it is a shared ring of capacity 1.
     Latest,
     /// Coalesce by key: a new value replaces an unread value with the same key, in place (it
     /// keeps the older value's position). When the buffer is full of distinct keys the oldest

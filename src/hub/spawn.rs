@@ -15,8 +15,8 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::hub::engine::{PanicPolicy, entry};
-use crate::hub::stream::{Buffer, Buffered};
+use crate::hub::engine::PanicPolicy;
+use crate::hub::stream::BufferView;
 use crate::hub::subscription::{Unsubscribe, to_weak};
 use crate::{
     BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, RecvError,
@@ -190,18 +190,14 @@ impl<N: Notification> ObserverBuilder<N> {
                 )
             }),
         };
-        let buffer = Arc::new(Buffer::new(self.policy));
-        let kind = Buffered(buffer.clone());
-        let id = self.core.subscribe(
-            entry(self.priority, self.sender, self.filter, kind),
-            self.replay,
-        );
-        let subscription = Subscription::new(to_weak(&self.core), id);
+        let core = self.core.clone();
+        let (id, receiver, buffer) = crate::hub::stream::subscribe(self);
+        let subscription = Subscription::new(to_weak(&core), id);
         // The task's stream holds no unsubscribe handle of its own: the guard owns the
         // subscription, so dropping the guard unsubscribes synchronously.
-        let stream = NotificationStream::new(buffer.clone(), Subscription::new(no_channel(), id));
-        let core = Arc::downgrade(&self.core);
-        let policy = self.core.panic_policy();
+        let stream = NotificationStream::new(receiver, Subscription::new(no_channel(), id));
+        let policy = core.panic_policy();
+        let core = Arc::downgrade(&core);
         let shared = Arc::new(Shared {
             // Counted and reported as the engine does an inline observer's panic.
             report_panic: Box::new(move |payload| match core.upgrade() {
@@ -494,17 +490,6 @@ pub struct SpawnedHandler {
     buffer: Arc<dyn BufferView>,
     task: Option<JoinHandle<()>>,
     drain_on_drop: bool,
-}
-
-/// The counters of a handler's buffer, whatever its notification type.
-trait BufferView: Send + Sync {
-    fn view(&self, id: ObserverId) -> BufferStats;
-}
-
-impl<N: Send + Sync> BufferView for Buffer<N> {
-    fn view(&self, id: ObserverId) -> BufferStats {
-        self.stats(id)
-    }
 }
 
 impl SpawnedHandler {

@@ -1,17 +1,31 @@
-//! Buffered delivery: [`NotificationStream`] and the bounded buffer behind it.
+//! Buffered delivery: [`NotificationStream`], backed by the type's shared ring or by a
+//! private bounded buffer.
+//!
+//! - Streams with [`Overflow::DropOldest`] (the default) or [`Overflow::Latest`], no sender or
+//!   predicate filter, and a capacity up to 65 536 share one ring per notification type and
+//!   capacity (`ring.rs`): a post writes the value once, each stream reads it through its own
+//!   cursor.
+//! - The other streams have a private [`Buffer`]: drop-newest, coalesce-by-key and backpressure
+//!   need per-subscriber state, and a filtered stream's capacity counts only the values that
+//!   pass its filter, which a shared ring cannot do.
+//!
+//! Both keep the same contract: the newest (drop-oldest) or oldest (drop-newest) `capacity`
+//! values, every loss counted per post, per type and per subscriber, and reported to the
+//! receiver as `Lagged(n)` where the policy says so.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
-use crate::hub::engine::{Cx, Delivery, Kind, Meta, WaitForRoom};
+use crate::hub::engine::{Cx, Delivery, Kind, Meta, WaitForRoom, entry};
 use crate::hub::overflow::{Overflow, PolicyKind};
+use crate::hub::ring::{MAX_RING_CAPACITY, Member, Reader, RingEntry, Took};
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
-use crate::{Lagged, ObserverId, RecvError, Subscription, TryRecvError};
+use crate::{Lagged, ObserverBuilder, ObserverId, RecvError, Subscription, TryRecvError};
 
 /// What happened to a value offered to a buffer.
 pub(crate) enum PushResult {
@@ -45,7 +59,13 @@ struct State<N> {
     blocked: usize,
 }
 
-/// The bounded buffer shared by posters and one receiver.
+/// The private bounded buffer of one stream, shared by posters and its receiver.
+///
+/// The receiver takes up to a quarter of the capacity per lock into its hand. Values in its
+/// hand still count against the capacity. Under drop-oldest they are also still the oldest, so
+/// they are the first a full buffer evicts: a post takes them back from the hand (a
+/// compare-and-swap of `in_hand`, which the receiver also uses to return each one), so the
+/// buffer always keeps the newest `capacity` values.
 pub(crate) struct Buffer<N> {
     state: Mutex<State<N>>,
     cv: Condvar,
@@ -56,7 +76,8 @@ pub(crate) struct Buffer<N> {
     dropped: AtomicU64,
     /// Values taken by the receiver (into its hand or returned), written under the lock.
     delivered: AtomicU64,
-    /// Values the receiver took as a batch and has not returned yet (receiver writes only).
+    /// Values in the receiver's hand that it may still return: the receiver takes one by a
+    /// compare-and-swap, a drop-oldest post revokes the oldest one the same way.
     in_hand: AtomicUsize,
     /// The largest batch the receiver takes at once (0: one at a time).
     batch: usize,
@@ -66,8 +87,7 @@ impl<N> Buffer<N> {
     pub(crate) fn new(policy: Overflow<N>) -> Self {
         let capacity = policy.capacity();
         // The receiver may take up to a quarter of the capacity at once, for the policies whose
-        // values only ever leave from the front. Values in its hand count against the capacity,
-        // and with at most a quarter in hand a full buffer always has a queued value to evict.
+        // values only ever leave from the front.
         let batch = match policy.kind() {
             PolicyKind::DropOldest | PolicyKind::DropNewest | PolicyKind::Backpressure
                 if capacity >= 8 =>
@@ -115,12 +135,7 @@ impl<N> Buffer<N> {
         }
         let result = match self.kind {
             PolicyKind::DropOldest => {
-                let lost = self.held(&st) >= self.capacity && !st.queue.is_empty();
-                if lost {
-                    st.queue.pop_front();
-                    st.popped += 1;
-                    st.lagged += 1;
-                }
+                let lost = self.evict_oldest(&mut st);
                 st.queue.push_back(value.clone());
                 st.pushed += 1;
                 if lost {
@@ -171,6 +186,35 @@ impl<N> Buffer<N> {
         }
         self.wake(st);
         result
+    }
+
+    /// Makes room for one value under drop-oldest: the oldest value held goes, the receiver's
+    /// hand first (it holds the oldest values). True if a value was lost.
+    fn evict_oldest(&self, st: &mut State<N>) -> bool {
+        loop {
+            let in_hand = self.in_hand.load(Ordering::Acquire);
+            if st.queue.len() + in_hand < self.capacity {
+                return false;
+            }
+            if in_hand == 0 {
+                st.queue.pop_front();
+                st.popped += 1;
+                st.lagged += 1;
+                return true;
+            }
+            // Revoke the oldest value in the hand; the receiver may be returning it right now,
+            // and exactly one compare-and-swap wins it. On failure, look again.
+            if self
+                .in_hand
+                .compare_exchange(in_hand, in_hand - 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // It was counted as taken; it is lost instead. The receiver reports it.
+                let d = &self.delivered;
+                d.store(d.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+                return true;
+            }
+        }
     }
 
     fn push_coalesced(&self, st: &mut State<N>, value: &Arc<N>) -> PushResult {
@@ -271,74 +315,69 @@ impl<N> Buffer<N> {
     }
 }
 
-/// What a receive attempt found.
-enum Took<N> {
-    Value(Arc<N>),
-    Lagged(u64),
-    Closed,
-    Empty,
+/// A buffered subscriber's counters, whatever its backing (for `Stats` and spawned handlers).
+pub(crate) trait BufferView: Send + Sync {
+    fn view(&self, id: ObserverId) -> BufferStats;
 }
 
-/// An async stream of one notification type: the buffered delivery kind.
-///
-/// Made by [`ObserverBuilder::stream`](crate::ObserverBuilder::stream) or
-/// [`NotificationCenter::subscribe`](crate::NotificationCenter::subscribe). One handle offers
-/// every way to receive: [`recv`](Self::recv)`.await`, [`try_recv`](Self::try_recv),
-/// [`recv_blocking`](Self::recv_blocking) and [`futures_core::Stream`] (items are
-/// `Result<Arc<N>, Lagged>`; the stream ends when closed). Values are shared: one `Arc<N>` per
-/// post, whatever the number of streams.
-///
-/// Dropping the stream unsubscribes it. It is closed when the center is dropped, after the
-/// buffered values have been received.
-///
-/// ```
-/// use herald::{NotificationCenter, Notification};
-///
-/// #[derive(Debug)]
-/// struct Job(u32);
-/// impl Notification for Job {}
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let center = NotificationCenter::new();
-/// let mut jobs = center.subscribe::<Job>();
-/// center.post(Job(1));
-/// center.post(Job(2));
-/// assert_eq!(jobs.recv().await.unwrap().0, 1);
-/// assert_eq!(jobs.try_recv().unwrap().0, 2);
-/// assert!(jobs.try_recv().unwrap_err().is_empty());
-/// # }
-/// ```
-#[must_use = "a stream receives nothing once dropped"]
-pub struct NotificationStream<N> {
-    buffer: Arc<Buffer<N>>,
-    /// Values taken from the buffer in one batch, returned one by one.
-    local: VecDeque<Arc<N>>,
-    subscription: Subscription,
-}
-
-impl<N: crate::Notification> NotificationStream<N> {
-    pub(crate) fn new(buffer: Arc<Buffer<N>>, subscription: Subscription) -> Self {
-        NotificationStream {
-            buffer,
-            local: VecDeque::new(),
-            subscription,
-        }
+impl<N: Send + Sync> BufferView for Buffer<N> {
+    fn view(&self, id: ObserverId) -> BufferStats {
+        self.stats(id)
     }
+}
 
+impl<N: Send + Sync> BufferView for RingEntry<N> {
+    fn view(&self, id: ObserverId) -> BufferStats {
+        self.ring.stats(&self.member, id)
+    }
+}
+
+/// The receiving end of a private buffer.
+struct Private<N> {
+    buffer: Arc<Buffer<N>>,
+    /// Values taken from the buffer in one batch, returned one by one. The oldest
+    /// `local.len() - in_hand` of them were taken back by posts (drop-oldest).
+    local: VecDeque<Arc<N>>,
+    /// Values taken back from the hand, not yet reported.
+    revoked: u64,
+}
+
+impl<N> Private<N> {
     /// Takes the next value; when there is none, registers `waker` under the same lock.
     fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
-        if let Some(value) = self.local.pop_front() {
-            self.buffer
+        let buffer = &*self.buffer;
+        while !self.local.is_empty() {
+            let in_hand = buffer.in_hand.load(Ordering::Acquire);
+            let revoked = self.local.len() - in_hand;
+            if revoked != 0 {
+                self.local.drain(..revoked);
+                self.revoked += revoked as u64;
+            }
+            if in_hand == 0 {
+                break;
+            }
+            if self.revoked != 0 {
+                // Lost values come before the ones still in hand.
+                return Took::Lagged(std::mem::take(&mut self.revoked));
+            }
+            if buffer
                 .in_hand
-                .store(self.local.len(), Ordering::Release);
-            if self.buffer.kind == PolicyKind::Backpressure {
-                self.buffer.space.notify_waiters();
+                .compare_exchange(in_hand, in_hand - 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue; // a post took one back: count again
+            }
+            let Some(value) = self.local.pop_front() else {
+                break;
+            };
+            if buffer.kind == PolicyKind::Backpressure {
+                buffer.space.notify_waiters();
             }
             return Took::Value(value);
         }
-        let mut st = self.buffer.state.lock();
-        if st.lagged != 0 {
-            let n = std::mem::take(&mut st.lagged);
+        let mut st = buffer.state.lock();
+        if st.lagged != 0 || self.revoked != 0 {
+            let n = std::mem::take(&mut st.lagged) + std::mem::take(&mut self.revoked);
             return Took::Lagged(n);
         }
         if let Some(&(at, n)) = st.gaps.front()
@@ -366,22 +405,190 @@ impl<N: crate::Notification> NotificationStream<N> {
             Some(&(at, _)) => (at.saturating_sub(st.popped + 1)) as usize,
             None => usize::MAX,
         };
-        let extra = self.buffer.batch.min(st.queue.len()).min(before_gap);
+        let extra = buffer.batch.min(st.queue.len()).min(before_gap);
         self.local.extend(st.queue.drain(..extra));
         let taken = 1 + extra as u64;
         st.popped += taken;
-        self.buffer.in_hand.store(extra, Ordering::Release);
-        // Only the receiver writes `delivered`, under the lock: no read-modify-write needed.
-        let d = &self.buffer.delivered;
+        buffer.in_hand.store(extra, Ordering::Release);
+        // `delivered` is written under the lock only (by the receiver, and by posts that
+        // revoke a value from the hand): no read-modify-write needed.
+        let d = &buffer.delivered;
         d.store(d.load(Ordering::Relaxed) + taken, Ordering::Relaxed);
         if let Some(sink) = &st.sink {
             sink.fetch_add(taken, std::sync::atomic::Ordering::Relaxed);
         }
         drop(st);
-        if self.buffer.kind == PolicyKind::Backpressure {
-            self.buffer.space.notify_waiters();
+        if buffer.kind == PolicyKind::Backpressure {
+            buffer.space.notify_waiters();
         }
         Took::Value(value)
+    }
+
+    fn wait_blocking(&self) {
+        let mut st = self.buffer.state.lock();
+        while st.queue.is_empty() && st.lagged == 0 && !st.closed {
+            st.blocked += 1;
+            st = self.buffer.cv.wait(st);
+            st.blocked -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.buffer.state.lock().queue.len() + self.buffer.in_hand.load(Ordering::Acquire)
+    }
+}
+
+/// Wakes a thread blocked in `recv_blocking` on a ring stream.
+#[derive(Default)]
+struct Parker {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake for Parker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        *self.woken.lock() = true;
+        self.cv.notify_all();
+    }
+}
+
+impl Parker {
+    fn wait(&self) {
+        let mut woken = self.woken.lock();
+        while !*woken {
+            woken = self.cv.wait(woken);
+        }
+        *woken = false;
+    }
+}
+
+/// A stream's backing: its cursor into the shared ring, or its private buffer.
+enum Receiver<N> {
+    Ring {
+        reader: Reader<N>,
+        policy: Overflow<N>,
+        parker: Option<(Arc<Parker>, Waker)>,
+    },
+    Private(Private<N>),
+}
+
+/// Subscribes a buffered receiver with the builder's options: on the type's shared ring when
+/// its policy allows (drop-oldest or latest-only, no filter, capacity up to 65 536), else with
+/// a private buffer. Returns the subscription's id, the receiving end, and its counters.
+pub(crate) fn subscribe<N: crate::Notification>(
+    builder: ObserverBuilder<N>,
+) -> (ObserverId, NotificationStreamInner<N>, Arc<dyn BufferView>) {
+    let ObserverBuilder {
+        center: _,
+        core,
+        sender,
+        filter,
+        priority,
+        replay,
+        policy,
+    } = builder;
+    let shareable = matches!(policy, Overflow::DropOldest { .. } | Overflow::Latest)
+        && sender.is_none()
+        && filter.is_none()
+        && policy.capacity() <= MAX_RING_CAPACITY;
+    if shareable && let Some(ring) = core.rings().get(policy.capacity()) {
+        let member = Arc::new(Member::new());
+        let kind = Ringed(RingEntry {
+            ring: ring.clone(),
+            member: member.clone(),
+        });
+        let view = Arc::new(RingEntry {
+            ring: ring.clone(),
+            member: member.clone(),
+        });
+        let id = core.subscribe_with(entry(priority, None, None, kind), replay, |generation| {
+            ring.join(&member, generation)
+        });
+        let report_lag = matches!(policy, Overflow::DropOldest { .. });
+        let receiver = Receiver::Ring {
+            reader: Reader::new(ring, member, report_lag),
+            policy,
+            parker: None,
+        };
+        return (id, NotificationStreamInner(receiver), view);
+    }
+    let buffer = Arc::new(Buffer::new(policy));
+    let kind = Buffered(buffer.clone());
+    let id = core.subscribe(entry(priority, sender, filter, kind), replay);
+    let receiver = Receiver::Private(Private {
+        buffer: buffer.clone(),
+        local: VecDeque::new(),
+        revoked: 0,
+    });
+    (id, NotificationStreamInner(receiver), buffer)
+}
+
+/// The receiving end of a subscription, before it is wrapped with its guard.
+pub(crate) struct NotificationStreamInner<N>(Receiver<N>);
+
+/// An async stream of one notification type: the buffered delivery kind.
+///
+/// Made by [`ObserverBuilder::stream`](crate::ObserverBuilder::stream) or
+/// [`NotificationCenter::subscribe`](crate::NotificationCenter::subscribe). One handle offers
+/// every way to receive: [`recv`](Self::recv)`.await`, [`try_recv`](Self::try_recv),
+/// [`recv_blocking`](Self::recv_blocking) and [`futures_core::Stream`] (items are
+/// `Result<Arc<N>, Lagged>`; the stream ends when closed). Values are shared: one `Arc<N>` per
+/// post, whatever the number of streams, and the hub keeps no copy once every stream has
+/// received (or lost) it.
+///
+/// Dropping the stream unsubscribes it. It is closed when the center is dropped, after the
+/// buffered values have been received.
+///
+/// # Shared ring
+/// Streams with the default policy ([`Overflow::DropOldest`]) or [`Overflow::Latest`], no
+/// [`sender`](crate::ObserverBuilder::sender) or [`filter`](crate::ObserverBuilder::filter),
+/// and a capacity up to 65 536 read one ring per notification type and capacity: a post writes
+/// the value once, not once per stream. What that changes, in re-entrant corner cases only:
+/// every such stream receives a post at the same moment, the turn of the first of them in
+/// priority order. So an observer that runs between two of them (by priority) and posts a
+/// nested notification makes both see the outer post first, then the nested one; one that
+/// closes a later stream of the same ring during that post does not take the post back from
+/// it. Other streams have a private buffer and receive at their own turn.
+///
+/// ```
+/// use herald::{NotificationCenter, Notification};
+///
+/// #[derive(Debug)]
+/// struct Job(u32);
+/// impl Notification for Job {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let center = NotificationCenter::new();
+/// let mut jobs = center.subscribe::<Job>();
+/// center.post(Job(1));
+/// center.post(Job(2));
+/// assert_eq!(jobs.recv().await.unwrap().0, 1);
+/// assert_eq!(jobs.try_recv().unwrap().0, 2);
+/// assert!(jobs.try_recv().unwrap_err().is_empty());
+/// # }
+/// ```
+#[must_use = "a stream receives nothing once dropped"]
+pub struct NotificationStream<N> {
+    receiver: Receiver<N>,
+    subscription: Subscription,
+}
+
+impl<N: crate::Notification> NotificationStream<N> {
+    pub(crate) fn new(inner: NotificationStreamInner<N>, subscription: Subscription) -> Self {
+        NotificationStream {
+            receiver: inner.0,
+            subscription,
+        }
+    }
+
+    fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+        match &mut self.receiver {
+            Receiver::Ring { reader, .. } => reader.take(waker),
+            Receiver::Private(p) => p.take(waker),
+        }
     }
 
     /// Receives the next notification, waiting for one.
@@ -417,24 +624,42 @@ impl<N: crate::Notification> NotificationStream<N> {
     /// from async code (use [`recv`](Self::recv) there).
     pub fn recv_blocking(&mut self) -> Result<Arc<N>, RecvError> {
         loop {
-            match self.take(None) {
-                Took::Value(v) => return Ok(v),
-                Took::Lagged(n) => return Err(RecvError::Lagged(n)),
-                Took::Closed => return Err(RecvError::Closed),
-                Took::Empty => {}
-            }
-            let mut st = self.buffer.state.lock();
-            while st.queue.is_empty() && st.lagged == 0 && !st.closed {
-                st.blocked += 1;
-                st = self.buffer.cv.wait(st);
-                st.blocked -= 1;
-            }
+            let took = match &mut self.receiver {
+                Receiver::Ring { reader, parker, .. } => {
+                    let (parker, waker) = parker.get_or_insert_with(|| {
+                        let parker = Arc::new(Parker::default());
+                        (parker.clone(), Waker::from(parker))
+                    });
+                    match reader.take(Some(waker)) {
+                        Took::Empty => {
+                            parker.wait();
+                            continue;
+                        }
+                        took => took,
+                    }
+                }
+                Receiver::Private(p) => match p.take(None) {
+                    Took::Empty => {
+                        p.wait_blocking();
+                        continue;
+                    }
+                    took => took,
+                },
+            };
+            return match took {
+                Took::Value(v) => Ok(v),
+                Took::Lagged(n) => Err(RecvError::Lagged(n)),
+                Took::Closed | Took::Empty => Err(RecvError::Closed),
+            };
         }
     }
 
     /// Values waiting to be received (queue depth).
     pub fn len(&self) -> usize {
-        self.buffer.state.lock().queue.len() + self.local.len()
+        match &self.receiver {
+            Receiver::Ring { reader, .. } => reader.len(),
+            Receiver::Private(p) => p.len(),
+        }
     }
 
     /// Whether nothing is waiting to be received.
@@ -444,12 +669,19 @@ impl<N: crate::Notification> NotificationStream<N> {
 
     /// The buffer's capacity.
     pub fn capacity(&self) -> usize {
-        self.buffer.capacity
+        match &self.receiver {
+            Receiver::Ring { reader, .. } => reader.ring().capacity(),
+            Receiver::Private(p) => p.buffer.capacity,
+        }
     }
 
     /// This subscriber's counters (depth, delivered, dropped).
     pub fn stats(&self) -> BufferStats {
-        self.buffer.stats(self.subscription.id())
+        let id = self.subscription.id();
+        match &self.receiver {
+            Receiver::Ring { reader, .. } => reader.ring().stats(reader.member(), id),
+            Receiver::Private(p) => p.buffer.stats(id),
+        }
     }
 
     /// The subscription's id.
@@ -459,7 +691,10 @@ impl<N: crate::Notification> NotificationStream<N> {
 
     /// Whether the stream is closed (it may still hold values to receive).
     pub fn is_closed(&self) -> bool {
-        self.buffer.state.lock().closed
+        match &self.receiver {
+            Receiver::Ring { reader, .. } => reader.is_closed(),
+            Receiver::Private(p) => p.buffer.state.lock().closed,
+        }
     }
 
     /// Unsubscribes now; values already buffered can still be received.
@@ -483,10 +718,15 @@ impl<N: crate::Notification> futures_core::Stream for NotificationStream<N> {
 
 impl<N> fmt::Debug for NotificationStream<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (policy, capacity, shared): (&Overflow<N>, usize, bool) = match &self.receiver {
+            Receiver::Ring { reader, policy, .. } => (policy, reader.ring().capacity(), true),
+            Receiver::Private(p) => (&p.buffer.policy, p.buffer.capacity, false),
+        };
         f.debug_struct("NotificationStream")
             .field("id", &self.subscription.id())
-            .field("capacity", &self.buffer.capacity)
-            .field("policy", &self.buffer.policy)
+            .field("capacity", &capacity)
+            .field("policy", policy)
+            .field("shared_ring", &shared)
             .finish_non_exhaustive()
     }
 }
@@ -544,5 +784,52 @@ impl<N: crate::Notification> WaitForRoom<N> for Buffer<N> {
 
     fn count_lost(&self) {
         self.count_dropped();
+    }
+}
+
+/// The shared-ring delivery kind (`ring.rs`): the first entry of a ring that a post reaches
+/// writes the value once for every stream on that ring; the others have nothing to do.
+pub(crate) struct Ringed<N>(pub(crate) RingEntry<N>);
+
+impl<N: crate::Notification> Kind<N> for Ringed<N> {
+    fn call(&self, _value: &N, cx: &mut Cx<'_, N>, _meta: &Meta) -> Delivery {
+        let Some(shared) = cx.shared() else {
+            // Unreachable by construction: snapshots with buffers post an `Arc`.
+            return Delivery::Skipped;
+        };
+        let RingEntry { ring, member } = &self.0;
+        if cx.replaying() {
+            // `replay_last`: for this stream alone, before it joins the ring.
+            member.replay(shared.clone());
+            return Delivery::Accepted;
+        }
+        if !cx.first_in_ring(ring.bit()) {
+            return Delivery::Skipped;
+        }
+        let posted = ring.post(shared, cx.generation());
+        for _ in 0..posted.dropped {
+            cx.count_dropped(false);
+        }
+        match posted.received {
+            0 => Delivery::Skipped,
+            n => {
+                cx.ring_received(n - 1);
+                Delivery::Accepted
+            }
+        }
+    }
+
+    fn needs_shared(&self) -> bool {
+        true
+    }
+
+    fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {
+        let RingEntry { ring, member } = &self.0;
+        ring.leave(member);
+        member.retire(sink);
+    }
+
+    fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
+        Some(self.0.ring.stats(&self.0.member, id))
     }
 }

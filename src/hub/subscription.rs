@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use crate::hub::engine::{Core, Filter, Inline, WeakInline, entry};
-use crate::hub::stream::{Buffer, Buffered, NotificationStream};
+use crate::hub::stream::NotificationStream;
 use crate::{Notification, NotificationCenter, ObserverId, Overflow, SenderId};
 
 /// Something a [`Subscription`] can remove itself from.
@@ -237,11 +237,9 @@ impl<N: Notification> ObserverBuilder<N> {
     /// Buffers notifications for an async (or blocking) receiver, under the chosen overflow
     /// policy.
     pub fn stream(self) -> NotificationStream<N> {
-        let buffer = Arc::new(Buffer::new(self.policy));
-        let kind = Buffered(buffer.clone());
-        let entry = entry(self.priority, self.sender, self.filter, kind);
-        let id = self.core.subscribe(entry, self.replay);
-        NotificationStream::new(buffer, Subscription::new(to_weak(&self.core), id))
+        let core = self.core.clone();
+        let (id, receiver, _) = crate::hub::stream::subscribe(self);
+        NotificationStream::new(receiver, Subscription::new(to_weak(&core), id))
     }
 }
 

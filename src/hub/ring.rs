@@ -1,0 +1,1237 @@
+//! The shared ring behind drop-oldest and latest-only streams.
+//!
+//! One [`Ring`] per notification type and capacity holds the last `capacity` posted values for
+//! every stream subscribed with [`Overflow::DropOldest`](crate::Overflow::DropOldest) or
+//! [`Overflow::Latest`](crate::Overflow::Latest) (a ring of capacity 1) and no filter. Each
+//! stream has a [`Member`]: a cursor into the ring, its own cache line.
+//!
+//! # Semantics
+//! - **Membership.** A stream is a member from the post after it joined (when its subscription
+//!   is made) until it leaves (when the subscription ends: unsubscribe or close, once the grace
+//!   period has passed, or the center dropped); what it had not taken then stays its own. A post made with a subscriber snapshot older than
+//!   the stream's subscription does not reach it, even if it is written to the ring after the
+//!   join (recorded as a *skip* for that member), so a stream added during a post does not get
+//!   that post, and `replay_last` never delivers a value twice.
+//! - **Drop-oldest, exactly.** A post at position `p` evicts position `p - capacity` from every
+//!   member that has not taken it yet: each member holds at most `capacity` values, the newest
+//!   ones. There is no batch held aside: a receiver takes values straight from the ring, one
+//!   claim per value, so nothing it has not returned yet can outlive a newer value.
+//! - **Who got what.** A member's cursor is the first position it has neither received nor lost.
+//!   The receiver claims position `q` by a compare-and-swap of its own cursor from `q` to `q + 1`;
+//!   a poster evicts a lagging member by a compare-and-swap of that member's cursor past the
+//!   evicted position. Exactly one of them wins each position, so the poster's
+//!   [`PostReport::dropped`](crate::PostReport::dropped), the member's
+//!   [`BufferStats::dropped`](crate::BufferStats::dropped) and the `Lagged(n)` the receiver sees
+//!   agree exactly. The receiver computes `n` itself, from how far its cursor was moved.
+//! - **One allocation per post, no copy kept.** A post hands each member a *ticket*: one strong
+//!   count of the post's `Arc<N>`, taken by the poster. The member that claims the position turns
+//!   its ticket into the `Arc<N>` it returns (no reference-count traffic on the receiving side);
+//!   the poster that evicts it releases the ticket; a member that leaves takes its unclaimed
+//!   tickets out of the ring into a private queue. The ring's slots own nothing, so a value is
+//!   freed as soon as every member has received or lost it.
+//!
+//! # Cost
+//! A post: the ring's lock, one strong-count increment per member (the tickets), a slot store,
+//! the tail store, a `SeqCst` fence and one load of the parked count (the parking handshake). Evicting lagging members and waking parked ones touch only those members; the common
+//! case reads one cached minimum. A receive: a load of the slot and a compare-and-swap on the
+//! receiver's own cursor, uncontended unless a poster is evicting that receiver; the tail is
+//! read once per batch (when the receiver has returned everything it knew of). A receiver that
+//! has just caught up yields to its executor a few times before it parks (`YIELDS` extra
+//! polls): in a burst of posts the next value has usually arrived by then, so the executor's
+//! thread does not fall asleep, and need waking by a system call, after every post.
+//!
+//! # Memory orderings
+//! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (release), and
+//!   a receiver reads slots below a `tail` it loaded with acquire. Skips are recorded before the
+//!   `tail` store too, so a receiver knows every skip below the `tail` it loaded.
+//! - A claim is `AcqRel`: its release half orders the receiver's slot read before any later
+//!   overwrite of that slot, because a poster only overwrites a slot after it has loaded every
+//!   member's cursor past it with acquire (through the cached minimum, refreshed under the ring's
+//!   lock) or evicted them itself. A receiver whose claim succeeds therefore read the pointer of
+//!   its own position; one whose claim fails never dereferences what it read.
+//! - Parking is a store-buffer (Dekker) handshake: the receiver sets its parked flag and bumps
+//!   the ring's parked count, then a `SeqCst` fence, then reloads `tail` (and its cursor); the
+//!   poster stores `tail`, then a `SeqCst` fence, then loads the parked count. With a fence on
+//!   each side, one of them sees the other's store, so no wake-up is lost. Leaving the ring
+//!   closes the cursor, then fences, then wakes the same way. (Fences rather than `SeqCst`
+//!   accesses: loom models the former exactly and weakens the latter to acquire/release.)
+//!   `tests/loom_ring.rs` checks this and the claim/evict race.
+//!
+//! # Invariants (under the ring's lock, between posts)
+//! - Every member's cursor is at least `tail - capacity`: the slots of its unclaimed positions
+//!   have not been overwritten (the slot count is `capacity` rounded up to a power of two).
+//! - `min_cursor` is at most every member's cursor (cursors only grow).
+//! - Each unclaimed, unskipped position of each member holds exactly one ticket.
+
+// The tickets are raw strong counts of `Arc<N>`: every `unsafe` block below is one of the four
+// ticket operations, each with its ownership argument.
+#![allow(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+
+use crate::ObserverId;
+use crate::hub::stats::BufferStats;
+use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
+#[cfg(herald_loom)]
+use loom::sync::atomic::fence;
+#[cfg(not(herald_loom))]
+use std::sync::atomic::fence;
+
+/// A stream's entry in its channel: the ring, and its place in it.
+pub(crate) struct RingEntry<N> {
+    pub(crate) ring: Arc<Ring<N>>,
+    pub(crate) member: Arc<Member<N>>,
+}
+
+/// How many times a receiver that has just caught up yields to its executor before it parks.
+/// Measured on `benches/dispatch.rs`, `stream/1->1` and `1->4` on a 2-core machine: with 0,
+/// runs flip between a mode where receivers park after every post (the executor's thread
+/// sleeps, and every post pays a system call to wake it) and a fast one; 1 fixes `1->4`, 3
+/// also `1->1` (where the receiver has no other task to yield to).
+const YIELDS: u8 = 3;
+
+/// Set in a member's cursor once it has left the ring.
+const CLOSED: u64 = 1 << 63;
+
+/// The largest capacity served by a shared ring; a larger buffer is private to its stream
+/// (its slots would be allocated up front, shared or not).
+pub(crate) const MAX_RING_CAPACITY: usize = 1 << 16;
+
+/// At most this many rings per notification type (one per distinct capacity): a post marks the
+/// rings it has written in a 64-bit mask.
+const MAX_RINGS: u32 = 64;
+
+/// Keeps a value on its own cache line (two, against adjacent-line prefetch).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// What one post did to one ring.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Posted {
+    /// Members that were handed the value.
+    pub(crate) received: usize,
+    /// Members that lost their oldest value to make room.
+    pub(crate) dropped: usize,
+}
+
+/// What a receive found.
+pub(crate) enum Took<N> {
+    Value(Arc<N>),
+    Lagged(u64),
+    Closed,
+    Empty,
+}
+
+/// Wakers taken under the ring's lock, woken after it (a small batch, no allocation).
+#[derive(Default)]
+struct Wakers {
+    batch: [Option<Waker>; 8],
+    len: usize,
+}
+
+impl Wakers {
+    /// Adds a waker; false once the batch is full (the waker is kept).
+    fn push(&mut self, waker: Waker) -> bool {
+        self.batch[self.len] = Some(waker);
+        self.len += 1;
+        self.len < self.batch.len()
+    }
+
+    fn wake(&mut self) {
+        for w in self.batch[..self.len].iter_mut() {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+        self.len = 0;
+    }
+}
+
+/// The ring of one notification type and capacity.
+///
+/// Laid out so that what every receive reads (the fields without padding, fixed at
+/// construction) shares no cache line with what posts write (`tail`, the lock) or what parking
+/// writes (`parked`).
+pub(crate) struct Ring<N> {
+    /// The next position to write. Written under `state`, read by receivers.
+    tail: Padded<AtomicU64>,
+    /// Members whose parked flag is set.
+    parked: Padded<AtomicUsize>,
+    state: Padded<Mutex<State<N>>>,
+    /// Slot `p & mask` holds the `Arc<N>` pointer posted at position `p` (no reference of its
+    /// own: the members' tickets keep it alive).
+    slots: Box<[AtomicPtr<N>]>,
+    mask: u64,
+    capacity: u64,
+    /// This ring's bit in a post's mask of written rings.
+    id: u32,
+    ids: Arc<StdAtomicU64>,
+    /// The slots stand for `Arc<N>`s: the ring is `Send`/`Sync` only when they are.
+    _values: PhantomData<Arc<N>>,
+}
+
+struct State<N> {
+    members: Vec<Joined<N>>,
+    /// At most every member's cursor: posts evict nobody while it is above the evicted position.
+    min_cursor: u64,
+    /// The newest snapshot generation any member joined with: a post made with an older
+    /// snapshot must skip the members that joined after it.
+    max_join_gen: u64,
+}
+
+struct Joined<N> {
+    member: Arc<Member<N>>,
+    join_gen: u64,
+}
+
+/// One stream's place in a ring.
+pub(crate) struct Member<N> {
+    /// The first position neither received nor lost; `CLOSED` is set once it left the ring.
+    cursor: Padded<AtomicU64>,
+    /// Set while the receiver waits for a post.
+    parked: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    /// Values lost to eviction (written by posters under the ring's lock).
+    dropped: AtomicU64,
+    /// The position it joined at.
+    start: AtomicU64,
+    /// Positions inside its range written by posts made before it subscribed (ascending).
+    skips: Mutex<Vec<u64>>,
+    has_skips: AtomicBool,
+    /// Values handed over outside the ring: the replayed value, then (once it left the ring)
+    /// the values it had not yet taken.
+    front: Mutex<Front<N>>,
+}
+
+struct Front<N> {
+    queue: VecDeque<Arc<N>>,
+    /// Values received from `queue` (before `sink` was set).
+    delivered: u64,
+    /// Values received from the ring, fixed when it left the ring.
+    ring_delivered: Option<u64>,
+    /// Once the subscriber left its channel: where its receives are counted.
+    sink: Option<Arc<StdAtomicU64>>,
+}
+
+impl<N> Member<N> {
+    pub(crate) fn new() -> Self {
+        Member {
+            cursor: Padded(AtomicU64::new(0)),
+            parked: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            dropped: AtomicU64::new(0),
+            start: AtomicU64::new(0),
+            skips: Mutex::new(Vec::new()),
+            has_skips: AtomicBool::new(false),
+            front: Mutex::new(Front {
+                queue: VecDeque::new(),
+                delivered: 0,
+                ring_delivered: None,
+                sink: None,
+            }),
+        }
+    }
+
+    /// Hands over the value `replay_last` delivers, before anything from the ring.
+    pub(crate) fn replay(&self, value: Arc<N>) {
+        self.front.lock().queue.push_back(value);
+    }
+
+    /// Skipped positions in `from..to`.
+    fn skips_in(&self, from: u64, to: u64) -> u64 {
+        if !self.has_skips.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.skips
+            .lock()
+            .iter()
+            .filter(|&&s| s >= from && s < to)
+            .count() as u64
+    }
+
+    fn is_skip(&self, position: u64) -> bool {
+        self.has_skips.load(Ordering::Acquire) && self.skips.lock().contains(&position)
+    }
+
+    /// Counts what this subscriber received into `sink` from now on (it left its channel).
+    pub(crate) fn retire(&self, sink: &Arc<StdAtomicU64>) {
+        let mut front = self.front.lock();
+        if front.sink.is_none() {
+            let before = front.ring_delivered.unwrap_or(0) + front.delivered;
+            sink.fetch_add(before, std::sync::atomic::Ordering::Relaxed);
+            front.sink = Some(sink.clone());
+        }
+    }
+
+    /// If the receiver is parked, unparks it and returns its waker (to wake once no lock is
+    /// held: a waker is executor code).
+    fn unpark(&self, ring_parked: &AtomicUsize) -> Option<Waker> {
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
+            ring_parked.fetch_sub(1, Ordering::AcqRel);
+            return self.waker.lock().take();
+        }
+        None
+    }
+}
+
+/// The rings of one notification type, by capacity.
+pub(crate) struct Rings<N> {
+    list: Mutex<Vec<Weak<Ring<N>>>>,
+    /// Ids of the rings alive (one bit each).
+    ids: Arc<StdAtomicU64>,
+}
+
+impl<N> Default for Rings<N> {
+    fn default() -> Self {
+        Rings {
+            list: Mutex::new(Vec::new()),
+            ids: Arc::new(StdAtomicU64::new(0)),
+        }
+    }
+}
+
+impl<N> Rings<N> {
+    /// The ring of this capacity, made if needed. `None` when the type already has
+    /// [`MAX_RINGS`] rings alive.
+    pub(crate) fn get(&self, capacity: usize) -> Option<Arc<Ring<N>>> {
+        let mut list = self.list.lock();
+        list.retain(|w| w.strong_count() > 0);
+        if let Some(ring) = list
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|r| r.capacity == capacity as u64)
+        {
+            return Some(ring);
+        }
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let used = self.ids.load(relaxed);
+        let id = (!used).trailing_zeros();
+        if id >= MAX_RINGS {
+            return None;
+        }
+        // Ids are taken under `list` and released by a ring's drop: a bit is never taken twice.
+        self.ids.fetch_or(1 << id, relaxed);
+        let ring = Arc::new(Ring::new(capacity, id, self.ids.clone()));
+        list.push(Arc::downgrade(&ring));
+        Some(ring)
+    }
+}
+
+impl<N> Ring<N> {
+    fn new(capacity: usize, id: u32, ids: Arc<StdAtomicU64>) -> Self {
+        let capacity = capacity.clamp(1, MAX_RING_CAPACITY);
+        let len = capacity.next_power_of_two();
+        Ring {
+            tail: Padded(AtomicU64::new(0)),
+            parked: Padded(AtomicUsize::new(0)),
+            slots: (0..len)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            mask: len as u64 - 1,
+            capacity: capacity as u64,
+            id,
+            ids,
+            state: Padded(Mutex::new(State {
+                members: Vec::new(),
+                min_cursor: u64::MAX,
+                max_join_gen: 0,
+            })),
+            _values: PhantomData,
+        }
+    }
+
+    /// This ring's bit in a post's mask of rings written.
+    #[inline]
+    pub(crate) fn bit(&self) -> u64 {
+        1 << self.id
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    #[inline]
+    fn slot(&self, position: u64) -> &AtomicPtr<N> {
+        &self.slots[(position & self.mask) as usize]
+    }
+
+    /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
+    pub(crate) fn join(&self, member: &Arc<Member<N>>, generation: u64) {
+        let mut st = self.state.lock();
+        let tail = self.tail.load(Ordering::Relaxed);
+        member.start.store(tail, Ordering::Relaxed);
+        member.cursor.store(tail, Ordering::Release);
+        st.min_cursor = st.min_cursor.min(tail);
+        st.max_join_gen = st.max_join_gen.max(generation);
+        st.members.push(Joined {
+            member: member.clone(),
+            join_gen: generation,
+        });
+    }
+
+    /// Removes `member`: no post reaches it any more, and the values it had not taken move to
+    /// its private queue (received after everything else). Wakes it if it is parked.
+    pub(crate) fn leave(&self, member: &Member<N>) {
+        let mut st = self.state.lock();
+        let Some(i) = st
+            .members
+            .iter()
+            .position(|j| std::ptr::eq(Arc::as_ptr(&j.member), member))
+        else {
+            return;
+        };
+        let joined = st.members.swap_remove(i);
+        self.detach(&joined.member);
+        drop(st);
+        // Closing the cursor is the store of this side of the parking handshake.
+        fence(Ordering::SeqCst);
+        if let Some(w) = member.unpark(&self.parked) {
+            w.wake();
+        }
+    }
+
+    /// Closes a member's cursor and moves its tickets to its private queue. Under the lock.
+    fn detach(&self, member: &Member<N>) {
+        let tail = self.tail.load(Ordering::Relaxed);
+        // From here on its claims fail: every position below `tail` it has not claimed is ours.
+        let cursor = member.cursor.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
+        let mut front = member.front.lock();
+        for position in cursor..tail {
+            if member.is_skip(position) {
+                continue;
+            }
+            let ptr = self.slot(position).load(Ordering::Relaxed);
+            // SAFETY: `position` is a member position this member had not claimed (its cursor
+            // was below it when we closed the cursor, so no claim can succeed any more), and no
+            // poster evicted it (evictions move the cursor). So it holds its ticket for
+            // `position`, which is now ours. The slot still holds that position's pointer:
+            // `cursor >= tail - capacity` (no member lags past the capacity, invariant) and the
+            // ring has at least `capacity` slots, and no post runs while we hold the lock.
+            front.queue.push_back(unsafe { Arc::from_raw(ptr) });
+        }
+        let start = member.start.load(Ordering::Relaxed);
+        let dropped = member.dropped.load(Ordering::Relaxed);
+        let skipped = member.skips_in(start, cursor);
+        front.ring_delivered = Some((cursor - start).saturating_sub(dropped + skipped));
+    }
+
+    /// Writes `value` for every member of snapshot generation `generation`, evicting the oldest value
+    /// of members that are full, and wakes parked members.
+    pub(crate) fn post(&self, value: &Arc<N>, generation: u64) -> Posted {
+        let mut st = self.state.lock();
+        let position = self.tail.load(Ordering::Relaxed);
+        let mut received = st.members.len();
+        if generation < st.max_join_gen {
+            received -= Self::skip_newer(&st, position, generation);
+        }
+        if received == 0 {
+            return Posted::default();
+        }
+        let mut lost = 0;
+        let mut evicted: *const N = std::ptr::null();
+        if let Some(oldest) = position.checked_sub(self.capacity)
+            && st.min_cursor <= oldest
+        {
+            (lost, evicted) = self.evict(&mut st, oldest);
+        }
+        let raw = Arc::as_ptr(value);
+        for _ in 0..received {
+            // SAFETY: `raw` comes from a live `Arc` the caller holds; each increment is one
+            // ticket, released exactly once (claimed, evicted, or moved out when leaving).
+            unsafe { Arc::increment_strong_count(raw) };
+        }
+        self.slot(position).store(raw.cast_mut(), Ordering::Relaxed);
+        self.tail.store(position + 1, Ordering::Release);
+        // The poster's half of the parking handshake (see the module docs).
+        fence(Ordering::SeqCst);
+        let mut wakers = Wakers::default();
+        let more = self.parked.load(Ordering::Acquire) != 0 && self.unpark_into(&st, &mut wakers);
+        drop(st);
+        wakers.wake();
+        if more {
+            self.wake_parked();
+        }
+        for _ in 0..lost {
+            // SAFETY: the eviction compare-and-swaps won `lost` tickets of the value at the
+            // evicted position, read from its slot under the lock (not yet overwritten: it is
+            // `capacity` positions old and the ring has at least `capacity` slots). Releasing
+            // them last, outside the lock, keeps the pointer valid until the final decrement,
+            // which may run `N`'s drop (user code) without the ring's lock held.
+            unsafe { Arc::decrement_strong_count(evicted) };
+        }
+        Posted {
+            received,
+            dropped: lost,
+        }
+    }
+
+    /// Unparks parked members into `wakers`; true if it filled up before the end.
+    fn unpark_into(&self, st: &State<N>, wakers: &mut Wakers) -> bool {
+        for j in &st.members {
+            if let Some(w) = j.member.unpark(&self.parked)
+                && !wakers.push(w)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wakes every parked member, a batch at a time, each batch outside the lock.
+    #[cold]
+    fn wake_parked(&self) {
+        loop {
+            let mut wakers = Wakers::default();
+            let more = self.unpark_into(&self.state.lock(), &mut wakers);
+            wakers.wake();
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Records `position` as a skip for members newer than `generation`; returns how many.
+    #[cold]
+    fn skip_newer(st: &State<N>, position: u64, generation: u64) -> usize {
+        let newer = st
+            .members
+            .iter()
+            .filter(|j| j.join_gen > generation)
+            .count();
+        if newer == st.members.len() {
+            return newer; // nothing is written: nothing to skip
+        }
+        for j in st.members.iter().filter(|j| j.join_gen > generation) {
+            j.member.skips.lock().push(position);
+            j.member.has_skips.store(true, Ordering::Release);
+        }
+        newer
+    }
+
+    /// Moves every member still at `oldest` past it. Returns how many lost a value there, and
+    /// that value's pointer (whose tickets the caller now owns).
+    #[cold]
+    fn evict(&self, st: &mut State<N>, oldest: u64) -> (usize, *const N) {
+        let mut lost = 0;
+        let mut min = u64::MAX;
+        for j in &st.members {
+            let m = &j.member;
+            let mut cursor = m.cursor.load(Ordering::Acquire);
+            // Members in the list are open, and every earlier post moved them to at least
+            // `oldest` (invariant): only a member still exactly at `oldest` lags.
+            debug_assert!(
+                cursor & CLOSED == 0 && cursor >= oldest,
+                "{cursor} < {oldest}"
+            );
+            while cursor <= oldest {
+                match m.cursor.compare_exchange(
+                    cursor,
+                    oldest + 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        if !m.is_skip(oldest) {
+                            m.dropped.fetch_add(1, Ordering::Release);
+                            lost += 1;
+                        }
+                        cursor = oldest + 1;
+                    }
+                    Err(now) => cursor = now,
+                }
+            }
+            min = min.min(cursor);
+        }
+        st.min_cursor = min;
+        (lost, self.slot(oldest).load(Ordering::Relaxed))
+    }
+
+    /// Values waiting for `member`, and its counters.
+    pub(crate) fn stats(&self, member: &Member<N>, observer: ObserverId) -> BufferStats {
+        let front = member.front.lock();
+        let dropped = member.dropped.load(Ordering::Acquire);
+        let (depth, delivered) = match front.ring_delivered {
+            Some(d) => (0, d),
+            None => {
+                let cursor = member.cursor.load(Ordering::Acquire) & !CLOSED;
+                let tail = self.tail.load(Ordering::Acquire).max(cursor);
+                let start = member.start.load(Ordering::Relaxed);
+                let depth = (tail - cursor).saturating_sub(member.skips_in(cursor, tail));
+                let delivered = (cursor.saturating_sub(start))
+                    .saturating_sub(dropped + member.skips_in(start, cursor));
+                (depth as usize, delivered)
+            }
+        };
+        BufferStats {
+            observer,
+            depth: depth + front.queue.len(),
+            capacity: self.capacity as usize,
+            delivered: delivered
+                + if front.sink.is_some() {
+                    0
+                } else {
+                    front.delivered
+                },
+            dropped,
+        }
+    }
+}
+
+impl<N> Drop for Ring<N> {
+    fn drop(&mut self) {
+        // Streams normally leave before their ring goes; close any that did not, so their
+        // tickets move to their private queues and are freed with them.
+        let members = std::mem::take(&mut self.state.lock().members);
+        for j in &members {
+            self.detach(&j.member);
+        }
+        self.ids
+            .fetch_and(!(1 << self.id), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The receiving side of one member: the stream's private view of its cursor.
+pub(crate) struct Reader<N> {
+    ring: Arc<Ring<N>>,
+    member: Arc<Member<N>>,
+    /// The next position to claim (equal to the member's cursor unless a poster moved it).
+    next: u64,
+    /// Positions below this are published.
+    avail: u64,
+    /// Skipped positions at or after `next` (a local copy of the member's list).
+    skips: VecDeque<u64>,
+    skips_copied: usize,
+    /// Drain the private queue first (a replayed value).
+    front_first: bool,
+    /// Left the ring: only the private queue remains.
+    closed: bool,
+    /// Report evictions as `Lagged(n)` (drop-oldest) or silently (latest-only).
+    report_lag: bool,
+    /// Times it yielded since it last received something (`YIELDS` when it never received, so
+    /// an idle stream parks at once; see `take_slow`).
+    yielded: u8,
+}
+
+impl<N> Reader<N> {
+    /// The reader of a member that has joined `ring`.
+    pub(crate) fn new(ring: Arc<Ring<N>>, member: Arc<Member<N>>, report_lag: bool) -> Self {
+        let next = member.cursor.load(Ordering::Acquire) & !CLOSED;
+        let front_first = !member.front.lock().queue.is_empty();
+        Reader {
+            ring,
+            member,
+            next,
+            avail: next,
+            skips: VecDeque::new(),
+            skips_copied: 0,
+            front_first,
+            closed: false,
+            report_lag,
+            yielded: YIELDS,
+        }
+    }
+
+    pub(crate) fn ring(&self) -> &Arc<Ring<N>> {
+        &self.ring
+    }
+
+    pub(crate) fn member(&self) -> &Arc<Member<N>> {
+        &self.member
+    }
+
+    /// Takes the next value; when there is none and `waker` is given, parks with it.
+    #[inline]
+    pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+        // The common case: a published position, nothing else to look at.
+        if self.next < self.avail && !self.front_first && !self.closed && self.skips.is_empty() {
+            let position = self.next;
+            let ptr = self.ring.slot(position).load(Ordering::Relaxed);
+            if self
+                .member
+                .cursor
+                .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.next = position + 1;
+                // SAFETY: as for the claim in `take_slow`. `position` is a member position:
+                // every skip below `avail` was copied into `skips` when `avail` was loaded (a
+                // poster records a skip before its `tail` store), and none is pending.
+                return Took::Value(unsafe { Arc::from_raw(ptr) });
+            }
+        }
+        self.take_slow(waker)
+    }
+
+    /// Everything else: the private queue, refreshing the tail, skips, lags, closing, parking.
+    #[inline(never)]
+    fn take_slow(&mut self, waker: Option<&Waker>) -> Took<N> {
+        loop {
+            if self.front_first || self.closed {
+                match self.take_front() {
+                    Some(v) => return Took::Value(v),
+                    None if self.closed => return Took::Closed,
+                    None => self.front_first = false,
+                }
+            }
+            if self.next >= self.avail && !self.refresh() {
+                // Nothing published: maybe closed, else park (or report empty).
+                let now = self.member.cursor.load(Ordering::Acquire);
+                if now != self.next {
+                    if let Some(t) = self.moved(self.next, now) {
+                        return t;
+                    }
+                    continue;
+                }
+                match waker {
+                    Some(w) if self.yielded < YIELDS => {
+                        // Caught up after receiving: yield to the executor (`YIELDS` times)
+                        // before parking. A poster in the middle of a burst has usually posted
+                        // again by then, so the executor's thread does not fall asleep after
+                        // every post.
+                        self.yielded += 1;
+                        w.wake_by_ref();
+                        return Took::Empty;
+                    }
+                    Some(w) if self.park(w) => continue,
+                    _ => return Took::Empty,
+                }
+            }
+            self.yielded = 0;
+            let position = self.next;
+            let ptr = self.ring.slot(position).load(Ordering::Relaxed);
+            match self.member.cursor.compare_exchange(
+                position,
+                position + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.next = position + 1;
+                    if self.skip_at(position) {
+                        continue;
+                    }
+                    // SAFETY: the claim won this member's ticket for `position` (a member
+                    // position: not a skip). `ptr` is that position's pointer: the slot was
+                    // written before the `tail` store we loaded with acquire, and it cannot
+                    // have been overwritten before our read, since a poster overwrites it only
+                    // after seeing our cursor past `position` (which our claim, released after
+                    // the read, is the first to do) or after evicting us (then the claim fails).
+                    return Took::Value(unsafe { Arc::from_raw(ptr) });
+                }
+                Err(now) => {
+                    if let Some(t) = self.moved(position, now) {
+                        return t;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The cursor moved from `from` to `now` without us: evictions, and maybe closing.
+    fn moved(&mut self, from: u64, now: u64) -> Option<Took<N>> {
+        let to = now & !CLOSED;
+        self.refresh_skips();
+        let mut skipped = 0;
+        while let Some(&s) = self.skips.front() {
+            if s >= to {
+                break;
+            }
+            if s >= from {
+                skipped += 1;
+            }
+            self.skips.pop_front();
+        }
+        let lost = (to - from) - skipped;
+        self.next = to;
+        if now & CLOSED != 0 {
+            self.closed = true;
+        }
+        (lost != 0 && self.report_lag).then_some(Took::Lagged(lost))
+    }
+
+    /// Loads the tail; true if there is something to claim.
+    fn refresh(&mut self) -> bool {
+        self.avail = self.ring.tail.load(Ordering::Acquire);
+        self.refresh_skips();
+        self.next < self.avail
+    }
+
+    fn refresh_skips(&mut self) {
+        if !self.member.has_skips.load(Ordering::Acquire) {
+            return;
+        }
+        let list = self.member.skips.lock();
+        for &s in &list[self.skips_copied..] {
+            if s >= self.next {
+                self.skips.push_back(s);
+            }
+        }
+        self.skips_copied = list.len();
+    }
+
+    /// Whether `position` is a skip (consumes it).
+    fn skip_at(&mut self, position: u64) -> bool {
+        while let Some(&s) = self.skips.front() {
+            if s > position {
+                return false;
+            }
+            self.skips.pop_front();
+            if s == position {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn take_front(&mut self) -> Option<Arc<N>> {
+        let mut front = self.member.front.lock();
+        let value = front.queue.pop_front()?;
+        match &front.sink {
+            Some(sink) => {
+                sink.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            None => front.delivered += 1,
+        }
+        Some(value)
+    }
+
+    /// Registers `waker`, then checks again (the parking handshake). True if something may
+    /// have arrived meanwhile.
+    fn park(&mut self, waker: &Waker) -> bool {
+        {
+            let mut slot = self.member.waker.lock();
+            match &*slot {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+        if !self.member.parked.swap(true, Ordering::AcqRel) {
+            self.ring.parked.fetch_add(1, Ordering::AcqRel);
+        }
+        // The receiver's half of the parking handshake (see the module docs).
+        fence(Ordering::SeqCst);
+        let published = self.refresh();
+        published || self.member.cursor.load(Ordering::Acquire) != self.next
+    }
+
+    /// Values waiting to be received.
+    pub(crate) fn len(&self) -> usize {
+        let front = self.member.front.lock().queue.len();
+        let cursor = self.member.cursor.load(Ordering::Acquire);
+        if cursor & CLOSED != 0 {
+            return front;
+        }
+        let tail = self.ring.tail.load(Ordering::Acquire).max(cursor);
+        let skipped = self.member.skips_in(cursor, tail);
+        front + (tail - cursor).saturating_sub(skipped) as usize
+    }
+
+    /// Whether it has left the ring.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.member.cursor.load(Ordering::Acquire) & CLOSED != 0
+    }
+}
+
+#[cfg(all(test, not(herald_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+    /// Counts drops, so tests can check that every ticket is released exactly once.
+    struct Tracked {
+        seq: u64,
+        drops: Arc<StdAtomicUsize>,
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    struct Fixture {
+        rings: Rings<Tracked>,
+        drops: Arc<StdAtomicUsize>,
+        generation: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Fixture {
+                rings: Rings::default(),
+                drops: Arc::default(),
+                generation: 0,
+            }
+        }
+        fn ring(&self, capacity: usize) -> Arc<Ring<Tracked>> {
+            self.rings.get(capacity).unwrap()
+        }
+        fn join(&mut self, ring: &Arc<Ring<Tracked>>, report_lag: bool) -> Reader<Tracked> {
+            self.generation += 1;
+            let member = Arc::new(Member::new());
+            ring.join(&member, self.generation);
+            Reader::new(ring.clone(), member, report_lag)
+        }
+        fn post(&self, ring: &Ring<Tracked>, seq: u64) -> Posted {
+            let value = Arc::new(Tracked {
+                seq,
+                drops: self.drops.clone(),
+            });
+            ring.post(&value, self.generation)
+        }
+        fn dropped(&self) -> usize {
+            self.drops.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// Everything a reader yields now, as `"seq"` and `"lag n"`.
+    fn drain(reader: &mut Reader<Tracked>) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            match reader.take(None) {
+                Took::Value(v) => out.push(v.seq.to_string()),
+                Took::Lagged(n) => out.push(format!("lag {n}")),
+                Took::Closed => {
+                    out.push("closed".into());
+                    return out;
+                }
+                Took::Empty => return out,
+            }
+        }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn values_come_out_in_order_and_are_freed_once_received() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut a = f.join(&ring, true);
+        let mut b = f.join(&ring, true);
+        for i in 0..3 {
+            let posted = f.post(&ring, i);
+            assert_eq!((posted.received, posted.dropped), (2, 0));
+        }
+        assert_eq!(drain(&mut a), strings(&["0", "1", "2"]));
+        assert_eq!(f.dropped(), 0, "b still holds its tickets");
+        assert_eq!(drain(&mut b), strings(&["0", "1", "2"]));
+        assert_eq!(
+            f.dropped(),
+            3,
+            "no copy kept once every member received them"
+        );
+    }
+
+    #[test]
+    fn a_full_member_loses_its_oldest_and_hears_the_exact_count() {
+        let mut f = Fixture::new();
+        let ring = f.ring(3);
+        let mut slow = f.join(&ring, true);
+        let mut dropped = 0;
+        for i in 0..8 {
+            dropped += f.post(&ring, i).dropped;
+        }
+        assert_eq!(dropped, 5);
+        assert_eq!(f.dropped(), 5, "evicted values are freed at once");
+        assert_eq!(drain(&mut slow), strings(&["lag 5", "5", "6", "7"]));
+        let stats = ring.stats(&slow.member, ObserverId::next());
+        assert_eq!((stats.delivered, stats.dropped, stats.depth), (3, 5, 0));
+    }
+
+    /// The example: capacity 8, the receiver has returned 20, 21 and 22 are waiting,
+    /// and 23..32 are posted. The newest 8 survive: 21..24 are lost, whatever the receiver had
+    /// looked at before.
+    #[test]
+    fn drop_oldest_keeps_the_newest_values() {
+        let mut f = Fixture::new();
+        let ring = f.ring(8);
+        let mut r = f.join(&ring, true);
+        for i in 0..=20 {
+            f.post(&ring, i);
+            assert!(matches!(r.take(None), Took::Value(v) if v.seq == i));
+        }
+        for i in 21..=32 {
+            f.post(&ring, i);
+        }
+        assert_eq!(
+            drain(&mut r),
+            strings(&["lag 4", "25", "26", "27", "28", "29", "30", "31", "32"])
+        );
+    }
+
+    #[test]
+    fn latest_only_loses_silently() {
+        let mut f = Fixture::new();
+        let ring = f.ring(1);
+        let mut latest = f.join(&ring, false);
+        let reports: Vec<_> = (0..4).map(|i| f.post(&ring, i)).collect();
+        assert_eq!(reports[0].dropped, 0);
+        assert!(
+            reports[1..]
+                .iter()
+                .all(|r| r.dropped == 1 && r.received == 1)
+        );
+        assert_eq!(drain(&mut latest), strings(&["3"]));
+        assert_eq!(latest.member.dropped.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn leaving_keeps_what_was_not_taken_then_closes() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut r = f.join(&ring, true);
+        let mut other = f.join(&ring, true);
+        for i in 0..3 {
+            f.post(&ring, i);
+        }
+        assert!(matches!(r.take(None), Took::Value(v) if v.seq == 0));
+        ring.leave(&r.member.clone());
+        assert!(r.is_closed());
+        assert_eq!(r.len(), 2);
+        assert_eq!(f.post(&ring, 3).received, 1, "only the other member");
+        assert_eq!(drain(&mut r), strings(&["1", "2", "closed"]));
+        assert_eq!(drain(&mut other), strings(&["0", "1", "2", "3"]));
+        assert_eq!(f.dropped(), 4);
+    }
+
+    #[test]
+    fn leaving_after_evictions_reports_the_lag_first() {
+        let mut f = Fixture::new();
+        let ring = f.ring(2);
+        let mut r = f.join(&ring, true);
+        for i in 0..5 {
+            f.post(&ring, i);
+        }
+        ring.leave(&r.member.clone());
+        assert_eq!(drain(&mut r), strings(&["lag 3", "3", "4", "closed"]));
+    }
+
+    #[test]
+    fn posts_made_before_a_join_skip_the_new_member() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut old = f.join(&ring, true);
+        let stale = f.generation; // a post that loaded its snapshot before the next join
+        let mut new = f.join(&ring, true);
+        let value = Arc::new(Tracked {
+            seq: 100,
+            drops: f.drops.clone(),
+        });
+        assert_eq!(ring.post(&value, stale).received, 1);
+        drop(value);
+        f.post(&ring, 101);
+        assert_eq!(drain(&mut old), strings(&["100", "101"]));
+        assert_eq!(drain(&mut new), strings(&["101"]));
+        assert_eq!(f.dropped(), 2);
+    }
+
+    #[test]
+    fn skipped_positions_are_not_counted_as_lost() {
+        let mut f = Fixture::new();
+        let ring = f.ring(2);
+        let _old = f.join(&ring, true);
+        let stale = f.generation;
+        let mut new = f.join(&ring, true);
+        for seq in 0..2 {
+            let v = Arc::new(Tracked {
+                seq,
+                drops: f.drops.clone(),
+            });
+            ring.post(&v, stale);
+        }
+        for seq in 2..6 {
+            f.post(&ring, seq);
+        }
+        // The new member's positions: 2..6, of which 2 and 3 were evicted.
+        assert_eq!(drain(&mut new), strings(&["lag 2", "4", "5"]));
+        assert_eq!(new.member.dropped.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn replayed_value_comes_first() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        f.generation += 1;
+        let member = Arc::new(Member::new());
+        ring.join(&member, f.generation);
+        member.replay(Arc::new(Tracked {
+            seq: 99,
+            drops: f.drops.clone(),
+        }));
+        let mut r = Reader::new(ring.clone(), member, true);
+        f.post(&ring, 1);
+        assert_eq!(drain(&mut r), strings(&["99", "1"]));
+    }
+
+    #[test]
+    fn dropping_the_ring_frees_every_ticket() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let r = f.join(&ring, true);
+        let s = f.join(&ring, true);
+        for i in 0..6 {
+            f.post(&ring, i);
+        }
+        drop((r, s, ring));
+        assert_eq!(f.dropped(), 6);
+    }
+
+    #[test]
+    fn rings_are_shared_by_capacity_and_ids_are_recycled() {
+        let f = Fixture::new();
+        let a = f.ring(4);
+        assert!(Arc::ptr_eq(&a, &f.ring(4)));
+        let b = f.ring(8);
+        assert_ne!(a.bit(), b.bit());
+        let held: Vec<_> = (100..162).map(|c| f.ring(c)).collect();
+        assert!(f.rings.get(1000).is_none(), "64 rings per type at most");
+        drop(held);
+        assert!(f.rings.get(1000).is_some());
+    }
+
+    /// Two posters and two receivers race on a small ring: each receiver's values, lags and
+    /// the posters' reports account for every post exactly, in order, and every value is
+    /// freed once.
+    #[test]
+    fn racing_posters_and_receivers_account_exactly() {
+        const POSTS: u64 = if cfg!(miri) { 60 } else { 20_000 };
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let readers = [f.join(&ring, true), f.join(&ring, true)];
+        let drops = f.drops.clone();
+        let generation = f.generation;
+        let reported = Arc::new(StdAtomicUsize::new(0));
+        let posters: Vec<_> = (0..2u64)
+            .map(|t| {
+                let (ring, drops, reported) = (ring.clone(), drops.clone(), reported.clone());
+                std::thread::spawn(move || {
+                    for i in 0..POSTS {
+                        let v = Arc::new(Tracked {
+                            seq: t << 32 | i,
+                            drops: drops.clone(),
+                        });
+                        let posted = ring.post(&v, generation);
+                        assert_eq!(posted.received, 2);
+                        reported.fetch_add(posted.dropped, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        let receivers: Vec<_> = readers
+            .into_iter()
+            .map(|mut r| {
+                std::thread::spawn(move || {
+                    let (mut got, mut lost, mut last) = (0u64, 0u64, [None::<u64>; 2]);
+                    while got + lost < 2 * POSTS {
+                        match r.take(None) {
+                            Took::Value(v) => {
+                                let (t, i) = ((v.seq >> 32) as usize, v.seq & 0xffff_ffff);
+                                assert!(last[t].is_none_or(|l| l < i), "out of order");
+                                last[t] = Some(i);
+                                got += 1;
+                            }
+                            Took::Lagged(n) => lost += n,
+                            Took::Empty => std::thread::yield_now(),
+                            Took::Closed => panic!("closed"),
+                        }
+                    }
+                    let stats = r.ring.stats(&r.member, ObserverId::next());
+                    assert_eq!((stats.delivered, stats.dropped), (got, lost));
+                    lost
+                })
+            })
+            .collect();
+        for p in posters {
+            p.join().unwrap();
+        }
+        let lost: u64 = receivers.into_iter().map(|r| r.join().unwrap()).sum();
+        assert_eq!(
+            lost,
+            reported.load(std::sync::atomic::Ordering::SeqCst) as u64
+        );
+        drop(ring);
+        assert_eq!(f.dropped() as u64, 2 * POSTS, "every value freed once");
+    }
+
+    #[test]
+    fn a_parked_reader_is_woken_by_a_post_and_by_leaving() {
+        use std::task::Wake;
+        struct Count(StdAtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut r = f.join(&ring, true);
+        let count = Arc::new(Count(StdAtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        assert!(matches!(r.take(Some(&waker)), Took::Empty));
+        f.post(&ring, 0);
+        f.post(&ring, 1);
+        assert_eq!(
+            count.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "woken once"
+        );
+        assert_eq!(ring.parked.load(Ordering::SeqCst), 0);
+        assert_eq!(drain(&mut r), strings(&["0", "1"]));
+        // Caught up after receiving: the first polls yield (a wake each), the next one parks.
+        for _ in 0..YIELDS {
+            assert!(matches!(r.take(Some(&waker)), Took::Empty));
+        }
+        let yielded = 1 + YIELDS as usize;
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), yielded);
+        assert!(matches!(r.take(Some(&waker)), Took::Empty));
+        let parked = count.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(parked, yielded, "parked");
+        ring.leave(&r.member.clone());
+        assert_eq!(
+            count.0.load(std::sync::atomic::Ordering::SeqCst),
+            yielded + 1
+        );
+        assert!(matches!(r.take(Some(&waker)), Took::Closed));
+    }
+
+    /// More parked members than one batch of wakers: one post wakes them all.
+    #[test]
+    fn one_post_wakes_every_parked_member() {
+        use std::task::Wake;
+        struct Count(StdAtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut readers: Vec<_> = (0..20).map(|_| f.join(&ring, true)).collect();
+        let counts: Vec<_> = (0..20)
+            .map(|_| Arc::new(Count(StdAtomicUsize::new(0))))
+            .collect();
+        for (r, c) in readers.iter_mut().zip(&counts) {
+            assert!(matches!(r.take(Some(&Waker::from(c.clone()))), Took::Empty));
+        }
+        f.post(&ring, 0);
+        assert!(
+            counts
+                .iter()
+                .all(|c| c.0.load(std::sync::atomic::Ordering::SeqCst) == 1)
+        );
+        assert_eq!(ring.parked.load(Ordering::SeqCst), 0);
+    }
+}

@@ -1,0 +1,239 @@
+//! Loom models of the shared ring's races (`src/hub/ring.rs`), through the public API so they
+//! exercise the real atomics of the ring and of the engine around it.
+//!
+//! - a receiver's claim against a poster's eviction of the same position: exactly one wins,
+//!   and the post report, the counters, the receiver's `Lagged` and the freed values agree;
+//! - parking (`recv().await`, `recv_blocking`) against a post: no lost wake-up (a lost one
+//!   shows as a loom deadlock);
+//! - leaving the ring (the center dropped) against a claim: nothing lost or seen twice;
+//! - subscribing against a post made with an older snapshot: the new stream gets that post at
+//!   most once, and every later post exactly once;
+//! - `replay_last` on a ring stream against a post and another writer: exactly once.
+//!
+//! Built only with `--cfg herald_loom`. Run with:
+//! `RUSTFLAGS="--cfg herald_loom" cargo test --release --test loom_ring -- --test-threads=1`
+#![cfg(herald_loom)]
+
+use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+use herald::{Notification, NotificationCenter, Overflow, RecvError, TryRecvError};
+use loom::sync::Arc;
+use loom::sync::atomic::Ordering;
+use loom::thread;
+
+/// A notification that counts its drops, to check each value is freed exactly once.
+#[derive(Debug)]
+struct Ev(u32, std::sync::Arc<StdAtomicUsize>);
+impl Notification for Ev {}
+
+impl Drop for Ev {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(f);
+}
+
+/// Polls `f` on this loom thread, waiting on a loom `Notify` between polls (what loom's own
+/// `block_on` does; it needs a loom feature we do not build with).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Notifier(loom::sync::Notify);
+    impl std::task::Wake for Notifier {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.notify();
+        }
+    }
+    let notifier = std::sync::Arc::new(Notifier(loom::sync::Notify::new()));
+    let waker = std::task::Waker::from(notifier.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        notifier.0.wait();
+    }
+}
+
+fn ev(seq: u32, drops: &std::sync::Arc<StdAtomicUsize>) -> Ev {
+    Ev(seq, drops.clone())
+}
+
+/// Capacity 1: a post evicts the value the receiver is claiming at the same moment. Either the
+/// receiver gets it, or the post reports it lost and the receiver hears `Lagged(1)`; never both,
+/// never neither.
+#[test]
+fn claim_and_eviction_agree_on_who_got_the_value() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let mut stream = center
+            .observer::<Ev>()
+            .policy(Overflow::DropOldest { capacity: 1 })
+            .stream();
+        center.post(ev(0, &drops));
+        let poster = {
+            let (center, drops) = (center.clone(), drops.clone());
+            thread::spawn(move || center.post(ev(1, &drops)).dropped)
+        };
+        let mut seen = Vec::new();
+        let mut lagged = 0;
+        let mut record = |r: Result<std::sync::Arc<Ev>, TryRecvError>| match r {
+            Ok(v) => seen.push(v.0),
+            Err(TryRecvError::Lagged(n)) => lagged += n,
+            Err(_) => {}
+        };
+        record(stream.try_recv());
+        let reported = poster.join().unwrap() as u64;
+        for _ in 0..3 {
+            record(stream.try_recv());
+        }
+        assert_eq!(seen.len() as u64 + lagged, 2, "{seen:?} lagged {lagged}");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(reported, lagged);
+        assert_eq!(stream.stats().dropped, lagged);
+        assert_eq!(stream.stats().delivered, seen.len() as u64);
+        assert_eq!(center.stats::<Ev>().dropped, lagged);
+        drop((stream, center));
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 2);
+    });
+}
+
+/// A receiver parks (`recv().await` with nothing there) while a post arrives: it is woken.
+#[test]
+fn a_parked_receiver_is_always_woken() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let mut stream = center.subscribe::<Ev>();
+        let poster = {
+            let (center, drops) = (center.clone(), drops.clone());
+            thread::spawn(move || {
+                center.post(ev(1, &drops));
+            })
+        };
+        let got = block_on(stream.recv()).unwrap();
+        assert_eq!(got.0, 1);
+        poster.join().unwrap();
+    });
+}
+
+/// The same with a thread blocked in `recv_blocking`.
+#[test]
+fn a_blocked_receiver_is_always_woken() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let mut stream = center.subscribe::<Ev>();
+        let poster = {
+            let (center, drops) = (center.clone(), drops.clone());
+            thread::spawn(move || {
+                center.post(ev(1, &drops));
+            })
+        };
+        assert_eq!(stream.recv_blocking().unwrap().0, 1);
+        poster.join().unwrap();
+    });
+}
+
+/// The center is dropped (every stream leaves its ring) while the receiver claims: it gets
+/// every value once, then `Closed`.
+#[test]
+fn leaving_the_ring_races_a_claim_without_loss() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let mut stream = center.subscribe::<Ev>();
+        center.post(ev(0, &drops));
+        center.post(ev(1, &drops));
+        let dropper = thread::spawn(move || drop(center));
+        let mut seen = Vec::new();
+        if let Ok(v) = stream.try_recv() {
+            seen.push(v.0);
+        }
+        dropper.join().unwrap();
+        loop {
+            match stream.try_recv() {
+                Ok(v) => seen.push(v.0),
+                Err(TryRecvError::Closed) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(seen, [0, 1]);
+        assert_eq!(block_on(stream.recv()).unwrap_err(), RecvError::Closed);
+        drop(stream);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 2);
+    });
+}
+
+/// A stream subscribes while another thread posts with the snapshot from before: it gets that
+/// post at most once (as a ring member or skipped), and the next post exactly once.
+#[test]
+fn subscribing_races_a_post_of_an_older_snapshot() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let _first = center.subscribe::<Ev>();
+        let received = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let poster = {
+            let (center, drops, received) = (center.clone(), drops.clone(), received.clone());
+            thread::spawn(move || {
+                let report = center.post(ev(1, &drops));
+                received.store(report.received, Ordering::SeqCst);
+            })
+        };
+        let mut late = center.subscribe::<Ev>();
+        poster.join().unwrap();
+        center.post(ev(2, &drops));
+        let mut seen = Vec::new();
+        while let Ok(v) = late.try_recv() {
+            seen.push(v.0);
+        }
+        let reached = received.load(Ordering::SeqCst);
+        match seen.as_slice() {
+            [1, 2] => assert_eq!(reached, 2),
+            [2] => assert_eq!(reached, 1),
+            other => panic!("{other:?}"),
+        }
+        let s = late.stats();
+        assert_eq!((s.delivered, s.dropped), (seen.len() as u64, 0));
+    });
+}
+
+/// Contract 6 on a ring stream with a third thread changing the subscriber list meanwhile: the
+/// value posted concurrently is received exactly once (replayed, or from the ring), never
+/// twice, whatever snapshot generation the post used. (Three threads: explored with two
+/// preemptions.)
+#[test]
+fn replay_on_a_ring_is_exactly_once_beside_another_writer() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        center.retain_last::<Ev>();
+        let poster = {
+            let (center, drops) = (center.clone(), drops.clone());
+            thread::spawn(move || {
+                center.post(ev(7, &drops));
+            })
+        };
+        let writer = {
+            let center = center.clone();
+            thread::spawn(move || center.observe(|_: &Ev| {}))
+        };
+        let mut stream = center.observer::<Ev>().replay_last().stream();
+        poster.join().unwrap();
+        let other = writer.join().unwrap();
+        let mut got = Vec::new();
+        while let Ok(v) = stream.try_recv() {
+            got.push(v.0);
+        }
+        assert_eq!(got, [7]);
+        drop(other);
+    });
+}

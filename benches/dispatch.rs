@@ -1019,7 +1019,61 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
     println!("\nwrote {}", dir.join("dispatch.json").display());
 }
 
+/// When and where the run happened, for `benches/results/dispatch-run.json` and the README.
+fn machine() -> Vec<(&'static str, String)> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    vec![
+        ("date", date),
+        ("cpu", cpu),
+        (
+            "kernel",
+            format!("Linux {}", read("/proc/sys/kernel/osrelease").trim()),
+        ),
+        ("command", "`cargo bench --bench dispatch`".to_owned()),
+    ]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn write_run(before: &str) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut fields: Vec<String> = machine()
+        .into_iter()
+        .map(|(k, v)| format!("  \"{k}\": \"{}\"", v.replace('"', "'")))
+        .collect();
+    fields.push(format!("  \"cores\": {cores}"));
+    fields.push(format!("  \"load_before\": \"{before}\""));
+    fields.push(format!("  \"load_after\": \"{}\"", load_average()));
+    let dir = target_dir().join("herald-bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(
+        dir.join("dispatch-run.json"),
+        format!("{{\n{}\n}}\n", fields.join(",\n")),
+    );
+}
+
 fn main() {
+    let load_before = load_average();
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
@@ -1031,4 +1085,5 @@ fn main() {
     criterion.final_summary();
     let memory = measure_memory();
     report(&collect(), &memory);
+    write_run(&load_before);
 }

@@ -155,3 +155,71 @@ fn concurrent_unsubscribe_of_the_same_stream_and_post() {
         assert_eq!(center.stats::<Ev>().observers, 0);
     });
 }
+
+/// Contract 3, from inside an observer: observer A drops observer B's subscription during a
+/// post (which must not wait, or it could deadlock), while another thread posts. After the
+/// drop returns, B is never called by this thread's post nor by any post that starts after
+/// it; B's closure is freed exactly once.
+#[test]
+fn unsubscribe_from_inside_a_post_against_a_concurrent_post() {
+    model(|| {
+        let center = NotificationCenter::new();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let started_after_drop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(AtomicUsize::new(0));
+        let b_alive = Arc::new(());
+        let b = {
+            let (d, s, v, alive) = (
+                dropped.clone(),
+                started_after_drop.clone(),
+                violations.clone(),
+                b_alive.clone(),
+            );
+            let poster_thread = thread::current().id();
+            center.observer::<Ev>().priority(0).inline(move |_: &Ev| {
+                let _keep = &alive;
+                // Called on the thread that dropped it, after the drop: a violation.
+                if d.load(Ordering::SeqCst) && thread::current().id() == poster_thread {
+                    v.fetch_add(1, Ordering::SeqCst);
+                }
+                // Called by a post that began after the drop returned: a violation.
+                if s.load(Ordering::SeqCst) {
+                    v.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let slot = Arc::new(loom::sync::Mutex::new(Some(b)));
+        let a = {
+            let (slot, d) = (slot.clone(), dropped.clone());
+            let poster_thread = thread::current().id();
+            center.observer::<Ev>().priority(1).inline(move |_: &Ev| {
+                // Only the first thread's post unsubscribes B.
+                if thread::current().id() != poster_thread {
+                    return;
+                }
+                let taken = slot.lock().unwrap().take();
+                if let Some(sub) = taken {
+                    drop(sub);
+                    d.store(true, Ordering::SeqCst);
+                }
+            })
+        };
+        let other = {
+            let (center, d, s) = (center.clone(), dropped.clone(), started_after_drop.clone());
+            thread::spawn(move || {
+                center.post(Ev(1));
+                if d.load(Ordering::SeqCst) {
+                    s.store(true, Ordering::SeqCst);
+                    center.post(Ev(2));
+                }
+            })
+        };
+        center.post(Ev(0));
+        other.join().unwrap();
+        assert_eq!(violations.load(Ordering::SeqCst), 0);
+        drop(a);
+        drop(slot);
+        drop(center);
+        assert_eq!(Arc::strong_count(&b_alive), 1, "B's closure leaked");
+    });
+}

@@ -1,4 +1,4 @@
-//! Runs the loom models (`tests/loom.rs`) as part of the normal test command.
+//! Runs the loom models (`tests/loom.rs`, `tests/loom_ring.rs`) as part of the normal test command.
 //!
 //! Loom needs the engine compiled with `--cfg herald_loom`, so this test builds a second copy
 //! of the crate (release, in `$CARGO_TARGET_DIR/loom`, or `target/loom` when the variable is
@@ -13,8 +13,9 @@ use std::process::Command;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// The number of models in `tests/loom.rs`: a model that stops compiling or running fails here.
-const MODELS: usize = 5;
+/// The loom test files and how many models each holds: a model that stops compiling or
+/// running fails here.
+const MODELS: [(&str, usize); 2] = [("loom", 6), ("loom_ring", 6)];
 
 /// Where the loom build goes: beside the normal build, whatever target directory that uses.
 fn loom_target_dir() -> PathBuf {
@@ -36,14 +37,9 @@ fn loom_target_dir() -> PathBuf {
 fn loom_models_pass() -> Result<(), Failed> {
     let manifest_dir = env!("CARGO_MANIFEST_DIR");
     let output = Command::new(env!("CARGO"))
-        .args([
-            "test",
-            "--release",
-            "--test",
-            "loom",
-            "--",
-            "--test-threads=1",
-        ])
+        .args(["test", "--release"])
+        .args(MODELS.iter().flat_map(|(file, _)| ["--test", file]))
+        .args(["--", "--test-threads=1"])
         .current_dir(manifest_dir)
         .env("RUSTFLAGS", "--cfg herald_loom")
         .env("CARGO_TARGET_DIR", loom_target_dir())
@@ -56,8 +52,23 @@ fn loom_models_pass() -> Result<(), Failed> {
     if !output.status.success() {
         return Err(format!("loom models failed:\n{stdout}\n{stderr}").into());
     }
-    if !stdout.contains(&format!("test result: ok. {MODELS} passed")) {
-        return Err(format!("expected the {MODELS} loom models to run:\n{stdout}").into());
+    // Each file prints its own result line, in the order the files were given.
+    let passed: Vec<usize> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("test result: ok. "))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    let expected: Vec<usize> = MODELS.iter().map(|(_, m)| *m).collect();
+    if passed != expected {
+        let files: Vec<String> = MODELS
+            .iter()
+            .map(|(f, m)| format!("tests/{f}.rs: {m}"))
+            .collect();
+        return Err(format!(
+            "expected these loom models to run ({}), saw passes {passed:?}:\n{stdout}",
+            files.join(", ")
+        )
+        .into());
     }
     Ok(())
 }

@@ -369,6 +369,8 @@ struct Garbage {
     /// The grace period number current when it was retired: any grace period with a higher
     /// number began after it left its cell.
     generation: u64,
+    /// Bytes it holds (an estimate: the value and its heap array, if any).
+    weight: usize,
     /// Held only to be dropped at the right time.
     _value: Box<dyn Any + Send>,
 }
@@ -382,6 +384,8 @@ pub(crate) struct Domain {
     /// Read sections opened without a slot (only while a thread is being torn down).
     fallback: AtomicUsize,
     garbage: Mutex<Vec<Garbage>>,
+    /// The sum of the garbage's weights (changed under the `garbage` lock).
+    garbage_bytes: AtomicUsize,
     has_garbage: AtomicBool,
     /// Some garbage is urgent (see `Garbage::urgent`).
     urgent_garbage: AtomicBool,
@@ -412,6 +416,7 @@ impl Domain {
             slots: Mutex::new(Vec::new()),
             fallback: AtomicUsize::new(0),
             garbage: Mutex::new(Vec::new()),
+            garbage_bytes: AtomicUsize::new(0),
             has_garbage: AtomicBool::new(false),
             urgent_garbage: AtomicBool::new(false),
             fence_readers: AtomicBool::new(!asymmetric),
@@ -661,12 +666,16 @@ impl Domain {
     }
 
     /// Defers freeing `value` to a later grace period.
-    fn defer(&self, generation: u64, urgent: bool, value: Box<dyn Any + Send>) {
-        self.garbage.lock().push(Garbage {
+    fn defer(&self, generation: u64, urgent: bool, weight: usize, value: Box<dyn Any + Send>) {
+        let mut pile = self.garbage.lock();
+        pile.push(Garbage {
             urgent,
             generation,
+            weight,
             _value: value,
         });
+        self.garbage_bytes.fetch_add(weight, Ordering::Relaxed);
+        drop(pile);
         if urgent {
             self.urgent_garbage.store(true, Ordering::Release);
         }
@@ -674,12 +683,16 @@ impl Domain {
     }
 
     /// Writers that do not wait for a grace period (subscribe) call this: when retired values
-    /// pile up and the caller may wait (it is outside any post), it runs a grace period, so
-    /// memory stays bounded even while other threads post without pause.
+    /// pile up (more than 64 of them, or more than 64 KiB, so that a large subscriber list
+    /// does not leave dozens of stale copies of itself behind) and the caller may wait (it is
+    /// outside any post), it runs a grace period, so memory stays bounded even while other
+    /// threads post without pause.
     pub(crate) fn relieve(&self) {
         const PILE: usize = 64;
+        const PILE_BYTES: usize = 64 * 1024;
         if self.has_garbage.load(Ordering::Relaxed)
-            && self.garbage.lock().len() > PILE
+            && (self.garbage.lock().len() > PILE
+                || self.garbage_bytes.load(Ordering::Relaxed) > PILE_BYTES)
             && !Self::inside_a_section()
         {
             let _ = self.synchronize();
@@ -692,6 +705,8 @@ impl Domain {
             let mut g = self.garbage.lock();
             let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.generation < started);
             *g = keep;
+            let freed_bytes: usize = old.iter().map(|x| x.weight).sum();
+            self.garbage_bytes.fetch_sub(freed_bytes, Ordering::Relaxed);
             if !g.iter().any(|x| x.urgent) {
                 self.urgent_garbage.store(false, Ordering::Release);
             }
@@ -968,6 +983,7 @@ impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
             ptr: old,
             generation,
             urgent: false,
+            weight: std::mem::size_of::<T>(),
             domain,
         }
     }
@@ -990,6 +1006,8 @@ pub(crate) struct Retired<'d, T: Send + 'static> {
     generation: u64,
     /// See `Garbage::urgent`.
     urgent: bool,
+    /// See `Garbage::weight`.
+    weight: usize,
     domain: &'d Domain,
 }
 
@@ -1028,8 +1046,14 @@ impl<'d, T: Send + 'static> Retired<'d, T> {
             drop(boxed);
         } else {
             this.domain
-                .defer(this.generation, this.urgent, Box::new(boxed));
+                .defer(this.generation, this.urgent, this.weight, Box::new(boxed));
         }
+    }
+
+    /// Adds `bytes` held on the heap to the weight the garbage counts for it.
+    pub(crate) fn weighing(mut self, bytes: usize) -> Self {
+        self.weight += bytes;
+        self
     }
 
     /// Frees the value after a grace period: now with `Some(proof)`, else deferred.
@@ -1043,8 +1067,12 @@ impl<'d, T: Send + 'static> Retired<'d, T> {
 
 impl<T: Send + 'static> Drop for Retired<'_, T> {
     fn drop(&mut self) {
-        self.domain
-            .defer(self.generation, self.urgent, Box::new(Boxed(self.ptr)));
+        self.domain.defer(
+            self.generation,
+            self.urgent,
+            self.weight,
+            Box::new(Boxed(self.ptr)),
+        );
     }
 }
 
@@ -1057,6 +1085,7 @@ impl Domain {
             ptr: Box::into_raw(Box::new(value)),
             generation: self.retirement_point(),
             urgent: true,
+            weight: std::mem::size_of::<T>(),
             domain: self,
         }
     }
@@ -1176,7 +1205,8 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         items.insert(at, item.0);
         let next = Self::snapshot(items, &current.extra, summarize);
         w.state().push(item);
-        w.replace(domain, next)
+        let heap = Self::heap_bytes(w.current());
+        w.replace(domain, next).weighing(heap)
     }
 
     /// Takes out the first item `matches` accepts: `removing` sees it first (while no new
@@ -1203,7 +1233,8 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
             .copied()
             .collect();
         let next = Self::snapshot(items, &current.extra, summarize);
-        let snapshot = w.replace(domain, next);
+        let heap = Self::heap_bytes(w.current());
+        let snapshot = w.replace(domain, next).weighing(heap);
         drop(w);
         Some((domain.retire(item), snapshot))
     }
@@ -1217,7 +1248,13 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         let mut w = self.cell.write();
         let current = w.current();
         let next = Self::snapshot(current.items.to_vec(), &current.extra, summarize);
-        w.replace(domain, next)
+        let heap = Self::heap_bytes(w.current());
+        w.replace(domain, next).weighing(heap)
+    }
+
+    /// The heap array a snapshot holds.
+    fn heap_bytes(snapshot: &ListSnapshot<T, X>) -> usize {
+        std::mem::size_of_val(&*snapshot.items)
     }
 
     /// A snapshot of `items` (all alive: the caller holds the writer lock).

@@ -1162,9 +1162,39 @@ impl<T: ?Sized + 'static, X> ListSnapshot<T, X> {
         })
     }
 
+    /// The items, indexable: a copy of the array's address and length, so a loop that calls
+    /// out (and may, for all the compiler knows, write memory) keeps both in registers.
+    #[inline]
+    pub(crate) fn items(&self) -> Items<'_, T> {
+        Items(&self.items)
+    }
+
     /// How many items.
     pub(crate) fn len(&self) -> usize {
         self.items.len()
+    }
+}
+
+/// The items of a [`ListSnapshot`], by index.
+pub(crate) struct Items<'s, T: ?Sized>(&'s [NonNull<T>]);
+
+impl<T: ?Sized> Clone for Items<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Items<'_, T> {}
+
+impl<'s, T: ?Sized> Items<'s, T> {
+    /// The item at `index`, if there is one.
+    #[inline]
+    pub(crate) fn get(self, index: usize) -> Option<&'s T> {
+        self.0.get(index).map(|p| {
+            // SAFETY: an `Items` borrows its snapshot, so, as in `ListSnapshot::iter`, its
+            // items are alive and only ever shared.
+            unsafe { p.as_ref() }
+        })
     }
 }
 

@@ -1701,3 +1701,27 @@ fn observer_may_unsubscribe_the_observer_whose_call_posted_to_it() {
     center.post(Ev(2));
     assert_eq!(log.take(), ["outer 1 start", "inner 1", "outer 1 end"]);
 }
+
+/// The delivery loop resumes after each panic at the next observer, whatever the panics'
+/// positions (first, adjacent, last), and counts each one.
+#[test]
+fn delivery_resumes_after_every_panic_in_order() {
+    quiet_panics();
+    let center = NotificationCenter::new();
+    let log = Log::new();
+    let mut subs = Vec::new();
+    for (i, panics) in [true, false, true, true, false, true].into_iter().enumerate() {
+        let l = log.clone();
+        subs.push(center.observer::<Ev>().inline(move |_: &Ev| {
+            if panics {
+                panic!("provoked {i}");
+            }
+            l.push(if i == 1 { "a" } else { "b" });
+        }));
+    }
+    for _ in 0..3 {
+        let report = center.post(Ev(1));
+        assert_eq!(log.take(), ["a", "b"]);
+        assert_eq!((report.received, report.panicked), (2, 4));
+    }
+}

@@ -171,7 +171,7 @@ impl fmt::Display for ObserverId {
 /// }
 ///
 /// let center = NotificationCenter::new();
-/// let _log = center.observe_all(|n| {
+/// let _log = center.observer::<herald::Wildcard>().inline(|n| {
 ///     if let Some(m) = n.downcast_ref::<MessageReceived>() {
 ///         println!("{}: {}", n.name(), m.0);
 ///     }

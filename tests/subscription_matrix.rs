@@ -11,11 +11,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use herald::testkit::Recorder;
 use herald::{
     AnyNotification, BufferPolicy, Coalescing, Notification, NotificationCenter, NotificationQueue,
     NotificationStream, ObserverBuilder, Overflow, PostingStyle, SenderId, SpawnOptions,
-    Subscription, Terminal, Wildcard,
+    Subscription, Terminal, TryRecvError, Wildcard,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -191,11 +190,15 @@ fn attach(term: Term, builder: ObserverBuilder<Ev>) -> Probe {
             }
         }
         Term::Record => {
-            let recorder = Arc::new(builder.record());
+            let recorder = Arc::new(Mutex::new(builder.record()));
             let r = recorder.clone();
             Probe {
-                count: Arc::new(move || r.count()),
-                read: Box::new(move || recorder.values().into_iter().map(|e| e.0).collect()),
+                count: Arc::new(move || r.lock().unwrap().count()),
+                read: Box::new(move || {
+                    let mut recorder = recorder.lock().unwrap();
+                    recorder.unsubscribe();
+                    recorder.values().into_iter().map(|e| e.0).collect()
+                }),
             }
         }
         Term::Queue => {
@@ -244,8 +247,12 @@ fn buffered_probe<P: BufferPolicy<Ev>>(
                 count,
                 read: Box::new(move || {
                     let mut out = Vec::new();
-                    while let Ok(v) = stream.try_recv() {
-                        out.push(v.0);
+                    loop {
+                        match stream.try_recv() {
+                            Ok(v) => out.push(v.0),
+                            Err(TryRecvError::Lagged(_)) => continue,
+                            Err(_) => break,
+                        }
                     }
                     out
                 }),
@@ -486,6 +493,8 @@ fn explicit_unsubscribe_verbs() {
     let mut recorder = center.observer::<Ev>().record();
     recorder.unsubscribe();
     center.observer::<Wildcard>().inline(|_| {}).unsubscribe();
+    let mut all = center.observer::<Wildcard>().record();
+    all.unsubscribe();
     assert_eq!(center.stats::<Ev>().observers, 0);
     assert_eq!(center.post(Ev(1)).received, 0);
 }
@@ -563,11 +572,13 @@ fn attach_wild(term: WildTerm, builder: ObserverBuilder<Wildcard>) -> Probe {
         WildTerm::Forward => Box::new(builder.forward(LogAny(log.clone()))),
         WildTerm::Record => {
             // The recorder keeps names and senders; map names to the matrix's values.
-            let recorder = Arc::new(builder.record());
+            let recorder = Arc::new(Mutex::new(builder.record()));
             let r = recorder.clone();
             return Probe {
-                count: Arc::new(move || r.count()),
+                count: Arc::new(move || r.lock().unwrap().count()),
                 read: Box::new(move || {
+                    let mut recorder = recorder.lock().unwrap();
+                    recorder.unsubscribe();
                     recorder
                         .names()
                         .into_iter()
@@ -749,4 +760,52 @@ fn wildcard_weak_expires_and_is_removed_from_every_type() {
     assert_eq!(center.post(Ev(2)).received, 0);
     assert_eq!(center.stats::<Ev>().observers, 0);
     assert_eq!(center.stats::<Other>().observers, 0);
+}
+
+/// A type whose values carry their own names (as a relay's would).
+struct Relayed(&'static str);
+impl Notification for Relayed {
+    fn name() -> &'static str {
+        "relay.any"
+    }
+    const NAMES_VARY: bool = true;
+    fn value_name(&self) -> &str {
+        self.0
+    }
+}
+
+#[test]
+fn family_matches_each_value_name_of_types_that_name_their_values() {
+    for term in WILD {
+        let center = NotificationCenter::new();
+        let names = Arc::new(Mutex::new(Vec::new()));
+        let n = names.clone();
+        let _names = center
+            .observer::<Wildcard>()
+            .family("matrix.")
+            .inline(move |any| n.lock().unwrap().push(any.value_name().to_owned()));
+        let probe = attach_wild(term, center.observer::<Wildcard>().family("matrix."));
+        assert_eq!(
+            center.post(Relayed("matrix.remote")).received,
+            2,
+            "{term:?}"
+        );
+        assert_eq!(
+            center.post(Relayed("elsewhere.remote")).received,
+            0,
+            "{term:?}"
+        );
+        center.post(Ev(1));
+        assert_eq!(
+            *names.lock().unwrap(),
+            ["matrix.remote", "matrix.ev"],
+            "{term:?}"
+        );
+        // The probe sees the relayed value (not an `Ev`/`Other`) and the `Ev`.
+        let expected = match term {
+            WildTerm::Record => vec![u32::MAX, 0],
+            _ => vec![u32::MAX, 1],
+        };
+        assert_eq!((probe.read)(), expected, "{term:?}");
+    }
 }

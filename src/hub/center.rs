@@ -173,7 +173,12 @@ impl CenterInner {
             reports,
         ));
         // Wildcards that match the new type observe it from its first post.
-        for spec in w.state().wildcards.iter().filter(|s| s.matches(N::name())) {
+        for spec in w
+            .state()
+            .wildcards
+            .iter()
+            .filter(|s| s.matches(N::name(), N::NAMES_VARY))
+        {
             core.add_any(spec.meta, &spec.f);
         }
         let next = w.current().with(core.clone());
@@ -187,7 +192,11 @@ impl CenterInner {
         {
             let mut w = self.channels.write();
             w.state().wildcards.push(spec.clone());
-            for c in w.current().channels().filter(|c| spec.matches(c.name())) {
+            for c in w
+                .current()
+                .channels()
+                .filter(|c| spec.matches(c.name(), c.names_vary()))
+            {
                 c.add_any(spec.meta, &spec.f);
             }
         }

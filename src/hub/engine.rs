@@ -372,9 +372,10 @@ pub(crate) struct WildSpec {
 }
 
 impl WildSpec {
-    /// Whether a notification type with `name` is observed.
-    pub(crate) fn matches(&self, name: &str) -> bool {
-        self.prefix.as_deref().is_none_or(|p| name.starts_with(p))
+    /// Whether a notification type with `name` is observed (for a type whose values are
+    /// named one by one, `names_vary`: always, and its observer checks each value's name).
+    pub(crate) fn matches(&self, name: &str, names_vary: bool) -> bool {
+        names_vary || self.prefix.as_deref().is_none_or(|p| name.starts_with(p))
     }
 }
 
@@ -936,6 +937,8 @@ struct Done {
 /// What the center needs from a channel whatever its type: its name, and wildcard entries.
 pub(crate) trait ErasedChannel: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Whether the type's values have names of their own (`Notification::NAMES_VARY`).
+    fn names_vary(&self) -> bool;
     /// Adds a type-erased (wildcard) entry with the subscription's `meta`.
     fn add_any(&self, meta: Meta, f: &AnyFn);
     /// Removes a wildcard entry, if present. `true` when it was there.
@@ -945,6 +948,9 @@ pub(crate) trait ErasedChannel: Send + Sync {
 impl<N: Notification> ErasedChannel for Core<N> {
     fn name(&self) -> &'static str {
         N::name()
+    }
+    fn names_vary(&self) -> bool {
+        N::NAMES_VARY
     }
     fn add_any(&self, meta: Meta, f: &AnyFn) {
         let kind = AnyInline(f.clone());

@@ -553,7 +553,7 @@ pub struct Seen {
 /// ```
 pub struct AllRecorder {
     seen: Arc<Mutex<Vec<Seen>>>,
-    _subscription: Subscription,
+    subscription: Subscription,
 }
 
 impl AllRecorder {
@@ -604,14 +604,29 @@ impl ObserverBuilder<Wildcard> {
                 Err(p) => p.into_inner().push(entry),
             }
         });
-        AllRecorder {
-            seen,
-            _subscription: subscription,
-        }
+        AllRecorder { seen, subscription }
     }
 }
 
 impl AllRecorder {
+    /// Unsubscribes: stops recording (the same as dropping the recorder, but keeps what it
+    /// recorded).
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Ev; impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut all = AllRecorder::new(&center);
+    /// center.post(Ev);
+    /// all.unsubscribe();
+    /// center.post(Ev);
+    /// assert_eq!(all.count(), 1);
+    /// ```
+    pub fn unsubscribe(&mut self) {
+        self.subscription.unsubscribe_now();
+    }
+
     /// Everything recorded so far, in post order.
     pub fn seen(&self) -> Vec<Seen> {
         match self.seen.lock() {

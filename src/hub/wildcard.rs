@@ -55,9 +55,11 @@ impl sealed::Sealed for Wildcard {
 impl Matcher for Wildcard {}
 
 impl ObserverBuilder<Wildcard> {
-    /// Narrows the observer to a family: the notifications whose
-    /// [`Notification::name`](crate::Notification::name) starts with `prefix` (`"chat."`
-    /// matches `chat.message.received`). Called again, the last prefix wins.
+    /// Narrows the observer to a family: the notifications whose name starts with `prefix`
+    /// (`"chat."` matches `chat.message.received`): the type's
+    /// [`name`](crate::Notification::name), or each value's
+    /// [`value_name`](crate::Notification::value_name) for types that name their values one by
+    /// one. Called again, the last prefix wins.
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification, Wildcard};
@@ -187,6 +189,14 @@ impl ObserverBuilder<Wildcard> {
     }
 
     fn add(self, meta: Meta, f: AnyFn) -> Subscription {
+        // A family also observes the types whose values are named one by one: check those
+        // values' names here (for other types the channel matched the type's name already).
+        let f: AnyFn = match self.target.clone() {
+            None => f,
+            Some(prefix) => Arc::new(move |n: &AnyNotification<'_>| {
+                n.value_name().starts_with(prefix.as_str()) && f(n)
+            }),
+        };
         let spec = Arc::new(WildSpec {
             meta,
             prefix: self.target,

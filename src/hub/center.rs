@@ -527,7 +527,7 @@ impl NotificationCenter {
     }
 
     /// Turns on retention of `N`'s last value (overall and per sender) for
-    /// [`replay_last`](ObserverBuilder::replay_last) subscribers. Costs one allocation and one
+    /// [`replay_last`](crate::ObserverBuilder::replay_last) subscribers. Costs one allocation and one
     /// short lock per post of `N` from then on.
     ///
     /// ```

@@ -484,7 +484,7 @@ pub struct SpawnedHandler {
 }
 
 impl SpawnedHandler {
-    /// The subscription's id (as in [`ObserverPanicked::observer`]).
+    /// The subscription's id (as in [`ObserverPanicked::observer`](crate::ObserverPanicked::observer)).
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification};

@@ -118,7 +118,7 @@ async fn warehouse(url: &str) -> Result<(), Box<dyn std::error::Error>> {
         .with::<OrderPlaced>()
         .await?;
     // Wildcard observers see imported notifications, and where they came from.
-    let _log = center.observe_all(|n| {
+    let _log = center.observer::<herald::Wildcard>().inline(|n| {
         if let Some(origin) = n.sender().and_then(Origin::of) {
             println!("warehouse: {} from {origin}", n.name());
         }

@@ -47,10 +47,13 @@ fn main() {
         .inline(|o| println!("[kiosk]    print a ticket for order {}", o.id));
 
     // A family wildcard: everything whose name starts with "shop.stock.".
-    let _stock = center.observe_family("shop.stock.", |n| {
-        let sku = n.downcast_ref::<StockLow>().map(|s| s.sku).unwrap_or("?");
-        println!("[stock]    {} ({sku})", n.name());
-    });
+    let _stock = center
+        .observer::<herald::Wildcard>()
+        .family("shop.stock.")
+        .inline(|n| {
+            let sku = n.downcast_ref::<StockLow>().map(|s| s.sku).unwrap_or("?");
+            println!("[stock]    {} ({sku})", n.name());
+        });
 
     // A stream for a slow consumer: it keeps the newest 2 orders and is told what it missed.
     let mut analytics = center

@@ -54,8 +54,8 @@ async fn main() {
     }
 
     // Handle everything already posted, then stop.
-    ledger.close().await;
-    mailer.close().await;
+    ledger.drain().await;
+    mailer.drain().await;
     println!(
         "done: center counted {} posts",
         center.stats::<OrderPlaced>().posted

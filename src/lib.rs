@@ -35,15 +35,20 @@
 //!
 //! ## Map
 //! - [`NotificationCenter`]: post, subscribe, read counters. [`Poster`]: its typed handle for hot paths.
-//! - [`ObserverBuilder`]: the one subscription builder; terminals `inline` and `stream`.
-//! - [`Subscription`]: the guard; drop unsubscribes. [`NotificationStream`]: the buffered kind.
+//! - [`ObserverBuilder`]: the one subscription builder, for one type (`observer::<N>()`) or
+//!   for all or a family ([`Wildcard`]); terminals `inline`, `weak`, `stream`, `spawn`,
+//!   `queue`, `forward` (to a [`Terminal`]), `record`.
+//!   Its states: [`Matcher`] (what it matches), [`DefaultPolicy`] / [`BufferPolicy`] (whether a
+//!   policy was chosen). [`Terminal`]: delivery kinds added from outside the hub.
+//! - [`Subscription`]: the guard; `unsubscribe` (or drop) ends it, `detach` keeps it.
+//!   [`NotificationStream`]: the buffered kind, which owns its subscription.
 //! - [`SpawnedHandler`], [`SpawnOptions`]: async handlers on tokio (terminal `spawn`).
 //! - [`NotificationQueue`]: Apple's coalescing queue, any notification type in one FIFO
 //!   ([`PostingStyle`], [`Coalescing`], [`Matching`], [`QueueStats`]).
 //! - [`testkit`]: [`Recorder`](testkit::Recorder) and `wait_for`, for testing code that uses herald.
 //! - [`Overflow`]: what a full buffer does. [`PostReport`], [`Stats`]: what was counted.
 //! - [`contracts`]: the promises the hub keeps, each with an example.
-//! - [`AnyNotification`], [`WildcardBuilder`]: wildcard and family observation.
+//! - [`AnyNotification`]: what wildcard and family observers see.
 //! - `apns` (feature `apns`): the APNs client. `mock` (feature `mock`): a mock APNs server.
 //!   `bridge` (feature `bridge`): the hub joined to APNs. `telemetry` (feature `apns`): the
 //!   metrics and spans herald emits.
@@ -59,6 +64,7 @@ pub use hub::contracts;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub use hub::testkit;
 
+pub use hub::builder::{BufferPolicy, DefaultPolicy, Matcher, ObserverBuilder, Terminal};
 pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster, ReaderFences};
 pub use hub::error::{Lagged, RecvError, TryRecvError};
 pub use hub::notification::AnyNotification;
@@ -73,8 +79,8 @@ pub use hub::queue::{
 pub use hub::spawn::{SpawnOptions, SpawnedHandler};
 pub use hub::stats::{BufferStats, PostReport, Stats};
 pub use hub::stream::NotificationStream;
-pub use hub::subscription::{ObserverBuilder, Subscription, Terminal};
-pub use hub::wildcard::WildcardBuilder;
+pub use hub::subscription::Subscription;
+pub use hub::wildcard::Wildcard;
 
 #[cfg(feature = "apns")]
 #[cfg_attr(docsrs, doc(cfg(feature = "apns")))]

@@ -30,8 +30,8 @@ async fn register_post_410_drops_token_and_next_post_skips_it() {
         assert_eq!(body["result"], "registered");
     }
     assert_eq!(h.tokens("alice"), [phone.clone(), tablet.clone()]);
-    let mut accepted = h.center.subscribe::<PushAccepted>();
-    let mut invalidated = h.center.subscribe::<TokenInvalidated>();
+    let mut accepted = h.center.stream::<PushAccepted>();
+    let mut invalidated = h.center.stream::<TokenInvalidated>();
 
     // Post once: both devices get the push.
     h.center.post(Shipped {
@@ -103,7 +103,7 @@ async fn registration_after_the_410_timestamp_keeps_the_token() {
     h.mock
         .mark_unregistered(&t, SystemTime::now() - Duration::from_secs(3600));
     assert_eq!(form(h.addr, "carol", &format!("newToken={t}")).await.0, 200);
-    let mut invalidated = h.center.subscribe::<TokenInvalidated>();
+    let mut invalidated = h.center.stream::<TokenInvalidated>();
 
     h.center.post(Shipped {
         user: "carol".into(),

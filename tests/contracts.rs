@@ -327,10 +327,10 @@ fn stream_removed_during_post_by_an_observer_does_not_get_that_post() {
     let v = victim.clone();
     let _killer = center.observer::<Ev>().priority(1).inline(move |_| {
         if let Some(s) = v.lock().unwrap().as_mut() {
-            s.close();
+            s.unsubscribe();
         }
     });
-    *victim.lock().unwrap() = Some(center.subscribe::<Ev>());
+    *victim.lock().unwrap() = Some(center.stream::<Ev>());
     center.post(Ev(0));
     let mut stream = victim.lock().unwrap().take().unwrap();
     assert!(stream.is_closed());
@@ -488,7 +488,7 @@ fn panicking_observer_does_not_stop_others() {
     let _bad = center.observe(|_: &Ev| panic!("provoked"));
     let l = log.clone();
     let _after = center.observe(move |_: &Ev| l.push("after"));
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
 
     let report = center.post(Ev(7));
     assert_eq!(log.take(), ["before", "after"]);
@@ -536,7 +536,7 @@ fn panic_does_not_poison_the_center() {
     let _good = center.observe(move |_: &Ev| {
         c.fetch_add(1, SeqCst);
     });
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let report = center.post(Ev(2));
     assert_eq!((report.received, report.panicked), (2, 1));
     assert_eq!(count.load(SeqCst), 1);
@@ -781,7 +781,7 @@ fn backpressure_sync_post_reports_full() {
         .observer::<Ev>()
         .policy(Overflow::Backpressure { capacity: 2 })
         .stream();
-    let mut fast = center.subscribe::<Ev>();
+    let mut fast = center.stream::<Ev>();
     assert_eq!(center.post(Ev(0)).full, 0);
     assert_eq!(center.post(Ev(1)).full, 0);
     let report = center.post(Ev(2)); // never blocks
@@ -1323,7 +1323,7 @@ fn dropping_a_subscription_unsubscribes() {
 fn subscription_outliving_its_center_drops_quietly() {
     let center = NotificationCenter::new();
     let sub = center.observe(|_: &Ev| {});
-    let stream = center.subscribe::<Ev>();
+    let stream = center.stream::<Ev>();
     drop(center);
     drop(sub);
     drop(stream);
@@ -1332,7 +1332,7 @@ fn subscription_outliving_its_center_drops_quietly() {
 #[test]
 fn stream_closes_when_center_dropped() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     center.post(Ev(1));
     center.post(Ev(2));
     drop(center);
@@ -1346,7 +1346,7 @@ fn stream_closes_when_center_dropped() {
 #[tokio::test]
 async fn stream_closes_when_center_dropped_wakes_a_waiting_receiver() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let receiver = tokio::spawn(async move { stream.recv().await });
     tokio::task::yield_now().await;
     drop(center);
@@ -1360,9 +1360,9 @@ async fn stream_closes_when_center_dropped_wakes_a_waiting_receiver() {
 #[test]
 fn stream_close_keeps_buffered_values() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     center.post(Ev(1));
-    stream.close();
+    stream.unsubscribe();
     assert!(center.post(Ev(2)).is_dead());
     assert_next!(stream, Ev(1));
     assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Closed);
@@ -1405,7 +1405,7 @@ fn stats_count_posted_delivered_dropped_panicked_dead() {
 #[test]
 fn stats_keep_deliveries_of_streams_that_are_gone() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     center.post(Ev(0));
     center.post(Ev(1));
     assert_next!(stream, Ev(0));
@@ -1417,10 +1417,10 @@ fn stats_keep_deliveries_of_streams_that_are_gone() {
 #[test]
 fn stats_count_values_received_after_stream_close() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     center.post(Ev(0));
     center.post(Ev(1));
-    stream.close(); // documented: values already buffered can still be received
+    stream.unsubscribe(); // documented: values already buffered can still be received
     assert_next!(stream, Ev(0));
     assert_next!(stream, Ev(1));
     let stats = center.stats::<Ev>();
@@ -1494,7 +1494,7 @@ fn typed_channel_handle_posts_like_center() {
     let _via_center = center.observe(move |e: &Ev| l.push(("center", e.0)));
     let l = log.clone();
     let _via_channel = center.observe(move |e: &Ev| l.push(("channel", e.0)));
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let sender = SenderId::new();
     let mut from_sender = center.observer::<Ev>().sender(sender).stream();
 
@@ -1549,7 +1549,7 @@ fn global_center_is_shared() {
     let b = NotificationCenter::global();
     assert!(a.same_center(b));
     assert!(!a.same_center(&NotificationCenter::new()));
-    let mut stream = a.subscribe::<OnlyInGlobalTest>();
+    let mut stream = a.stream::<OnlyInGlobalTest>();
     let from_thread = thread::spawn(|| NotificationCenter::global().post(OnlyInGlobalTest(9)));
     assert_eq!(from_thread.join().unwrap().received, 1);
     assert_eq!(stream.try_recv().unwrap().0, 9);
@@ -1560,7 +1560,7 @@ fn clones_are_the_same_center() {
     let center = NotificationCenter::new();
     let clone = center.clone();
     assert!(center.same_center(&clone));
-    let mut stream = clone.subscribe::<Ev>();
+    let mut stream = clone.stream::<Ev>();
     center.post(Ev(1));
     assert_next!(stream, Ev(1));
 }
@@ -1641,7 +1641,7 @@ fn observer_panicked_handler_may_close_a_stream_whose_filter_panicked() {
         let s = stream.clone();
         let _reaper = center.observe(move |_: &ObserverPanicked| {
             if let Some(s) = s.lock().unwrap().as_mut() {
-                s.close();
+                s.unsubscribe();
             }
         });
         *stream.lock().unwrap() = Some(

@@ -131,14 +131,14 @@ fn replay_last_racing_post_is_exactly_once() {
 fn concurrent_unsubscribe_of_the_same_stream_and_post() {
     model(|| {
         let center = NotificationCenter::new();
-        let mut stream = center.subscribe::<Ev>();
+        let mut stream = center.stream::<Ev>();
         let poster = {
             let center = center.clone();
             thread::spawn(move || {
                 center.post(Ev(1));
             })
         };
-        stream.close();
+        stream.unsubscribe();
         poster.join().unwrap();
         // Whatever was accepted before the close is still received, then Closed.
         let mut n = 0;

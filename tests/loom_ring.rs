@@ -109,7 +109,7 @@ fn a_parked_receiver_is_always_woken() {
     model(|| {
         let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
         let center = NotificationCenter::new();
-        let mut stream = center.subscribe::<Ev>();
+        let mut stream = center.stream::<Ev>();
         let poster = {
             let (center, drops) = (center.clone(), drops.clone());
             thread::spawn(move || {
@@ -128,7 +128,7 @@ fn a_blocked_receiver_is_always_woken() {
     model(|| {
         let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
         let center = NotificationCenter::new();
-        let mut stream = center.subscribe::<Ev>();
+        let mut stream = center.stream::<Ev>();
         let poster = {
             let (center, drops) = (center.clone(), drops.clone());
             thread::spawn(move || {
@@ -147,7 +147,7 @@ fn leaving_the_ring_races_a_claim_without_loss() {
     model(|| {
         let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
         let center = NotificationCenter::new();
-        let mut stream = center.subscribe::<Ev>();
+        let mut stream = center.stream::<Ev>();
         center.post(ev(0, &drops));
         center.post(ev(1, &drops));
         let dropper = thread::spawn(move || drop(center));
@@ -177,7 +177,7 @@ fn subscribing_races_a_post_of_an_older_snapshot() {
     model(|| {
         let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
         let center = NotificationCenter::new();
-        let _first = center.subscribe::<Ev>();
+        let _first = center.stream::<Ev>();
         let received = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
         let poster = {
             let (center, drops, received) = (center.clone(), drops.clone(), received.clone());
@@ -186,7 +186,7 @@ fn subscribing_races_a_post_of_an_older_snapshot() {
                 received.store(report.received, Ordering::SeqCst);
             })
         };
-        let mut late = center.subscribe::<Ev>();
+        let mut late = center.stream::<Ev>();
         poster.join().unwrap();
         center.post(ev(2, &drops));
         let mut seen = Vec::new();

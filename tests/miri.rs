@@ -56,7 +56,7 @@ fn posts_race_subscribe_and_unsubscribe() {
         let sub = center.observe(|a: &A| {
             std::hint::black_box(a.0);
         });
-        let mut stream = center.subscribe::<A>();
+        let mut stream = center.stream::<A>();
         let _ = stream.try_recv();
         drop(sub);
         drop(stream);
@@ -114,12 +114,18 @@ fn weak_observers_and_wildcards_come_and_go_while_posting() {
     };
     for _ in 0..5 {
         let target = Arc::new(());
-        center.observe_weak(&target, |_: &(), a: &A| {
-            std::hint::black_box(a.0);
-        });
-        let family = center.observe_family("miri.", |any| {
-            std::hint::black_box(any.name());
-        });
+        center
+            .observer::<A>()
+            .weak(&target, |_: &(), a: &A| {
+                std::hint::black_box(a.0);
+            })
+            .detach();
+        let family = center
+            .observer::<herald::Wildcard>()
+            .family("miri.")
+            .inline(|any| {
+                std::hint::black_box(any.name());
+            });
         drop(target);
         drop(family);
     }

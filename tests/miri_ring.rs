@@ -137,7 +137,7 @@ fn close_races_posts() {
         .observer::<Ev>()
         .policy(Overflow::DropOldest { capacity: 4 })
         .stream();
-    let _other = center.subscribe::<Ev>();
+    let _other = center.stream::<Ev>();
     let poster = {
         let (center, drops) = (center.clone(), drops.clone());
         thread::spawn(move || {
@@ -147,7 +147,7 @@ fn close_races_posts() {
         })
     };
     let _ = receive(&mut stream, 3);
-    stream.close();
+    stream.unsubscribe();
     let mut after = 0;
     loop {
         match stream.try_recv() {
@@ -173,8 +173,8 @@ fn close_races_posts() {
 fn center_dropped_under_receivers() {
     let drops = Arc::new(AtomicUsize::new(0));
     let center = NotificationCenter::new();
-    let mut blocked = center.subscribe::<Ev>();
-    let mut holding = center.subscribe::<Ev>();
+    let mut blocked = center.stream::<Ev>();
+    let mut holding = center.stream::<Ev>();
     let waiter = thread::spawn(move || {
         let mut n = 0;
         while blocked.recv_blocking().is_ok() {
@@ -203,7 +203,7 @@ fn subscribing_during_posts_and_replay() {
     let drops = Arc::new(AtomicUsize::new(0));
     let center = NotificationCenter::new();
     center.retain_last::<Ev>();
-    let _steady = center.subscribe::<Ev>();
+    let _steady = center.stream::<Ev>();
     let added: Arc<Mutex<Vec<NotificationStream<Ev>>>> = Arc::default();
     let (c, a) = (center.clone(), added.clone());
     let _adder = center.observer::<Ev>().priority(1).inline(move |e| {

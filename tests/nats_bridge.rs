@@ -207,7 +207,7 @@ async fn a_remote_notification_carries_its_origin_and_only_origin_filters_match_
         .inline(move |_| {
             l.fetch_add(1, Ordering::SeqCst);
         });
-    let _all = there.observe_all(move |n| {
+    let _all = there.observer::<herald::Wildcard>().inline(move |n| {
         if n.is::<OrderShipped>() {
             s.lock().unwrap().push(n.sender());
         }
@@ -354,8 +354,11 @@ async fn a_family_import_posts_registered_types_typed_and_other_names_type_erase
     let family = Arc::new(Mutex::new(Vec::new()));
     let everything = Arc::new(Mutex::new(Vec::new()));
     let (f, e) = (family.clone(), everything.clone());
-    let _fam = there.observe_family("shop.", move |n| f.lock().unwrap().push(n.name()));
-    let _all = there.observe_all(move |n| {
+    let _fam = there
+        .observer::<herald::Wildcard>()
+        .family("shop.")
+        .inline(move |n| f.lock().unwrap().push(n.name()));
+    let _all = there.observer::<herald::Wildcard>().inline(move |n| {
         let name = match n.downcast_ref::<RemoteNotification>() {
             Some(r) => r.name().to_owned(),
             None => n.name().to_owned(),
@@ -448,7 +451,7 @@ async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_impor
     let (bad, _b) = record::<RemoteUndecodable>(&there);
     let senders = Arc::new(Mutex::new(Vec::new()));
     let s = senders.clone();
-    let _all = there.observe_all(move |n| {
+    let _all = there.observer::<herald::Wildcard>().inline(move |n| {
         if n.is::<OrderShipped>() {
             s.lock().unwrap().push(n.sender());
         }

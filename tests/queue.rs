@@ -47,14 +47,17 @@ impl Log {
     fn new(center: &NotificationCenter) -> Log {
         let posts: Arc<Mutex<Vec<Post>>> = Arc::default();
         let p = posts.clone();
-        let sub = center.observe_family("test.", move |any| {
-            let value = match (any.downcast_ref::<A>(), any.downcast_ref::<B>()) {
-                (Some(a), _) => a.0,
-                (_, Some(b)) => b.0,
-                _ => unreachable!("only A and B are in the family"),
-            };
-            p.lock().unwrap().push((any.name(), any.sender(), value));
-        });
+        let sub = center
+            .observer::<herald::Wildcard>()
+            .family("test.")
+            .inline(move |any| {
+                let value = match (any.downcast_ref::<A>(), any.downcast_ref::<B>()) {
+                    (Some(a), _) => a.0,
+                    (_, Some(b)) => b.0,
+                    _ => unreachable!("only A and B are in the family"),
+                };
+                p.lock().unwrap().push((any.name(), any.sender(), value));
+            });
         Log { posts, _sub: sub }
     }
 

@@ -81,7 +81,7 @@ const _: fn() = || {
 fn futures_are_send_and_sync() {
     let center = NotificationCenter::new();
     let channel = center.poster::<Ev>();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
 
     // `NotificationStream::recv`: spawnable on a multi-threaded runtime. Like tokio's
     // `broadcast::Receiver::recv` it is an `async fn`, so not `Unpin`: `select!` pins it, and
@@ -116,7 +116,7 @@ fn futures_are_send_and_sync() {
 fn futures_are_static_when_they_own_their_handles() {
     // A task that owns clones of the handles is `'static` and can be given to `tokio::spawn`.
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let owned = {
         let center = center.clone();
         async move { center.post_async(Ev).await }
@@ -136,7 +136,7 @@ fn handles_are_send_and_sync_as_values() {
     let channel = center.poster::<Ev>();
     let builder = center.observer::<Ev>();
     let subscription = center.observe(|_: &Ev| {});
-    let stream = center.subscribe::<Ev>();
+    let stream = center.stream::<Ev>();
     let report = center.post(Ev);
     let stats = center.stats::<Ev>();
 

@@ -51,7 +51,7 @@ async fn spawned_handler_sees_notifications_in_post_order() {
     for i in 0..500 {
         center.post(Ev(i));
     }
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(*seen.lock().unwrap(), (0..500).collect::<Vec<_>>());
 }
 
@@ -72,7 +72,7 @@ async fn one_call_at_a_time_by_default() {
     for i in 0..50 {
         center.post(Ev(i));
     }
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(max.load(SeqCst), 1);
 }
 
@@ -106,7 +106,7 @@ async fn concurrency_limit_is_never_exceeded_and_is_reached() {
     for i in 0..60 {
         center.post(Ev(i));
     }
-    handler.close().await; // waits for every call, including concurrent ones
+    handler.drain().await; // waits for every call, including concurrent ones
     assert_eq!(done.load(SeqCst), 60);
     assert_eq!(running.load(SeqCst), 0);
     assert_eq!(
@@ -134,7 +134,7 @@ async fn concurrent_calls_start_in_post_order() {
     for i in 0..200 {
         center.post(Ev(i));
     }
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(*started.lock().unwrap(), (0..200).collect::<Vec<_>>());
 }
 
@@ -233,7 +233,7 @@ async fn stop_discards_the_buffer_and_waits_for_the_call_in_flight() {
     for i in 0..10 {
         center.post(Ev(i));
     }
-    handler.stop().await; // on a current-thread runtime, the task has not run yet
+    handler.unsubscribe_and_wait().await; // on a current-thread runtime, the task has not run yet
     assert!(seen.lock().unwrap().is_empty());
 }
 
@@ -277,7 +277,7 @@ async fn close_drains_then_returns() {
     for i in 0..20 {
         center.post(Ev(i));
     }
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(seen.lock().unwrap().len(), 20);
 }
 
@@ -305,7 +305,7 @@ async fn dropping_the_center_ends_the_task() {
     center.post(Ev(1));
     drop(center);
     // The buffer is closed with the center: close() returns after the drain.
-    tokio::time::timeout(Duration::from_secs(5), handler.close())
+    tokio::time::timeout(Duration::from_secs(5), handler.drain())
         .await
         .expect("the task ends once the center is gone");
 }
@@ -340,7 +340,7 @@ fn spawn_with_a_handle_works_outside_a_runtime() {
         },
     );
     center.post(Ev(5));
-    runtime.block_on(handler.close());
+    runtime.block_on(handler.drain());
     assert_eq!(*seen.lock().unwrap(), [5]);
 }
 
@@ -375,7 +375,7 @@ async fn panics_are_isolated_reported_and_counted() {
         center.post(Ev(i));
     }
     let other = center.observe(|_: &Ev| {});
-    handler.close().await;
+    handler.drain().await;
     drop(other);
     assert_eq!(
         *seen.lock().unwrap(),
@@ -403,7 +403,7 @@ async fn a_panic_in_the_closure_itself_is_isolated_too() {
     center.post(Ev(1));
     tokio::task::yield_now().await;
     assert_eq!(handler.panicked(), 1);
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(calls.load(SeqCst), 2);
     assert_eq!(
         center.stats::<Ev>().panicked,
@@ -425,7 +425,7 @@ async fn propagate_policy_stops_the_handler_and_resumes_the_panic_in_close() {
     });
     center.post(Ev(0));
     center.post(Ev(1));
-    let joined = tokio::spawn(handler.close()).await;
+    let joined = tokio::spawn(handler.drain()).await;
     let payload = joined.unwrap_err().into_panic();
     assert_eq!(*payload.downcast_ref::<&str>().unwrap(), "propagated");
     assert_eq!(calls.load(SeqCst), 1, "stopped after the panic");
@@ -452,7 +452,7 @@ async fn overflow_policy_applies_to_the_handler_buffer() {
     }
     assert_eq!(handler.stats().dropped, 7);
     assert_eq!(handler.stats().depth, 3);
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(*seen.lock().unwrap(), [7, 8, 9]);
     assert_eq!(center.stats::<Ev>().dropped, 7);
 }
@@ -476,7 +476,7 @@ async fn backpressure_makes_post_async_wait_for_the_handler() {
         let report = center.post_async(Ev(i)).await;
         assert_eq!(report.dropped, 0);
     }
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(*seen.lock().unwrap(), (0..50).collect::<Vec<_>>());
 }
 
@@ -498,7 +498,7 @@ async fn sender_filter_and_predicate_apply() {
         center.post_from(me, Ev(i));
         center.post(Ev(100 + i));
     }
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(*seen.lock().unwrap(), [0, 2, 4]);
 }
 
@@ -516,7 +516,7 @@ async fn an_unobserved_panic_report_is_not_a_dead_notification() {
         .observer::<Ev>()
         .spawn(|_| async { panic!("nobody listens") });
     center.post(Ev(0));
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(center.stats::<ObserverPanicked>().dead, 0);
     assert_eq!(center.stats::<ObserverPanicked>().posted, 0);
 }
@@ -536,6 +536,6 @@ async fn replay_last_hands_the_retained_value_to_the_handler_first() {
             async move { s.lock().unwrap().push(n.0) }
         });
     center.post(Ev(42));
-    handler.close().await;
+    handler.drain().await;
     assert_eq!(*seen.lock().unwrap(), [41, 42]);
 }

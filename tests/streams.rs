@@ -43,7 +43,7 @@ fn later(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
 #[tokio::test]
 async fn recv_await_receives_in_post_order() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     for i in 0..5 {
         center.post(Ev(i));
     }
@@ -56,7 +56,7 @@ async fn recv_await_receives_in_post_order() {
 #[test]
 fn try_recv_reports_empty_then_value_then_closed() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Empty);
     center.post(Ev(1));
     assert_eq!(*stream.try_recv().unwrap(), Ev(1));
@@ -68,7 +68,7 @@ fn try_recv_reports_empty_then_value_then_closed() {
 #[test]
 fn recv_blocking_waits_for_a_post_from_another_thread() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let poster = {
         let center = center.clone();
         later(move || {
@@ -82,7 +82,7 @@ fn recv_blocking_waits_for_a_post_from_another_thread() {
 #[test]
 fn recv_blocking_is_woken_when_the_center_goes_away() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let dropper = later(move || drop(center));
     assert_eq!(stream.recv_blocking().unwrap_err(), RecvError::Closed);
     dropper.join().unwrap();
@@ -147,7 +147,7 @@ async fn stream_next_yields_values_lag_then_ends_when_closed() {
 #[tokio::test]
 async fn stream_combinators_work() {
     let center = NotificationCenter::new();
-    let stream = center.subscribe::<Ev>();
+    let stream = center.stream::<Ev>();
     for i in 0..6 {
         center.post(Ev(i));
     }
@@ -191,10 +191,7 @@ fn len_capacity_and_is_empty() {
     assert_eq!(stream.len(), 2);
     stream.try_recv().unwrap();
     assert_eq!(stream.len(), 1);
-    assert_eq!(
-        center.subscribe::<Ev>().capacity(),
-        herald::DEFAULT_CAPACITY
-    );
+    assert_eq!(center.stream::<Ev>().capacity(), herald::DEFAULT_CAPACITY);
     assert_eq!(
         center
             .observer::<Ev>()
@@ -217,7 +214,7 @@ fn len_capacity_and_is_empty() {
 #[test]
 fn dropping_the_stream_unsubscribes() {
     let center = NotificationCenter::new();
-    let stream = center.subscribe::<Ev>();
+    let stream = center.stream::<Ev>();
     assert_eq!(center.stats::<Ev>().observers, 1);
     drop(stream);
     assert_eq!(center.stats::<Ev>().observers, 0);
@@ -227,10 +224,10 @@ fn dropping_the_stream_unsubscribes() {
 #[test]
 fn close_unsubscribes_and_keeps_what_was_buffered() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     center.post(Ev(1));
     assert!(!stream.is_closed());
-    stream.close();
+    stream.unsubscribe();
     assert!(stream.is_closed());
     assert!(center.post(Ev(2)).is_dead());
     assert_eq!(*stream.try_recv().unwrap(), Ev(1));
@@ -244,7 +241,7 @@ fn close_unsubscribes_and_keeps_what_was_buffered() {
 #[test]
 fn poll_recv_registers_the_waker_and_a_post_wakes_it() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let counter = Arc::new(CountingWaker::default());
     let waker = futures::task::waker(counter.clone());
     let mut cx = Context::from_waker(&waker);
@@ -271,7 +268,7 @@ fn poll_recv_registers_the_waker_and_a_post_wakes_it() {
 #[test]
 fn a_receiver_that_caught_up_yields_a_few_times_then_waits() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let counter = Arc::new(CountingWaker::default());
     let waker = futures::task::waker(counter.clone());
     let mut cx = Context::from_waker(&waker);
@@ -299,7 +296,7 @@ fn a_receiver_that_caught_up_yields_a_few_times_then_waits() {
 #[test]
 fn poll_recv_is_woken_when_closed() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let counter = Arc::new(CountingWaker::default());
     let waker = futures::task::waker(counter.clone());
     let mut cx = Context::from_waker(&waker);
@@ -315,7 +312,7 @@ fn poll_recv_is_woken_when_closed() {
 #[test]
 fn the_latest_waker_is_the_one_woken() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let first = Arc::new(CountingWaker::default());
     let second = Arc::new(CountingWaker::default());
     let w1 = futures::task::waker(first.clone());
@@ -333,7 +330,7 @@ fn the_latest_waker_is_the_one_woken() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recv_is_woken_by_a_post_from_another_thread() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     let poster = {
         let center = center.clone();
         later(move || {
@@ -390,7 +387,7 @@ async fn a_spawned_task_receives_from_a_posting_thread() {
 #[tokio::test]
 async fn recv_is_cancel_safe() {
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     tokio::select! {
         _ = stream.recv() => panic!("nothing was posted"),
         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
@@ -439,7 +436,7 @@ async fn a_recv_future_dropped_after_polling_loses_nothing() {
     // Poll once (registers the waker), post, then drop the future without polling again:
     // the value must still be there.
     let center = NotificationCenter::new();
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     {
         let mut fut = std::pin::pin!(stream.recv());
         let waker = futures::task::noop_waker();
@@ -460,7 +457,7 @@ async fn a_recv_future_dropped_after_polling_loses_nothing() {
 #[test]
 fn one_arc_per_post_is_shared_by_every_stream() {
     let center = NotificationCenter::new();
-    let mut a = center.subscribe::<Ev>();
+    let mut a = center.stream::<Ev>();
     let mut b = center.observer::<Ev>().policy(Overflow::Latest).stream();
     let mut c = center
         .observer::<Ev>()
@@ -487,7 +484,7 @@ fn inline_observers_see_the_same_allocation_as_streams() {
     let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
     let s = seen.clone();
     let _inline = center.observe(move |e: &Ev| s.lock().unwrap().push(e as *const Ev as usize));
-    let mut stream = center.subscribe::<Ev>();
+    let mut stream = center.stream::<Ev>();
     center.post(Ev(1));
     let value = stream.try_recv().unwrap();
     assert_eq!(*seen.lock().unwrap(), [Arc::as_ptr(&value) as usize]);
@@ -496,8 +493,8 @@ fn inline_observers_see_the_same_allocation_as_streams() {
 #[test]
 fn values_are_released_once_every_stream_has_received_them() {
     let center = NotificationCenter::new();
-    let mut a = center.subscribe::<Ev>();
-    let mut b = center.subscribe::<Ev>();
+    let mut a = center.stream::<Ev>();
+    let mut b = center.stream::<Ev>();
     center.post(Ev(1));
     let va = a.try_recv().unwrap();
     let weak = Arc::downgrade(&va);
@@ -657,7 +654,7 @@ fn a_partly_revoked_batch_reports_the_lag_before_the_rest() {
 fn streams_with_the_default_policy_share_a_ring_and_others_do_not() {
     let center = NotificationCenter::new();
     let shared = |s: &NotificationStream<Ev>| format!("{s:?}").contains("shared_ring: true");
-    assert!(shared(&center.subscribe::<Ev>()));
+    assert!(shared(&center.stream::<Ev>()));
     assert!(shared(
         &center.observer::<Ev>().policy(Overflow::Latest).stream()
     ));
@@ -700,13 +697,13 @@ fn an_evicted_value_is_freed_at_once() {
 #[test]
 fn a_stream_subscribed_during_a_post_does_not_get_that_post() {
     let center = NotificationCenter::new();
-    let mut early = center.subscribe::<Ev>();
+    let mut early = center.stream::<Ev>();
     let added: Arc<Mutex<Vec<NotificationStream<Ev>>>> = Arc::default();
     let (c, a) = (center.clone(), added.clone());
     // Runs before `early` (higher priority): the post has not reached the ring yet.
     let _adder = center.observer::<Ev>().priority(1).inline(move |e| {
         if e.0 == 0 {
-            a.lock().unwrap().push(c.subscribe::<Ev>());
+            a.lock().unwrap().push(c.stream::<Ev>());
         }
     });
     center.post(Ev(0));

@@ -144,8 +144,8 @@ async fn spawned_handlers_under_concurrent_posters_lose_and_duplicate_nothing() 
     }
     stop_churn.store(true, SeqCst);
     churner.await.unwrap();
-    seq_handler.close().await;
-    conc_handler.close().await;
+    seq_handler.drain().await;
+    conc_handler.drain().await;
 
     sequential.assert_exactly_once("sequential handler");
     concurrent.assert_exactly_once("concurrent handler");

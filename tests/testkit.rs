@@ -63,7 +63,7 @@ fn record_terminal_keeps_the_builder_options() {
 #[test]
 fn dropping_or_stopping_the_recorder_unsubscribes() {
     let (center, mut recorder) = posted(&[1]);
-    recorder.stop();
+    recorder.unsubscribe();
     center.post(Ev(2));
     recorder.assert_values(&[Ev(1)]);
     drop(recorder);

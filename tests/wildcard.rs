@@ -43,16 +43,18 @@ fn log() -> (
 fn observe_all_sees_every_type_with_name_and_downcast() {
     let center = NotificationCenter::new();
     let (log, push) = log();
-    let _all = center.observe_all(move |n: &AnyNotification<'_>| {
-        let detail = if let Some(r) = n.downcast_ref::<Received>() {
-            format!("received {}", r.0)
-        } else if let Some(j) = n.downcast_ref::<Joined>() {
-            format!("joined {}", j.0)
-        } else {
-            "other".to_owned()
-        };
-        push(format!("{}: {detail}", n.name()));
-    });
+    let _all = center
+        .observer::<herald::Wildcard>()
+        .inline(move |n: &AnyNotification<'_>| {
+            let detail = if let Some(r) = n.downcast_ref::<Received>() {
+                format!("received {}", r.0)
+            } else if let Some(j) = n.downcast_ref::<Joined>() {
+                format!("joined {}", j.0)
+            } else {
+                "other".to_owned()
+            };
+            push(format!("{}: {detail}", n.name()));
+        });
     center.post(Received(7));
     center.post(Joined("ada"));
     center.post(Tick);
@@ -70,7 +72,10 @@ fn observe_all_sees_every_type_with_name_and_downcast() {
 fn family_observer_sees_only_its_prefix() {
     let center = NotificationCenter::new();
     let (log, push) = log();
-    let _chat = center.observe_family("chat.", move |n| push(n.name().to_owned()));
+    let _chat = center
+        .observer::<herald::Wildcard>()
+        .family("chat.")
+        .inline(move |n| push(n.name().to_owned()));
     center.post(Tick);
     center.post(Received(1));
     center.post(Joined("x"));
@@ -93,9 +98,12 @@ fn wildcard_sees_types_created_after_it() {
     let center = NotificationCenter::new();
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
-    let _chat = center.observe_family("chat.", move |_| {
-        s.fetch_add(1, SeqCst);
-    });
+    let _chat = center
+        .observer::<herald::Wildcard>()
+        .family("chat.")
+        .inline(move |_| {
+            s.fetch_add(1, SeqCst);
+        });
     // `Late` has never been posted or observed: its channel is made by this post.
     assert_eq!(center.post(Late).received, 1);
     assert_eq!(seen.load(SeqCst), 1);
@@ -109,11 +117,12 @@ fn wildcard_interleaves_with_typed_observers_by_priority_then_registration() {
     let _typed_first = center.observe(move |_: &Received| p("typed, registered first".into()));
     let p = push.clone();
     let _wild = center
-        .observer_all()
+        .observer::<herald::Wildcard>()
         .inline(move |_| p("wildcard, registered second".into()));
     let p = push.clone();
     let _high = center
-        .observer_family("chat.")
+        .observer::<herald::Wildcard>()
+        .family("chat.")
         .priority(5)
         .inline(move |_| p("family, high priority".into()));
     let p = push.clone();
@@ -136,7 +145,7 @@ fn wildcard_sender_filter() {
     let (alice, bob) = (SenderId::new(), SenderId::new());
     let (log, push) = log();
     let _from_alice = center
-        .observer_all()
+        .observer::<herald::Wildcard>()
         .sender(alice)
         .inline(move |n| push(format!("{} {:?}", n.name(), n.sender() == Some(alice))));
     center.post_from(bob, Received(1));
@@ -153,7 +162,10 @@ fn wildcard_panic_is_isolated_and_reported() {
     let _watch = center.observe(move |p: &ObserverPanicked| {
         r.lock().unwrap().push((p.notification, p.message.clone()))
     });
-    let _bad = center.observe_family("chat.", |_| panic!("wild boom"));
+    let _bad = center
+        .observer::<herald::Wildcard>()
+        .family("chat.")
+        .inline(|_| panic!("wild boom"));
     let ok = Arc::new(AtomicUsize::new(0));
     let o = ok.clone();
     let _good = center.observe(move |_: &Received| {
@@ -173,7 +185,7 @@ fn dropping_a_wildcard_unsubscribes_it_from_every_type() {
     let center = NotificationCenter::new();
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
-    let all = center.observe_all(move |_| {
+    let all = center.observer::<herald::Wildcard>().inline(move |_| {
         s.fetch_add(1, SeqCst);
     });
     center.post(Received(1));
@@ -193,7 +205,7 @@ fn wildcard_may_unsubscribe_itself_from_inside_its_callback() {
     let s = slot.clone();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let sub = center.observe_all(move |_| {
+    let sub = center.observer::<herald::Wildcard>().inline(move |_| {
         c.fetch_add(1, SeqCst);
         drop(s.lock().unwrap().take());
     });
@@ -225,12 +237,15 @@ fn wildcard_churn_while_posting_sees_contiguous_runs_and_is_quiescent() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let gone = Arc::new(AtomicBool::new(false));
         let (s, g) = (seen.clone(), gone.clone());
-        let sub = center.observe_family("chat.", move |n| {
-            assert!(!g.load(SeqCst), "called after its drop returned");
-            if let Some(r) = n.downcast_ref::<Received>() {
-                s.lock().unwrap().push(r.0);
-            }
-        });
+        let sub = center
+            .observer::<herald::Wildcard>()
+            .family("chat.")
+            .inline(move |n| {
+                assert!(!g.load(SeqCst), "called after its drop returned");
+                if let Some(r) = n.downcast_ref::<Received>() {
+                    s.lock().unwrap().push(r.0);
+                }
+            });
         thread::yield_now();
         drop(sub);
         gone.store(true, SeqCst);
@@ -256,9 +271,12 @@ impl Drop for Alive {
 fn weak_observer_is_called_while_target_lives() {
     let center = NotificationCenter::new();
     let target = Arc::new(Mutex::new(Vec::new()));
-    center.observe_weak(&target, |t: &Mutex<Vec<u64>>, n: &Received| {
-        t.lock().unwrap().push(n.0)
-    });
+    center
+        .observer::<Received>()
+        .weak(&target, |t: &Mutex<Vec<u64>>, n: &Received| {
+            t.lock().unwrap().push(n.0)
+        })
+        .detach();
     center.post(Received(1));
     center.post(Received(2));
     assert_eq!(*target.lock().unwrap(), [1, 2]);
@@ -277,10 +295,13 @@ fn weak_observer_expires_without_leaking_its_closure() {
     let target = Arc::new(());
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    center.observe_weak(&target, move |_: &(), _: &Received| {
-        let _keep = &token;
-        c.fetch_add(1, SeqCst);
-    });
+    center
+        .observer::<Received>()
+        .weak(&target, move |_: &(), _: &Received| {
+            let _keep = &token;
+            c.fetch_add(1, SeqCst);
+        })
+        .detach();
     center.post(Received(1));
     assert_eq!(live.load(SeqCst), 1);
     drop(target);
@@ -304,9 +325,12 @@ fn weak_observer_expiry_does_not_disturb_the_others() {
     let _before = center.observe(move |n: &Received| p(format!("before {}", n.0)));
     let target = Arc::new(());
     let p = push.clone();
-    center.observe_weak(&target, move |_: &(), n: &Received| {
-        p(format!("weak {}", n.0))
-    });
+    center
+        .observer::<Received>()
+        .weak(&target, move |_: &(), n: &Received| {
+            p(format!("weak {}", n.0))
+        })
+        .detach();
     let p = push.clone();
     let _after = center.observe(move |n: &Received| p(format!("after {}", n.0)));
     center.post(Received(1));
@@ -330,9 +354,12 @@ fn weak_observers_expire_under_concurrent_posts() {
         let target = Arc::new(());
         live.fetch_add(1, SeqCst);
         let token = Alive(live.clone());
-        center.observe_weak(&target, move |_: &(), _: &Received| {
-            let _keep = &token;
-        });
+        center
+            .observer::<Received>()
+            .weak(&target, move |_: &(), _: &Received| {
+                let _keep = &token;
+            })
+            .detach();
         targets.push(target);
     }
     let posters: Vec<_> = (0..2)

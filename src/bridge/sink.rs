@@ -20,7 +20,8 @@ use crate::bridge::lifecycle::{
 use crate::bridge::registry::Quarantine;
 use crate::bridge::{DeviceRegistry, Environment};
 use crate::{
-    BufferStats, Notification, NotificationCenter, ObserverBuilder, ObserverId, RecvError, Terminal,
+    BufferPolicy, BufferStats, Notification, NotificationCenter, ObserverBuilder, ObserverId,
+    RecvError, Terminal,
 };
 
 /// APNs accepted a push the bridge sent. Posted into the center the sink forwards from.
@@ -750,7 +751,7 @@ struct Shared {
     settled: Notify,
 }
 
-impl<N: Notification> Terminal<N> for SinkMap<N> {
+impl<N: Notification, P: BufferPolicy<N>> Terminal<N, P> for SinkMap<N> {
     type Output = Forwarding;
 
     /// Forwards to APNs: notifications wait in this subscription's bounded buffer (the
@@ -779,7 +780,7 @@ impl<N: Notification> Terminal<N> for SinkMap<N> {
     /// assert_eq!(forwarding.queue().map(|q| q.capacity), Some(100));
     /// # }
     /// ```
-    fn subscribe(self, builder: ObserverBuilder<N>) -> Forwarding {
+    fn subscribe(self, builder: ObserverBuilder<N, P>) -> Forwarding {
         let target = self;
         let center = builder.center().clone();
         let stream = builder.stream();
@@ -864,7 +865,7 @@ async fn run<N: Notification>(
             _ = control.shared.settled.notified(), if !idle_waiters.is_empty() => continue,
             _ = control.closing.notified(), if !closed => {
                 closed = true;
-                stream.close();
+                stream.unsubscribe();
                 continue;
             }
         };

@@ -5,14 +5,11 @@ use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, Weak};
 
-use crate::hub::engine::{Core, ErasedChannel, HubReport, Reports, Waiting};
+use crate::hub::engine::{Core, ErasedChannel, HubReport, Reports, Unsubscribe, Waiting, WildSpec};
 use crate::hub::rcu::{Domain, Guarded};
-use crate::hub::subscription::Unsubscribe;
-use crate::hub::wildcard::{WildSpec, WildcardBuilder};
-use crate::{
-    AnyNotification, Notification, NotificationStream, ObserverBuilder, PostReport, SenderId,
-    Stats, Subscription,
-};
+use crate::hub::stats::{PostReport, Stats};
+use crate::hub::subscription::Subscription;
+use crate::{Notification, SenderId};
 
 pub use crate::hub::engine::PanicPolicy;
 
@@ -176,7 +173,12 @@ impl CenterInner {
             reports,
         ));
         // Wildcards that match the new type observe it from its first post.
-        for spec in w.state().wildcards.iter().filter(|s| s.matches(N::name())) {
+        for spec in w
+            .state()
+            .wildcards
+            .iter()
+            .filter(|s| s.matches(N::name(), N::NAMES_VARY))
+        {
             core.add_any(spec.meta, &spec.f);
         }
         let next = w.current().with(core.clone());
@@ -190,7 +192,11 @@ impl CenterInner {
         {
             let mut w = self.channels.write();
             w.state().wildcards.push(spec.clone());
-            for c in w.current().channels().filter(|c| spec.matches(c.name())) {
+            for c in w
+                .current()
+                .channels()
+                .filter(|c| spec.matches(c.name(), c.names_vary()))
+            {
                 c.add_any(spec.meta, &spec.f);
             }
         }
@@ -375,11 +381,28 @@ impl CenterBuilder {
 
 impl NotificationCenter {
     /// A new, empty center.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// assert_eq!(center.post(Ev(1)).received, 0); // nobody observes yet
+    /// ```
     pub fn new() -> Self {
         CenterBuilder::default().build()
     }
 
     /// Configures a new center.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::builder()
+    ///     .panic_policy(herald::PanicPolicy::Isolate)
+    ///     .build();
+    /// let _sub = center.observe(|_: &Ev| {});
+    /// assert_eq!(center.post(Ev(1)).received, 1);
+    /// ```
     pub fn builder() -> CenterBuilder {
         CenterBuilder::default()
     }
@@ -398,6 +421,14 @@ impl NotificationCenter {
     }
 
     /// Whether two handles are clones of the same center.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// assert!(center.same_center(&center.clone()));
+    /// assert!(!center.same_center(&NotificationCenter::new()));
+    /// ```
     pub fn same_center(&self, other: &NotificationCenter) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
@@ -405,6 +436,15 @@ impl NotificationCenter {
     /// Posts a notification without a sender. Inline observers run before this returns;
     /// buffered subscribers get it in their buffers. Never blocks on a slow subscriber.
     #[inline]
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let _sub = center.observe(|e: &Ev| assert_eq!(e.0, 1));
+    /// let report = center.post(Ev(1));
+    /// assert_eq!(report.received, 1);
+    /// ```
     pub fn post<N: Notification>(&self, notification: N) -> PostReport {
         self.inner.post(notification, None)
     }
@@ -412,6 +452,16 @@ impl NotificationCenter {
     /// Posts a notification from `sender` (Apple's `object:`): observers filtered on that
     /// sender receive it, and so do observers without a sender filter.
     #[inline]
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let job = herald::SenderId::new();
+    /// let _only_job = center.observer::<Ev>().sender(job).inline(|_| {});
+    /// assert_eq!(center.post_from(job, Ev(1)).received, 1);
+    /// assert_eq!(center.post(Ev(2)).received, 0);
+    /// ```
     pub fn post_from<N: Notification>(&self, sender: SenderId, notification: N) -> PostReport {
         self.inner.post(notification, Some(sender))
     }
@@ -419,11 +469,38 @@ impl NotificationCenter {
     /// Posts, then waits for room in every backpressure subscriber that was full (see
     /// [`Overflow::Backpressure`](crate::Overflow::Backpressure)). Other subscribers are
     /// served as by [`post`](Self::post).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let center = NotificationCenter::new();
+    /// let mut slow = center
+    ///     .observer::<Ev>()
+    ///     .policy(herald::Overflow::Backpressure { capacity: 1 })
+    ///     .stream();
+    /// center.post_async(Ev(1)).await;
+    /// let waiting = tokio::spawn({ let c = center.clone(); async move { c.post_async(Ev(2)).await } });
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(slow.recv().await.unwrap().0, 1); // makes room
+    /// assert_eq!(waiting.await.unwrap().received, 1);
+    /// assert_eq!(slow.recv().await.unwrap().0, 2);
+    /// # }
+    /// ```
     pub async fn post_async<N: Notification>(&self, notification: N) -> PostReport {
         self.poster::<N>().post_async(notification).await
     }
 
     /// The poster of `N`: posts through it skip the per-post type lookup.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let ev = center.poster::<Ev>();
+    /// let _sub = center.observe(|_: &Ev| {});
+    /// assert_eq!(ev.post(Ev(1)).received, 1);
+    /// ```
     pub fn poster<N: Notification>(&self) -> Poster<N> {
         Poster {
             core: self.inner.core::<N>(),
@@ -431,88 +508,17 @@ impl NotificationCenter {
         }
     }
 
-    /// Starts a subscription to `N`: choose options, then a terminal.
-    pub fn observer<N: Notification>(&self) -> ObserverBuilder<N> {
-        ObserverBuilder::new(self.clone(), self.inner.core::<N>())
-    }
-
-    /// Observes `N` with an inline closure (short for `observer::<N>().inline(f)`).
-    pub fn observe<N, F>(&self, observer: F) -> Subscription
-    where
-        N: Notification,
-        F: Fn(&N) + Send + Sync + 'static,
-    {
-        self.observer::<N>().inline(observer)
-    }
-
-    /// Observes every notification, type-erased (contract 9).
-    pub fn observe_all<F>(&self, observer: F) -> Subscription
-    where
-        F: Fn(&AnyNotification<'_>) + Send + Sync + 'static,
-    {
-        self.observer_all().inline(observer)
-    }
-
-    /// Observes every notification whose [`Notification::name`] starts with `prefix`.
-    pub fn observe_family<F>(&self, prefix: &str, observer: F) -> Subscription
-    where
-        F: Fn(&AnyNotification<'_>) + Send + Sync + 'static,
-    {
-        self.observer_family(prefix).inline(observer)
-    }
-
-    /// Starts a wildcard subscription to every notification.
-    pub fn observer_all(&self) -> WildcardBuilder {
-        WildcardBuilder::new(self.clone(), None)
-    }
-
-    /// Starts a wildcard subscription to a family of notifications by name prefix
-    /// (`"chat."` matches `chat.message.received`).
-    pub fn observer_family(&self, prefix: &str) -> WildcardBuilder {
-        WildcardBuilder::new(self.clone(), Some(prefix.to_owned()))
-    }
-
-    /// Observes `N` for as long as `target` lives, holding only a weak reference to it.
-    ///
-    /// The observer expires the first time a post finds `target` gone, and is removed then;
-    /// other observers pay nothing for it. Returns the observer's id; there is no guard to
-    /// keep (see [`ObserverBuilder::inline_weak`] for the options).
-    ///
-    /// ```
-    /// use herald::{NotificationCenter, Notification};
-    /// use std::sync::{Arc, Mutex};
-    ///
-    /// struct Saved(u32);
-    /// impl Notification for Saved {}
-    ///
-    /// struct Screen { title: Mutex<String> }
-    ///
-    /// let center = NotificationCenter::new();
-    /// let screen = Arc::new(Screen { title: Mutex::new(String::new()) });
-    /// center.observe_weak(&screen, |s: &Screen, n: &Saved| {
-    ///     *s.title.lock().unwrap() = format!("saved #{}", n.0);
-    /// });
-    /// center.post(Saved(1));
-    /// assert_eq!(*screen.title.lock().unwrap(), "saved #1");
-    /// drop(screen);
-    /// center.post(Saved(2)); // finds the screen gone: the observer is removed
-    /// assert_eq!(center.stats::<Saved>().observers, 0);
-    /// ```
-    pub fn observe_weak<T, N, F>(&self, target: &Arc<T>, observer: F) -> crate::ObserverId
-    where
-        T: Send + Sync + 'static,
-        N: Notification,
-        F: Fn(&T, &N) + Send + Sync + 'static,
-    {
-        self.observer::<N>().inline_weak(target, observer)
-    }
-
-    /// A stream of `N` with the default policy (short for `observer::<N>().stream()`).
-    pub fn subscribe<N: Notification>(&self) -> NotificationStream<N> {
-        self.observer::<N>().stream()
-    }
-
     /// The counters of `N`.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let _sub = center.observe(|_: &Ev| {});
+    /// center.post(Ev(1));
+    /// let stats = center.stats::<Ev>();
+    /// assert_eq!((stats.posted, stats.delivered, stats.observers), (1, 1, 1));
+    /// ```
     pub fn stats<N: Notification>(&self) -> Stats {
         match self.inner.find::<N>() {
             Some(core) => core.stats(),
@@ -521,13 +527,35 @@ impl NotificationCenter {
     }
 
     /// Turns on retention of `N`'s last value (overall and per sender) for
-    /// [`replay_last`](ObserverBuilder::replay_last) subscribers. Costs one allocation and one
+    /// [`replay_last`](crate::ObserverBuilder::replay_last) subscribers. Costs one allocation and one
     /// short lock per post of `N` from then on.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// center.retain_last::<Ev>();
+    /// center.post(Ev(4));
+    /// let late = center.observer::<Ev>().replay_last().stream();
+    /// assert_eq!(late.len(), 1);
+    /// ```
     pub fn retain_last<N: Notification>(&self) {
         self.inner.core::<N>().retain_last();
     }
 
     /// Forgets the retained last value `sender` posted of `N`.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let job = herald::SenderId::new();
+    /// center.retain_last::<Ev>();
+    /// center.post_from(job, Ev(4));
+    /// center.forget_last::<Ev>(job);
+    /// let late = center.observer::<Ev>().sender(job).replay_last().stream();
+    /// assert!(late.is_empty());
+    /// ```
     pub fn forget_last<N: Notification>(&self, sender: SenderId) {
         if let Some(core) = self.inner.find::<N>() {
             core.forget_sender(sender);
@@ -579,6 +607,15 @@ impl<N: Notification> fmt::Debug for Poster<N> {
 impl<N: Notification> Poster<N> {
     /// Posts without a sender (see [`NotificationCenter::post`]).
     #[inline]
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let ev = center.poster::<Ev>();
+    /// let _sub = center.observe(|_: &Ev| {});
+    /// assert_eq!(ev.post(Ev(1)).received, 1);
+    /// ```
     pub fn post(&self, notification: N) -> PostReport {
         let section = self.core.domain().read();
         self.core.post(&section, notification, None)
@@ -586,6 +623,16 @@ impl<N: Notification> Poster<N> {
 
     /// Posts from `sender` (see [`NotificationCenter::post_from`]).
     #[inline]
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let ev = center.poster::<Ev>();
+    /// let me = herald::SenderId::new();
+    /// let _mine = center.observer::<Ev>().sender(me).inline(|_| {});
+    /// assert_eq!(ev.post_from(me, Ev(1)).received, 1);
+    /// ```
     pub fn post_from(&self, sender: SenderId, notification: N) -> PostReport {
         let section = self.core.domain().read();
         self.core.post(&section, notification, Some(sender))
@@ -593,11 +640,36 @@ impl<N: Notification> Poster<N> {
 
     /// Posts and waits for room in full backpressure subscribers (see
     /// [`NotificationCenter::post_async`]).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let center = NotificationCenter::new();
+    /// let ev = center.poster::<Ev>();
+    /// let mut s = center.stream::<Ev>();
+    /// assert_eq!(ev.post_async(Ev(1)).await.received, 1);
+    /// assert_eq!(s.recv().await.unwrap().0, 1);
+    /// # }
+    /// ```
     pub async fn post_async(&self, notification: N) -> PostReport {
         self.post_async_inner(notification, None).await
     }
 
     /// [`post_async`](Self::post_async) from `sender`.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let center = NotificationCenter::new();
+    /// let ev = center.poster::<Ev>();
+    /// let me = herald::SenderId::new();
+    /// let mut mine = center.observer::<Ev>().sender(me).stream();
+    /// ev.post_async_from(me, Ev(1)).await;
+    /// assert_eq!(mine.recv().await.unwrap().0, 1);
+    /// # }
+    /// ```
     pub async fn post_async_from(&self, sender: SenderId, notification: N) -> PostReport {
         self.post_async_inner(notification, Some(sender)).await
     }
@@ -631,11 +703,28 @@ impl<N: Notification> Poster<N> {
     }
 
     /// This type's counters.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let ev = center.poster::<Ev>();
+    /// ev.post(Ev(1));
+    /// assert_eq!(ev.stats().posted, 1);
+    /// assert_eq!(ev.stats().dead, 1); // nobody observed it
+    /// ```
     pub fn stats(&self) -> Stats {
         self.core.stats()
     }
 
     /// The center this poster posts into.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// assert!(center.poster::<Ev>().center().same_center(&center));
+    /// ```
     pub fn center(&self) -> &NotificationCenter {
         &self.center
     }

@@ -196,7 +196,7 @@
 //! let center = NotificationCenter::new();
 //! let (left, right) = (SenderId::new(), SenderId::new());
 //! let mut from_left = center.observer::<Typed>().sender(left).stream();
-//! let mut from_anyone = center.subscribe::<Typed>();
+//! let mut from_anyone = center.stream::<Typed>();
 //! center.post_from(right, Typed("r"));
 //! center.post_from(left, Typed("l"));
 //! center.post(Typed("nobody"));
@@ -206,8 +206,8 @@
 //! ```
 //!
 //! # 9. Wildcard and family observation
-//! [`observe_all`](crate::NotificationCenter::observe_all) sees every notification and
-//! [`observe_family`](crate::NotificationCenter::observe_family) every notification whose
+//! [`observer::<Wildcard>()`](crate::Wildcard) sees every notification and
+//! [`.family(prefix)`](crate::ObserverBuilder::family) every notification whose
 //! [`name`](crate::Notification::name) starts with a prefix, as an
 //! [`AnyNotification`](crate::AnyNotification) (name, sender, `downcast_ref`). They keep the
 //! ordering, panic and quiescence contracts of typed observers, and see types created after
@@ -228,7 +228,7 @@
 //! let center = NotificationCenter::new();
 //! let names = Arc::new(Mutex::new(Vec::new()));
 //! let n = names.clone();
-//! let _mail = center.observe_family("mail.", move |any| n.lock().unwrap().push(any.name()));
+//! let _mail = center.observer::<herald::Wildcard>().family("mail.").inline(move |any| n.lock().unwrap().push(any.name()));
 //! center.post(Sent);
 //! center.post(Tick);
 //! center.post(Bounced);

@@ -308,6 +308,19 @@ impl<N: Notification, F: Fn(&N) + Send + Sync + 'static> Kind<N> for Inline<F> {
     }
 }
 
+/// An inline observer that also receives the post's sender.
+pub(crate) struct InlineWithSender<F>(pub(crate) F);
+
+impl<N: Notification, F: Fn(&N, Option<SenderId>) + Send + Sync + 'static> Kind<N>
+    for InlineWithSender<F>
+{
+    #[inline]
+    fn call(&self, value: &N, cx: &mut Cx<'_, N>, _: &Meta) -> Delivery {
+        (self.0)(value, cx.sender());
+        Delivery::Done
+    }
+}
+
 /// An inline observer of a weakly held target: removed the first time the target is gone.
 pub(crate) struct WeakInline<T, F> {
     pub(crate) target: Weak<T>,
@@ -334,16 +347,47 @@ where
     }
 }
 
-/// A type-erased observer's closure, shared by every channel it observes.
-pub(crate) type AnyFn = Arc<dyn Fn(&AnyNotification<'_>) + Send + Sync>;
+/// A type-erased observer's closure, shared by every channel it observes. It returns whether
+/// it delivered (false: its filter refused the value, or its weak target is gone).
+pub(crate) type AnyFn = Arc<dyn Fn(&AnyNotification<'_>) -> bool + Send + Sync>;
 
 /// A type-erased observer (wildcard or family).
 pub(crate) struct AnyInline(pub(crate) AnyFn);
 
 impl<N: Notification> Kind<N> for AnyInline {
     fn call(&self, value: &N, cx: &mut Cx<'_, N>, _: &Meta) -> Delivery {
-        (self.0)(&AnyNotification::new(value, cx.sender()));
-        Delivery::Done
+        if (self.0)(&AnyNotification::new(value, cx.sender())) {
+            Delivery::Done
+        } else {
+            Delivery::Skipped
+        }
+    }
+}
+
+/// One wildcard subscription, shared by every channel it observes.
+pub(crate) struct WildSpec {
+    pub(crate) meta: Meta,
+    pub(crate) prefix: Option<String>,
+    pub(crate) f: AnyFn,
+}
+
+impl WildSpec {
+    /// Whether a notification type with `name` is observed (for a type whose values are
+    /// named one by one, `names_vary`: always, and its observer checks each value's name).
+    pub(crate) fn matches(&self, name: &str, names_vary: bool) -> bool {
+        names_vary || self.prefix.as_deref().is_none_or(|p| name.starts_with(p))
+    }
+}
+
+/// Something a subscription guard can remove itself from: a type's channel, or the center
+/// (for wildcard subscriptions, which span channels).
+pub(crate) trait Unsubscribe: Send + Sync {
+    fn unsubscribe(&self, id: ObserverId);
+}
+
+impl<N: Notification> Unsubscribe for Core<N> {
+    fn unsubscribe(&self, id: ObserverId) {
+        Core::unsubscribe(self, id);
     }
 }
 
@@ -912,6 +956,8 @@ struct Done {
 /// What the center needs from a channel whatever its type: its name, and wildcard entries.
 pub(crate) trait ErasedChannel: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Whether the type's values have names of their own (`Notification::NAMES_VARY`).
+    fn names_vary(&self) -> bool;
     /// Adds a type-erased (wildcard) entry with the subscription's `meta`.
     fn add_any(&self, meta: Meta, f: &AnyFn);
     /// Removes a wildcard entry, if present. `true` when it was there.
@@ -921,6 +967,9 @@ pub(crate) trait ErasedChannel: Send + Sync {
 impl<N: Notification> ErasedChannel for Core<N> {
     fn name(&self) -> &'static str {
         N::name()
+    }
+    fn names_vary(&self) -> bool {
+        N::NAMES_VARY
     }
     fn add_any(&self, meta: Meta, f: &AnyFn) {
         let kind = AnyInline(f.clone());

@@ -2,14 +2,23 @@
 //!
 //! Always compiled; it imports nothing from the APNs client, the mock, the bridge or the CLI.
 //!
-//! - [`center`]: `NotificationCenter` (post, subscribe, counters) and its typed handle.
+//! - [`center`]: `NotificationCenter` (posting, counters, the type map and the wildcard
+//!   registry) and `Poster`, its typed post handle.
 //! - [`engine`]: one engine per notification type: subscriber snapshots, the delivery loop,
 //!   subscribe / unsubscribe, replay, counters. With [`rcu`] and [`sync`], everything that makes
 //!   the hub correct under concurrency.
 //! - Delivery kinds: [`stream`] (buffered, over the shared [`ring`] or a private buffer), [`spawn`] (async handlers), [`queue`] (Apple's
 //!   coalescing queue), [`wildcard`] (type-erased observation of all or a family).
-//! - [`subscription`]: the one builder and the guard.
+//! - [`builder`]: the one subscription builder, `ObserverBuilder<M, P>` (what it matches, its
+//!   policy state), its typed terminals and the public `Terminal` trait; [`wildcard`] adds
+//!   what it does for `Wildcard`, [`spawn`] and `testkit` their terminals.
+//! - [`subscription`]: the guard every terminal returns.
+//!
+//! Imports go one way: `engine` ← `subscription` ← `center`, `stream` ← `builder` ←
+//! `wildcard`, `spawn`, `testkit`; the engine sees its center only through `Reports` and
+//! `Unsubscribe`.
 
+pub(crate) mod builder;
 pub(crate) mod center;
 pub mod contracts;
 pub(crate) mod engine;

@@ -34,6 +34,42 @@ pub trait Notification: Send + Sync + 'static {
     fn name() -> &'static str {
         std::any::type_name::<Self>()
     }
+
+    /// Whether each value has a name of its own ([`value_name`](Self::value_name)), as a
+    /// notification relayed from elsewhere under the name it was posted with. Family observers
+    /// then match each value's name against their prefix, not the type's. Default: false.
+    const NAMES_VARY: bool = false;
+
+    /// This value's name: [`name`](Self::name) unless the type's values are named one by one
+    /// ([`NAMES_VARY`](Self::NAMES_VARY)). Wildcard observers read it as
+    /// [`AnyNotification::value_name`].
+    ///
+    /// ```
+    /// use herald::{Notification, NotificationCenter, Wildcard};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// /// A relayed notification that keeps the name it had where it was posted.
+    /// struct Relayed { name: String }
+    /// impl Notification for Relayed {
+    ///     fn name() -> &'static str { "relay.any" }
+    ///     const NAMES_VARY: bool = true;
+    ///     fn value_name(&self) -> &str { &self.name }
+    /// }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// let _shop = center
+    ///     .observer::<Wildcard>()
+    ///     .family("shop.")
+    ///     .inline(move |n| s.lock().unwrap().push(n.value_name().to_owned()));
+    /// center.post(Relayed { name: "shop.order.placed".into() });
+    /// center.post(Relayed { name: "chat.message".into() }); // not in the family
+    /// assert_eq!(*seen.lock().unwrap(), ["shop.order.placed"]);
+    /// ```
+    fn value_name(&self) -> &str {
+        Self::name()
+    }
 }
 
 /// Identifies who posted a notification: Apple's `object:` parameter, typed.
@@ -171,7 +207,7 @@ impl fmt::Display for ObserverId {
 /// }
 ///
 /// let center = NotificationCenter::new();
-/// let _log = center.observe_all(|n| {
+/// let _log = center.observer::<herald::Wildcard>().inline(|n| {
 ///     if let Some(m) = n.downcast_ref::<MessageReceived>() {
 ///         println!("{}: {}", n.name(), m.0);
 ///     }
@@ -181,6 +217,7 @@ impl fmt::Display for ObserverId {
 #[derive(Clone, Copy)]
 pub struct AnyNotification<'a> {
     name: &'static str,
+    value_name: &'a str,
     sender: Option<SenderId>,
     value: &'a (dyn Any + Send + Sync),
 }
@@ -189,14 +226,41 @@ impl<'a> AnyNotification<'a> {
     pub(crate) fn new<N: Notification>(value: &'a N, sender: Option<SenderId>) -> Self {
         AnyNotification {
             name: N::name(),
+            value_name: if N::NAMES_VARY {
+                value.value_name()
+            } else {
+                N::name()
+            },
             sender,
             value,
         }
     }
 
-    /// The notification's [`Notification::name`].
+    /// The notification type's [`Notification::name`].
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification, Wildcard};
+    /// # struct Ev; impl Notification for Ev { fn name() -> &'static str { "doc.ev" } }
+    /// let center = NotificationCenter::new();
+    /// let _sub = center.observer::<Wildcard>().inline(|n| assert_eq!(n.name(), "doc.ev"));
+    /// center.post(Ev);
+    /// ```
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// This value's name ([`Notification::value_name`]): the type's name, unless the type
+    /// names its values one by one ([`Notification::NAMES_VARY`]).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification, Wildcard};
+    /// # struct Ev; impl Notification for Ev { fn name() -> &'static str { "doc.ev" } }
+    /// let center = NotificationCenter::new();
+    /// let _sub = center.observer::<Wildcard>().inline(|n| assert_eq!(n.value_name(), "doc.ev"));
+    /// center.post(Ev);
+    /// ```
+    pub fn value_name(&self) -> &'a str {
+        self.value_name
     }
 
     /// Who posted it, if it was posted with `post_from`.
@@ -218,7 +282,7 @@ impl<'a> AnyNotification<'a> {
 impl fmt::Debug for AnyNotification<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnyNotification")
-            .field("name", &self.name)
+            .field("name", &self.value_name)
             .field("sender", &self.sender)
             .finish_non_exhaustive()
     }

@@ -7,7 +7,7 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
@@ -15,12 +15,12 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::hub::builder::BufferPolicy;
 use crate::hub::engine::PanicPolicy;
 use crate::hub::stream::BufferView;
-use crate::hub::subscription::{Unsubscribe, to_weak};
+use crate::hub::subscription::Subscription;
 use crate::{
     BufferStats, Notification, NotificationStream, ObserverBuilder, ObserverId, RecvError,
-    Subscription,
 };
 
 /// How a spawned handler runs: on which runtime, how many calls at once, and whether
@@ -47,7 +47,7 @@ use crate::{
 ///     .observer::<Resize>()
 ///     .spawn_with(options, |n: Arc<Resize>| async move { assert!(n.0 > 0) });
 /// center.post(Resize(640));
-/// runtime.block_on(resizer.close());
+/// runtime.block_on(resizer.drain());
 /// ```
 #[derive(Debug, Clone)]
 pub struct SpawnOptions {
@@ -114,7 +114,7 @@ impl SpawnOptions {
     }
 }
 
-impl<N: Notification> ObserverBuilder<N> {
+impl<N: Notification, P: BufferPolicy<N>> ObserverBuilder<N, P> {
     /// Runs an async handler on the current tokio runtime for each notification, one call at a
     /// time, in post order (see [`SpawnedHandler`] for the whole
     /// contract). Buffered under the builder's [`policy`](Self::policy).
@@ -173,7 +173,7 @@ impl<N: Notification> ObserverBuilder<N> {
     ///         let _ = n.0;
     ///     });
     /// center.post(Thumbnail(7));
-    /// worker.close().await;
+    /// worker.drain().await;
     /// # }
     /// ```
     pub fn spawn_with<F, Fut>(self, options: SpawnOptions, handler: F) -> SpawnedHandler
@@ -190,12 +190,12 @@ impl<N: Notification> ObserverBuilder<N> {
                 )
             }),
         };
-        let core = self.core.clone();
-        let (id, receiver, buffer) = crate::hub::stream::subscribe(self);
-        let subscription = Subscription::new(to_weak(&core), id);
+        let core = self.target.0.clone();
+        let (id, receiver, buffer) = self.into_buffered();
+        let subscription = Subscription::of(&core, id);
         // The task's stream holds no unsubscribe handle of its own: the guard owns the
         // subscription, so dropping the guard unsubscribes synchronously.
-        let stream = NotificationStream::new(receiver, Subscription::new(no_channel(), id));
+        let stream = NotificationStream::new(receiver, Subscription::inert(id));
         let policy = core.panic_policy();
         let core = Arc::downgrade(&core);
         let shared = Arc::new(Shared {
@@ -225,16 +225,6 @@ impl<N: Notification> ObserverBuilder<N> {
             drain_on_drop: options.drain_on_drop,
         }
     }
-}
-
-/// A `Weak` that never upgrades, for the task's copy of the stream.
-fn no_channel() -> Weak<dyn Unsubscribe> {
-    struct Nothing;
-    impl Unsubscribe for Nothing {
-        fn unsubscribe(&self, _: ObserverId) {}
-    }
-    let weak: Weak<Nothing> = Weak::new();
-    weak
 }
 
 /// What the guard and the task share.
@@ -415,11 +405,12 @@ async fn run<N, F, Fut>(
 /// moment of the drop, the drop waits for that call's synchronous start (up to its first
 /// `.await`), just as dropping an inline observer waits for a call in flight.
 ///
+/// [`SpawnedHandler::unsubscribe`] is the drop, said out loud.
 /// To lose nothing instead, either set [`SpawnOptions::drain_on_drop`] (the drop returns at
 /// once; the task handles the buffered values in the background, then ends) or await
-/// [`SpawnedHandler::close`] (unsubscribes, handles every buffered value, and returns once the
-/// last call has finished). [`SpawnedHandler::stop`] is the awaitable form of the drop: it
-/// returns once the calls in flight have finished.
+/// [`SpawnedHandler::drain`] (unsubscribes, handles every buffered value, and returns once the
+/// last call has finished). [`SpawnedHandler::unsubscribe_and_wait`] is the awaitable form of
+/// the drop: it returns once the calls in flight have finished.
 ///
 /// # Panics
 /// A panic in a handler (in the closure or in its future) is caught and the handler goes on
@@ -427,8 +418,8 @@ async fn run<N, F, Fut>(
 /// [`ObserverPanicked`](crate::ObserverPanicked) notification (posted to the same center when
 /// someone observes it) and counted by [`SpawnedHandler::panicked`] and in the type's [`Stats::panicked`](crate::Stats::panicked). Under
 /// [`PanicPolicy::Propagate`](crate::PanicPolicy::Propagate) the handler stops instead and the
-/// panic resumes in its task; [`close`](SpawnedHandler::close) and
-/// [`stop`](SpawnedHandler::stop) resume it in their caller.
+/// panic resumes in its task; [`drain`](SpawnedHandler::drain) and
+/// [`unsubscribe_and_wait`](SpawnedHandler::unsubscribe_and_wait) resume it in their caller.
 ///
 /// ```
 /// use herald::{NotificationCenter, Notification, SpawnOptions};
@@ -453,14 +444,14 @@ async fn run<N, F, Fut>(
 /// );
 /// center.post(Upload { file: "a.png".into() });
 /// center.post(Upload { file: "b.png".into() });
-/// uploader.close().await; // every buffered upload handled
+/// uploader.drain().await; // every buffered upload handled
 /// let mut files = vec![done_rx.recv().await.unwrap(), done_rx.recv().await.unwrap()];
 /// files.sort();
 /// assert_eq!(files, ["a.png", "b.png"]);
 /// # }
 /// ```
 ///
-/// # Example: close drains
+/// # Example: drain
 /// ```
 /// use herald::{NotificationCenter, Notification};
 /// use std::sync::Arc;
@@ -478,7 +469,7 @@ async fn run<N, F, Fut>(
 ///     async {}
 /// });
 /// center.post(Tick);
-/// handler.close().await; // handles the buffered Tick, then stops
+/// handler.drain().await; // handles the buffered Tick, then stops
 /// assert_eq!(calls.load(Ordering::SeqCst), 1);
 /// assert_eq!(center.post(Tick).received, 0);
 /// # }
@@ -493,7 +484,7 @@ pub struct SpawnedHandler {
 }
 
 impl SpawnedHandler {
-    /// The subscription's id (as in [`ObserverPanicked::observer`]).
+    /// The subscription's id (as in [`ObserverPanicked::observer`](crate::ObserverPanicked::observer)).
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification};
@@ -559,17 +550,18 @@ impl SpawnedHandler {
     ///     async move { s.lock().unwrap().push(n.0) }
     /// });
     /// for i in 0..3 { center.post(Ev(i)); }
-    /// h.close().await;
+    /// h.drain().await;
     /// assert_eq!(*seen.lock().unwrap(), [0, 1, 2]);
     /// # }
     /// ```
-    pub async fn close(mut self) {
+    pub async fn drain(mut self) {
         self.subscription.unsubscribe_now();
         self.join().await;
     }
 
-    /// Stops like the drop does (no call starts once this is called; buffered values are
-    /// discarded), then returns once the calls in flight have finished.
+    /// Unsubscribes and stops like [`unsubscribe`](Self::unsubscribe) (no call starts once this
+    /// is called; buffered values are discarded), then returns once the calls in flight have
+    /// finished.
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification};
@@ -579,13 +571,35 @@ impl SpawnedHandler {
     /// let center = NotificationCenter::new();
     /// let h = center.observer::<Ev>().spawn(|_: Arc<Ev>| async {});
     /// center.post(Ev);
-    /// h.stop().await; // the buffered Ev is never handled
+    /// h.unsubscribe_and_wait().await; // the buffered Ev is never handled
     /// # }
     /// ```
-    pub async fn stop(mut self) {
+    pub async fn unsubscribe_and_wait(mut self) {
         self.shared.gate.close();
         self.subscription.unsubscribe_now();
         self.join().await;
+    }
+
+    /// Unsubscribes and stops the handler now, synchronously: the same as dropping it, said
+    /// out loud. Once it returns, no call starts (calls already started finish on their own;
+    /// values still buffered are discarded, unless
+    /// [`drain_on_drop`](SpawnOptions::drain_on_drop) was set).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # use std::sync::Arc;
+    /// # struct Ev; impl Notification for Ev {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let center = NotificationCenter::new();
+    /// let h = center.observer::<Ev>().spawn(|_: Arc<Ev>| async { unreachable!() });
+    /// center.post(Ev);
+    /// h.unsubscribe();
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(center.post(Ev).received, 0);
+    /// # }
+    /// ```
+    pub fn unsubscribe(self) {
+        drop(self);
     }
 
     async fn join(&mut self) {
@@ -611,10 +625,8 @@ impl SpawnedHandler {
     /// ```
     pub fn detach(mut self) {
         self.task = None;
-        let subscription = std::mem::replace(
-            &mut self.subscription,
-            Subscription::new(no_channel(), ObserverId::next()),
-        );
+        let id = self.subscription.id();
+        let subscription = std::mem::replace(&mut self.subscription, Subscription::inert(id));
         subscription.detach();
         self.drain_on_drop = true;
     }

@@ -20,12 +20,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::hub::engine::{Cx, Delivery, Kind, Meta, WaitForRoom, entry};
+use crate::hub::engine::{Core, Cx, Delivery, Filter, Kind, Meta, WaitForRoom, entry};
 use crate::hub::overflow::{Overflow, PolicyKind};
 use crate::hub::ring::{MAX_RING_CAPACITY, Member, Reader, RingEntry, Took};
 use crate::hub::stats::BufferStats;
+use crate::hub::subscription::Subscription;
 use crate::hub::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
-use crate::{Lagged, ObserverBuilder, ObserverId, RecvError, Subscription, TryRecvError};
+use crate::{Lagged, ObserverId, RecvError, SenderId, TryRecvError};
 
 /// What happened to a value offered to a buffer.
 pub(crate) enum PushResult {
@@ -479,17 +480,13 @@ enum Receiver<N> {
 /// its policy allows (drop-oldest or latest-only, no filter, capacity up to 65 536), else with
 /// a private buffer. Returns the subscription's id, the receiving end, and its counters.
 pub(crate) fn subscribe<N: crate::Notification>(
-    builder: ObserverBuilder<N>,
+    core: &Arc<Core<N>>,
+    sender: Option<SenderId>,
+    filter: Option<Filter<N>>,
+    priority: i32,
+    replay: bool,
+    policy: Overflow<N>,
 ) -> (ObserverId, NotificationStreamInner<N>, Arc<dyn BufferView>) {
-    let ObserverBuilder {
-        center: _,
-        core,
-        sender,
-        filter,
-        priority,
-        replay,
-        policy,
-    } = builder;
     let shareable = matches!(policy, Overflow::DropOldest { .. } | Overflow::Latest)
         && sender.is_none()
         && filter.is_none()
@@ -532,7 +529,7 @@ pub(crate) struct NotificationStreamInner<N>(Receiver<N>);
 /// An async stream of one notification type: the buffered delivery kind.
 ///
 /// Made by [`ObserverBuilder::stream`](crate::ObserverBuilder::stream) or
-/// [`NotificationCenter::subscribe`](crate::NotificationCenter::subscribe). One handle offers
+/// [`NotificationCenter::stream`](crate::NotificationCenter::stream). One handle offers
 /// every way to receive: [`recv`](Self::recv)`.await`, [`try_recv`](Self::try_recv),
 /// [`recv_blocking`](Self::recv_blocking) and [`futures_core::Stream`] (items are
 /// `Result<Arc<N>, Lagged>`; the stream ends when closed). Values are shared: one `Arc<N>` per
@@ -562,7 +559,7 @@ pub(crate) struct NotificationStreamInner<N>(Receiver<N>);
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let center = NotificationCenter::new();
-/// let mut jobs = center.subscribe::<Job>();
+/// let mut jobs = center.stream::<Job>();
 /// center.post(Job(1));
 /// center.post(Job(2));
 /// assert_eq!(jobs.recv().await.unwrap().0, 1);
@@ -596,11 +593,34 @@ impl<N: crate::Notification> NotificationStream<N> {
     /// Returns `Err(RecvError::Lagged(n))` once after `n` values were lost to the overflow
     /// policy (the stream stays usable) and `Err(RecvError::Closed)` when the stream is closed
     /// and drained. Cancel-safe: dropping the future loses nothing.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let center = NotificationCenter::new();
+    /// let mut events = center.stream::<Ev>();
+    /// center.post(Ev(1));
+    /// assert_eq!(events.recv().await.unwrap().0, 1);
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Result<Arc<N>, RecvError> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// Polls for the next notification (the building block of [`recv`](Self::recv)).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let center = NotificationCenter::new();
+    /// let mut events = center.stream::<Ev>();
+    /// center.post(Ev(1));
+    /// let v = std::future::poll_fn(|cx| events.poll_recv(cx)).await.unwrap();
+    /// assert_eq!(v.0, 1);
+    /// # }
+    /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Arc<N>, RecvError>> {
         match self.take(Some(cx.waker())) {
             Took::Value(v) => Poll::Ready(Ok(v)),
@@ -611,6 +631,16 @@ impl<N: crate::Notification> NotificationStream<N> {
     }
 
     /// Receives without waiting.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut events = center.stream::<Ev>();
+    /// assert!(matches!(events.try_recv(), Err(e) if e.is_empty()));
+    /// center.post(Ev(1));
+    /// assert_eq!(events.try_recv().unwrap().0, 1);
+    /// ```
     pub fn try_recv(&mut self) -> Result<Arc<N>, TryRecvError> {
         match self.take(None) {
             Took::Value(v) => Ok(v),
@@ -622,6 +652,16 @@ impl<N: crate::Notification> NotificationStream<N> {
 
     /// Receives, blocking the current thread until a notification arrives. Do not call it
     /// from async code (use [`recv`](Self::recv) there).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut events = center.stream::<Ev>();
+    /// let poster = center.clone();
+    /// std::thread::spawn(move || poster.post(Ev(5)));
+    /// assert_eq!(events.recv_blocking().unwrap().0, 5);
+    /// ```
     pub fn recv_blocking(&mut self) -> Result<Arc<N>, RecvError> {
         loop {
             let took = match &mut self.receiver {
@@ -655,6 +695,16 @@ impl<N: crate::Notification> NotificationStream<N> {
     }
 
     /// Values waiting to be received (queue depth).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let events = center.stream::<Ev>();
+    /// center.post(Ev(1));
+    /// center.post(Ev(2));
+    /// assert_eq!(events.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         match &self.receiver {
             Receiver::Ring { reader, .. } => reader.len(),
@@ -663,11 +713,27 @@ impl<N: crate::Notification> NotificationStream<N> {
     }
 
     /// Whether nothing is waiting to be received.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let events = center.stream::<Ev>();
+    /// assert!(events.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The buffer's capacity.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let events = center.observer::<Ev>().policy(herald::Overflow::DropNewest { capacity: 8 }).stream();
+    /// assert_eq!(events.capacity(), 8);
+    /// ```
     pub fn capacity(&self) -> usize {
         match &self.receiver {
             Receiver::Ring { reader, .. } => reader.ring().capacity(),
@@ -676,6 +742,15 @@ impl<N: crate::Notification> NotificationStream<N> {
     }
 
     /// This subscriber's counters (depth, delivered, dropped).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let events = center.stream::<Ev>();
+    /// center.post(Ev(1));
+    /// assert_eq!(events.stats().depth, 1);
+    /// ```
     pub fn stats(&self) -> BufferStats {
         let id = self.subscription.id();
         match &self.receiver {
@@ -685,11 +760,29 @@ impl<N: crate::Notification> NotificationStream<N> {
     }
 
     /// The subscription's id.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let events = center.stream::<Ev>();
+    /// assert_eq!(center.stats::<Ev>().buffers[0].observer, events.id());
+    /// ```
     pub fn id(&self) -> ObserverId {
         self.subscription.id()
     }
 
     /// Whether the stream is closed (it may still hold values to receive).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut events = center.stream::<Ev>();
+    /// assert!(!events.is_closed());
+    /// events.unsubscribe();
+    /// assert!(events.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         match &self.receiver {
             Receiver::Ring { reader, .. } => reader.is_closed(),
@@ -697,8 +790,21 @@ impl<N: crate::Notification> NotificationStream<N> {
         }
     }
 
-    /// Unsubscribes now; values already buffered can still be received.
-    pub fn close(&mut self) {
+    /// Unsubscribes now (the same as dropping the stream, except that values already
+    /// buffered can still be received; then `recv` reports `Closed`).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification, TryRecvError};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut events = center.stream::<Ev>();
+    /// center.post(Ev(1));
+    /// events.unsubscribe();
+    /// center.post(Ev(2)); // not for this stream any more
+    /// assert_eq!(events.try_recv().unwrap().0, 1);
+    /// assert!(matches!(events.try_recv(), Err(TryRecvError::Closed)));
+    /// ```
+    pub fn unsubscribe(&mut self) {
         self.subscription.unsubscribe_now();
     }
 }

@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::{Notification, NotificationCenter, ObserverBuilder, RecvError, Subscription};
+use crate::{Notification, NotificationCenter, ObserverBuilder, RecvError, Subscription, Wildcard};
 
 struct Log<N> {
     values: Mutex<Vec<N>>,
@@ -300,7 +300,7 @@ impl<N> Recorder<N> {
         std::mem::take(&mut *values)
     }
 
-    /// Stops recording (the same as dropping the recorder, but keeps the values).
+    /// Unsubscribes: stops recording (the same as dropping the recorder, but keeps the values).
     ///
     /// ```
     /// # use herald::testkit::Recorder;
@@ -309,11 +309,11 @@ impl<N> Recorder<N> {
     /// let center = NotificationCenter::new();
     /// let mut events = Recorder::<Ev>::new(&center);
     /// center.post(Ev);
-    /// events.stop();
+    /// events.unsubscribe();
     /// center.post(Ev);
     /// events.assert_count(1);
     /// ```
-    pub fn stop(&mut self) {
+    pub fn unsubscribe(&mut self) {
         self.subscription.unsubscribe_now();
     }
 }
@@ -506,7 +506,7 @@ where
     N: Notification,
     P: Fn(&N) -> bool + Send + 'static,
 {
-    let mut stream = center.subscribe::<N>();
+    let mut stream = center.stream::<N>();
     let found = async move {
         loop {
             match stream.recv().await {
@@ -553,21 +553,45 @@ pub struct Seen {
 /// ```
 pub struct AllRecorder {
     seen: Arc<Mutex<Vec<Seen>>>,
-    _subscription: Subscription,
+    subscription: Subscription,
 }
 
 impl AllRecorder {
     /// Records every notification posted to `center` from now on.
+    ///
+    /// Sugar for `center.observer::<Wildcard>().record()`.
     pub fn new(center: &NotificationCenter) -> Self {
-        Self::from_builder(center.observer_all())
+        center.observer::<Wildcard>().record()
     }
 
     /// Records every notification whose name starts with `prefix`.
+    ///
+    /// Sugar for `center.observer::<Wildcard>().family(prefix).record()`.
     pub fn family(center: &NotificationCenter, prefix: &str) -> Self {
-        Self::from_builder(center.observer_family(prefix))
+        center.observer::<Wildcard>().family(prefix).record()
     }
+}
 
-    fn from_builder(builder: crate::WildcardBuilder) -> Self {
+impl ObserverBuilder<Wildcard> {
+    /// Records what this wildcard builder lets through (family, sender, filter) into an
+    /// [`AllRecorder`]: names and senders, inline, in post order.
+    ///
+    /// ```
+    /// use herald::testkit::AllRecorder;
+    /// use herald::{Notification, NotificationCenter, SenderId, Wildcard};
+    ///
+    /// struct Paid;
+    /// impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let shop = SenderId::new();
+    /// let from_shop = center.observer::<Wildcard>().sender(shop).record();
+    /// center.post_from(shop, Paid);
+    /// center.post(Paid);
+    /// assert_eq!(from_shop.count(), 1);
+    /// ```
+    pub fn record(self) -> AllRecorder {
+        let builder = self;
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = seen.clone();
         let subscription = builder.inline(move |n| {
@@ -580,10 +604,27 @@ impl AllRecorder {
                 Err(p) => p.into_inner().push(entry),
             }
         });
-        AllRecorder {
-            seen,
-            _subscription: subscription,
-        }
+        AllRecorder { seen, subscription }
+    }
+}
+
+impl AllRecorder {
+    /// Unsubscribes: stops recording (the same as dropping the recorder, but keeps what it
+    /// recorded).
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Ev; impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut all = AllRecorder::new(&center);
+    /// center.post(Ev);
+    /// all.unsubscribe();
+    /// center.post(Ev);
+    /// assert_eq!(all.count(), 1);
+    /// ```
+    pub fn unsubscribe(&mut self) {
+        self.subscription.unsubscribe_now();
     }
 
     /// Everything recorded so far, in post order.

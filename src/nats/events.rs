@@ -14,7 +14,7 @@ use crate::Notification;
 ///
 /// It is posted (with its origin's sender) like any imported notification. Its
 /// [`Notification::name`] is the fixed `"herald.nats.remote"`, because the hub names types, not
-/// values: [`observe_all`](crate::NotificationCenter::observe_all) sees it and
+/// values: a [`Wildcard`](crate::Wildcard) observer sees it and
 /// [`downcast_ref`](crate::AnyNotification::downcast_ref) gives the real [`name`](Self::name);
 /// a family observer of the remote name's prefix does not see it yet (see the module docs).
 ///
@@ -23,7 +23,7 @@ use crate::Notification;
 /// use herald::NotificationCenter;
 ///
 /// let center = NotificationCenter::new();
-/// let _log = center.observe_all(|n| {
+/// let _log = center.observer::<herald::Wildcard>().inline(|n| {
 ///     if let Some(r) = n.downcast_ref::<RemoteNotification>() {
 ///         println!("{} from {}: {}", r.name(), r.origin(), r.json());
 ///     }

@@ -154,7 +154,8 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
         // keyed by the value's address; the exporter (same post, same thread, same address)
         // takes it. See `capture_take` for why this is exact.
         let capture = center
-            .observer_family(N::name())
+            .observer::<crate::Wildcard>()
+            .family(N::name())
             .priority(i32::MAX)
             .inline(move |any| {
                 if let Some(value) = any.downcast_ref::<N>() {

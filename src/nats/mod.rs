@@ -81,8 +81,8 @@
 //! # Type-erased notifications and family observers
 //! A family import posts names without a registered type as [`RemoteNotification`], whose
 //! hub name is `herald.nats.remote` (the hub names types, not values):
-//! [`observe_all`](crate::NotificationCenter::observe_all) observers see it and read its real
-//! name after a downcast, while `observe_family("shop.", ..)` sees only the typed ones.
+//! [`Wildcard`](crate::Wildcard) observers see it and read its real
+//! name after a downcast, while `observer::<Wildcard>().family("shop.")` sees only the typed ones.
 
 mod bridge;
 mod error;

@@ -632,21 +632,63 @@ fn main() {
     nats_support::main(
         "nats_bridge",
         vec![
-            nats_support::test("a_notification_posted_in_one_center_reaches_observers_of_another", a_notification_posted_in_one_center_reaches_observers_of_another),
-            nats_support::test("import_is_in_force_when_it_returns", import_is_in_force_when_it_returns),
-            nats_support::test("a_bridge_never_imports_what_it_exported", a_bridge_never_imports_what_it_exported),
-            nats_support::test("two_bridges_that_export_and_import_the_same_type_do_not_loop", two_bridges_that_export_and_import_the_same_type_do_not_loop),
-            nats_support::test("a_remote_notification_carries_its_origin_and_only_origin_filters_match_it", a_remote_notification_carries_its_origin_and_only_origin_filters_match_it),
-            nats_support::test("each_senders_posts_arrive_in_post_order", each_senders_posts_arrive_in_post_order),
-            nats_support::test("names_that_are_not_nats_subjects_are_refused_with_a_typed_error", names_that_are_not_nats_subjects_are_refused_with_a_typed_error),
-            nats_support::test("a_family_import_posts_registered_types_typed_and_other_names_type_erased", a_family_import_posts_registered_types_typed_and_other_names_type_erased),
-            nats_support::test("sequence_gaps_are_counted_and_posted_as_remote_lost", sequence_gaps_are_counted_and_posted_as_remote_lost),
-            nats_support::test("undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported", undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported),
-            nats_support::test("a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap", a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap),
-            nats_support::test("shutdown_sends_what_is_queued_then_closes", shutdown_sends_what_is_queued_then_closes),
-            nats_support::test("a_server_restart_is_survived_reported_and_losses_are_counted", a_server_restart_is_survived_reported_and_losses_are_counted),
+            nats_support::test(
+                "a_notification_posted_in_one_center_reaches_observers_of_another",
+                a_notification_posted_in_one_center_reaches_observers_of_another,
+            ),
+            nats_support::test(
+                "import_is_in_force_when_it_returns",
+                import_is_in_force_when_it_returns,
+            ),
+            nats_support::test(
+                "a_bridge_never_imports_what_it_exported",
+                a_bridge_never_imports_what_it_exported,
+            ),
+            nats_support::test(
+                "two_bridges_that_export_and_import_the_same_type_do_not_loop",
+                two_bridges_that_export_and_import_the_same_type_do_not_loop,
+            ),
+            nats_support::test(
+                "a_remote_notification_carries_its_origin_and_only_origin_filters_match_it",
+                a_remote_notification_carries_its_origin_and_only_origin_filters_match_it,
+            ),
+            nats_support::test(
+                "each_senders_posts_arrive_in_post_order",
+                each_senders_posts_arrive_in_post_order,
+            ),
+            nats_support::test(
+                "names_that_are_not_nats_subjects_are_refused_with_a_typed_error",
+                names_that_are_not_nats_subjects_are_refused_with_a_typed_error,
+            ),
+            nats_support::test(
+                "a_family_import_posts_registered_types_typed_and_other_names_type_erased",
+                a_family_import_posts_registered_types_typed_and_other_names_type_erased,
+            ),
+            nats_support::test(
+                "sequence_gaps_are_counted_and_posted_as_remote_lost",
+                sequence_gaps_are_counted_and_posted_as_remote_lost,
+            ),
+            nats_support::test(
+                "undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported",
+                undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported,
+            ),
+            nats_support::test(
+                "a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap",
+                a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap,
+            ),
+            nats_support::test(
+                "shutdown_sends_what_is_queued_then_closes",
+                shutdown_sends_what_is_queued_then_closes,
+            ),
+            nats_support::test(
+                "a_server_restart_is_survived_reported_and_losses_are_counted",
+                a_server_restart_is_survived_reported_and_losses_are_counted,
+            ),
             nats_support::test("health_is_observable", health_is_observable),
-            nats_support::test("exports_and_imports_keep_their_bridge_open", exports_and_imports_keep_their_bridge_open),
+            nats_support::test(
+                "exports_and_imports_keep_their_bridge_open",
+                exports_and_imports_keep_their_bridge_open,
+            ),
         ],
     )
 }

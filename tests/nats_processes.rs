@@ -403,8 +403,9 @@ fn main() {
     }
     nats_support::main(
         "nats_processes",
-        vec![
-            nats_support::multi("two_processes_exchange_notifications_across_a_server_restart", two_processes_exchange_notifications_across_a_server_restart),
-        ],
+        vec![nats_support::multi(
+            "two_processes_exchange_notifications_across_a_server_restart",
+            two_processes_exchange_notifications_across_a_server_restart,
+        )],
     )
 }

@@ -216,10 +216,9 @@ async fn open(
     url: &str,
     bucket: &str,
 ) -> Result<(kv::Store, jetstream::Context), Error> {
-    let client = options
-        .connect(url)
-        .await
-        .map_err(|e| Error::with_source(ErrorKind::Connect, format!("could not connect to {url}"), e))?;
+    let client = options.connect(url).await.map_err(|e| {
+        Error::with_source(ErrorKind::Connect, format!("could not connect to {url}"), e)
+    })?;
     let js = jetstream::new(client);
     let name = format!("KV_{bucket}");
     if js.get_stream(&name).await.is_err() {
@@ -355,7 +354,12 @@ impl NatsKvStore {
         })
     }
 
-    fn write(&self, key: String, expect: Expect, value: Option<Vec<u8>>) -> Result<Cas, StoreError> {
+    fn write(
+        &self,
+        key: String,
+        expect: Expect,
+        value: Option<Vec<u8>>,
+    ) -> Result<Cas, StoreError> {
         let bucket = self.bucket.clone();
         self.call("write", move |store, js| async move {
             let expected = match expect {
@@ -386,10 +390,7 @@ impl NatsKvStore {
             };
             match ack {
                 Ok(ack) => Ok(Cas::Written(Revision::new(ack.sequence))),
-                Err(e)
-                    if e.kind()
-                        == jetstream::context::PublishErrorKind::WrongLastSequence =>
-                {
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                     Ok(Cas::Conflict)
                 }
                 Err(e) => Err(store_error("write", e)),
@@ -415,7 +416,11 @@ impl RegistryStore for NatsKvStore {
         expect: Expect,
         record: Option<&SubjectRecord>,
     ) -> Result<Cas, StoreError> {
-        self.write(subject_key(subject), expect, record.map(SubjectRecord::encode))
+        self.write(
+            subject_key(subject),
+            expect,
+            record.map(SubjectRecord::encode),
+        )
     }
 
     fn read_claim(&self, token: &str) -> Result<Option<Versioned<Claim>>, StoreError> {
@@ -441,7 +446,8 @@ impl RegistryStore for NatsKvStore {
         self.call("list", move |store, _| async move {
             let mut keys = store.keys().await.map_err(|e| store_error("list", e))?;
             let mut out = Vec::new();
-            while let Some(key) = std::future::poll_fn(|cx| Pin::new(&mut keys).poll_next(cx)).await {
+            while let Some(key) = std::future::poll_fn(|cx| Pin::new(&mut keys).poll_next(cx)).await
+            {
                 let key = key.map_err(|e| store_error("list", e))?;
                 if let Some(hexed) = key.strip_prefix("s.") {
                     match unhex(hexed) {

@@ -450,7 +450,10 @@ impl NatsPushQueue {
         .await;
         if let Err(e) = published {
             inner.pending.lock().remove(&apns_id);
-            inner.counters.enqueue_failed.fetch_add(1, Ordering::Relaxed);
+            inner
+                .counters
+                .enqueue_failed
+                .fetch_add(1, Ordering::Relaxed);
             return failed(
                 push,
                 apns::ErrorKind::Connect,

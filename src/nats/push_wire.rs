@@ -280,7 +280,9 @@ mod tests {
             .payload(&Payload::alert("hi").badge(2))
             .unwrap()
             .priority(Priority::PowerAware)
-            .expiration(Expiration::At(UNIX_EPOCH + Duration::from_secs(1_900_000_000)))
+            .expiration(Expiration::At(
+                UNIX_EPOCH + Duration::from_secs(1_900_000_000),
+            ))
             .build()
             .unwrap();
         let job = Job::new(&push, Some("alice"), UNIX_EPOCH);
@@ -289,7 +291,11 @@ mod tests {
         assert_eq!(back, job);
         let again = back.to_push().unwrap();
         assert_eq!(again.apns_id(), push.apns_id());
-        assert_eq!(again.collapse_id(), Some(push.apns_id()), "derived collapse id");
+        assert_eq!(
+            again.collapse_id(),
+            Some(push.apns_id()),
+            "derived collapse id"
+        );
         assert_eq!(again.body(), push.body());
         assert_eq!(again.priority(), Priority::PowerAware);
         assert_eq!(again.expiration(), push.expiration());
@@ -314,8 +320,7 @@ mod tests {
         let mut rejected = Rejected::new(push.clone(), 410, Reason::Unregistered);
         rejected.timestamp = Some(from_ms(1_700_000_000_123));
         let r = OutcomeRecord::new(&job, &PushOutcome::Rejected(rejected), "w", 1, UNIX_EPOCH);
-        let back: OutcomeRecord =
-            serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+        let back: OutcomeRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
         let PushOutcome::Rejected(x) = back.to_outcome(push.clone()) else {
             panic!("rejected expected")
         };

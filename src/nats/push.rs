@@ -58,8 +58,13 @@
 //! - **A posting side that gives up.** The sink waits [`outcome_timeout`](PushQueueConfig::outcome_timeout)
 //!   for an outcome (default 5 min: workers may be restarting), then reports the push failed
 //!   with [`ErrorKind::Timeout`](crate::apns::ErrorKind::Timeout): "APNs may or may not have
-//!   it" — the job stays queued and a worker may still send it later. An enqueue the server did
-//!   not confirm is reported failed with [`ErrorKind::Connect`](crate::apns::ErrorKind::Connect).
+//!   it" — the job stays queued and a worker may still send it later.
+//! - **Enqueue retries.** A job whose publish the server did not confirm is published again
+//!   until [`enqueue_timeout`](PushQueueConfig::enqueue_timeout) (default 10 s, riding out a
+//!   reconnect or a server restart; the stream stores it once thanks to its `Nats-Msg-Id`). Still unconfirmed, the push is reported
+//!   failed with [`ErrorKind::ConnectionLost`](crate::apns::ErrorKind::ConnectionLost) ("may
+//!   or may not be queued"); refused by the server (no such stream, too large), with
+//!   [`ErrorKind::Connect`](crate::apns::ErrorKind::Connect) (nothing was queued).
 //! - A job a worker cannot decode is terminated (never redelivered) and counted in
 //!   [`WorkerMetrics::undecodable`]; a job that decodes but is not a valid push gets a failed
 //!   outcome ([`ErrorKind::InvalidPush`](crate::apns::ErrorKind::InvalidPush)).
@@ -116,6 +121,7 @@ pub struct PushQueueConfig {
     outcome_timeout: Duration,
     outcome_max_age: Duration,
     max_deliver: i64,
+    enqueue_timeout: Duration,
 }
 
 /// Default [`PushQueueConfig::ack_wait`]: 30 s (longer than a send with the client's default
@@ -133,6 +139,7 @@ impl Default for PushQueueConfig {
             outcome_timeout: Duration::from_secs(300),
             outcome_max_age: Duration::from_secs(24 * 3600),
             max_deliver: -1,
+            enqueue_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -211,6 +218,20 @@ impl PushQueueConfig {
     /// ```
     pub fn outcome_timeout(mut self, timeout: Duration) -> Self {
         self.outcome_timeout = timeout;
+        self
+    }
+
+    /// How long the posting side keeps publishing a job the server has not confirmed before
+    /// reporting the push failed (default 10 s: rides out a reconnect or a server restart;
+    /// the stream stores the job once whatever the number of attempts).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().enqueue_timeout(std::time::Duration::from_secs(30));
+    /// # drop(c);
+    /// ```
+    pub fn enqueue_timeout(mut self, timeout: Duration) -> Self {
+        self.enqueue_timeout = timeout;
         self
     }
 
@@ -312,6 +333,7 @@ struct QueueInner {
     js: jetstream::Context,
     job_subject: String,
     outcome_timeout: Duration,
+    enqueue_timeout: Duration,
     pending: Mutex<HashMap<String, oneshot::Sender<OutcomeRecord>>>,
     counters: QueueCounters,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -398,6 +420,7 @@ impl NatsPushQueue {
             js,
             job_subject: config.job_subject(&prefix),
             outcome_timeout: config.outcome_timeout,
+            enqueue_timeout: config.enqueue_timeout,
             pending: Mutex::new(HashMap::new()),
             counters: QueueCounters::default(),
             listener: Mutex::new(None),
@@ -440,25 +463,61 @@ impl NatsPushQueue {
         let (tx, rx) = oneshot::channel();
         // Registered before the job is published: its outcome cannot come first.
         inner.pending.lock().insert(apns_id.clone(), tx);
-        let published = async {
-            inner
-                .js
-                .publish_with_headers(inner.job_subject.clone(), msg_id_headers(&apns_id), body)
-                .await?
-                .await
-        }
-        .await;
-        if let Err(e) = published {
-            inner.pending.lock().remove(&apns_id);
-            inner
-                .counters
-                .enqueue_failed
-                .fetch_add(1, Ordering::Relaxed);
-            return failed(
-                push,
-                apns::ErrorKind::Connect,
-                format!("the work queue did not confirm the push, nothing was sent: {e}"),
-            );
+        // A publish whose acknowledgement was lost may have been stored: publishing again is
+        // safe (the stream drops a second copy with the same Nats-Msg-Id), so retry a few
+        // times before giving up, to ride out a reconnect or a server restart.
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0;
+        let deadline = tokio::time::Instant::now() + inner.enqueue_timeout;
+        loop {
+            attempt += 1;
+            let publish = async {
+                inner
+                    .js
+                    .publish_with_headers(
+                        inner.job_subject.clone(),
+                        msg_id_headers(&apns_id),
+                        body.clone(),
+                    )
+                    .await?
+                    .await
+            };
+            use jetstream::context::PublishErrorKind as P;
+            let (refused, e) = match tokio::time::timeout_at(deadline, publish).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => (
+                    matches!(e.kind(), P::StreamNotFound | P::MaxPayloadExceeded),
+                    e.to_string(),
+                ),
+                Err(_) => (false, "no confirmation in time".to_owned()),
+            };
+            if refused || tokio::time::Instant::now() + delay >= deadline {
+                inner.pending.lock().remove(&apns_id);
+                inner
+                    .counters
+                    .enqueue_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                return if refused {
+                    failed(
+                        push,
+                        apns::ErrorKind::Connect,
+                        format!("the work queue refused the push, nothing was sent: {e}"),
+                    )
+                } else {
+                    failed(
+                        push,
+                        apns::ErrorKind::ConnectionLost,
+                        format!(
+                            "the work queue did not confirm the push after {attempt} attempts \
+                             in {:?}: it may or may not be queued (a worker may still send \
+                             it): {e}",
+                            inner.enqueue_timeout
+                        ),
+                    )
+                };
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
         inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(inner.outcome_timeout, rx).await {

@@ -332,7 +332,8 @@ impl NatsKvStore {
         self.jobs
             .send(job)
             .map_err(|_| StoreError::new("nats kv: the store's thread has stopped"))?;
-        match rx.recv_timeout(self.timeout) {
+        // The job gives up at `timeout` itself; the margin covers the hop between threads.
+        match rx.recv_timeout(self.timeout + Duration::from_secs(1)) {
             Ok(r) => r,
             Err(std_mpsc::RecvTimeoutError::Timeout) => Err(StoreError::new(format!(
                 "nats kv: {what} timed out after {:?}",
@@ -345,12 +346,21 @@ impl NatsKvStore {
     }
 
     fn read(&self, key: String) -> Result<Option<(Bytes, u64)>, StoreError> {
-        self.call("read", move |store, _| async move {
-            match store.entry(key).await {
-                Ok(Some(e)) if e.operation == kv::Operation::Put => Ok(Some((e.value, e.revision))),
-                Ok(_) => Ok(None),
-                Err(e) => Err(store_error("read", e)),
-            }
+        let timeout = self.timeout;
+        self.call("read", move |store, _| {
+            retrying(timeout, move || {
+                let store = store.clone();
+                let key = key.clone();
+                async move {
+                    match store.entry(key).await {
+                        Ok(Some(e)) if e.operation == kv::Operation::Put => {
+                            Ok(Some((e.value, e.revision)))
+                        }
+                        Ok(_) => Ok(None),
+                        Err(e) => Err(store_error("read", e)),
+                    }
+                }
+            })
         })
     }
 
@@ -361,41 +371,92 @@ impl NatsKvStore {
         value: Option<Vec<u8>>,
     ) -> Result<Cas, StoreError> {
         let bucket = self.bucket.clone();
-        self.call("write", move |store, js| async move {
-            let expected = match expect {
-                Expect::At(r) => r.get(),
-                Expect::Absent => match store.entry(key.clone()).await {
-                    Ok(Some(e)) if e.operation == kv::Operation::Put => return Ok(Cas::Conflict),
-                    Ok(Some(e)) => e.revision,
-                    Ok(None) => 0,
-                    Err(e) => return Err(store_error("read before create", e)),
-                },
-            };
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                "Nats-Expected-Last-Subject-Sequence",
-                expected.to_string().as_str(),
-            );
-            let payload = match value {
-                Some(v) => Bytes::from(v),
-                None => {
-                    headers.insert("KV-Operation", "DEL");
-                    Bytes::new()
-                }
-            };
-            let subject = format!("$KV.{bucket}.{key}");
-            let ack = match js.publish_with_headers(subject, headers, payload).await {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
-            };
-            match ack {
-                Ok(ack) => Ok(Cas::Written(Revision::new(ack.sequence))),
-                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
-                    Ok(Cas::Conflict)
-                }
-                Err(e) => Err(store_error("write", e)),
-            }
+        let timeout = self.timeout;
+        self.call("write", move |store, js| {
+            retrying(timeout, move || {
+                write_once(
+                    store.clone(),
+                    js.clone(),
+                    bucket.clone(),
+                    key.clone(),
+                    expect,
+                    value.clone(),
+                )
+            })
         })
+    }
+}
+
+/// Runs `op` until it succeeds or `timeout` has passed, backing off between attempts: a store
+/// call rides out a reconnect or a server restart. Retrying a write whose answer was lost is
+/// safe: it is a compare-and-set on the revision read before, so if the first attempt landed
+/// the retry reports a conflict, and the registry re-reads and goes on as after any conflict.
+async fn retrying<T, F, Fut>(timeout: Duration, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, op()).await;
+        match attempt {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::debug!(error = %e, "kv store: retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(StoreError::new(format!(
+                    "nats kv: timed out after {timeout:?}"
+                )));
+            }
+        }
+    }
+}
+
+async fn write_once(
+    store: kv::Store,
+    js: jetstream::Context,
+    bucket: String,
+    key: String,
+    expect: Expect,
+    value: Option<Vec<u8>>,
+) -> Result<Cas, StoreError> {
+    let expected = match expect {
+        Expect::At(r) => r.get(),
+        Expect::Absent => match store.entry(key.clone()).await {
+            Ok(Some(e)) if e.operation == kv::Operation::Put => return Ok(Cas::Conflict),
+            Ok(Some(e)) => e.revision,
+            Ok(None) => 0,
+            Err(e) => return Err(store_error("read before create", e)),
+        },
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "Nats-Expected-Last-Subject-Sequence",
+        expected.to_string().as_str(),
+    );
+    let payload = match value {
+        Some(v) => Bytes::from(v),
+        None => {
+            headers.insert("KV-Operation", "DEL");
+            Bytes::new()
+        }
+    };
+    let subject = format!("$KV.{bucket}.{key}");
+    let ack = match js.publish_with_headers(subject, headers, payload).await {
+        Ok(ack) => ack.await,
+        Err(e) => Err(e),
+    };
+    match ack {
+        Ok(ack) => Ok(Cas::Written(Revision::new(ack.sequence))),
+        Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+            Ok(Cas::Conflict)
+        }
+        Err(e) => Err(store_error("write", e)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Push fan-out over workers (features `nats` and `bridge`): an [`ApnsSink`] hands its pushes
+//! Push fan-out over workers (features `nats` and `bridge`): an
+//! [`ApnsSink`](crate::bridge::ApnsSink) hands its pushes
 //! to a JetStream work queue ([`NatsPushQueue`]); any number of [`PushWorker`]s (or
 //! `herald worker` processes) take them, send them through their own
 //! [`ApnsClient`], publish the outcome, then acknowledge.
@@ -78,7 +79,7 @@
 //!
 //! Times are milliseconds since the Unix epoch (`expiration_s`: seconds, 0 = immediately);
 //! reasons are Apple's strings; error kinds are the names of
-//! [`apns::ErrorKind`](crate::apns::ErrorKind)'s variants. Readers refuse a `v` they do not know.
+//! [`crate::apns::ErrorKind`]'s variants. Readers refuse a `v` they do not know.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -11,6 +11,10 @@
 //! - `throughput`: 20 000 notifications as fast as they go, until the last one is received;
 //!   criterion's median, and the median of 10 batches per peer run alternately (the ratio).
 //!
+//! - `push_throughput` (with features `bridge` and `mock`): pushes through the JetStream work
+//!   queue with 1, 2 and 4 `PushWorker`s against the mock APNs server, and the sink sending
+//!   directly as the ceiling; median of interleaved rounds, `target/herald-bench/nats_push.json`.
+//!
 //! It writes `target/herald-bench/nats.json` (`[{scenario, implementation, median_ns, p50_ns,
 //! p99_ns}]`; for throughput, `p50_ns` is the interleaved median per notification) and prints
 //! medians and ratios against the goals (bridge latency <= 1.1x raw, throughput >= 0.9x raw).
@@ -181,7 +185,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() {
-    if std::panic::catch_unwind(nats_support::server_binary).is_err() {
+    if nats_support::find_server_binary().is_none() {
         println!("nats bench skipped: nats-server not found (apt-get install -y nats-server)");
         return;
     }
@@ -303,7 +307,169 @@ fn main() {
     }
     report(&rows);
     drop(peers);
+    #[cfg(all(feature = "bridge", feature = "mock"))]
+    push::run(&rt, &url);
     drop(server);
+}
+
+/// Push throughput through the JetStream work queue with 1, 2 and 4 in-process workers
+/// against the mock APNs server, and the sink sending directly (no NATS) as the ceiling.
+#[cfg(all(feature = "bridge", feature = "mock"))]
+mod push {
+    use std::time::Instant;
+
+    use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
+    use herald::bridge::{ApnsSink, Message};
+    use herald::mock::MockApns;
+    use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig, PushWorker};
+    use herald::{Notification, NotificationCenter, Overflow};
+
+    const PUSHES: u64 = 4_000;
+    const ROUNDS: usize = 3;
+
+    struct Go(u64);
+    impl Notification for Go {}
+
+    fn client_of(mock: &MockApns, p8: &str) -> ApnsClient {
+        ApnsClient::builder()
+            .endpoint(
+                Endpoint::custom(&mock.url())
+                    .unwrap()
+                    .with_ca_pem(mock.ca_pem()),
+            )
+            .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456").unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// One timed round: `PUSHES` posts until every outcome is back; ns per push.
+    async fn round(sink: &ApnsSink) -> u64 {
+        let center = NotificationCenter::new();
+        let forwarding =
+            center
+                .observer::<Go>()
+                .policy(Overflow::Backpressure { capacity: 8192 })
+                .forward(sink.map(|g: &Go| {
+                    Message::to_token(format!("{:064x}", g.0), Payload::alert("bench"))
+                }));
+        let before = sink.metrics().accepted;
+        let started = Instant::now();
+        for i in 0..PUSHES {
+            let _ = center.post_async(Go(i)).await;
+        }
+        forwarding.idle().await;
+        let took = started.elapsed();
+        assert_eq!(
+            sink.metrics().accepted - before,
+            PUSHES,
+            "every push accepted"
+        );
+        took.as_nanos() as u64 / PUSHES
+    }
+
+    pub(super) fn run(rt: &tokio::runtime::Runtime, url: &str) {
+        let rows: Vec<(String, u64)> = rt.block_on(async {
+            let mock = MockApns::builder()
+                .accept_unknown_tokens(true)
+                .start()
+                .await
+                .unwrap();
+            // One key for every client: generating it again would replace it.
+            let p8 = mock.generate_key("ABC123DEFG", "TEAM123456").unwrap();
+            let mut peers: Vec<(String, ApnsSink, Vec<herald::nats::WorkerHandle>)> = Vec::new();
+            let direct = ApnsSink::builder(client_of(&mock, &p8))
+                .topic("com.example.app")
+                .concurrency(1024)
+                .build();
+            peers.push(("direct (no NATS)".into(), direct, Vec::new()));
+            for workers in [1usize, 2, 4] {
+                let prefix = format!("bench{workers}.");
+                let config = PushQueueConfig::default()
+                    .stream(format!("BENCH_PUSH_{workers}"))
+                    .outcome_stream(format!("BENCH_OUTCOMES_{workers}"));
+                let bridge = NatsBridge::builder()
+                    .subject_prefix(prefix.clone())
+                    .connect(url)
+                    .await
+                    .unwrap();
+                let queue = NatsPushQueue::start(&bridge, config.clone()).await.unwrap();
+                let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+                    .topic("com.example.app")
+                    .concurrency(1024)
+                    .dispatch(queue)
+                    .build();
+                let mut handles = Vec::new();
+                for _ in 0..workers {
+                    let b = NatsBridge::builder()
+                        .subject_prefix(prefix.clone())
+                        .connect(url)
+                        .await
+                        .unwrap();
+                    handles.push(
+                        PushWorker::builder(client_of(&mock, &p8))
+                            .config(config.clone())
+                            .concurrency(256)
+                            .start(&b)
+                            .await
+                            .unwrap(),
+                    );
+                }
+                peers.push((format!("{workers} worker(s)"), sink, handles));
+            }
+            // Warm-up, then rounds alternating between the peers.
+            for (_, sink, _) in &peers {
+                round(sink).await;
+            }
+            let mut samples: Vec<Vec<u64>> = vec![Vec::new(); peers.len()];
+            for _ in 0..ROUNDS {
+                for (i, (_, sink, _)) in peers.iter().enumerate() {
+                    samples[i].push(round(sink).await);
+                }
+            }
+            let mut rows = Vec::new();
+            for ((name, _, handles), mut s) in peers.into_iter().zip(samples) {
+                s.sort_unstable();
+                rows.push((name, s[s.len() / 2]));
+                for h in handles {
+                    h.shutdown().await;
+                }
+            }
+            rows
+        });
+        let dir = super::target_dir().join("herald-bench");
+        let _ = std::fs::create_dir_all(&dir);
+        let json: Vec<String> = rows
+            .iter()
+            .map(|(name, ns)| {
+                format!(
+                    "  {{\"scenario\": \"push_throughput\", \"implementation\": \"{name}\", \"median_ns\": {ns}, \"pushes_per_s\": {:.0}}}",
+                    1e9 / *ns as f64
+                )
+            })
+            .collect();
+        let _ = std::fs::write(
+            dir.join("nats_push.json"),
+            format!("[\n{}\n]\n", json.join(",\n")),
+        );
+        println!(
+            "\n== push throughput through the work queue, {PUSHES} pushes per round, median of \
+             {ROUNDS} interleaved rounds, workers in this process, mock APNs on loopback =="
+        );
+        let one = rows
+            .iter()
+            .find(|(n, _)| n.starts_with("1 "))
+            .map_or(f64::NAN, |(_, ns)| *ns as f64);
+        let direct = rows[0].1 as f64;
+        for (name, ns) in &rows {
+            println!(
+                "{name:<18} {:>8.0} pushes/s   vs 1 worker {:>5.2}x   vs direct {:>5.2}x",
+                1e9 / *ns as f64,
+                one / *ns as f64,
+                direct / *ns as f64
+            );
+        }
+        println!("wrote {}", dir.join("nats_push.json").display());
+    }
 }
 
 fn target_dir() -> std::path::PathBuf {

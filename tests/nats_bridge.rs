@@ -3,8 +3,8 @@
 //! Two bridges in one process stand for two processes (each has its own connection and id);
 //! `tests/nats_processes.rs` does it across real processes.
 //!
-//! Ignored by default (they need `nats-server`): `cargo test --all-features --test nats_bridge
-//! -- --include-ignored`.
+//! Runs when `nats-server` is installed, reported ignored otherwise (failing instead with
+//! `HERALD_REQUIRE_NATS=1`); see `tests/nats_support`.
 
 mod nats_support;
 
@@ -19,8 +19,6 @@ use herald::nats::{
 use herald::{Notification, NotificationCenter, SenderId};
 use nats_support::{NatsServer, SlowLink, until};
 use serde::{Deserialize, Serialize};
-
-const NEEDS: &str = "needs nats-server (apt-get install nats-server); run with --include-ignored";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct OrderPlaced {
@@ -76,8 +74,6 @@ async fn bridge(server: &NatsServer) -> NatsBridge {
         .unwrap()
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn a_notification_posted_in_one_center_reaches_observers_of_another() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -94,11 +90,8 @@ async fn a_notification_posted_in_one_center_reaches_observers_of_another() {
     here.post(order.clone());
     until("the order in the other center", || len(&seen) == 1).await;
     assert_eq!(seen.lock().unwrap()[0], order);
-    let _ = NEEDS;
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn import_is_in_force_when_it_returns() {
     // The importer sits behind a slow link (its SUB reaches the server 100 ms late); the
     // publisher is direct and publishes the moment import returns. A socket flush would not
@@ -124,8 +117,6 @@ async fn import_is_in_force_when_it_returns() {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn a_bridge_never_imports_what_it_exported() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -148,8 +139,6 @@ async fn a_bridge_never_imports_what_it_exported() {
     assert_eq!(own_import.stats().posted, 0);
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn two_bridges_that_export_and_import_the_same_type_do_not_loop() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -176,8 +165,6 @@ async fn two_bridges_that_export_and_import_the_same_type_do_not_loop() {
     assert_eq!((ma.not_reexported, mb.not_reexported), (1, 1));
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn a_remote_notification_carries_its_origin_and_only_origin_filters_match_it() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -229,8 +216,6 @@ async fn a_remote_notification_carries_its_origin_and_only_origin_filters_match_
     );
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn each_senders_posts_arrive_in_post_order() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -289,8 +274,6 @@ impl Notification for Wild {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn names_that_are_not_nats_subjects_are_refused_with_a_typed_error() {
     let server = NatsServer::start();
     let a = bridge(&server).await;
@@ -332,8 +315,6 @@ async fn names_that_are_not_nats_subjects_are_refused_with_a_typed_error() {
     assert_eq!(center.stats::<Undeclared>().observers, 0);
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn a_family_import_posts_registered_types_typed_and_other_names_type_erased() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -404,8 +385,6 @@ async fn raw_publish(
         .unwrap();
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn sequence_gaps_are_counted_and_posted_as_remote_lost() {
     let server = NatsServer::start();
     let b = bridge(&server).await;
@@ -440,8 +419,6 @@ async fn sequence_gaps_are_counted_and_posted_as_remote_lost() {
     assert_eq!(b.metrics().lost, 4);
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported() {
     let server = NatsServer::start();
     let b = bridge(&server).await;
@@ -487,8 +464,6 @@ async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_impor
     assert_eq!((stats.posted, stats.undecodable, stats.lost), (1, 2, 0));
 }
 
-#[tokio::test(flavor = "current_thread")]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap() {
     let server = NatsServer::start();
     let a = NatsBridge::builder()
@@ -529,8 +504,6 @@ async fn a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap() {
     assert_eq!((m.exported, m.published, m.export_dropped), (100, 10, 90));
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn shutdown_sends_what_is_queued_then_closes() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -559,8 +532,6 @@ async fn shutdown_sends_what_is_queued_then_closes() {
     a.shutdown().await.unwrap(); // idempotent
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn a_server_restart_is_survived_reported_and_losses_are_counted() {
     let mut server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
@@ -628,8 +599,6 @@ async fn a_server_restart_is_survived_reported_and_losses_are_counted() {
     );
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn health_is_observable() {
     let server = NatsServer::start();
     let a = bridge(&server).await;
@@ -644,8 +613,6 @@ async fn health_is_observable() {
     assert!(err.is_connect(), "{err}");
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn exports_and_imports_keep_their_bridge_open() {
     let server = NatsServer::start();
     let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
@@ -662,4 +629,69 @@ async fn exports_and_imports_keep_their_bridge_open() {
     let (seen, _s) = record::<OrderShipped>(&there);
     here.post(OrderShipped { id: 3 });
     until("the post", || len(&seen) == 1).await;
+}
+
+fn main() {
+    nats_support::main(
+        "nats_bridge",
+        vec![
+            nats_support::test(
+                "a_notification_posted_in_one_center_reaches_observers_of_another",
+                a_notification_posted_in_one_center_reaches_observers_of_another,
+            ),
+            nats_support::test(
+                "import_is_in_force_when_it_returns",
+                import_is_in_force_when_it_returns,
+            ),
+            nats_support::test(
+                "a_bridge_never_imports_what_it_exported",
+                a_bridge_never_imports_what_it_exported,
+            ),
+            nats_support::test(
+                "two_bridges_that_export_and_import_the_same_type_do_not_loop",
+                two_bridges_that_export_and_import_the_same_type_do_not_loop,
+            ),
+            nats_support::test(
+                "a_remote_notification_carries_its_origin_and_only_origin_filters_match_it",
+                a_remote_notification_carries_its_origin_and_only_origin_filters_match_it,
+            ),
+            nats_support::test(
+                "each_senders_posts_arrive_in_post_order",
+                each_senders_posts_arrive_in_post_order,
+            ),
+            nats_support::test(
+                "names_that_are_not_nats_subjects_are_refused_with_a_typed_error",
+                names_that_are_not_nats_subjects_are_refused_with_a_typed_error,
+            ),
+            nats_support::test(
+                "a_family_import_posts_registered_types_typed_and_other_names_type_erased",
+                a_family_import_posts_registered_types_typed_and_other_names_type_erased,
+            ),
+            nats_support::test(
+                "sequence_gaps_are_counted_and_posted_as_remote_lost",
+                sequence_gaps_are_counted_and_posted_as_remote_lost,
+            ),
+            nats_support::test(
+                "undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported",
+                undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported,
+            ),
+            nats_support::test(
+                "a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap",
+                a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap,
+            ),
+            nats_support::test(
+                "shutdown_sends_what_is_queued_then_closes",
+                shutdown_sends_what_is_queued_then_closes,
+            ),
+            nats_support::test(
+                "a_server_restart_is_survived_reported_and_losses_are_counted",
+                a_server_restart_is_survived_reported_and_losses_are_counted,
+            ),
+            nats_support::test("health_is_observable", health_is_observable),
+            nats_support::test(
+                "exports_and_imports_keep_their_bridge_open",
+                exports_and_imports_keep_their_bridge_open,
+            ),
+        ],
+    )
 }

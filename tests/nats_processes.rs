@@ -3,11 +3,11 @@
 //! order is kept, and for each direction `seen + lost == sent`, with every loss also posted
 //! as a `RemoteLost` notification.
 //!
-//! The second process is this test binary itself, run with `--exact child_process` and
-//! `HERALD_NATS_PEER_URL` set; it talks to the parent over NATS and reports on stdout.
+//! The second process is this test binary itself, run with `HERALD_NATS_PEER_URL` set (its
+//! `main` then runs [`child_process`] instead of the tests); it talks to the parent over NATS and reports on stdout.
 //!
-//! Ignored by default (needs `nats-server`): `cargo test --all-features --test nats_processes
-//! -- --include-ignored`.
+//! Runs when `nats-server` is installed, reported ignored otherwise (failing instead with
+//! `HERALD_REQUIRE_NATS=1`); see `tests/nats_support`.
 
 mod nats_support;
 
@@ -151,10 +151,7 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-/// The child process's entry point (not a test of its own: without `HERALD_NATS_PEER_URL` it
-/// returns at once).
-#[test]
-#[ignore = "the child process of two_processes_exchange_notifications_across_a_server_restart"]
+/// The child process's entry point (`main` calls it when `HERALD_NATS_PEER_URL` is set).
 fn child_process() {
     let Ok(url) = std::env::var(PEER_URL) else {
         return;
@@ -247,13 +244,6 @@ struct Peer {
 impl Peer {
     fn spawn(url: &str) -> Peer {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_process",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
             .env(PEER_URL, url)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -263,7 +253,6 @@ impl Peer {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // libtest may print "test child_process ... " on the same line first.
                 if let Some(at) = line.find("PEER ") {
                     let _ = tx.send(line[at + 5..].to_owned());
                 }
@@ -305,8 +294,6 @@ impl Drop for Peer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn two_processes_exchange_notifications_across_a_server_restart() {
     let mut server = NatsServer::start();
     let bridge = connect(&server.url()).await;
@@ -407,4 +394,18 @@ async fn two_processes_exchange_notifications_across_a_server_restart() {
     }
     let status = peer.child.wait().unwrap();
     assert!(status.success(), "child: {status}");
+}
+
+fn main() {
+    if std::env::var_os(PEER_URL).is_some() {
+        child_process();
+        return;
+    }
+    nats_support::main(
+        "nats_processes",
+        vec![nats_support::multi(
+            "two_processes_exchange_notifications_across_a_server_restart",
+            two_processes_exchange_notifications_across_a_server_restart,
+        )],
+    )
 }

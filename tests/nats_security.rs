@@ -2,8 +2,8 @@
 //! them: user and password, token, NKey, and TLS with a private CA. Wrong credentials fail
 //! with a connect error that does not repeat the secret.
 //!
-//! Ignored by default (needs `nats-server`): `cargo test --all-features --test nats_security
-//! -- --include-ignored`. Uses `rcgen` (through the `mock` feature) to make certificates.
+//! Runs when `nats-server` is installed, reported ignored otherwise (failing instead with
+//! `HERALD_REQUIRE_NATS=1`); see `tests/nats_support`. Uses `rcgen` (through the `mock` feature) to make certificates.
 
 mod nats_support;
 
@@ -56,8 +56,6 @@ fn quick() -> NatsBridgeBuilder {
     NatsBridge::builder().connection_timeout(Duration::from_secs(5))
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn user_and_password() {
     let server = NatsServer::start_with(&["--user", "herald", "--pass", "s3cret-pw"]);
     exchange(&server.url(), || {
@@ -79,8 +77,6 @@ async fn user_and_password() {
     );
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn token() {
     let server = NatsServer::start_with(&["--auth", "tok-9f8e7d"]);
     exchange(&server.url(), || quick().token("tok-9f8e7d")).await;
@@ -92,8 +88,6 @@ async fn token() {
     refused(&err, "tok-wrong");
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn nkey() {
     let user = nkeys::KeyPair::new_user();
     let seed = user.seed().unwrap();
@@ -118,8 +112,6 @@ async fn nkey() {
     refused(&err, &other);
 }
 
-#[tokio::test]
-#[ignore = "needs nats-server (apt-get install nats-server); run with --include-ignored"]
 async fn tls_with_a_private_ca() {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -153,4 +145,16 @@ async fn tls_with_a_private_ca() {
     // Without the private CA the server's certificate is not trusted.
     let err = quick().require_tls(true).connect(&url).await.unwrap_err();
     assert!(err.is_connect(), "{err}");
+}
+
+fn main() {
+    nats_support::main(
+        "nats_security",
+        vec![
+            nats_support::test("user_and_password", user_and_password),
+            nats_support::test("token", token),
+            nats_support::test("nkey", nkey),
+            nats_support::test("tls_with_a_private_ca", tls_with_a_private_ca),
+        ],
+    )
 }

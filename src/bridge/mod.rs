@@ -101,8 +101,8 @@ pub use registry::{
     Quarantine, RegistryBuilder, RegistryError, RegistrySubscription, Replaced,
 };
 pub use sink::{
-    ApnsSink, ApnsSinkBuilder, Forwarding, Message, PushAccepted, PushFailed, PushRejected,
-    SinkMap, SinkMetrics, Target,
+    ApnsSink, ApnsSinkBuilder, DispatchFuture, Forwarding, Message, PushAccepted, PushDispatch,
+    PushFailed, PushRejected, SinkMap, SinkMetrics, Target,
 };
 pub use store::{
     Cas, Claim, Expect, MemoryStore, RegistryStore, Release, Revision, StoreError, SubjectRecord,

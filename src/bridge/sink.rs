@@ -118,6 +118,43 @@ impl Notification for PushFailed {
     }
 }
 
+/// Where an [`ApnsSink`] hands its pushes instead of sending them with its own client (set
+/// with [`ApnsSinkBuilder::dispatch`]): a queue that other processes send from, for example
+/// `herald::nats::NatsPushQueue` (feature `nats`). Everything else stays with the sink: the
+/// registry lookup, the lifecycle's admission (quarantine, circuit breaker), the counters, and
+/// the outcome notifications posted back into the center, from the [`PushOutcome`] that
+/// [`dispatch`](Self::dispatch) resolves to.
+///
+/// The future must resolve to exactly one outcome for the push (a failure when it cannot get
+/// one, such as a timeout), and it is polled while the push holds one of the sink's
+/// [`concurrency`](ApnsSinkBuilder::concurrency) permits.
+///
+/// ```
+/// use herald::apns::{Accepted, ApnsClient, Push, PushOutcome};
+/// use herald::bridge::{ApnsSink, DispatchFuture, PushDispatch};
+///
+/// /// Accepts everything without sending (a stand-in for a real queue).
+/// struct Blackhole;
+/// impl PushDispatch for Blackhole {
+///     fn dispatch(&self, push: Push, _subject: Option<&str>) -> DispatchFuture {
+///         Box::pin(async move { PushOutcome::Accepted(Accepted::new(push.apns_id())) })
+///     }
+/// }
+/// let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+///     .dispatch(Blackhole)
+///     .build();
+/// # drop(sink);
+/// ```
+pub trait PushDispatch: Send + Sync + 'static {
+    /// Hands `push` (for a device of `subject`, when it was resolved from one) on, and
+    /// resolves to its outcome.
+    fn dispatch(&self, push: Push, subject: Option<&str>) -> DispatchFuture;
+}
+
+/// The future a [`PushDispatch`] returns.
+pub type DispatchFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = PushOutcome> + Send + 'static>>;
+
 /// Whom a [`Message`] goes to.
 ///
 /// ```
@@ -410,6 +447,7 @@ struct SinkInner {
     concurrency: usize,
     counters: Counters,
     lifecycle: Lifecycle,
+    dispatch: Option<Arc<dyn PushDispatch>>,
 }
 
 impl fmt::Debug for ApnsSink {
@@ -450,6 +488,7 @@ pub struct ApnsSinkBuilder {
     concurrency: usize,
     lifecycle: LifecycleConfig,
     clock: Arc<dyn Clock>,
+    dispatch: Option<Arc<dyn PushDispatch>>,
 }
 
 impl fmt::Debug for ApnsSinkBuilder {
@@ -547,6 +586,27 @@ impl ApnsSinkBuilder {
         self
     }
 
+    /// Hands every push to `dispatch` instead of sending it with the sink's client (which is
+    /// then unused): see [`PushDispatch`].
+    ///
+    /// ```
+    /// # use herald::apns::{Accepted, ApnsClient, Push, PushOutcome};
+    /// # use herald::bridge::{ApnsSink, DispatchFuture, PushDispatch};
+    /// # struct Queue;
+    /// # impl PushDispatch for Queue {
+    /// #     fn dispatch(&self, push: Push, _: Option<&str>) -> DispatchFuture {
+    /// #         Box::pin(async move { PushOutcome::Accepted(Accepted::new(push.apns_id())) })
+    /// #     }
+    /// # }
+    /// # let client = ApnsClient::builder().build().unwrap();
+    /// let b = ApnsSink::builder(client).dispatch(Queue);
+    /// # drop(b);
+    /// ```
+    pub fn dispatch(mut self, dispatch: impl PushDispatch) -> Self {
+        self.dispatch = Some(Arc::new(dispatch));
+        self
+    }
+
     /// Builds the sink.
     ///
     /// ```
@@ -565,6 +625,7 @@ impl ApnsSinkBuilder {
                 concurrency: self.concurrency,
                 counters: Counters::default(),
                 lifecycle: Lifecycle::new(self.lifecycle, self.clock),
+                dispatch: self.dispatch,
             }),
         }
     }
@@ -597,6 +658,7 @@ impl ApnsSink {
             concurrency: 256,
             lifecycle: LifecycleConfig::default(),
             clock: Arc::new(SystemClock),
+            dispatch: None,
         }
     }
 
@@ -991,7 +1053,10 @@ async fn send_one(
         async move {
             let sent_at = sink.inner.lifecycle.now();
             tracing::debug!("sent");
-            let outcome = sink.inner.client.send(push).await;
+            let outcome = match &sink.inner.dispatch {
+                Some(dispatch) => dispatch.dispatch(push, subject.as_deref()).await,
+                None => sink.inner.client.send(push).await,
+            };
             report(
                 &sink,
                 &center,

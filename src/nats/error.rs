@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Subscribe,
     /// The bridge was shut down.
     Closed,
+    /// JetStream refused or did not confirm an operation: creating a stream, a consumer or a
+    /// key-value bucket (is JetStream enabled on the server, `nats-server -js`?).
+    JetStream,
 }
 
 /// An error from the NATS bridge: a kind to match on, and a message for people.

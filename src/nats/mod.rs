@@ -89,7 +89,14 @@ mod error;
 mod events;
 mod export;
 mod import;
+#[cfg(feature = "bridge")]
+mod kv_store;
 mod origin;
+#[cfg(feature = "bridge")]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "nats", feature = "bridge"))))]
+pub mod push;
+#[cfg(feature = "bridge")]
+mod push_wire;
 pub mod wire;
 
 pub use bridge::{
@@ -102,4 +109,11 @@ pub use events::{
 };
 pub use export::{Export, Publish};
 pub use import::{FamilyImport, Import, ImportStats};
+#[cfg(feature = "bridge")]
+pub use kv_store::{DEFAULT_BUCKET, NatsKvStore, NatsKvStoreBuilder};
 pub use origin::{BridgeId, Origin};
+#[cfg(feature = "bridge")]
+pub use push::{
+    DEFAULT_ACK_WAIT, NatsPushQueue, PushQueueConfig, PushWorker, PushWorkerBuilder, QueueMetrics,
+    WorkerHandle, WorkerMetrics,
+};

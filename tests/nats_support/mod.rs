@@ -1,10 +1,15 @@
 //! The NATS tests' server harness: a real `nats-server -js` on a free loopback port with a
 //! temporary store directory, stopped (killed) when dropped.
 //!
-//! Every test that needs it is `#[ignore]`d, so a plain `cargo test` shows it as ignored; run
-//! them with `cargo test --all-features --test 'nats_*' -- --include-ignored` (CI does, with
-//! `HERALD_REQUIRE_NATS=1`). A test that runs without `nats-server` fails with a message
-//! saying how to install it; it never passes.
+//! The NATS test files have their own harness (libtest-mimic, `harness = false`), built by
+//! [`main`], so the decision to run is made when the tests run and shows in the summary:
+//! - `nats-server` found (`$HERALD_NATS_SERVER`, the `PATH`, `/usr/sbin`): the tests run;
+//! - not found: every test is reported **ignored**, with a note on stderr saying how to
+//!   install it (`-- --ignored` runs them anyway, and they fail saying what is missing);
+//! - `HERALD_REQUIRE_NATS=1` (set by `.ci/run`): they always run, and a missing server is a
+//!   failure, never a skip.
+//!
+//! Heavy runs ([`soak`] trials) are ignored unless `HERALD_NATS_SOAK=1`.
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
@@ -16,10 +21,12 @@ use std::time::{Duration, Instant};
 /// Generous: the machine may be loaded.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The `nats-server` binary: `$HERALD_NATS_SERVER`, the `PATH`, or Debian's `/usr/sbin`.
-pub fn server_binary() -> PathBuf {
+/// The `nats-server` binary if there is one: `$HERALD_NATS_SERVER`, the `PATH`, or Debian's
+/// `/usr/sbin`.
+pub fn find_server_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HERALD_NATS_SERVER") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
     }
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| {
@@ -30,7 +37,12 @@ pub fn server_binary() -> PathBuf {
         .unwrap_or_default();
     candidates.push(PathBuf::from("/usr/sbin/nats-server"));
     candidates.push(PathBuf::from("/usr/local/bin/nats-server"));
-    match candidates.into_iter().find(|p| p.is_file()) {
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The `nats-server` binary; panics saying how to install it when there is none.
+pub fn server_binary() -> PathBuf {
+    match find_server_binary() {
         Some(p) => p,
         None => panic!(
             "nats-server not found (HERALD_REQUIRE_NATS={}): install it with \
@@ -236,4 +248,119 @@ impl Drop for SlowLink {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// One test of a NATS test file: a name and an async body, run on its own tokio runtime.
+pub struct NatsTest {
+    trial: libtest_mimic::Trial,
+    soak: bool,
+}
+
+fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, libtest_mimic::Failed> {
+    let built = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    built.map_err(|e| format!("cannot start a tokio runtime: {e}").into())
+}
+
+fn trial<F>(name: &'static str, multi: bool, body: fn() -> F) -> libtest_mimic::Trial
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    libtest_mimic::Trial::test(name, move || {
+        runtime(multi)?.block_on(body());
+        Ok(())
+    })
+}
+
+/// A test on a current-thread runtime (as `#[tokio::test]`).
+pub fn test<F>(name: &'static str, body: fn() -> F) -> NatsTest
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    NatsTest {
+        trial: trial(name, false, body),
+        soak: false,
+    }
+}
+
+/// A test on a two-thread runtime (as `#[tokio::test(flavor = "multi_thread")]`).
+pub fn multi<F>(name: &'static str, body: fn() -> F) -> NatsTest
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    NatsTest {
+        trial: trial(name, true, body),
+        soak: false,
+    }
+}
+
+/// A test without a runtime of its own (it may start what it needs).
+pub fn sync(name: &'static str, body: fn()) -> NatsTest {
+    NatsTest {
+        trial: libtest_mimic::Trial::test(name, move || {
+            body();
+            Ok(())
+        }),
+        soak: false,
+    }
+}
+
+/// A heavy run without a runtime of its own: ignored unless `HERALD_NATS_SOAK=1`.
+pub fn sync_soak(name: &'static str, body: fn()) -> NatsTest {
+    NatsTest {
+        trial: libtest_mimic::Trial::test(name, move || {
+            body();
+            Ok(())
+        }),
+        soak: true,
+    }
+}
+
+/// A heavy run (two-thread runtime): ignored unless `HERALD_NATS_SOAK=1`.
+pub fn soak<F>(name: &'static str, body: fn() -> F) -> NatsTest
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    NatsTest {
+        trial: trial(name, true, body),
+        soak: true,
+    }
+}
+
+/// Whether the heavy runs are asked for (`HERALD_NATS_SOAK=1`).
+pub fn soak_enabled() -> bool {
+    std::env::var("HERALD_NATS_SOAK").as_deref() == Ok("1")
+}
+
+/// The harness: runs `tests`, reported ignored when `nats-server` is missing (unless
+/// `HERALD_REQUIRE_NATS=1`) and, for soak tests, unless `HERALD_NATS_SOAK=1`.
+pub fn main(file: &str, tests: Vec<NatsTest>) -> ! {
+    let args = libtest_mimic::Arguments::from_args();
+    let required = std::env::var("HERALD_REQUIRE_NATS").as_deref() == Ok("1");
+    let missing = find_server_binary().is_none();
+    let skip_all = missing && !required;
+    if skip_all {
+        eprintln!(
+            "{file}: nats-server not found (install it with `apt-get install -y nats-server`, \
+             or set HERALD_NATS_SERVER; set HERALD_REQUIRE_NATS=1 to make this a failure); \
+             its tests are ignored"
+        );
+    }
+    let soak = soak_enabled();
+    let trials = tests
+        .into_iter()
+        .map(|t| {
+            let ignored = skip_all || (t.soak && !soak);
+            t.trial.with_ignored_flag(ignored)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
 }

@@ -3,16 +3,18 @@
 //! - `herald mock` runs the mock APNs server standalone, and prints a ready-to-paste
 //!   `herald push` command that it will accept (`--json`: one machine-readable start-up line).
 //! - `herald push` sends one push to APNs (or to the mock) and explains the outcome.
+//! - `herald worker` (features `nats` and `bridge`) takes pushes from a NATS JetStream work
+//!   queue, sends them, and publishes their outcomes (`herald::nats::push`).
 //!
 //! # Exit codes
 //!
-//! | code | `herald push` | `herald mock` |
-//! |---|---|---|
-//! | 0 | APNs accepted the push | stopped by Ctrl-C or SIGTERM |
-//! | 1 | usage or input error (bad option, unreadable key, invalid push): nothing was sent | usage or start-up error: nothing is left behind |
-//! | 2 | rejected by APNs (the reason and what to do are printed) | |
-//! | 3 | not sent: no connection (refused, TLS, proxy, connect timeout); safe to retry | |
-//! | 4 | sent, but no definitive answer (timeout, connection lost, APNs kept answering 429/5xx): APNs may or may not have it | |
+//! | code | `herald push` | `herald mock` | `herald worker` |
+//! |---|---|---|---|
+//! | 0 | APNs accepted the push | stopped by Ctrl-C or SIGTERM | stopped by Ctrl-C or SIGTERM, after finishing the pushes it held |
+//! | 1 | usage or input error (bad option, unreadable key, invalid push): nothing was sent | usage or start-up error: nothing is left behind | usage or start-up error (bad option, unreadable key) |
+//! | 2 | rejected by APNs (the reason and what to do are printed) | | |
+//! | 3 | not sent: no connection (refused, TLS, proxy, connect timeout); safe to retry | | no NATS server (or no JetStream): nothing was taken |
+//! | 4 | sent, but no definitive answer (timeout, connection lost, APNs kept answering 429/5xx): APNs may or may not have it | | |
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +22,8 @@ use std::process::ExitCode;
 mod mock_cmd;
 mod push_cmd;
 mod time;
+#[cfg(all(feature = "nats", feature = "bridge"))]
+mod worker_cmd;
 
 /// The exit codes, as documented in the module docs and `herald --help`.
 pub(crate) mod exit {
@@ -37,10 +41,12 @@ pub(crate) mod exit {
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  herald push: APNs accepted the push.  herald mock: stopped by Ctrl-C or SIGTERM.
+  0  herald push: APNs accepted the push.  herald mock, herald worker: stopped by Ctrl-C or
+     SIGTERM (the worker after finishing the pushes it held).
   1  Usage or input error (bad option, unreadable key, invalid push): nothing was sent.
   2  herald push: APNs rejected the push (the reason and what to do are printed).
   3  herald push: not sent, no connection (refused, TLS, proxy, connect timeout): safe to retry.
+     herald worker: no NATS server (or no JetStream): nothing was taken.
   4  herald push: sent, but no definitive answer (timeout, connection lost, APNs kept
      answering 429/5xx): APNs may or may not have the push.";
 
@@ -60,6 +66,10 @@ enum Command {
     /// Send one push to APNs, or to a mock server, and print the outcome.
     #[command(after_help = EXIT_CODES)]
     Push(Box<push_cmd::PushArgs>),
+    /// Take pushes from a NATS JetStream work queue, send them, publish their outcomes.
+    #[cfg(all(feature = "nats", feature = "bridge"))]
+    #[command(after_help = EXIT_CODES)]
+    Worker(Box<worker_cmd::WorkerArgs>),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +100,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Mock(args) => mock_cmd::run(*args).await,
             Command::Push(args) => push_cmd::run(*args).await,
+            #[cfg(all(feature = "nats", feature = "bridge"))]
+            Command::Worker(args) => worker_cmd::run(*args).await,
         }
     });
     // Connection tasks still running (after a deadline) are dropped, not awaited.

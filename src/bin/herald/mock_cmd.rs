@@ -279,7 +279,7 @@ impl OutDir {
 
 /// Ctrl-C and (on Unix) SIGTERM, registered before anything is written, so the out dir is
 /// removed however the user stops the mock.
-struct StopSignal {
+pub(crate) struct StopSignal {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -287,7 +287,7 @@ struct StopSignal {
 }
 
 impl StopSignal {
-    fn install() -> Result<StopSignal, String> {
+    pub(crate) fn install() -> Result<StopSignal, String> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -301,7 +301,7 @@ impl StopSignal {
         Ok(StopSignal {})
     }
 
-    async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.interrupt.recv() => {}

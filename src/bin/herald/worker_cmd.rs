@@ -1,0 +1,245 @@
+//! `herald worker`: take pushes from a NATS JetStream work queue, send them to APNs (or to
+//! `herald mock`), publish each outcome, acknowledge. A thin face over
+//! `herald::nats::PushWorker`; see its module docs for the delivery guarantee.
+//!
+//! Exit codes: 0 stopped by Ctrl-C or SIGTERM after finishing the pushes it held; 1 usage or
+//! start-up error (bad option, unreadable key); 3 the NATS server could not be reached or has
+//! no JetStream (nothing was taken from the queue).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald::apns::{ApnsClient, Certificate, Endpoint, TokenKey};
+use herald::nats::{NatsBridge, PushQueueConfig, PushWorker};
+
+use crate::exit;
+
+/// Options of `herald worker`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// The NATS server.
+    #[arg(long, env = "HERALD_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// The subject prefix (ending in a dot), as the posting side's bridge.
+    #[arg(long, default_value = "")]
+    nats_prefix: String,
+    /// A NATS credentials file (`.creds`).
+    #[arg(long)]
+    nats_creds: Option<PathBuf>,
+    /// Trust this CA (PEM file) for the NATS server's TLS certificate.
+    #[arg(long)]
+    nats_ca: Option<PathBuf>,
+    /// The work-queue stream.
+    #[arg(long, default_value = "HERALD_PUSH")]
+    stream: String,
+    /// The outcome stream.
+    #[arg(long, default_value = "HERALD_PUSH_OUTCOMES")]
+    outcome_stream: String,
+    /// The durable consumer all workers share.
+    #[arg(long, default_value = "herald-workers")]
+    consumer: String,
+    /// Seconds a taken push may stay unacknowledged before it is given to another worker
+    /// (used when the consumer is created).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    ack_wait: u64,
+    /// Pushes held and sent at once.
+    #[arg(long, default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    concurrency: u64,
+    /// The name put in outcomes (default: the connection's id).
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Token auth: the `.p8` key file from Apple.
+    #[arg(long, requires_all = ["key_id", "team_id"], conflicts_with_all = ["p12", "cert_pem"])]
+    p8: Option<PathBuf>,
+    /// Token auth: the key id (10 characters).
+    #[arg(long, env = "HERALD_KEY_ID")]
+    key_id: Option<String>,
+    /// Token auth: the team id (10 characters).
+    #[arg(long, env = "HERALD_TEAM_ID")]
+    team_id: Option<String>,
+    /// Certificate auth: a `.p12` export of the push certificate.
+    #[arg(long, conflicts_with = "cert_pem")]
+    p12: Option<PathBuf>,
+    /// The `.p12` password.
+    #[arg(
+        long,
+        env = "HERALD_P12_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Certificate auth: the PEM certificate (the key may be in the same file).
+    #[arg(long)]
+    cert_pem: Option<PathBuf>,
+    /// Certificate auth: the PEM private key (default: the certificate file).
+    #[arg(long)]
+    key_pem: Option<PathBuf>,
+    /// Apple's environment.
+    #[arg(long, value_enum, default_value_t = Env::Sandbox)]
+    env: Env,
+    /// Send to another server instead, e.g. `herald mock`'s `https://127.0.0.1:8443`.
+    #[arg(long)]
+    url: Option<String>,
+    /// Trust this CA (PEM file) for `--url`.
+    #[arg(long, requires = "url")]
+    ca: Option<PathBuf>,
+    /// Print one JSON line when ready and one with the counters when stopped.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Env {
+    Sandbox,
+    Production,
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Runs `herald worker`; returns the exit code.
+pub(crate) async fn run(args: WorkerArgs) -> u8 {
+    match run_inner(args).await {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("herald worker: {message}");
+            code
+        }
+    }
+}
+
+fn client(args: &WorkerArgs) -> Result<ApnsClient, String> {
+    let endpoint = match &args.url {
+        Some(url) => {
+            let e = Endpoint::custom(url).map_err(|e| e.to_string())?;
+            match &args.ca {
+                Some(ca) => e.with_ca_pem(read(ca)?),
+                None => e,
+            }
+        }
+        None => match args.env {
+            Env::Sandbox => Endpoint::Sandbox,
+            Env::Production => Endpoint::Production,
+        },
+    };
+    let mut builder = ApnsClient::builder().endpoint(endpoint);
+    if let Some(p8) = &args.p8 {
+        let key = TokenKey::from_p8_file(
+            p8,
+            args.key_id.clone().unwrap_or_default(),
+            args.team_id.clone().unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+        builder = builder.token_auth(key);
+    } else if let Some(p12) = &args.p12 {
+        let cert = Certificate::from_p12_file(p12, &args.password).map_err(|e| e.to_string())?;
+        builder = builder.certificate(cert);
+    } else if let Some(cert_pem) = &args.cert_pem {
+        let cert_bytes = read(cert_pem)?;
+        let key_bytes = match &args.key_pem {
+            Some(k) => read(k)?,
+            None => cert_bytes.clone(),
+        };
+        let cert = Certificate::from_pem(cert_bytes, key_bytes).map_err(|e| e.to_string())?;
+        builder = builder.certificate(cert);
+    } else {
+        return Err("give --p8 with --key-id and --team-id, or --p12, or --cert-pem".into());
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+async fn run_inner(args: WorkerArgs) -> Result<u8, (u8, String)> {
+    let usage = |m: String| (exit::USAGE, m);
+    let client = client(&args).map_err(usage)?;
+    let mut stop = crate::mock_cmd::StopSignal::install().map_err(usage)?;
+    let mut bridge = NatsBridge::builder()
+        .subject_prefix(args.nats_prefix.clone())
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_secs(5));
+    if let Some(name) = &args.name {
+        bridge = bridge.name(name.clone());
+    }
+    if let Some(creds) = &args.nats_creds {
+        bridge = bridge.credentials_file(creds.clone());
+    }
+    if let Some(ca) = &args.nats_ca {
+        bridge = bridge.ca_file(ca.clone());
+    }
+    let bridge = bridge.connect(&args.nats_url).await.map_err(|e| {
+        let code = if e.is_connect() {
+            exit::NOT_SENT
+        } else {
+            exit::USAGE
+        };
+        (code, e.to_string())
+    })?;
+    let config = PushQueueConfig::default()
+        .stream(args.stream.clone())
+        .outcome_stream(args.outcome_stream.clone())
+        .consumer(args.consumer.clone())
+        .ack_wait(Duration::from_secs(args.ack_wait));
+    let mut worker = PushWorker::builder(client.clone())
+        .config(config)
+        .concurrency(usize::try_from(args.concurrency).unwrap_or(64));
+    if let Some(name) = &args.name {
+        worker = worker.name(name.clone());
+    }
+    let worker = worker
+        .start(&bridge)
+        .await
+        .map_err(|e| (exit::NOT_SENT, e.to_string()))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ready": true,
+                "worker": worker.name(),
+                "nats": args.nats_url,
+                "stream": args.stream,
+                "consumer": args.consumer,
+                "pid": std::process::id(),
+            })
+        );
+    } else {
+        println!(
+            "ready: worker {} taking pushes from {} (stream {}, consumer {}); Ctrl-C to stop",
+            worker.name(),
+            args.nats_url,
+            args.stream,
+            args.consumer
+        );
+    }
+    stop.wait().await;
+    eprintln!("herald worker: stopping: finishing the pushes it holds");
+    worker.shutdown().await;
+    let _ = bridge.shutdown().await;
+    client.shutdown().await;
+    let m = worker.metrics();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "stopped": true,
+                "received": m.received,
+                "redelivered": m.redelivered,
+                "accepted": m.accepted,
+                "rejected": m.rejected,
+                "failed": m.failed,
+                "reported": m.reported,
+                "duplicate_outcomes": m.duplicate_outcomes,
+                "report_failed": m.report_failed,
+                "acked": m.acked,
+                "undecodable": m.undecodable,
+            })
+        );
+    } else {
+        println!(
+            "stopped: {} taken ({} redelivered), {} accepted, {} rejected, {} failed",
+            m.received, m.redelivered, m.accepted, m.rejected, m.failed
+        );
+    }
+    Ok(exit::OK)
+}

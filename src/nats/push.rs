@@ -1,0 +1,1060 @@
+//! Push fan-out over workers (features `nats` and `bridge`): an
+//! [`ApnsSink`](crate::bridge::ApnsSink) hands its pushes
+//! to a JetStream work queue ([`NatsPushQueue`]); any number of [`PushWorker`]s (or
+//! `herald worker` processes) take them, send them through their own
+//! [`ApnsClient`], publish the outcome, then acknowledge.
+//!
+//! ```text
+//!  posting process                      NATS (JetStream)                        worker processes
+//!  center ─► forward(sink.map(..))      stream HERALD_PUSH (work queue)
+//!            ApnsSink ─ dispatch ─────► <prefix>herald.push.job ─► consumer herald-workers ─► PushWorker ─► APNs
+//!            ◄── outcome (matched by apns-id) ◄── stream HERALD_PUSH_OUTCOMES ◄── <prefix>herald.push.outcome
+//!  center ◄─ PushAccepted / PushRejected / TokenInvalidated ... (posted by the sink, as without NATS)
+//! ```
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use herald::apns::{ApnsClient, Payload};
+//! use herald::bridge::{ApnsSink, DeviceRegistry, Message};
+//! use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig};
+//! use herald::{Notification, NotificationCenter};
+//!
+//! struct Shipped { user: String }
+//! impl Notification for Shipped {}
+//!
+//! let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+//! let queue = NatsPushQueue::start(&bridge, PushQueueConfig::default()).await?;
+//! let registry = DeviceRegistry::in_memory();
+//! // The sink's own client is not used: the workers send.
+//! let sink = ApnsSink::builder(ApnsClient::builder().build()?)
+//!     .registry(registry.clone())
+//!     .dispatch(queue.clone())
+//!     .build();
+//! let center = NotificationCenter::new();
+//! let _lifecycle = registry.observe(&center); // 410s reported by workers still reach it
+//! let _push = center.observer::<Shipped>().forward(
+//!     sink.map(|s: &Shipped| Message::to_subject(&s.user, Payload::alert("Shipped"))),
+//! );
+//! # Ok(()) }
+//! ```
+//!
+//! # Delivery guarantee
+//!
+//! - **Enqueue** is confirmed by the server (a JetStream publish acknowledgement) before the
+//!   sink counts the push as handed off; the job carries `Nats-Msg-Id` = the push's apns-id,
+//!   so a retried enqueue within the stream's duplicate window is stored once.
+//! - **Between send and ack, at least once.** A worker sends the push, publishes its outcome,
+//!   and only then acknowledges the job. A worker that dies (or loses the server) before its
+//!   acknowledgement leaves the job unacknowledged: after
+//!   [`ack_wait`](PushQueueConfig::ack_wait) the queue gives it to another worker, which sends
+//!   it **again**. Both sends carry the same apns-id and the same `apns-collapse-id` (the
+//!   user's, or one derived from the apns-id when the push had none), so a device that gets
+//!   both shows one notification (APNs and the device replace a notification by a newer one
+//!   with the same collapse id).
+//! - **One outcome per push.** Outcomes are published with `Nats-Msg-Id` = apns-id into a
+//!   stream with a duplicate window ([`PushQueueConfig::duplicate_window`], default 2 min,
+//!   which must exceed `ack_wait` plus a send): the second outcome of a redelivered push is
+//!   dropped by the server, and the posting side waits for exactly one per push. (Had the
+//!   first worker died *before* publishing its outcome, the second worker's is the only one.)
+//! - **A posting side that gives up.** The sink waits [`outcome_timeout`](PushQueueConfig::outcome_timeout)
+//!   for an outcome (default 5 min: workers may be restarting), then reports the push failed
+//!   with [`ErrorKind::Timeout`](crate::apns::ErrorKind::Timeout): "APNs may or may not have
+//!   it" — the job stays queued and a worker may still send it later.
+//! - **Enqueue retries.** A job whose publish the server did not confirm is published again
+//!   until [`enqueue_timeout`](PushQueueConfig::enqueue_timeout) (default 10 s, riding out a
+//!   reconnect or a server restart; the stream stores it once thanks to its `Nats-Msg-Id`). Still unconfirmed, the push is reported
+//!   failed with [`ErrorKind::ConnectionLost`](crate::apns::ErrorKind::ConnectionLost) ("may
+//!   or may not be queued"); refused by the server (no such stream, too large), with
+//!   [`ErrorKind::Connect`](crate::apns::ErrorKind::Connect) (nothing was queued).
+//! - A job a worker cannot decode is terminated (never redelivered) and counted in
+//!   [`WorkerMetrics::undecodable`]; a job that decodes but is not a valid push gets a failed
+//!   outcome ([`ErrorKind::InvalidPush`](crate::apns::ErrorKind::InvalidPush)).
+//!
+//! # Wire format (version 1)
+//!
+//! | subject | payload (JSON) | headers |
+//! |---|---|---|
+//! | `<prefix>herald.push.job` | `{"v":1,"apns_id","token","topic","push_type":"alert","priority":10,"expiration_s"?,"collapse_id","payload":"<APNs JSON text>","subject"?,"enqueued_ms"}` | `Nats-Msg-Id: <apns-id>` |
+//! | `<prefix>herald.push.outcome` | `{"v":1,"apns_id","token","topic","subject"?,"result":"accepted"\|"rejected"\|"failed","status"?,"reason"?:"Unregistered","timestamp_ms"?,"error"?:{"kind":"Timeout","message"},"worker","delivery","at_ms"}` | `Nats-Msg-Id: <apns-id>` |
+//!
+//! Times are milliseconds since the Unix epoch (`expiration_s`: seconds, 0 = immediately);
+//! reasons are Apple's strings; error kinds are the names of
+//! [`crate::apns::ErrorKind`]'s variants. Readers refuse a `v` they do not know.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures_core::Stream;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, Semaphore, oneshot};
+
+use super::push_wire::{Job, OutcomeRecord, VERSION};
+use super::{Error, ErrorKind, NatsBridge};
+use crate::apns::{self, ApnsClient, Push, PushOutcome};
+use crate::bridge::{DispatchFuture, PushDispatch};
+
+/// Where the queue lives on the server: stream, subject and consumer names, and timings.
+/// The posting side and every worker must use the same values.
+///
+/// ```
+/// use herald::nats::PushQueueConfig;
+/// use std::time::Duration;
+/// let config = PushQueueConfig::default()
+///     .stream("EU_PUSH")
+///     .outcome_stream("EU_PUSH_OUTCOMES")
+///     .ack_wait(Duration::from_secs(10));
+/// assert_eq!(config.job_subject("eu."), "eu.herald.push.job");
+/// ```
+#[derive(Debug, Clone)]
+pub struct PushQueueConfig {
+    stream: String,
+    outcome_stream: String,
+    consumer: String,
+    ack_wait: Duration,
+    duplicate_window: Duration,
+    outcome_timeout: Duration,
+    outcome_max_age: Duration,
+    max_deliver: i64,
+    enqueue_timeout: Duration,
+}
+
+/// Default [`PushQueueConfig::ack_wait`]: 30 s (longer than a send with the client's default
+/// timeouts; a send still running is kept alive with progress acknowledgements).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+
+impl Default for PushQueueConfig {
+    fn default() -> Self {
+        PushQueueConfig {
+            stream: "HERALD_PUSH".into(),
+            outcome_stream: "HERALD_PUSH_OUTCOMES".into(),
+            consumer: "herald-workers".into(),
+            ack_wait: DEFAULT_ACK_WAIT,
+            duplicate_window: Duration::from_secs(120),
+            outcome_timeout: Duration::from_secs(300),
+            outcome_max_age: Duration::from_secs(24 * 3600),
+            max_deliver: -1,
+            enqueue_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PushQueueConfig {
+    /// The work-queue stream's name (default `HERALD_PUSH`).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().stream("EU_PUSH");
+    /// # drop(c);
+    /// ```
+    pub fn stream(mut self, name: impl Into<String>) -> Self {
+        self.stream = name.into();
+        self
+    }
+
+    /// The outcome stream's name (default `HERALD_PUSH_OUTCOMES`).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().outcome_stream("EU_OUTCOMES");
+    /// # drop(c);
+    /// ```
+    pub fn outcome_stream(mut self, name: impl Into<String>) -> Self {
+        self.outcome_stream = name.into();
+        self
+    }
+
+    /// The durable consumer all workers share (default `herald-workers`).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().consumer("eu-workers");
+    /// # drop(c);
+    /// ```
+    pub fn consumer(mut self, name: impl Into<String>) -> Self {
+        self.consumer = name.into();
+        self
+    }
+
+    /// How long a job a worker took may stay unacknowledged before the queue gives it to
+    /// another worker (default [`DEFAULT_ACK_WAIT`]). Set when the consumer is created (by the
+    /// first worker).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().ack_wait(std::time::Duration::from_secs(5));
+    /// # drop(c);
+    /// ```
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The duplicate window of both streams (default 2 min): must exceed `ack_wait` plus the
+    /// longest send, so a redelivered push's second outcome is still recognized.
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().duplicate_window(std::time::Duration::from_secs(600));
+    /// # drop(c);
+    /// ```
+    pub fn duplicate_window(mut self, window: Duration) -> Self {
+        self.duplicate_window = window;
+        self
+    }
+
+    /// How long the posting side waits for a push's outcome before reporting it failed with a
+    /// timeout (default 5 min).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().outcome_timeout(std::time::Duration::from_secs(60));
+    /// # drop(c);
+    /// ```
+    pub fn outcome_timeout(mut self, timeout: Duration) -> Self {
+        self.outcome_timeout = timeout;
+        self
+    }
+
+    /// How long the posting side keeps publishing a job the server has not confirmed before
+    /// reporting the push failed (default 10 s: rides out a reconnect or a server restart;
+    /// the stream stores the job once whatever the number of attempts).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().enqueue_timeout(std::time::Duration::from_secs(30));
+    /// # drop(c);
+    /// ```
+    pub fn enqueue_timeout(mut self, timeout: Duration) -> Self {
+        self.enqueue_timeout = timeout;
+        self
+    }
+
+    /// How long the outcome stream keeps outcomes (default 24 h).
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// let c = PushQueueConfig::default().outcome_max_age(std::time::Duration::from_secs(3600));
+    /// # drop(c);
+    /// ```
+    pub fn outcome_max_age(mut self, age: Duration) -> Self {
+        self.outcome_max_age = age;
+        self
+    }
+
+    /// The subject jobs are published on, under a bridge's subject prefix.
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// assert_eq!(PushQueueConfig::default().job_subject(""), "herald.push.job");
+    /// ```
+    pub fn job_subject(&self, prefix: &str) -> String {
+        format!("{prefix}herald.push.job")
+    }
+
+    /// The subject outcomes are published on, under a bridge's subject prefix.
+    ///
+    /// ```
+    /// # use herald::nats::PushQueueConfig;
+    /// assert_eq!(PushQueueConfig::default().outcome_subject("eu."), "eu.herald.push.outcome");
+    /// ```
+    pub fn outcome_subject(&self, prefix: &str) -> String {
+        format!("{prefix}herald.push.outcome")
+    }
+
+    /// Creates the two streams when missing (idempotent; both sides call it).
+    async fn ensure_streams(
+        &self,
+        js: &jetstream::Context,
+        prefix: &str,
+    ) -> Result<(jetstream::stream::Stream, jetstream::stream::Stream), Error> {
+        let jobs = js
+            .get_or_create_stream(stream::Config {
+                name: self.stream.clone(),
+                subjects: vec![self.job_subject(prefix)],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: self.duplicate_window,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| queue_error("create the work-queue stream", e))?;
+        let outcomes = js
+            .get_or_create_stream(stream::Config {
+                name: self.outcome_stream.clone(),
+                subjects: vec![self.outcome_subject(prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                duplicate_window: self.duplicate_window,
+                max_age: self.outcome_max_age,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| queue_error("create the outcome stream", e))?;
+        Ok((jobs, outcomes))
+    }
+}
+
+pub(crate) fn queue_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::with_source(ErrorKind::JetStream, format!("could not {what}"), e)
+}
+
+/// The next item of a stream.
+async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+}
+
+fn msg_id_headers(apns_id: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("Nats-Msg-Id", apns_id);
+    h
+}
+
+// ---------------------------------------------------------------------------------------------
+// The posting side.
+
+/// The posting side of the work queue: a [`PushDispatch`] for
+/// [`ApnsSinkBuilder::dispatch`](crate::bridge::ApnsSinkBuilder::dispatch). Each push is
+/// published as a job and its outcome, published by whichever worker sent it, is matched by
+/// apns-id and returned to the sink, which posts it (and the lifecycle notifications it leads
+/// to) into its center as if it had sent the push itself. See the [module](self) for the
+/// guarantees. Cheap to clone.
+#[derive(Clone)]
+pub struct NatsPushQueue {
+    inner: Arc<QueueInner>,
+}
+
+struct QueueInner {
+    js: jetstream::Context,
+    job_subject: String,
+    outcome_timeout: Duration,
+    enqueue_timeout: Duration,
+    pending: Mutex<HashMap<String, oneshot::Sender<OutcomeRecord>>>,
+    counters: QueueCounters,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct QueueCounters {
+    enqueued: AtomicU64,
+    enqueue_failed: AtomicU64,
+    outcomes: AtomicU64,
+    timed_out: AtomicU64,
+    unmatched: AtomicU64,
+    undecodable: AtomicU64,
+}
+
+/// A [`NatsPushQueue`]'s counters.
+///
+/// ```
+/// let m = herald::nats::QueueMetrics::default();
+/// assert_eq!(m.enqueued, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueMetrics {
+    /// Jobs the server confirmed.
+    pub enqueued: u64,
+    /// Jobs the server did not confirm (reported failed to the sink).
+    pub enqueue_failed: u64,
+    /// Outcomes matched to a waiting push.
+    pub outcomes: u64,
+    /// Pushes whose outcome did not come within the outcome timeout.
+    pub timed_out: u64,
+    /// Outcomes for pushes this queue is not waiting for (another posting process's, or one
+    /// that timed out).
+    pub unmatched: u64,
+    /// Outcome messages that could not be decoded.
+    pub undecodable: u64,
+    /// Pushes waiting for their outcome now.
+    pub waiting: u64,
+}
+
+impl fmt::Debug for NatsPushQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsPushQueue")
+            .field("job_subject", &self.inner.job_subject)
+            .field("metrics", &self.metrics())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsPushQueue {
+    /// Creates the streams when missing and starts reading outcomes, on `bridge`'s connection
+    /// and under its subject prefix. Outcomes published before this returns are not matched
+    /// (no push of this queue can have one yet).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig};
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let queue = NatsPushQueue::start(&bridge, PushQueueConfig::default()).await?;
+    /// # drop(queue); Ok(()) }
+    /// ```
+    pub async fn start(
+        bridge: &NatsBridge,
+        config: PushQueueConfig,
+    ) -> Result<NatsPushQueue, Error> {
+        let client = bridge.client().clone();
+        let prefix = bridge.subject_prefix().to_owned();
+        let js = jetstream::new(client.clone());
+        let (_, outcomes) = config.ensure_streams(&js, &prefix).await?;
+        let reader = outcomes
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: client.new_inbox(),
+                filter_subject: config.outcome_subject(&prefix),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| queue_error("create the outcome reader", e))?
+            .messages()
+            .await
+            .map_err(|e| queue_error("start the outcome reader", e))?;
+        let inner = Arc::new(QueueInner {
+            js,
+            job_subject: config.job_subject(&prefix),
+            outcome_timeout: config.outcome_timeout,
+            enqueue_timeout: config.enqueue_timeout,
+            pending: Mutex::new(HashMap::new()),
+            counters: QueueCounters::default(),
+            listener: Mutex::new(None),
+        });
+        let task = tokio::spawn(read_outcomes(reader, Arc::downgrade(&inner)));
+        *inner.listener.lock() = Some(task);
+        Ok(NatsPushQueue { inner })
+    }
+
+    /// A snapshot of the counters.
+    ///
+    /// ```no_run
+    /// # async fn f(queue: herald::nats::NatsPushQueue) {
+    /// let m = queue.metrics();
+    /// println!("{} enqueued, {} waiting for their outcome", m.enqueued, m.waiting);
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> QueueMetrics {
+        let c = &self.inner.counters;
+        QueueMetrics {
+            enqueued: c.enqueued.load(Ordering::Relaxed),
+            enqueue_failed: c.enqueue_failed.load(Ordering::Relaxed),
+            outcomes: c.outcomes.load(Ordering::Relaxed),
+            timed_out: c.timed_out.load(Ordering::Relaxed),
+            unmatched: c.unmatched.load(Ordering::Relaxed),
+            undecodable: c.undecodable.load(Ordering::Relaxed),
+            waiting: self.inner.pending.lock().len() as u64,
+        }
+    }
+
+    async fn enqueue(inner: Arc<QueueInner>, push: Push, subject: Option<String>) -> PushOutcome {
+        let job = Job::new(&push, subject.as_deref(), SystemTime::now());
+        let apns_id = job.apns_id.clone();
+        let body = match serde_json::to_vec(&job) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => {
+                return failed(push, apns::ErrorKind::InvalidPush, format!("encode: {e}"));
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        // Registered before the job is published: its outcome cannot come first.
+        inner.pending.lock().insert(apns_id.clone(), tx);
+        // A publish whose acknowledgement was lost may have been stored: publishing again is
+        // safe (the stream drops a second copy with the same Nats-Msg-Id), so retry a few
+        // times before giving up, to ride out a reconnect or a server restart.
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0;
+        let deadline = tokio::time::Instant::now() + inner.enqueue_timeout;
+        loop {
+            attempt += 1;
+            let publish = async {
+                inner
+                    .js
+                    .publish_with_headers(
+                        inner.job_subject.clone(),
+                        msg_id_headers(&apns_id),
+                        body.clone(),
+                    )
+                    .await?
+                    .await
+            };
+            use jetstream::context::PublishErrorKind as P;
+            let (refused, e) = match tokio::time::timeout_at(deadline, publish).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => (
+                    matches!(e.kind(), P::StreamNotFound | P::MaxPayloadExceeded),
+                    e.to_string(),
+                ),
+                Err(_) => (false, "no confirmation in time".to_owned()),
+            };
+            if refused || tokio::time::Instant::now() + delay >= deadline {
+                inner.pending.lock().remove(&apns_id);
+                inner
+                    .counters
+                    .enqueue_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                return if refused {
+                    failed(
+                        push,
+                        apns::ErrorKind::Connect,
+                        format!("the work queue refused the push, nothing was sent: {e}"),
+                    )
+                } else {
+                    failed(
+                        push,
+                        apns::ErrorKind::ConnectionLost,
+                        format!(
+                            "the work queue did not confirm the push after {attempt} attempts \
+                             in {:?}: it may or may not be queued (a worker may still send \
+                             it): {e}",
+                            inner.enqueue_timeout
+                        ),
+                    )
+                };
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(inner.outcome_timeout, rx).await {
+            Ok(Ok(record)) => {
+                inner.counters.outcomes.fetch_add(1, Ordering::Relaxed);
+                record.to_outcome(push)
+            }
+            Ok(Err(_)) => failed(
+                push,
+                apns::ErrorKind::Shutdown,
+                "the push queue stopped reading outcomes".into(),
+            ),
+            Err(_) => {
+                inner.pending.lock().remove(&apns_id);
+                inner.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                failed(
+                    push,
+                    apns::ErrorKind::Timeout,
+                    format!(
+                        "no outcome from a worker within {:?}: the push is queued and may \
+                         still be sent",
+                        inner.outcome_timeout
+                    ),
+                )
+            }
+        }
+    }
+}
+
+fn failed(push: Push, kind: apns::ErrorKind, message: String) -> PushOutcome {
+    PushOutcome::Failed(apns::Failed {
+        error: apns::Error::new(kind, message),
+        push,
+    })
+}
+
+impl PushDispatch for NatsPushQueue {
+    fn dispatch(&self, push: Push, subject: Option<&str>) -> DispatchFuture {
+        Box::pin(NatsPushQueue::enqueue(
+            self.inner.clone(),
+            push,
+            subject.map(str::to_owned),
+        ))
+    }
+}
+
+impl Drop for QueueInner {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.get_mut().take() {
+            task.abort();
+        }
+    }
+}
+
+async fn read_outcomes(mut reader: consumer::push::Ordered, inner: Weak<QueueInner>) {
+    while let Some(item) = next(&mut reader).await {
+        let Some(inner) = inner.upgrade() else { return };
+        let message = match item {
+            Ok(m) => m,
+            Err(e) => {
+                // The ordered consumer recreates itself; nothing is skipped.
+                tracing::debug!(error = %e, "push queue: outcome reader");
+                continue;
+            }
+        };
+        match serde_json::from_slice::<OutcomeRecord>(&message.payload) {
+            Ok(record) if record.v == VERSION => {
+                let waiter = inner.pending.lock().remove(&record.apns_id);
+                match waiter {
+                    Some(tx) => {
+                        let _ = tx.send(record);
+                    }
+                    None => {
+                        inner.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(record) => {
+                tracing::warn!(v = record.v, "push queue: outcome of an unknown version");
+                inner.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "push queue: undecodable outcome");
+                inner.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker side.
+
+/// Takes pushes from the work queue, sends them with its [`ApnsClient`], publishes each
+/// outcome, then acknowledges the job. Start with [`PushWorker::builder`]; stop with
+/// [`WorkerHandle::shutdown`], which finishes (sends, reports and acknowledges) what the worker
+/// holds. See the [module](self) for the guarantees.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use herald::apns::{ApnsClient, Endpoint, TokenKey};
+/// use herald::nats::{NatsBridge, PushQueueConfig, PushWorker};
+///
+/// let key = TokenKey::from_p8_file("AuthKey_ABC123DEFG.p8", "ABC123DEFG", "DEF123GHIJ")?;
+/// let client = ApnsClient::builder().endpoint(Endpoint::Production).token_auth(key).build()?;
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let worker = PushWorker::builder(client)
+///     .config(PushQueueConfig::default())
+///     .concurrency(256)
+///     .start(&bridge)
+///     .await?;
+/// tokio::signal::ctrl_c().await?;
+/// worker.shutdown().await; // drains in-flight pushes
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PushWorker;
+
+/// Configures a [`PushWorker`].
+///
+/// ```
+/// # use herald::{apns::ApnsClient, nats::PushWorker};
+/// let b = PushWorker::builder(ApnsClient::builder().build().unwrap()).name("worker-1").concurrency(64);
+/// # drop(b);
+/// ```
+#[must_use = "call .start(&bridge) to run the worker"]
+pub struct PushWorkerBuilder {
+    client: ApnsClient,
+    config: PushQueueConfig,
+    concurrency: usize,
+    name: Option<String>,
+}
+
+impl fmt::Debug for PushWorkerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushWorkerBuilder")
+            .field("config", &self.config)
+            .field("concurrency", &self.concurrency)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushWorker {
+    /// A worker that sends with `client`.
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, nats::PushWorker};
+    /// let b = PushWorker::builder(ApnsClient::builder().build().unwrap());
+    /// # drop(b);
+    /// ```
+    pub fn builder(client: ApnsClient) -> PushWorkerBuilder {
+        PushWorkerBuilder {
+            client,
+            config: PushQueueConfig::default(),
+            concurrency: 64,
+            name: None,
+        }
+    }
+}
+
+impl PushWorkerBuilder {
+    /// The queue's names and timings (the posting side's).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, nats::{PushQueueConfig, PushWorker}};
+    /// let b = PushWorker::builder(ApnsClient::builder().build().unwrap())
+    ///     .config(PushQueueConfig::default().stream("EU_PUSH"));
+    /// # drop(b);
+    /// ```
+    pub fn config(mut self, config: PushQueueConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// At most this many pushes held at once, sent concurrently (default 64).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, nats::PushWorker};
+    /// let b = PushWorker::builder(ApnsClient::builder().build().unwrap()).concurrency(500);
+    /// # drop(b);
+    /// ```
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// The name put in outcomes (default: the bridge's name or id).
+    ///
+    /// ```
+    /// # use herald::{apns::ApnsClient, nats::PushWorker};
+    /// let b = PushWorker::builder(ApnsClient::builder().build().unwrap()).name("eu-1");
+    /// # drop(b);
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Creates the streams and the shared durable consumer when missing, and starts taking
+    /// pushes on `bridge`'s connection (under its subject prefix). Needs a tokio runtime.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// # use herald::{apns::ApnsClient, nats::{NatsBridge, PushWorker}};
+    /// # let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let worker = PushWorker::builder(ApnsClient::builder().build().unwrap()).start(&bridge).await?;
+    /// # worker.shutdown().await; Ok(()) }
+    /// ```
+    pub async fn start(self, bridge: &NatsBridge) -> Result<WorkerHandle, Error> {
+        let prefix = bridge.subject_prefix().to_owned();
+        let js = jetstream::new(bridge.client().clone());
+        let (jobs, _) = self.config.ensure_streams(&js, &prefix).await?;
+        let consumer: consumer::PullConsumer = jobs
+            .get_or_create_consumer(
+                &self.config.consumer,
+                consumer::pull::Config {
+                    durable_name: Some(self.config.consumer.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: self.config.ack_wait,
+                    max_deliver: self.config.max_deliver,
+                    filter_subject: self.config.job_subject(&prefix),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| queue_error("create the workers' consumer", e))?;
+        let shared = Arc::new(WorkerShared {
+            name: self.name.unwrap_or_else(|| bridge.id().to_string()),
+            client: self.client,
+            js,
+            outcome_subject: self.config.outcome_subject(&prefix),
+            ack_wait: self.config.ack_wait,
+            permits: Arc::new(Semaphore::new(self.concurrency)),
+            concurrency: self.concurrency,
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+            counters: WorkerCounters::default(),
+        });
+        let task = tokio::spawn(work(consumer, shared.clone()));
+        Ok(WorkerHandle {
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+}
+
+struct WorkerShared {
+    name: String,
+    client: ApnsClient,
+    js: jetstream::Context,
+    outcome_subject: String,
+    ack_wait: Duration,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+    stopping: AtomicBool,
+    stop: Notify,
+    counters: WorkerCounters,
+}
+
+#[derive(Default)]
+struct WorkerCounters {
+    received: AtomicU64,
+    redelivered: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+    reported: AtomicU64,
+    duplicate_outcomes: AtomicU64,
+    report_failed: AtomicU64,
+    acked: AtomicU64,
+    undecodable: AtomicU64,
+    fetch_errors: AtomicU64,
+}
+
+/// A [`PushWorker`]'s counters.
+///
+/// ```
+/// let m = herald::nats::WorkerMetrics::default();
+/// assert_eq!(m.received, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerMetrics {
+    /// Jobs taken from the queue (redeliveries included).
+    pub received: u64,
+    /// Of those, jobs the queue had given to a worker before (a worker died or was too slow).
+    pub redelivered: u64,
+    /// Pushes APNs accepted.
+    pub accepted: u64,
+    /// Pushes APNs rejected.
+    pub rejected: u64,
+    /// Pushes without an answer, or not valid pushes.
+    pub failed: u64,
+    /// Outcomes the server stored.
+    pub reported: u64,
+    /// Outcomes the server recognized as duplicates (a redelivered push already reported).
+    pub duplicate_outcomes: u64,
+    /// Outcomes the server did not confirm (the job is left unacknowledged, to be redelivered).
+    pub report_failed: u64,
+    /// Jobs acknowledged.
+    pub acked: u64,
+    /// Jobs that could not be decoded (terminated, never redelivered).
+    pub undecodable: u64,
+    /// Failed pulls from the queue (the worker retries).
+    pub fetch_errors: u64,
+    /// Jobs held now.
+    pub in_flight: u64,
+}
+
+/// A running [`PushWorker`].
+pub struct WorkerHandle {
+    shared: Arc<WorkerShared>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("name", &self.shared.name)
+            .field("metrics", &self.metrics())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerHandle {
+    /// The name the worker puts in outcomes.
+    ///
+    /// ```no_run
+    /// # fn f(w: herald::nats::WorkerHandle) { println!("{}", w.name()); }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// A snapshot of the counters.
+    ///
+    /// ```no_run
+    /// # fn f(w: herald::nats::WorkerHandle) {
+    /// let m = w.metrics();
+    /// println!("{} accepted, {} in flight", m.accepted, m.in_flight);
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> WorkerMetrics {
+        let c = &self.shared.counters;
+        WorkerMetrics {
+            received: c.received.load(Ordering::Relaxed),
+            redelivered: c.redelivered.load(Ordering::Relaxed),
+            accepted: c.accepted.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            reported: c.reported.load(Ordering::Relaxed),
+            duplicate_outcomes: c.duplicate_outcomes.load(Ordering::Relaxed),
+            report_failed: c.report_failed.load(Ordering::Relaxed),
+            acked: c.acked.load(Ordering::Relaxed),
+            undecodable: c.undecodable.load(Ordering::Relaxed),
+            fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
+            in_flight: (self.shared.concurrency - self.shared.permits.available_permits()) as u64,
+        }
+    }
+
+    /// Stops taking jobs, finishes the ones held (send, report, acknowledge), and returns.
+    /// Jobs not yet taken stay queued for other workers.
+    ///
+    /// ```no_run
+    /// # async fn f(w: herald::nats::WorkerHandle) { w.shutdown().await; }
+    /// ```
+    pub async fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.stop.notify_waiters();
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let all = u32::try_from(self.shared.concurrency).unwrap_or(u32::MAX);
+        let _ = self.shared.permits.acquire_many(all).await;
+    }
+}
+
+impl Drop for WorkerHandle {
+    /// Dropping the handle stops taking jobs at once; held jobs are finished in the
+    /// background if the runtime lives on, or redelivered after `ack_wait` otherwise.
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.stop.notify_waiters();
+    }
+}
+
+/// The pull loop: fetches at most as many jobs as there are free permits, each batch
+/// bounded in time, so a stop is seen within a second and nothing fetched is left unhandled.
+async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
+    let mut backoff = Duration::from_millis(50);
+    while !shared.stopping.load(Ordering::SeqCst) {
+        // Wait for a free permit (or a stop).
+        let first = tokio::select! {
+            p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shared.stop.notified() => return,
+        };
+        let free = shared.permits.available_permits() + 1;
+        let batch = consumer
+            .fetch()
+            .max_messages(free)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                drop(first);
+                shared.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "push worker: fetch failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shared.stop.notified() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        let mut permit = Some(first);
+        while let Some(item) = next(&mut batch).await {
+            let message = match item {
+                Ok(m) => m,
+                Err(e) => {
+                    shared.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "push worker: batch error");
+                    break;
+                }
+            };
+            let p = match permit.take() {
+                Some(p) => p,
+                None => match shared.permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            tokio::spawn(handle(message, shared.clone(), p));
+        }
+    }
+}
+
+/// One job: send, report, acknowledge.
+async fn handle(
+    message: jetstream::Message,
+    shared: Arc<WorkerShared>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let c = &shared.counters;
+    c.received.fetch_add(1, Ordering::Relaxed);
+    let delivery = message
+        .info()
+        .map(|i| u64::try_from(i.delivered).unwrap_or(1))
+        .unwrap_or(1)
+        .max(1);
+    if delivery > 1 {
+        c.redelivered.fetch_add(1, Ordering::Relaxed);
+    }
+    let job = match serde_json::from_slice::<Job>(&message.payload) {
+        Ok(job) if job.v == VERSION => job,
+        other => {
+            let why = match other {
+                Ok(job) => format!("schema version {} unknown", job.v),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(error = %why, "push worker: undecodable job, terminated");
+            c.undecodable.fetch_add(1, Ordering::Relaxed);
+            let _ = message.ack_with(jetstream::AckKind::Term).await;
+            return;
+        }
+    };
+    let record = match job.to_push() {
+        Ok(push) => {
+            let send = shared.client.send(push);
+            tokio::pin!(send);
+            // Keep the job ours while APNs takes its time.
+            let mut progress = tokio::time::interval(shared.ack_wait / 2);
+            progress.tick().await;
+            let outcome = loop {
+                tokio::select! {
+                    o = &mut send => break o,
+                    _ = progress.tick() => {
+                        let _ = message.ack_with(jetstream::AckKind::Progress).await;
+                    }
+                }
+            };
+            match &outcome {
+                PushOutcome::Accepted(_) => c.accepted.fetch_add(1, Ordering::Relaxed),
+                PushOutcome::Rejected(_) => c.rejected.fetch_add(1, Ordering::Relaxed),
+                PushOutcome::Failed(_) => c.failed.fetch_add(1, Ordering::Relaxed),
+            };
+            OutcomeRecord::new(&job, &outcome, &shared.name, delivery, SystemTime::now())
+        }
+        Err(e) => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+            OutcomeRecord::invalid(&job, &e, &shared.name, delivery, SystemTime::now())
+        }
+    };
+    let Ok(body) = serde_json::to_vec(&record) else {
+        return;
+    };
+    let body = Bytes::from(body);
+    // Report before acknowledging: a worker that dies here leaves the job to be redelivered,
+    // and the duplicate window drops the second report.
+    let mut delay = Duration::from_millis(50);
+    for attempt in 0..5 {
+        let published = async {
+            shared
+                .js
+                .publish_with_headers(
+                    shared.outcome_subject.clone(),
+                    msg_id_headers(&job.apns_id),
+                    body.clone(),
+                )
+                .await?
+                .await
+        }
+        .await;
+        match published {
+            Ok(ack) => {
+                if ack.duplicate {
+                    c.duplicate_outcomes.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    c.reported.fetch_add(1, Ordering::Relaxed);
+                }
+                if message.double_ack().await.is_ok() {
+                    c.acked.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, attempt, "push worker: outcome not confirmed");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    // Not acknowledged: the queue redelivers it after ack_wait.
+    c.report_failed.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,584 @@
+//! Push fan-out over workers and the registry on NATS key-value, against a real `nats-server`
+//! (see `tests/nats_support`) and the mock APNs server over real sockets:
+//! - an `ApnsSink` with a `NatsPushQueue` delivers through `PushWorker`s: one outcome per push,
+//!   posted into the sink's center as without NATS, 410s reaching the registry;
+//! - a worker that dies between send and ack: the push is sent again with the same apns-id
+//!   and collapse id, and the sink still sees exactly one outcome;
+//! - bad jobs, missing workers and shutdown are reported, never silent;
+//! - `NatsKvStore` passes the registry store conformance suite, and several connections
+//!   registering at once lose nothing.
+//!
+//! Runs when `nats-server` is installed, reported ignored otherwise (failing instead with
+//! `HERALD_REQUIRE_NATS=1`).
+
+mod nats_support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream;
+use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
+use herald::bridge::{
+    ApnsSink, Device, DeviceRegistry, Environment, Message, PushAccepted, PushFailed, PushRejected,
+    TokenInvalidated, conformance,
+};
+use herald::mock::MockApns;
+use herald::nats::{NatsBridge, NatsKvStore, NatsPushQueue, PushQueueConfig, PushWorker};
+use herald::{Notification, NotificationCenter};
+use nats_support::{NatsServer, until};
+
+const KEY_ID: &str = "ABC123DEFG";
+const TEAM_ID: &str = "TEAM123456";
+const BUNDLE: &str = "com.example.app";
+
+fn token(n: u32) -> String {
+    format!("{n:08x}").repeat(8)
+}
+
+/// A client of `mock`. The key is generated once per mock (a second `generate_key` with the
+/// same id would replace it, and the first client's tokens would be refused).
+fn client_of(mock: &MockApns) -> ApnsClient {
+    static KEYS: Mutex<Vec<(u16, String)>> = Mutex::new(Vec::new());
+    let p8 = {
+        let mut keys = KEYS.lock().unwrap();
+        match keys.iter().find(|(port, _)| *port == mock.port()) {
+            Some((_, p8)) => p8.clone(),
+            None => {
+                let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
+                keys.push((mock.port(), p8.clone()));
+                p8
+            }
+        }
+    };
+    ApnsClient::builder()
+        .endpoint(
+            Endpoint::custom(&mock.url())
+                .unwrap()
+                .with_ca_pem(mock.ca_pem()),
+        )
+        .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM_ID).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn bridge(server: &NatsServer) -> NatsBridge {
+    NatsBridge::builder()
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
+        .connect(&server.url())
+        .await
+        .unwrap()
+}
+
+#[derive(Debug, Clone)]
+struct Ping {
+    user: String,
+    n: u64,
+}
+impl Notification for Ping {}
+
+/// What the sink's center saw, by apns-id.
+#[derive(Default)]
+struct Outcomes {
+    by_id: Mutex<HashMap<String, Vec<&'static str>>>,
+    invalidated: Mutex<Vec<String>>,
+    total: AtomicU64,
+}
+
+impl Outcomes {
+    fn observe(self: &Arc<Self>, center: &NotificationCenter) -> Vec<herald::Subscription> {
+        let (a, r, f, i) = (self.clone(), self.clone(), self.clone(), self.clone());
+        vec![
+            center.observe(move |n: &PushAccepted| a.add(&n.apns_id, "accepted")),
+            center.observe(move |n: &PushRejected| r.add(&n.apns_id, "rejected")),
+            center.observe(move |n: &PushFailed| {
+                let id = n
+                    .push
+                    .as_ref()
+                    .map(|p| p.apns_id().to_owned())
+                    .unwrap_or_default();
+                f.add(&id, "failed")
+            }),
+            center.observe(move |n: &TokenInvalidated| {
+                i.invalidated.lock().unwrap().push(n.token.clone())
+            }),
+        ]
+    }
+
+    fn add(&self, id: &str, what: &'static str) {
+        self.by_id
+            .lock()
+            .unwrap()
+            .entry(id.to_owned())
+            .or_default()
+            .push(what);
+        self.total.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn total(&self) -> u64 {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    fn assert_one_each(&self) {
+        for (id, seen) in self.by_id.lock().unwrap().iter() {
+            assert_eq!(seen.len(), 1, "push {id} got {seen:?}");
+        }
+    }
+
+    fn count(&self, what: &str) -> usize {
+        self.by_id
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|v| v.first() == Some(&what))
+            .count()
+    }
+}
+
+async fn pushes_through_workers_reach_the_device_once_and_report_back() {
+    let server = NatsServer::start();
+    let mock = MockApns::start().await.unwrap();
+    let registry = DeviceRegistry::in_memory();
+    // alice: 3 devices, one of which APNs knows to be gone.
+    let alive = [token(1), token(2)];
+    let gone = token(3);
+    for t in alive.iter().chain([&gone]) {
+        mock.register_device(t, BUNDLE);
+        registry
+            .register(Device::new("alice", t, BUNDLE, Environment::Sandbox))
+            .unwrap();
+    }
+    // Gone since after it registered (an earlier 410 time would keep it: it registered again).
+    mock.mark_unregistered(&gone, SystemTime::now() + Duration::from_secs(1));
+
+    let posting = bridge(&server).await;
+    let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
+        .await
+        .unwrap();
+    let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+        .registry(registry.clone())
+        .topic(BUNDLE)
+        .dispatch(queue.clone())
+        .build();
+    let center = NotificationCenter::new();
+    let _lifecycle = registry.observe(&center);
+    let outcomes = Arc::new(Outcomes::default());
+    let _obs = outcomes.observe(&center);
+    let forwarding = center.observer::<Ping>().forward(
+        sink.map(|p: &Ping| Message::to_subject(&p.user, Payload::alert(format!("ping {}", p.n)))),
+    );
+
+    let mut workers = Vec::new();
+    let mut bridges = Vec::new();
+    for i in 0..2 {
+        let b = bridge(&server).await;
+        workers.push(
+            PushWorker::builder(client_of(&mock))
+                .name(format!("w{i}"))
+                .concurrency(8)
+                .start(&b)
+                .await
+                .unwrap(),
+        );
+        bridges.push(b);
+    }
+
+    center.post(Ping {
+        user: "alice".into(),
+        n: 1,
+    });
+    until("three outcomes", || outcomes.total() >= 3).await;
+    forwarding.idle().await;
+    outcomes.assert_one_each();
+    assert_eq!(
+        outcomes.count("accepted"),
+        2,
+        "{:?} {:?}",
+        outcomes.by_id.lock().unwrap(),
+        mock.pushes()
+            .iter()
+            .map(|p| (p.status, p.reason.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(outcomes.count("rejected"), 1);
+    // The 410 reached the registry, as without NATS.
+    assert_eq!(*outcomes.invalidated.lock().unwrap(), vec![gone.clone()]);
+    let mut left: Vec<String> = registry
+        .devices("alice")
+        .unwrap()
+        .into_iter()
+        .map(|d| d.token)
+        .collect();
+    left.sort();
+    assert_eq!(left, alive.to_vec());
+    // Each push went out once, with its own apns-id as collapse id.
+    let pushes = mock.pushes();
+    assert_eq!(pushes.len(), 3);
+    for p in &pushes {
+        let collapse = p
+            .headers
+            .iter()
+            .find(|(k, _)| k == "apns-collapse-id")
+            .map(|(_, v)| v.clone());
+        assert_eq!(collapse.as_deref(), Some(p.apns_id.as_str()));
+        assert_eq!(mock.accepted_count(&p.apns_id), u32::from(p.status == 200));
+    }
+    let m = sink.metrics();
+    assert_eq!(
+        (m.sent, m.accepted, m.rejected, m.invalidated),
+        (3, 2, 1, 1)
+    );
+    let q = queue.metrics();
+    assert_eq!((q.enqueued, q.outcomes, q.waiting), (3, 3, 0));
+    let received: u64 = workers.iter().map(|w| w.metrics().received).sum();
+    assert_eq!(received, 3);
+    for w in &workers {
+        w.shutdown().await;
+    }
+}
+
+async fn a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_outcome() {
+    let server = NatsServer::start();
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let config = PushQueueConfig::default().ack_wait(Duration::from_millis(800));
+    let posting = bridge(&server).await;
+    let queue = NatsPushQueue::start(&posting, config.clone())
+        .await
+        .unwrap();
+    let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+        .topic(BUNDLE)
+        .dispatch(queue.clone())
+        .build();
+    let center = NotificationCenter::new();
+    let outcomes = Arc::new(Outcomes::default());
+    let _obs = outcomes.observe(&center);
+    let forwarding = center.observer::<Ping>().forward(sink.map(|p: &Ping| {
+        Message::to_token(token(p.n as u32), Payload::alert("hi")).collapse_id("mine")
+    }));
+
+    // A "worker" that takes the job, sends it, and dies before reporting or acknowledging:
+    // the first worker to start creates the shared consumer, with the configured ack_wait.
+    let first = bridge(&server).await;
+    let doomed = PushWorker::builder(client_of(&mock))
+        .config(config.clone())
+        .start(&first)
+        .await
+        .unwrap();
+    doomed.shutdown().await;
+    let js = jetstream::new(first.client().clone());
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_stream("HERALD_PUSH")
+        .await
+        .unwrap()
+        .get_consumer("herald-workers")
+        .await
+        .unwrap();
+    center.post(Ping {
+        user: String::new(),
+        n: 7,
+    });
+    let job = loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+            .unwrap();
+        if let Some(m) = std::future::poll_fn(|cx| {
+            futures::Stream::poll_next(std::pin::Pin::new(&mut batch), cx)
+        })
+        .await
+        {
+            break m.unwrap();
+        }
+    };
+    let job_json: serde_json::Value = serde_json::from_slice(&job.payload).unwrap();
+    let apns_id = job_json["apns_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        job_json["collapse_id"], "mine",
+        "the user's collapse id is kept"
+    );
+    let client = client_of(&mock);
+    let push = herald::apns::Push::builder(token(7), BUNDLE)
+        .apns_id(apns_id.clone())
+        .collapse_id("mine")
+        .payload(&Payload::alert("hi"))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(client.send(push).await.is_accepted());
+    drop(job); // dies: no outcome, no ack
+
+    // A live worker gets it after ack_wait and sends it again.
+    let second = bridge(&server).await;
+    let worker = PushWorker::builder(client_of(&mock))
+        .config(config)
+        .start(&second)
+        .await
+        .unwrap();
+    until("the outcome", || outcomes.total() >= 1).await;
+    forwarding.idle().await;
+    assert_eq!(
+        mock.accepted_count(&apns_id),
+        2,
+        "sent twice: at least once"
+    );
+    let collapse: Vec<String> = mock
+        .pushes()
+        .iter()
+        .filter(|p| p.apns_id == apns_id)
+        .filter_map(|p| {
+            p.headers
+                .iter()
+                .find(|(k, _)| k == "apns-collapse-id")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(
+        collapse,
+        vec!["mine", "mine"],
+        "the same collapse id both times"
+    );
+    outcomes.assert_one_each();
+    assert_eq!(outcomes.total(), 1);
+    let m = worker.metrics();
+    assert_eq!((m.received, m.redelivered, m.acked), (1, 1, 1));
+
+    // A worker that reported and died before acknowledging: the redelivered push's second
+    // outcome is dropped by the server's duplicate window.
+    let outcome_stream = js.get_stream("HERALD_PUSH_OUTCOMES").await.unwrap();
+    let before = outcome_stream.get_info().await.unwrap().state.messages;
+    assert_eq!(before, 1);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", apns_id.as_str());
+    let ack = js
+        .publish_with_headers("herald.push.outcome", headers, "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(ack.duplicate, "the outcome stream drops a second outcome");
+    worker.shutdown().await;
+}
+
+async fn bad_jobs_and_missing_workers_are_reported_not_silent() {
+    let server = NatsServer::start();
+    let posting = bridge(&server).await;
+    let config = PushQueueConfig::default().outcome_timeout(Duration::from_millis(500));
+    let queue = NatsPushQueue::start(&posting, config.clone())
+        .await
+        .unwrap();
+    let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+        .topic(BUNDLE)
+        .dispatch(queue.clone())
+        .build();
+    let center = NotificationCenter::new();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    let _obs = center.observe(move |n: &PushFailed| {
+        f.lock().unwrap().push(n.error.clone());
+    });
+    let forwarding = center
+        .observer::<Ping>()
+        .forward(sink.map(|p: &Ping| Message::to_token(token(p.n as u32), Payload::alert("hi"))));
+    // No worker: the push times out, typed, and stays queued.
+    center.post(Ping {
+        user: String::new(),
+        n: 1,
+    });
+    forwarding.idle().await;
+    {
+        let f = failures.lock().unwrap();
+        assert_eq!(f.len(), 1);
+        assert!(f[0].is_timeout(), "{}", f[0]);
+    }
+    assert_eq!(queue.metrics().timed_out, 1);
+
+    // A job nobody can decode is terminated and counted; the valid one is still delivered.
+    let js = jetstream::new(posting.client().clone());
+    js.publish("herald.push.job", "not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let b = bridge(&server).await;
+    let worker = PushWorker::builder(client_of(&mock))
+        .config(config)
+        .start(&b)
+        .await
+        .unwrap();
+    until("both jobs taken", || worker.metrics().received >= 2).await;
+    until("the timed-out push delivered", || mock.pushes().len() == 1).await;
+    until("its outcome published", || worker.metrics().reported == 1).await;
+    let m = worker.metrics();
+    assert_eq!(m.undecodable, 1);
+    // Its late outcome matches nothing waiting on the posting side.
+    until("the late outcome seen", || queue.metrics().unmatched == 1).await;
+    worker.shutdown().await;
+    assert_eq!(worker.metrics().in_flight, 0);
+}
+
+async fn a_stopped_server_fails_enqueues_with_a_typed_error() {
+    let mut server = NatsServer::start();
+    let posting = bridge(&server).await;
+    let queue = NatsPushQueue::start(
+        &posting,
+        PushQueueConfig::default().enqueue_timeout(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+        .topic(BUNDLE)
+        .dispatch(queue.clone())
+        .build();
+    let center = NotificationCenter::new();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    let _obs = center.observe(move |n: &PushFailed| f.lock().unwrap().push(n.error.clone()));
+    let forwarding = center
+        .observer::<Ping>()
+        .forward(sink.map(|p: &Ping| Message::to_token(token(p.n as u32), Payload::alert("hi"))));
+    server.kill();
+    center.post(Ping {
+        user: String::new(),
+        n: 1,
+    });
+    forwarding.idle().await;
+    let f = failures.lock().unwrap();
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0].is_connection_lost(),
+        "not confirmed: may or may not be queued: {}",
+        f[0]
+    );
+    assert_eq!(queue.metrics().enqueue_failed, 1);
+}
+
+static BUCKETS: AtomicU64 = AtomicU64::new(0);
+
+fn kv_conformance() {
+    let server = NatsServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = server.url();
+    conformance::check_store_with(
+        || {
+            let bucket = format!("conf{}", BUCKETS.fetch_add(1, Ordering::SeqCst));
+            rt.block_on(NatsKvStore::connect(&url, &bucket)).unwrap()
+        },
+        conformance::Scale {
+            threads: 4,
+            per_thread: 15,
+            registries: 2,
+        },
+    );
+}
+
+fn kv_many_connections_registering_at_once_lose_nothing() {
+    let server = NatsServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Four connections (as four processes), two threads each, registering overlapping
+    // subjects and contesting tokens.
+    let registries: Vec<DeviceRegistry> = (0..4)
+        .map(|_| {
+            let store = rt
+                .block_on(NatsKvStore::connect(&server.url(), "shared"))
+                .unwrap();
+            DeviceRegistry::with_store(store)
+        })
+        .collect();
+    let per = 20u32;
+    std::thread::scope(|s| {
+        for (i, r) in registries.iter().enumerate() {
+            for t in 0..2u32 {
+                s.spawn(move || {
+                    for n in 0..per {
+                        let id = (i as u32 * 2 + t) * per + n;
+                        let subject = format!("user{}", id % 5);
+                        r.register(Device::new(
+                            &subject,
+                            token(id),
+                            BUNDLE,
+                            Environment::Sandbox,
+                        ))
+                        .unwrap();
+                        // Everyone also contests one token: one owner in the end.
+                        let _ = r.register(Device::new(
+                            &subject,
+                            token(999_999),
+                            BUNDLE,
+                            Environment::Sandbox,
+                        ));
+                    }
+                });
+            }
+        }
+    });
+    let all: usize = (0..5)
+        .map(|u| {
+            registries[0]
+                .devices(&format!("user{u}"))
+                .unwrap()
+                .into_iter()
+                .filter(|d| d.token != token(999_999))
+                .count()
+        })
+        .sum();
+    assert_eq!(all, 4 * 2 * per as usize, "no registration lost");
+    let owners = (0..5)
+        .filter(|u| {
+            registries[1]
+                .devices(&format!("user{u}"))
+                .unwrap()
+                .iter()
+                .any(|d| d.token == token(999_999))
+        })
+        .count();
+    assert_eq!(owners, 1, "a contested token has exactly one owner");
+    conformance::assert_consistent(&registries[2]);
+}
+
+fn main() {
+    nats_support::main(
+        "nats_push",
+        vec![
+            nats_support::multi(
+                "pushes_through_workers_reach_the_device_once_and_report_back",
+                pushes_through_workers_reach_the_device_once_and_report_back,
+            ),
+            nats_support::multi(
+                "a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_outcome",
+                a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_outcome,
+            ),
+            nats_support::multi(
+                "bad_jobs_and_missing_workers_are_reported_not_silent",
+                bad_jobs_and_missing_workers_are_reported_not_silent,
+            ),
+            nats_support::multi(
+                "a_stopped_server_fails_enqueues_with_a_typed_error",
+                a_stopped_server_fails_enqueues_with_a_typed_error,
+            ),
+            nats_support::sync("kv_conformance", kv_conformance),
+            nats_support::sync(
+                "kv_many_connections_registering_at_once_lose_nothing",
+                kv_many_connections_registering_at_once_lose_nothing,
+            ),
+        ],
+    )
+}

@@ -1,0 +1,402 @@
+//! Several processes around one NATS server: three `herald worker` processes and this test
+//! process (which posts, and runs the mock APNs server) deliver pushes addressed through a
+//! device registry shared on NATS key-value, while one worker is killed with SIGKILL mid-run
+//! (and, in the soak run, the server is restarted mid-run):
+//! - every push ends in exactly one reported outcome at the posting side (accepted, rejected,
+//!   or a typed failure), counted by apns-id;
+//! - a push sent twice (the killed worker's, redelivered) carries the same apns-id and
+//!   collapse id both times;
+//! - the 410s reach the shared registry: exactly the expected tokens are left, none lost,
+//!   none under two subjects.
+//!
+//! Default run: 500 pushes, one SIGKILL. `HERALD_NATS_SOAK=1` adds 10 000 pushes with a
+//! SIGKILL and a server restart. Runs when `nats-server` is installed, reported ignored
+//! otherwise (failing instead with `HERALD_REQUIRE_NATS=1`).
+
+mod nats_support;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use herald::apns::{ApnsClient, Payload};
+use herald::bridge::{
+    ApnsSink, Device, DeviceRegistry, Environment, Message, PushAccepted, PushFailed, PushRejected,
+    TokenInvalidated, conformance,
+};
+use herald::mock::MockApns;
+use herald::nats::{NatsBridge, NatsKvStore, NatsPushQueue, PushQueueConfig};
+use herald::{Notification, NotificationCenter};
+use nats_support::{NatsServer, PATIENCE};
+
+const KEY_ID: &str = "ABC123DEFG";
+const TEAM_ID: &str = "TEAM123456";
+const BUNDLE: &str = "com.example.app";
+const PER_SUBJECT: u32 = 5;
+
+fn token(n: u32) -> String {
+    format!("{n:08x}").repeat(8)
+}
+
+#[derive(Debug, Clone)]
+struct Announce {
+    subject: String,
+}
+impl Notification for Announce {}
+
+/// A `herald worker` process, killed if still running when dropped.
+struct Worker {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Worker {
+    fn spawn(name: &str, nats: &str, mock: &MockApns, dir: &std::path::Path) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["worker", "--json", "--name", name, "--nats-url", nats])
+            .args(["--url", &mock.url()])
+            .arg("--ca")
+            .arg(dir.join("ca.pem"))
+            .arg("--p8")
+            .arg(dir.join("key.p8"))
+            .args(["--key-id", KEY_ID, "--team-id", TEAM_ID])
+            .args(["--ack-wait", "1", "--concurrency", "16"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn herald worker");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Worker { child, lines }
+    }
+
+    fn expect(&mut self, key: &str) -> serde_json::Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                        && v.get(key).is_some()
+                    {
+                        return v;
+                    }
+                }
+                Err(e) => panic!("worker: no {key} line: {e:?} ({:?})", self.child.try_wait()),
+            }
+        }
+    }
+
+    /// SIGTERM, then waits for it to finish what it holds and exit.
+    fn stop(mut self) -> (i32, serde_json::Value) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let summary = self.expect("stopped");
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        (code, summary)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    by_id: Mutex<HashMap<String, Vec<String>>>,
+    total: AtomicU64,
+}
+
+impl Seen {
+    fn add(&self, id: String, what: String) {
+        self.by_id.lock().unwrap().entry(id).or_default().push(what);
+        self.total.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn deliver(subjects: u32, restart: bool) {
+    let mut server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockApns::start().await.unwrap();
+    std::fs::write(
+        dir.path().join("key.p8"),
+        mock.generate_key(KEY_ID, TEAM_ID).unwrap(),
+    )
+    .unwrap();
+    mock.write_ca_pem(dir.path().join("ca.pem")).unwrap();
+
+    // The shared registry: `subjects` × 5 devices; every 10th token is gone at APNs.
+    let store = NatsKvStore::connect(&server.url(), "registry")
+        .await
+        .unwrap();
+    let registry = DeviceRegistry::with_store(store);
+    let reg = registry.clone();
+    let registered = tokio::task::spawn_blocking(move || {
+        let mut all = Vec::new();
+        for s in 0..subjects {
+            for d in 0..PER_SUBJECT {
+                let n = s * PER_SUBJECT + d;
+                reg.register(Device::new(
+                    format!("user{s}"),
+                    token(n),
+                    BUNDLE,
+                    Environment::Sandbox,
+                ))
+                .unwrap();
+                all.push((format!("user{s}"), token(n)));
+            }
+        }
+        all
+    })
+    .await
+    .unwrap();
+    // Gone since after they registered (an earlier 410 time would keep them).
+    let gone_at = SystemTime::now() + Duration::from_secs(1);
+    for n in 0..subjects * PER_SUBJECT {
+        mock.register_device(&token(n), BUNDLE);
+        if n % 10 == 9 {
+            mock.mark_unregistered(&token(n), gone_at);
+        }
+    }
+    let pushes = u64::from(subjects * PER_SUBJECT);
+
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(&format!("w{i}"), &server.url(), &mock, dir.path()))
+        .collect();
+    for w in &mut workers {
+        w.expect("ready");
+    }
+
+    let bridge = NatsBridge::builder()
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let queue = NatsPushQueue::start(
+        &bridge,
+        PushQueueConfig::default().outcome_timeout(Duration::from_secs(90)),
+    )
+    .await
+    .unwrap();
+    let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+        .registry(registry.clone())
+        .topic(BUNDLE)
+        .concurrency(512)
+        .dispatch(queue.clone())
+        .build();
+    let center = NotificationCenter::new();
+    let _lifecycle = registry.observe(&center);
+    let invalidated = Arc::new(Mutex::new(Vec::new()));
+    let inv = invalidated.clone();
+    let _i = center.observe(move |n: &TokenInvalidated| inv.lock().unwrap().push(n.token.clone()));
+    let seen = Arc::new(Seen::default());
+    let (a, r, f) = (seen.clone(), seen.clone(), seen.clone());
+    let _a = center.observe(move |n: &PushAccepted| a.add(n.apns_id.clone(), "accepted".into()));
+    let _r = center.observe(move |n: &PushRejected| r.add(n.apns_id.clone(), "rejected".into()));
+    let _f = center.observe(move |n: &PushFailed| {
+        let id = n
+            .push
+            .as_ref()
+            .map(|p| p.apns_id().to_owned())
+            .unwrap_or_default();
+        f.add(id, format!("failed: {}", n.error));
+    });
+    let forwarding = center
+        .observer::<Announce>()
+        .policy(herald::Overflow::Backpressure { capacity: 1024 })
+        .forward(sink.map(|a: &Announce| Message::to_subject(&a.subject, Payload::alert("news"))));
+
+    // post_async: a full Backpressure buffer makes the poster wait (a synchronous post
+    // would drop for this subscriber instead).
+    let poster = {
+        let center = center.clone();
+        tokio::spawn(async move {
+            for s in 0..subjects {
+                let _ = center
+                    .post_async(Announce {
+                        subject: format!("user{s}"),
+                    })
+                    .await;
+            }
+        })
+    };
+    // Mid-run: one worker is killed without a chance to ack what it holds.
+    let deadline = Instant::now() + PATIENCE * 4;
+    while (mock.pushes().len() as u64) < pushes / 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no progress: {:?}",
+            queue.metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut killed = workers.remove(0);
+    killed.child.kill().unwrap(); // SIGKILL
+    let _ = killed.child.wait();
+    if restart {
+        while (mock.pushes().len() as u64) < pushes / 2 {
+            assert!(
+                Instant::now() < deadline,
+                "no progress: {:?}",
+                queue.metrics()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.restart();
+    }
+    poster.await.unwrap();
+    // A message whose registry read failed (the server restarting) addresses nobody: the
+    // sink counts it as unaddressed (and logs it) instead of producing pushes.
+    let expected = || pushes - u64::from(PER_SUBJECT) * sink.metrics().unaddressed;
+    let deadline = Instant::now() + PATIENCE * 8;
+    while seen.total.load(Ordering::SeqCst) < expected() {
+        assert!(
+            Instant::now() < deadline,
+            "outcomes missing: {} of {pushes}; queue {:?}; sink {:?}",
+            seen.total.load(Ordering::SeqCst),
+            queue.metrics(),
+            sink.metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    forwarding.idle().await;
+
+    // Exactly one outcome per push.
+    let by_id = seen.by_id.lock().unwrap().clone();
+    let unaddressed = sink.metrics().unaddressed;
+    if !restart {
+        assert_eq!(unaddressed, 0);
+    }
+    let pushes = expected();
+    assert_eq!(by_id.len() as u64, pushes, "one apns-id per push");
+    for (id, outcomes) in &by_id {
+        assert_eq!(outcomes.len(), 1, "push {id}: {outcomes:?}");
+    }
+    let count = |p: &str| by_id.values().filter(|v| v[0].starts_with(p)).count() as u64;
+    let (accepted, rejected, failed) = (count("accepted"), count("rejected"), count("failed"));
+    assert_eq!(accepted + rejected + failed, pushes);
+    if !restart {
+        assert_eq!(failed, 0, "{by_id:?}");
+        assert_eq!(rejected, pushes / 10);
+    } else {
+        // Pushes the server could not take while it was down are failed, typed, not lost.
+        for v in by_id.values().filter(|v| v[0].starts_with("failed")) {
+            eprintln!("restart: {}", v[0]);
+        }
+    }
+
+    // Sent twice only when redelivered, and then with the same apns-id and collapse id.
+    let recorded = mock.pushes();
+    let mut sends: HashMap<String, Vec<Option<String>>> = HashMap::new();
+    for p in &recorded {
+        let collapse = p
+            .headers
+            .iter()
+            .find(|(k, _)| k == "apns-collapse-id")
+            .map(|(_, v)| v.clone());
+        sends.entry(p.apns_id.clone()).or_default().push(collapse);
+    }
+    let mut twice = 0;
+    for (id, c) in &sends {
+        assert!(
+            c.iter().all(|c| c.as_deref() == Some(id.as_str())),
+            "{id}: {c:?}"
+        );
+        if c.len() > 1 {
+            twice += 1;
+        }
+    }
+    eprintln!(
+        "{pushes} pushes ({unaddressed} messages unaddressed): {accepted} accepted, \
+         {rejected} rejected, {failed} failed; {} sends, {twice} sent more than once; queue {:?}",
+        recorded.len(),
+        queue.metrics()
+    );
+    if !restart {
+        assert!(
+            twice <= 16 + 16,
+            "more resends than the killed worker could hold: {twice}"
+        );
+    }
+
+    // The shared registry: the 410s removed exactly the tokens they named, each a gone one,
+    // and nothing else (a message left unaddressed in the restart keeps its tokens).
+    let invalidated = invalidated.lock().unwrap().clone();
+    assert_eq!(
+        invalidated.len() as u64,
+        rejected,
+        "one TokenInvalidated per 410"
+    );
+    for t in &invalidated {
+        let n = u32::from_str_radix(&t[..8], 16).unwrap();
+        assert_eq!(n % 10, 9, "only gone tokens are invalidated: {t}");
+    }
+    let invalidated: HashSet<String> = invalidated.into_iter().collect();
+    let expected_left: HashSet<(String, String)> = registered
+        .into_iter()
+        .filter(|(_, t)| !invalidated.contains(t))
+        .collect();
+    let check = registry.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut left = HashSet::new();
+        for s in 0..subjects {
+            for d in check.devices(&format!("user{s}")).unwrap() {
+                assert!(
+                    left.insert((d.subject.clone(), d.token.clone())),
+                    "doubled {d:?}"
+                );
+            }
+        }
+        let lost: Vec<_> = expected_left.difference(&left).collect();
+        let extra: Vec<_> = left.difference(&expected_left).collect();
+        assert!(
+            lost.is_empty() && extra.is_empty(),
+            "registry: lost {lost:?}, unexpected {extra:?}"
+        );
+        conformance::assert_consistent(&check);
+    })
+    .await
+    .unwrap();
+
+    for w in workers {
+        let (code, summary) = w.stop();
+        assert_eq!(code, 0, "{summary}");
+    }
+}
+
+async fn three_workers_one_killed_every_push_one_outcome() {
+    deliver(100, false).await;
+}
+
+async fn soak_ten_thousand_pushes_with_a_kill_and_a_server_restart() {
+    deliver(2_000, true).await;
+}
+
+fn main() {
+    nats_support::main(
+        "nats_workers",
+        vec![
+            nats_support::multi(
+                "three_workers_one_killed_every_push_one_outcome",
+                three_workers_one_killed_every_push_one_outcome,
+            ),
+            nats_support::soak(
+                "soak_ten_thousand_pushes_with_a_kill_and_a_server_restart",
+                soak_ten_thousand_pushes_with_a_kill_and_a_server_restart,
+            ),
+        ],
+    )
+}

@@ -91,10 +91,10 @@ pub mod bridge;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
-#[cfg(feature = "apns")]
-pub mod telemetry;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "apns")]
+pub mod telemetry;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

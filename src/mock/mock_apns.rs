@@ -84,9 +84,8 @@ impl MockApnsBuilder {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use herald::mock::MockApns;
-    /// let first = MockApns::start().await?;
-    /// let port = first.port();
-    /// drop(first); // frees the port
+    /// // A fixed port, for a client configured outside the test (here: one that is free).
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     /// let mock = MockApns::builder().port(port).start().await?;
     /// assert_eq!(mock.port(), port);
     /// # Ok(()) }
@@ -1265,6 +1264,7 @@ impl MockApns {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
     /// use herald::mock::MockApns;
+    /// use std::time::Duration;
     /// let mock = MockApns::start().await?;
     /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
     /// # let client = ApnsClient::builder()
@@ -1279,9 +1279,14 @@ impl MockApns {
     /// let device = "a1".repeat(32);
     /// mock.register_device(&device, "com.example.app");
     /// assert!(client.send(push(&device)).await.is_accepted());
-    /// assert_eq!(mock.goaway_all("Shutdown"), 1);
-    /// assert!(client.send(push(&device)).await.is_accepted()); // the client reconnects
-    /// assert_eq!(mock.stats().connections_opened, 2);
+    /// assert_eq!(mock.goaway_all("Shutdown"), 1); // in-flight pushes are still answered
+    /// // The mock closes it; wait for that (the client reconnects on its next push).
+    /// tokio::time::timeout(Duration::from_secs(30), async {
+    ///     while mock.open_connections() > 0 {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     }
+    /// })
+    /// .await?;
     /// # Ok(()) }
     /// ```
     pub fn goaway_all(&self, reason: &str) -> usize {
@@ -1301,6 +1306,7 @@ impl MockApns {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
     /// use herald::mock::MockApns;
+    /// use std::time::Duration;
     /// let mock = MockApns::start().await?;
     /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
     /// # let client = ApnsClient::builder()
@@ -1316,10 +1322,15 @@ impl MockApns {
     /// mock.register_device(&device, "com.example.app");
     /// assert!(client.send(push(&device)).await.is_accepted());
     /// let id = *mock.stats().connections.keys().next().unwrap();
-    /// assert!(mock.goaway(id, "IdleTimeout", false));
-    /// assert!(!mock.goaway(999, "IdleTimeout", true)); // no such connection
-    /// assert!(client.send(push(&device)).await.is_accepted());
-    /// assert_eq!(mock.stats().connections_opened, 2);
+    /// assert!(!mock.goaway(id + 1, "IdleTimeout", true)); // no such connection
+    /// assert!(mock.goaway(id, "IdleTimeout", false)); // at once: in-flight pushes fail
+    /// // The mock closes it; wait for that (the client reconnects on its next push).
+    /// tokio::time::timeout(Duration::from_secs(30), async {
+    ///     while mock.open_connections() > 0 {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     }
+    /// })
+    /// .await?;
     /// # Ok(()) }
     /// ```
     pub fn goaway(&self, connection: u64, reason: &str, graceful: bool) -> bool {
@@ -1344,6 +1355,7 @@ impl MockApns {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
     /// use herald::mock::MockApns;
+    /// use std::time::Duration;
     /// let mock = MockApns::start().await?;
     /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
     /// # let client = ApnsClient::builder()
@@ -1358,9 +1370,14 @@ impl MockApns {
     /// let device = "a1".repeat(32);
     /// mock.register_device(&device, "com.example.app");
     /// assert!(client.send(push(&device)).await.is_accepted());
-    /// assert_eq!(mock.drop_connections(), 1);
-    /// assert!(client.send(push(&device)).await.is_accepted()); // the client reconnects
-    /// assert_eq!(mock.stats().connections_opened, 2);
+    /// assert_eq!(mock.drop_connections(), 1); // no GOAWAY: in-flight pushes are lost
+    /// // The mock closes it; wait for that (the client reconnects on its next push).
+    /// tokio::time::timeout(Duration::from_secs(30), async {
+    ///     while mock.open_connections() > 0 {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     }
+    /// })
+    /// .await?;
     /// # Ok(()) }
     /// ```
     pub fn drop_connections(&self) -> usize {
@@ -1387,7 +1404,7 @@ impl MockApns {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
-    /// use herald::mock::{Endpoint, MockApns};
+    /// use herald::mock::{self, MockApns};
     /// let mock = MockApns::start().await?;
     /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
     /// # let client = ApnsClient::builder()
@@ -1404,7 +1421,7 @@ impl MockApns {
     /// assert!(client.send(push(&device)).await.is_accepted());
     /// let log = mock.requests();
     /// assert_eq!(log.len(), 1);
-    /// assert_eq!(log[0].endpoint, Endpoint::Push);
+    /// assert_eq!(log[0].endpoint, mock::Endpoint::Push);
     /// assert_eq!(log[0].path, format!("/3/device/{device}"));
     /// assert_eq!(log[0].header("apns-topic"), Some("com.example.app"));
     /// assert_eq!(log[0].payload.as_ref().unwrap()["aps"]["alert"], "Hi");

@@ -242,7 +242,12 @@ fn herald_mock_rejects_bad_input_before_printing_anything() {
     std::fs::write(&garbage, "not a key").unwrap();
     let garbage_key = format!("{KEY_ID}:{TEAM_ID}:{}", garbage.display());
     let run_dir = tempfile::tempdir().unwrap();
+    // A start-up failure after validation: the port is taken.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
     let cases: &[(&[&str], &str)] = &[
+        (&["--port", &busy_port], "cannot start"),
+        (&["--port", &busy_port, "--json"], "cannot start"),
         (&["--token", "zz"], "hex"),
         (&["--token", "abc"], "even number"),
         (&["--unregistered", "zz"], "hex"),
@@ -280,6 +285,7 @@ fn herald_mock_rejects_bad_input_before_printing_anything() {
             entries(run_dir.path())
         );
     }
+    drop(busy);
 }
 
 #[test]

@@ -25,6 +25,83 @@
 //!   connection per 20 minutes (see [`TokenKey`]).
 //! - **Secrets** (keys, passwords, JWTs) never appear in `Debug`, `Display` or logs.
 //!
+//! # Building a push
+//!
+//! [`Push::builder`]`(device_token, topic)` takes the token (hex, any length; normalised to
+//! lowercase) and the topic (the bundle id; the push type's suffix, such as `.voip`, is added
+//! when missing). Headers are typed ([`PushType`], [`Priority`], [`Expiration`], collapse id,
+//! `apns-id`), the payload is a [`Payload`] (or raw JSON with `raw_payload`), and `build`
+//! checks everything Apple would reject about the request itself: a token that is not hex, a
+//! priority the push type does not allow (`background` must be 5), a collapse id over 64
+//! bytes, a payload over the limit ([`Error::payload_too_large`] says by how much). A [`Push`]
+//! that built is one APNs can only refuse for reasons outside it (the token, the credentials,
+//! the environment).
+//!
+//! # Failure modes
+//!
+//! Every push ends in exactly one [`PushOutcome`]:
+//!
+//! - [`PushOutcome::Accepted`]: APNs took it (200). It will try to deliver it; APNs does not
+//!   report delivery.
+//! - [`PushOutcome::Rejected`]: APNs answered with a [`Reason`] (400, 403, 404, 405, 410, 413):
+//!   [`Reason::explain`] says what it means, [`Reason::invalidates_token`] (410 only: delete
+//!   the token unless it was registered again after [`Rejected::timestamp`]) and
+//!   [`Reason::quarantines_token`] (`BadDeviceToken`, `DeviceTokenNotForTopic`: suspect, not
+//!   proof) what to do with the token. 429 and 5xx are retried, not returned as rejections.
+//! - [`PushOutcome::Failed`] with an [`Error`], whose [`ErrorKind`] tells whether APNs can have
+//!   the push:
+//!   - **nothing was sent**: [`ErrorKind::InvalidPush`], [`ErrorKind::PayloadTooLarge`],
+//!     [`ErrorKind::CertificateMismatch`] (checked before sending), [`ErrorKind::Connect`] (no connection could be made within the connect
+//!     timeout), [`ErrorKind::Shutdown`] (sent after [`ApnsClient::shutdown`]). Sending the
+//!     push again cannot duplicate it.
+//!   - **APNs may have it**: [`ErrorKind::Timeout`] (no answer within the request timeout),
+//!     [`ErrorKind::ConnectionLost`] (the connection died with the request in flight),
+//!     [`ErrorKind::Protocol`]. herald does not resend these itself, so that a device never
+//!     shows a notification twice; if you resend, give the push a collapse id.
+//!   - **APNs kept refusing for now**: [`ErrorKind::RetriesExhausted`], with the last status
+//!     and reason ([`Error::status`], [`Error::reason`]): 429 / 5xx after every retry of the
+//!     [`RetryPolicy`], or streams refused more often than the pool can move them.
+//!
+//! Configuration errors ([`ErrorKind::Config`], [`ErrorKind::BadKey`],
+//! [`ErrorKind::BadCertificate`], [`ErrorKind::WrongPassword`], [`ErrorKind::CertificateExpired`])
+//! come from the builders and constructors, before any push. No error, `Debug` or log line contains a key, a password,
+//! a JWT or a whole device token (only its first 8 characters).
+//!
+//! # Cancel safety
+//!
+//! [`ApnsClient::send`] is not cancel safe in the sense that matters here: dropping its future
+//! before the push has been given a stream (it is still waiting in the queue) sends nothing,
+//! but dropping it after the request was written resets the stream (RST_STREAM CANCEL) and
+//! APNs may or may not have processed the push. Either way the stream is freed and the
+//! client stays usable. To bound the wait, configure
+//! [`request_timeout`](ApnsClientBuilder::request_timeout) rather than wrapping `send` in a
+//! timeout: the client's own timeout reports [`ErrorKind::Timeout`] and counts it. The
+//! [`Outcomes`] of [`ApnsClient::send_all`] / [`ApnsClient::send_stream`] run each push in
+//! its own task: dropping `Outcomes` stops taking pushes from the input (the one being taken
+//! at that moment is dropped unsent), while pushes already started run to their end and their
+//! outcomes are discarded. [`Outcomes::next`] is
+//! cancel safe: an outcome not yet returned stays queued for the next call.
+//!
+//! # Limits and defaults
+//!
+//! - Payload: [`PAYLOAD_LIMIT`] (4096 bytes), [`VOIP_PAYLOAD_LIMIT`] (5120) for VoIP pushes and
+//!   broadcasts.
+//! - Streams per connection: what the server advertises, 1 until it says more (Apple raises it,
+//!   typically to 1000, after a first accepted push, and may lower it again).
+//! - Connections: 1 by default ([`connections`](ApnsClientBuilder::connections)); pushes beyond
+//!   the open streams wait in one FIFO queue, unbounded (bound it with `send_all`'s
+//!   `concurrency`, or the bridge's).
+//! - Timeouts: connect 10 s, request 20 s, an idle connection PINGed every 10 minutes and
+//!   dropped when a PING is not answered within 10 s.
+//! - Retries ([`RetryPolicy`]): 3 retries of 429 / 5xx, backoff from 200 ms doubling to 60 s,
+//!   with equal jitter; requests that certainly did not reach APNs are moved to another
+//!   connection up to 8 times, not counted as retries. `ExpiredProviderToken` is retried once
+//!   with a freshly minted token. herald does not read a `Retry-After` header (APNs documents
+//!   none).
+//! - Provider tokens: minted per key, refreshed after about 50 minutes (Apple rejects tokens
+//!   older than an hour), never more often than once per 20 minutes on one connection (Apple
+//!   answers `TooManyProviderTokenUpdates`).
+//!
 //! ```no_run
 //! use herald::apns::{ApnsClient, Endpoint, Payload, Push, PushOutcome, TokenKey};
 //!

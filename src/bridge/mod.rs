@@ -31,6 +31,51 @@
 //! - `conformance` (feature `testkit`): the checks any [`RegistryStore`] must pass.
 //! - `endpoint` (feature `endpoint`): the registration HTTP endpoint an app calls.
 //!
+//! # Failure modes
+//!
+//! - **Posting never waits on the network and never fails because of it.** A forwarded
+//!   notification goes into the subscription's bounded buffer (default: drop-oldest, 1024);
+//!   when APNs is slower than the posts, the buffer's overflow policy decides what is lost,
+//!   and every loss is counted ([`Forwarding::queue`]'s `dropped`, the center's stats).
+//!   Choose a drop-newest or backpressure policy where losing an old notification is worse.
+//! - **A push that fails is handed back, not retried by the sink.** The client has already
+//!   retried what Apple says to retry ([`RetryPolicy`](crate::apns::RetryPolicy)); what is left
+//!   arrives as [`PushFailed`] (with the push, and whether APNs may have it) or
+//!   [`PushRejected`]. Observe them to re-queue, alert or log.
+//! - **Held back, not lost.** A push to a quarantined token, or while a topic's circuit
+//!   breaker is open, is a [`PushSkipped`] with the push handed back.
+//! - **Counted, not sent**: a message for a subject with no device of the sink's topic and
+//!   environment ([`SinkMetrics::unaddressed`]); a notification on which the map closure
+//!   panicked ([`SinkMetrics::panicked`], forwarding goes on). A registry that cannot be read
+//!   while resolving a subject is logged (`warn`) and counted as unaddressed.
+//! - **Registry writes that fail** (a 410 that cannot be applied because the store is
+//!   unavailable) are logged (`warn`) and leave the token as it was: the next push to it gets
+//!   the same answer and tries again. Nothing is deleted on a guess.
+//! - **A misconfiguration touches no token**: see [`lifecycle`]. Only 410 deletes, and only if
+//!   the token was not registered again after Apple's timestamp.
+//!
+//! # Shutdown and cancel safety
+//!
+//! - Dropping a [`Forwarding`] stops forwarding at once: notifications still in its buffer
+//!   are dropped, pushes already sent still get their outcomes posted.
+//!   [`Forwarding::finish`] unsubscribes, sends what is buffered and waits for every outcome;
+//!   [`Forwarding::idle`] waits without unsubscribing. Dropping the future of either is
+//!   safe: `idle` only waits, and a dropped `finish` behaves as dropping the [`Forwarding`].
+//! - Outcome notifications are posted from the sink's tokio tasks, so inline observers of them
+//!   (the registry's among them) run there: keep them short, or make them buffered.
+//! - [`DeviceRegistry`] calls are synchronous and safe from any thread; with [`RedbStore`]
+//!   each change is one durable commit (`fsync`), so call them from blocking-friendly code or
+//!   accept a few milliseconds on a tokio worker.
+//!
+//! # Limits
+//!
+//! - At most [`concurrency`](ApnsSinkBuilder::concurrency) pushes in flight per forwarding
+//!   subscription (default 256), over the client's connections.
+//! - Tokens sent directly ([`Target::Token`]) that the registry does not know are quarantined
+//!   in the sink's memory, at most 65,536 of them.
+//! - Circuit-breaker state and its evidence are per sink and in memory (a restart starts with
+//!   closed breakers); quarantine state is in the registry's store and survives restarts.
+//!
 //! The whole loop, offline against the mock server: `cargo run --example push_demo
 //! --features endpoint,mock`.
 //!

@@ -63,12 +63,33 @@ impl Default for MockApnsBuilder {
 impl MockApnsBuilder {
     /// The address to listen on. Default `127.0.0.1:0` (loopback, a free port). Pass another
     /// address only on purpose: the mock accepts anything its keys sign.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().bind("127.0.0.1:0".parse()?).start().await?;
+    /// assert_eq!(mock.addr().ip().to_string(), "127.0.0.1");
+    /// assert_ne!(mock.port(), 0); // 0 asked for a free port
+    /// # Ok(()) }
+    /// ```
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
         self
     }
 
     /// Keeps the bind address's IP and listens on `port` (0 = a free one).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// // A fixed port, for a client configured outside the test (here: one that is free).
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    /// let mock = MockApns::builder().port(port).start().await?;
+    /// assert_eq!(mock.port(), port);
+    /// # Ok(()) }
+    /// ```
     pub fn port(mut self, port: u16) -> Self {
         self.bind.set_port(port);
         self
@@ -76,6 +97,34 @@ impl MockApnsBuilder {
 
     /// The clock for token rules and timestamps. Default: [`SystemClock`]. Pass a
     /// [`MockClock`](super::MockClock) clone to move time from the test.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::{MockApns, MockClock};
+    /// use std::time::Duration;
+    /// let clock = MockClock::starting_now();
+    /// let mock = MockApns::builder().clock(clock.clone()).accept_unknown_tokens(true).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// // The mock's clock runs two hours ahead of the client's: its tokens look expired.
+    /// clock.advance(Duration::from_secs(2 * 3600));
+    /// let _ = client.send(push(&"a1".repeat(32))).await;
+    /// let answer = mock.next_push(Duration::from_secs(10)).await.unwrap();
+    /// assert_eq!(answer.reason.as_deref(), Some("ExpiredProviderToken"));
+    /// # Ok(()) }
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -83,6 +132,34 @@ impl MockApnsBuilder {
 
     /// SETTINGS_MAX_CONCURRENT_STREAMS after the ramp (and from the start under certificate
     /// auth). Default 1000.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().max_streams(100).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// // Token auth: 1 stream until a push is accepted, then the configured limit.
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// let stats = mock.stats();
+    /// let conn = stats.connections.values().next().unwrap();
+    /// assert_eq!(conn.max_streams, 100);
+    /// # Ok(()) }
+    /// ```
     pub fn max_streams(mut self, max: u32) -> Self {
         self.config.max_streams = max.max(1);
         self
@@ -90,6 +167,33 @@ impl MockApnsBuilder {
 
     /// Drop the advertised limit to 1 after each rejected push, until the next accepted one.
     /// Default off.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().drop_to_one_after_rejection(true).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert!(!client.send(push(&"ff".repeat(32))).await.is_accepted()); // unknown: BadDeviceToken
+    /// let stats = mock.stats();
+    /// assert_eq!(stats.connections.values().next().unwrap().max_streams, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn drop_to_one_after_rejection(mut self, on: bool) -> Self {
         self.config.drop_to_one_after_rejection = on;
         self
@@ -97,6 +201,35 @@ impl MockApnsBuilder {
 
     /// Gracefully GOAWAY (`{"reason":"Shutdown"}`) each connection after it has received `n`
     /// requests. Default: never.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().goaway_after(2).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// for _ in 0..3 {
+    ///     // The client moves to a new connection after the GOAWAY: every push is accepted.
+    ///     assert!(client.send(push(&device)).await.is_accepted());
+    /// }
+    /// assert_eq!(mock.stats().goaways, 1);
+    /// assert_eq!(mock.stats().connections_opened, 2);
+    /// # Ok(()) }
+    /// ```
     pub fn goaway_after(mut self, n: u64) -> Self {
         self.config.goaway_after = Some(n.max(1));
         self
@@ -104,12 +237,72 @@ impl MockApnsBuilder {
 
     /// Close connections idle for this long (no request, no PING; real time) with a graceful
     /// GOAWAY `{"reason":"IdleTimeout"}`. Default: never.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::builder().idle_timeout(Duration::from_millis(100)).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// // Nothing more is sent: the mock closes the connection with GOAWAY IdleTimeout.
+    /// let mut waited = Duration::ZERO;
+    /// while mock.open_connections() > 0 && waited < Duration::from_secs(30) {
+    ///     tokio::time::sleep(Duration::from_millis(20)).await;
+    ///     waited += Duration::from_millis(20);
+    /// }
+    /// assert_eq!(mock.open_connections(), 0);
+    /// assert_eq!(mock.stats().goaways, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.config.idle_timeout = Some(idle);
         self
     }
 
     /// Latency added before every answer. Default none.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::{Latency, MockApns};
+    /// use std::time::{Duration, Instant};
+    /// let mock = MockApns::builder().latency(Latency::Fixed(Duration::from_millis(50))).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let started = Instant::now();
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert!(started.elapsed() >= Duration::from_millis(50));
+    /// # Ok(()) }
+    /// ```
     pub fn latency(mut self, latency: Latency) -> Self {
         self.config.latency = latency;
         self
@@ -117,6 +310,33 @@ impl MockApnsBuilder {
 
     /// Fraction (0.0–1.0) of otherwise accepted pushes answered 500 InternalServerError or 503
     /// ServiceUnavailable (half each). Default 0.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::builder().error_rate(1.0).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let _ = client.send(push(&device)).await; // a 5xx: retried by default, not here
+    /// let answer = mock.next_push(Duration::from_secs(10)).await.unwrap();
+    /// assert!(matches!(answer.status, 500 | 503));
+    /// # Ok(()) }
+    /// ```
     pub fn error_rate(mut self, rate: f64) -> Self {
         self.config.error_rate = rate.clamp(0.0, 1.0);
         self
@@ -124,6 +344,28 @@ impl MockApnsBuilder {
 
     /// Accept pushes to device tokens never registered (still well-formed hex). Default off:
     /// unknown tokens answer 400 BadDeviceToken, like a token from the other environment.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().accept_unknown_tokens(true).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// assert!(client.send(push(&"c3".repeat(32))).await.is_accepted()); // never registered
+    /// # Ok(()) }
+    /// ```
     pub fn accept_unknown_tokens(mut self, on: bool) -> Self {
         self.config.accept_unknown_tokens = on;
         self
@@ -131,18 +373,79 @@ impl MockApnsBuilder {
 
     /// How many requests the log keeps: past it the oldest are dropped (counters keep counting,
     /// see [`Stats::evicted`](super::Stats::evicted)). Default 100,000.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().record_limit(1).start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// for _ in 0..2 {
+    ///     client.send(push(&device)).await;
+    /// }
+    /// assert_eq!(mock.requests().len(), 1); // the most recent only
+    /// assert_eq!((mock.stats().requests, mock.stats().evicted), (2, 1));
+    /// # Ok(()) }
+    /// ```
     pub fn record_limit(mut self, n: usize) -> Self {
         self.config.record_limit = n.max(1);
         self
     }
 
     /// An extra DNS name or IP address for the server certificate.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// // For a client that must connect by another name (a container's host name, say).
+    /// let mock = MockApns::builder().server_name("apns.test").start().await?;
+    /// assert!(mock.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok(()) }
+    /// ```
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_names.push(name.into());
         self
     }
 
     /// Also trust client certificates issued by this CA (PEM), beside the mock's own.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Certificate, Endpoint, Payload, Push};
+    /// use herald::mock::MockApns;
+    ///
+    /// // Push certificates issued by another mock (standing in for your own test CA).
+    /// let issuer = MockApns::start().await?;
+    /// let cert = issuer.issue_push_certificate("com.example.app")?;
+    /// let mock = MockApns::builder().trust_client_ca_pem(issuer.ca_pem()).start().await?;
+    /// mock.register_device(&"a1".repeat(32), "com.example.app");
+    ///
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .certificate(Certificate::from_pem(cert.cert_pem(), cert.key_pem())?)
+    ///     .build()?;
+    /// let push = Push::builder("a1".repeat(32), "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// assert!(client.send(push).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn trust_client_ca_pem(mut self, pem: impl Into<String>) -> Self {
         self.client_cas.push(pem.into());
         self
@@ -150,6 +453,16 @@ impl MockApnsBuilder {
 
     /// Generates the CA and server certificate, binds, and starts serving on the current tokio
     /// runtime. The server stops when the [`MockApns`] is dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().max_streams(10).start().await?;
+    /// assert!(mock.url().starts_with("https://127.0.0.1:"));
+    /// drop(mock); // stops the listener and closes every connection
+    /// # Ok(()) }
+    /// ```
     pub async fn start(self) -> Result<MockApns, MockError> {
         let authority = Authority::generate()?;
         let tls = authority.server_config(&self.server_names, &self.client_cas)?;
@@ -211,11 +524,29 @@ impl std::fmt::Debug for Authority {
 
 impl MockApns {
     /// Starts a mock with default settings on `127.0.0.1` and a free port.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// assert!(mock.addr().ip().is_loopback());
+    /// # Ok(()) }
+    /// ```
     pub async fn start() -> Result<MockApns, MockError> {
         Self::builder().start().await
     }
 
     /// A builder for non-default settings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::builder().accept_unknown_tokens(true).start().await?;
+    /// # drop(mock);
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> MockApnsBuilder {
         MockApnsBuilder::default()
     }
@@ -223,32 +554,94 @@ impl MockApns {
     // ----- where it is -----
 
     /// The listening address.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// assert_eq!(mock.addr().port(), mock.port());
+    /// # Ok(()) }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The listening port.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// assert!(mock.url().ends_with(&format!(":{}", mock.port())));
+    /// # Ok(()) }
+    /// ```
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
 
     /// `https://<ip>:<port>` (IPv6 in brackets). The certificate is also valid for `localhost`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// assert_eq!(mock.url(), format!("https://127.0.0.1:{}", mock.port()));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
     }
 
     /// The CA certificate (PEM) that signed the server certificate and the push certificates.
     /// Trust it in the client.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// assert!(mock.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// // Each mock has its own CA: trust the one you talk to.
+    /// assert_ne!(mock.ca_pem(), MockApns::start().await?.ca_pem());
+    /// # Ok(()) }
+    /// ```
     pub fn ca_pem(&self) -> &str {
         &self.authority.ca_pem
     }
 
     /// Writes [`ca_pem`](Self::ca_pem) to `path`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("ca.pem");
+    /// mock.write_ca_pem(&path)?; // for another process: `herald push --ca`, curl --cacert, ...
+    /// assert_eq!(std::fs::read_to_string(&path)?, mock.ca_pem());
+    /// # Ok(()) }
+    /// ```
     pub fn write_ca_pem(&self, path: impl AsRef<Path>) -> Result<(), MockError> {
         std::fs::write(path, self.ca_pem()).map_err(|e| MockError::io("writing CA PEM", e))
     }
 
     /// The clock the mock uses.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::{MockApns, MockClock};
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let clock = MockClock::at(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    /// let mock = MockApns::builder().clock(clock.clone()).start().await?;
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(mock.clock().now(), UNIX_EPOCH + Duration::from_secs(1_800_000_060));
+    /// # Ok(()) }
+    /// ```
     pub fn clock(&self) -> Arc<dyn Clock> {
         self.shared.clock.clone()
     }
@@ -258,6 +651,29 @@ impl MockApns {
     /// Registers a provider key for `team_id`: `key` is a P-256 public key (PEM `PUBLIC KEY`,
     /// DER SPKI, or a SEC1 point) or the `.p8` private key itself (PKCS#8 PEM or DER), of which only
     /// the public half is kept. Replaces a key with the same id.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Endpoint, Payload, Push, TokenKey};
+    /// use herald::mock::MockApns;
+    ///
+    /// let mock = MockApns::builder().accept_unknown_tokens(true).start().await?;
+    /// // Your own test key (here, one another mock generated; any P-256 PKCS#8 .p8 works).
+    /// let p8 = MockApns::start().await?.generate_key("KEY1234567", "TEAM123456")?;
+    /// mock.register_key("KEY1234567", "TEAM123456", p8.as_bytes())?;
+    /// assert!(mock.register_key("KEY2", "TEAM123456", b"not a key").unwrap_err().is_bad_key());
+    ///
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .token_auth(TokenKey::from_p8_pem(p8, "KEY1234567", "TEAM123456")?)
+    ///     .build()?;
+    /// let push = Push::builder("a1".repeat(32), "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// assert!(client.send(push).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn register_key(&self, key_id: &str, team_id: &str, key: &[u8]) -> Result<(), MockError> {
         if key_id.is_empty() || team_id.is_empty() {
             return Err(MockError::new(Kind::BadKey, "empty key id or team id"));
@@ -276,6 +692,28 @@ impl MockApns {
 
     /// Generates a fresh P-256 key (with ring), registers it for `team_id`, and returns it as the
     /// PKCS#8 PEM text of a `.p8` file, for the client to sign its JWTs with.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Endpoint, Payload, Push, TokenKey};
+    /// use herald::mock::MockApns;
+    ///
+    /// let mock = MockApns::start().await?;
+    /// let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// assert!(p8.starts_with("-----BEGIN PRIVATE KEY-----"));
+    /// mock.register_device(&"a1".repeat(32), "com.example.app");
+    ///
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    ///     .build()?;
+    /// let push = Push::builder("a1".repeat(32), "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// assert!(client.send(push).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn generate_key(&self, key_id: &str, team_id: &str) -> Result<String, MockError> {
         let (pem, public) = generate_p8()?;
         self.register_key(key_id, team_id, &public)?;
@@ -284,6 +722,35 @@ impl MockApns {
 
     /// Restricts a registered key to these bundle ids (a topic-specific key): pushes to others
     /// answer 400 TopicDisallowed. Returns false if no such key.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(mock.restrict_key("ABC123DEFG", &["com.example.other"]));
+    /// assert!(!mock.restrict_key("NOSUCHKEY0", &["com.example.app"]));
+    /// let _ = client.send(push(&device)).await;
+    /// let answer = mock.next_push(Duration::from_secs(10)).await.unwrap();
+    /// assert_eq!((answer.status, answer.reason.as_deref()), (400, Some("TopicDisallowed")));
+    /// # Ok(()) }
+    /// ```
     pub fn restrict_key(&self, key_id: &str, bundle_ids: &[&str]) -> bool {
         match self.shared.keys.write().get_mut(key_id) {
             Some(k) => {
@@ -296,6 +763,33 @@ impl MockApns {
 
     /// Issues a push certificate for `bundle_id` (subject UID = bundle id), signed by the mock's
     /// CA, for certificate-based authentication.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Certificate, Endpoint, Payload, Push};
+    /// use herald::mock::{AuthKind, MockApns};
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// assert!(cert.sandbox() && cert.production());
+    /// mock.register_device(&"a1".repeat(32), "com.example.app");
+    ///
+    /// // As a .p12 (what Keychain exports), or as PEM with `Certificate::from_pem`.
+    /// let p12 = cert.to_p12("secret")?;
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .certificate(Certificate::from_p12(p12, "secret")?)
+    ///     .build()?;
+    /// let push = Push::builder("a1".repeat(32), "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// assert!(client.send(push).await.is_accepted());
+    /// let seen = mock.next_push(Duration::from_secs(10)).await.unwrap();
+    /// assert!(matches!(seen.auth, AuthKind::Certificate { .. }));
+    /// # Ok(()) }
+    /// ```
     pub fn issue_push_certificate(&self, bundle_id: &str) -> Result<PushCertificate, MockError> {
         self.authority
             .push_certificate(bundle_id, &PushCertificateOptions::universal())
@@ -330,6 +824,36 @@ impl MockApns {
     /// topics are accepted, on other bundles answer DeviceTokenNotForTopic (`"*"`: any bundle).
     /// Clears an earlier
     /// [`mark_unregistered`](Self::mark_unregistered).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let (mine, theirs) = ("a1".repeat(32), "b2".repeat(32));
+    /// mock.register_device(&mine, "com.example.app");
+    /// mock.register_device(&theirs, "com.example.other");
+    /// assert!(client.send(push(&mine)).await.is_accepted());
+    /// assert!(!client.send(push(&theirs)).await.is_accepted()); // another app's token
+    /// assert!(!client.send(push(&"c3".repeat(32))).await.is_accepted()); // unknown
+    /// let reasons = mock.stats().by_reason;
+    /// assert_eq!(reasons.get("DeviceTokenNotForTopic"), Some(&1));
+    /// assert_eq!(reasons.get("BadDeviceToken"), Some(&1));
+    /// # Ok(()) }
+    /// ```
     pub fn register_device(&self, token: &str, bundle_id: &str) {
         let token = token.to_ascii_lowercase();
         self.shared.unregistered.write().remove(&token);
@@ -340,6 +864,37 @@ impl MockApns {
     }
 
     /// From now on pushes to `token` answer 410 `{"reason":"Unregistered","timestamp":<at, ms>}`.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::apns::PushOutcome;
+    /// use herald::mock::MockApns;
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let gone = "d4".repeat(32);
+    /// let since = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
+    /// mock.mark_unregistered(&gone, since);
+    /// let PushOutcome::Rejected(r) = client.send(push(&gone)).await else { panic!("not a 410") };
+    /// assert_eq!((r.status, r.reason.as_str()), (410, "Unregistered"));
+    /// assert_eq!(r.timestamp, Some(since)); // Apple's milliseconds, kept
+    /// mock.register_device(&gone, "com.example.app"); // the app registered again
+    /// assert!(client.send(push(&gone)).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn mark_unregistered(&self, token: &str, at: SystemTime) {
         self.shared
             .unregistered
@@ -348,6 +903,31 @@ impl MockApns {
     }
 
     /// Whether unknown tokens are accepted (see [`MockApnsBuilder::accept_unknown_tokens`]).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let unknown = "e5".repeat(32);
+    /// assert!(!client.send(push(&unknown)).await.is_accepted()); // BadDeviceToken
+    /// mock.set_accept_unknown_tokens(true);
+    /// assert!(client.send(push(&unknown)).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn set_accept_unknown_tokens(&self, on: bool) {
         self.shared.config.write().accept_unknown_tokens = on;
     }
@@ -355,11 +935,67 @@ impl MockApns {
     // ----- faults -----
 
     /// Queues a scripted answer for the next push or broadcast (any connection).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::apns::PushOutcome;
+    /// use herald::mock::{Fault, MockApns};
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.script(Fault::reject(400, "BadPriority"));
+    /// let PushOutcome::Rejected(r) = client.send(push(&device)).await else { panic!() };
+    /// assert_eq!(r.reason.as_str(), "BadPriority");
+    /// assert!(client.send(push(&device)).await.is_accepted()); // the script is used up
+    /// # Ok(()) }
+    /// ```
     pub fn script(&self, fault: Fault) {
         self.shared.script.lock().push_back(fault);
     }
 
     /// Queues `fault` for the next `n` pushes.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::{Fault, MockApns};
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.script_n(2, Fault::reject(400, "BadTopic"));
+    /// assert_eq!(mock.scripted(), 2);
+    /// assert!(!client.send(push(&device)).await.is_accepted());
+    /// assert!(!client.send(push(&device)).await.is_accepted());
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn script_n(&self, n: usize, fault: Fault) {
         let mut script = self.shared.script.lock();
         script.extend(std::iter::repeat_n(fault, n));
@@ -387,6 +1023,17 @@ impl MockApns {
     }
 
     /// Scripted answers not yet used (global and per device).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::{Fault, MockApns};
+    /// let mock = MockApns::start().await?;
+    /// mock.script(Fault::Accept);
+    /// mock.script_for_device(&"ab".repeat(32), Fault::Stall);
+    /// assert_eq!(mock.scripted(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn scripted(&self) -> usize {
         let per_device: usize = self
             .shared
@@ -399,38 +1046,200 @@ impl MockApns {
     }
 
     /// Drops the scripted answers not yet used (global and per device).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::{Fault, MockApns};
+    /// let mock = MockApns::start().await?;
+    /// mock.script_n(3, Fault::RefuseStream);
+    /// mock.clear_script();
+    /// assert_eq!(mock.scripted(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn clear_script(&self) {
         self.shared.script.lock().clear();
         self.shared.device_script.lock().clear();
     }
 
     /// See [`MockApnsBuilder::latency`].
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::{Latency, MockApns};
+    /// use std::time::{Duration, Instant};
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.set_latency(Latency::Uniform { min: Duration::from_millis(20), max: Duration::from_millis(40) });
+    /// let started = Instant::now();
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert!(started.elapsed() >= Duration::from_millis(20));
+    /// # Ok(()) }
+    /// ```
     pub fn set_latency(&self, latency: Latency) {
         self.shared.config.write().latency = latency;
     }
 
     /// See [`MockApnsBuilder::error_rate`].
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.set_error_rate(1.0); // every otherwise accepted push: 500 or 503
+    /// let _ = client.send(push(&device)).await;
+    /// assert!(matches!(mock.next_push(Duration::from_secs(10)).await.unwrap().status, 500 | 503));
+    /// mock.set_error_rate(0.0);
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn set_error_rate(&self, rate: f64) {
         self.shared.config.write().error_rate = rate.clamp(0.0, 1.0);
     }
 
     /// See [`MockApnsBuilder::goaway_after`]; `None` = never.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.set_goaway_after(Some(1));
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert!(client.send(push(&device)).await.is_accepted()); // on a new connection
+    /// assert_eq!(mock.stats().connections_opened, 2);
+    /// mock.set_goaway_after(None);
+    /// # Ok(()) }
+    /// ```
     pub fn set_goaway_after(&self, n: Option<u64>) {
         self.shared.config.write().goaway_after = n.map(|n| n.max(1));
     }
 
     /// See [`MockApnsBuilder::idle_timeout`]; applies to connections opened afterwards.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// mock.set_idle_timeout(Some(Duration::from_secs(60))); // connections opened from now on
+    /// mock.set_idle_timeout(None); // never
+    /// # Ok(()) }
+    /// ```
     pub fn set_idle_timeout(&self, idle: Option<Duration>) {
         self.shared.config.write().idle_timeout = idle;
     }
 
     /// See [`MockApnsBuilder::drop_to_one_after_rejection`].
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.set_drop_to_one_after_rejection(true);
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert!(!client.send(push(&"ff".repeat(32))).await.is_accepted());
+    /// assert_eq!(mock.stats().connections.values().next().unwrap().max_streams, 1);
+    /// assert!(client.send(push(&device)).await.is_accepted()); // and back up
+    /// assert_eq!(mock.stats().connections.values().next().unwrap().max_streams, 1000);
+    /// # Ok(()) }
+    /// ```
     pub fn set_drop_to_one_after_rejection(&self, on: bool) {
         self.shared.config.write().drop_to_one_after_rejection = on;
     }
 
     /// Changes the limit: open connections already past the ramp (and certificate connections)
     /// get a SETTINGS frame with it right away.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// mock.set_max_streams(8); // sent to the open connection at once
+    /// assert_eq!(mock.stats().connections.values().next().unwrap().max_streams, 8);
+    /// # Ok(()) }
+    /// ```
     pub fn set_max_streams(&self, max: u32) {
         let max = max.max(1);
         self.shared.config.write().max_streams = max;
@@ -447,6 +1256,39 @@ impl MockApns {
 
     /// Sends GOAWAY (NO_ERROR, `{"reason": reason}`) on every open connection, gracefully:
     /// in-flight streams are answered, then the connections close. Returns how many.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert_eq!(mock.goaway_all("Shutdown"), 1); // in-flight pushes are still answered
+    /// // The mock closes it; wait for that (the client reconnects on its next push).
+    /// tokio::time::timeout(Duration::from_secs(30), async {
+    ///     while mock.open_connections() > 0 {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     }
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn goaway_all(&self, reason: &str) -> usize {
         self.each_open(|| ConnCmd::GoAway {
             reason: reason.to_owned(),
@@ -456,6 +1298,41 @@ impl MockApns {
 
     /// Sends GOAWAY on one connection; `graceful: false` closes it at once, failing in-flight
     /// streams. Returns false if it is not open.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// let id = *mock.stats().connections.keys().next().unwrap();
+    /// assert!(!mock.goaway(id + 1, "IdleTimeout", true)); // no such connection
+    /// assert!(mock.goaway(id, "IdleTimeout", false)); // at once: in-flight pushes fail
+    /// // The mock closes it; wait for that (the client reconnects on its next push).
+    /// tokio::time::timeout(Duration::from_secs(30), async {
+    ///     while mock.open_connections() > 0 {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     }
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn goaway(&self, connection: u64, reason: &str, graceful: bool) -> bool {
         let conns = self.shared.conns.lock();
         conns.get(&connection).is_some_and(|c| {
@@ -470,6 +1347,39 @@ impl MockApns {
     }
 
     /// Closes every open connection's socket without GOAWAY. Returns how many.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert_eq!(mock.drop_connections(), 1); // no GOAWAY: in-flight pushes are lost
+    /// // The mock closes it; wait for that (the client reconnects on its next push).
+    /// tokio::time::timeout(Duration::from_secs(30), async {
+    ///     while mock.open_connections() > 0 {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     }
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn drop_connections(&self) -> usize {
         self.each_open(|| ConnCmd::Drop)
     }
@@ -487,11 +1397,69 @@ impl MockApns {
     // ----- what it saw -----
 
     /// The recorded requests, in arrival order: the most recent ones, up to the record limit.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::{self, MockApns};
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// let log = mock.requests();
+    /// assert_eq!(log.len(), 1);
+    /// assert_eq!(log[0].endpoint, mock::Endpoint::Push);
+    /// assert_eq!(log[0].path, format!("/3/device/{device}"));
+    /// assert_eq!(log[0].header("apns-topic"), Some("com.example.app"));
+    /// assert_eq!(log[0].payload.as_ref().unwrap()["aps"]["alert"], "Hi");
+    /// # Ok(()) }
+    /// ```
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.log.lock().entries.iter().cloned().collect()
     }
 
     /// Recorded pushes (`/3/device`) and broadcasts only.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// client.send(push(&device)).await;
+    /// client.send(push(&"ff".repeat(32))).await;
+    /// let pushes = mock.pushes();
+    /// assert_eq!(pushes.iter().filter(|p| p.accepted()).count(), 1);
+    /// assert_eq!(pushes[1].reason.as_deref(), Some("BadDeviceToken"));
+    /// # Ok(()) }
+    /// ```
     pub fn pushes(&self) -> Vec<RecordedRequest> {
         self.shared
             .log
@@ -506,6 +1474,39 @@ impl MockApns {
     /// The next push or broadcast not yet returned by `next_push`, waiting up to `timeout` for
     /// one to arrive; `None` on timeout. Whatever the answer was: check
     /// [`RecordedRequest::status`]. Pushes evicted from the log before being read are skipped.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let sending = tokio::spawn({
+    ///     let (client, push) = (client.clone(), push(&device));
+    ///     async move { client.send(push).await }
+    /// });
+    /// // Waits for the push to arrive, whatever the answer.
+    /// let seen = mock.next_push(Duration::from_secs(10)).await.expect("a push within 10 s");
+    /// assert_eq!(seen.device_token.as_deref(), Some(device.as_str()));
+    /// assert!(sending.await?.is_accepted());
+    /// assert!(mock.next_push(Duration::from_millis(10)).await.is_none()); // each push once
+    /// # Ok(()) }
+    /// ```
     pub async fn next_push(&self, timeout: Duration) -> Option<RecordedRequest> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -533,6 +1534,37 @@ impl MockApns {
 
     /// Counters since start-up. `connections` holds every open connection and the 1024 most
     /// recently closed ones.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// client.send(push(&device)).await;
+    /// client.send(push(&"ff".repeat(32))).await;
+    /// let stats = mock.stats();
+    /// assert_eq!((stats.requests, stats.accepted), (2, 1));
+    /// assert_eq!(stats.by_status.get(&400), Some(&1));
+    /// assert_eq!(stats.by_reason.get("BadDeviceToken"), Some(&1));
+    /// let conn = stats.connections.values().next().unwrap();
+    /// assert_eq!((conn.requests, conn.tokens), (2, 1)); // one JWT for the connection
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         let mut stats = self.shared.stats.lock().clone();
         for (id, conn) in self.shared.conns.lock().iter() {
@@ -544,6 +1576,34 @@ impl MockApns {
     }
 
     /// How many times a push with this client-supplied `apns-id` was answered 200.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let id = "123e4567-e89b-12d3-a456-426614174000";
+    /// let with_id = Push::builder(device.as_str(), "com.example.app").apns_id(id).build()?;
+    /// assert!(client.send(with_id).await.is_accepted());
+    /// assert_eq!(mock.accepted_count(id), 1);
+    /// assert_eq!(mock.accepted_count(&id.to_uppercase()), 1); // any case
+    /// # Ok(()) }
+    /// ```
     pub fn accepted_count(&self, apns_id: &str) -> u32 {
         self.shared
             .accepted_ids
@@ -555,6 +1615,34 @@ impl MockApns {
 
     /// Every client-supplied `apns-id` answered 200 more than once, with its count. Empty when no
     /// accepted push was delivered twice. (The first million distinct ids are tracked.)
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// for _ in 0..3 {
+    ///     client.send(push(&device)).await; // each push has its own apns-id
+    /// }
+    /// // herald's retries reuse an apns-id: a non-empty list would mean a push was delivered twice.
+    /// assert!(mock.duplicate_accepted().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn duplicate_accepted(&self) -> Vec<(String, u32)> {
         let mut dups: Vec<(String, u32)> = self
             .shared
@@ -569,6 +1657,32 @@ impl MockApns {
     }
 
     /// Open connections.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert_eq!(mock.open_connections(), 0);
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// assert_eq!(mock.open_connections(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn open_connections(&self) -> usize {
         self.shared
             .conns

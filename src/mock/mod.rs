@@ -68,6 +68,37 @@
 //! reason and by connection (requests, tokens adopted, advertised limit, peak open streams, client
 //! PINGs). [`MockApns::duplicate_accepted`] lists client-supplied `apns-id`s accepted more than once.
 //!
+//! # Failure modes
+//! - Start-up ([`MockApns::start`], [`MockApnsBuilder::start`]) fails with a [`MockError`] only
+//!   when the address cannot be bound or the CA cannot be generated; key registration and
+//!   certificate issuance fail with one on bad input ([`MockError::is_bad_key`],
+//!   [`MockError::is_certificate`]). Nothing a client sends makes the mock panic or stop: a
+//!   malformed request gets Apple's answer for it, a TLS handshake that fails is counted
+//!   ([`Stats::tls_failures`]), an HTTP/2 protocol error closes that connection only.
+//! - The mock never answers what Apple would not: statuses and reasons come from Apple's
+//!   tables, except what you script with [`Fault::Reject`] (sent as given).
+//! - Dropping the [`MockApns`] stops the listener and closes every connection at once (no
+//!   GOAWAY): clients see their in-flight requests fail as lost connections.
+//!
+//! # Cancel safety
+//! [`MockApns::next_push`] is cancel safe: a push is marked as returned only in the same step
+//! that returns it, so a `next_push` dropped while waiting (in a `select!`, or by its timeout)
+//! loses nothing, and the next call returns that push. Every other method is synchronous.
+//!
+//! # Time
+//! Token rules (JWT age, the 20-minute refresh rule) and 410 timestamps use the mock's
+//! [`Clock`] ([`MockClock`] to move it from a test). Latency, [`Fault::Delay`],
+//! [`MockApnsBuilder::idle_timeout`] and the timeout of `next_push` use tokio's timer, so
+//! they follow a paused tokio clock in tests.
+//!
+//! # Limits
+//! - The request log keeps the most recent [`MockApnsBuilder::record_limit`] requests (default
+//!   100,000); counters count everything ([`Stats::evicted`]).
+//! - [`MockApns::stats`] reports every open connection and the 1,024 most recently closed.
+//! - [`MockApns::accepted_count`] / [`MockApns::duplicate_accepted`] track the first
+//!   1,000,000 distinct client-supplied `apns-id`s.
+//! - Channels: 10,000 in all (past that, 400 CannotCreateChannelConfig).
+//!
 //! # Capacity
 //! Measured on a 2-core machine shared with other builds, release build, token auth, full validation
 //! path, `h2load` against `herald mock --quiet` (client and server on the same two cores): about

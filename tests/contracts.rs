@@ -1710,7 +1710,10 @@ fn delivery_resumes_after_every_panic_in_order() {
     let center = NotificationCenter::new();
     let log = Log::new();
     let mut subs = Vec::new();
-    for (i, panics) in [true, false, true, true, false, true].into_iter().enumerate() {
+    for (i, panics) in [true, false, true, true, false, true]
+        .into_iter()
+        .enumerate()
+    {
         let l = log.clone();
         subs.push(center.observer::<Ev>().inline(move |_: &Ev| {
             if panics {

@@ -213,7 +213,8 @@ fn bench_inline(c: &mut Criterion) {
         });
 
         let bus = RwLockBus::default();
-        for c in shared.iter().cloned() {
+        for c in &shared {
+            let c = Arc::clone(c);
             if let Ok(mut g) = bus.0.write() {
                 g.push(Box::new(move |t: &Tick| {
                     c.fetch_add(t.0, Ordering::Relaxed);
@@ -225,7 +226,8 @@ fn bench_inline(c: &mut Criterion) {
         });
 
         let swap = ArcSwapBus::default();
-        for c in shared.iter().cloned() {
+        for c in &shared {
+            let c = Arc::clone(c);
             swap.subscribe(Arc::new(move |t: &Tick| {
                 c.fetch_add(t.0, Ordering::Relaxed);
             }));

@@ -74,6 +74,14 @@ impl Notification for RemoteNotification {
     fn name() -> &'static str {
         "herald.nats.remote"
     }
+
+    // Each value keeps the name it was posted with, so family and wildcard observers match
+    // and read it under that name (`shop.order.shipped`), as if it had been posted here.
+    const NAMES_VARY: bool = true;
+
+    fn value_name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// Notifications from `origin` on `subject` that never arrived: the sequence numbers jumped

@@ -347,6 +347,9 @@ async fn a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_out
     );
     outcomes.assert_one_each();
     assert_eq!(outcomes.total(), 1);
+    // The worker acknowledges after publishing the outcome (and waits for the server to
+    // confirm the ack), so the outcome can be seen here before the ack is counted.
+    until("the ack", || worker.metrics().acked >= 1).await;
     let m = worker.metrics();
     assert_eq!((m.received, m.redelivered, m.acked), (1, 1, 1));
 

@@ -1728,3 +1728,28 @@ fn delivery_resumes_after_every_panic_in_order() {
         assert_eq!((report.received, report.panicked), (2, 4));
     }
 }
+
+/// A replayed value comes with the sender that posted it, to observers that see senders.
+#[test]
+fn replay_last_reports_the_sender_that_posted_the_value() {
+    let center = NotificationCenter::new();
+    center.retain_last::<Ev>();
+    let poster = SenderId::new();
+    center.post_from(poster, Ev(3));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let _all = center
+        .observer::<Ev>()
+        .replay_last()
+        .inline_with_sender(move |e: &Ev, sender| s.lock().unwrap().push((e.0, sender)));
+    let t = seen.clone();
+    let _one = center
+        .observer::<Ev>()
+        .sender(poster)
+        .replay_last()
+        .inline_with_sender(move |e: &Ev, sender| t.lock().unwrap().push((e.0, sender)));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(3, Some(poster)), (3, Some(poster))]
+    );
+}

@@ -636,6 +636,52 @@ async fn exports_and_imports_keep_their_bridge_open() {
     until("the post", || len(&seen) == 1).await;
 }
 
+async fn replay_last_exports_the_last_local_value_once_and_never_a_remote_one() {
+    let server = NatsServer::start();
+    let (a, b, c, d) = (
+        bridge(&server).await,
+        bridge(&server).await,
+        bridge(&server).await,
+        bridge(&server).await,
+    );
+    // A local last value: exported once when the export starts.
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    here.retain_last::<OrderPlaced>();
+    there.retain_last::<OrderPlaced>();
+    let local = OrderPlaced {
+        id: 1,
+        item: "tea".into(),
+    };
+    here.post(local.clone());
+    let _import = b.import::<OrderPlaced>(&there).await.unwrap();
+    let (seen, _s) = record::<OrderPlaced>(&there);
+    let _export = here
+        .observer::<OrderPlaced>()
+        .replay_last()
+        .forward(a.publish())
+        .unwrap();
+    until("the replayed local value", || len(&seen) == 1).await;
+    assert_eq!(seen.lock().unwrap()[0], local);
+
+    // `there` now holds a remote last value (from `a`): replaying it to an export must not
+    // send it on. A local post afterwards is the marker that the export works.
+    let far = NotificationCenter::new();
+    let _far_import = d.import::<OrderPlaced>(&far).await.unwrap();
+    let (far_seen, _f) = record::<OrderPlaced>(&far);
+    let _relay = there
+        .observer::<OrderPlaced>()
+        .replay_last()
+        .forward(c.publish())
+        .unwrap();
+    let marker = OrderPlaced {
+        id: 2,
+        item: "marker".into(),
+    };
+    there.post(marker.clone());
+    until("the marker", || len(&far_seen) >= 1).await;
+    assert_eq!(*far_seen.lock().unwrap(), [marker]);
+}
+
 fn main() {
     nats_support::main(
         "nats_bridge",
@@ -643,6 +689,10 @@ fn main() {
             nats_support::test(
                 "a_notification_posted_in_one_center_reaches_observers_of_another",
                 a_notification_posted_in_one_center_reaches_observers_of_another,
+            ),
+            nats_support::test(
+                "replay_last_exports_the_last_local_value_once_and_never_a_remote_one",
+                replay_last_exports_the_last_local_value_once_and_never_a_remote_one,
             ),
             nats_support::test(
                 "import_is_in_force_when_it_returns",

@@ -445,10 +445,9 @@ impl<N: Notification> ObserverBuilder<N> {
     }
 
     /// Like [`inline`](Self::inline), and the observer also receives who posted (`None` for
-    /// [`post`](NotificationCenter::post); for the value [`replay_last`](Self::replay_last)
-    /// delivers on subscribing, the builder's [`sender`](Self::sender) filter, if any). For
-    /// observers that forward posts elsewhere and must keep their origin, such as the NATS
-    /// bridge's export.
+    /// [`post`](NotificationCenter::post)); the value [`replay_last`](Self::replay_last)
+    /// delivers on subscribing comes with the sender that posted it. For observers that
+    /// forward posts elsewhere and must keep their origin, such as the NATS bridge's export.
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification, SenderId};

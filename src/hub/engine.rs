@@ -503,9 +503,10 @@ fn position<N: 'static>(snap: &Snapshot<N>, entry: &dyn Deliver<N>) -> usize {
         .count()
 }
 
-/// The last posted values, kept once retention is on (contract 6).
+/// The last posted values, kept once retention is on (contract 6); the last value of all
+/// keeps who posted it, so a replay reports the same sender the post did.
 struct Last<N> {
-    any: Option<Arc<N>>,
+    any: Option<(Arc<N>, Option<SenderId>)>,
     by_sender: HashMap<SenderId, Arc<N>>,
 }
 
@@ -639,7 +640,7 @@ impl<N: Notification> Core<N> {
             // `replay_last` subscriber either sees this value in `last` or is in the snapshot.
             let lock = self.last.lock();
             let mut last = lock.borrow_mut();
-            last.any = Some(shared.clone());
+            last.any = Some((shared.clone(), sender));
             if let Some(s) = sender {
                 last.by_sender.insert(s, shared.clone());
             }
@@ -809,15 +810,15 @@ impl<N: Notification> Core<N> {
         let last = {
             let last = lock.borrow();
             match entry.meta().sender {
-                Some(s) => last.by_sender.get(&s).cloned(),
+                Some(s) => last.by_sender.get(&s).map(|v| (v.clone(), Some(s))),
                 None => last.any.clone(),
             }
         };
-        if let Some(value) = last {
+        if let Some((value, sender)) = last {
             // Delivered while `last` is held: no post of this type can slip in between the
             // replayed value and the subscription (a nested post on this thread re-enters).
             let section = self.domain.read();
-            let mut cx = Cx::new(self, entry.meta().sender, Some(&value), None);
+            let mut cx = Cx::new(self, sender, Some(&value), None);
             cx.replaying = true;
             let one: &dyn Deliver<N> = &*entry;
             let done = self.run(&section, |i| (i == 0).then_some(one), &value, &mut cx);

@@ -1,7 +1,6 @@
 //! Export: [`Publish`] (the terminal), [`Export`] (its guard), the bridge's outbox and the task
 //! that publishes it.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -27,17 +26,13 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 /// the posting thread like an inline observer: it serializes the value (JSON) and queues the
 /// bytes in the bridge's bounded outbox; a task publishes them in order. The builder's
 /// [`policy`](ObserverBuilder::policy) does not apply (the outbox's capacity does, see
-/// [`NatsBridgeBuilder::outbox_capacity`](super::NatsBridgeBuilder::outbox_capacity)) and
-/// [`replay_last`](ObserverBuilder::replay_last) sends nothing: the last value may itself have
-/// come from another process.
+/// [`NatsBridgeBuilder::outbox_capacity`](super::NatsBridgeBuilder::outbox_capacity)).
+/// With [`replay_last`](ObserverBuilder::replay_last), the last value is exported once when
+/// the export starts, unless it came from another process (a remote value is never
+/// re-exported, replayed or posted).
 ///
 /// Refused with [`ErrorKind::InvalidName`] when `N` has no declared name or the name is not a
 /// valid NATS subject, and with [`ErrorKind::Closed`] after [`NatsBridge::shutdown`].
-///
-/// Until the hub hands terminals each post's sender, an export learns it from a wildcard
-/// observer of `N` that it adds at the highest priority: each export counts as two observers
-/// in [`PostReport::received`](crate::PostReport::received) and
-/// [`Stats::observers`](crate::Stats::observers).
 #[derive(Clone)]
 pub struct Publish {
     bridge: NatsBridge,
@@ -83,9 +78,7 @@ impl NatsBridge {
 /// It keeps its bridge open: dropping every [`NatsBridge`] handle does not end an export.
 #[must_use = "dropping an Export stops exporting at once; call .detach() to keep it"]
 pub struct Export {
-    // Field order is drop order: the exporter goes before the sender capture it reads.
     subscription: Option<Subscription>,
-    capture: Option<Subscription>,
     center: Option<CenterRef>,
     bridge: Option<NatsBridge>,
     state: Arc<ExportState>,
@@ -107,9 +100,6 @@ impl Export {
         if let Some(s) = self.subscription.take() {
             s.detach();
         }
-        if let Some(c) = self.capture.take() {
-            c.detach();
-        }
         std::mem::forget(self.center.take());
         std::mem::forget(self.bridge.take());
     }
@@ -123,8 +113,6 @@ impl fmt::Debug for Export {
             .finish()
     }
 }
-
-static NEXT_EXPORT: AtomicU64 = AtomicU64::new(1);
 
 impl<N: Notification + Serialize> Terminal<N> for Publish {
     type Output = Result<Export, Error>;
@@ -147,30 +135,10 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
             reason: AtomicU8::new(0),
         });
         inner.outbox.exports.lock().push(Arc::downgrade(&state));
-        let export = NEXT_EXPORT.fetch_add(1, Ordering::Relaxed);
-
-        // Interim, until the hub hands terminals the sender: a wildcard observer of this type,
-        // run before every other observer of it, notes each post's sender on this thread,
-        // keyed by the value's address; the exporter (same post, same thread, same address)
-        // takes it. See `capture_take` for why this is exact.
-        let capture = center
-            .observer::<crate::Wildcard>()
-            .family(N::name())
-            .priority(i32::MAX)
-            .inline(move |any| {
-                if let Some(value) = any.downcast_ref::<N>() {
-                    capture_push(export, std::ptr::from_ref(value).addr(), any.sender());
-                }
-            });
-
         let outbox = inner.outbox.clone();
         let shared = inner.shared.clone();
         let st = state.clone();
-        let subscription = builder.inline(move |n: &N| {
-            // No capture: a replayed value (from `replay_last`), not a post: not exported.
-            let Some(sender) = capture_take(export, std::ptr::from_ref(n).addr()) else {
-                return;
-            };
+        let subscription = builder.inline_with_sender(move |n: &N, sender| {
             if sender.is_some_and(Origin::is_remote) {
                 shared
                     .counters
@@ -196,60 +164,11 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
         });
         Ok(Export {
             subscription: Some(subscription),
-            capture: Some(capture),
             center: Some(inner.shared.attach(&center)),
             bridge: Some(self.bridge),
             state,
         })
     }
-}
-
-/// One pending capture: the post of `addr`, seen by export `export`, came from `sender`.
-struct Captured {
-    export: u64,
-    addr: usize,
-    sender: Option<SenderId>,
-}
-
-/// Enough for any realistic nesting of posts of one type inside each other.
-const CAPTURE_LIMIT: usize = 64;
-
-thread_local! {
-    static CAPTURED: RefCell<Vec<Captured>> = const { RefCell::new(Vec::new()) };
-}
-
-fn capture_push(export: u64, addr: usize, sender: Option<SenderId>) {
-    CAPTURED.with(|c| {
-        let mut c = c.borrow_mut();
-        if let Some(i) = c.iter().position(|e| e.export == export && e.addr == addr) {
-            c.remove(i);
-        } else if c.len() >= CAPTURE_LIMIT {
-            c.remove(0);
-        }
-        c.push(Captured {
-            export,
-            addr,
-            sender,
-        });
-    });
-}
-
-/// The sender of the post being delivered to export `export`, found by the value's address.
-///
-/// Exact: the capture observer runs first in every post of the type and pushes its entry on
-/// this thread; the exporter runs later in the same post, on the same thread, with the same
-/// reference. A post nested in between pushes and takes its own entry (its value lives at a
-/// different address while the outer value is alive). An entry left by a post the exporter
-/// skipped (its sender or filter did not match) carries an address that a later post reusing
-/// it overwrites.
-fn capture_take(export: u64, addr: usize) -> Option<Option<SenderId>> {
-    CAPTURED.with(|c| {
-        let mut c = c.borrow_mut();
-        let i = c
-            .iter()
-            .rposition(|e| e.export == export && e.addr == addr)?;
-        Some(c.remove(i).sender)
-    })
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -19,6 +19,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod apns_options;
 mod mock_cmd;
 mod push_cmd;
 mod time;

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use herald::apns::{
-    Alert, AlertFields, ApnsClient, Certificate, Counters, Endpoint, ErrorKind, Expiration,
-    Payload, Priority, Push, PushOutcome, PushType, RetryPolicy, Sound, TokenKey,
+    Alert, AlertFields, ApnsClient, Counters, ErrorKind, Expiration, Payload, Priority, Push,
+    PushOutcome, PushType, RetryPolicy, Sound,
 };
 
+use crate::apns_options::{ApnsOptions, read};
 use crate::exit;
 
 /// Options of `herald push`.
@@ -26,45 +27,12 @@ pub(crate) struct PushArgs {
     #[arg(long)]
     topic: String,
 
-    /// Token auth: the `.p8` key file from Apple.
-    #[arg(long, requires_all = ["key_id", "team_id"], conflicts_with_all = ["p12", "cert_pem"])]
-    p8: Option<PathBuf>,
-    /// Token auth: the key id (10 characters).
-    #[arg(long, env = "HERALD_KEY_ID")]
-    key_id: Option<String>,
-    /// Token auth: the team id (10 characters).
-    #[arg(long, env = "HERALD_TEAM_ID")]
-    team_id: Option<String>,
-    /// Certificate auth: a `.p12` export of the push certificate.
-    #[arg(long, conflicts_with = "cert_pem")]
-    p12: Option<PathBuf>,
-    /// The `.p12` password.
-    #[arg(
-        long,
-        env = "HERALD_P12_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    password: String,
-    /// Certificate auth: the PEM certificate (the key may be in the same file).
-    #[arg(long)]
-    cert_pem: Option<PathBuf>,
-    /// Certificate auth: the PEM private key (default: the certificate file).
-    #[arg(long)]
-    key_pem: Option<PathBuf>,
-
-    /// Apple's environment.
-    #[arg(long, value_enum, default_value_t = Env::Sandbox)]
-    env: Env,
+    /// Credentials, environment, or another server.
+    #[command(flatten)]
+    apns: ApnsOptions,
     /// Use port 2197 instead of 443.
     #[arg(long)]
     port_2197: bool,
-    /// Send to another server instead, e.g. `herald mock`'s `https://127.0.0.1:8443`.
-    #[arg(long)]
-    url: Option<String>,
-    /// Trust this CA (PEM file) for `--url`.
-    #[arg(long, requires = "url")]
-    ca: Option<PathBuf>,
     /// Tunnel through an HTTP proxy (`http://host:port`).
     #[arg(long)]
     proxy: Option<String>,
@@ -103,12 +71,6 @@ pub(crate) struct PushArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Env {
-    Sandbox,
-    Production,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -171,27 +133,9 @@ pub(crate) async fn run(args: PushArgs) -> u8 {
     }
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
 async fn run_inner(args: PushArgs) -> Result<u8, String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
-    let endpoint = match &args.url {
-        Some(url) => {
-            let e = Endpoint::custom(url).map_err(|e| e.to_string())?;
-            match &args.ca {
-                Some(ca) => e.with_ca_pem(read(ca)?),
-                None => e,
-            }
-        }
-        None => match (args.env, args.port_2197) {
-            (Env::Sandbox, false) => Endpoint::Sandbox,
-            (Env::Sandbox, true) => Endpoint::SandboxAlt,
-            (Env::Production, false) => Endpoint::Production,
-            (Env::Production, true) => Endpoint::ProductionAlt,
-        },
-    };
+    let endpoint = args.apns.endpoint(args.port_2197)?;
     let host = endpoint.host().to_owned();
     let counters = Arc::new(Counters::default());
     let mut builder = ApnsClient::builder()
@@ -206,31 +150,7 @@ async fn run_inner(args: PushArgs) -> Result<u8, String> {
     if let Some(proxy) = &args.proxy {
         builder = builder.proxy(proxy.clone());
     }
-    let mut cert_expiry = None;
-    if let Some(p8) = &args.p8 {
-        let key = TokenKey::from_p8_file(
-            p8,
-            args.key_id.clone().unwrap_or_default(),
-            args.team_id.clone().unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
-        builder = builder.token_auth(key);
-    } else if let Some(p12) = &args.p12 {
-        let cert = Certificate::from_p12_file(p12, &args.password).map_err(|e| e.to_string())?;
-        cert_expiry = Some(cert.expires_at());
-        builder = builder.certificate(cert);
-    } else if let Some(cert_pem) = &args.cert_pem {
-        let cert_bytes = read(cert_pem)?;
-        let key_bytes = match &args.key_pem {
-            Some(k) => read(k)?,
-            None => cert_bytes.clone(),
-        };
-        let cert = Certificate::from_pem(cert_bytes, key_bytes).map_err(|e| e.to_string())?;
-        cert_expiry = Some(cert.expires_at());
-        builder = builder.certificate(cert);
-    } else {
-        return Err("give --p8 with --key-id and --team-id, or --p12, or --cert-pem".into());
-    }
+    let (builder, cert_expiry) = args.apns.authenticate(builder)?;
     if let Some(at) = cert_expiry
         && let Ok(left) = at.duration_since(SystemTime::now())
     {
@@ -297,8 +217,8 @@ async fn run_inner(args: PushArgs) -> Result<u8, String> {
     }
     let push = push.build().map_err(|e| e.to_string())?;
 
-    let ca_given = args.ca.is_some();
-    let custom = args.url.is_some();
+    let ca_given = args.apns.ca.is_some();
+    let custom = args.apns.url.is_some();
     let Ok(outcome) = tokio::time::timeout_at(deadline, client.send(push.clone())).await else {
         // The deadline cut the attempt short. Whether anything was sent follows from whether a
         // connection was ever made. (No graceful shutdown: it would outlive the deadline.)

@@ -9,9 +9,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use herald::apns::{ApnsClient, Certificate, Endpoint, TokenKey};
+use herald::apns::ApnsClient;
 use herald::nats::{NatsBridge, PushQueueConfig, PushWorker};
 
+use crate::apns_options::ApnsOptions;
 use crate::exit;
 
 /// Options of `herald worker`.
@@ -51,54 +52,12 @@ pub(crate) struct WorkerArgs {
     #[arg(long)]
     name: Option<String>,
 
-    /// Token auth: the `.p8` key file from Apple.
-    #[arg(long, requires_all = ["key_id", "team_id"], conflicts_with_all = ["p12", "cert_pem"])]
-    p8: Option<PathBuf>,
-    /// Token auth: the key id (10 characters).
-    #[arg(long, env = "HERALD_KEY_ID")]
-    key_id: Option<String>,
-    /// Token auth: the team id (10 characters).
-    #[arg(long, env = "HERALD_TEAM_ID")]
-    team_id: Option<String>,
-    /// Certificate auth: a `.p12` export of the push certificate.
-    #[arg(long, conflicts_with = "cert_pem")]
-    p12: Option<PathBuf>,
-    /// The `.p12` password.
-    #[arg(
-        long,
-        env = "HERALD_P12_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    password: String,
-    /// Certificate auth: the PEM certificate (the key may be in the same file).
-    #[arg(long)]
-    cert_pem: Option<PathBuf>,
-    /// Certificate auth: the PEM private key (default: the certificate file).
-    #[arg(long)]
-    key_pem: Option<PathBuf>,
-    /// Apple's environment.
-    #[arg(long, value_enum, default_value_t = Env::Sandbox)]
-    env: Env,
-    /// Send to another server instead, e.g. `herald mock`'s `https://127.0.0.1:8443`.
-    #[arg(long)]
-    url: Option<String>,
-    /// Trust this CA (PEM file) for `--url`.
-    #[arg(long, requires = "url")]
-    ca: Option<PathBuf>,
+    /// Credentials, environment, or another server.
+    #[command(flatten)]
+    apns: ApnsOptions,
     /// Print one JSON line when ready and one with the counters when stopped.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Env {
-    Sandbox,
-    Production,
-}
-
-fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Runs `herald worker`; returns the exit code.
@@ -113,42 +72,8 @@ pub(crate) async fn run(args: WorkerArgs) -> u8 {
 }
 
 fn client(args: &WorkerArgs) -> Result<ApnsClient, String> {
-    let endpoint = match &args.url {
-        Some(url) => {
-            let e = Endpoint::custom(url).map_err(|e| e.to_string())?;
-            match &args.ca {
-                Some(ca) => e.with_ca_pem(read(ca)?),
-                None => e,
-            }
-        }
-        None => match args.env {
-            Env::Sandbox => Endpoint::Sandbox,
-            Env::Production => Endpoint::Production,
-        },
-    };
-    let mut builder = ApnsClient::builder().endpoint(endpoint);
-    if let Some(p8) = &args.p8 {
-        let key = TokenKey::from_p8_file(
-            p8,
-            args.key_id.clone().unwrap_or_default(),
-            args.team_id.clone().unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
-        builder = builder.token_auth(key);
-    } else if let Some(p12) = &args.p12 {
-        let cert = Certificate::from_p12_file(p12, &args.password).map_err(|e| e.to_string())?;
-        builder = builder.certificate(cert);
-    } else if let Some(cert_pem) = &args.cert_pem {
-        let cert_bytes = read(cert_pem)?;
-        let key_bytes = match &args.key_pem {
-            Some(k) => read(k)?,
-            None => cert_bytes.clone(),
-        };
-        let cert = Certificate::from_pem(cert_bytes, key_bytes).map_err(|e| e.to_string())?;
-        builder = builder.certificate(cert);
-    } else {
-        return Err("give --p8 with --key-id and --team-id, or --p12, or --cert-pem".into());
-    }
+    let builder = ApnsClient::builder().endpoint(args.apns.endpoint(false)?);
+    let (builder, _) = args.apns.authenticate(builder)?;
     builder.build().map_err(|e| e.to_string())
 }
 

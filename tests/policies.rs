@@ -367,7 +367,7 @@ proptest! {
         let report = center.post(Item { key: 0, seq: 0 });
         let order = log.lock().unwrap().clone();
         let expected: Vec<usize> = expected.into_iter().map(|(_, r)| r).collect();
-        prop_assert_eq!(report.received, expected.len());
+        prop_assert_eq!(report.received as usize, expected.len());
         prop_assert_eq!(order, expected);
     }
 }
@@ -441,7 +441,7 @@ fn check_against_model(
             Op::Post(key) => {
                 let report = center.post(Item { key: *key, seq });
                 let evicted = model.post(seq);
-                prop_assert_eq!(report.dropped, evicted as usize, "post {}", seq);
+                prop_assert_eq!(report.dropped as usize, evicted as usize, "post {}", seq);
                 seq += 1;
                 0
             }

@@ -676,11 +676,7 @@ impl<N: Notification> Poster<N> {
 
     async fn post_async_inner(&self, notification: N, sender: Option<SenderId>) -> PostReport {
         let mut waiting = Waiting::default();
-        let mut report = {
-            let section = self.core.domain().read();
-            self.core
-                .post_waiting(&section, notification, sender, &mut waiting)
-        };
+        let mut report = self.core.post_waiting(notification, sender, &mut waiting);
         let Waiting { targets, value } = waiting;
         let Some(value) = value else {
             return report;

@@ -67,9 +67,10 @@ pub(crate) enum HubReport {
 }
 
 /// What one entry did with one post. The values are chosen so that the delivery loop counts
-/// with one addition: the low half counts receivers, the high half completed inline calls.
+/// with one addition: bits 0..32 count receivers, bits 32..64 completed inline calls, bits
+/// 64..96 panics.
 #[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(u64)]
+#[repr(u128)]
 pub(crate) enum Delivery {
     /// Not for this entry (sender or predicate filter, removed, expired, closed).
     Skipped = 0,
@@ -77,71 +78,89 @@ pub(crate) enum Delivery {
     Accepted = 1,
     /// Delivered and done: an inline call returned.
     Done = 1 | (1 << 32),
+    /// The entry's code panicked; the panic was counted and reported (contract 4).
+    Panicked = 1 << 64,
 }
 
 /// The per-post context an entry may need beyond the value.
+///
+/// Kept to three words on the common path (inline observers only): it is built in memory for
+/// every post, and every store before an observer's call is one more the CPU must drain before
+/// that observer's first atomic read-modify-write. What only buffered entries, retention and
+/// `post_async` need lives in [`CxExt`], present on the general path alone.
 pub(crate) struct Cx<'a, N: 'static> {
     core: &'a Core<N>,
     sender: Option<SenderId>,
-    shared: Option<&'a Arc<N>>,
+    ext: Option<&'a mut CxExt<'a, N>>,
+}
+
+/// The part of a post's context that only the general path (buffered entries, retention,
+/// `post_async`, replay) has.
+pub(crate) struct CxExt<'a, N: 'static> {
+    shared: &'a Arc<N>,
     waiting: Option<&'a mut Waiting<N>>,
-    dropped: usize,
-    full: usize,
-    panicked: usize,
+    dropped: u32,
+    full: u32,
     /// Shared rings (`ring.rs`): the generation of the post's snapshot, the rings this post
     /// has written (one bit each), and receivers counted by a ring beyond the entry that wrote it.
     generation: u64,
     rings_written: u64,
-    ring_received: usize,
+    ring_received: u32,
     /// Delivering the value `replay_last` replays to a new entry, not a post.
     replaying: bool,
 }
 
-impl<'a, N: Notification> Cx<'a, N> {
-    fn new(
-        core: &'a Core<N>,
-        sender: Option<SenderId>,
-        shared: Option<&'a Arc<N>>,
-        waiting: Option<&'a mut Waiting<N>>,
-    ) -> Self {
-        Cx {
-            core,
-            sender,
+impl<'a, N: Notification> CxExt<'a, N> {
+    fn new(shared: &'a Arc<N>, waiting: Option<&'a mut Waiting<N>>) -> Self {
+        CxExt {
             shared,
             waiting,
             dropped: 0,
             full: 0,
-            panicked: 0,
             generation: 0,
             rings_written: 0,
             ring_received: 0,
             replaying: false,
         }
     }
+}
+
+impl<'a, N: Notification> Cx<'a, N> {
+    #[inline(always)]
+    fn new(core: &'a Core<N>, sender: Option<SenderId>, ext: Option<&'a mut CxExt<'a, N>>) -> Self {
+        Cx { core, sender, ext }
+    }
 
     /// The generation of the snapshot this post iterates.
     #[inline]
     pub(crate) fn generation(&self) -> u64 {
-        self.generation
+        self.ext.as_ref().map_or(0, |e| e.generation)
     }
 
     /// True the first time this post reaches the ring with this bit: that entry writes the
     /// ring for every stream on it.
     #[inline]
     pub(crate) fn first_in_ring(&mut self, bit: u64) -> bool {
-        let first = self.rings_written & bit == 0;
-        self.rings_written |= bit;
-        first
+        match self.ext.as_deref_mut() {
+            Some(e) => {
+                let first = e.rings_written & bit == 0;
+                e.rings_written |= bit;
+                first
+            }
+            None => true,
+        }
     }
 
     /// A ring handed the post to `n` more streams than the entry that wrote it.
     pub(crate) fn ring_received(&mut self, n: usize) {
-        self.ring_received += n;
+        if let Some(e) = self.ext.as_deref_mut() {
+            e.ring_received = e.ring_received.saturating_add(saturate(n));
+        }
     }
 
     /// Whether this is `replay_last` delivering to a new entry rather than a post.
     pub(crate) fn replaying(&self) -> bool {
-        self.replaying
+        self.ext.as_ref().is_some_and(|e| e.replaying)
     }
 
     /// Who posted.
@@ -153,14 +172,16 @@ impl<'a, N: Notification> Cx<'a, N> {
     /// The post's shared value, for buffered entries (present whenever the snapshot has one).
     #[inline]
     pub(crate) fn shared(&self) -> Option<&'a Arc<N>> {
-        self.shared
+        self.ext.as_ref().map(|e| e.shared)
     }
 
     /// A buffered entry lost a value to its overflow policy because of this post.
     pub(crate) fn count_dropped(&mut self, full: bool) {
-        self.dropped += 1;
-        if full {
-            self.full += 1;
+        if let Some(e) = self.ext.as_deref_mut() {
+            e.dropped += 1;
+            if full {
+                e.full += 1;
+            }
         }
         self.core.dropped.fetch_add(1, Ordering::Relaxed);
     }
@@ -168,11 +189,14 @@ impl<'a, N: Notification> Cx<'a, N> {
     /// A backpressure entry is full: `post_async` waits for room in it when it asked to
     /// (returns true), else the caller counts the value lost.
     pub(crate) fn wait_for(&mut self, target: Arc<dyn WaitForRoom<N>>) -> bool {
-        match self.waiting.as_deref_mut() {
+        let Some(e) = self.ext.as_deref_mut() else {
+            return false;
+        };
+        match e.waiting.as_deref_mut() {
             Some(w) => {
                 w.targets.push(target);
                 if w.value.is_none() {
-                    w.value = self.shared.cloned();
+                    w.value = Some(e.shared.clone());
                 }
                 true
             }
@@ -277,7 +301,17 @@ impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<K> {
         if self.removed.load(Ordering::Relaxed) {
             return Delivery::Skipped;
         }
-        self.kind.call(value, cx, &self.meta)
+        // Panic isolation lives here, around this entry's own code, not around the delivery
+        // loop: the loop then keeps its state in registers, and a closure that cannot unwind
+        // (most observers) costs nothing for it at all.
+        match catch_unwind(AssertUnwindSafe(|| self.kind.call(value, cx, &self.meta))) {
+            Ok(delivery) => delivery,
+            Err(payload) => {
+                // Counts and reports it; under `Propagate`, resumes the unwind.
+                cx.core.observer_panicked(self.meta.id, payload);
+                Delivery::Panicked
+            }
+        }
     }
 
     fn mark_removed(&self) {
@@ -476,14 +510,17 @@ pub(crate) struct Summary {
 const NEEDS_SHARED: u8 = 1;
 /// Retention is on: posts store their value for `replay_last`.
 const RETAIN: u8 = 2;
+/// The center's panic policy is `Propagate`: posts take the general path, which counts what
+/// was delivered before a panic unwinds out of `post`.
+const PROPAGATE: u8 = 4;
 
 /// The summary of a snapshot of `entries` replacing one summarized by `previous`: keeps
-/// `RETAIN`, counts one more generation.
+/// `RETAIN` and `PROPAGATE`, counts one more generation.
 fn flags<N: 'static>(
     previous: &Summary,
     entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
 ) -> Summary {
-    let mut flags = previous.flags & RETAIN;
+    let mut flags = previous.flags & (RETAIN | PROPAGATE);
     for e in entries {
         if e.needs_shared() {
             flags |= NEEDS_SHARED;
@@ -548,7 +585,14 @@ impl<N: Notification> Core<N> {
         Core {
             domain,
             index,
-            subs: RcuList::new(Summary::default()),
+            subs: RcuList::new(Summary {
+                flags: if policy == PanicPolicy::Propagate {
+                    PROPAGATE
+                } else {
+                    0
+                },
+                generation: 0,
+            }),
             last: LastLock::new(RefCell::new(Last {
                 any: None,
                 by_sender: HashMap::new(),
@@ -592,21 +636,33 @@ impl<N: Notification> Core<N> {
         sender: Option<SenderId>,
     ) -> PostReport {
         let snap = self.subs.load(section);
-        if snap.extra.flags != 0 {
-            return self.post_general(section, snap, value, sender, None);
-        }
-        let mut cx = Cx::new(self, sender, None, None);
-        let items = snap.items();
-        let done = self.run(section, |i| items.get(i), &value, &mut cx);
-        self.count(section, done.inline);
-        if done.received == 0 && done.panicked == 0 {
-            self.dead(sender);
-        }
+        // Both paths hand back plain counts and the report is built once, at the end: merging
+        // two built reports made the compiler copy one through memory on every post.
+        let (received, dropped, full, panicked) = if snap.extra.flags != 0 {
+            // The general path opens its own (nested) section: handing it this one by
+            // reference would make the guard live in memory on the common path too.
+            let r = self.post_general(value, sender, None);
+            (r.received, r.dropped, r.full, r.panicked)
+        } else {
+            // No `catch_unwind` here: each entry isolates its own panics, and under
+            // `Propagate` (the only way one leaves an entry) posts take the general path.
+            let mut cx = Cx::new(self, sender, None);
+            let mut counted = 0u128;
+            for entry in snap.iter() {
+                counted += entry.deliver(&value, &mut cx) as u128;
+            }
+            let done = Done::from(counted);
+            self.count(section, done.inline);
+            if done.received == 0 && done.panicked == 0 {
+                self.dead(sender);
+            }
+            (done.received, 0, 0, done.panicked)
+        };
         PostReport {
-            received: done.received,
-            dropped: 0,
-            full: 0,
-            panicked: done.panicked,
+            received,
+            dropped,
+            full,
+            panicked,
         }
     }
 
@@ -614,26 +670,24 @@ impl<N: Notification> Core<N> {
     /// shared value) instead of being reported full, for `post_async` to wait on.
     pub(crate) fn post_waiting(
         &self,
-        section: &ReadGuard<'_>,
         value: N,
         sender: Option<SenderId>,
         waiting: &mut Waiting<N>,
     ) -> PostReport {
-        let snap = self.subs.load(section);
-        self.post_general(section, snap, value, sender, Some(waiting))
+        self.post_general(value, sender, Some(waiting))
     }
 
     /// Posts with a shared `Arc<N>` (buffered subscribers), retention, or `post_async`.
     #[cold]
     #[inline(never)]
-    fn post_general<'s>(
+    fn post_general(
         &self,
-        section: &'s ReadGuard<'_>,
-        mut snap: &'s Snapshot<N>,
         value: N,
         sender: Option<SenderId>,
         waiting: Option<&mut Waiting<N>>,
     ) -> PostReport {
+        let section = self.domain.read();
+        let mut snap = self.subs.load(&section);
         let shared = Arc::new(value);
         if snap.extra.flags & RETAIN != 0 {
             // Store and load the snapshot under `last`, deliver outside it: a concurrent
@@ -644,20 +698,20 @@ impl<N: Notification> Core<N> {
             if let Some(s) = sender {
                 last.by_sender.insert(s, shared.clone());
             }
-            snap = self.subs.load(section);
+            snap = self.subs.load(&section);
         }
-        let mut cx = Cx::new(self, sender, Some(&shared), waiting);
-        cx.generation = snap.extra.generation;
+        let mut ext = CxExt::new(&shared, waiting);
+        ext.generation = snap.extra.generation;
+        let mut cx = Cx::new(self, sender, Some(&mut ext));
         let items = snap.items();
-        let done = self.run(section, |i| items.get(i), &shared, &mut cx);
-        self.finish(section, done, cx)
+        let done = self.run(&section, |i| items.get(i), &shared, &mut cx);
+        self.finish(&section, done, cx)
     }
 
-    /// The delivery loop: one virtual call per entry, no lock, no allocation.
-    ///
-    /// One `catch_unwind` covers the whole loop; after a panic, the loop resumes at the next
-    /// entry under a new one. So panic isolation costs the common case nothing per entry.
-    #[inline(always)]
+    /// The general path's delivery loop: one virtual call per entry, no lock, no allocation.
+    /// Entries isolate their own panics (`Obs::deliver`); one that leaves an entry (under
+    /// `Propagate`) is caught here only to count what the post delivered before it, then
+    /// resumed.
     fn run<'e>(
         &self,
         section: &ReadGuard<'_>,
@@ -665,63 +719,35 @@ impl<N: Notification> Core<N> {
         value: &N,
         cx: &mut Cx<'_, N>,
     ) -> Done {
-        // Low half: receivers; high half: completed inline calls (see `Delivery`).
-        let mut counted = 0u64;
-        let mut next = 0usize;
-        loop {
-            let pass = catch_unwind(AssertUnwindSafe(|| {
-                while let Some(entry) = at(next) {
-                    counted += entry.deliver(value, cx) as u64;
-                    next += 1;
-                }
-            }));
-            match pass {
-                Ok(()) => break,
-                Err(payload) => {
-                    // `next` is the entry that panicked: its call did not return.
-                    if let Some(entry) = at(next) {
-                        self.caught(section, entry, payload, counted, cx);
-                    }
-                    next += 1;
-                }
+        let mut counted = 0u128;
+        let pass = catch_unwind(AssertUnwindSafe(|| {
+            let mut next = 0;
+            while let Some(entry) = at(next) {
+                counted += entry.deliver(value, cx) as u128;
+                next += 1;
             }
+        }));
+        if let Err(payload) = pass {
+            // The panic was counted and reported where it was caught; count the deliveries
+            // this post made before it, then let it go on out of `post`.
+            self.count(section, Done::from(counted).inline);
+            resume_unwind(payload);
         }
-        Done {
-            received: (counted & u64::from(u32::MAX)) as usize,
-            inline: (counted >> 32) as usize,
-            panicked: cx.panicked,
-        }
-    }
-
-    /// An entry panicked during a post: count it, and report it or (under `Propagate`) count
-    /// the post so far and resume the unwind.
-    #[cold]
-    #[inline(never)]
-    fn caught(
-        &self,
-        section: &ReadGuard<'_>,
-        entry: &dyn Deliver<N>,
-        payload: Box<dyn Any + Send>,
-        counted: u64,
-        cx: &mut Cx<'_, N>,
-    ) {
-        cx.panicked += 1;
-        if self.policy == PanicPolicy::Propagate {
-            // Count what was delivered before unwinding out of `post`.
-            self.count(section, (counted >> 32) as usize);
-        }
-        self.observer_panicked(entry.meta().id, payload);
+        Done::from(counted)
     }
 
     /// Counts the post and reports it dead if nobody received it.
     #[inline]
     fn finish(&self, section: &ReadGuard<'_>, done: Done, cx: Cx<'_, N>) -> PostReport {
         self.count(section, done.inline);
-        let waited = cx.waiting.as_ref().map_or(0, |w| w.targets.len());
+        let (waited, ring_received, dropped, full) = cx.ext.as_deref().map_or((0, 0, 0, 0), |e| {
+            let waited = e.waiting.as_ref().map_or(0, |w| saturate(w.targets.len()));
+            (waited, e.ring_received, e.dropped, e.full)
+        });
         let report = PostReport {
-            received: done.received + waited + cx.ring_received,
-            dropped: cx.dropped,
-            full: cx.full,
+            received: done.received + waited + ring_received,
+            dropped,
+            full,
             panicked: done.panicked,
         };
         if report.received == 0 && report.dropped == 0 && report.panicked == 0 {
@@ -732,17 +758,17 @@ impl<N: Notification> Core<N> {
 
     /// Counts one post and `inline` completed inline deliveries.
     #[inline]
-    fn count(&self, section: &ReadGuard<'_>, inline: usize) {
-        if !section.count(self.index, 1, inline as u64) {
+    fn count(&self, section: &ReadGuard<'_>, inline: u32) {
+        if !section.count(self.index, 1, u64::from(inline)) {
             self.count_shared(inline);
         }
     }
 
     #[cold]
-    fn count_shared(&self, inline: usize) {
+    fn count_shared(&self, inline: u32) {
         let relaxed = std::sync::atomic::Ordering::Relaxed;
         self.shared.posted.fetch_add(1, relaxed);
-        self.shared.delivered.fetch_add(inline as u64, relaxed);
+        self.shared.delivered.fetch_add(u64::from(inline), relaxed);
     }
 
     #[cold]
@@ -818,8 +844,9 @@ impl<N: Notification> Core<N> {
             // Delivered while `last` is held: no post of this type can slip in between the
             // replayed value and the subscription (a nested post on this thread re-enters).
             let section = self.domain.read();
-            let mut cx = Cx::new(self, sender, Some(&value), None);
-            cx.replaying = true;
+            let mut ext = CxExt::new(&value, None);
+            ext.replaying = true;
+            let mut cx = Cx::new(self, sender, Some(&mut ext));
             let one: &dyn Deliver<N> = &*entry;
             let done = self.run(&section, |i| (i == 0).then_some(one), &value, &mut cx);
             if done.inline != 0 {
@@ -944,14 +971,31 @@ struct Removed<'d, N: 'static> {
     snapshot: Retired<'d, Snapshot<N>>,
 }
 
+/// A count for a [`PostReport`] (which counts in `u32`).
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// What a delivery loop counted.
 #[derive(Default, Clone, Copy)]
 struct Done {
     /// Entries that received the post (inline calls and buffers).
-    received: usize,
+    received: u32,
     /// Of those, inline calls that returned.
-    inline: usize,
-    panicked: usize,
+    inline: u32,
+    panicked: u32,
+}
+
+impl From<u128> for Done {
+    /// Splits a sum of [`Delivery`] values.
+    #[inline]
+    fn from(counted: u128) -> Self {
+        Done {
+            received: counted as u32,
+            inline: (counted >> 32) as u32,
+            panicked: (counted >> 64) as u32,
+        }
+    }
 }
 
 /// What the center needs from a channel whatever its type: its name, and wildcard entries.

@@ -77,7 +77,7 @@ pub enum Overflow<N> {
     ///     center.post(Tick(i));
     /// }
     /// assert_eq!(ticks.try_recv().unwrap().0, 20);
-    /// let lost: usize = (23..=32).map(|i| center.post(Tick(i)).dropped).sum();
+    /// let lost: u32 = (23..=32).map(|i| center.post(Tick(i)).dropped).sum();
     /// assert_eq!(lost, 4);
     /// assert_eq!(ticks.try_recv().unwrap_err(), TryRecvError::Lagged(4));
     /// assert_eq!(ticks.try_recv().unwrap().0, 25);

@@ -7,31 +7,34 @@
 //! period**: once every read section that could have loaded it has ended.
 //!
 //! # The read section
-//! Each thread has one [`Slot`] per domain it posts in; no other thread writes it. Opening the
-//! outermost section stores `(count << 1) | 1` into the slot's word (`count` numbers the
-//! thread's sections) and issues a `SeqCst` fence; closing stores `count << 1` (`Release`).
-//! Nested sections (a post from inside an observer) only bump a depth counter. Nothing on this
-//! path reads or writes a cache line that another thread writes: the cost of a section is one
-//! store, one fence and one store.
+//! Each thread has one [`Slot`] per domain it posts in; no other thread writes it. Its word is
+//! `(count << 32) | depth`: opening the outermost section stores the next `count` with depth 1
+//! and issues a `SeqCst` fence; a nested section (a post from inside an observer) stores
+//! depth + 1; closing stores depth - 1. Every store is `Release` (a plain store on x86), so a
+//! writer that reads a word also sees the end of every earlier section of that thread. A writer
+//! waits for a thread only while its word shows the same `count` and a depth above 0. Nothing
+//! on this path reads or writes a cache line that another thread writes: the cost of a section
+//! is a load and a store to open it (plus the fence), a load and a store to close it.
 //!
 //! # Why a grace period is enough (C11 terms)
 //! - Reader: `W(slot = active)` ; `fence(SeqCst)` ; `R(ptr)` ... `W(slot = idle)` (`Release`).
 //! - Writer: `swap(ptr)` ; `fence(SeqCst)` ; `R(slot)` for every slot, waiting while a slot
-//!   still shows the active word it first read.
+//!   still shows the section it first read as open (same number, depth above 0).
 //!
 //! The two fences are ordered in the single total order of `SeqCst` fences. If the writer's
 //! comes first, the reader's `R(ptr)` sees the new pointer (or a later one): it cannot hold the
 //! old value. If the reader's comes first, the writer's `R(slot)` sees the active word (or a
-//! later one): the writer waits until the word changes, that is until the section ended, and
-//! the reader's `Release` store synchronizes with the writer's `Acquire` load, so every use of
-//! the old value in that section happens before the free. This is the store-buffering pattern
+//! later one): the writer waits until the word shows that section closed (depth 0) or a later
+//! one. That word was written by a `Release` store sequenced after the section's end, which
+//! synchronizes with the writer's `Acquire` load, so every use of the old value in that section
+//! happens before the free. This is the store-buffering pattern
 //! with `SeqCst` fences, which is the form loom checks exactly (loom treats `SeqCst` *accesses*
 //! as `AcqRel`, but models `SeqCst` fences): `tests/loom.rs` runs this very code.
 //!
 //! # Asymmetric fences (Linux)
 //! The reader's fence is most of the cost of a post with few observers. On Linux, while no
 //! writer is active, readers skip it (a compiler fence only) and writers pay instead: a writer
-//! that needs a grace period first sets the domain's `fence_readers` flag and calls
+//! that needs a grace period first sets the `FENCE` bit of the domain's mode and calls
 //! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running thread of the
 //! process execute a full barrier (liburcu's "memb" flavour). Why that is enough, for a reader
 //! `R` that skipped its fence because it read the flag as clear: the barrier lands in `R` at
@@ -80,7 +83,8 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::hub::sync::{
-    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, fence, thread_local,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, fence,
+    thread_local,
 };
 
 /// How long writers must have been idle before readers stop fencing (module docs).
@@ -158,18 +162,42 @@ impl TypeCounters {
     }
 }
 
+/// `Domain::mode`: readers fence (module docs: "Asymmetric fences").
+const FENCE: u8 = 1;
+/// `Domain::mode`: retired values wait in the garbage.
+const GARBAGE: u8 = 2;
+/// `Domain::mode`: some of the garbage is urgent (see `Garbage::urgent`).
+const URGENT: u8 = 4;
+
+/// Whether a post's end tries to collect garbage: there is some, and either a writers' episode
+/// is on (readers fence anyway, a scan is cheap) or it holds user code.
+#[inline]
+fn wants_collection(mode: u8) -> bool {
+    mode & GARBAGE != 0 && mode & (FENCE | URGENT) != 0
+}
+
+/// The depth bits of a slot's word; the section number is above them.
+const DEPTH: u64 = (1 << 32) - 1;
+/// One more section number.
+const COUNT_ONE: u64 = 1 << 32;
+
+/// Whether a thread whose word was `seen` is still inside that same outermost section, now that
+/// its word is `now`: it was inside one, and neither left it (depth 0) nor opened another
+/// (a new number). Nested sections opening and closing change only the depth.
+fn still_in(seen: u64, now: u64) -> bool {
+    seen & DEPTH != 0 && now & DEPTH != 0 && now >> 32 == seen >> 32
+}
+
 /// Types with an index below this count in an array inside the slot; the rest in chunks.
 const INLINE_TYPES: usize = 32;
 const CHUNK: usize = 64;
 
 /// A thread's read-side state in one domain.
 pub(crate) struct Slot {
-    /// `count << 1` when idle; `(count << 1) | 1` while section number `count` is open.
+    /// `(count << 32) | depth`: `count` numbers the thread's outermost sections, `depth` is
+    /// how deep it is inside sections right now (0: idle). Written only by the owner, so a
+    /// section opens and closes with one load and one store each (module docs).
     state: AtomicU64,
-    /// Sections opened so far (owner only).
-    count: Cell<u64>,
-    /// Nesting depth of read sections (owner only).
-    depth: Cell<u32>,
     /// Whether callbacks wait for this thread's outermost section to end (owner only).
     after: Cell<bool>,
     /// Fenced sections opened so far (owner only).
@@ -193,8 +221,6 @@ impl Slot {
     fn new() -> Self {
         Slot {
             state: AtomicU64::new(0),
-            count: Cell::new(0),
-            depth: Cell::new(0),
             after: Cell::new(false),
             fenced: Cell::new(0),
             owner: AtomicU64::new(FREE),
@@ -202,6 +228,11 @@ impl Slot {
             inline_counters: std::array::from_fn(|_| TypeCounters::default()),
             chunks: std::array::from_fn(|_| OnceLock::new()),
         }
+    }
+
+    /// How deep the owner is inside read sections (owner only).
+    fn depth(&self) -> u64 {
+        self.state.load(Ordering::Relaxed) & DEPTH
     }
 
     /// This thread's counters for the type with `index` (owner only).
@@ -232,9 +263,7 @@ impl Slot {
 
     #[cfg_attr(herald_loom, allow(dead_code))]
     fn reset(&self) {
-        self.count.set(0);
         self.state.store(0, Ordering::Release);
-        self.depth.set(0);
         self.after.set(false);
         self.domain_dead.store(false, Ordering::Relaxed);
         let zero = |c: &TypeCounters| {
@@ -386,11 +415,9 @@ pub(crate) struct Domain {
     garbage: Mutex<Vec<Garbage>>,
     /// The sum of the garbage's weights (changed under the `garbage` lock).
     garbage_bytes: AtomicUsize,
-    has_garbage: AtomicBool,
-    /// Some garbage is urgent (see `Garbage::urgent`).
-    urgent_garbage: AtomicBool,
-    /// Readers fence while this is set (module docs: "Asymmetric fences").
-    fence_readers: AtomicBool,
+    /// What a read section must do beyond its store: [`FENCE`], [`GARBAGE`], [`URGENT`]. One
+    /// byte, so the opening and the closing of a section each test it with one load.
+    mode: AtomicU8,
     episode: Mutex<Episode>,
     #[cfg(herald_loom)]
     wake_lock: Mutex<()>,
@@ -417,9 +444,7 @@ impl Domain {
             fallback: AtomicUsize::new(0),
             garbage: Mutex::new(Vec::new()),
             garbage_bytes: AtomicUsize::new(0),
-            has_garbage: AtomicBool::new(false),
-            urgent_garbage: AtomicBool::new(false),
-            fence_readers: AtomicBool::new(!asymmetric),
+            mode: AtomicU8::new(if asymmetric { 0 } else { FENCE }),
             episode: Mutex::new(Episode {
                 asymmetric,
                 writers: 0,
@@ -441,21 +466,24 @@ impl Domain {
         };
         match slot {
             Some(slot) => {
-                let depth = slot.depth.get();
-                if depth == 0 {
-                    let count = slot.count.get() + 1;
-                    slot.count.set(count);
-                    slot.state.store((count << 1) | 1, Ordering::Relaxed);
+                // Only this thread writes the word: the load reads its own last store.
+                let state = slot.state.load(Ordering::Relaxed);
+                if state & DEPTH == 0 {
+                    // The outermost section: a new number, depth 1. `Release` (free on x86):
+                    // a writer that reads this word also sees the end of the previous section
+                    // (module docs).
+                    slot.state.store(state + COUNT_ONE + 1, Ordering::Release);
                     // Orders the store above before every load of the section (module docs),
                     // unless no writer is active: then a writer's barrier does it.
-                    if self.fence_readers.load(Ordering::Relaxed) {
+                    if self.mode.load(Ordering::Relaxed) & FENCE != 0 {
                         fence(Ordering::SeqCst);
                         self.fenced(slot);
                     } else {
                         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
                     }
+                } else {
+                    slot.state.store(state + 1, Ordering::Release);
                 }
-                slot.depth.set(depth + 1);
             }
             None => {
                 // SeqCst RMW: a full barrier on every platform; writers wait for it to drop.
@@ -527,7 +555,7 @@ impl Domain {
     /// Whether this thread is inside a read section of any domain (a post in progress).
     fn inside_a_section() -> bool {
         LOCAL
-            .try_with(|l| l.all.borrow().iter().any(|(_, s)| s.depth.get() > 0))
+            .try_with(|l| l.all.borrow().iter().any(|(_, s)| s.depth() > 0))
             .unwrap_or(true)
     }
 
@@ -539,7 +567,7 @@ impl Domain {
                 l.all
                     .borrow()
                     .iter()
-                    .find(|(uid, s)| *uid == self.uid && s.depth.get() > 0)
+                    .find(|(uid, s)| *uid == self.uid && s.depth() > 0)
                     .map(|(_, s)| *s)
             })
             .ok()
@@ -578,7 +606,7 @@ impl Domain {
             && ep.writers == 0
             && ep.last_end.is_none_or(|t| t.elapsed() >= EPISODE_IDLE)
         {
-            self.fence_readers.store(false, Ordering::Relaxed);
+            self.mode.fetch_and(!FENCE, Ordering::Relaxed);
         }
     }
 
@@ -586,8 +614,8 @@ impl Domain {
     /// thread if they did not). Every grace period runs inside one.
     fn enter_episode(&self) -> EpisodeGuard<'_> {
         let mut ep = self.episode.lock();
-        if !self.fence_readers.load(Ordering::Relaxed) {
-            self.fence_readers.store(true, Ordering::Relaxed);
+        if self.mode.load(Ordering::Relaxed) & FENCE == 0 {
+            self.mode.fetch_or(FENCE, Ordering::Relaxed);
             // Under the lock: concurrent writers need this barrier before they scan too.
             if !membarrier::barrier() {
                 // The command was registered, and then it can only fail on an invalid command:
@@ -631,11 +659,8 @@ impl Domain {
     #[cfg(not(herald_loom))]
     fn wait_for(&self, slot: &Slot) {
         let seen = slot.state.load(Ordering::Acquire);
-        if seen & 1 == 0 {
-            return;
-        }
         let mut spins = 0u32;
-        while slot.state.load(Ordering::Acquire) == seen {
+        while still_in(seen, slot.state.load(Ordering::Acquire)) {
             backoff(&mut spins);
         }
     }
@@ -645,11 +670,11 @@ impl Domain {
     #[cfg(herald_loom)]
     fn wait_for(&self, slot: &Slot) {
         let seen = slot.state.load(Ordering::Acquire);
-        if seen & 1 == 0 {
+        if !still_in(seen, seen) {
             return;
         }
         let mut guard = self.wake_lock.lock();
-        while slot.state.load(Ordering::Acquire) == seen {
+        while still_in(seen, slot.state.load(Ordering::Acquire)) {
             guard = self.wake_cv.wait(guard);
         }
     }
@@ -677,9 +702,9 @@ impl Domain {
         self.garbage_bytes.fetch_add(weight, Ordering::Relaxed);
         drop(pile);
         if urgent {
-            self.urgent_garbage.store(true, Ordering::Release);
+            self.mode.fetch_or(URGENT, Ordering::Release);
         }
-        self.has_garbage.store(true, Ordering::Release);
+        self.mode.fetch_or(GARBAGE, Ordering::Release);
     }
 
     /// Writers that do not wait for a grace period (subscribe) call this: when retired values
@@ -690,7 +715,7 @@ impl Domain {
     pub(crate) fn relieve(&self) {
         const PILE: usize = 64;
         const PILE_BYTES: usize = 64 * 1024;
-        if self.has_garbage.load(Ordering::Relaxed)
+        if self.mode.load(Ordering::Relaxed) & GARBAGE != 0
             && (self.garbage.lock().len() > PILE
                 || self.garbage_bytes.load(Ordering::Relaxed) > PILE_BYTES)
             && !Self::inside_a_section()
@@ -708,10 +733,10 @@ impl Domain {
             let freed_bytes: usize = old.iter().map(|x| x.weight).sum();
             self.garbage_bytes.fetch_sub(freed_bytes, Ordering::Relaxed);
             if !g.iter().any(|x| x.urgent) {
-                self.urgent_garbage.store(false, Ordering::Release);
+                self.mode.fetch_and(!URGENT, Ordering::Release);
             }
             if g.is_empty() {
-                self.has_garbage.store(false, Ordering::Release);
+                self.mode.fetch_and(!GARBAGE, Ordering::Release);
             }
             old
         };
@@ -728,13 +753,13 @@ impl Domain {
             return;
         }
         if let Some(_held) = self.episode.try_lock()
-            && self.fence_readers.load(Ordering::Relaxed)
+            && self.mode.load(Ordering::Relaxed) & FENCE != 0
         {
             // The lock held through the scan keeps the episode (and readers' fences) on.
             self.collect_if_idle();
             return;
         }
-        if self.urgent_garbage.load(Ordering::Relaxed) {
+        if self.mode.load(Ordering::Relaxed) & URGENT != 0 {
             let _episode = self.enter_episode();
             self.collect_if_idle();
         }
@@ -748,7 +773,7 @@ impl Domain {
         let slots: Vec<&'static Slot> = self.slots.lock().clone();
         if slots
             .iter()
-            .any(|s| s.state.load(Ordering::Acquire) & 1 == 1)
+            .any(|s| s.state.load(Ordering::Acquire) & DEPTH != 0)
         {
             return;
         }
@@ -820,7 +845,7 @@ impl Drop for EpisodeGuard<'_> {
             .is_some_and(|t| now.saturating_duration_since(t) < EPISODE_IDLE);
         ep.last_end = Some(now);
         if ep.asymmetric && ep.writers == 0 && !busy {
-            self.0.fence_readers.store(false, Ordering::Relaxed);
+            self.0.mode.fetch_and(!FENCE, Ordering::Relaxed);
         }
     }
 }
@@ -841,9 +866,7 @@ impl ReadGuard<'_> {
         match self.slot.and_then(|s| s.counters(index)) {
             Some(c) => {
                 TypeCounters::add(&c.posted, posted);
-                if delivered != 0 {
-                    TypeCounters::add(&c.delivered, delivered);
-                }
+                TypeCounters::add(&c.delivered, delivered);
                 true
             }
             None => false,
@@ -856,25 +879,22 @@ impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
         match self.slot {
             Some(slot) => {
-                let depth = slot.depth.get() - 1;
-                slot.depth.set(depth);
-                if depth == 0 {
-                    slot.state.store(slot.count.get() << 1, Ordering::Release);
-                    // Garbage is collected at a post's end inside a writers' episode, or when it
-                    // holds user code; plain memory otherwise waits for the next grace period
-                    // (a post's end does not pay for a barrier for it).
-                    if slot.after.get()
-                        || (self.domain.has_garbage.load(Ordering::Relaxed)
-                            && (self.domain.fence_readers.load(Ordering::Relaxed)
-                                || self.domain.urgent_garbage.load(Ordering::Relaxed)))
-                    {
-                        self.leave_slow(slot);
-                    }
-                    #[cfg(herald_loom)]
-                    {
-                        drop(self.domain.wake_lock.lock());
-                        self.domain.wake_cv.notify_all();
-                    }
+                let state = slot.state.load(Ordering::Relaxed) - 1;
+                // `Release`: every use of a value loaded in the section happens before a
+                // writer's free that follows its `Acquire` read of this word (module docs).
+                slot.state.store(state, Ordering::Release);
+                // Garbage is collected at a post's end inside a writers' episode, or when it
+                // holds user code; plain memory otherwise waits for the next grace period
+                // (a post's end does not pay for a barrier for it).
+                if state & DEPTH == 0
+                    && (slot.after.get() || wants_collection(self.domain.mode.load(Ordering::Relaxed)))
+                {
+                    leave_slow(self.domain, slot);
+                }
+                #[cfg(herald_loom)]
+                if state & DEPTH == 0 {
+                    drop(self.domain.wake_lock.lock());
+                    self.domain.wake_cv.notify_all();
                 }
             }
             None => {
@@ -884,16 +904,17 @@ impl Drop for ReadGuard<'_> {
     }
 }
 
-impl ReadGuard<'_> {
-    #[cold]
-    fn leave_slow(&self, slot: &Slot) {
-        if slot.after.get() {
-            slot.after.set(false);
-            run_after(self.domain.uid);
-        }
-        if self.domain.has_garbage.load(Ordering::Relaxed) {
-            self.domain.collect_at_exit();
-        }
+/// The end of a thread's outermost section when callbacks or garbage wait. Takes its
+/// arguments by value, so the guard itself never has to live in memory on the post path.
+#[cold]
+#[inline(never)]
+fn leave_slow(domain: &Domain, slot: &Slot) {
+    if slot.after.get() {
+        slot.after.set(false);
+        run_after(domain.uid);
+    }
+    if wants_collection(domain.mode.load(Ordering::Relaxed)) {
+        domain.collect_at_exit();
     }
 }
 

@@ -4,6 +4,9 @@ use crate::ObserverId;
 
 /// What one post did. Returned by every `post` (contract 5: loss is never silent).
 ///
+/// Four `u32` counts: sixteen bytes, which a post hands back in two registers rather than
+/// through memory (a count above `u32::MAX` would need four billion subscribers of one type).
+///
 /// ```
 /// use herald::{NotificationCenter, Notification};
 ///
@@ -20,18 +23,19 @@ use crate::ObserverId;
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[repr(C, align(16))]
 pub struct PostReport {
     /// Observers that received the notification: inline observers called, buffered subscribers
     /// that accepted it into their buffer.
-    pub received: usize,
+    pub received: u32,
     /// Buffered subscribers that lost a value to their overflow policy because of this post
     /// (an evicted older value, a refused or replaced value, or a full backpressure buffer).
-    pub dropped: usize,
+    pub dropped: u32,
     /// Of `dropped`: backpressure subscribers that were full during a synchronous `post`.
-    pub full: usize,
+    pub full: u32,
     /// Inline observers that panicked (each also reported as
     /// [`ObserverPanicked`](crate::ObserverPanicked)).
-    pub panicked: usize,
+    pub panicked: u32,
 }
 
 impl PostReport {

@@ -1158,9 +1158,18 @@ impl<T: ?Sized> Drop for Owned<T> {
     }
 }
 
+/// How many items a snapshot holds without an array of its own.
+const INLINE_ITEMS: usize = 4;
+
+/// A snapshot's items.
+type ItemVec<T> = smallvec::SmallVec<[NonNull<T>; INLINE_ITEMS]>;
+
 /// One version of an [`RcuList`].
 pub(crate) struct ListSnapshot<T: ?Sized + 'static, X> {
-    items: Box<[NonNull<T>]>,
+    /// Up to [`INLINE_ITEMS`] items live in the snapshot itself: a post with few observers
+    /// then reaches its first entry with one dependent load fewer (the snapshot's cache line
+    /// holds the entries' addresses, not the address of an array of them).
+    items: ItemVec<T>,
     /// A summary of the items, computed when the snapshot is made.
     pub(crate) extra: X,
 }
@@ -1225,7 +1234,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
             cell: Guarded::new(
                 Vec::new(),
                 ListSnapshot {
-                    items: Box::new([]),
+                    items: ItemVec::new(),
                     extra,
                 },
             ),
@@ -1252,8 +1261,11 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         let current = w.current();
         let at = at(current, &item).min(current.items.len());
         let item = Owned::new(item);
-        let mut items = current.items.to_vec();
-        items.insert(at, item.0);
+        // Exactly the size it needs, in one allocation (no growth and shrink on the way).
+        let mut items = ItemVec::with_capacity(current.items.len() + 1);
+        items.extend_from_slice(&current.items[..at]);
+        items.push(item.0);
+        items.extend_from_slice(&current.items[at..]);
         let next = Self::snapshot(items, &current.extra, summarize);
         w.state().push(item);
         let heap = Self::heap_bytes(w.current());
@@ -1277,7 +1289,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         removing(item.get());
         let gone: *const T = item.0.as_ptr();
         let current = w.current();
-        let items: Vec<NonNull<T>> = current
+        let items: ItemVec<T> = current
             .items
             .iter()
             .filter(|p| !std::ptr::addr_eq(p.as_ptr(), gone))
@@ -1298,19 +1310,23 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
     ) -> Retired<'d, ListSnapshot<T, X>> {
         let mut w = self.cell.write();
         let current = w.current();
-        let next = Self::snapshot(current.items.to_vec(), &current.extra, summarize);
+        let next = Self::snapshot(current.items.clone(), &current.extra, summarize);
         let heap = Self::heap_bytes(w.current());
         w.replace(domain, next).weighing(heap)
     }
 
     /// The heap array a snapshot holds.
     fn heap_bytes(snapshot: &ListSnapshot<T, X>) -> usize {
-        std::mem::size_of_val(&*snapshot.items)
+        if snapshot.items.spilled() {
+            snapshot.items.capacity() * std::mem::size_of::<NonNull<T>>()
+        } else {
+            0
+        }
     }
 
     /// A snapshot of `items` (all alive: the caller holds the writer lock).
     fn snapshot(
-        items: Vec<NonNull<T>>,
+        items: ItemVec<T>,
         previous: &X,
         summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
     ) -> ListSnapshot<T, X> {
@@ -1323,7 +1339,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
             }),
         );
         ListSnapshot {
-            items: items.into_boxed_slice(),
+            items,
             extra,
         }
     }

@@ -23,7 +23,6 @@ use crate::ObserverId;
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-#[repr(C, align(16))]
 pub struct PostReport {
     /// Observers that received the notification: inline observers called, buffered subscribers
     /// that accepted it into their buffer.

@@ -183,7 +183,7 @@ fn subscribing_races_a_post_of_an_older_snapshot() {
             let (center, drops, received) = (center.clone(), drops.clone(), received.clone());
             thread::spawn(move || {
                 let report = center.post(ev(1, &drops));
-                received.store(report.received, Ordering::SeqCst);
+                received.store(report.received as usize, Ordering::SeqCst);
             })
         };
         let mut late = center.stream::<Ev>();

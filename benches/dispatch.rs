@@ -537,6 +537,26 @@ fn bench_stream(c: &mut Criterion) {
             })
         });
 
+        // The same channel carrying `Arc<Tick>`: one allocation per post, freed by the last
+        // receiver, as herald's posts (which hand out `Arc<N>`) do.
+        group.bench_with_input(BenchmarkId::new("tokio-broadcast-arc", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let (tx, _) = tokio::sync::broadcast::channel::<Arc<Tick>>(4096);
+                let rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
+                stream_run(
+                    &rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        spawn_receivers!(rt, progress, iters, rxs, |rx| rx.recv().await)
+                    },
+                    |i| {
+                        let _ = tx.send(Arc::new(Tick(i)));
+                    },
+                )
+            })
+        });
+
         group.bench_with_input(BenchmarkId::new("async-broadcast", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let (tx, rx) = async_broadcast::broadcast::<Tick>(4096);
@@ -874,6 +894,7 @@ fn collect() -> Vec<Row> {
             "herald-private",
             "safe-ring",
             "tokio-broadcast",
+            "tokio-broadcast-arc",
             "async-broadcast",
             "flume-fanout",
         ] {

@@ -17,7 +17,10 @@
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
 //!   with a filter that passes everything, which gives each stream a private buffer;
 //!   `safe-ring` is herald's ring protocol with `arc-swap` slots instead of `unsafe` tickets
-//!   (the safe variant herald's `unsafe` must beat).
+//!   (the safe variant herald's `unsafe` must beat);
+//!   `tokio-broadcast-arc` is `tokio::sync::broadcast` carrying `Arc<Tick>`: one allocation per
+//!   post, freed by the last receiver on another thread, as herald's posts (which hand out
+//!   `Arc<N>`) make; the gap between it and `tokio-broadcast` is the allocator's share.
 //! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop, for
 //!   herald and for the two buses people write instead (an `RwLock<Vec<..>>` and an `arc-swap`
 //!   snapshot), each with the same churn: `*-quiet` without the churning thread, `*-churn`

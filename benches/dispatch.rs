@@ -19,7 +19,10 @@
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
 //!   with a filter that passes everything, which gives each stream a private buffer;
 //!   `safe-ring` is herald's ring protocol with `arc-swap` slots instead of `unsafe` tickets
-//!   (the safe variant herald's `unsafe` must beat).
+//!   (the safe variant herald's `unsafe` must beat);
+//!   `tokio-broadcast-arc` is `tokio::sync::broadcast` carrying `Arc<Tick>`: one allocation per
+//!   post, freed by the last receiver on another thread, as herald's posts (which hand out
+//!   `Arc<N>`) make; the gap between it and `tokio-broadcast` is the allocator's share.
 //! - `churn`: `inline/1->16` while another thread subscribes and unsubscribes in a loop, for
 //!   herald and for the two buses people write instead (an `RwLock<Vec<..>>` and an `arc-swap`
 //!   snapshot), each with the same churn: `*-quiet` without the churning thread, `*-churn`
@@ -526,6 +529,26 @@ fn bench_stream(c: &mut Criterion) {
             })
         });
 
+        // The same channel carrying `Arc<Tick>`: one allocation per post, freed by the last
+        // receiver, as herald's posts (which hand out `Arc<N>`) do.
+        group.bench_with_input(BenchmarkId::new("tokio-broadcast-arc", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let (tx, _) = tokio::sync::broadcast::channel::<Arc<Tick>>(4096);
+                let rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
+                stream_run(
+                    &rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        spawn_receivers!(rt, progress, iters, rxs, |rx| rx.recv().await)
+                    },
+                    |i| {
+                        let _ = tx.send(Arc::new(Tick(i)));
+                    },
+                )
+            })
+        });
+
         group.bench_with_input(BenchmarkId::new("async-broadcast", n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 let (tx, rx) = async_broadcast::broadcast::<Tick>(4096);
@@ -863,6 +886,7 @@ fn collect() -> Vec<Row> {
             "herald-private",
             "safe-ring",
             "tokio-broadcast",
+            "tokio-broadcast-arc",
             "async-broadcast",
             "flume-fanout",
         ] {

@@ -3,8 +3,8 @@
 //!
 //! - a receiver's claim against a poster's eviction of the same position: exactly one wins,
 //!   and the post report, the counters, the receiver's `Lagged` and the freed values agree;
-//! - parking (`recv().await`, `recv_blocking`) against a post: no lost wake-up (a lost one
-//!   shows as a loom deadlock);
+//! - parking (`recv().await`, `recv_blocking`) against a post, and against leaving the ring:
+//!   no lost wake-up (a lost one shows as a loom deadlock);
 //! - leaving the ring (the center dropped) against a claim: nothing lost or seen twice;
 //! - subscribing against a post made with an older snapshot: the new stream gets that post at
 //!   most once, and every later post exactly once;
@@ -137,6 +137,21 @@ fn a_blocked_receiver_is_always_woken() {
         };
         assert_eq!(stream.recv_blocking().unwrap().0, 1);
         poster.join().unwrap();
+    });
+}
+
+/// A receiver parks while the center is dropped (its stream leaves the ring): leaving takes
+/// the ring's lock like parking does, so the receiver either sees its cursor closed before it
+/// parks or is woken by the leave; `recv` returns `Closed` (a lost wake-up shows as a loom
+/// deadlock).
+#[test]
+fn a_parked_receiver_is_woken_by_leaving() {
+    model(|| {
+        let center = NotificationCenter::new();
+        let mut stream = center.stream::<Ev>();
+        let dropper = thread::spawn(move || drop(center));
+        assert_eq!(block_on(stream.recv()).unwrap_err(), RecvError::Closed);
+        dropper.join().unwrap();
     });
 }
 

@@ -32,13 +32,16 @@
 //!
 //! # Cost
 //! A post: the ring's lock, one strong-count increment per member (the tickets), a slot store,
-//! the tail store, a `SeqCst` fence and one load of the parked count (the parking handshake). Evicting lagging members and waking parked ones touch only those members; the common
-//! case reads one cached minimum. A receive: a load of the slot and a compare-and-swap on the
+//! the tail store and one load of the parked count, under the lock (the parking handshake: no
+//! fence, so the poster never waits for its stores to reach the receivers' caches). Evicting
+//! lagging members and waking parked ones touch only those members; the common case reads one
+//! cached minimum. A receive: a load of the slot and a compare-and-swap on the
 //! receiver's own cursor, uncontended unless a poster is evicting that receiver; the tail is
 //! read once per batch (when the receiver has returned everything it knew of). A receiver that
 //! has just caught up yields to its executor a few times before it parks (`YIELDS` extra
 //! polls): in a burst of posts the next value has usually arrived by then, so the executor's
-//! thread does not fall asleep, and need waking by a system call, after every post.
+//! thread does not fall asleep, and need waking by a system call, after every post. Parking
+//! takes the ring's lock once; a receiver that finds values never takes it.
 //!
 //! # Memory orderings
 //! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (release), and
@@ -49,13 +52,16 @@
 //!   member's cursor past it with acquire (through the cached minimum, refreshed under the ring's
 //!   lock) or evicted them itself. A receiver whose claim succeeds therefore read the pointer of
 //!   its own position; one whose claim fails never dereferences what it read.
-//! - Parking is a store-buffer (Dekker) handshake: the receiver sets its parked flag and bumps
-//!   the ring's parked count, then a `SeqCst` fence, then reloads `tail` (and its cursor); the
-//!   poster stores `tail`, then a `SeqCst` fence, then loads the parked count. With a fence on
-//!   each side, one of them sees the other's store, so no wake-up is lost. Leaving the ring
-//!   closes the cursor, then fences, then wakes the same way. (Fences rather than `SeqCst`
-//!   accesses: loom models the former exactly and weakens the latter to acquire/release.)
-//!   `tests/loom_ring.rs` checks this and the claim/evict race.
+//! - Parking is ordered by the ring's lock, which a post already holds: the receiver registers
+//!   its waker, then, under the lock, reloads `tail` and its cursor and, if neither moved, sets
+//!   its parked flag and the ring's parked count (plain stores: every change of either is made
+//!   under the lock). A post stores `tail` and loads the parked count under the lock; evicting
+//!   and leaving move the cursor under it too. Whichever of the two takes the lock second sees
+//!   the other's stores, so no wake-up is lost, with no fence on the posting side. (An earlier
+//!   version used a store-buffer handshake with a `SeqCst` fence on each side; the poster's
+//!   fence, a full store-buffer drain on every post, was a third of the post's own samples in
+//!   `perf annotate`, while receivers park only when idle.) `tests/loom_ring.rs` checks this,
+//!   parking against leaving, and the claim/evict race.
 //!
 //! # Invariants (under the ring's lock, between posts)
 //! - Every member's cursor is at least `tail - capacity`: the slots of its unclaimed positions
@@ -76,10 +82,6 @@ use std::task::Waker;
 use crate::ObserverId;
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
-#[cfg(herald_loom)]
-use loom::sync::atomic::fence;
-#[cfg(not(herald_loom))]
-use std::sync::atomic::fence;
 
 /// A stream's entry in its channel: the ring, and its place in it.
 pub(crate) struct RingEntry<N> {
@@ -275,10 +277,12 @@ impl<N> Member<N> {
     }
 
     /// If the receiver is parked, unparks it and returns its waker (to wake once no lock is
-    /// held: a waker is executor code).
+    /// held: a waker is executor code). Under the ring's lock, which orders every change of
+    /// the parked flags and count: plain loads and stores, no read-modify-write.
     fn unpark(&self, ring_parked: &AtomicUsize) -> Option<Waker> {
-        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
-            ring_parked.fetch_sub(1, Ordering::AcqRel);
+        if self.parked.load(Ordering::Relaxed) {
+            self.parked.store(false, Ordering::Relaxed);
+            ring_parked.store(ring_parked.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
             return self.waker.lock().take();
         }
         None
@@ -393,10 +397,11 @@ impl<N> Ring<N> {
         };
         let joined = st.members.swap_remove(i);
         self.detach(&joined.member);
+        // Under the lock, like parking: a receiver parked before sees its waker taken here,
+        // one parking after sees its cursor closed.
+        let waker = member.unpark(&self.parked);
         drop(st);
-        // Closing the cursor is the store of this side of the parking handshake.
-        fence(Ordering::SeqCst);
-        if let Some(w) = member.unpark(&self.parked) {
+        if let Some(w) = waker {
             w.wake();
         }
     }
@@ -453,14 +458,11 @@ impl<N> Ring<N> {
         }
         self.slot(position).store(raw.cast_mut(), Ordering::Relaxed);
         self.tail.store(position + 1, Ordering::Release);
-        // The poster's half of the parking handshake (see the module docs).
-        fence(Ordering::SeqCst);
-        let mut wakers = Wakers::default();
-        let more = self.parked.load(Ordering::Acquire) != 0 && self.unpark_into(&st, &mut wakers);
-        drop(st);
-        wakers.wake();
-        if more {
-            self.wake_parked();
+        // Receivers park under the lock we hold (see the module docs): the count is exact.
+        if self.parked.load(Ordering::Relaxed) == 0 {
+            drop(st);
+        } else {
+            self.wake_from(st);
         }
         for _ in 0..lost {
             // SAFETY: the eviction compare-and-swaps won `lost` tickets of the value at the
@@ -473,6 +475,19 @@ impl<N> Ring<N> {
         Posted {
             received,
             dropped: lost,
+        }
+    }
+
+    /// Wakes the parked members, outside the lock (which it releases).
+    #[cold]
+    #[inline(never)]
+    fn wake_from(&self, st: crate::hub::sync::MutexGuard<'_, State<N>>) {
+        let mut wakers = Wakers::default();
+        let more = self.unpark_into(&st, &mut wakers);
+        drop(st);
+        wakers.wake();
+        if more {
+            self.wake_parked();
         }
     }
 
@@ -806,9 +821,12 @@ impl<N> Reader<N> {
         Some(value)
     }
 
-    /// Registers `waker`, then checks again (the parking handshake). True if something may
-    /// have arrived meanwhile.
+    /// Registers `waker`, then checks again under the ring's lock and parks if nothing arrived
+    /// (the parking handshake, see the module docs). True if something did: a post, an
+    /// eviction, or leaving the ring.
     fn park(&mut self, waker: &Waker) -> bool {
+        // The waker first, outside the ring's lock (cloning or dropping one is executor code):
+        // a poster only takes it once the parked flag below is set, under the lock.
         {
             let mut slot = self.member.waker.lock();
             match &*slot {
@@ -816,13 +834,24 @@ impl<N> Reader<N> {
                 _ => *slot = Some(waker.clone()),
             }
         }
-        if !self.member.parked.swap(true, Ordering::AcqRel) {
-            self.ring.parked.fetch_add(1, Ordering::AcqRel);
+        {
+            let _st = self.ring.state.lock();
+            // No post, eviction or leave is half done while we hold the lock, and every
+            // later one takes it after us: either we see its `tail` or cursor store here, or
+            // it sees the parked flag we set.
+            let cursor = self.member.cursor.load(Ordering::Acquire);
+            let tail = self.ring.tail.load(Ordering::Acquire);
+            if cursor == self.next && tail <= self.next {
+                if !self.member.parked.load(Ordering::Relaxed) {
+                    self.member.parked.store(true, Ordering::Relaxed);
+                    let parked = &self.ring.parked;
+                    parked.store(parked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
+                return false;
+            }
         }
-        // The receiver's half of the parking handshake (see the module docs).
-        fence(Ordering::SeqCst);
-        let published = self.refresh();
-        published || self.member.cursor.load(Ordering::Acquire) != self.next
+        self.refresh();
+        true
     }
 
     /// Values waiting to be received.

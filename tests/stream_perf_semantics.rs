@@ -90,7 +90,7 @@ fn bursts_wake_every_parked_stream_and_lose_nothing() {
     for size in sizes {
         for _ in 0..size {
             let report = center.post(Ev(sent));
-            assert_eq!((report.received, report.dropped), (STREAMS, 0));
+            assert_eq!((report.received as usize, report.dropped), (STREAMS, 0));
             sent += 1;
         }
         // Wait for every stream to drain the burst (they park again afterwards).
@@ -154,7 +154,7 @@ fn a_parked_receiver_that_lagged_hears_the_exact_loss() {
         .stream();
     let waker = Arc::new(CountingWaker::default());
     let before = park(&mut stream, &waker);
-    let reported: usize = (0..10).map(|i| center.post(Ev(i)).dropped).sum();
+    let reported: u32 = (0..10).map(|i| center.post(Ev(i)).dropped).sum();
     assert_eq!(waker.0.load(SeqCst), before + 1, "woken once for ten posts");
     assert_eq!(reported, 6);
     assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Lagged(6));

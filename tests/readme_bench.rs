@@ -155,7 +155,9 @@ fn verdict(out: &mut String, what: &str, at: &[(u64, Option<f64>)], limit: f64, 
             .iter()
             .map(|(n, r)| format!("N={n} ({r:.2}×)"))
             .collect();
-        if held.is_empty() {
+        if held.is_empty() && missed.len() == 1 {
+            let _ = writeln!(out, "**missed**: {}.", missed_text.join(", "));
+        } else if held.is_empty() {
             let _ = writeln!(out, "**missed** at every N: {}.", missed_text.join(", "));
         } else {
             let _ = writeln!(
@@ -234,6 +236,7 @@ fn render(r: &Results) -> String {
         "herald-private",
         "safe-ring",
         "tokio-broadcast",
+        "tokio-broadcast-arc",
         "async-broadcast",
         "flume-fanout",
     ] {
@@ -429,7 +432,13 @@ fn verdicts_name_every_miss_with_its_ratio() {
     );
     let mut out = String::new();
     verdict(&mut out, "t", &[(16, Some(1.4))], 1.5, false);
-    assert_eq!(out, "- t ≥ 1.5×: **missed** at every N: N=16 (1.40×).\n");
+    assert_eq!(out, "- t ≥ 1.5×: **missed**: N=16 (1.40×).\n");
+    let mut out = String::new();
+    verdict(&mut out, "t", &[(1, Some(2.0)), (4, Some(3.0))], 1.0, true);
+    assert_eq!(
+        out,
+        "- t ≤ 1×: **missed** at every N: N=1 (2.00×), N=4 (3.00×).\n"
+    );
     let mut out = String::new();
     verdict(&mut out, "t", &[(1, Some(1.0)), (4, Some(0.5))], 1.0, true);
     assert_eq!(out, "- t ≤ 1×: **met** at N=1 and N=4.\n");

@@ -887,7 +887,8 @@ impl Drop for ReadGuard<'_> {
                 // holds user code; plain memory otherwise waits for the next grace period
                 // (a post's end does not pay for a barrier for it).
                 if state & DEPTH == 0
-                    && (slot.after.get() || wants_collection(self.domain.mode.load(Ordering::Relaxed)))
+                    && (slot.after.get()
+                        || wants_collection(self.domain.mode.load(Ordering::Relaxed)))
                 {
                     leave_slow(self.domain, slot);
                 }
@@ -1338,10 +1339,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
                 unsafe { p.as_ref() }
             }),
         );
-        ListSnapshot {
-            items,
-            extra,
-        }
+        ListSnapshot { items, extra }
     }
 
     /// The items, for the owner with exclusive access (no reader or writer is left).

@@ -4,8 +4,9 @@ use crate::ObserverId;
 
 /// What one post did. Returned by every `post` (contract 5: loss is never silent).
 ///
-/// Four `u32` counts: sixteen bytes, which a post hands back in two registers rather than
-/// through memory (a count above `u32::MAX` would need four billion subscribers of one type).
+/// Four `u32` counts, sixteen bytes: posts are inlined into their caller, where the report
+/// stays in registers (a count above `u32::MAX` would need four billion subscribers of one
+/// type).
 ///
 /// ```
 /// use herald::{NotificationCenter, Notification};

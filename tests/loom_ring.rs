@@ -34,7 +34,11 @@ impl Drop for Ev {
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
+    // `LOOM_MAX_PREEMPTIONS` (read by `Builder::new`) sets the bound; `tests/loom_runner.rs`
+    // sets it, and a run by hand without it gets the runner's default rather than no bound.
+    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+        builder.preemption_bound = Some(2);
+    }
     builder.check(f);
 }
 
@@ -222,8 +226,10 @@ fn subscribing_races_a_post_of_an_older_snapshot() {
 /// Contract 6 on a ring stream with a third thread changing the subscriber list meanwhile: the
 /// value posted concurrently is received exactly once (replayed, or from the ring), never
 /// twice, whatever snapshot generation the post used. (Three threads: explored with two
-/// preemptions.)
+/// preemptions: about ten minutes and several GB on a quiet 2-core machine, so the normal
+/// test command leaves it to `tests/loom_runner.rs`'s heavy trial, which `.ci/run` runs.)
 #[test]
+#[ignore = "heavy: about ten minutes; `cargo test --test loom_runner -- --include-ignored` runs it"]
 fn replay_on_a_ring_is_exactly_once_beside_another_writer() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);

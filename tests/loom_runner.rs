@@ -4,18 +4,32 @@
 //! of the crate (release, in `$CARGO_TARGET_DIR/loom`, or `target/loom` when the variable is
 //! unset) and runs the models there.
 //!
-//! `HERALD_SKIP_LOOM=1` skips them for quick local runs: the test is then reported **ignored**
+//! Two trials:
+//! - `loom_models_pass`: every model but the heavy ones, in the normal test command.
+//! - `loom_heavy_models_pass`: the models marked `#[ignore]` in the loom files because one
+//!   takes about ten minutes on a quiet 2-core machine (three threads, one of them
+//!   subscribing). It is reported **ignored** unless asked for (`-- --ignored` or
+//!   `--include-ignored`); `.ci/run` always asks.
+//!
+//! `HERALD_SKIP_LOOM=1` skips both for quick local runs: they are then reported **ignored**
 //! in the summary (this file has its own harness, libtest-mimic, so the decision is made at
-//! run time), and `-- --ignored` runs it anyway. CI never sets the variable.
+//! run time), and `-- --ignored` runs them anyway. CI never sets the variable.
+//!
+//! Loom explores every interleaving with at most `HERALD_LOOM_PREEMPTIONS` preemptions
+//! (default 2, the bound tokio's CI uses for its own models: most races need one or two, and
+//! each more multiplies the run time: `tests/loom.rs` takes 16 s at 2 and 155 s at 3 here).
+//! A model may fix its own bound (the heavy one does: 2). `.ci/run` runs the models a second
+//! time at 3, heavy ones included.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// The loom test files and how many models each holds: a model that stops compiling or
-/// running fails here.
-const MODELS: [(&str, usize); 2] = [("loom", 6), ("loom_ring", 7)];
+/// The loom test files, and how many models each holds that the normal run executes and how
+/// many heavy ones it leaves (`#[ignore]`) to `loom_heavy_models_pass`: a model that stops
+/// compiling or running, or changes side, fails here.
+const MODELS: [(&str, usize, usize); 2] = [("loom", 6, 0), ("loom_ring", 6, 1)];
 
 /// Where the loom build goes: beside the normal build, whatever target directory that uses.
 fn loom_target_dir() -> PathBuf {
@@ -34,38 +48,77 @@ fn loom_target_dir() -> PathBuf {
     base.join("loom")
 }
 
+/// The preemption bound: `HERALD_LOOM_PREEMPTIONS`, default 2.
+fn preemptions() -> Result<u32, Failed> {
+    match std::env::var("HERALD_LOOM_PREEMPTIONS") {
+        Err(_) => Ok(2),
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(n) if (1..=5).contains(&n) => Ok(n),
+            _ => Err(
+                format!("HERALD_LOOM_PREEMPTIONS must be a number from 1 to 5, not {v:?}").into(),
+            ),
+        },
+    }
+}
+
+/// The light models, in the normal test command.
 fn loom_models_pass() -> Result<(), Failed> {
+    let expected: Vec<(usize, usize)> = MODELS
+        .iter()
+        .map(|(_, run, heavy)| (*run, *heavy))
+        .collect();
+    run_models(&[], &expected)
+}
+
+/// The heavy models only (`#[ignore]` in the loom files).
+fn loom_heavy_models_pass() -> Result<(), Failed> {
+    let expected: Vec<(usize, usize)> = MODELS.iter().map(|(_, _, heavy)| (*heavy, 0)).collect();
+    run_models(&["--ignored"], &expected)
+}
+
+/// Builds the loom copy, runs every loom file with `extra` libtest arguments, and checks each
+/// file's `(passed, ignored)` counts against `expected`, in `MODELS` order.
+fn run_models(extra: &[&str], expected: &[(usize, usize)]) -> Result<(), Failed> {
     let manifest_dir = env!("CARGO_MANIFEST_DIR");
+    let preemptions = preemptions()?;
     let output = Command::new(env!("CARGO"))
         .args(["test", "--release"])
-        .args(MODELS.iter().flat_map(|(file, _)| ["--test", file]))
+        .args(MODELS.iter().flat_map(|(file, _, _)| ["--test", file]))
         .args(["--", "--test-threads=1"])
+        .args(extra)
         .current_dir(manifest_dir)
         .env("RUSTFLAGS", "--cfg herald_loom")
         .env("CARGO_TARGET_DIR", loom_target_dir())
-        .env("LOOM_MAX_PREEMPTIONS", "3")
+        .env("LOOM_MAX_PREEMPTIONS", preemptions.to_string())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
+    println!("loom models at preemption bound {preemptions}:\n{stdout}");
     if !output.status.success() {
         return Err(format!("loom models failed:\n{stdout}\n{stderr}").into());
     }
     // Each file prints its own result line, in the order the files were given.
-    let passed: Vec<usize> = stdout
+    let seen: Vec<(usize, usize)> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("test result: ok. "))
-        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .filter_map(|rest| {
+            let words: Vec<&str> = rest.split([' ', ';']).filter(|w| !w.is_empty()).collect();
+            let count = |what: &str| {
+                let at = words.iter().position(|w| *w == what)?;
+                words.get(at.checked_sub(1)?)?.parse::<usize>().ok()
+            };
+            Some((count("passed")?, count("ignored")?))
+        })
         .collect();
-    let expected: Vec<usize> = MODELS.iter().map(|(_, m)| *m).collect();
-    if passed != expected {
+    if seen != expected {
         let files: Vec<String> = MODELS
             .iter()
-            .map(|(f, m)| format!("tests/{f}.rs: {m}"))
+            .zip(expected)
+            .map(|((f, _, _), (run, left))| format!("tests/{f}.rs: {run} run, {left} ignored"))
             .collect();
         return Err(format!(
-            "expected these loom models to run ({}), saw passes {passed:?}:\n{stdout}",
+            "expected these loom models ({}), saw (passed, ignored) {seen:?}:\n{stdout}",
             files.join(", ")
         )
         .into());
@@ -79,6 +132,10 @@ fn main() {
     if skip {
         eprintln!("loom_runner: HERALD_SKIP_LOOM is set: the loom models are ignored");
     }
-    let trials = vec![Trial::test("loom_models_pass", loom_models_pass).with_ignored_flag(skip)];
+    let trials = vec![
+        Trial::test("loom_models_pass", loom_models_pass).with_ignored_flag(skip),
+        // Always flagged: libtest-mimic runs it under `--ignored` / `--include-ignored` only.
+        Trial::test("loom_heavy_models_pass", loom_heavy_models_pass).with_ignored_flag(true),
+    ];
     libtest_mimic::run(&args, trials).exit();
 }

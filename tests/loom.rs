@@ -5,6 +5,9 @@
 //! `RUSTFLAGS="--cfg herald_loom" cargo test --release --test loom`
 #![cfg(herald_loom)]
 
+mod loom_support;
+use loom_support::model;
+
 use herald::{Notification, NotificationCenter};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,16 +16,6 @@ use loom::thread;
 #[derive(Debug)]
 struct Ev(u32);
 impl Notification for Ev {}
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    // `LOOM_MAX_PREEMPTIONS` (read by `Builder::new`) sets the bound; `tests/loom_runner.rs`
-    // sets it, and a run by hand without it gets the runner's default rather than no bound.
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.check(f);
-}
 
 /// Contract 3: once the drop of a subscription returns, the observer never runs again, even
 /// when a post on another thread loaded the snapshot that still lists it.

@@ -14,6 +14,9 @@
 //! `RUSTFLAGS="--cfg herald_loom" cargo test --release --test loom_ring -- --test-threads=1`
 #![cfg(herald_loom)]
 
+mod loom_support;
+use loom_support::model;
+
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
 use herald::{Notification, NotificationCenter, Overflow, RecvError, TryRecvError};
@@ -30,16 +33,6 @@ impl Drop for Ev {
     fn drop(&mut self) {
         self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
-}
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    // `LOOM_MAX_PREEMPTIONS` (read by `Builder::new`) sets the bound; `tests/loom_runner.rs`
-    // sets it, and a run by hand without it gets the runner's default rather than no bound.
-    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.check(f);
 }
 
 /// Polls `f` on this loom thread, waiting on a loom `Notify` between polls (what loom's own

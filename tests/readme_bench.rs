@@ -155,10 +155,9 @@ fn verdict(out: &mut String, what: &str, at: &[(u64, Option<f64>)], limit: f64, 
             .iter()
             .map(|(n, r)| format!("N={n} ({r:.2}×)"))
             .collect();
-        if held.is_empty() && missed.len() == 1 {
-            let _ = writeln!(out, "**missed**: {}.", missed_text.join(", "));
-        } else if held.is_empty() {
-            let _ = writeln!(out, "**missed** at every N: {}.", missed_text.join(", "));
+        if held.is_empty() {
+            let every = if missed.len() > 1 { " at every N" } else { "" };
+            let _ = writeln!(out, "**missed**{every}: {}.", missed_text.join(", "));
         } else {
             let _ = writeln!(
                 out,

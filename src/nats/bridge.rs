@@ -16,6 +16,10 @@ use crate::NotificationCenter;
 
 /// The default capacity of a bridge's outbox (exported notifications waiting for the network).
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 65_536;
+
+/// The default capacity of the client's own queue of outgoing messages (see
+/// [`NatsBridgeBuilder::client_capacity`]).
+pub const DEFAULT_CLIENT_CAPACITY: usize = 2_048;
 /// The default interval of exporters' heartbeats (the last sequence number sent on each
 /// subject, so that importers count a loss at the tail of a burst).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
@@ -68,6 +72,7 @@ pub struct NatsBridgeBuilder {
     ping_interval: Duration,
     outbox_capacity: usize,
     subscription_capacity: usize,
+    client_capacity: usize,
     heartbeat: Duration,
 }
 
@@ -86,6 +91,7 @@ impl Default for NatsBridgeBuilder {
             ping_interval: Duration::from_secs(30),
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
             subscription_capacity: 65_536,
+            client_capacity: DEFAULT_CLIENT_CAPACITY,
             heartbeat: DEFAULT_HEARTBEAT,
         }
     }
@@ -177,11 +183,32 @@ impl NatsBridgeBuilder {
         self
     }
 
-    /// How many exported notifications may wait for the network (default
-    /// [`DEFAULT_OUTBOX_CAPACITY`]). When it is full, exports are dropped, counted and reported
+    /// How many exported notifications may wait in the outbox (default
+    /// [`DEFAULT_OUTBOX_CAPACITY`]). An export goes straight into the client's queue when that
+    /// has room and nothing older waits (see [`client_capacity`](Self::client_capacity)), into
+    /// the outbox otherwise. When the outbox is full, exports are dropped, counted and reported
     /// ([`ExportDropped`](super::ExportDropped)); importers see the gap.
+    ///
+    /// ```
+    /// let b = herald::nats::NatsBridge::builder().outbox_capacity(100_000);
+    /// # drop(b);
+    /// ```
     pub fn outbox_capacity(mut self, capacity: usize) -> Self {
         self.outbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// How many outgoing messages the NATS client itself queues for its connection (default
+    /// [`DEFAULT_CLIENT_CAPACITY`]). Exports, heartbeats and subscriptions pass through it;
+    /// while the connection is down it fills, and exports then wait in the outbox. So at most
+    /// `client_capacity + outbox_capacity` exports wait for the network.
+    ///
+    /// ```
+    /// let b = herald::nats::NatsBridge::builder().client_capacity(8_192);
+    /// # drop(b);
+    /// ```
+    pub fn client_capacity(mut self, capacity: usize) -> Self {
+        self.client_capacity = capacity.max(1);
         self
     }
 
@@ -240,6 +267,7 @@ impl NatsBridgeBuilder {
             .connection_timeout(self.connection_timeout)
             .ping_interval(self.ping_interval)
             .subscription_capacity(self.subscription_capacity)
+            .client_capacity(self.client_capacity)
             .require_tls(self.require_tls)
             .reconnect_delay_callback({
                 let (min, max) = self.backoff;
@@ -274,7 +302,7 @@ impl NatsBridgeBuilder {
         if client.connection_state() == async_nats::connection::State::Connected {
             shared.set_state(ConnectionState::Connected, "connected");
         }
-        let outbox = Arc::new(Outbox::new(self.outbox_capacity));
+        let outbox = Arc::new(Outbox::new(self.outbox_capacity, client.clone(), id));
         let publisher = tokio::spawn(super::export::publish_loop(
             client.clone(),
             outbox.clone(),
@@ -312,6 +340,7 @@ impl fmt::Debug for NatsBridgeBuilder {
             .field("backoff", &self.backoff)
             .field("retry_initial_connect", &self.retry_initial)
             .field("outbox_capacity", &self.outbox_capacity)
+            .field("client_capacity", &self.client_capacity)
             .field("heartbeat", &self.heartbeat)
             .finish_non_exhaustive()
     }

@@ -3,18 +3,19 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::bridge::{CenterRef, Shared};
-use super::{Error, ErrorKind, ExportDropped, NatsBridge, Origin, wire};
+use super::{BridgeId, Error, ErrorKind, ExportDropped, NatsBridge, Origin, wire};
 use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscription, Terminal};
 
 /// The export terminal: `center.observer::<N>().forward(bridge.publish())` sends every `N` to
@@ -154,12 +155,18 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
                     Err(DropReason::Unserializable)
                 }
             };
-            if let Err(reason) = refused {
-                shared
-                    .counters
-                    .export_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                st.count_drop(reason, &outbox);
+            match refused {
+                Ok(Sent::Published) => {
+                    shared.counters.published.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Sent::Queued) => {}
+                Err(reason) => {
+                    shared
+                        .counters
+                        .export_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    st.count_drop(reason, &outbox);
+                }
             }
         });
         Ok(Export {
@@ -237,10 +244,27 @@ struct Outgoing {
     payload: Bytes,
 }
 
+/// Where [`Outbox::push`] put a notification.
+pub(crate) enum Sent {
+    /// Handed to the client (its queue to the socket) on the posting thread.
+    Published,
+    /// Queued in the outbox for the publishing task.
+    Queued,
+}
+
 /// The bridge's bounded queue of exported notifications, in post order.
+///
+/// A post whose outbox is idle (empty, and the publishing task not in the middle of a batch)
+/// hands its message to the client at once, on the posting thread, when the client's queue has
+/// room: one hop less, and no task to wake per post. Otherwise (the client's queue full, the
+/// connection down, or older messages still waiting) it queues, and the task publishes in order.
+/// Both happen under the queue's lock, so sequence order is publish order either way.
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
     capacity: usize,
+    client: async_nats::Client,
+    /// The start of this bridge's reply subjects ([`wire::reply_prefix`]).
+    reply_prefix: String,
     wake: Notify,
     report: Notify,
     closed: AtomicBool,
@@ -250,17 +274,22 @@ pub(crate) struct Outbox {
 
 struct Queue {
     items: VecDeque<Outgoing>,
+    /// The publishing task holds a batch it has not finished sending.
+    busy: bool,
     closed: bool,
 }
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, client: async_nats::Client, origin: BridgeId) -> Self {
         Outbox {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
+                busy: false,
                 closed: false,
             }),
             capacity,
+            client,
+            reply_prefix: wire::reply_prefix(origin),
             wake: Notify::new(),
             report: Notify::new(),
             closed: AtomicBool::new(false),
@@ -294,37 +323,82 @@ impl Outbox {
         self.report.notify_one();
     }
 
-    /// Gives the notification the subject's next sequence number and queues it. A refused
-    /// one keeps its number, so importers see the gap.
+    /// The reply subject that carries one message's metadata.
+    fn reply(&self, seq: u64, sender: Option<SenderId>, heartbeat: bool) -> async_nats::Subject {
+        let reply = wire::encode(
+            &self.reply_prefix,
+            seq,
+            sender.map(SenderId::as_raw),
+            heartbeat,
+        );
+        async_nats::Subject::from(reply)
+    }
+
+    /// Gives the notification the subject's next sequence number and publishes or queues it.
+    /// A refused one keeps its number, so importers see the gap.
     fn push(
         &self,
         subject: &Arc<SubjectSeq>,
         sender: Option<SenderId>,
         payload: Bytes,
-    ) -> Result<(), DropReason> {
+    ) -> Result<Sent, DropReason> {
         let was_empty = {
             let mut q = self.queue.lock();
             let seq = subject.last.fetch_add(1, Ordering::Relaxed) + 1;
             if q.closed {
                 return Err(DropReason::Closed);
             }
+            let idle = q.items.is_empty() && !q.busy;
+            if idle {
+                match self.try_publish(&subject.subject, seq, sender, &payload) {
+                    Some(Ok(())) => return Ok(Sent::Published),
+                    Some(Err(reason)) => return Err(reason),
+                    None => {}
+                }
+            }
             if q.items.len() >= self.capacity {
                 return Err(DropReason::Full);
             }
-            let was_empty = q.items.is_empty();
             q.items.push_back(Outgoing {
                 subject: subject.clone(),
                 seq,
                 sender,
                 payload,
             });
-            was_empty
+            idle
         };
-        // A non-empty queue is already known to the publisher (it re-checks before sleeping).
+        // A non-empty or busy queue is already known to the publisher (it re-checks before
+        // sleeping).
         if was_empty {
             self.wake.notify_one();
         }
-        Ok(())
+        Ok(Sent::Queued)
+    }
+
+    /// Publishes without waiting: `None` when the client's queue is full (nothing was sent).
+    fn try_publish(
+        &self,
+        subject: &async_nats::Subject,
+        seq: u64,
+        sender: Option<SenderId>,
+        payload: &Bytes,
+    ) -> Option<Result<(), DropReason>> {
+        let publish = self.client.publish_with_reply(
+            subject.clone(),
+            self.reply(seq, sender, false),
+            payload.clone(),
+        );
+        let mut publish = std::pin::pin!(publish);
+        let mut cx = Context::from_waker(Waker::noop());
+        match publish.as_mut().poll(&mut cx) {
+            // Dropping the pending send withdraws it: the message is not sent.
+            Poll::Pending => None,
+            Poll::Ready(Ok(())) => Some(Ok(())),
+            Poll::Ready(Err(e)) => {
+                tracing::warn!(subject = %subject, "nats export dropped: {e}");
+                Some(Err(DropReason::PublishFailed))
+            }
+        }
     }
 
     /// Uses up a sequence number for a notification that will not be sent.
@@ -342,7 +416,6 @@ pub(crate) async fn publish_loop(
     shared: Arc<Shared>,
     heartbeat: Duration,
 ) {
-    let origin = shared.id.to_string();
     let reporter = tokio::spawn(report_loop(outbox.clone()));
     let mut tick = tokio::time::interval(heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -352,29 +425,26 @@ pub(crate) async fn publish_loop(
         let closed = {
             let mut q = outbox.queue.lock();
             std::mem::swap(&mut q.items, &mut batch);
+            // Posts publish directly again only once this batch is out.
+            q.busy = !batch.is_empty();
             q.closed
         };
         if batch.is_empty() {
             if closed {
-                send_heartbeats(&client, &outbox, &shared, &origin).await;
+                send_heartbeats(&client, &outbox, &shared).await;
                 let _ = client.flush().await;
                 break;
             }
             tokio::select! {
                 () = outbox.wake.notified() => {}
-                _ = tick.tick() => send_heartbeats(&client, &outbox, &shared, &origin).await,
+                _ = tick.tick() => send_heartbeats(&client, &outbox, &shared).await,
             }
             continue;
         }
         for item in batch.drain(..) {
-            let mut headers = HeaderMap::new();
-            headers.insert(wire::ORIGIN, origin.as_str());
-            headers.insert(wire::SEQ, item.seq.to_string());
-            if let Some(sender) = item.sender {
-                headers.insert(wire::SENDER, sender.as_raw().to_string());
-            }
+            let reply = outbox.reply(item.seq, item.sender, false);
             match client
-                .publish_with_headers(item.subject.subject.clone(), headers, item.payload)
+                .publish_with_reply(item.subject.subject.clone(), reply, item.payload)
                 .await
             {
                 Ok(()) => {
@@ -401,17 +471,14 @@ pub(crate) async fn publish_loop(
     let _ = reporter.await;
 }
 
-/// Tells importers each subject's last sequence number, when nothing is queued (so every
-/// number up to it was published or dropped).
-async fn send_heartbeats(
-    client: &async_nats::Client,
-    outbox: &Outbox,
-    shared: &Shared,
-    origin: &str,
-) {
+/// Tells importers each subject's last sequence number, when nothing is queued or in flight
+/// (so every number up to it was published, or dropped). A post may publish directly after
+/// the numbers are read: its message then reaches importers before the heartbeat, whose
+/// number is lower, which they ignore.
+async fn send_heartbeats(client: &async_nats::Client, outbox: &Outbox, shared: &Shared) {
     let lasts: Vec<(async_nats::Subject, u64)> = {
         let q = outbox.queue.lock();
-        if !q.items.is_empty() {
+        if !q.items.is_empty() || q.busy {
             return;
         }
         outbox
@@ -423,12 +490,8 @@ async fn send_heartbeats(
             .collect()
     };
     for (subject, last) in lasts {
-        let mut headers = HeaderMap::new();
-        headers.insert(wire::ORIGIN, origin);
-        headers.insert(wire::SEQ, last.to_string());
-        headers.insert(wire::HEARTBEAT, "1");
         if client
-            .publish_with_headers(subject, headers, Bytes::new())
+            .publish_with_reply(subject, outbox.reply(last, None, true), Bytes::new())
             .await
             .is_ok()
         {

@@ -317,68 +317,25 @@ async fn import_loop(mut subscriber: async_nats::Subscriber, mut state: Importin
     }
 }
 
-/// What the headers say about a message.
-struct Meta {
-    bridge: Option<BridgeId>,
-    seq: u64,
-    sender: Option<u64>,
-    heartbeat: bool,
-}
-
-fn read_meta(headers: Option<&async_nats::HeaderMap>) -> Result<Meta, String> {
-    let get = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
-    if let Some(schema) = get(wire::SCHEMA)
-        && schema != "1"
-    {
-        return Err(format!(
-            "wire schema {schema} is not supported (this is version 1)"
-        ));
-    }
-    let Some(origin) = get(wire::ORIGIN) else {
-        return Ok(Meta {
-            bridge: None,
-            seq: 0,
-            sender: None,
-            heartbeat: false,
-        });
-    };
-    let bridge =
-        BridgeId::parse(origin).ok_or_else(|| format!("bad {} {origin:?}", wire::ORIGIN))?;
-    let seq = get(wire::SEQ)
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| format!("missing or bad {}", wire::SEQ))?;
-    let sender = match get(wire::SENDER) {
-        None => None,
-        Some(s) => Some(
-            s.parse::<u64>()
-                .map_err(|_| format!("bad {} {s:?}", wire::SENDER))?,
-        ),
-    };
-    Ok(Meta {
-        bridge: Some(bridge),
-        seq,
-        sender,
-        heartbeat: get(wire::HEARTBEAT).is_some(),
-    })
-}
-
 impl Importing {
     fn handle(&mut self, message: async_nats::Message) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         let subject = message.subject.as_str();
-        let meta = match read_meta(message.headers.as_ref()) {
+        let meta = match wire::decode(message.reply.as_deref()) {
             Ok(meta) => meta,
             Err(error) => {
                 let (origin, _) = self.origins.get(None, None);
                 return self.undecodable(subject, &origin, error);
             }
         };
-        if meta.bridge == Some(self.own) {
+        let bridge = meta.map(|m| m.bridge);
+        if bridge == Some(self.own) {
             self.stats.echoes.fetch_add(1, Ordering::Relaxed);
             self.shared.counters.echoes.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if let Some(bridge) = meta.bridge {
+        if let Some(meta) = meta {
+            let bridge = meta.bridge;
             let lost = self.track(bridge, subject, meta.seq, meta.heartbeat);
             if lost > 0 {
                 self.stats.lost.fetch_add(lost, Ordering::Relaxed);
@@ -390,11 +347,11 @@ impl Importing {
                 });
             }
         }
-        if meta.heartbeat {
+        if meta.is_some_and(|m| m.heartbeat) {
             self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let (origin, sender) = self.origins.get(meta.bridge, meta.sender);
+        let (origin, sender) = self.origins.get(bridge, meta.and_then(|m| m.sender));
         let name = subject.get(self.prefix_len..).unwrap_or(subject);
         let decoded = match &self.route {
             Route::Typed(decode) => decode(&message.payload, &self.center, sender),

@@ -100,7 +100,8 @@ mod push_wire;
 pub mod wire;
 
 pub use bridge::{
-    BridgeMetrics, DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge, NatsBridgeBuilder,
+    BridgeMetrics, DEFAULT_CLIENT_CAPACITY, DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge,
+    NatsBridgeBuilder,
 };
 pub use error::{Error, ErrorKind};
 pub use events::{

@@ -14,7 +14,7 @@ use crate::SenderId;
 
 /// The identity of one [`NatsBridge`](super::NatsBridge): 128 random bits, fresh for every
 /// bridge (two bridges in one process have different ids). On the wire it is 32 lower-case
-/// hex digits (`Herald-Origin`).
+/// hex digits (in the reply subject of each message, see [`wire`](super::wire)).
 ///
 /// ```
 /// use herald::nats::BridgeId;
@@ -200,7 +200,7 @@ fn table() -> &'static Table {
     })
 }
 
-/// The wire's view of an origin: the `Herald-Origin` and `Herald-Sender` headers.
+/// The wire's view of an origin: the origin and sender tokens of the reply subject.
 type WireOrigin = (Option<BridgeId>, Option<u64>);
 
 /// A per-task cache in front of the table, keyed the way the wire says it.

@@ -19,7 +19,7 @@ pub const DEFAULT_OUTBOX_CAPACITY: usize = 65_536;
 
 /// The default capacity of the client's own queue of outgoing messages (see
 /// [`NatsBridgeBuilder::client_capacity`]).
-pub const DEFAULT_CLIENT_CAPACITY: usize = 2_048;
+pub const DEFAULT_CLIENT_CAPACITY: usize = 65_536;
 /// The default interval of exporters' heartbeats (the last sequence number sent on each
 /// subject, so that importers count a loss at the tail of a burst).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);

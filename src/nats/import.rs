@@ -131,7 +131,8 @@ impl NatsBridge {
                 shared: inner.shared.clone(),
                 stats: stats.clone(),
                 origins: OriginCache::default(),
-                last_seq: HashMap::new(),
+                bridges: wire::OriginMemo::default(),
+                seqs: SeqTable::default(),
                 names: HashMap::new(),
             },
         ));
@@ -303,10 +304,40 @@ struct Importing {
     shared: Arc<Shared>,
     stats: Arc<ImportCounters>,
     origins: OriginCache,
+    bridges: wire::OriginMemo,
     /// The last sequence number seen per origin and subject.
-    last_seq: HashMap<BridgeId, HashMap<Box<str>, u64>>,
+    seqs: SeqTable,
     /// Names of type-erased notifications, shared by every value of one subject.
     names: HashMap<Box<str>, Arc<str>>,
+}
+
+/// The last sequence number seen per (origin, subject), with the stream of the previous
+/// message at hand: messages mostly come in runs from one origin on one subject, and a hash
+/// of the subject per message showed in profiles.
+#[derive(Default)]
+struct SeqTable {
+    streams: Vec<(BridgeId, Box<str>, u64)>,
+    index: HashMap<(BridgeId, Box<str>), usize>,
+    hot: usize,
+}
+
+impl SeqTable {
+    fn last(&mut self, bridge: BridgeId, subject: &str) -> Option<&mut u64> {
+        let hit = self
+            .streams
+            .get(self.hot)
+            .is_some_and(|(b, s, _)| *b == bridge && **s == *subject);
+        if !hit {
+            self.hot = *self.index.get(&(bridge, Box::<str>::from(subject)))?;
+        }
+        self.streams.get_mut(self.hot).map(|(_, _, last)| last)
+    }
+
+    fn insert(&mut self, bridge: BridgeId, subject: &str, seq: u64) {
+        self.hot = self.streams.len();
+        self.streams.push((bridge, subject.into(), seq));
+        self.index.insert((bridge, subject.into()), self.hot);
+    }
 }
 
 async fn import_loop(mut subscriber: async_nats::Subscriber, mut state: Importing) {
@@ -321,7 +352,7 @@ impl Importing {
     fn handle(&mut self, message: async_nats::Message) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         let subject = message.subject.as_str();
-        let meta = match wire::decode(message.reply.as_deref()) {
+        let meta = match wire::decode(message.reply.as_deref(), &mut self.bridges) {
             Ok(meta) => meta,
             Err(error) => {
                 let (origin, _) = self.origins.get(None, None);
@@ -351,13 +382,17 @@ impl Importing {
             self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let (origin, sender) = self.origins.get(bridge, meta.and_then(|m| m.sender));
+        let raw_sender = meta.and_then(|m| m.sender);
+        let sender = self.origins.sender_id(bridge, raw_sender);
         let name = subject.get(self.prefix_len..).unwrap_or(subject);
         let decoded = match &self.route {
             Route::Typed(decode) => decode(&message.payload, &self.center, sender),
             Route::Family(typed) => match typed.get(name) {
                 Some(decode) => decode(&message.payload, &self.center, sender),
-                None => self.post_erased(name, &message.payload, origin.clone(), sender),
+                None => {
+                    let (origin, _) = self.origins.get(bridge, raw_sender);
+                    self.post_erased(name, &message.payload, origin, sender)
+                }
             },
         };
         match decoded {
@@ -368,16 +403,18 @@ impl Importing {
                     .imported
                     .fetch_add(1, Ordering::Relaxed);
             }
-            Err(error) => self.undecodable(subject, &origin, error),
+            Err(error) => {
+                let (origin, _) = self.origins.get(bridge, raw_sender);
+                self.undecodable(subject, &origin, error);
+            }
         }
     }
 
     /// Records `seq` for (bridge, subject); returns how many numbers were skipped. The first
     /// message seen from an origin on a subject sets the baseline.
     fn track(&mut self, bridge: BridgeId, subject: &str, seq: u64, heartbeat: bool) -> u64 {
-        let subjects = self.last_seq.entry(bridge).or_default();
-        let Some(last) = subjects.get_mut(subject) else {
-            subjects.insert(subject.into(), seq);
+        let Some(last) = self.seqs.last(bridge, subject) else {
+            self.seqs.insert(bridge, subject, seq);
             return 0;
         };
         // A heartbeat carries the last number sent; a message its own number.
@@ -430,5 +467,35 @@ impl Importing {
             origin: origin.clone(),
             error,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sequence_table_keeps_each_stream_apart_whatever_the_interleaving() {
+        let (a, b) = (BridgeId::random(), BridgeId::random());
+        let mut t = SeqTable::default();
+        assert!(t.last(a, "x").is_none());
+        t.insert(a, "x", 1);
+        t.insert(b, "x", 10);
+        t.insert(a, "y", 100);
+        for (bridge, subject, want) in [
+            (a, "x", 1),
+            (a, "x", 1),
+            (b, "x", 10),
+            (a, "y", 100),
+            (a, "x", 1),
+        ] {
+            assert_eq!(t.last(bridge, subject).copied(), Some(want));
+        }
+        *t.last(b, "x").unwrap() = 11;
+        assert_eq!(t.last(a, "x").copied(), Some(1));
+        assert_eq!(t.last(b, "x").copied(), Some(11));
+        assert!(t.last(b, "y").is_none());
+        // A miss leaves the hot stream a valid one.
+        assert_eq!(t.last(a, "y").copied(), Some(100));
     }
 }

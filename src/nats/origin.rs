@@ -203,10 +203,12 @@ fn table() -> &'static Table {
 /// The wire's view of an origin: the origin and sender tokens of the reply subject.
 type WireOrigin = (Option<BridgeId>, Option<u64>);
 
-/// A per-task cache in front of the table, keyed the way the wire says it.
+/// A per-task cache in front of the table, keyed the way the wire says it, with the last
+/// origin at hand (a stream of messages mostly comes from one).
 #[derive(Default)]
 pub(crate) struct OriginCache {
     map: HashMap<WireOrigin, (Arc<Origin>, SenderId)>,
+    last: Option<(WireOrigin, SenderId)>,
 }
 
 impl OriginCache {
@@ -226,5 +228,18 @@ impl OriginCache {
                 (Arc::new(origin), id)
             })
             .clone()
+    }
+
+    /// The [`SenderId`] alone: what a typed import posts with.
+    pub(crate) fn sender_id(&mut self, bridge: Option<BridgeId>, sender: Option<u64>) -> SenderId {
+        let key = (bridge, sender);
+        if let Some((last, id)) = self.last
+            && last == key
+        {
+            return id;
+        }
+        let (_, id) = self.get(bridge, sender);
+        self.last = Some((key, id));
+        id
     }
 }

@@ -85,9 +85,30 @@ fn push_decimal(out: &mut String, mut n: u64) {
     }
 }
 
+/// The last origin read, so that a run of messages from one bridge parses its id once.
+#[derive(Default)]
+pub(crate) struct OriginMemo {
+    last: Option<([u8; 32], BridgeId)>,
+}
+
+impl OriginMemo {
+    fn parse(&mut self, token: &str) -> Option<BridgeId> {
+        if let Some((text, id)) = &self.last
+            && token.as_bytes() == text
+        {
+            return Some(*id);
+        }
+        let id = BridgeId::parse(token)?;
+        let mut text = [0u8; 32];
+        text.copy_from_slice(token.as_bytes());
+        self.last = Some((text, id));
+        Some(id)
+    }
+}
+
 /// Reads a message's reply subject: `None` when it is not herald's (no reply subject, or
 /// another client's), an error when it is herald's and cannot be read.
-pub(crate) fn decode(reply: Option<&str>) -> Result<Option<Meta>, String> {
+pub(crate) fn decode(reply: Option<&str>, memo: &mut OriginMemo) -> Result<Option<Meta>, String> {
     let Some(rest) = reply.and_then(|r| r.strip_prefix(NAMESPACE)) else {
         return Ok(None);
     };
@@ -104,7 +125,7 @@ pub(crate) fn decode(reply: Option<&str>) -> Result<Option<Meta>, String> {
     }
     let bridge = tokens
         .next()
-        .and_then(BridgeId::parse)
+        .and_then(|t| memo.parse(t))
         .ok_or_else(|| bad("origin"))?;
     let seq = tokens
         .next()
@@ -223,6 +244,21 @@ mod tests {
         }
     }
 
+    fn decode_once(reply: Option<&str>) -> Result<Option<Meta>, String> {
+        decode(reply, &mut OriginMemo::default())
+    }
+
+    #[test]
+    fn the_origin_memo_never_answers_for_another_origin() {
+        let (a, b) = (BridgeId::random(), BridgeId::random());
+        let mut memo = OriginMemo::default();
+        for id in [a, a, b, a, b, b] {
+            let reply = encode(&reply_prefix(id), 1, None, false);
+            assert_eq!(decode(Some(&reply), &mut memo).unwrap().unwrap().bridge, id);
+        }
+        assert!(decode(Some("_HERALD.1.xyz.1"), &mut memo).is_err());
+    }
+
     #[test]
     fn the_reply_subject_round_trips_and_refuses_what_it_cannot_read() {
         let id = BridgeId::random();
@@ -235,7 +271,7 @@ mod tests {
         ] {
             let v = encode(&prefix, seq, sender, heartbeat);
             assert!(check_name(&v, "reply").is_err(), "reserved namespace: {v}");
-            let meta = decode(Some(&v)).unwrap();
+            let meta = decode_once(Some(&v)).unwrap();
             let want = Meta {
                 bridge: id,
                 seq,
@@ -250,11 +286,11 @@ mod tests {
             "_HERALD.1.0123456789abcdef0123456789abcdef.42.s7"
         );
         // Not herald's: none, or another client's inbox.
-        assert_eq!(decode(None), Ok(None));
-        assert_eq!(decode(Some("_INBOX.abc.def")), Ok(None));
+        assert_eq!(decode_once(None), Ok(None));
+        assert_eq!(decode_once(Some("_INBOX.abc.def")), Ok(None));
         // A later compatible version's flags are ignored.
         let later = format!("{prefix}5.priority.hb");
-        assert!(decode(Some(&later)).unwrap().unwrap().heartbeat);
+        assert!(decode_once(Some(&later)).unwrap().unwrap().heartbeat);
         let origin = id.to_string();
         for bad in [
             "_HERALD.".to_owned(),
@@ -264,7 +300,7 @@ mod tests {
             format!("_HERALD.1.{origin}.-3"),
             format!("_HERALD.1.{origin}.5.s9x"),
         ] {
-            assert!(decode(Some(&bad)).is_err(), "{bad:?}");
+            assert!(decode_once(Some(&bad)).is_err(), "{bad:?}");
         }
     }
 

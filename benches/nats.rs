@@ -11,9 +11,13 @@
 //! - `throughput`: 20 000 notifications as fast as they go, until the last one is received;
 //!   criterion's median, and the median of 10 batches per peer run alternately (the ratio).
 //!
-//! - `push_throughput` (with features `bridge` and `mock`): pushes through the JetStream work
-//!   queue with 1, 2 and 4 `PushWorker`s against the mock APNs server, and the sink sending
-//!   directly as the ceiling; median of interleaved rounds, `target/herald-bench/nats_push.json`.
+//! - `push_throughput` and `push_throughput_apns_latency` (with features `bridge` and `mock`):
+//!   pushes through the JetStream work queue with 1, 2 and 4 `PushWorker`s against the mock APNs
+//!   server, and the sink sending directly as the ceiling, with the mock answering at once
+//!   (CPU-bound) or after 20 ms (latency-bound, where workers add capacity); median of
+//!   interleaved rounds, `target/herald-bench/nats_push.json`.
+//!
+//! `HERALD_BENCH_ONLY=push` runs the push scenario alone (for profiling).
 //!
 //! It writes `target/herald-bench/nats.json` (`[{scenario, implementation, median_ns, p50_ns,
 //! p99_ns}]`; for throughput, `p50_ns` is the interleaved median per notification) and prints
@@ -196,6 +200,11 @@ fn main() {
         .build()
         .unwrap();
     let url = server.url();
+    if std::env::var("HERALD_BENCH_ONLY").is_ok_and(|v| v == "push") {
+        #[cfg(all(feature = "bridge", feature = "mock"))]
+        push::run(&rt, &url);
+        return;
+    }
     let mut peers = rt.block_on(async {
         vec![
             ("herald-bridge", Setup::bridge(&url).await),
@@ -313,22 +322,58 @@ fn main() {
 }
 
 /// Push throughput through the JetStream work queue with 1, 2 and 4 in-process workers
-/// against the mock APNs server, and the sink sending directly (no NATS) as the ceiling.
+/// against the mock APNs server, and the sink sending directly (no NATS) as the ceiling, in
+/// two regimes:
+/// - `push_throughput`: the mock answers at once and every worker may hold 256 jobs. Here the
+///   posting side, the workers, the mock and `nats-server` share one machine's cores, so this
+///   measures the queue's CPU cost per push; on a 2-core machine one worker already fills them.
+/// - `push_throughput_apns_latency`: the mock takes 20 ms per answer (Apple's servers are
+///   tens of ms away) and every worker holds at most 32 jobs, as a worker bounded by its
+///   connection's streams is. Each worker then has a ceiling of about 32 / 20 ms, and
+///   adding workers should add their ceilings until the machine's: this is the fan-out.
+///
+/// Median of interleaved rounds, `target/herald-bench/nats_push.json`.
 #[cfg(all(feature = "bridge", feature = "mock"))]
 mod push {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
     use herald::bridge::{ApnsSink, Message};
-    use herald::mock::MockApns;
+    use herald::mock::{Latency, MockApns};
     use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig, PushWorker};
     use herald::{Notification, NotificationCenter, Overflow};
 
-    const PUSHES: u64 = 4_000;
     const ROUNDS: usize = 3;
 
     struct Go(u64);
     impl Notification for Go {}
+
+    /// One regime of the comparison.
+    struct Scenario {
+        name: &'static str,
+        /// Names this scenario's streams and subjects.
+        tag: &'static str,
+        latency: Duration,
+        worker_concurrency: usize,
+        pushes: u64,
+    }
+
+    const SCENARIOS: [Scenario; 2] = [
+        Scenario {
+            name: "push_throughput",
+            tag: "cpu",
+            latency: Duration::ZERO,
+            worker_concurrency: 256,
+            pushes: 4_000,
+        },
+        Scenario {
+            name: "push_throughput_apns_latency",
+            tag: "lat",
+            latency: Duration::from_millis(20),
+            worker_concurrency: 32,
+            pushes: 2_000,
+        },
+    ];
 
     fn client_of(mock: &MockApns, p8: &str) -> ApnsClient {
         ApnsClient::builder()
@@ -342,8 +387,8 @@ mod push {
             .unwrap()
     }
 
-    /// One timed round: `PUSHES` posts until every outcome is back; ns per push.
-    async fn round(sink: &ApnsSink) -> u64 {
+    /// One timed round: `pushes` posts until every outcome is back; ns per push.
+    async fn round(sink: &ApnsSink, pushes: u64) -> u64 {
         let center = NotificationCenter::new();
         let forwarding =
             center
@@ -354,120 +399,131 @@ mod push {
                 }));
         let before = sink.metrics().accepted;
         let started = Instant::now();
-        for i in 0..PUSHES {
+        for i in 0..pushes {
             let _ = center.post_async(Go(i)).await;
         }
         forwarding.idle().await;
         let took = started.elapsed();
         assert_eq!(
             sink.metrics().accepted - before,
-            PUSHES,
+            pushes,
             "every push accepted"
         );
-        took.as_nanos() as u64 / PUSHES
+        took.as_nanos() as u64 / pushes
     }
 
-    pub(super) fn run(rt: &tokio::runtime::Runtime, url: &str) {
-        let rows: Vec<(String, u64)> = rt.block_on(async {
-            let mock = MockApns::builder()
-                .accept_unknown_tokens(true)
-                .start()
+    /// The rows of one scenario: (implementation, median ns per push).
+    async fn scenario(url: &str, sc: &Scenario) -> Vec<(String, u64)> {
+        let mock = MockApns::builder()
+            .accept_unknown_tokens(true)
+            .latency(if sc.latency.is_zero() {
+                Latency::None
+            } else {
+                Latency::Fixed(sc.latency)
+            })
+            .start()
+            .await
+            .unwrap();
+        // One key for every client: generating it again would replace it.
+        let p8 = mock.generate_key("ABC123DEFG", "TEAM123456").unwrap();
+        let mut peers: Vec<(String, ApnsSink, Vec<herald::nats::WorkerHandle>)> = Vec::new();
+        let direct = ApnsSink::builder(client_of(&mock, &p8))
+            .topic("com.example.app")
+            .concurrency(1024)
+            .build();
+        peers.push(("direct (no NATS)".into(), direct, Vec::new()));
+        for workers in [1usize, 2, 4] {
+            let tag = format!("{}{workers}", sc.tag);
+            let prefix = format!("bench{tag}.");
+            let config = PushQueueConfig::default()
+                .stream(format!("BENCH_PUSH_{tag}"))
+                .outcome_stream(format!("BENCH_OUTCOMES_{tag}"));
+            let bridge = NatsBridge::builder()
+                .subject_prefix(prefix.clone())
+                .connect(url)
                 .await
                 .unwrap();
-            // One key for every client: generating it again would replace it.
-            let p8 = mock.generate_key("ABC123DEFG", "TEAM123456").unwrap();
-            let mut peers: Vec<(String, ApnsSink, Vec<herald::nats::WorkerHandle>)> = Vec::new();
-            let direct = ApnsSink::builder(client_of(&mock, &p8))
+            let queue = NatsPushQueue::start(&bridge, config.clone()).await.unwrap();
+            let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
                 .topic("com.example.app")
                 .concurrency(1024)
+                .dispatch(queue)
                 .build();
-            peers.push(("direct (no NATS)".into(), direct, Vec::new()));
-            for workers in [1usize, 2, 4] {
-                let prefix = format!("bench{workers}.");
-                let config = PushQueueConfig::default()
-                    .stream(format!("BENCH_PUSH_{workers}"))
-                    .outcome_stream(format!("BENCH_OUTCOMES_{workers}"));
-                let bridge = NatsBridge::builder()
+            let mut handles = Vec::new();
+            for _ in 0..workers {
+                let b = NatsBridge::builder()
                     .subject_prefix(prefix.clone())
                     .connect(url)
                     .await
                     .unwrap();
-                let queue = NatsPushQueue::start(&bridge, config.clone()).await.unwrap();
-                let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
-                    .topic("com.example.app")
-                    .concurrency(1024)
-                    .dispatch(queue)
-                    .build();
-                let mut handles = Vec::new();
-                for _ in 0..workers {
-                    let b = NatsBridge::builder()
-                        .subject_prefix(prefix.clone())
-                        .connect(url)
+                handles.push(
+                    PushWorker::builder(client_of(&mock, &p8))
+                        .config(config.clone())
+                        .concurrency(sc.worker_concurrency)
+                        .start(&b)
                         .await
-                        .unwrap();
-                    handles.push(
-                        PushWorker::builder(client_of(&mock, &p8))
-                            .config(config.clone())
-                            .concurrency(256)
-                            .start(&b)
-                            .await
-                            .unwrap(),
-                    );
-                }
-                peers.push((format!("{workers} worker(s)"), sink, handles));
+                        .unwrap(),
+                );
             }
-            // Warm-up, then rounds alternating between the peers.
-            for (_, sink, _) in &peers {
-                round(sink).await;
+            peers.push((format!("{workers} worker(s)"), sink, handles));
+        }
+        // Warm-up, then rounds alternating between the peers.
+        for (_, sink, _) in &peers {
+            round(sink, sc.pushes / 4).await;
+        }
+        let mut samples: Vec<Vec<u64>> = vec![Vec::new(); peers.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, sink, _)) in peers.iter().enumerate() {
+                samples[i].push(round(sink, sc.pushes).await);
             }
-            let mut samples: Vec<Vec<u64>> = vec![Vec::new(); peers.len()];
-            for _ in 0..ROUNDS {
-                for (i, (_, sink, _)) in peers.iter().enumerate() {
-                    samples[i].push(round(sink).await);
-                }
+        }
+        let mut rows = Vec::new();
+        for ((name, _, handles), mut s) in peers.into_iter().zip(samples) {
+            s.sort_unstable();
+            rows.push((name, s[s.len() / 2]));
+            for h in handles {
+                h.shutdown().await;
             }
-            let mut rows = Vec::new();
-            for ((name, _, handles), mut s) in peers.into_iter().zip(samples) {
-                s.sort_unstable();
-                rows.push((name, s[s.len() / 2]));
-                for h in handles {
-                    h.shutdown().await;
-                }
+        }
+        rows
+    }
+
+    pub(super) fn run(rt: &tokio::runtime::Runtime, url: &str) {
+        let mut json = Vec::new();
+        for sc in &SCENARIOS {
+            let rows = rt.block_on(scenario(url, sc));
+            for (name, ns) in &rows {
+                json.push(format!(
+                    "  {{\"scenario\": \"{}\", \"implementation\": \"{name}\", \"median_ns\": {ns}, \"pushes_per_s\": {:.0}}}",
+                    sc.name,
+                    1e9 / *ns as f64
+                ));
             }
-            rows
-        });
+            println!(
+                "\n== {}: {} pushes per round, median of {ROUNDS} interleaved rounds, workers in \
+                 this process ({} jobs each), mock APNs on loopback answering after {:?} ==",
+                sc.name, sc.pushes, sc.worker_concurrency, sc.latency
+            );
+            let one = rows
+                .iter()
+                .find(|(n, _)| n.starts_with("1 "))
+                .map_or(f64::NAN, |(_, ns)| *ns as f64);
+            let direct = rows[0].1 as f64;
+            for (name, ns) in &rows {
+                println!(
+                    "{name:<18} {:>8.0} pushes/s   vs 1 worker {:>5.2}x   vs direct {:>5.2}x",
+                    1e9 / *ns as f64,
+                    one / *ns as f64,
+                    direct / *ns as f64
+                );
+            }
+        }
         let dir = super::target_dir().join("herald-bench");
         let _ = std::fs::create_dir_all(&dir);
-        let json: Vec<String> = rows
-            .iter()
-            .map(|(name, ns)| {
-                format!(
-                    "  {{\"scenario\": \"push_throughput\", \"implementation\": \"{name}\", \"median_ns\": {ns}, \"pushes_per_s\": {:.0}}}",
-                    1e9 / *ns as f64
-                )
-            })
-            .collect();
         let _ = std::fs::write(
             dir.join("nats_push.json"),
             format!("[\n{}\n]\n", json.join(",\n")),
         );
-        println!(
-            "\n== push throughput through the work queue, {PUSHES} pushes per round, median of \
-             {ROUNDS} interleaved rounds, workers in this process, mock APNs on loopback =="
-        );
-        let one = rows
-            .iter()
-            .find(|(n, _)| n.starts_with("1 "))
-            .map_or(f64::NAN, |(_, ns)| *ns as f64);
-        let direct = rows[0].1 as f64;
-        for (name, ns) in &rows {
-            println!(
-                "{name:<18} {:>8.0} pushes/s   vs 1 worker {:>5.2}x   vs direct {:>5.2}x",
-                1e9 / *ns as f64,
-                one / *ns as f64,
-                direct / *ns as f64
-            );
-        }
         println!("wrote {}", dir.join("nats_push.json").display());
     }
 }

@@ -198,7 +198,7 @@ async fn deliver(subjects: u32, restart: bool) {
         .dispatch(queue.clone())
         .build();
     let center = NotificationCenter::new();
-    let _lifecycle = registry.observe(&center);
+    let lifecycle = registry.observe(&center);
     let invalidated = Arc::new(Mutex::new(Vec::new()));
     let inv = invalidated.clone();
     let _i = center.observe(move |n: &TokenInvalidated| inv.lock().unwrap().push(n.token.clone()));
@@ -273,6 +273,14 @@ async fn deliver(subjects: u32, restart: bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     forwarding.idle().await;
+    // A lifecycle change the registry's store refused while the server restarted is retried
+    // in the background: wait for it to catch up.
+    let deadline = Instant::now() + PATIENCE * 8;
+    while lifecycle.pending() > 0 {
+        assert!(Instant::now() < deadline, "registry changes still pending");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lifecycle.given_up(), 0);
 
     // Exactly one outcome per push.
     let by_id = seen.by_id.lock().unwrap().clone();

@@ -143,7 +143,8 @@ pub use lifecycle::{
 };
 pub use registry::{
     DEFAULT_CLAIM_TIMEOUT, DEFAULT_MARKER_RETENTION, Device, DeviceRegistry, Environment,
-    Quarantine, RegistryBuilder, RegistryError, RegistrySubscription, Replaced,
+    LIFECYCLE_RETRY_FOR, Quarantine, RegistryBuilder, RegistryError, RegistrySubscription,
+    Replaced,
 };
 pub use sink::{
     ApnsSink, ApnsSinkBuilder, DispatchFuture, Forwarding, Message, PushAccepted, PushDispatch,

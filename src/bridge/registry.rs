@@ -3,7 +3,8 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, SystemTime};
 
 use crate::apns::Reason;
@@ -1099,33 +1100,174 @@ impl DeviceRegistry {
     /// assert!(registry.devices("alice").unwrap().is_empty());
     /// ```
     pub fn observe(&self, center: &NotificationCenter) -> RegistrySubscription {
-        let r = self.clone();
+        let retry = Arc::new(Retry {
+            registry: self.clone(),
+            counters: Arc::default(),
+            queue: OnceLock::new(),
+        });
+        let q = retry.clone();
         let invalidated = center.observe(move |n: &TokenInvalidated| {
-            let result = if n.reason.invalidates_token() {
-                r.invalidate(&n.token, n.since)
+            let (token, since) = (n.token.clone(), n.since);
+            if n.reason.invalidates_token() {
+                q.apply(Change::Invalidate { token, since });
             } else if n.reason.quarantines_token() {
-                r.delete_quarantined(&n.token, n.since)
-            } else {
-                Ok(false)
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "device registry: could not delete an invalid token");
+                q.apply(Change::DeleteQuarantined { token, since });
             }
         });
-        let r = self.clone();
+        let q = retry.clone();
         let quarantined = center.observe(move |n: &TokenQuarantined| {
-            if let Err(e) = r.quarantine(&n.token, n.reason.clone(), n.at) {
-                tracing::warn!(error = %e, "device registry: could not quarantine a token");
-            }
+            q.apply(Change::Quarantine {
+                token: n.token.clone(),
+                reason: n.reason.clone(),
+                at: n.at,
+            });
         });
-        let r = self.clone();
+        let q = retry.clone();
         let released = center.observe(move |n: &TokenReleased| {
-            if let Err(e) = r.release(&n.token) {
-                tracing::warn!(error = %e, "device registry: could not release a token");
-            }
+            q.apply(Change::Release {
+                token: n.token.clone(),
+            });
         });
         RegistrySubscription {
             subscriptions: vec![invalidated, quarantined, released],
+            retry,
+        }
+    }
+}
+
+/// How long [`DeviceRegistry::observe`] keeps retrying a lifecycle change the store refused
+/// (the store unreachable: a NATS server restarting, a disk full) before it gives up.
+pub const LIFECYCLE_RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// One lifecycle change, as the observers apply it.
+#[derive(Debug)]
+enum Change {
+    Invalidate {
+        token: String,
+        since: SystemTime,
+    },
+    DeleteQuarantined {
+        token: String,
+        since: SystemTime,
+    },
+    Quarantine {
+        token: String,
+        reason: Reason,
+        at: SystemTime,
+    },
+    Release {
+        token: String,
+    },
+}
+
+impl Change {
+    fn apply(&self, r: &DeviceRegistry) -> Result<bool, RegistryError> {
+        match self {
+            Change::Invalidate { token, since } => r.invalidate(token, *since),
+            Change::DeleteQuarantined { token, since } => r.delete_quarantined(token, *since),
+            Change::Quarantine { token, reason, at } => r.quarantine(token, reason.clone(), *at),
+            Change::Release { token } => r.release(token),
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self {
+            Change::Invalidate { .. } => "delete an invalid token",
+            Change::DeleteQuarantined { .. } => "delete a quarantined token",
+            Change::Quarantine { .. } => "quarantine a token",
+            Change::Release { .. } => "release a token",
+        }
+    }
+}
+
+/// The observers' way past a failing store: a change the store refuses is queued, and one
+/// thread retries the queue in order, with backoff, for up to [`LIFECYCLE_RETRY_FOR`] each.
+/// While anything waits, later changes queue behind it, so a release never overtakes the
+/// quarantine it undoes.
+struct Retry {
+    registry: DeviceRegistry,
+    counters: Arc<RetryCounters>,
+    queue: OnceLock<Option<mpsc::Sender<Change>>>,
+}
+
+#[derive(Default)]
+struct RetryCounters {
+    /// Changes queued or being retried.
+    pending: AtomicUsize,
+    given_up: AtomicU64,
+}
+
+impl Retry {
+    fn apply(&self, change: Change) {
+        let c = &self.counters;
+        if c.pending.load(Ordering::Acquire) == 0 {
+            match change.apply(&self.registry) {
+                Ok(_) => return,
+                Err(e) if e.is_not_owner() => {
+                    tracing::warn!(error = %e, "device registry: could not {}", change.what());
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "device registry: could not {}; retrying in the background",
+                        change.what()
+                    );
+                }
+            }
+        }
+        c.pending.fetch_add(1, Ordering::AcqRel);
+        let queue = self.queue.get_or_init(|| self.start());
+        if !queue.as_ref().is_some_and(|q| q.send(change).is_ok()) {
+            c.pending.fetch_sub(1, Ordering::AcqRel);
+            c.given_up.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("device registry: cannot start the retry thread; a change is lost");
+        }
+    }
+
+    fn start(&self) -> Option<mpsc::Sender<Change>> {
+        let (tx, rx) = mpsc::channel::<Change>();
+        let registry = self.registry.clone();
+        let counters = self.counters.clone();
+        // The thread ends once every observer (every sender) is gone and the queue is empty.
+        let spawned = std::thread::Builder::new()
+            .name("herald-registry-retry".into())
+            .spawn(move || {
+                for change in rx {
+                    if !retry(&registry, &change, LIFECYCLE_RETRY_FOR) {
+                        counters.given_up.fetch_add(1, Ordering::Relaxed);
+                    }
+                    counters.pending.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
+        spawned.ok().map(|_| tx)
+    }
+}
+
+/// Applies `change` until the store takes it (or refuses it for good), waiting 50 ms, then
+/// twice as long each time up to 5 s; false when `patience` ran out first.
+fn retry(registry: &DeviceRegistry, change: &Change, patience: Duration) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match change.apply(registry) {
+            Ok(_) => return true,
+            Err(e) if e.is_not_owner() => {
+                tracing::warn!(error = %e, "device registry: could not {}", change.what());
+                return true;
+            }
+            Err(e) if std::time::Instant::now() + delay >= deadline => {
+                tracing::error!(
+                    error = %e,
+                    "device registry: could not {} for {patience:?}; giving up",
+                    change.what()
+                );
+                return false;
+            }
+            Err(_) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }
@@ -1155,9 +1297,45 @@ fn backoff(attempt: u32) {
 #[derive(Debug)]
 pub struct RegistrySubscription {
     subscriptions: Vec<Subscription>,
+    retry: Arc<Retry>,
+}
+
+impl fmt::Debug for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("pending", &self.counters.pending.load(Ordering::Relaxed))
+            .field("given_up", &self.counters.given_up.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 impl RegistrySubscription {
+    /// Lifecycle changes the store refused that are queued for another try (see
+    /// [`LIFECYCLE_RETRY_FOR`]). Zero once the registry has caught up.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, bridge::DeviceRegistry};
+    /// let center = NotificationCenter::new();
+    /// let guard = DeviceRegistry::in_memory().observe(&center);
+    /// assert_eq!(guard.pending(), 0);
+    /// ```
+    pub fn pending(&self) -> usize {
+        self.retry.counters.pending.load(Ordering::Acquire)
+    }
+
+    /// Lifecycle changes given up after [`LIFECYCLE_RETRY_FOR`] of refusals (each also logged
+    /// as an error).
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, bridge::DeviceRegistry};
+    /// let center = NotificationCenter::new();
+    /// let guard = DeviceRegistry::in_memory().observe(&center);
+    /// assert_eq!(guard.given_up(), 0);
+    /// ```
+    pub fn given_up(&self) -> u64 {
+        self.retry.counters.given_up.load(Ordering::Relaxed)
+    }
+
     /// Keeps the observers for the life of the center.
     ///
     /// ```
@@ -1169,5 +1347,146 @@ impl RegistrySubscription {
         for s in self.subscriptions {
             s.detach();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::bridge::store::{Cas, Claim, Expect, MemoryStore, SubjectRecord, Versioned};
+
+    /// A store that is unreachable while `down` is set.
+    #[derive(Default)]
+    struct Outage {
+        inner: MemoryStore,
+        down: AtomicBool,
+    }
+
+    impl Outage {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                Err(StoreError::new("unreachable"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl RegistryStore for Outage {
+        fn read_subject(&self, s: &str) -> Result<Option<Versioned<SubjectRecord>>, StoreError> {
+            self.check()?;
+            self.inner.read_subject(s)
+        }
+        fn write_subject(
+            &self,
+            s: &str,
+            e: Expect,
+            r: Option<&SubjectRecord>,
+        ) -> Result<Cas, StoreError> {
+            self.check()?;
+            self.inner.write_subject(s, e, r)
+        }
+        fn read_claim(&self, t: &str) -> Result<Option<Versioned<Claim>>, StoreError> {
+            self.check()?;
+            self.inner.read_claim(t)
+        }
+        fn write_claim(&self, t: &str, e: Expect, c: Option<&Claim>) -> Result<Cas, StoreError> {
+            self.check()?;
+            self.inner.write_claim(t, e, c)
+        }
+        fn subjects(&self) -> Result<Vec<String>, StoreError> {
+            self.check()?;
+            self.inner.subjects()
+        }
+    }
+
+    fn until(what: &str, done: impl Fn() -> bool) {
+        // Generous: the retry thread backs off up to 5 s between tries.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn lifecycle_changes_the_store_refuses_are_retried_in_order_until_it_takes_them() {
+        let store = Arc::new(Outage::default());
+        let registry = DeviceRegistry::with_store(store.clone());
+        let center = NotificationCenter::new();
+        let guard = registry.observe(&center);
+        let topic = "com.example.app";
+        for (subject, token) in [("alice", "aa"), ("bob", "bb")] {
+            registry
+                .register(Device::new(subject, token, topic, Environment::Sandbox))
+                .unwrap();
+        }
+        let later = SystemTime::now() + Duration::from_secs(3600);
+
+        store.down.store(true, Ordering::SeqCst);
+        // A 410 for alice's token, then bob's token quarantined and released: all refused.
+        center.post(TokenInvalidated::new(
+            "aa",
+            topic,
+            Reason::Unregistered,
+            later,
+        ));
+        center.post(TokenQuarantined {
+            token: "bb".into(),
+            topic: topic.into(),
+            subject: Some("bob".into()),
+            environment: None,
+            reason: Reason::BadDeviceToken,
+            at: later,
+            again: false,
+        });
+        center.post(TokenReleased {
+            token: "bb".into(),
+            topic: topic.into(),
+            subject: Some("bob".into()),
+        });
+        assert_eq!(
+            guard.pending(),
+            3,
+            "nothing is dropped while the store is down"
+        );
+
+        store.down.store(false, Ordering::SeqCst);
+        until("the queue drains", || guard.pending() == 0);
+        assert_eq!(guard.given_up(), 0);
+        assert!(
+            registry.devices("alice").unwrap().is_empty(),
+            "the 410 applied"
+        );
+        let bob = registry.devices("bob").unwrap();
+        assert_eq!(bob.len(), 1);
+        assert!(
+            !bob[0].is_quarantined(),
+            "the release came after the quarantine, and was applied after it"
+        );
+
+        // Caught up: changes apply inline again.
+        center.post(TokenInvalidated::new(
+            "bb",
+            topic,
+            Reason::Unregistered,
+            later,
+        ));
+        assert_eq!(guard.pending(), 0);
+        assert!(registry.devices("bob").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_change_refused_past_its_patience_is_given_up_and_counted() {
+        let store = Arc::new(Outage::default());
+        let registry = DeviceRegistry::with_store(store.clone());
+        store.down.store(true, Ordering::SeqCst);
+        let change = Change::Release { token: "aa".into() };
+        assert!(!retry(&registry, &change, Duration::from_millis(120)));
+        store.down.store(false, Ordering::SeqCst);
+        assert!(retry(&registry, &change, Duration::from_millis(120)));
     }
 }

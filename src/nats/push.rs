@@ -748,6 +748,7 @@ impl PushWorkerBuilder {
         let shared = Arc::new(WorkerShared {
             name: self.name.unwrap_or_else(|| bridge.id().to_string()),
             client: self.client,
+            nats: bridge.client().clone(),
             js,
             outcome_subject: self.config.outcome_subject(&prefix),
             ack_wait: self.config.ack_wait,
@@ -768,6 +769,7 @@ impl PushWorkerBuilder {
 struct WorkerShared {
     name: String,
     client: ApnsClient,
+    nats: async_nats::Client,
     js: jetstream::Context,
     outcome_subject: String,
     ack_wait: Duration,
@@ -917,8 +919,12 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
             _ = shared.stop.notified() => return,
         };
         let free = shared.permits.available_permits() + 1;
+        // A long poll (`batch`, not `fetch`): the server holds the request open and delivers
+        // jobs as they come, until `free` arrived or a second passed. `fetch` answers at once
+        // when the queue is empty, so an idle or fast worker spun on requests, and more
+        // workers made the server slower for everyone.
         let batch = consumer
-            .fetch()
+            .batch()
             .max_messages(free)
             .expires(Duration::from_secs(1))
             .messages()
@@ -958,6 +964,24 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
             tokio::spawn(handle(message, shared.clone(), p));
         }
     }
+}
+
+/// Acknowledges a job and waits for the server to confirm it. `Message::double_ack` does the
+/// same with a fresh subscription per call (a SUB and an UNSUB per job, each invalidating the
+/// server's subject cache), which showed in profiles; a request rides the client's one
+/// shared reply subscription.
+async fn confirmed_ack(
+    nats: &async_nats::Client,
+    message: &jetstream::Message,
+) -> Result<(), Error> {
+    let reply = message
+        .reply
+        .clone()
+        .ok_or_else(|| Error::new(ErrorKind::JetStream, "the job has no reply subject"))?;
+    nats.request(reply, Bytes::from_static(b"+ACK"))
+        .await
+        .map(drop)
+        .map_err(|e| queue_error("confirm an acknowledgement", e))
 }
 
 /// One job: send, report, acknowledge.
@@ -1043,7 +1067,7 @@ async fn handle(
                 } else {
                     c.reported.fetch_add(1, Ordering::Relaxed);
                 }
-                if message.double_ack().await.is_ok() {
+                if confirmed_ack(&shared.nats, &message).await.is_ok() {
                     c.acked.fetch_add(1, Ordering::Relaxed);
                 }
                 return;

@@ -1218,7 +1218,7 @@ impl Retry {
         }
         c.pending.fetch_add(1, Ordering::AcqRel);
         let queue = self.queue.get_or_init(|| self.start());
-        if !queue.as_ref().is_some_and(|q| q.send(change).is_ok()) {
+        if queue.as_ref().is_none_or(|q| q.send(change).is_err()) {
             c.pending.fetch_sub(1, Ordering::AcqRel);
             c.given_up.fetch_add(1, Ordering::Relaxed);
             tracing::error!("device registry: cannot start the retry thread; a change is lost");

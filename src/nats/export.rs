@@ -383,11 +383,14 @@ impl Outbox {
         sender: Option<SenderId>,
         payload: &Bytes,
     ) -> Option<Result<(), DropReason>> {
-        let publish = self.client.publish_with_reply(
+        // Unconstrained: on a runtime thread, tokio's cooperative budget would otherwise
+        // make the channel answer `Pending` after ~128 sends by a task that does not yield
+        // (a loop of posts), and every later post would take the outbox's slower path.
+        let publish = tokio::task::unconstrained(self.client.publish_with_reply(
             subject.clone(),
             self.reply(seq, sender, false),
             payload.clone(),
-        );
+        ));
         let mut publish = std::pin::pin!(publish);
         let mut cx = Context::from_waker(Waker::noop());
         match publish.as_mut().poll(&mut cx) {

@@ -148,7 +148,7 @@ pub use registry::{
 };
 pub use sink::{
     ApnsSink, ApnsSinkBuilder, DispatchFuture, Forwarding, Message, PushAccepted, PushDispatch,
-    PushFailed, PushRejected, SinkMap, SinkMetrics, Target,
+    PushFailed, PushRejected, REGISTRY_READ_PATIENCE, SinkMap, SinkMetrics, Target,
 };
 pub use store::{
     Cas, Claim, Expect, MemoryStore, RegistryStore, Release, Revision, StoreError, SubjectRecord,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tracing::Instrument as _;
@@ -18,7 +18,7 @@ use crate::bridge::lifecycle::{
     Target as LifecycleTarget, Ticket,
 };
 use crate::bridge::registry::Quarantine;
-use crate::bridge::{DeviceRegistry, Environment};
+use crate::bridge::{DeviceRegistry, Environment, RegistryError};
 use crate::{
     BufferPolicy, BufferStats, Notification, NotificationCenter, ObserverBuilder, ObserverId,
     RecvError, Terminal,
@@ -331,6 +331,10 @@ impl IntoIterator for Message {
     }
 }
 
+/// How long an [`ApnsSink`] waits out a device registry it cannot read (retrying with
+/// backoff) before it gives a subject's message up, counted in [`SinkMetrics::unresolved`].
+pub const REGISTRY_READ_PATIENCE: Duration = Duration::from_secs(60);
+
 /// The bridge's counters. Queue depth and drops are per subscription:
 /// [`Forwarding::queue`].
 ///
@@ -364,6 +368,9 @@ pub struct SinkMetrics {
     pub config_suspect: u64,
     /// Messages for a subject that had no device (nothing sent).
     pub unaddressed: u64,
+    /// Messages for a subject whose devices could not be read from the registry for
+    /// [`REGISTRY_READ_PATIENCE`] (the store unreachable; nothing sent, logged as an error).
+    pub unresolved: u64,
     /// Notifications lost because the map closure panicked on them.
     pub panicked: u64,
 }
@@ -380,6 +387,7 @@ struct Counters {
     skipped: AtomicU64,
     config_suspect: AtomicU64,
     unaddressed: AtomicU64,
+    unresolved: AtomicU64,
     panicked: AtomicU64,
 }
 
@@ -713,6 +721,7 @@ impl ApnsSink {
             skipped: c.skipped.load(Ordering::Acquire),
             config_suspect: c.config_suspect.load(Ordering::Acquire),
             unaddressed: c.unaddressed.load(Ordering::Acquire),
+            unresolved: c.unresolved.load(Ordering::Acquire),
             panicked: c.panicked.load(Ordering::Acquire),
         }
     }
@@ -729,7 +738,7 @@ impl ApnsSink {
     }
 
     /// Resolves a message to the devices it addresses.
-    fn resolve(&self, message: &Message) -> Vec<Resolved> {
+    fn resolve(&self, message: &Message) -> Result<Vec<Resolved>, RegistryError> {
         let inner = &*self.inner;
         let topic = message.topic.as_ref().or(inner.topic.as_ref());
         match &message.target {
@@ -742,26 +751,20 @@ impl ApnsSink {
                         None
                     }
                 });
-                vec![Resolved {
+                Ok(vec![Resolved {
                     token,
                     topic: topic.cloned().unwrap_or_default(),
                     subject: None,
                     environment: inner.environment.or(known.as_ref().map(|d| d.environment)),
                     registered: known.map(|d| d.quarantine),
-                }]
+                }])
             }
             Target::Subject(subject) => {
                 let Some(registry) = &inner.registry else {
-                    return Vec::new();
+                    return Ok(Vec::new());
                 };
-                let devices = match registry.devices(subject) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "apns sink: could not read the device registry");
-                        return Vec::new();
-                    }
-                };
-                devices
+                Ok(registry
+                    .devices(subject)?
                     .into_iter()
                     .filter(|d| inner.environment.is_none_or(|e| e == d.environment))
                     .filter(|d| topic.is_none_or(|t| *t == d.topic))
@@ -772,7 +775,26 @@ impl ApnsSink {
                         environment: Some(d.environment),
                         registered: Some(d.quarantine),
                     })
-                    .collect()
+                    .collect())
+            }
+        }
+    }
+
+    /// [`resolve`](Self::resolve), waiting out a registry that cannot be read (its store
+    /// unreachable: a NATS server restarting) for up to [`REGISTRY_READ_PATIENCE`], so that
+    /// a message is not dropped for a moment's outage. Later messages wait behind it.
+    async fn resolve_patiently(&self, message: &Message) -> Result<Vec<Resolved>, RegistryError> {
+        let deadline = tokio::time::Instant::now() + REGISTRY_READ_PATIENCE;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.resolve(message) {
+                Ok(targets) => return Ok(targets),
+                Err(e) if tokio::time::Instant::now() + delay >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "apns sink: could not read the device registry; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
             }
         }
     }
@@ -950,7 +972,20 @@ async fn run<N: Notification>(
             continue;
         };
         for message in messages {
-            let targets = sink.resolve(&message);
+            let targets = match sink.resolve_patiently(&message).await {
+                Ok(targets) => targets,
+                Err(e) => {
+                    sink.inner
+                        .counters
+                        .unresolved
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        error = %e,
+                        "apns sink: the device registry stayed unreadable; message not sent"
+                    );
+                    continue;
+                }
+            };
             if targets.is_empty() {
                 sink.inner
                     .counters

@@ -25,7 +25,10 @@ use herald::bridge::{
     TokenInvalidated, conformance,
 };
 use herald::mock::MockApns;
-use herald::nats::{NatsBridge, NatsKvStore, NatsPushQueue, PushQueueConfig, PushWorker};
+use herald::nats::{
+    NatsBridge, NatsKvStore, NatsPushQueue, OutcomeImport, PushQueueConfig, PushWorker,
+    RemotePushOutcome, RemoteResult,
+};
 use herald::{Notification, NotificationCenter};
 use nats_support::{NatsServer, until};
 
@@ -557,6 +560,112 @@ fn kv_many_connections_registering_at_once_lose_nothing() {
     conformance::assert_consistent(&registries[2]);
 }
 
+/// A third process (here: its own bridge, center and registry) that neither posts nor sends
+/// imports the outcomes: every outcome arrives as `RemotePushOutcome`, a 410 prunes its
+/// registry, and a stopped import resumes where it left off.
+async fn any_process_imports_outcomes_durably_and_prunes_its_registry() {
+    let server = NatsServer::start();
+    let mock = MockApns::start().await.unwrap();
+    let posting_registry = DeviceRegistry::in_memory();
+    let alive = [token(11), token(12)];
+    let gone = token(13);
+    for t in alive.iter().chain([&gone]) {
+        mock.register_device(t, BUNDLE);
+        posting_registry
+            .register(Device::new("carol", t, BUNDLE, Environment::Sandbox))
+            .unwrap();
+    }
+    mock.mark_unregistered(&gone, SystemTime::now() + Duration::from_secs(1));
+    let config = PushQueueConfig::default();
+
+    // The keeper: a registry of its own (as a process with its own store would have).
+    let keeper_registry = DeviceRegistry::in_memory();
+    keeper_registry
+        .register(Device::new("carol", &gone, BUNDLE, Environment::Sandbox))
+        .unwrap();
+    let keeper = NotificationCenter::new();
+    let _prune = keeper_registry.observe(&keeper);
+    let seen: Arc<Mutex<Vec<RemotePushOutcome>>> = Arc::default();
+    let s = seen.clone();
+    let _seen = keeper.observe(move |o: &RemotePushOutcome| s.lock().unwrap().push(o.clone()));
+    let keeper_bridge = bridge(&server).await;
+    let import = OutcomeImport::start(&keeper_bridge, &config, "keeper", &keeper)
+        .await
+        .unwrap();
+
+    let posting = bridge(&server).await;
+    let queue = NatsPushQueue::start(&posting, config.clone())
+        .await
+        .unwrap();
+    let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
+        .registry(posting_registry.clone())
+        .topic(BUNDLE)
+        .dispatch(queue)
+        .build();
+    let center = NotificationCenter::new();
+    let _lifecycle = posting_registry.observe(&center);
+    let forwarding = center.observer::<Ping>().forward(
+        sink.map(|p: &Ping| Message::to_subject(&p.user, Payload::alert(format!("ping {}", p.n)))),
+    );
+    let worker_bridge = bridge(&server).await;
+    let worker = PushWorker::builder(client_of(&mock))
+        .start(&worker_bridge)
+        .await
+        .unwrap();
+
+    center.post(Ping {
+        user: "carol".into(),
+        n: 1,
+    });
+    forwarding.idle().await;
+    until("the keeper's three outcomes", || {
+        import.stats().imported == 3
+    })
+    .await;
+    {
+        let seen = seen.lock().unwrap();
+        let accepted = seen
+            .iter()
+            .filter(|o| o.result == RemoteResult::Accepted)
+            .count();
+        assert_eq!(accepted, 2, "{seen:?}");
+        let refused: Vec<_> = seen
+            .iter()
+            .filter(|o| matches!(o.result, RemoteResult::Rejected { status: 410, .. }))
+            .collect();
+        assert_eq!(refused.len(), 1, "{seen:?}");
+        assert_eq!(refused[0].token, gone);
+        assert_eq!(refused[0].subject.as_deref(), Some("carol"));
+    }
+    assert_eq!(import.stats().invalidated, 1);
+    until("the keeper's registry pruned", || {
+        keeper_registry.devices("carol").unwrap().is_empty()
+    })
+    .await;
+
+    // Stopped, then started again under the same name: what was reported meanwhile arrives.
+    drop(import);
+    center.post(Ping {
+        user: "carol".into(),
+        n: 2,
+    });
+    forwarding.idle().await;
+    let again = OutcomeImport::start(&keeper_bridge, &config, "keeper", &keeper)
+        .await
+        .unwrap();
+    until("the outcomes reported while stopped", || {
+        again.stats().imported == 2
+    })
+    .await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        5,
+        "nothing twice, nothing missed"
+    );
+    assert_eq!(again.stats().undecodable, 0);
+    worker.shutdown().await;
+}
+
 fn main() {
     nats_support::main(
         "nats_push",
@@ -576,6 +685,10 @@ fn main() {
             nats_support::multi(
                 "a_stopped_server_fails_enqueues_with_a_typed_error",
                 a_stopped_server_fails_enqueues_with_a_typed_error,
+            ),
+            nats_support::multi(
+                "any_process_imports_outcomes_durably_and_prunes_its_registry",
+                any_process_imports_outcomes_durably_and_prunes_its_registry,
             ),
             nats_support::sync("kv_conformance", kv_conformance),
             nats_support::sync(

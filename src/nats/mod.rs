@@ -93,6 +93,8 @@ mod import;
 mod kv_store;
 mod origin;
 #[cfg(feature = "bridge")]
+mod outcomes;
+#[cfg(feature = "bridge")]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "nats", feature = "bridge"))))]
 pub mod push;
 #[cfg(feature = "bridge")]
@@ -113,6 +115,8 @@ pub use import::{FamilyImport, Import, ImportStats};
 #[cfg(feature = "bridge")]
 pub use kv_store::{DEFAULT_BUCKET, NatsKvStore, NatsKvStoreBuilder};
 pub use origin::{BridgeId, Origin};
+#[cfg(feature = "bridge")]
+pub use outcomes::{OutcomeImport, OutcomeImportStats, RemotePushOutcome, RemoteResult};
 #[cfg(feature = "bridge")]
 pub use push::{
     DEFAULT_ACK_WAIT, NatsPushQueue, PushQueueConfig, PushWorker, PushWorkerBuilder, QueueMetrics,

@@ -269,7 +269,7 @@ impl PushQueueConfig {
     }
 
     /// Creates the two streams when missing (idempotent; both sides call it).
-    async fn ensure_streams(
+    pub(crate) async fn ensure_streams(
         &self,
         js: &jetstream::Context,
         prefix: &str,
@@ -306,7 +306,7 @@ pub(crate) fn queue_error(what: &str, e: impl std::error::Error + Send + Sync + 
 }
 
 /// The next item of a stream.
-async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+pub(crate) async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
     std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
 }
 

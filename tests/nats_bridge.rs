@@ -217,11 +217,27 @@ async fn a_remote_notification_carries_its_origin_and_only_origin_filters_match_
 }
 
 async fn each_senders_posts_arrive_in_post_order() {
+    posts_arrive_in_post_order(None).await;
+}
+
+/// With a client queue of four messages, posts keep switching between the direct hand-off
+/// and the outbox (and its publishing task) while three threads post: order must survive
+/// every switch.
+async fn order_survives_switching_between_the_direct_path_and_the_outbox() {
+    posts_arrive_in_post_order(Some(4)).await;
+}
+
+async fn posts_arrive_in_post_order(client_capacity: Option<usize>) {
     let server = NatsServer::start();
-    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let mut builder = NatsBridge::builder();
+    if let Some(c) = client_capacity {
+        builder = builder.client_capacity(c);
+    }
+    let a = builder.connect(&server.url()).await.unwrap();
+    let b = bridge(&server).await;
     let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
     let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
-    let _import = b.import::<Numbered>(&there).await.unwrap();
+    let import = b.import::<Numbered>(&there).await.unwrap();
     let (seen, _s) = record::<Numbered>(&there);
 
     const PER_SENDER: u64 = 5_000;
@@ -251,7 +267,10 @@ async fn each_senders_posts_arrive_in_post_order() {
         );
         next[n.sender as usize] += 1;
     }
-    assert_eq!(a.metrics().export_dropped, 0);
+    let m = a.metrics();
+    assert_eq!(m.export_dropped, 0);
+    assert_eq!((m.exported, m.published), (3 * PER_SENDER, 3 * PER_SENDER));
+    assert_eq!(import.stats().lost, 0);
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -721,6 +740,10 @@ fn main() {
             nats_support::test(
                 "each_senders_posts_arrive_in_post_order",
                 each_senders_posts_arrive_in_post_order,
+            ),
+            nats_support::multi(
+                "order_survives_switching_between_the_direct_path_and_the_outbox",
+                order_survives_switching_between_the_direct_path_and_the_outbox,
             ),
             nats_support::test(
                 "names_that_are_not_nats_subjects_are_refused_with_a_typed_error",

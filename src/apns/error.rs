@@ -111,7 +111,17 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+    /// An error of `kind` with `message`: for code that reports an outcome it got elsewhere,
+    /// such as a [`PushDispatch`](crate::bridge::PushDispatch) that hands pushes to a queue
+    /// and must report a failure when the queue cannot give it an outcome.
+    ///
+    /// ```
+    /// use herald::apns::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::Timeout, "no outcome from the queue within 5 min");
+    /// assert!(e.is_timeout());
+    /// assert_eq!(e.kind(), ErrorKind::Timeout);
+    /// ```
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,
             message: message.into().into(),

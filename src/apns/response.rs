@@ -413,6 +413,24 @@ pub struct Failed<P = Push> {
     pub push: P,
 }
 
+impl<P> Failed<P> {
+    /// A failure: what went wrong, and the push it happened to (for code that reports an
+    /// outcome it got elsewhere, such as a [`PushDispatch`](crate::bridge::PushDispatch)).
+    ///
+    /// ```
+    /// use herald::apns::{Error, ErrorKind, Failed, Push, PushOutcome};
+    /// let push = Push::builder("a1b2", "com.example.app").build().unwrap();
+    /// let outcome = PushOutcome::Failed(Failed::new(
+    ///     Error::new(ErrorKind::ConnectionLost, "the queue went away"),
+    ///     push,
+    /// ));
+    /// assert!(matches!(outcome, PushOutcome::Failed(_)));
+    /// ```
+    pub fn new(error: Error, push: P) -> Failed<P> {
+        Failed { error, push }
+    }
+}
+
 /// How one push ended. Exactly one per push. Rejected and failed outcomes hand the push
 /// back ([`into_push`](Self::into_push)).
 ///

@@ -126,7 +126,8 @@ impl Notification for PushFailed {
 /// [`dispatch`](Self::dispatch) resolves to.
 ///
 /// The future must resolve to exactly one outcome for the push (a failure when it cannot get
-/// one, such as a timeout), and it is polled while the push holds one of the sink's
+/// one, such as a timeout: [`Failed::new`](crate::apns::Failed::new) with
+/// [`Error::new`](crate::apns::Error::new)), and it is polled while the push holds one of the sink's
 /// [`concurrency`](ApnsSinkBuilder::concurrency) permits.
 ///
 /// ```

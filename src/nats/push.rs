@@ -549,10 +549,7 @@ impl NatsPushQueue {
 }
 
 fn failed(push: Push, kind: apns::ErrorKind, message: String) -> PushOutcome {
-    PushOutcome::Failed(apns::Failed {
-        error: apns::Error::new(kind, message),
-        push,
-    })
+    PushOutcome::Failed(apns::Failed::new(apns::Error::new(kind, message), push))
 }
 
 impl PushDispatch for NatsPushQueue {

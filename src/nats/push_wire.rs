@@ -260,10 +260,10 @@ impl OutcomeRecord {
                     Some(e) => (kind_from(&e.kind), e.message.clone()),
                     None => (apns::ErrorKind::Other, "failed in a worker".to_owned()),
                 };
-                PushOutcome::Failed(apns::Failed {
-                    error: apns::Error::new(kind, format!("{message} (worker {})", self.worker)),
+                PushOutcome::Failed(apns::Failed::new(
+                    apns::Error::new(kind, format!("{message} (worker {})", self.worker)),
                     push,
-                })
+                ))
             }
         }
     }

@@ -1161,12 +1161,21 @@ enum Change {
 }
 
 impl Change {
-    fn apply(&self, r: &DeviceRegistry) -> Result<bool, RegistryError> {
-        match self {
+    /// Applies the change. A refusal for good (the token is another subject's) is logged and
+    /// done with; the error left is the store's, worth another try.
+    fn attempt(&self, r: &DeviceRegistry) -> Result<(), RegistryError> {
+        let result = match self {
             Change::Invalidate { token, since } => r.invalidate(token, *since),
             Change::DeleteQuarantined { token, since } => r.delete_quarantined(token, *since),
             Change::Quarantine { token, reason, at } => r.quarantine(token, reason.clone(), *at),
             Change::Release { token } => r.release(token),
+        };
+        match result {
+            Err(e) if e.is_not_owner() => {
+                tracing::warn!(error = %e, "device registry: could not {}", self.what());
+                Ok(())
+            }
+            other => other.map(drop),
         }
     }
 
@@ -1201,12 +1210,8 @@ impl Retry {
     fn apply(&self, change: Change) {
         let c = &self.counters;
         if c.pending.load(Ordering::Acquire) == 0 {
-            match change.apply(&self.registry) {
-                Ok(_) => return,
-                Err(e) if e.is_not_owner() => {
-                    tracing::warn!(error = %e, "device registry: could not {}", change.what());
-                    return;
-                }
+            match change.attempt(&self.registry) {
+                Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(
                         error = %e,
@@ -1250,12 +1255,8 @@ fn retry(registry: &DeviceRegistry, change: &Change, patience: Duration) -> bool
     let deadline = std::time::Instant::now() + patience;
     let mut delay = Duration::from_millis(50);
     loop {
-        match change.apply(registry) {
-            Ok(_) => return true,
-            Err(e) if e.is_not_owner() => {
-                tracing::warn!(error = %e, "device registry: could not {}", change.what());
-                return true;
-            }
+        match change.attempt(registry) {
+            Ok(()) => return true,
             Err(e) if std::time::Instant::now() + delay >= deadline => {
                 tracing::error!(
                     error = %e,

@@ -5,12 +5,12 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, consumer};
 
 use super::push::{PushQueueConfig, next, queue_error};
-use super::push_wire::{OutcomeRecord, VERSION};
+use super::push_wire::{OutcomeRecord, VERSION, from_ms};
 use super::{Error, NatsBridge};
 use crate::apns::Reason;
 use crate::bridge::TokenInvalidated;
@@ -257,27 +257,8 @@ async fn read(consumer: consumer::PullConsumer, center: NotificationCenter, c: A
     }
 }
 
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
 fn post(center: &NotificationCenter, r: OutcomeRecord, c: &Counters) {
-    let result = match r.result.as_str() {
-        "accepted" => RemoteResult::Accepted,
-        "rejected" => RemoteResult::Rejected {
-            status: r.status.unwrap_or(0),
-            reason: Reason::parse(r.reason.as_deref().unwrap_or("")),
-            timestamp: r.timestamp_ms.map(from_ms),
-        },
-        _ => {
-            let (kind, message) = r
-                .error
-                .as_ref()
-                .map(|e| (e.kind.clone(), e.message.clone()))
-                .unwrap_or_else(|| ("Other".to_owned(), "failed in a worker".to_owned()));
-            RemoteResult::Failed { kind, message }
-        }
-    };
+    let result = r.result();
     let at = from_ms(r.at_ms);
     if let RemoteResult::Rejected {
         reason, timestamp, ..

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::RemoteResult;
 use crate::apns::{
     self, Accepted, Expiration, Priority, Push, PushOutcome, PushType, Reason, Rejected,
 };
@@ -245,26 +246,45 @@ impl OutcomeRecord {
         r
     }
 
-    /// The outcome of `push` this record tells.
-    pub(crate) fn to_outcome(&self, push: Push) -> PushOutcome {
+    /// How the push ended, as the record tells it.
+    pub(crate) fn result(&self) -> RemoteResult {
         match self.result.as_str() {
-            "accepted" => PushOutcome::Accepted(Accepted::new(&self.apns_id)),
-            "rejected" => {
-                let reason = Reason::parse(self.reason.as_deref().unwrap_or(""));
-                let mut r = Rejected::new(push, self.status.unwrap_or(0), reason);
-                r.timestamp = self.timestamp_ms.map(from_ms);
-                PushOutcome::Rejected(r)
-            }
+            "accepted" => RemoteResult::Accepted,
+            "rejected" => RemoteResult::Rejected {
+                status: self.status.unwrap_or(0),
+                reason: Reason::parse(self.reason.as_deref().unwrap_or("")),
+                timestamp: self.timestamp_ms.map(from_ms),
+            },
             _ => {
                 let (kind, message) = match &self.error {
-                    Some(e) => (kind_from(&e.kind), e.message.clone()),
-                    None => (apns::ErrorKind::Other, "failed in a worker".to_owned()),
+                    Some(e) => (e.kind.clone(), e.message.clone()),
+                    None => ("Other".to_owned(), "failed in a worker".to_owned()),
                 };
-                PushOutcome::Failed(apns::Failed::new(
-                    apns::Error::new(kind, format!("{message} (worker {})", self.worker)),
-                    push,
-                ))
+                RemoteResult::Failed { kind, message }
             }
+        }
+    }
+
+    /// The outcome of `push` this record tells.
+    pub(crate) fn to_outcome(&self, push: Push) -> PushOutcome {
+        match self.result() {
+            RemoteResult::Accepted => PushOutcome::Accepted(Accepted::new(&self.apns_id)),
+            RemoteResult::Rejected {
+                status,
+                reason,
+                timestamp,
+            } => {
+                let mut r = Rejected::new(push, status, reason);
+                r.timestamp = timestamp;
+                PushOutcome::Rejected(r)
+            }
+            RemoteResult::Failed { kind, message } => PushOutcome::Failed(apns::Failed::new(
+                apns::Error::new(
+                    kind_from(&kind),
+                    format!("{message} (worker {})", self.worker),
+                ),
+                push,
+            )),
         }
     }
 }

@@ -35,6 +35,8 @@
 //!
 //! [`Notification::name`]: crate::Notification::name
 
+use std::fmt::Write as _;
+
 use super::{BridgeId, Error, ErrorKind};
 
 /// The first token of herald's reply subjects.
@@ -58,31 +60,14 @@ pub(crate) fn reply_prefix(origin: BridgeId) -> String {
 pub(crate) fn encode(prefix: &str, seq: u64, sender: Option<u64>, heartbeat: bool) -> String {
     let mut v = String::with_capacity(prefix.len() + 20 + 22 + 3);
     v.push_str(prefix);
-    push_decimal(&mut v, seq);
+    let _ = write!(v, "{seq}");
     if let Some(sender) = sender {
-        v.push_str(".s");
-        push_decimal(&mut v, sender);
+        let _ = write!(v, ".s{sender}");
     }
     if heartbeat {
         v.push_str(".hb");
     }
     v
-}
-
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
 }
 
 /// The last origin read, so that a run of messages from one bridge parses its id once.
@@ -112,7 +97,7 @@ pub(crate) fn decode(reply: Option<&str>, memo: &mut OriginMemo) -> Result<Optio
     let Some(rest) = reply.and_then(|r| r.strip_prefix(NAMESPACE)) else {
         return Ok(None);
     };
-    let bad = |what: &str| format!("bad {what} in herald's reply subject {reply:?}");
+    let bad = |what: &str| format!("bad {what} in herald's reply subject \"{NAMESPACE}{rest}\"");
     let mut tokens = rest.split('.');
     match tokens.next() {
         Some("1") => {}

@@ -59,7 +59,10 @@
 //! other thread mid-post. A post's end tries that inside a writers' episode, or when the
 //! garbage holds user code (a removed observer, whose captures the user expects dropped soon);
 //! old snapshots, plain memory, otherwise wait for the next grace period (or for
-//! [`Domain::relieve`] once they pile up).
+//! [`Domain::relieve`] once they pile up). Inside an episode a post's end tries for plain
+//! memory only every [`ASSIST_EVERY`]th time: the writers run grace periods of their own, and
+//! a poster that scanned the slots at the end of every post while another thread subscribed
+//! and unsubscribed paid for the writers' garbage on every post.
 //!
 //! # Misuse does not compile
 //! - A cell's writer-side accessors ([`WriteGuard::current`], [`WriteGuard::replace`]) exist only
@@ -92,6 +95,11 @@ pub(crate) const EPISODE_IDLE: Duration = Duration::from_millis(1);
 
 /// Fenced read sections between two looks at whether the writers' episode is over.
 const EPISODE_CHECK_EVERY: u32 = 1024;
+
+/// Outermost sections that end while plain garbage waits, between two tries at collecting it
+/// at a section's end (module docs: "Writers inside a post"). Garbage holding user code is
+/// tried at every end.
+const ASSIST_EVERY: u32 = 64;
 
 /// `membarrier(2)`, where it can be used.
 #[cfg(all(target_os = "linux", not(herald_loom), not(miri)))]
@@ -202,6 +210,8 @@ pub(crate) struct Slot {
     after: Cell<bool>,
     /// Fenced sections opened so far (owner only).
     fenced: Cell<u32>,
+    /// Outermost sections that ended while plain garbage waited (owner only).
+    assists: Cell<u32>,
     /// The owning thread's token; `FREE` or `POOLED` when unowned.
     owner: AtomicU64,
     domain_dead: AtomicBool,
@@ -218,11 +228,19 @@ const FREE: u64 = 0;
 const POOLED: u64 = u64::MAX;
 
 impl Slot {
+    /// Counts an end of a section with plain garbage waiting; true every [`ASSIST_EVERY`]th.
+    fn assist_due(&self) -> bool {
+        let n = self.assists.get().wrapping_add(1);
+        self.assists.set(n);
+        n.is_multiple_of(ASSIST_EVERY)
+    }
+
     fn new() -> Self {
         Slot {
             state: AtomicU64::new(0),
             after: Cell::new(false),
             fenced: Cell::new(0),
+            assists: Cell::new(0),
             owner: AtomicU64::new(FREE),
             domain_dead: AtomicBool::new(false),
             inline_counters: std::array::from_fn(|_| TypeCounters::default()),
@@ -914,7 +932,8 @@ fn leave_slow(domain: &Domain, slot: &Slot) {
         slot.after.set(false);
         run_after(domain.uid);
     }
-    if wants_collection(domain.mode.load(Ordering::Relaxed)) {
+    let mode = domain.mode.load(Ordering::Relaxed);
+    if wants_collection(mode) && (mode & URGENT != 0 || slot.assist_due()) {
         domain.collect_at_exit();
     }
 }
@@ -1345,5 +1364,66 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
     /// The items, for the owner with exclusive access (no reader or writer is left).
     pub(crate) fn items_mut(&mut self) -> impl Iterator<Item = &T> {
         self.cell.state_mut().iter().map(Owned::get)
+    }
+}
+
+#[cfg(all(test, not(herald_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// Garbage that records when it is freed.
+    struct Freed(Arc<AtomicBool>);
+
+    impl Drop for Freed {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn retire(domain: &Domain, urgent: bool) -> Arc<AtomicBool> {
+        let freed = Arc::new(AtomicBool::new(false));
+        let generation = domain.retirement_point();
+        domain.defer(generation, urgent, 8, Box::new(Freed(freed.clone())));
+        freed
+    }
+
+    // A symmetric domain keeps readers fencing: the writers' episode never ends.
+
+    #[test]
+    fn posting_alone_frees_plain_garbage_inside_an_episode() {
+        let domain = Domain::new(false);
+        let freed = retire(&domain, false);
+        for _ in 0..ASSIST_EVERY {
+            drop(domain.read());
+        }
+        assert!(
+            freed.load(Ordering::SeqCst),
+            "freed within {ASSIST_EVERY} section ends"
+        );
+        assert_eq!(domain.mode.load(Ordering::SeqCst) & GARBAGE, 0);
+    }
+
+    #[test]
+    fn garbage_holding_user_code_is_freed_at_the_next_section_end() {
+        let domain = Domain::new(false);
+        let freed = retire(&domain, true);
+        drop(domain.read());
+        assert!(freed.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_nested_section_end_frees_nothing() {
+        let domain = Domain::new(false);
+        let outer = domain.read();
+        let freed = retire(&domain, true);
+        drop(domain.read());
+        assert!(
+            !freed.load(Ordering::SeqCst),
+            "the outer section is still open"
+        );
+        drop(outer);
+        assert!(freed.load(Ordering::SeqCst));
     }
 }

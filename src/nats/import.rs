@@ -313,11 +313,12 @@ struct Importing {
 
 /// The last sequence number seen per (origin, subject), with the stream of the previous
 /// message at hand: messages mostly come in runs from one origin on one subject, and a hash
-/// of the subject per message showed in profiles.
+/// of the subject per message showed in profiles. A miss looks the subject up by `&str`
+/// (no allocation), so interleaved subjects cost one lookup each, as before.
 #[derive(Default)]
 struct SeqTable {
     streams: Vec<(BridgeId, Box<str>, u64)>,
-    index: HashMap<(BridgeId, Box<str>), usize>,
+    index: HashMap<BridgeId, HashMap<Box<str>, usize>>,
     hot: usize,
 }
 
@@ -328,7 +329,7 @@ impl SeqTable {
             .get(self.hot)
             .is_some_and(|(b, s, _)| *b == bridge && **s == *subject);
         if !hit {
-            self.hot = *self.index.get(&(bridge, Box::<str>::from(subject)))?;
+            self.hot = *self.index.get(&bridge)?.get(subject)?;
         }
         self.streams.get_mut(self.hot).map(|(_, _, last)| last)
     }
@@ -336,7 +337,10 @@ impl SeqTable {
     fn insert(&mut self, bridge: BridgeId, subject: &str, seq: u64) {
         self.hot = self.streams.len();
         self.streams.push((bridge, subject.into(), seq));
-        self.index.insert((bridge, subject.into()), self.hot);
+        self.index
+            .entry(bridge)
+            .or_default()
+            .insert(subject.into(), self.hot);
     }
 }
 

@@ -148,14 +148,14 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
                 return;
             }
             shared.counters.exported.fetch_add(1, Ordering::Relaxed);
-            let refused = match serde_json::to_vec(n) {
+            let sent = match serde_json::to_vec(n) {
                 Ok(json) => outbox.push(&st.subject, sender, Bytes::from(json)),
                 Err(_) => {
                     outbox.skip(&st.subject);
                     Err(DropReason::Unserializable)
                 }
             };
-            match refused {
+            match sent {
                 Ok(Sent::Published) => {
                     shared.counters.published.fetch_add(1, Ordering::Relaxed);
                 }
@@ -342,7 +342,7 @@ impl Outbox {
         sender: Option<SenderId>,
         payload: Bytes,
     ) -> Result<Sent, DropReason> {
-        let was_empty = {
+        let wake = {
             let mut q = self.queue.lock();
             let seq = subject.last.fetch_add(1, Ordering::Relaxed) + 1;
             if q.closed {
@@ -367,9 +367,9 @@ impl Outbox {
             });
             idle
         };
-        // A non-empty or busy queue is already known to the publisher (it re-checks before
-        // sleeping).
-        if was_empty {
+        // The first item queued on an idle outbox wakes the publisher; a non-empty or busy
+        // queue is already known to it (it re-checks before sleeping).
+        if wake {
             self.wake.notify_one();
         }
         Ok(Sent::Queued)

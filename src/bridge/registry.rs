@@ -1104,6 +1104,7 @@ impl DeviceRegistry {
             registry: self.clone(),
             counters: Arc::default(),
             queue: OnceLock::new(),
+            order: parking_lot::Mutex::new(()),
         });
         let q = retry.clone();
         let invalidated = center.observe(move |n: &TokenInvalidated| {
@@ -1197,6 +1198,10 @@ struct Retry {
     registry: DeviceRegistry,
     counters: Arc<RetryCounters>,
     queue: OnceLock<Option<mpsc::Sender<Change>>>,
+    /// Held while a change decides between applying now and queueing (observers run on
+    /// whichever thread posted): without it, a change could apply inline while an earlier
+    /// one, posted on another thread, was still failing on its way into the queue.
+    order: parking_lot::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -1209,6 +1214,7 @@ struct RetryCounters {
 impl Retry {
     fn apply(&self, change: Change) {
         let c = &self.counters;
+        let _order = self.order.lock();
         if c.pending.load(Ordering::Acquire) == 0 {
             match change.attempt(&self.registry) {
                 Ok(()) => return,
@@ -1364,10 +1370,21 @@ mod tests {
     struct Outage {
         inner: MemoryStore,
         down: AtomicBool,
+        /// The next call stalls (`stalled` set) until `resume` is set, then fails.
+        stall_next: AtomicBool,
+        stalled: AtomicBool,
+        resume: AtomicBool,
     }
 
     impl Outage {
         fn check(&self) -> Result<(), StoreError> {
+            if self.stall_next.swap(false, Ordering::SeqCst) {
+                self.stalled.store(true, Ordering::SeqCst);
+                while !self.resume.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                return Err(StoreError::new("timed out"));
+            }
             if self.down.load(Ordering::SeqCst) {
                 Err(StoreError::new("unreachable"))
             } else {
@@ -1478,6 +1495,65 @@ mod tests {
         ));
         assert_eq!(guard.pending(), 0);
         assert!(registry.devices("bob").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_change_posted_on_another_thread_waits_for_an_earlier_one_still_failing() {
+        let store = Arc::new(Outage::default());
+        let registry = DeviceRegistry::with_store(store.clone());
+        let center = NotificationCenter::new();
+        let guard = registry.observe(&center);
+        let topic = "com.example.app";
+        registry
+            .register(Device::new("bob", "bb", topic, Environment::Sandbox))
+            .unwrap();
+
+        // The quarantine's first store call hangs, then fails.
+        store.stall_next.store(true, Ordering::SeqCst);
+        let quarantine = {
+            let center = center.clone();
+            std::thread::spawn(move || {
+                center.post(TokenQuarantined {
+                    token: "bb".into(),
+                    topic: topic.into(),
+                    subject: Some("bob".into()),
+                    environment: None,
+                    reason: Reason::BadDeviceToken,
+                    at: SystemTime::now(),
+                    again: false,
+                });
+            })
+        };
+        until("the quarantine reaches the store", || {
+            store.stalled.load(Ordering::SeqCst)
+        });
+        // The release is posted on another thread while the quarantine is still failing; the
+        // store itself would take it at once.
+        let release = {
+            let center = center.clone();
+            std::thread::spawn(move || {
+                center.post(TokenReleased {
+                    token: "bb".into(),
+                    topic: topic.into(),
+                    subject: Some("bob".into()),
+                });
+            })
+        };
+        // Time for a release that did not wait to apply first (the test cannot pass wrongly
+        // if it is too short; it would only stop catching the race).
+        std::thread::sleep(Duration::from_millis(50));
+        store.resume.store(true, Ordering::SeqCst);
+        quarantine.join().unwrap();
+        release.join().unwrap();
+
+        until("the queue drains", || guard.pending() == 0);
+        assert_eq!(guard.given_up(), 0);
+        let bob = registry.devices("bob").unwrap();
+        assert_eq!(bob.len(), 1);
+        assert!(
+            !bob[0].is_quarantined(),
+            "the release was posted after the quarantine and must apply after it"
+        );
     }
 
     #[test]

@@ -96,9 +96,8 @@ pub(crate) const EPISODE_IDLE: Duration = Duration::from_millis(1);
 /// Fenced read sections between two looks at whether the writers' episode is over.
 const EPISODE_CHECK_EVERY: u32 = 1024;
 
-/// Outermost sections that end while plain garbage waits, between two tries at collecting it
-/// at a section's end (module docs: "Writers inside a post"). Garbage holding user code is
-/// tried at every end.
+/// Fenced sections between two tries at collecting plain garbage at a section's end (module
+/// docs: "Writers inside a post"). Garbage holding user code is tried at every end.
 const ASSIST_EVERY: u32 = 64;
 
 /// `membarrier(2)`, where it can be used.
@@ -210,8 +209,6 @@ pub(crate) struct Slot {
     after: Cell<bool>,
     /// Fenced sections opened so far (owner only).
     fenced: Cell<u32>,
-    /// Outermost sections that ended while plain garbage waited (owner only).
-    assists: Cell<u32>,
     /// The owning thread's token; `FREE` or `POOLED` when unowned.
     owner: AtomicU64,
     domain_dead: AtomicBool,
@@ -228,19 +225,11 @@ const FREE: u64 = 0;
 const POOLED: u64 = u64::MAX;
 
 impl Slot {
-    /// Counts an end of a section with plain garbage waiting; true every [`ASSIST_EVERY`]th.
-    fn assist_due(&self) -> bool {
-        let n = self.assists.get().wrapping_add(1);
-        self.assists.set(n);
-        n.is_multiple_of(ASSIST_EVERY)
-    }
-
     fn new() -> Self {
         Slot {
             state: AtomicU64::new(0),
             after: Cell::new(false),
             fenced: Cell::new(0),
-            assists: Cell::new(0),
             owner: AtomicU64::new(FREE),
             domain_dead: AtomicBool::new(false),
             inline_counters: std::array::from_fn(|_| TypeCounters::default()),
@@ -933,7 +922,11 @@ fn leave_slow(domain: &Domain, slot: &Slot) {
         run_after(domain.uid);
     }
     let mode = domain.mode.load(Ordering::Relaxed);
-    if wants_collection(mode) && (mode & URGENT != 0 || slot.assist_due()) {
+    // Plain garbage only waits here inside an episode, where every section is fenced and
+    // counted: every `ASSIST_EVERY`th of them helps.
+    if wants_collection(mode)
+        && (mode & URGENT != 0 || slot.fenced.get().is_multiple_of(ASSIST_EVERY))
+    {
         domain.collect_at_exit();
     }
 }

@@ -86,8 +86,8 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::hub::sync::{
-    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, fence,
-    thread_local,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Padded,
+    fence, thread_local,
 };
 
 /// How long writers must have been idle before readers stop fencing (module docs).
@@ -413,7 +413,10 @@ struct Garbage {
 
 /// The read-side domain of one center.
 pub(crate) struct Domain {
-    uid: u64,
+    /// What every read section reads, on lines of its own: the writers' locks and counters
+    /// below change at every grace period, and sharing a line with them cost every posting
+    /// thread a cache miss each time (see [`Guarded`]).
+    hot: Padded<Hot>,
     /// Grace periods started (writers only; readers never read it).
     generation: AtomicU64,
     slots: Mutex<Vec<&'static Slot>>,
@@ -422,14 +425,19 @@ pub(crate) struct Domain {
     garbage: Mutex<Vec<Garbage>>,
     /// The sum of the garbage's weights (changed under the `garbage` lock).
     garbage_bytes: AtomicUsize,
-    /// What a read section must do beyond its store: [`FENCE`], [`GARBAGE`], [`URGENT`]. One
-    /// byte, so the opening and the closing of a section each test it with one load.
-    mode: AtomicU8,
     episode: Mutex<Episode>,
     #[cfg(herald_loom)]
     wake_lock: Mutex<()>,
     #[cfg(herald_loom)]
     wake_cv: crate::hub::sync::Condvar,
+}
+
+/// The read-mostly part of a [`Domain`].
+struct Hot {
+    uid: u64,
+    /// What a read section must do beyond its store: [`FENCE`], [`GARBAGE`], [`URGENT`]. One
+    /// byte, so the opening and the closing of a section each test it with one load.
+    mode: AtomicU8,
 }
 
 /// Proof that a grace period of one domain ran: every read section that was open when it
@@ -445,13 +453,15 @@ impl Domain {
     pub(crate) fn new(asymmetric: bool) -> Self {
         let asymmetric = asymmetric && membarrier::available();
         Domain {
-            uid: NEXT_DOMAIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            hot: Padded(Hot {
+                uid: NEXT_DOMAIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                mode: AtomicU8::new(if asymmetric { 0 } else { FENCE }),
+            }),
             generation: AtomicU64::new(1),
             slots: Mutex::new(Vec::new()),
             fallback: AtomicUsize::new(0),
             garbage: Mutex::new(Vec::new()),
             garbage_bytes: AtomicUsize::new(0),
-            mode: AtomicU8::new(if asymmetric { 0 } else { FENCE }),
             episode: Mutex::new(Episode {
                 asymmetric,
                 writers: 0,
@@ -468,7 +478,7 @@ impl Domain {
     #[inline]
     pub(crate) fn read(&self) -> ReadGuard<'_> {
         let slot = match HOT.try_with(Cell::get) {
-            Ok(Some((uid, slot))) if uid == self.uid => Some(slot),
+            Ok(Some((uid, slot))) if uid == self.hot.uid => Some(slot),
             _ => self.slot_for_thread(),
         };
         match slot {
@@ -482,7 +492,7 @@ impl Domain {
                     slot.state.store(state + COUNT_ONE + 1, Ordering::Release);
                     // Orders the store above before every load of the section (module docs),
                     // unless no writer is active: then a writer's barrier does it.
-                    if self.mode.load(Ordering::Relaxed) & FENCE != 0 {
+                    if self.hot.mode.load(Ordering::Relaxed) & FENCE != 0 {
                         fence(Ordering::SeqCst);
                         self.fenced(slot);
                     } else {
@@ -523,17 +533,17 @@ impl Domain {
                     .all
                     .borrow()
                     .iter()
-                    .find(|(uid, _)| *uid == self.uid)
+                    .find(|(uid, _)| *uid == self.hot.uid)
                     .map(|(_, s)| *s);
                 let slot = match found {
                     Some(s) => s,
                     None => {
                         let s = self.register(local.token);
-                        local.all.borrow_mut().push((self.uid, s));
+                        local.all.borrow_mut().push((self.hot.uid, s));
                         s
                     }
                 };
-                let _ = HOT.try_with(|h| h.set(Some((self.uid, slot))));
+                let _ = HOT.try_with(|h| h.set(Some((self.hot.uid, slot))));
                 slot
             })
             .ok()
@@ -574,7 +584,7 @@ impl Domain {
                 l.all
                     .borrow()
                     .iter()
-                    .find(|(uid, s)| *uid == self.uid && s.depth() > 0)
+                    .find(|(uid, s)| *uid == self.hot.uid && s.depth() > 0)
                     .map(|(_, s)| *s)
             })
             .ok()
@@ -582,7 +592,7 @@ impl Domain {
         let Some(slot) = slot else {
             return Err(f);
         };
-        let uid = self.uid;
+        let uid = self.hot.uid;
         match AFTER.try_with(move |a| a.borrow_mut().push((uid, f))) {
             Ok(()) => {
                 slot.after.set(true);
@@ -613,7 +623,7 @@ impl Domain {
             && ep.writers == 0
             && ep.last_end.is_none_or(|t| t.elapsed() >= EPISODE_IDLE)
         {
-            self.mode.fetch_and(!FENCE, Ordering::Relaxed);
+            self.hot.mode.fetch_and(!FENCE, Ordering::Relaxed);
         }
     }
 
@@ -621,8 +631,8 @@ impl Domain {
     /// thread if they did not). Every grace period runs inside one.
     fn enter_episode(&self) -> EpisodeGuard<'_> {
         let mut ep = self.episode.lock();
-        if self.mode.load(Ordering::Relaxed) & FENCE == 0 {
-            self.mode.fetch_or(FENCE, Ordering::Relaxed);
+        if self.hot.mode.load(Ordering::Relaxed) & FENCE == 0 {
+            self.hot.mode.fetch_or(FENCE, Ordering::Relaxed);
             // Under the lock: concurrent writers need this barrier before they scan too.
             if !membarrier::barrier() {
                 // The command was registered, and then it can only fail on an invalid command:
@@ -709,9 +719,9 @@ impl Domain {
         self.garbage_bytes.fetch_add(weight, Ordering::Relaxed);
         drop(pile);
         if urgent {
-            self.mode.fetch_or(URGENT, Ordering::Release);
+            self.hot.mode.fetch_or(URGENT, Ordering::Release);
         }
-        self.mode.fetch_or(GARBAGE, Ordering::Release);
+        self.hot.mode.fetch_or(GARBAGE, Ordering::Release);
     }
 
     /// Writers that do not wait for a grace period (subscribe) call this: when retired values
@@ -722,7 +732,7 @@ impl Domain {
     pub(crate) fn relieve(&self) {
         const PILE: usize = 64;
         const PILE_BYTES: usize = 64 * 1024;
-        if self.mode.load(Ordering::Relaxed) & GARBAGE != 0
+        if self.hot.mode.load(Ordering::Relaxed) & GARBAGE != 0
             && (self.garbage.lock().len() > PILE
                 || self.garbage_bytes.load(Ordering::Relaxed) > PILE_BYTES)
             && !Self::inside_a_section()
@@ -740,10 +750,10 @@ impl Domain {
             let freed_bytes: usize = old.iter().map(|x| x.weight).sum();
             self.garbage_bytes.fetch_sub(freed_bytes, Ordering::Relaxed);
             if !g.iter().any(|x| x.urgent) {
-                self.mode.fetch_and(!URGENT, Ordering::Release);
+                self.hot.mode.fetch_and(!URGENT, Ordering::Release);
             }
             if g.is_empty() {
-                self.mode.fetch_and(!GARBAGE, Ordering::Release);
+                self.hot.mode.fetch_and(!GARBAGE, Ordering::Release);
             }
             old
         };
@@ -760,13 +770,13 @@ impl Domain {
             return;
         }
         if let Some(_held) = self.episode.try_lock()
-            && self.mode.load(Ordering::Relaxed) & FENCE != 0
+            && self.hot.mode.load(Ordering::Relaxed) & FENCE != 0
         {
             // The lock held through the scan keeps the episode (and readers' fences) on.
             self.collect_if_idle();
             return;
         }
-        if self.mode.load(Ordering::Relaxed) & URGENT != 0 {
+        if self.hot.mode.load(Ordering::Relaxed) & URGENT != 0 {
             let _episode = self.enter_episode();
             self.collect_if_idle();
         }
@@ -852,7 +862,7 @@ impl Drop for EpisodeGuard<'_> {
             .is_some_and(|t| now.saturating_duration_since(t) < EPISODE_IDLE);
         ep.last_end = Some(now);
         if ep.asymmetric && ep.writers == 0 && !busy {
-            self.0.mode.fetch_and(!FENCE, Ordering::Relaxed);
+            self.0.hot.mode.fetch_and(!FENCE, Ordering::Relaxed);
         }
     }
 }
@@ -895,7 +905,7 @@ impl Drop for ReadGuard<'_> {
                 // (a post's end does not pay for a barrier for it).
                 if state & DEPTH == 0
                     && (slot.after.get()
-                        || wants_collection(self.domain.mode.load(Ordering::Relaxed)))
+                        || wants_collection(self.domain.hot.mode.load(Ordering::Relaxed)))
                 {
                     leave_slow(self.domain, slot);
                 }
@@ -919,9 +929,9 @@ impl Drop for ReadGuard<'_> {
 fn leave_slow(domain: &Domain, slot: &Slot) {
     if slot.after.get() {
         slot.after.set(false);
-        run_after(domain.uid);
+        run_after(domain.hot.uid);
     }
-    let mode = domain.mode.load(Ordering::Relaxed);
+    let mode = domain.hot.mode.load(Ordering::Relaxed);
     // Plain garbage only waits here inside an episode, where every section is fenced and
     // counted: every `ASSIST_EVERY`th of them helps.
     if wants_collection(mode)
@@ -933,9 +943,16 @@ fn leave_slow(domain: &Domain, slot: &Slot) {
 
 /// A cell that readers load inside a read section and writers replace under the cell's own
 /// writer lock, which also guards the writers' state `W`.
+///
+/// The pointer and the writer lock sit on different cache lines: every post loads the pointer,
+/// and a writer that locked, changed its state and unlocked next to it took the line away from
+/// every posting thread three times per subscription change (measured with a thread that
+/// subscribes and unsubscribes in a loop beside a poster of 16 observers: the poster's time
+/// per churn cycle fell by about a fifth once they were apart).
+#[repr(C)]
 pub(crate) struct Guarded<W, T> {
-    writer: Mutex<W>,
     ptr: AtomicPtr<T>,
+    writer: Padded<Mutex<W>>,
 }
 
 // SAFETY: the cell owns a `T` (a `Box` turned into a raw pointer) and hands out `&T` to any
@@ -948,8 +965,8 @@ unsafe impl<W: Send, T: Send + Sync> Sync for Guarded<W, T> {}
 impl<W, T: Send + Sync + 'static> Guarded<W, T> {
     pub(crate) fn new(writer: W, value: T) -> Self {
         Guarded {
-            writer: Mutex::new(writer),
             ptr: AtomicPtr::new(Box::into_raw(Box::new(value))),
+            writer: Padded(Mutex::new(writer)),
         }
     }
 
@@ -978,7 +995,7 @@ impl<W, T: Send + Sync + 'static> Guarded<W, T> {
 impl<W, T> Guarded<W, T> {
     /// The writers' state, for the owner with exclusive access.
     pub(crate) fn state_mut(&mut self) -> &mut W {
-        self.writer.get_mut()
+        self.writer.0.get_mut()
     }
 }
 
@@ -1395,7 +1412,7 @@ mod tests {
             freed.load(Ordering::SeqCst),
             "freed within {ASSIST_EVERY} section ends"
         );
-        assert_eq!(domain.mode.load(Ordering::SeqCst) & GARBAGE, 0);
+        assert_eq!(domain.hot.mode.load(Ordering::SeqCst) & GARBAGE, 0);
     }
 
     #[test]

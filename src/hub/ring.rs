@@ -81,7 +81,7 @@ use std::task::Waker;
 
 use crate::ObserverId;
 use crate::hub::stats::BufferStats;
-use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, Padded};
 
 /// A stream's entry in its channel: the ring, and its place in it.
 pub(crate) struct RingEntry<N> {
@@ -106,17 +106,6 @@ pub(crate) const MAX_RING_CAPACITY: usize = 1 << 16;
 /// At most this many rings per notification type (one per distinct capacity): a post marks the
 /// rings it has written in a 64-bit mask.
 const MAX_RINGS: u32 = 64;
-
-/// Keeps a value on its own cache line (two, against adjacent-line prefetch).
-#[repr(align(128))]
-struct Padded<T>(T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
 
 /// What one post did to one ring.
 #[derive(Debug, Default, Clone, Copy)]

@@ -127,3 +127,15 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// Keeps a value on cache lines of its own (two, against adjacent-line prefetch): what one
+/// thread writes often must not share a line with what other threads read on every post.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}

@@ -466,72 +466,9 @@ async fn a_wrong_key_opens_the_breaker_blaming_the_credentials() {
     drop(stranger);
 }
 
-/// A registry store that is unreachable while `down` is set, counting the calls it refused.
-#[derive(Default)]
-struct Outage {
-    inner: herald::bridge::MemoryStore,
-    down: std::sync::atomic::AtomicBool,
-    refused: std::sync::atomic::AtomicUsize,
-}
-
-impl Outage {
-    fn check(&self) -> Result<(), herald::bridge::StoreError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.down.load(SeqCst) {
-            self.refused.fetch_add(1, SeqCst);
-            return Err(herald::bridge::StoreError::new("unreachable"));
-        }
-        Ok(())
-    }
-}
-
-impl herald::bridge::RegistryStore for Outage {
-    fn read_subject(
-        &self,
-        s: &str,
-    ) -> Result<
-        Option<herald::bridge::Versioned<herald::bridge::SubjectRecord>>,
-        herald::bridge::StoreError,
-    > {
-        self.check()?;
-        self.inner.read_subject(s)
-    }
-    fn write_subject(
-        &self,
-        s: &str,
-        e: herald::bridge::Expect,
-        r: Option<&herald::bridge::SubjectRecord>,
-    ) -> Result<herald::bridge::Cas, herald::bridge::StoreError> {
-        self.check()?;
-        self.inner.write_subject(s, e, r)
-    }
-    fn read_claim(
-        &self,
-        t: &str,
-    ) -> Result<Option<herald::bridge::Versioned<herald::bridge::Claim>>, herald::bridge::StoreError>
-    {
-        self.check()?;
-        self.inner.read_claim(t)
-    }
-    fn write_claim(
-        &self,
-        t: &str,
-        e: herald::bridge::Expect,
-        c: Option<&herald::bridge::Claim>,
-    ) -> Result<herald::bridge::Cas, herald::bridge::StoreError> {
-        self.check()?;
-        self.inner.write_claim(t, e, c)
-    }
-    fn subjects(&self) -> Result<Vec<String>, herald::bridge::StoreError> {
-        self.check()?;
-        self.inner.subjects()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_unreadable_for_a_moment_delays_a_message_instead_of_dropping_it() {
-    use std::sync::atomic::Ordering::SeqCst;
-    let store = std::sync::Arc::new(Outage::default());
+    let store = std::sync::Arc::new(herald::bridge::FaultyStore::default());
     let registry = DeviceRegistry::with_store(store.clone());
     let h = Harness::start(registry.clone()).await;
     let t = token(600);
@@ -542,19 +479,19 @@ async fn a_registry_unreadable_for_a_moment_delays_a_message_instead_of_dropping
         std::slice::from_ref(&t),
         Environment::Sandbox,
     );
-    store.down.store(true, SeqCst);
+    store.set_down(true);
     h.center.post(Shipped {
         user: "jo".into(),
         order: 1,
     });
     // The sink tried to read the registry, was refused, and is waiting it out.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while store.refused.load(SeqCst) == 0 {
+    while store.refused() == 0 {
         assert!(std::time::Instant::now() < deadline, "no read attempted");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(pushed(&h.mock).is_empty());
-    store.down.store(false, SeqCst);
+    store.set_down(false);
     h.forwarding.idle().await;
     assert_eq!(pushed(&h.mock), [t]);
     let m = h.sink.metrics();
@@ -564,11 +501,10 @@ async fn a_registry_unreadable_for_a_moment_delays_a_message_instead_of_dropping
 #[tokio::test(start_paused = true)]
 async fn a_registry_unreadable_past_the_sinks_patience_gives_the_message_up_counted() {
     use herald::apns::{ApnsClient, Payload};
-    use std::sync::atomic::Ordering::SeqCst;
-    let store = std::sync::Arc::new(Outage::default());
+    let store = std::sync::Arc::new(herald::bridge::FaultyStore::default());
     let registry = DeviceRegistry::with_store(store.clone());
     register(&registry, "jo", &[token(601)], Environment::Sandbox);
-    store.down.store(true, SeqCst);
+    store.set_down(true);
     // Never used: no message reaches the network.
     let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
         .registry(registry)
@@ -587,5 +523,5 @@ async fn a_registry_unreadable_past_the_sinks_patience_gives_the_message_up_coun
     assert!(started.elapsed() >= herald::bridge::REGISTRY_READ_PATIENCE / 2);
     let m = sink.metrics();
     assert_eq!((m.sent, m.unaddressed, m.unresolved), (0, 0, 1));
-    assert!(store.refused.load(SeqCst) > 5, "it retried");
+    assert!(store.refused() > 5, "it retried");
 }

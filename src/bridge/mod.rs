@@ -28,7 +28,9 @@
 //!   versioned key-value store with compare-and-set, shareable by several processes). It
 //!   observes the lifecycle notifications: deletes on 410 unless the token was registered
 //!   again after APNs' timestamp, quarantines and releases.
-//! - `conformance` (feature `testkit`): the checks any [`RegistryStore`] must pass.
+//! - `conformance` (feature `testkit`): the checks any [`RegistryStore`] must pass; and
+//!   `FaultyStore` (feature `testkit`), a store that fails on demand, for testing what a
+//!   registry and a sink do while their store is unreachable.
 //! - `endpoint` (feature `endpoint`): the registration HTTP endpoint an app calls.
 //!
 //! # Failure modes
@@ -129,6 +131,8 @@ pub mod conformance;
 #[cfg(feature = "endpoint")]
 #[cfg_attr(docsrs, doc(cfg(feature = "endpoint")))]
 pub mod endpoint;
+#[cfg(any(test, feature = "testkit"))]
+mod faulty;
 pub mod lifecycle;
 mod registry;
 mod sink;
@@ -136,6 +140,9 @@ mod store;
 mod store_redb;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(any(test, feature = "testkit"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub use faulty::FaultyStore;
 pub use lifecycle::{
     BreakerReport, BreakerState, DEFAULT_COOL_DOWN, DEFAULT_GRACE, DEFAULT_MIN_SAMPLES,
     DEFAULT_THRESHOLD, DEFAULT_WINDOW, LifecycleConfig, PushConfigRecovered, PushConfigSuspect,

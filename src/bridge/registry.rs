@@ -1359,67 +1359,10 @@ impl RegistrySubscription {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
     use std::time::Instant;
 
     use super::*;
-    use crate::bridge::store::{Cas, Claim, Expect, MemoryStore, SubjectRecord, Versioned};
-
-    /// A store that is unreachable while `down` is set.
-    #[derive(Default)]
-    struct Outage {
-        inner: MemoryStore,
-        down: AtomicBool,
-        /// The next call stalls (`stalled` set) until `resume` is set, then fails.
-        stall_next: AtomicBool,
-        stalled: AtomicBool,
-        resume: AtomicBool,
-    }
-
-    impl Outage {
-        fn check(&self) -> Result<(), StoreError> {
-            if self.stall_next.swap(false, Ordering::SeqCst) {
-                self.stalled.store(true, Ordering::SeqCst);
-                while !self.resume.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                return Err(StoreError::new("timed out"));
-            }
-            if self.down.load(Ordering::SeqCst) {
-                Err(StoreError::new("unreachable"))
-            } else {
-                Ok(())
-            }
-        }
-    }
-
-    impl RegistryStore for Outage {
-        fn read_subject(&self, s: &str) -> Result<Option<Versioned<SubjectRecord>>, StoreError> {
-            self.check()?;
-            self.inner.read_subject(s)
-        }
-        fn write_subject(
-            &self,
-            s: &str,
-            e: Expect,
-            r: Option<&SubjectRecord>,
-        ) -> Result<Cas, StoreError> {
-            self.check()?;
-            self.inner.write_subject(s, e, r)
-        }
-        fn read_claim(&self, t: &str) -> Result<Option<Versioned<Claim>>, StoreError> {
-            self.check()?;
-            self.inner.read_claim(t)
-        }
-        fn write_claim(&self, t: &str, e: Expect, c: Option<&Claim>) -> Result<Cas, StoreError> {
-            self.check()?;
-            self.inner.write_claim(t, e, c)
-        }
-        fn subjects(&self) -> Result<Vec<String>, StoreError> {
-            self.check()?;
-            self.inner.subjects()
-        }
-    }
+    use crate::bridge::FaultyStore;
 
     fn until(what: &str, done: impl Fn() -> bool) {
         // Generous: the retry thread backs off up to 5 s between tries.
@@ -1432,7 +1375,7 @@ mod tests {
 
     #[test]
     fn lifecycle_changes_the_store_refuses_are_retried_in_order_until_it_takes_them() {
-        let store = Arc::new(Outage::default());
+        let store = Arc::new(FaultyStore::default());
         let registry = DeviceRegistry::with_store(store.clone());
         let center = NotificationCenter::new();
         let guard = registry.observe(&center);
@@ -1444,7 +1387,7 @@ mod tests {
         }
         let later = SystemTime::now() + Duration::from_secs(3600);
 
-        store.down.store(true, Ordering::SeqCst);
+        store.set_down(true);
         // A 410 for alice's token, then bob's token quarantined and released: all refused.
         center.post(TokenInvalidated::new(
             "aa",
@@ -1472,7 +1415,7 @@ mod tests {
             "nothing is dropped while the store is down"
         );
 
-        store.down.store(false, Ordering::SeqCst);
+        store.set_down(false);
         until("the queue drains", || guard.pending() == 0);
         assert_eq!(guard.given_up(), 0);
         assert!(
@@ -1499,7 +1442,7 @@ mod tests {
 
     #[test]
     fn a_change_posted_on_another_thread_waits_for_an_earlier_one_still_failing() {
-        let store = Arc::new(Outage::default());
+        let store = Arc::new(FaultyStore::default());
         let registry = DeviceRegistry::with_store(store.clone());
         let center = NotificationCenter::new();
         let guard = registry.observe(&center);
@@ -1509,7 +1452,7 @@ mod tests {
             .unwrap();
 
         // The quarantine's first store call hangs, then fails.
-        store.stall_next.store(true, Ordering::SeqCst);
+        store.stall_next();
         let quarantine = {
             let center = center.clone();
             std::thread::spawn(move || {
@@ -1524,9 +1467,7 @@ mod tests {
                 });
             })
         };
-        until("the quarantine reaches the store", || {
-            store.stalled.load(Ordering::SeqCst)
-        });
+        until("the quarantine reaches the store", || store.is_stalled());
         // The release is posted on another thread while the quarantine is still failing; the
         // store itself would take it at once.
         let release = {
@@ -1542,7 +1483,7 @@ mod tests {
         // Time for a release that did not wait to apply first (the test cannot pass wrongly
         // if it is too short; it would only stop catching the race).
         std::thread::sleep(Duration::from_millis(50));
-        store.resume.store(true, Ordering::SeqCst);
+        store.release();
         quarantine.join().unwrap();
         release.join().unwrap();
 
@@ -1558,12 +1499,12 @@ mod tests {
 
     #[test]
     fn a_change_refused_past_its_patience_is_given_up_and_counted() {
-        let store = Arc::new(Outage::default());
+        let store = Arc::new(FaultyStore::default());
         let registry = DeviceRegistry::with_store(store.clone());
-        store.down.store(true, Ordering::SeqCst);
+        store.set_down(true);
         let change = Change::Release { token: "aa".into() };
         assert!(!retry(&registry, &change, Duration::from_millis(120)));
-        store.down.store(false, Ordering::SeqCst);
+        store.set_down(false);
         assert!(retry(&registry, &change, Duration::from_millis(120)));
     }
 }

@@ -10,6 +10,10 @@
 //!   Criterion reports the median; a separate pass of 5 000 samples per peer gives p50 / p99.
 //! - `throughput`: 20 000 notifications as fast as they go, until the last one is received;
 //!   criterion's median, and the median of 10 batches per peer run alternately (the ratio).
+//! - A third peer, `raw+reply-subject`, is raw `async-nats` sending each message with a reply
+//!   subject shaped like the bridge's metadata (`_HERALD.1.<bridge id>.<seq>`): the same bytes
+//!   on the wire as the bridge, without herald's code at either end. The report splits the
+//!   bridge's throughput gap into what that metadata costs and what herald's code costs.
 //!
 //! - `push_throughput` and `push_throughput_apns_latency` (with features `bridge` and `mock`):
 //!   pushes through the JetStream work queue with 1, 2 and 4 `PushWorker`s against the mock APNs
@@ -61,6 +65,9 @@ fn tick(epoch: Instant, seq: u64) -> Tick {
 }
 
 const THROUGHPUT_BATCH: u64 = 20_000;
+/// Raw `async-nats` carrying the bridge's per-message metadata (its reply subjects): what the
+/// wire format costs, apart from herald's code.
+const RAW_WITH_REPLY: &str = "raw+reply-subject";
 const PERCENTILE_SAMPLES: usize = 5_000;
 const INTERLEAVED_BATCHES: usize = 10;
 
@@ -75,6 +82,10 @@ enum Peer {
     },
     Raw {
         client: async_nats::Client,
+        subject: &'static str,
+        /// With a reply subject shaped like the bridge's (`_HERALD.1.<bridge id>.<seq>`): the
+        /// same bytes on the wire as the bridge sends, without herald's code at either end.
+        reply_prefix: Option<String>,
         _task: tokio::task::JoinHandle<()>,
     },
 }
@@ -109,11 +120,17 @@ impl Setup {
         }
     }
 
-    async fn raw(url: &str) -> Setup {
+    async fn raw(url: &str, with_reply: bool) -> Setup {
         let epoch = Instant::now();
         let a = async_nats::connect(url).await.unwrap();
         let b = async_nats::connect(url).await.unwrap();
-        let mut sub = b.subscribe("bench.raw").await.unwrap();
+        let (subject, reply_prefix) = if with_reply {
+            let id = "0123456789abcdef0123456789abcdef";
+            ("bench.raw-reply", Some(format!("_HERALD.1.{id}.")))
+        } else {
+            ("bench.raw", None)
+        };
+        let mut sub = b.subscribe(subject).await.unwrap();
         b.flush().await.unwrap();
         a.flush().await.unwrap();
         let (tx, arrivals) = mpsc::unbounded_channel();
@@ -125,15 +142,14 @@ impl Setup {
             }
         });
         // The subscription is in force once a message round-trips.
-        a.publish(
-            "bench.raw",
-            serde_json::to_vec(&tick(epoch, 0)).unwrap().into(),
-        )
-        .await
-        .unwrap();
+        a.publish(subject, serde_json::to_vec(&tick(epoch, 0)).unwrap().into())
+            .await
+            .unwrap();
         let mut s = Setup {
             peer: Peer::Raw {
                 client: a,
+                subject,
+                reply_prefix,
                 _task: task,
             },
             arrivals,
@@ -149,9 +165,20 @@ impl Setup {
             Peer::Bridge { center, .. } => {
                 center.post(value);
             }
-            Peer::Raw { client, .. } => {
+            Peer::Raw {
+                client,
+                subject,
+                reply_prefix,
+                ..
+            } => {
                 let bytes = serde_json::to_vec(&value).unwrap();
-                client.publish("bench.raw", bytes.into()).await.unwrap();
+                match reply_prefix {
+                    Some(prefix) => client
+                        .publish_with_reply(*subject, format!("{prefix}{seq}"), bytes.into())
+                        .await
+                        .unwrap(),
+                    None => client.publish(*subject, bytes.into()).await.unwrap(),
+                }
             }
         }
     }
@@ -208,7 +235,8 @@ fn main() {
     let mut peers = rt.block_on(async {
         vec![
             ("herald-bridge", Setup::bridge(&url).await),
-            ("raw-async-nats", Setup::raw(&url).await),
+            ("raw-async-nats", Setup::raw(&url, false).await),
+            (RAW_WITH_REPLY, Setup::raw(&url, true).await),
         ]
     });
     let counter = Arc::new(AtomicU64::new(1));
@@ -272,7 +300,7 @@ fn main() {
     }
 
     // Percentiles: the peers alternate in blocks so that machine load hits both alike.
-    let mut lat: Vec<Vec<u64>> = vec![Vec::new(), Vec::new()];
+    let mut lat: Vec<Vec<u64>> = vec![Vec::new(); peers.len()];
     rt.block_on(async {
         for _ in 0..(PERCENTILE_SAMPLES / 250) {
             for (i, (_, setup)) in peers.iter_mut().enumerate() {
@@ -284,7 +312,7 @@ fn main() {
         }
     });
     // Throughput, interleaved the same way: batches alternate between the peers.
-    let mut thr: Vec<Vec<u64>> = vec![Vec::new(), Vec::new()];
+    let mut thr: Vec<Vec<u64>> = vec![Vec::new(); peers.len()];
     rt.block_on(async {
         for _ in 0..INTERLEAVED_BATCHES {
             for (i, (_, setup)) in peers.iter_mut().enumerate() {
@@ -295,7 +323,10 @@ fn main() {
     });
     let mut rows = Vec::new();
     for (scenario, implementation, median_ns) in medians {
-        let i = usize::from(implementation != "herald-bridge");
+        let i = peers
+            .iter()
+            .position(|(name, _)| *name == implementation)
+            .unwrap_or(0);
         let (p50, p99) = if scenario == "latency" {
             lat[i].sort_unstable();
             (
@@ -585,14 +616,14 @@ fn report(rows: &[Row]) {
     for r in rows {
         match r.scenario {
             "latency" => println!(
-                "latency    {:<15} median {:>8.1} us   p50 {:>8.1} us   p99 {:>8.1} us",
+                "latency    {:<17} median {:>8.1} us   p50 {:>8.1} us   p99 {:>8.1} us",
                 r.implementation,
                 r.median_ns / 1e3,
                 r.p50_ns.unwrap_or(0.0) / 1e3,
                 r.p99_ns.unwrap_or(0.0) / 1e3
             ),
             _ => println!(
-                "throughput {:<15} {:>8.0} notifications/s interleaved, {:>8.0}/s criterion",
+                "throughput {:<17} {:>8.0} notifications/s interleaved, {:>8.0}/s criterion",
                 r.implementation,
                 1e9 / r.p50_ns.unwrap_or(f64::NAN),
                 1e9 / r.median_ns
@@ -624,6 +655,19 @@ fn report(rows: &[Row]) {
         println!(
             "throughput ratio bridge/raw: {ratio:.2}x (goal >= 0.90x): {}",
             if ratio >= 0.9 { "met" } else { "MISSED" }
+        );
+    }
+    if let (Some(b), Some(r), Some(m)) = (
+        get("throughput", "herald-bridge"),
+        get("throughput", "raw-async-nats"),
+        get("throughput", RAW_WITH_REPLY),
+    ) {
+        let p50 = |row: &Row| row.p50_ns.unwrap_or(f64::NAN);
+        println!(
+            "throughput split: raw with the bridge's reply subjects / raw {:.2}x (the wire \
+             format's metadata), bridge / raw with them {:.2}x (herald's own code)",
+            p50(r) / p50(m),
+            p50(m) / p50(b)
         );
     }
     println!("\nwrote {}", dir.join("nats.json").display());

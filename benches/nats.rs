@@ -326,7 +326,7 @@ fn main() {
         let i = peers
             .iter()
             .position(|(name, _)| *name == implementation)
-            .unwrap_or(0);
+            .expect("every measured implementation is a peer");
         let (p50, p99) = if scenario == "latency" {
             lat[i].sort_unstable();
             (

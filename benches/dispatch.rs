@@ -28,6 +28,11 @@
 //!   snapshot), each with the same churn: `*-quiet` without the churning thread, `*-churn`
 //!   with it. The number of subscribe/unsubscribe cycles each churner made is printed.
 //! - memory: bytes per subscription and per buffered item, from a counting allocator.
+//!
+//! Measurement: the implementations of one scenario are sampled in interleaved rounds (see
+//! [`interleave`]): each round takes one sample of every implementation, in a fresh order, and
+//! a figure is the median over rounds. The report also prints paired ratios (the ratio within
+//! each round, then the median over rounds) as a cross-check of the ratios of medians.
 
 // The counting allocator implements `GlobalAlloc`, which is an unsafe trait.
 #![allow(unsafe_code)]
@@ -39,7 +44,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use criterion::{BenchmarkId, Criterion};
 use herald::{Notification, NotificationCenter, Overflow};
 
 // ---------------------------------------------------------------- counting allocator
@@ -67,6 +71,130 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+// ---------------------------------------------------------------- interleaved rounds
+
+/// One implementation of a scenario: `run(k)` makes `k` posts (or sends `k` items) and returns
+/// the time they took, set-up left out.
+struct Contender<'a> {
+    name: &'static str,
+    run: Box<dyn FnMut(u64) -> Duration + 'a>,
+}
+
+impl<'a> Contender<'a> {
+    fn new(name: &'static str, run: impl FnMut(u64) -> Duration + 'a) -> Self {
+        Contender {
+            name,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// How long one sample of one contender lasts, and how many rounds a scenario runs.
+#[derive(Clone, Copy)]
+struct Rounds {
+    sample: Duration,
+    rounds: usize,
+}
+
+/// What one scenario measured: per contender, the median ns per post and the samples.
+struct Measured {
+    names: Vec<&'static str>,
+    /// `per_round[r][c]`: ns per post of contender `c` in round `r`.
+    per_round: Vec<Vec<f64>>,
+}
+
+impl Measured {
+    fn median(&self, c: usize) -> f64 {
+        median(self.per_round.iter().map(|r| r[c]).collect())
+    }
+
+    /// The median over rounds of `a / b`, each ratio taken within one round: the paired
+    /// figure, which a slow stretch of the machine cannot tilt toward either side.
+    fn paired_ratio(&self, a: &str, b: &str) -> Option<f64> {
+        let a = self.names.iter().position(|n| *n == a)?;
+        let b = self.names.iter().position(|n| *n == b)?;
+        Some(median(self.per_round.iter().map(|r| r[a] / r[b]).collect()))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Measures every contender in rounds: each round takes one sample of each, in an order that
+/// changes from round to round, and a contender's figure is its median over the rounds.
+///
+/// Why not one implementation after the other (as criterion runs them): the machines here
+/// switch between a fast and a slow state for seconds at a time (a one-observer post measured
+/// 7-8 ns or 13-15 ns in streaks, for every implementation alike), so run back to back, the
+/// ratio of two implementations depended on which of them a slow streak happened to cover.
+/// Interleaved, every implementation samples the same stretches of time; the medians and the
+/// per-round (paired) ratios then compare like with like.
+fn interleave(label: &str, contenders: &mut [Contender<'_>], rounds: Rounds) -> Measured {
+    // Calibrate (which also warms caches, predictors and the allocator): the number of posts
+    // that fills one sample, for each contender.
+    let iters: Vec<u64> = contenders
+        .iter_mut()
+        .map(|c| {
+            let mut k = 16u64;
+            loop {
+                let took = (c.run)(k);
+                if took >= rounds.sample / 4 || k >= 1 << 40 {
+                    let per = took.as_secs_f64() / k as f64;
+                    break ((rounds.sample.as_secs_f64() / per.max(1e-12)) as u64).max(1);
+                }
+                k *= 2;
+            }
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..contenders.len()).collect();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut per_round = Vec::with_capacity(rounds.rounds);
+    for _ in 0..rounds.rounds {
+        // A fresh order every round (Fisher-Yates on a fixed-seed xorshift): no contender
+        // always runs right after the same other one.
+        for i in (1..order.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        let mut row = vec![0.0; contenders.len()];
+        for &c in &order {
+            let took = (contenders[c].run)(iters[c]);
+            row[c] = took.as_nanos() as f64 / iters[c] as f64;
+        }
+        per_round.push(row);
+    }
+    let measured = Measured {
+        names: contenders.iter().map(|c| c.name).collect(),
+        per_round,
+    };
+    for (c, name) in measured.names.iter().enumerate() {
+        println!(
+            "{label:<12} {name:<24} {:>10.2} ns  ({} rounds of {} posts)",
+            measured.median(c),
+            rounds.rounds,
+            iters[c]
+        );
+    }
+    measured
+}
+
+/// Times `k` calls of `post`.
+fn timed(k: u64, mut post: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..k {
+        post();
+    }
+    start.elapsed()
+}
 
 // ---------------------------------------------------------------- the workload
 
@@ -166,8 +294,13 @@ fn add_to(c: Arc<AtomicU64>) -> impl Fn(&Tick) + Send + Sync + 'static {
     }
 }
 
-fn bench_inline(c: &mut Criterion) {
-    let mut group = c.benchmark_group("inline");
+/// The inline scenario, every N: herald (by handle, through the center, and by handle with a
+/// wildcard of other types subscribed) and its three peers, interleaved.
+fn bench_inline(out: &mut Results) {
+    const ROUNDS: Rounds = Rounds {
+        sample: Duration::from_millis(2),
+        rounds: 301,
+    };
     for &n in &INLINE_NS {
         // Every implementation updates the same counters, so they all touch the same memory
         // and differ only in how they reach the observers (separate counters per
@@ -195,40 +328,56 @@ fn bench_inline(c: &mut Criterion) {
             swap.subscribe(Arc::new(add_to(c.clone())));
         }
         let handle = center.poster::<Tick>();
-        group.bench_with_input(BenchmarkId::new("herald-handle", n), &n, |b, _| {
-            b.iter(|| handle.post(Tick(black_box(1))))
-        });
-        group.bench_with_input(BenchmarkId::new("herald-post", n), &n, |b, _| {
-            b.iter(|| center.post(Tick(black_box(1))))
-        });
-        // The same post with a family wildcard observing other types: it must cost nothing.
-        let wildcard = center
-            .observer::<herald::Wildcard>()
-            .family("other.")
-            .inline(|any| {
-                black_box(any.name());
-            });
-        group.bench_with_input(BenchmarkId::new("herald-handle+wildcard", n), &n, |b, _| {
-            b.iter(|| handle.post(Tick(black_box(1))))
-        });
-        drop(wildcard);
-        group.bench_with_input(BenchmarkId::new("floor", n), &n, |b, _| {
-            b.iter(|| {
-                let t = Tick(black_box(1));
-                for o in floor.0.iter() {
-                    o(&t);
-                }
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("rwlock-bus", n), &n, |b, _| {
-            b.iter(|| bus.post(&Tick(black_box(1))))
-        });
-        group.bench_with_input(BenchmarkId::new("arc-swap-bus", n), &n, |b, _| {
-            b.iter(|| swap.post(&Tick(black_box(1))))
-        });
+        let mut contenders = [
+            Contender::new("herald-handle", |k| {
+                timed(k, || {
+                    handle.post(Tick(black_box(1)));
+                })
+            }),
+            Contender::new("herald-post", |k| {
+                timed(k, || {
+                    center.post(Tick(black_box(1)));
+                })
+            }),
+            // The same post with a family wildcard observing other types: it must cost
+            // nothing. Subscribed for its own samples only (outside the timing).
+            Contender::new("herald-handle+wildcard", |k| {
+                let wildcard = center
+                    .observer::<herald::Wildcard>()
+                    .family("other.")
+                    .inline(|any| {
+                        black_box(any.name());
+                    });
+                let took = timed(k, || {
+                    handle.post(Tick(black_box(1)));
+                });
+                drop(wildcard);
+                took
+            }),
+            Contender::new("floor", |k| {
+                timed(k, || {
+                    let t = Tick(black_box(1));
+                    for o in floor.0.iter() {
+                        o(&t);
+                    }
+                })
+            }),
+            Contender::new("rwlock-bus", |k| timed(k, || bus.post(&Tick(black_box(1))))),
+            Contender::new("arc-swap-bus", |k| {
+                timed(k, || swap.post(&Tick(black_box(1))))
+            }),
+        ];
+        let measured = interleave(&format!("inline/{n}"), &mut contenders, ROUNDS);
+        out.add("inline", n, &measured, 1.0);
+        for (a, b) in [
+            ("herald-handle", "rwlock-bus"),
+            ("herald-handle", "floor"),
+            ("herald-post", "herald-handle"),
+        ] {
+            out.pair("inline", n, &measured, a, b);
+        }
         drop(subs);
     }
-    group.finish();
 }
 
 // ---------------------------------------------------------------- streams
@@ -458,49 +607,53 @@ mod safe_ring {
     }
 }
 
-fn bench_stream(c: &mut Criterion) {
+/// The stream scenario, every N: herald's two buffers and five peers, interleaved; each sample
+/// makes its own channel and receivers (outside the timing).
+fn bench_stream(out: &mut Results) {
+    const ROUNDS: Rounds = Rounds {
+        sample: Duration::from_millis(10),
+        rounds: 81,
+    };
     let rt = runtime();
-    let mut group = c.benchmark_group("stream");
-    group.sample_size(20);
+    let rt = &rt;
     for &n in &STREAM_NS {
-        for (name, private) in [("herald", false), ("herald-private", true)] {
-            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
-                b.iter_custom(|iters| {
-                    let center = NotificationCenter::new();
-                    let handle = center.poster::<Tick>();
-                    let streams: Vec<_> = (0..n)
-                        .map(|_| {
-                            let builder = center
-                                .observer::<Tick>()
-                                .policy(Overflow::DropOldest { capacity: 4096 });
-                            if private {
-                                builder.filter(|_| true).stream()
-                            } else {
-                                builder.stream()
-                            }
-                        })
-                        .collect();
-                    stream_run(
-                        &rt,
-                        n,
-                        iters,
-                        move |rt, progress, iters| {
-                            spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
-                        },
-                        |i| {
-                            handle.post(Tick(i));
-                        },
-                    )
-                })
-            });
-        }
-
-        group.bench_with_input(BenchmarkId::new("safe-ring", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
+        let herald = |private: bool| {
+            move |iters: u64| {
+                let center = NotificationCenter::new();
+                let handle = center.poster::<Tick>();
+                let streams: Vec<_> = (0..n)
+                    .map(|_| {
+                        let builder = center
+                            .observer::<Tick>()
+                            .policy(Overflow::DropOldest { capacity: 4096 });
+                        if private {
+                            builder.filter(|_| true).stream()
+                        } else {
+                            builder.stream()
+                        }
+                    })
+                    .collect();
+                stream_run(
+                    rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
+                    },
+                    |i| {
+                        handle.post(Tick(i));
+                    },
+                )
+            }
+        };
+        let mut contenders = [
+            Contender::new("herald", herald(false)),
+            Contender::new("herald-private", herald(true)),
+            Contender::new("safe-ring", |iters| {
                 let ring = safe_ring::Ring::<Tick>::new(4096);
                 let rxs: Vec<_> = (0..n).map(|_| ring.subscribe()).collect();
                 stream_run(
-                    &rt,
+                    rt,
                     n,
                     iters,
                     move |rt, progress, iters| {
@@ -508,15 +661,12 @@ fn bench_stream(c: &mut Criterion) {
                     },
                     |i| ring.send(Tick(i)),
                 )
-            })
-        });
-
-        group.bench_with_input(BenchmarkId::new("tokio-broadcast", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
+            }),
+            Contender::new("tokio-broadcast", |iters| {
                 let (tx, _) = tokio::sync::broadcast::channel::<Tick>(4096);
                 let rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
                 stream_run(
-                    &rt,
+                    rt,
                     n,
                     iters,
                     move |rt, progress, iters| {
@@ -526,17 +676,14 @@ fn bench_stream(c: &mut Criterion) {
                         let _ = tx.send(Tick(i));
                     },
                 )
-            })
-        });
-
-        // The same channel carrying `Arc<Tick>`: one allocation per post, freed by the last
-        // receiver, as herald's posts (which hand out `Arc<N>`) do.
-        group.bench_with_input(BenchmarkId::new("tokio-broadcast-arc", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
+            }),
+            // The same channel carrying `Arc<Tick>`: one allocation per post, freed by the
+            // last receiver, as herald's posts (which hand out `Arc<N>`) do.
+            Contender::new("tokio-broadcast-arc", |iters| {
                 let (tx, _) = tokio::sync::broadcast::channel::<Arc<Tick>>(4096);
                 let rxs: Vec<_> = (0..n).map(|_| tx.subscribe()).collect();
                 stream_run(
-                    &rt,
+                    rt,
                     n,
                     iters,
                     move |rt, progress, iters| {
@@ -546,16 +693,13 @@ fn bench_stream(c: &mut Criterion) {
                         let _ = tx.send(Arc::new(Tick(i)));
                     },
                 )
-            })
-        });
-
-        group.bench_with_input(BenchmarkId::new("async-broadcast", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
+            }),
+            Contender::new("async-broadcast", |iters| {
                 let (tx, rx) = async_broadcast::broadcast::<Tick>(4096);
                 let rxs: Vec<_> = (0..n).map(|_| rx.clone()).collect();
                 drop(rx);
                 stream_run(
-                    &rt,
+                    rt,
                     n,
                     iters,
                     move |rt, progress, iters| {
@@ -565,15 +709,12 @@ fn bench_stream(c: &mut Criterion) {
                         let _ = tx.try_broadcast(Tick(i));
                     },
                 )
-            })
-        });
-
-        group.bench_with_input(BenchmarkId::new("flume-fanout", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
+            }),
+            Contender::new("flume-fanout", |iters| {
                 let (txs, rxs): (Vec<_>, Vec<_>) =
                     (0..n).map(|_| flume::bounded::<Tick>(4096)).unzip();
                 stream_run(
-                    &rt,
+                    rt,
                     n,
                     iters,
                     move |rt, progress, iters| {
@@ -585,121 +726,193 @@ fn bench_stream(c: &mut Criterion) {
                         }
                     },
                 )
-            })
-        });
+            }),
+        ];
+        let measured = interleave(&format!("stream/{n}"), &mut contenders, ROUNDS);
+        out.add("stream", n, &measured, n as f64);
+        out.pair("stream", n, &measured, "herald", "tokio-broadcast");
     }
-    group.finish();
 }
 
 // ---------------------------------------------------------------- churn
 
-/// Runs `post` under criterion as `name`, while `churn` (if any) runs on another thread until
-/// the measurement ends; prints how many cycles the churner made.
-fn churn_case(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    post: impl Fn(),
-    churn: Option<Box<dyn FnMut() + Send>>,
-) {
-    let n = CHURN_N;
-    let stop = Arc::new(AtomicBool::new(false));
-    let churner = churn.map(|mut cycle| {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut cycles = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                cycle();
-                cycles += 1;
+/// A thread that subscribes and unsubscribes in a loop while it is switched on, and parks
+/// while it is off (so it takes no CPU from the samples of the others).
+struct Churner {
+    on: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
+    quit: Arc<AtomicBool>,
+    cycles: Arc<AtomicU64>,
+    /// How long it has been switched on, in ns (its samples, calibration included).
+    on_ns: AtomicU64,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Churner {
+    fn spawn(mut cycle: impl FnMut() + Send + 'static) -> Churner {
+        let on = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(AtomicBool::new(false));
+        let quit = Arc::new(AtomicBool::new(false));
+        let cycles = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::spawn({
+            let (on, running, quit, cycles) =
+                (on.clone(), running.clone(), quit.clone(), cycles.clone());
+            move || {
+                loop {
+                    while !on.load(Ordering::Acquire) {
+                        if quit.load(Ordering::Acquire) {
+                            return;
+                        }
+                        std::thread::park();
+                    }
+                    running.store(true, Ordering::Release);
+                    let mut n = 0;
+                    while on.load(Ordering::Relaxed) {
+                        cycle();
+                        n += 1;
+                    }
+                    cycles.fetch_add(n, Ordering::Relaxed);
+                    running.store(false, Ordering::Release);
+                }
             }
-            cycles
-        })
-    });
-    group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(&post));
-    stop.store(true, Ordering::Relaxed);
-    if let Some(t) = churner {
-        let cycles = t.join().unwrap_or(0);
-        println!("churn: {name}: {cycles} subscribe/unsubscribe cycles during the run");
+        });
+        Churner {
+            on,
+            running,
+            quit,
+            cycles,
+            on_ns: AtomicU64::new(0),
+            thread: Some(thread),
+        }
+    }
+
+    fn wait_running(&self, want: bool) {
+        while self.running.load(Ordering::Acquire) != want {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Times `k` posts while the churner runs: it is running before the clock starts.
+    fn during(&self, k: u64, post: impl FnMut()) -> Duration {
+        self.on.store(true, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+        self.wait_running(true);
+        let took = timed(k, post);
+        self.on.store(false, Ordering::Release);
+        self.wait_running(false);
+        self.on_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        took
+    }
+}
+
+impl Drop for Churner {
+    fn drop(&mut self) {
+        self.quit.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
     }
 }
 
 const CHURN_N: usize = 16;
 
-fn bench_churn(c: &mut Criterion) {
-    let mut group = c.benchmark_group("churn");
+/// The churn scenario: herald and the two buses people write, each quiet and under churn, all
+/// six interleaved.
+fn bench_churn(out: &mut Results) {
+    const ROUNDS: Rounds = Rounds {
+        sample: Duration::from_millis(10),
+        rounds: 151,
+    };
     let n = CHURN_N;
-    for churning in [false, true] {
-        let suffix = if churning { "churn" } else { "quiet" };
 
-        let center = NotificationCenter::new();
-        let _subs: Vec<_> = counters(n)
-            .into_iter()
-            .map(|c| {
-                center.observe(move |t: &Tick| {
-                    c.fetch_add(t.0, Ordering::Relaxed);
-                })
+    let center = NotificationCenter::new();
+    let _subs: Vec<_> = counters(n)
+        .into_iter()
+        .map(|c| {
+            center.observe(move |t: &Tick| {
+                c.fetch_add(t.0, Ordering::Relaxed);
             })
-            .collect();
-        let churner = center.clone();
-        churn_case(
-            &mut group,
-            &format!("herald-{suffix}"),
-            || {
-                center.post(Tick(black_box(1)));
-            },
-            churning.then(|| {
-                Box::new(move || {
-                    let s = churner.observe(|t: &Tick| {
-                        black_box(t.0);
-                    });
-                    drop(s);
-                }) as Box<dyn FnMut() + Send>
-            }),
-        );
-
-        let bus = Arc::new(RwLockBus::default());
-        for c in counters(n) {
-            bus.subscribe(Box::new(move |t: &Tick| {
-                c.fetch_add(t.0, Ordering::Relaxed);
-            }));
+        })
+        .collect();
+    let herald_churn = Churner::spawn({
+        let center = center.clone();
+        move || {
+            let s = center.observe(|t: &Tick| {
+                black_box(t.0);
+            });
+            drop(s);
         }
-        let churner = bus.clone();
-        churn_case(
-            &mut group,
-            &format!("rwlock-bus-{suffix}"),
-            || bus.post(&Tick(black_box(1))),
-            churning.then(|| {
-                Box::new(move || {
-                    let at = churner.subscribe(Box::new(|t: &Tick| {
-                        black_box(t.0);
-                    }));
-                    churner.unsubscribe(at);
-                }) as Box<dyn FnMut() + Send>
-            }),
-        );
+    });
 
-        let swap = Arc::new(ArcSwapBus::default());
-        for c in counters(n) {
-            swap.subscribe(Arc::new(move |t: &Tick| {
-                c.fetch_add(t.0, Ordering::Relaxed);
+    let bus = Arc::new(RwLockBus::default());
+    for c in counters(n) {
+        bus.subscribe(Box::new(move |t: &Tick| {
+            c.fetch_add(t.0, Ordering::Relaxed);
+        }));
+    }
+    let bus_churn = Churner::spawn({
+        let bus = bus.clone();
+        move || {
+            let at = bus.subscribe(Box::new(|t: &Tick| {
+                black_box(t.0);
             }));
+            bus.unsubscribe(at);
         }
-        let churner = swap.clone();
-        churn_case(
-            &mut group,
-            &format!("arc-swap-{suffix}"),
-            || swap.post(&Tick(black_box(1))),
-            churning.then(|| {
-                Box::new(move || {
-                    let o: SharedObserver = Arc::new(|t: &Tick| {
-                        black_box(t.0);
-                    });
-                    churner.subscribe(o.clone());
-                    churner.unsubscribe(&o);
-                }) as Box<dyn FnMut() + Send>
-            }),
+    });
+
+    let swap = Arc::new(ArcSwapBus::default());
+    for c in counters(n) {
+        swap.subscribe(Arc::new(move |t: &Tick| {
+            c.fetch_add(t.0, Ordering::Relaxed);
+        }));
+    }
+    let swap_churn = Churner::spawn({
+        let swap = swap.clone();
+        move || {
+            let o: SharedObserver = Arc::new(|t: &Tick| {
+                black_box(t.0);
+            });
+            swap.subscribe(o.clone());
+            swap.unsubscribe(&o);
+        }
+    });
+
+    let herald_post = || {
+        center.post(Tick(black_box(1)));
+    };
+    let bus_post = || bus.post(&Tick(black_box(1)));
+    let swap_post = || swap.post(&Tick(black_box(1)));
+    let mut contenders = [
+        Contender::new("herald-quiet", |k| timed(k, herald_post)),
+        Contender::new("herald-churn", |k| herald_churn.during(k, herald_post)),
+        Contender::new("rwlock-bus-quiet", |k| timed(k, bus_post)),
+        Contender::new("rwlock-bus-churn", |k| bus_churn.during(k, bus_post)),
+        Contender::new("arc-swap-quiet", |k| timed(k, swap_post)),
+        Contender::new("arc-swap-churn", |k| swap_churn.during(k, swap_post)),
+    ];
+    let measured = interleave(&format!("churn/{n}"), &mut contenders, ROUNDS);
+    drop(contenders);
+    out.add("churn", n, &measured, 1.0);
+    out.pair("churn", n, &measured, "herald-churn", "herald-quiet");
+    out.pair("churn", n, &measured, "herald-churn", "rwlock-bus-churn");
+    out.pair("churn", n, &measured, "herald-churn", "arc-swap-churn");
+    for (name, churner) in [
+        ("herald", &herald_churn),
+        ("rwlock-bus", &bus_churn),
+        ("arc-swap", &swap_churn),
+    ] {
+        let cycles = churner.cycles.load(Ordering::Relaxed);
+        let secs = churner.on_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        println!(
+            "churn: {name}: {cycles} subscribe/unsubscribe cycles in {secs:.2} s of timed posts \
+             ({:.0} per ms)",
+            cycles as f64 / (secs * 1000.0)
         );
     }
-    group.finish();
 }
 
 // ---------------------------------------------------------------- memory
@@ -838,72 +1051,33 @@ fn target_dir() -> std::path::PathBuf {
     }
 }
 
-fn read_median(group: &str, implementation: &str, n: usize) -> Option<f64> {
-    let path = target_dir()
-        .join("criterion")
-        .join(group)
-        .join(implementation)
-        .join(n.to_string())
-        .join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let at = text.find("\"median\"")?;
-    let rest = &text[at..];
-    let p = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-    let num: String = rest[p..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
-        .collect();
-    num.parse().ok()
+/// Everything the scenarios measured: the medians (`dispatch.json`) and the paired ratios.
+#[derive(Default)]
+struct Results {
+    rows: Vec<Row>,
+    /// `(scenario, n, a, b, median over rounds of a / b)`.
+    pairs: Vec<(String, usize, &'static str, &'static str, f64)>,
 }
 
-fn collect() -> Vec<Row> {
-    let mut rows = Vec::new();
-    let mut push = |scenario: &str, group: &str, n: usize, implementation: &str, per: f64| {
-        if let Some(m) = read_median(group, implementation, n) {
-            rows.push(Row {
+impl Results {
+    /// Adds every contender's median, divided by `per` (items per post, for streams).
+    fn add(&mut self, scenario: &str, n: usize, m: &Measured, per: f64) {
+        for (c, name) in m.names.iter().enumerate() {
+            self.rows.push(Row {
                 scenario: scenario.to_owned(),
                 n,
-                implementation: implementation.to_owned(),
-                median_ns: m / per,
+                implementation: (*name).to_owned(),
+                median_ns: m.median(c) / per,
             });
         }
-    };
-    for &n in &INLINE_NS {
-        for i in [
-            "herald-handle",
-            "herald-post",
-            "herald-handle+wildcard",
-            "floor",
-            "rwlock-bus",
-            "arc-swap-bus",
-        ] {
-            push("inline", "inline", n, i, 1.0);
-        }
     }
-    for &n in &STREAM_NS {
-        for i in [
-            "herald",
-            "herald-private",
-            "safe-ring",
-            "tokio-broadcast",
-            "tokio-broadcast-arc",
-            "async-broadcast",
-            "flume-fanout",
-        ] {
-            push("stream", "stream", n, i, n as f64);
-        }
+
+    fn pair(&mut self, scenario: &str, n: usize, m: &Measured, a: &'static str, b: &'static str) {
+        let ratio = m
+            .paired_ratio(a, b)
+            .expect("a paired ratio names two contenders of its scenario");
+        self.pairs.push((scenario.to_owned(), n, a, b, ratio));
     }
-    for i in [
-        "herald-quiet",
-        "herald-churn",
-        "rwlock-bus-quiet",
-        "rwlock-bus-churn",
-        "arc-swap-quiet",
-        "arc-swap-churn",
-    ] {
-        push("churn", "churn", CHURN_N, i, 1.0);
-    }
-    rows
 }
 
 fn median_of(rows: &[Row], scenario: &str, n: usize, implementation: &str) -> Option<f64> {
@@ -912,7 +1086,8 @@ fn median_of(rows: &[Row], scenario: &str, n: usize, implementation: &str) -> Op
         .map(|r| r.median_ns)
 }
 
-fn report(rows: &[Row], memory: &[(String, f64)]) {
+fn report(results: &Results, memory: &[(String, f64)]) {
+    let rows = &results.rows;
     let dir = target_dir().join("herald-bench");
     let _ = std::fs::create_dir_all(&dir);
     let json: Vec<String> = rows
@@ -1030,6 +1205,13 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
         1.0,
         true,
     );
+    println!(
+        "\n== paired ratios (within each round, then the median over rounds; a cross-check of \
+         the ratios of medians above) =="
+    );
+    for (scenario, n, a, b, ratio) in &results.pairs {
+        println!("{scenario:<8} {n:>4} {a:>16} / {b:<18} {ratio:>6.2}");
+    }
     println!("\n== memory ==");
     for (label, bytes) in memory {
         println!("{label:<76} {bytes:>8.1} bytes");
@@ -1044,6 +1226,11 @@ fn report(rows: &[Row], memory: &[(String, f64)]) {
     );
     println!("\nwrote {}", dir.join("dispatch.json").display());
 }
+
+/// How the figures were taken, for the README.
+const METHOD: &str = "Every implementation of a scenario is sampled once per round, in an order \
+    that changes each round (inline: 301 rounds of 2 ms samples; streams: 81 rounds of 10 ms; \
+    churn: 151 rounds of 10 ms), and each figure is the median over the rounds";
 
 /// When and where the run happened, for `benches/results/dispatch-run.json` and the README.
 fn machine() -> Vec<(&'static str, String)> {
@@ -1069,6 +1256,7 @@ fn machine() -> Vec<(&'static str, String)> {
             format!("Linux {}", read("/proc/sys/kernel/osrelease").trim()),
         ),
         ("command", "`cargo bench --bench dispatch`".to_owned()),
+        ("method", METHOD.to_owned()),
     ]
 }
 
@@ -1100,16 +1288,11 @@ fn write_run(before: &str) {
 
 fn main() {
     let load_before = load_average();
-    let mut criterion = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-        .configure_from_args();
-    bench_inline(&mut criterion);
-    bench_stream(&mut criterion);
-    bench_churn(&mut criterion);
-    criterion.final_summary();
+    let mut results = Results::default();
+    bench_inline(&mut results);
+    bench_stream(&mut results);
+    bench_churn(&mut results);
     let memory = measure_memory();
-    report(&collect(), &memory);
+    report(&results, &memory);
     write_run(&load_before);
 }

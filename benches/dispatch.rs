@@ -1287,11 +1287,31 @@ fn write_run(before: &str) {
 }
 
 fn main() {
+    // `cargo bench --bench dispatch -- inline churn` runs only the scenarios named (and writes
+    // no JSON: a partial run must not replace a whole one); cargo's own `--bench` is ignored.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
     let load_before = load_average();
     let mut results = Results::default();
-    bench_inline(&mut results);
-    bench_stream(&mut results);
-    bench_churn(&mut results);
+    if wanted("inline") {
+        bench_inline(&mut results);
+    }
+    if wanted("stream") {
+        bench_stream(&mut results);
+    }
+    if wanted("churn") {
+        bench_churn(&mut results);
+    }
+    if !only.is_empty() {
+        for (scenario, n, a, b, ratio) in &results.pairs {
+            println!("{scenario:<8} {n:>4} {a:>16} / {b:<18} {ratio:>6.2}");
+        }
+        println!("\npartial run ({}): nothing written", only.join(", "));
+        return;
+    }
     let memory = measure_memory();
     report(&results, &memory);
     write_run(&load_before);

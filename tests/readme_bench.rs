@@ -173,11 +173,15 @@ fn render(r: &Results) -> String {
     let mut out = String::new();
     let run = &r.run;
     let field = |k: &str| run[k].as_str().unwrap_or("unknown").to_owned();
+    // Runs published before the bench interleaved its samples say nothing of their method.
+    let method = run["method"]
+        .as_str()
+        .unwrap_or("Medians of criterion samples, one implementation after the other");
     let _ = writeln!(
         out,
         "Run of {} on {} ({} cores, {}), {}; load average {} before and {} after. \
-         Medians of criterion samples; machines here are shared and noisy, so read the ratios, \
-         which all come from this one run.\n",
+         {method}. Machines here are shared and noisy, so read the ratios, which all come from \
+         this one run.\n",
         field("date"),
         field("cpu"),
         run["cores"].as_u64().unwrap_or(0),

@@ -1403,6 +1403,39 @@ fn stats_count_posted_delivered_dropped_panicked_dead() {
 }
 
 #[test]
+fn inline_only_posts_count_removed_filtered_and_panicking_entries_exactly() {
+    // Without streams or retention a post takes the common path, where each entry counts as
+    // delivered unless it says otherwise: every way of saying otherwise, in one post each.
+    quiet_panics();
+    let center = NotificationCenter::new();
+    let victim: Arc<Mutex<Option<Subscription>>> = Arc::default();
+    let v = victim.clone();
+    let _killer = center.observer::<Ev>().priority(1).inline(move |_| {
+        drop(v.lock().unwrap().take());
+    });
+    *victim.lock().unwrap() = Some(center.observe(|_: &Ev| {}));
+    let _odd_only = center
+        .observer::<Ev>()
+        .filter(|e| e.0 % 2 == 1)
+        .inline(|_| {});
+    let _bad = center.observe(|e: &Ev| {
+        if e.0 == 2 {
+            panic!("provoked")
+        }
+    });
+    let _fine = center.observe(|_: &Ev| {});
+
+    // The victim is removed by the killer before its turn: skipped, not counted.
+    let r = center.post(Ev(1));
+    assert_eq!((r.received, r.panicked), (4, 0));
+    // The filter refuses, one observer panics.
+    let r = center.post(Ev(2));
+    assert_eq!((r.received, r.panicked), (2, 1));
+    let s = center.stats::<Ev>();
+    assert_eq!((s.posted, s.delivered, s.panicked, s.dead), (2, 6, 1, 0));
+}
+
+#[test]
 fn stats_keep_deliveries_of_streams_that_are_gone() {
     let center = NotificationCenter::new();
     let mut stream = center.stream::<Ev>();

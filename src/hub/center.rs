@@ -466,7 +466,6 @@ impl NotificationCenter {
 
     /// Posts a notification without a sender. Inline observers run before this returns;
     /// buffered subscribers get it in their buffers. Never blocks on a slow subscriber.
-    #[inline(always)]
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification};
@@ -476,13 +475,13 @@ impl NotificationCenter {
     /// let report = center.post(Ev(1));
     /// assert_eq!(report.received, 1);
     /// ```
+    #[inline(always)]
     pub fn post<N: Notification>(&self, notification: N) -> PostReport {
         self.inner.post(notification, None)
     }
 
     /// Posts a notification from `sender` (Apple's `object:`): observers filtered on that
     /// sender receive it, and so do observers without a sender filter.
-    #[inline(always)]
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification};
@@ -493,6 +492,7 @@ impl NotificationCenter {
     /// assert_eq!(center.post_from(job, Ev(1)).received, 1);
     /// assert_eq!(center.post(Ev(2)).received, 0);
     /// ```
+    #[inline(always)]
     pub fn post_from<N: Notification>(&self, sender: SenderId, notification: N) -> PostReport {
         self.inner.post(notification, Some(sender))
     }
@@ -637,7 +637,6 @@ impl<N: Notification> fmt::Debug for Poster<N> {
 
 impl<N: Notification> Poster<N> {
     /// Posts without a sender (see [`NotificationCenter::post`]).
-    #[inline(always)]
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification};
@@ -647,6 +646,7 @@ impl<N: Notification> Poster<N> {
     /// let _sub = center.observe(|_: &Ev| {});
     /// assert_eq!(ev.post(Ev(1)).received, 1);
     /// ```
+    #[inline(always)]
     pub fn post(&self, notification: N) -> PostReport {
         // Always inlined, as are the other posts: returned from a call, the report goes
         // through memory (the Rust ABI returns it by pointer), written field by field, and a
@@ -657,7 +657,6 @@ impl<N: Notification> Poster<N> {
     }
 
     /// Posts from `sender` (see [`NotificationCenter::post_from`]).
-    #[inline(always)]
     ///
     /// ```
     /// # use herald::{NotificationCenter, Notification};
@@ -668,6 +667,7 @@ impl<N: Notification> Poster<N> {
     /// let _mine = center.observer::<Ev>().sender(me).inline(|_| {});
     /// assert_eq!(ev.post_from(me, Ev(1)).received, 1);
     /// ```
+    #[inline(always)]
     pub fn post_from(&self, sender: SenderId, notification: N) -> PostReport {
         let section = self.core.domain().read();
         self.core.post(&section, notification, Some(sender))

@@ -127,6 +127,17 @@ impl<'a, N: Notification> CxExt<'a, N> {
     }
 }
 
+impl<N> Cx<'_, N> {
+    /// Records an entry's delivery on the common path, where each entry counts as
+    /// [`Delivery::Done`] unless it says otherwise here.
+    #[cold]
+    fn not_done(&mut self, delivery: Delivery) {
+        self.beyond_done = self
+            .beyond_done
+            .wrapping_add((delivery as u128).wrapping_sub(Delivery::Done as u128));
+    }
+}
+
 impl<'a, N: Notification> Cx<'a, N> {
     #[inline(always)]
     fn new(core: &'a Core<N>, sender: Option<SenderId>, ext: Option<&'a mut CxExt<'a, N>>) -> Self {
@@ -136,15 +147,6 @@ impl<'a, N: Notification> Cx<'a, N> {
             ext,
             beyond_done: 0,
         }
-    }
-
-    /// Records an entry's delivery on the common path, where each entry counts as
-    /// [`Delivery::Done`] unless it says otherwise here.
-    #[cold]
-    fn not_done(&mut self, delivery: Delivery) {
-        self.beyond_done = self
-            .beyond_done
-            .wrapping_add((delivery as u128).wrapping_sub(Delivery::Done as u128));
     }
 
     /// The generation of the snapshot this post iterates.
@@ -235,7 +237,13 @@ pub(crate) trait Deliver<N>: Send + Sync + 'static {
     /// Delivers one post on the common path (inline entries only): the entry counts as
     /// [`Delivery::Done`] unless it records otherwise in `cx`. Returning nothing saves the
     /// delivery loop a sum per entry (a quarter of its instructions per observer).
-    fn deliver_common(&self, value: &N, cx: &mut Cx<'_, N>);
+    #[inline]
+    fn deliver_common(&self, value: &N, cx: &mut Cx<'_, N>) {
+        let delivery = self.deliver(value, cx);
+        if !matches!(delivery, Delivery::Done) {
+            cx.not_done(delivery);
+        }
+    }
     /// Marks the entry removed: this thread's post in progress skips it from now on.
     fn mark_removed(&self);
     /// Whether the entry needs the post's shared `Arc<N>` (buffered kinds).
@@ -331,14 +339,6 @@ impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<K> {
                 cx.core.observer_panicked(self.meta.id, payload);
                 Delivery::Panicked
             }
-        }
-    }
-
-    #[inline]
-    fn deliver_common(&self, value: &N, cx: &mut Cx<'_, N>) {
-        let delivery = self.deliver(value, cx);
-        if !matches!(delivery, Delivery::Done) {
-            cx.not_done(delivery);
         }
     }
 

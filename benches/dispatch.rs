@@ -97,7 +97,27 @@ struct Rounds {
     rounds: usize,
 }
 
-/// What one scenario measured: per contender, the median ns per post and the samples.
+impl Rounds {
+    /// For the README: "301 rounds of 2 ms".
+    fn describe(&self) -> String {
+        format!("{} rounds of {} ms", self.rounds, self.sample.as_millis())
+    }
+}
+
+const INLINE_ROUNDS: Rounds = Rounds {
+    sample: Duration::from_millis(2),
+    rounds: 301,
+};
+const STREAM_ROUNDS: Rounds = Rounds {
+    sample: Duration::from_millis(10),
+    rounds: 81,
+};
+const CHURN_ROUNDS: Rounds = Rounds {
+    sample: Duration::from_millis(10),
+    rounds: 151,
+};
+
+/// What one scenario measured: every contender's ns per post in every round.
 struct Measured {
     names: Vec<&'static str>,
     /// `per_round[r][c]`: ns per post of contender `c` in round `r`.
@@ -287,6 +307,12 @@ impl ArcSwapBus {
     }
 }
 
+/// The observer the churners subscribe and unsubscribe, and the memory count subscribes: reads
+/// the payload and nothing else.
+fn discard(t: &Tick) {
+    black_box(t.0);
+}
+
 /// The observer every implementation runs: adds the payload to its counter.
 fn add_to(c: Arc<AtomicU64>) -> impl Fn(&Tick) + Send + Sync + 'static {
     move |t: &Tick| {
@@ -297,10 +323,6 @@ fn add_to(c: Arc<AtomicU64>) -> impl Fn(&Tick) + Send + Sync + 'static {
 /// The inline scenario, every N: herald (by handle, through the center, and by handle with a
 /// wildcard of other types subscribed) and its three peers, interleaved.
 fn bench_inline(out: &mut Results) {
-    const ROUNDS: Rounds = Rounds {
-        sample: Duration::from_millis(2),
-        rounds: 301,
-    };
     for &n in &INLINE_NS {
         // Every implementation updates the same counters, so they all touch the same memory
         // and differ only in how they reach the observers (separate counters per
@@ -372,7 +394,7 @@ fn bench_inline(out: &mut Results) {
                 timed(k, || swap.post(&Tick(black_box(1))))
             }),
         ];
-        let measured = interleave(&format!("inline/{n}"), &mut contenders, ROUNDS);
+        let measured = interleave(&format!("inline/{n}"), &mut contenders, INLINE_ROUNDS);
         out.add("inline", n, &measured, 1.0);
         for (a, b) in [
             ("herald-handle", "rwlock-bus"),
@@ -615,10 +637,6 @@ mod safe_ring {
 /// The stream scenario, every N: herald's two buffers and five peers, interleaved; each sample
 /// makes its own channel and receivers (outside the timing).
 fn bench_stream(out: &mut Results) {
-    const ROUNDS: Rounds = Rounds {
-        sample: Duration::from_millis(10),
-        rounds: 81,
-    };
     let rt = runtime();
     let rt = &rt;
     for &n in &STREAM_NS {
@@ -733,7 +751,7 @@ fn bench_stream(out: &mut Results) {
                 )
             }),
         ];
-        let measured = interleave(&format!("stream/{n}"), &mut contenders, ROUNDS);
+        let measured = interleave(&format!("stream/{n}"), &mut contenders, STREAM_ROUNDS);
         out.add("stream", n, &measured, n as f64);
         out.pair("stream", n, &measured, "herald", "tokio-broadcast");
     }
@@ -828,59 +846,38 @@ const CHURN_N: usize = 16;
 /// The churn scenario: herald and the two buses people write, each quiet and under churn, all
 /// six interleaved.
 fn bench_churn(out: &mut Results) {
-    const ROUNDS: Rounds = Rounds {
-        sample: Duration::from_millis(10),
-        rounds: 151,
-    };
     let n = CHURN_N;
 
     let center = NotificationCenter::new();
     let _subs: Vec<_> = counters(n)
         .into_iter()
-        .map(|c| {
-            center.observe(move |t: &Tick| {
-                c.fetch_add(t.0, Ordering::Relaxed);
-            })
-        })
+        .map(|c| center.observe(add_to(c)))
         .collect();
     let herald_churn = Churner::spawn({
         let center = center.clone();
-        move || {
-            let s = center.observe(|t: &Tick| {
-                black_box(t.0);
-            });
-            drop(s);
-        }
+        move || drop(center.observe(discard))
     });
 
     let bus = Arc::new(RwLockBus::default());
     for c in counters(n) {
-        bus.subscribe(Box::new(move |t: &Tick| {
-            c.fetch_add(t.0, Ordering::Relaxed);
-        }));
+        bus.subscribe(Box::new(add_to(c)));
     }
     let bus_churn = Churner::spawn({
         let bus = bus.clone();
         move || {
-            let at = bus.subscribe(Box::new(|t: &Tick| {
-                black_box(t.0);
-            }));
+            let at = bus.subscribe(Box::new(discard));
             bus.unsubscribe(at);
         }
     });
 
     let swap = Arc::new(ArcSwapBus::default());
     for c in counters(n) {
-        swap.subscribe(Arc::new(move |t: &Tick| {
-            c.fetch_add(t.0, Ordering::Relaxed);
-        }));
+        swap.subscribe(Arc::new(add_to(c)));
     }
     let swap_churn = Churner::spawn({
         let swap = swap.clone();
         move || {
-            let o: SharedObserver = Arc::new(|t: &Tick| {
-                black_box(t.0);
-            });
+            let o: SharedObserver = Arc::new(discard);
             swap.subscribe(o.clone());
             swap.unsubscribe(&o);
         }
@@ -899,7 +896,7 @@ fn bench_churn(out: &mut Results) {
         Contender::new("arc-swap-quiet", |k| timed(k, swap_post)),
         Contender::new("arc-swap-churn", |k| swap_churn.during(k, swap_post)),
     ];
-    let measured = interleave(&format!("churn/{n}"), &mut contenders, ROUNDS);
+    let measured = interleave(&format!("churn/{n}"), &mut contenders, CHURN_ROUNDS);
     drop(contenders);
     out.add("churn", n, &measured, 1.0);
     out.pair("churn", n, &measured, "herald-churn", "herald-quiet");
@@ -931,13 +928,7 @@ fn measure_memory() -> Vec<(String, f64)> {
 
     LIVE_BYTES.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
-    let subs: Vec<_> = (0..K)
-        .map(|_| {
-            center.observe(|t: &Tick| {
-                black_box(t.0);
-            })
-        })
-        .collect();
+    let subs: Vec<_> = (0..K).map(|_| center.observe(discard)).collect();
     COUNTING.store(false, Ordering::SeqCst);
     // Subtract the Vec holding the guards: that is the caller's, not herald's.
     let per_sub = (LIVE_BYTES.load(Ordering::SeqCst) as f64
@@ -1083,6 +1074,12 @@ impl Results {
             .expect("a paired ratio names two contenders of its scenario");
         self.pairs.push((scenario.to_owned(), n, a, b, ratio));
     }
+
+    fn print_pairs(&self) {
+        for (scenario, n, a, b, ratio) in &self.pairs {
+            println!("{scenario:<8} {n:>4} {a:>16} / {b:<18} {ratio:>6.2}");
+        }
+    }
 }
 
 fn median_of(rows: &[Row], scenario: &str, n: usize, implementation: &str) -> Option<f64> {
@@ -1214,9 +1211,7 @@ fn report(results: &Results, memory: &[(String, f64)]) {
         "\n== paired ratios (within each round, then the median over rounds; a cross-check of \
          the ratios of medians above) =="
     );
-    for (scenario, n, a, b, ratio) in &results.pairs {
-        println!("{scenario:<8} {n:>4} {a:>16} / {b:<18} {ratio:>6.2}");
-    }
+    results.print_pairs();
     println!("\n== memory ==");
     for (label, bytes) in memory {
         println!("{label:<76} {bytes:>8.1} bytes");
@@ -1233,9 +1228,16 @@ fn report(results: &Results, memory: &[(String, f64)]) {
 }
 
 /// How the figures were taken, for the README.
-const METHOD: &str = "Every implementation of a scenario is sampled once per round, in an order \
-    that changes each round (inline: 301 rounds of 2 ms samples; streams: 81 rounds of 10 ms; \
-    churn: 151 rounds of 10 ms), and each figure is the median over the rounds";
+fn method() -> String {
+    format!(
+        "Every implementation of a scenario is sampled once per round, in an order that \
+         changes each round (inline: {}; streams: {}; churn: {}), and each figure is the \
+         median over the rounds",
+        INLINE_ROUNDS.describe(),
+        STREAM_ROUNDS.describe(),
+        CHURN_ROUNDS.describe()
+    )
+}
 
 /// When and where the run happened, for `benches/results/dispatch-run.json` and the README.
 fn machine() -> Vec<(&'static str, String)> {
@@ -1261,7 +1263,7 @@ fn machine() -> Vec<(&'static str, String)> {
             format!("Linux {}", read("/proc/sys/kernel/osrelease").trim()),
         ),
         ("command", "`cargo bench --bench dispatch`".to_owned()),
-        ("method", METHOD.to_owned()),
+        ("method", method()),
     ]
 }
 
@@ -1311,9 +1313,7 @@ fn main() {
         bench_churn(&mut results);
     }
     if !only.is_empty() {
-        for (scenario, n, a, b, ratio) in &results.pairs {
-            println!("{scenario:<8} {n:>4} {a:>16} / {b:<18} {ratio:>6.2}");
-        }
+        results.print_pairs();
         println!("\npartial run ({}): nothing written", only.join(", "));
         return;
     }

@@ -173,10 +173,7 @@ fn render(r: &Results) -> String {
     let mut out = String::new();
     let run = &r.run;
     let field = |k: &str| run[k].as_str().unwrap_or("unknown").to_owned();
-    // Runs published before the bench interleaved its samples say nothing of their method.
-    let method = run["method"]
-        .as_str()
-        .unwrap_or("Medians of criterion samples, one implementation after the other");
+    let method = field("method");
     let _ = writeln!(
         out,
         "Run of {} on {} ({} cores, {}), {}; load average {} before and {} after. \

@@ -91,9 +91,10 @@ pub(crate) struct Cx<'a, N: 'static> {
     core: &'a Core<N>,
     sender: Option<SenderId>,
     ext: Option<&'a mut CxExt<'a, N>>,
-    /// On the common path, what the entries' [`Delivery`] values add up to beyond
-    /// [`Delivery::Done`] each (wrapping): only an entry that did not simply complete writes it.
-    beyond_done: u128,
+    /// On the common path, how far the entries fell short of [`Delivery::Done`] each, in
+    /// two lanes of 32 bits (see [`Shortfall`]): only an entry that did not simply complete
+    /// writes it.
+    shortfall: u64,
 }
 
 /// The part of a post's context that only the general path (buffered entries, retention,
@@ -132,9 +133,7 @@ impl<N> Cx<'_, N> {
     /// [`Delivery::Done`] unless it says otherwise here.
     #[cold]
     fn not_done(&mut self, delivery: Delivery) {
-        self.beyond_done = self
-            .beyond_done
-            .wrapping_add((delivery as u128).wrapping_sub(Delivery::Done as u128));
+        self.shortfall += Shortfall::of(delivery);
     }
 }
 
@@ -145,7 +144,7 @@ impl<'a, N: Notification> Cx<'a, N> {
             core,
             sender,
             ext,
-            beyond_done: 0,
+            shortfall: 0,
         }
     }
 
@@ -591,8 +590,8 @@ pub(crate) struct Core<N: 'static> {
     last: LastLock<N>,
     policy: PanicPolicy,
     reports: Weak<dyn Reports>,
-    /// Counters for posts made without a per-thread slot (beyond `MAX_LOCAL_TYPES` types,
-    /// or while a thread is being torn down).
+    /// Counters for posts whose thread's slot has no room for this type (see
+    /// `rcu::Slot::counters`).
     shared: TypeCounters,
     dropped: AtomicU64,
     panicked: AtomicU64,
@@ -675,18 +674,14 @@ impl<N: Notification> Core<N> {
             // No `catch_unwind` here: each entry isolates its own panics, and under
             // `Propagate` (the only way one leaves an entry) posts take the general path.
             // Each entry counts as `Done` unless it records otherwise (`deliver_common`): the
-            // loop sums nothing. The sum of the lanes is exact in wrapping arithmetic: every
-            // lane of the true total is below 2^32, so it lies in range.
+            // loop sums nothing, and the counts are the entries less the shortfall.
             let mut cx = Cx::new(self, sender, None);
-            let entries = snap.len() as u128;
+            // A snapshot holds fewer than 2^32 entries (each one a heap allocation).
+            let entries = snap.len() as u32;
             for entry in snap.iter() {
                 entry.deliver_common(&value, &mut cx);
             }
-            let done = Done::from(
-                entries
-                    .wrapping_mul(Delivery::Done as u128)
-                    .wrapping_add(cx.beyond_done),
-            );
+            let done = Shortfall::done(entries, cx.shortfall);
             self.count(section, done.inline);
             if done.received == 0 && done.panicked == 0 {
                 self.dead(sender);
@@ -1019,6 +1014,45 @@ struct Done {
     /// Of those, inline calls that returned.
     inline: u32,
     panicked: u32,
+}
+
+/// How far one entry's delivery on the common path fell short of [`Delivery::Done`], in lanes
+/// of 32 bits that only ever add up (no lane borrows from the next, unlike a difference of
+/// `Delivery` values): bits 0..32 entries that did not receive, bits 32..64 panics.
+///
+/// On the common path every entry that receives makes an inline call: the entries that accept
+/// a value without one (buffered kinds) need the post's shared `Arc`, so their snapshots take
+/// the general path (`NEEDS_SHARED`). Received and inline counts are then the same.
+struct Shortfall;
+
+impl Shortfall {
+    const NOT_RECEIVED: u64 = 1;
+    const PANICKED: u64 = 1 << 32;
+
+    /// The shortfall of one delivery on the common path.
+    fn of(delivery: Delivery) -> u64 {
+        match delivery {
+            Delivery::Done => 0,
+            Delivery::Accepted => {
+                debug_assert!(false, "a buffered entry on the common path");
+                0
+            }
+            Delivery::Skipped => Self::NOT_RECEIVED,
+            Delivery::Panicked => Self::NOT_RECEIVED | Self::PANICKED,
+        }
+    }
+
+    /// What `entries` entries delivered, given the sum of their shortfalls (each lane at most
+    /// `entries`, so nothing wraps).
+    #[inline(always)]
+    fn done(entries: u32, shortfall: u64) -> Done {
+        let received = entries.wrapping_sub(shortfall as u32);
+        Done {
+            received,
+            inline: received,
+            panicked: (shortfall >> 32) as u32,
+        }
+    }
 }
 
 impl From<u128> for Done {

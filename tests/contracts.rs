@@ -1436,6 +1436,53 @@ fn inline_only_posts_count_removed_filtered_and_panicking_entries_exactly() {
 }
 
 #[test]
+fn an_observer_removed_inside_a_post_is_skipped_by_every_post_in_progress_on_that_thread() {
+    // The outer post iterates one snapshot; a post nested in it iterates a newer one (an
+    // observer subscribed in between). The victim, in both, is unsubscribed inside the nested
+    // post before its turn in either: neither post calls it, and both count it skipped.
+    let center = NotificationCenter::new();
+    let victim: Arc<Mutex<Option<Subscription>>> = Arc::default();
+    let newcomers: Arc<Mutex<Vec<Subscription>>> = Arc::default();
+    let reports = Log::new();
+    let (c, v, n, r) = (
+        center.clone(),
+        victim.clone(),
+        newcomers.clone(),
+        reports.clone(),
+    );
+    let _killer = center
+        .observer::<Ev>()
+        .priority(1)
+        .inline(move |e: &Ev| match e.0 {
+            0 => {
+                n.lock().unwrap().push(c.observe(|_: &Ev| {}));
+                let nested = c.post(Ev(1));
+                r.push(("nested", nested.received));
+            }
+            1 => drop(v.lock().unwrap().take()),
+            _ => {}
+        });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let k = calls.clone();
+    *victim.lock().unwrap() = Some(center.observe(move |_: &Ev| {
+        k.fetch_add(1, SeqCst);
+    }));
+
+    let outer = center.post(Ev(0));
+    assert_eq!(calls.load(SeqCst), 0, "a removed observer was called");
+    // Outer: the killer only (the newcomer joined after its snapshot). Nested: the killer and
+    // the newcomer.
+    assert_eq!(outer.received, 1);
+    assert_eq!(reports.take(), vec![("nested", 2)]);
+    let s = center.stats::<Ev>();
+    assert_eq!((s.posted, s.delivered, s.dead, s.observers), (2, 3, 0, 2));
+
+    // Later posts do not see it either.
+    assert_eq!(center.post(Ev(2)).received, 2);
+    assert_eq!(calls.load(SeqCst), 0);
+}
+
+#[test]
 fn stats_keep_deliveries_of_streams_that_are_gone() {
     let center = NotificationCenter::new();
     let mut stream = center.stream::<Ev>();

@@ -3,11 +3,13 @@
 //! # The post path
 //! A post opens a read section of its center's domain ([`rcu`](crate::hub::rcu)), loads the
 //! subscriber [`Snapshot`] (a plain pointer load), and calls each entry in order through one
-//! virtual call ([`Deliver::deliver`]), each inside `catch_unwind` (free unless it unwinds).
-//! Everything an entry may need beyond the call (its sender filter, its predicate, whether its
-//! weak target lives, its buffer) is inside that entry's own `deliver`: an entry without options
-//! costs its closure call and one load of its `removed` flag, which shares a cache line with the
-//! closure's captures. Counters are the posting thread's own (plain stores, no shared
+//! indirect call, each inside `catch_unwind` (free unless it unwinds). With inline entries only
+//! (the common path) the call goes through the function pointer at the head of the entry
+//! ([`Header`]), which removing the entry swaps for [`skip`]; otherwise through
+//! [`Deliver::deliver`], which checks the entry's `removed` flag. Everything an entry may need
+//! beyond the call (its sender filter, its predicate, whether its weak target lives, its
+//! buffer) is inside that entry's own function: an entry without options costs one load of its
+//! header, which shares a cache line with the closure's captures, and its closure call. Counters are the posting thread's own (plain stores, no shared
 //! read-modify-write). Snapshot flags send the rare cases (retention for replay, buffered
 //! subscribers that need a shared `Arc<N>`) to a separate path, tested with one load.
 //!
@@ -16,8 +18,8 @@
 //! and free the old one after a grace period. Unsubscribe marks the entry removed before the
 //! swap and waits for the grace period before returning: no post can call it afterwards
 //! (contract 3, quiescent unsubscribe). From inside a post the wait is skipped (it could
-//! deadlock); the `removed` flag then keeps this thread's own post from calling the entry, and
-//! the old snapshot is retired to a later grace period.
+//! deadlock); the swapped header (and the `removed` flag) then keep this thread's own posts in
+//! progress from calling the entry, and the old snapshot is retired to a later grace period.
 //!
 //! # Replay
 //! Retention (`replay_last`) and replay share the `last` lock, so a subscriber either replays a
@@ -29,6 +31,7 @@
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Weak};
@@ -36,7 +39,7 @@ use std::sync::{Arc, Weak};
 use crate::hub::rcu::{Domain, ListSnapshot, Owned, RcuList, ReadGuard, Retired, TypeCounters};
 use crate::hub::ring::Rings;
 use crate::hub::stats::{BufferStats, PostReport, Stats};
-use crate::hub::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::{
     AnyNotification, DeadNotification, Notification, ObserverId, ObserverPanicked, SenderId,
 };
@@ -228,21 +231,17 @@ impl<'a, N: Notification> Cx<'a, N> {
 }
 
 /// One subscriber of one type, as the delivery loop sees it.
-pub(crate) trait Deliver<N>: Send + Sync + 'static {
+///
+/// # Safety
+/// An implementor is `#[repr(C)]` and begins with a [`Header`] whose function may be called
+/// with a pointer to the implementor (the common path reaches it through the data half of a
+/// `&dyn Deliver`, without a virtual call: see [`Header::deliver`]). [`Obs`] is the only one.
+#[allow(unsafe_code)]
+pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     /// Order, identity and sender filter.
     fn meta(&self) -> &Meta;
     /// Delivers one post. Runs on the posting thread, inside `catch_unwind`.
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
-    /// Delivers one post on the common path (inline entries only): the entry counts as
-    /// [`Delivery::Done`] unless it records otherwise in `cx`. Returning nothing saves the
-    /// delivery loop a sum per entry (a quarter of its instructions per observer).
-    #[inline]
-    fn deliver_common(&self, value: &N, cx: &mut Cx<'_, N>) {
-        let delivery = self.deliver(value, cx);
-        if !matches!(delivery, Delivery::Done) {
-            cx.not_done(delivery);
-        }
-    }
     /// Marks the entry removed: this thread's post in progress skips it from now on.
     fn mark_removed(&self);
     /// Whether the entry needs the post's shared `Arc<N>` (buffered kinds).
@@ -296,38 +295,88 @@ pub(crate) trait Kind<N>: Send + Sync + 'static {
     }
 }
 
-/// An entry: the `removed` flag, the kind, and its order. The fields every post reads (the flag
-/// and the kind's captures) come first, in one small allocation that no writer touches while it
-/// is subscribed (snapshots hold plain pointers to it, not reference counts).
+/// What the common path calls for one entry: the entry's own delivery, or [`skip`] once the
+/// entry is removed. The entry counts as [`Delivery::Done`] unless it records otherwise in
+/// `cx`, so the loop sums nothing.
+type CommonFn<N> = for<'v, 'c, 'x> unsafe fn(*const Header<N>, &'v N, &'c mut Cx<'x, N>);
+
+/// The first field of every entry: the function the common path calls for it.
+///
+/// Removing an entry swaps [`skip`] in, which is how a post of this thread that is already
+/// iterating a snapshot with the entry (an observer unsubscribing another from inside a post)
+/// stops calling it: the entry's own function checks no flag, and the loop one load and one
+/// call per entry, like a `Vec<Box<dyn Fn>>`.
 #[repr(C)]
-pub(crate) struct Obs<K> {
+pub(crate) struct Header<N: 'static> {
+    /// A [`CommonFn<N>`], stored as a plain pointer. Only this thread's own unsubscribe (from
+    /// inside an observer) can race with a post's load: the grace period covers every other
+    /// thread, so `Relaxed` is enough.
+    common: AtomicPtr<()>,
+    _n: PhantomData<fn(&N)>,
+}
+
+impl<N: 'static> Header<N> {
+    fn new(common: CommonFn<N>) -> Self {
+        Header {
+            common: AtomicPtr::new(common as *mut ()),
+            _n: PhantomData,
+        }
+    }
+
+    /// The header of `entry`, with the provenance of the whole entry.
+    #[inline(always)]
+    fn of(entry: &dyn Deliver<N>) -> *const Header<N> {
+        (entry as *const dyn Deliver<N>).cast::<Header<N>>()
+    }
+
+    /// Calls the entry's common-path function.
+    ///
+    /// # Safety
+    /// `header` comes from [`Header::of`] on an entry that is alive for the call.
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    unsafe fn deliver(header: *const Header<N>, value: &N, cx: &mut Cx<'_, N>) {
+        // SAFETY: the caller's entry is alive, and every `Deliver` begins with its header.
+        let common = unsafe { &(*header).common }.load(Ordering::Relaxed);
+        // SAFETY: `common` only ever holds a `CommonFn<N>` (`Header::new`, `mark_removed`);
+        // a function pointer round-trips through a data pointer of the same size.
+        let common = unsafe { std::mem::transmute::<*mut (), CommonFn<N>>(common) };
+        // SAFETY: the function is the entry's own (or `skip`), given its own header.
+        unsafe { common(header, value, cx) }
+    }
+}
+
+/// The common-path function of a removed entry.
+#[allow(unsafe_code)]
+unsafe fn skip<N: 'static>(_: *const Header<N>, _: &N, cx: &mut Cx<'_, N>) {
+    cx.not_done(Delivery::Skipped);
+}
+
+/// An entry: its header, the `removed` flag, the kind, and its order. The fields every post
+/// reads (the header and the kind's captures) come first, in one small allocation that no
+/// writer touches while it is subscribed (snapshots hold plain pointers to it, not reference
+/// counts).
+#[repr(C)]
+pub(crate) struct Obs<N: 'static, K> {
+    header: Header<N>,
     removed: AtomicBool,
     kind: K,
     meta: Meta,
 }
 
-impl<K> Obs<K> {
+impl<N: Notification, K: Kind<N>> Obs<N, K> {
     pub(crate) fn new(meta: Meta, kind: K) -> Self {
         Obs {
+            header: Header::new(Self::common),
             removed: AtomicBool::new(false),
             kind,
             meta,
         }
     }
-}
 
-impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<K> {
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    #[inline]
-    fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery {
-        // Only this thread's own unsubscribe (from inside an observer) can race here: the
-        // grace period covers every other thread, so `Relaxed` is enough.
-        if self.removed.load(Ordering::Relaxed) {
-            return Delivery::Skipped;
-        }
+    /// Calls the kind, isolating its panics.
+    #[inline(always)]
+    fn call(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery {
         // Panic isolation lives here, around this entry's own code, not around the delivery
         // loop: the loop then keeps its state in registers, and a closure that cannot unwind
         // (most observers) costs nothing for it at all.
@@ -341,8 +390,45 @@ impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<K> {
         }
     }
 
+    /// This entry's [`CommonFn`].
+    ///
+    /// # Safety
+    /// `header` points to the header of a live `Obs<N, K>`, with its provenance.
+    #[allow(unsafe_code)]
+    unsafe fn common(header: *const Header<N>, value: &N, cx: &mut Cx<'_, N>) {
+        // SAFETY: the header is this type's first field (`repr(C)`), and the pointer carries
+        // the whole entry's provenance (`Header::of`).
+        let this = unsafe { &*header.cast::<Self>() };
+        let delivery = this.call(value, cx);
+        if !matches!(delivery, Delivery::Done) {
+            cx.not_done(delivery);
+        }
+    }
+}
+
+// SAFETY: `Obs` is `repr(C)` and begins with a `Header<N>` holding `Obs::<N, K>::common` or
+// `skip`, both of which accept a pointer to it.
+#[allow(unsafe_code)]
+unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    #[inline]
+    fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery {
+        // Only this thread's own unsubscribe (from inside an observer) can race here: the
+        // grace period covers every other thread, so `Relaxed` is enough.
+        if self.removed.load(Ordering::Relaxed) {
+            return Delivery::Skipped;
+        }
+        self.call(value, cx)
+    }
+
     fn mark_removed(&self) {
         self.removed.store(true, Ordering::Relaxed);
+        self.header
+            .common
+            .store(skip::<N> as CommonFn<N> as *mut (), Ordering::Relaxed);
     }
 
     fn needs_shared(&self) -> bool {
@@ -678,9 +764,13 @@ impl<N: Notification> Core<N> {
             let mut cx = Cx::new(self, sender, None);
             // A snapshot holds fewer than 2^32 entries (each one a heap allocation).
             let entries = snap.len() as u32;
-            for entry in snap.iter() {
-                entry.deliver_common(&value, &mut cx);
-            }
+            snap.iter().for_each(|entry| {
+                // SAFETY: the entry is in the snapshot this read section loaded: alive.
+                #[allow(unsafe_code)]
+                unsafe {
+                    Header::deliver(Header::of(entry), &value, &mut cx);
+                }
+            });
             let done = Shortfall::done(entries, cx.shortfall);
             self.count(section, done.inline);
             if done.received == 0 && done.panicked == 0 {

@@ -759,8 +759,8 @@ impl<N: Notification> Core<N> {
         } else {
             // No `catch_unwind` here: each entry isolates its own panics, and under
             // `Propagate` (the only way one leaves an entry) posts take the general path.
-            // Each entry counts as `Done` unless it records otherwise (`deliver_common`): the
-            // loop sums nothing, and the counts are the entries less the shortfall.
+            // Each entry counts as `Done` unless it records otherwise (`Header`): the loop
+            // sums nothing, and the counts are the entries less the shortfall.
             let mut cx = Cx::new(self, sender, None);
             // A snapshot holds fewer than 2^32 entries (each one a heap allocation).
             let entries = snap.len() as u32;
@@ -773,7 +773,7 @@ impl<N: Notification> Core<N> {
             });
             let done = Shortfall::done(entries, cx.shortfall);
             self.count(section, done.inline);
-            if done.received == 0 && done.panicked == 0 {
+            if Shortfall::dead(entries, cx.shortfall) {
                 self.dead(sender);
             }
             (done.received, 0, 0, done.panicked)
@@ -1130,6 +1130,13 @@ impl Shortfall {
             Delivery::Skipped => Self::NOT_RECEIVED,
             Delivery::Panicked => Self::NOT_RECEIVED | Self::PANICKED,
         }
+    }
+
+    /// Whether nobody received the post and nobody panicked (a dead post): every entry fell
+    /// short, none by a panic. One compare: the lanes are exactly `entries` and 0.
+    #[inline(always)]
+    fn dead(entries: u32, shortfall: u64) -> bool {
+        shortfall == u64::from(entries)
     }
 
     /// What `entries` entries delivered, given the sum of their shortfalls (each lane at most

@@ -102,8 +102,8 @@ mod push_wire;
 pub mod wire;
 
 pub use bridge::{
-    BridgeMetrics, DEFAULT_CLIENT_CAPACITY, DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge,
-    NatsBridgeBuilder,
+    Batching, BridgeMetrics, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, DEFAULT_CLIENT_CAPACITY,
+    DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge, NatsBridgeBuilder,
 };
 pub use error::{Error, ErrorKind};
 pub use events::{

@@ -597,6 +597,107 @@ async fn shutdown_sends_queued_notifications_in_batches() {
     assert_eq!(import.stats().lost, 0);
 }
 
+/// Serializes only when `n % 5 != 3`: the others take a sequence number and are dropped.
+#[derive(Debug, Clone, Deserialize)]
+struct Picky {
+    n: u64,
+}
+impl Notification for Picky {
+    fn name() -> &'static str {
+        "batch.picky"
+    }
+}
+impl Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.n % 5 == 3 {
+            return Err(serde::ser::Error::custom("not this one"));
+        }
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Picky", 1)?;
+        st.serialize_field("n", &self.n)?;
+        st.end()
+    }
+}
+
+async fn a_dropped_notification_ends_a_batch_so_importers_count_it_lost() {
+    // Unserializable notifications use up their sequence numbers without being queued: the
+    // queued ones around them are not consecutive, and a batch must not claim the gap.
+    let server = NatsServer::start();
+    let a = batching_bridge(&server, Batching::new()).await;
+    let b = plain_bridge(&server).await;
+    let (raw, _spy) = spy(&server, "batch.>").await;
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let _export = here.observer::<Picky>().forward(a.publish()).unwrap();
+    let import = b.import::<Picky>(&there).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let _obs = there.observe(move |p: &Picky| s.lock().unwrap().push(p.n));
+    const N: u64 = 50;
+    for n in 0..N {
+        here.post(Picky { n });
+    }
+    let sent: Vec<u64> = (0..N).filter(|n| n % 5 != 3).collect();
+    // The last number sent (49) is not a dropped one: no heartbeat needed for the tail.
+    until("every serializable notification", || len(&seen) == sent.len()).await;
+    assert_eq!(*seen.lock().unwrap(), sent);
+    until("the import's accounting", || {
+        let s = import.stats();
+        s.posted + s.lost == N
+    })
+    .await;
+    assert_eq!(import.stats().lost, N / 5, "exactly the dropped ones");
+    let m = a.metrics();
+    assert_eq!((m.exported, m.export_dropped), (N, N / 5));
+    // Batches of the runs between drops: 0 alone, then 1..=2, 4..=7, 9..=12, ...
+    until("every message at the spy", || {
+        raw.lock().unwrap().iter().map(Raw::count).sum::<u64>() == sent.len() as u64
+    })
+    .await;
+    let counts: Vec<u64> = raw.lock().unwrap().iter().map(Raw::count).collect();
+    let mut want = vec![1, 2];
+    want.extend([4; 9]);
+    want.push(1);
+    assert_eq!(counts, want);
+}
+
+async fn with_batching_a_full_outbox_drops_counted_and_importers_see_the_gap() {
+    let server = NatsServer::start();
+    let a = NatsBridge::builder()
+        .batching(Batching::new())
+        .client_capacity(4)
+        .outbox_capacity(10)
+        .heartbeat(Duration::from_millis(50))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let b = plain_bridge(&server).await;
+    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
+    let export = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    let import = b.import::<Numbered>(&there).await.unwrap();
+    let (seen, _s) = record::<Numbered>(&there);
+    // The first post goes to the client at once (unless its queue is full of its own
+    // messages); the next ten wait in the outbox behind it (with batching, posts queue until
+    // the task has looked), the rest are dropped.
+    for n in 0..100 {
+        here.post(Numbered { sender: 0, n });
+    }
+    let dropped = export.dropped();
+    assert!((89..=90).contains(&dropped), "dropped {dropped}");
+    until("the import's accounting", || {
+        let s = import.stats();
+        s.posted + s.lost == 100
+    })
+    .await;
+    let got: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.n).collect();
+    assert_eq!(got, (0..100 - dropped).collect::<Vec<_>>());
+    assert_eq!(import.stats().lost, dropped);
+    let m = a.metrics();
+    assert_eq!(
+        (m.exported, m.published, m.export_dropped),
+        (100, 100 - dropped, dropped)
+    );
+}
+
 fn main() {
     nats_support::main(
         "nats_batching",
@@ -628,6 +729,14 @@ fn main() {
             nats_support::multi(
                 "order_and_counts_survive_concurrent_posters_with_batching",
                 order_and_counts_survive_concurrent_posters_with_batching,
+            ),
+            nats_support::test(
+                "a_dropped_notification_ends_a_batch_so_importers_count_it_lost",
+                a_dropped_notification_ends_a_batch_so_importers_count_it_lost,
+            ),
+            nats_support::test(
+                "with_batching_a_full_outbox_drops_counted_and_importers_see_the_gap",
+                with_batching_a_full_outbox_drops_counted_and_importers_see_the_gap,
             ),
             nats_support::test(
                 "shutdown_sends_queued_notifications_in_batches",

@@ -100,15 +100,25 @@ impl Raw {
     }
 }
 
-/// A plain NATS client recording every message on `subject` (reply subjects included).
+/// A plain NATS client recording every message on `subject` (reply subjects included),
+/// heartbeats left out (they come every 100 ms here).
 async fn spy(server: &NatsServer, subject: &str) -> (Arc<Mutex<Vec<Raw>>>, async_nats::Client) {
     let client = async_nats::connect(server.url()).await.unwrap();
     let mut sub = client.subscribe(subject.to_owned()).await.unwrap();
-    client.flush().await.unwrap();
+    // A flush only empties the socket's buffer; a request the server answers itself ("no
+    // responders") comes back after it processed the subscription.
+    let answer = client.request("spy.ping", "".into()).await;
+    assert!(
+        matches!(&answer, Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders),
+        "{answer:?}"
+    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     tokio::spawn(async move {
         while let Some(m) = sub.next().await {
+            if m.reply.as_ref().is_some_and(|r| r.ends_with(".hb")) {
+                continue;
+            }
             s.lock().unwrap().push(Raw {
                 subject: m.subject.to_string(),
                 reply: m.reply.map(|r| r.to_string()).unwrap_or_default(),
@@ -629,6 +639,7 @@ async fn a_dropped_notification_ends_a_batch_so_importers_count_it_lost() {
     let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
     let _export = here.observer::<Picky>().forward(a.publish()).unwrap();
     let import = b.import::<Picky>(&there).await.unwrap();
+    let (lost, _l) = record::<RemoteLost>(&there);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let _obs = there.observe(move |p: &Picky| s.lock().unwrap().push(p.n));
@@ -646,6 +657,9 @@ async fn a_dropped_notification_ends_a_batch_so_importers_count_it_lost() {
     })
     .await;
     assert_eq!(import.stats().lost, N / 5, "exactly the dropped ones");
+    // Each gap is seen where it is (the next message), not later at a heartbeat.
+    let reports: Vec<u64> = lost.lock().unwrap().iter().map(|l| l.lost).collect();
+    assert_eq!(reports, [1; 10]);
     let m = a.metrics();
     assert_eq!((m.exported, m.export_dropped), (N, N / 5));
     // Batches of the runs between drops: 0 alone, then 1..=2, 4..=7, 9..=12, ...

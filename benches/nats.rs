@@ -108,12 +108,17 @@ struct Setup {
 impl Setup {
     async fn bridge(url: &str, batching: bool) -> Setup {
         let epoch = Instant::now();
-        let mut exporter = NatsBridge::builder();
+        // The batched peer's bridges work under their own subject prefix: the two bridge
+        // peers must not receive each other's notifications.
+        let (mut exporter, mut importer) = (NatsBridge::builder(), NatsBridge::builder());
         if batching {
-            exporter = exporter.batching(Batching::new());
+            exporter = exporter
+                .batching(Batching::new())
+                .subject_prefix("batched.");
+            importer = importer.subject_prefix("batched.");
         }
         let a = exporter.connect(url).await.unwrap();
-        let b = NatsBridge::connect(url).await.unwrap();
+        let b = importer.connect(url).await.unwrap();
         let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
         let export = here.observer::<Tick>().forward(a.publish()).unwrap();
         let import = b.import::<Tick>(&there).await.unwrap();

@@ -181,7 +181,8 @@ async fn a_batched_export_delivers_everything_in_order_with_exact_counts() {
     })
     .await;
     let want: Vec<u64> = (0..N).collect();
-    let got = |v: &Arc<Mutex<Vec<Numbered>>>| v.lock().unwrap().iter().map(|x| x.n).collect::<Vec<u64>>();
+    let got =
+        |v: &Arc<Mutex<Vec<Numbered>>>| v.lock().unwrap().iter().map(|x| x.n).collect::<Vec<u64>>();
     assert_eq!(got(&typed_seen), want, "typed import, in order");
     assert_eq!(got(&family_seen), want, "family import, typed, in order");
     let erased_ns: Vec<u64> = erased_seen
@@ -197,8 +198,9 @@ async fn a_batched_export_delivers_everything_in_order_with_exact_counts() {
     assert_eq!(erased_ns, want, "family import, type-erased, in order");
     for import in [&typed, &family, &erased] {
         let s = import.stats();
+        // Heartbeats (every 100 ms) are received too.
         assert_eq!(
-            (s.received, s.posted, s.lost, s.undecodable),
+            (s.received - s.heartbeats, s.posted, s.lost, s.undecodable),
             (N, N, 0, 0),
             "{}",
             import.subject()
@@ -232,7 +234,10 @@ async fn a_batched_export_delivers_everything_in_order_with_exact_counts() {
         assert_eq!(m.version(), "2", "{}", m.reply);
         assert_eq!(m.subject, "batch.numbered");
         let seq: u64 = m.reply.split('.').nth(3).unwrap().parse().unwrap();
-        assert_eq!(seq, first, "a batch's first sequence number follows the last");
+        assert_eq!(
+            seq, first,
+            "a batch's first sequence number follows the last"
+        );
         first += m.count();
     }
 }
@@ -266,7 +271,12 @@ async fn batches_keep_within_the_servers_max_payload() {
     let raw = raw.lock().unwrap();
     assert!(raw.len() > 10, "batches, and small ones: {}", raw.len());
     for m in raw.iter() {
-        assert!(m.payload.len() <= 1024, "{} bytes: {}", m.payload.len(), m.reply);
+        assert!(
+            m.payload.len() <= 1024,
+            "{} bytes: {}",
+            m.payload.len(),
+            m.reply
+        );
     }
     // The batches fill up to the limit (an item takes about 24 bytes).
     let fullest = raw.iter().map(|m| m.payload.len()).max().unwrap();
@@ -331,7 +341,11 @@ async fn batches_never_mix_senders_or_subjects_and_keep_each_items_origin() {
         }
     }
     until("every notification", || len(&arrivals) == script.len()).await;
-    assert_eq!(*arrivals.lock().unwrap(), script, "order, subjects and senders");
+    assert_eq!(
+        *arrivals.lock().unwrap(),
+        script,
+        "order, subjects and senders"
+    );
     until("every message at the spy", || {
         raw.lock().unwrap().iter().map(Raw::count).sum::<u64>() == script.len() as u64
     })
@@ -443,7 +457,12 @@ async fn one_bad_item_of_a_batch_is_one_undecodable_notification_and_the_rest_ar
     let s = typed.stats();
     assert_eq!((s.posted, s.undecodable, s.lost), (6, 5, 0), "{s:?}");
     assert_eq!(len(&bad), 5);
-    let errors: Vec<String> = bad.lock().unwrap().iter().map(|u| u.error.clone()).collect();
+    let errors: Vec<String> = bad
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|u| u.error.clone())
+        .collect();
     assert!(errors[1].contains("framing"), "{errors:?}");
     assert!(errors[3].contains("after the batch"), "{errors:?}");
     assert!(
@@ -535,7 +554,10 @@ async fn without_batching_every_notification_is_one_plain_json_message() {
             n: n as u64,
         })
         .unwrap();
-        assert_eq!(m.payload, want, "the payload is the JSON, nothing around it");
+        assert_eq!(
+            m.payload, want,
+            "the payload is the JSON, nothing around it"
+        );
         assert_eq!(m.version(), "1", "{}", m.reply);
         assert_eq!(m.subject, "batch.numbered");
     }
@@ -649,7 +671,10 @@ async fn a_dropped_notification_ends_a_batch_so_importers_count_it_lost() {
     }
     let sent: Vec<u64> = (0..N).filter(|n| n % 5 != 3).collect();
     // The last number sent (49) is not a dropped one: no heartbeat needed for the tail.
-    until("every serializable notification", || len(&seen) == sent.len()).await;
+    until("every serializable notification", || {
+        len(&seen) == sent.len()
+    })
+    .await;
     assert_eq!(*seen.lock().unwrap(), sent);
     until("the import's accounting", || {
         let s = import.stats();

@@ -25,7 +25,8 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 /// The builder's [`sender`](ObserverBuilder::sender), [`filter`](ObserverBuilder::filter)
 /// and [`priority`](ObserverBuilder::priority) choose what is exported. The export runs on
 /// the posting thread like an inline observer: it serializes the value (JSON) and queues the
-/// bytes in the bridge's bounded outbox; a task publishes them in order. The builder's
+/// bytes in the bridge's bounded outbox; a task publishes them in order (several to a message
+/// with [`NatsBridgeBuilder::batching`](super::NatsBridgeBuilder::batching)). The builder's
 /// [`policy`](ObserverBuilder::policy) does not apply (the outbox's capacity does, see
 /// [`NatsBridgeBuilder::outbox_capacity`](super::NatsBridgeBuilder::outbox_capacity)).
 /// With [`replay_last`](ObserverBuilder::replay_last), the last value is exported once when

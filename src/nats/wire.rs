@@ -193,7 +193,11 @@ impl<'a> Frames<'a> {
 
     /// How many bytes follow the items read so far (0 after the last item of a good batch).
     pub(crate) fn trailing(&self) -> usize {
-        if self.broken.is_some() { 0 } else { self.rest.len() }
+        if self.broken.is_some() {
+            0
+        } else {
+            self.rest.len()
+        }
     }
 }
 

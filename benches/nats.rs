@@ -85,6 +85,7 @@ const INTERLEAVED_BATCHES: usize = 10;
 enum Peer {
     Bridge {
         center: NotificationCenter,
+        exporter: NatsBridge,
         _export: herald::nats::Export,
         _import: herald::nats::Import,
         _obs: herald::Subscription,
@@ -129,6 +130,7 @@ impl Setup {
         Setup {
             peer: Peer::Bridge {
                 center: here,
+                exporter: a,
                 _export: export,
                 _import: import,
                 _obs: obs,
@@ -365,6 +367,19 @@ fn main() {
         });
     }
     report(&rows);
+    for (name, setup) in &peers {
+        if let Peer::Bridge { exporter, .. } = &setup.peer {
+            let m = exporter.metrics();
+            println!(
+                "{name}: {} notifications published over the whole run, {} of them in {} \
+                 batches ({:.0} per batch; the latency scenario sends one at a time)",
+                m.published,
+                m.batched,
+                m.batches,
+                m.batched as f64 / m.batches.max(1) as f64
+            );
+        }
+    }
     drop(peers);
     #[cfg(all(feature = "bridge", feature = "mock"))]
     push::run(&rt, &url);

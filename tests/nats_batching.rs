@@ -212,6 +212,7 @@ async fn a_batched_export_delivers_everything_in_order_with_exact_counts() {
         (N, N, 0),
         "the exporter counts notifications, not messages"
     );
+    assert_eq!((m.batches, m.batched), (10, N - 1));
     // On the wire: the first post went out alone (version 1, plain JSON); the 999 that
     // queued behind it went in batches of at most 100.
     until("every message at the spy", || {
@@ -548,6 +549,7 @@ async fn without_batching_every_notification_is_one_plain_json_message() {
         here.post(Numbered { sender: 1, n });
     }
     until("every message at the spy", || len(&raw) == N as usize).await;
+    assert_eq!((a.metrics().batches, a.metrics().batched), (0, 0));
     for (n, m) in raw.lock().unwrap().iter().enumerate() {
         let want = serde_json::to_vec(&Numbered {
             sender: 1,

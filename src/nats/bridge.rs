@@ -627,6 +627,11 @@ pub struct BridgeMetrics {
     pub published: u64,
     /// Imported notifications that exports skipped (never sent back out: no loops).
     pub not_reexported: u64,
+    /// Of the published notifications, those sent in batches (see
+    /// [`NatsBridgeBuilder::batching`]); the others went one to a message.
+    pub batched: u64,
+    /// Batches published: `batched / batches` is their mean size.
+    pub batches: u64,
     /// Heartbeats sent.
     pub heartbeats: u64,
     /// Notifications imported and posted.
@@ -651,6 +656,8 @@ pub(crate) struct Counters {
     pub(crate) export_dropped: AtomicU64,
     pub(crate) published: AtomicU64,
     pub(crate) not_reexported: AtomicU64,
+    pub(crate) batched: AtomicU64,
+    pub(crate) batches: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
     pub(crate) imported: AtomicU64,
     pub(crate) lost: AtomicU64,
@@ -669,6 +676,8 @@ impl Counters {
             export_dropped: l(&self.export_dropped),
             published: l(&self.published),
             not_reexported: l(&self.not_reexported),
+            batched: l(&self.batched),
+            batches: l(&self.batches),
             heartbeats: l(&self.heartbeats),
             imported: l(&self.imported),
             lost: l(&self.lost),

@@ -569,6 +569,10 @@ async fn publish_batch(
             Bytes::from(payload),
         )
         .await;
+    if sent.is_ok() {
+        shared.counters.batched.fetch_add(count, Ordering::Relaxed);
+        shared.counters.batches.fetch_add(1, Ordering::Relaxed);
+    }
     published(outbox, shared, &first.subject, count, sent);
 }
 

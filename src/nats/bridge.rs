@@ -309,7 +309,11 @@ impl NatsBridgeBuilder {
     /// notification, or one posted while the outbox is idle, goes out at once as a message of
     /// its own, as without batching; batches form only while notifications are posted faster
     /// than they are published. Order per sender and per subject is unchanged, and importers
-    /// still count every notification (`posted + lost == sent`).
+    /// still count every notification (`posted + lost == sent`). The price: a notification
+    /// sent at once also wakes the publishing task (so that the ones posted right after it
+    /// wait in the outbox and batch), a little CPU per lone notification.
+    /// [`BridgeMetrics::batches`] and [`BridgeMetrics::batched`] tell how much batching
+    /// happens.
     ///
     /// **Why it is opt-in.** Without batching every notification is one NATS message whose
     /// payload is exactly its JSON, which any NATS client (a service in another language, the

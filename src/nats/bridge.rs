@@ -24,6 +24,75 @@ pub const DEFAULT_CLIENT_CAPACITY: usize = 65_536;
 /// subject, so that importers count a loss at the tail of a burst).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// The default byte limit of one batch's payload (see [`Batching::max_bytes`]): 64 KiB.
+pub const DEFAULT_BATCH_BYTES: usize = 64 * 1024;
+/// The default item limit of one batch (see [`Batching::max_items`]).
+pub const DEFAULT_BATCH_ITEMS: usize = 1024;
+/// What a batch is capped at when the server has not said its `max_payload` yet (the NATS
+/// server's default, 1 MiB).
+const FALLBACK_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// Batching of exported notifications, an opt-in setting of
+/// [`NatsBridgeBuilder::batching`]: runs of notifications that are already waiting in the
+/// outbox, on one subject and from one sender, go out as one NATS message (the
+/// [`wire`](super::wire) format's version 2) of at most [`max_bytes`](Self::max_bytes) of
+/// payload and [`max_items`](Self::max_items) notifications.
+///
+/// Defaults: [`DEFAULT_BATCH_BYTES`] and [`DEFAULT_BATCH_ITEMS`]; the byte limit is further
+/// capped by the server's `max_payload`.
+///
+/// ```
+/// use herald::nats::{Batching, NatsBridge};
+///
+/// let b = NatsBridge::builder().batching(Batching::default().max_bytes(32 * 1024).max_items(256));
+/// # drop(b);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub(crate) max_bytes: usize,
+    pub(crate) max_items: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            max_bytes: DEFAULT_BATCH_BYTES,
+            max_items: DEFAULT_BATCH_ITEMS,
+        }
+    }
+}
+
+impl Batching {
+    /// Batching with the default limits.
+    pub fn new() -> Self {
+        Batching::default()
+    }
+
+    /// The most payload one batch carries, in bytes (each notification's JSON plus a few bytes
+    /// of framing). Capped by the server's `max_payload`. A notification larger than this
+    /// alone goes out as a message of its own, as without batching.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes.max(1);
+        self
+    }
+
+    /// The most notifications one batch carries (at least 1; 1 turns batching off).
+    pub fn max_items(mut self, items: usize) -> Self {
+        self.max_items = items.max(1);
+        self
+    }
+
+    /// The byte limit of a batch on a server that accepts `max_payload` bytes (0: not known).
+    pub(crate) fn byte_limit(&self, max_payload: usize) -> usize {
+        let server = if max_payload == 0 {
+            FALLBACK_MAX_PAYLOAD
+        } else {
+            max_payload
+        };
+        self.max_bytes.min(server)
+    }
+}
+
 /// How a bridge authenticates to its server. Never printed.
 #[derive(Clone, Default)]
 enum Auth {
@@ -40,7 +109,9 @@ enum Auth {
 /// Defaults: no subject prefix; reconnect forever with exponential backoff from 50 ms to 5 s
 /// (with jitter); fail at once if the first connection fails (see
 /// [`retry_initial_connect`](Self::retry_initial_connect)); outbox of
-/// [`DEFAULT_OUTBOX_CAPACITY`]; heartbeats every [`DEFAULT_HEARTBEAT`].
+/// [`DEFAULT_OUTBOX_CAPACITY`]; heartbeats every [`DEFAULT_HEARTBEAT`]; no batching (every
+/// notification is one NATS message whose payload is its JSON, see
+/// [`batching`](Self::batching)).
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
@@ -74,6 +145,7 @@ pub struct NatsBridgeBuilder {
     subscription_capacity: usize,
     client_capacity: usize,
     heartbeat: Duration,
+    batching: Option<Batching>,
 }
 
 impl Default for NatsBridgeBuilder {
@@ -93,6 +165,7 @@ impl Default for NatsBridgeBuilder {
             subscription_capacity: 65_536,
             client_capacity: DEFAULT_CLIENT_CAPACITY,
             heartbeat: DEFAULT_HEARTBEAT,
+            batching: None,
         }
     }
 }
@@ -227,6 +300,47 @@ impl NatsBridgeBuilder {
         self
     }
 
+    /// Sends runs of exported notifications as batches (default: off).
+    ///
+    /// With batching on, the task that publishes the outbox packs consecutive notifications
+    /// that are already waiting in it, on one subject and from one sender, into one NATS
+    /// message (version 2 of the [`wire`](super::wire) format), up to the limits of
+    /// [`Batching`]. It never waits for more to arrive: no timer, no added latency. A lone
+    /// notification, or one posted while the outbox is idle, goes out at once as a message of
+    /// its own, as without batching; batches form only while notifications are posted faster
+    /// than they are published. Order per sender and per subject is unchanged, and importers
+    /// still count every notification (`posted + lost == sent`). The price: a notification
+    /// sent at once also wakes the publishing task (so that the ones posted right after it
+    /// wait in the outbox and batch), a little CPU per lone notification.
+    /// [`BridgeMetrics::batches`] and [`BridgeMetrics::batched`] tell how much batching
+    /// happens.
+    ///
+    /// **Why it is opt-in.** Without batching every notification is one NATS message whose
+    /// payload is exactly its JSON, which any NATS client (a service in another language, the
+    /// `nats` CLI) can read. A batch's payload is several notifications framed together,
+    /// which only herald's importers read (every herald importer reads both forms, batching or
+    /// not). So turn it on when the notifications' subscribers are herald bridges and the
+    /// rate is high (thousands per second and more): the server, the clients and herald's
+    /// metadata cost per message, and a batch pays that once for many notifications
+    /// (measured in `benches/nats.rs`). Importers of a herald version without
+    /// batches count each batch as one undecodable message and its notifications as lost.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{Batching, NatsBridge};
+    ///
+    /// // Herald-to-herald traffic at high rates: batches of up to 64 KiB.
+    /// let bridge = NatsBridge::builder()
+    ///     .batching(Batching::new().max_bytes(64 * 1024))
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await?;
+    /// # drop(bridge); Ok(()) }
+    /// ```
+    pub fn batching(mut self, batching: Batching) -> Self {
+        self.batching = Some(batching);
+        self
+    }
+
     /// Connects to `url` (`nats://host:4222`, `tls://...`; several separated by commas).
     ///
     /// Fails with [`ErrorKind::InvalidName`] for a bad subject prefix, [`ErrorKind::Config`]
@@ -302,7 +416,12 @@ impl NatsBridgeBuilder {
         if client.connection_state() == async_nats::connection::State::Connected {
             shared.set_state(ConnectionState::Connected, "connected");
         }
-        let outbox = Arc::new(Outbox::new(self.outbox_capacity, client.clone(), id));
+        let outbox = Arc::new(Outbox::new(
+            self.outbox_capacity,
+            client.clone(),
+            id,
+            self.batching.filter(|b| b.max_items > 1),
+        ));
         let publisher = tokio::spawn(super::export::publish_loop(
             client.clone(),
             outbox.clone(),
@@ -342,6 +461,7 @@ impl fmt::Debug for NatsBridgeBuilder {
             .field("outbox_capacity", &self.outbox_capacity)
             .field("client_capacity", &self.client_capacity)
             .field("heartbeat", &self.heartbeat)
+            .field("batching", &self.batching)
             .finish_non_exhaustive()
     }
 }
@@ -497,8 +617,9 @@ pub(crate) async fn round_trip(
 }
 
 /// What the bridge counts. Every notification exported is, in the end, published or dropped
-/// (`exported == published + export_dropped` once the outbox is empty); every message an
-/// import receives is posted, counted undecodable, or an echo.
+/// (`exported == published + export_dropped` once the outbox is empty); every notification an
+/// import receives (a batch counts each of its items) is posted, counted undecodable, or an
+/// echo.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BridgeMetrics {
@@ -510,15 +631,20 @@ pub struct BridgeMetrics {
     pub published: u64,
     /// Imported notifications that exports skipped (never sent back out: no loops).
     pub not_reexported: u64,
+    /// Of the published notifications, those sent in batches (see
+    /// [`NatsBridgeBuilder::batching`]); the others went one to a message.
+    pub batched: u64,
+    /// Batches published: `batched / batches` is their mean size.
+    pub batches: u64,
     /// Heartbeats sent.
     pub heartbeats: u64,
     /// Notifications imported and posted.
     pub imported: u64,
     /// Notifications imports know they missed (sequence gaps).
     pub lost: u64,
-    /// Messages imports could not decode.
+    /// Notifications (or messages whose metadata is unreadable) imports could not decode.
     pub undecodable: u64,
-    /// Own messages that came back (dropped; the server is told not to echo them).
+    /// Own notifications that came back (dropped; the server is told not to echo them).
     pub echoes: u64,
     /// Times the connection was lost.
     pub disconnects: u64,
@@ -534,6 +660,8 @@ pub(crate) struct Counters {
     pub(crate) export_dropped: AtomicU64,
     pub(crate) published: AtomicU64,
     pub(crate) not_reexported: AtomicU64,
+    pub(crate) batched: AtomicU64,
+    pub(crate) batches: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
     pub(crate) imported: AtomicU64,
     pub(crate) lost: AtomicU64,
@@ -552,6 +680,8 @@ impl Counters {
             export_dropped: l(&self.export_dropped),
             published: l(&self.published),
             not_reexported: l(&self.not_reexported),
+            batched: l(&self.batched),
+            batches: l(&self.batches),
             heartbeats: l(&self.heartbeats),
             imported: l(&self.imported),
             lost: l(&self.lost),

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::bridge::{CenterRef, Shared};
-use super::{BridgeId, Error, ErrorKind, ExportDropped, NatsBridge, Origin, wire};
+use super::{Batching, BridgeId, Error, ErrorKind, ExportDropped, NatsBridge, Origin, wire};
 use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscription, Terminal};
 
 /// The export terminal: `center.observer::<N>().forward(bridge.publish())` sends every `N` to
@@ -25,7 +25,8 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 /// The builder's [`sender`](ObserverBuilder::sender), [`filter`](ObserverBuilder::filter)
 /// and [`priority`](ObserverBuilder::priority) choose what is exported. The export runs on
 /// the posting thread like an inline observer: it serializes the value (JSON) and queues the
-/// bytes in the bridge's bounded outbox; a task publishes them in order. The builder's
+/// bytes in the bridge's bounded outbox; a task publishes them in order (several to a message
+/// with [`NatsBridgeBuilder::batching`](super::NatsBridgeBuilder::batching)). The builder's
 /// [`policy`](ObserverBuilder::policy) does not apply (the outbox's capacity does, see
 /// [`NatsBridgeBuilder::outbox_capacity`](super::NatsBridgeBuilder::outbox_capacity)).
 /// With [`replay_last`](ObserverBuilder::replay_last), the last value is exported once when
@@ -165,7 +166,7 @@ impl<N: Notification + Serialize> Terminal<N> for Publish {
                         .counters
                         .export_dropped
                         .fetch_add(1, Ordering::Relaxed);
-                    st.count_drop(reason, &outbox);
+                    st.count_drop(reason, 1, &outbox);
                 }
             }
         });
@@ -210,19 +211,19 @@ pub(crate) struct ExportState {
 }
 
 impl ExportState {
-    fn count_drop(&self, reason: DropReason, outbox: &Outbox) {
+    fn count_drop(&self, reason: DropReason, n: u64, outbox: &Outbox) {
         self.reason.store(reason as u8, Ordering::Relaxed);
-        self.dropped_total.fetch_add(1, Ordering::Relaxed);
+        self.dropped_total.fetch_add(n, Ordering::Relaxed);
         if outbox.is_closed() {
-            // The reporter has stopped: report this one now.
+            // The reporter has stopped: report these now.
             self.center.post(ExportDropped {
                 subject: self.subject.name.clone(),
-                dropped: 1,
+                dropped: n,
                 reason: DropReason::from_u8(reason as u8).to_owned(),
             });
             return;
         }
-        if self.dropped.fetch_add(1, Ordering::AcqRel) == 0 {
+        if self.dropped.fetch_add(n, Ordering::AcqRel) == 0 {
             outbox.report.notify_one();
         }
     }
@@ -259,12 +260,20 @@ pub(crate) enum Sent {
 /// room: one hop less, and no task to wake per post. Otherwise (the client's queue full, the
 /// connection down, or older messages still waiting) it queues, and the task publishes in order.
 /// Both happen under the queue's lock, so sequence order is publish order either way.
+///
+/// With [`Batching`], a direct hand-off also marks the outbox busy and wakes the task: the
+/// posts that follow before the task has looked queue behind it, and the task sends what it
+/// finds queued in batches. So a lone post still goes out at once, and a burst is batched from
+/// its second notification on.
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
     capacity: usize,
     client: async_nats::Client,
     /// The start of this bridge's reply subjects ([`wire::reply_prefix`]).
     reply_prefix: String,
+    /// The start of this bridge's batch reply subjects ([`wire::batch_reply_prefix`]).
+    batch_prefix: String,
+    batching: Option<Batching>,
     wake: Notify,
     report: Notify,
     closed: AtomicBool,
@@ -274,13 +283,19 @@ pub(crate) struct Outbox {
 
 struct Queue {
     items: VecDeque<Outgoing>,
-    /// The publishing task holds a batch it has not finished sending.
+    /// The publishing task holds items it has not finished sending, or (with batching) a post
+    /// published directly and the task has not looked at the queue since.
     busy: bool,
     closed: bool,
 }
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize, client: async_nats::Client, origin: BridgeId) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        client: async_nats::Client,
+        origin: BridgeId,
+        batching: Option<Batching>,
+    ) -> Self {
         Outbox {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -290,6 +305,8 @@ impl Outbox {
             capacity,
             client,
             reply_prefix: wire::reply_prefix(origin),
+            batch_prefix: wire::batch_reply_prefix(origin),
+            batching,
             wake: Notify::new(),
             report: Notify::new(),
             closed: AtomicBool::new(false),
@@ -351,6 +368,13 @@ impl Outbox {
             let idle = q.items.is_empty() && !q.busy;
             if idle {
                 match self.try_publish(&subject.subject, seq, sender, &payload) {
+                    Some(Ok(())) if self.batching.is_some() => {
+                        // The next posts queue until the task has looked: a burst batches.
+                        q.busy = true;
+                        drop(q);
+                        self.wake.notify_one();
+                        return Ok(Sent::Published);
+                    }
                     Some(Ok(())) => return Ok(Sent::Published),
                     Some(Err(reason)) => return Err(reason),
                     None => {}
@@ -444,34 +468,143 @@ pub(crate) async fn publish_loop(
             }
             continue;
         }
-        for item in batch.drain(..) {
-            let reply = outbox.reply(item.seq, item.sender, false);
-            match client
-                .publish_with_reply(item.subject.subject.clone(), reply, item.payload)
-                .await
-            {
-                Ok(()) => {
-                    shared.counters.published.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    tracing::warn!(subject = %item.subject.name, "nats export dropped: {e}");
-                    shared
-                        .counters
-                        .export_dropped
-                        .fetch_add(1, Ordering::Relaxed);
-                    let exports = outbox.exports.lock().clone();
-                    if let Some(st) = exports
-                        .iter()
-                        .filter_map(Weak::upgrade)
-                        .find(|s| Arc::ptr_eq(&s.subject, &item.subject))
-                    {
-                        st.count_drop(DropReason::PublishFailed, &outbox);
+        match outbox.batching {
+            Some(batching) if batch.len() > 1 => {
+                let limits = Limits {
+                    bytes: batching.byte_limit(client.max_payload()),
+                    items: batching.max_items,
+                };
+                let items = batch.make_contiguous();
+                let mut start = 0;
+                while start < items.len() {
+                    let end = run_end(items, start, limits);
+                    if end - start == 1 {
+                        publish_one(&client, &outbox, &shared, &mut items[start]).await;
+                    } else {
+                        publish_batch(&client, &outbox, &shared, &items[start..end]).await;
                     }
+                    start = end;
+                }
+                batch.clear();
+            }
+            _ => {
+                for mut item in batch.drain(..) {
+                    publish_one(&client, &outbox, &shared, &mut item).await;
                 }
             }
         }
     }
     let _ = reporter.await;
+}
+
+/// A batch's limits, the server's `max_payload` applied.
+#[derive(Clone, Copy)]
+struct Limits {
+    bytes: usize,
+    items: usize,
+}
+
+/// The end of the run that starts at `start`: the items after it on the same subject, from
+/// the same sender, with the next sequence numbers (a drop between them ends the run), within
+/// the limits.
+fn run_end(items: &[Outgoing], start: usize, limits: Limits) -> usize {
+    let first = &items[start];
+    let mut bytes = wire::framed_len(first.payload.len());
+    let mut end = start + 1;
+    while let Some(next) = items.get(end) {
+        let size = wire::framed_len(next.payload.len());
+        if end - start >= limits.items
+            || !Arc::ptr_eq(&next.subject, &first.subject)
+            || next.sender != first.sender
+            || next.seq != items[end - 1].seq + 1
+            || bytes + size > limits.bytes
+        {
+            break;
+        }
+        bytes += size;
+        end += 1;
+    }
+    end
+}
+
+/// Publishes one notification as a message of its own (wire version 1).
+async fn publish_one(
+    client: &async_nats::Client,
+    outbox: &Outbox,
+    shared: &Shared,
+    item: &mut Outgoing,
+) {
+    let reply = outbox.reply(item.seq, item.sender, false);
+    let payload = std::mem::take(&mut item.payload);
+    let sent = client
+        .publish_with_reply(item.subject.subject.clone(), reply, payload)
+        .await;
+    published(outbox, shared, &item.subject, 1, sent);
+}
+
+/// Publishes a run of notifications (see [`run_end`]) as one batch (wire version 2).
+async fn publish_batch(
+    client: &async_nats::Client,
+    outbox: &Outbox,
+    shared: &Shared,
+    run: &[Outgoing],
+) {
+    let first = &run[0];
+    let size = run.iter().map(|i| wire::framed_len(i.payload.len())).sum();
+    let mut payload = Vec::with_capacity(size);
+    for item in run {
+        wire::frame(&mut payload, &item.payload);
+    }
+    let count = run.len() as u64;
+    let reply = wire::encode_batch(
+        &outbox.batch_prefix,
+        first.seq,
+        count,
+        first.sender.map(SenderId::as_raw),
+    );
+    let sent = client
+        .publish_with_reply(
+            first.subject.subject.clone(),
+            async_nats::Subject::from(reply),
+            Bytes::from(payload),
+        )
+        .await;
+    if sent.is_ok() {
+        shared.counters.batched.fetch_add(count, Ordering::Relaxed);
+        shared.counters.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    published(outbox, shared, &first.subject, count, sent);
+}
+
+/// Counts `n` notifications of one message as published, or as dropped when the client
+/// refused the message.
+fn published(
+    outbox: &Outbox,
+    shared: &Shared,
+    subject: &Arc<SubjectSeq>,
+    n: u64,
+    sent: Result<(), async_nats::PublishError>,
+) {
+    match sent {
+        Ok(()) => {
+            shared.counters.published.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!(subject = %subject.name, notifications = n, "nats export dropped: {e}");
+            shared
+                .counters
+                .export_dropped
+                .fetch_add(n, Ordering::Relaxed);
+            let exports = outbox.exports.lock().clone();
+            if let Some(st) = exports
+                .iter()
+                .filter_map(Weak::upgrade)
+                .find(|s| Arc::ptr_eq(&s.subject, subject))
+            {
+                st.count_drop(DropReason::PublishFailed, n, outbox);
+            }
+        }
+    }
 }
 
 /// Tells importers each subject's last sequence number, when nothing is queued or in flight

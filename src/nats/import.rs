@@ -261,20 +261,24 @@ impl fmt::Debug for Import {
     }
 }
 
-/// What one import counted. Every message received is posted, undecodable, an echo or a
-/// heartbeat: `received == posted + undecodable + echoes + heartbeats`.
+/// What one import counted, in notifications: a batch (see [`wire`](super::wire)) counts
+/// each of its items. Every notification received is posted, undecodable, an echo, and
+/// every heartbeat is counted: `received == posted + undecodable + echoes + heartbeats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ImportStats {
-    /// Messages received.
+    /// Notifications received (a message of one, or the items of a batch), heartbeats,
+    /// messages whose metadata cannot be read, and unreadable bytes after a batch's items
+    /// (each counted once, as undecodable).
     pub received: u64,
     /// Notifications posted into the center.
     pub posted: u64,
     /// Notifications known missed (sequence gaps, found by later messages or heartbeats).
     pub lost: u64,
-    /// Messages that could not be read.
+    /// Notifications that could not be read (a bad item of a batch is one), and messages
+    /// whose metadata could not be read.
     pub undecodable: u64,
-    /// Own messages that came back.
+    /// Own notifications that came back.
     pub echoes: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
@@ -344,6 +348,16 @@ impl SeqTable {
     }
 }
 
+/// Where the notifications of one message come from.
+struct Source<'a> {
+    subject: &'a str,
+    /// The subject without the bridge's prefix.
+    name: &'a str,
+    bridge: Option<BridgeId>,
+    raw_sender: Option<u64>,
+    sender: SenderId,
+}
+
 async fn import_loop(mut subscriber: async_nats::Subscriber, mut state: Importing) {
     while let Some(message) =
         std::future::poll_fn(|cx| Pin::new(&mut subscriber).poll_next(cx)).await
@@ -354,24 +368,29 @@ async fn import_loop(mut subscriber: async_nats::Subscriber, mut state: Importin
 
 impl Importing {
     fn handle(&mut self, message: async_nats::Message) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
         let subject = message.subject.as_str();
         let meta = match wire::decode(message.reply.as_deref(), &mut self.bridges) {
             Ok(meta) => meta,
             Err(error) => {
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
                 let (origin, _) = self.origins.get(None, None);
                 return self.undecodable(subject, &origin, error);
             }
         };
+        let count = meta.map_or(1, |m| m.count);
+        self.stats.received.fetch_add(count, Ordering::Relaxed);
         let bridge = meta.map(|m| m.bridge);
         if bridge == Some(self.own) {
-            self.stats.echoes.fetch_add(1, Ordering::Relaxed);
-            self.shared.counters.echoes.fetch_add(1, Ordering::Relaxed);
+            self.stats.echoes.fetch_add(count, Ordering::Relaxed);
+            self.shared
+                .counters
+                .echoes
+                .fetch_add(count, Ordering::Relaxed);
             return;
         }
         if let Some(meta) = meta {
             let bridge = meta.bridge;
-            let lost = self.track(bridge, subject, meta.seq, meta.heartbeat);
+            let lost = self.track(bridge, subject, meta.seq, meta.count, meta.heartbeat);
             if lost > 0 {
                 self.stats.lost.fetch_add(lost, Ordering::Relaxed);
                 self.shared.counters.lost.fetch_add(lost, Ordering::Relaxed);
@@ -389,15 +408,52 @@ impl Importing {
         let raw_sender = meta.and_then(|m| m.sender);
         let sender = self.origins.sender_id(bridge, raw_sender);
         let name = subject.get(self.prefix_len..).unwrap_or(subject);
-        let decoded = match &self.route {
-            Route::Typed(decode) => decode(&message.payload, &self.center, sender),
-            Route::Family(typed) => match typed.get(name) {
-                Some(decode) => decode(&message.payload, &self.center, sender),
-                None => {
+        let decode = match &self.route {
+            Route::Typed(decode) => Some(decode.clone()),
+            Route::Family(typed) => typed.get(name).cloned(),
+        };
+        let from = Source {
+            subject,
+            name,
+            bridge,
+            raw_sender,
+            sender,
+        };
+        if !meta.is_some_and(|m| m.batch) {
+            return self.deliver(&from, decode.as_ref(), &message.payload);
+        }
+        let mut frames = wire::Frames::new(&message.payload);
+        for _ in 0..count {
+            match frames.next_item() {
+                Ok(item) => self.deliver(&from, decode.as_ref(), item),
+                Err(error) => {
                     let (origin, _) = self.origins.get(bridge, raw_sender);
-                    self.post_erased(name, &message.payload, origin, sender)
+                    self.undecodable(subject, &origin, error);
                 }
-            },
+            }
+        }
+        let trailing = frames.trailing();
+        if trailing > 0 {
+            // Not a notification of the batch, but something unreadable was received.
+            self.stats.received.fetch_add(1, Ordering::Relaxed);
+            let (origin, _) = self.origins.get(bridge, raw_sender);
+            self.undecodable(
+                subject,
+                &origin,
+                format!("{trailing} bytes after the batch's {count} items"),
+            );
+        }
+    }
+
+    /// Decodes one notification (a whole message's payload, or one item of a batch) and posts
+    /// it, or counts it undecodable.
+    fn deliver(&mut self, from: &Source<'_>, decode: Option<&Decoder>, payload: &[u8]) {
+        let decoded = match decode {
+            Some(decode) => decode(payload, &self.center, from.sender),
+            None => {
+                let (origin, _) = self.origins.get(from.bridge, from.raw_sender);
+                self.post_erased(from.name, payload, origin, from.sender)
+            }
         };
         match decoded {
             Ok(()) => {
@@ -408,28 +464,38 @@ impl Importing {
                     .fetch_add(1, Ordering::Relaxed);
             }
             Err(error) => {
-                let (origin, _) = self.origins.get(bridge, raw_sender);
-                self.undecodable(subject, &origin, error);
+                let (origin, _) = self.origins.get(from.bridge, from.raw_sender);
+                self.undecodable(from.subject, &origin, error);
             }
         }
     }
 
-    /// Records `seq` for (bridge, subject); returns how many numbers were skipped. The first
-    /// message seen from an origin on a subject sets the baseline.
-    fn track(&mut self, bridge: BridgeId, subject: &str, seq: u64, heartbeat: bool) -> u64 {
+    /// Records the numbers `seq..seq + count` for (bridge, subject); returns how many numbers
+    /// were skipped before them. The first message seen from an origin on a subject sets the
+    /// baseline.
+    fn track(
+        &mut self,
+        bridge: BridgeId,
+        subject: &str,
+        seq: u64,
+        count: u64,
+        heartbeat: bool,
+    ) -> u64 {
+        // `decode` checked that the last number fits.
+        let top = seq.saturating_add(count.saturating_sub(1));
         let Some(last) = self.seqs.last(bridge, subject) else {
-            self.seqs.insert(bridge, subject, seq);
+            self.seqs.insert(bridge, subject, top);
             return 0;
         };
-        // A heartbeat carries the last number sent; a message its own number.
+        // A heartbeat carries the last number sent; a message its own (first) number.
         let expected = if heartbeat { *last } else { *last + 1 };
         if seq > expected {
             let lost = seq - expected;
-            *last = seq;
+            *last = top;
             lost
         } else {
-            if seq > *last {
-                *last = seq;
+            if top > *last {
+                *last = top;
             }
             0
         }

@@ -54,11 +54,14 @@
 //! # Order
 //! Exports run on the posting thread and queue in one outbox per bridge, published by one task
 //! in queue order; NATS keeps one connection's order per subject; an import posts in arrival
-//! order. So what one thread posts reaches each remote observer in post order.
+//! order. So what one thread posts reaches each remote observer in post order. With
+//! [batching](NatsBridgeBuilder::batching) (opt-in), a batch holds consecutive notifications of
+//! one subject and one sender and its items are posted in order: the same holds.
 //!
 //! # Loss is never silent
-//! NATS core delivery is at most once. Each message carries a sequence number per (origin,
-//! subject); importers count gaps and post [`RemoteLost`]. A loss at the tail of a burst shows
+//! NATS core delivery is at most once. Each notification has a sequence number per (origin,
+//! subject), which its message carries (a batch carries its first and its count); importers
+//! count gaps and post [`RemoteLost`]. A loss at the tail of a burst shows
 //! at the next heartbeat ([`NatsBridgeBuilder::heartbeat`]). So for each origin and subject,
 //! once an import has seen its first message: `posted + lost == sent` (what an origin sent on
 //! a subject before an import saw anything from it is not counted: the import cannot tell a
@@ -76,7 +79,10 @@
 //! closes.
 //!
 //! # Wire format
-//! Documented, versioned: see [`wire`].
+//! Documented, versioned: see [`wire`]. By default one notification is one NATS message whose
+//! payload is its JSON, readable by any NATS client; [`Batching`] (opt-in, for herald-to-herald
+//! traffic at high rates) sends runs of queued notifications as one message. Every importer
+//! reads both.
 //!
 //! # Type-erased notifications and family observers
 //! A family import posts names without a registered type as [`RemoteNotification`], whose
@@ -102,8 +108,8 @@ mod push_wire;
 pub mod wire;
 
 pub use bridge::{
-    BridgeMetrics, DEFAULT_CLIENT_CAPACITY, DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge,
-    NatsBridgeBuilder,
+    Batching, BridgeMetrics, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, DEFAULT_CLIENT_CAPACITY,
+    DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge, NatsBridgeBuilder,
 };
 pub use error::{Error, ErrorKind};
 pub use events::{

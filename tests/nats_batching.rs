@@ -497,6 +497,36 @@ async fn one_bad_item_of_a_batch_is_one_undecodable_notification_and_the_rest_ar
     assert_eq!(len(&erased_bad), 4);
 }
 
+async fn a_batch_claiming_more_items_than_its_payload_holds_is_one_undecodable_message() {
+    // The count is the sender's word: an importer must not loop over a trillion items of a
+    // nine-byte payload, nor take a trillion sequence numbers from it.
+    let server = NatsServer::start();
+    let b = plain_bridge(&server).await;
+    let center = NotificationCenter::new();
+    let import = b.import::<Shipped>(&center).await.unwrap();
+    let (seen, _s) = record::<Shipped>(&center);
+    let (bad, _b) = record::<RemoteUndecodable>(&center);
+    let peer = async_nats::connect(server.url()).await.unwrap();
+    let origin = "00000000000000000000000000000003";
+    publish_batch(&peer, origin, 1, 1_000_000_000_000, frames(&["{\"id\":1}"])).await;
+    publish_single(&peer, origin, 2, "{\"id\":2}").await;
+    until("both messages at the import", || {
+        import.stats().received == 2
+    })
+    .await;
+    let ids: Vec<u64> = seen.lock().unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(ids, [2]);
+    let s = import.stats();
+    assert_eq!((s.posted, s.undecodable, s.lost), (1, 1, 0), "{s:?}");
+    let errors: Vec<String> = bad
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|u| u.error.clone())
+        .collect();
+    assert!(errors[0].contains("1000000000000 items"), "{errors:?}");
+}
+
 async fn loss_accounting_is_exact_across_batches_singles_gaps_and_duplicates() {
     let server = NatsServer::start();
     let b = plain_bridge(&server).await;
@@ -758,6 +788,10 @@ fn main() {
             nats_support::test(
                 "one_bad_item_of_a_batch_is_one_undecodable_notification_and_the_rest_arrive",
                 one_bad_item_of_a_batch_is_one_undecodable_notification_and_the_rest_arrive,
+            ),
+            nats_support::test(
+                "a_batch_claiming_more_items_than_its_payload_holds_is_one_undecodable_message",
+                a_batch_claiming_more_items_than_its_payload_holds_is_one_undecodable_message,
             ),
             nats_support::test(
                 "loss_accounting_is_exact_across_batches_singles_gaps_and_duplicates",

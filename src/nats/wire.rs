@@ -45,7 +45,9 @@
 //! is one undecodable notification and the others are posted. When the framing itself is
 //! broken (a bad length, a missing `,`, fewer items than `<count>`), every item from there on
 //! is counted undecodable (one each); bytes after the last item count as one more undecodable.
-//! Every importer reads both versions, whatever its own bridge's batching setting.
+//! A batch whose `<count>` its payload could not hold (more than one item per three bytes) is
+//! one undecodable message, and its sequence numbers are not taken: the count is the sender's
+//! word, and no importer loops as long as a sender says. Every importer reads both versions, whatever its own bridge's batching setting.
 //!
 //! **Why the reply subject, not headers.** JetStream does the same (its acknowledgement
 //! subjects carry a message's stream, consumer and sequence numbers). Measured with `async-nats`
@@ -202,6 +204,15 @@ impl<'a> Frames<'a> {
 }
 
 /// Splits one netstring off the front of `bytes`: (its content, what follows).
+/// The fewest bytes one framed item takes (`0:,`).
+const MIN_FRAMED: usize = 3;
+
+/// Whether `count` items could be framed in `payload_len` bytes at all: an importer reads no
+/// batch that claims more (its loop would run as long as the sender says).
+pub(crate) fn fits(count: u64, payload_len: usize) -> bool {
+    usize::try_from(count).is_ok_and(|count| count <= payload_len / MIN_FRAMED)
+}
+
 fn split_netstring(bytes: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
     if bytes.is_empty() {
         return Err("fewer items than the reply subject says");
@@ -504,6 +515,16 @@ mod tests {
         ] {
             assert!(decode_once(Some(&bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_count_the_payload_cannot_hold_is_refused() {
+        assert!(fits(1, 3));
+        assert!(fits(3, 9));
+        assert!(!fits(4, 9));
+        assert!(!fits(1, 2));
+        assert!(!fits(u64::MAX, usize::MAX / 2));
+        assert!(!fits(1_000_000_000_000, 10));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::ptr::NonNull;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -257,7 +258,22 @@ impl CenterInner {
         loop {
             {
                 let section = self.domain.read();
+                // The channel this thread posted into last, if it is `N`'s: no walk through
+                // the type map (three dependent loads and a probe before the post could load
+                // its snapshot).
+                if let Some((id, core)) = section.memo()
+                    && id == TypeId::of::<N>()
+                {
+                    // SAFETY: only this center's own channels are remembered in its domain
+                    // (below; a slot that leaves the domain forgets), under the id of their
+                    // type, which matched; the map keeps every channel for the center's life,
+                    // which `self` outlasts this call.
+                    #[allow(unsafe_code)]
+                    let core = unsafe { core.cast::<Core<N>>().as_ref() };
+                    return core.post(&section, value, sender);
+                }
                 if let Some(core) = self.channels.load(&section).core::<N>() {
+                    section.remember((TypeId::of::<N>(), NonNull::from(core).cast()));
                     return core.post(&section, value, sender);
                 }
             }

@@ -76,7 +76,7 @@
 
 #![allow(unsafe_code)]
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -216,6 +216,9 @@ pub(crate) struct Slot {
     fenced: Cell<u32>,
     /// The owning thread's token; `FREE` or `POOLED` when unowned.
     owner: AtomicU64,
+    /// A value the domain's owner keeps per thread beside the read section (owner only):
+    /// the center keeps the channel this thread last posted into by type (`center.rs`).
+    memo: Cell<Option<(TypeId, NonNull<()>)>>,
     domain_dead: AtomicBool,
     inline_counters: [TypeCounters; INLINE_TYPES],
     chunks: [OnceLock<Box<[TypeCounters]>>; CHUNK],
@@ -236,6 +239,7 @@ impl Slot {
             after: Cell::new(false),
             fenced: Cell::new(0),
             owner: AtomicU64::new(FREE),
+            memo: Cell::new(None),
             domain_dead: AtomicBool::new(false),
             inline_counters: std::array::from_fn(|_| TypeCounters::default()),
             chunks: std::array::from_fn(|_| OnceLock::new()),
@@ -277,6 +281,7 @@ impl Slot {
     fn reset(&self) {
         self.state.store(0, Ordering::Release);
         self.after.set(false);
+        self.memo.set(None);
         self.domain_dead.store(false, Ordering::Relaxed);
         let zero = |c: &TypeCounters| {
             c.posted.store(0, std::sync::atomic::Ordering::Relaxed);
@@ -895,6 +900,21 @@ pub(crate) struct ReadGuard<'d> {
 }
 
 impl ReadGuard<'_> {
+    /// What this thread last [`remember`](Self::remember)ed in this domain, if anything. It
+    /// stays with the domain: a slot that leaves it (to the pool) forgets.
+    #[inline(always)]
+    pub(crate) fn memo(&self) -> Option<(TypeId, NonNull<()>)> {
+        self.slot.and_then(|s| s.memo.get())
+    }
+
+    /// Keeps `memo` for this thread in this domain (nothing, in a section without a slot).
+    #[inline]
+    pub(crate) fn remember(&self, memo: (TypeId, NonNull<()>)) {
+        if let Some(s) = self.slot {
+            s.memo.set(Some(memo));
+        }
+    }
+
     /// Counts `posted` posts and `delivered` completed deliveries of the type with `index`
     /// in the posting thread's own counters; `false` when this section has none (the caller
     /// then counts into shared atomics).

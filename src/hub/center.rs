@@ -2,8 +2,8 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
-use std::ptr::NonNull;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::hub::engine::{Core, ErasedChannel, HubReport, Reports, Unsubscribe, Waiting, WildSpec};

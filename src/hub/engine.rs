@@ -239,7 +239,7 @@ impl<'a, N: Notification> Cx<'a, N> {
 #[allow(unsafe_code)]
 pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     /// Order, identity and sender filter.
-    fn meta(&self) -> &Meta;
+    fn meta(&self) -> Meta;
     /// Delivers one post. Runs on the posting thread, inside `catch_unwind`.
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
     /// Marks the entry removed: this thread's post in progress skips it from now on.
@@ -352,25 +352,42 @@ unsafe fn skip<N: 'static>(_: *const Header<N>, _: &N, cx: &mut Cx<'_, N>) {
     cx.not_done(Delivery::Skipped);
 }
 
-/// An entry: its header, the `removed` flag, the kind, and its order. The fields every post
+/// An entry: its header, the kind, its order and the `removed` flag. The fields every post
 /// reads (the header and the kind's captures) come first, in one small allocation that no
 /// writer touches while it is subscribed (snapshots hold plain pointers to it, not reference
-/// counts).
+/// counts). The [`Meta`] is kept field by field, the flag in what would be its padding: an
+/// entry with one captured pointer takes 40 bytes, not 56 (at 256 observers, a quarter fewer
+/// cache lines for a post to walk).
 #[repr(C)]
 pub(crate) struct Obs<N: 'static, K> {
     header: Header<N>,
-    removed: AtomicBool,
     kind: K,
-    meta: Meta,
+    id: ObserverId,
+    sender: u64,
+    priority: i32,
+    has_sender: bool,
+    removed: AtomicBool,
 }
 
 impl<N: Notification, K: Kind<N>> Obs<N, K> {
     pub(crate) fn new(meta: Meta, kind: K) -> Self {
         Obs {
             header: Header::new(Self::common),
-            removed: AtomicBool::new(false),
             kind,
-            meta,
+            id: meta.id,
+            sender: meta.sender.map_or(0, SenderId::as_raw),
+            priority: meta.priority,
+            has_sender: meta.sender.is_some(),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    #[inline(always)]
+    fn unpacked(&self) -> Meta {
+        Meta {
+            id: self.id,
+            priority: self.priority,
+            sender: self.has_sender.then(|| SenderId::from_raw(self.sender)),
         }
     }
 
@@ -380,11 +397,13 @@ impl<N: Notification, K: Kind<N>> Obs<N, K> {
         // Panic isolation lives here, around this entry's own code, not around the delivery
         // loop: the loop then keeps its state in registers, and a closure that cannot unwind
         // (most observers) costs nothing for it at all.
-        match catch_unwind(AssertUnwindSafe(|| self.kind.call(value, cx, &self.meta))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.kind.call(value, cx, &self.unpacked())
+        })) {
             Ok(delivery) => delivery,
             Err(payload) => {
                 // Counts and reports it; under `Propagate`, resumes the unwind.
-                cx.core.observer_panicked(self.meta.id, payload);
+                cx.core.observer_panicked(self.id, payload);
                 Delivery::Panicked
             }
         }
@@ -410,8 +429,8 @@ impl<N: Notification, K: Kind<N>> Obs<N, K> {
 // `skip`, both of which accept a pointer to it.
 #[allow(unsafe_code)]
 unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
-    fn meta(&self) -> &Meta {
-        &self.meta
+    fn meta(&self) -> Meta {
+        self.unpacked()
     }
 
     #[inline]
@@ -440,7 +459,7 @@ unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
     }
 
     fn buffer_stats(&self) -> Option<BufferStats> {
-        self.kind.buffer_stats(self.meta.id)
+        self.kind.buffer_stats(self.id)
     }
 }
 
@@ -1230,5 +1249,32 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "observer panicked with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(all(test, not(herald_loom)))]
+mod tests {
+    use super::*;
+
+    struct Tick;
+    impl Notification for Tick {}
+
+    #[test]
+    fn an_entry_with_one_captured_pointer_is_40_bytes() {
+        let counter = Arc::new(StdAtomicU64::new(0));
+        let f = move |_: &Tick| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let obs = Obs::<Tick, _>::new(Meta::new(0, None), Inline(f));
+        assert_eq!(std::mem::size_of_val(&obs), 40);
+        let with_sender = Obs::<Tick, _>::new(
+            Meta::new(-3, Some(SenderId::from_raw(0))),
+            Inline(|_: &Tick| {}),
+        );
+        let meta = Deliver::<Tick>::meta(&with_sender);
+        assert_eq!(
+            (meta.priority, meta.sender),
+            (-3, Some(SenderId::from_raw(0)))
+        );
     }
 }

@@ -204,7 +204,11 @@ fn still_in(seen: u64, now: u64) -> bool {
 const INLINE_TYPES: usize = 32;
 const CHUNK: usize = 64;
 
-/// A thread's read-side state in one domain.
+/// A thread's read-side state in one domain. On lines of its own (aligned like
+/// [`Padded`]): slots are separate allocations, and two threads' slots side by side would
+/// otherwise share the line where one ends and the next begins, which both owners write on
+/// every post.
+#[repr(align(128))]
 pub(crate) struct Slot {
     /// `(count << 32) | depth`: `count` numbers the thread's outermost sections, `depth` is
     /// how deep it is inside sections right now (0: idle). Written only by the owner, so a
@@ -1426,6 +1430,12 @@ mod tests {
         fn drop(&mut self) {
             self.0.store(true, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn slots_of_two_threads_never_share_a_cache_line() {
+        assert_eq!(std::mem::align_of::<Slot>() % 128, 0);
+        assert_eq!(std::mem::size_of::<Slot>() % 128, 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock, Weak};
 
 use crate::hub::engine::{Core, ErasedChannel, HubReport, Reports, Unsubscribe, Waiting, WildSpec};
-use crate::hub::rcu::{Domain, Guarded};
+use crate::hub::rcu::{Domain, Guarded, ReadGuard};
 use crate::hub::stats::{PostReport, Stats};
 use crate::hub::subscription::Subscription;
 use crate::{Notification, SenderId};
@@ -260,25 +260,39 @@ impl CenterInner {
                 let section = self.domain.read();
                 // The channel this thread posted into last, if it is `N`'s: no walk through
                 // the type map (three dependent loads and a probe before the post could load
-                // its snapshot).
-                if let Some((id, core)) = section.memo()
+                // its snapshot). Either way one post, inlined once.
+                let core = if let Some((id, core)) = section.memo()
                     && id == TypeId::of::<N>()
                 {
                     // SAFETY: only this center's own channels are remembered in its domain
-                    // (below; a slot that leaves the domain forgets), under the id of their
+                    // (`look_up`; a slot that leaves the domain forgets), under the id of their
                     // type, which matched; the map keeps every channel for the center's life,
                     // which `self` outlasts this call.
                     #[allow(unsafe_code)]
-                    let core = unsafe { core.cast::<Core<N>>().as_ref() };
-                    return core.post(&section, value, sender);
-                }
-                if let Some(core) = self.channels.load(&section).core::<N>() {
-                    section.remember((TypeId::of::<N>(), NonNull::from(core).cast()));
-                    return core.post(&section, value, sender);
-                }
+                    unsafe {
+                        core.cast::<Core<N>>().as_ref()
+                    }
+                } else if let Some(core) = self.look_up::<N>(&section) {
+                    core
+                } else {
+                    drop(section);
+                    self.make_channel::<N>();
+                    continue;
+                };
+                return core.post(&section, value, sender);
             }
-            self.make_channel::<N>();
         }
+    }
+
+    /// The channel of `N` from the type map, remembered for this thread's next post (the
+    /// post path's miss: out of line, so the post it leads to is inlined once).
+    #[inline(never)]
+    fn look_up<'s, N: Notification>(&'s self, section: &'s ReadGuard<'_>) -> Option<&'s Core<N>> {
+        let core = self.channels.load(section).core::<N>();
+        if let Some(core) = core {
+            section.remember((TypeId::of::<N>(), NonNull::from(core).cast()));
+        }
+        core
     }
 
     /// The first post of a type: makes its channel.

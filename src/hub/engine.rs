@@ -9,9 +9,10 @@
 //! [`Deliver::deliver`], which checks the entry's `removed` flag. Everything an entry may need
 //! beyond the call (its sender filter, its predicate, whether its weak target lives, its
 //! buffer) is inside that entry's own function: an entry without options costs one load of its
-//! header, which shares a cache line with the closure's captures, and its closure call. Counters are the posting thread's own (plain stores, no shared
-//! read-modify-write). Snapshot flags send the rare cases (retention for replay, buffered
-//! subscribers that need a shared `Arc<N>`) to a separate path, tested with one load.
+//! header, which shares a cache line with the closure's captures, and its closure call.
+//! Counters are the posting thread's own (plain stores, no shared read-modify-write). Snapshot
+//! flags send the rare cases (retention for replay, buffered subscribers that need a shared
+//! `Arc<N>`) to a separate path, tested with one load.
 //!
 //! # Writers
 //! Subscribe and unsubscribe copy the snapshot under the type's writer lock, swap the copy in,
@@ -444,6 +445,9 @@ unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
     }
 
     fn mark_removed(&self) {
+        // Both: the general path reads the flag, the common path calls the header. Whether
+        // the header holds `skip` cannot stand in for the flag (one generic function can have
+        // several addresses, one per codegen unit).
         self.removed.store(true, Ordering::Relaxed);
         self.header
             .common

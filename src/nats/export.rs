@@ -468,31 +468,23 @@ pub(crate) async fn publish_loop(
             }
             continue;
         }
-        match outbox.batching {
-            Some(batching) if batch.len() > 1 => {
-                let limits = Limits {
-                    bytes: batching.byte_limit(client.max_payload()),
-                    items: batching.max_items,
-                };
-                let items = batch.make_contiguous();
-                let mut start = 0;
-                while start < items.len() {
-                    let end = run_end(items, start, limits);
-                    if end - start == 1 {
-                        publish_one(&client, &outbox, &shared, &mut items[start]).await;
-                    } else {
-                        publish_batch(&client, &outbox, &shared, &items[start..end]).await;
-                    }
-                    start = end;
-                }
-                batch.clear();
+        // Without batching every run is one notification long.
+        let limits = outbox.batching.map_or(Limits::ONE, |batching| Limits {
+            bytes: batching.byte_limit(client.max_payload()),
+            items: batching.max_items,
+        });
+        let items = batch.make_contiguous();
+        let mut start = 0;
+        while start < items.len() {
+            let end = run_end(items, start, limits);
+            if end - start == 1 {
+                publish_one(&client, &outbox, &shared, &mut items[start]).await;
+            } else {
+                publish_batch(&client, &outbox, &shared, &items[start..end]).await;
             }
-            _ => {
-                for mut item in batch.drain(..) {
-                    publish_one(&client, &outbox, &shared, &mut item).await;
-                }
-            }
+            start = end;
         }
+        batch.clear();
     }
     let _ = reporter.await;
 }
@@ -502,6 +494,11 @@ pub(crate) async fn publish_loop(
 struct Limits {
     bytes: usize,
     items: usize,
+}
+
+impl Limits {
+    /// No batching: one notification per message.
+    const ONE: Limits = Limits { bytes: 0, items: 1 };
 }
 
 /// The end of the run that starts at `start`: the items after it on the same subject, from

@@ -369,7 +369,11 @@ async fn import_loop(mut subscriber: async_nats::Subscriber, mut state: Importin
 impl Importing {
     fn handle(&mut self, message: async_nats::Message) {
         let subject = message.subject.as_str();
-        let meta = match wire::decode(message.reply.as_deref(), &mut self.bridges) {
+        let meta = match wire::decode(
+            message.reply.as_deref(),
+            message.payload.len(),
+            &mut self.bridges,
+        ) {
             Ok(meta) => meta,
             Err(error) => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -377,25 +381,6 @@ impl Importing {
                 return self.undecodable(subject, &origin, error);
             }
         };
-        if let Some(m) = meta
-            && m.batch
-            && !wire::fits(m.count, message.payload.len())
-        {
-            // A batch that claims more items than its payload could frame is not a batch
-            // (looping over a forged count would be the sender's to choose): one undecodable
-            // message, and no sequence numbers taken from it.
-            self.stats.received.fetch_add(1, Ordering::Relaxed);
-            let (origin, _) = self.origins.get(Some(m.bridge), m.sender);
-            return self.undecodable(
-                subject,
-                &origin,
-                format!(
-                    "a batch of {} items in {} bytes",
-                    m.count,
-                    message.payload.len()
-                ),
-            );
-        }
         let count = meta.map_or(1, |m| m.count);
         self.stats.received.fetch_add(count, Ordering::Relaxed);
         let bridge = meta.map(|m| m.bridge);

@@ -203,16 +203,16 @@ impl<'a> Frames<'a> {
     }
 }
 
-/// Splits one netstring off the front of `bytes`: (its content, what follows).
 /// The fewest bytes one framed item takes (`0:,`).
 const MIN_FRAMED: usize = 3;
 
-/// Whether `count` items could be framed in `payload_len` bytes at all: an importer reads no
-/// batch that claims more (its loop would run as long as the sender says).
-pub(crate) fn fits(count: u64, payload_len: usize) -> bool {
+/// Whether `count` items could be framed in `payload_len` bytes at all: [`decode`] refuses a
+/// batch that claims more (an importer's loop would run as long as the sender says).
+fn fits(count: u64, payload_len: usize) -> bool {
     usize::try_from(count).is_ok_and(|count| count <= payload_len / MIN_FRAMED)
 }
 
+/// Splits one netstring off the front of `bytes`: (its content, what follows).
 fn split_netstring(bytes: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
     if bytes.is_empty() {
         return Err("fewer items than the reply subject says");
@@ -262,8 +262,13 @@ impl OriginMemo {
 }
 
 /// Reads a message's reply subject: `None` when it is not herald's (no reply subject, or
-/// another client's), an error when it is herald's and cannot be read.
-pub(crate) fn decode(reply: Option<&str>, memo: &mut OriginMemo) -> Result<Option<Meta>, String> {
+/// another client's), an error when it is herald's and cannot be read, or claims a batch of
+/// more items than the message's `payload_len` bytes could hold.
+pub(crate) fn decode(
+    reply: Option<&str>,
+    payload_len: usize,
+    memo: &mut OriginMemo,
+) -> Result<Option<Meta>, String> {
     let Some(rest) = reply.and_then(|r| r.strip_prefix(NAMESPACE)) else {
         return Ok(None);
     };
@@ -288,11 +293,15 @@ pub(crate) fn decode(reply: Option<&str>, memo: &mut OriginMemo) -> Result<Optio
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| bad("sequence number"))?;
     let count = if batch {
-        tokens
+        let count = tokens
             .next()
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|&n| n >= 1 && seq.checked_add(n - 1).is_some())
-            .ok_or_else(|| bad("item count"))?
+            .ok_or_else(|| bad("item count"))?;
+        if !fits(count, payload_len) {
+            return Err(format!("a batch of {count} items in {payload_len} bytes"));
+        }
+        count
     } else {
         1
     };
@@ -414,8 +423,9 @@ mod tests {
         }
     }
 
+    /// Decodes a reply subject as if its payload could hold any batch.
     fn decode_once(reply: Option<&str>) -> Result<Option<Meta>, String> {
-        decode(reply, &mut OriginMemo::default())
+        decode(reply, usize::MAX, &mut OriginMemo::default())
     }
 
     #[test]
@@ -424,9 +434,15 @@ mod tests {
         let mut memo = OriginMemo::default();
         for id in [a, a, b, a, b, b] {
             let reply = encode(&reply_prefix(id), 1, None, false);
-            assert_eq!(decode(Some(&reply), &mut memo).unwrap().unwrap().bridge, id);
+            assert_eq!(
+                decode(Some(&reply), usize::MAX, &mut memo)
+                    .unwrap()
+                    .unwrap()
+                    .bridge,
+                id
+            );
         }
-        assert!(decode(Some("_HERALD.1.xyz.1"), &mut memo).is_err());
+        assert!(decode(Some("_HERALD.1.xyz.1"), usize::MAX, &mut memo).is_err());
     }
 
     #[test]
@@ -525,6 +541,12 @@ mod tests {
         assert!(!fits(1, 2));
         assert!(!fits(u64::MAX, usize::MAX / 2));
         assert!(!fits(1_000_000_000_000, 10));
+        let reply = format!("{}7.1000000000000", batch_reply_prefix(BridgeId::random()));
+        let refused = decode(Some(&reply), 10, &mut OriginMemo::default()).unwrap_err();
+        assert!(
+            refused.contains("1000000000000 items in 10 bytes"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use herald::nats::{
     Batching, NatsBridge, Origin, RemoteLost, RemoteNotification, RemoteUndecodable,
 };
 use herald::{Notification, NotificationCenter, SenderId};
-use nats_support::{NatsServer, until};
+use nats_support::{NatsServer, len, record, until};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,20 +55,6 @@ impl Notification for Shipped {
     fn name() -> &'static str {
         "batch.shipped"
     }
-}
-
-/// Records what a center receives of `N`.
-fn record<N: Notification + Clone>(
-    center: &NotificationCenter,
-) -> (Arc<Mutex<Vec<N>>>, herald::Subscription) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let sub = center.observe(move |n: &N| s.lock().unwrap().push(n.clone()));
-    (seen, sub)
-}
-
-fn len<T>(v: &Arc<Mutex<Vec<T>>>) -> usize {
-    v.lock().unwrap().len()
 }
 
 /// One message as a raw NATS subscriber sees it.
@@ -597,53 +583,6 @@ async fn without_batching_every_notification_is_one_plain_json_message() {
 
 /// Three threads post while the client's queue holds four messages: posts keep switching
 /// between the direct hand-off, the outbox and batches; every sender's order must survive.
-async fn order_and_counts_survive_concurrent_posters_with_batching() {
-    let server = NatsServer::start();
-    let a = NatsBridge::builder()
-        .batching(Batching::new().max_items(64))
-        .client_capacity(4)
-        .connect(&server.url())
-        .await
-        .unwrap();
-    let b = plain_bridge(&server).await;
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
-    let import = b.import::<Numbered>(&there).await.unwrap();
-    let (seen, _s) = record::<Numbered>(&there);
-    const PER_SENDER: u64 = 5_000;
-    let threads: Vec<_> = (0..3u8)
-        .map(|sender| {
-            let here = here.clone();
-            std::thread::spawn(move || {
-                for n in 0..PER_SENDER {
-                    here.post_from(
-                        SenderId::from_raw(u64::from(sender)),
-                        Numbered { sender, n },
-                    );
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    until("every post", || len(&seen) == 3 * PER_SENDER as usize).await;
-    let mut next = [0u64; 3];
-    for n in seen.lock().unwrap().iter() {
-        assert_eq!(
-            n.n, next[n.sender as usize],
-            "sender {} out of order",
-            n.sender
-        );
-        next[n.sender as usize] += 1;
-    }
-    let m = a.metrics();
-    assert_eq!(m.export_dropped, 0);
-    assert_eq!((m.exported, m.published), (3 * PER_SENDER, 3 * PER_SENDER));
-    let s = import.stats();
-    assert_eq!((s.posted, s.lost, s.undecodable), (3 * PER_SENDER, 0, 0));
-}
-
 async fn shutdown_sends_queued_notifications_in_batches() {
     let server = NatsServer::start();
     let a = batching_bridge(&server, Batching::new()).await;
@@ -800,10 +739,6 @@ fn main() {
             nats_support::test(
                 "without_batching_every_notification_is_one_plain_json_message",
                 without_batching_every_notification_is_one_plain_json_message,
-            ),
-            nats_support::multi(
-                "order_and_counts_survive_concurrent_posters_with_batching",
-                order_and_counts_survive_concurrent_posters_with_batching,
             ),
             nats_support::test(
                 "a_dropped_notification_ends_a_batch_so_importers_count_it_lost",

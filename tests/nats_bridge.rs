@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald::nats::{
-    ConnectionChanged, ConnectionState, ErrorKind, ExportDropped, NatsBridge, Origin, RemoteLost,
-    RemoteNotification, RemoteUndecodable,
+    Batching, ConnectionChanged, ConnectionState, ErrorKind, ExportDropped, NatsBridge,
+    NatsBridgeBuilder, Origin, RemoteLost, RemoteNotification, RemoteUndecodable,
 };
 use herald::{Notification, NotificationCenter, SenderId};
-use nats_support::{NatsServer, SlowLink, until};
+use nats_support::{NatsServer, SlowLink, len, record, until};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,20 +50,6 @@ impl Notification for Numbered {
     fn name() -> &'static str {
         "test.numbered"
     }
-}
-
-/// Records what a center receives of `N`.
-fn record<N: Notification + Clone>(
-    center: &NotificationCenter,
-) -> (Arc<Mutex<Vec<N>>>, herald::Subscription) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let sub = center.observe(move |n: &N| s.lock().unwrap().push(n.clone()));
-    (seen, sub)
-}
-
-fn len<T>(v: &Arc<Mutex<Vec<T>>>) -> usize {
-    v.lock().unwrap().len()
 }
 
 async fn bridge(server: &NatsServer) -> NatsBridge {
@@ -217,22 +203,29 @@ async fn a_remote_notification_carries_its_origin_and_only_origin_filters_match_
 }
 
 async fn each_senders_posts_arrive_in_post_order() {
-    posts_arrive_in_post_order(None).await;
+    posts_arrive_in_post_order(NatsBridge::builder()).await;
 }
 
 /// With a client queue of four messages, posts keep switching between the direct hand-off
 /// and the outbox (and its publishing task) while three threads post: order must survive
 /// every switch.
 async fn order_survives_switching_between_the_direct_path_and_the_outbox() {
-    posts_arrive_in_post_order(Some(4)).await;
+    posts_arrive_in_post_order(NatsBridge::builder().client_capacity(4)).await;
 }
 
-async fn posts_arrive_in_post_order(client_capacity: Option<usize>) {
+/// The same with batching on: runs of queued posts go out as batches, and order and counts
+/// survive them too.
+async fn order_and_counts_survive_concurrent_posters_with_batching() {
+    posts_arrive_in_post_order(
+        NatsBridge::builder()
+            .batching(Batching::new().max_items(64))
+            .client_capacity(4),
+    )
+    .await;
+}
+
+async fn posts_arrive_in_post_order(builder: NatsBridgeBuilder) {
     let server = NatsServer::start();
-    let mut builder = NatsBridge::builder();
-    if let Some(c) = client_capacity {
-        builder = builder.client_capacity(c);
-    }
     let a = builder.connect(&server.url()).await.unwrap();
     let b = bridge(&server).await;
     let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
@@ -270,7 +263,8 @@ async fn posts_arrive_in_post_order(client_capacity: Option<usize>) {
     let m = a.metrics();
     assert_eq!(m.export_dropped, 0);
     assert_eq!((m.exported, m.published), (3 * PER_SENDER, 3 * PER_SENDER));
-    assert_eq!(import.stats().lost, 0);
+    let s = import.stats();
+    assert_eq!((s.posted, s.lost, s.undecodable), (3 * PER_SENDER, 0, 0));
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -744,6 +738,10 @@ fn main() {
             nats_support::multi(
                 "order_survives_switching_between_the_direct_path_and_the_outbox",
                 order_survives_switching_between_the_direct_path_and_the_outbox,
+            ),
+            nats_support::multi(
+                "order_and_counts_survive_concurrent_posters_with_batching",
+                order_and_counts_survive_concurrent_posters_with_batching,
             ),
             nats_support::test(
                 "names_that_are_not_nats_subjects_are_refused_with_a_typed_error",

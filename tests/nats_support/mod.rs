@@ -189,6 +189,24 @@ impl Drop for NatsServer {
     }
 }
 
+/// Records what a center receives of `N`.
+pub fn record<N: herald::Notification + Clone>(
+    center: &herald::NotificationCenter,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<N>>>,
+    herald::Subscription,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let sub = center.observe(move |n: &N| s.lock().unwrap().push(n.clone()));
+    (seen, sub)
+}
+
+/// How many values a [`record`]ing holds.
+pub fn len<T>(v: &std::sync::Arc<std::sync::Mutex<Vec<T>>>) -> usize {
+    v.lock().unwrap().len()
+}
+
 /// Waits until `check` holds, polling; panics with `what` after [`PATIENCE`].
 pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;

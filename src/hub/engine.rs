@@ -773,8 +773,10 @@ impl<N: Notification> Core<N> {
     ) -> PostReport {
         let snap = self.subs.load(section);
         // Both paths hand back plain counts and the report is built once, at the end: merging
-        // two built reports made the compiler copy one through memory on every post.
-        let (received, dropped, full, panicked) = if snap.extra.flags != 0 {
+        // two built reports made the compiler copy one through memory on every post. A
+        // section without a slot (a thread being torn down) takes the general path too, so
+        // the common one counts into the slot and closes the section without testing again.
+        let (received, dropped, full, panicked) = if snap.extra.flags != 0 || !section.has_slot() {
             // The general path opens its own (nested) section: handing it this one by
             // reference would make the guard live in memory on the common path too.
             let r = self.post_general(value, sender, None);

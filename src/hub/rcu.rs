@@ -8,11 +8,14 @@
 //!
 //! # The read section
 //! Each thread has one [`Slot`] per domain it posts in; no other thread writes it. Its word is
-//! `(count << 32) | depth`: opening the outermost section stores the next `count` with depth 1
-//! and issues a `SeqCst` fence; a nested section (a post from inside an observer) stores
-//! depth + 1; closing stores depth - 1. Every store is `Release` (a plain store on x86), so a
-//! writer that reads a word also sees the end of every earlier section of that thread. A writer
-//! waits for a thread only while its word shows the same `count` and a depth above 0. Nothing
+//! `(count << 32) | (depth << 4) | slow`: opening the outermost section stores the next `count`
+//! with depth 1 and issues a `SeqCst` fence; a nested section (a post from inside an observer)
+//! stores depth + 1; closing stores depth - 1. Every store is `Release` (a plain store on
+//! x86), so a writer that reads a word also sees the end of every earlier section of that
+//! thread. A writer waits for a thread only while its word shows the same `count` and a depth
+//! above 0. The [`SLOW`] bit says the outermost section's end has work to do (collect
+//! garbage, run callbacks); it is set from the domain's mode when the section opens, or by the
+//! owner inside it, so the end tests its own word only. Nothing
 //! on this path reads or writes a cache line that another thread writes: the cost of a section
 //! is a load and a store to open it (plus the fence), a load and a store to close it.
 //!
@@ -56,13 +59,14 @@
 //! waits: its own section could not end first, and other threads' posts may be blocked on a lock
 //! its observer holds. [`Domain::synchronize`] then returns `None`; the old value is retired
 //! instead ([`Retired`]): freed by a later grace period, or at the end of a post that finds no
-//! other thread mid-post. A post's end tries that inside a writers' episode, or when the
-//! garbage holds user code (a removed observer, whose captures the user expects dropped soon);
-//! old snapshots, plain memory, otherwise wait for the next grace period (or for
-//! [`Domain::relieve`] once they pile up). Inside an episode a post's end tries for plain
-//! memory only every [`ASSIST_EVERY`]th time: the writers run grace periods of their own, and
-//! a poster that scanned the slots at the end of every post while another thread subscribed
-//! and unsubscribed paid for the writers' garbage on every post.
+//! other thread mid-post. A post's end tries that only when the garbage is *pressing*: it
+//! holds user code (a removed observer, whose captures the user expects dropped soon), or more
+//! than [`PILE`] values or [`PILE_BYTES`] bytes wait. Old snapshots, plain memory, otherwise
+//! wait for the next grace period, which the writers that made them run themselves
+//! (unsubscribe) or run once they pile up ([`Domain::relieve`], from outside a post). Posts
+//! used to help with plain memory inside a writers' episode too (every 64th post's end): a
+//! poster then paid, in scans and in cache misses on the mode, for another thread's
+//! subscribe/unsubscribe loop whose own grace periods were freeing the same garbage.
 //!
 //! # Misuse does not compile
 //! - A cell's writer-side accessors ([`WriteGuard::current`], [`WriteGuard::replace`]) exist only
@@ -96,9 +100,12 @@ pub(crate) const EPISODE_IDLE: Duration = Duration::from_millis(1);
 /// Fenced read sections between two looks at whether the writers' episode is over.
 const EPISODE_CHECK_EVERY: u32 = 1024;
 
-/// Fenced sections between two tries at collecting plain garbage at a section's end (module
-/// docs: "Writers inside a post"). Garbage holding user code is tried at every end.
-const ASSIST_EVERY: u32 = 64;
+/// Retired values, and bytes of them, beyond which the garbage is pressing: a post's end then
+/// tries to collect it, and a writer outside a post runs a grace period (module docs:
+/// "Writers inside a post"). Bounds what a subscriber list leaves behind in stale copies of
+/// itself, even when every change of it is made from inside a post.
+const PILE: usize = 64;
+const PILE_BYTES: usize = 64 * 1024;
 
 /// `membarrier(2)`, where it can be used.
 #[cfg(all(target_os = "linux", not(herald_loom), not(miri)))]
@@ -173,23 +180,37 @@ impl TypeCounters {
 const FENCE: u8 = 1;
 /// `Domain::mode`: retired values wait in the garbage.
 const GARBAGE: u8 = 2;
-/// `Domain::mode`: some of the garbage is urgent (see `Garbage::urgent`).
+/// `Domain::mode`: the garbage is pressing: some of it is urgent (see `Garbage::urgent`), or
+/// it is over [`PILE`] or [`PILE_BYTES`].
 const URGENT: u8 = 4;
 
-/// Whether a post's end tries to collect garbage: there is some, and either a writers' episode
-/// is on (readers fence anyway, a scan is cheap) or it holds user code. Every change of the
-/// mode computes it into [`COLLECT`], which readers test instead.
+/// Whether a post's end tries to collect garbage: there is some, and it is pressing. Every
+/// change of the mode computes it into [`COLLECT`], which readers test instead.
 #[inline]
 fn wants_collection(mode: u8) -> bool {
-    mode & GARBAGE != 0 && mode & (FENCE | URGENT) != 0
+    mode & GARBAGE != 0 && mode & URGENT != 0
+}
+
+/// Whether a pile of `len` retired values weighing `bytes` is over its bounds.
+fn piled_up(len: usize, bytes: usize) -> bool {
+    len > PILE || bytes > PILE_BYTES
 }
 
 /// `Domain::mode`: [`wants_collection`] of the other bits, kept with them by every change
 /// ([`Hot::set_mode`]), so the end of every post tests one bit.
 const COLLECT: u8 = 8;
 
-/// The depth bits of a slot's word; the section number is above them.
-const DEPTH: u64 = (1 << 32) - 1;
+/// The bit of a slot's word that sends the end of the outermost section down the slow path
+/// ([`leave_slow`]): garbage waits for collection ([`COLLECT`], sampled when the section
+/// opens), callbacks wait for the section's end ([`Domain::after_section`]), or this thread
+/// retired user code inside the section. The same bit as [`COLLECT`] in the mode, so opening
+/// a section adds the mode's bit without a shift; and a section's end tests its own word
+/// only: the depth is 0 and this bit is set exactly when the low half of the word equals it.
+const SLOW: u64 = COLLECT as u64;
+/// One level of depth: the depth sits above [`SLOW`] in the low half of a slot's word.
+const DEPTH_ONE: u64 = 16;
+/// The depth bits of a slot's word; the section number is in the high half.
+const DEPTH: u64 = ((1 << 32) - 1) & !(DEPTH_ONE - 1);
 /// One more section number.
 const COUNT_ONE: u64 = 1 << 32;
 
@@ -210,9 +231,10 @@ const CHUNK: usize = 64;
 /// every post.
 #[repr(align(128))]
 pub(crate) struct Slot {
-    /// `(count << 32) | depth`: `count` numbers the thread's outermost sections, `depth` is
-    /// how deep it is inside sections right now (0: idle). Written only by the owner, so a
-    /// section opens and closes with one load and one store each (module docs).
+    /// `(count << 32) | (depth << 4) | slow`: `count` numbers the thread's outermost sections,
+    /// `depth` is how deep it is inside sections right now (0: idle), [`SLOW`] whether the
+    /// outermost end has work to do. Written only by the owner, so a section opens and closes
+    /// with one load and one store each (module docs).
     state: AtomicU64,
     /// Whether callbacks wait for this thread's outermost section to end (owner only).
     after: Cell<bool>,
@@ -248,6 +270,13 @@ impl Slot {
             inline_counters: std::array::from_fn(|_| TypeCounters::default()),
             chunks: std::array::from_fn(|_| OnceLock::new()),
         }
+    }
+
+    /// Sends the end of the owner's outermost section down the slow path (owner only, inside
+    /// a section).
+    fn mark_slow(&self) {
+        let state = self.state.load(Ordering::Relaxed);
+        self.state.store(state | SLOW, Ordering::Release);
     }
 
     /// How deep the owner is inside read sections (owner only).
@@ -457,14 +486,19 @@ struct Hot {
 
 impl Hot {
     /// Sets (`on`) or clears `bits` of the mode, and [`COLLECT`] with them.
+    ///
+    /// A change that changes nothing writes nothing: every post loads this byte, and a
+    /// successful compare-and-swap, even of a value by itself, takes its cache line away from
+    /// every posting thread (a subscribe/unsubscribe loop made several per cycle).
     fn set_mode(&self, bits: u8, on: bool, order: Ordering) {
         let _ = self.mode.fetch_update(order, Ordering::Relaxed, |m| {
-            let m = if on { m | bits } else { m & !bits };
-            Some(if wants_collection(m) {
-                m | COLLECT
+            let next = if on { m | bits } else { m & !bits };
+            let next = if wants_collection(next) {
+                next | COLLECT
             } else {
-                m & !COLLECT
-            })
+                next & !COLLECT
+            };
+            (next != m).then_some(next)
         });
     }
 }
@@ -515,20 +549,25 @@ impl Domain {
                 // Only this thread writes the word: the load reads its own last store.
                 let state = slot.state.load(Ordering::Relaxed);
                 if state & DEPTH == 0 {
-                    // The outermost section: a new number, depth 1. `Release` (free on x86):
-                    // a writer that reads this word also sees the end of the previous section
-                    // (module docs).
-                    slot.state.store(state + COUNT_ONE + 1, Ordering::Release);
+                    // The outermost section: a new number, depth 1, and [`SLOW`] if garbage
+                    // waits for collection now (the mode is loaded for the fence anyway).
+                    // `Release` (free on x86): a writer that reads this word also sees the end
+                    // of the previous section (module docs). [`SLOW`] is clear here: the slow
+                    // end of the previous section cleared it.
+                    let mode = self.hot.mode.load(Ordering::Relaxed);
+                    let slow = u64::from(mode & COLLECT);
+                    slot.state
+                        .store(state + COUNT_ONE + DEPTH_ONE + slow, Ordering::Release);
                     // Orders the store above before every load of the section (module docs),
                     // unless no writer is active: then a writer's barrier does it.
-                    if self.hot.mode.load(Ordering::Relaxed) & FENCE != 0 {
+                    if mode & FENCE != 0 {
                         fence(Ordering::SeqCst);
                         self.fenced(slot);
                     } else {
                         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
                     }
                 } else {
-                    slot.state.store(state + 1, Ordering::Release);
+                    slot.state.store(state + DEPTH_ONE, Ordering::Release);
                 }
             }
             None => {
@@ -605,10 +644,9 @@ impl Domain {
             .unwrap_or(true)
     }
 
-    /// Runs `f` on this thread when its outermost read section of this domain ends (the end of
-    /// the outermost post in progress), or hands `f` back when no section is open here.
-    pub(crate) fn after_section(&self, f: Box<dyn FnOnce()>) -> Result<(), Box<dyn FnOnce()>> {
-        let slot = LOCAL
+    /// This thread's slot in this domain, if a section of it is open on this thread.
+    fn open_slot(&self) -> Option<&'static Slot> {
+        LOCAL
             .try_with(|l| {
                 l.all
                     .borrow()
@@ -617,14 +655,20 @@ impl Domain {
                     .map(|(_, s)| *s)
             })
             .ok()
-            .flatten();
-        let Some(slot) = slot else {
+            .flatten()
+    }
+
+    /// Runs `f` on this thread when its outermost read section of this domain ends (the end of
+    /// the outermost post in progress), or hands `f` back when no section is open here.
+    pub(crate) fn after_section(&self, f: Box<dyn FnOnce()>) -> Result<(), Box<dyn FnOnce()>> {
+        let Some(slot) = self.open_slot() else {
             return Err(f);
         };
         let uid = self.hot.uid;
         match AFTER.try_with(move |a| a.borrow_mut().push((uid, f))) {
             Ok(()) => {
                 slot.after.set(true);
+                slot.mark_slow();
                 Ok(())
             }
             // Thread teardown: nothing can run later on this thread.
@@ -745,12 +789,20 @@ impl Domain {
             weight,
             _value: value,
         });
-        self.garbage_bytes.fetch_add(weight, Ordering::Relaxed);
+        let bytes = self.garbage_bytes.fetch_add(weight, Ordering::Relaxed) + weight;
+        let pressing = urgent || piled_up(pile.len(), bytes);
         drop(pile);
-        if urgent {
+        if pressing {
             self.hot.set_mode(URGENT, true, Ordering::Release);
         }
         self.hot.set_mode(GARBAGE, true, Ordering::Release);
+        // Sections sample [`COLLECT`] when they open: one this thread has open now (a writer
+        // inside a post) must still try to collect at its end.
+        if self.hot.mode.load(Ordering::Relaxed) & COLLECT != 0
+            && let Some(slot) = self.open_slot()
+        {
+            slot.mark_slow();
+        }
     }
 
     /// Writers that do not wait for a grace period (subscribe) call this: when retired values
@@ -759,11 +811,11 @@ impl Domain {
     /// outside any post), it runs a grace period, so memory stays bounded even while other
     /// threads post without pause.
     pub(crate) fn relieve(&self) {
-        const PILE: usize = 64;
-        const PILE_BYTES: usize = 64 * 1024;
         if self.hot.mode.load(Ordering::Relaxed) & GARBAGE != 0
-            && (self.garbage.lock().len() > PILE
-                || self.garbage_bytes.load(Ordering::Relaxed) > PILE_BYTES)
+            && piled_up(
+                self.garbage.lock().len(),
+                self.garbage_bytes.load(Ordering::Relaxed),
+            )
             && !Self::inside_a_section()
         {
             let _ = self.synchronize();
@@ -777,8 +829,8 @@ impl Domain {
             let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|x| x.generation < started);
             *g = keep;
             let freed_bytes: usize = old.iter().map(|x| x.weight).sum();
-            self.garbage_bytes.fetch_sub(freed_bytes, Ordering::Relaxed);
-            if !g.iter().any(|x| x.urgent) {
+            let bytes = self.garbage_bytes.fetch_sub(freed_bytes, Ordering::Relaxed) - freed_bytes;
+            if !g.iter().any(|x| x.urgent) && !piled_up(g.len(), bytes) {
                 self.hot.set_mode(URGENT, false, Ordering::Release);
             }
             if g.is_empty() {
@@ -919,6 +971,13 @@ impl ReadGuard<'_> {
         }
     }
 
+    /// Whether this section has the thread's slot (all but those of a thread being torn
+    /// down).
+    #[inline(always)]
+    pub(crate) fn has_slot(&self) -> bool {
+        self.slot.is_some()
+    }
+
     /// Counts `posted` posts and `delivered` completed deliveries of the type with `index`
     /// in the posting thread's own counters; `false` when this section has none (the caller
     /// then counts into shared atomics).
@@ -940,18 +999,16 @@ impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
         match self.slot {
             Some(slot) => {
-                let state = slot.state.load(Ordering::Relaxed) - 1;
+                let state = slot.state.load(Ordering::Relaxed) - DEPTH_ONE;
                 // `Release`: every use of a value loaded in the section happens before a
                 // writer's free that follows its `Acquire` read of this word (module docs).
                 slot.state.store(state, Ordering::Release);
-                // Garbage is collected at a post's end inside a writers' episode, or when it
-                // holds user code; plain memory otherwise waits for the next grace period
-                // (a post's end does not pay for a barrier for it).
-                if state & DEPTH == 0
-                    && (slot.after.get()
-                        || self.domain.hot.mode.load(Ordering::Relaxed) & COLLECT != 0)
-                {
-                    leave_slow(self.domain, slot);
+                // The outermost end, with something to do (garbage is collected at a post's
+                // end inside a writers' episode, or when it holds user code; plain memory
+                // otherwise waits for the next grace period: a post's end does not pay for a
+                // barrier for it). One compare: depth 0 and [`SLOW`].
+                if state as u32 == SLOW as u32 {
+                    leave_slow(self.domain, slot, state);
                 }
                 #[cfg(herald_loom)]
                 if state & DEPTH == 0 {
@@ -970,16 +1027,15 @@ impl Drop for ReadGuard<'_> {
 /// arguments by value, so the guard itself never has to live in memory on the post path.
 #[cold]
 #[inline(never)]
-fn leave_slow(domain: &Domain, slot: &Slot) {
+fn leave_slow(domain: &Domain, slot: &Slot, state: u64) {
+    // Cleared first: a callback below may post, and its section must not end slowly for
+    // this one's reasons.
+    slot.state.store(state & !SLOW, Ordering::Release);
     if slot.after.get() {
         slot.after.set(false);
         run_after(domain.hot.uid);
     }
-    let mode = domain.hot.mode.load(Ordering::Relaxed);
-    // Plain garbage only waits here inside an episode, where every section is fenced and
-    // counted: every `ASSIST_EVERY`th of them helps.
-    if mode & COLLECT != 0 && (mode & URGENT != 0 || slot.fenced.get().is_multiple_of(ASSIST_EVERY))
-    {
+    if domain.hot.mode.load(Ordering::Relaxed) & COLLECT != 0 {
         domain.collect_at_exit();
     }
 }
@@ -1467,17 +1523,35 @@ mod tests {
     // A symmetric domain keeps readers fencing: the writers' episode never ends.
 
     #[test]
-    fn posting_alone_frees_plain_garbage_inside_an_episode() {
+    fn plain_garbage_waits_for_a_grace_period_until_it_piles_up() {
+        // Symmetric: readers always fence, the writers' episode never ends.
         let domain = Domain::new(false);
-        let freed = retire(&domain, false);
-        for _ in 0..ASSIST_EVERY {
+        let first = retire(&domain, false);
+        for _ in 0..4 * PILE {
             drop(domain.read());
         }
         assert!(
-            freed.load(Ordering::SeqCst),
-            "freed within {ASSIST_EVERY} section ends"
+            !first.load(Ordering::SeqCst),
+            "a post's end leaves one old snapshot to the writers' next grace period"
         );
-        assert_eq!(domain.hot.mode.load(Ordering::SeqCst) & GARBAGE, 0);
+        let rest: Vec<_> = (0..PILE).map(|_| retire(&domain, false)).collect();
+        drop(domain.read());
+        assert!(
+            first.load(Ordering::SeqCst) && rest.iter().all(|f| f.load(Ordering::SeqCst)),
+            "over {PILE} retired values, the next post's end frees them"
+        );
+        assert_eq!(
+            domain.hot.mode.load(Ordering::SeqCst) & (GARBAGE | URGENT),
+            0
+        );
+    }
+
+    #[test]
+    fn a_grace_period_frees_plain_garbage() {
+        let domain = Domain::new(true);
+        let freed = retire(&domain, false);
+        assert!(domain.synchronize().is_some());
+        assert!(freed.load(Ordering::SeqCst));
     }
 
     #[test]

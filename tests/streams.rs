@@ -264,7 +264,8 @@ fn poll_recv_registers_the_waker_and_a_post_wakes_it() {
 }
 
 /// A receiver that has just caught up yields a few times (waking itself) before it parks:
-/// then a poll registers its waker, and only a post wakes it.
+/// then a poll registers its waker, and only a post wakes it. (A lone stream yields a few
+/// dozen times, any other a few: see `YIELDS` in `src/hub/ring.rs`.)
 #[test]
 fn a_receiver_that_caught_up_yields_a_few_times_then_waits() {
     let center = NotificationCenter::new();
@@ -282,7 +283,7 @@ fn a_receiver_that_caught_up_yields_a_few_times_then_waits() {
         if counter.0.load(SeqCst) == before {
             break; // parked: this poll did not wake itself
         }
-        assert!(polls < 8, "never parks");
+        assert!(polls < 64, "never parks");
     }
     assert!(polls > 1, "yields at least once after receiving");
     let parked = counter.0.load(SeqCst);

@@ -93,8 +93,20 @@ pub(crate) struct RingEntry<N> {
 /// Measured on `benches/dispatch.rs`, `stream/1->1` and `1->4` on a 2-core machine: with 0,
 /// runs flip between a mode where receivers park after every post (the executor's thread
 /// sleeps, and every post pays a system call to wake it) and a fast one; 1 fixes `1->4`, 3
-/// also `1->1` (where the receiver has no other task to yield to).
+/// also `1->4`.
 const YIELDS: u8 = 3;
+
+/// [`YIELDS`] for the only member of a ring. A lone receiver that keeps up with its poster
+/// catches up after nearly every value; when its executor's thread shares a core with the
+/// poster (a 2-core machine with one more busy thread), three yields are shorter than the
+/// poster's gap between two posts, so it parked after every value and every post paid a
+/// system call to wake it. Measured with `stream/1->1` (one-process runs of 262 144 items)
+/// with another busy thread on the machine: 110-167 ns per item with 3, 75-87 with 32, no
+/// better with 128; on a quiet machine 96-122 with 3 and 99-106 with 32. Giving every member
+/// 32 made `1->4` slower (27-50 ns per item against 24-31 quiet, and three to four times
+/// slower loaded: the yielding receivers held the executor's thread from the others), hence
+/// only when alone.
+const YIELDS_ALONE: u8 = 32;
 
 /// Set in a member's cursor once it has left the ring.
 const CLOSED: u64 = 1 << 63;
@@ -167,6 +179,9 @@ pub(crate) struct Ring<N> {
     capacity: u64,
     /// This ring's bit in a post's mask of written rings.
     id: u32,
+    /// How many members it has (written under `state`; read by receivers to choose how often
+    /// to yield before parking).
+    members: AtomicUsize,
     ids: Arc<StdAtomicU64>,
     /// The slots stand for `Arc<N>`s: the ring is `Send`/`Sync` only when they are.
     _values: PhantomData<Arc<N>>,
@@ -334,6 +349,7 @@ impl<N> Ring<N> {
             mask: len as u64 - 1,
             capacity: capacity as u64,
             id,
+            members: AtomicUsize::new(0),
             ids,
             state: Padded(Mutex::new(State {
                 members: Vec::new(),
@@ -354,6 +370,15 @@ impl<N> Ring<N> {
         self.capacity as usize
     }
 
+    /// How many times a receiver that has just caught up yields before it parks.
+    fn yields(&self) -> u8 {
+        if self.members.load(Ordering::Relaxed) <= 1 {
+            YIELDS_ALONE
+        } else {
+            YIELDS
+        }
+    }
+
     #[inline]
     fn slot(&self, position: u64) -> &AtomicPtr<N> {
         &self.slots[(position & self.mask) as usize]
@@ -371,6 +396,7 @@ impl<N> Ring<N> {
             member: member.clone(),
             join_gen: generation,
         });
+        self.members.store(st.members.len(), Ordering::Relaxed);
     }
 
     /// Removes `member`: no post reaches it any more, and the values it had not taken move to
@@ -385,6 +411,7 @@ impl<N> Ring<N> {
             return;
         };
         let joined = st.members.swap_remove(i);
+        self.members.store(st.members.len(), Ordering::Relaxed);
         self.detach(&joined.member);
         // Under the lock, like parking: a receiver parked before sees its waker taken here,
         // one parking after sees its cursor closed.
@@ -622,7 +649,7 @@ pub(crate) struct Reader<N> {
     closed: bool,
     /// Report evictions as `Lagged(n)` (drop-oldest) or silently (latest-only).
     report_lag: bool,
-    /// Times it yielded since it last received something (`YIELDS` when it never received, so
+    /// Times it yielded since it last received something (`u8::MAX` when it never received, so
     /// an idle stream parks at once; see `take_slow`).
     yielded: u8,
 }
@@ -642,7 +669,7 @@ impl<N> Reader<N> {
             front_first,
             closed: false,
             report_lag,
-            yielded: YIELDS,
+            yielded: u8::MAX,
         }
     }
 
@@ -698,8 +725,8 @@ impl<N> Reader<N> {
                     continue;
                 }
                 match waker {
-                    Some(w) if self.yielded < YIELDS => {
-                        // Caught up after receiving: yield to the executor (`YIELDS` times)
+                    Some(w) if self.yielded < self.ring.yields() => {
+                        // Caught up after receiving: yield to the executor (`yields()` times)
                         // before parking. A poster in the middle of a burst has usually posted
                         // again by then, so the executor's thread does not fall asleep after
                         // every post.
@@ -1209,10 +1236,11 @@ mod tests {
         assert_eq!(ring.parked.load(Ordering::SeqCst), 0);
         assert_eq!(drain(&mut r), strings(&["0", "1"]));
         // Caught up after receiving: the first polls yield (a wake each), the next one parks.
-        for _ in 0..YIELDS {
+        assert_eq!(ring.yields(), YIELDS_ALONE, "the only member");
+        for _ in 0..YIELDS_ALONE {
             assert!(matches!(r.take(Some(&waker)), Took::Empty));
         }
-        let yielded = 1 + YIELDS as usize;
+        let yielded = 1 + YIELDS_ALONE as usize;
         assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), yielded);
         assert!(matches!(r.take(Some(&waker)), Took::Empty));
         let parked = count.0.load(std::sync::atomic::Ordering::SeqCst);

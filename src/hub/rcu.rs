@@ -178,35 +178,28 @@ impl TypeCounters {
 
 /// `Domain::mode`: readers fence (module docs: "Asymmetric fences").
 const FENCE: u8 = 1;
-/// `Domain::mode`: retired values wait in the garbage.
-const GARBAGE: u8 = 2;
 /// `Domain::mode`: the garbage is pressing: some of it is urgent (see `Garbage::urgent`), or
-/// it is over [`PILE`] or [`PILE_BYTES`].
-const URGENT: u8 = 4;
-
-/// Whether a post's end tries to collect garbage: there is some, and it is pressing. Every
-/// change of the mode computes it into [`COLLECT`], which readers test instead.
-#[inline]
-fn wants_collection(mode: u8) -> bool {
-    mode & GARBAGE != 0 && mode & URGENT != 0
-}
+/// it is over [`PILE`] or [`PILE_BYTES`]. A post's end then tries to collect it. The same bit
+/// as [`SLOW`] in a slot's word, so opening a section copies it there without a shift.
+///
+/// Nothing in the mode says whether there is garbage at all: a bit for that was set by every
+/// subscribe and cleared by every grace period, so a thread subscribing and unsubscribing in
+/// a loop changed the byte every post reads twice per cycle, a cache miss for every posting
+/// thread each time.
+const URGENT: u8 = 8;
 
 /// Whether a pile of `len` retired values weighing `bytes` is over its bounds.
 fn piled_up(len: usize, bytes: usize) -> bool {
     len > PILE || bytes > PILE_BYTES
 }
 
-/// `Domain::mode`: [`wants_collection`] of the other bits, kept with them by every change
-/// ([`Hot::set_mode`]), so the end of every post tests one bit.
-const COLLECT: u8 = 8;
-
 /// The bit of a slot's word that sends the end of the outermost section down the slow path
-/// ([`leave_slow`]): garbage waits for collection ([`COLLECT`], sampled when the section
+/// ([`leave_slow`]): garbage waits for collection ([`URGENT`], sampled when the section
 /// opens), callbacks wait for the section's end ([`Domain::after_section`]), or this thread
-/// retired user code inside the section. The same bit as [`COLLECT`] in the mode, so opening
+/// retired user code inside the section. The same bit as [`URGENT`] in the mode, so opening
 /// a section adds the mode's bit without a shift; and a section's end tests its own word
 /// only: the depth is 0 and this bit is set exactly when the low half of the word equals it.
-const SLOW: u64 = COLLECT as u64;
+const SLOW: u64 = URGENT as u64;
 /// One level of depth: the depth sits above [`SLOW`] in the low half of a slot's word.
 const DEPTH_ONE: u64 = 16;
 /// The depth bits of a slot's word; the section number is in the high half.
@@ -478,14 +471,13 @@ pub(crate) struct Domain {
 /// The read-mostly part of a [`Domain`].
 struct Hot {
     uid: u64,
-    /// What a read section must do beyond its store: [`FENCE`], [`GARBAGE`], [`URGENT`], and
-    /// [`COLLECT`] of those. One byte, so the opening and the closing of a section each test
-    /// it with one load. Changed only through [`Hot::set_mode`].
+    /// What a read section must do beyond its store: [`FENCE`], [`URGENT`]. One byte, loaded
+    /// once when a section opens. Changed only through [`Hot::set_mode`].
     mode: AtomicU8,
 }
 
 impl Hot {
-    /// Sets (`on`) or clears `bits` of the mode, and [`COLLECT`] with them.
+    /// Sets (`on`) or clears `bits` of the mode.
     ///
     /// A change that changes nothing writes nothing: every post loads this byte, and a
     /// successful compare-and-swap, even of a value by itself, takes its cache line away from
@@ -493,11 +485,6 @@ impl Hot {
     fn set_mode(&self, bits: u8, on: bool, order: Ordering) {
         let _ = self.mode.fetch_update(order, Ordering::Relaxed, |m| {
             let next = if on { m | bits } else { m & !bits };
-            let next = if wants_collection(next) {
-                next | COLLECT
-            } else {
-                next & !COLLECT
-            };
             (next != m).then_some(next)
         });
     }
@@ -555,7 +542,7 @@ impl Domain {
                     // of the previous section (module docs). [`SLOW`] is clear here: the slow
                     // end of the previous section cleared it.
                     let mode = self.hot.mode.load(Ordering::Relaxed);
-                    let slow = u64::from(mode & COLLECT);
+                    let slow = u64::from(mode & URGENT);
                     slot.state
                         .store(state + COUNT_ONE + DEPTH_ONE + slow, Ordering::Release);
                     // Orders the store above before every load of the section (module docs),
@@ -795,10 +782,9 @@ impl Domain {
         if pressing {
             self.hot.set_mode(URGENT, true, Ordering::Release);
         }
-        self.hot.set_mode(GARBAGE, true, Ordering::Release);
-        // Sections sample [`COLLECT`] when they open: one this thread has open now (a writer
+        // Sections sample [`URGENT`] when they open: one this thread has open now (a writer
         // inside a post) must still try to collect at its end.
-        if self.hot.mode.load(Ordering::Relaxed) & COLLECT != 0
+        if self.hot.mode.load(Ordering::Relaxed) & URGENT != 0
             && let Some(slot) = self.open_slot()
         {
             slot.mark_slow();
@@ -811,12 +797,10 @@ impl Domain {
     /// outside any post), it runs a grace period, so memory stays bounded even while other
     /// threads post without pause.
     pub(crate) fn relieve(&self) {
-        if self.hot.mode.load(Ordering::Relaxed) & GARBAGE != 0
-            && piled_up(
-                self.garbage.lock().len(),
-                self.garbage_bytes.load(Ordering::Relaxed),
-            )
-            && !Self::inside_a_section()
+        if piled_up(
+            self.garbage.lock().len(),
+            self.garbage_bytes.load(Ordering::Relaxed),
+        ) && !Self::inside_a_section()
         {
             let _ = self.synchronize();
         }
@@ -832,9 +816,6 @@ impl Domain {
             let bytes = self.garbage_bytes.fetch_sub(freed_bytes, Ordering::Relaxed) - freed_bytes;
             if !g.iter().any(|x| x.urgent) && !piled_up(g.len(), bytes) {
                 self.hot.set_mode(URGENT, false, Ordering::Release);
-            }
-            if g.is_empty() {
-                self.hot.set_mode(GARBAGE, false, Ordering::Release);
             }
             old
         };
@@ -1035,7 +1016,7 @@ fn leave_slow(domain: &Domain, slot: &Slot, state: u64) {
         slot.after.set(false);
         run_after(domain.hot.uid);
     }
-    if domain.hot.mode.load(Ordering::Relaxed) & COLLECT != 0 {
+    if domain.hot.mode.load(Ordering::Relaxed) & URGENT != 0 {
         domain.collect_at_exit();
     }
 }
@@ -1493,26 +1474,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<Slot>() % 128, 0);
     }
 
-    #[test]
-    fn every_change_of_the_mode_keeps_collect_equal_to_the_rule() {
-        let domain = Domain::new(false);
-        let bits = [FENCE, GARBAGE, URGENT];
-        // Every sequence of three changes (set or clear one bit each: six choices, so a
-        // sequence is a number below 6^3) from every start.
-        for start in 0..8u8 {
-            for sequence in 0..6 * 6 * 6 {
-                domain.hot.mode.store(start, Ordering::Relaxed);
-                for step in [sequence % 6, sequence / 6 % 6, sequence / 36] {
-                    domain
-                        .hot
-                        .set_mode(bits[step % 3], step < 3, Ordering::Relaxed);
-                    let m = domain.hot.mode.load(Ordering::Relaxed);
-                    assert_eq!(m & COLLECT != 0, wants_collection(m), "mode {m:#06b}");
-                }
-            }
-        }
-    }
-
     fn retire(domain: &Domain, urgent: bool) -> Arc<AtomicBool> {
         let freed = Arc::new(AtomicBool::new(false));
         let generation = domain.retirement_point();
@@ -1540,10 +1501,7 @@ mod tests {
             first.load(Ordering::SeqCst) && rest.iter().all(|f| f.load(Ordering::SeqCst)),
             "over {PILE} retired values, the next post's end frees them"
         );
-        assert_eq!(
-            domain.hot.mode.load(Ordering::SeqCst) & (GARBAGE | URGENT),
-            0
-        );
+        assert_eq!(domain.hot.mode.load(Ordering::SeqCst) & URGENT, 0);
     }
 
     #[test]

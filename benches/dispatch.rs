@@ -13,7 +13,10 @@
 //!   that vector) and `arc-swap-bus` (an `arc_swap::ArcSwap` snapshot of it: copy-on-write like
 //!   herald, without `unsafe` of its own). The observers of all of them are built in one loop,
 //!   one of each per step, so that no implementation gets its closures back to back in memory
-//!   while the others' are spread out (see `bench_inline`).
+//!   while the others' are spread out (see `bench_inline`). The scenario runs in three child
+//!   processes of this benchmark, one after the other, and each figure is the median of their
+//!   medians: each process has its own heap layout, and at N=64 and N=256 the layout moved
+//!   a ratio by a few percent from one process to the next (`INLINE_PROCESSES`).
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
@@ -108,6 +111,20 @@ const INLINE_ROUNDS: Rounds = Rounds {
     sample: Duration::from_millis(2),
     rounds: 301,
 };
+
+/// The inline scenario runs in this many processes, one after the other, and each figure is the
+/// median of their medians (of their paired ratios, for the printed ratios).
+///
+/// Why: within one process every round sees the same heap, and at N=64 and N=256, where each
+/// implementation's loop sits at the cost of its observers' cache lines, where the allocator
+/// put each implementation's observers decided the comparison. The same build measured
+/// herald / RwLock bus at N=256 as 0.955, 1.039 and 0.981 in three processes, and the floor
+/// and the RwLock bus (the same loop but for the lock) 8 % apart in one. A median over
+/// processes samples that layout instead of taking one draw of it.
+const INLINE_PROCESSES: usize = 3;
+
+/// Set in a child process of the inline scenario: the file it writes its results to.
+const INLINE_CHILD: &str = "HERALD_BENCH_INLINE_OUT";
 const STREAM_ROUNDS: Rounds = Rounds {
     sample: Duration::from_millis(10),
     rounds: 81,
@@ -1052,7 +1069,7 @@ fn target_dir() -> std::path::PathBuf {
 struct Results {
     rows: Vec<Row>,
     /// `(scenario, n, a, b, median over rounds of a / b)`.
-    pairs: Vec<(String, usize, &'static str, &'static str, f64)>,
+    pairs: Vec<(String, usize, String, String, f64)>,
 }
 
 impl Results {
@@ -1072,7 +1089,78 @@ impl Results {
         let ratio = m
             .paired_ratio(a, b)
             .expect("a paired ratio names two contenders of its scenario");
-        self.pairs.push((scenario.to_owned(), n, a, b, ratio));
+        self.pairs
+            .push((scenario.to_owned(), n, a.to_owned(), b.to_owned(), ratio));
+    }
+
+    /// One line per row and per pair, tab-separated: what a child process hands back.
+    fn to_lines(&self) -> String {
+        let rows = self.rows.iter().map(|r| {
+            format!(
+                "row\t{}\t{}\t{}\t{}\n",
+                r.scenario, r.n, r.implementation, r.median_ns
+            )
+        });
+        let pairs = self
+            .pairs
+            .iter()
+            .map(|(s, n, a, b, ratio)| format!("pair\t{s}\t{n}\t{a}\t{b}\t{ratio}\n"));
+        rows.chain(pairs).collect()
+    }
+
+    /// The medians over processes of what each child process handed back (`to_lines`), in
+    /// the order the first one listed them.
+    fn median_of_processes(outputs: &[String]) -> Results {
+        let mut rows: Vec<(String, usize, String, Vec<f64>)> = Vec::new();
+        let mut pairs: Vec<(String, usize, String, String, Vec<f64>)> = Vec::new();
+        for line in outputs.iter().flat_map(|o| o.lines()) {
+            let f: Vec<&str> = line.split('\t').collect();
+            match f.as_slice() {
+                ["row", s, n, i, v] => {
+                    let (Ok(n), Ok(v)) = (n.parse::<usize>(), v.parse::<f64>()) else {
+                        continue;
+                    };
+                    match rows.iter_mut().find(|r| r.0 == *s && r.1 == n && r.2 == *i) {
+                        Some(r) => r.3.push(v),
+                        None => rows.push(((*s).to_owned(), n, (*i).to_owned(), vec![v])),
+                    }
+                }
+                ["pair", s, n, a, b, v] => {
+                    let (Ok(n), Ok(v)) = (n.parse::<usize>(), v.parse::<f64>()) else {
+                        continue;
+                    };
+                    match pairs
+                        .iter_mut()
+                        .find(|p| p.0 == *s && p.1 == n && p.2 == *a && p.3 == *b)
+                    {
+                        Some(p) => p.4.push(v),
+                        None => pairs.push((
+                            (*s).to_owned(),
+                            n,
+                            (*a).to_owned(),
+                            (*b).to_owned(),
+                            vec![v],
+                        )),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Results {
+            rows: rows
+                .into_iter()
+                .map(|(scenario, n, implementation, v)| Row {
+                    scenario,
+                    n,
+                    implementation,
+                    median_ns: median(v),
+                })
+                .collect(),
+            pairs: pairs
+                .into_iter()
+                .map(|(s, n, a, b, v)| (s, n, a, b, median(v)))
+                .collect(),
+        }
     }
 
     fn print_pairs(&self) {
@@ -1231,8 +1319,9 @@ fn report(results: &Results, memory: &[(String, f64)]) {
 fn method() -> String {
     format!(
         "Every implementation of a scenario is sampled once per round, in an order that \
-         changes each round (inline: {}; streams: {}; churn: {}), and each figure is the \
-         median over the rounds",
+         changes each round (inline: {} in each of {INLINE_PROCESSES} processes, each figure \
+         the median of the processes' medians, because each process has its own heap layout; \
+         streams: {}; churn: {}), and each figure is the median over the rounds",
         INLINE_ROUNDS.describe(),
         STREAM_ROUNDS.describe(),
         CHURN_ROUNDS.describe()
@@ -1293,6 +1382,37 @@ fn write_run(before: &str) {
     );
 }
 
+/// Runs the inline scenario in [`INLINE_PROCESSES`] child processes of this benchmark, one
+/// after the other, and takes the median of their figures.
+fn inline_in_processes() -> Results {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let dir = target_dir().join("herald-bench");
+    std::fs::create_dir_all(&dir).expect("create target/herald-bench");
+    let outputs: Vec<String> = (0..INLINE_PROCESSES)
+        .map(|p| {
+            println!("inline: process {} of {INLINE_PROCESSES}", p + 1);
+            let out = dir.join(format!("inline-process-{p}.tsv"));
+            let status = std::process::Command::new(&exe)
+                .env(INLINE_CHILD, &out)
+                .status()
+                .expect("run the inline scenario in a child process");
+            assert!(status.success(), "inline process {p} failed: {status}");
+            let lines = std::fs::read_to_string(&out).expect("read the inline results");
+            let _ = std::fs::remove_file(&out);
+            lines
+        })
+        .collect();
+    let combined = Results::median_of_processes(&outputs);
+    println!("inline: medians over {INLINE_PROCESSES} processes");
+    for r in &combined.rows {
+        println!(
+            "inline/{:<6} {:<24} {:>10.2} ns",
+            r.n, r.implementation, r.median_ns
+        );
+    }
+    combined
+}
+
 fn main() {
     // `cargo bench --bench dispatch -- inline churn` runs only the scenarios named (and writes
     // no JSON: a partial run must not replace a whole one); cargo's own `--bench` is ignored.
@@ -1301,10 +1421,18 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
+    if let Some(out) = std::env::var_os(INLINE_CHILD) {
+        let mut results = Results::default();
+        bench_inline(&mut results);
+        std::fs::write(&out, results.to_lines()).expect("write the inline results");
+        return;
+    }
     let load_before = load_average();
     let mut results = Results::default();
     if wanted("inline") {
-        bench_inline(&mut results);
+        let inline = inline_in_processes();
+        results.rows.extend(inline.rows);
+        results.pairs.extend(inline.pairs);
     }
     if wanted("stream") {
         bench_stream(&mut results);

@@ -13,10 +13,12 @@
 //!   that vector) and `arc-swap-bus` (an `arc_swap::ArcSwap` snapshot of it: copy-on-write like
 //!   herald, without `unsafe` of its own). The observers of all of them are built in one loop,
 //!   one of each per step, so that no implementation gets its closures back to back in memory
-//!   while the others' are spread out (see `bench_inline`). The scenario runs in three child
-//!   processes of this benchmark, one after the other, and each figure is the median of their
-//!   medians: each process has its own heap layout, and at N=64 and N=256 the layout moved
-//!   a ratio by a few percent from one process to the next (`INLINE_PROCESSES`).
+//!   while the others' are spread out (see `bench_inline`).
+//!
+//! Every scenario runs in three child processes of this benchmark, one after the other, and
+//! each figure is the median of their medians (`PROCESSES`): each process has its own heap
+//! layout and its own placement of threads, and both moved ratios from one process to the
+//! next (inline at N=256 by a few percent; streams at N=4 by a factor of two).
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
@@ -112,19 +114,21 @@ const INLINE_ROUNDS: Rounds = Rounds {
     rounds: 301,
 };
 
-/// The inline scenario runs in this many processes, one after the other, and each figure is the
+/// Every scenario runs in this many processes, one after the other, and each figure is the
 /// median of their medians (of their paired ratios, for the printed ratios).
 ///
-/// Why: within one process every round sees the same heap, and at N=64 and N=256, where each
-/// implementation's loop sits at the cost of its observers' cache lines, where the allocator
-/// put each implementation's observers decided the comparison. The same build measured
-/// herald / RwLock bus at N=256 as 0.955, 1.039 and 0.981 in three processes, and the floor
-/// and the RwLock bus (the same loop but for the lock) 8 % apart in one. A median over
-/// processes samples that layout instead of taking one draw of it.
-const INLINE_PROCESSES: usize = 3;
+/// Why: within one process every round sees the same heap. At N=64 and N=256, where each
+/// implementation's inline loop sits at the cost of its observers' cache lines, where the
+/// allocator put each implementation's observers decided the comparison: the same build
+/// measured herald / RwLock bus at N=256 as 0.955, 1.039 and 0.981 in three processes, and the
+/// floor and the RwLock bus (the same loop but for the lock) 8 % apart in one. The stream
+/// scenario at N=4 measured herald / tokio at 2.01 in one run and 0.90 in the next. A median
+/// over processes samples those draws instead of taking one.
+const PROCESSES: usize = 3;
 
-/// Set in a child process of the inline scenario: the file it writes its results to.
-const INLINE_CHILD: &str = "HERALD_BENCH_INLINE_OUT";
+/// Set in a child process: `<scenario>:<file>`, the one scenario it runs and where it writes
+/// its results.
+const CHILD: &str = "HERALD_BENCH_CHILD";
 const STREAM_ROUNDS: Rounds = Rounds {
     sample: Duration::from_millis(10),
     rounds: 81,
@@ -1319,9 +1323,9 @@ fn report(results: &Results, memory: &[(String, f64)]) {
 fn method() -> String {
     format!(
         "Every implementation of a scenario is sampled once per round, in an order that \
-         changes each round (inline: {} in each of {INLINE_PROCESSES} processes, each figure \
-         the median of the processes' medians, because each process has its own heap layout; \
-         streams: {}; churn: {}), and each figure is the median over the rounds",
+         changes each round (inline: {}; streams: {}; churn: {}); a scenario runs in \
+         {PROCESSES} processes, because each process has its own heap layout, and each figure \
+         is the median over the processes of its median over the rounds",
         INLINE_ROUNDS.describe(),
         STREAM_ROUNDS.describe(),
         CHURN_ROUNDS.describe()
@@ -1382,35 +1386,51 @@ fn write_run(before: &str) {
     );
 }
 
-/// Runs the inline scenario in [`INLINE_PROCESSES`] child processes of this benchmark, one
-/// after the other, and takes the median of their figures.
-fn inline_in_processes() -> Results {
+/// Runs one scenario (`bench_inline`, `bench_stream` or `bench_churn`, by name) in
+/// [`PROCESSES`] child processes of this benchmark, one after the other, and takes the median
+/// of their figures.
+fn in_processes(scenario: &str) -> Results {
     let exe = std::env::current_exe().expect("the benchmark's own path");
     let dir = target_dir().join("herald-bench");
     std::fs::create_dir_all(&dir).expect("create target/herald-bench");
-    let outputs: Vec<String> = (0..INLINE_PROCESSES)
+    let outputs: Vec<String> = (0..PROCESSES)
         .map(|p| {
-            println!("inline: process {} of {INLINE_PROCESSES}", p + 1);
-            let out = dir.join(format!("inline-process-{p}.tsv"));
+            println!("{scenario}: process {} of {PROCESSES}", p + 1);
+            let out = dir.join(format!("{scenario}-process-{p}.tsv"));
             let status = std::process::Command::new(&exe)
-                .env(INLINE_CHILD, &out)
+                .env(CHILD, format!("{scenario}:{}", out.display()))
                 .status()
-                .expect("run the inline scenario in a child process");
-            assert!(status.success(), "inline process {p} failed: {status}");
-            let lines = std::fs::read_to_string(&out).expect("read the inline results");
+                .expect("run a scenario in a child process");
+            assert!(status.success(), "{scenario} process {p} failed: {status}");
+            let lines = std::fs::read_to_string(&out).expect("read a child's results");
             let _ = std::fs::remove_file(&out);
             lines
         })
         .collect();
     let combined = Results::median_of_processes(&outputs);
-    println!("inline: medians over {INLINE_PROCESSES} processes");
+    println!("{scenario}: medians over {PROCESSES} processes");
     for r in &combined.rows {
         println!(
-            "inline/{:<6} {:<24} {:>10.2} ns",
+            "{scenario}/{:<6} {:<24} {:>10.2} ns",
             r.n, r.implementation, r.median_ns
         );
     }
     combined
+}
+
+/// In a child process: runs the scenario it was given and writes what it measured.
+fn run_child(spec: &str) {
+    let Some((scenario, out)) = spec.split_once(':') else {
+        panic!("{CHILD} is <scenario>:<file>, not {spec:?}");
+    };
+    let mut results = Results::default();
+    match scenario {
+        "inline" => bench_inline(&mut results),
+        "stream" => bench_stream(&mut results),
+        "churn" => bench_churn(&mut results),
+        other => panic!("no scenario {other:?}"),
+    }
+    std::fs::write(out, results.to_lines()).expect("write the scenario's results");
 }
 
 fn main() {
@@ -1421,24 +1441,18 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
-    if let Some(out) = std::env::var_os(INLINE_CHILD) {
-        let mut results = Results::default();
-        bench_inline(&mut results);
-        std::fs::write(&out, results.to_lines()).expect("write the inline results");
+    if let Ok(spec) = std::env::var(CHILD) {
+        run_child(&spec);
         return;
     }
     let load_before = load_average();
     let mut results = Results::default();
-    if wanted("inline") {
-        let inline = inline_in_processes();
-        results.rows.extend(inline.rows);
-        results.pairs.extend(inline.pairs);
-    }
-    if wanted("stream") {
-        bench_stream(&mut results);
-    }
-    if wanted("churn") {
-        bench_churn(&mut results);
+    for scenario in ["inline", "stream", "churn"] {
+        if wanted(scenario) {
+            let measured = in_processes(scenario);
+            results.rows.extend(measured.rows);
+            results.pairs.extend(measured.pairs);
+        }
     }
     if !only.is_empty() {
         results.print_pairs();

@@ -14,11 +14,7 @@
 //!   herald, without `unsafe` of its own). The observers of all of them are built in one loop,
 //!   one of each per step, so that no implementation gets its closures back to back in memory
 //!   while the others' are spread out (see `bench_inline`).
-//!
-//! Every scenario runs in three child processes of this benchmark, one after the other, and
-//! each figure is the median of their medians (`PROCESSES`): each process has its own heap
-//! layout and its own placement of threads, and both moved ratios from one process to the
-//! next (inline at N=256 by a few percent; streams at N=4 by a factor of two).
+
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
@@ -33,6 +29,11 @@
 //!   snapshot), each with the same churn: `*-quiet` without the churning thread, `*-churn`
 //!   with it. The number of subscribe/unsubscribe cycles each churner made is printed.
 //! - memory: bytes per subscription and per buffered item, from a counting allocator.
+//!
+//! Every scenario runs in three child processes of this benchmark, one after the other, and
+//! each figure is the median of their medians (`PROCESSES`): each process has its own heap
+//! layout and its own placement of threads, and both moved ratios from one process to the
+//! next (inline at N=256 by a few percent; streams at N=4 by a factor of two).
 //!
 //! Measurement: the implementations of one scenario are sampled in interleaved rounds (see
 //! [`interleave`]): each round takes one sample of every implementation, in a fresh order, and
@@ -113,6 +114,14 @@ const INLINE_ROUNDS: Rounds = Rounds {
     sample: Duration::from_millis(2),
     rounds: 301,
 };
+const STREAM_ROUNDS: Rounds = Rounds {
+    sample: Duration::from_millis(10),
+    rounds: 81,
+};
+const CHURN_ROUNDS: Rounds = Rounds {
+    sample: Duration::from_millis(10),
+    rounds: 151,
+};
 
 /// Every scenario runs in this many processes, one after the other, and each figure is the
 /// median of their medians (of their paired ratios, for the printed ratios).
@@ -129,14 +138,6 @@ const PROCESSES: usize = 3;
 /// Set in a child process: `<scenario>:<file>`, the one scenario it runs and where it writes
 /// its results.
 const CHILD: &str = "HERALD_BENCH_CHILD";
-const STREAM_ROUNDS: Rounds = Rounds {
-    sample: Duration::from_millis(10),
-    rounds: 81,
-};
-const CHURN_ROUNDS: Rounds = Rounds {
-    sample: Duration::from_millis(10),
-    rounds: 151,
-};
 
 /// What one scenario measured: every contender's ns per post in every round.
 struct Measured {
@@ -1113,58 +1114,43 @@ impl Results {
     }
 
     /// The medians over processes of what each child process handed back (`to_lines`), in
-    /// the order the first one listed them.
+    /// the order the first one listed them. A line is its key (every field but the last) and a
+    /// value.
     fn median_of_processes(outputs: &[String]) -> Results {
-        let mut rows: Vec<(String, usize, String, Vec<f64>)> = Vec::new();
-        let mut pairs: Vec<(String, usize, String, String, Vec<f64>)> = Vec::new();
+        let mut keyed: Vec<(&str, Vec<f64>)> = Vec::new();
         for line in outputs.iter().flat_map(|o| o.lines()) {
-            let f: Vec<&str> = line.split('\t').collect();
-            match f.as_slice() {
-                ["row", s, n, i, v] => {
-                    let (Ok(n), Ok(v)) = (n.parse::<usize>(), v.parse::<f64>()) else {
-                        continue;
-                    };
-                    match rows.iter_mut().find(|r| r.0 == *s && r.1 == n && r.2 == *i) {
-                        Some(r) => r.3.push(v),
-                        None => rows.push(((*s).to_owned(), n, (*i).to_owned(), vec![v])),
-                    }
-                }
-                ["pair", s, n, a, b, v] => {
-                    let (Ok(n), Ok(v)) = (n.parse::<usize>(), v.parse::<f64>()) else {
-                        continue;
-                    };
-                    match pairs
-                        .iter_mut()
-                        .find(|p| p.0 == *s && p.1 == n && p.2 == *a && p.3 == *b)
-                    {
-                        Some(p) => p.4.push(v),
-                        None => pairs.push((
-                            (*s).to_owned(),
-                            n,
-                            (*a).to_owned(),
-                            (*b).to_owned(),
-                            vec![v],
-                        )),
-                    }
-                }
-                _ => {}
+            let (key, value) = line
+                .rsplit_once('\t')
+                .and_then(|(k, v)| Some((k, v.parse::<f64>().ok()?)))
+                .unwrap_or_else(|| panic!("a child's line is <key>\t<value>, not {line:?}"));
+            match keyed.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, values)) => values.push(value),
+                None => keyed.push((key, vec![value])),
             }
         }
-        Results {
-            rows: rows
-                .into_iter()
-                .map(|(scenario, n, implementation, v)| Row {
-                    scenario,
-                    n,
-                    implementation,
-                    median_ns: median(v),
-                })
-                .collect(),
-            pairs: pairs
-                .into_iter()
-                .map(|(s, n, a, b, v)| (s, n, a, b, median(v)))
-                .collect(),
+        let mut results = Results::default();
+        for (key, values) in keyed {
+            let value = median(values);
+            let fields: Vec<&str> = key.split('\t').collect();
+            let n = |f: &str| f.parse::<usize>().expect("a child's N");
+            match fields.as_slice() {
+                ["row", s, count, i] => results.rows.push(Row {
+                    scenario: (*s).to_owned(),
+                    n: n(count),
+                    implementation: (*i).to_owned(),
+                    median_ns: value,
+                }),
+                ["pair", s, count, a, b] => results.pairs.push((
+                    (*s).to_owned(),
+                    n(count),
+                    (*a).to_owned(),
+                    (*b).to_owned(),
+                    value,
+                )),
+                _ => panic!("a child's line starts with row or pair, not {key:?}"),
+            }
         }
+        results
     }
 
     fn print_pairs(&self) {

@@ -984,10 +984,8 @@ impl Drop for ReadGuard<'_> {
                 // `Release`: every use of a value loaded in the section happens before a
                 // writer's free that follows its `Acquire` read of this word (module docs).
                 slot.state.store(state, Ordering::Release);
-                // The outermost end, with something to do (garbage is collected at a post's
-                // end inside a writers' episode, or when it holds user code; plain memory
-                // otherwise waits for the next grace period: a post's end does not pay for a
-                // barrier for it). One compare: depth 0 and [`SLOW`].
+                // The outermost end, with something to do (callbacks, or pressing garbage:
+                // see [`SLOW`]). One compare: depth 0 and [`SLOW`].
                 if state as u32 == SLOW as u32 {
                     leave_slow(self.domain, slot, state);
                 }

@@ -23,7 +23,7 @@ use herald::nats::{
     Batching, NatsBridge, Origin, RemoteLost, RemoteNotification, RemoteUndecodable,
 };
 use herald::{Notification, NotificationCenter, SenderId};
-use nats_support::{NatsServer, len, record, until};
+use nats_support::{NatsServer, bridge, len, record, until};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,18 +124,10 @@ async fn batching_bridge(server: &NatsServer, batching: Batching) -> NatsBridge 
         .unwrap()
 }
 
-async fn plain_bridge(server: &NatsServer) -> NatsBridge {
-    NatsBridge::builder()
-        .heartbeat(Duration::from_millis(100))
-        .connect(&server.url())
-        .await
-        .unwrap()
-}
-
 async fn a_batched_export_delivers_everything_in_order_with_exact_counts() {
     let server = NatsServer::start();
     let a = batching_bridge(&server, Batching::new().max_items(100)).await;
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let (raw, _spy) = spy(&server, "batch.>").await;
     let here = NotificationCenter::new();
     let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
@@ -237,7 +229,7 @@ async fn batches_keep_within_the_servers_max_payload() {
     let server = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
     let a = batching_bridge(&server, Batching::new()).await;
     assert_eq!(a.client().max_payload(), 1024);
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let (raw, _spy) = spy(&server, "batch.>").await;
     let here = NotificationCenter::new();
     let there = NotificationCenter::new();
@@ -273,7 +265,7 @@ async fn batches_keep_within_the_servers_max_payload() {
 async fn batches_never_mix_senders_or_subjects_and_keep_each_items_origin() {
     let server = NatsServer::start();
     let a = batching_bridge(&server, Batching::new()).await;
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let (raw, _spy) = spy(&server, "batch.>").await;
     let here = NotificationCenter::new();
     let there = NotificationCenter::new();
@@ -401,7 +393,7 @@ async fn publish_single(client: &async_nats::Client, origin: &str, seq: u64, pay
 
 async fn one_bad_item_of_a_batch_is_one_undecodable_notification_and_the_rest_arrive() {
     let server = NatsServer::start();
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let (typed_c, erased_c) = (NotificationCenter::new(), NotificationCenter::new());
     let typed = b.import::<Shipped>(&typed_c).await.unwrap();
     let erased = b.import_family("batch.", &erased_c).await.unwrap();
@@ -487,7 +479,7 @@ async fn a_batch_claiming_more_items_than_its_payload_holds_is_one_undecodable_m
     // The count is the sender's word: an importer must not loop over a trillion items of a
     // nine-byte payload, nor take a trillion sequence numbers from it.
     let server = NatsServer::start();
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let center = NotificationCenter::new();
     let import = b.import::<Shipped>(&center).await.unwrap();
     let (seen, _s) = record::<Shipped>(&center);
@@ -515,7 +507,7 @@ async fn a_batch_claiming_more_items_than_its_payload_holds_is_one_undecodable_m
 
 async fn loss_accounting_is_exact_across_batches_singles_gaps_and_duplicates() {
     let server = NatsServer::start();
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let there = NotificationCenter::new();
     let import = b.import::<Shipped>(&there).await.unwrap();
     let (seen, _s) = record::<Shipped>(&there);
@@ -555,7 +547,7 @@ async fn loss_accounting_is_exact_across_batches_singles_gaps_and_duplicates() {
 
 async fn without_batching_every_notification_is_one_plain_json_message() {
     let server = NatsServer::start();
-    let a = plain_bridge(&server).await;
+    let a = bridge(&server).await;
     let (raw, _spy) = spy(&server, "batch.>").await;
     let here = NotificationCenter::new();
     let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
@@ -586,7 +578,7 @@ async fn without_batching_every_notification_is_one_plain_json_message() {
 async fn shutdown_sends_queued_notifications_in_batches() {
     let server = NatsServer::start();
     let a = batching_bridge(&server, Batching::new()).await;
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
     let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
     let import = b.import::<Numbered>(&there).await.unwrap();
@@ -627,7 +619,7 @@ async fn a_dropped_notification_ends_a_batch_so_importers_count_it_lost() {
     // queued ones around them are not consecutive, and a batch must not claim the gap.
     let server = NatsServer::start();
     let a = batching_bridge(&server, Batching::new()).await;
-    let b = plain_bridge(&server).await;
+    let b = bridge(&server).await;
     let (raw, _spy) = spy(&server, "batch.>").await;
     let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
     let _export = here.observer::<Picky>().forward(a.publish()).unwrap();
@@ -670,44 +662,6 @@ async fn a_dropped_notification_ends_a_batch_so_importers_count_it_lost() {
     assert_eq!(counts, want);
 }
 
-async fn with_batching_a_full_outbox_drops_counted_and_importers_see_the_gap() {
-    let server = NatsServer::start();
-    let a = NatsBridge::builder()
-        .batching(Batching::new())
-        .client_capacity(4)
-        .outbox_capacity(10)
-        .heartbeat(Duration::from_millis(50))
-        .connect(&server.url())
-        .await
-        .unwrap();
-    let b = plain_bridge(&server).await;
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let export = here.observer::<Numbered>().forward(a.publish()).unwrap();
-    let import = b.import::<Numbered>(&there).await.unwrap();
-    let (seen, _s) = record::<Numbered>(&there);
-    // The first post goes to the client at once (unless its queue is full of its own
-    // messages); the next ten wait in the outbox behind it (with batching, posts queue until
-    // the task has looked), the rest are dropped.
-    for n in 0..100 {
-        here.post(Numbered { sender: 0, n });
-    }
-    let dropped = export.dropped();
-    assert!((89..=90).contains(&dropped), "dropped {dropped}");
-    until("the import's accounting", || {
-        let s = import.stats();
-        s.posted + s.lost == 100
-    })
-    .await;
-    let got: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.n).collect();
-    assert_eq!(got, (0..100 - dropped).collect::<Vec<_>>());
-    assert_eq!(import.stats().lost, dropped);
-    let m = a.metrics();
-    assert_eq!(
-        (m.exported, m.published, m.export_dropped),
-        (100, 100 - dropped, dropped)
-    );
-}
-
 fn main() {
     nats_support::main(
         "nats_batching",
@@ -743,10 +697,6 @@ fn main() {
             nats_support::test(
                 "a_dropped_notification_ends_a_batch_so_importers_count_it_lost",
                 a_dropped_notification_ends_a_batch_so_importers_count_it_lost,
-            ),
-            nats_support::test(
-                "with_batching_a_full_outbox_drops_counted_and_importers_see_the_gap",
-                with_batching_a_full_outbox_drops_counted_and_importers_see_the_gap,
             ),
             nats_support::test(
                 "shutdown_sends_queued_notifications_in_batches",

@@ -189,6 +189,16 @@ impl Drop for NatsServer {
     }
 }
 
+/// A bridge to `server` with heartbeats every 100 ms (tests that wait for a gap to show
+/// wait on them).
+pub async fn bridge(server: &NatsServer) -> herald::nats::NatsBridge {
+    herald::nats::NatsBridge::builder()
+        .heartbeat(Duration::from_millis(100))
+        .connect(&server.url())
+        .await
+        .unwrap()
+}
+
 /// Records what a center receives of `N`.
 pub fn record<N: herald::Notification + Clone>(
     center: &herald::NotificationCenter,

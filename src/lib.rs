@@ -41,7 +41,8 @@
 //!   Its states: [`Matcher`] (what it matches), [`DefaultPolicy`] / [`BufferPolicy`] (whether a
 //!   policy was chosen). [`Terminal`]: delivery kinds added from outside the hub.
 //! - [`Subscription`]: the guard; `unsubscribe` (or drop) ends it, `detach` keeps it.
-//!   [`NotificationStream`]: the buffered kind, which owns its subscription.
+//!   [`NotificationStream`]: the buffered kind, which owns its subscription;
+//!   [`ClonedStream`]: the same for `Clone` notifications, receiving values instead of `Arc`s.
 //! - [`SpawnedHandler`], [`SpawnOptions`]: async handlers on tokio (terminal `spawn`).
 //! - [`NotificationQueue`]: Apple's coalescing queue, any notification type in one FIFO
 //!   ([`PostingStyle`], [`Coalescing`], [`Matching`], [`QueueStats`]).
@@ -66,6 +67,7 @@ pub use hub::testkit;
 
 pub use hub::builder::{BufferPolicy, DefaultPolicy, Matcher, ObserverBuilder, Terminal};
 pub use hub::center::{CenterBuilder, NotificationCenter, PanicPolicy, Poster, ReaderFences};
+pub use hub::cloned::ClonedStream;
 pub use hub::error::{Lagged, RecvError, TryRecvError};
 pub use hub::notification::AnyNotification;
 pub use hub::notification::{

@@ -403,7 +403,7 @@ impl Model {
     }
 }
 
-fn yielded(r: Result<Arc<Item>, TryRecvError>) -> Option<String> {
+fn yielded<V: std::ops::Deref<Target = Item>>(r: Result<V, TryRecvError>) -> Option<String> {
     match r {
         Ok(v) => Some(v.seq.to_string()),
         Err(TryRecvError::Lagged(n)) => Some(format!("lag {n}")),
@@ -412,23 +412,53 @@ fn yielded(r: Result<Arc<Item>, TryRecvError>) -> Option<String> {
     }
 }
 
+/// What backs the stream under test.
+#[derive(Debug, Clone, Copy)]
+enum Backing {
+    /// The type's shared ring of `Arc`s.
+    Ring,
+    /// A private buffer (a filter that passes everything).
+    Private,
+    /// A `ClonedStream` on the type's value ring.
+    Values,
+}
+
+/// A stream of any backing, as the model test drives it.
+enum AnyStream {
+    Shared(herald::NotificationStream<Item>),
+    Cloned(herald::ClonedStream<Item>),
+}
+
+impl AnyStream {
+    fn try_recv(&mut self) -> Option<String> {
+        match self {
+            AnyStream::Shared(s) => yielded(s.try_recv()),
+            AnyStream::Cloned(s) => yielded(s.try_recv().map(Box::new)),
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            AnyStream::Shared(s) => s.len(),
+            AnyStream::Cloned(s) => s.len(),
+        }
+    }
+}
+
 /// Runs `ops` on a stream and on the model; every receive and every post report must match.
 fn check_against_model(
     policy: Overflow<Item>,
-    private: bool,
+    backing: Backing,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let capacity = policy.capacity();
     let report_lag = matches!(policy, Overflow::DropOldest { .. });
     let center = NotificationCenter::new();
     let builder = center.observer::<Item>().policy(policy);
-    // A filter that passes everything gives the stream a private buffer.
-    let builder = if private {
-        builder.filter(|_| true)
-    } else {
-        builder
+    let mut stream = match backing {
+        Backing::Ring => AnyStream::Shared(builder.stream()),
+        Backing::Private => AnyStream::Shared(builder.filter(|_| true).stream()),
+        Backing::Values => AnyStream::Cloned(builder.cloned_stream()),
     };
-    let mut stream = builder.stream();
     let mut model = Model {
         capacity,
         queue: Default::default(),
@@ -449,7 +479,7 @@ fn check_against_model(
             Op::Drain => usize::MAX,
         };
         for _ in 0..receives {
-            let got = yielded(stream.try_recv());
+            let got = stream.try_recv();
             prop_assert_eq!(&got, &model.recv());
             if got.is_none() {
                 break;
@@ -475,7 +505,13 @@ proptest! {
     /// Drop-oldest on the shared ring is exactly the reference model.
     #[test]
     fn drop_oldest_on_the_ring_matches_the_model(capacity in 1usize..20, ops in model_ops()) {
-        check_against_model(Overflow::DropOldest { capacity }, false, &ops)?;
+        check_against_model(Overflow::DropOldest { capacity }, Backing::Ring, &ops)?;
+    }
+
+    /// Drop-oldest on a value ring (`ClonedStream`) is exactly the model.
+    #[test]
+    fn drop_oldest_on_a_value_ring_matches_the_model(capacity in 1usize..20, ops in model_ops()) {
+        check_against_model(Overflow::DropOldest { capacity }, Backing::Values, &ops)?;
     }
 
     /// Drop-oldest in a private buffer is exactly the model too, although its receiver takes
@@ -485,12 +521,13 @@ proptest! {
         capacity in 1usize..20,
         ops in model_ops(),
     ) {
-        check_against_model(Overflow::DropOldest { capacity }, true, &ops)?;
+        check_against_model(Overflow::DropOldest { capacity }, Backing::Private, &ops)?;
     }
 
-    /// Latest-only, on the ring and in a private buffer: the model with capacity 1, no lag.
+    /// Latest-only, on either ring and in a private buffer: the model with capacity 1, no lag.
     #[test]
-    fn latest_matches_the_model(private in any::<bool>(), ops in model_ops()) {
-        check_against_model(Overflow::Latest, private, &ops)?;
+    fn latest_matches_the_model(backing in 0..3usize, ops in model_ops()) {
+        let backing = [Backing::Ring, Backing::Private, Backing::Values][backing];
+        check_against_model(Overflow::Latest, backing, &ops)?;
     }
 }

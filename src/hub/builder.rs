@@ -408,6 +408,41 @@ impl<N: Notification, P: BufferPolicy<N>> ObserverBuilder<N, P> {
         NotificationStream::new(receiver, Subscription::of(&core, id))
     }
 
+    /// Buffers notifications for a receiver that gets its own clone of each value, not an
+    /// `Arc`: a [`ClonedStream`](crate::ClonedStream). With drop-oldest or latest-only and no
+    /// sender or filter, its streams share a ring of values (no allocation per post); see
+    /// its docs for what that keeps alive.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification, Overflow};
+    /// #[derive(Clone)]
+    /// struct Tick(u64);
+    /// impl Notification for Tick {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let center = NotificationCenter::new();
+    /// let mut ticks = center
+    ///     .observer::<Tick>()
+    ///     .policy(Overflow::DropOldest { capacity: 64 })
+    ///     .cloned_stream();
+    /// center.post(Tick(7));
+    /// let tick: Tick = ticks.recv().await.unwrap();
+    /// assert_eq!(tick.0, 7);
+    /// # }
+    /// ```
+    pub fn cloned_stream(self) -> crate::ClonedStream<N>
+    where
+        N: Clone,
+    {
+        crate::hub::cloned::subscribe(
+            &self.target.0,
+            self.sender,
+            self.filter,
+            self.priority,
+            self.replay,
+            self.policy.into_overflow(),
+        )
+    }
+
     /// Subscribes a buffered receiver (stream or spawned handler).
     pub(crate) fn into_buffered(
         self,
@@ -670,5 +705,20 @@ impl NotificationCenter {
     /// ```
     pub fn stream<N: Notification>(&self) -> NotificationStream<N> {
         self.observer::<N>().stream()
+    }
+
+    /// A cloned stream of `N` with the default policy: sugar for
+    /// `observer::<N>().cloned_stream()`.
+    ///
+    /// ```
+    /// # use herald::{NotificationCenter, Notification};
+    /// # #[derive(Clone)] struct Ev(u8); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut events = center.cloned_stream::<Ev>();
+    /// center.post(Ev(3));
+    /// assert_eq!(events.try_recv().unwrap().0, 3);
+    /// ```
+    pub fn cloned_stream<N: Notification + Clone>(&self) -> crate::ClonedStream<N> {
+        self.observer::<N>().cloned_stream()
     }
 }

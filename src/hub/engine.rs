@@ -104,7 +104,8 @@ pub(crate) struct Cx<'a, N: 'static> {
 /// The part of a post's context that only the general path (buffered entries, retention,
 /// `post_async`, replay) has.
 pub(crate) struct CxExt<'a, N: 'static> {
-    shared: &'a Arc<N>,
+    /// The post's value in an `Arc`, when an entry needs one (buffered kinds, retention).
+    shared: Option<&'a Arc<N>>,
     waiting: Option<&'a mut Waiting<N>>,
     dropped: u32,
     full: u32,
@@ -118,7 +119,7 @@ pub(crate) struct CxExt<'a, N: 'static> {
 }
 
 impl<'a, N: Notification> CxExt<'a, N> {
-    fn new(shared: &'a Arc<N>, waiting: Option<&'a mut Waiting<N>>) -> Self {
+    fn new(shared: Option<&'a Arc<N>>, waiting: Option<&'a mut Waiting<N>>) -> Self {
         CxExt {
             shared,
             waiting,
@@ -193,7 +194,7 @@ impl<'a, N: Notification> Cx<'a, N> {
     /// The post's shared value, for buffered entries (present whenever the snapshot has one).
     #[inline]
     pub(crate) fn shared(&self) -> Option<&'a Arc<N>> {
-        self.ext.as_ref().map(|e| e.shared)
+        self.ext.as_ref().and_then(|e| e.shared)
     }
 
     /// A buffered entry lost a value to its overflow policy because of this post.
@@ -217,7 +218,7 @@ impl<'a, N: Notification> Cx<'a, N> {
             Some(w) => {
                 w.targets.push(target);
                 if w.value.is_none() {
-                    w.value = Some(e.shared.clone());
+                    w.value = e.shared.cloned();
                 }
                 true
             }
@@ -248,6 +249,11 @@ pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     /// Whether the entry needs the post's shared `Arc<N>` (buffered kinds).
     fn needs_shared(&self) -> bool {
         false
+    }
+    /// Whether the entry needs the general path's context (the ring bookkeeping, the
+    /// snapshot's generation), with or without an `Arc<N>`.
+    fn needs_context(&self) -> bool {
+        self.needs_shared()
     }
     /// The entry left its channel: close its buffer, if any (what it delivered from now on
     /// counts into `sink`).
@@ -289,6 +295,9 @@ pub(crate) trait Kind<N>: Send + Sync + 'static {
     fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery;
     fn needs_shared(&self) -> bool {
         false
+    }
+    fn needs_context(&self) -> bool {
+        self.needs_shared()
     }
     fn retire(&self, _sink: &Arc<StdAtomicU64>) {}
     fn buffer_stats(&self, _id: ObserverId) -> Option<BufferStats> {
@@ -458,6 +467,10 @@ unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
         self.kind.needs_shared()
     }
 
+    fn needs_context(&self) -> bool {
+        self.kind.needs_context()
+    }
+
     fn retire(&self, sink: &Arc<StdAtomicU64>) {
         self.kind.retire(sink);
     }
@@ -575,6 +588,9 @@ impl<N: Notification, K: Kind<N>> Kind<N> for FromSender<K> {
     fn needs_shared(&self) -> bool {
         self.1.needs_shared()
     }
+    fn needs_context(&self) -> bool {
+        self.1.needs_context()
+    }
     fn retire(&self, sink: &Arc<StdAtomicU64>) {
         self.1.retire(sink);
     }
@@ -602,6 +618,9 @@ where
     }
     fn needs_shared(&self) -> bool {
         self.1.needs_shared()
+    }
+    fn needs_context(&self) -> bool {
+        self.1.needs_context()
     }
     fn retire(&self, sink: &Arc<StdAtomicU64>) {
         self.1.retire(sink);
@@ -644,6 +663,8 @@ pub(crate) struct Summary {
 
 /// Some entry needs the post's shared `Arc<N>` (buffered kinds).
 const NEEDS_SHARED: u8 = 1;
+/// Some entry needs the general path's context but no `Arc<N>` (value rings).
+const NEEDS_CONTEXT: u8 = 8;
 /// Retention is on: posts store their value for `replay_last`.
 const RETAIN: u8 = 2;
 /// The center's panic policy is `Propagate`: posts take the general path, which counts what
@@ -661,6 +682,9 @@ fn flags<N: 'static>(
         if e.needs_shared() {
             flags |= NEEDS_SHARED;
         }
+        if e.needs_context() {
+            flags |= NEEDS_CONTEXT;
+        }
     }
     Summary {
         flags,
@@ -674,6 +698,12 @@ fn position<N: 'static>(snap: &Snapshot<N>, entry: &dyn Deliver<N>) -> usize {
     snap.iter()
         .take_while(|e| e.meta().order_key() <= key)
         .count()
+}
+
+/// A post's value on the general path: in an `Arc` when an entry keeps one, else as posted.
+enum Held<N> {
+    Shared(Arc<N>),
+    Owned(N),
 }
 
 /// The last posted values, kept once retention is on (contract 6); the last value of all
@@ -822,7 +852,8 @@ impl<N: Notification> Core<N> {
         self.post_general(value, sender, Some(waiting))
     }
 
-    /// Posts with a shared `Arc<N>` (buffered subscribers), retention, or `post_async`.
+    /// Posts with a shared `Arc<N>` (buffered subscribers, retention), or with the context
+    /// only (value rings), or for `post_async`.
     #[cold]
     #[inline(never)]
     fn post_general(
@@ -833,8 +864,15 @@ impl<N: Notification> Core<N> {
     ) -> PostReport {
         let section = self.domain.read();
         let mut snap = self.subs.load(&section);
-        let shared = Arc::new(value);
-        if snap.extra.flags & RETAIN != 0 {
+        // An `Arc` only for the entries that keep one: value rings clone from the value.
+        let held = if snap.extra.flags & (NEEDS_SHARED | RETAIN) != 0 {
+            Held::Shared(Arc::new(value))
+        } else {
+            Held::Owned(value)
+        };
+        if let Held::Shared(shared) = &held
+            && snap.extra.flags & RETAIN != 0
+        {
             // Store and load the snapshot under `last`, deliver outside it: a concurrent
             // `replay_last` subscriber either sees this value in `last` or is in the snapshot.
             let lock = self.last.lock();
@@ -845,11 +883,15 @@ impl<N: Notification> Core<N> {
             }
             snap = self.subs.load(&section);
         }
-        let mut ext = CxExt::new(&shared, waiting);
+        let (value, shared) = match &held {
+            Held::Shared(s) => (&**s, Some(s)),
+            Held::Owned(v) => (v, None),
+        };
+        let mut ext = CxExt::new(shared, waiting);
         ext.generation = snap.extra.generation;
         let mut cx = Cx::new(self, sender, Some(&mut ext));
         let items = snap.items();
-        let done = self.run(&section, |i| items.get(i), &shared, &mut cx);
+        let done = self.run(&section, |i| items.get(i), value, &mut cx);
         self.finish(&section, done, cx)
     }
 
@@ -989,7 +1031,7 @@ impl<N: Notification> Core<N> {
             // Delivered while `last` is held: no post of this type can slip in between the
             // replayed value and the subscription (a nested post on this thread re-enters).
             let section = self.domain.read();
-            let mut ext = CxExt::new(&value, None);
+            let mut ext = CxExt::new(Some(&value), None);
             ext.replaying = true;
             let mut cx = Cx::new(self, sender, Some(&mut ext));
             let one: &dyn Deliver<N> = &*entry;

@@ -20,6 +20,7 @@
 
 pub(crate) mod builder;
 pub(crate) mod center;
+pub(crate) mod cloned;
 pub mod contracts;
 pub(crate) mod engine;
 pub(crate) mod error;
@@ -35,4 +36,5 @@ pub(crate) mod subscription;
 pub(crate) mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub(crate) mod value_ring;
 pub(crate) mod wildcard;

@@ -82,6 +82,7 @@ use std::task::Waker;
 use crate::ObserverId;
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, Padded};
+use crate::hub::value_ring::ValueRing;
 
 /// A stream's entry in its channel: the ring, and its place in it.
 pub(crate) struct RingEntry<N> {
@@ -94,7 +95,7 @@ pub(crate) struct RingEntry<N> {
 /// runs flip between a mode where receivers park after every post (the executor's thread
 /// sleeps, and every post pays a system call to wake it) and a fast one; 1 fixes `1->4`, 3
 /// also `1->4`.
-const YIELDS: u8 = 3;
+pub(crate) const YIELDS: u8 = 3;
 
 /// [`YIELDS`] for the only member of a ring. A lone receiver that keeps up with its poster
 /// catches up after nearly every value; when its executor's thread shares a core with the
@@ -106,7 +107,7 @@ const YIELDS: u8 = 3;
 /// 32 made `1->4` slower (27-50 ns per item against 24-31 quiet, and three to four times
 /// slower loaded: the yielding receivers held the executor's thread from the others), hence
 /// only when alone.
-const YIELDS_ALONE: u8 = 32;
+pub(crate) const YIELDS_ALONE: u8 = 32;
 
 /// Set in a member's cursor once it has left the ring.
 const CLOSED: u64 = 1 << 63;
@@ -117,7 +118,7 @@ pub(crate) const MAX_RING_CAPACITY: usize = 1 << 16;
 
 /// At most this many rings per notification type (one per distinct capacity): a post marks the
 /// rings it has written in a 64-bit mask.
-const MAX_RINGS: u32 = 64;
+pub(crate) const MAX_RINGS: u32 = 64;
 
 /// What one post did to one ring.
 #[derive(Debug, Default, Clone, Copy)]
@@ -129,8 +130,8 @@ pub(crate) struct Posted {
 }
 
 /// What a receive found.
-pub(crate) enum Took<N> {
-    Value(Arc<N>),
+pub(crate) enum Took<T> {
+    Value(T),
     Lagged(u64),
     Closed,
     Empty,
@@ -138,20 +139,20 @@ pub(crate) enum Took<N> {
 
 /// Wakers taken under the ring's lock, woken after it (a small batch, no allocation).
 #[derive(Default)]
-struct Wakers {
+pub(crate) struct Wakers {
     batch: [Option<Waker>; 8],
     len: usize,
 }
 
 impl Wakers {
     /// Adds a waker; false once the batch is full (the waker is kept).
-    fn push(&mut self, waker: Waker) -> bool {
+    pub(crate) fn push(&mut self, waker: Waker) -> bool {
         self.batch[self.len] = Some(waker);
         self.len += 1;
         self.len < self.batch.len()
     }
 
-    fn wake(&mut self) {
+    pub(crate) fn wake(&mut self) {
         for w in self.batch[..self.len].iter_mut() {
             if let Some(w) = w.take() {
                 w.wake();
@@ -205,16 +206,12 @@ struct Joined<N> {
 pub(crate) struct Member<N> {
     /// The first position neither received nor lost; `CLOSED` is set once it left the ring.
     cursor: Padded<AtomicU64>,
-    /// Set while the receiver waits for a post.
-    parked: AtomicBool,
-    waker: Mutex<Option<Waker>>,
+    parking: Parking,
     /// Values lost to eviction (written by posters under the ring's lock).
     dropped: AtomicU64,
     /// The position it joined at.
     start: AtomicU64,
-    /// Positions inside its range written by posts made before it subscribed (ascending).
-    skips: Mutex<Vec<u64>>,
-    has_skips: AtomicBool,
+    skips: Skips,
     /// Values handed over outside the ring: the replayed value, then (once it left the ring)
     /// the values it had not yet taken.
     front: Mutex<Front<N>>,
@@ -234,12 +231,10 @@ impl<N> Member<N> {
     pub(crate) fn new() -> Self {
         Member {
             cursor: Padded(AtomicU64::new(0)),
-            parked: AtomicBool::new(false),
-            waker: Mutex::new(None),
+            parking: Parking::default(),
             dropped: AtomicU64::new(0),
             start: AtomicU64::new(0),
-            skips: Mutex::new(Vec::new()),
-            has_skips: AtomicBool::new(false),
+            skips: Skips::default(),
             front: Mutex::new(Front {
                 queue: VecDeque::new(),
                 delivered: 0,
@@ -254,22 +249,6 @@ impl<N> Member<N> {
         self.front.lock().queue.push_back(value);
     }
 
-    /// Skipped positions in `from..to`.
-    fn skips_in(&self, from: u64, to: u64) -> u64 {
-        if !self.has_skips.load(Ordering::Acquire) {
-            return 0;
-        }
-        self.skips
-            .lock()
-            .iter()
-            .filter(|&&s| s >= from && s < to)
-            .count() as u64
-    }
-
-    fn is_skip(&self, position: u64) -> bool {
-        self.has_skips.load(Ordering::Acquire) && self.skips.lock().contains(&position)
-    }
-
     /// Counts what this subscriber received into `sink` from now on (it left its channel).
     pub(crate) fn retire(&self, sink: &Arc<StdAtomicU64>) {
         let mut front = self.front.lock();
@@ -279,11 +258,129 @@ impl<N> Member<N> {
             front.sink = Some(sink.clone());
         }
     }
+}
+
+/// Positions inside a member's range written by posts made before it subscribed (ascending):
+/// the member skips them (module docs, "Membership"). Written by posters under the ring's lock.
+#[derive(Default)]
+pub(crate) struct Skips {
+    list: Mutex<Vec<u64>>,
+    any: AtomicBool,
+}
+
+impl Skips {
+    /// Records `position` (posts record in ascending order).
+    pub(crate) fn push(&self, position: u64) {
+        self.list.lock().push(position);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Skipped positions in `from..to`.
+    pub(crate) fn count_in(&self, from: u64, to: u64) -> u64 {
+        if !self.any.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.list
+            .lock()
+            .iter()
+            .filter(|&&s| s >= from && s < to)
+            .count() as u64
+    }
+
+    pub(crate) fn contains(&self, position: u64) -> bool {
+        self.any.load(Ordering::Acquire) && self.list.lock().contains(&position)
+    }
+}
+
+/// A reader's private copy of its member's [`Skips`] at or after its next position.
+#[derive(Default)]
+pub(crate) struct SkipCursor {
+    pending: VecDeque<u64>,
+    copied: usize,
+}
+
+impl SkipCursor {
+    /// Whether no skip is pending (the reader's fast path needs none).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Copies the skips recorded since the last copy, those at or after `next`.
+    pub(crate) fn refresh(&mut self, skips: &Skips, next: u64) {
+        if !skips.any.load(Ordering::Acquire) {
+            return;
+        }
+        let list = skips.list.lock();
+        for &s in &list[self.copied..] {
+            if s >= next {
+                self.pending.push_back(s);
+            }
+        }
+        self.copied = list.len();
+    }
+
+    /// Whether `position` is a skip (consumes it, and every pending skip before it).
+    pub(crate) fn take_at(&mut self, position: u64) -> bool {
+        while let Some(&s) = self.pending.front() {
+            if s > position {
+                return false;
+            }
+            self.pending.pop_front();
+            if s == position {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Consumes the pending skips below `to`; returns how many of them are at or after `from`.
+    pub(crate) fn take_below(&mut self, from: u64, to: u64) -> u64 {
+        let mut skipped = 0;
+        while let Some(&s) = self.pending.front() {
+            if s >= to {
+                break;
+            }
+            if s >= from {
+                skipped += 1;
+            }
+            self.pending.pop_front();
+        }
+        skipped
+    }
+}
+
+/// A receiver's parking state: its flag and waker. Every change of the flag is made under
+/// its ring's lock, together with the ring's parked count (module docs, "Memory orderings").
+#[derive(Default)]
+pub(crate) struct Parking {
+    parked: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Parking {
+    /// Keeps `waker` for a later wake (outside the ring's lock: cloning or dropping a waker
+    /// is executor code).
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut slot = self.waker.lock();
+        match &*slot {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Sets the parked flag and counts it in `ring_parked`. Under the ring's lock.
+    pub(crate) fn park(&self, ring_parked: &AtomicUsize) {
+        if !self.parked.load(Ordering::Relaxed) {
+            self.parked.store(true, Ordering::Relaxed);
+            ring_parked.store(ring_parked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
 
     /// If the receiver is parked, unparks it and returns its waker (to wake once no lock is
     /// held: a waker is executor code). Under the ring's lock, which orders every change of
     /// the parked flags and count: plain loads and stores, no read-modify-write.
-    fn unpark(&self, ring_parked: &AtomicUsize) -> Option<Waker> {
+    pub(crate) fn unpark(&self, ring_parked: &AtomicUsize) -> Option<Waker> {
         if self.parked.load(Ordering::Relaxed) {
             self.parked.store(false, Ordering::Relaxed);
             ring_parked.store(ring_parked.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
@@ -296,7 +393,9 @@ impl<N> Member<N> {
 /// The rings of one notification type, by capacity.
 pub(crate) struct Rings<N> {
     list: Mutex<Vec<Weak<Ring<N>>>>,
-    /// Ids of the rings alive (one bit each).
+    /// The value rings of cloned streams (`value_ring.rs`), by capacity.
+    values: Mutex<Vec<Weak<ValueRing<N>>>>,
+    /// Ids of the rings alive, of both kinds (one bit each).
     ids: Arc<StdAtomicU64>,
 }
 
@@ -304,7 +403,46 @@ impl<N> Default for Rings<N> {
     fn default() -> Self {
         Rings {
             list: Mutex::new(Vec::new()),
+            values: Mutex::new(Vec::new()),
             ids: Arc::new(StdAtomicU64::new(0)),
+        }
+    }
+}
+
+/// The ring of `capacity` in `list`, or a new one made by `make` with a free id. `None` when
+/// [`MAX_RINGS`] rings are alive. Ids are taken under a list's lock and released by a ring's
+/// drop; the lists of both kinds share them through `ids`, whose bits are set and cleared
+/// atomically, so a bit is never held twice.
+fn ring_of<R>(
+    list: &Mutex<Vec<Weak<R>>>,
+    ids: &Arc<StdAtomicU64>,
+    capacity: usize,
+    capacity_of: impl Fn(&R) -> usize,
+    make: impl FnOnce(usize, u32, Arc<StdAtomicU64>) -> R,
+) -> Option<Arc<R>> {
+    let mut list = list.lock();
+    list.retain(|w| w.strong_count() > 0);
+    if let Some(ring) = list
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|r| capacity_of(r) == capacity)
+    {
+        return Some(ring);
+    }
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let mut used = ids.load(relaxed);
+    loop {
+        let id = (!used).trailing_zeros();
+        if id >= MAX_RINGS {
+            return None;
+        }
+        match ids.compare_exchange(used, used | 1 << id, relaxed, relaxed) {
+            Ok(_) => {
+                let ring = Arc::new(make(capacity, id, ids.clone()));
+                list.push(Arc::downgrade(&ring));
+                return Some(ring);
+            }
+            Err(now) => used = now,
         }
     }
 }
@@ -313,26 +451,18 @@ impl<N> Rings<N> {
     /// The ring of this capacity, made if needed. `None` when the type already has
     /// [`MAX_RINGS`] rings alive.
     pub(crate) fn get(&self, capacity: usize) -> Option<Arc<Ring<N>>> {
-        let mut list = self.list.lock();
-        list.retain(|w| w.strong_count() > 0);
-        if let Some(ring) = list
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|r| r.capacity == capacity as u64)
-        {
-            return Some(ring);
-        }
-        let relaxed = std::sync::atomic::Ordering::Relaxed;
-        let used = self.ids.load(relaxed);
-        let id = (!used).trailing_zeros();
-        if id >= MAX_RINGS {
-            return None;
-        }
-        // Ids are taken under `list` and released by a ring's drop: a bit is never taken twice.
-        self.ids.fetch_or(1 << id, relaxed);
-        let ring = Arc::new(Ring::new(capacity, id, self.ids.clone()));
-        list.push(Arc::downgrade(&ring));
-        Some(ring)
+        ring_of(&self.list, &self.ids, capacity, Ring::capacity, Ring::new)
+    }
+
+    /// The value ring of this capacity, made if needed (`None` as for [`get`](Self::get)).
+    pub(crate) fn values(&self, capacity: usize) -> Option<Arc<ValueRing<N>>> {
+        ring_of(
+            &self.values,
+            &self.ids,
+            capacity,
+            ValueRing::capacity,
+            ValueRing::new,
+        )
     }
 }
 
@@ -415,7 +545,7 @@ impl<N> Ring<N> {
         self.detach(&joined.member);
         // Under the lock, like parking: a receiver parked before sees its waker taken here,
         // one parking after sees its cursor closed.
-        let waker = member.unpark(&self.parked);
+        let waker = member.parking.unpark(&self.parked);
         drop(st);
         if let Some(w) = waker {
             w.wake();
@@ -429,7 +559,7 @@ impl<N> Ring<N> {
         let cursor = member.cursor.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
         let mut front = member.front.lock();
         for position in cursor..tail {
-            if member.is_skip(position) {
+            if member.skips.contains(position) {
                 continue;
             }
             let ptr = self.slot(position).load(Ordering::Relaxed);
@@ -443,7 +573,7 @@ impl<N> Ring<N> {
         }
         let start = member.start.load(Ordering::Relaxed);
         let dropped = member.dropped.load(Ordering::Relaxed);
-        let skipped = member.skips_in(start, cursor);
+        let skipped = member.skips.count_in(start, cursor);
         front.ring_delivered = Some((cursor - start).saturating_sub(dropped + skipped));
     }
 
@@ -510,7 +640,7 @@ impl<N> Ring<N> {
     /// Unparks parked members into `wakers`; true if it filled up before the end.
     fn unpark_into(&self, st: &State<N>, wakers: &mut Wakers) -> bool {
         for j in &st.members {
-            if let Some(w) = j.member.unpark(&self.parked)
+            if let Some(w) = j.member.parking.unpark(&self.parked)
                 && !wakers.push(w)
             {
                 return true;
@@ -544,8 +674,7 @@ impl<N> Ring<N> {
             return newer; // nothing is written: nothing to skip
         }
         for j in st.members.iter().filter(|j| j.join_gen > generation) {
-            j.member.skips.lock().push(position);
-            j.member.has_skips.store(true, Ordering::Release);
+            j.member.skips.push(position);
         }
         newer
     }
@@ -573,7 +702,7 @@ impl<N> Ring<N> {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
-                        if !m.is_skip(oldest) {
+                        if !m.skips.contains(oldest) {
                             m.dropped.fetch_add(1, Ordering::Release);
                             lost += 1;
                         }
@@ -598,9 +727,9 @@ impl<N> Ring<N> {
                 let cursor = member.cursor.load(Ordering::Acquire) & !CLOSED;
                 let tail = self.tail.load(Ordering::Acquire).max(cursor);
                 let start = member.start.load(Ordering::Relaxed);
-                let depth = (tail - cursor).saturating_sub(member.skips_in(cursor, tail));
+                let depth = (tail - cursor).saturating_sub(member.skips.count_in(cursor, tail));
                 let delivered = (cursor.saturating_sub(start))
-                    .saturating_sub(dropped + member.skips_in(start, cursor));
+                    .saturating_sub(dropped + member.skips.count_in(start, cursor));
                 (depth as usize, delivered)
             }
         };
@@ -641,8 +770,7 @@ pub(crate) struct Reader<N> {
     /// Positions below this are published.
     avail: u64,
     /// Skipped positions at or after `next` (a local copy of the member's list).
-    skips: VecDeque<u64>,
-    skips_copied: usize,
+    skips: SkipCursor,
     /// Drain the private queue first (a replayed value).
     front_first: bool,
     /// Left the ring: only the private queue remains.
@@ -664,8 +792,7 @@ impl<N> Reader<N> {
             member,
             next,
             avail: next,
-            skips: VecDeque::new(),
-            skips_copied: 0,
+            skips: SkipCursor::default(),
             front_first,
             closed: false,
             report_lag,
@@ -683,7 +810,7 @@ impl<N> Reader<N> {
 
     /// Takes the next value; when there is none and `waker` is given, parks with it.
     #[inline]
-    pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+    pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         // The common case: a published position, nothing else to look at.
         if self.next < self.avail && !self.front_first && !self.closed && self.skips.is_empty() {
             let position = self.next;
@@ -706,7 +833,7 @@ impl<N> Reader<N> {
 
     /// Everything else: the private queue, refreshing the tail, skips, lags, closing, parking.
     #[inline(never)]
-    fn take_slow(&mut self, waker: Option<&Waker>) -> Took<N> {
+    fn take_slow(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         loop {
             if self.front_first || self.closed {
                 match self.take_front() {
@@ -749,7 +876,7 @@ impl<N> Reader<N> {
             ) {
                 Ok(_) => {
                     self.next = position + 1;
-                    if self.skip_at(position) {
+                    if self.skips.take_at(position) {
                         continue;
                     }
                     // SAFETY: the claim won this member's ticket for `position` (a member
@@ -770,20 +897,10 @@ impl<N> Reader<N> {
     }
 
     /// The cursor moved from `from` to `now` without us: evictions, and maybe closing.
-    fn moved(&mut self, from: u64, now: u64) -> Option<Took<N>> {
+    fn moved(&mut self, from: u64, now: u64) -> Option<Took<Arc<N>>> {
         let to = now & !CLOSED;
-        self.refresh_skips();
-        let mut skipped = 0;
-        while let Some(&s) = self.skips.front() {
-            if s >= to {
-                break;
-            }
-            if s >= from {
-                skipped += 1;
-            }
-            self.skips.pop_front();
-        }
-        let lost = (to - from) - skipped;
+        self.skips.refresh(&self.member.skips, self.next);
+        let lost = (to - from) - self.skips.take_below(from, to);
         self.next = to;
         if now & CLOSED != 0 {
             self.closed = true;
@@ -794,35 +911,8 @@ impl<N> Reader<N> {
     /// Loads the tail; true if there is something to claim.
     fn refresh(&mut self) -> bool {
         self.avail = self.ring.tail.load(Ordering::Acquire);
-        self.refresh_skips();
+        self.skips.refresh(&self.member.skips, self.next);
         self.next < self.avail
-    }
-
-    fn refresh_skips(&mut self) {
-        if !self.member.has_skips.load(Ordering::Acquire) {
-            return;
-        }
-        let list = self.member.skips.lock();
-        for &s in &list[self.skips_copied..] {
-            if s >= self.next {
-                self.skips.push_back(s);
-            }
-        }
-        self.skips_copied = list.len();
-    }
-
-    /// Whether `position` is a skip (consumes it).
-    fn skip_at(&mut self, position: u64) -> bool {
-        while let Some(&s) = self.skips.front() {
-            if s > position {
-                return false;
-            }
-            self.skips.pop_front();
-            if s == position {
-                return true;
-            }
-        }
-        false
     }
 
     fn take_front(&mut self) -> Option<Arc<N>> {
@@ -843,13 +933,7 @@ impl<N> Reader<N> {
     fn park(&mut self, waker: &Waker) -> bool {
         // The waker first, outside the ring's lock (cloning or dropping one is executor code):
         // a poster only takes it once the parked flag below is set, under the lock.
-        {
-            let mut slot = self.member.waker.lock();
-            match &*slot {
-                Some(old) if old.will_wake(waker) => {}
-                _ => *slot = Some(waker.clone()),
-            }
-        }
+        self.member.parking.register(waker);
         {
             let _st = self.ring.state.lock();
             // No post, eviction or leave is half done while we hold the lock, and every
@@ -858,11 +942,7 @@ impl<N> Reader<N> {
             let cursor = self.member.cursor.load(Ordering::Acquire);
             let tail = self.ring.tail.load(Ordering::Acquire);
             if cursor == self.next && tail <= self.next {
-                if !self.member.parked.load(Ordering::Relaxed) {
-                    self.member.parked.store(true, Ordering::Relaxed);
-                    let parked = &self.ring.parked;
-                    parked.store(parked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                }
+                self.member.parking.park(&self.ring.parked);
                 return false;
             }
         }
@@ -878,7 +958,7 @@ impl<N> Reader<N> {
             return front;
         }
         let tail = self.ring.tail.load(Ordering::Acquire).max(cursor);
-        let skipped = self.member.skips_in(cursor, tail);
+        let skipped = self.member.skips.count_in(cursor, tail);
         front + (tail - cursor).saturating_sub(skipped) as usize
     }
 

@@ -345,7 +345,7 @@ struct Private<N> {
 
 impl<N> Private<N> {
     /// Takes the next value; when there is none, registers `waker` under the same lock.
-    fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+    fn take(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         let buffer = &*self.buffer;
         while !self.local.is_empty() {
             let in_hand = buffer.in_hand.load(Ordering::Acquire);
@@ -441,7 +441,7 @@ impl<N> Private<N> {
 
 /// Wakes a thread blocked in `recv_blocking` on a ring stream.
 #[derive(Default)]
-struct Parker {
+pub(crate) struct Parker {
     woken: Mutex<bool>,
     cv: Condvar,
 }
@@ -457,7 +457,7 @@ impl Wake for Parker {
 }
 
 impl Parker {
-    fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let mut woken = self.woken.lock();
         while !*woken {
             woken = self.cv.wait(woken);
@@ -581,7 +581,7 @@ impl<N: crate::Notification> NotificationStream<N> {
         }
     }
 
-    fn take(&mut self, waker: Option<&Waker>) -> Took<N> {
+    fn take(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         match &mut self.receiver {
             Receiver::Ring { reader, .. } => reader.take(waker),
             Receiver::Private(p) => p.take(waker),

@@ -1,4 +1,5 @@
-//! Runs the loom models (`tests/loom.rs`, `tests/loom_ring.rs`) as part of the normal test command.
+//! Runs the loom models (`tests/loom.rs`, `tests/loom_ring.rs`, `tests/loom_value_ring.rs`) as
+//! part of the normal test command.
 //!
 //! Loom needs the engine compiled with `--cfg herald_loom`, so this test builds a second copy
 //! of the crate (release, in `$CARGO_TARGET_DIR/loom`, or `target/loom` when the variable is
@@ -30,7 +31,11 @@ use libtest_mimic::{Arguments, Failed, Trial};
 /// The loom test files, and how many models each holds that the normal run executes and how
 /// many heavy ones it leaves (`#[ignore]`) to `loom_heavy_models_pass`: a model that stops
 /// compiling or running, or changes side, fails here.
-const MODELS: [(&str, usize, usize); 2] = [("loom", 6, 0), ("loom_ring", 7, 0)];
+const MODELS: [(&str, usize, usize); 3] = [
+    ("loom", 6, 0),
+    ("loom_ring", 7, 0),
+    ("loom_value_ring", 13, 0),
+];
 
 /// Where the loom build goes: beside the normal build, whatever target directory that uses.
 fn loom_target_dir() -> PathBuf {

@@ -1,4 +1,5 @@
-//! What the loom model files share (`tests/loom.rs`, `tests/loom_ring.rs`).
+//! What the loom model files share (`tests/loom.rs`, `tests/loom_ring.rs`,
+//! `tests/loom_value_ring.rs`).
 
 /// Checks `f` under every interleaving loom explores. The preemption bound comes from
 /// `LOOM_MAX_PREEMPTIONS` (read by `Builder::new`), which `tests/loom_runner.rs` sets; a run

@@ -4,16 +4,25 @@
 //! behaviour and leaks: a ticket used twice is a use after free, one never released is a leak,
 //! and Miri reports both.
 //!
+//! The `value_ring_*` cases do the same for the value ring of cloned streams
+//! (`src/hub/value_ring.rs`), whose slots own the posted values themselves: a slot overwritten
+//! twice or read after it was overwritten is a use after free of the value's heap buffer, one
+//! never dropped is a leak, and a `Text` counts its live copies as well.
+//!
 //! These tests are only meaningful under Miri: `cargo +nightly miri test --test miri_ring`. In a
 //! normal build they are reported **ignored** (the ring's races are covered for real by the
 //! stress tests in `tests/streams.rs`, the unit tests in `src/hub/ring.rs` and the loom models
 //! in `tests/loom_ring.rs`); `-- --ignored` runs them natively as a smoke test.
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use herald::{Notification, NotificationCenter, NotificationStream, Overflow, TryRecvError};
+use herald::{
+    ClonedStream, Notification, NotificationCenter, NotificationStream, Overflow, RecvError,
+    TryRecvError,
+};
 
 /// Counts its drops: every posted value must be freed exactly once.
 #[derive(Debug)]
@@ -236,4 +245,305 @@ fn subscribing_during_posts_and_replay() {
     }
     drop((_steady, _adder, center));
     assert_eq!(drops.load(SeqCst), POSTS as usize);
+}
+
+/// A heap-owning `Clone` value for the value ring: counts its live copies (made or cloned +1,
+/// dropped -1), and its clone panics, or blocks, for the value whose number is in its fuse.
+#[derive(Debug)]
+struct Text {
+    n: u32,
+    text: String,
+    live: Arc<AtomicIsize>,
+    fuse: Arc<Fuse>,
+}
+impl Notification for Text {
+    fn name() -> &'static str {
+        "miri_ring.text"
+    }
+}
+
+/// No value's clone panics or blocks.
+const NO_FUSE: u32 = u32::MAX;
+
+/// Which value's clone panics (every time), and which one blocks (once, between two waits on
+/// `barrier`, so a test can act while a receiver is inside the clone).
+#[derive(Debug)]
+struct Fuse {
+    panics: AtomicU32,
+    blocks: AtomicU32,
+    barrier: Barrier,
+}
+
+impl Fuse {
+    fn new() -> Arc<Fuse> {
+        Arc::new(Fuse {
+            panics: AtomicU32::new(NO_FUSE),
+            blocks: AtomicU32::new(NO_FUSE),
+            barrier: Barrier::new(2),
+        })
+    }
+}
+
+impl Text {
+    fn new(n: u32, live: &Arc<AtomicIsize>, fuse: &Arc<Fuse>) -> Self {
+        live.fetch_add(1, SeqCst);
+        Text {
+            n,
+            text: format!("text {n}"),
+            live: live.clone(),
+            fuse: fuse.clone(),
+        }
+    }
+}
+
+impl Clone for Text {
+    fn clone(&self) -> Self {
+        assert_ne!(self.fuse.panics.load(SeqCst), self.n, "clone refused");
+        if self
+            .fuse
+            .blocks
+            .compare_exchange(self.n, NO_FUSE, SeqCst, SeqCst)
+            .is_ok()
+        {
+            self.fuse.barrier.wait(); // inside the clone
+            self.fuse.barrier.wait(); // released
+        }
+        self.live.fetch_add(1, SeqCst);
+        Text {
+            n: self.n,
+            text: self.text.clone(),
+            live: self.live.clone(),
+            fuse: self.fuse.clone(),
+        }
+    }
+}
+
+impl Drop for Text {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, SeqCst);
+    }
+}
+
+fn text_ring(center: &NotificationCenter, capacity: usize) -> ClonedStream<Text> {
+    center
+        .observer::<Text>()
+        .policy(Overflow::DropOldest { capacity })
+        .cloned_stream()
+}
+
+/// Receives until `n` values or lags are accounted for; returns (values, lost).
+fn receive_texts(stream: &mut ClonedStream<Text>, n: u64) -> (Vec<u32>, u64) {
+    let (mut values, mut lost) = (Vec::new(), 0);
+    while values.len() as u64 + lost < n {
+        match stream.try_recv() {
+            Ok(v) => {
+                assert_eq!(v.text, format!("text {}", v.n));
+                values.push(v.n);
+            }
+            Err(TryRecvError::Lagged(k)) => lost += k,
+            Err(TryRecvError::Empty) => thread::yield_now(),
+            Err(TryRecvError::Closed) => break,
+        }
+    }
+    (values, lost)
+}
+
+/// A value ring of capacity 2 (four slots) wraps around three times: every slot is
+/// overwritten while one stream keeps up and another lags, and each received `String` is
+/// the one posted.
+#[test]
+#[cfg_attr(
+    not(miri),
+    ignore = "run under Miri: cargo +nightly miri test --test miri_ring"
+)]
+fn value_ring_overwrites_heap_values_after_wraparound() {
+    let (live, fuse) = (Arc::new(AtomicIsize::new(0)), Fuse::new());
+    let center = NotificationCenter::new();
+    let mut keeps_up = text_ring(&center, 2);
+    let mut lags = text_ring(&center, 2);
+    let mut lagged = Vec::new();
+    for i in 0..12 {
+        center.post(Text::new(i, &live, &fuse));
+        let v = keeps_up.try_recv().unwrap();
+        assert_eq!((v.n, v.text.as_str()), (i, format!("text {i}").as_str()));
+        if i % 5 == 4 || i == 11 {
+            loop {
+                match lags.try_recv() {
+                    Ok(v) => lagged.push(v.text.clone()),
+                    Err(TryRecvError::Lagged(k)) => lagged.push(format!("lag {k}")),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    assert_eq!(
+        lagged,
+        [
+            "lag 3", "text 3", "text 4", "lag 3", "text 8", "text 9", "text 10", "text 11"
+        ]
+    );
+    assert_eq!(lags.stats().dropped, 6);
+    assert_eq!(live.load(SeqCst), 4, "the ring's four slots");
+    drop((keeps_up, lags, center));
+    assert_eq!(live.load(SeqCst), 0);
+}
+
+/// Values never received stay in the ring until it goes: dropped exactly once whichever
+/// goes last (the center, a stream that left holding values, a stream still on the ring).
+#[test]
+#[cfg_attr(
+    not(miri),
+    ignore = "run under Miri: cargo +nightly miri test --test miri_ring"
+)]
+fn value_ring_values_left_in_the_ring_are_dropped_once() {
+    let (live, fuse) = (Arc::new(AtomicIsize::new(0)), Fuse::new());
+    for order in 0..3 {
+        let center = NotificationCenter::new();
+        let mut left = text_ring(&center, 3);
+        let on = text_ring(&center, 3);
+        for i in 0..6 {
+            center.post(Text::new(i, &live, &fuse));
+        }
+        assert_eq!(left.try_recv().unwrap_err(), TryRecvError::Lagged(3));
+        left.unsubscribe();
+        match order {
+            0 => drop((center, left, on)),
+            1 => drop((on, left, center)),
+            _ => {
+                drop((center, on));
+                assert_eq!(left.try_recv().unwrap().n, 3);
+                drop(left);
+            }
+        }
+        assert_eq!(live.load(SeqCst), 0, "order {order}");
+    }
+}
+
+/// Receivers claim (and clone) while another thread posts and evicts on a ring of capacity
+/// 2: one polling with `try_recv`, one blocked in `recv_blocking` until the center goes.
+#[test]
+#[cfg_attr(
+    not(miri),
+    ignore = "run under Miri: cargo +nightly miri test --test miri_ring"
+)]
+fn value_ring_claims_race_posts() {
+    let (live, fuse) = (Arc::new(AtomicIsize::new(0)), Fuse::new());
+    let center = NotificationCenter::new();
+    let mut polling = text_ring(&center, 2);
+    let mut blocking = text_ring(&center, 2);
+    let poster = {
+        let (center, live, fuse) = (center.clone(), live.clone(), fuse.clone());
+        thread::spawn(move || {
+            (0..POSTS)
+                .map(|i| center.post(Text::new(i, &live, &fuse)).dropped as u64)
+                .sum::<u64>()
+        })
+    };
+    let waiter = thread::spawn(move || {
+        let (mut got, mut lost, mut last) = (0u64, 0u64, None);
+        loop {
+            match blocking.recv_blocking() {
+                Ok(v) => {
+                    assert!(last < Some(v.n));
+                    assert_eq!(v.text, format!("text {}", v.n));
+                    last = Some(v.n);
+                    got += 1;
+                }
+                Err(RecvError::Lagged(k)) => lost += k,
+                Err(RecvError::Closed) => break,
+            }
+        }
+        assert_eq!(blocking.stats().dropped, lost);
+        (got, lost)
+    });
+    let (values, lost) = receive_texts(&mut polling, POSTS as u64);
+    assert!(values.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(polling.stats().dropped, lost);
+    let reported = poster.join().unwrap();
+    drop(center);
+    let (got, blocked_lost) = waiter.join().unwrap();
+    assert_eq!(got + blocked_lost, POSTS as u64);
+    assert_eq!(lost + blocked_lost, reported);
+    drop(polling);
+    assert_eq!(live.load(SeqCst), 0);
+}
+
+/// A receiver's clone panics for one value: the receive panics, the value's slot is left
+/// intact (dropped once, with the ring), and the stream goes on with the next value.
+#[test]
+#[cfg_attr(
+    not(miri),
+    ignore = "run under Miri: cargo +nightly miri test --test miri_ring"
+)]
+fn value_ring_clone_panics_on_receive() {
+    let (live, fuse) = (Arc::new(AtomicIsize::new(0)), Fuse::new());
+    let center = NotificationCenter::new();
+    let mut stream = text_ring(&center, 2);
+    let mut other = text_ring(&center, 2);
+    for i in 0..2 {
+        center.post(Text::new(i, &live, &fuse));
+    }
+    fuse.panics.store(0, SeqCst);
+    assert!(catch_unwind(AssertUnwindSafe(|| stream.try_recv())).is_err());
+    fuse.panics.store(NO_FUSE, SeqCst);
+    assert_eq!(stream.try_recv().unwrap().text, "text 1");
+    assert_eq!(
+        other.try_recv().unwrap().text,
+        "text 0",
+        "the slot is intact"
+    );
+    for i in 2..8 {
+        center.post(Text::new(i, &live, &fuse));
+    }
+    assert_eq!(stream.try_recv().unwrap_err(), TryRecvError::Lagged(4));
+    assert_eq!(stream.try_recv().unwrap().text, "text 6");
+    drop((stream, other, center));
+    assert_eq!(live.load(SeqCst), 0);
+}
+
+/// A receiver is inside the clone of 0 on a ring of capacity 1 (two slots) while another
+/// thread posts 1, 2 and 3: the post of 2 reuses the slot being cloned, so that poster waits
+/// for the clone (it must not overwrite the value under it), then evicts as usual.
+#[test]
+#[cfg_attr(
+    not(miri),
+    ignore = "run under Miri: cargo +nightly miri test --test miri_ring"
+)]
+fn value_ring_poster_waits_for_a_clone_of_the_slot_it_reuses() {
+    let (live, fuse) = (Arc::new(AtomicIsize::new(0)), Fuse::new());
+    let center = NotificationCenter::new();
+    let mut stream = text_ring(&center, 1);
+    center.post(Text::new(0, &live, &fuse));
+    fuse.blocks.store(0, SeqCst);
+    let receiver = thread::spawn(move || {
+        let v = stream.try_recv().unwrap();
+        assert_eq!(
+            v.text, "text 0",
+            "the slot was not overwritten under the clone"
+        );
+        drop(v);
+        stream
+    });
+    fuse.barrier.wait(); // the receiver is cloning 0
+    let poster = {
+        let (center, live, fuse) = (center.clone(), live.clone(), fuse.clone());
+        thread::spawn(move || {
+            (1..4)
+                .map(|i| center.post(Text::new(i, &live, &fuse)).dropped as u64)
+                .sum::<u64>()
+        })
+    };
+    // Give the poster a chance to reach the wait (either way the outcome is the same).
+    for _ in 0..8 {
+        thread::yield_now();
+    }
+    fuse.barrier.wait();
+    let mut stream = receiver.join().unwrap();
+    let reported = poster.join().unwrap();
+    let (values, lost) = receive_texts(&mut stream, 3);
+    assert_eq!(values.last(), Some(&3));
+    assert_eq!(values.len() as u64 + lost, 3);
+    assert_eq!((stream.stats().dropped, reported), (lost, lost));
+    drop((stream, center));
+    assert_eq!(live.load(SeqCst), 0);
 }

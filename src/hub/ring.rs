@@ -219,7 +219,7 @@ pub(crate) struct Member<N> {
 
 struct Front<N> {
     queue: VecDeque<Arc<N>>,
-    /// Values received from `queue` (before `sink` was set).
+    /// Values received from `queue` (the replayed value, and what it had not taken when it left).
     delivered: u64,
     /// Values received from the ring, fixed when it left the ring.
     ring_delivered: Option<u64>,
@@ -737,12 +737,7 @@ impl<N> Ring<N> {
             observer,
             depth: depth + front.queue.len(),
             capacity: self.capacity as usize,
-            delivered: delivered
-                + if front.sink.is_some() {
-                    0
-                } else {
-                    front.delivered
-                },
+            delivered: delivered + front.delivered,
             dropped,
         }
     }
@@ -918,11 +913,10 @@ impl<N> Reader<N> {
     fn take_front(&mut self) -> Option<Arc<N>> {
         let mut front = self.member.front.lock();
         let value = front.queue.pop_front()?;
-        match &front.sink {
-            Some(sink) => {
-                sink.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            None => front.delivered += 1,
+        // The stream's own count, always; the channel's, once it left (its sink).
+        front.delivered += 1;
+        if let Some(sink) = &front.sink {
+            sink.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Some(value)
     }

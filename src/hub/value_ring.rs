@@ -19,26 +19,37 @@
 //! still evict its oldest values, reported as a lag like any other.
 //!
 //! # The claim
-//! A receiver claims position `q` by a compare-and-swap of its cursor from `q` to
-//! `q | BUSY`, clones the value out of the slot, then stores `q + 1`. A poster evicts a member
-//! by a compare-and-swap from a cursor without `BUSY`, so it cannot take a position that is
-//! being cloned; and it overwrites a slot only once every member's cursor is past it. The slot
-//! count is `capacity + 1` rounded up to a power of two, so the slot a post overwrites is older
-//! than the position it evicts: a poster waits for a cloning receiver only if that receiver
-//! has been inside one `clone` for longer than a whole ring of posts.
+//! The cursor works as in the `Arc` ring: a receiver claims position `q` by a
+//! compare-and-swap from `q` to `q + 1`, a poster evicts by a compare-and-swap past the evicted
+//! position, and exactly one of them wins each position. What the value ring adds is the clone
+//! after the claim, which reads the slot: the receiver announces it in its member's `cloning`
+//! word (the position, stored before the claim; [`NOT_CLONING`] after the clone), and a
+//! poster does not overwrite a slot that a receiver is cloning from.
+//!
+//! A poster overwrites the slot of position `o = p - slots` when it writes position `p`. The
+//! slot count is `capacity + 1` rounded up to a power of two, so `o + 1 <= p - capacity`: a
+//! receiver still cloning `o` has a cursor of at most `o + 1` unless a poster evicted it, and
+//! the post evicts every cursor up to `p - capacity`. So every receiver that may be cloning
+//! `o` is one a poster evicted, and a poster that evicts a member reads its `cloning` word and,
+//! if it is set, keeps the member on the ring's *watch list*. Before an overwrite, the poster
+//! waits for the watched members cloning that very position (only a receiver stuck inside one
+//! `clone` for a whole ring of posts makes it wait); the common path reads no member at all.
 //!
 //! # Memory orderings
 //! - Slot writes are plain; the poster publishes them with the `tail` store (release) and a
 //!   receiver reads a slot below a `tail` it loaded with acquire.
-//! - The receiver's final store of `q + 1` is `Release`, and a poster loads every cursor with
-//!   `Acquire` before it overwrites a slot (under the ring's lock, refreshing the cached
-//!   minimum): the clone's reads happen before the overwrite.
+//! - Both stores of `cloning` are `Release`, and the claim that follows the first is `AcqRel`.
+//!   A poster's eviction reads the cursor value of the receiver's latest claim (acquire), so its
+//!   next load of `cloning` sees that claim's announcement or a later store; a later store
+//!   (`NOT_CLONING`, or the next announcement) is release-ordered after the clone, so a poster
+//!   that reads it and then overwrites does so after the clone's reads.
 //! - Parking is the `Arc` ring's handshake, under the ring's lock (`ring.rs`).
 //!
 //! # Invariants (under the ring's lock, between posts)
-//! - A member's cursor without `BUSY` is at least `tail - capacity`; one with `BUSY` at `q` is
-//!   above `tail - slots` (the poster waited for it otherwise).
-//! - `min_cursor` is at most every member's cursor position.
+//! - Every member's cursor is at least `tail - capacity` (a member that left: or its `end`).
+//! - `min_cursor` is at most every member's cursor.
+//! - A member whose receiver may be cloning a position that a later post could overwrite is on
+//!   the watch list with that position.
 //! - Slot `i` holds a value once `tail > i` (a slot is written before the `tail` passes it,
 //!   and later only overwritten).
 
@@ -58,10 +69,10 @@ use crate::hub::ring::{
     MAX_RING_CAPACITY, Parking, Posted, SkipCursor, Skips, Took, Wakers, YIELDS, YIELDS_ALONE,
 };
 use crate::hub::stats::BufferStats;
-use crate::hub::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, Padded};
+use crate::hub::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Padded};
 
-/// Set in a member's cursor while its receiver clones the value at that position.
-const BUSY: u64 = 1 << 62;
+/// A member's `cloning` word while its receiver is not cloning.
+const NOT_CLONING: u64 = u64::MAX;
 
 /// A member's `end` while it has not left the ring.
 const OPEN: u64 = u64::MAX;
@@ -96,6 +107,8 @@ unsafe impl<N: Send + Sync> Sync for ValueRing<N> {}
 struct State<N> {
     /// Every member still in the ring: joined, or left with values still to take.
     members: Vec<Joined<N>>,
+    /// Members evicted while their receiver was cloning, with that position (module docs).
+    watch: Vec<(Arc<Member<N>>, u64)>,
     /// Members that have not left.
     joined: usize,
     /// At most every member's cursor position.
@@ -111,9 +124,10 @@ struct Joined<N> {
 
 /// One cloned stream's place in a value ring.
 pub(crate) struct Member<N> {
-    /// The first position neither received nor lost, with [`BUSY`] while its receiver clones
-    /// the value there.
-    cursor: Padded<AtomicU64>,
+    /// The first position neither received nor lost, and the position its receiver is
+    /// cloning from ([`NOT_CLONING`] when none): both written by the receiver on every
+    /// receive, on a line of their own.
+    cursor: Padded<Cursor>,
     /// [`OPEN`], or the tail when it left: positions from there on are not its own. Written
     /// under the ring's lock.
     end: AtomicU64,
@@ -124,6 +138,8 @@ pub(crate) struct Member<N> {
     start: AtomicU64,
     skips: Skips,
     front: Mutex<Front<N>>,
+    /// Set once it left its channel: each receive from then on is counted into the sink.
+    retired: AtomicBool,
 }
 
 struct Front<N> {
@@ -136,10 +152,19 @@ struct Front<N> {
     sink: Option<(Arc<StdAtomicU64>, u64)>,
 }
 
+/// A member's cursor and its `cloning` word.
+struct Cursor {
+    next: AtomicU64,
+    cloning: AtomicU64,
+}
+
 impl<N> Member<N> {
     pub(crate) fn new() -> Self {
         Member {
-            cursor: Padded(AtomicU64::new(0)),
+            cursor: Padded(Cursor {
+                next: AtomicU64::new(0),
+                cloning: AtomicU64::new(NOT_CLONING),
+            }),
             end: AtomicU64::new(OPEN),
             parking: Parking::default(),
             dropped: AtomicU64::new(0),
@@ -150,6 +175,7 @@ impl<N> Member<N> {
                 delivered: 0,
                 sink: None,
             }),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -160,7 +186,7 @@ impl<N> Member<N> {
 
     /// Values it received from the ring so far.
     fn ring_delivered(&self) -> u64 {
-        let cursor = self.cursor.load(Ordering::Acquire) & !BUSY;
+        let cursor = self.cursor.next.load(Ordering::Acquire);
         let start = self.start.load(Ordering::Relaxed);
         let lost = self.dropped.load(Ordering::Acquire) + self.skips.count_in(start, cursor);
         (cursor - start).saturating_sub(lost)
@@ -174,10 +200,12 @@ impl<N> Member<N> {
             let before = self.ring_delivered() + front.delivered;
             sink.fetch_add(before, std::sync::atomic::Ordering::Relaxed);
             front.sink = Some((sink.clone(), before));
+            self.retired.store(true, Ordering::Release);
         }
     }
 
-    /// Brings its sink up to date (it has taken everything, or its receiver is gone).
+    /// Brings its sink up to date: after each receive once it left its channel, and when it
+    /// finishes. (A receive that races the retirement is counted by the next settle.)
     fn settle(&self) {
         let mut front = self.front.lock();
         let total = self.ring_delivered() + front.delivered;
@@ -197,6 +225,7 @@ impl<N> ValueRing<N> {
             parked: Padded(AtomicUsize::new(0)),
             state: Padded(Mutex::new(State {
                 members: Vec::new(),
+                watch: Vec::new(),
                 joined: 0,
                 min_cursor: u64::MAX,
                 max_join_gen: 0,
@@ -241,7 +270,7 @@ impl<N> ValueRing<N> {
         let mut st = self.state.lock();
         let tail = self.tail.load(Ordering::Relaxed);
         member.start.store(tail, Ordering::Relaxed);
-        member.cursor.store(tail, Ordering::Release);
+        member.cursor.next.store(tail, Ordering::Release);
         st.min_cursor = st.min_cursor.min(tail);
         st.max_join_gen = st.max_join_gen.max(generation);
         st.members.push(Joined {
@@ -321,16 +350,22 @@ impl<N> ValueRing<N> {
         if let Some(oldest) = position.checked_sub(self.capacity)
             && st.min_cursor <= oldest
         {
-            lost = self.evict(&mut st, oldest, position.checked_sub(len));
+            lost = self.evict(&mut st, oldest);
         }
         let slot = self.slot(position);
-        let old = if position >= len {
-            // SAFETY: the slot holds the value of `position - len` (`tail` passed it), every
-            // member's cursor is past that position (`evict` made sure, or the cached minimum
-            // says so), so no receiver reads it, and posters write under the lock we hold.
-            Some(unsafe { (*slot).assume_init_read() })
-        } else {
-            None
+        let old = match position.checked_sub(len) {
+            Some(overwritten) => {
+                if !st.watch.is_empty() {
+                    Self::wait_for_clones(&mut st, overwritten);
+                }
+                // SAFETY: the slot holds the value of `overwritten` (`tail` passed it). Every
+                // member's cursor is past it (`evict` made sure, or the cached minimum says
+                // so), so no receiver will claim it, and no receiver is still cloning it (such
+                // a receiver was evicted and watched: module docs, "The claim"); posters write
+                // under the lock we hold.
+                Some(unsafe { (*slot).assume_init_read() })
+            }
+            None => None,
         };
         // SAFETY: as above: nobody else reads or writes this slot now.
         unsafe { (*slot).write(value) };
@@ -397,67 +432,83 @@ impl<N> ValueRing<N> {
         count
     }
 
-    /// Moves every member at or before `oldest` past it (members that left, up to their
-    /// end). A member cloning at a position up to `overwritten` (the position whose slot this
-    /// post reuses) is waited for; one cloning later is left for a later post. Returns how
-    /// many values were lost, and refreshes the cached minimum.
+    /// Moves every member at or before `oldest` past it (members that left: up to their end),
+    /// watching those whose receiver is cloning. Returns how many values were lost, drops the
+    /// members that left and have nothing more, and refreshes the cached minimum.
     #[cold]
-    fn evict(&self, st: &mut State<N>, oldest: u64, overwritten: Option<u64>) -> usize {
+    fn evict(&self, st: &mut State<N>, oldest: u64) -> usize {
         let mut lost = 0;
         let mut min = u64::MAX;
         let mut finished = Vec::new();
+        let mut watch = Vec::new();
         for (i, j) in st.members.iter().enumerate() {
             let m = &j.member;
-            let target = (oldest + 1).min(m.end.load(Ordering::Relaxed));
-            let mut spins = 0u32;
-            let mut cursor = m.cursor.load(Ordering::Acquire);
-            loop {
-                let at = cursor & !BUSY;
-                if at >= target {
-                    break;
-                }
-                if cursor & BUSY != 0 {
-                    if overwritten.is_none_or(|o| at > o) {
-                        break;
-                    }
-                    backoff(&mut spins);
-                    cursor = m.cursor.load(Ordering::Acquire);
-                    continue;
-                }
-                match m
-                    .cursor
-                    .compare_exchange(cursor, target, Ordering::AcqRel, Ordering::Acquire)
-                {
+            let end = m.end.load(Ordering::Relaxed);
+            let target = (oldest + 1).min(end);
+            let mut cursor = m.cursor.next.load(Ordering::Acquire);
+            while cursor < target {
+                match m.cursor.next.compare_exchange(
+                    cursor,
+                    target,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => {
-                        let n = (target - at) - m.skips.count_in(at, target);
+                        let n = (target - cursor) - m.skips.count_in(cursor, target);
                         if n != 0 {
                             m.dropped.fetch_add(n, Ordering::Release);
                             lost += n as usize;
+                        }
+                        // Its receiver may be cloning the position it claimed last (or
+                        // announcing a claim that now fails): keep an eye on it.
+                        let cloning = m.cursor.cloning.load(Ordering::Acquire);
+                        if cloning != NOT_CLONING {
+                            watch.push((m.clone(), cloning));
                         }
                         cursor = target;
                     }
                     Err(now) => cursor = now,
                 }
             }
-            let at = cursor & !BUSY;
-            if at >= m.end.load(Ordering::Relaxed) {
+            if cursor >= end {
                 // Left, and nothing of its own is left in the ring: its receiver closes.
                 finished.push(i);
             } else {
-                min = min.min(at);
+                min = min.min(cursor);
             }
         }
         for i in finished.into_iter().rev() {
             st.members.swap_remove(i);
         }
+        st.watch.append(&mut watch);
         st.min_cursor = min;
         lost
+    }
+
+    /// Waits for every watched receiver still cloning `overwritten`, and stops watching the
+    /// ones that are done with the position they were watched for.
+    #[cold]
+    fn wait_for_clones(st: &mut State<N>, overwritten: u64) {
+        st.watch.retain(|(m, at)| {
+            let mut spins = 0u32;
+            loop {
+                let now = m.cursor.cloning.load(Ordering::Acquire);
+                if now != *at {
+                    return false;
+                }
+                if *at != overwritten {
+                    // Still cloning a position whose slot a later post reuses.
+                    return true;
+                }
+                backoff(&mut spins);
+            }
+        });
     }
 
     /// Values waiting for `member`, and its counters.
     pub(crate) fn stats(&self, member: &Member<N>, observer: ObserverId) -> BufferStats {
         let front = member.front.lock();
-        let cursor = member.cursor.load(Ordering::Acquire) & !BUSY;
+        let cursor = member.cursor.next.load(Ordering::Acquire);
         let end = self
             .tail
             .load(Ordering::Acquire)
@@ -525,7 +576,7 @@ pub(crate) struct ValueReader<N> {
 
 impl<N> ValueReader<N> {
     pub(crate) fn new(ring: Arc<ValueRing<N>>, member: Arc<Member<N>>, report_lag: bool) -> Self {
-        let next = member.cursor.load(Ordering::Acquire) & !BUSY;
+        let next = member.cursor.next.load(Ordering::Acquire);
         let front_first = !member.front.lock().queue.is_empty();
         ValueReader {
             ring,
@@ -552,7 +603,7 @@ impl<N> ValueReader<N> {
     /// Values waiting to be received.
     pub(crate) fn len(&self) -> usize {
         let front = self.member.front.lock().queue.len();
-        let cursor = self.member.cursor.load(Ordering::Acquire) & !BUSY;
+        let cursor = self.member.cursor.next.load(Ordering::Acquire);
         let end = self
             .ring
             .tail
@@ -588,27 +639,35 @@ impl<N> ValueReader<N> {
         N: Clone,
     {
         let cursor = &self.member.cursor;
-        cursor.compare_exchange(
+        // Announced before the claim (module docs, "Memory orderings").
+        cursor.cloning.store(position, Ordering::Release);
+        if let Err(now) = cursor.next.compare_exchange(
             position,
-            position | BUSY,
+            position + 1,
+            Ordering::AcqRel,
             Ordering::Acquire,
-            Ordering::Acquire,
-        )?;
-        /// Ends the claim even if `clone` panics (the value then counts as received).
-        struct Done<'a>(&'a AtomicU64, u64);
+        ) {
+            cursor.cloning.store(NOT_CLONING, Ordering::Release);
+            return Err(now);
+        }
+        self.next = position + 1;
+        /// Ends the clone even if `clone` panics (the value then counts as received).
+        struct Done<'a>(&'a AtomicU64);
         impl Drop for Done<'_> {
             fn drop(&mut self) {
-                self.0.store(self.1, Ordering::Release);
+                self.0.store(NOT_CLONING, Ordering::Release);
             }
         }
-        let done = Done(cursor, position + 1);
-        self.next = position + 1;
+        let done = Done(&cursor.cloning);
         // SAFETY: the slot holds the value of `position` (published: below a `tail` loaded
-        // with acquire), and no poster overwrites it while our cursor shows `BUSY` at it
-        // (posters overwrite a slot only after every cursor is past its position, and cannot
-        // move a `BUSY` cursor). Shared references from several receivers are fine: `N: Sync`.
+        // with acquire), and no poster overwrites it while our `cloning` word shows it: a
+        // poster that moved our cursor past it watches us (module docs, "The claim").
+        // Shared references from several receivers are fine: `N: Sync`.
         let value = unsafe { (*self.ring.slot(position)).assume_init_ref().clone() };
         drop(done);
+        if self.member.retired.load(Ordering::Acquire) {
+            self.member.settle();
+        }
         Ok(value)
     }
 
@@ -622,6 +681,10 @@ impl<N> ValueReader<N> {
                 let mut front = self.member.front.lock();
                 if let Some(v) = front.queue.pop_front() {
                     front.delivered += 1;
+                    drop(front);
+                    if self.member.retired.load(Ordering::Acquire) {
+                        self.member.settle();
+                    }
                     return Took::Value(v);
                 }
                 self.front_first = false;
@@ -631,7 +694,7 @@ impl<N> ValueReader<N> {
                     self.finish();
                     return Took::Closed;
                 }
-                let now = self.member.cursor.load(Ordering::Acquire);
+                let now = self.member.cursor.next.load(Ordering::Acquire);
                 if now != self.next {
                     if let Some(t) = self.moved(self.next, now) {
                         return t;
@@ -652,7 +715,7 @@ impl<N> ValueReader<N> {
             let position = self.next;
             if self.skips.take_at(position) {
                 // Not its own: claim it without reading the slot.
-                match self.member.cursor.compare_exchange(
+                match self.member.cursor.next.compare_exchange(
                     position,
                     position + 1,
                     Ordering::AcqRel,
@@ -705,7 +768,7 @@ impl<N> ValueReader<N> {
         self.member.parking.register(waker);
         {
             let _st = self.ring.state.lock();
-            let cursor = self.member.cursor.load(Ordering::Acquire);
+            let cursor = self.member.cursor.next.load(Ordering::Acquire);
             let tail = self.ring.tail.load(Ordering::Acquire);
             let end = self.member.end.load(Ordering::Acquire);
             if cursor == self.next && tail <= self.next && end == OPEN {

@@ -19,6 +19,10 @@
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
 //!   with a filter that passes everything, which gives each stream a private buffer;
+//!   `herald-cloned` is a [`ClonedStream`](herald::ClonedStream) on herald's value ring: each
+//!   stream receives its own clone of the value, no allocation per post, which is what
+//!   `tokio-broadcast` does (the like-for-like pair: `herald-cloned` against `tokio-broadcast`,
+//!   `herald` against `tokio-broadcast-arc`);
 //!   `safe-ring` is herald's ring protocol with `arc-swap` slots instead of `unsafe` tickets
 //!   (the safe variant herald's `unsafe` must beat);
 //!   `tokio-broadcast-arc` is `tokio::sync::broadcast` carrying `Arc<Tick>`: one allocation per
@@ -694,6 +698,31 @@ fn bench_stream(out: &mut Results) {
         let mut contenders = [
             Contender::new("herald", herald(false)),
             Contender::new("herald-private", herald(true)),
+            // herald's value ring: each stream receives its own clone of the value (no
+            // allocation per post), as tokio's broadcast does.
+            Contender::new("herald-cloned", |iters| {
+                let center = NotificationCenter::new();
+                let handle = center.poster::<Tick>();
+                let streams: Vec<_> = (0..n)
+                    .map(|_| {
+                        center
+                            .observer::<Tick>()
+                            .policy(Overflow::DropOldest { capacity: 4096 })
+                            .cloned_stream()
+                    })
+                    .collect();
+                stream_run(
+                    rt,
+                    n,
+                    iters,
+                    move |rt, progress, iters| {
+                        spawn_receivers!(rt, progress, iters, streams, |s| s.recv().await)
+                    },
+                    |i| {
+                        handle.post(Tick(i));
+                    },
+                )
+            }),
             Contender::new("safe-ring", |iters| {
                 let ring = safe_ring::Ring::<Tick>::new(4096);
                 let rxs: Vec<_> = (0..n).map(|_| ring.subscribe()).collect();
@@ -776,6 +805,8 @@ fn bench_stream(out: &mut Results) {
         let measured = interleave(&format!("stream/{n}"), &mut contenders, STREAM_ROUNDS);
         out.add("stream", n, &measured, n as f64);
         out.pair("stream", n, &measured, "herald", "tokio-broadcast");
+        out.pair("stream", n, &measured, "herald", "tokio-broadcast-arc");
+        out.pair("stream", n, &measured, "herald-cloned", "tokio-broadcast");
     }
 }
 
@@ -984,14 +1015,18 @@ fn measure_memory() -> Vec<(String, f64)> {
     drop(stream);
 
     // Everything a full stream costs, its storage included: subscribe, then fill it.
-    for (label, private) in [
+    for (label, backing) in [
         (
             "bytes per buffered item, storage included (one full stream, shared ring)",
-            false,
+            "ring",
         ),
         (
             "bytes per buffered item, storage included (one full stream, private buffer)",
-            true,
+            "private",
+        ),
+        (
+            "bytes per buffered item, storage included (one full cloned stream, value ring)",
+            "values",
         ),
     ] {
         let center = NotificationCenter::new();
@@ -1001,10 +1036,11 @@ fn measure_memory() -> Vec<(String, f64)> {
         let builder = center
             .observer::<Tick>()
             .policy(Overflow::DropOldest { capacity: K });
-        let stream = if private {
-            builder.filter(|_| true).stream()
-        } else {
-            builder.stream()
+        // Boxed to hold either kind: one small allocation, 0.02 B per item here.
+        let stream: Box<dyn std::any::Any> = match backing {
+            "private" => Box::new(builder.filter(|_| true).stream()),
+            "values" => Box::new(builder.cloned_stream()),
+            _ => Box::new(builder.stream()),
         };
         for i in 0..K as u64 {
             channel.post(Tick(i));
@@ -1038,6 +1074,32 @@ fn measure_memory() -> Vec<(String, f64)> {
         "bytes per buffered item, storage included (16 full streams, shared ring)".to_owned(),
         (LIVE_BYTES.load(Ordering::SeqCst)
             - streams.capacity() * std::mem::size_of::<herald::NotificationStream<Tick>>())
+            as f64
+            / (16 * K) as f64,
+    ));
+    drop(streams);
+
+    // The same with cloned streams: one value ring, values inline in its slots.
+    let center = NotificationCenter::new();
+    let channel = center.poster::<Tick>();
+    LIVE_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let streams: Vec<_> = (0..16)
+        .map(|_| {
+            center
+                .observer::<Tick>()
+                .policy(Overflow::DropOldest { capacity: K })
+                .cloned_stream()
+        })
+        .collect();
+    for i in 0..K as u64 {
+        channel.post(Tick(i));
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    out.push((
+        "bytes per buffered item, storage included (16 full cloned streams, value ring)".to_owned(),
+        (LIVE_BYTES.load(Ordering::SeqCst)
+            - streams.capacity() * std::mem::size_of::<herald::ClonedStream<Tick>>())
             as f64
             / (16 * K) as f64,
     ));
@@ -1253,6 +1315,10 @@ fn report(results: &Results, memory: &[(String, f64)]) {
             true,
         );
     }
+    // Each of herald's streams against tokio's broadcast: the `Arc` stream against tokio's
+    // by-value channel (the default stream, as the issue measured it) and against tokio
+    // carrying `Arc`s (like for like), the cloned stream against tokio by value (like for
+    // like).
     for &n in &STREAM_NS {
         check(
             &format!("stream N={n}: herald / tokio-broadcast (ns per item)"),
@@ -1260,10 +1326,28 @@ fn report(results: &Results, memory: &[(String, f64)]) {
             1.0,
             true,
         );
+        check(
+            &format!("stream N={n}: herald / tokio-broadcast-arc (ns per item)"),
+            ratio("stream", n, "herald", "tokio-broadcast-arc"),
+            1.0,
+            true,
+        );
+        check(
+            &format!("stream N={n}: herald-cloned / tokio-broadcast (ns per item)"),
+            ratio("stream", n, "herald-cloned", "tokio-broadcast"),
+            1.0,
+            true,
+        );
     }
     check(
         "stream N=16: herald throughput / tokio-broadcast",
         ratio("stream", 16, "tokio-broadcast", "herald"),
+        1.5,
+        false,
+    );
+    check(
+        "stream N=16: herald-cloned throughput / tokio-broadcast",
+        ratio("stream", 16, "tokio-broadcast", "herald-cloned"),
         1.5,
         false,
     );

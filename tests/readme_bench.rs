@@ -234,6 +234,7 @@ fn render(r: &Results) -> String {
     for i in [
         "herald",
         "herald-private",
+        "herald-cloned",
         "safe-ring",
         "tokio-broadcast",
         "tokio-broadcast-arc",
@@ -251,6 +252,16 @@ fn render(r: &Results) -> String {
         .map(|&n| x(r.ratio("stream", n, "herald", "tokio-broadcast")))
         .collect();
     let _ = writeln!(out, "| herald / tokio-broadcast | {} |", cells.join(" | "));
+    for (a, b) in [
+        ("herald", "tokio-broadcast-arc"),
+        ("herald-cloned", "tokio-broadcast"),
+    ] {
+        let cells: Vec<String> = STREAM_NS
+            .iter()
+            .map(|&n| x(r.ratio("stream", n, a, b)))
+            .collect();
+        let _ = writeln!(out, "| {a} / {b} | {} |", cells.join(" | "));
+    }
 
     // Churn.
     let cn = r.churn_n();
@@ -321,14 +332,30 @@ fn render(r: &Results) -> String {
         1.25,
         true,
     );
-    let stream: Vec<(u64, Option<f64>)> = STREAM_NS
-        .iter()
-        .map(|&n| (n, r.ratio("stream", n, "herald", "tokio-broadcast")))
-        .collect();
+    let stream = |a: &str, b: &str| -> Vec<(u64, Option<f64>)> {
+        STREAM_NS
+            .iter()
+            .map(|&n| (n, r.ratio("stream", n, a, b)))
+            .collect()
+    };
     verdict(
         &mut out,
-        "stream herald / tokio-broadcast, ns per item",
-        &stream,
+        "stream herald (`Arc` per post) / tokio-broadcast (by value), ns per item",
+        &stream("herald", "tokio-broadcast"),
+        1.0,
+        true,
+    );
+    verdict(
+        &mut out,
+        "stream herald / tokio-broadcast-arc (both `Arc` per post), ns per item",
+        &stream("herald", "tokio-broadcast-arc"),
+        1.0,
+        true,
+    );
+    verdict(
+        &mut out,
+        "stream herald-cloned / tokio-broadcast (both by value), ns per item",
+        &stream("herald-cloned", "tokio-broadcast"),
         1.0,
         true,
     );
@@ -336,6 +363,16 @@ fn render(r: &Results) -> String {
         &mut out,
         "stream throughput herald / tokio-broadcast at N=16",
         &[(16, r.ratio("stream", 16, "tokio-broadcast", "herald"))],
+        1.5,
+        false,
+    );
+    verdict(
+        &mut out,
+        "stream throughput herald-cloned / tokio-broadcast at N=16",
+        &[(
+            16,
+            r.ratio("stream", 16, "tokio-broadcast", "herald-cloned"),
+        )],
         1.5,
         false,
     );

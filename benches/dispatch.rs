@@ -1053,58 +1053,45 @@ fn measure_memory() -> Vec<(String, f64)> {
         drop(stream);
     }
 
-    // Sixteen streams of one capacity share a ring and each value.
-    let center = NotificationCenter::new();
-    let channel = center.poster::<Tick>();
-    LIVE_BYTES.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    let streams: Vec<_> = (0..16)
-        .map(|_| {
-            center
-                .observer::<Tick>()
-                .policy(Overflow::DropOldest { capacity: K })
-                .stream()
-        })
-        .collect();
-    for i in 0..K as u64 {
-        channel.post(Tick(i));
-    }
-    COUNTING.store(false, Ordering::SeqCst);
+    // Sixteen streams of one capacity share a ring and each value (cloned streams: one value
+    // ring, the values inline in its slots).
     out.push((
         "bytes per buffered item, storage included (16 full streams, shared ring)".to_owned(),
-        (LIVE_BYTES.load(Ordering::SeqCst)
-            - streams.capacity() * std::mem::size_of::<herald::NotificationStream<Tick>>())
-            as f64
-            / (16 * K) as f64,
+        per_item_of_sixteen(K, |b| b.stream()),
     ));
-    drop(streams);
+    out.push((
+        "bytes per buffered item, storage included (16 full cloned streams, value ring)".to_owned(),
+        per_item_of_sixteen(K, |b| b.cloned_stream()),
+    ));
+    out
+}
 
-    // The same with cloned streams: one value ring, values inline in its slots.
+/// Bytes per buffered item of 16 drop-oldest streams of capacity `k` (made by `subscribe`),
+/// each full, their storage included and the caller's `Vec` of them not.
+fn per_item_of_sixteen<S>(
+    k: usize,
+    subscribe: impl Fn(herald::ObserverBuilder<Tick, Overflow<Tick>>) -> S,
+) -> f64 {
     let center = NotificationCenter::new();
     let channel = center.poster::<Tick>();
     LIVE_BYTES.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
-    let streams: Vec<_> = (0..16)
+    let streams: Vec<S> = (0..16)
         .map(|_| {
-            center
-                .observer::<Tick>()
-                .policy(Overflow::DropOldest { capacity: K })
-                .cloned_stream()
+            subscribe(
+                center
+                    .observer::<Tick>()
+                    .policy(Overflow::DropOldest { capacity: k }),
+            )
         })
         .collect();
-    for i in 0..K as u64 {
+    for i in 0..k as u64 {
         channel.post(Tick(i));
     }
     COUNTING.store(false, Ordering::SeqCst);
-    out.push((
-        "bytes per buffered item, storage included (16 full cloned streams, value ring)".to_owned(),
-        (LIVE_BYTES.load(Ordering::SeqCst)
-            - streams.capacity() * std::mem::size_of::<herald::ClonedStream<Tick>>())
-            as f64
-            / (16 * K) as f64,
-    ));
+    let bytes = LIVE_BYTES.load(Ordering::SeqCst) - streams.capacity() * std::mem::size_of::<S>();
     drop(streams);
-    out
+    bytes as f64 / (16 * k) as f64
 }
 
 // ---------------------------------------------------------------- report

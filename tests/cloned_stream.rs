@@ -1025,41 +1025,29 @@ trait Receiver {
     fn closed(&self) -> bool;
 }
 
-impl Receiver for NotificationStream<Ev> {
-    fn next_value(&mut self) -> Result<u32, TryRecvError> {
-        self.try_recv().map(|v| v.0)
-    }
-    fn depth(&self) -> usize {
-        self.len()
-    }
-    fn counters(&self) -> BufferStats {
-        self.stats()
-    }
-    fn close(&mut self) {
-        self.unsubscribe();
-    }
-    fn closed(&self) -> bool {
-        self.is_closed()
-    }
+/// Both stream types have the same receiving methods (one yields `Arc<Ev>`, the other `Ev`).
+macro_rules! impl_receiver {
+    ($($stream:ty),*) => {$(
+        impl Receiver for $stream {
+            fn next_value(&mut self) -> Result<u32, TryRecvError> {
+                self.try_recv().map(|v| v.0)
+            }
+            fn depth(&self) -> usize {
+                self.len()
+            }
+            fn counters(&self) -> BufferStats {
+                self.stats()
+            }
+            fn close(&mut self) {
+                self.unsubscribe();
+            }
+            fn closed(&self) -> bool {
+                self.is_closed()
+            }
+        }
+    )*};
 }
-
-impl Receiver for ClonedStream<Ev> {
-    fn next_value(&mut self) -> Result<u32, TryRecvError> {
-        self.try_recv().map(|v| v.0)
-    }
-    fn depth(&self) -> usize {
-        self.len()
-    }
-    fn counters(&self) -> BufferStats {
-        self.stats()
-    }
-    fn close(&mut self) {
-        self.unsubscribe();
-    }
-    fn closed(&self) -> bool {
-        self.is_closed()
-    }
-}
+impl_receiver!(NotificationStream<Ev>, ClonedStream<Ev>);
 
 type Config = fn(ObserverBuilder<Ev>, SenderId) -> ObserverBuilder<Ev, Overflow<Ev>>;
 

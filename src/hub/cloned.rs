@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::hub::engine::{Core, Cx, Delivery, Filter, Kind, Meta, entry};
+use crate::hub::engine::{Core, Cx, Delivery, Filter, Kind, Meta, NEEDS_CONTEXT, entry};
 use crate::hub::overflow::Overflow;
-use crate::hub::ring::{MAX_RING_CAPACITY, Took};
+use crate::hub::ring::Took;
 use crate::hub::stats::BufferStats;
-use crate::hub::stream::{NotificationStream, Parker};
+use crate::hub::stream::{NotificationStream, Parker, ring_serves};
 use crate::hub::subscription::Subscription;
 use crate::hub::value_ring::{Member, ValueReader, ValueRing};
 use crate::{Lagged, Notification, ObserverId, RecvError, SenderId, TryRecvError};
@@ -47,8 +47,8 @@ impl<N: Notification + Clone> Kind<N> for ValueRinged<N> {
         }
     }
 
-    fn needs_context(&self) -> bool {
-        true
+    fn needs(&self) -> u8 {
+        NEEDS_CONTEXT
     }
 
     fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {
@@ -84,11 +84,7 @@ pub(crate) fn subscribe<N: Notification + Clone>(
     replay: bool,
     policy: Overflow<N>,
 ) -> ClonedStream<N> {
-    let ringed = matches!(policy, Overflow::DropOldest { .. } | Overflow::Latest)
-        && sender.is_none()
-        && filter.is_none()
-        && policy.capacity() <= MAX_RING_CAPACITY;
-    let ring = if ringed {
+    let ring = if ring_serves(&policy, sender, filter.is_some()) {
         core.rings().values(policy.capacity())
     } else {
         None

@@ -246,14 +246,11 @@ pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
     /// Marks the entry removed: this thread's post in progress skips it from now on.
     fn mark_removed(&self);
-    /// Whether the entry needs the post's shared `Arc<N>` (buffered kinds).
-    fn needs_shared(&self) -> bool {
-        false
-    }
-    /// Whether the entry needs the general path's context (the ring bookkeeping, the
-    /// snapshot's generation), with or without an `Arc<N>`.
-    fn needs_context(&self) -> bool {
-        self.needs_shared()
+    /// What a post must bring this entry beyond the common path, as snapshot flags:
+    /// [`NEEDS_SHARED`] (an `Arc<N>`: buffered kinds), [`NEEDS_CONTEXT`] (the general path's
+    /// context without one: value rings), or 0.
+    fn needs(&self) -> u8 {
+        0
     }
     /// The entry left its channel: close its buffer, if any (what it delivered from now on
     /// counts into `sink`).
@@ -293,11 +290,9 @@ impl Meta {
 /// What an entry does with a value it accepted: the part that differs between kinds.
 pub(crate) trait Kind<N>: Send + Sync + 'static {
     fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery;
-    fn needs_shared(&self) -> bool {
-        false
-    }
-    fn needs_context(&self) -> bool {
-        self.needs_shared()
+    /// As [`Deliver::needs`].
+    fn needs(&self) -> u8 {
+        0
     }
     fn retire(&self, _sink: &Arc<StdAtomicU64>) {}
     fn buffer_stats(&self, _id: ObserverId) -> Option<BufferStats> {
@@ -463,12 +458,8 @@ unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
             .store(skip::<N> as CommonFn<N> as *mut (), Ordering::Relaxed);
     }
 
-    fn needs_shared(&self) -> bool {
-        self.kind.needs_shared()
-    }
-
-    fn needs_context(&self) -> bool {
-        self.kind.needs_context()
+    fn needs(&self) -> u8 {
+        self.kind.needs()
     }
 
     fn retire(&self, sink: &Arc<StdAtomicU64>) {
@@ -585,11 +576,8 @@ impl<N: Notification, K: Kind<N>> Kind<N> for FromSender<K> {
         }
         self.1.call(value, cx, meta)
     }
-    fn needs_shared(&self) -> bool {
-        self.1.needs_shared()
-    }
-    fn needs_context(&self) -> bool {
-        self.1.needs_context()
+    fn needs(&self) -> u8 {
+        self.1.needs()
     }
     fn retire(&self, sink: &Arc<StdAtomicU64>) {
         self.1.retire(sink);
@@ -616,11 +604,8 @@ where
         }
         self.1.call(value, cx, meta)
     }
-    fn needs_shared(&self) -> bool {
-        self.1.needs_shared()
-    }
-    fn needs_context(&self) -> bool {
-        self.1.needs_context()
+    fn needs(&self) -> u8 {
+        self.1.needs()
     }
     fn retire(&self, sink: &Arc<StdAtomicU64>) {
         self.1.retire(sink);
@@ -662,9 +647,9 @@ pub(crate) struct Summary {
 }
 
 /// Some entry needs the post's shared `Arc<N>` (buffered kinds).
-const NEEDS_SHARED: u8 = 1;
+pub(crate) const NEEDS_SHARED: u8 = 1;
 /// Some entry needs the general path's context but no `Arc<N>` (value rings).
-const NEEDS_CONTEXT: u8 = 8;
+pub(crate) const NEEDS_CONTEXT: u8 = 8;
 /// Retention is on: posts store their value for `replay_last`.
 const RETAIN: u8 = 2;
 /// The center's panic policy is `Propagate`: posts take the general path, which counts what
@@ -679,12 +664,7 @@ fn flags<N: 'static>(
 ) -> Summary {
     let mut flags = previous.flags & (RETAIN | PROPAGATE);
     for e in entries {
-        if e.needs_shared() {
-            flags |= NEEDS_SHARED;
-        }
-        if e.needs_context() {
-            flags |= NEEDS_CONTEXT;
-        }
+        flags |= e.needs();
     }
     Summary {
         flags,

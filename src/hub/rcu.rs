@@ -893,7 +893,8 @@ impl Drop for Domain {
     }
 }
 
-fn backoff(spins: &mut u32) {
+/// Waits a little before looking again: spins, then yields, then short sleeps (loom: a yield).
+pub(crate) fn backoff(spins: &mut u32) {
     *spins += 1;
     #[cfg(herald_loom)]
     {

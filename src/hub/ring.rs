@@ -95,7 +95,7 @@ pub(crate) struct RingEntry<N> {
 /// runs flip between a mode where receivers park after every post (the executor's thread
 /// sleeps, and every post pays a system call to wake it) and a fast one; 1 fixes `1->4`, 3
 /// also `1->4`.
-pub(crate) const YIELDS: u8 = 3;
+const YIELDS: u8 = 3;
 
 /// [`YIELDS`] for the only member of a ring. A lone receiver that keeps up with its poster
 /// catches up after nearly every value; when its executor's thread shares a core with the
@@ -107,7 +107,7 @@ pub(crate) const YIELDS: u8 = 3;
 /// 32 made `1->4` slower (27-50 ns per item against 24-31 quiet, and three to four times
 /// slower loaded: the yielding receivers held the executor's thread from the others), hence
 /// only when alone.
-pub(crate) const YIELDS_ALONE: u8 = 32;
+const YIELDS_ALONE: u8 = 32;
 
 /// Set in a member's cursor once it has left the ring.
 const CLOSED: u64 = 1 << 63;
@@ -118,7 +118,7 @@ pub(crate) const MAX_RING_CAPACITY: usize = 1 << 16;
 
 /// At most this many rings per notification type (one per distinct capacity): a post marks the
 /// rings it has written in a 64-bit mask.
-pub(crate) const MAX_RINGS: u32 = 64;
+const MAX_RINGS: u32 = 64;
 
 /// What one post did to one ring.
 #[derive(Debug, Default, Clone, Copy)]
@@ -139,20 +139,20 @@ pub(crate) enum Took<T> {
 
 /// Wakers taken under the ring's lock, woken after it (a small batch, no allocation).
 #[derive(Default)]
-pub(crate) struct Wakers {
+struct Wakers {
     batch: [Option<Waker>; 8],
     len: usize,
 }
 
 impl Wakers {
     /// Adds a waker; false once the batch is full (the waker is kept).
-    pub(crate) fn push(&mut self, waker: Waker) -> bool {
+    fn push(&mut self, waker: Waker) -> bool {
         self.batch[self.len] = Some(waker);
         self.len += 1;
         self.len < self.batch.len()
     }
 
-    pub(crate) fn wake(&mut self) {
+    fn wake(&mut self) {
         for w in self.batch[..self.len].iter_mut() {
             if let Some(w) = w.take() {
                 w.wake();
@@ -200,6 +200,25 @@ struct State<N> {
 struct Joined<N> {
     member: Arc<Member<N>>,
     join_gen: u64,
+}
+
+impl<N> Joiner for Joined<N> {
+    fn parking(&self) -> &Parking {
+        &self.member.parking
+    }
+    fn skips(&self) -> &Skips {
+        &self.member.skips
+    }
+    fn join_gen(&self) -> u64 {
+        self.join_gen
+    }
+}
+
+impl<N> Roster for State<N> {
+    type Member = Joined<N>;
+    fn members(&self) -> &[Joined<N>] {
+        &self.members
+    }
 }
 
 /// One stream's place in a ring.
@@ -390,6 +409,81 @@ impl Parking {
     }
 }
 
+/// How many times a receiver of a ring with `members` members that has just caught up yields
+/// before it parks ([`YIELDS_ALONE`] alone, else [`YIELDS`]).
+pub(crate) fn yields(members: usize) -> u8 {
+    if members <= 1 { YIELDS_ALONE } else { YIELDS }
+}
+
+/// A member's entry in its ring's state, as both kinds of ring keep one.
+pub(crate) trait Joiner {
+    fn parking(&self) -> &Parking;
+    fn skips(&self) -> &Skips;
+    /// The snapshot generation it joined with.
+    fn join_gen(&self) -> u64;
+    /// Whether posts still reach it (a value ring keeps members that left until they drain).
+    fn receives(&self) -> bool {
+        true
+    }
+}
+
+/// A ring's state under its lock: its members.
+pub(crate) trait Roster {
+    type Member: Joiner;
+    fn members(&self) -> &[Self::Member];
+}
+
+/// Records `position` as a skip for the receiving members newer than `generation` (of
+/// `receiving` in all); returns how many. Nothing is recorded when all of them are newer:
+/// then nothing is written.
+#[cold]
+pub(crate) fn skip_newer<J: Joiner>(
+    members: &[J],
+    receiving: usize,
+    position: u64,
+    generation: u64,
+) -> usize {
+    let newer = || {
+        members
+            .iter()
+            .filter(|j| j.join_gen() > generation && j.receives())
+    };
+    let count = newer().count();
+    if count != receiving {
+        for j in newer() {
+            j.skips().push(position);
+        }
+    }
+    count
+}
+
+/// Wakes every parked member of a ring whose state `st` is (its lock `lock`, its parked count
+/// `ring_parked`): a batch at a time, each woken outside the lock, which it releases (a waker
+/// is executor code).
+#[cold]
+#[inline(never)]
+pub(crate) fn wake_parked<S: Roster>(
+    lock: &Mutex<S>,
+    st: crate::hub::sync::MutexGuard<'_, S>,
+    ring_parked: &AtomicUsize,
+) {
+    let mut held = Some(st);
+    loop {
+        let mut wakers = Wakers::default();
+        let st = held.take().unwrap_or_else(|| lock.lock());
+        let more = st
+            .members()
+            .iter()
+            .filter_map(|j| j.parking().unpark(ring_parked))
+            .any(|w| !wakers.push(w));
+        drop(st);
+        wakers.wake();
+        if !more {
+            return;
+        }
+    }
+}
+
 /// The rings of one notification type, by capacity.
 pub(crate) struct Rings<N> {
     list: Mutex<Vec<Weak<Ring<N>>>>,
@@ -502,11 +596,7 @@ impl<N> Ring<N> {
 
     /// How many times a receiver that has just caught up yields before it parks.
     fn yields(&self) -> u8 {
-        if self.members.load(Ordering::Relaxed) <= 1 {
-            YIELDS_ALONE
-        } else {
-            YIELDS
-        }
+        yields(self.members.load(Ordering::Relaxed))
     }
 
     #[inline]
@@ -584,7 +674,7 @@ impl<N> Ring<N> {
         let position = self.tail.load(Ordering::Relaxed);
         let mut received = st.members.len();
         if generation < st.max_join_gen {
-            received -= Self::skip_newer(&st, position, generation);
+            received -= skip_newer(&st.members, received, position, generation);
         }
         if received == 0 {
             return Posted::default();
@@ -608,7 +698,7 @@ impl<N> Ring<N> {
         if self.parked.load(Ordering::Relaxed) == 0 {
             drop(st);
         } else {
-            self.wake_from(st);
+            wake_parked(&self.state, st, &self.parked);
         }
         for _ in 0..lost {
             // SAFETY: the eviction compare-and-swaps won `lost` tickets of the value at the
@@ -622,61 +712,6 @@ impl<N> Ring<N> {
             received,
             dropped: lost,
         }
-    }
-
-    /// Wakes the parked members, outside the lock (which it releases).
-    #[cold]
-    #[inline(never)]
-    fn wake_from(&self, st: crate::hub::sync::MutexGuard<'_, State<N>>) {
-        let mut wakers = Wakers::default();
-        let more = self.unpark_into(&st, &mut wakers);
-        drop(st);
-        wakers.wake();
-        if more {
-            self.wake_parked();
-        }
-    }
-
-    /// Unparks parked members into `wakers`; true if it filled up before the end.
-    fn unpark_into(&self, st: &State<N>, wakers: &mut Wakers) -> bool {
-        for j in &st.members {
-            if let Some(w) = j.member.parking.unpark(&self.parked)
-                && !wakers.push(w)
-            {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Wakes every parked member, a batch at a time, each batch outside the lock.
-    #[cold]
-    fn wake_parked(&self) {
-        loop {
-            let mut wakers = Wakers::default();
-            let more = self.unpark_into(&self.state.lock(), &mut wakers);
-            wakers.wake();
-            if !more {
-                return;
-            }
-        }
-    }
-
-    /// Records `position` as a skip for members newer than `generation`; returns how many.
-    #[cold]
-    fn skip_newer(st: &State<N>, position: u64, generation: u64) -> usize {
-        let newer = st
-            .members
-            .iter()
-            .filter(|j| j.join_gen > generation)
-            .count();
-        if newer == st.members.len() {
-            return newer; // nothing is written: nothing to skip
-        }
-        for j in st.members.iter().filter(|j| j.join_gen > generation) {
-            j.member.skips.push(position);
-        }
-        newer
     }
 
     /// Moves every member still at `oldest` past it. Returns how many lost a value there, and

@@ -20,7 +20,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::hub::engine::{Core, Cx, Delivery, Filter, Kind, Meta, WaitForRoom, entry};
+use crate::hub::engine::{
+    Core, Cx, Delivery, Filter, Kind, Meta, NEEDS_SHARED, WaitForRoom, entry,
+};
 use crate::hub::overflow::{Overflow, PolicyKind};
 use crate::hub::ring::{MAX_RING_CAPACITY, Member, Reader, RingEntry, Took};
 use crate::hub::stats::BufferStats;
@@ -476,6 +478,20 @@ enum Receiver<N> {
     Private(Private<N>),
 }
 
+/// Whether a ring of the type (the `Arc` ring, or a cloned stream's value ring) can serve a
+/// stream with these options: drop-oldest or latest-only, no sender or filter, a capacity up
+/// to 65 536. Else the stream gets a private buffer.
+pub(crate) fn ring_serves<N>(
+    policy: &Overflow<N>,
+    sender: Option<SenderId>,
+    filtered: bool,
+) -> bool {
+    matches!(policy, Overflow::DropOldest { .. } | Overflow::Latest)
+        && sender.is_none()
+        && !filtered
+        && policy.capacity() <= MAX_RING_CAPACITY
+}
+
 /// Subscribes a buffered receiver with the builder's options: on the type's shared ring when
 /// its policy allows (drop-oldest or latest-only, no filter, capacity up to 65 536), else with
 /// a private buffer. Returns the subscription's id, the receiving end, and its counters.
@@ -487,11 +503,9 @@ pub(crate) fn subscribe<N: crate::Notification>(
     replay: bool,
     policy: Overflow<N>,
 ) -> (ObserverId, NotificationStreamInner<N>, Arc<dyn BufferView>) {
-    let shareable = matches!(policy, Overflow::DropOldest { .. } | Overflow::Latest)
-        && sender.is_none()
-        && filter.is_none()
-        && policy.capacity() <= MAX_RING_CAPACITY;
-    if shareable && let Some(ring) = core.rings().get(policy.capacity()) {
+    if ring_serves(&policy, sender, filter.is_some())
+        && let Some(ring) = core.rings().get(policy.capacity())
+    {
         let member = Arc::new(Member::new());
         let kind = Ringed(RingEntry {
             ring: ring.clone(),
@@ -867,8 +881,8 @@ impl<N: crate::Notification> Kind<N> for Buffered<N> {
         }
     }
 
-    fn needs_shared(&self) -> bool {
-        true
+    fn needs(&self) -> u8 {
+        NEEDS_SHARED
     }
 
     fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {
@@ -925,8 +939,8 @@ impl<N: crate::Notification> Kind<N> for Ringed<N> {
         }
     }
 
-    fn needs_shared(&self) -> bool {
-        true
+    fn needs(&self) -> u8 {
+        NEEDS_SHARED
     }
 
     fn retire(&self, sink: &Arc<std::sync::atomic::AtomicU64>) {

@@ -65,8 +65,10 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::task::Waker;
 
 use crate::ObserverId;
+use crate::hub::rcu::backoff;
 use crate::hub::ring::{
-    MAX_RING_CAPACITY, Parking, Posted, SkipCursor, Skips, Took, Wakers, YIELDS, YIELDS_ALONE,
+    Joiner, MAX_RING_CAPACITY, Parking, Posted, Roster, SkipCursor, Skips, Took, skip_newer,
+    wake_parked, yields,
 };
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Padded};
@@ -120,6 +122,28 @@ struct State<N> {
 struct Joined<N> {
     member: Arc<Member<N>>,
     join_gen: u64,
+}
+
+impl<N> Joiner for Joined<N> {
+    fn parking(&self) -> &Parking {
+        &self.member.parking
+    }
+    fn skips(&self) -> &Skips {
+        &self.member.skips
+    }
+    fn join_gen(&self) -> u64 {
+        self.join_gen
+    }
+    fn receives(&self) -> bool {
+        self.member.end.load(Ordering::Relaxed) == OPEN
+    }
+}
+
+impl<N> Roster for State<N> {
+    type Member = Joined<N>;
+    fn members(&self) -> &[Joined<N>] {
+        &self.members
+    }
 }
 
 /// One cloned stream's place in a value ring.
@@ -252,11 +276,7 @@ impl<N> ValueRing<N> {
     }
 
     fn yields(&self) -> u8 {
-        if self.members.load(Ordering::Relaxed) <= 1 {
-            YIELDS_ALONE
-        } else {
-            YIELDS
-        }
+        yields(self.members.load(Ordering::Relaxed))
     }
 
     #[inline]
@@ -339,7 +359,7 @@ impl<N> ValueRing<N> {
         let position = self.tail.load(Ordering::Relaxed);
         let mut received = st.joined;
         if generation < st.max_join_gen {
-            received -= Self::skip_newer(&st, position, generation);
+            received -= skip_newer(&st.members, received, position, generation);
         }
         if received == 0 {
             // `value` is dropped after the lock (parameters outlive locals).
@@ -373,7 +393,7 @@ impl<N> ValueRing<N> {
         if self.parked.load(Ordering::Relaxed) == 0 {
             drop(st);
         } else {
-            self.wake_from(st);
+            wake_parked(&self.state, st, &self.parked);
         }
         // `N`'s drop is user code: not under the lock.
         drop(old);
@@ -381,55 +401,6 @@ impl<N> ValueRing<N> {
             received,
             dropped: lost,
         }
-    }
-
-    /// Wakes the parked members, outside the lock (which it releases).
-    #[cold]
-    #[inline(never)]
-    fn wake_from(&self, st: crate::hub::sync::MutexGuard<'_, State<N>>) {
-        let mut wakers = Wakers::default();
-        let more = self.unpark_into(&st, &mut wakers);
-        drop(st);
-        wakers.wake();
-        // More parked members than one batch: the rest, a batch at a time, each outside the
-        // lock.
-        let mut more = more;
-        while more {
-            let mut wakers = Wakers::default();
-            more = self.unpark_into(&self.state.lock(), &mut wakers);
-            wakers.wake();
-        }
-    }
-
-    /// Unparks parked members into `wakers`; true if it filled up before the end.
-    fn unpark_into(&self, st: &State<N>, wakers: &mut Wakers) -> bool {
-        for j in &st.members {
-            if let Some(w) = j.member.parking.unpark(&self.parked)
-                && !wakers.push(w)
-            {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Records `position` as a skip for joined members newer than `generation`; returns how
-    /// many.
-    #[cold]
-    fn skip_newer(st: &State<N>, position: u64, generation: u64) -> usize {
-        let newer = || {
-            st.members
-                .iter()
-                .filter(|j| j.join_gen > generation && j.member.end.load(Ordering::Relaxed) == OPEN)
-        };
-        let count = newer().count();
-        if count == st.joined {
-            return count; // nothing is written: nothing to skip
-        }
-        for j in newer() {
-            j.member.skips.push(position);
-        }
-        count
     }
 
     /// Moves every member at or before `oldest` past it (members that left: up to their end),
@@ -535,22 +506,6 @@ impl<N> Drop for ValueRing<N> {
         }
         self.ids
             .fetch_and(!(1 << self.id), std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-fn backoff(spins: &mut u32) {
-    *spins += 1;
-    #[cfg(herald_loom)]
-    {
-        loom::thread::yield_now();
-    }
-    #[cfg(not(herald_loom))]
-    {
-        if *spins < 64 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
     }
 }
 

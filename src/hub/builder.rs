@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::hub::engine::{Filter, Inline, InlineWithSender, Kind, WeakInline, entry};
+use crate::hub::engine::{Filter, Inline, InlineWithSender, Kind, WeakInline};
 use crate::hub::queue::{Coalescing, NotificationQueue, PostingStyle};
 use crate::hub::stream::NotificationStream;
 use crate::hub::subscription::Subscription;
@@ -381,7 +381,10 @@ impl<N: Notification, P> ObserverBuilder<N, P> {
 
     /// Subscribes an entry of kind `kind` with the builder's order and filters.
     fn subscribe_kind<K: Kind<N>>(self, kind: K) -> Subscription {
-        let e = entry(self.priority, self.sender, self.filter, kind);
+        let e = self
+            .target
+            .0
+            .entry(self.priority, self.sender, self.filter, kind);
         let id = self.target.0.subscribe(e, self.replay);
         Subscription::of(&self.target.0, id)
     }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::hub::engine::{Core, Cx, Delivery, Filter, Kind, Meta, NEEDS_CONTEXT, entry};
+use crate::hub::engine::{Core, Cx, Delivery, Filter, Kind, Meta, NEEDS_CONTEXT};
 use crate::hub::overflow::Overflow;
 use crate::hub::ring::Took;
 use crate::hub::stats::BufferStats;
@@ -102,9 +102,11 @@ pub(crate) fn subscribe<N: Notification + Clone>(
         ring: ring.clone(),
         member: member.clone(),
     };
-    let id = core.subscribe_with(entry(priority, None, None, kind), replay, |generation| {
-        ring.join(&member, generation)
-    });
+    let id = core.subscribe_with(
+        core.entry(priority, None, None, kind),
+        replay,
+        |generation| ring.join(&member, generation),
+    );
     let report_lag = matches!(policy, Overflow::DropOldest { .. });
     ClonedStream {
         backing: Backing::Ring {

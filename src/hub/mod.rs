@@ -29,6 +29,7 @@ pub(crate) mod overflow;
 pub(crate) mod queue;
 pub(crate) mod rcu;
 pub(crate) mod ring;
+pub(crate) mod slab;
 pub(crate) mod spawn;
 pub(crate) mod stats;
 pub(crate) mod stream;

@@ -84,11 +84,12 @@ use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::{Arc, OnceLock};
 
 use std::time::{Duration, Instant};
 
+use crate::hub::slab::Slab;
 use crate::hub::sync::{
     AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Padded,
     fence, thread_local,
@@ -1238,9 +1239,14 @@ pub(crate) struct RcuList<T: ?Sized + 'static, X> {
     cell: Guarded<Vec<Owned<T>>, ListSnapshot<T, X>>,
 }
 
-/// A value owned through a raw pointer from `Box::into_raw`. Kept raw (never as a `Box`, which
-/// asserts uniqueness when moved) because snapshots hold shared pointers to it.
-pub(crate) struct Owned<T: ?Sized>(NonNull<T>);
+/// A list item, owned through a raw pointer: from `Box::into_raw`, or a line of a [`Slab`].
+/// Kept raw (never as a `Box`, which asserts uniqueness when moved) because snapshots hold
+/// shared pointers to it.
+pub(crate) struct Owned<T: ?Sized> {
+    ptr: NonNull<T>,
+    /// The slab whose line holds the value; `None` for a box.
+    slab: Option<Arc<Slab>>,
+}
 
 // SAFETY: an `Owned<T>` owns its `T`; it is shared only as `&T`.
 unsafe impl<T: ?Sized + Send> Send for Owned<T> {}
@@ -1248,22 +1254,64 @@ unsafe impl<T: ?Sized + Send> Send for Owned<T> {}
 unsafe impl<T: ?Sized + Sync> Sync for Owned<T> {}
 
 impl<T: ?Sized> Owned<T> {
-    fn new(value: Box<T>) -> Self {
-        Owned(NonNull::from(Box::leak(value)))
+    /// Owns a boxed value.
+    pub(crate) fn boxed(value: Box<T>) -> Self {
+        Owned {
+            ptr: NonNull::from(Box::leak(value)),
+            slab: None,
+        }
+    }
+
+    /// Owns a value [`Slab::put`] wrote into a line of `slab`.
+    ///
+    /// # Safety
+    /// `at` points to the value `slab.put` wrote (unsized, perhaps), which nothing else owns.
+    pub(crate) unsafe fn in_slab(at: NonNull<T>, slab: Arc<Slab>) -> Self {
+        Owned {
+            ptr: at,
+            slab: Some(slab),
+        }
     }
 
     /// The value.
     pub(crate) fn get(&self) -> &T {
-        // SAFETY: the pointer came from a leaked `Box` and is freed only by `drop(self)`.
-        unsafe { self.0.as_ref() }
+        // SAFETY: the pointer came from a leaked `Box` or a slab's line, and is freed only by
+        // `drop(self)`.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized> std::ops::Deref for Owned<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.get()
     }
 }
 
 impl<T: ?Sized> Drop for Owned<T> {
     fn drop(&mut self) {
-        // SAFETY: the pointer came from a leaked `Box`; this is its only owner, and it is
-        // dropped once (after a grace period, when it was in a list: see `RcuList`).
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        let Some(slab) = self.slab.take() else {
+            // SAFETY: the pointer came from a leaked `Box`; this is its only owner, and it is
+            // dropped once (after a grace period, when it was in a list: see `RcuList`).
+            drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+            return;
+        };
+        /// Gives the slot back once the value is dropped, even if its drop panics.
+        struct GiveBack<'s, T: ?Sized>(&'s Slab, NonNull<T>, usize, usize);
+        impl<T: ?Sized> Drop for GiveBack<'_, T> {
+            fn drop(&mut self) {
+                // SAFETY: the slot came from this slab for a value of this size and alignment
+                // (`Owned::in_slab`), and the value has just been dropped.
+                unsafe { self.0.free(self.1, self.2, self.3) };
+            }
+        }
+        let value = self.get();
+        let (size, align) = (std::mem::size_of_val(value), std::mem::align_of_val(value));
+        let _give_back = GiveBack(&slab, self.ptr, size, align);
+        // SAFETY: this is the value's only owner, dropping it once (after a grace period, as
+        // above); the slot stays allocated until `_give_back` returns it.
+        unsafe { self.ptr.as_ptr().drop_in_place() };
     }
 }
 
@@ -1359,18 +1407,17 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
     pub(crate) fn insert<'d>(
         &self,
         domain: &'d Domain,
-        item: Box<T>,
+        item: Owned<T>,
         at: impl FnOnce(&ListSnapshot<T, X>, &T) -> usize,
         summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
     ) -> Retired<'d, ListSnapshot<T, X>> {
         let mut w = self.cell.write();
         let current = w.current();
         let at = at(current, &item).min(current.items.len());
-        let item = Owned::new(item);
         // Exactly the size it needs, in one allocation (no growth and shrink on the way).
         let mut items = ItemVec::with_capacity(current.items.len() + 1);
         items.extend_from_slice(&current.items[..at]);
-        items.push(item.0);
+        items.push(item.ptr);
         items.extend_from_slice(&current.items[at..]);
         let next = Self::snapshot(items, &current.extra, summarize);
         w.state().push(item);
@@ -1393,7 +1440,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         let at = w.state().iter().position(|i| matches(i.get()))?;
         let item = w.state().swap_remove(at);
         removing(item.get());
-        let gone: *const T = item.0.as_ptr();
+        let gone: *const T = item.ptr.as_ptr();
         let current = w.current();
         let items: ItemVec<T> = current
             .items

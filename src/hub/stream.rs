@@ -20,9 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::hub::engine::{
-    Core, Cx, Delivery, Filter, Kind, Meta, NEEDS_SHARED, WaitForRoom, entry,
-};
+use crate::hub::engine::{Core, Cx, Delivery, Filter, Kind, Meta, NEEDS_SHARED, WaitForRoom};
 use crate::hub::overflow::{Overflow, PolicyKind};
 use crate::hub::ring::{MAX_RING_CAPACITY, Member, Reader, RingEntry, Took};
 use crate::hub::stats::BufferStats;
@@ -515,9 +513,11 @@ pub(crate) fn subscribe<N: crate::Notification>(
             ring: ring.clone(),
             member: member.clone(),
         });
-        let id = core.subscribe_with(entry(priority, None, None, kind), replay, |generation| {
-            ring.join(&member, generation)
-        });
+        let id = core.subscribe_with(
+            core.entry(priority, None, None, kind),
+            replay,
+            |generation| ring.join(&member, generation),
+        );
         let report_lag = matches!(policy, Overflow::DropOldest { .. });
         let receiver = Receiver::Ring {
             reader: Reader::new(ring, member, report_lag),
@@ -528,7 +528,7 @@ pub(crate) fn subscribe<N: crate::Notification>(
     }
     let buffer = Arc::new(Buffer::new(policy));
     let kind = Buffered(buffer.clone());
-    let id = core.subscribe(entry(priority, sender, filter, kind), replay);
+    let id = core.subscribe(core.entry(priority, sender, filter, kind), replay);
     let receiver = Receiver::Private(Private {
         buffer: buffer.clone(),
         local: VecDeque::new(),

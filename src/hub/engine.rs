@@ -1348,6 +1348,35 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_whose_captures_panic_on_drop_still_gives_its_slot_back() {
+        struct Loud;
+        impl Drop for Loud {
+            fn drop(&mut self) {
+                panic!("a capture that panics when dropped");
+            }
+        }
+        let slab = Arc::new(Slab::default());
+        let loud = Loud;
+        let first = entry(
+            &slab,
+            0,
+            None,
+            None,
+            Inline(move |_: &Tick| {
+                let _ = &loud;
+            }),
+        );
+        let at = (&*first as *const dyn Deliver<Tick>).cast::<u8>();
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(first)));
+        assert!(
+            dropped.is_err(),
+            "the capture's panic reaches whoever drops the entry"
+        );
+        let next = entry(&slab, 0, None, None, Inline(|_: &Tick| {}));
+        assert_eq!((&*next as *const dyn Deliver<Tick>).cast::<u8>(), at);
+    }
+
+    #[test]
     fn entries_subscribed_one_after_another_are_neighbours_in_the_slab() {
         let slab = Arc::new(Slab::default());
         let entries: Vec<Entry<Tick>> = (0..4)

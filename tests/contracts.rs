@@ -1483,6 +1483,74 @@ fn an_observer_removed_inside_a_post_is_skipped_by_every_post_in_progress_on_tha
 }
 
 #[test]
+fn an_observer_swapped_for_another_inside_a_post_is_not_replaced_in_that_post() {
+    // Snapshots share their array of entries where they can: removing the last entry only
+    // shortens the next snapshot, and adding one at the end writes the slot after the current
+    // ones. Here, inside a post, the first observer removes the last one and subscribes a
+    // newcomer, which goes where the removed one was. The post in progress still iterates
+    // the older, longer snapshot: it must find the removed observer there (and skip it), not
+    // the newcomer, which joined after the post began.
+    let center = NotificationCenter::new();
+    let last: Arc<Mutex<Option<Subscription>>> = Arc::default();
+    let newcomers: Arc<Mutex<Vec<Subscription>>> = Arc::default();
+    let removed_calls = Arc::new(AtomicUsize::new(0));
+    let newcomer_calls = Arc::new(AtomicUsize::new(0));
+    let (c, l, n, k) = (
+        center.clone(),
+        last.clone(),
+        newcomers.clone(),
+        newcomer_calls.clone(),
+    );
+    let _swapper = center.observe(move |e: &Ev| {
+        if e.0 == 0 {
+            drop(l.lock().unwrap().take());
+            let k = k.clone();
+            n.lock().unwrap().push(c.observe(move |_: &Ev| {
+                k.fetch_add(1, SeqCst);
+            }));
+        }
+    });
+    let _middle = center.observe(|_: &Ev| {});
+    let r = removed_calls.clone();
+    *last.lock().unwrap() = Some(center.observe(move |_: &Ev| {
+        r.fetch_add(1, SeqCst);
+    }));
+
+    let first = center.post(Ev(0));
+    assert_eq!(
+        removed_calls.load(SeqCst),
+        0,
+        "a removed observer was called"
+    );
+    assert_eq!(
+        newcomer_calls.load(SeqCst),
+        0,
+        "an observer subscribed during a post got that post"
+    );
+    assert_eq!(first.received, 2);
+
+    // The next post reaches the newcomer, once, and not the removed observer.
+    assert_eq!(center.post(Ev(1)).received, 3);
+    assert_eq!(newcomer_calls.load(SeqCst), 1);
+    assert_eq!(removed_calls.load(SeqCst), 0);
+
+    // Swapping again between posts (outside any post, so the old snapshots are freed at
+    // once) reuses the slot: every post sees exactly the current observers.
+    for round in 2..40u32 {
+        newcomers.lock().unwrap().pop();
+        let k = newcomer_calls.clone();
+        newcomers
+            .lock()
+            .unwrap()
+            .push(center.observe(move |_: &Ev| {
+                k.fetch_add(1, SeqCst);
+            }));
+        assert_eq!(center.post(Ev(round)).received, 3);
+    }
+    assert_eq!(newcomer_calls.load(SeqCst), 39);
+}
+
+#[test]
 fn stats_keep_deliveries_of_streams_that_are_gone() {
     let center = NotificationCenter::new();
     let mut stream = center.stream::<Ev>();

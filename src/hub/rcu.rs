@@ -91,8 +91,8 @@ use std::time::{Duration, Instant};
 
 use crate::hub::slab::Slab;
 use crate::hub::sync::{
-    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Padded,
-    fence, thread_local,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Mutex, MutexGuard,
+    Ordering, Padded, fence, thread_local,
 };
 
 /// How long writers must have been idle before readers stop fencing (module docs).
@@ -1320,12 +1320,16 @@ type ItemVec<T> = Vec<NonNull<T>>;
 
 /// One version of an [`RcuList`].
 pub(crate) struct ListSnapshot<T: ?Sized + 'static, X> {
-    /// An array of exactly the items: a post reads its address and length and loops, with
-    /// no test of where the items live (an array inline in the snapshot for a few items
-    /// cost every post that test, seven instructions, to save one dependent load).
-    items: Box<[NonNull<T>]>,
+    /// The first of exactly the items (the first `len` slots of `buf`): a post reads this
+    /// address and the length and loops, with no test of where the items live (an array
+    /// inline in the snapshot for a few items cost every post that test, seven instructions,
+    /// to save one dependent load).
+    items: NonNull<NonNull<T>>,
+    len: usize,
     /// A summary of the items, computed when the snapshot is made.
     pub(crate) extra: X,
+    /// The array `items` points into, which later snapshots may share ([`ItemBuf`]).
+    buf: Arc<ItemBuf<T>>,
 }
 
 // SAFETY: a snapshot stands for shared references to `T`s (plus an `X`): it may cross threads
@@ -1335,10 +1339,32 @@ unsafe impl<T: ?Sized + Sync, X: Send> Send for ListSnapshot<T, X> {}
 unsafe impl<T: ?Sized + Sync, X: Sync> Sync for ListSnapshot<T, X> {}
 
 impl<T: ?Sized + 'static, X> ListSnapshot<T, X> {
+    /// A snapshot of the first `len` slots of `buf`, which hold items.
+    fn on(buf: Arc<ItemBuf<T>>, len: usize, extra: X) -> Self {
+        // Counted before the snapshot can be published; only the writer (under the list's
+        // lock) makes snapshots, and it reads the counts itself.
+        buf.live[len].fetch_add(1, Ordering::Relaxed);
+        ListSnapshot {
+            items: buf.slots,
+            len,
+            extra,
+            buf,
+        }
+    }
+
+    /// The items as a slice.
+    #[inline]
+    fn slice(&self) -> &[NonNull<T>] {
+        // SAFETY: the first `len` slots of the buffer were written before this snapshot was
+        // made and are not written again while it lives (`ItemBuf::appendable`); the buffer
+        // outlives the snapshot (`buf`).
+        unsafe { std::slice::from_raw_parts(self.items.as_ptr(), self.len) }
+    }
+
     /// The items, in order.
     #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.items.iter().map(|p| {
+        self.slice().iter().map(|p| {
             // SAFETY: a snapshot is reachable only inside a read section (`RcuList::load`),
             // under the list's writer lock, or with `&mut` of the list; in each case its items
             // are alive (the invariant of `RcuList`), and items are only ever shared.
@@ -1350,12 +1376,111 @@ impl<T: ?Sized + 'static, X> ListSnapshot<T, X> {
     /// out (and may, for all the compiler knows, write memory) keeps both in registers.
     #[inline]
     pub(crate) fn items(&self) -> Items<'_, T> {
-        Items(&self.items)
+        Items(self.slice())
     }
 
     /// How many items.
     pub(crate) fn len(&self) -> usize {
-        self.items.len()
+        self.len
+    }
+}
+
+impl<T: ?Sized + 'static, X> Drop for ListSnapshot<T, X> {
+    fn drop(&mut self) {
+        // Release: every read of this snapshot's slots (in read sections that a grace period
+        // waited for before this free, or by the writer) happens before a writer that sees
+        // the count drop reuses a slot past the shorter snapshots' ends.
+        self.buf.live[self.len].fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// The array of item pointers behind one or more snapshots.
+///
+/// A subscriber churn (another thread subscribing and unsubscribing in a loop) used to copy
+/// the whole array twice per cycle into fresh memory, and every post after each swap missed
+/// in its cache on every line of the new array. Snapshots now share one array where they
+/// can: a snapshot of length `n` reads slots `0..n`, an insert at the end writes slot `n` of
+/// the current array (when it has room and no live snapshot reads that slot) and a removal
+/// of the last item only shortens the next snapshot. A post then misses on one line of the
+/// array per change at most. Anything else copies into a new array with room to grow.
+///
+/// A slot below the length of any live snapshot is never written: the writer appends at
+/// slot `n` only when no snapshot longer than `n` is alive (`live`), and snapshots are
+/// counted from when they are made until they are freed, after the grace period that
+/// follows their retirement.
+struct ItemBuf<T: ?Sized> {
+    /// `cap` slots; those below a live snapshot's length hold items.
+    slots: NonNull<NonNull<T>>,
+    cap: usize,
+    /// `live[n]`: snapshots of length `n` on this array that are not freed yet.
+    live: Box<[AtomicU32]>,
+}
+
+// SAFETY: the array holds pointers that stand for shared references to `T`s; its slots are
+// written only by the list's writer, under its lock, where no reader reads them (`ItemBuf`).
+unsafe impl<T: ?Sized + Sync> Send for ItemBuf<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync> Sync for ItemBuf<T> {}
+
+impl<T: ?Sized> ItemBuf<T> {
+    /// A new array holding `items`, with room for `spare` more.
+    fn with(items: &[NonNull<T>], spare: usize) -> Arc<Self> {
+        let cap = items.len() + spare;
+        let slots = if cap == 0 {
+            NonNull::dangling()
+        } else {
+            let layout = Self::layout(cap);
+            // SAFETY: the layout is not zero-sized (`cap > 0`, pointers are not zero-sized).
+            let p = unsafe { std::alloc::alloc(layout) }.cast::<NonNull<T>>();
+            let p = NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+            // SAFETY: the allocation holds `cap >= items.len()` slots, and is new.
+            unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), p.as_ptr(), items.len()) };
+            p
+        };
+        Arc::new(ItemBuf {
+            slots,
+            cap,
+            live: (0..=cap).map(|_| AtomicU32::new(0)).collect(),
+        })
+    }
+
+    fn layout(cap: usize) -> std::alloc::Layout {
+        std::alloc::Layout::array::<NonNull<T>>(cap)
+            .unwrap_or_else(|_| unreachable!("no list holds more items than memory"))
+    }
+
+    /// Whether slot `n` may be written: it exists, and no live snapshot is longer than `n`.
+    /// Called by the writer, under the list's lock (no other snapshot can be made meanwhile).
+    fn appendable(&self, n: usize) -> bool {
+        // Acquire: pairs with the release in `ListSnapshot::drop`.
+        n < self.cap
+            && self.live[n + 1..]
+                .iter()
+                .all(|c| c.load(Ordering::Acquire) == 0)
+    }
+
+    /// Writes slot `n`.
+    ///
+    /// # Safety
+    /// The caller holds the list's writer lock and `appendable(n)` held under it.
+    unsafe fn write(&self, n: usize, item: NonNull<T>) {
+        // SAFETY: `n < cap` (the caller checked `appendable`): inside the allocation, and no
+        // snapshot reads the slot; the writer lock excludes other writes.
+        unsafe { self.slots.as_ptr().add(n).write(item) };
+    }
+
+    /// Room to grow for a new array of `len` items.
+    fn spare(len: usize) -> usize {
+        len / 8 + 1
+    }
+}
+
+impl<T: ?Sized> Drop for ItemBuf<T> {
+    fn drop(&mut self) {
+        if self.cap != 0 {
+            // SAFETY: allocated in `with` with this layout; every snapshot on it is gone.
+            unsafe { std::alloc::dealloc(self.slots.as_ptr().cast(), Self::layout(self.cap)) };
+        }
     }
 }
 
@@ -1387,10 +1512,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         RcuList {
             cell: Guarded::new(
                 Vec::new(),
-                ListSnapshot {
-                    items: Box::default(),
-                    extra,
-                },
+                ListSnapshot::on(ItemBuf::with(&[], 0), 0, extra),
             ),
         }
     }
@@ -1413,13 +1535,22 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
     ) -> Retired<'d, ListSnapshot<T, X>> {
         let mut w = self.cell.write();
         let current = w.current();
-        let at = at(current, &item).min(current.items.len());
-        // Exactly the size it needs, in one allocation (no growth and shrink on the way).
-        let mut items = ItemVec::with_capacity(current.items.len() + 1);
-        items.extend_from_slice(&current.items[..at]);
-        items.push(item.ptr);
-        items.extend_from_slice(&current.items[at..]);
-        let next = Self::snapshot(items, &current.extra, summarize);
+        let n = current.len;
+        let at = at(current, &item).min(n);
+        let next = if at == n && current.buf.appendable(n) {
+            // SAFETY: we hold the writer lock, and `appendable(n)` holds.
+            unsafe { current.buf.write(n, item.ptr) };
+            // SAFETY: slots `0..n` held the current items, and slot `n` now holds the new one.
+            unsafe { Self::snapshot_on(current.buf.clone(), n + 1, &current.extra, summarize) }
+        } else {
+            // Exactly the items plus room to grow, in one allocation.
+            let old = current.slice();
+            let mut items = ItemVec::with_capacity(n + 1);
+            items.extend_from_slice(&old[..at]);
+            items.push(item.ptr);
+            items.extend_from_slice(&old[at..]);
+            Self::snapshot(&items, &current.extra, summarize)
+        };
         w.state().push(item);
         let heap = Self::heap_bytes(w.current());
         w.replace(domain, next).weighing(heap)
@@ -1442,13 +1573,29 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         removing(item.get());
         let gone: *const T = item.ptr.as_ptr();
         let current = w.current();
-        let items: ItemVec<T> = current
-            .items
-            .iter()
-            .filter(|p| !std::ptr::addr_eq(p.as_ptr(), gone))
-            .copied()
-            .collect();
-        let next = Self::snapshot(items, &current.extra, summarize);
+        let old = current.slice();
+        let next = match old.split_last() {
+            // The last item: the next snapshot is the same array, one shorter.
+            Some((last, _)) if std::ptr::addr_eq(last.as_ptr(), gone) => {
+                // SAFETY: slots `0..len - 1` hold the current items but the one removed.
+                unsafe {
+                    Self::snapshot_on(
+                        current.buf.clone(),
+                        old.len() - 1,
+                        &current.extra,
+                        summarize,
+                    )
+                }
+            }
+            _ => {
+                let items: ItemVec<T> = old
+                    .iter()
+                    .filter(|p| !std::ptr::addr_eq(p.as_ptr(), gone))
+                    .copied()
+                    .collect();
+                Self::snapshot(&items, &current.extra, summarize)
+            }
+        };
         let heap = Self::heap_bytes(w.current());
         let snapshot = w.replace(domain, next).weighing(heap);
         drop(w);
@@ -1463,22 +1610,49 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
     ) -> Retired<'d, ListSnapshot<T, X>> {
         let mut w = self.cell.write();
         let current = w.current();
-        let next = Self::snapshot(current.items.to_vec(), &current.extra, summarize);
+        // SAFETY: the current snapshot's slots hold the items.
+        let next = unsafe {
+            Self::snapshot_on(current.buf.clone(), current.len, &current.extra, summarize)
+        };
         let heap = Self::heap_bytes(w.current());
         w.replace(domain, next).weighing(heap)
     }
 
     /// The heap array a snapshot holds.
     fn heap_bytes(snapshot: &ListSnapshot<T, X>) -> usize {
-        std::mem::size_of_val::<[NonNull<T>]>(&snapshot.items)
+        std::mem::size_of_val::<[NonNull<T>]>(snapshot.slice())
     }
 
-    /// A snapshot of `items` (all alive: the caller holds the writer lock).
+    /// A snapshot of `items` (all alive: the caller holds the writer lock), on a new array.
     fn snapshot(
-        items: ItemVec<T>,
+        items: &[NonNull<T>],
         previous: &X,
         summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
     ) -> ListSnapshot<T, X> {
+        let buf = ItemBuf::with(items, ItemBuf::<T>::spare(items.len()));
+        // SAFETY: the caller holds the lock; the new array holds exactly `items`.
+        unsafe { Self::snapshot_on(buf, items.len(), previous, summarize) }
+    }
+
+    /// A snapshot of the first `len` slots of `buf`.
+    ///
+    /// # Safety
+    /// The caller holds the writer lock, and the first `len` slots of `buf` hold the list's
+    /// items (all alive).
+    unsafe fn snapshot_on(
+        buf: Arc<ItemBuf<T>>,
+        len: usize,
+        previous: &X,
+        summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
+    ) -> ListSnapshot<T, X> {
+        assert!(
+            len <= buf.cap,
+            "a snapshot of {len} items on an array of {}",
+            buf.cap
+        );
+        // SAFETY: the first `len` slots hold items (the caller's promise), and `buf` is
+        // borrowed for the call.
+        let items = unsafe { std::slice::from_raw_parts(buf.slots.as_ptr(), len) };
         let extra = summarize(
             previous,
             &mut items.iter().map(|p| {
@@ -1487,10 +1661,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
                 unsafe { p.as_ref() }
             }),
         );
-        ListSnapshot {
-            items: items.into_boxed_slice(),
-            extra,
-        }
+        ListSnapshot::on(buf, len, extra)
     }
 
     /// The items, for the owner with exclusive access (no reader or writer is left).

@@ -182,6 +182,35 @@ fn leaving_the_ring_races_a_claim_without_loss() {
     });
 }
 
+/// The center is dropped while the receiver keeps receiving: `Closed` comes only after every
+/// value. (Leaving closed the cursor before it moved the unclaimed values to the stream's
+/// private queue; a claim failing in between saw the cursor closed and the queue still empty,
+/// and reported `Closed` with a value still to come. Miri found it in `.ci/run`.)
+#[test]
+fn closed_comes_after_every_value_when_the_center_is_dropped() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let mut stream = center.stream::<Ev>();
+        center.post(ev(0, &drops));
+        center.post(ev(1, &drops));
+        let dropper = thread::spawn(move || drop(center));
+        let mut seen = Vec::new();
+        loop {
+            match stream.try_recv() {
+                Ok(v) => seen.push(v.0),
+                Err(TryRecvError::Closed) => break,
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(seen, [0, 1], "Closed before every value was received");
+        dropper.join().unwrap();
+        drop(stream);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 2);
+    });
+}
+
 /// A stream subscribes while another thread posts with the snapshot from before: it gets that
 /// post at most once (as a ring member or skipped), and the next post exactly once.
 #[test]

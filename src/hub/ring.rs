@@ -645,9 +645,12 @@ impl<N> Ring<N> {
     /// Closes a member's cursor and moves its tickets to its private queue. Under the lock.
     fn detach(&self, member: &Member<N>) {
         let tail = self.tail.load(Ordering::Relaxed);
+        // The private queue first: a receiver whose claim fails on the closed cursor below
+        // goes to that queue next, and must find it filled. (Closing the cursor first let it
+        // see the queue empty in between and report `Closed` before its last values.)
+        let mut front = member.front.lock();
         // From here on its claims fail: every position below `tail` it has not claimed is ours.
         let cursor = member.cursor.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
-        let mut front = member.front.lock();
         for position in cursor..tail {
             if member.skips.contains(position) {
                 continue;

@@ -1473,6 +1473,12 @@ impl<T: ?Sized> ItemBuf<T> {
     fn spare(len: usize) -> usize {
         len / 8 + 1
     }
+
+    /// Whether `len` items would leave an array of `cap` slots mostly empty: a list that
+    /// shrank from its peak gets a new, smaller array instead of keeping the large one.
+    fn roomy(cap: usize, len: usize) -> bool {
+        cap > 16 && len < cap / 4
+    }
 }
 
 impl<T: ?Sized> Drop for ItemBuf<T> {
@@ -1576,7 +1582,10 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         let old = current.slice();
         let next = match old.split_last() {
             // The last item: the next snapshot is the same array, one shorter.
-            Some((last, _)) if std::ptr::addr_eq(last.as_ptr(), gone) => {
+            Some((last, _))
+                if std::ptr::addr_eq(last.as_ptr(), gone)
+                    && !ItemBuf::<T>::roomy(current.buf.cap, old.len() - 1) =>
+            {
                 // SAFETY: slots `0..len - 1` hold the current items but the one removed.
                 unsafe {
                     Self::snapshot_on(
@@ -1719,6 +1728,103 @@ mod tests {
             "over {PILE} retired values, the next post's end frees them"
         );
         assert_eq!(domain.hot.mode.load(Ordering::SeqCst) & URGENT, 0);
+    }
+
+    /// A list of numbers, its summary how many there are.
+    type Numbers = RcuList<u32, usize>;
+
+    fn count(_: &usize, items: &mut dyn Iterator<Item = &u32>) -> usize {
+        items.count()
+    }
+
+    /// Appends `v` (outside any read section: the old snapshot is freed at once).
+    fn push(list: &Numbers, domain: &Domain, v: u32) {
+        let old = list.insert(domain, Owned::boxed(Box::new(v)), |s, _| s.len(), count);
+        old.release(domain.synchronize().as_ref());
+    }
+
+    /// Removes `v`, freeing what it retires at once.
+    fn remove(list: &Numbers, domain: &Domain, v: u32) {
+        let (item, old) = list
+            .remove(domain, |x| *x == v, |_| {}, count)
+            .expect("the number is in the list");
+        let grace = domain.synchronize();
+        item.release(grace.as_ref());
+        old.release(grace.as_ref());
+    }
+
+    /// The current items, the array's address and its slot count.
+    fn current(list: &Numbers, domain: &Domain) -> (Vec<u32>, usize, usize) {
+        let section = domain.read();
+        let snap = list.load(&section);
+        assert_eq!(snap.extra, snap.len());
+        (
+            snap.iter().copied().collect(),
+            snap.items.as_ptr() as usize,
+            snap.buf.cap,
+        )
+    }
+
+    #[test]
+    fn changes_at_the_end_of_a_list_share_one_array() {
+        let domain = Domain::new(false);
+        let list = Numbers::new(0);
+        for v in 0..8 {
+            push(&list, &domain, v);
+        }
+        let (items, array, _) = current(&list, &domain);
+        assert_eq!(items, (0..8).collect::<Vec<_>>());
+        remove(&list, &domain, 7);
+        let (items, after_remove, _) = current(&list, &domain);
+        assert_eq!((items.len(), after_remove), (7, array));
+        push(&list, &domain, 70);
+        let (items, after_push, _) = current(&list, &domain);
+        assert_eq!(after_push, array, "the freed slot is written again");
+        assert_eq!(items, [0, 1, 2, 3, 4, 5, 6, 70]);
+        remove(&list, &domain, 3);
+        let (items, after_middle, _) = current(&list, &domain);
+        assert_ne!(after_middle, array, "a removal in the middle copies");
+        assert_eq!(items, [0, 1, 2, 4, 5, 6, 70]);
+    }
+
+    #[test]
+    fn a_slot_a_live_snapshot_reads_is_never_written() {
+        let domain = Domain::new(false);
+        let list = Numbers::new(0);
+        for v in 0..4 {
+            push(&list, &domain, v);
+        }
+        let (_, array, _) = current(&list, &domain);
+        // Remove the last number but keep the old snapshot (which still reads its slot) alive,
+        // as a post in progress would.
+        let (item, old) = list
+            .remove(&domain, |x| *x == 3, |_| {}, count)
+            .expect("present");
+        push(&list, &domain, 30);
+        let (items, after, _) = current(&list, &domain);
+        assert_ne!(after, array, "the slot was still read: the push copies");
+        assert_eq!(items, [0, 1, 2, 30]);
+        assert_eq!(old.get().iter().copied().collect::<Vec<_>>(), [0, 1, 2, 3]);
+        let grace = domain.synchronize();
+        item.release(grace.as_ref());
+        old.release(grace.as_ref());
+    }
+
+    #[test]
+    fn a_list_that_shrank_from_its_peak_gets_a_smaller_array() {
+        let domain = Domain::new(false);
+        let list = Numbers::new(0);
+        for v in 0..200 {
+            push(&list, &domain, v);
+        }
+        let (_, _, peak) = current(&list, &domain);
+        assert!(peak >= 200);
+        for v in (3..200).rev() {
+            remove(&list, &domain, v);
+        }
+        let (items, _, cap) = current(&list, &domain);
+        assert_eq!(items, [0, 1, 2]);
+        assert!(cap <= 16, "{cap} slots kept for 3 items (peak {peak})");
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //! `Arc<N>`) to a separate path, tested with one load.
 //!
 //! # Writers
-//! Subscribe and unsubscribe copy the snapshot under the type's writer lock, swap the copy in,
-//! and free the old one after a grace period. Unsubscribe marks the entry removed before the
+//! Subscribe and unsubscribe make a new snapshot under the type's writer lock (sharing the old
+//! one's array of entries when the change is at its end: `rcu::ItemBuf`), swap it in, and free
+//! the old one after a grace period. Entries live in the type's slab (`slab.rs`), side by side
+//! in subscription order. Unsubscribe marks the entry removed before the
 //! swap and waits for the grace period before returning: no post can call it afterwards
 //! (contract 3, quiescent unsubscribe). From inside a post the wait is skipped (it could
 //! deadlock); the swapped header (and the `removed` flag) then keep this thread's own posts in

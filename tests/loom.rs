@@ -220,3 +220,84 @@ fn unsubscribe_from_inside_a_post_against_a_concurrent_post() {
         assert_eq!(Arc::strong_count(&b_alive), 1, "B's closure leaked");
     });
 }
+
+/// Snapshots share their array of entries (`rcu::ItemBuf`): a subscription at the end writes
+/// the slot after the current entries. Here one thread's post removes the last observer from
+/// inside an observer (so the longer snapshot it iterates stays alive, its free deferred)
+/// while another thread subscribes. The slot the removed observer had must not be written
+/// while that post may still read it: under loom every slot is a tracked cell, and a write
+/// not ordered after the post's read is a causality violation. (With the live counts ignored,
+/// the subscription writes the slot under the post and this model fails.) The removed
+/// observer is never called after its drop, and the post in progress never calls the new one
+/// in its place.
+#[test]
+fn a_subscription_never_writes_a_slot_a_post_in_progress_reads() {
+    model(|| {
+        let center = NotificationCenter::new();
+        let victim_calls_after = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let victim = {
+            let (d, c) = (dropped.clone(), victim_calls_after.clone());
+            center.observe(move |_: &Ev| {
+                if d.load(Ordering::SeqCst) {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let slot = Arc::new(loom::sync::Mutex::new(Some(victim)));
+        let _killer = {
+            let (slot, d) = (slot.clone(), dropped.clone());
+            center.observer::<Ev>().priority(1).inline(move |_: &Ev| {
+                if let Some(sub) = slot.lock().unwrap().take() {
+                    drop(sub);
+                    d.store(true, Ordering::SeqCst);
+                }
+            })
+        };
+        let newcomer_calls = Arc::new(AtomicUsize::new(0));
+        let subscriber = {
+            let (center, n) = (center.clone(), newcomer_calls.clone());
+            thread::spawn(move || {
+                center.observe(move |_: &Ev| {
+                    n.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+        };
+        let report = center.post(Ev(0));
+        let newcomer = subscriber.join().unwrap();
+        // The post delivered to the killer, and to the newcomer only if it subscribed before
+        // the post loaded its snapshot: never to the victim, never twice.
+        assert_eq!(victim_calls_after.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            report.received as usize,
+            1 + newcomer_calls.load(Ordering::SeqCst)
+        );
+        assert!(newcomer_calls.load(Ordering::SeqCst) <= 1);
+        drop(newcomer);
+    });
+}
+
+/// The same slot, freed on a third thread: a post reads the array; another thread removes the
+/// last observer (waiting out the post, then freeing the longer snapshot); a third subscribes
+/// and may reuse the freed slot. The write must be ordered after the post's read through the
+/// free (the live count's release/acquire), or loom reports the slot's cell.
+#[test]
+fn a_slot_freed_on_another_thread_is_reused_only_after_the_reads() {
+    model(|| {
+        let center = NotificationCenter::new();
+        let _first = center.observe(|_: &Ev| {});
+        let last = center.observe(|_: &Ev| {});
+        let poster = {
+            let center = center.clone();
+            thread::spawn(move || {
+                center.post(Ev(0));
+            })
+        };
+        let remover = thread::spawn(move || drop(last));
+        let newcomer = center.observe(|_: &Ev| {});
+        poster.join().unwrap();
+        remover.join().unwrap();
+        assert_eq!(center.post(Ev(1)).received, 2);
+        drop(newcomer);
+    });
+}

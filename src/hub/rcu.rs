@@ -1355,6 +1355,10 @@ impl<T: ?Sized + 'static, X> ListSnapshot<T, X> {
     /// The items as a slice.
     #[inline]
     fn slice(&self) -> &[NonNull<T>] {
+        #[cfg(herald_loom)]
+        for cell in &self.buf.shadow[..self.len] {
+            cell.with(|_| ());
+        }
         // SAFETY: the first `len` slots of the buffer were written before this snapshot was
         // made and are not written again while it lives (`ItemBuf::appendable`); the buffer
         // outlives the snapshot (`buf`).
@@ -1414,6 +1418,11 @@ struct ItemBuf<T: ?Sized> {
     cap: usize,
     /// `live[n]`: snapshots of length `n` on this array that are not freed yet.
     live: Box<[AtomicU32]>,
+    /// Under loom, one tracked cell per slot: a post's read of its snapshot's slots and the
+    /// writer's write of a slot touch it, so loom reports a write that no release/acquire
+    /// chain orders after every read of that slot (it does not see the raw array itself).
+    #[cfg(herald_loom)]
+    shadow: Box<[loom::cell::UnsafeCell<()>]>,
 }
 
 // SAFETY: the array holds pointers that stand for shared references to `T`s; its slots are
@@ -1441,6 +1450,8 @@ impl<T: ?Sized> ItemBuf<T> {
             slots,
             cap,
             live: (0..=cap).map(|_| AtomicU32::new(0)).collect(),
+            #[cfg(herald_loom)]
+            shadow: (0..cap).map(|_| loom::cell::UnsafeCell::new(())).collect(),
         })
     }
 
@@ -1464,6 +1475,8 @@ impl<T: ?Sized> ItemBuf<T> {
     /// # Safety
     /// The caller holds the list's writer lock and `appendable(n)` held under it.
     unsafe fn write(&self, n: usize, item: NonNull<T>) {
+        #[cfg(herald_loom)]
+        self.shadow[n].with_mut(|_| ());
         // SAFETY: `n < cap` (the caller checked `appendable`): inside the allocation, and no
         // snapshot reads the slot; the writer lock excludes other writes.
         unsafe { self.slots.as_ptr().add(n).write(item) };

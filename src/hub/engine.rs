@@ -750,8 +750,6 @@ pub(crate) struct Core<N: 'static> {
     retired_delivered: Arc<StdAtomicU64>,
     /// The shared rings of drop-oldest and latest-only streams, by capacity (`ring.rs`).
     rings: Rings<N>,
-    /// Where this type's entries live, in subscription order (`slab.rs`).
-    slab: Arc<Slab>,
 }
 
 impl<N: Notification> Core<N> {
@@ -784,7 +782,6 @@ impl<N: Notification> Core<N> {
             dead: AtomicU64::new(0),
             retired_delivered: Arc::new(StdAtomicU64::new(0)),
             rings: Rings::default(),
-            slab: Arc::default(),
         }
     }
 
@@ -796,7 +793,7 @@ impl<N: Notification> Core<N> {
         filter: Option<Filter<N>>,
         kind: K,
     ) -> Entry<N> {
-        entry(&self.slab, priority, sender, filter, kind)
+        entry(self.subs.slab(), priority, sender, filter, kind)
     }
 
     /// The shared rings of this type.
@@ -1277,8 +1274,8 @@ impl<N: Notification> ErasedChannel for Core<N> {
     fn add_any(&self, meta: Meta, f: &AnyFn) {
         let kind = AnyInline(f.clone());
         let entry = match meta.sender {
-            None => place(&self.slab, Obs::new(meta, kind)),
-            Some(s) => place(&self.slab, Obs::new(meta, FromSender(s, kind))),
+            None => place(self.subs.slab(), Obs::new(meta, kind)),
+            Some(s) => place(self.subs.slab(), Obs::new(meta, FromSender(s, kind))),
         };
         drop(self.insert(entry, false));
     }

@@ -1073,9 +1073,12 @@ impl<W, T: Send + Sync + 'static> Guarded<W, T> {
 }
 
 impl<W, T> Guarded<W, T> {
-    /// The writers' state, for the owner with exclusive access.
-    pub(crate) fn state_mut(&mut self) -> &mut W {
-        self.writer.0.get_mut()
+    /// The current value, for the owner with exclusive access (no reader or writer is left).
+    pub(crate) fn value_mut(&mut self) -> &T {
+        let p = self.ptr.load(Ordering::Relaxed);
+        // SAFETY: `&mut self` proves no reader holds a reference into the cell and no writer
+        // can swap the value out; the pointer came from `Box::into_raw` and is never null.
+        unsafe { &*p }
     }
 }
 
@@ -1222,21 +1225,41 @@ impl Domain {
     }
 }
 
-/// A list of boxed values that posts read through snapshots: the subscriber list of a channel.
+/// A list of owned values (boxed, or in the list's [`Slab`]) that posts read through
+/// snapshots: the subscriber list of a channel.
 ///
-/// The boxes are owned by the list's writer side; a snapshot is an immutable array of pointers
-/// to them, in the list's order, plus a small summary `X` of them. Readers iterate a snapshot
-/// inside a read section without touching any reference count; writers change the list under
-/// its lock by swapping in a new snapshot.
+/// A snapshot is an immutable array of pointers to the values, in the list's order, plus a
+/// small summary `X` of them. Readers iterate a snapshot inside a read section without touching
+/// any reference count; writers change the list under its lock by swapping in a new snapshot.
 ///
-/// Invariant (what makes [`ListSnapshot::iter`] sound): a box is owned by the writer side while
-/// the current snapshot points to it; it leaves the writer side only together with the swap that
-/// installs a snapshot without it, and is then retired (freed only after a grace period that
-/// began after that swap). Every older snapshot that still points to it was swapped out no later
-/// than that, so a reader holding one is in a read section that began before the box was
-/// retired, and that grace period waits for it.
+/// Invariant (what makes [`ListSnapshot::iter`] sound): the list owns exactly the values its
+/// current snapshot points to (no other record of them is kept: the snapshot is the list's
+/// own). A value leaves the list only together with the swap that installs a snapshot without
+/// it, and is then retired (freed only after a grace period that began after that swap). Every
+/// older snapshot that still points to it was swapped out no later than that, so a reader
+/// holding one is in a read section that began before the value was retired, and that grace
+/// period waits for it.
 pub(crate) struct RcuList<T: ?Sized + 'static, X> {
-    cell: Guarded<Vec<Owned<T>>, ListSnapshot<T, X>>,
+    cell: Guarded<(), ListSnapshot<T, X>>,
+    /// Where small values live (`slab.rs`); a value outside it is a box.
+    slab: Arc<Slab>,
+}
+
+impl<T: ?Sized + 'static, X> Drop for RcuList<T, X> {
+    fn drop(&mut self) {
+        // `&mut self`: no reader or writer is left. The list owns exactly the current
+        // snapshot's values.
+        let items: Vec<NonNull<T>> = self.cell.value_mut().slice().to_vec();
+        for ptr in items {
+            let owned = if self.slab.owns(ptr) {
+                // SAFETY: as in `reclaim`.
+                unsafe { Owned::in_slab(ptr, self.slab.clone()) }
+            } else {
+                Owned { ptr, slab: None }
+            };
+            drop(owned);
+        }
+    }
 }
 
 /// A list item, owned through a raw pointer: from `Box::into_raw`, or a line of a [`Slab`].
@@ -1529,10 +1552,25 @@ impl<'s, T: ?Sized> Items<'s, T> {
 impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> {
     pub(crate) fn new(extra: X) -> Self {
         RcuList {
-            cell: Guarded::new(
-                Vec::new(),
-                ListSnapshot::on(ItemBuf::with(&[], 0), 0, extra),
-            ),
+            cell: Guarded::new((), ListSnapshot::on(ItemBuf::with(&[], 0), 0, extra)),
+            slab: Arc::default(),
+        }
+    }
+
+    /// The slab the list's small values live in: values made in it ([`Slab::put`]) and owned
+    /// through [`Owned::in_slab`] may be inserted.
+    pub(crate) fn slab(&self) -> &Arc<Slab> {
+        &self.slab
+    }
+
+    /// Takes back ownership of a value the list held (it left the current snapshot).
+    fn reclaim(&self, ptr: NonNull<T>) -> Owned<T> {
+        if self.slab.owns(ptr) {
+            // SAFETY: the value lies in the list's slab, where only `Slab::put` writes values,
+            // and the list owned it until now.
+            unsafe { Owned::in_slab(ptr, self.slab.clone()) }
+        } else {
+            Owned { ptr, slab: None }
         }
     }
 
@@ -1552,13 +1590,15 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         at: impl FnOnce(&ListSnapshot<T, X>, &T) -> usize,
         summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
     ) -> Retired<'d, ListSnapshot<T, X>> {
+        let item = self.adopt(item);
         let mut w = self.cell.write();
         let current = w.current();
         let n = current.len;
-        let at = at(current, &item).min(n);
+        // SAFETY: the value is alive (just adopted, owned by the list from here on).
+        let at = at(current, unsafe { item.as_ref() }).min(n);
         let next = if at == n && current.buf.appendable(n) {
             // SAFETY: we hold the writer lock, and `appendable(n)` holds.
-            unsafe { current.buf.write(n, item.ptr) };
+            unsafe { current.buf.write(n, item) };
             // SAFETY: slots `0..n` held the current items, and slot `n` now holds the new one.
             unsafe { Self::snapshot_on(current.buf.clone(), n + 1, &current.extra, summarize) }
         } else {
@@ -1566,11 +1606,10 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
             let old = current.slice();
             let mut items = ItemVec::with_capacity(n + 1);
             items.extend_from_slice(&old[..at]);
-            items.push(item.ptr);
+            items.push(item);
             items.extend_from_slice(&old[at..]);
             Self::snapshot(&items, &current.extra, summarize)
         };
-        w.state().push(item);
         let heap = Self::heap_bytes(w.current());
         w.replace(domain, next).weighing(heap)
     }
@@ -1587,11 +1626,14 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         summarize: impl FnOnce(&X, &mut dyn Iterator<Item = &T>) -> X,
     ) -> Option<(Retired<'d, Owned<T>>, Retired<'d, ListSnapshot<T, X>>)> {
         let mut w = self.cell.write();
-        let at = w.state().iter().position(|i| matches(i.get()))?;
-        let item = w.state().swap_remove(at);
-        removing(item.get());
-        let gone: *const T = item.ptr.as_ptr();
         let current = w.current();
+        // SAFETY: the current snapshot's values are alive (the list owns them; we hold its
+        // lock).
+        let at = current.iter().position(&matches)?;
+        let ptr = current.slice()[at];
+        // SAFETY: as above.
+        removing(unsafe { ptr.as_ref() });
+        let gone: *const T = ptr.as_ptr();
         let old = current.slice();
         let next = match old.split_last() {
             // The last item: the next snapshot is the same array, one shorter.
@@ -1621,7 +1663,7 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         let heap = Self::heap_bytes(w.current());
         let snapshot = w.replace(domain, next).weighing(heap);
         drop(w);
-        Some((domain.retire(item), snapshot))
+        Some((domain.retire(self.reclaim(ptr)), snapshot))
     }
 
     /// Swaps in a copy of the current snapshot with a new summary.
@@ -1688,7 +1730,23 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
 
     /// The items, for the owner with exclusive access (no reader or writer is left).
     pub(crate) fn items_mut(&mut self) -> impl Iterator<Item = &T> {
-        self.cell.state_mut().iter().map(Owned::get)
+        self.cell.value_mut().iter()
+    }
+
+    /// Makes `item` the list's: a value in the list's slab, or a box.
+    fn adopt(&self, item: Owned<T>) -> NonNull<T> {
+        let item = std::mem::ManuallyDrop::new(item);
+        if let Some(slab) = &item.slab {
+            assert!(
+                Arc::ptr_eq(slab, &self.slab),
+                "a value made in another slab was inserted into this list"
+            );
+        }
+        let ptr = item.ptr;
+        // SAFETY: `item` is not dropped (`ManuallyDrop`); its slab reference is released here,
+        // and the list (whose slab it is) owns the value from now on.
+        drop(unsafe { std::ptr::read(&item.slab) });
+        ptr
     }
 }
 
@@ -1838,6 +1896,72 @@ mod tests {
         let (items, _, cap) = current(&list, &domain);
         assert_eq!(items, [0, 1, 2]);
         assert!(cap <= 16, "{cap} slots kept for 3 items (peak {peak})");
+    }
+
+    /// Counts its drops.
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A `Counted` in the list's slab, or boxed.
+    fn counted(
+        list: &RcuList<Counted, usize>,
+        drops: &Arc<std::sync::atomic::AtomicUsize>,
+        boxed: bool,
+    ) -> Owned<Counted> {
+        let value = Counted(drops.clone());
+        if boxed {
+            return Owned::boxed(Box::new(value));
+        }
+        match list.slab().put(value) {
+            // SAFETY: `put` wrote it, and nothing else owns it.
+            Ok(at) => unsafe { Owned::in_slab(at, list.slab().clone()) },
+            Err(_) => panic!("a pointer fits a slot"),
+        }
+    }
+
+    fn count_counted(_: &usize, items: &mut dyn Iterator<Item = &Counted>) -> usize {
+        items.count()
+    }
+
+    #[test]
+    fn the_list_owns_its_values_in_the_slab_and_boxed_and_frees_each_once() {
+        let domain = Domain::new(false);
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let list = RcuList::<Counted, usize>::new(0);
+        for i in 0..6 {
+            let item = counted(&list, &drops, i % 2 == 0);
+            let old = list.insert(&domain, item, |s, _| s.len(), count_counted);
+            old.release(domain.synchronize().as_ref());
+        }
+        // Removing one (the first) retires it: freed once, after the grace period.
+        let first = Cell::new(true);
+        let (item, old) = list
+            .remove(&domain, |_| first.replace(false), |_| {}, count_counted)
+            .expect("the list is not empty");
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        let grace = domain.synchronize();
+        item.release(grace.as_ref());
+        old.release(grace.as_ref());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        // Dropping the list frees the other five, once each.
+        drop(list);
+        assert_eq!(drops.load(Ordering::SeqCst), 6);
+    }
+
+    #[test]
+    #[should_panic(expected = "another slab")]
+    fn a_value_from_another_lists_slab_is_refused() {
+        let domain = Domain::new(false);
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let one = RcuList::<Counted, usize>::new(0);
+        let other = RcuList::<Counted, usize>::new(0);
+        let item = counted(&other, &drops, false);
+        drop(one.insert(&domain, item, |s, _| s.len(), count_counted));
     }
 
     #[test]

@@ -110,6 +110,18 @@ impl Slab {
         self.state.lock()[class].free.push(at.cast::<u8>());
     }
 
+    /// Whether `at` lies in one of this slab's chunks (so it came from [`put`](Self::put)
+    /// here; anything else is not the slab's).
+    pub(crate) fn owns<V: ?Sized>(&self, at: NonNull<V>) -> bool {
+        let at = at.cast::<u8>().as_ptr() as usize;
+        self.state.lock().iter().any(|c| {
+            c.chunks.iter().any(|&(chunk, len)| {
+                let start = chunk.as_ptr() as usize;
+                (start..start + len).contains(&at)
+            })
+        })
+    }
+
     /// An unused slot of a class: the most recently freed one, else the next of the last
     /// chunk, else the first of a new chunk.
     fn slot(&self, class: usize) -> NonNull<u8> {
@@ -142,7 +154,7 @@ impl Slab {
     }
 
     /// Bytes of chunks the slab holds.
-    #[cfg(test)]
+    #[cfg(all(test, not(herald_loom)))]
     fn bytes(&self) -> usize {
         self.state
             .lock()

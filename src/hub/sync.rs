@@ -25,9 +25,6 @@ mod imp {
         pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
             self.0.try_lock()
         }
-        pub(crate) fn get_mut(&mut self) -> &mut T {
-            self.0.get_mut()
-        }
     }
 
     /// A condition variable paired with [`Mutex`].
@@ -79,12 +76,6 @@ mod imp {
                 Ok(g) => Some(g),
                 Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) => None,
-            }
-        }
-        pub(crate) fn get_mut(&mut self) -> &mut T {
-            match self.0.get_mut() {
-                Ok(v) => v,
-                Err(p) => p.into_inner(),
             }
         }
     }

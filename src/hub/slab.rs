@@ -12,7 +12,10 @@
 //!
 //! An entry larger than the largest slot, or aligned more strictly, is boxed as before
 //! ([`Slab::put`] hands the value back). A freed slot is reused by the next entry; chunks are
-//! freed with the slab, which every entry in it keeps alive (`rcu::Owned` holds an `Arc`).
+//! freed with the slab. The type's subscriber list owns the slab, and an entry on its way in
+//! or retired (`rcu::Owned`) holds an `Arc` of it, so the chunks outlive every entry in them;
+//! an entry in the list holds nothing (when it leaves, the list finds it in its slab with
+//! [`Slab::owns`], a look at each chunk's range).
 //!
 //! Only subscribe and the free after a grace period take the slab's lock; posts never touch
 //! the slab itself, only the entries in it.

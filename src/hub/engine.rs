@@ -636,13 +636,11 @@ pub(crate) type Filter<N> = Box<dyn Fn(&N) -> bool + Send + Sync>;
 /// entry: each combination is its own type, so an entry without filters pays nothing for them.
 fn entry<N: Notification, K: Kind<N>>(
     slab: &Arc<Slab>,
-    priority: i32,
-    sender: Option<SenderId>,
+    meta: Meta,
     filter: Option<Filter<N>>,
     kind: K,
 ) -> Entry<N> {
-    let meta = Meta::new(priority, sender);
-    match (sender, filter) {
+    match (meta.sender, filter) {
         (None, None) => place(slab, Obs::new(meta, kind)),
         (Some(s), None) => place(slab, Obs::new(meta, FromSender(s, kind))),
         (None, Some(f)) => place(slab, Obs::new(meta, Filtered(f, kind))),
@@ -793,7 +791,7 @@ impl<N: Notification> Core<N> {
         filter: Option<Filter<N>>,
         kind: K,
     ) -> Entry<N> {
-        entry(self.subs.slab(), priority, sender, filter, kind)
+        entry(self.subs.slab(), Meta::new(priority, sender), filter, kind)
     }
 
     /// The shared rings of this type.
@@ -1272,11 +1270,7 @@ impl<N: Notification> ErasedChannel for Core<N> {
         N::NAMES_VARY
     }
     fn add_any(&self, meta: Meta, f: &AnyFn) {
-        let kind = AnyInline(f.clone());
-        let entry = match meta.sender {
-            None => place(self.subs.slab(), Obs::new(meta, kind)),
-            Some(s) => place(self.subs.slab(), Obs::new(meta, FromSender(s, kind))),
-        };
+        let entry = entry(self.subs.slab(), meta, None, AnyInline(f.clone()));
         drop(self.insert(entry, false));
     }
     fn remove_any(&self, id: ObserverId) -> bool {
@@ -1358,8 +1352,7 @@ mod tests {
         let loud = Loud;
         let first = entry(
             &slab,
-            0,
-            None,
+            Meta::new(0, None),
             None,
             Inline(move |_: &Tick| {
                 let _ = &loud;
@@ -1371,7 +1364,7 @@ mod tests {
             dropped.is_err(),
             "the capture's panic reaches whoever drops the entry"
         );
-        let next = entry(&slab, 0, None, None, Inline(|_: &Tick| {}));
+        let next = entry(&slab, Meta::new(0, None), None, Inline(|_: &Tick| {}));
         assert_eq!((&*next as *const dyn Deliver<Tick>).cast::<u8>(), at);
     }
 
@@ -1379,7 +1372,7 @@ mod tests {
     fn entries_subscribed_one_after_another_are_neighbours_in_the_slab() {
         let slab = Arc::new(Slab::default());
         let entries: Vec<Entry<Tick>> = (0..4)
-            .map(|_| entry(&slab, 0, None, None, Inline(|_: &Tick| {})))
+            .map(|_| entry(&slab, Meta::new(0, None), None, Inline(|_: &Tick| {})))
             .collect();
         let at: Vec<usize> = entries
             .iter()

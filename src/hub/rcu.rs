@@ -1251,13 +1251,21 @@ impl<T: ?Sized + 'static, X> Drop for RcuList<T, X> {
         // snapshot's values.
         let items: Vec<NonNull<T>> = self.cell.value_mut().slice().to_vec();
         for ptr in items {
-            let owned = if self.slab.owns(ptr) {
-                // SAFETY: as in `reclaim`.
-                unsafe { Owned::in_slab(ptr, self.slab.clone()) }
-            } else {
-                Owned { ptr, slab: None }
-            };
-            drop(owned);
+            drop(self.reclaim(ptr));
+        }
+    }
+}
+
+impl<T: ?Sized + 'static, X> RcuList<T, X> {
+    /// Takes back ownership of a value the list held (it left the current snapshot, or the
+    /// list is dropped).
+    fn reclaim(&self, ptr: NonNull<T>) -> Owned<T> {
+        if self.slab.owns(ptr) {
+            // SAFETY: the value lies in the list's slab, where only `Slab::put` writes values,
+            // and the list owned it until now.
+            unsafe { Owned::in_slab(ptr, self.slab.clone()) }
+        } else {
+            Owned { ptr, slab: None }
         }
     }
 }
@@ -1563,17 +1571,6 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         &self.slab
     }
 
-    /// Takes back ownership of a value the list held (it left the current snapshot).
-    fn reclaim(&self, ptr: NonNull<T>) -> Owned<T> {
-        if self.slab.owns(ptr) {
-            // SAFETY: the value lies in the list's slab, where only `Slab::put` writes values,
-            // and the list owned it until now.
-            unsafe { Owned::in_slab(ptr, self.slab.clone()) }
-        } else {
-            Owned { ptr, slab: None }
-        }
-    }
-
     /// The current snapshot, valid for the read section.
     #[inline]
     pub(crate) fn load<'g>(&self, section: &'g ReadGuard<'_>) -> &'g ListSnapshot<T, X> {
@@ -1630,35 +1627,20 @@ impl<T: ?Sized + Send + Sync + 'static, X: Send + Sync + 'static> RcuList<T, X> 
         // SAFETY: the current snapshot's values are alive (the list owns them; we hold its
         // lock).
         let at = current.iter().position(&matches)?;
-        let ptr = current.slice()[at];
+        let old = current.slice();
+        let ptr = old[at];
         // SAFETY: as above.
         removing(unsafe { ptr.as_ref() });
-        let gone: *const T = ptr.as_ptr();
-        let old = current.slice();
-        let next = match old.split_last() {
+        let n = old.len();
+        let next = if at + 1 == n && !ItemBuf::<T>::roomy(current.buf.cap, n - 1) {
             // The last item: the next snapshot is the same array, one shorter.
-            Some((last, _))
-                if std::ptr::addr_eq(last.as_ptr(), gone)
-                    && !ItemBuf::<T>::roomy(current.buf.cap, old.len() - 1) =>
-            {
-                // SAFETY: slots `0..len - 1` hold the current items but the one removed.
-                unsafe {
-                    Self::snapshot_on(
-                        current.buf.clone(),
-                        old.len() - 1,
-                        &current.extra,
-                        summarize,
-                    )
-                }
-            }
-            _ => {
-                let items: ItemVec<T> = old
-                    .iter()
-                    .filter(|p| !std::ptr::addr_eq(p.as_ptr(), gone))
-                    .copied()
-                    .collect();
-                Self::snapshot(&items, &current.extra, summarize)
-            }
+            // SAFETY: slots `0..n - 1` hold the current items but the one removed.
+            unsafe { Self::snapshot_on(current.buf.clone(), n - 1, &current.extra, summarize) }
+        } else {
+            let mut items = ItemVec::with_capacity(n - 1);
+            items.extend_from_slice(&old[..at]);
+            items.extend_from_slice(&old[at + 1..]);
+            Self::snapshot(&items, &current.extra, summarize)
         };
         let heap = Self::heap_bytes(w.current());
         let snapshot = w.replace(domain, next).weighing(heap);

@@ -1000,8 +1000,38 @@ impl<N> Reader<N> {
     }
 }
 
+/// What the unit tests of both rings read a receiver's output as.
+#[cfg(all(test, not(herald_loom)))]
+pub(crate) mod script {
+    use super::Took;
+
+    /// Everything `take` yields now, as `"seq"`, `"lag n"` and `"closed"`.
+    pub(crate) fn drain<V>(
+        mut take: impl FnMut() -> Took<V>,
+        seq: impl Fn(&V) -> u64,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            match take() {
+                Took::Value(v) => out.push(seq(&v).to_string()),
+                Took::Lagged(n) => out.push(format!("lag {n}")),
+                Took::Closed => {
+                    out.push("closed".into());
+                    return out;
+                }
+                Took::Empty => return out,
+            }
+        }
+    }
+
+    pub(crate) fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+}
+
 #[cfg(all(test, not(herald_loom)))]
 mod tests {
+    use super::script::{self, strings};
     use super::*;
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
@@ -1052,24 +1082,8 @@ mod tests {
         }
     }
 
-    /// Everything a reader yields now, as `"seq"` and `"lag n"`.
     fn drain(reader: &mut Reader<Tracked>) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            match reader.take(None) {
-                Took::Value(v) => out.push(v.seq.to_string()),
-                Took::Lagged(n) => out.push(format!("lag {n}")),
-                Took::Closed => {
-                    out.push("closed".into());
-                    return out;
-                }
-                Took::Empty => return out,
-            }
-        }
-    }
-
-    fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| s.to_string()).collect()
+        script::drain(|| reader.take(None), |v| v.seq)
     }
 
     #[test]

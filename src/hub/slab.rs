@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 /// The slot sizes, smallest first: a value goes in the smallest slot that fits its size and
 /// alignment (a slot is aligned to its size). 32 bytes hold an entry with one captured pointer,
 /// two to a cache line; 64 bytes one with up to five.
-pub(crate) const SLOTS: [usize; 2] = [32, 64];
+const SLOTS: [usize; 2] = [32, 64];
 
 /// A chunk's alignment: a cache line.
 const CHUNK_ALIGN: usize = 64;

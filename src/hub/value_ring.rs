@@ -753,6 +753,7 @@ impl<N> Drop for ValueReader<N> {
 #[cfg(all(test, not(herald_loom)))]
 mod tests {
     use super::*;
+    use crate::hub::ring::script::{self, strings};
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
     /// Counts live values, so tests can check that the ring frees what it holds.
@@ -821,22 +822,7 @@ mod tests {
     }
 
     fn drain(reader: &mut ValueReader<Tracked>) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            match reader.take(None) {
-                Took::Value(v) => out.push(v.seq.to_string()),
-                Took::Lagged(n) => out.push(format!("lag {n}")),
-                Took::Closed => {
-                    out.push("closed".into());
-                    return out;
-                }
-                Took::Empty => return out,
-            }
-        }
-    }
-
-    fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| s.to_string()).collect()
+        script::drain(|| reader.take(None), |v| v.seq)
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! # The post path
 //! A post opens a read section of its center's domain ([`rcu`](crate::hub::rcu)), loads the
 //! subscriber [`Snapshot`] (a plain pointer load), and calls each entry in order through one
-//! indirect call, each inside `catch_unwind` (free unless it unwinds). With inline entries only
-//! (the common path) the call goes through the function pointer at the head of the entry
-//! ([`Header`]), which removing the entry swaps for [`skip`]; otherwise through
-//! [`Deliver::deliver`], which checks the entry's `removed` flag. Everything an entry may need
+//! indirect call, with panics isolated (`catch_unwind`, free unless something unwinds). With
+//! inline entries only (the common path) the call goes through the function pointer at the
+//! head of the entry ([`Header`]), which removing the entry swaps for [`skip`], and the loop
+//! catches the panics ([`deliver_common`]), so an inline entry's function is a tail call of its
+//! closure; otherwise through [`Deliver::deliver`], which checks the entry's `removed` flag
+//! and catches its own panics. Everything an entry may need
 //! beyond the call (its sender filter, its predicate, whether its weak target lives, its
 //! buffer) is inside that entry's own function: an entry without options costs one load of its
 //! header, which shares a cache line with the closure's captures, and its closure call.
@@ -40,7 +42,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Weak};
 
-use crate::hub::rcu::{Domain, ListSnapshot, Owned, RcuList, ReadGuard, Retired, TypeCounters};
+use crate::hub::rcu::{
+    Domain, Items, ListSnapshot, Owned, RcuList, ReadGuard, Retired, TypeCounters,
+};
 use crate::hub::ring::Rings;
 use crate::hub::slab::Slab;
 use crate::hub::stats::{BufferStats, PostReport, Stats};
@@ -360,6 +364,48 @@ impl<N: 'static> Header<N> {
     }
 }
 
+/// The common path's delivery loop: for each entry, one load of its function and one call,
+/// like a `Vec<Box<dyn Fn>>`.
+///
+/// Panics are isolated here, around the loop, and not in each entry's function: that function
+/// then has no landing pad and nothing to do after the observer returns, so an inline
+/// observer's closure is reached by a tail call ([`Obs::common`]). A pass stops at the entry
+/// that panicked; the panic is counted and reported, the entry counts as
+/// [`Delivery::Panicked`], and the next pass starts after it. Only the position of the entry
+/// being called goes to memory (a store the loop never reads back), for the landing pad. Under
+/// [`PanicPolicy::Propagate`] posts take the general path, so a panic never leaves this loop.
+#[inline(always)]
+fn deliver_common<N: Notification>(
+    items: Items<'_, dyn Deliver<N>>,
+    value: &N,
+    cx: &mut Cx<'_, N>,
+) {
+    let calling = std::cell::Cell::new(0usize);
+    let mut from = 0;
+    loop {
+        let pass = catch_unwind(AssertUnwindSafe(|| {
+            for (at, entry) in items.starting_at(from) {
+                calling.set(at);
+                // SAFETY: the entry is in the snapshot the caller's read section loaded:
+                // alive for the call.
+                #[allow(unsafe_code)]
+                unsafe {
+                    Header::deliver(Header::of(entry), value, cx);
+                }
+            }
+        }));
+        let Err(payload) = pass else { return };
+        let at = calling.get();
+        // `at` is the entry the pass was calling. Counts and reports the panic (never resumes
+        // it: `Propagate` takes the general path).
+        if let Some(entry) = items.get(at) {
+            cx.core.observer_panicked(entry.meta().id, payload);
+        }
+        cx.not_done(Delivery::Panicked);
+        from = at + 1;
+    }
+}
+
 /// The common-path function of a removed entry.
 #[allow(unsafe_code)]
 unsafe fn skip<N: 'static>(_: *const Header<N>, _: &N, cx: &mut Cx<'_, N>) {
@@ -404,12 +450,10 @@ impl<N: Notification, K: Kind<N>> Obs<N, K> {
         }
     }
 
-    /// Calls the kind, isolating its panics.
+    /// Calls the kind, isolating its panics: the general path's delivery (the common path
+    /// isolates them in its loop, [`deliver_common`]).
     #[inline(always)]
     fn call(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery {
-        // Panic isolation lives here, around this entry's own code, not around the delivery
-        // loop: the loop then keeps its state in registers, and a closure that cannot unwind
-        // (most observers) costs nothing for it at all.
         match catch_unwind(AssertUnwindSafe(|| {
             self.kind.call(value, cx, &self.unpacked())
         })) {
@@ -422,7 +466,12 @@ impl<N: Notification, K: Kind<N>> Obs<N, K> {
         }
     }
 
-    /// This entry's [`CommonFn`].
+    /// This entry's [`CommonFn`]. It does not catch panics: the common path's loop does
+    /// ([`deliver_common`]), so that for an inline observer this is the closure's call and
+    /// nothing else. With no landing pad and no result to check after it, the compiler makes
+    /// it a tail call, even to a closure that calls code it cannot see or inline: such an
+    /// observer costs one call, as in a `Vec<Box<dyn Fn>>`, not a call into a frame that
+    /// saves registers, calls the closure and tests what it returned.
     ///
     /// # Safety
     /// `header` points to the header of a live `Obs<N, K>`, with its provenance.
@@ -431,7 +480,7 @@ impl<N: Notification, K: Kind<N>> Obs<N, K> {
         // SAFETY: the header is this type's first field (`repr(C)`), and the pointer carries
         // the whole entry's provenance (`Header::of`).
         let this = unsafe { &*header.cast::<Self>() };
-        let delivery = this.call(value, cx);
+        let delivery = this.kind.call(value, cx, &this.unpacked());
         if !matches!(delivery, Delivery::Done) {
             cx.not_done(delivery);
         }
@@ -832,20 +881,12 @@ impl<N: Notification> Core<N> {
             let r = self.post_general(value, sender, None);
             (r.received, r.dropped, r.full, r.panicked)
         } else {
-            // No `catch_unwind` here: each entry isolates its own panics, and under
-            // `Propagate` (the only way one leaves an entry) posts take the general path.
             // Each entry counts as `Done` unless it records otherwise (`Header`): the loop
             // sums nothing, and the counts are the entries less the shortfall.
             let mut cx = Cx::new(self, sender, None);
             // A snapshot holds fewer than 2^32 entries (each one a heap allocation).
             let entries = snap.len() as u32;
-            snap.iter().for_each(|entry| {
-                // SAFETY: the entry is in the snapshot this read section loaded: alive.
-                #[allow(unsafe_code)]
-                unsafe {
-                    Header::deliver(Header::of(entry), &value, &mut cx);
-                }
-            });
+            deliver_common(snap.items(), &value, &mut cx);
             let done = Shortfall::done(entries, cx.shortfall);
             self.count(section, done.inline);
             if Shortfall::dead(entries, cx.shortfall) {

@@ -1546,6 +1546,16 @@ impl<T: ?Sized> Clone for Items<'_, T> {
 impl<T: ?Sized> Copy for Items<'_, T> {}
 
 impl<'s, T: ?Sized> Items<'s, T> {
+    /// The items from `start` on, each with its index.
+    #[inline]
+    pub(crate) fn starting_at(self, start: usize) -> impl Iterator<Item = (usize, &'s T)> {
+        let rest = self.0.get(start..).unwrap_or_default();
+        rest.iter().enumerate().map(move |(i, p)| {
+            // SAFETY: as in `get`: an `Items` borrows its snapshot, whose items are alive.
+            (start + i, unsafe { p.as_ref() })
+        })
+    }
+
     /// The item at `index`, if there is one.
     #[inline]
     pub(crate) fn get(self, index: usize) -> Option<&'s T> {

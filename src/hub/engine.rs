@@ -371,8 +371,8 @@ impl<N: 'static> Header<N> {
 /// then has no landing pad and nothing to do after the observer returns, so an inline
 /// observer's closure is reached by a tail call ([`Obs::common`]). A pass stops at the entry
 /// that panicked; the panic is counted and reported, the entry counts as
-/// [`Delivery::Panicked`], and the next pass starts after it. Only the position of the entry
-/// being called goes to memory (a store the loop never reads back), for the landing pad. Under
+/// [`Delivery::Panicked`], and the next pass starts after it. The loop walks the array with one
+/// pointer, which is also how the landing pad knows where the pass was. Under
 /// [`PanicPolicy::Propagate`] posts take the general path, so a panic never leaves this loop.
 #[inline(always)]
 fn deliver_common<N: Notification>(
@@ -380,29 +380,57 @@ fn deliver_common<N: Notification>(
     value: &N,
     cx: &mut Cx<'_, N>,
 ) {
-    let calling = std::cell::Cell::new(0usize);
-    let mut from = 0;
-    loop {
-        let pass = catch_unwind(AssertUnwindSafe(|| {
-            for (at, entry) in items.starting_at(from) {
-                calling.set(at);
-                // SAFETY: the entry is in the snapshot the caller's read section loaded:
-                // alive for the call.
-                #[allow(unsafe_code)]
-                unsafe {
-                    Header::deliver(Header::of(entry), value, cx);
-                }
+    if let Err((at, payload)) = deliver_pass(items, 0, value, cx) {
+        after_panic(items, at, payload, value, cx);
+    }
+}
+
+/// One pass of [`deliver_common`] from `from`: `Err` with the position of the entry that
+/// panicked, and its payload.
+#[inline(always)]
+fn deliver_pass<N: Notification>(
+    items: Items<'_, dyn Deliver<N>>,
+    from: usize,
+    value: &N,
+    cx: &mut Cx<'_, N>,
+) -> Result<(), (usize, Box<dyn Any + Send>)> {
+    let calling = std::cell::Cell::new(std::ptr::null());
+    catch_unwind(AssertUnwindSafe(|| {
+        for (place, entry) in items.starting_at(from) {
+            calling.set(place);
+            // SAFETY: the entry is in the snapshot the caller's read section loaded: alive
+            // for the call.
+            #[allow(unsafe_code)]
+            unsafe {
+                Header::deliver(Header::of(entry), value, cx);
             }
-        }));
-        let Err(payload) = pass else { return };
-        let at = calling.get();
-        // `at` is the entry the pass was calling. Counts and reports the panic (never resumes
-        // it: `Propagate` takes the general path).
+        }
+    }))
+    // Always found: a pass sets `calling` before each call.
+    .map_err(|payload| (items.index_of(calling.get()).unwrap_or(usize::MAX), payload))
+}
+
+/// The rest of a [`deliver_common`] after the entry at `at` panicked, out of the common path's
+/// way: counts and reports the panic (never resumes it: `Propagate` takes the general path),
+/// then goes on with the next entry, as often as entries panic.
+#[cold]
+#[inline(never)]
+fn after_panic<N: Notification>(
+    items: Items<'_, dyn Deliver<N>>,
+    mut at: usize,
+    mut payload: Box<dyn Any + Send>,
+    value: &N,
+    cx: &mut Cx<'_, N>,
+) {
+    loop {
         if let Some(entry) = items.get(at) {
             cx.core.observer_panicked(entry.meta().id, payload);
         }
         cx.not_done(Delivery::Panicked);
-        from = at + 1;
+        match deliver_pass(items, at.saturating_add(1), value, cx) {
+            Ok(()) => return,
+            Err((next, next_payload)) => (at, payload) = (next, next_payload),
+        }
     }
 }
 

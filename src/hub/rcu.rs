@@ -1546,14 +1546,24 @@ impl<T: ?Sized> Clone for Items<'_, T> {
 impl<T: ?Sized> Copy for Items<'_, T> {}
 
 impl<'s, T: ?Sized> Items<'s, T> {
-    /// The items from `start` on, each with its index.
+    /// The items from `start` on, each with the address of its place in the array, which
+    /// [`Items::index_of`] turns back into its index: a loop that must know where it is (to
+    /// resume after a panic) needs no index of its own beside the pointer it walks with.
     #[inline]
-    pub(crate) fn starting_at(self, start: usize) -> impl Iterator<Item = (usize, &'s T)> {
+    pub(crate) fn starting_at(
+        self,
+        start: usize,
+    ) -> impl Iterator<Item = (*const NonNull<T>, &'s T)> {
         let rest = self.0.get(start..).unwrap_or_default();
-        rest.iter().enumerate().map(move |(i, p)| {
+        rest.iter().map(|p| {
             // SAFETY: as in `get`: an `Items` borrows its snapshot, whose items are alive.
-            (start + i, unsafe { p.as_ref() })
+            (std::ptr::from_ref(p), unsafe { p.as_ref() })
         })
+    }
+
+    /// The index of the place `place` (from [`Items::starting_at`]), if it is one of these.
+    pub(crate) fn index_of(self, place: *const NonNull<T>) -> Option<usize> {
+        self.0.iter().position(|p| std::ptr::eq(p, place))
     }
 
     /// The item at `index`, if there is one.

@@ -15,6 +15,11 @@
 //!   one of each per step, so that no implementation gets its closures back to back in memory
 //!   while the others' are spread out (see `bench_inline`).
 
+//! - `opaque/1->N`: the same, with an observer whose body calls a function the compiler does
+//!   not inline (`#[inline(never)]`), as an observer that calls into the rest of an application
+//!   does. It measures what reaching one closure costs when the closure is a real call, not a
+//!   few instructions folded into the bus's own loop. Peers: `floor`, `rwlock-bus`,
+//!   `arc-swap-bus`.
 //! - `stream/1->N`: one poster thread, N receiver tasks on a tokio runtime; the poster sends in
 //!   chunks of 512 and waits for every receiver to drain a chunk (no implementation loses items).
 //!   `herald` is the default stream (drop-oldest: the shared ring); `herald-private` the same
@@ -251,6 +256,7 @@ struct Tick(u64);
 impl Notification for Tick {}
 
 const INLINE_NS: [usize; 5] = [1, 4, 16, 64, 256];
+const OPAQUE_NS: [usize; 3] = [4, 16, 64];
 const STREAM_NS: [usize; 4] = [1, 4, 16, 64];
 const CHUNK: u64 = 512;
 
@@ -345,6 +351,66 @@ fn discard(t: &Tick) {
 fn add_to(c: Arc<AtomicU64>) -> impl Fn(&Tick) + Send + Sync + 'static {
     move |t: &Tick| {
         c.fetch_add(t.0, Ordering::Relaxed);
+    }
+}
+
+/// What an opaque observer does: the same as [`add_to`]'s, in a function the compiler keeps
+/// out of line, as it does for any observer body that calls into the rest of an application.
+#[inline(never)]
+fn add_opaque(counter: &AtomicU64, payload: u64) {
+    counter.fetch_add(payload, Ordering::Relaxed);
+}
+
+/// The observer of the opaque scenario: a call of [`add_opaque`].
+fn opaque(c: Arc<AtomicU64>) -> impl Fn(&Tick) + Send + Sync + 'static {
+    move |t: &Tick| add_opaque(&c, t.0)
+}
+
+/// The opaque scenario, every N: herald by handle and the three peers, each observer a call
+/// the compiler does not inline. Built as `bench_inline` builds its observers (one of each
+/// implementation per step).
+fn bench_opaque(out: &mut Results) {
+    for &n in &OPAQUE_NS {
+        let shared = counters(n);
+        let center = NotificationCenter::new();
+        let mut subs = Vec::with_capacity(n);
+        let mut floor = Floor(Vec::with_capacity(n));
+        let bus = RwLockBus::default();
+        let swap = ArcSwapBus::default();
+        for c in &shared {
+            subs.push(center.observe(opaque(c.clone())));
+            floor.0.push(Box::new(opaque(c.clone())) as Observer);
+            if let Ok(mut g) = bus.0.write() {
+                g.push(Box::new(opaque(c.clone())));
+            }
+            swap.subscribe(Arc::new(opaque(c.clone())));
+        }
+        let handle = center.poster::<Tick>();
+        let mut contenders = [
+            Contender::new("herald-handle", |k| {
+                timed(k, || {
+                    handle.post(Tick(black_box(1)));
+                })
+            }),
+            Contender::new("floor", |k| {
+                timed(k, || {
+                    let t = Tick(black_box(1));
+                    for o in floor.0.iter() {
+                        o(&t);
+                    }
+                })
+            }),
+            Contender::new("rwlock-bus", |k| timed(k, || bus.post(&Tick(black_box(1))))),
+            Contender::new("arc-swap-bus", |k| {
+                timed(k, || swap.post(&Tick(black_box(1))))
+            }),
+        ];
+        let measured = interleave(&format!("opaque/{n}"), &mut contenders, INLINE_ROUNDS);
+        out.add("opaque", n, &measured, 1.0);
+        for (a, b) in [("herald-handle", "rwlock-bus"), ("herald-handle", "floor")] {
+            out.pair("opaque", n, &measured, a, b);
+        }
+        drop(subs);
     }
 }
 
@@ -1242,13 +1308,13 @@ fn report(results: &Results, memory: &[(String, f64)]) {
     );
     for r in rows {
         let base = match r.scenario.as_str() {
-            "inline" => median_of(rows, "inline", r.n, "floor"),
+            "inline" | "opaque" => median_of(rows, &r.scenario, r.n, "floor"),
             "stream" => median_of(rows, "stream", r.n, "herald"),
             _ => median_of(rows, "churn", CHURN_N, "herald-quiet"),
         };
         let ratio = base.map(|b| r.median_ns / b).unwrap_or(f64::NAN);
         let against = match r.scenario.as_str() {
-            "inline" => "x floor",
+            "inline" | "opaque" => "x floor",
             "stream" => "x herald",
             _ => "x quiet",
         };
@@ -1382,7 +1448,7 @@ fn report(results: &Results, memory: &[(String, f64)]) {
 fn method() -> String {
     format!(
         "Every implementation of a scenario is sampled once per round, in an order that \
-         changes each round (inline: {}; streams: {}; churn: {}); a scenario runs in \
+         changes each round (inline and opaque: {}; streams: {}; churn: {}); a scenario runs in \
          {PROCESSES} processes, because each process has its own heap layout, and each figure \
          is the median over the processes of its median over the rounds",
         INLINE_ROUNDS.describe(),
@@ -1485,6 +1551,7 @@ fn run_child(spec: &str) {
     let mut results = Results::default();
     match scenario {
         "inline" => bench_inline(&mut results),
+        "opaque" => bench_opaque(&mut results),
         "stream" => bench_stream(&mut results),
         "churn" => bench_churn(&mut results),
         other => panic!("no scenario {other:?}"),
@@ -1506,7 +1573,7 @@ fn main() {
     }
     let load_before = load_average();
     let mut results = Results::default();
-    for scenario in ["inline", "stream", "churn"] {
+    for scenario in ["inline", "opaque", "stream", "churn"] {
         if wanted(scenario) {
             let measured = in_processes(scenario);
             results.rows.extend(measured.rows);

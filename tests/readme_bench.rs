@@ -22,6 +22,7 @@ const END: &str = "<!-- bench:dispatch:end -->";
 
 const INLINE_NS: [u64; 5] = [1, 4, 16, 64, 256];
 const STREAM_NS: [u64; 4] = [1, 4, 16, 64];
+const OPAQUE_NS: [u64; 3] = [4, 16, 64];
 
 struct Row {
     scenario: String,
@@ -222,6 +223,31 @@ fn render(r: &Results) -> String {
         wild.join(", ")
     );
 
+    // Opaque observers.
+    let _ = writeln!(
+        out,
+        "**Inline, opaque observers**, ns per post (the same, but each observer's body calls a \
+         function the compiler does not inline, as one that calls into an application does):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| N | herald-handle | floor | rwlock-bus | arc-swap-bus | handle / rwlock-bus | handle / floor |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for n in OPAQUE_NS {
+        let _ = writeln!(
+            out,
+            "| {n} | {} | {} | {} | {} | {} | {} |",
+            ns(r.get("opaque", n, "herald-handle")),
+            ns(r.get("opaque", n, "floor")),
+            ns(r.get("opaque", n, "rwlock-bus")),
+            ns(r.get("opaque", n, "arc-swap-bus")),
+            x(r.ratio("opaque", n, "herald-handle", "rwlock-bus")),
+            x(r.ratio("opaque", n, "herald-handle", "floor")),
+        );
+    }
+    let _ = writeln!(out);
+
     // Streams.
     let _ = writeln!(
         out,
@@ -308,6 +334,16 @@ fn render(r: &Results) -> String {
         &mut out,
         "herald-handle / rwlock-bus (required)",
         &inline("herald-handle", "rwlock-bus", &INLINE_NS),
+        1.0,
+        true,
+    );
+    verdict(
+        &mut out,
+        "herald-handle / rwlock-bus with opaque observers",
+        &OPAQUE_NS
+            .iter()
+            .map(|&n| (n, r.ratio("opaque", n, "herald-handle", "rwlock-bus")))
+            .collect::<Vec<_>>(),
         1.0,
         true,
     );

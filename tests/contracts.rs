@@ -1879,34 +1879,46 @@ fn delivery_resumes_after_every_panic_in_order() {
 
 /// Each panic is reported with the identity of the observer that panicked, in delivery order,
 /// however many observers the loop ran in between: the loop, not each observer, catches the
-/// panics, and it must name the one it was calling.
+/// panics, and it must name the one it was calling. Both delivery loops: inline observers
+/// only (the common path), and beside a stream (the general path).
 #[test]
 fn each_panic_names_the_observer_that_panicked() {
-    quiet_panics();
-    let center = NotificationCenter::new();
-    let reports: Log<u64> = Log::new();
-    let r = reports.clone();
-    let _watch = center.observe(move |p: &ObserverPanicked| r.push(p.observer.as_u64()));
-    let mut subs = Vec::new();
-    let mut panicking = Vec::new();
-    for i in 0..9u64 {
-        // Panics at 0, 3, 4 and 8; the others filter (odd values only) or complete.
-        let sub = match i {
-            0 | 3 | 4 | 8 => center.observe(move |_: &Ev| panic!("provoked {i}")),
-            5 => center
-                .observer::<Ev>()
-                .filter(|e| e.0 % 2 == 1)
-                .inline(|_| {}),
-            _ => center.observe(|_: &Ev| {}),
-        };
-        if matches!(i, 0 | 3 | 4 | 8) {
-            panicking.push(sub.id().as_u64());
+    for with_stream in [false, true] {
+        quiet_panics();
+        let center = NotificationCenter::new();
+        let reports: Log<u64> = Log::new();
+        let r = reports.clone();
+        let _watch = center.observe(move |p: &ObserverPanicked| r.push(p.observer.as_u64()));
+        let mut stream = with_stream.then(|| center.observer::<Ev>().stream());
+        let mut subs = Vec::new();
+        let mut panicking = Vec::new();
+        for i in 0..9u64 {
+            // Panics at 0, 3, 4 and 8; the others filter (odd values only) or complete.
+            let sub = match i {
+                0 | 3 | 4 | 8 => center.observe(move |_: &Ev| panic!("provoked {i}")),
+                5 => center
+                    .observer::<Ev>()
+                    .filter(|e| e.0 % 2 == 1)
+                    .inline(|_| {}),
+                _ => center.observe(|_: &Ev| {}),
+            };
+            if matches!(i, 0 | 3 | 4 | 8) {
+                panicking.push(sub.id().as_u64());
+            }
+            subs.push(sub);
         }
-        subs.push(sub);
+        let report = center.post(Ev(2));
+        let streamed = u32::from(with_stream);
+        assert_eq!(
+            (report.received, report.panicked),
+            (4 + streamed, 4),
+            "with a stream: {with_stream}"
+        );
+        assert_eq!(reports.take(), panicking, "with a stream: {with_stream}");
+        if let Some(stream) = stream.as_mut() {
+            assert_eq!(stream.try_recv().map(|v| v.0).ok(), Some(2));
+        }
     }
-    let report = center.post(Ev(2));
-    assert_eq!((report.received, report.panicked), (4, 4));
-    assert_eq!(reports.take(), panicking);
 }
 
 /// A replayed value comes with the sender that posted it, to observers that see senders.

@@ -3,12 +3,13 @@
 //! # The post path
 //! A post opens a read section of its center's domain ([`rcu`](crate::hub::rcu)), loads the
 //! subscriber [`Snapshot`] (a plain pointer load), and calls each entry in order through one
-//! indirect call, with panics isolated (`catch_unwind`, free unless something unwinds). With
-//! inline entries only (the common path) the call goes through the function pointer at the
-//! head of the entry ([`Header`]), which removing the entry swaps for [`skip`], and the loop
-//! catches the panics ([`deliver_common`]), so an inline entry's function is a tail call of its
-//! closure; otherwise through [`Deliver::deliver`], which checks the entry's `removed` flag
-//! and catches its own panics. Everything an entry may need
+//! indirect call. The loop isolates panics (`catch_unwind` around it, free unless something
+//! unwinds; a panic ends a pass at the entry that panicked, and the next pass starts after
+//! it), not each entry: an inline entry's function is then a tail call of its closure. With
+//! inline entries only (the common path, [`deliver_common`]) the call goes through the
+//! function pointer at the head of the entry ([`Header`]), which removing the entry swaps for
+//! [`skip`]; otherwise ([`Core::run`]) through [`Deliver::deliver`], which checks the entry's
+//! `removed` flag. Everything an entry may need
 //! beyond the call (its sender filter, its predicate, whether its weak target lives, its
 //! buffer) is inside that entry's own function: an entry without options costs one load of its
 //! header, which shares a cache line with the closure's captures, and its closure call.
@@ -250,7 +251,8 @@ impl<'a, N: Notification> Cx<'a, N> {
 pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     /// Order, identity and sender filter.
     fn meta(&self) -> Meta;
-    /// Delivers one post. Runs on the posting thread, inside `catch_unwind`.
+    /// Delivers one post. Runs on the posting thread, inside the loop's `catch_unwind`
+    /// ([`Core::run`]): a panic leaves it.
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
     /// Marks the entry removed: this thread's post in progress skips it from now on.
     fn mark_removed(&self);
@@ -478,22 +480,6 @@ impl<N: Notification, K: Kind<N>> Obs<N, K> {
         }
     }
 
-    /// Calls the kind, isolating its panics: the general path's delivery (the common path
-    /// isolates them in its loop, [`deliver_common`]).
-    #[inline(always)]
-    fn call(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery {
-        match catch_unwind(AssertUnwindSafe(|| {
-            self.kind.call(value, cx, &self.unpacked())
-        })) {
-            Ok(delivery) => delivery,
-            Err(payload) => {
-                // Counts and reports it; under `Propagate`, resumes the unwind.
-                cx.core.observer_panicked(self.id, payload);
-                Delivery::Panicked
-            }
-        }
-    }
-
     /// This entry's [`CommonFn`]. It does not catch panics: the common path's loop does
     /// ([`deliver_common`]), so that for an inline observer this is the closure's call and
     /// nothing else. With no landing pad and no result to check after it, the compiler makes
@@ -530,7 +516,8 @@ unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
         if self.removed.load(Ordering::Relaxed) {
             return Delivery::Skipped;
         }
-        self.call(value, cx)
+        // No panic guard here either: the general path's loop isolates panics (`Core::run`).
+        self.kind.call(value, cx, &self.unpacked())
     }
 
     fn mark_removed(&self) {
@@ -985,9 +972,10 @@ impl<N: Notification> Core<N> {
     }
 
     /// The general path's delivery loop: one virtual call per entry, no lock, no allocation.
-    /// Entries isolate their own panics (`Obs::deliver`); one that leaves an entry (under
-    /// `Propagate`) is caught here only to count what the post delivered before it, then
-    /// resumed.
+    /// Panics are isolated here, around the loop, as on the common path ([`deliver_common`]):
+    /// a pass stops at the entry that panicked, whose panic is counted and reported, and the
+    /// next pass starts after it. Under `Propagate` the deliveries this post made before the
+    /// panic are counted, and the panic goes on out of `post`.
     fn run<'e>(
         &self,
         section: &ReadGuard<'_>,
@@ -996,20 +984,29 @@ impl<N: Notification> Core<N> {
         cx: &mut Cx<'_, N>,
     ) -> Done {
         let mut counted = 0u128;
-        let pass = catch_unwind(AssertUnwindSafe(|| {
-            let mut next = 0;
-            while let Some(entry) = at(next) {
-                counted += entry.deliver(value, cx) as u128;
-                next += 1;
+        let mut next = 0;
+        loop {
+            let pass = catch_unwind(AssertUnwindSafe(|| {
+                while let Some(entry) = at(next) {
+                    counted += entry.deliver(value, cx) as u128;
+                    next += 1;
+                }
+            }));
+            let Err(payload) = pass else {
+                return Done::from(counted);
+            };
+            // `next` is the entry that panicked.
+            if self.policy == PanicPolicy::Propagate {
+                self.count(section, Done::from(counted).inline);
             }
-        }));
-        if let Err(payload) = pass {
-            // The panic was counted and reported where it was caught; count the deliveries
-            // this post made before it, then let it go on out of `post`.
-            self.count(section, Done::from(counted).inline);
-            resume_unwind(payload);
+            match at(next) {
+                // Counts and reports it; under `Propagate`, resumes the unwind.
+                Some(entry) => self.observer_panicked(entry.meta().id, payload),
+                None => resume_unwind(payload),
+            }
+            counted += Delivery::Panicked as u128;
+            next += 1;
         }
-        Done::from(counted)
     }
 
     /// Counts the post and reports it dead if nobody received it.

@@ -1,7 +1,8 @@
 //! Small concurrent scenarios sized for Miri, which checks the `unsafe` read-copy-update code
 //! in `src/rcu.rs` for undefined behaviour (use after free, aliasing) on every path that frees
 //! or defers freeing: unsubscribe from outside and inside a post, weak expiry, wildcards,
-//! new types made while posting, a center dropped while threads still hold slots.
+//! new types made while posting, a center dropped while threads still hold slots, and panics
+//! unwinding out of entries into either delivery loop.
 //!
 //! These tests are only meaningful under Miri, which `.ci/run` runs on every build (with a fixed
 //! seed): `cargo +nightly miri test --test miri`. In a normal build they are reported
@@ -250,4 +251,57 @@ fn entries_of_every_size_reuse_their_slots_while_posting() {
     assert_eq!(seen.load(SeqCst) - before, 6);
     drop(center);
     drop(subs);
+}
+
+/// Observers that panic (some after unsubscribing another observer or themselves) on both
+/// delivery loops, while another thread posts and subscribes: each panic unwinds out of the
+/// entry's function into the loop, which resumes at the next entry. Miri checks that nothing
+/// the unwinding passes through, or the pass after it, touches an entry it must not.
+#[test]
+#[cfg_attr(
+    not(miri),
+    ignore = "run under Miri: cargo +nightly miri test --test miri"
+)]
+fn panics_unwind_out_of_entries_into_either_loop() {
+    std::panic::set_hook(Box::new(|_| {}));
+    for with_stream in [false, true] {
+        let center = NotificationCenter::new();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let victims: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
+        let mut subs = Vec::new();
+        for i in 0..6u32 {
+            let (s, v) = (seen.clone(), victims.clone());
+            subs.push(center.observe(move |a: &A| {
+                s.fetch_add(1, SeqCst);
+                if i % 2 == 0 {
+                    drop(v.lock().unwrap().pop());
+                    panic!("provoked {} by {i}", a.0);
+                }
+            }));
+        }
+        for _ in 0..3 {
+            victims.lock().unwrap().push(center.observe(|a: &A| {
+                std::hint::black_box(a.0);
+            }));
+        }
+        let stream = with_stream.then(|| center.stream::<A>());
+        let poster = {
+            let center = center.clone();
+            thread::spawn(move || {
+                for i in 0..POSTS / 4 {
+                    center.post(A(i));
+                }
+            })
+        };
+        for i in 0..POSTS / 4 {
+            let report = center.post(A(i));
+            assert_eq!(report.panicked, 3);
+            drop(center.observe(|_: &A| {}));
+        }
+        poster.join().unwrap();
+        drop(stream);
+        assert_eq!(center.stats::<A>().panicked, u64::from(POSTS / 4) * 2 * 3);
+        assert_eq!(seen.load(SeqCst), (POSTS / 4) as usize * 2 * 6);
+    }
+    let _ = std::panic::take_hook();
 }

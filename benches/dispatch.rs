@@ -341,6 +341,51 @@ impl ArcSwapBus {
     }
 }
 
+/// The three peers of the inline scenarios, given the same observers as herald: `floor`,
+/// `rwlock-bus` and `arc-swap-bus`.
+struct Peers {
+    floor: Floor,
+    bus: RwLockBus,
+    swap: ArcSwapBus,
+}
+
+impl Peers {
+    fn with_capacity(n: usize) -> Self {
+        Peers {
+            floor: Floor(Vec::with_capacity(n)),
+            bus: RwLockBus::default(),
+            swap: ArcSwapBus::default(),
+        }
+    }
+
+    /// Gives each peer one observer made by `make`.
+    fn add<F: Fn(&Tick) + Send + Sync + 'static>(&mut self, make: impl Fn() -> F) {
+        self.floor.0.push(Box::new(make()));
+        self.bus.subscribe(Box::new(make()));
+        self.swap.subscribe(Arc::new(make()));
+    }
+
+    /// One contender per peer, each posting `Tick(1)`.
+    fn contenders(&self) -> [Contender<'_>; 3] {
+        [
+            Contender::new("floor", |k| {
+                timed(k, || {
+                    let t = Tick(black_box(1));
+                    for o in self.floor.0.iter() {
+                        o(&t);
+                    }
+                })
+            }),
+            Contender::new("rwlock-bus", |k| {
+                timed(k, || self.bus.post(&Tick(black_box(1))))
+            }),
+            Contender::new("arc-swap-bus", |k| {
+                timed(k, || self.swap.post(&Tick(black_box(1))))
+            }),
+        ]
+    }
+}
+
 /// The observer the churners subscribe and unsubscribe, and the memory count subscribes: reads
 /// the payload and nothing else.
 fn discard(t: &Tick) {
@@ -374,37 +419,18 @@ fn bench_opaque(out: &mut Results) {
         let shared = counters(n);
         let center = NotificationCenter::new();
         let mut subs = Vec::with_capacity(n);
-        let mut floor = Floor(Vec::with_capacity(n));
-        let bus = RwLockBus::default();
-        let swap = ArcSwapBus::default();
+        let mut peers = Peers::with_capacity(n);
         for c in &shared {
             subs.push(center.observe(opaque(c.clone())));
-            floor.0.push(Box::new(opaque(c.clone())) as Observer);
-            if let Ok(mut g) = bus.0.write() {
-                g.push(Box::new(opaque(c.clone())));
-            }
-            swap.subscribe(Arc::new(opaque(c.clone())));
+            peers.add(|| opaque(c.clone()));
         }
         let handle = center.poster::<Tick>();
-        let mut contenders = [
-            Contender::new("herald-handle", |k| {
-                timed(k, || {
-                    handle.post(Tick(black_box(1)));
-                })
-            }),
-            Contender::new("floor", |k| {
-                timed(k, || {
-                    let t = Tick(black_box(1));
-                    for o in floor.0.iter() {
-                        o(&t);
-                    }
-                })
-            }),
-            Contender::new("rwlock-bus", |k| timed(k, || bus.post(&Tick(black_box(1))))),
-            Contender::new("arc-swap-bus", |k| {
-                timed(k, || swap.post(&Tick(black_box(1))))
-            }),
-        ];
+        let mut contenders = vec![Contender::new("herald-handle", |k| {
+            timed(k, || {
+                handle.post(Tick(black_box(1)));
+            })
+        })];
+        contenders.extend(peers.contenders());
         let measured = interleave(&format!("opaque/{n}"), &mut contenders, INLINE_ROUNDS);
         out.add("opaque", n, &measured, 1.0);
         for (a, b) in [("herald-handle", "rwlock-bus"), ("herald-handle", "floor")] {
@@ -443,21 +469,15 @@ fn bench_inline(out: &mut Results) {
                 black_box(any.name());
             });
         let mut subs = Vec::with_capacity(2 * n);
-        let mut floor = Floor(Vec::with_capacity(n));
-        let bus = RwLockBus::default();
-        let swap = ArcSwapBus::default();
+        let mut peers = Peers::with_capacity(n);
         for c in &shared {
             subs.push(center.observe(add_to(c.clone())));
             subs.push(wild_center.observe(add_to(c.clone())));
-            floor.0.push(Box::new(add_to(c.clone())) as Observer);
-            if let Ok(mut g) = bus.0.write() {
-                g.push(Box::new(add_to(c.clone())));
-            }
-            swap.subscribe(Arc::new(add_to(c.clone())));
+            peers.add(|| add_to(c.clone()));
         }
         let handle = center.poster::<Tick>();
         let wild_handle = wild_center.poster::<Tick>();
-        let mut contenders = [
+        let mut contenders = vec![
             Contender::new("herald-handle", |k| {
                 timed(k, || {
                     handle.post(Tick(black_box(1)));
@@ -475,19 +495,8 @@ fn bench_inline(out: &mut Results) {
                     wild_handle.post(Tick(black_box(1)));
                 })
             }),
-            Contender::new("floor", |k| {
-                timed(k, || {
-                    let t = Tick(black_box(1));
-                    for o in floor.0.iter() {
-                        o(&t);
-                    }
-                })
-            }),
-            Contender::new("rwlock-bus", |k| timed(k, || bus.post(&Tick(black_box(1))))),
-            Contender::new("arc-swap-bus", |k| {
-                timed(k, || swap.post(&Tick(black_box(1))))
-            }),
         ];
+        contenders.extend(peers.contenders());
         let measured = interleave(&format!("inline/{n}"), &mut contenders, INLINE_ROUNDS);
         out.add("inline", n, &measured, 1.0);
         for (a, b) in [

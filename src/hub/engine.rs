@@ -395,7 +395,7 @@ fn deliver_pass<N: Notification>(
     from: usize,
     value: &N,
     cx: &mut Cx<'_, N>,
-) -> Result<(), (usize, Box<dyn Any + Send>)> {
+) -> Result<(), (Option<usize>, Box<dyn Any + Send>)> {
     let calling = std::cell::Cell::new(std::ptr::null());
     catch_unwind(AssertUnwindSafe(|| {
         for (place, entry) in items.starting_at(from) {
@@ -409,7 +409,7 @@ fn deliver_pass<N: Notification>(
         }
     }))
     // Always found: a pass sets `calling` before each call.
-    .map_err(|payload| (items.index_of(calling.get()).unwrap_or(usize::MAX), payload))
+    .map_err(|payload| (items.index_of(calling.get()), payload))
 }
 
 /// The rest of a [`deliver_common`] after the entry at `at` panicked, out of the common path's
@@ -419,17 +419,18 @@ fn deliver_pass<N: Notification>(
 #[inline(never)]
 fn after_panic<N: Notification>(
     items: Items<'_, dyn Deliver<N>>,
-    mut at: usize,
+    mut at: Option<usize>,
     mut payload: Box<dyn Any + Send>,
     value: &N,
     cx: &mut Cx<'_, N>,
 ) {
     loop {
-        if let Some(entry) = items.get(at) {
-            cx.core.observer_panicked(entry.meta().id, payload);
-        }
+        // It resumes the panic when the pass stopped at no entry: below, `at` is known.
+        cx.core
+            .entry_panicked(at.and_then(|at| items.get(at)), payload);
         cx.not_done(Delivery::Panicked);
-        match deliver_pass(items, at.saturating_add(1), value, cx) {
+        let Some(done) = at else { return };
+        match deliver_pass(items, done + 1, value, cx) {
             Ok(()) => return,
             Err((next, next_payload)) => (at, payload) = (next, next_payload),
         }
@@ -999,11 +1000,7 @@ impl<N: Notification> Core<N> {
             if self.policy == PanicPolicy::Propagate {
                 self.count(section, Done::from(counted).inline);
             }
-            match at(next) {
-                // Counts and reports it; under `Propagate`, resumes the unwind.
-                Some(entry) => self.observer_panicked(entry.meta().id, payload),
-                None => resume_unwind(payload),
-            }
+            self.entry_panicked(at(next), payload);
             counted += Delivery::Panicked as u128;
             next += 1;
         }
@@ -1054,6 +1051,17 @@ impl<N: Notification> Core<N> {
                 notification: N::name(),
                 sender,
             }));
+        }
+    }
+
+    /// Counts and reports the panic of `entry`, the one a delivery loop's pass stopped at
+    /// (under `Propagate`, resumes it). A pass that stopped at no entry (which cannot happen:
+    /// only an entry's code runs inside it) lets the panic go on.
+    #[cold]
+    fn entry_panicked(&self, entry: Option<&dyn Deliver<N>>, payload: Box<dyn Any + Send>) {
+        match entry {
+            Some(entry) => self.observer_panicked(entry.meta().id, payload),
+            None => resume_unwind(payload),
         }
     }
 

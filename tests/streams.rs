@@ -733,6 +733,92 @@ fn streams_on_one_ring_see_a_nested_post_after_the_outer_one() {
     assert_eq!(yields(&mut last), ["0", "1"]);
 }
 
+/// A post writes each ring once, at its first stream in the order, and jumps over the other
+/// streams of that ring. Two rings (two capacities) whose streams are interleaved with inline
+/// observers and with each other: every stream gets every value, the inline observers run in
+/// order, and the report counts every receiver.
+#[test]
+fn streams_of_two_rings_among_inline_observers_all_receive_every_post() {
+    let center = NotificationCenter::new();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut streams = Vec::new();
+    let mut inline = Vec::new();
+    // Priorities 20 down to 1: the ring of capacity 8 at multiples of 3, the ring of 16 at
+    // the others but multiples of 5, which are inline observers.
+    for p in (1..=20).rev() {
+        if p % 5 == 0 {
+            let l = log.clone();
+            inline.push(center.observer::<Ev>().priority(p).inline(move |e| {
+                l.lock().unwrap().push(format!("{p}:{}", e.0));
+            }));
+        } else {
+            let capacity = if p % 3 == 0 { 8 } else { 16 };
+            let stream = center
+                .observer::<Ev>()
+                .priority(p)
+                .policy(Overflow::DropOldest { capacity })
+                .stream();
+            streams.push(stream);
+        }
+    }
+    assert_eq!((streams.len(), inline.len()), (16, 4));
+    for i in 0..3 {
+        let report = center.post(Ev(i));
+        assert_eq!((report.received, report.dropped), (20, 0), "post {i}");
+    }
+    for (k, s) in streams.iter_mut().enumerate() {
+        assert!(format!("{s:?}").contains("shared_ring: true"));
+        assert_eq!(yields(s), ["0", "1", "2"], "stream {k}");
+    }
+    let calls: Vec<String> = (0..3)
+        .flat_map(|i| [20, 15, 10, 5].map(|p| format!("{p}:{i}")))
+        .collect();
+    assert_eq!(*log.lock().unwrap(), calls);
+    let stats = center.stats::<Ev>();
+    assert_eq!((stats.observers, stats.delivered), (20, 60));
+}
+
+/// The first stream of a ring (the one a post writes the ring at) unsubscribed by an inline
+/// observer during a post, before the post reaches it: the next stream of that ring writes it,
+/// so the streams that stay get that post, and so does a stream of another ring after them.
+/// Then the stream that is first now writes the ring.
+#[test]
+fn the_first_stream_of_a_ring_leaving_during_a_post_leaves_the_ring_to_the_next() {
+    let center = NotificationCenter::new();
+    let leader: Arc<Mutex<Option<NotificationStream<Ev>>>> = Arc::new(Mutex::new(Some(
+        center.observer::<Ev>().priority(5).stream(),
+    )));
+    let mut second = center.observer::<Ev>().priority(4).stream();
+    let mut other = center
+        .observer::<Ev>()
+        .priority(3)
+        .policy(Overflow::DropOldest { capacity: 4 })
+        .stream();
+    let mut other_too = center
+        .observer::<Ev>()
+        .priority(2)
+        .policy(Overflow::DropOldest { capacity: 4 })
+        .stream();
+    let mut third = center.observer::<Ev>().priority(1).stream();
+    let l = leader.clone();
+    let _closer = center.observer::<Ev>().priority(10).inline(move |e| {
+        if e.0 == 1
+            && let Some(s) = l.lock().unwrap().as_mut()
+        {
+            s.unsubscribe();
+        }
+    });
+    assert_eq!(center.post(Ev(0)).received, 6);
+    // The closer, `second`, `third`, and the other ring's two.
+    assert_eq!(center.post(Ev(1)).received, 5);
+    assert_eq!(center.post(Ev(2)).received, 5);
+    let mut leader = leader.lock().unwrap().take().unwrap();
+    assert_eq!(yields(&mut leader), ["0", "closed"]);
+    for s in [&mut second, &mut third, &mut other, &mut other_too] {
+        assert_eq!(yields(s), ["0", "1", "2"]);
+    }
+}
+
 /// Many receivers park and are woken over and over (posts come in bursts with pauses); none
 /// may miss a wake-up. A lost wake-up shows as a receiver that never finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,10 @@ impl<N: Notification + Clone> Kind<N> for ValueRinged<N> {
     fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
         Some(self.ring.stats(&self.member, id))
     }
+
+    fn ring(&self) -> u64 {
+        self.ring.bit()
+    }
 }
 
 /// A stream's backing: its cursor into the value ring, or a stream of shared values whose

@@ -952,4 +952,8 @@ impl<N: crate::Notification> Kind<N> for Ringed<N> {
     fn buffer_stats(&self, id: ObserverId) -> Option<BufferStats> {
         Some(self.0.ring.stats(&self.0.member, id))
     }
+
+    fn ring(&self) -> u64 {
+        self.0.ring.bit()
+    }
 }

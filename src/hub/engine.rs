@@ -796,27 +796,34 @@ pub(crate) struct Summary {
 struct Followers;
 
 impl Followers {
-    /// The jump table of a snapshot of `entries`, or `None` if no entry follows another.
+    /// The jump table of a snapshot of `entries`, or `None` if no entry follows another (then
+    /// nothing is allocated: subscribe and unsubscribe make a summary every time).
     fn next<'e, N: 'static>(
         entries: impl Iterator<Item = &'e dyn Deliver<N>>,
     ) -> Option<Arc<[u32]>> {
         let mut rings = 0u64;
-        let mut follows = Vec::new();
-        for e in entries {
+        let mut len = 0;
+        let mut followers = Vec::new();
+        for (i, e) in entries.enumerate() {
             let bit = e.ring();
-            follows.push(rings & bit != 0);
+            if rings & bit != 0 {
+                followers.push(i);
+            }
             rings |= bit;
+            len = i + 1;
         }
-        if !follows.contains(&true) {
+        if followers.is_empty() {
             return None;
         }
         // Backwards: each entry's next is the one after it, unless that one follows, in which
         // case it is that one's next. The end is `len`.
-        let mut next = vec![0u32; follows.len()];
-        let mut after = saturate(follows.len());
-        for (i, follows) in follows.iter().enumerate().rev() {
+        let mut next = vec![0u32; len];
+        let mut after = saturate(len);
+        for i in (0..len).rev() {
             next[i] = after;
-            if !follows {
+            if followers.last() == Some(&i) {
+                followers.pop();
+            } else {
                 after = saturate(i);
             }
         }

@@ -136,10 +136,11 @@ pub(crate) fn subscribe<N: Notification + Clone>(
 /// 65 536, cloned streams of one type and capacity share a *value ring*: a post clones the
 /// value into the ring once, and each stream clones it out. No allocation per post and no
 /// reference count moves, which is what a small notification (an id, a few numbers) wants:
-/// this is `tokio::sync::broadcast`'s model. Like it, the ring keeps each value until a later
-/// post overwrites its slot (up to about twice the capacity of values), where a
-/// [`NotificationStream`] frees a value as soon as every stream has taken it: for large
-/// values, prefer the `Arc`s.
+/// this is `tokio::sync::broadcast`'s model. Unlike tokio, which drops a value once every
+/// receiver has read it (a shared count each read decrements), the ring counts no reads and
+/// keeps each value until a later post overwrites its slot (up to about twice the capacity of
+/// values), and a [`NotificationStream`] frees a value as soon as every stream has taken it:
+/// for large values, prefer the `Arc`s.
 ///
 /// Other policies (and filtered streams) buffer `Arc<N>` privately, as a
 /// [`NotificationStream`] does, and clone on receive.

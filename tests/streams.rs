@@ -2,7 +2,7 @@
 //! `futures::Stream`), waking across threads, cancel safety, and one shared allocation per
 //! posted value.
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread;
@@ -817,6 +817,68 @@ fn the_first_stream_of_a_ring_leaving_during_a_post_leaves_the_ring_to_the_next(
     for s in [&mut second, &mut third, &mut other, &mut other_too] {
         assert_eq!(yields(s), ["0", "1", "2"]);
     }
+}
+
+/// The same from another thread: streams that come before a steady stream on its ring (so
+/// that a post writes the ring at them) are subscribed and dropped in a loop while this thread
+/// posts. An inline observer ahead of them pauses now and then, so posts find such a stream
+/// removed while they iterate a snapshot that still holds it (its unsubscribe waits for them).
+/// The steady stream gets every post, once, in order.
+#[test]
+fn streams_that_lead_a_ring_and_leave_from_another_thread_cost_the_others_no_post() {
+    const POSTS: u32 = 20_000;
+    // Above `POSTS`: the steady stream is read after the posts, and loses nothing.
+    const CAPACITY: usize = 32_768;
+    let center = NotificationCenter::new();
+    let mut steady = center
+        .observer::<Ev>()
+        .policy(Overflow::DropOldest { capacity: CAPACITY })
+        .stream();
+    assert!(format!("{steady:?}").contains("shared_ring: true"));
+    let _pause = center.observer::<Ev>().priority(100).inline(|e| {
+        if e.0 % 8 == 0 {
+            thread::yield_now();
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let churned = Arc::new(AtomicUsize::new(0));
+    let churner = {
+        let (center, stop, churned) = (center.clone(), stop.clone(), churned.clone());
+        thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                let mut leader = center
+                    .observer::<Ev>()
+                    .priority(10)
+                    .policy(Overflow::DropOldest { capacity: CAPACITY })
+                    .stream();
+                thread::yield_now();
+                let _ = leader.try_recv();
+                drop(leader);
+                churned.fetch_add(1, SeqCst);
+            }
+        })
+    };
+    for i in 0..POSTS {
+        if i == POSTS / 2 {
+            // However the scheduler treats the churner, it overlaps the posts.
+            while churned.load(SeqCst) < 50 {
+                thread::yield_now();
+            }
+        }
+        center.post(Ev(i));
+    }
+    stop.store(true, SeqCst);
+    churner.join().unwrap();
+    let mut got = Vec::with_capacity(POSTS as usize);
+    loop {
+        match steady.try_recv() {
+            Ok(e) => got.push(e.0),
+            Err(TryRecvError::Empty) => break,
+            Err(e) => panic!("the steady stream: {e:?}"),
+        }
+    }
+    assert_eq!(got.len(), POSTS as usize, "posts the steady stream missed");
+    assert!(got.iter().copied().eq(0..POSTS), "out of order");
 }
 
 /// Many receivers park and are woken over and over (posts come in bursts with pauses); none

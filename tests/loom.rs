@@ -153,6 +153,28 @@ fn concurrent_unsubscribe_of_the_same_stream_and_post() {
     });
 }
 
+/// Two streams on one shared ring: a post writes the ring at the first of them in the order
+/// and jumps over the other. The first one is dropped while another thread posts: whether
+/// the post sees it listed, removed, or gone, the other stream gets the value exactly once.
+#[test]
+fn a_ring_keeps_its_post_when_the_stream_it_is_written_at_leaves() {
+    model(|| {
+        let center = NotificationCenter::new();
+        let mut steady = center.stream::<Ev>();
+        let first = center.observer::<Ev>().priority(1).stream();
+        let poster = {
+            let center = center.clone();
+            thread::spawn(move || {
+                center.post(Ev(1));
+            })
+        };
+        drop(first);
+        poster.join().unwrap();
+        assert_eq!(steady.try_recv().map(|e| e.0), Ok(1));
+        assert_eq!(steady.try_recv().unwrap_err(), herald::TryRecvError::Empty);
+    });
+}
+
 /// Contract 3, from inside an observer: observer A drops observer B's subscription during a
 /// post (which must not wait, or it could deadlock), while another thread posts. After the
 /// drop returns, B is never called by this thread's post nor by any post that starts after

@@ -796,16 +796,14 @@ pub(crate) struct Summary {
 struct Followers;
 
 impl Followers {
-    /// The jump table of a snapshot of `entries`, or `None` if no entry follows another (then
-    /// nothing is allocated: subscribe and unsubscribe make a summary every time).
-    fn next<'e, N: 'static>(
-        entries: impl Iterator<Item = &'e dyn Deliver<N>>,
-    ) -> Option<Arc<[u32]>> {
+    /// The jump table of a snapshot whose entries write the rings `bits` (one per entry, in
+    /// order; 0 for an entry on no ring), or `None` if no entry follows another (then nothing
+    /// is allocated: subscribe and unsubscribe make a summary every time).
+    fn next(bits: impl Iterator<Item = u64>) -> Option<Arc<[u32]>> {
         let mut rings = 0u64;
         let mut len = 0;
         let mut followers = Vec::new();
-        for (i, e) in entries.enumerate() {
-            let bit = e.ring();
+        for (i, bit) in bits.enumerate() {
             if rings & bit != 0 {
                 followers.push(i);
             }
@@ -848,7 +846,10 @@ fn flags<N: 'static>(
     entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
 ) -> Summary {
     let mut flags = previous.flags & (RETAIN | PROPAGATE);
-    let next = Followers::next(entries.inspect(|e| flags |= e.needs()));
+    let next = Followers::next(entries.map(|e| {
+        flags |= e.needs();
+        e.ring()
+    }));
     Summary {
         flags,
         generation: previous.generation + 1,
@@ -1495,6 +1496,36 @@ mod tests {
 
     struct Tick;
     impl Notification for Tick {}
+
+    /// The entries a post calls with a snapshot's jump table, from the first.
+    fn visited(bits: &[u64]) -> Vec<usize> {
+        let Some(next) = Followers::next(bits.iter().copied()) else {
+            return (0..bits.len()).collect();
+        };
+        assert_eq!(next.len(), bits.len());
+        let mut at = 0;
+        let mut seen = Vec::new();
+        while at < bits.len() {
+            seen.push(at);
+            at = next[at] as usize;
+        }
+        seen
+    }
+
+    #[test]
+    fn a_post_calls_each_ring_at_its_first_entry_and_every_other_entry() {
+        // No ring, or no ring shared: no table.
+        assert!(Followers::next([].into_iter()).is_none());
+        assert!(Followers::next([0, 0, 0].into_iter()).is_none());
+        assert!(Followers::next([1, 2, 0, 4].into_iter()).is_none());
+        // One ring of two streams: the second is jumped over.
+        assert_eq!(visited(&[1, 1]), [0]);
+        // Two rings interleaved with inline entries (0) and each other.
+        assert_eq!(visited(&[0, 1, 0, 1, 2, 1, 0, 2, 2]), [0, 1, 2, 4, 6]);
+        // Followers at the end, and a run of them.
+        assert_eq!(visited(&[4, 0, 4, 4, 4]), [0, 1]);
+        assert_eq!(visited(&[8, 8, 8, 0]), [0, 3]);
+    }
 
     #[test]
     fn an_entry_with_one_captured_pointer_is_32_bytes() {

@@ -170,6 +170,54 @@ fn verdict(out: &mut String, what: &str, at: &[(u64, Option<f64>)], limit: f64, 
     }
 }
 
+/// A Markdown table: its header row, the separator, then one row per entry of `rows`.
+fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for row in rows {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+}
+
+/// An inline scenario's table: herald's handle against the floor and the two buses, with
+/// `center.post` beside the handle when `post` (the `inline` scenario measures it).
+fn inline_table(out: &mut String, r: &Results, scenario: &str, at: &[u64], post: bool) {
+    let mut header = vec!["N", "herald-handle"];
+    if post {
+        header.push("herald-post");
+    }
+    header.extend([
+        "floor",
+        "rwlock-bus",
+        "arc-swap-bus",
+        "handle / rwlock-bus",
+        "handle / floor",
+    ]);
+    if post {
+        header.push("post / handle");
+    }
+    let rows = at.iter().map(|&n| {
+        let get = |i: &str| ns(r.get(scenario, n, i));
+        let ratio = |a: &str, b: &str| x(r.ratio(scenario, n, a, b));
+        let mut row = vec![n.to_string(), get("herald-handle")];
+        if post {
+            row.push(get("herald-post"));
+        }
+        row.extend([
+            get("floor"),
+            get("rwlock-bus"),
+            get("arc-swap-bus"),
+            ratio("herald-handle", "rwlock-bus"),
+            ratio("herald-handle", "floor"),
+        ]);
+        if post {
+            row.push(ratio("herald-post", "herald-handle"));
+        }
+        row
+    });
+    table(out, &header, rows);
+}
+
 fn render(r: &Results) -> String {
     let mut out = String::new();
     let run = &r.run;
@@ -194,25 +242,7 @@ fn render(r: &Results) -> String {
         out,
         "**Inline**, ns per post (one poster, N observers, each adding to its own counter):\n"
     );
-    let _ = writeln!(
-        out,
-        "| N | herald-handle | herald-post | floor | rwlock-bus | arc-swap-bus | handle / rwlock-bus | handle / floor | post / handle |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    for n in INLINE_NS {
-        let _ = writeln!(
-            out,
-            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            ns(r.get("inline", n, "herald-handle")),
-            ns(r.get("inline", n, "herald-post")),
-            ns(r.get("inline", n, "floor")),
-            ns(r.get("inline", n, "rwlock-bus")),
-            ns(r.get("inline", n, "arc-swap-bus")),
-            x(r.ratio("inline", n, "herald-handle", "rwlock-bus")),
-            x(r.ratio("inline", n, "herald-handle", "floor")),
-            x(r.ratio("inline", n, "herald-post", "herald-handle")),
-        );
-    }
+    inline_table(&mut out, r, "inline", &INLINE_NS, true);
     let wild: Vec<String> = INLINE_NS
         .iter()
         .map(|&n| x(r.ratio("inline", n, "herald-handle+wildcard", "herald-handle")))
@@ -229,23 +259,7 @@ fn render(r: &Results) -> String {
         "**Inline, opaque observers**, ns per post (the same, but each observer's body calls a \
          function the compiler does not inline, as one that calls into an application does):\n"
     );
-    let _ = writeln!(
-        out,
-        "| N | herald-handle | floor | rwlock-bus | arc-swap-bus | handle / rwlock-bus | handle / floor |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-    for n in OPAQUE_NS {
-        let _ = writeln!(
-            out,
-            "| {n} | {} | {} | {} | {} | {} | {} |",
-            ns(r.get("opaque", n, "herald-handle")),
-            ns(r.get("opaque", n, "floor")),
-            ns(r.get("opaque", n, "rwlock-bus")),
-            ns(r.get("opaque", n, "arc-swap-bus")),
-            x(r.ratio("opaque", n, "herald-handle", "rwlock-bus")),
-            x(r.ratio("opaque", n, "herald-handle", "floor")),
-        );
-    }
+    inline_table(&mut out, r, "opaque", &OPAQUE_NS, false);
     let _ = writeln!(out);
 
     // Streams.
@@ -255,9 +269,10 @@ fn render(r: &Results) -> String {
          nothing lost by any implementation):\n"
     );
     let header: Vec<String> = STREAM_NS.iter().map(|n| format!("N={n}")).collect();
-    let _ = writeln!(out, "| implementation | {} |", header.join(" | "));
-    let _ = writeln!(out, "|---|{}", "---|".repeat(STREAM_NS.len()));
-    for i in [
+    let header: Vec<&str> = std::iter::once("implementation")
+        .chain(header.iter().map(String::as_str))
+        .collect();
+    let medians = [
         "herald",
         "herald-private",
         "herald-cloned",
@@ -266,28 +281,21 @@ fn render(r: &Results) -> String {
         "tokio-broadcast-arc",
         "async-broadcast",
         "flume-fanout",
-    ] {
-        let cells: Vec<String> = STREAM_NS
-            .iter()
-            .map(|&n| ns(r.get("stream", n, i)))
-            .collect();
-        let _ = writeln!(out, "| {i} | {} |", cells.join(" | "));
-    }
-    let cells: Vec<String> = STREAM_NS
-        .iter()
-        .map(|&n| x(r.ratio("stream", n, "herald", "tokio-broadcast")))
-        .collect();
-    let _ = writeln!(out, "| herald / tokio-broadcast | {} |", cells.join(" | "));
-    for (a, b) in [
+    ]
+    .map(|i| {
+        let cells = STREAM_NS.map(|n| ns(r.get("stream", n, i)));
+        std::iter::once(i.to_owned()).chain(cells).collect()
+    });
+    let ratios = [
+        ("herald", "tokio-broadcast"),
         ("herald", "tokio-broadcast-arc"),
         ("herald-cloned", "tokio-broadcast"),
-    ] {
-        let cells: Vec<String> = STREAM_NS
-            .iter()
-            .map(|&n| x(r.ratio("stream", n, a, b)))
-            .collect();
-        let _ = writeln!(out, "| {a} / {b} | {} |", cells.join(" | "));
-    }
+    ]
+    .map(|(a, b)| {
+        let cells = STREAM_NS.map(|n| x(r.ratio("stream", n, a, b)));
+        std::iter::once(format!("{a} / {b}")).chain(cells).collect()
+    });
+    table(&mut out, &header, medians.into_iter().chain(ratios));
 
     // Churn.
     let cn = r.churn_n();
@@ -296,21 +304,23 @@ fn render(r: &Results) -> String {
         "\n**Churn**, ns per post at N={cn} while another thread subscribes and unsubscribes in a \
          loop:\n"
     );
-    let _ = writeln!(out, "| bus | quiet | under churn | churn / quiet |");
-    let _ = writeln!(out, "|---|---|---|---|");
-    for (label, quiet, churn) in [
-        ("herald", "herald-quiet", "herald-churn"),
-        ("rwlock-bus", "rwlock-bus-quiet", "rwlock-bus-churn"),
-        ("arc-swap-bus", "arc-swap-quiet", "arc-swap-churn"),
-    ] {
-        let _ = writeln!(
-            out,
-            "| {label} | {} | {} | {} |",
-            ns(r.get("churn", cn, quiet)),
-            ns(r.get("churn", cn, churn)),
-            x(r.ratio("churn", cn, churn, quiet)),
-        );
-    }
+    table(
+        &mut out,
+        &["bus", "quiet", "under churn", "churn / quiet"],
+        [
+            ("herald", "herald-quiet", "herald-churn"),
+            ("rwlock-bus", "rwlock-bus-quiet", "rwlock-bus-churn"),
+            ("arc-swap-bus", "arc-swap-quiet", "arc-swap-churn"),
+        ]
+        .map(|(label, quiet, churn)| {
+            vec![
+                label.to_owned(),
+                ns(r.get("churn", cn, quiet)),
+                ns(r.get("churn", cn, churn)),
+                x(r.ratio("churn", cn, churn, quiet)),
+            ]
+        }),
+    );
 
     // Memory.
     if !r.memory.is_empty() {

@@ -212,6 +212,8 @@ fn ring_policies_share_a_value_ring_and_the_others_fall_back() {
                 capacity: (1 << 16) + 1,
             })
             .cloned_stream(),
+        // A replayed value would sit beside the ring, outside its capacity.
+        center.observer::<Ev>().replay_last().cloned_stream(),
     ];
     for s in &fallback {
         assert!(!on_value_ring(s), "{s:?}");
@@ -590,7 +592,6 @@ fn replay_last_yields_the_retained_value_once_then_later_posts() {
     center.post(Ev(1));
     center.post(Ev(2));
     let mut replayed = center.observer::<Ev>().replay_last().cloned_stream();
-    assert!(on_value_ring(&replayed));
     assert_eq!(replayed.len(), 1);
     assert_eq!(center.post(Ev(3)).received, 2);
     assert_eq!(

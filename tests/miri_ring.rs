@@ -201,8 +201,9 @@ fn center_dropped_under_receivers() {
     assert_eq!(drops.load(SeqCst), 4);
 }
 
-/// Streams subscribed from inside a post (skipped by that post, though it writes the ring
-/// after they joined), and replayed values, while another thread posts.
+/// Streams subscribed from inside a post (ring members, skipped by that post though it writes
+/// the ring after they joined), and `replay_last` streams (private buffers: a ring does not
+/// serve them), while another thread posts.
 #[test]
 #[cfg_attr(
     not(miri),
@@ -217,6 +218,8 @@ fn subscribing_during_posts_and_replay() {
     let (c, a) = (center.clone(), added.clone());
     let _adder = center.observer::<Ev>().priority(1).inline(move |e| {
         if e.0 % 8 == 0 {
+            a.lock().unwrap().push(c.observer::<Ev>().stream());
+        } else if e.0 % 8 == 4 {
             a.lock()
                 .unwrap()
                 .push(c.observer::<Ev>().replay_last().stream());

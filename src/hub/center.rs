@@ -10,7 +10,7 @@ use crate::hub::engine::{Core, ErasedChannel, HubReport, Reports, Unsubscribe, W
 use crate::hub::rcu::{Domain, Guarded, ReadGuard};
 use crate::hub::stats::{PostReport, Stats};
 use crate::hub::subscription::Subscription;
-use crate::{Notification, SenderId};
+use crate::{DeadNotification, Notification, ObserverPanicked, SenderId};
 
 pub use crate::hub::engine::PanicPolicy;
 
@@ -234,6 +234,15 @@ impl CenterInner {
                 c.add_any(spec.meta, &spec.f);
             }
         }
+        // The hub's own reports are posted only into channels that exist (a report nobody
+        // observes costs nothing): a wildcard that matches one makes its channel, which
+        // `core` subscribes it to, as it does for any type made after the wildcard.
+        if spec.matches(DeadNotification::name(), DeadNotification::NAMES_VARY) {
+            self.core::<DeadNotification>();
+        }
+        if spec.matches(ObserverPanicked::name(), ObserverPanicked::NAMES_VARY) {
+            self.core::<ObserverPanicked>();
+        }
         let weak: Weak<dyn Unsubscribe> = {
             let w: Weak<CenterInner> = Arc::downgrade(self);
             w
@@ -305,6 +314,17 @@ impl CenterInner {
     /// How many notification types have a channel.
     fn types(&self) -> usize {
         self.channels.load(&self.domain.read()).len
+    }
+}
+
+impl Drop for CenterInner {
+    fn drop(&mut self) {
+        // What the domain holds retired (the type maps that a new channel replaced) holds
+        // channels, and every channel holds the domain: freed only by a grace period, which
+        // a center nobody uses any more would never run again. Run one now; inside a post
+        // (the last handle dropped by an observer) the garbage is urgent, and the end of
+        // that post collects it.
+        let _ = self.domain.synchronize();
     }
 }
 

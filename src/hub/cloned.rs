@@ -25,11 +25,6 @@ pub(crate) struct ValueRinged<N> {
 
 impl<N: Notification + Clone> Kind<N> for ValueRinged<N> {
     fn call(&self, value: &N, cx: &mut Cx<'_, N>, _meta: &Meta) -> Delivery {
-        if cx.replaying() {
-            // `replay_last`: for this stream alone, before it joins the ring.
-            self.member.replay(value.clone());
-            return Delivery::Accepted;
-        }
         if !cx.first_in_ring(self.ring.bit()) {
             return Delivery::Skipped;
         }
@@ -88,7 +83,7 @@ pub(crate) fn subscribe<N: Notification + Clone>(
     replay: bool,
     policy: Overflow<N>,
 ) -> ClonedStream<N> {
-    let ring = if ring_serves(&policy, sender, filter.is_some()) {
+    let ring = if ring_serves(&policy, sender, filter.is_some(), replay) {
         core.rings().values(policy.capacity())
     } else {
         None

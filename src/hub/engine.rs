@@ -127,8 +127,6 @@ pub(crate) struct CxExt<'a, N: 'static> {
     /// An entry on a shared ring was found removed: the loop calls every entry from then on
     /// ([`Followers`]).
     ring_entry_removed: bool,
-    /// Delivering the value `replay_last` replays to a new entry, not a post.
-    replaying: bool,
 }
 
 impl<'a, N: Notification> CxExt<'a, N> {
@@ -142,7 +140,6 @@ impl<'a, N: Notification> CxExt<'a, N> {
             rings_written: 0,
             ring_received: 0,
             ring_entry_removed: false,
-            replaying: false,
         }
     }
 }
@@ -207,11 +204,6 @@ impl<'a, N: Notification> Cx<'a, N> {
         if let Some(e) = self.ext.as_deref_mut() {
             e.ring_received = e.ring_received.saturating_add(saturate(n));
         }
-    }
-
-    /// Whether this is `replay_last` delivering to a new entry rather than a post.
-    pub(crate) fn replaying(&self) -> bool {
-        self.ext.as_ref().is_some_and(|e| e.replaying)
     }
 
     /// Who posted.
@@ -1225,8 +1217,9 @@ impl<N: Notification> Core<N> {
             // Delivered while `last` is held: no post of this type can slip in between the
             // replayed value and the subscription (a nested post on this thread re-enters).
             let section = self.domain.read();
+            // Shared rings never serve a `replay_last` subscriber (`ring_serves`): the
+            // value goes to this entry's own buffer or observer.
             let mut ext = CxExt::new(Some(&value), None);
-            ext.replaying = true;
             let mut cx = Cx::new(self, sender, Some(&mut ext));
             let one: &dyn Deliver<N> = &*entry;
             let done = self.run(&section, |i| (i == 0).then_some(one), None, &value, &mut cx);

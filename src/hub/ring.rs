@@ -11,7 +11,8 @@
 //!   period has passed, or the center dropped); what it had not taken then stays its own. A post made with a subscriber snapshot older than
 //!   the stream's subscription does not reach it, even if it is written to the ring after the
 //!   join (recorded as a *skip* for that member), so a stream added during a post does not get
-//!   that post, and `replay_last` never delivers a value twice.
+//!   that post. A `replay_last` stream is never a member: its replayed value would be held
+//!   outside the ring's count of `capacity` (`stream::ring_serves`).
 //! - **Drop-oldest, exactly.** A post at position `p` evicts position `p - capacity` from every
 //!   member that has not taken it yet: each member holds at most `capacity` values, the newest
 //!   ones. There is no batch held aside: a receiver takes values straight from the ring, one
@@ -231,14 +232,13 @@ pub(crate) struct Member<N> {
     /// The position it joined at.
     start: AtomicU64,
     skips: Skips,
-    /// Values handed over outside the ring: the replayed value, then (once it left the ring)
-    /// the values it had not yet taken.
+    /// The values it had not yet taken when it left the ring.
     front: Mutex<Front<N>>,
 }
 
 struct Front<N> {
     queue: VecDeque<Arc<N>>,
-    /// Values received from `queue` (the replayed value, and what it had not taken when it left).
+    /// Values received from `queue`.
     delivered: u64,
     /// Values received from the ring, fixed when it left the ring.
     ring_delivered: Option<u64>,
@@ -261,11 +261,6 @@ impl<N> Member<N> {
                 sink: None,
             }),
         }
-    }
-
-    /// Hands over the value `replay_last` delivers, before anything from the ring.
-    pub(crate) fn replay(&self, value: Arc<N>) {
-        self.front.lock().queue.push_back(value);
     }
 
     /// Counts what this subscriber received into `sink` from now on (it left its channel).
@@ -804,8 +799,6 @@ pub(crate) struct Reader<N> {
     avail: u64,
     /// Skipped positions at or after `next` (a local copy of the member's list).
     skips: SkipCursor,
-    /// Drain the private queue first (a replayed value).
-    front_first: bool,
     /// Left the ring: only the private queue remains.
     closed: bool,
     /// Report evictions as `Lagged(n)` (drop-oldest) or silently (latest-only).
@@ -819,14 +812,12 @@ impl<N> Reader<N> {
     /// The reader of a member that has joined `ring`.
     pub(crate) fn new(ring: Arc<Ring<N>>, member: Arc<Member<N>>, report_lag: bool) -> Self {
         let next = member.cursor.load(Ordering::Acquire) & !CLOSED;
-        let front_first = !member.front.lock().queue.is_empty();
         Reader {
             ring,
             member,
             next,
             avail: next,
             skips: SkipCursor::default(),
-            front_first,
             closed: false,
             report_lag,
             yielded: u8::MAX,
@@ -845,7 +836,7 @@ impl<N> Reader<N> {
     #[inline]
     pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         // The common case: a published position, nothing else to look at.
-        if self.next < self.avail && !self.front_first && !self.closed && self.skips.is_empty() {
+        if self.next < self.avail && !self.closed && self.skips.is_empty() {
             let position = self.next;
             let ptr = self.ring.slot(position).load(Ordering::Relaxed);
             if self
@@ -868,12 +859,11 @@ impl<N> Reader<N> {
     #[inline(never)]
     fn take_slow(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         loop {
-            if self.front_first || self.closed {
-                match self.take_front() {
-                    Some(v) => return Took::Value(v),
-                    None if self.closed => return Took::Closed,
-                    None => self.front_first = false,
-                }
+            if self.closed {
+                return match self.take_front() {
+                    Some(v) => Took::Value(v),
+                    None => Took::Closed,
+                };
             }
             if self.next >= self.avail && !self.refresh() {
                 // Nothing published: maybe closed, else park (or report empty).
@@ -1229,22 +1219,6 @@ mod tests {
         // The new member's positions: 2..6, of which 2 and 3 were evicted.
         assert_eq!(drain(&mut new), strings(&["lag 2", "4", "5"]));
         assert_eq!(new.member.dropped.load(Ordering::Relaxed), 2);
-    }
-
-    #[test]
-    fn replayed_value_comes_first() {
-        let mut f = Fixture::new();
-        let ring = f.ring(4);
-        f.generation += 1;
-        let member = Arc::new(Member::new());
-        ring.join(&member, f.generation);
-        member.replay(Arc::new(Tracked {
-            seq: 99,
-            drops: f.drops.clone(),
-        }));
-        let mut r = Reader::new(ring.clone(), member, true);
-        f.post(&ring, 1);
-        assert_eq!(drain(&mut r), strings(&["99", "1"]));
     }
 
     #[test]

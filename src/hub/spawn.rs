@@ -209,6 +209,7 @@ impl<N: Notification, P: BufferPolicy<N>> ObserverBuilder<N, P> {
             gate: Gate::default(),
             notification: N::name(),
             panicked: AtomicU64::new(0),
+            resume: Mutex::new(None),
         });
         let task = handle.spawn(run(
             stream,
@@ -236,6 +237,10 @@ struct Shared {
     gate: Gate,
     notification: &'static str,
     panicked: AtomicU64,
+    /// Under `Propagate`, the first panic of a call that ran on a task of its own (a
+    /// concurrent handler), for the handler's task to resume once its calls are done: resumed
+    /// on the call's own task, it would end there, unseen by `drain`.
+    resume: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl Shared {
@@ -246,6 +251,29 @@ impl Shared {
             self.gate.close();
         }
         (self.report_panic)(payload);
+    }
+
+    /// A panic of a call running on a task of its own. Under `Propagate` it stops the
+    /// handler and is kept for the handler's task ([`Shared::resume_kept`]); later ones are
+    /// counted only (one panic resumes, as with one call at a time).
+    fn panicked_apart(&self, payload: Box<dyn Any + Send>) {
+        if self.policy != PanicPolicy::Propagate {
+            return self.panicked(payload);
+        }
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+        self.gate.close();
+        let mut kept = self.resume.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.is_none() {
+            *kept = Some(payload);
+        }
+    }
+
+    /// Reports and resumes the panic a concurrent call kept, on the handler's own task.
+    fn resume_kept(&self) {
+        let kept = self.resume.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(payload) = kept {
+            (self.report_panic)(payload);
+        }
     }
 }
 
@@ -372,7 +400,7 @@ async fn run<N, F, Fut>(
                 runtime.spawn(async move {
                     let _slot = slot;
                     if let Err(payload) = call.await {
-                        shared.panicked(payload);
+                        shared.panicked_apart(payload);
                     }
                 });
             }
@@ -380,6 +408,7 @@ async fn run<N, F, Fut>(
     }
     // Wait for every call still running (each holds a slot).
     let _ = slots.acquire_many(limit as u32).await;
+    shared.resume_kept();
 }
 
 /// A running spawned handler: dropping it unsubscribes and stops the handler.

@@ -477,16 +477,23 @@ enum Receiver<N> {
 }
 
 /// Whether a ring of the type (the `Arc` ring, or a cloned stream's value ring) can serve a
-/// stream with these options: drop-oldest or latest-only, no sender or filter, a capacity up
-/// to 65 536. Else the stream gets a private buffer.
+/// stream with these options: drop-oldest or latest-only, no sender or filter, no
+/// `replay_last`, a capacity up to 65 536. Else the stream gets a private buffer.
+///
+/// A replayed value is the stream's alone, so a ring member would hold it beside the ring,
+/// where the ring's eviction does not count it: with `Latest`, a post after the replay would
+/// leave both values, and with drop-oldest one value more than the capacity, none of it
+/// counted as dropped. A private buffer holds it like any other value.
 pub(crate) fn ring_serves<N>(
     policy: &Overflow<N>,
     sender: Option<SenderId>,
     filtered: bool,
+    replay: bool,
 ) -> bool {
     matches!(policy, Overflow::DropOldest { .. } | Overflow::Latest)
         && sender.is_none()
         && !filtered
+        && !replay
         && policy.capacity() <= MAX_RING_CAPACITY
 }
 
@@ -501,7 +508,7 @@ pub(crate) fn subscribe<N: crate::Notification>(
     replay: bool,
     policy: Overflow<N>,
 ) -> (ObserverId, NotificationStreamInner<N>, Arc<dyn BufferView>) {
-    if ring_serves(&policy, sender, filter.is_some())
+    if ring_serves(&policy, sender, filter.is_some(), replay)
         && let Some(ring) = core.rings().get(policy.capacity())
     {
         let member = Arc::new(Member::new());
@@ -917,12 +924,7 @@ impl<N: crate::Notification> Kind<N> for Ringed<N> {
             // Unreachable by construction: snapshots with buffers post an `Arc`.
             return Delivery::Skipped;
         };
-        let RingEntry { ring, member } = &self.0;
-        if cx.replaying() {
-            // `replay_last`: for this stream alone, before it joins the ring.
-            member.replay(shared.clone());
-            return Delivery::Accepted;
-        }
+        let ring = &self.0.ring;
         if !cx.first_in_ring(ring.bit()) {
             return Delivery::Skipped;
         }

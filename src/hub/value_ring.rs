@@ -58,7 +58,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
-use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
@@ -161,19 +161,14 @@ pub(crate) struct Member<N> {
     /// The position it joined at.
     start: AtomicU64,
     skips: Skips,
-    front: Mutex<Front<N>>,
-    /// Set once it left its channel: each receive from then on is counted into the sink.
-    retired: AtomicBool,
-}
-
-struct Front<N> {
-    /// The value `replay_last` handed over, received before anything from the ring.
-    queue: VecDeque<N>,
-    /// Values received from `queue`.
-    delivered: u64,
     /// Once the subscriber left its channel: where its receives are counted, and how many of
     /// them are counted there already.
-    sink: Option<(Arc<StdAtomicU64>, u64)>,
+    sink: Mutex<Option<(Arc<StdAtomicU64>, u64)>>,
+    /// Set once it left its channel: each receive from then on is counted into the sink.
+    retired: AtomicBool,
+    /// The values live in the ring, not here; the type keeps a member to rings of its
+    /// notification type.
+    _values: PhantomData<fn() -> N>,
 }
 
 /// A member's cursor and its `cloning` word.
@@ -194,18 +189,10 @@ impl<N> Member<N> {
             dropped: AtomicU64::new(0),
             start: AtomicU64::new(0),
             skips: Skips::default(),
-            front: Mutex::new(Front {
-                queue: VecDeque::new(),
-                delivered: 0,
-                sink: None,
-            }),
+            sink: Mutex::new(None),
             retired: AtomicBool::new(false),
+            _values: PhantomData,
         }
-    }
-
-    /// Hands over the value `replay_last` delivers, before anything from the ring.
-    pub(crate) fn replay(&self, value: N) {
-        self.front.lock().queue.push_back(value);
     }
 
     /// Values it received from the ring so far.
@@ -219,11 +206,11 @@ impl<N> Member<N> {
     /// Counts what this subscriber received into `sink`: what it received so far now, the
     /// rest when it finishes (it left its channel).
     pub(crate) fn retire(&self, sink: &Arc<StdAtomicU64>) {
-        let mut front = self.front.lock();
-        if front.sink.is_none() {
-            let before = self.ring_delivered() + front.delivered;
+        let mut held = self.sink.lock();
+        if held.is_none() {
+            let before = self.ring_delivered();
             sink.fetch_add(before, std::sync::atomic::Ordering::Relaxed);
-            front.sink = Some((sink.clone(), before));
+            *held = Some((sink.clone(), before));
             self.retired.store(true, Ordering::Release);
         }
     }
@@ -231,9 +218,9 @@ impl<N> Member<N> {
     /// Brings its sink up to date: after each receive once it left its channel, and when it
     /// finishes. (A receive that races the retirement is counted by the next settle.)
     fn settle(&self) {
-        let mut front = self.front.lock();
-        let total = self.ring_delivered() + front.delivered;
-        if let Some((sink, counted)) = &mut front.sink {
+        let mut held = self.sink.lock();
+        let total = self.ring_delivered();
+        if let Some((sink, counted)) = &mut *held {
             sink.fetch_add(total - *counted, std::sync::atomic::Ordering::Relaxed);
             *counted = total;
         }
@@ -478,7 +465,6 @@ impl<N> ValueRing<N> {
 
     /// Values waiting for `member`, and its counters.
     pub(crate) fn stats(&self, member: &Member<N>, observer: ObserverId) -> BufferStats {
-        let front = member.front.lock();
         let cursor = member.cursor.next.load(Ordering::Acquire);
         let end = self
             .tail
@@ -488,9 +474,9 @@ impl<N> ValueRing<N> {
         let depth = (end - cursor).saturating_sub(member.skips.count_in(cursor, end));
         BufferStats {
             observer,
-            depth: depth as usize + front.queue.len(),
+            depth: depth as usize,
             capacity: self.capacity as usize,
-            delivered: member.ring_delivered() + front.delivered,
+            delivered: member.ring_delivered(),
             dropped: member.dropped.load(Ordering::Acquire),
         }
     }
@@ -518,8 +504,6 @@ pub(crate) struct ValueReader<N> {
     /// Positions below this are published and its own.
     avail: u64,
     skips: SkipCursor,
-    /// Drain the replayed value first.
-    front_first: bool,
     /// Its member's `end`, once it has seen it set.
     end: u64,
     /// Took its member out of the ring (after its last value, or on drop).
@@ -532,14 +516,12 @@ pub(crate) struct ValueReader<N> {
 impl<N> ValueReader<N> {
     pub(crate) fn new(ring: Arc<ValueRing<N>>, member: Arc<Member<N>>, report_lag: bool) -> Self {
         let next = member.cursor.next.load(Ordering::Acquire);
-        let front_first = !member.front.lock().queue.is_empty();
         ValueReader {
             ring,
             member,
             next,
             avail: next,
             skips: SkipCursor::default(),
-            front_first,
             end: OPEN,
             removed: false,
             report_lag,
@@ -557,7 +539,6 @@ impl<N> ValueReader<N> {
 
     /// Values waiting to be received.
     pub(crate) fn len(&self) -> usize {
-        let front = self.member.front.lock().queue.len();
         let cursor = self.member.cursor.next.load(Ordering::Acquire);
         let end = self
             .ring
@@ -565,7 +546,7 @@ impl<N> ValueReader<N> {
             .load(Ordering::Acquire)
             .min(self.member.end.load(Ordering::Acquire))
             .max(cursor);
-        front + (end - cursor).saturating_sub(self.member.skips.count_in(cursor, end)) as usize
+        (end - cursor).saturating_sub(self.member.skips.count_in(cursor, end)) as usize
     }
 
     /// Whether it has left the ring (it may still hold values).
@@ -578,7 +559,7 @@ impl<N> ValueReader<N> {
     where
         N: Clone,
     {
-        if self.next < self.avail && !self.front_first && self.skips.is_empty() {
+        if self.next < self.avail && self.skips.is_empty() {
             let position = self.next;
             if let Ok(v) = self.claim(position) {
                 return Took::Value(v);
@@ -632,18 +613,6 @@ impl<N> ValueReader<N> {
         N: Clone,
     {
         loop {
-            if self.front_first {
-                let mut front = self.member.front.lock();
-                if let Some(v) = front.queue.pop_front() {
-                    front.delivered += 1;
-                    drop(front);
-                    if self.member.retired.load(Ordering::Acquire) {
-                        self.member.settle();
-                    }
-                    return Took::Value(v);
-                }
-                self.front_first = false;
-            }
             if self.next >= self.avail && !self.refresh() {
                 if self.next >= self.end {
                     self.finish();
@@ -954,19 +923,6 @@ mod tests {
         }
         assert_eq!(drain(&mut new), strings(&["lag 2", "3", "4"]));
         assert_eq!(ring.stats(&new.member, ObserverId::next()).dropped, 2);
-    }
-
-    #[test]
-    fn replayed_value_comes_first() {
-        let mut f = Fixture::new();
-        let ring = f.ring(4);
-        let member = Arc::new(Member::new());
-        member.replay(f.value(41));
-        f.generation += 1;
-        ring.join(&member, f.generation);
-        let mut r = ValueReader::new(ring.clone(), member, true);
-        f.post(&ring, 42);
-        assert_eq!(drain(&mut r), strings(&["41", "42"]));
     }
 
     #[test]

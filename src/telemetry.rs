@@ -18,7 +18,7 @@
 //! | `herald_apns_pings_total` | counter | | PINGs sent on idle connections |
 //! | `herald_sink_pushes_total` | counter | `outcome` (`sent`, `accepted`, `rejected`, `failed`) | pushes of every [`ApnsSink`](crate::bridge::ApnsSink) |
 //! | `herald_sink_rejected_total` | counter | `reason` | the sink's rejections by Apple's reason |
-//! | `herald_sink_skipped_total` | counter | `cause` (`quarantined`, `breaker_open`) | pushes not sent (each posted as [`PushSkipped`](crate::bridge::PushSkipped)) |
+//! | `herald_sink_skipped_total` | counter | `cause` (`quarantined`, `breaker_open`, `other_environment`) | pushes not sent (each posted as [`PushSkipped`](crate::bridge::PushSkipped)) |
 //! | `herald_sink_unaddressed_total` | counter | | messages for a subject with no device |
 //! | `herald_sink_map_panics_total` | counter | | notifications lost to a panicking map closure |
 //! | `herald_sink_in_flight` | gauge | | the sink's pushes sent and not yet reported |
@@ -91,7 +91,7 @@ pub fn describe() {
     );
     describe_counter!(
         "herald_sink_skipped_total",
-        "Pushes not sent: token in quarantine, or circuit breaker open"
+        "Pushes not sent: token in quarantine, circuit breaker open, or token of the other environment"
     );
     describe_counter!(
         "herald_sink_unaddressed_total",

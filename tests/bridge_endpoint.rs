@@ -301,6 +301,58 @@ async fn wrong_method_media_type_and_json_are_refused() {
     );
 }
 
+/// A JSON body is one object. serde's derive would also read an array as the fields in
+/// declaration order (subject, oldToken, newToken, topic, environment): such a body would
+/// register or replace tokens without naming a single field.
+#[tokio::test]
+async fn a_json_body_must_be_one_object_not_an_array_of_positional_fields() {
+    let (registry, addr, _s) = setup().await;
+    let positional = [
+        (
+            "alice",
+            format!(r#"["alice", null, "{}", null, null]"#, token(10)),
+        ),
+        ("alice", format!(r#" ["alice",null,"{}"]"#, token(10))),
+        (
+            "bob",
+            format!(r#"["bob", "{}", "{}"]"#, token(2), token(11)),
+        ),
+    ];
+    for (caller, body) in &positional {
+        assert_refused!(
+            registry,
+            post(
+                addr,
+                Some(&format!("user-{caller}")),
+                "application/json",
+                body
+            )
+            .await,
+            400,
+            "bad_json"
+        );
+    }
+    // The object's own rules still hold: a repeated key is refused, unknown keys are ignored.
+    let repeated = format!(
+        r#"{{"newToken":"{}","newToken":"{}"}}"#,
+        token(10),
+        token(11)
+    );
+    assert_refused!(
+        registry,
+        post(addr, Some("user-alice"), "application/json", &repeated).await,
+        400,
+        "bad_json"
+    );
+    let extra = format!(r#"{{"newToken":"{}","device":"iPhone"}}"#, token(10));
+    let (status, body) = post(addr, Some("user-alice"), "application/json", &extra).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("registered")),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn oversized_bodies_are_refused_declared_or_streamed() {
     let (registry, addr, _s) = setup_with(|r| builder(r).body_limit(256).build()).await;

@@ -10,13 +10,13 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use bridge_support::*;
-use herald::apns::Reason;
+use herald::apns::{Payload, Reason};
 use herald::bridge::{
     ApnsSink, Device, DeviceRegistry, Environment, LifecycleConfig, ManualClock, Message,
     PushConfigRecovered, PushConfigSuspect, PushSkipped, SkipCause, SuspectedCause,
     TokenInvalidated, TokenQuarantined, TokenReleased,
 };
-use herald::mock::MockApns;
+use herald::mock::{Fault, MockApns};
 use herald::testkit::Recorder;
 use herald::{Notification, NotificationCenter};
 
@@ -319,6 +319,135 @@ async fn good_and_bad_tokens_mixed_quarantine_exactly_the_bad_ones() {
     want.insert(unknown_b.clone());
     assert_eq!(left, want);
     assert!(registry.quarantined().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_accepted_after_its_rejection_is_not_quarantined_by_its_own_acceptance() {
+    // APNs answers BadDeviceToken once (a glitch), then accepts the token. Its own acceptance
+    // is no evidence against it: the waiting rejection is dropped, and a later acceptance of
+    // another token does not decide it either.
+    let clock = clock();
+    let registry = DeviceRegistry::in_memory();
+    let (flaky, other) = (token(700), token(701));
+    register(
+        &registry,
+        "ray",
+        std::slice::from_ref(&flaky),
+        Environment::Sandbox,
+    );
+    register(
+        &registry,
+        "sue",
+        std::slice::from_ref(&other),
+        Environment::Sandbox,
+    );
+    let h = Harness::start_with(registry.clone(), |b| {
+        b.lifecycle(config()).clock(clock.clone())
+    })
+    .await;
+    for t in [&flaky, &other] {
+        h.mock.register_device(t, BUNDLE);
+    }
+    h.mock
+        .script_for_device(&flaky, Fault::reject(400, "BadDeviceToken"));
+    let seen = Seen::on(&h.center);
+
+    for (order, user) in ["ray", "ray", "sue", "ray"].into_iter().enumerate() {
+        h.center.post(Shipped {
+            user: user.into(),
+            order: order as u64,
+        });
+        h.forwarding.idle().await;
+    }
+    assert_eq!(
+        pushed(&h.mock),
+        [flaky.clone(), flaky.clone(), other, flaky.clone()],
+        "a token APNs had just accepted was held back"
+    );
+    let m = h.sink.metrics();
+    assert_eq!(
+        (m.rejected, m.accepted, m.quarantined, m.skipped),
+        (1, 3, 0, 0)
+    );
+    assert!(seen.quarantined.values().is_empty());
+    assert!(registry.quarantined().unwrap().is_empty());
+}
+
+/// A message for one device token, as given.
+#[derive(Debug, Clone)]
+struct Wake {
+    token: String,
+}
+impl Notification for Wake {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_to_a_token_of_the_other_environment_is_skipped_never_quarantined() {
+    // Pat has a production phone and a development (sandbox) one; the sink talks to
+    // production. Sent there, the sandbox token would be answered BadDeviceToken (as the mock,
+    // which does not know it, would), which says nothing about the token.
+    let clock = clock();
+    let registry = DeviceRegistry::in_memory();
+    let (prod, sandbox) = (token(710), token(711));
+    register(
+        &registry,
+        "pat",
+        std::slice::from_ref(&prod),
+        Environment::Production,
+    );
+    register(
+        &registry,
+        "pat",
+        std::slice::from_ref(&sandbox),
+        Environment::Sandbox,
+    );
+    let before = registry.all().unwrap();
+    let h = Harness::start_with(registry.clone(), |b| {
+        b.environment(Environment::Production)
+            .lifecycle(config())
+            .clock(clock.clone())
+    })
+    .await;
+    h.mock.register_device(&prod, BUNDLE);
+    let seen = Seen::on(&h.center);
+    let direct = h.center.observer::<Wake>().forward(
+        h.sink
+            .map(|w: &Wake| Message::to_token(&w.token, Payload::alert("Wake up"))),
+    );
+
+    // Twice, a grace period apart (when a quarantined token would be probed and confirmed).
+    for order in 0..2 {
+        h.center.post(Shipped {
+            user: "pat".into(),
+            order,
+        });
+        h.forwarding.idle().await;
+        h.center.post(Wake {
+            token: sandbox.clone(),
+        });
+        direct.idle().await;
+        clock.advance(GRACE + Duration::from_secs(1));
+    }
+    assert_eq!(
+        pushed(&h.mock),
+        [prod.clone(), prod],
+        "only production's token"
+    );
+    let skipped = seen.skipped.values();
+    assert_eq!(skipped.len(), 2);
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s.cause == SkipCause::OtherEnvironment && s.push.device_token() == sandbox)
+    );
+    assert_eq!(
+        registry.all().unwrap(),
+        before,
+        "kept, and not in quarantine"
+    );
+    assert!(seen.quarantined.values().is_empty());
+    assert!(seen.invalidated.values().is_empty());
+    let m = h.sink.metrics();
+    assert_eq!((m.sent, m.accepted, m.skipped), (2, 2, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

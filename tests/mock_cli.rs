@@ -235,6 +235,31 @@ async fn a_bare_herald_mock_prints_a_push_command_that_works_and_cleans_up_on_si
 
 /// Bad input: exit 1 with a message that says what is wrong, nothing on stdout (no listening
 /// line before the failure), and nothing left in the temp dir.
+fn assert_refused_before_printing(run_dir: &Path, args: &[&str], says: &str) {
+    let out: Output = Command::new(HERALD)
+        .arg("mock")
+        .args(args)
+        .env("TMPDIR", run_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(says),
+        "{args:?} should say {says:?}: {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        entries(run_dir).is_empty(),
+        "{args:?} left {:?}",
+        entries(run_dir)
+    );
+}
+
 #[test]
 fn herald_mock_rejects_bad_input_before_printing_anything() {
     let tmp = tempfile::tempdir().unwrap();
@@ -262,30 +287,26 @@ fn herald_mock_rejects_bad_input_before_printing_anything() {
         (&["--no-such-option"], "no-such-option"),
     ];
     for (args, says) in cases {
-        let out: Output = Command::new(HERALD)
-            .arg("mock")
-            .args(*args)
-            .env("TMPDIR", run_dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(says),
-            "{args:?} should say {says:?}: {stderr}"
-        );
-        assert!(
-            out.stdout.is_empty(),
-            "{args:?} printed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert!(
-            entries(run_dir.path()).is_empty(),
-            "{args:?} left {:?}",
-            entries(run_dir.path())
-        );
+        assert_refused_before_printing(run_dir.path(), args, says);
     }
     drop(busy);
+}
+
+/// A time with a multi-byte character where the parser looks at fixed byte offsets (the UTC
+/// offset, after whole or fractional seconds) is a usage error like any other bad time, not a
+/// panic (exit 101).
+#[test]
+fn a_non_ascii_unregistered_time_is_not_a_time_and_not_a_crash() {
+    let run_dir = tempfile::tempdir().unwrap();
+    for time in [
+        "2026-01-01T00:00:00é0:00",
+        "2026-01-01T00:00:00.5é0:00",
+        "2026-01-01T00:00:00+0é:00",
+        "2026-01-01T00:00:0é",
+    ] {
+        let arg = format!("abcd@{time}");
+        assert_refused_before_printing(run_dir.path(), &["--unregistered", &arg], "not a time");
+    }
 }
 
 #[test]

@@ -9,11 +9,12 @@
 //! - **`BadDeviceToken` / `DeviceTokenNotForTopic` quarantine, on evidence.** APNs gives
 //!   `BadDeviceToken` also for a token of the other environment, so one rejection proves
 //!   nothing about the token. The rejection waits (at most one [window](LifecycleConfig::window))
-//!   until its topic and environment show that the configuration works: at least one push
-//!   accepted in the window, fewer than [`threshold`](LifecycleConfig::threshold) of the
+//!   until its topic and environment show that the configuration works: a push to another
+//!   token accepted in the window, fewer than [`threshold`](LifecycleConfig::threshold) of the
 //!   window's pushes rejected, and the breaker closed. Then [`TokenQuarantined`] is posted:
 //!   the token is kept, and the sink sends it nothing (each message for it becomes a
-//!   [`PushSkipped`]).
+//!   [`PushSkipped`]). A push to the token itself accepted meanwhile drops its waiting
+//!   rejection: the token works, and its own acceptance is never evidence against it.
 //! - **Probes, then confirmation.** After [`grace`](LifecycleConfig::grace) (since its last
 //!   rejection) the next message for a quarantined token is sent as a probe (one at a time).
 //!   Accepted: [`TokenReleased`]. Rejected again with other tokens of its topic and environment
@@ -182,10 +183,15 @@ pub enum SkipCause {
     Quarantined,
     /// The circuit breaker of the push's topic and environment is open.
     BreakerOpen,
+    /// A [`Target::Token`](crate::bridge::Target::Token) message for a token the registry holds
+    /// with the other environment than the sink's
+    /// ([`ApnsSinkBuilder::environment`](crate::bridge::ApnsSinkBuilder::environment)): the
+    /// sink's server would answer `BadDeviceToken`. Send it with a sink of that environment.
+    OtherEnvironment,
 }
 
 impl SkipCause {
-    /// `"quarantined"` or `"breaker_open"`.
+    /// `"quarantined"`, `"breaker_open"` or `"other_environment"`.
     ///
     /// ```
     /// # use herald::bridge::SkipCause;
@@ -195,12 +201,14 @@ impl SkipCause {
         match self {
             SkipCause::Quarantined => "quarantined",
             SkipCause::BreakerOpen => "breaker_open",
+            SkipCause::OtherEnvironment => "other_environment",
         }
     }
 }
 
 /// The sink held a push back instead of sending it; the push is handed back so it can be
-/// sent later (for example once [`PushConfigRecovered`] is posted).
+/// sent later (for example once [`PushConfigRecovered`] is posted), or elsewhere (a token of
+/// the other environment: [`SkipCause::OtherEnvironment`]).
 ///
 /// ```
 /// use herald::bridge::{PushSkipped, SkipCause};
@@ -651,9 +659,19 @@ struct Pending {
     registered: bool,
 }
 
+/// A token's latest acceptance.
+struct Acceptance {
+    token: String,
+    at: SystemTime,
+}
+
 struct KeyState {
     buckets: VecDeque<Bucket>,
-    last_accepted: Option<SystemTime>,
+    /// The latest acceptance, and the latest acceptance of a token other than its token:
+    /// together they tell, for any token, when *another* token was last accepted (a token's
+    /// own acceptance is never evidence against it).
+    latest_accepted: Option<Acceptance>,
+    runner_up_accepted: Option<Acceptance>,
     pending: Vec<Pending>,
     breaker: Breaker,
 }
@@ -662,7 +680,8 @@ impl KeyState {
     fn new() -> KeyState {
         KeyState {
             buckets: VecDeque::new(),
-            last_accepted: None,
+            latest_accepted: None,
+            runner_up_accepted: None,
             pending: Vec::new(),
             breaker: Breaker::Closed,
         }
@@ -721,8 +740,43 @@ impl KeyState {
         all
     }
 
+    /// Notes that `token` was accepted at `at`.
+    fn accepted(&mut self, token: &str, at: SystemTime) {
+        let new = Acceptance {
+            token: token.to_owned(),
+            at,
+        };
+        match self.latest_accepted.take() {
+            None => self.latest_accepted = Some(new),
+            Some(mut latest) if latest.token == token => {
+                latest.at = latest.at.max(at);
+                self.latest_accepted = Some(latest);
+            }
+            Some(latest) if at >= latest.at => {
+                self.runner_up_accepted = Some(latest);
+                self.latest_accepted = Some(new);
+            }
+            Some(latest) => {
+                if self.runner_up_accepted.as_ref().is_none_or(|r| r.at <= at) {
+                    self.runner_up_accepted = Some(new);
+                }
+                self.latest_accepted = Some(latest);
+            }
+        }
+    }
+
+    /// When a token other than `token` was last accepted: the evidence against `token`.
+    fn others_accepted(&self, token: &str) -> Option<SystemTime> {
+        match &self.latest_accepted {
+            Some(latest) if latest.token != token => Some(latest.at),
+            Some(_) => self.runner_up_accepted.as_ref().map(|r| r.at),
+            None => None,
+        }
+    }
+
     /// Evidence that the configuration works: the breaker is closed, a push was accepted in
-    /// the window, and the rejected fraction is under the threshold.
+    /// the window, and the rejected fraction is under the threshold. (A waiting rejection is
+    /// decided only if, besides, a push to another token was accepted in the window.)
     fn healthy(&self, threshold: f64) -> bool {
         if !matches!(self.breaker, Breaker::Closed) {
             return false;
@@ -909,7 +963,7 @@ impl Lifecycle {
         match &observed {
             Observed::Accepted => {
                 ks.bucket(now, config.window).accepted += 1;
-                ks.last_accepted = Some(ks.last_accepted.map_or(now, |t| t.max(now)));
+                ks.accepted(token, now);
             }
             Observed::Rejected { reason, .. } if suspect => {
                 let b = ks.bucket(now, config.window);
@@ -1000,7 +1054,11 @@ impl Lifecycle {
             }
         }
 
-        // 3. The token.
+        // 3. The token. An acceptance shows that it works: its own waiting rejection is dropped
+        // (only other tokens' acceptances are evidence against it).
+        if matches!(observed, Observed::Accepted) {
+            ks.pending.retain(|p| p.token != token);
+        }
         match observed {
             Observed::Rejected { reason, timestamp } if reason.invalidates_token() => {
                 if !ticket.registered {
@@ -1017,7 +1075,8 @@ impl Lifecycle {
             Observed::Rejected { reason, .. } if reason.quarantines_token() => {
                 let closed = matches!(ks.breaker, Breaker::Closed);
                 if let Some(last_rejected) = ticket.token_probe {
-                    let evidence = closed && ks.last_accepted.is_some_and(|t| t > last_rejected);
+                    let evidence =
+                        closed && ks.others_accepted(token).is_some_and(|t| t > last_rejected);
                     if evidence {
                         if !ticket.registered {
                             state.memory.remove(token);
@@ -1066,9 +1125,18 @@ impl Lifecycle {
             _ => {}
         }
 
-        // 4. Decide the waiting rejections once the evidence is there.
+        // 4. Decide the waiting rejections once the evidence is there: the topic and
+        // environment are healthy, and a push to another token was accepted in the window.
         if !ks.pending.is_empty() && ks.healthy(config.threshold) {
-            for p in ks.pending.drain(..) {
+            let in_window = |at: SystemTime| {
+                now.duration_since(at)
+                    .map_or(true, |age| age < config.window)
+            };
+            let (decided, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut ks.pending)
+                .into_iter()
+                .partition(|p| ks.others_accepted(&p.token).is_some_and(in_window));
+            ks.pending = waiting;
+            for p in decided {
                 if !p.registered {
                     remember(&mut state.memory, &p.token, &p.reason, p.at);
                 }
@@ -1242,6 +1310,49 @@ mod tests {
         assert_eq!(names(&actions), ["quarantined"]);
         // With evidence in the window, the next one is decided at once.
         assert_eq!(names(&send(&l, "bad2", bad())), ["quarantined"]);
+    }
+
+    #[test]
+    fn a_tokens_own_acceptance_is_never_evidence_against_it() {
+        let clock = ManualClock::new();
+        let l = engine(&clock);
+        // Rejected, then accepted: the waiting rejection is dropped, nothing is decided.
+        assert!(send(&l, "flaky", bad()).is_empty());
+        assert!(send(&l, "flaky", Observed::Accepted).is_empty());
+        assert!(send(&l, "good", Observed::Accepted).is_empty(), "dropped");
+        // Accepted, then rejected: only another token's acceptance decides it.
+        let l = engine(&clock);
+        assert!(send(&l, "t", Observed::Accepted).is_empty());
+        assert!(send(&l, "t", bad()).is_empty(), "its own acceptance");
+        assert_eq!(
+            names(&send(&l, "other", Observed::Accepted)),
+            ["quarantined"]
+        );
+    }
+
+    #[test]
+    fn a_probe_is_confirmed_only_by_other_tokens_acceptances() {
+        let clock = ManualClock::new();
+        let l = engine(&clock);
+        let q = Quarantine::new(Reason::BadDeviceToken, clock.now());
+        let t = Target {
+            token: "bad",
+            topic: TOPIC,
+            environment: Some(Environment::Sandbox),
+            registered: Some(Some(&q)),
+        };
+        // An acceptance of this very token since its last rejection (a push that was in
+        // flight when it went into quarantine) confirms nothing.
+        clock.advance(Duration::from_secs(1));
+        send(&l, "bad", Observed::Accepted);
+        clock.advance(Duration::from_secs(1000));
+        let Admit::Send(ticket) = l.admit(&t) else {
+            panic!("no probe after grace")
+        };
+        assert_eq!(
+            names(&l.record(ticket, "bad", None, l.now(), bad())),
+            ["quarantined"]
+        );
     }
 
     #[test]

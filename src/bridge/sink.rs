@@ -14,7 +14,7 @@ use crate::apns::{
 };
 use crate::bridge::clock::{Clock, SystemClock};
 use crate::bridge::lifecycle::{
-    Action, Admit, BreakerReport, Lifecycle, LifecycleConfig, Observed, PushSkipped,
+    Action, Admit, BreakerReport, Lifecycle, LifecycleConfig, Observed, PushSkipped, SkipCause,
     Target as LifecycleTarget, Ticket,
 };
 use crate::bridge::registry::Quarantine;
@@ -165,7 +165,9 @@ pub type DispatchFuture =
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// One device token (sent with the message's or the sink's topic).
+    /// One device token (sent with the message's or the sink's topic). A token the registry
+    /// holds with the other environment than the sink's is not sent: see
+    /// [`ApnsSinkBuilder::environment`].
     Token(String),
     /// Every device of a subject in the sink's [`DeviceRegistry`] (each with its own topic,
     /// unless the message or the sink names one: then only devices of that topic).
@@ -363,7 +365,8 @@ pub struct SinkMetrics {
     pub quarantined: u64,
     /// `TokenReleased` posted (a probe of a quarantined token was accepted).
     pub released: u64,
-    /// Pushes held back (`PushSkipped`): token in quarantine, or breaker open. Not in `sent`.
+    /// Pushes held back (`PushSkipped`): token in quarantine, breaker open, or a token
+    /// registered for the other environment. Not in `sent`.
     pub skipped: u64,
     /// `PushConfigSuspect` posted (circuit breaker openings).
     pub config_suspect: u64,
@@ -541,7 +544,11 @@ impl ApnsSinkBuilder {
     }
 
     /// Only address registered devices of this environment (the one the client talks to).
-    /// Also the environment the circuit breaker files [`Target::Token`] pushes under.
+    /// A [`Target::Token`] message for a token the registry holds with the other environment
+    /// is not sent: it is handed back as a [`PushSkipped`] with
+    /// [`SkipCause::OtherEnvironment`](crate::bridge::SkipCause::OtherEnvironment) (the server
+    /// would answer `BadDeviceToken`, which says nothing about the token). Tokens the registry
+    /// does not hold are sent, and the circuit breaker files them under this environment.
     ///
     /// ```
     /// # use herald::{apns::ApnsClient, bridge::{ApnsSink, Environment}};
@@ -648,6 +655,8 @@ struct Resolved {
     environment: Option<Environment>,
     /// The registry's state of the token, when it holds it.
     registered: Option<Option<Quarantine>>,
+    /// Not to be sent, and why (a token of the other environment).
+    held: Option<SkipCause>,
 }
 
 impl ApnsSink {
@@ -752,12 +761,23 @@ impl ApnsSink {
                         None
                     }
                 });
+                // A token is filed under its registered environment, never the sink's: a token
+                // of the other environment is not sent at all (its server would answer
+                // BadDeviceToken, evidence against nothing).
+                let registered_env = known.as_ref().map(|d| d.environment);
+                let held = match (registered_env, inner.environment) {
+                    (Some(theirs), Some(ours)) if theirs != ours => {
+                        Some(SkipCause::OtherEnvironment)
+                    }
+                    _ => None,
+                };
                 Ok(vec![Resolved {
                     token,
                     topic: topic.cloned().unwrap_or_default(),
                     subject: None,
-                    environment: inner.environment.or(known.as_ref().map(|d| d.environment)),
+                    environment: registered_env.or(inner.environment),
                     registered: known.map(|d| d.quarantine),
+                    held,
                 }])
             }
             Target::Subject(subject) => {
@@ -775,6 +795,7 @@ impl ApnsSink {
                         subject: Some(subject.clone()),
                         environment: Some(d.environment),
                         registered: Some(d.quarantine),
+                        held: None,
                     })
                     .collect())
             }
@@ -1031,6 +1052,7 @@ async fn send_one(
         subject,
         environment,
         registered,
+        held,
     } = resolved;
     let push = match message.build(&token, &topic) {
         Ok(p) => p,
@@ -1055,12 +1077,15 @@ async fn send_one(
         topic = %push.topic(),
         token = %crate::apns::token_prefix(push.device_token()),
     );
-    let admit = sink.inner.lifecycle.admit(&LifecycleTarget {
-        token: &token,
-        topic: &topic,
-        environment,
-        registered: registered.as_ref().map(Option::as_ref),
-    });
+    let admit = match held {
+        Some(cause) => Admit::Skip(cause),
+        None => sink.inner.lifecycle.admit(&LifecycleTarget {
+            token: &token,
+            topic: &topic,
+            environment,
+            registered: registered.as_ref().map(Option::as_ref),
+        }),
+    };
     let ticket = match admit {
         Admit::Send(ticket) => ticket,
         Admit::Skip(cause) => {

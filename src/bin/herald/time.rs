@@ -70,6 +70,11 @@ pub(crate) fn parse(s: &str) -> Result<SystemTime, String> {
         let ms: u64 = s.parse().map_err(|_| bad())?;
         return Ok(UNIX_EPOCH + Duration::from_millis(ms));
     }
+    // Every valid form is ASCII; from here on the text is read as bytes, and a byte offset is
+    // never a position inside a character.
+    if !s.is_ascii() {
+        return Err(bad());
+    }
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return Err(bad());
@@ -78,11 +83,11 @@ pub(crate) fn parse(s: &str) -> Result<SystemTime, String> {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| -> Result<u32, String> {
-        let part = s.get(r).ok_or_else(bad)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
+        let part = b.get(r).ok_or_else(bad)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        part.parse().map_err(|_| bad())
+        Ok(part.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -115,16 +120,16 @@ pub(crate) fn parse(s: &str) -> Result<SystemTime, String> {
             millis *= 10;
         }
     }
-    let offset_secs: i64 = match &s[i..] {
-        "Z" | "z" => 0,
-        off if off.len() == 6 && matches!(&off[..1], "+" | "-") && &off[3..4] == ":" => {
+    let offset_secs: i64 = match &b[i..] {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
             let oh = num(i + 1..i + 3)?;
             let om = num(i + 4..i + 6)?;
             if oh > 23 || om > 59 {
                 return Err(bad());
             }
             let v = i64::from(oh * 3600 + om * 60);
-            if off.starts_with('-') { -v } else { v }
+            if *sign == b'-' { -v } else { v }
         }
         _ => return Err(bad()),
     };
@@ -202,6 +207,26 @@ mod tests {
             "-5",
         ] {
             assert!(parse(s).is_err(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_anywhere_is_not_a_time_and_never_a_panic() {
+        let good = "2026-01-01T00:00:00.250+02:00";
+        // Each byte in turn replaced by a two- or three-byte character, so that every fixed
+        // byte offset the parser reads falls inside one somewhere.
+        for c in ["é", "€", "٣"] {
+            for at in 0..good.len() {
+                let s = format!("{}{c}{}", &good[..at], &good[at + 1..]);
+                assert!(parse(&s).unwrap_err().contains("not a time"), "{s:?}");
+            }
+        }
+        for s in [
+            "2026-01-01T00:00:00é0:00",
+            "2026-01-01T00:00:00.5é0:00",
+            "１７６７２２５６００００",
+        ] {
+            assert!(parse(s).unwrap_err().contains("not a time"), "{s:?}");
         }
     }
 }

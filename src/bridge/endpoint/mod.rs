@@ -14,7 +14,8 @@
 //! | `environment` | optional: `sandbox` or `production` (default: the endpoint's) |
 //!
 //! `newToken` alone registers; both replace (the old token is never addressed again);
-//! `oldToken` alone removes.
+//! `oldToken` alone removes. A JSON body is one object whose values are strings or `null`
+//! (unknown keys are ignored, a repeated key is refused); anything else is `400 bad_json`.
 //!
 //! # Who may do what
 //! - The [`Verifier`] (your code) reads the request's credentials (bearer token, session
@@ -393,6 +394,30 @@ struct Fields {
     environment: Option<String>,
 }
 
+/// A JSON body's [`Fields`], read from a JSON object only. serde's derive would also read a
+/// struct from an array, as positional fields (`["alice", null, "<token>"]`): that is not the
+/// documented request, so it is refused like any other body that is not an object. Duplicate
+/// keys are refused as before (the derive's own check, on the object).
+struct JsonObject(Fields);
+
+impl<'de> serde::Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = Fields;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Fields, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Object).map(JsonObject)
+    }
+}
+
 impl<V: Verifier> RegistrationEndpoint<V> {
     /// Starts configuring an endpoint over `registry`, with `verifier` deciding who calls.
     ///
@@ -571,13 +596,17 @@ impl<V: Verifier> RegistrationEndpoint<V> {
             .trim()
             .to_ascii_lowercase();
         let fields = match content_type.as_str() {
-            "application/json" => serde_json::from_slice::<Fields>(&bytes).map_err(|_| {
-                refuse(
-                    StatusCode::BAD_REQUEST,
-                    "bad_json",
-                    "the body is not a JSON object with string fields",
-                )
-            })?,
+            "application/json" => {
+                serde_json::from_slice::<JsonObject>(&bytes)
+                    .map_err(|_| {
+                        refuse(
+                            StatusCode::BAD_REQUEST,
+                            "bad_json",
+                            "the body is not a JSON object with string fields",
+                        )
+                    })?
+                    .0
+            }
             "application/x-www-form-urlencoded" => parse_form(&bytes)?,
             _ => {
                 return Err(refuse(

@@ -517,6 +517,30 @@ fn weak_with_filter_expires_and_is_removed() {
 }
 
 #[test]
+fn a_weak_observer_whose_filter_refuses_every_later_post_still_goes_with_its_target() {
+    let center = NotificationCenter::new();
+    let target: Log = Arc::default();
+    center
+        .observer::<Ev>()
+        .filter(|e| e.0 < 10)
+        .weak(&target, |log, n| push_ref(log, n.0))
+        .detach();
+    center
+        .observer::<Wildcard>()
+        .family("matrix.")
+        .filter(|n| value(n) < 10)
+        .weak(&target, |log, n| push_ref(log, value(n)))
+        .detach();
+    center.post(Ev(1));
+    assert_eq!(*target.lock().unwrap(), [1, 1]);
+    assert_eq!(center.post(Ev(10)).received, 0, "refused while the target lives");
+    drop(target);
+    // Every later post is refused by both filters: the target's absence is found anyway.
+    assert_eq!(center.post(Ev(11)).received, 0);
+    assert_eq!(center.stats::<Ev>().observers, 0);
+}
+
+#[test]
 fn inline_with_sender_and_queue_keep_the_sender() {
     let center = NotificationCenter::new();
     let me = SenderId::new();

@@ -512,7 +512,10 @@ impl<N: Notification> ObserverBuilder<N> {
     /// Calls `observer` with `target` on the posting thread while `target` lives, holding only
     /// a weak reference to it. The first post that finds `target` gone removes the observer
     /// (its closure is freed once no post can still see it); others pay nothing for that.
-    /// The guard ends it earlier, like any other.
+    /// A [`filter`](Self::filter) is asked only while `target` lives, so an observer whose
+    /// filter refuses every later post still goes at the first post of its type (with a
+    /// [`sender`](Self::sender) filter: the first post from that sender). The guard ends it
+    /// earlier, like any other.
     ///
     /// ```
     /// use herald::{NotificationCenter, Notification};
@@ -534,14 +537,23 @@ impl<N: Notification> ObserverBuilder<N> {
     /// center.post(Saved(2)); // finds the screen gone: the observer is removed
     /// assert_eq!(center.stats::<Saved>().observers, 0);
     /// ```
-    pub fn weak<T, F>(self, target: &Arc<T>, observer: F) -> Subscription
+    pub fn weak<T, F>(mut self, target: &Arc<T>, observer: F) -> Subscription
     where
         T: Send + Sync + 'static,
         F: Fn(&T, &N) + Send + Sync + 'static,
     {
+        // The filter goes inside, after the target's test: in front of it, a filter that
+        // refuses every later post would keep an observer of a dead target forever.
+        let filter = self.filter.take();
         self.subscribe_kind(WeakInline {
             target: Arc::downgrade(target),
-            f: observer,
+            f: move |t: &T, n: &N| {
+                let wanted = filter.as_ref().is_none_or(|p| p(n));
+                if wanted {
+                    observer(t, n);
+                }
+                wanted
+            },
         })
     }
 

@@ -597,6 +597,7 @@ impl<N: Notification, F: Fn(&N, Option<SenderId>) + Send + Sync + 'static> Kind<
 }
 
 /// An inline observer of a weakly held target: removed the first time the target is gone.
+/// `f` says whether it took the value (its filter, asked only while the target lives).
 pub(crate) struct WeakInline<T, F> {
     pub(crate) target: Weak<T>,
     pub(crate) f: F,
@@ -606,14 +607,12 @@ impl<N, T, F> Kind<N> for WeakInline<T, F>
 where
     N: Notification,
     T: Send + Sync + 'static,
-    F: Fn(&T, &N) + Send + Sync + 'static,
+    F: Fn(&T, &N) -> bool + Send + Sync + 'static,
 {
     fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery {
         match self.target.upgrade() {
-            Some(t) => {
-                (self.f)(&t, value);
-                Delivery::Done
-            }
+            Some(t) if (self.f)(&t, value) => Delivery::Done,
+            Some(_) => Delivery::Skipped,
             None => {
                 cx.expired(meta.id);
                 Delivery::Skipped

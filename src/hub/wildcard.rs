@@ -165,10 +165,10 @@ impl ObserverBuilder<Wildcard> {
         };
         let expired = AtomicBool::new(false);
         let f: AnyFn = Arc::new(move |n: &AnyNotification<'_>| {
-            if filter.as_ref().is_some_and(|p| !p(n)) {
-                return false;
-            }
+            // The target first: a filter in front of it that refuses every later post would
+            // keep an observer of a dead target forever.
             match target.upgrade() {
+                Some(_) if filter.as_ref().is_some_and(|p| !p(n)) => false,
                 Some(t) => {
                     observer(&t, n);
                     true

@@ -7,6 +7,8 @@
 //! push waiting for the client's request timeout), never as an assertion.
 #![cfg(all(feature = "endpoint", feature = "mock", feature = "testkit"))]
 
+mod bridge_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use herald::apns::{ApnsClient, Endpoint, Payload, Reason, RetryPolicy, TokenKey};
+use bridge_support::{client_builder_of, sink_for, tokens_of_subject, verifier};
+use herald::apns::{ApnsClient, Payload, Reason, RetryPolicy};
 use herald::bridge::endpoint::RegistrationEndpoint;
 use herald::bridge::{
     ApnsSink, ApnsSinkBuilder, Device, DeviceRegistry, Environment, FaultyStore, Forwarding,
@@ -31,10 +34,26 @@ use herald::{Notification, NotificationCenter};
 const KEY_ID: &str = "AUDITKEY01";
 const TEAM_ID: &str = "AUDITTEAM1";
 const APP: &str = "com.example.audit";
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+/// The address the endpoint tests call from, unless a test is about addresses.
+const PEER: &str = "10.0.0.1";
 
 /// A 64-hex-digit token, distinct per `n`.
 fn tok(n: u32) -> String {
     format!("{n:08x}").repeat(8)
+}
+
+/// `n` tokens, `tok(first)` on.
+fn toks(first: u32, n: u32) -> Vec<String> {
+    (0..n).map(|i| tok(first + i)).collect()
+}
+
+/// Tells `mock` that each of `tokens` is a device of `app`.
+fn known_to<'a>(mock: &MockApns, tokens: impl IntoIterator<Item = &'a String>, app: &str) {
+    for t in tokens {
+        mock.register_device(t, app);
+    }
 }
 
 fn retry_fast() -> RetryPolicy {
@@ -47,20 +66,12 @@ fn retry_fast() -> RetryPolicy {
 
 /// A client of `mock`, with a key the mock knows.
 fn client_for(mock: &MockApns) -> ApnsClient {
-    let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
-    ApnsClient::builder()
-        .endpoint(
-            Endpoint::custom(&mock.url())
-                .unwrap()
-                .with_ca_pem(mock.ca_pem()),
-        )
-        .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM_ID).unwrap())
+    client_builder_of(mock, KEY_ID, TEAM_ID)
         .retry(retry_fast())
         .request_timeout(Duration::from_millis(800))
         .build()
         .unwrap()
 }
-
 /// A message for every device of a user.
 #[derive(Debug, Clone)]
 struct ToUser {
@@ -131,12 +142,7 @@ impl Rig {
         let center = NotificationCenter::new();
         let cleanup = registry.observe(&center);
         let seen = Seen::on(&center);
-        let sink = configure(
-            ApnsSink::builder(client)
-                .registry(registry.clone())
-                .topic(APP),
-        )
-        .build();
+        let sink = sink_for(client, &registry, APP, configure);
         let users = center
             .observer::<ToUser>()
             .forward(sink.map(|n: &ToUser| Message::to_subject(&n.user, Payload::alert("audit"))));
@@ -167,6 +173,12 @@ impl Rig {
             .filter_map(|r| r.device_token)
             .collect()
     }
+
+    /// Asserts that every push sent so far, `n` of them, was rejected.
+    fn assert_all_rejected(&self, n: u64) {
+        let m = self.sink.metrics();
+        assert_eq!((m.sent, m.rejected), (n, n), "{m:?}");
+    }
 }
 
 fn register_all(registry: &DeviceRegistry, subject: &str, tokens: &[String], env: Environment) {
@@ -175,6 +187,13 @@ fn register_all(registry: &DeviceRegistry, subject: &str, tokens: &[String], env
             .register(Device::new(subject, t.as_str(), APP, env))
             .unwrap();
     }
+}
+
+/// An in-memory registry where `subject` owns `tokens` in `env`.
+fn registry_of(subject: &str, tokens: &[String], env: Environment) -> DeviceRegistry {
+    let registry = DeviceRegistry::in_memory();
+    register_all(&registry, subject, tokens, env);
+    registry
 }
 
 /// The checks every misconfiguration test makes: nothing deleted, nothing quarantined, in the
@@ -200,6 +219,31 @@ fn assert_untouched(rig: &Rig, before: &[Device]) {
     assert_eq!((m.quarantined, m.invalidated), (0, 0), "{m:?}");
 }
 
+/// [`assert_untouched`], and exactly one alarm was raised: it is returned.
+fn untouched_with_one_alarm(rig: &Rig, before: &[Device]) -> PushConfigSuspect {
+    assert_untouched(rig, before);
+    let alarms = rig.seen.suspect.values();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    alarms.into_iter().next().unwrap()
+}
+
+/// The misconfiguration scenario: `subject` owns `tokens` (sandbox), which `mock` was told how
+/// to answer; one message to `subject` must have every push rejected without touching the
+/// registry, and raise one alarm, which is returned.
+async fn one_message_all_rejected(
+    mock: MockApns,
+    subject: &str,
+    tokens: &[String],
+) -> PushConfigSuspect {
+    let registry = registry_of(subject, tokens, Environment::Sandbox);
+    let before = registry.all().unwrap();
+    let rig = Rig::start(mock, registry, |b| b).await;
+
+    rig.to_user(subject).await;
+    rig.assert_all_rejected(tokens.len() as u64);
+    untouched_with_one_alarm(&rig, &before)
+}
+
 // =============================================================================================
 // The registry is never wiped by a misconfiguration (issue 12, point 1 and "what to build").
 // =============================================================================================
@@ -207,20 +251,16 @@ fn assert_untouched(rig: &Rig, before: &[Device]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_disallowed_for_every_token_touches_no_token_and_raises_one_wrong_topic_alarm() {
     let mock = MockApns::start().await.unwrap();
-    let tokens: Vec<String> = (0..25).map(|i| tok(0x100 + i)).collect();
-    for t in &tokens {
-        mock.register_device(t, APP);
-    }
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "una", &tokens, Environment::Sandbox);
+    let tokens = toks(0x100, 25);
+    known_to(&mock, &tokens, APP);
+    let registry = registry_of("una", &tokens, Environment::Sandbox);
     let before = registry.all().unwrap();
     let rig = Rig::start(mock, registry, |b| b).await;
     // The key is scoped to another app: APNs answers 400 TopicDisallowed for every push.
     assert!(rig.mock.restrict_key(KEY_ID, &["com.example.other"]));
 
     rig.to_user("una").await;
-    let m = rig.sink.metrics();
-    assert_eq!((m.sent, m.rejected), (25, 25), "{m:?}");
+    rig.assert_all_rejected(25);
     assert!(
         rig.seen
             .rejected
@@ -228,11 +268,9 @@ async fn topic_disallowed_for_every_token_touches_no_token_and_raises_one_wrong_
             .iter()
             .all(|r| r.reason == Reason::TopicDisallowed)
     );
-    assert_untouched(&rig, &before);
-    let alarms = rig.seen.suspect.values();
-    assert_eq!(alarms.len(), 1, "{alarms:?}");
-    assert_eq!(alarms[0].cause, SuspectedCause::WrongTopic);
-    assert_eq!(alarms[0].topic, APP);
+    let alarm = untouched_with_one_alarm(&rig, &before);
+    assert_eq!(alarm.cause, SuspectedCause::WrongTopic);
+    assert_eq!(alarm.topic, APP);
 
     // While the breaker is open every message still gets exactly one outcome: held back.
     let before_pushes = rig.mock.pushes().len();
@@ -247,23 +285,11 @@ async fn topic_disallowed_for_every_token_touches_no_token_and_raises_one_wrong_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_of_another_app_are_never_quarantined_when_every_push_is_not_for_topic() {
     let mock = MockApns::start().await.unwrap();
-    let tokens: Vec<String> = (0..25).map(|i| tok(0x200 + i)).collect();
+    let tokens = toks(0x200, 25);
     // The endpoint was configured with the wrong bundle id: every token belongs to another app.
-    for t in &tokens {
-        mock.register_device(t, "com.example.other");
-    }
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "vic", &tokens, Environment::Sandbox);
-    let before = registry.all().unwrap();
-    let rig = Rig::start(mock, registry, |b| b).await;
-
-    rig.to_user("vic").await;
-    let m = rig.sink.metrics();
-    assert_eq!((m.sent, m.rejected), (25, 25), "{m:?}");
-    assert_untouched(&rig, &before);
-    let alarms = rig.seen.suspect.values();
-    assert_eq!(alarms.len(), 1, "{alarms:?}");
-    assert_eq!(alarms[0].cause, SuspectedCause::WrongTopic);
+    known_to(&mock, &tokens, "com.example.other");
+    let alarm = one_message_all_rejected(mock, "vic", &tokens).await;
+    assert_eq!(alarm.cause, SuspectedCause::WrongTopic);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,12 +302,9 @@ async fn an_expired_provider_token_touches_no_token() {
         .await
         .unwrap();
     clock.advance(Duration::from_secs(2 * 3600));
-    let tokens: Vec<String> = (0..25).map(|i| tok(0x300 + i)).collect();
-    for t in &tokens {
-        mock.register_device(t, APP);
-    }
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "wes", &tokens, Environment::Sandbox);
+    let tokens = toks(0x300, 25);
+    known_to(&mock, &tokens, APP);
+    let registry = registry_of("wes", &tokens, Environment::Sandbox);
     let before = registry.all().unwrap();
     let rig = Rig::start(mock, registry, |b| b).await;
 
@@ -289,32 +312,20 @@ async fn an_expired_provider_token_touches_no_token() {
     let m = rig.sink.metrics();
     assert_eq!(m.accepted, 0, "{m:?}");
     assert_eq!(m.sent, m.rejected + m.failed, "{m:?}");
-    assert_untouched(&rig, &before);
-    let alarms = rig.seen.suspect.values();
-    assert_eq!(alarms.len(), 1, "{alarms:?}");
-    assert_eq!(alarms[0].cause, SuspectedCause::WrongCredentials);
+    let alarm = untouched_with_one_alarm(&rig, &before);
+    assert_eq!(alarm.cause, SuspectedCause::WrongCredentials);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_for_every_token_touches_no_token_and_blames_the_credentials() {
     let mock = MockApns::start().await.unwrap();
-    let tokens: Vec<String> = (0..25).map(|i| tok(0x400 + i)).collect();
+    let tokens = toks(0x400, 25);
     for t in &tokens {
         mock.register_device(t, APP);
         mock.script_for_device(t, Fault::reject(403, "Forbidden"));
     }
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "xia", &tokens, Environment::Sandbox);
-    let before = registry.all().unwrap();
-    let rig = Rig::start(mock, registry, |b| b).await;
-
-    rig.to_user("xia").await;
-    let m = rig.sink.metrics();
-    assert_eq!((m.sent, m.rejected), (25, 25), "{m:?}");
-    assert_untouched(&rig, &before);
-    let alarms = rig.seen.suspect.values();
-    assert_eq!(alarms.len(), 1, "{alarms:?}");
-    assert_eq!(alarms[0].cause, SuspectedCause::WrongCredentials);
+    let alarm = one_message_all_rejected(mock, "xia", &tokens).await;
+    assert_eq!(alarm.cause, SuspectedCause::WrongCredentials);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,9 +333,8 @@ async fn a_wrong_environment_for_direct_token_messages_touches_no_token() {
     // Production tokens, a sink for production, but the server (the mock) knows none of them:
     // exactly what the sandbox answers for production tokens (BadDeviceToken).
     let mock = MockApns::start().await.unwrap();
-    let tokens: Vec<String> = (0..25).map(|i| tok(0x500 + i)).collect();
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "yan", &tokens, Environment::Production);
+    let tokens = toks(0x500, 25);
+    let registry = registry_of("yan", &tokens, Environment::Production);
     let before = registry.all().unwrap();
     let rig = Rig::start(mock, registry, |b| b.environment(Environment::Production)).await;
 
@@ -332,13 +342,10 @@ async fn a_wrong_environment_for_direct_token_messages_touches_no_token() {
         rig.center.post(ToToken { token: t.clone() });
     }
     rig.tokens.idle().await;
-    let m = rig.sink.metrics();
-    assert_eq!((m.sent, m.rejected), (25, 25), "{m:?}");
-    assert_untouched(&rig, &before);
-    let alarms = rig.seen.suspect.values();
-    assert_eq!(alarms.len(), 1, "{alarms:?}");
-    assert_eq!(alarms[0].cause, SuspectedCause::WrongEnvironment);
-    assert_eq!(alarms[0].environment, Some(Environment::Production));
+    rig.assert_all_rejected(25);
+    let alarm = untouched_with_one_alarm(&rig, &before);
+    assert_eq!(alarm.cause, SuspectedCause::WrongEnvironment);
+    assert_eq!(alarm.environment, Some(Environment::Production));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,9 +354,7 @@ async fn a_wrong_environment_trickling_below_the_minimum_sample_never_quarantine
     // many windows. Nothing was ever accepted: nothing may be quarantined or deleted.
     let clock = ManualClock::at(SystemTime::now() + Duration::from_secs(1));
     let mock = MockApns::start().await.unwrap();
-    let tokens: Vec<String> = (0..5).map(|i| tok(0x600 + i)).collect();
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "zed", &tokens, Environment::Sandbox);
+    let registry = registry_of("zed", &toks(0x600, 5), Environment::Sandbox);
     let before = registry.all().unwrap();
     let config = LifecycleConfig::default()
         .window(Duration::from_secs(300))
@@ -361,8 +366,7 @@ async fn a_wrong_environment_trickling_below_the_minimum_sample_never_quarantine
         rig.to_user("zed").await;
         clock.advance(Duration::from_secs(301));
     }
-    let m = rig.sink.metrics();
-    assert_eq!((m.sent, m.rejected), (40, 40), "{m:?}");
+    rig.assert_all_rejected(40);
     assert_untouched(&rig, &before);
     assert!(rig.seen.suspect.is_empty(), "below the minimum sample");
 }
@@ -372,24 +376,18 @@ async fn a_breaker_for_one_environment_holds_back_nothing_of_the_other() {
     // One registry with both environments, a sink without an environment filter talking to a
     // server that knows only the sandbox tokens: the production key is all rejected.
     let mock = MockApns::start().await.unwrap();
-    let dev: Vec<String> = (0..5).map(|i| tok(0x690 + i)).collect();
-    let prod: Vec<String> = (0..25).map(|i| tok(0x6a0 + i)).collect();
-    for t in &dev {
-        mock.register_device(t, APP);
-    }
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "sam", &dev, Environment::Sandbox);
+    let (dev, prod) = (toks(0x690, 5), toks(0x6a0, 25));
+    known_to(&mock, &dev, APP);
+    let registry = registry_of("sam", &dev, Environment::Sandbox);
     register_all(&registry, "sam", &prod, Environment::Production);
     let before = registry.all().unwrap();
     let rig = Rig::start(mock, registry, |b| b).await;
 
     rig.to_user("sam").await;
     rig.to_user("sam").await;
-    assert_untouched(&rig, &before);
-    let alarms = rig.seen.suspect.values();
-    assert_eq!(alarms.len(), 1, "{alarms:?}");
-    assert_eq!(alarms[0].environment, Some(Environment::Production));
-    assert_eq!(alarms[0].cause, SuspectedCause::WrongEnvironment);
+    let alarm = untouched_with_one_alarm(&rig, &before);
+    assert_eq!(alarm.environment, Some(Environment::Production));
+    assert_eq!(alarm.cause, SuspectedCause::WrongEnvironment);
     assert_eq!(rig.seen.accepted.count(), 10, "sandbox pushes held back");
     assert!(
         rig.seen
@@ -408,12 +406,8 @@ async fn a_breaker_for_one_environment_holds_back_nothing_of_the_other() {
 async fn a_410_deletes_exactly_that_token_and_carries_apples_timestamp() {
     let mock = MockApns::start().await.unwrap();
     let (a, b, c, other) = (tok(0x700), tok(0x701), tok(0x702), tok(0x703));
-    for t in [&a, &b, &c, &other] {
-        mock.register_device(t, APP);
-    }
-    let registry = DeviceRegistry::in_memory();
-    register_all(
-        &registry,
+    known_to(&mock, [&a, &b, &c, &other], APP);
+    let registry = registry_of(
         "ann",
         &[a.clone(), b.clone(), c.clone()],
         Environment::Sandbox,
@@ -434,13 +428,7 @@ async fn a_410_deletes_exactly_that_token_and_carries_apples_timestamp() {
     let rig = Rig::start(mock, registry, |b| b).await;
 
     rig.to_user("ann").await;
-    let left: Vec<String> = rig
-        .registry
-        .devices("ann")
-        .unwrap()
-        .into_iter()
-        .map(|d| d.token)
-        .collect();
+    let left = tokens_of_subject(&rig.registry, "ann");
     let mut want = vec![a.clone(), c.clone()];
     want.sort();
     assert_eq!(left, want, "exactly the 410 token is gone");
@@ -501,28 +489,13 @@ fn the_410_rule_is_decided_at_millisecond_precision() {
 async fn a_410_without_a_timestamp_deletes_a_token_registered_before_the_push() {
     let mock = MockApns::start().await.unwrap();
     let (t, keep) = (tok(0x900), tok(0x901));
-    for x in [&t, &keep] {
-        mock.register_device(x, APP);
-    }
+    known_to(&mock, [&t, &keep], APP);
     mock.script_for_device(&t, Fault::reject(410, "ExpiredToken"));
-    let registry = DeviceRegistry::in_memory();
-    register_all(
-        &registry,
-        "dot",
-        &[t.clone(), keep.clone()],
-        Environment::Sandbox,
-    );
+    let registry = registry_of("dot", &[t.clone(), keep.clone()], Environment::Sandbox);
     let rig = Rig::start(mock, registry, |b| b).await;
 
     rig.to_user("dot").await;
-    let left: Vec<String> = rig
-        .registry
-        .devices("dot")
-        .unwrap()
-        .into_iter()
-        .map(|d| d.token)
-        .collect();
-    assert_eq!(left, [keep]);
+    assert_eq!(tokens_of_subject(&rig.registry, "dot"), [keep]);
     let inv = rig.seen.invalidated.values();
     assert_eq!(inv.len(), 1);
     assert_eq!(inv[0].reason, Reason::ExpiredToken);
@@ -568,7 +541,6 @@ fn a_confirmation_reason_never_deletes_an_active_token() {
     assert_eq!(registry.devices("eve").unwrap().len(), 1);
 }
 
-// =============================================================================================
 // Outcomes: on the same center, one per push.
 // =============================================================================================
 
@@ -577,13 +549,7 @@ async fn accepted_pushes_come_back_on_the_same_center_with_the_apns_id_apns_saw(
     let mock = MockApns::start().await.unwrap();
     let t = tok(0xb00);
     mock.register_device(&t, APP);
-    let registry = DeviceRegistry::in_memory();
-    register_all(
-        &registry,
-        "fay",
-        std::slice::from_ref(&t),
-        Environment::Sandbox,
-    );
+    let registry = registry_of("fay", std::slice::from_ref(&t), Environment::Sandbox);
     let rig = Rig::start(mock, registry, |b| b).await;
     let elsewhere = NotificationCenter::new();
     let foreign: Recorder<PushAccepted> = Recorder::new(&elsewhere);
@@ -603,10 +569,8 @@ async fn accepted_pushes_come_back_on_the_same_center_with_the_apns_id_apns_saw(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_push_gets_exactly_one_outcome_under_faults() {
     let mock = MockApns::start().await.unwrap();
-    let tokens: Vec<String> = (0..12).map(|i| tok(0xc00 + i)).collect();
-    for t in &tokens {
-        mock.register_device(t, APP);
-    }
+    let tokens = toks(0xc00, 12);
+    known_to(&mock, &tokens, APP);
     let f = |i: usize| tokens[i].as_str();
     mock.script_for_device(f(1), Fault::reject(500, "InternalServerError")); // retried
     for _ in 0..3 {
@@ -625,8 +589,7 @@ async fn every_push_gets_exactly_one_outcome_under_faults() {
     );
     mock.script_for_device(f(7), Fault::reject(429, "TooManyRequests")); // retried
     mock.script_for_device(f(8), Fault::Delay(Duration::from_millis(50)));
-    let registry = DeviceRegistry::in_memory();
-    register_all(&registry, "gil", &tokens, Environment::Sandbox);
+    let registry = registry_of("gil", &tokens, Environment::Sandbox);
     let rig = Rig::start(mock, registry, |b| b).await;
 
     // Three rounds, one after the other (the 410 token is gone after the first).
@@ -672,13 +635,7 @@ async fn dropping_the_forwarding_still_reports_the_pushes_already_sent() {
     let t = tok(0xd00);
     mock.register_device(&t, APP);
     mock.script_for_device(&t, Fault::Delay(Duration::from_millis(300)));
-    let registry = DeviceRegistry::in_memory();
-    register_all(
-        &registry,
-        "hal",
-        std::slice::from_ref(&t),
-        Environment::Sandbox,
-    );
+    let registry = registry_of("hal", std::slice::from_ref(&t), Environment::Sandbox);
     let rig = Rig::start(mock, registry, |b| b).await;
     let Rig {
         center,
@@ -728,16 +685,8 @@ async fn an_unbuildable_message_is_one_push_failed_without_a_push() {
 async fn a_sink_for_one_environment_addresses_only_that_environments_devices() {
     let mock = MockApns::start().await.unwrap();
     let (dev, prod) = (tok(0xe00), tok(0xe01));
-    for t in [&dev, &prod] {
-        mock.register_device(t, APP);
-    }
-    let registry = DeviceRegistry::in_memory();
-    register_all(
-        &registry,
-        "ida",
-        std::slice::from_ref(&dev),
-        Environment::Sandbox,
-    );
+    known_to(&mock, [&dev, &prod], APP);
+    let registry = registry_of("ida", std::slice::from_ref(&dev), Environment::Sandbox);
     register_all(
         &registry,
         "ida",
@@ -794,12 +743,12 @@ fn ownership_and_replacement_survive_a_restart() {
     let (kept, old, new) = (tok(0x1000), tok(0x1001), tok(0x1002));
     {
         let registry = DeviceRegistry::open(&path).unwrap();
-        registry
-            .register(Device::new("kim", kept.as_str(), APP, Environment::Sandbox))
-            .unwrap();
-        registry
-            .register(Device::new("kim", old.as_str(), APP, Environment::Sandbox))
-            .unwrap();
+        register_all(
+            &registry,
+            "kim",
+            &[kept.clone(), old.clone()],
+            Environment::Sandbox,
+        );
         registry
             .replace(
                 &old,
@@ -808,12 +757,7 @@ fn ownership_and_replacement_survive_a_restart() {
             .unwrap();
     }
     let registry = DeviceRegistry::open(&path).unwrap();
-    let tokens: BTreeSet<String> = registry
-        .devices("kim")
-        .unwrap()
-        .into_iter()
-        .map(|d| d.token)
-        .collect();
+    let tokens: BTreeSet<String> = tokens_of_subject(&registry, "kim").into_iter().collect();
     assert_eq!(tokens, BTreeSet::from([kept.clone(), new.clone()]));
     // Still kim's: nobody else may take them.
     let err = registry
@@ -854,18 +798,17 @@ fn the_registration_time_survives_a_restart_for_the_410_rule() {
 // The registration endpoint: abuse is refused with a typed 4xx and nothing changes.
 // =============================================================================================
 
-fn bearer(req: &http::request::Parts) -> Option<String> {
-    let auth = req.headers.get("authorization")?.to_str().ok()?;
-    let subject = auth.strip_prefix("Bearer user-")?;
-    (!subject.is_empty()).then(|| subject.to_owned())
-}
-
 type Verify = fn(&http::request::Parts) -> Option<String>;
 
+type EndpointBuilder = herald::bridge::endpoint::RegistrationEndpointBuilder<Verify>;
+
+/// An endpoint for `APP` over `registry`, configured further by `configure`.
 fn endpoint(
     registry: &DeviceRegistry,
-) -> herald::bridge::endpoint::RegistrationEndpointBuilder<Verify> {
-    RegistrationEndpoint::builder(registry.clone(), bearer as Verify).topic(APP)
+    configure: impl FnOnce(EndpointBuilder) -> EndpointBuilder,
+) -> RegistrationEndpoint<Verify> {
+    configure(RegistrationEndpoint::builder(registry.clone(), verifier as Verify).topic(APP))
+        .build()
 }
 
 fn request(
@@ -880,12 +823,26 @@ fn request(
     b.body(Full::new(body.into())).unwrap()
 }
 
+/// A form POST as the caller `user-<subject>`.
+fn form(subject: &str, body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+    request(Some(subject), FORM, body)
+}
+
 struct Reply {
     status: u16,
     retry_after: Option<u64>,
     json: serde_json::Value,
 }
 
+impl Reply {
+    /// Asserts that the request was refused with `status` and the error `error`.
+    fn assert_refused(&self, status: u16, error: &str) {
+        assert_eq!(
+            (self.status, self.json["error"].as_str()),
+            (status, Some(error))
+        );
+    }
+}
 async fn call<V: herald::bridge::endpoint::Verifier>(
     e: &RegistrationEndpoint<V>,
     req: http::Request<Full<Bytes>>,
@@ -917,7 +874,7 @@ fn seeded() -> DeviceRegistry {
 #[tokio::test]
 async fn malformed_json_bodies_are_a_typed_400_and_change_nothing() {
     let registry = seeded();
-    let e = endpoint(&registry).build();
+    let e = endpoint(&registry, |b| b);
     let before = registry.all().unwrap();
     let t = tok(10);
     let bodies: Vec<Vec<u8>> = vec![
@@ -932,12 +889,7 @@ async fn malformed_json_bodies_are_a_typed_400_and_change_nothing() {
     ];
     for body in bodies {
         let shown = String::from_utf8_lossy(&body).into_owned();
-        let r = call(
-            &e,
-            request(Some("alice"), "application/json", body),
-            "10.0.0.1",
-        )
-        .await;
+        let r = call(&e, request(Some("alice"), JSON, body), PEER).await;
         assert_eq!(r.status, 400, "{shown}: {}", r.json);
         assert_eq!(r.json["error"], "bad_json", "{shown}: {}", r.json);
         assert!(r.json["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -954,25 +906,12 @@ async fn a_body_at_the_limit_is_read_and_one_byte_more_is_413() {
     let registry = DeviceRegistry::in_memory();
     let body = format!("newToken={}", tok(12));
     let limit = body.len();
-    let e = endpoint(&registry).body_limit(limit).build();
+    let e = endpoint(&registry, |b| b.body_limit(limit));
     let over = format!("{body}&");
-    let r = call(
-        &e,
-        request(Some("amy"), "application/x-www-form-urlencoded", over),
-        "10.0.0.1",
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.json["error"].as_str()),
-        (413, Some("body_too_large"))
-    );
+    let r = call(&e, form("amy", over), PEER).await;
+    r.assert_refused(413, "body_too_large");
     assert!(registry.all().unwrap().is_empty());
-    let r = call(
-        &e,
-        request(Some("amy"), "application/x-www-form-urlencoded", body),
-        "10.0.0.1",
-    )
-    .await;
+    let r = call(&e, form("amy", body), PEER).await;
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(registry.devices("amy").unwrap().len(), 1);
 }
@@ -980,24 +919,13 @@ async fn a_body_at_the_limit_is_read_and_one_byte_more_is_413() {
 #[tokio::test(start_paused = true)]
 async fn a_client_that_waits_its_retry_after_is_served() {
     let registry = DeviceRegistry::in_memory();
-    let e = endpoint(&registry)
-        .rate_limit(2, Duration::from_secs(7))
-        .build();
-    let form = |n: u32| {
-        request(
-            Some("ada"),
-            "application/x-www-form-urlencoded",
-            format!("newToken={}", tok(n)),
-        )
-    };
-    assert_eq!(call(&e, form(20), "10.0.0.1").await.status, 200);
-    assert_eq!(call(&e, form(21), "10.0.0.1").await.status, 200);
+    let e = endpoint(&registry, |b| b.rate_limit(2, Duration::from_secs(7)));
+    let register = |n: u32| form("ada", format!("newToken={}", tok(n)));
+    assert_eq!(call(&e, register(20), PEER).await.status, 200);
+    assert_eq!(call(&e, register(21), PEER).await.status, 200);
     let before = registry.all().unwrap();
-    let r = call(&e, form(22), "10.0.0.1").await;
-    assert_eq!(
-        (r.status, r.json["error"].as_str()),
-        (429, Some("rate_limited"))
-    );
+    let r = call(&e, register(22), PEER).await;
+    r.assert_refused(429, "rate_limited");
     assert_eq!(
         registry.all().unwrap(),
         before,
@@ -1005,7 +933,7 @@ async fn a_client_that_waits_its_retry_after_is_served() {
     );
     let wait = r.retry_after.expect("429 without Retry-After");
     tokio::time::advance(Duration::from_secs(wait)).await;
-    let r = call(&e, form(22), "10.0.0.1").await;
+    let r = call(&e, register(22), PEER).await;
     assert_eq!(
         r.status, 200,
         "refused again after waiting Retry-After={wait}: {}",
@@ -1016,12 +944,12 @@ async fn a_client_that_waits_its_retry_after_is_served() {
 #[tokio::test(start_paused = true)]
 async fn one_address_failing_verification_does_not_lock_out_another() {
     let registry = DeviceRegistry::in_memory();
-    let e = endpoint(&registry)
-        .failed_auth_limit(2, Duration::from_secs(60))
-        .build();
+    let e = endpoint(&registry, |b| {
+        b.failed_auth_limit(2, Duration::from_secs(60))
+    });
     let body = format!("newToken={}", tok(30));
     let forged = || {
-        let mut r = request(None, "application/x-www-form-urlencoded", body.clone());
+        let mut r = request(None, FORM, body.clone());
         r.headers_mut()
             .insert("authorization", "Bearer nope".parse().unwrap());
         r
@@ -1032,12 +960,7 @@ async fn one_address_failing_verification_does_not_lock_out_another() {
     let r = call(&e, forged(), "198.51.100.7").await;
     assert_eq!(r.status, 429);
     assert!(r.retry_after.is_some());
-    let ok = request(
-        Some("liz"),
-        "application/x-www-form-urlencoded",
-        body.clone(),
-    );
-    let r = call(&e, ok, "198.51.100.8").await;
+    let r = call(&e, form("liz", body.clone()), "198.51.100.8").await;
     assert_eq!(
         r.status, 200,
         "an innocent address was locked out: {}",
@@ -1058,13 +981,7 @@ async fn a_locked_out_address_is_refused_before_verification() {
         .topic(APP)
         .failed_auth_limit(3, Duration::from_secs(60))
         .build();
-    let mk = || {
-        request(
-            None,
-            "application/x-www-form-urlencoded",
-            format!("newToken={}", tok(31)),
-        )
-    };
+    let mk = || request(None, FORM, format!("newToken={}", tok(31)));
     for _ in 0..3 {
         assert_eq!(call(&e, mk(), "203.0.113.5").await.status, 401);
     }
@@ -1088,19 +1005,11 @@ async fn a_failing_store_is_503_with_retry_after_and_changes_nothing() {
         .register(Device::new("bob", tok(2), APP, Environment::Sandbox))
         .unwrap();
     let before = registry.all().unwrap();
-    let e = endpoint(&registry).build();
+    let e = endpoint(&registry, |b| b);
     store.set_down(true);
     let body = format!("oldToken={}&newToken={}", tok(2), tok(40));
-    let r = call(
-        &e,
-        request(Some("bob"), "application/x-www-form-urlencoded", body),
-        "10.0.0.1",
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.json["error"].as_str()),
-        (503, Some("store_unavailable"))
-    );
+    let r = call(&e, form("bob", body), PEER).await;
+    r.assert_refused(503, "store_unavailable");
     assert!(r.retry_after.is_some_and(|s| s >= 1));
     store.set_down(false);
     assert_eq!(registry.all().unwrap(), before);
@@ -1109,51 +1018,27 @@ async fn a_failing_store_is_503_with_retry_after_and_changes_nothing() {
 #[tokio::test]
 async fn removing_a_token_nobody_registered_is_404_and_changes_nothing() {
     let registry = seeded();
-    let e = endpoint(&registry).build();
+    let e = endpoint(&registry, |b| b);
     let before = registry.all().unwrap();
     let body = format!("oldToken={}", tok(50));
-    let r = call(
-        &e,
-        request(Some("bob"), "application/x-www-form-urlencoded", body),
-        "10.0.0.1",
-    )
-    .await;
-    assert_eq!(
-        (r.status, r.json["error"].as_str()),
-        (404, Some("not_registered"))
-    );
+    let r = call(&e, form("bob", body), PEER).await;
+    r.assert_refused(404, "not_registered");
     assert_eq!(registry.all().unwrap(), before);
 }
 
 #[tokio::test]
 async fn a_replacement_through_the_endpoint_is_one_step_and_the_old_token_is_never_addressed() {
     let registry = DeviceRegistry::in_memory();
-    let e = endpoint(&registry).build();
+    let e = endpoint(&registry, |b| b);
     let (old, new) = (tok(60), tok(61));
-    let r = call(
-        &e,
-        request(
-            Some("ned"),
-            "application/json",
-            format!(r#"{{"newToken":"{old}"}}"#),
-        ),
-        "10.0.0.1",
-    )
-    .await;
+    let first = format!(r#"{{"newToken":"{old}"}}"#);
+    let r = call(&e, request(Some("ned"), JSON, first), PEER).await;
     assert_eq!(r.status, 200);
-    let r = call(
-        &e,
-        request(
-            Some("ned"),
-            "application/json",
-            format!(
-                r#"{{"oldToken":"{}","newToken":"{new}","environment":"production"}}"#,
-                old.to_uppercase()
-            ),
-        ),
-        "10.0.0.1",
-    )
-    .await;
+    let replace = format!(
+        r#"{{"oldToken":"{}","newToken":"{new}","environment":"production"}}"#,
+        old.to_uppercase()
+    );
+    let r = call(&e, request(Some("ned"), JSON, replace), PEER).await;
     assert_eq!(
         (r.status, r.json["result"].as_str()),
         (200, Some("replaced")),
@@ -1168,9 +1053,7 @@ async fn a_replacement_through_the_endpoint_is_one_step_and_the_old_token_is_nev
 
     // And a sink addresses the new token only.
     let mock = MockApns::start().await.unwrap();
-    for t in [&old, &new] {
-        mock.register_device(t, APP);
-    }
+    known_to(&mock, [&old, &new], APP);
     let rig = Rig::start(mock, registry, |b| b).await;
     rig.to_user("ned").await;
     assert_eq!(rig.pushed(), [new]);

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
+use herald::apns::{ApnsClient, ApnsClientBuilder, Endpoint, Payload, TokenKey};
 use herald::bridge::endpoint::RegistrationEndpoint;
 use herald::bridge::{
     ApnsSink, ApnsSinkBuilder, DeviceRegistry, Forwarding, Message, RegistrySubscription,
@@ -107,16 +107,46 @@ pub struct Harness {
 
 /// A client of `mock`, with the mock's key.
 pub fn client_of(mock: &MockApns) -> ApnsClient {
-    let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
+    client_builder_of(mock, KEY_ID, TEAM_ID).build().unwrap()
+}
+
+/// A client builder for `mock`: its URL and CA, and a key the mock made for `key_id` of
+/// `team_id`.
+pub fn client_builder_of(mock: &MockApns, key_id: &str, team_id: &str) -> ApnsClientBuilder {
+    let p8 = mock.generate_key(key_id, team_id).unwrap();
     ApnsClient::builder()
         .endpoint(
             Endpoint::custom(&mock.url())
                 .unwrap()
                 .with_ca_pem(mock.ca_pem()),
         )
-        .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM_ID).unwrap())
-        .build()
+        .token_auth(TokenKey::from_p8_pem(p8, key_id, team_id).unwrap())
+}
+
+/// A sink that pushes through `client` to `registry`'s devices of `topic`, configured further
+/// by `configure`.
+pub fn sink_for(
+    client: ApnsClient,
+    registry: &DeviceRegistry,
+    topic: &str,
+    configure: impl FnOnce(ApnsSinkBuilder) -> ApnsSinkBuilder,
+) -> ApnsSink {
+    configure(
+        ApnsSink::builder(client)
+            .registry(registry.clone())
+            .topic(topic),
+    )
+    .build()
+}
+
+/// The tokens `subject` has registered.
+pub fn tokens_of_subject(registry: &DeviceRegistry, subject: &str) -> Vec<String> {
+    registry
+        .devices(subject)
         .unwrap()
+        .into_iter()
+        .map(|d| d.token)
+        .collect()
 }
 
 impl Harness {
@@ -133,12 +163,7 @@ impl Harness {
         let client = client_of(&mock);
         let center = NotificationCenter::new();
         let cleanup = registry.observe(&center);
-        let sink = configure(
-            ApnsSink::builder(client)
-                .registry(registry.clone())
-                .topic(BUNDLE),
-        )
-        .build();
+        let sink = sink_for(client, &registry, BUNDLE, configure);
         let forwarding = center
             .observer::<Shipped>()
             .forward(sink.map(|n: &Shipped| {
@@ -172,12 +197,7 @@ impl Harness {
     }
 
     pub fn tokens(&self, subject: &str) -> Vec<String> {
-        self.registry
-            .devices(subject)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.token)
-            .collect()
+        tokens_of_subject(&self.registry, subject)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Batching of exported notifications (`NatsBridgeBuilder::batching`, wire version 2) against
 //! a real `nats-server` (see `tests/nats_support`): a batched export delivers everything in
 //! order with exact counts to typed and family imports; batches never mix subjects or senders
-//! and keep within their limits and the server's `max_payload`; an importer reads each item of
+//! and keep within their limits and the server's `max_payload` (none form before the first
+//! connection, when it is not known yet); an importer reads each item of
 //! a batch on its own (one bad item is one undecodable notification) and its loss accounting
 //! is exact across batches and single messages, gaps and duplicates included; without
 //! batching (the default) every notification is one message whose payload is its JSON.
@@ -260,6 +261,55 @@ async fn batches_keep_within_the_servers_max_payload() {
     // The batches fill up to the limit (an item takes about 24 bytes).
     let fullest = raw.iter().map(|m| m.payload.len()).max().unwrap();
     assert!(fullest > 1024 - 30, "fullest batch {fullest} bytes");
+}
+
+/// Before its first connection a bridge does not know the server's `max_payload`: what is
+/// exported meanwhile (`retry_initial_connect`) goes out one notification to a message, not in
+/// batches the server might refuse (which would cost the connection and what it carried).
+async fn exports_before_the_first_connection_are_not_batched_past_the_servers_max_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("max_payload.conf");
+    std::fs::write(&conf, "max_payload: 1024\n").unwrap();
+    let mut server = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
+    server.kill();
+    let a = NatsBridge::builder()
+        .batching(Batching::new())
+        .retry_initial_connect(true)
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .heartbeat(Duration::from_millis(100))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let here = NotificationCenter::new();
+    let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    const N: u64 = 200; // about 24 bytes each: far more than 1 KiB together
+    for n in 0..N {
+        here.post(Numbered { sender: 0, n });
+    }
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    until("connected", || {
+        a.state() == herald::nats::ConnectionState::Connected
+    })
+    .await;
+    a.ping().await.unwrap();
+    let m = a.metrics();
+    assert_eq!((m.exported, m.published, m.batches), (N, N, 0), "{m:?}");
+    assert_eq!(m.disconnects, 0, "the server kept the connection: {m:?}");
+    // Once connected, batches form again, within the server's limit.
+    let b = bridge(&server).await;
+    let there = NotificationCenter::new();
+    let import = b.import::<Numbered>(&there).await.unwrap();
+    for n in N..N + 200 {
+        here.post(Numbered { sender: 0, n });
+    }
+    until("the second burst", || import.stats().posted == 200).await;
+    assert_eq!(import.stats().lost, 0);
+    assert!(a.metrics().batches > 0, "{:?}", a.metrics());
 }
 
 async fn batches_never_mix_senders_or_subjects_and_keep_each_items_origin() {
@@ -673,6 +723,10 @@ fn main() {
             nats_support::test(
                 "batches_keep_within_the_servers_max_payload",
                 batches_keep_within_the_servers_max_payload,
+            ),
+            nats_support::test(
+                "exports_before_the_first_connection_are_not_batched_past_the_servers_max_payload",
+                exports_before_the_first_connection_are_not_batched_past_the_servers_max_payload,
             ),
             nats_support::test(
                 "batches_never_mix_senders_or_subjects_and_keep_each_items_origin",

@@ -1,5 +1,6 @@
 //! The NATS bridge against a real `nats-server` (see `tests/nats_support`): export, import,
-//! origins, no echo, no loops, order, names, families, loss accounting, health and shutdown.
+//! origins, no echo, no loops, order, names, families, loss accounting (forged sequence
+//! numbers included), URL lists, health and shutdown (with the server gone too).
 //! Two bridges in one process stand for two processes (each has its own connection and id);
 //! `tests/nats_processes.rs` does it across real processes.
 //!
@@ -473,6 +474,38 @@ async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_impor
     assert_eq!((stats.posted, stats.undecodable, stats.lost), (1, 2, 0));
 }
 
+/// Sequence numbers are the sender's word: one past the range (here `u64::MAX`) is malformed
+/// metadata, counted undecodable, and neither it nor an ordinary number after it from the same
+/// origin stops the import or makes up a loss.
+async fn a_sequence_number_past_the_range_is_undecodable_and_the_import_goes_on() {
+    let server = NatsServer::start();
+    let b = bridge(&server).await;
+    let there = NotificationCenter::new();
+    let import = b.import::<OrderShipped>(&there).await.unwrap();
+    let (seen, _s) = record::<OrderShipped>(&there);
+    let (bad, _b) = record::<RemoteUndecodable>(&there);
+    let peer = async_nats::connect(server.url()).await.unwrap();
+    let origin = "00000000000000000000000000000abc";
+    let subject = "shop.order.shipped";
+    raw_publish(&peer, subject, origin, u64::MAX, "{\"id\":1}", false).await;
+    raw_publish(&peer, subject, origin, 1, "{\"id\":2}", false).await;
+    raw_publish(&peer, subject, origin, 2, "{\"id\":3}", false).await;
+    // The same from a plain client: the import must still be alive to post it.
+    peer.publish(subject, "{\"id\":4}".into()).await.unwrap();
+    until("four messages", || import.stats().received == 4).await;
+    until("the last one posted", || len(&seen) == 3).await;
+    let ids: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.id).collect();
+    assert_eq!(ids, [2, 3, 4]);
+    let stats = import.stats();
+    assert_eq!(
+        (stats.posted, stats.undecodable, stats.lost),
+        (3, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(len(&bad), 1);
+    assert!(bad.lock().unwrap()[0].error.contains("sequence number"));
+}
+
 async fn a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap() {
     full_outbox_drops_counted(NatsBridge::builder(), 86..=90).await;
 }
@@ -561,6 +594,76 @@ async fn shutdown_sends_what_is_queued_then_closes() {
         .unwrap_err();
     assert!(again.is_closed());
     a.shutdown().await.unwrap(); // idempotent
+}
+
+/// With the server gone, `shutdown` still returns, within its timeout: what the client took is
+/// counted published, what was still in the outbox is counted dropped and reported, and the
+/// bridge is closed.
+async fn shutdown_returns_within_its_timeout_when_the_server_is_gone() {
+    let mut server = NatsServer::start();
+    let a = NatsBridge::builder()
+        .client_capacity(8)
+        .shutdown_timeout(Duration::from_millis(300))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let here = NotificationCenter::new();
+    let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    let (reports, _r) = record::<ExportDropped>(&here);
+    let mut states = a.watch_state();
+    server.kill();
+    tokio::time::timeout(
+        nats_support::PATIENCE,
+        states.wait_for(|s| *s == ConnectionState::Disconnected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // More than the client's queue holds while nobody drains it: the rest waits in the outbox.
+    for n in 0..100 {
+        here.post(Numbered { sender: 0, n });
+    }
+    let err = tokio::time::timeout(nats_support::PATIENCE, a.shutdown())
+        .await
+        .expect("shutdown returns with the server gone")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    assert_eq!(a.state(), ConnectionState::Closed);
+    let m = a.metrics();
+    assert_eq!(m.exported, 100);
+    assert_eq!(m.published + m.export_dropped, 100, "{m:?}");
+    assert!(m.export_dropped > 0, "the outbox held some: {m:?}");
+    until("the drops reported", || {
+        reports
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.dropped)
+            .sum::<u64>()
+            == m.export_dropped
+    })
+    .await;
+    assert!(
+        reports.lock().unwrap()[0].reason.contains("shut down"),
+        "{:?}",
+        reports.lock().unwrap()
+    );
+    a.shutdown().await.unwrap(); // idempotent
+}
+
+/// `connect` takes a comma-separated list of URLs and tries them in turn.
+async fn a_list_of_urls_is_tried_in_turn() {
+    let server = NatsServer::start();
+    let a = NatsBridge::builder()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(&format!("nats://127.0.0.1:1, {}", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(a.state(), ConnectionState::Connected);
+    for bad in ["", "nats://127.0.0.1:1,,nats://127.0.0.1:2"] {
+        let err = NatsBridge::connect(bad).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{bad:?}: {err}");
+    }
 }
 
 async fn a_server_restart_is_survived_reported_and_losses_are_counted() {
@@ -765,6 +868,10 @@ fn main() {
                 undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported,
             ),
             nats_support::test(
+                "a_sequence_number_past_the_range_is_undecodable_and_the_import_goes_on",
+                a_sequence_number_past_the_range_is_undecodable_and_the_import_goes_on,
+            ),
+            nats_support::test(
                 "a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap",
                 a_full_outbox_drops_counted_reports_them_and_importers_see_the_gap,
             ),
@@ -775,6 +882,14 @@ fn main() {
             nats_support::test(
                 "shutdown_sends_what_is_queued_then_closes",
                 shutdown_sends_what_is_queued_then_closes,
+            ),
+            nats_support::test(
+                "shutdown_returns_within_its_timeout_when_the_server_is_gone",
+                shutdown_returns_within_its_timeout_when_the_server_is_gone,
+            ),
+            nats_support::test(
+                "a_list_of_urls_is_tried_in_turn",
+                a_list_of_urls_is_tried_in_turn,
             ),
             nats_support::test(
                 "a_server_restart_is_survived_reported_and_losses_are_counted",

@@ -4,9 +4,13 @@
 //!   posted into the sink's center as without NATS, 410s reaching the registry;
 //! - a worker that dies between send and ack: the push is sent again with the same apns-id
 //!   and collapse id, and the sink still sees exactly one outcome;
-//! - bad jobs, missing workers and shutdown are reported, never silent;
-//! - `NatsKvStore` passes the registry store conformance suite, and several connections
-//!   registering at once lose nothing.
+//! - bad jobs, missing workers and shutdown are reported, never silent; a job that is not a
+//!   valid push gets one failed outcome and is never redelivered;
+//! - one push dispatched twice is sent once; two subject prefixes cannot share stream names;
+//!   `WorkerMetrics::in_flight` counts the jobs held;
+//! - `NatsKvStore` passes the registry store conformance suite, several connections
+//!   registering at once lose nothing, it waits for a server that is not up yet, and takes
+//!   credentials in its URL without ever showing them.
 //!
 //! Runs when `nats-server` is installed, reported ignored otherwise (failing instead with
 //! `HERALD_REQUIRE_NATS=1`).
@@ -24,13 +28,13 @@ use herald::bridge::{
     ApnsSink, Device, DeviceRegistry, Environment, Message, PushAccepted, PushFailed, PushRejected,
     TokenInvalidated, conformance,
 };
-use herald::mock::MockApns;
+use herald::mock::{Latency, MockApns};
 use herald::nats::{
-    NatsBridge, NatsKvStore, NatsPushQueue, OutcomeImport, PushQueueConfig, PushWorker,
+    ErrorKind, NatsBridge, NatsKvStore, NatsPushQueue, OutcomeImport, PushQueueConfig, PushWorker,
     RemotePushOutcome, RemoteResult,
 };
 use herald::{Notification, NotificationCenter};
-use nats_support::{NatsServer, until};
+use nats_support::{NatsServer, PATIENCE, record, until};
 
 const KEY_ID: &str = "ABC123DEFG";
 const TEAM_ID: &str = "TEAM123456";
@@ -471,6 +475,302 @@ async fn a_stopped_server_fails_enqueues_with_a_typed_error() {
     assert_eq!(queue.metrics().enqueue_failed, 1);
 }
 
+/// A job that decodes but is not a valid push (an expiration past what a time holds, which
+/// once panicked the worker's task and came back forever) gets exactly one failed outcome
+/// (`InvalidPush`), is acknowledged, so never redelivered, and nothing reaches APNs.
+async fn a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowledged() {
+    let server = NatsServer::start();
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let config = PushQueueConfig::default();
+    let keeper_bridge = bridge(&server).await;
+    let keeper = NotificationCenter::new();
+    let (seen, _s) = record::<RemotePushOutcome>(&keeper);
+    let import = OutcomeImport::start(&keeper_bridge, &config, "keeper", &keeper)
+        .await
+        .unwrap();
+    let id = "4a1b6f1e-0000-4000-8000-0000000000e1";
+    let job = serde_json::json!({
+        "v": 1, "apns_id": id, "token": token(3), "topic": BUNDLE,
+        "push_type": "alert", "priority": 10, "expiration_s": u64::MAX,
+        "collapse_id": id, "payload": "{\"aps\":{}}", "enqueued_ms": 1
+    });
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    jetstream::new(keeper_bridge.client().clone())
+        .publish_with_headers("herald.push.job", headers, job.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let b = bridge(&server).await;
+    let worker = PushWorker::builder(client_of(&mock))
+        .config(config)
+        .name("w")
+        .start(&b)
+        .await
+        .unwrap();
+    // Acknowledged (the server confirmed it): the queue never hands it out again.
+    until("the outcome imported and the job acknowledged", || {
+        import.stats().imported == 1 && worker.metrics().acked == 1
+    })
+    .await;
+    let o = seen.lock().unwrap()[0].clone();
+    assert_eq!((o.apns_id.as_str(), o.delivery), (id, 1));
+    match &o.result {
+        RemoteResult::Failed { kind, message } => {
+            assert_eq!(kind, "InvalidPush");
+            assert!(message.contains("expiration"), "{message}");
+        }
+        other => panic!("expected a failed outcome, got {other:?}"),
+    }
+    let m = worker.metrics();
+    assert_eq!(
+        (m.received, m.redelivered, m.failed, m.undecodable),
+        (1, 0, 1, 0),
+        "{m:?}"
+    );
+    assert!(mock.pushes().is_empty());
+    worker.shutdown().await;
+}
+
+/// `WorkerMetrics::in_flight` is "jobs held now": none while the worker waits for jobs (its
+/// long poll is open on the server), one while APNs takes its time with a push, none after.
+async fn in_flight_counts_the_jobs_held_and_nothing_while_waiting() {
+    let server = NatsServer::start();
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .latency(Latency::Fixed(Duration::from_secs(1)))
+        .start()
+        .await
+        .unwrap();
+    let posting = bridge(&server).await;
+    let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
+        .await
+        .unwrap();
+    let b = bridge(&server).await;
+    let worker = PushWorker::builder(client_of(&mock))
+        .concurrency(8)
+        .start(&b)
+        .await
+        .unwrap();
+    let js = jetstream::new(posting.client().clone());
+    let mut consumer: jetstream::consumer::PullConsumer = js
+        .get_stream("HERALD_PUSH")
+        .await
+        .unwrap()
+        .get_consumer("herald-workers")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while consumer.info().await.unwrap().num_waiting == 0 {
+        assert!(std::time::Instant::now() < deadline, "no long poll");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let m = worker.metrics();
+    assert_eq!(
+        (m.received, m.in_flight),
+        (0, 0),
+        "waiting holds nothing: {m:?}"
+    );
+    let push = herald::apns::Push::builder(token(5), BUNDLE)
+        .build()
+        .unwrap();
+    let sending = tokio::spawn({
+        let queue = queue.clone();
+        async move { herald::bridge::PushDispatch::dispatch(&queue, push, None).await }
+    });
+    until("the push held", || worker.metrics().in_flight == 1).await;
+    let outcome = tokio::time::timeout(PATIENCE, sending)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outcome.is_accepted(), "{outcome:?}");
+    until("nothing held", || worker.metrics().in_flight == 0).await;
+    worker.shutdown().await;
+    assert_eq!(worker.metrics().in_flight, 0);
+}
+
+/// One push (one apns-id) dispatched twice while the first still waits: one job, sent once,
+/// and both dispatches get its outcome. Dispatched again once nobody waits for it any more:
+/// the stream keeps one job per apns-id within its duplicate window, so it is refused at once,
+/// typed, instead of waiting for an outcome that cannot come.
+async fn the_same_push_twice_is_sent_once_and_again_later_is_refused_at_once() {
+    use herald::apns::{ErrorKind as ApnsErrorKind, Push, PushOutcome};
+    use herald::bridge::PushDispatch;
+    let server = NatsServer::start();
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let posting = bridge(&server).await;
+    let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
+        .await
+        .unwrap();
+    let push = Push::builder(token(7), BUNDLE).build().unwrap();
+    let id = push.apns_id().to_owned();
+    let first = tokio::spawn(queue.dispatch(push.clone(), None));
+    let second = tokio::spawn(queue.dispatch(push.clone(), None));
+    until("both queued", || {
+        let m = queue.metrics();
+        m.enqueued == 2 && m.waiting == 2
+    })
+    .await;
+    let b = bridge(&server).await;
+    let worker = PushWorker::builder(client_of(&mock))
+        .start(&b)
+        .await
+        .unwrap();
+    for dispatch in [first, second] {
+        let outcome = tokio::time::timeout(PATIENCE, dispatch)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&outcome, PushOutcome::Accepted(a) if a.apns_id == id),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(mock.accepted_count(&id), 1, "sent once");
+    let again = tokio::time::timeout(PATIENCE, queue.dispatch(push, None))
+        .await
+        .expect("refused at once, not after the outcome timeout");
+    match &again {
+        PushOutcome::Failed(f) => {
+            assert_eq!(f.error.kind(), ApnsErrorKind::InvalidPush, "{}", f.error);
+            assert!(f.error.to_string().contains("new apns-id"), "{}", f.error);
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let m = queue.metrics();
+    assert_eq!(
+        (m.duplicates, m.outcomes, m.waiting, m.unmatched),
+        (1, 2, 0, 0),
+        "{m:?}"
+    );
+    assert_eq!(worker.metrics().received, 1);
+    worker.shutdown().await;
+}
+
+/// Two subject prefixes on one server with the default stream names: the second side to
+/// start is refused with an error that says what to change, not left publishing into (or
+/// reading from) a stream that does not hold its subjects.
+async fn two_prefixes_cannot_share_stream_names() {
+    let server = NatsServer::start();
+    let prefixed = |prefix: &'static str| {
+        let url = server.url();
+        async move {
+            NatsBridge::builder()
+                .subject_prefix(prefix)
+                .connect(&url)
+                .await
+                .unwrap()
+        }
+    };
+    let (eu, us) = (prefixed("eu.").await, prefixed("us.").await);
+    let _eu_queue = NatsPushQueue::start(&eu, PushQueueConfig::default())
+        .await
+        .unwrap();
+    let err = NatsPushQueue::start(&us, PushQueueConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::JetStream, "{err}");
+    assert!(err.to_string().contains("HERALD_PUSH"), "{err}");
+    assert!(err.to_string().contains("PushQueueConfig::stream"), "{err}");
+    let err = PushWorker::builder(ApnsClient::builder().build().unwrap())
+        .start(&us)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::JetStream, "{err}");
+    // With stream names of its own, the second prefix works beside the first.
+    let own = PushQueueConfig::default()
+        .stream("US_PUSH")
+        .outcome_stream("US_PUSH_OUTCOMES");
+    NatsPushQueue::start(&us, own).await.unwrap();
+}
+
+/// With the default options the store's first connect is retried: a store opened before its
+/// server is up connects once it is (within the store's timeout); a server that stays away is
+/// a typed connect error once the timeout has passed.
+async fn the_kv_store_waits_for_a_server_that_is_not_up_yet() {
+    let mut server = NatsServer::start();
+    let url = server.url();
+    server.kill();
+    let connecting = tokio::spawn(async move {
+        NatsKvStore::builder("late")
+            .timeout(PATIENCE)
+            .connect(&url)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let store = tokio::time::timeout(PATIENCE * 2, connecting)
+        .await
+        .expect("connected in time")
+        .unwrap()
+        .expect("the first connect is retried");
+    let registry = DeviceRegistry::with_store(store);
+    tokio::task::spawn_blocking(move || {
+        registry
+            .register(Device::new("dora", token(5), BUNDLE, Environment::Sandbox))
+            .unwrap();
+        assert_eq!(registry.devices("dora").unwrap().len(), 1);
+    })
+    .await
+    .unwrap();
+    drop(server);
+    let err = NatsKvStore::builder("never")
+        .timeout(Duration::from_millis(300))
+        .connect("nats://127.0.0.1:1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+}
+
+/// The store takes credentials in its URL as the bridge does, and its errors never repeat
+/// them: refused (retried until the store's timeout, or at once without retries) or
+/// unreachable.
+async fn the_kv_store_takes_credentials_in_the_url_and_never_shows_them() {
+    let server = NatsServer::start_with(&["--user", "herald", "--pass", "kv-pw-42"]);
+    let port = server.port();
+    let store = NatsKvStore::connect(&format!("nats://herald:kv-pw-42@127.0.0.1:{port}"), "creds")
+        .await
+        .unwrap();
+    assert_eq!(store.bucket(), "creds");
+    let no_retry = || async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+    for (builder, url, secret) in [
+        (
+            NatsKvStore::builder("creds").timeout(Duration::from_millis(500)),
+            format!("nats://herald:kv-wrong-pw@127.0.0.1:{port}"),
+            "kv-wrong-pw",
+        ),
+        (
+            NatsKvStore::builder("creds").options(no_retry()),
+            format!("nats://herald:kv-wrong-pw@127.0.0.1:{port}"),
+            "kv-wrong-pw",
+        ),
+        (
+            NatsKvStore::builder("creds").options(no_retry()),
+            "nats://alice:kv-hunter2@127.0.0.1:1".to_owned(),
+            "kv-hunter2",
+        ),
+    ] {
+        let err = builder.connect(&url).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+        assert!(!err.to_string().contains(secret), "{err}");
+        assert!(!format!("{err:?}").contains(secret), "{err:?}");
+    }
+}
+
 static BUCKETS: AtomicU64 = AtomicU64::new(0);
 
 fn kv_conformance() {
@@ -689,6 +989,30 @@ fn main() {
             nats_support::multi(
                 "any_process_imports_outcomes_durably_and_prunes_its_registry",
                 any_process_imports_outcomes_durably_and_prunes_its_registry,
+            ),
+            nats_support::multi(
+                "a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowledged",
+                a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowledged,
+            ),
+            nats_support::multi(
+                "in_flight_counts_the_jobs_held_and_nothing_while_waiting",
+                in_flight_counts_the_jobs_held_and_nothing_while_waiting,
+            ),
+            nats_support::multi(
+                "the_same_push_twice_is_sent_once_and_again_later_is_refused_at_once",
+                the_same_push_twice_is_sent_once_and_again_later_is_refused_at_once,
+            ),
+            nats_support::multi(
+                "two_prefixes_cannot_share_stream_names",
+                two_prefixes_cannot_share_stream_names,
+            ),
+            nats_support::multi(
+                "the_kv_store_waits_for_a_server_that_is_not_up_yet",
+                the_kv_store_waits_for_a_server_that_is_not_up_yet,
+            ),
+            nats_support::multi(
+                "the_kv_store_takes_credentials_in_the_url_and_never_shows_them",
+                the_kv_store_takes_credentials_in_the_url_and_never_shows_them,
             ),
             nats_support::sync("kv_conformance", kv_conformance),
             nats_support::sync(

@@ -12,6 +12,10 @@
 //! Default run: 500 pushes, one SIGKILL. `HERALD_NATS_SOAK=1` adds 10 000 pushes with a
 //! SIGKILL and a server restart. Runs when `nats-server` is installed, reported ignored
 //! otherwise (failing instead with `HERALD_REQUIRE_NATS=1`).
+//!
+//! Also `herald worker` on its own: it stops on SIGTERM with exit 0 even when the server has
+//! gone away or nobody reads its output any more, and never prints the NATS credentials given
+//! in its URL (taken, refused or unreachable).
 
 mod nats_support;
 
@@ -47,36 +51,50 @@ struct Announce {
 }
 impl Notification for Announce {}
 
-/// A `herald worker` process, killed if still running when dropped.
+/// What a worker needs from the mock: its CA (`ca.pem`) and a signing key (`key.p8`), in
+/// `dir`.
+fn worker_files(mock: &MockApns, dir: &std::path::Path) {
+    std::fs::write(
+        dir.join("key.p8"),
+        mock.generate_key(KEY_ID, TEAM_ID).unwrap(),
+    )
+    .unwrap();
+    mock.write_ca_pem(dir.join("ca.pem")).unwrap();
+}
+
+/// A `herald worker` process, killed if still running when dropped. Its stdout lines come
+/// through `lines`; its stderr is passed on to the test's, and kept.
 struct Worker {
     child: Child,
     lines: mpsc::Receiver<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Worker {
     fn spawn(name: &str, nats: &str, mock: &MockApns, dir: &std::path::Path) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["worker", "--json", "--name", name, "--nats-url", nats])
+        Worker::command(nats, mock, dir)
+            .args(["--name", name])
+            .args(["--ack-wait", "1", "--concurrency", "16"])
+            .start()
+    }
+
+    /// `herald worker --json` against `nats` and the mock, not started yet.
+    fn command(nats: &str, mock: &MockApns, dir: &std::path::Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
+            .args(["worker", "--json", "--nats-url", nats])
             .args(["--url", &mock.url()])
             .arg("--ca")
             .arg(dir.join("ca.pem"))
             .arg("--p8")
             .arg(dir.join("key.p8"))
             .args(["--key-id", KEY_ID, "--team-id", TEAM_ID])
-            .args(["--ack-wait", "1", "--concurrency", "16"])
+            .env_remove("HERALD_NATS_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn herald worker");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Worker { child, lines }
+            .stderr(Stdio::piped());
+        command
     }
 
     fn expect(&mut self, key: &str) -> serde_json::Value {
@@ -105,6 +123,62 @@ impl Worker {
         let code = self.child.wait().unwrap().code().unwrap_or(-1);
         (code, summary)
     }
+
+    /// Waits for it to exit on its own (within [`PATIENCE`]): its exit code, everything it
+    /// printed on stdout, and on stderr.
+    fn exit(mut self) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "herald worker still running");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Both pipes end with the process; their readers may lag a little.
+        while self.lines.recv_timeout(Duration::from_secs(5)).is_ok() {}
+        std::thread::sleep(Duration::from_millis(100));
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.code(), stdout, stderr)
+    }
+}
+
+/// Starting a worker command, with its output collected.
+trait Start {
+    fn start(&mut self) -> Worker;
+}
+
+impl Start for Command {
+    fn start(&mut self) -> Worker {
+        let mut child = self.spawn().expect("spawn herald worker");
+        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        let (all_out, all_err) = (
+            Arc::new(Mutex::new(String::new())),
+            Arc::new(Mutex::new(String::new())),
+        );
+        let out = all_out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let err = all_err.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                err.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Worker {
+            child,
+            lines,
+            stdout: all_out,
+            stderr: all_err,
+        }
+    }
 }
 
 impl Drop for Worker {
@@ -131,12 +205,7 @@ async fn deliver(subjects: u32, restart: bool) {
     let mut server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mock = MockApns::start().await.unwrap();
-    std::fs::write(
-        dir.path().join("key.p8"),
-        mock.generate_key(KEY_ID, TEAM_ID).unwrap(),
-    )
-    .unwrap();
-    mock.write_ca_pem(dir.path().join("ca.pem")).unwrap();
+    worker_files(&mock, dir.path());
 
     // The shared registry: `subjects` × 5 devices; every 10th token is gone at APNs.
     let store = NatsKvStore::connect(&server.url(), "registry")
@@ -387,6 +456,105 @@ async fn deliver(subjects: u32, restart: bool) {
     }
 }
 
+/// `herald worker` "stops on Ctrl-C or SIGTERM after finishing the pushes it holds (exit 0)":
+/// also when the NATS server has gone away meanwhile (it does not wait for it to come back),
+/// and when nobody reads its output any more (a closed pipe is not a crash).
+async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
+    let mut server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockApns::start().await.unwrap();
+    worker_files(&mock, dir.path());
+    let mut read = Worker::spawn("read", &server.url(), &mock, dir.path());
+    // The other one's stdout is read up to its ready line, then closed.
+    let mut unread = Worker::command(&server.url(), &mock, dir.path())
+        .args(["--name", "unread"])
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(unread.stdout.take().unwrap());
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut first = first;
+        let mut line = String::new();
+        first.read_line(&mut line).map(|_| line)
+    });
+    read.expect("ready");
+    let ready = tokio::time::timeout(PATIENCE, ready)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(ready.contains("\"ready\""), "{ready:?}");
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = unread.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, summary) = tokio::task::spawn_blocking(move || read.stop())
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["received"], 0, "{summary}");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = unread.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "its stdout closed: {status}");
+}
+
+/// `herald worker` takes NATS credentials in its URL and never prints them: not in its ready
+/// line, nor when the server refuses them or cannot be reached (exit 3), nor in its help
+/// (which shows where `HERALD_NATS_URL` would go, not its value).
+async fn herald_worker_never_prints_the_nats_credentials() {
+    let server = NatsServer::start_with(&["--user", "herald", "--pass", "cli-s3cret-pw"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockApns::start().await.unwrap();
+    worker_files(&mock, dir.path());
+    let url = |password: &str| format!("nats://herald:{password}@127.0.0.1:{}", server.port());
+    let mut taken = Worker::spawn("creds", &url("cli-s3cret-pw"), &mock, dir.path());
+    let ready = taken.expect("ready");
+    assert_eq!(
+        ready["nats"],
+        format!("nats://herald:***@127.0.0.1:{}", server.port())
+    );
+    let (code, summary) = tokio::task::spawn_blocking(move || taken.stop())
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{summary}");
+    for (nats, secret) in [
+        (url("cli-wrong-pw"), "cli-wrong-pw"),
+        (
+            "nats://herald:cli-unreach-pw@127.0.0.1:1".to_owned(),
+            "cli-unreach-pw",
+        ),
+    ] {
+        let worker = Worker::command(&nats, &mock, dir.path()).start();
+        let (code, stdout, stderr) = tokio::task::spawn_blocking(move || worker.exit())
+            .await
+            .unwrap();
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stderr.contains("127.0.0.1"), "says where: {stderr}");
+        assert!(!stdout.contains(secret), "printed: {stdout}");
+        assert!(!stderr.contains(secret), "printed: {stderr}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["worker", "--help"])
+        .env("HERALD_NATS_URL", "nats://herald:cli-env-pw@127.0.0.1:4222")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("HERALD_NATS_URL"), "{help}");
+    assert!(!help.contains("cli-env-pw"), "printed: {help}");
+}
+
 async fn three_workers_one_killed_every_push_one_outcome() {
     deliver(100, false).await;
 }
@@ -402,6 +570,14 @@ fn main() {
             nats_support::multi(
                 "three_workers_one_killed_every_push_one_outcome",
                 three_workers_one_killed_every_push_one_outcome,
+            ),
+            nats_support::multi(
+                "herald_worker_stops_on_sigterm_with_the_server_gone",
+                herald_worker_stops_on_sigterm_with_the_server_gone,
+            ),
+            nats_support::multi(
+                "herald_worker_never_prints_the_nats_credentials",
+                herald_worker_never_prints_the_nats_credentials,
             ),
             nats_support::soak(
                 "soak_ten_thousand_pushes_with_a_kill_and_a_server_restart",

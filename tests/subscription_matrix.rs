@@ -533,7 +533,11 @@ fn a_weak_observer_whose_filter_refuses_every_later_post_still_goes_with_its_tar
         .detach();
     center.post(Ev(1));
     assert_eq!(*target.lock().unwrap(), [1, 1]);
-    assert_eq!(center.post(Ev(10)).received, 0, "refused while the target lives");
+    assert_eq!(
+        center.post(Ev(10)).received,
+        0,
+        "refused while the target lives"
+    );
     drop(target);
     // Every later post is refused by both filters: the target's absence is found anyway.
     assert_eq!(center.post(Ev(11)).received, 0);

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::{ConnectOptions, Event};
@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::export::Outbox;
+use super::urls::{Servers, UrlAuth};
 use super::{BridgeId, ConnectionChanged, ConnectionState, Error, ErrorKind, wire};
 use crate::NotificationCenter;
 
@@ -20,6 +21,9 @@ pub const DEFAULT_OUTBOX_CAPACITY: usize = 65_536;
 /// The default capacity of the client's own queue of outgoing messages (see
 /// [`NatsBridgeBuilder::client_capacity`]).
 pub const DEFAULT_CLIENT_CAPACITY: usize = 65_536;
+/// The default of [`NatsBridgeBuilder::shutdown_timeout`]: how long
+/// [`NatsBridge::shutdown`] waits for the server to take what is queued.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default interval of exporters' heartbeats (the last sequence number sent on each
 /// subject, so that importers count a loss at the tail of a burst).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
@@ -28,9 +32,6 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
 pub const DEFAULT_BATCH_BYTES: usize = 64 * 1024;
 /// The default item limit of one batch (see [`Batching::max_items`]).
 pub const DEFAULT_BATCH_ITEMS: usize = 1024;
-/// What a batch is capped at when the server has not said its `max_payload` yet (the NATS
-/// server's default, 1 MiB).
-const FALLBACK_MAX_PAYLOAD: usize = 1024 * 1024;
 
 /// Batching of exported notifications, an opt-in setting of
 /// [`NatsBridgeBuilder::batching`]: runs of notifications that are already waiting in the
@@ -39,7 +40,9 @@ const FALLBACK_MAX_PAYLOAD: usize = 1024 * 1024;
 /// payload and [`max_items`](Self::max_items) notifications.
 ///
 /// Defaults: [`DEFAULT_BATCH_BYTES`] and [`DEFAULT_BATCH_ITEMS`]; the byte limit is further
-/// capped by the server's `max_payload`.
+/// capped by the server's `max_payload`. Until the bridge's first connection (see
+/// [`NatsBridgeBuilder::retry_initial_connect`]) that is not known, and notifications go out
+/// one to a message.
 ///
 /// ```
 /// use herald::nats::{Batching, NatsBridge};
@@ -82,14 +85,9 @@ impl Batching {
         self
     }
 
-    /// The byte limit of a batch on a server that accepts `max_payload` bytes (0: not known).
+    /// The byte limit of a batch on a server that accepts `max_payload` bytes.
     pub(crate) fn byte_limit(&self, max_payload: usize) -> usize {
-        let server = if max_payload == 0 {
-            FALLBACK_MAX_PAYLOAD
-        } else {
-            max_payload
-        };
-        self.max_bytes.min(server)
+        self.max_bytes.min(max_payload)
     }
 }
 
@@ -111,7 +109,8 @@ enum Auth {
 /// [`retry_initial_connect`](Self::retry_initial_connect)); outbox of
 /// [`DEFAULT_OUTBOX_CAPACITY`]; heartbeats every [`DEFAULT_HEARTBEAT`]; no batching (every
 /// notification is one NATS message whose payload is its JSON, see
-/// [`batching`](Self::batching)).
+/// [`batching`](Self::batching)); [`shutdown`](NatsBridge::shutdown) waits up to
+/// [`DEFAULT_SHUTDOWN_TIMEOUT`] for the server.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
@@ -146,6 +145,7 @@ pub struct NatsBridgeBuilder {
     client_capacity: usize,
     heartbeat: Duration,
     batching: Option<Batching>,
+    shutdown_timeout: Duration,
 }
 
 impl Default for NatsBridgeBuilder {
@@ -166,6 +166,7 @@ impl Default for NatsBridgeBuilder {
             client_capacity: DEFAULT_CLIENT_CAPACITY,
             heartbeat: DEFAULT_HEARTBEAT,
             batching: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -300,6 +301,24 @@ impl NatsBridgeBuilder {
         self
     }
 
+    /// How long [`NatsBridge::shutdown`] (or the last handle's drop) waits for the server to
+    /// take what is queued: the outbox, the last heartbeats and the client's own queue
+    /// (default [`DEFAULT_SHUTDOWN_TIMEOUT`]). With the connection up this takes a round trip;
+    /// with the server gone, shutdown returns once this time has passed instead of waiting
+    /// for it to come back. What the outbox still holds then is dropped, counted in
+    /// [`BridgeMetrics::export_dropped`] and reported ([`ExportDropped`](super::ExportDropped));
+    /// what the client's queue still holds may never reach the server (importers count it
+    /// lost).
+    ///
+    /// ```
+    /// let b = herald::nats::NatsBridge::builder().shutdown_timeout(std::time::Duration::from_secs(2));
+    /// # drop(b);
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// Sends runs of exported notifications as batches (default: off).
     ///
     /// With batching on, the task that publishes the outbox packs consecutive notifications
@@ -341,30 +360,54 @@ impl NatsBridgeBuilder {
         self
     }
 
-    /// Connects to `url` (`nats://host:4222`, `tls://...`; several separated by commas).
+    /// Connects to `url` (`nats://host:4222`, `tls://...`; several separated by commas, tried
+    /// in turn). Credentials may come in the URL instead of [`user_password`](Self::user_password)
+    /// or [`token`](Self::token) (not both): `nats://user:password@host`, `nats://token@host`,
+    /// percent-encoded where a URL needs it, the same in every URL of a list. Messages show the
+    /// URL only through [`redact_url`](super::redact_url).
     ///
     /// Fails with [`ErrorKind::InvalidName`] for a bad subject prefix, [`ErrorKind::Config`]
-    /// for unusable credentials or certificate files, [`ErrorKind::Connect`] when the server
+    /// for a bad URL or unusable credentials or certificate files (checked before connecting:
+    /// a credentials file, CA file, client certificate or key that cannot be read or holds
+    /// nothing usable, an NKey seed that is not one), [`ErrorKind::Connect`] when the server
     /// cannot be reached or refuses the credentials. Must run inside a tokio runtime.
     pub async fn connect(self, url: &str) -> Result<NatsBridge, Error> {
         if !self.prefix.is_empty() {
             wire::check_prefix(&self.prefix, "the subject prefix")?;
         }
+        let servers = Servers::parse(url)?;
+        let auth = match (&self.auth, servers.auth) {
+            (auth, None) => auth.clone(),
+            (Auth::None, Some(UrlAuth::UserPassword(user, password))) => {
+                Auth::UserPassword(user, password)
+            }
+            (Auth::None, Some(UrlAuth::Token(token))) => Auth::Token(token),
+            (_, Some(_)) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "credentials both in the URL and set on the builder: give them once",
+                ));
+            }
+        };
         let id = BridgeId::random();
         let (state_tx, _) = watch::channel(ConnectionState::Disconnected);
         let shared = Arc::new(Shared {
             id,
             counters: Counters::default(),
+            connected_once: AtomicBool::new(false),
             state: state_tx,
             centers: Mutex::new(Vec::new()),
         });
-        let mut options = match &self.auth {
+        let mut options = match &auth {
             Auth::None => ConnectOptions::new(),
             Auth::UserPassword(u, p) => {
                 ConnectOptions::with_user_and_password(u.clone(), p.clone())
             }
             Auth::Token(t) => ConnectOptions::with_token(t.clone()),
-            Auth::NKey(seed) => ConnectOptions::with_nkey(seed.clone()),
+            Auth::NKey(seed) => {
+                check_seed(seed)?;
+                ConnectOptions::with_nkey(seed.clone())
+            }
             Auth::CredentialsFile(path) => ConnectOptions::with_credentials_file(path)
                 .await
                 .map_err(|e| {
@@ -397,21 +440,20 @@ impl NatsBridgeBuilder {
         if let Some(name) = &self.name {
             options = options.name(name);
         }
-        for ca in &self.ca_files {
-            options = options.add_root_certificates(ca.clone());
-        }
-        if let Some((cert, key)) = &self.client_cert {
-            options = options.add_client_certificate(cert.clone(), key.clone());
-        }
+        options = tls::configure(options, &self.ca_files, self.client_cert.as_ref())?;
         if self.retry_initial {
             options = options.retry_on_initial_connect();
         }
-        let client = options.connect(url).await.map_err(|e| {
+        let client = options.connect(servers.urls).await.map_err(|e| {
             let kind = match e.kind() {
                 async_nats::ConnectErrorKind::ServerParse => ErrorKind::Config,
                 _ => ErrorKind::Connect,
             };
-            Error::with_source(kind, format!("cannot connect to NATS at {url}"), e)
+            Error::with_source(
+                kind,
+                format!("cannot connect to NATS at {}", super::redact_url(url)),
+                e,
+            )
         })?;
         if client.connection_state() == async_nats::connection::State::Connected {
             shared.set_state(ConnectionState::Connected, "connected");
@@ -421,6 +463,7 @@ impl NatsBridgeBuilder {
             client.clone(),
             id,
             self.batching.filter(|b| b.max_items > 1),
+            self.shutdown_timeout,
         ));
         let publisher = tokio::spawn(super::export::publish_loop(
             client.clone(),
@@ -438,6 +481,102 @@ impl NatsBridgeBuilder {
                 publisher: tokio::sync::Mutex::new(Some(publisher)),
             }),
         })
+    }
+}
+
+/// Refuses an NKey seed the client could not use, before connecting. The seed is never
+/// repeated.
+fn check_seed(seed: &str) -> Result<(), Error> {
+    nkeys::KeyPair::from_seed(seed).map(drop).map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!("the NKey seed is not a valid seed ({})", e.kind()),
+        )
+    })
+}
+
+/// TLS files, read and checked before connecting.
+mod tls {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use async_nats::ConnectOptions;
+    use async_nats::rustls::pki_types::pem::PemObject;
+    use async_nats::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use async_nats::rustls::{self, ClientConfig, RootCertStore};
+
+    use super::{Error, ErrorKind};
+
+    fn config_error(what: &str, path: &Path, why: impl std::fmt::Display) -> Error {
+        Error::new(
+            ErrorKind::Config,
+            format!("cannot use the {what} {}: {why}", path.display()),
+        )
+    }
+
+    /// The certificates of a PEM file: at least one.
+    fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| config_error(what, path, e))?;
+        if certs.is_empty() {
+            return Err(config_error(what, path, "no PEM certificate in it"));
+        }
+        Ok(certs)
+    }
+
+    fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+        PrivateKeyDer::from_pem_file(path).map_err(|e| config_error("client key", path, e))
+    }
+
+    /// Checks the CA files and the client certificate and key, and sets them on `options`.
+    ///
+    /// One CA file (or none) is handed to the client by path, as read here. Several are put
+    /// in one TLS configuration built here, because the client keeps only the last CA file
+    /// it is given (`ConnectOptions::add_root_certificates` replaces the one before).
+    pub(super) fn configure(
+        mut options: ConnectOptions,
+        ca_files: &[PathBuf],
+        client_cert: Option<&(PathBuf, PathBuf)>,
+    ) -> Result<ConnectOptions, Error> {
+        let mut roots = RootCertStore::empty();
+        for ca in ca_files {
+            for cert in certificates(ca, "CA file")? {
+                roots
+                    .add(cert)
+                    .map_err(|e| config_error("CA file", ca, e))?;
+            }
+        }
+        let client = match client_cert {
+            Some((cert, key)) => {
+                Some((certificates(cert, "client certificate")?, private_key(key)?))
+            }
+            None => None,
+        };
+        if ca_files.len() <= 1 {
+            if let Some(ca) = ca_files.first() {
+                options = options.add_root_certificates(ca.clone());
+            }
+            if let Some((cert, key)) = client_cert {
+                options = options.add_client_certificate(cert.clone(), key.clone());
+            }
+            return Ok(options);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::new(ErrorKind::Config, format!("TLS: {e}")))?
+            .with_root_certificates(roots);
+        let config = match client {
+            Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("the client certificate and key cannot be used together: {e}"),
+                )
+            })?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(options.tls_client_config(config))
     }
 }
 
@@ -503,7 +642,7 @@ pub(crate) struct Inner {
     pub(crate) prefix: String,
     pub(crate) shared: Arc<Shared>,
     pub(crate) outbox: Arc<Outbox>,
-    publisher: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    publisher: tokio::sync::Mutex<Option<tokio::task::JoinHandle<bool>>>,
 }
 
 impl Drop for Inner {
@@ -571,6 +710,12 @@ impl NatsBridge {
     /// Stops gracefully: no new exports are accepted (they are counted as dropped), the
     /// outbox is sent, a last heartbeat tells importers the final sequence numbers, imports
     /// stop, and the connection is drained and closed. Idempotent.
+    ///
+    /// Returns within [`NatsBridgeBuilder::shutdown_timeout`] even when the server is gone:
+    /// then what the outbox still holds is dropped (counted and reported as
+    /// [`ExportDropped`](super::ExportDropped)), and it fails with [`ErrorKind::Connect`]. The
+    /// bridge is closed either way (its client keeps trying to reconnect in the background to
+    /// hand over what its own queue holds, for as long as the runtime runs).
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.inner.outbox.close();
         // The lock also makes a second, concurrent shutdown wait for the first.
@@ -578,12 +723,32 @@ impl NatsBridge {
         let Some(task) = publisher.take() else {
             return Ok(());
         };
-        let _ = task.await;
-        let drained = self.inner.client.drain().await;
+        let flushed = task.await.unwrap_or(false);
+        let deadline = self
+            .inner
+            .outbox
+            .deadline()
+            .unwrap_or_else(tokio::time::Instant::now);
+        let drained = tokio::time::timeout_at(deadline, self.inner.client.drain()).await;
         self.inner
             .shared
             .set_state(ConnectionState::Closed, "shut down");
-        drained.map_err(|e| Error::with_source(ErrorKind::Closed, "draining the connection", e))
+        match drained {
+            Ok(Ok(())) if flushed => Ok(()),
+            Ok(Err(e)) => Err(Error::with_source(
+                ErrorKind::Closed,
+                "draining the connection",
+                e,
+            )),
+            _ => Err(Error::new(
+                ErrorKind::Connect,
+                format!(
+                    "shut down without the server: it did not take what was queued within {:?} \
+                     (what the outbox held is counted in export_dropped)",
+                    self.inner.outbox.shutdown_timeout()
+                ),
+            )),
+        }
     }
 }
 
@@ -627,7 +792,12 @@ pub struct BridgeMetrics {
     pub exported: u64,
     /// Of those, dropped before publishing (outbox full, shut down, not serializable).
     pub export_dropped: u64,
-    /// Published to the server.
+    /// Of the exported notifications, those handed to the client for its connection: its
+    /// queue, which it writes to the socket in order and keeps while disconnected (sending it
+    /// after the reconnect). Not proof of delivery: what a connection had not delivered when it broke, and what the
+    /// queue still holds when the bridge shuts down without the server (see
+    /// [`NatsBridgeBuilder::shutdown_timeout`]), never reaches the server, and importers
+    /// count it lost.
     pub published: u64,
     /// Imported notifications that exports skipped (never sent back out: no loops).
     pub not_reexported: u64,
@@ -698,6 +868,9 @@ impl Counters {
 pub(crate) struct Shared {
     pub(crate) id: BridgeId,
     pub(crate) counters: Counters,
+    /// Whether the client has been connected (so knows the server's `max_payload`: before,
+    /// it assumes the server default).
+    pub(crate) connected_once: AtomicBool,
     state: watch::Sender<ConnectionState>,
     /// Centers with a live import or export, with how many: connection changes are posted
     /// into each.
@@ -706,6 +879,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn set_state(&self, state: ConnectionState, detail: &str) {
+        if state == ConnectionState::Connected {
+            self.connected_once.store(true, Ordering::Release);
+        }
         let changed = self.state.send_if_modified(|s| {
             let changed = *s != state && *s != ConnectionState::Closed;
             if changed {

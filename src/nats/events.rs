@@ -12,11 +12,13 @@ use crate::Notification;
 /// A notification imported under a family ([`NatsBridge::import_family`]) whose name has no
 /// type registered with [`with`](super::FamilyImport::with): its name, its JSON, its origin.
 ///
-/// It is posted (with its origin's sender) like any imported notification. Its
-/// [`Notification::name`] is the fixed `"herald.nats.remote"`, because the hub names types, not
-/// values: a [`Wildcard`](crate::Wildcard) observer sees it and
-/// [`downcast_ref`](crate::AnyNotification::downcast_ref) gives the real [`name`](Self::name);
-/// a family observer of the remote name's prefix does not see it yet (see the module docs).
+/// It is posted (with its origin's sender) like any imported notification. Its type's
+/// [`Notification::name`] is the fixed `"herald.nats.remote"`, because the hub names types, but
+/// each value keeps its real [`name`](Self::name) as its
+/// [`value_name`](Notification::value_name): a [`Wildcard`](crate::Wildcard) observer sees it
+/// under that name ([`AnyNotification::value_name`](crate::AnyNotification::value_name), or
+/// [`downcast_ref`](crate::AnyNotification::downcast_ref) and [`name`](Self::name)), and a
+/// family observer sees it when that name is in its family (see the module docs).
 ///
 /// ```
 /// use herald::nats::RemoteNotification;
@@ -28,6 +30,11 @@ use crate::Notification;
 ///         println!("{} from {}: {}", r.name(), r.origin(), r.json());
 ///     }
 /// });
+/// // Under its own name, in its family: `shop.order.shipped` from another process.
+/// let _shop = center
+///     .observer::<herald::Wildcard>()
+///     .family("shop.")
+///     .inline(|n| println!("{} happened", n.value_name()));
 /// ```
 ///
 /// [`NatsBridge::import_family`]: super::NatsBridge::import_family

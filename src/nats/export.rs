@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use super::bridge::{CenterRef, Shared};
 use super::{Batching, BridgeId, Error, ErrorKind, ExportDropped, NatsBridge, Origin, wire};
@@ -186,6 +187,7 @@ pub(crate) enum DropReason {
     Closed = 2,
     Unserializable = 3,
     PublishFailed = 4,
+    ShutdownTimeout = 5,
 }
 
 impl DropReason {
@@ -195,6 +197,7 @@ impl DropReason {
             2 => "the bridge is shut down",
             3 => "the notification could not be serialized",
             4 => "the client refused to publish it (too large, or the connection is closed)",
+            5 => "the bridge shut down before the server took it (shutdown_timeout passed)",
             _ => "unknown",
         }
     }
@@ -279,6 +282,10 @@ pub(crate) struct Outbox {
     closed: AtomicBool,
     exports: Mutex<Vec<Weak<ExportState>>>,
     subjects: Mutex<Vec<Arc<SubjectSeq>>>,
+    /// How long the publishing task may go on once the outbox is closed.
+    shutdown_timeout: Duration,
+    /// When it must stop: set by [`close`](Self::close).
+    deadline: watch::Sender<Option<Instant>>,
 }
 
 struct Queue {
@@ -295,6 +302,7 @@ impl Outbox {
         client: async_nats::Client,
         origin: BridgeId,
         batching: Option<Batching>,
+        shutdown_timeout: Duration,
     ) -> Self {
         Outbox {
             queue: Mutex::new(Queue {
@@ -312,6 +320,8 @@ impl Outbox {
             closed: AtomicBool::new(false),
             exports: Mutex::new(Vec::new()),
             subjects: Mutex::new(Vec::new()),
+            shutdown_timeout,
+            deadline: watch::Sender::new(None),
         }
     }
 
@@ -333,11 +343,29 @@ impl Outbox {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Closes the outbox: no new exports; the publishing task sends what is queued until
+    /// the shutdown timeout, counted from the first close.
     pub(crate) fn close(&self) {
+        self.deadline.send_if_modified(|d| {
+            let first = d.is_none();
+            if first {
+                *d = Some(Instant::now() + self.shutdown_timeout);
+            }
+            first
+        });
         self.queue.lock().closed = true;
         self.closed.store(true, Ordering::Release);
         self.wake.notify_one();
         self.report.notify_one();
+    }
+
+    /// When the publishing task stops waiting for the server (`None` until closed).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        *self.deadline.borrow()
+    }
+
+    pub(crate) fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
     }
 
     /// The reply subject that carries one message's metadata.
@@ -436,18 +464,21 @@ impl Outbox {
 }
 
 /// The bridge's publishing task: drains the outbox in order, sends heartbeats when idle, and
-/// on close sends what is left, a last heartbeat, and flushes.
+/// on close sends what is left, a last heartbeat, and flushes, all within the shutdown
+/// timeout. Returns whether all that was done before the deadline.
 pub(crate) async fn publish_loop(
     client: async_nats::Client,
     outbox: Arc<Outbox>,
     shared: Arc<Shared>,
     heartbeat: Duration,
-) {
+) -> bool {
     let reporter = tokio::spawn(report_loop(outbox.clone()));
+    let mut deadline = outbox.deadline.subscribe();
     let mut tick = tokio::time::interval(heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let mut batch = VecDeque::new();
+    let mut complete = true;
     loop {
         let closed = {
             let mut q = outbox.queue.lock();
@@ -458,35 +489,61 @@ pub(crate) async fn publish_loop(
         };
         if batch.is_empty() {
             if closed {
-                send_heartbeats(&client, &outbox, &shared).await;
-                let _ = client.flush().await;
+                complete &= send_heartbeats(&client, &outbox, &shared, &mut deadline).await;
+                let flushed = bounded(&mut deadline, client.flush()).await;
+                complete &= matches!(flushed, Some(Ok(())));
                 break;
             }
             tokio::select! {
                 () = outbox.wake.notified() => {}
-                _ = tick.tick() => send_heartbeats(&client, &outbox, &shared).await,
+                _ = tick.tick() => {
+                    send_heartbeats(&client, &outbox, &shared, &mut deadline).await;
+                }
             }
             continue;
         }
-        // Without batching every run is one notification long.
-        let limits = outbox.batching.map_or(Limits::ONE, |batching| Limits {
-            bytes: batching.byte_limit(client.max_payload()),
-            items: batching.max_items,
-        });
+        // Without batching every run is one notification long; so it is until the first
+        // connection, before which the server's `max_payload` is not known (a batch the
+        // server refuses costs the connection and what it carried).
+        let limits = match outbox.batching {
+            Some(batching) if shared.connected_once.load(Ordering::Acquire) => Limits {
+                bytes: batching.byte_limit(client.max_payload()),
+                items: batching.max_items,
+            },
+            _ => Limits::ONE,
+        };
         let items = batch.make_contiguous();
         let mut start = 0;
         while start < items.len() {
             let end = run_end(items, start, limits);
-            if end - start == 1 {
-                publish_one(&client, &outbox, &shared, &mut items[start]).await;
+            complete &= if end - start == 1 {
+                publish_one(&client, &outbox, &shared, &mut items[start], &mut deadline).await
             } else {
-                publish_batch(&client, &outbox, &shared, &items[start..end]).await;
-            }
+                publish_batch(&client, &outbox, &shared, &items[start..end], &mut deadline).await
+            };
             start = end;
         }
         batch.clear();
     }
     let _ = reporter.await;
+    complete
+}
+
+/// Runs `fut` (a hand-off to the client, or a flush) to its end, unless the outbox is closed
+/// and its shutdown deadline passes first: `None` then. A hand-off the client can take at
+/// once is never refused, whatever the time.
+async fn bounded<F: Future>(
+    deadline: &mut watch::Receiver<Option<Instant>>,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    tokio::select! {
+        biased;
+        out = &mut fut => return Some(out),
+        _ = deadline.wait_for(Option::is_some) => {}
+    }
+    let until = (*deadline.borrow()).unwrap_or_else(Instant::now);
+    tokio::time::timeout_at(until, fut).await.ok()
 }
 
 /// A batch's limits, the server's `max_payload` applied.
@@ -524,28 +581,34 @@ fn run_end(items: &[Outgoing], start: usize, limits: Limits) -> usize {
     end
 }
 
-/// Publishes one notification as a message of its own (wire version 1).
+/// Publishes one notification as a message of its own (wire version 1); returns false when
+/// the shutdown deadline passed first.
 async fn publish_one(
     client: &async_nats::Client,
     outbox: &Outbox,
     shared: &Shared,
     item: &mut Outgoing,
-) {
+    deadline: &mut watch::Receiver<Option<Instant>>,
+) -> bool {
     let reply = outbox.reply(item.seq, item.sender, false);
     let payload = std::mem::take(&mut item.payload);
-    let sent = client
-        .publish_with_reply(item.subject.subject.clone(), reply, payload)
-        .await;
-    published(outbox, shared, &item.subject, 1, sent);
+    let sent = bounded(
+        deadline,
+        client.publish_with_reply(item.subject.subject.clone(), reply, payload),
+    )
+    .await;
+    published(outbox, shared, &item.subject, 1, sent)
 }
 
-/// Publishes a run of notifications (see [`run_end`]) as one batch (wire version 2).
+/// Publishes a run of notifications (see [`run_end`]) as one batch (wire version 2); returns
+/// false when the shutdown deadline passed first.
 async fn publish_batch(
     client: &async_nats::Client,
     outbox: &Outbox,
     shared: &Shared,
     run: &[Outgoing],
-) {
+    deadline: &mut watch::Receiver<Option<Instant>>,
+) -> bool {
     let first = &run[0];
     let size = run.iter().map(|i| wire::framed_len(i.payload.len())).sum();
     let mut payload = Vec::with_capacity(size);
@@ -559,60 +622,82 @@ async fn publish_batch(
         count,
         first.sender.map(SenderId::as_raw),
     );
-    let sent = client
-        .publish_with_reply(
+    let sent = bounded(
+        deadline,
+        client.publish_with_reply(
             first.subject.subject.clone(),
             async_nats::Subject::from(reply),
             Bytes::from(payload),
-        )
-        .await;
-    if sent.is_ok() {
+        ),
+    )
+    .await;
+    if matches!(sent, Some(Ok(()))) {
         shared.counters.batched.fetch_add(count, Ordering::Relaxed);
         shared.counters.batches.fetch_add(1, Ordering::Relaxed);
     }
-    published(outbox, shared, &first.subject, count, sent);
+    published(outbox, shared, &first.subject, count, sent)
 }
 
 /// Counts `n` notifications of one message as published, or as dropped when the client
-/// refused the message.
+/// refused the message or the shutdown deadline passed first (`None`); returns false in the
+/// latter case.
 fn published(
     outbox: &Outbox,
     shared: &Shared,
     subject: &Arc<SubjectSeq>,
     n: u64,
-    sent: Result<(), async_nats::PublishError>,
-) {
-    match sent {
-        Ok(()) => {
+    sent: Option<Result<(), async_nats::PublishError>>,
+) -> bool {
+    let in_time = sent.is_some();
+    let reason = match sent {
+        Some(Ok(())) => {
             shared.counters.published.fetch_add(n, Ordering::Relaxed);
+            return true;
         }
-        Err(e) => {
+        Some(Err(e)) => {
             tracing::warn!(subject = %subject.name, notifications = n, "nats export dropped: {e}");
-            shared
-                .counters
-                .export_dropped
-                .fetch_add(n, Ordering::Relaxed);
-            let exports = outbox.exports.lock().clone();
-            if let Some(st) = exports
-                .iter()
-                .filter_map(Weak::upgrade)
-                .find(|s| Arc::ptr_eq(&s.subject, subject))
-            {
-                st.count_drop(DropReason::PublishFailed, n, outbox);
-            }
+            DropReason::PublishFailed
         }
+        None => {
+            tracing::warn!(
+                subject = %subject.name,
+                notifications = n,
+                "nats export dropped: shut down without the server"
+            );
+            DropReason::ShutdownTimeout
+        }
+    };
+    shared
+        .counters
+        .export_dropped
+        .fetch_add(n, Ordering::Relaxed);
+    let exports = outbox.exports.lock().clone();
+    if let Some(st) = exports
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|s| Arc::ptr_eq(&s.subject, subject))
+    {
+        st.count_drop(reason, n, outbox);
     }
+    in_time
 }
 
 /// Tells importers each subject's last sequence number, when nothing is queued or in flight
 /// (so every number up to it was published, or dropped). A post may publish directly after
 /// the numbers are read: its message then reaches importers before the heartbeat, whose
 /// number is lower, which they ignore.
-async fn send_heartbeats(client: &async_nats::Client, outbox: &Outbox, shared: &Shared) {
+///
+/// Returns false when the shutdown deadline passed first.
+async fn send_heartbeats(
+    client: &async_nats::Client,
+    outbox: &Outbox,
+    shared: &Shared,
+    deadline: &mut watch::Receiver<Option<Instant>>,
+) -> bool {
     let lasts: Vec<(async_nats::Subject, u64)> = {
         let q = outbox.queue.lock();
         if !q.items.is_empty() || q.busy {
-            return;
+            return true;
         }
         outbox
             .subjects
@@ -623,14 +708,21 @@ async fn send_heartbeats(client: &async_nats::Client, outbox: &Outbox, shared: &
             .collect()
     };
     for (subject, last) in lasts {
-        if client
-            .publish_with_reply(subject, outbox.reply(last, None, true), Bytes::new())
-            .await
-            .is_ok()
+        let reply = outbox.reply(last, None, true);
+        match bounded(
+            deadline,
+            client.publish_with_reply(subject, reply, Bytes::new()),
+        )
+        .await
         {
-            shared.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+            Some(Ok(())) => {
+                shared.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Err(_)) => {}
+            None => return false,
         }
     }
+    true
 }
 
 /// Posts [`ExportDropped`] reports, at most every 100 ms per export, into the export's center.

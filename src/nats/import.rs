@@ -476,7 +476,11 @@ impl Importing {
 
     /// Records the numbers `seq..seq + count` for (bridge, subject); returns how many numbers
     /// were skipped before them. The first message seen from an origin on a subject sets the
-    /// baseline.
+    /// baseline. A number at or below the last one seen (a duplicate, or a heartbeat that a
+    /// direct publish overtook) skips nothing and leaves the last one as it is.
+    ///
+    /// The numbers are the sender's word: `decode` keeps them at most [`wire::MAX_SEQ`], and
+    /// the arithmetic here saturates anyway, so no input can overflow it.
     fn track(
         &mut self,
         bridge: BridgeId,
@@ -485,24 +489,20 @@ impl Importing {
         count: u64,
         heartbeat: bool,
     ) -> u64 {
-        // `decode` checked that the last number fits.
         let top = seq.saturating_add(count.saturating_sub(1));
         let Some(last) = self.seqs.last(bridge, subject) else {
             self.seqs.insert(bridge, subject, top);
             return 0;
         };
         // A heartbeat carries the last number sent; a message its own (first) number.
-        let expected = if heartbeat { *last } else { *last + 1 };
-        if seq > expected {
-            let lost = seq - expected;
-            *last = top;
-            lost
+        let expected = if heartbeat {
+            *last
         } else {
-            if top > *last {
-                *last = top;
-            }
-            0
-        }
+            last.saturating_add(1)
+        };
+        let lost = seq.saturating_sub(expected);
+        *last = (*last).max(top);
+        lost
     }
 
     fn post_erased(

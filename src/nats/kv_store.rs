@@ -13,6 +13,7 @@ use futures_core::Stream as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::push::queue_error;
+use super::urls::{Servers, UrlAuth};
 use super::{Error, ErrorKind};
 use crate::bridge::{
     Cas, Claim, Expect, RegistryStore, Revision, StoreError, SubjectRecord, Versioned,
@@ -112,7 +113,8 @@ impl fmt::Debug for NatsKvStoreBuilder {
 }
 
 impl NatsKvStoreBuilder {
-    /// How long one store call may take (default 5 s).
+    /// How long one store call may take (default 5 s), and how long
+    /// [`connect`](Self::connect) waits for the server (see [`options`](Self::options)).
     ///
     /// ```
     /// # use herald::nats::NatsKvStore;
@@ -125,7 +127,10 @@ impl NatsKvStoreBuilder {
     }
 
     /// The client's connection options (credentials, TLS, reconnects): the store has its own
-    /// connection. Default: `async_nats::ConnectOptions::new()` retrying the first connect.
+    /// connection. Default: `async_nats::ConnectOptions::new()` retrying the first connect,
+    /// so [`connect`](Self::connect) rides out a server that is not up yet (or restarting)
+    /// for up to the store's [`timeout`](Self::timeout). Options without
+    /// `retry_on_initial_connect` fail at once when the server cannot be reached.
     ///
     /// ```
     /// # use herald::nats::NatsKvStore;
@@ -138,7 +143,14 @@ impl NatsKvStoreBuilder {
         self
     }
 
-    /// Connects, creates the bucket when missing, and binds to it.
+    /// Connects, creates the bucket when missing, and binds to it. Fails with
+    /// [`ErrorKind::Connect`] when there is no connection within the store's
+    /// [`timeout`](Self::timeout) (at once with options that do not retry the first connect),
+    /// and with [`ErrorKind::JetStream`] when the server has no JetStream or refuses the bucket.
+    /// The URL may be a comma-separated list, and may hold credentials
+    /// (`nats://user:password@host`, `nats://token@host`, as for
+    /// [`NatsBridgeBuilder::connect`](super::NatsBridgeBuilder::connect)), used on top of
+    /// the [`options`](Self::options); errors never show them.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
@@ -158,8 +170,20 @@ impl NatsKvStoreBuilder {
                 format!("bucket name {bucket:?} must be letters, digits, `_` or `-`"),
             ));
         }
-        let options = self.options.unwrap_or_default();
-        let url = url.to_owned();
+        let servers = Servers::parse(url)?;
+        let mut options = self
+            .options
+            .unwrap_or_else(|| async_nats::ConnectOptions::new().retry_on_initial_connect());
+        match servers.auth {
+            Some(UrlAuth::UserPassword(user, password)) => {
+                options = options.user_and_password(user, password);
+            }
+            Some(UrlAuth::Token(token)) => options = options.token(token),
+            None => {}
+        }
+        let servers = servers.urls;
+        let shown = super::redact_url(url);
+        let timeout = self.timeout;
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), Error>>();
         let (jobs, mut job_rx) = mpsc::unbounded_channel::<KvJob>();
         let thread_bucket = bucket.clone();
@@ -181,7 +205,7 @@ impl NatsKvStoreBuilder {
                     }
                 };
                 rt.block_on(async move {
-                    let opened = open(options, &url, &thread_bucket).await;
+                    let opened = open(options, servers, &shown, &thread_bucket, timeout).await;
                     let (store, js) = match opened {
                         Ok(x) => x,
                         Err(e) => {
@@ -211,14 +235,51 @@ impl NatsKvStoreBuilder {
     }
 }
 
+/// Connects and binds to the bucket, creating its stream when missing. With a first connect
+/// that is retried, the client returns before it is connected: this waits (up to `timeout`)
+/// until it is, so that a server that is not up yet is waited for, while one that answers
+/// with an error (no JetStream) fails at once.
 async fn open(
     options: async_nats::ConnectOptions,
-    url: &str,
+    servers: Vec<String>,
+    shown: &str,
     bucket: &str,
+    timeout: Duration,
 ) -> Result<(kv::Store, jetstream::Context), Error> {
-    let client = options.connect(url).await.map_err(|e| {
-        Error::with_source(ErrorKind::Connect, format!("could not connect to {url}"), e)
-    })?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let no_connection = || {
+        Error::new(
+            ErrorKind::Connect,
+            format!("could not connect to {shown}: no connection within {timeout:?}"),
+        )
+    };
+    let client = match tokio::time::timeout_at(deadline, options.connect(servers)).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => {
+            let kind = match e.kind() {
+                async_nats::ConnectErrorKind::ServerParse => ErrorKind::Config,
+                _ => ErrorKind::Connect,
+            };
+            return Err(Error::with_source(
+                kind,
+                format!("could not connect to {shown}"),
+                e,
+            ));
+        }
+        Err(_) => return Err(no_connection()),
+    };
+    // A flush is answered once the connection is up (a retried first connect included).
+    match tokio::time::timeout_at(deadline, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(Error::with_source(
+                ErrorKind::Connect,
+                format!("could not connect to {shown}"),
+                e,
+            ));
+        }
+        Err(_) => return Err(no_connection()),
+    }
     let js = jetstream::new(client);
     let name = format!("KV_{bucket}");
     if js.get_stream(&name).await.is_err() {

@@ -73,10 +73,12 @@
 //! # Connection
 //! The bridge reconnects forever with exponential backoff and jitter; imports are
 //! re-subscribed by the client; exports wait in the bounded outbox meanwhile. Credentials
-//! (user and password, token, NKey, credentials file) and TLS (custom CA, client certificate)
-//! are options of [`NatsBridgeBuilder`]. [`NatsBridge::state`], [`NatsBridge::watch_state`] and
+//! (user and password, token, NKey, credentials file) and TLS (custom CAs, client certificate)
+//! are options of [`NatsBridgeBuilder`]; a user and password or a token may also come in the
+//! URL (`nats://user:password@host`). [`NatsBridge::state`], [`NatsBridge::watch_state`] and
 //! [`NatsBridge::ping`] tell its health; [`NatsBridge::shutdown`] sends what is queued and
-//! closes.
+//! closes, waiting at most [`NatsBridgeBuilder::shutdown_timeout`] for the server. Errors never
+//! show secrets: URLs appear only through [`redact_url`].
 //!
 //! # Wire format
 //! Documented, versioned: see [`wire`]. By default one notification is one NATS message whose
@@ -85,10 +87,13 @@
 //! reads both.
 //!
 //! # Type-erased notifications and family observers
-//! A family import posts names without a registered type as [`RemoteNotification`], whose
-//! hub name is `herald.nats.remote` (the hub names types, not values):
-//! [`Wildcard`](crate::Wildcard) observers see it and read its real
-//! name after a downcast, while `observer::<Wildcard>().family("shop.")` sees only the typed ones.
+//! A family import posts names without a registered type as [`RemoteNotification`]. Its type's
+//! hub name is `herald.nats.remote` (the hub names types), but each value keeps the name it was
+//! exported under ([`Notification::value_name`](crate::Notification::value_name)):
+//! [`Wildcard`](crate::Wildcard) observers see it and read that name
+//! ([`AnyNotification::value_name`](crate::AnyNotification::value_name), or
+//! [`RemoteNotification::name`] after a downcast), and `observer::<Wildcard>().family("shop.")`
+//! sees it when that name is in the family, as it sees the typed ones.
 
 mod bridge;
 mod error;
@@ -105,11 +110,13 @@ mod outcomes;
 pub mod push;
 #[cfg(feature = "bridge")]
 mod push_wire;
+mod urls;
 pub mod wire;
 
 pub use bridge::{
     Batching, BridgeMetrics, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, DEFAULT_CLIENT_CAPACITY,
-    DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, NatsBridge, NatsBridgeBuilder,
+    DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, NatsBridge,
+    NatsBridgeBuilder,
 };
 pub use error::{Error, ErrorKind};
 pub use events::{
@@ -128,3 +135,4 @@ pub use push::{
     DEFAULT_ACK_WAIT, NatsPushQueue, PushQueueConfig, PushWorker, PushWorkerBuilder, QueueMetrics,
     WorkerHandle, WorkerMetrics,
 };
+pub use urls::redact_url;

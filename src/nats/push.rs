@@ -68,7 +68,18 @@
 //!   [`ErrorKind::Connect`](crate::apns::ErrorKind::Connect) (nothing was queued).
 //! - A job a worker cannot decode is terminated (never redelivered) and counted in
 //!   [`WorkerMetrics::undecodable`]; a job that decodes but is not a valid push gets a failed
-//!   outcome ([`ErrorKind::InvalidPush`](crate::apns::ErrorKind::InvalidPush)).
+//!   outcome ([`ErrorKind::InvalidPush`](crate::apns::ErrorKind::InvalidPush)), and so does
+//!   one whose building or sending panics (the latter with
+//!   [`ErrorKind::Other`](crate::apns::ErrorKind::Other): APNs may or may not have it): each
+//!   is reported and acknowledged, never redelivered.
+//! - **The same push twice.** The stream keeps one job per apns-id within its duplicate
+//!   window. Dispatches of one push (one apns-id: a clone keeps it) while an earlier dispatch
+//!   of it still waits share its job and its outcome: APNs gets it once, and each dispatch
+//!   gets the outcome. Dispatched again within the window once no dispatch of it waits here
+//!   any more (it got its outcome, or gave up), it is not queued again and never gets an
+//!   outcome: it fails at once with
+//!   [`ErrorKind::InvalidPush`](crate::apns::ErrorKind::InvalidPush), counted in
+//!   [`QueueMetrics::duplicates`]. A push meant to be sent again needs a new apns-id.
 //!
 //! # Wire format (version 1)
 //!
@@ -297,8 +308,38 @@ impl PushQueueConfig {
             })
             .await
             .map_err(|e| queue_error("create the outcome stream", e))?;
+        for (stream, subject) in [
+            (&jobs, self.job_subject(prefix)),
+            (&outcomes, self.outcome_subject(prefix)),
+        ] {
+            let config = &stream.cached_info().config;
+            if !config.subjects.iter().any(|s| subject_matches(s, &subject)) {
+                return Err(Error::new(
+                    ErrorKind::JetStream,
+                    format!(
+                        "the stream {} exists for {:?}, not {subject}: give each subject \
+                         prefix its own stream names (PushQueueConfig::stream, outcome_stream)",
+                        config.name, config.subjects
+                    ),
+                ));
+            }
+        }
         Ok((jobs, outcomes))
     }
+}
+
+/// Whether the subject filter `filter` (with `*` and `>` wildcards) matches `subject`.
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for f in filter.split('.') {
+        match (f, tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    tokens.next().is_none()
 }
 
 pub(crate) fn queue_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -335,7 +376,9 @@ struct QueueInner {
     job_subject: String,
     outcome_timeout: Duration,
     enqueue_timeout: Duration,
-    pending: Mutex<HashMap<String, oneshot::Sender<OutcomeRecord>>>,
+    /// The dispatches waiting for an outcome, by apns-id (several for one push dispatched
+    /// more than once).
+    pending: Mutex<HashMap<String, Vec<oneshot::Sender<OutcomeRecord>>>>,
     counters: QueueCounters,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -344,6 +387,7 @@ struct QueueInner {
 struct QueueCounters {
     enqueued: AtomicU64,
     enqueue_failed: AtomicU64,
+    duplicates: AtomicU64,
     outcomes: AtomicU64,
     timed_out: AtomicU64,
     unmatched: AtomicU64,
@@ -363,6 +407,9 @@ pub struct QueueMetrics {
     pub enqueued: u64,
     /// Jobs the server did not confirm (reported failed to the sink).
     pub enqueue_failed: u64,
+    /// Pushes not queued because a job with their apns-id already was, for a dispatch no
+    /// longer waiting (reported failed to the sink; see the [module](self) docs).
+    pub duplicates: u64,
     /// Outcomes matched to a waiting push.
     pub outcomes: u64,
     /// Pushes whose outcome did not come within the outcome timeout.
@@ -372,7 +419,7 @@ pub struct QueueMetrics {
     pub unmatched: u64,
     /// Outcome messages that could not be decoded.
     pub undecodable: u64,
-    /// Pushes waiting for their outcome now.
+    /// Dispatches waiting for their push's outcome now.
     pub waiting: u64,
 }
 
@@ -444,11 +491,18 @@ impl NatsPushQueue {
         QueueMetrics {
             enqueued: c.enqueued.load(Ordering::Relaxed),
             enqueue_failed: c.enqueue_failed.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
             outcomes: c.outcomes.load(Ordering::Relaxed),
             timed_out: c.timed_out.load(Ordering::Relaxed),
             unmatched: c.unmatched.load(Ordering::Relaxed),
             undecodable: c.undecodable.load(Ordering::Relaxed),
-            waiting: self.inner.pending.lock().len() as u64,
+            waiting: self
+                .inner
+                .pending
+                .lock()
+                .values()
+                .map(Vec::len)
+                .sum::<usize>() as u64,
         }
     }
 
@@ -463,7 +517,12 @@ impl NatsPushQueue {
         };
         let (tx, rx) = oneshot::channel();
         // Registered before the job is published: its outcome cannot come first.
-        inner.pending.lock().insert(apns_id.clone(), tx);
+        inner
+            .pending
+            .lock()
+            .entry(apns_id.clone())
+            .or_default()
+            .push(tx);
         // A publish whose acknowledgement was lost may have been stored: publishing again is
         // safe (the stream drops a second copy with the same Nats-Msg-Id), so retry a few
         // times before giving up, to ride out a reconnect or a server restart.
@@ -485,6 +544,21 @@ impl NatsPushQueue {
             };
             use jetstream::context::PublishErrorKind as P;
             let (refused, e) = match tokio::time::timeout_at(deadline, publish).await {
+                // Stored before this dispatch asked, for a dispatch that no longer waits: the
+                // outcome went (or goes) to it, none will come here.
+                Ok(Ok(ack)) if ack.duplicate && attempt == 1 && !others_wait(&inner, &apns_id) => {
+                    forget(&inner, &apns_id, rx);
+                    inner.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    return failed(
+                        push,
+                        apns::ErrorKind::InvalidPush,
+                        format!(
+                            "a push with apns-id {apns_id} was queued already, within the work \
+                             queue's duplicate window: it is not queued again (a push sent \
+                             again needs a new apns-id)"
+                        ),
+                    );
+                }
                 Ok(Ok(_)) => break,
                 Ok(Err(e)) => (
                     matches!(e.kind(), P::StreamNotFound | P::MaxPayloadExceeded),
@@ -493,7 +567,7 @@ impl NatsPushQueue {
                 Err(_) => (false, "no confirmation in time".to_owned()),
             };
             if refused || tokio::time::Instant::now() + delay >= deadline {
-                inner.pending.lock().remove(&apns_id);
+                forget(&inner, &apns_id, rx);
                 inner
                     .counters
                     .enqueue_failed
@@ -521,7 +595,8 @@ impl NatsPushQueue {
             delay = (delay * 2).min(Duration::from_secs(2));
         }
         inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(inner.outcome_timeout, rx).await {
+        let mut rx = rx;
+        match tokio::time::timeout(inner.outcome_timeout, &mut rx).await {
             Ok(Ok(record)) => {
                 inner.counters.outcomes.fetch_add(1, Ordering::Relaxed);
                 record.to_outcome(push)
@@ -532,7 +607,7 @@ impl NatsPushQueue {
                 "the push queue stopped reading outcomes".into(),
             ),
             Err(_) => {
-                inner.pending.lock().remove(&apns_id);
+                forget(&inner, &apns_id, rx);
                 inner.counters.timed_out.fetch_add(1, Ordering::Relaxed);
                 failed(
                     push,
@@ -544,6 +619,29 @@ impl NatsPushQueue {
                     ),
                 )
             }
+        }
+    }
+}
+
+/// Whether another dispatch of the push `apns_id` waits for its outcome (besides the one
+/// asking).
+fn others_wait(inner: &QueueInner, apns_id: &str) -> bool {
+    inner
+        .pending
+        .lock()
+        .get(apns_id)
+        .is_some_and(|waiters| waiters.iter().filter(|tx| !tx.is_closed()).count() > 1)
+}
+
+/// Takes a dispatch that stops waiting out of the waiting ones (with any other whose
+/// dispatch was dropped).
+fn forget(inner: &QueueInner, apns_id: &str, rx: oneshot::Receiver<OutcomeRecord>) {
+    drop(rx);
+    let mut pending = inner.pending.lock();
+    if let Some(waiters) = pending.get_mut(apns_id) {
+        waiters.retain(|tx| !tx.is_closed());
+        if waiters.is_empty() {
+            pending.remove(apns_id);
         }
     }
 }
@@ -583,14 +681,13 @@ async fn read_outcomes(mut reader: consumer::push::Ordered, inner: Weak<QueueInn
         };
         match serde_json::from_slice::<OutcomeRecord>(&message.payload) {
             Ok(record) if record.v == VERSION => {
-                let waiter = inner.pending.lock().remove(&record.apns_id);
-                match waiter {
-                    Some(tx) => {
-                        let _ = tx.send(record);
-                    }
-                    None => {
-                        inner.counters.unmatched.fetch_add(1, Ordering::Relaxed);
-                    }
+                let waiters = inner.pending.lock().remove(&record.apns_id);
+                let mut matched = false;
+                for tx in waiters.into_iter().flatten() {
+                    matched |= tx.send(record.clone()).is_ok();
+                }
+                if !matched {
+                    inner.counters.unmatched.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok(record) => {
@@ -751,6 +848,7 @@ impl PushWorkerBuilder {
             ack_wait: self.config.ack_wait,
             permits: Arc::new(Semaphore::new(self.concurrency)),
             concurrency: self.concurrency,
+            in_flight: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
             counters: WorkerCounters::default(),
@@ -772,6 +870,9 @@ struct WorkerShared {
     ack_wait: Duration,
     permits: Arc<Semaphore>,
     concurrency: usize,
+    /// Jobs held: taken from the queue and not finished. (Not the permits in use: the pull
+    /// loop holds one while it waits for jobs.)
+    in_flight: AtomicU64,
     stopping: AtomicBool,
     stop: Notify,
     counters: WorkerCounters,
@@ -874,7 +975,7 @@ impl WorkerHandle {
             acked: c.acked.load(Ordering::Relaxed),
             undecodable: c.undecodable.load(Ordering::Relaxed),
             fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
-            in_flight: (self.shared.concurrency - self.shared.permits.available_permits()) as u64,
+            in_flight: self.shared.in_flight.load(Ordering::Relaxed),
         }
     }
 
@@ -958,7 +1059,8 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
                     Err(_) => return,
                 },
             };
-            tokio::spawn(handle(message, shared.clone(), p));
+            let held = Held::new(&shared, p);
+            tokio::spawn(handle(message, shared.clone(), held));
         }
     }
 }
@@ -981,12 +1083,66 @@ async fn confirmed_ack(
         .map_err(|e| queue_error("confirm an acknowledgement", e))
 }
 
-/// One job: send, report, acknowledge.
-async fn handle(
-    message: jetstream::Message,
+/// A job held by the worker: its permit, and its place in [`WorkerMetrics::in_flight`], both
+/// given back when the job is finished (or its task ends in any other way).
+struct Held {
     shared: Arc<WorkerShared>,
     _permit: tokio::sync::OwnedSemaphorePermit,
-) {
+}
+
+impl Held {
+    fn new(shared: &Arc<WorkerShared>, permit: tokio::sync::OwnedSemaphorePermit) -> Held {
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        Held {
+            shared: shared.clone(),
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs a future, turning a panic inside it into `Err` (the panic's message): a push whose
+/// sending panics ends in a failed outcome instead of taking its job's task down with it, which
+/// would leave the job to be redelivered, and panic again, forever.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Ok(out)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic_message(&*panic))),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// One job: send, report, acknowledge.
+///
+/// A job that decodes but cannot be turned into a push gets a failed outcome
+/// ([`InvalidPush`](apns::ErrorKind::InvalidPush)); so does one whose building panics, and one
+/// whose sending panics gets a failed outcome ([`Other`](apns::ErrorKind::Other), "may or may
+/// not have reached APNs"). Either way the job is reported and acknowledged, never left to
+/// come back.
+async fn handle(message: jetstream::Message, shared: Arc<WorkerShared>, _held: Held) {
     let c = &shared.counters;
     c.received.fetch_add(1, Ordering::Relaxed);
     let delivery = message
@@ -1010,14 +1166,20 @@ async fn handle(
             return;
         }
     };
-    let record = match job.to_push() {
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.to_push()))
+        .unwrap_or_else(|panic| {
+            Err(apns::Error::new(
+                apns::ErrorKind::InvalidPush,
+                format!("building the push panicked: {}", panic_message(&*panic)),
+            ))
+        });
+    let sent = match built {
         Ok(push) => {
-            let send = shared.client.send(push);
-            tokio::pin!(send);
+            let mut send = CatchUnwind(Box::pin(shared.client.send(push)));
             // Keep the job ours while APNs takes its time.
             let mut progress = tokio::time::interval(shared.ack_wait / 2);
             progress.tick().await;
-            let outcome = loop {
+            let sent = loop {
                 tokio::select! {
                     o = &mut send => break o,
                     _ = progress.tick() => {
@@ -1025,6 +1187,18 @@ async fn handle(
                     }
                 }
             };
+            sent.map_err(|panic| {
+                tracing::error!(apns_id = %job.apns_id, "push worker: the send panicked: {panic}");
+                apns::Error::new(
+                    apns::ErrorKind::Other,
+                    format!("sending the push panicked, APNs may or may not have it: {panic}"),
+                )
+            })
+        }
+        Err(e) => Err(e),
+    };
+    let record = match sent {
+        Ok(outcome) => {
             match &outcome {
                 PushOutcome::Accepted(_) => c.accepted.fetch_add(1, Ordering::Relaxed),
                 PushOutcome::Rejected(_) => c.rejected.fetch_add(1, Ordering::Relaxed),
@@ -1034,7 +1208,7 @@ async fn handle(
         }
         Err(e) => {
             c.failed.fetch_add(1, Ordering::Relaxed);
-            OutcomeRecord::invalid(&job, &e, &shared.name, delivery, SystemTime::now())
+            OutcomeRecord::failed(&job, &e, &shared.name, delivery, SystemTime::now())
         }
     };
     let Ok(body) = serde_json::to_vec(&record) else {
@@ -1078,4 +1252,45 @@ async fn handle(
     }
     // Not acknowledged: the queue redelivers it after ack_wait.
     c.report_failed.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_inside_a_send_becomes_an_error_with_its_message() {
+        let ok = CatchUnwind(Box::pin(async { 7 })).await;
+        assert_eq!(ok, Ok(7));
+        let panicked = CatchUnwind(Box::pin(async {
+            tokio::task::yield_now().await;
+            if ok.is_ok() {
+                panic!("the client broke");
+            }
+            7
+        }))
+        .await;
+        assert_eq!(panicked, Err("the client broke".to_owned()));
+    }
+
+    #[test]
+    fn stream_subjects_match_like_nats() {
+        for (filter, subject) in [
+            ("herald.push.job", "herald.push.job"),
+            ("*.herald.push.job", "eu.herald.push.job"),
+            ("eu.>", "eu.herald.push.job"),
+            (">", "herald.push.job"),
+        ] {
+            assert!(subject_matches(filter, subject), "{filter} {subject}");
+        }
+        for (filter, subject) in [
+            ("eu.herald.push.job", "us.herald.push.job"),
+            ("herald.push.job", "eu.herald.push.job"),
+            ("herald.push", "herald.push.job"),
+            ("herald.push.job.x", "herald.push.job"),
+            ("herald.push.job.>", "herald.push.job"),
+        ] {
+            assert!(!subject_matches(filter, subject), "{filter} {subject}");
+        }
+    }
 }

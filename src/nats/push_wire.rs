@@ -18,8 +18,12 @@ pub(crate) fn to_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The time `ms` milliseconds after the epoch; a number past what the platform's clock holds
+/// (a sender's nonsense: records come from other processes) reads as the epoch, never a panic.
 pub(crate) fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// One push on the work queue.
@@ -114,7 +118,15 @@ impl Job {
             b = b.expiration(if s == 0 {
                 Expiration::Immediately
             } else {
-                Expiration::At(UNIX_EPOCH + Duration::from_secs(s))
+                let at = UNIX_EPOCH
+                    .checked_add(Duration::from_secs(s))
+                    .ok_or_else(|| {
+                        apns::Error::new(
+                            apns::ErrorKind::InvalidPush,
+                            format!("expiration_s {s} is past what a time can hold"),
+                        )
+                    })?;
+                Expiration::At(at)
             });
         }
         b.build()
@@ -223,8 +235,9 @@ impl OutcomeRecord {
         r
     }
 
-    /// A job that could not be turned into a push: failed without sending.
-    pub(crate) fn invalid(
+    /// A push that failed with `error` without an outcome from the client: a job that could
+    /// not be turned into a push, or a send that panicked.
+    pub(crate) fn failed(
         job: &Job,
         error: &apns::Error,
         worker: &str,
@@ -366,5 +379,19 @@ mod tests {
         job.push_type = "alert".into();
         job.priority = 7;
         assert!(job.to_push().unwrap_err().is_invalid_push());
+        job.priority = 10;
+        job.expiration_s = Some(u64::MAX);
+        let err = job.to_push().unwrap_err();
+        assert!(err.is_invalid_push(), "{err}");
+        assert!(err.to_string().contains("expiration_s"), "{err}");
+    }
+
+    #[test]
+    fn times_past_the_clocks_range_read_as_the_epoch() {
+        assert_eq!(
+            from_ms(1_700_000_000_123),
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+        );
+        let _ = from_ms(u64::MAX); // no panic, whatever the platform
     }
 }

@@ -14,7 +14,9 @@
 //!   in it);
 //! - `1`: the schema version;
 //! - `<origin>`: the exporting bridge's id, 32 lower-case hex digits;
-//! - `<seq>`: decimal sequence number, per (origin, subject), from 1, no gaps at the sender;
+//! - `<seq>`: decimal sequence number, per (origin, subject), from 1, no gaps at the sender,
+//!   at most [`MAX_SEQ`] (2^63 − 1: at a billion notifications a second an exporter takes
+//!   292 years to get there); a larger one is malformed;
 //! - `s<n>`: the decimal raw [`SenderId`](crate::SenderId), only for `post_from` posts;
 //! - `hb`: a heartbeat, with no payload; `<seq>` is the last sequence number sent.
 //!
@@ -32,8 +34,8 @@
 //! | reply subject | `_HERALD.2.<origin>.<first seq>.<count>`, then optional flags |
 //!
 //! - `<first seq>`: the first item's sequence number; item `i` (from 0) has `<first seq> + i`,
-//!   so a batch covers `first..=first + count - 1` and loss accounting is per notification,
-//!   across batches and single messages alike;
+//!   so a batch covers `first..=first + count - 1` (at most [`MAX_SEQ`]) and loss accounting
+//!   is per notification, across batches and single messages alike;
 //! - `<count>`: how many items, at least 1;
 //! - `s<n>`: the sender of every item (a batch never mixes senders);
 //! - there are no version 2 heartbeats (`hb` is refused); heartbeats stay version 1.
@@ -76,6 +78,11 @@
 use std::fmt::Write as _;
 
 use super::{BridgeId, Error, ErrorKind};
+
+/// The largest sequence number (2^63 − 1). The numbers are the sender's word: refusing the
+/// top half of the range keeps an importer's arithmetic on them (the next expected number, a
+/// gap's size) from overflowing.
+pub const MAX_SEQ: u64 = u64::MAX >> 1;
 
 /// The first token of herald's reply subjects.
 pub(crate) const NAMESPACE: &str = "_HERALD.";
@@ -291,12 +298,13 @@ pub(crate) fn decode(
     let seq = tokens
         .next()
         .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&s| s <= MAX_SEQ)
         .ok_or_else(|| bad("sequence number"))?;
     let count = if batch {
         let count = tokens
             .next()
             .and_then(|s| s.parse::<u64>().ok())
-            .filter(|&n| n >= 1 && seq.checked_add(n - 1).is_some())
+            .filter(|&n| n >= 1 && seq.checked_add(n - 1).is_some_and(|top| top <= MAX_SEQ))
             .ok_or_else(|| bad("item count"))?;
         if !fits(count, payload_len) {
             return Err(format!("a batch of {count} items in {payload_len} bytes"));
@@ -451,7 +459,7 @@ mod tests {
         let prefix = reply_prefix(id);
         for (seq, sender, heartbeat) in [
             (1, None, false),
-            (u64::MAX, Some(0), false),
+            (MAX_SEQ, Some(0), false),
             (42, Some(7), true),
             (9, None, true),
         ] {
@@ -488,6 +496,10 @@ mod tests {
             format!("_HERALD.1.{origin}"),
             format!("_HERALD.1.{origin}.-3"),
             format!("_HERALD.1.{origin}.5.s9x"),
+            format!("_HERALD.1.{origin}.{}", MAX_SEQ + 1),
+            format!("_HERALD.1.{origin}.{}", u64::MAX),
+            format!("_HERALD.1.{origin}.{}.hb", u64::MAX),
+            format!("_HERALD.1.{origin}.18446744073709551616"),
         ] {
             assert!(decode_once(Some(&bad)).is_err(), "{bad:?}");
         }
@@ -497,7 +509,7 @@ mod tests {
     fn a_batch_reply_subject_round_trips_and_refuses_what_it_cannot_read() {
         let id = BridgeId::random();
         let prefix = batch_reply_prefix(id);
-        for (first, count, sender) in [(1, 2, None), (42, 1000, Some(7)), (u64::MAX, 1, Some(0))] {
+        for (first, count, sender) in [(1, 2, None), (42, 1000, Some(7)), (MAX_SEQ, 1, Some(0))] {
             let v = encode_batch(&prefix, first, count, sender);
             assert!(check_name(&v, "reply").is_err(), "reserved namespace: {v}");
             let want = Meta {
@@ -525,6 +537,8 @@ mod tests {
             format!("_HERALD.2.{origin}.5.x"),
             format!("_HERALD.2.{origin}.5.-1"),
             format!("_HERALD.2.{origin}.{}.2", u64::MAX),
+            format!("_HERALD.2.{origin}.{}.2", MAX_SEQ),
+            format!("_HERALD.2.{origin}.{}.1", MAX_SEQ + 1),
             format!("_HERALD.2.{origin}.5.2.hb"),
             format!("_HERALD.2.{origin}.5.2.s1x"),
             "_HERALD.2.not-hex.5.2".to_owned(),

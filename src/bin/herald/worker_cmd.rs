@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use herald::apns::ApnsClient;
-use herald::nats::{NatsBridge, PushQueueConfig, PushWorker};
+use herald::nats::{NatsBridge, PushQueueConfig, PushWorker, redact_url};
 
 use crate::apns_options::ApnsOptions;
 use crate::exit;
@@ -18,8 +18,13 @@ use crate::exit;
 /// Options of `herald worker`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WorkerArgs {
-    /// The NATS server.
-    #[arg(long, env = "HERALD_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    /// The NATS server (credentials in it, `nats://user:password@host`, are never printed).
+    #[arg(
+        long,
+        env = "HERALD_NATS_URL",
+        hide_env_values = true,
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
     /// The subject prefix (ending in a dot), as the posting side's bridge.
     #[arg(long, default_value = "")]
@@ -65,7 +70,7 @@ pub(crate) async fn run(args: WorkerArgs) -> u8 {
     match run_inner(args).await {
         Ok(code) => code,
         Err((code, message)) => {
-            eprintln!("herald worker: {message}");
+            tell(&format!("herald worker: {message}"));
             code
         }
     }
@@ -116,55 +121,67 @@ async fn run_inner(args: WorkerArgs) -> Result<u8, (u8, String)> {
         .start(&bridge)
         .await
         .map_err(|e| (exit::NOT_SENT, e.to_string()))?;
+    let nats = redact_url(&args.nats_url);
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "ready": true,
-                "worker": worker.name(),
-                "nats": args.nats_url,
-                "stream": args.stream,
-                "consumer": args.consumer,
-                "pid": std::process::id(),
-            })
-        );
+        say(&serde_json::json!({
+            "ready": true,
+            "worker": worker.name(),
+            "nats": nats,
+            "stream": args.stream,
+            "consumer": args.consumer,
+            "pid": std::process::id(),
+        })
+        .to_string());
     } else {
-        println!(
+        say(&format!(
             "ready: worker {} taking pushes from {} (stream {}, consumer {}); Ctrl-C to stop",
             worker.name(),
-            args.nats_url,
+            nats,
             args.stream,
             args.consumer
-        );
+        ));
     }
     stop.wait().await;
-    eprintln!("herald worker: stopping: finishing the pushes it holds");
+    tell("herald worker: stopping: finishing the pushes it holds");
     worker.shutdown().await;
     let _ = bridge.shutdown().await;
     client.shutdown().await;
     let m = worker.metrics();
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "stopped": true,
-                "received": m.received,
-                "redelivered": m.redelivered,
-                "accepted": m.accepted,
-                "rejected": m.rejected,
-                "failed": m.failed,
-                "reported": m.reported,
-                "duplicate_outcomes": m.duplicate_outcomes,
-                "report_failed": m.report_failed,
-                "acked": m.acked,
-                "undecodable": m.undecodable,
-            })
-        );
+        say(&serde_json::json!({
+            "stopped": true,
+            "received": m.received,
+            "redelivered": m.redelivered,
+            "accepted": m.accepted,
+            "rejected": m.rejected,
+            "failed": m.failed,
+            "reported": m.reported,
+            "duplicate_outcomes": m.duplicate_outcomes,
+            "report_failed": m.report_failed,
+            "acked": m.acked,
+            "undecodable": m.undecodable,
+        })
+        .to_string());
     } else {
-        println!(
+        say(&format!(
             "stopped: {} taken ({} redelivered), {} accepted, {} rejected, {} failed",
             m.received, m.redelivered, m.accepted, m.rejected, m.failed
-        );
+        ));
     }
     Ok(exit::OK)
+}
+
+/// Prints one line on stdout. A stdout nobody reads any more (a closed pipe) is no reason to
+/// stop taking pushes, nor to end a graceful stop with a panic instead of exit 0.
+fn say(line: &str) {
+    write_line(std::io::stdout().lock(), line);
+}
+
+/// The same on stderr.
+fn tell(line: &str) {
+    write_line(std::io::stderr().lock(), line);
+}
+
+fn write_line(mut out: impl std::io::Write, line: &str) {
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

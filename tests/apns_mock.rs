@@ -21,6 +21,9 @@ use herald::apns::{
 };
 use herald::mock::{Fault, Latency, MockApns, MockApnsBuilder, MockClock};
 
+/// A plain HTTP/2 client (no herald client code), to send the mock what the client never would.
+mod mock_support;
+
 const BUNDLE: &str = "com.example.app";
 const KEY_ID: &str = "ABC123DEFG";
 const TEAM: &str = "TEAM123456";
@@ -314,6 +317,38 @@ async fn refused_stream_is_retried_with_the_same_apns_id() {
     assert!(ids.iter().all(|i| i == p.apns_id()));
 }
 
+/// RetryPolicy docs: "Requests that never reached APNs (GOAWAY, REFUSED_STREAM) are retried on
+/// another connection": not on the one that refused it, when another one is open.
+#[tokio::test]
+async fn a_refused_stream_is_retried_on_another_open_connection() {
+    let s =
+        setup_with(MockApns::builder().latency(Latency::Fixed(Duration::from_millis(20)))).await;
+    let client = client_for(&s).connections(2).build().unwrap();
+    // Enough pushes at once to bring both connections up.
+    let mut outcomes = client.send_all((0..40).map(push), 40);
+    while let Some((_, o)) = outcomes.next().await {
+        assert!(o.is_accepted(), "{o:?}");
+    }
+    assert_eq!(s.mock.open_connections(), 2);
+    for i in 100..112 {
+        s.mock.script(Fault::RefuseStream);
+        let p = push(i);
+        let o = client.send(p.clone()).await;
+        assert!(o.is_accepted(), "{o:?}");
+        let tries: Vec<_> = s
+            .mock
+            .pushes()
+            .into_iter()
+            .filter(|r| r.header("apns-id") == Some(p.apns_id()))
+            .collect();
+        assert_eq!(tries.len(), 2, "push {i}");
+        assert_ne!(
+            tries[0].connection, tries[1].connection,
+            "push {i}: retried on the connection that refused it"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_stall_hits_the_request_timeout() {
     let s = setup().await;
@@ -514,6 +549,96 @@ async fn push_types_carry_their_topic_suffix_and_limits() {
     let rec = s.mock.pushes();
     assert_eq!(rec[0].topic.as_deref(), Some("com.example.app.voip"));
     assert_eq!(rec[1].header("apns-priority"), Some("5"));
+}
+
+/// Module docs ("Building a push"): a push that built is one APNs can only refuse for reasons
+/// outside it, so a topic builds exactly when Apple (here the mock, asked with a plain HTTP/2
+/// client) takes it. The client and the mock cannot share their topic rule (they never import
+/// each other, see `apns_walls.rs`): this keeps the two equal.
+#[tokio::test]
+async fn a_topic_builds_exactly_when_apns_would_take_it() {
+    let s = setup().await;
+    let client = client_for(&s).retry(RetryPolicy::none()).build().unwrap();
+    let p8 = s.mock.generate_key("RAWKEY0001", TEAM).unwrap();
+    let jwt = mock_support::sign_jwt(&p8, "RAWKEY0001", TEAM, mock_support::now_secs());
+    let mut raw = mock_support::connect(&s.mock, None).await;
+    let topics = [
+        ("com.example.app", true),
+        ("com.example-app.my_app2", true),
+        ("A", true),
+        ("com..example.app", false),
+        ("com.example/app", false),
+        (".com.example.app", false),
+        ("com.example.app.", false),
+        ("com.example app", false),
+        ("com.example.app!", false),
+        ("com:example", false),
+        ("com.exa*mple", false),
+    ];
+    for (topic, well_formed) in topics {
+        let answer = mock_support::push(&device(0))
+            .header("apns-topic", topic)
+            .bearer(&jwt)
+            .send(&mut raw)
+            .await
+            .unwrap();
+        let mock_says = (answer.status, answer.reason());
+        match well_formed {
+            true => assert_eq!(mock_says, (200, None), "the mock refused {topic:?}"),
+            false => assert_eq!(
+                mock_says,
+                (400, Some("BadTopic".into())),
+                "the mock took {topic:?}"
+            ),
+        }
+        match Push::builder(device(0), topic).build() {
+            Ok(p) => {
+                assert!(well_formed, "{topic:?} built, and APNs refuses it");
+                let o = client.send(p).await;
+                assert!(o.is_accepted(), "{topic:?}: {o:?}");
+            }
+            Err(e) => {
+                assert!(!well_formed, "{topic:?} did not build: {e:?}");
+                assert!(e.is_invalid_push(), "{topic:?}: {e:?}");
+            }
+        }
+    }
+    // What cannot even be sent as a header value fails the same way.
+    for topic in ["com.exämple.app", "com.example\tapp"] {
+        let e = Push::builder(device(0), topic).build().unwrap_err();
+        assert!(e.is_invalid_push(), "{topic:?}: {e:?}");
+    }
+}
+
+/// RFC 9113 §5.1: a stream the client reset is closed. A client whose request timed out (it
+/// resets the stream) and that then sends the next push is within a limit of one stream, and
+/// the mock must not answer it with the stream-limit GOAWAY (which the client would report as
+/// a lost connection for a push the mock never saw).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_after_a_timed_out_one_is_within_a_limit_of_one_stream() {
+    let s = setup_with(MockApns::builder().max_streams(1)).await;
+    let client = client_for(&s)
+        .request_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        s.mock.script_for_device(&device(i), Fault::Stall);
+        let o = client.send(push(i)).await;
+        assert!(o.error().is_some_and(|e| e.is_timeout()), "{o:?}");
+        // An answer may miss the short timeout on a loaded machine; it must not be lost.
+        let o = client.send(push(1000 + i)).await;
+        assert!(
+            o.is_accepted() || o.error().is_some_and(|e| e.is_timeout()),
+            "round {i}: {o:?}"
+        );
+    }
+    let stats = s.mock.stats();
+    assert_eq!(
+        stats.by_reason.get("StreamLimitExceeded"),
+        None,
+        "{stats:?}"
+    );
+    assert_eq!(stats.goaways, 0, "{stats:?}");
 }
 
 /// 10^4 pushes through random faults: exactly one outcome per push, no accepted push twice.

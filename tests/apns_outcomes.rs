@@ -4,7 +4,10 @@
 #![cfg(feature = "mock")]
 #![cfg(feature = "apns")]
 
-use herald::apns::{ApnsClient, Endpoint, Payload, Push, PushOutcome, Reason, TokenKey};
+use herald::apns::{
+    ApnsClient, Endpoint, Error, ErrorKind, Failed, Payload, Push, PushOutcome, Reason, Rejected,
+    TokenKey,
+};
 use herald::mock::MockApns;
 
 const BUNDLE: &str = "com.example.app";
@@ -79,4 +82,44 @@ async fn an_accepted_outcome_has_no_push_to_hand_back() {
     let outcome = client.send(push(&"ef".repeat(32))).await;
     assert!(outcome.is_accepted());
     assert!(outcome.push().is_none());
+}
+
+/// Outcomes are what callers log. Module docs of `herald::apns`: "No error, `Debug` or log line
+/// contains ... a whole device token (only its first 8 characters)": not the push's `Debug`,
+/// nor the `Debug` of an outcome that hands it back.
+#[test]
+fn debug_of_a_push_and_its_outcomes_shows_only_the_tokens_first_8_characters() {
+    let token = format!("a1b2c3d4{}", "e5".repeat(28));
+    let p = push(&token);
+    let rejected = PushOutcome::Rejected(Rejected::new(p.clone(), 400, Reason::BadDeviceToken));
+    let failed = PushOutcome::Failed(Failed::new(
+        Error::new(ErrorKind::ConnectionLost, "lost"),
+        p.clone(),
+    ));
+    for debug in [
+        format!("{p:?}"),
+        format!("{rejected:?}"),
+        format!("{failed:?}"),
+        format!("{:#?}", rejected),
+    ] {
+        assert!(!debug.contains(&token), "the whole token in {debug}");
+        assert!(debug.contains("a1b2c3d4…"), "no token prefix in {debug}");
+    }
+}
+
+/// The same for a builder, whose token is not validated yet (any case, any characters).
+#[test]
+fn debug_of_a_push_builder_shows_only_the_tokens_first_8_characters() {
+    let hex = format!("A1B2C3D4{}", "E5".repeat(28));
+    let wide = "ａｂｃｄｅｆｇｈｉｊｋｌ"; // not hex, and 3 bytes a character
+    for token in [hex.as_str(), wide] {
+        let debug = format!("{:?}", Push::builder(token, BUNDLE));
+        assert!(!debug.contains(token), "the whole token in {debug}");
+        let prefix: String = token.chars().take(8).collect();
+        assert!(
+            debug.contains(&format!("{prefix}…")),
+            "no token prefix in {debug}"
+        );
+        assert!(debug.contains(BUNDLE), "{debug}");
+    }
 }

@@ -324,6 +324,27 @@ async fn stalled_stream_is_freed_when_the_client_resets_it() {
     assert_eq!(s.mock.stats().goaways, 0, "no stream-limit violation");
 }
 
+/// RFC 9113 §5.1: a stream the client reset is closed, at once. A client at a limit of one
+/// stream whose request timed out (dropping it resets the stream) and that then sends the next
+/// one is within the limit, however late the mock's request handler notices the reset: the
+/// mock must not answer it with the stream-limit GOAWAY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_client_reset_no_longer_counts_against_the_limit() {
+    let s = Setup::with(MockApns::builder().max_streams(1)).await;
+    let mut c = s.client().await;
+    let jwt = s.jwt();
+    for round in 0..40 {
+        s.mock.script_for_device(&token(2), Fault::Stall);
+        let stalled = push(&token(2)).bearer(&jwt).start(&mut c).await.unwrap();
+        // Give up on it as a client's request timeout does: dropping it resets the stream.
+        let waited = tokio::time::timeout(Duration::from_millis(5), stalled).await;
+        assert!(waited.is_err(), "round {round}: the stall was answered");
+        let a = push(&token(1)).bearer(&jwt).send(&mut c).await;
+        assert_eq!(a.map(|a| a.status).ok(), Some(200), "round {round}");
+    }
+    assert_eq!(s.mock.stats().goaways, 0);
+}
+
 #[tokio::test]
 async fn connection_dropped_mid_request() {
     let s = Setup::new().await;

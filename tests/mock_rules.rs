@@ -158,6 +158,16 @@ async fn header_rules() {
         (push(&t).without("apns-topic"), 400, "MissingTopic"),
         (push(&t).header("apns-topic", "com..bad"), 400, "BadTopic"),
         (
+            push(&t).header("apns-topic", "com.example/app"),
+            400,
+            "BadTopic",
+        ),
+        (
+            push(&t).header("apns-topic", ".com.example"),
+            400,
+            "BadTopic",
+        ),
+        (
             push(&t).header("apns-push-type", "telepathy"),
             400,
             "InvalidPushType",
@@ -223,6 +233,34 @@ async fn header_rules() {
         let a = req.bearer(&jwt).send(&mut c).await.unwrap();
         assert_eq!(a.status, 200, "{:?}", String::from_utf8_lossy(&a.body));
     }
+}
+
+/// Rule 3: "400 DuplicateHeaders when an `apns-*` header or `authorization` appears twice",
+/// any `apns-*` header, whether Apple defines it or not; other headers may repeat.
+#[tokio::test]
+async fn any_apns_header_or_authorization_twice_is_duplicate_headers() {
+    let s = Setup::new().await;
+    let mut c = s.client().await;
+    let jwt = s.jwt();
+    let t = token(1);
+    for name in ["apns-topic", "apns-unique-id", "apns-foo", "authorization"] {
+        let req = push(&t)
+            .bearer(&jwt)
+            .add_header(name, "a")
+            .add_header(name, "b");
+        assert_rejects!(req.send(&mut c).await.unwrap(), 400, "DuplicateHeaders");
+    }
+    let twice_topic = push(&t).bearer(&jwt).add_header("apns-topic", BUNDLE);
+    assert_rejects!(
+        twice_topic.send(&mut c).await.unwrap(),
+        400,
+        "DuplicateHeaders"
+    );
+    let other = push(&t)
+        .bearer(&jwt)
+        .add_header("x-request-tag", "a")
+        .add_header("x-request-tag", "b");
+    assert_eq!(other.send(&mut c).await.unwrap().status, 200);
 }
 
 #[tokio::test]

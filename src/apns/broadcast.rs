@@ -29,7 +29,7 @@ use http::{HeaderName, HeaderValue, Method};
 use super::client::ApnsClient;
 use super::error::{Error, ErrorKind};
 use super::payload::Payload;
-use super::pool::{Attempt, RequestSpec};
+use super::pool::{Attempt, RequestSpec, Requeue};
 use super::push::{Expiration, Priority, VOIP_PAYLOAD_LIMIT};
 use super::response::{Answer as Reply, PushOutcome, parse_error_body};
 
@@ -329,8 +329,9 @@ impl ApnsClient {
         }
         let pool = self.manage_pool();
         let mut tries = 0u32;
+        let mut requeue = Requeue::Back;
         loop {
-            match pool.execute(&spec, tries > 0).await {
+            match pool.execute(&spec, requeue).await {
                 Attempt::Response {
                     status,
                     headers,
@@ -351,7 +352,11 @@ impl ApnsClient {
                     )
                     .with_apns(status, reason));
                 }
-                Attempt::Unsent { error, backoff } => {
+                Attempt::Unsent {
+                    error,
+                    backoff,
+                    refused_by,
+                } => {
                     if tries >= 3 {
                         return Err(error);
                     }
@@ -359,6 +364,7 @@ impl ApnsClient {
                         tokio::time::sleep(Duration::from_millis(200 << tries)).await;
                     }
                     tries += 1;
+                    requeue = Requeue::Front { avoid: refused_by };
                 }
                 Attempt::Failed(e) => return Err(e),
             }

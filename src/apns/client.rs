@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 use super::auth::{Certificate, CertificateScope, Environment, TokenKey};
 use super::error::{Error, ErrorKind, Msg};
 use super::metrics::{Metrics, RetryCause};
-use super::pool::{Attempt, Pool, PoolConfig, RequestSpec};
+use super::pool::{Attempt, Pool, PoolConfig, RequestSpec, Requeue};
 use super::push::{Push, PushType};
 use super::response::{Accepted, Answer, PushOutcome, Reason, parse_error_body};
 
@@ -193,7 +193,9 @@ impl Endpoint {
 ///
 /// Permanent reasons (BadDeviceToken, Unregistered, ...) and every other 4xx are never retried.
 /// Requests that never reached APNs (GOAWAY, REFUSED_STREAM) are retried on another connection
-/// without counting against `max_retries` (up to 8 times).
+/// without counting against `max_retries` (up to 8 times). A refused request goes back on the
+/// connection that refused it only when no other connection can be had (one connection, or the
+/// others down or failing to connect).
 ///
 /// ```
 /// use herald::apns::RetryPolicy;
@@ -796,10 +798,10 @@ impl ApnsClient {
         let mut retries = 0u32;
         let mut unsent = 0u32;
         let mut reminted = false;
-        let mut front = false;
+        let mut requeue = Requeue::Back;
         let outcome = loop {
-            let attempt = pool.execute(&spec, front).await;
-            front = false;
+            let attempt = pool.execute(&spec, requeue).await;
+            requeue = Requeue::Back;
             match attempt {
                 Attempt::Response {
                     status,
@@ -881,6 +883,7 @@ impl ApnsClient {
                 Attempt::Unsent {
                     error,
                     backoff: true,
+                    ..
                 } => {
                     // No connection could be made: counts against the retry budget.
                     if retries < inner.retry.max_retries {
@@ -899,8 +902,11 @@ impl ApnsClient {
                 Attempt::Unsent {
                     error,
                     backoff: false,
+                    refused_by,
                 } => {
-                    // Refused or above a GOAWAY's last stream: straight to another connection.
+                    // Refused or above a GOAWAY's last stream: straight to the head of the
+                    // queue, for another connection than the one that refused it (that one
+                    // only takes it back when no other connection can be had).
                     if unsent < 8 {
                         if let Some((m, push)) = metrics {
                             m.retried(push, RetryCause::Unsent(&error));
@@ -909,7 +915,7 @@ impl ApnsClient {
                             tokio::time::sleep(inner.retry.delay(unsent - 2)).await;
                         }
                         unsent += 1;
-                        front = true;
+                        requeue = Requeue::Front { avoid: refused_by };
                         continue;
                     }
                     if let Some((m, push)) = metrics {

@@ -32,7 +32,8 @@
 //! when missing). Headers are typed ([`PushType`], [`Priority`], [`Expiration`], collapse id,
 //! `apns-id`), the payload is a [`Payload`] (or raw JSON with `raw_payload`), and `build`
 //! checks everything Apple would reject about the request itself: a token that is not hex, a
-//! priority the push type does not allow (`background` must be 5), a collapse id over 64
+//! malformed topic (`BadTopic`: anything but labels of letters, digits, `-` and `_` joined by
+//! single dots), a priority the push type does not allow (`background` must be 5), a collapse id over 64
 //! bytes, a payload over the limit ([`Error::payload_too_large`] says by how much). A [`Push`]
 //! that built is one APNs can only refuse for reasons outside it (the token, the credentials,
 //! the environment).
@@ -95,7 +96,8 @@
 //!   dropped when a PING is not answered within 10 s.
 //! - Retries ([`RetryPolicy`]): 3 retries of 429 / 5xx, backoff from 200 ms doubling to 60 s,
 //!   with equal jitter; requests that certainly did not reach APNs are moved to another
-//!   connection up to 8 times, not counted as retries. `ExpiredProviderToken` is retried once
+//!   connection up to 8 times, not counted as retries (a refused request goes back on the
+//!   connection that refused it only when no other connection can be had). `ExpiredProviderToken` is retried once
 //!   with a freshly minted token. herald does not read a `Retry-After` header (APNs documents
 //!   none).
 //! - Provider tokens: minted per key, refreshed after about 50 minutes (Apple rejects tokens
@@ -144,7 +146,20 @@ pub use push::{
 pub use response::{Accepted, Failed, PushOutcome, Reason, Rejected};
 
 /// The first 8 characters of a device token: enough to tell tokens apart in logs, not
-/// enough to address a device. herald never logs a whole token.
+/// enough to address a device. herald never logs a whole token. Counted in characters, so that a token not yet validated (a builder's) is cut too.
 pub(crate) fn token_prefix(token: &str) -> &str {
-    token.get(..8).unwrap_or(token)
+    match token.char_indices().nth(8) {
+        Some((end, _)) => &token[..end],
+        None => token,
+    }
+}
+
+/// A device token for `Debug` output: its [`token_prefix`] and an ellipsis, quoted like a
+/// string (`"a1b2c3d4…"`). Every `Debug` that would show a token shows this instead.
+pub(crate) struct RedactedToken<'a>(pub(crate) &'a str);
+
+impl std::fmt::Debug for RedactedToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{}…\"", token_prefix(self.0).escape_debug())
+    }
 }

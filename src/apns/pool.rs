@@ -19,7 +19,12 @@
 //! - GOAWAY: the streams above `last_stream_id` (h2 reports them as remote GOAWAY errors) and
 //!   requests that could not be opened come back as *unsent* and are put back at the head of the
 //!   queue for another connection; the slot stops pulling and reconnects.
-//! - REFUSED_STREAM: unsent, retried the same way.
+//! - REFUSED_STREAM: unsent, retried the same way. The retry remembers the connection that
+//!   refused it ([`Requeue::Front`]): that connection skips it in the queue while another one can
+//!   take it (a live, usable connection, or a slot that will connect now because work is
+//!   queued). With no other connection to be had (one slot, or the others down or backing off
+//!   after a failed connect), the refusing connection takes it after all; the caller's bound on
+//!   unsent retries still applies.
 //! - A connection that dies with a request in flight: APNs may have processed it, so the request
 //!   fails with `ConnectionLost` instead of risking a duplicate notification.
 //! - Connect failures: reconnect with exponential backoff and jitter; when no connection is up,
@@ -87,6 +92,29 @@ pub(crate) struct RequestSpec {
     pub(crate) body: Bytes,
 }
 
+/// Names one connection (unique within the process), so that a request it refused can be kept
+/// off it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnId(u64);
+
+impl ConnId {
+    fn next() -> ConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Where a request waits for its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Requeue {
+    /// A first attempt: a free stream right away if nobody is waiting, else the back of the
+    /// queue.
+    Back,
+    /// A request that never reached APNs: the head of the queue, and not on `avoid` (the
+    /// connection that refused it) while another connection can take it.
+    Front { avoid: Option<ConnId> },
+}
+
 /// What one attempt produced.
 pub(crate) enum Attempt {
     /// The server answered.
@@ -98,7 +126,12 @@ pub(crate) enum Attempt {
         conn: ConnHandle,
     },
     /// The request certainly did not reach the application: safe to retry elsewhere.
-    Unsent { error: Error, backoff: bool },
+    /// `refused_by` is the connection that refused it (none when no stream could be had).
+    Unsent {
+        error: Error,
+        backoff: bool,
+        refused_by: Option<ConnId>,
+    },
     /// No answer, and the request may have been processed.
     Failed(Error),
 }
@@ -111,6 +144,8 @@ enum Grant {
 
 struct Job {
     reply: oneshot::Sender<Grant>,
+    /// The connection that refused this request: it leaves the job to another one if it can.
+    avoid: Option<ConnId>,
 }
 
 /// One stream's worth of a connection's capacity. Dropping it frees the stream.
@@ -170,20 +205,49 @@ struct Shared {
     closing: AtomicBool,
     close_signal: Notify,
     live: AtomicUsize,
+    /// Slots waiting out their backoff after a failed connect.
+    backing_off: AtomicUsize,
 }
 
 impl Shared {
-    fn pop(&self) -> Option<Job> {
+    /// The first job `me` may serve, in queue order: every job except those `me` refused
+    /// while another connection can take them. Jobs whose caller gave up are dropped.
+    fn pop_for(&self, me: &ConnState) -> Option<Job> {
         let mut q = self.queue.lock();
-        let job = q.pop_front();
-        // Drop jobs whose caller gave up.
-        if let Some(j) = &job
-            && j.reply.is_closed()
-        {
-            drop(q);
-            return self.pop();
+        let mut another: Option<bool> = None;
+        let mut i = 0;
+        while i < q.len() {
+            if q[i].reply.is_closed() {
+                q.remove(i);
+                continue;
+            }
+            if q[i].avoid == Some(me.id)
+                && *another.get_or_insert_with(|| self.another_can_serve(me))
+            {
+                i += 1;
+                continue;
+            }
+            return q.remove(i);
         }
-        job
+        None
+    }
+
+    /// Whether a connection other than `me` can take a job: a live, usable one, or a slot
+    /// that will connect because work is queued (one not backing off after a failed connect).
+    fn another_can_serve(&self, me: &ConnState) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        let usable = self
+            .conns
+            .read()
+            .iter()
+            .any(|c| c.state.id != me.id && !c.state.broken.load(Ordering::Acquire));
+        if usable {
+            return true;
+        }
+        let busy = self.live.load(Ordering::Acquire) + self.backing_off.load(Ordering::Acquire);
+        self.cfg.connections.max(1) > busy
     }
 
     fn queue_len(&self) -> usize {
@@ -213,6 +277,7 @@ impl Pool {
             closing: AtomicBool::new(false),
             close_signal: Notify::new(),
             live: AtomicUsize::new(0),
+            backing_off: AtomicUsize::new(0),
         });
         let slots = (0..n)
             .map(|i| tokio::spawn(run_slot(shared.clone(), i)))
@@ -237,21 +302,38 @@ impl Pool {
         (0..n).find_map(|i| conns[(start + i) % n].try_lease())
     }
 
-    /// Waits for a stream in FIFO order; `front` jumps the queue (a retry of an unsent request).
-    async fn lease(&self, front: bool) -> Result<Lease, Error> {
-        if !front && let Some(l) = self.try_lease() {
+    /// Waits for a stream in FIFO order; [`Requeue::Front`] jumps the queue (a retry of an
+    /// unsent request) and stays off the connection that refused it while another can serve.
+    async fn lease(&self, requeue: Requeue) -> Result<Lease, Error> {
+        if requeue == Requeue::Back
+            && let Some(l) = self.try_lease()
+        {
             return Ok(l);
         }
         let (tx, rx) = oneshot::channel();
-        {
-            let mut q = self.shared.queue.lock();
-            if front {
-                q.push_front(Job { reply: tx });
-            } else {
-                q.push_back(Job { reply: tx });
+        let avoid = match requeue {
+            Requeue::Back => {
+                self.shared.queue.lock().push_back(Job {
+                    reply: tx,
+                    avoid: None,
+                });
+                None
             }
+            Requeue::Front { avoid } => {
+                self.shared
+                    .queue
+                    .lock()
+                    .push_front(Job { reply: tx, avoid });
+                avoid
+            }
+        };
+        if avoid.is_some() {
+            // Wake every connection (and idle slot): the one woken by `notify_one` could be
+            // the connection that refused this request, which leaves it to the others.
+            self.shared.job_ready.notify_waiters();
+        } else {
+            self.shared.job_ready.notify_one();
         }
-        self.shared.job_ready.notify_one();
         match rx.await {
             Ok(Grant::Lease(l)) => Ok(l),
             Ok(Grant::Unsent(e)) => Err(e),
@@ -260,9 +342,9 @@ impl Pool {
     }
 
     /// One attempt of `spec`: take a stream, send, read the answer, within the request timeout.
-    pub(crate) async fn execute(&self, spec: &RequestSpec, front: bool) -> Attempt {
+    pub(crate) async fn execute(&self, spec: &RequestSpec, requeue: Requeue) -> Attempt {
         let cfg = &self.shared.cfg;
-        let lease = match self.lease(front).await {
+        let lease = match self.lease(requeue).await {
             Ok(l) => l,
             Err(error) => {
                 let backoff = !error.is_shutdown();
@@ -270,6 +352,7 @@ impl Pool {
                     return Attempt::Unsent {
                         error,
                         backoff: true,
+                        refused_by: None,
                     };
                 }
                 return Attempt::Failed(error);
@@ -333,6 +416,7 @@ impl ConnHandle {
 
 /// Per-connection state shared with its request tasks.
 struct ConnState {
+    id: ConnId,
     in_flight: AtomicUsize,
     capacity_freed: Notify,
     /// The slot waits for a free stream: wake it when one frees.
@@ -407,11 +491,16 @@ async fn run_slot(shared: Arc<Shared>, slot: usize) {
                         let _ = job.reply.send(Grant::Unsent(error.clone()));
                     }
                 }
+                // This slot will not connect for a while: a connection that left a refused
+                // request to "another connection" must take it back.
+                shared.backing_off.fetch_add(1, Ordering::AcqRel);
+                shared.job_ready.notify_waiters();
                 let delay = backoff_delay(failures);
                 tokio::select! {
                     _ = sleep(delay) => {}
                     _ = shared.close_signal.notified() => {}
                 }
+                shared.backing_off.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
@@ -459,6 +548,7 @@ async fn connect(shared: &Shared) -> Result<Conn, Error> {
             ping,
             driver,
             state: Arc::new(ConnState {
+                id: ConnId::next(),
                 in_flight: AtomicUsize::new(0),
                 capacity_freed: Notify::new(),
                 token: Mutex::new(None),
@@ -564,7 +654,7 @@ async fn serve(shared: &Arc<Shared>, mut conn: Conn) {
             }
             Some(true) => {
                 let notified = shared.job_ready.notified();
-                if let Some(job) = shared.pop() {
+                if let Some(job) = shared.pop_for(&state) {
                     match live.try_lease() {
                         Some(lease) => {
                             if let Err(Grant::Lease(unused)) = job.reply.send(Grant::Lease(lease)) {
@@ -618,6 +708,8 @@ async fn serve(shared: &Arc<Shared>, mut conn: Conn) {
     // No new leases here; let in-flight requests finish (their own timeouts bound this).
     state.broken.store(true, Ordering::Release);
     shared.conns.write().retain(|c| !Arc::ptr_eq(c, &live));
+    // A connection that left a refused request to this one may have to take it back.
+    shared.job_ready.notify_waiters();
     state.slot_waiting.store(true, Ordering::Release);
     while state.in_flight.load(Ordering::Acquire) > 0 && !conn.driver.is_finished() {
         tokio::select! {
@@ -675,6 +767,7 @@ fn classify(e: h2::Error, state: &ConnState, stage: &str) -> Attempt {
             )
             .with_source(Msg(e.to_string())),
             backoff: false,
+            refused_by: Some(state.id),
         };
     }
     if e.is_reset() && e.is_remote() {
@@ -792,5 +885,6 @@ fn unsent(e: h2::Error, state: &ConnState) -> Attempt {
         )
         .with_source(Msg(e.to_string())),
         backoff: false,
+        refused_by: Some(state.id),
     }
 }

@@ -5,7 +5,9 @@
 //! for its form is rejected at build time instead, with a typed [`Error`]:
 //!
 //! - the device token must be hex (any even length: 64 is common, 108 and 160 exist);
-//! - the topic gets the push type's suffix (`.voip`, `.push-type.liveactivity`, ...) if missing;
+//! - the topic must be a well-formed bundle id (labels of letters, digits, `-`, `_` joined by
+//!   single dots), and gets the push type's suffix (`.voip`, `.push-type.liveactivity`, ...) if
+//!   missing;
 //! - the priority must be allowed for the push type (background: 5; push-to-talk: 10);
 //! - the collapse id is at most 64 bytes;
 //! - the payload is checked byte-exact against 4096 bytes (5120 for VoIP).
@@ -30,6 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::RedactedToken;
 use super::error::{Error, ErrorKind};
 use super::payload::Payload;
 
@@ -209,6 +212,24 @@ impl Expiration {
     }
 }
 
+/// A topic APNs can parse: a bundle id (with or without a push type's suffix), in labels of
+/// ASCII letters, digits, `-` and `_` joined by single dots. Apple answers 400 `BadTopic` to
+/// anything else.
+///
+/// The mock applies the same rule (`valid_topic` in `src/mock/rules.rs`). The two cannot
+/// share one function: the client and the mock never import each other (ARCHITECTURE.md,
+/// "Walls"), and the `mock` feature does not build the client. `tests/apns_mock.rs` checks that
+/// they agree.
+pub(crate) fn is_well_formed_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && !topic.starts_with('.')
+        && !topic.ends_with('.')
+        && !topic.contains("..")
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
 pub(crate) struct PushInner {
     pub(crate) device_token: String,
     pub(crate) topic: String,
@@ -234,11 +255,12 @@ pub struct Push {
     pub(crate) inner: Arc<PushInner>,
 }
 
+/// Shows the device token's first 8 characters only (see the [module docs](super)).
 impl fmt::Debug for Push {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Push")
             .field("apns_id", &self.inner.apns_id)
-            .field("device_token", &self.inner.device_token)
+            .field("device_token", &RedactedToken(&self.inner.device_token))
             .field("topic", &self.inner.topic)
             .field("push_type", &self.inner.push_type)
             .field("priority", &self.inner.priority)
@@ -365,7 +387,7 @@ impl Push {
 ///     .unwrap();
 /// assert_eq!(push.priority().as_u8(), 5);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PushBuilder {
     device_token: String,
     topic: String,
@@ -375,6 +397,23 @@ pub struct PushBuilder {
     collapse_id: Option<String>,
     apns_id: Option<String>,
     body: Option<(Bytes, Option<Payload>)>,
+}
+
+/// Shows the device token's first 8 characters only (see the [module docs](super)), and the
+/// payload's size rather than its bytes.
+impl fmt::Debug for PushBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushBuilder")
+            .field("device_token", &RedactedToken(&self.device_token))
+            .field("topic", &self.topic)
+            .field("push_type", &self.push_type)
+            .field("priority", &self.priority)
+            .field("expiration", &self.expiration)
+            .field("collapse_id", &self.collapse_id)
+            .field("apns_id", &self.apns_id)
+            .field("bytes", &self.body.as_ref().map(|(b, _)| b.len()))
+            .finish()
+    }
 }
 
 impl PushBuilder {
@@ -486,9 +525,9 @@ impl PushBuilder {
         if topic.is_empty() {
             return Err(invalid("topic is empty".into()));
         }
-        if !topic.bytes().all(|b| b.is_ascii_graphic()) {
+        if !is_well_formed_topic(&topic) {
             return Err(invalid(format!(
-                "topic must be visible ASCII without spaces: {topic:?}"
+                "topic must be a bundle id (letters, digits, '-', '_', in labels joined by single dots): {topic:?}"
             )));
         }
         let suffix = self.push_type.topic_suffix();
@@ -641,6 +680,7 @@ mod tests {
                     proptest::prop_assert!(p.body().len() <= PAYLOAD_LIMIT);
                     proptest::prop_assert!(p.collapse_id().is_none_or(|c| c.len() <= 64));
                     proptest::prop_assert!(uuid::Uuid::try_parse(p.apns_id()).is_ok());
+                    proptest::prop_assert!(is_well_formed_topic(p.topic()));
                 }
                 Err(e) => proptest::prop_assert!(e.is_invalid_push() || e.is_payload_too_large()),
             }
@@ -666,6 +706,19 @@ mod tests {
                     proptest::prop_assert_eq!(t.over_by, json.len() - PAYLOAD_LIMIT);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn malformed_topics_are_invalid_push() {
+        for topic in [
+            "com..x", "com.x/y", ".com.x", "com.x.", "com x", "com.x!", "com:x", "cöm.x", "com\t.x",
+        ] {
+            let err = Push::builder("ab", topic).build().unwrap_err();
+            assert!(err.is_invalid_push(), "{topic:?}: {err:?}");
+        }
+        for topic in ["com.x", "A", "com.my-app.x_y2", "  com.x  "] {
+            assert!(Push::builder("ab", topic).build().is_ok(), "{topic:?}");
         }
     }
 

@@ -11,11 +11,16 @@
 //!   the requested debug data to GOAWAY frames;
 //! - inbound, it swallows the client's SETTINGS ACKs for the frames it injected (so `h2` never sees
 //!   an ACK it did not ask for) and tracks which limit the client has acknowledged, so the server
-//!   enforces a lowered limit only once the client knows it (RFC 9113 §6.5.3) and a raised one at once.
+//!   enforces a lowered limit only once the client knows it (RFC 9113 §6.5.3) and a raised one at once;
+//! - both ways, it counts the client's open streams exactly, in wire order (RFC 9113 §5.1): a
+//!   stream opens with the client's HEADERS and closes with the client's RST_STREAM or with the
+//!   server's END_STREAM or RST_STREAM. Each new stream is judged against the limit in force when
+//!   its HEADERS arrived, so a client that resets a stream and then opens another is within a
+//!   limit of one, however late the request handler notices the reset.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,13 +28,16 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const FRAME_HEADER: usize = 9;
+const TYPE_DATA: u8 = 0x0;
 const TYPE_HEADERS: u8 = 0x1;
+const TYPE_RST_STREAM: u8 = 0x3;
 const TYPE_SETTINGS: u8 = 0x4;
 const TYPE_PUSH_PROMISE: u8 = 0x5;
 const TYPE_PING: u8 = 0x6;
 const TYPE_GOAWAY: u8 = 0x7;
 const TYPE_CONTINUATION: u8 = 0x9;
 const FLAG_ACK: u8 = 0x1;
+const FLAG_END_STREAM: u8 = 0x1;
 const FLAG_END_HEADERS: u8 = 0x4;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const PREFACE_LEN: usize = 24;
@@ -52,14 +60,22 @@ struct State {
     enforced: u32,
     unacked: VecDeque<Sent>,
     goaway_debug: Option<Bytes>,
+    /// The client's streams that neither side has closed (open or half-closed: both count
+    /// toward the limit).
+    open: HashSet<u32>,
+    /// The highest stream id the client has opened: a HEADERS frame on a lower id opens nothing.
+    last_opened: u32,
+    /// Streams whose HEADERS arrived with `enforced` streams already open, until the
+    /// connection task refuses them.
+    over_limit: HashSet<u32>,
+    /// The most streams open at once.
+    peak: u32,
 }
 
 /// The per-connection handle shared by the frame layer, the connection task and request handlers.
 #[derive(Debug)]
 pub(crate) struct StreamControl {
     state: Mutex<State>,
-    /// Streams accepted and not yet answered (or reset).
-    active: AtomicU32,
     /// PING frames received (not ACKs).
     pings: AtomicU32,
     /// Last inbound HEADERS or PING, for the idle timeout.
@@ -77,8 +93,11 @@ impl StreamControl {
                 enforced: u32::MAX,
                 unacked: VecDeque::new(),
                 goaway_debug: None,
+                open: HashSet::new(),
+                last_opened: 0,
+                over_limit: HashSet::new(),
+                peak: 0,
             }),
-            active: AtomicU32::new(0),
             pings: AtomicU32::new(0),
             last_activity: Mutex::new(tokio::time::Instant::now()),
         }
@@ -108,29 +127,53 @@ impl StreamControl {
         self.state.lock().advertised
     }
 
-    /// The limit the server holds the client to.
-    pub(crate) fn enforced(&self) -> u32 {
-        self.state.lock().enforced
-    }
-
     /// JSON debug data appended to every GOAWAY sent from now on.
     pub(crate) fn set_goaway_debug(&self, data: Bytes) {
         self.state.lock().goaway_debug = Some(data);
     }
 
+    /// The client's streams open now (as far as the bytes read and written so far go).
     pub(crate) fn active(&self) -> u32 {
-        self.active.load(Ordering::Acquire)
+        u32::try_from(self.state.lock().open.len()).unwrap_or(u32::MAX)
     }
 
-    pub(crate) fn stream_opened(&self) {
-        self.active.fetch_add(1, Ordering::AcqRel);
+    /// The most streams that were open at once.
+    pub(crate) fn peak(&self) -> u32 {
+        self.state.lock().peak
     }
 
-    pub(crate) fn stream_closed(&self) {
-        let _ = self
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    /// Whether `stream` was opened over the limit (forgotten once asked: ask once per stream).
+    pub(crate) fn take_over_limit(&self, stream: u32) -> bool {
+        self.state.lock().over_limit.remove(&stream)
     }
+
+    /// An inbound HEADERS frame: opens `stream` if it is new.
+    fn headers_in(&self, stream: u32) {
+        let mut st = self.state.lock();
+        // Client streams are odd and increase; anything else is trailers, or h2's to refuse.
+        if stream.is_multiple_of(2) || stream <= st.last_opened {
+            return;
+        }
+        st.last_opened = stream;
+        let over = u32::try_from(st.open.len()).unwrap_or(u32::MAX) >= st.enforced;
+        st.open.insert(stream);
+        if over {
+            st.over_limit.insert(stream);
+        }
+        st.peak = st
+            .peak
+            .max(u32::try_from(st.open.len()).unwrap_or(u32::MAX));
+    }
+
+    /// An inbound RST_STREAM, or an outbound END_STREAM or RST_STREAM: `stream` is closed.
+    fn closed(&self, stream: u32) {
+        self.state.lock().open.remove(&stream);
+    }
+}
+
+/// The stream id in a frame header.
+fn stream_id(header: &[u8]) -> u32 {
+    u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff
 }
 
 /// The I/O object handed to `h2`: TLS below, frame rewriting in between.
@@ -200,6 +243,12 @@ impl<T> FrameIo<T> {
             self.inject_pending();
             let frame = self.w_in.split_to(FRAME_HEADER + len);
             let (kind, flags) = (frame[3], frame[4]);
+            // Closed on the server's side before the client can see it (the bytes are not sent
+            // yet), so the client's next HEADERS always finds the count already lowered.
+            let ends = matches!(kind, TYPE_HEADERS | TYPE_DATA) && flags & FLAG_END_STREAM != 0;
+            if ends || kind == TYPE_RST_STREAM {
+                self.ctl.closed(stream_id(&frame));
+            }
             match kind {
                 TYPE_SETTINGS if flags & FLAG_ACK == 0 => self.settings_out(frame),
                 TYPE_GOAWAY => self.goaway_out(frame),
@@ -298,6 +347,11 @@ impl<T> FrameIo<T> {
             }
             if kind == TYPE_PING || kind == TYPE_HEADERS {
                 *self.ctl.last_activity.lock() = tokio::time::Instant::now();
+            }
+            match kind {
+                TYPE_HEADERS => self.ctl.headers_in(stream_id(&self.r_raw)),
+                TYPE_RST_STREAM => self.ctl.closed(stream_id(&self.r_raw)),
+                _ => {}
             }
             if kind == TYPE_SETTINGS && flags & FLAG_ACK != 0 && len == 0 && self.settings_acked() {
                 self.r_raw.advance(FRAME_HEADER);
@@ -404,5 +458,125 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FrameIo<T> {
         this.process_out();
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const END_HEADERS_AND_STREAM: u8 = FLAG_END_HEADERS | FLAG_END_STREAM;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut f = vec![len[1], len[2], len[3], kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A frame layer advertising `limit`, after the client preface and the client's ACK of the
+    /// server's SETTINGS: `limit` is enforced.
+    fn layer(limit: u32) -> FrameIo<()> {
+        let mut io = FrameIo::new((), Arc::new(StreamControl::new(limit)));
+        io.w_in.extend_from_slice(&frame(TYPE_SETTINGS, 0, 0, &[]));
+        io.process_out();
+        io.r_raw
+            .extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        io.r_raw
+            .extend_from_slice(&frame(TYPE_SETTINGS, FLAG_ACK, 0, &[]));
+        io.process_in();
+        assert_eq!(io.ctl.state.lock().enforced, limit);
+        io
+    }
+
+    fn inbound(io: &mut FrameIo<()>, frames: &[Vec<u8>]) {
+        for f in frames {
+            io.r_raw.extend_from_slice(f);
+        }
+        io.process_in();
+    }
+
+    fn outbound(io: &mut FrameIo<()>, f: Vec<u8>) {
+        io.w_in.extend_from_slice(&f);
+        io.process_out();
+    }
+
+    #[test]
+    fn a_stream_the_client_reset_is_closed_before_its_next_headers() {
+        let mut io = layer(1);
+        inbound(
+            &mut io,
+            &[
+                frame(TYPE_HEADERS, END_HEADERS_AND_STREAM, 1, b"h"),
+                frame(TYPE_RST_STREAM, 0, 1, &8u32.to_be_bytes()),
+                frame(TYPE_HEADERS, END_HEADERS_AND_STREAM, 3, b"h"),
+            ],
+        );
+        assert!(!io.ctl.take_over_limit(1));
+        assert!(!io.ctl.take_over_limit(3));
+        assert_eq!((io.ctl.active(), io.ctl.peak()), (1, 1));
+    }
+
+    #[test]
+    fn a_second_open_stream_at_a_limit_of_one_is_over_it() {
+        let mut io = layer(1);
+        inbound(
+            &mut io,
+            &[
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, b"h"),
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
+            ],
+        );
+        assert!(!io.ctl.take_over_limit(1));
+        assert!(io.ctl.take_over_limit(3));
+        assert!(!io.ctl.take_over_limit(3), "asked once");
+        // Refusing it (RST_STREAM out) closes it.
+        outbound(&mut io, frame(TYPE_RST_STREAM, 0, 3, &7u32.to_be_bytes()));
+        assert_eq!(io.ctl.active(), 1);
+    }
+
+    #[test]
+    fn the_servers_end_stream_closes_and_trailers_open_nothing() {
+        let mut io = layer(1);
+        inbound(&mut io, &[frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, b"h")]);
+        // Trailers on the open stream.
+        inbound(
+            &mut io,
+            &[frame(TYPE_HEADERS, END_HEADERS_AND_STREAM, 1, b"t")],
+        );
+        assert_eq!(io.ctl.active(), 1);
+        // The answer: HEADERS without END_STREAM keeps it open, the last DATA closes it.
+        outbound(&mut io, frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, b"r"));
+        assert_eq!(io.ctl.active(), 1);
+        outbound(&mut io, frame(TYPE_DATA, FLAG_END_STREAM, 1, b"{}"));
+        assert_eq!(io.ctl.active(), 0);
+        // A late HEADERS on the closed stream opens nothing; the next stream is within the limit.
+        inbound(
+            &mut io,
+            &[
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, b"h"),
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
+            ],
+        );
+        assert!(!io.ctl.take_over_limit(3));
+        assert_eq!(io.ctl.active(), 1);
+    }
+
+    #[test]
+    fn nothing_is_over_the_limit_before_the_client_acknowledges_it() {
+        let mut io = FrameIo::new((), Arc::new(StreamControl::new(1)));
+        io.r_raw
+            .extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        inbound(
+            &mut io,
+            &[
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, b"h"),
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
+            ],
+        );
+        assert!(!io.ctl.take_over_limit(3));
+        assert_eq!(io.ctl.peak(), 2);
     }
 }

@@ -46,8 +46,11 @@
 //! With [`MockApnsBuilder::drop_to_one_after_rejection`] any rejected push sends it back to 1 until
 //! the next accepted push. Certificate connections start at the configured value. A client that opens
 //! more streams than it acknowledged gets RST_STREAM(REFUSED_STREAM) and GOAWAY(REFUSED_STREAM, error
-//! 7) with `{"reason":"TooManyRequests"}`. (`h2` cannot change SETTINGS on a live connection, so the
-//! mock rewrites and injects the SETTINGS frames itself, below `h2`.)
+//! 7) with `{"reason":"TooManyRequests"}`. Streams are counted in wire order (RFC 9113 §5.1): one is
+//! open from the client's HEADERS until the client resets it or the mock ends or resets it, so a
+//! stream the client reset no longer counts when its next HEADERS arrives. (`h2` cannot change
+//! SETTINGS on a live connection, so the mock rewrites and injects the SETTINGS frames itself, and
+//! counts the streams, below `h2`.)
 //!
 //! # Faults on demand
 //! - GOAWAY with `{"reason": ...}` debug data: [`MockApns::goaway_all`] / [`MockApns::goaway`]

@@ -76,19 +76,6 @@ pub(crate) struct Decision {
     pub(crate) goaway_after: Option<String>,
 }
 
-/// Headers that must not repeat.
-const SINGLE_HEADERS: &[&str] = &[
-    "authorization",
-    "apns-id",
-    "apns-expiration",
-    "apns-priority",
-    "apns-topic",
-    "apns-collapse-id",
-    "apns-push-type",
-    "apns-channel-id",
-    "apns-request-id",
-];
-
 /// Push types Apple knows, with their topic suffix.
 const PUSH_TYPES: &[(&str, &str)] = &[
     ("alert", ""),
@@ -136,6 +123,10 @@ fn is_hex_token(s: &str) -> bool {
     !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
+/// A well-formed topic: labels of ASCII letters, digits, `-` and `_` joined by single dots.
+/// The client checks the same rule before sending (`is_well_formed_topic` in
+/// `src/apns/push.rs`); the two cannot share code (the mock never imports the client, and the
+/// `mock` feature does not build it), so `tests/apns_mock.rs` checks that they agree.
 fn valid_topic(t: &str) -> bool {
     !t.is_empty()
         && !t.starts_with('.')
@@ -575,10 +566,14 @@ impl Shared {
     }
 }
 
-/// Step 3.
+/// Step 3: `authorization` or any `apns-*` header (known to Apple or not) appearing twice.
 pub(crate) fn check_duplicates(headers: &HeaderMap) -> Result<(), Rej> {
-    for name in SINGLE_HEADERS {
-        if headers.get_all(*name).iter().nth(1).is_some() {
+    // Header names arrive lowercase (HTTP/2), and `keys` yields each name once.
+    for name in headers.keys() {
+        let name = name.as_str();
+        if (name == "authorization" || name.starts_with("apns-"))
+            && headers.get_all(name).iter().nth(1).is_some()
+        {
             return Err(rej(400, "DuplicateHeaders"));
         }
     }

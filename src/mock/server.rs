@@ -178,16 +178,9 @@ async fn serve_connection(
                     break;
                 }
                 Some(Ok((req, mut respond))) => {
-                    let mut enforced = ctl.enforced();
-                    for _ in 0..32 {
-                        if ctl.active() < enforced {
-                            break;
-                        }
-                        // A handler may not yet have seen its stream's reset.
-                        tokio::task::yield_now().await;
-                        enforced = ctl.enforced();
-                    }
-                    if ctl.active() >= enforced {
+                    // Judged by the frame layer when the HEADERS arrived, against the streams
+                    // open then (a stream the client reset before is closed, RFC 9113 §5.1).
+                    if ctl.take_over_limit(respond.stream_id().as_u32()) {
                         // Apple answers a stream-limit violation with GOAWAY (error 7).
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                         if !going_away {
@@ -201,10 +194,9 @@ async fn serve_connection(
                         }
                         continue;
                     }
-                    ctl.stream_opened();
                     {
                         let mut cs = conn.stats.lock();
-                        cs.peak_streams = cs.peak_streams.max(ctl.active());
+                        cs.peak_streams = cs.peak_streams.max(ctl.peak());
                     }
                     tasks.spawn(handle(shared.clone(), conn.clone(), req, respond));
                 }
@@ -219,23 +211,6 @@ fn goaway_debug(reason: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "reason": reason }).to_string())
 }
 
-/// Decrements the connection's open-stream count once.
-struct ActiveGuard(Option<Arc<StreamControl>>);
-
-impl ActiveGuard {
-    fn release(&mut self) {
-        if let Some(ctl) = self.0.take() {
-            ctl.stream_closed();
-        }
-    }
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
 async fn wait_reset(respond: &mut SendResponse<Bytes>) {
     let _ = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
 }
@@ -246,7 +221,6 @@ async fn handle(
     req: Request<h2::RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) {
-    let mut guard = ActiveGuard(Some(conn.ctl.clone()));
     let (parts, mut body) = req.into_parts();
     let mut buf = Vec::new();
     let mut too_big = false;
@@ -279,7 +253,6 @@ async fn handle(
             let Ok(response) = response.body(()) else {
                 return;
             };
-            guard.release();
             match body {
                 None => {
                     let _ = respond.send_response(response, true);
@@ -300,7 +273,6 @@ async fn handle(
             return;
         }
         Action::Refuse => {
-            guard.release();
             respond.send_reset(h2::Reason::REFUSED_STREAM);
         }
         Action::GoAway(reason) => {

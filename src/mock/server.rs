@@ -9,9 +9,12 @@ use super::tls::{certificate_topics, certificate_uid};
 use bytes::Bytes;
 use h2::server::SendResponse;
 use http::{Request, Response};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -20,6 +23,80 @@ use tokio_rustls::TlsAcceptor;
 /// Bodies above this are answered 413 without reading further.
 const MAX_BODY: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection closed after a GOAWAY keeps reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+
+type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The connection's socket, closed the way a server that sent GOAWAY closes it: the client may
+/// have sent more before it read the GOAWAY, and a socket closed with unread input is reset
+/// (RFC 9293 §3.10.7.1), which discards what the client had not read yet, the GOAWAY
+/// included. The client then cannot tell the streams the server never processed from those it
+/// did (it saw a broken pipe on a request the mock never read), and reports them lost. So once
+/// `lingering` is set (a GOAWAY was sent), dropping the socket hands it to a task that
+/// reads and discards until the client closes, for at most [`LINGER`] (nginx's "lingering
+/// close"). A dropped connection (`ConnCmd::Drop`, a fault) is still dropped at once.
+struct Lingering {
+    tls: Option<Tls>,
+    lingering: Arc<AtomicBool>,
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        if !self.lingering.load(Ordering::Acquire) {
+            return;
+        }
+        let (Some(tls), Ok(rt)) = (self.tls.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        rt.spawn(async move {
+            let (mut tcp, _) = tls.into_inner();
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(LINGER, async {
+                while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        });
+    }
+}
+
+impl Lingering {
+    fn tls(&mut self) -> Pin<&mut Tls> {
+        // Taken only in `drop`.
+        match self.tls.as_mut() {
+            Some(tls) => Pin::new(tls),
+            None => unreachable!("the socket is taken only when the connection is dropped"),
+        }
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.tls().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.tls().poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.tls().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.tls().poll_shutdown(cx)
+    }
+}
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -81,7 +158,14 @@ async fn serve_connection(
         ConnAuth::Certificate { .. } => config.max_streams,
     };
     let ctl = Arc::new(StreamControl::new(initial));
-    let io = FrameIo::new(tls, ctl.clone());
+    let lingering = Arc::new(AtomicBool::new(false));
+    let io = FrameIo::new(
+        Lingering {
+            tls: Some(tls),
+            lingering: lingering.clone(),
+        },
+        ctl.clone(),
+    );
     let mut builder = h2::server::Builder::new();
     builder.max_header_list_size(64 * 1024);
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, builder.handshake::<_, Bytes>(io));
@@ -143,6 +227,7 @@ async fn serve_connection(
                 ConnCmd::GoAway { reason, graceful } => {
                     if !going_away {
                         going_away = true;
+                        lingering.store(true, Ordering::Release);
                         shared.stats.lock().goaways += 1;
                         ctl.set_goaway_debug(goaway_debug(&reason));
                         if graceful {
@@ -159,6 +244,7 @@ async fn serve_connection(
                 let deadline = ctl.last_activity() + limit;
                 if tokio::time::Instant::now() >= deadline && ctl.active() == 0 {
                     going_away = true;
+                    lingering.store(true, Ordering::Release);
                     shared.stats.lock().goaways += 1;
                     ctl.set_goaway_debug(goaway_debug("IdleTimeout"));
                     h2conn.graceful_shutdown();
@@ -185,6 +271,7 @@ async fn serve_connection(
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                         if !going_away {
                             going_away = true;
+                            lingering.store(true, Ordering::Release);
                             let mut stats = shared.stats.lock();
                             stats.goaways += 1;
                             *stats.by_reason.entry("StreamLimitExceeded".into()).or_default() += 1;

@@ -44,6 +44,28 @@ async fn env() -> Env {
     env_with(MockApns::builder().accept_unknown_tokens(true)).await
 }
 
+/// An environment whose mock runs on a clock the test moves.
+async fn clocked_env() -> (MockClock, Env) {
+    let clock = MockClock::starting_now();
+    let e = env_with(
+        MockApns::builder()
+            .clock(clock.clone())
+            .accept_unknown_tokens(true),
+    )
+    .await;
+    (clock, e)
+}
+
+/// An environment whose mock serves one stream per connection.
+async fn single_stream_env() -> Env {
+    env_with(
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .max_streams(1),
+    )
+    .await
+}
+
 fn endpoint(mock: &MockApns) -> Endpoint {
     Endpoint::custom(&mock.url())
         .unwrap()
@@ -67,6 +89,24 @@ fn client_with(mock: &MockApns, key: &TokenKey) -> ApnsClientBuilder {
 
 fn client(e: &Env) -> ApnsClientBuilder {
     client_with(&e.mock, &e.key)
+}
+
+/// A client with the fast backoffs but at most `max_retries` retries.
+fn client_retrying(e: &Env, max_retries: u32) -> ApnsClient {
+    client(e)
+        .retry(RetryPolicy {
+            max_retries,
+            ..fast_retries()
+        })
+        .build()
+        .unwrap()
+}
+
+/// The lines of a PEM that carry key material (not the armour, not short lines).
+fn key_material_lines(pem: &str) -> Vec<&str> {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        .collect()
 }
 
 fn alert(token: &str) -> Push {
@@ -125,13 +165,7 @@ fn advance(clock: &MockClock, key: &TokenKey, by: Duration) {
 
 #[tokio::test]
 async fn jwts_never_appear_in_debug_display_or_errors() {
-    let clock = MockClock::starting_now();
-    let e = env_with(
-        MockApns::builder()
-            .clock(clock.clone())
-            .accept_unknown_tokens(true),
-    )
-    .await;
+    let (clock, e) = clocked_env().await;
     let builder = client(&e);
     let builder_debug = format!("{builder:?}");
     let c = builder.build().unwrap();
@@ -158,10 +192,7 @@ async fn jwts_never_appear_in_debug_display_or_errors() {
         texts.push(err.to_string());
     }
     texts.push(format!("{lost:?}"));
-    let p8_body: Vec<&str> =
-        e.p8.lines()
-            .filter(|l| !l.starts_with("-----") && l.len() > 16)
-            .collect();
+    let p8_body = key_material_lines(&e.p8);
     for text in &texts {
         assert!(!text.contains(&jwt), "a JWT in {text}");
         assert!(!text.contains(&signature), "a JWT signature in {text}");
@@ -208,13 +239,7 @@ async fn tokens_are_minted_lazily_once_and_reused_on_a_connection() {
 /// creation.
 #[tokio::test]
 async fn a_key_created_early_mints_its_token_at_the_first_push() {
-    let clock = MockClock::starting_now();
-    let e = env_with(
-        MockApns::builder()
-            .clock(clock.clone())
-            .accept_unknown_tokens(true),
-    )
-    .await;
+    let (clock, e) = clocked_env().await;
     advance(&clock, &e.key, Duration::from_secs(45 * 60));
     let c = client(&e).build().unwrap();
     assert!(c.send(alert(&dev(1))).await.is_accepted());
@@ -229,13 +254,7 @@ async fn a_key_created_early_mints_its_token_at_the_first_push() {
 
 #[tokio::test]
 async fn a_connection_keeps_its_token_for_49_minutes_and_refreshes_at_50() {
-    let clock = MockClock::starting_now();
-    let e = env_with(
-        MockApns::builder()
-            .clock(clock.clone())
-            .accept_unknown_tokens(true),
-    )
-    .await;
+    let (clock, e) = clocked_env().await;
     let c = client(&e).build().unwrap();
     assert!(c.send(alert(&dev(1))).await.is_accepted());
     advance(&clock, &e.key, Duration::from_secs(49 * 60));
@@ -266,13 +285,7 @@ async fn a_connection_keeps_its_token_for_49_minutes_and_refreshes_at_50() {
 
 #[tokio::test]
 async fn after_an_idle_hour_the_next_push_carries_a_fresh_token() {
-    let clock = MockClock::starting_now();
-    let e = env_with(
-        MockApns::builder()
-            .clock(clock.clone())
-            .accept_unknown_tokens(true),
-    )
-    .await;
+    let (clock, e) = clocked_env().await;
     let c = client(&e).retry(RetryPolicy::none()).build().unwrap();
     assert!(c.send(alert(&dev(1))).await.is_accepted());
     advance(&clock, &e.key, Duration::from_secs(70 * 60));
@@ -291,13 +304,7 @@ async fn after_an_idle_hour_the_next_push_carries_a_fresh_token() {
 /// changes tokens at most once per 20 minutes".
 #[tokio::test]
 async fn clients_sharing_a_key_share_its_token_and_never_adopt_an_old_one() {
-    let clock = MockClock::starting_now();
-    let e = env_with(
-        MockApns::builder()
-            .clock(clock.clone())
-            .accept_unknown_tokens(true),
-    )
-    .await;
+    let (clock, e) = clocked_env().await;
     let a = client(&e).build().unwrap();
     let b = client(&e).build().unwrap();
     let late = client(&e).build().unwrap();
@@ -363,13 +370,7 @@ async fn expired_provider_token_is_retried_once_with_a_new_jwt_and_the_same_apns
 
 #[tokio::test]
 async fn a_token_the_mock_finds_expired_is_reminted_once_then_the_rejection_stands() {
-    let clock = MockClock::starting_now();
-    let e = env_with(
-        MockApns::builder()
-            .clock(clock.clone())
-            .accept_unknown_tokens(true),
-    )
-    .await;
+    let (clock, e) = clocked_env().await;
     let c = client(&e).build().unwrap();
     clock.advance(Duration::from_secs(2 * 3600)); // the server's clock only
     let p = alert(&dev(1));
@@ -406,10 +407,7 @@ async fn a_key_the_server_does_not_know_is_rejected_invalid_provider_token_once(
 fn assert_bad_key(r: Result<TokenKey, herald::apns::Error>, what: &str, material: &str) {
     let err = r.expect_err(what);
     assert_eq!(err.kind(), ErrorKind::BadKey, "{what}: {err:?}");
-    for line in material
-        .lines()
-        .filter(|l| !l.starts_with("-----") && l.len() > 16)
-    {
+    for line in key_material_lines(material) {
         assert!(!err.to_string().contains(line), "{what}: key in {err}");
         assert!(!format!("{err:?}").contains(line), "{what}: key in {err:?}");
     }
@@ -503,16 +501,29 @@ fn legacy_p12() -> Vec<u8> {
         .unwrap()
 }
 
-/// README: "With a push certificate exported from Keychain as `.p12`". Keychain writes
-/// legacy PKCS#12 (RC2-40 / 3DES, SHA-1 MAC) around an RSA key.
-#[tokio::test]
-async fn a_keychain_style_legacy_p12_with_an_rsa_key_authenticates() {
-    let mock = MockApns::builder()
+/// A mock that accepts client certificates issued by `RSA_CA_PEM`.
+async fn mock_trusting_rsa_ca() -> MockApns {
+    MockApns::builder()
         .accept_unknown_tokens(true)
         .trust_client_ca_pem(RSA_CA_PEM)
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+fn certificate_client(mock: &MockApns, cert: Certificate) -> ApnsClient {
+    ApnsClient::builder()
+        .endpoint(endpoint(mock))
+        .certificate(cert)
+        .build()
+        .unwrap()
+}
+
+/// README: "With a push certificate exported from Keychain as `.p12`". Keychain writes
+/// legacy PKCS#12 (RC2-40 / 3DES, SHA-1 MAC) around an RSA key.
+#[tokio::test]
+async fn a_keychain_style_legacy_p12_with_an_rsa_key_authenticates() {
+    let mock = mock_trusting_rsa_ca().await;
     let cert = Certificate::from_p12(legacy_p12(), "keychain").expect("a legacy .p12");
     assert_eq!(cert.bundle_id(), Some(BUNDLE));
     let until = cert
@@ -524,11 +535,7 @@ async fn a_keychain_style_legacy_p12_with_an_rsa_key_authenticates() {
     assert!(!cert.expires_within(Duration::from_secs(30 * 86400)));
     let debug = format!("{cert:?}");
     assert!(!debug.contains("keychain") && !debug.contains("PRIVATE"));
-    let c = ApnsClient::builder()
-        .endpoint(endpoint(&mock))
-        .certificate(cert)
-        .build()
-        .unwrap();
+    let c = certificate_client(&mock, cert);
     let o = c.send(alert(&dev(1))).await;
     assert!(o.is_accepted(), "{o:?}");
     let seen = mock.pushes();
@@ -547,12 +554,7 @@ async fn a_keychain_style_legacy_p12_with_an_rsa_key_authenticates() {
 
 #[tokio::test]
 async fn p12_files_with_an_empty_password_or_modern_encryption_authenticate() {
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .trust_client_ca_pem(RSA_CA_PEM)
-        .start()
-        .await
-        .unwrap();
+    let mock = mock_trusting_rsa_ca().await;
     let b64 = base64::engine::general_purpose::STANDARD;
     let cases = [
         ("empty password", LEGACY_P12_EMPTY_PASSWORD_B64, ""),
@@ -562,11 +564,7 @@ async fn p12_files_with_an_empty_password_or_modern_encryption_authenticate() {
         let cert = Certificate::from_p12(b64.decode(data).unwrap(), password)
             .unwrap_or_else(|e| panic!("{what}: {e:?}"));
         assert_eq!(cert.bundle_id(), Some(BUNDLE), "{what}");
-        let c = ApnsClient::builder()
-            .endpoint(endpoint(&mock))
-            .certificate(cert)
-            .build()
-            .unwrap();
+        let c = certificate_client(&mock, cert);
         let o = c.send(alert(&dev(1))).await;
         assert!(o.is_accepted(), "{what}: {o:?}");
     }
@@ -944,13 +942,7 @@ async fn retryable_answers_are_retried_with_the_same_apns_id_until_accepted() {
 #[tokio::test]
 async fn an_unknown_5xx_reason_is_retried_then_failed_with_the_reason_kept() {
     let e = env().await;
-    let c = client(&e)
-        .retry(RetryPolicy {
-            max_retries: 2,
-            ..fast_retries()
-        })
-        .build()
-        .unwrap();
+    let c = client_retrying(&e, 2);
     e.mock.script_n(3, Fault::reject(503, "BrandNewOutage"));
     let p = alert(&dev(1));
     let o = c.send(p.clone()).await;
@@ -970,13 +962,7 @@ async fn an_unknown_5xx_reason_is_retried_then_failed_with_the_reason_kept() {
 #[tokio::test]
 async fn refused_streams_are_moved_up_to_eight_times_then_fail_typed() {
     let e = env().await;
-    let c = client(&e)
-        .retry(RetryPolicy {
-            max_retries: 0,
-            ..fast_retries()
-        })
-        .build()
-        .unwrap();
+    let c = client_retrying(&e, 0);
     e.mock.script_n(8, Fault::RefuseStream);
     let p = alert(&dev(1));
     let o = c.send(p.clone()).await;
@@ -995,12 +981,7 @@ async fn refused_streams_are_moved_up_to_eight_times_then_fail_typed() {
 /// pushes still waiting for a stream were never sent and must go out on a new connection.
 #[tokio::test]
 async fn pushes_queued_behind_a_dropped_connection_are_still_delivered() {
-    let e = env_with(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .max_streams(1),
-    )
-    .await;
+    let e = single_stream_env().await;
     let c = client(&e).build().unwrap();
     assert!(c.send(alert(&dev(0))).await.is_accepted());
     e.mock.script(Fault::DropConnection);
@@ -1024,12 +1005,7 @@ async fn pushes_queued_behind_a_dropped_connection_are_still_delivered() {
 
 #[tokio::test]
 async fn pushes_queued_behind_a_stalled_push_go_out_after_its_timeout() {
-    let e = env_with(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .max_streams(1),
-    )
-    .await;
+    let e = single_stream_env().await;
     let c = client(&e)
         .request_timeout(Duration::from_millis(400))
         .build()

@@ -144,6 +144,7 @@ async fn header_rules() {
     let mut c = s.client().await;
     let jwt = s.jwt();
     let t = token(1);
+    let bad_topic = |topic: &str| (push(&t).header("apns-topic", topic), 400, "BadTopic");
     let cases: Vec<(Req, u16, &str)> = vec![
         (
             push(&t).header("apns-id", "not-a-uuid"),
@@ -156,17 +157,9 @@ async fn header_rules() {
             "BadMessageId",
         ),
         (push(&t).without("apns-topic"), 400, "MissingTopic"),
-        (push(&t).header("apns-topic", "com..bad"), 400, "BadTopic"),
-        (
-            push(&t).header("apns-topic", "com.example/app"),
-            400,
-            "BadTopic",
-        ),
-        (
-            push(&t).header("apns-topic", ".com.example"),
-            400,
-            "BadTopic",
-        ),
+        bad_topic("com..bad"),
+        bad_topic("com.example/app"),
+        bad_topic(".com.example"),
         (
             push(&t).header("apns-push-type", "telepathy"),
             400,

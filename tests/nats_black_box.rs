@@ -26,7 +26,7 @@ use herald::nats::{
     RemoteLost, RemoteNotification, RemoteUndecodable,
 };
 use herald::{Notification, NotificationCenter, SenderId};
-use nats_support::{NatsServer, PATIENCE, bridge, len, record, until};
+use nats_support::{NatsServer, PATIENCE, Pipe, bridge, len, pipe, record, until};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------------
@@ -189,6 +189,26 @@ impl Drop for PlainServer {
     }
 }
 
+/// The ids of the notes recorded, in order.
+fn note_ids(seen: &Mutex<Vec<Note>>) -> Vec<u64> {
+    seen.lock().unwrap().iter().map(|n| n.id).collect()
+}
+
+/// A bridge to `server` importing `Note` into a new center.
+async fn note_import(
+    server: &NatsServer,
+) -> (NatsBridge, NotificationCenter, herald::nats::Import) {
+    let b = bridge(server).await;
+    let there = NotificationCenter::new();
+    let import = b.import::<Note>(&there).await.unwrap();
+    (b, there, import)
+}
+
+/// A plain NATS client (not a bridge) to `server`.
+async fn plain_client(server: &NatsServer) -> async_nats::Client {
+    async_nats::connect(server.url()).await.unwrap()
+}
+
 /// Publishes one raw message on `subject` with `reply` as its reply subject.
 async fn raw(client: &async_nats::Client, subject: &str, reply: Option<&str>, payload: &[u8]) {
     let payload = bytes::Bytes::copy_from_slice(payload);
@@ -312,9 +332,12 @@ async fn a_bridge_that_imports_and_exports_a_type_never_relays_it_to_a_third() {
 async fn dropping_an_import_stops_posting() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let _e = here.observer::<Note>().forward(a.publish()).unwrap();
-    let import = b.import::<Note>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export: _e,
+        import,
+    } = pipe::<Note>(&a, &b).await;
     let (seen, _s) = record::<Note>(&there);
     here.post(note(1));
     until("the first", || len(&seen) == 1).await;
@@ -342,9 +365,12 @@ async fn exports_posted_while_disconnected_wait_and_arrive_in_order_after_reconn
         .await
         .unwrap();
     let b = bridge(&server).await;
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let export = here.observer::<Note>().forward(a.publish()).unwrap();
-    let import = b.import::<Note>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export,
+        import,
+    } = pipe::<Note>(&a, &b).await;
     let (seen, _s) = record::<Note>(&there);
     let (changes, _c) = record::<ConnectionChanged>(&here);
     here.post(note(0));
@@ -352,27 +378,15 @@ async fn exports_posted_while_disconnected_wait_and_arrive_in_order_after_reconn
 
     let mut states = a.watch_state();
     link.cut();
-    tokio::time::timeout(
-        PATIENCE,
-        states.wait_for(|s| *s == ConnectionState::Disconnected),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    nats_support::wait_for_state(&mut states, ConnectionState::Disconnected).await;
     for id in 1..=100 {
         here.post(note(id));
     }
     assert_eq!(export.dropped(), 0, "they wait, they are not dropped");
     link.restore();
-    tokio::time::timeout(
-        PATIENCE,
-        states.wait_for(|s| *s == ConnectionState::Connected),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    nats_support::wait_for_state(&mut states, ConnectionState::Connected).await;
     until("every post", || len(&seen) == 101).await;
-    let ids: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.id).collect();
+    let ids = note_ids(&seen);
     assert_eq!(ids, (0..=100).collect::<Vec<_>>());
     assert_eq!(import.stats().lost, 0);
     let m = a.metrics();
@@ -404,16 +418,19 @@ async fn with_retry_initial_connect_exports_wait_for_the_first_connection() {
     .unwrap();
     assert_eq!(a.state(), ConnectionState::Disconnected);
     let b = bridge(&server).await;
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let _e = here.observer::<Note>().forward(a.publish()).unwrap();
-    let import = b.import::<Note>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export: _e,
+        import,
+    } = pipe::<Note>(&a, &b).await;
     let (seen, _s) = record::<Note>(&there);
     for id in 0..20 {
         here.post(note(id));
     }
     link.restore();
     until("every post", || len(&seen) == 20).await;
-    let ids: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.id).collect();
+    let ids = note_ids(&seen);
     assert_eq!(ids, (0..20).collect::<Vec<_>>());
     assert_eq!(import.stats().lost, 0);
     until("connected", || a.state() == ConnectionState::Connected).await;
@@ -463,9 +480,12 @@ async fn a_connected_bridge_debug_shows_no_secret() {
 async fn an_unserializable_export_is_dropped_reported_and_seen_as_a_gap() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let export = here.observer::<Picky>().forward(a.publish()).unwrap();
-    let import = b.import::<Picky>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export,
+        import,
+    } = pipe::<Picky>(&a, &b).await;
     let (reports, _r) = record::<ExportDropped>(&here);
     let (seen, _s) = record::<Picky>(&there);
     let (lost, _l) = record::<RemoteLost>(&there);
@@ -526,7 +546,7 @@ async fn a_notification_larger_than_the_server_accepts_is_dropped_reported_and_s
             s.posted + s.lost == 3
         })
         .await;
-        let ids: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.id).collect();
+        let ids = note_ids(&seen);
         assert_eq!(ids, [1, 3], "batching {batching:?}");
         assert_eq!(export.dropped(), 1);
         until("the report", || len(&reports) == 1).await;
@@ -580,13 +600,11 @@ async fn after_shutdown_posts_are_reported_dropped_and_imports_refused() {
 /// heartbeats`).
 async fn malformed_metadata_is_rejected_typed_and_counted_and_the_import_goes_on() {
     let server = NatsServer::start();
-    let b = bridge(&server).await;
-    let there = NotificationCenter::new();
-    let import = b.import::<Note>(&there).await.unwrap();
+    let (b, there, import) = note_import(&server).await;
     let (seen, _s) = record::<Note>(&there);
     let (bad, _b) = record::<RemoteUndecodable>(&there);
     let (senders, _o) = senders_of::<Note>(&there);
-    let peer = async_nats::connect(server.url()).await.unwrap();
+    let peer = plain_client(&server).await;
     let origin = "0123456789abcdef0123456789abcdef";
     let good = serde_json::to_vec(&note(9)).unwrap();
     let subject = "audit.note";
@@ -662,7 +680,7 @@ async fn a_family_import_counts_non_json_under_an_untyped_name_undecodable() {
     let import = b.import_family("audit.", &there).await.unwrap();
     let (erased, _e) = record::<RemoteNotification>(&there);
     let (bad, _b) = record::<RemoteUndecodable>(&there);
-    let peer = async_nats::connect(server.url()).await.unwrap();
+    let peer = plain_client(&server).await;
     raw(&peer, "audit.x.y", None, b"not json at all").await;
     raw(&peer, "audit.x.z", None, b"{\"ok\":true}").await;
     until("two messages", || import.stats().received == 2).await;
@@ -752,9 +770,12 @@ async fn a_slow_import_loses_counted_and_reported_never_silently() {
         .connect(&server.url())
         .await
         .unwrap();
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let _e = here.observer::<Note>().forward(a.publish()).unwrap();
-    let import = b.import::<Note>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export: _e,
+        import,
+    } = pipe::<Note>(&a, &b).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let _slow = there.observe(move |n: &Note| {
@@ -811,7 +832,7 @@ async fn an_export_for_one_sender_sends_only_its_posts_without_false_gaps() {
         import.stats().heartbeats > hb + 1
     })
     .await;
-    let ids: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.id).collect();
+    let ids = note_ids(&seen);
     assert_eq!(ids, (0..20).collect::<Vec<_>>());
     let s = import.stats();
     assert_eq!((s.posted, s.lost), (20, 0), "{s:?}");
@@ -829,9 +850,12 @@ async fn dropping_an_export_still_sends_what_it_queued() {
         .await
         .unwrap();
     let b = bridge(&server).await;
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let export = here.observer::<Note>().forward(a.publish()).unwrap();
-    let import = b.import::<Note>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export,
+        import,
+    } = pipe::<Note>(&a, &b).await;
     let (seen, _s) = record::<Note>(&there);
     // On this current-thread runtime nothing is published during the loop beyond the
     // client's queue: the rest waits in the outbox.
@@ -843,7 +867,7 @@ async fn dropping_an_export_still_sends_what_it_queued() {
     until("everything queued", || len(&seen) == 50).await;
     a.ping().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ids: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.id).collect();
+    let ids = note_ids(&seen);
     assert_eq!(ids, (0..50).collect::<Vec<_>>());
     assert_eq!(import.stats().lost, 0);
     let m = a.metrics();
@@ -854,11 +878,9 @@ async fn dropping_an_export_still_sends_what_it_queued() {
 /// never posted.
 async fn a_message_with_the_importers_own_origin_is_counted_as_an_echo_not_posted() {
     let server = NatsServer::start();
-    let b = bridge(&server).await;
-    let there = NotificationCenter::new();
-    let import = b.import::<Note>(&there).await.unwrap();
+    let (b, there, import) = note_import(&server).await;
     let (seen, _s) = record::<Note>(&there);
-    let peer = async_nats::connect(server.url()).await.unwrap();
+    let peer = plain_client(&server).await;
     let good = serde_json::to_vec(&note(1)).unwrap();
     raw(
         &peer,
@@ -919,6 +941,15 @@ mod push {
             )
             .token_auth(TokenKey::from_p8_pem(p8_of(mock), KEY_ID, TEAM_ID).unwrap())
             .build()
+            .unwrap()
+    }
+
+    /// A mock APNs that accepts any device token.
+    async fn mock_apns() -> MockApns {
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
             .unwrap()
     }
 
@@ -1023,11 +1054,7 @@ mod push {
     pub(super) async fn invalid_jobs_get_a_typed_failed_outcome_and_unknown_versions_are_terminated()
      {
         let server = NatsServer::start();
-        let mock = MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap();
+        let mock = mock_apns().await;
         let config = PushQueueConfig::default().ack_wait(Duration::from_millis(500));
         let keeper_bridge = quick_bridge(&server).await;
         let keeper = NotificationCenter::new();
@@ -1107,11 +1134,7 @@ mod push {
     {
         use herald::apns::{Expiration, Priority, PushType};
         let server = NatsServer::start();
-        let mock = MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap();
+        let mock = mock_apns().await;
         let posting = quick_bridge(&server).await;
         let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
             .await

@@ -18,7 +18,7 @@ use herald::nats::{
     NatsBridgeBuilder, Origin, RemoteLost, RemoteNotification, RemoteUndecodable,
 };
 use herald::{Notification, NotificationCenter, SenderId};
-use nats_support::{NatsServer, SlowLink, bridge, len, record, until};
+use nats_support::{NatsServer, Pipe, SlowLink, bridge, len, pipe, record, until};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,9 +221,12 @@ async fn posts_arrive_in_post_order(builder: NatsBridgeBuilder) {
     let server = NatsServer::start();
     let a = builder.connect(&server.url()).await.unwrap();
     let b = bridge(&server).await;
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
-    let import = b.import::<Numbered>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export: _export,
+        import,
+    } = pipe::<Numbered>(&a, &b).await;
     let (seen, _s) = record::<Numbered>(&there);
 
     const PER_SENDER: u64 = 5_000;
@@ -529,9 +532,12 @@ async fn full_outbox_drops_counted(
         .await
         .unwrap();
     let b = bridge(&server).await;
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let export = here.observer::<Numbered>().forward(a.publish()).unwrap();
-    let import = b.import::<Numbered>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export,
+        import,
+    } = pipe::<Numbered>(&a, &b).await;
     let (reports, _r) = record::<ExportDropped>(&here);
     let (seen, _s) = record::<Numbered>(&there);
     // On this single-threaded runtime neither the client's connection task nor the bridge's
@@ -571,9 +577,12 @@ async fn full_outbox_drops_counted(
 async fn shutdown_sends_what_is_queued_then_closes() {
     let server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let export = here.observer::<Numbered>().forward(a.publish()).unwrap();
-    let import = b.import::<Numbered>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there: _there,
+        export,
+        import,
+    } = pipe::<Numbered>(&a, &b).await;
     for n in 0..2_000 {
         here.post(Numbered { sender: 0, n });
     }
@@ -612,13 +621,7 @@ async fn shutdown_returns_within_its_timeout_when_the_server_is_gone() {
     let (reports, _r) = record::<ExportDropped>(&here);
     let mut states = a.watch_state();
     server.kill();
-    tokio::time::timeout(
-        nats_support::PATIENCE,
-        states.wait_for(|s| *s == ConnectionState::Disconnected),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    nats_support::wait_for_state(&mut states, ConnectionState::Disconnected).await;
     // More than the client's queue holds while nobody drains it: the rest waits in the outbox.
     for n in 0..100 {
         here.post(Numbered { sender: 0, n });
@@ -669,9 +672,12 @@ async fn a_list_of_urls_is_tried_in_turn() {
 async fn a_server_restart_is_survived_reported_and_losses_are_counted() {
     let mut server = NatsServer::start();
     let (a, b) = (bridge(&server).await, bridge(&server).await);
-    let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-    let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
-    let import = b.import::<Numbered>(&there).await.unwrap();
+    let Pipe {
+        here,
+        there,
+        export: _export,
+        import,
+    } = pipe::<Numbered>(&a, &b).await;
     let (changes, _c) = record::<ConnectionChanged>(&there);
     let (seen, _s) = record::<Numbered>(&there);
     here.post(Numbered { sender: 0, n: 0 });
@@ -679,25 +685,13 @@ async fn a_server_restart_is_survived_reported_and_losses_are_counted() {
 
     let mut states = b.watch_state();
     server.kill();
-    tokio::time::timeout(
-        nats_support::PATIENCE,
-        states.wait_for(|s| *s == ConnectionState::Disconnected),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    nats_support::wait_for_state(&mut states, ConnectionState::Disconnected).await;
     // Posted while the server is down: queued or lost, never silently.
     for n in 1..500 {
         here.post(Numbered { sender: 0, n });
     }
     server.restart();
-    tokio::time::timeout(
-        nats_support::PATIENCE,
-        states.wait_for(|s| *s == ConnectionState::Connected),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    nats_support::wait_for_state(&mut states, ConnectionState::Connected).await;
     until("the other bridge back", || {
         a.state() == ConnectionState::Connected
     })

@@ -322,13 +322,7 @@ async fn two_processes_exchange_notifications_across_a_server_restart() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.restart();
     let mut states = bridge.watch_state();
-    tokio::time::timeout(
-        PATIENCE,
-        states.wait_for(|s| *s == ConnectionState::Connected),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    nats_support::wait_for_state(&mut states, ConnectionState::Connected).await;
     // Traffic flows again from the child.
     let before = receiving.seen.load(Ordering::SeqCst);
     nats_support::until("the child's traffic after the restart", || {

@@ -70,6 +70,22 @@ fn client_of(mock: &MockApns) -> ApnsClient {
         .unwrap()
 }
 
+/// A mock APNs that accepts any device token.
+async fn mock_apns() -> MockApns {
+    MockApns::builder()
+        .accept_unknown_tokens(true)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A bridge to `server` and a push queue started on it.
+async fn push_queue(server: &NatsServer, config: PushQueueConfig) -> (NatsBridge, NatsPushQueue) {
+    let posting = bridge(server).await;
+    let queue = NatsPushQueue::start(&posting, config).await.unwrap();
+    (posting, queue)
+}
+
 async fn bridge(server: &NatsServer) -> NatsBridge {
     NatsBridge::builder()
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
@@ -159,10 +175,7 @@ async fn pushes_through_workers_reach_the_device_once_and_report_back() {
     // Gone since after it registered (an earlier 410 time would keep it: it registered again).
     mock.mark_unregistered(&gone, SystemTime::now() + Duration::from_secs(1));
 
-    let posting = bridge(&server).await;
-    let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
-        .await
-        .unwrap();
+    let (_posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
     let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
         .registry(registry.clone())
         .topic(BUNDLE)
@@ -247,16 +260,9 @@ async fn pushes_through_workers_reach_the_device_once_and_report_back() {
 
 async fn a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_outcome() {
     let server = NatsServer::start();
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .start()
-        .await
-        .unwrap();
+    let mock = mock_apns().await;
     let config = PushQueueConfig::default().ack_wait(Duration::from_millis(800));
-    let posting = bridge(&server).await;
-    let queue = NatsPushQueue::start(&posting, config.clone())
-        .await
-        .unwrap();
+    let (_posting, queue) = push_queue(&server, config.clone()).await;
     let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
         .topic(BUNDLE)
         .dispatch(queue.clone())
@@ -417,11 +423,7 @@ async fn bad_jobs_and_missing_workers_are_reported_not_silent() {
         .unwrap()
         .await
         .unwrap();
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .start()
-        .await
-        .unwrap();
+    let mock = mock_apns().await;
     let b = bridge(&server).await;
     let worker = PushWorker::builder(client_of(&mock))
         .config(config)
@@ -480,11 +482,7 @@ async fn a_stopped_server_fails_enqueues_with_a_typed_error() {
 /// (`InvalidPush`), is acknowledged, so never redelivered, and nothing reaches APNs.
 async fn a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowledged() {
     let server = NatsServer::start();
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .start()
-        .await
-        .unwrap();
+    let mock = mock_apns().await;
     let config = PushQueueConfig::default();
     let keeper_bridge = bridge(&server).await;
     let keeper = NotificationCenter::new();
@@ -547,10 +545,7 @@ async fn in_flight_counts_the_jobs_held_and_nothing_while_waiting() {
         .start()
         .await
         .unwrap();
-    let posting = bridge(&server).await;
-    let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
-        .await
-        .unwrap();
+    let (posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
     let b = bridge(&server).await;
     let worker = PushWorker::builder(client_of(&mock))
         .concurrency(8)
@@ -602,15 +597,8 @@ async fn the_same_push_twice_is_sent_once_and_again_later_is_refused_at_once() {
     use herald::apns::{ErrorKind as ApnsErrorKind, Push, PushOutcome};
     use herald::bridge::PushDispatch;
     let server = NatsServer::start();
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .start()
-        .await
-        .unwrap();
-    let posting = bridge(&server).await;
-    let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
-        .await
-        .unwrap();
+    let mock = mock_apns().await;
+    let (_posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
     let push = Push::builder(token(7), BUNDLE).build().unwrap();
     let id = push.apns_id().to_owned();
     let first = tokio::spawn(queue.dispatch(push.clone(), None));
@@ -893,10 +881,7 @@ async fn any_process_imports_outcomes_durably_and_prunes_its_registry() {
         .await
         .unwrap();
 
-    let posting = bridge(&server).await;
-    let queue = NatsPushQueue::start(&posting, config.clone())
-        .await
-        .unwrap();
+    let (_posting, queue) = push_queue(&server, config.clone()).await;
     let sink = ApnsSink::builder(ApnsClient::builder().build().unwrap())
         .registry(posting_registry.clone())
         .topic(BUNDLE)

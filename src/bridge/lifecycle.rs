@@ -1274,6 +1274,23 @@ mod tests {
         }
     }
 
+    /// The token "bad", held by the registry in quarantine `q`.
+    fn quarantined_target(q: &Quarantine, environment: Option<Environment>) -> Target<'_> {
+        Target {
+            token: "bad",
+            topic: TOPIC,
+            environment,
+            registered: Some(Some(q)),
+        }
+    }
+
+    /// Ten rejections of ten tokens: the minimum sample, all bad, so the breaker opens.
+    fn open_breaker(l: &Lifecycle) {
+        for i in 0..10 {
+            send(l, &format!("t{i}"), bad());
+        }
+    }
+
     fn send(l: &Lifecycle, token: &str, observed: Observed<'_>) -> Vec<Action> {
         match l.admit(&target(token)) {
             Admit::Send(t) => l.record(t, token, Some("s"), l.now(), observed),
@@ -1335,12 +1352,7 @@ mod tests {
         let clock = ManualClock::new();
         let l = engine(&clock);
         let q = Quarantine::new(Reason::BadDeviceToken, clock.now());
-        let t = Target {
-            token: "bad",
-            topic: TOPIC,
-            environment: Some(Environment::Sandbox),
-            registered: Some(Some(&q)),
-        };
+        let t = quarantined_target(&q, Some(Environment::Sandbox));
         // An acceptance of this very token since its last rejection (a push that was in
         // flight when it went into quarantine) confirms nothing.
         clock.advance(Duration::from_secs(1));
@@ -1402,9 +1414,7 @@ mod tests {
     fn after_the_cool_down_one_probe_closes_or_reopens() {
         let clock = ManualClock::new();
         let l = engine(&clock);
-        for i in 0..10 {
-            send(&l, &format!("t{i}"), bad());
-        }
+        open_breaker(&l);
         clock.advance(Duration::from_secs(31));
         let Admit::Send(probe) = l.admit(&target("p")) else {
             panic!("no probe after the cool-down")
@@ -1434,9 +1444,7 @@ mod tests {
     fn a_neutral_probe_outcome_lets_the_next_push_probe() {
         let clock = ManualClock::new();
         let l = engine(&clock);
-        for i in 0..10 {
-            send(&l, &format!("t{i}"), bad());
-        }
+        open_breaker(&l);
         clock.advance(Duration::from_secs(31));
         let Admit::Send(probe) = l.admit(&target("p")) else {
             panic!()
@@ -1453,12 +1461,7 @@ mod tests {
         let clock = ManualClock::new();
         let l = engine(&clock);
         let q = Quarantine::new(Reason::BadDeviceToken, clock.now());
-        let t = Target {
-            token: "bad",
-            topic: TOPIC,
-            environment: Some(Environment::Sandbox),
-            registered: Some(Some(&q)),
-        };
+        let t = quarantined_target(&q, Some(Environment::Sandbox));
         assert!(matches!(l.admit(&t), Admit::Skip(SkipCause::Quarantined)));
         clock.advance(Duration::from_secs(1));
         send(&l, "good", Observed::Accepted);
@@ -1479,12 +1482,7 @@ mod tests {
         let clock = ManualClock::new();
         let l = engine(&clock);
         let q = Quarantine::new(Reason::BadDeviceToken, clock.now());
-        let t = Target {
-            token: "bad",
-            topic: TOPIC,
-            environment: None,
-            registered: Some(Some(&q)),
-        };
+        let t = quarantined_target(&q, None);
         clock.advance(Duration::from_secs(1000));
         let Admit::Send(ticket) = l.admit(&t) else {
             panic!()
@@ -1527,9 +1525,7 @@ mod tests {
     fn a_410_invalidates_even_while_open() {
         let clock = ManualClock::new();
         let l = engine(&clock);
-        for i in 0..10 {
-            send(&l, &format!("t{i}"), bad());
-        }
+        open_breaker(&l);
         // A push that was in flight when it opened.
         let ticket = Ticket {
             key: (TOPIC.to_owned(), Some(Environment::Sandbox)),

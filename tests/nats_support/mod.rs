@@ -199,6 +199,34 @@ pub async fn bridge(server: &NatsServer) -> herald::nats::NatsBridge {
         .unwrap()
 }
 
+/// Two centers joined over NATS for one notification type: `here` exports it through one
+/// bridge, `there` imports it through another.
+pub struct Pipe {
+    pub here: herald::NotificationCenter,
+    pub there: herald::NotificationCenter,
+    pub export: herald::nats::Export,
+    pub import: herald::nats::Import,
+}
+
+/// Exports `N` from a new center through `from`, then imports it into another through `to`.
+pub async fn pipe<N>(from: &herald::nats::NatsBridge, to: &herald::nats::NatsBridge) -> Pipe
+where
+    N: herald::Notification + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let (here, there) = (
+        herald::NotificationCenter::new(),
+        herald::NotificationCenter::new(),
+    );
+    let export = here.observer::<N>().forward(from.publish()).unwrap();
+    let import = to.import::<N>(&there).await.unwrap();
+    Pipe {
+        here,
+        there,
+        export,
+        import,
+    }
+}
+
 /// Records what a center receives of `N`.
 pub fn record<N: herald::Notification + Clone>(
     center: &herald::NotificationCenter,
@@ -224,6 +252,17 @@ pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until a bridge's watched state is `want`; panics after [`PATIENCE`].
+pub async fn wait_for_state(
+    states: &mut tokio::sync::watch::Receiver<herald::nats::ConnectionState>,
+    want: herald::nats::ConnectionState,
+) {
+    tokio::time::timeout(PATIENCE, states.wait_for(|s| *s == want))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// A TCP proxy in front of the server that holds everything a client sends for `delay`

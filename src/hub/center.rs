@@ -373,6 +373,24 @@ impl Unsubscribe for CenterInner {
 /// ```
 ///
 /// The hub's contracts are documented, each with an example, in [`crate::contracts`].
+///
+/// Dropping the last clone ends the center: streams close once their buffered values are
+/// received, spawned handlers stop, observers' closures are freed. Like an unsubscribe, that
+/// drop waits for posts in progress on other threads (through a [`Poster`]) to finish; from
+/// inside a post it does not wait, and the post's end frees what is left.
+///
+/// ```
+/// # use herald::{NotificationCenter, Notification, TryRecvError};
+/// # struct A; impl Notification for A {}
+/// # struct B; impl Notification for B {}
+/// let center = NotificationCenter::new();
+/// let mut a = center.stream::<A>();
+/// let _b = center.stream::<B>();
+/// center.post(A);
+/// drop(center);
+/// assert!(a.try_recv().is_ok());
+/// assert!(matches!(a.try_recv(), Err(TryRecvError::Closed)));
+/// ```
 #[derive(Clone)]
 pub struct NotificationCenter {
     pub(crate) inner: Arc<CenterInner>,

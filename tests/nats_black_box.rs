@@ -26,7 +26,9 @@ use herald::nats::{
     RemoteLost, RemoteNotification, RemoteUndecodable,
 };
 use herald::{Notification, NotificationCenter, SenderId};
-use nats_support::{NatsServer, PATIENCE, Pipe, bridge, len, pipe, record, until};
+use nats_support::{
+    NatsServer, PATIENCE, Pipe, bridge, cut_and_wait, len, pipe, pipe_from, record, until,
+};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------------
@@ -358,27 +360,29 @@ async fn dropping_an_import_stops_posting() {
 async fn exports_posted_while_disconnected_wait_and_arrive_in_order_after_reconnect() {
     let server = NatsServer::start();
     let link = Link::start(server.port(), true).await;
-    let a = NatsBridge::builder()
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .heartbeat(Duration::from_millis(100))
-        .connect(&link.url())
-        .await
-        .unwrap();
-    let b = bridge(&server).await;
-    let Pipe {
-        here,
-        there,
-        export,
-        import,
-    } = pipe::<Note>(&a, &b).await;
+    let (
+        a,
+        _b,
+        Pipe {
+            here,
+            there,
+            export,
+            import,
+        },
+    ) = pipe_from::<Note>(
+        NatsBridge::builder()
+            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+            .heartbeat(Duration::from_millis(100)),
+        &link.url(),
+        &server,
+    )
+    .await;
     let (seen, _s) = record::<Note>(&there);
     let (changes, _c) = record::<ConnectionChanged>(&here);
     here.post(note(0));
     until("the first", || len(&seen) == 1).await;
 
-    let mut states = a.watch_state();
-    link.cut();
-    nats_support::wait_for_state(&mut states, ConnectionState::Disconnected).await;
+    let mut states = cut_and_wait(&a, || link.cut()).await;
     for id in 1..=100 {
         here.post(note(id));
     }
@@ -527,11 +531,16 @@ async fn a_notification_larger_than_the_server_accepts_is_dropped_reported_and_s
         if let Some(b) = batching {
             builder = builder.batching(b);
         }
-        let a = builder.connect(&server.url()).await.unwrap();
-        let b = bridge(&server).await;
-        let (here, there) = (NotificationCenter::new(), NotificationCenter::new());
-        let export = here.observer::<Note>().forward(a.publish()).unwrap();
-        let import = b.import::<Note>(&there).await.unwrap();
+        let (
+            a,
+            _b,
+            Pipe {
+                here,
+                there,
+                export,
+                import,
+            },
+        ) = pipe_from::<Note>(builder, &server.url(), &server).await;
         let (seen, _s) = record::<Note>(&there);
         let (reports, _r) = record::<ExportDropped>(&here);
         let (lost, _l) = record::<RemoteLost>(&there);
@@ -844,18 +853,21 @@ async fn an_export_for_one_sender_sends_only_its_posts_without_false_gaps() {
 /// Dropping an export stops exporting, but what it already queued is still sent.
 async fn dropping_an_export_still_sends_what_it_queued() {
     let server = NatsServer::start();
-    let a = NatsBridge::builder()
-        .client_capacity(4)
-        .connect(&server.url())
-        .await
-        .unwrap();
-    let b = bridge(&server).await;
-    let Pipe {
-        here,
-        there,
-        export,
-        import,
-    } = pipe::<Note>(&a, &b).await;
+    let (
+        a,
+        _b,
+        Pipe {
+            here,
+            there,
+            export,
+            import,
+        },
+    ) = pipe_from::<Note>(
+        NatsBridge::builder().client_capacity(4),
+        &server.url(),
+        &server,
+    )
+    .await;
     let (seen, _s) = record::<Note>(&there);
     // On this current-thread runtime nothing is published during the loop beyond the
     // client's queue: the rest waits in the outbox.
@@ -903,63 +915,16 @@ async fn a_message_with_the_importers_own_origin_is_counted_as_an_echo_not_poste
 #[cfg(all(feature = "bridge", feature = "mock"))]
 mod push {
     use super::*;
-    use herald::apns::{ApnsClient, Endpoint, Payload, Push, PushOutcome, TokenKey};
+    use crate::nats_support::push::{
+        BUNDLE, client_of, mock_apns, push_queue, quick_bridge, start_worker, token,
+    };
+    use herald::apns::{ApnsClient, Payload, Push, PushOutcome};
     use herald::bridge::PushDispatch;
     use herald::mock::{Latency, MockApns};
     use herald::nats::{
         NatsKvStore, NatsPushQueue, OutcomeImport, PushQueueConfig, PushWorker, RemotePushOutcome,
         RemoteResult,
     };
-
-    const KEY_ID: &str = "ABC123DEFG";
-    const TEAM_ID: &str = "TEAM123456";
-    const BUNDLE: &str = "com.example.app";
-
-    fn token(n: u32) -> String {
-        format!("{n:08x}").repeat(8)
-    }
-
-    fn p8_of(mock: &MockApns) -> String {
-        static KEYS: Mutex<Vec<(u16, String)>> = Mutex::new(Vec::new());
-        let mut keys = KEYS.lock().unwrap();
-        match keys.iter().find(|(port, _)| *port == mock.port()) {
-            Some((_, p8)) => p8.clone(),
-            None => {
-                let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
-                keys.push((mock.port(), p8.clone()));
-                p8
-            }
-        }
-    }
-
-    fn client_of(mock: &MockApns) -> ApnsClient {
-        ApnsClient::builder()
-            .endpoint(
-                Endpoint::custom(&mock.url())
-                    .unwrap()
-                    .with_ca_pem(mock.ca_pem()),
-            )
-            .token_auth(TokenKey::from_p8_pem(p8_of(mock), KEY_ID, TEAM_ID).unwrap())
-            .build()
-            .unwrap()
-    }
-
-    /// A mock APNs that accepts any device token.
-    async fn mock_apns() -> MockApns {
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap()
-    }
-
-    async fn quick_bridge(server: &NatsServer) -> NatsBridge {
-        NatsBridge::builder()
-            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
-            .connect(&server.url())
-            .await
-            .unwrap()
-    }
 
     /// A worker stopped gracefully while it holds pushes finishes them (send, report, ack);
     /// a new worker takes the rest: every push is sent to APNs exactly once and its dispatch
@@ -975,18 +940,15 @@ mod push {
         let config = PushQueueConfig::default()
             .ack_wait(Duration::from_secs(1))
             .outcome_timeout(Duration::from_secs(25));
-        let posting = quick_bridge(&server).await;
-        let queue = NatsPushQueue::start(&posting, config.clone())
-            .await
-            .unwrap();
-        let wb1 = quick_bridge(&server).await;
-        let first = PushWorker::builder(client_of(&mock))
-            .config(config.clone())
-            .concurrency(4)
-            .name("first")
-            .start(&wb1)
-            .await
-            .unwrap();
+        let (_posting, queue) = push_queue(&server, config.clone()).await;
+        let (_wb1, first) = start_worker(
+            &server,
+            PushWorker::builder(client_of(&mock))
+                .config(config.clone())
+                .concurrency(4)
+                .name("first"),
+        )
+        .await;
 
         const N: u32 = 40;
         let mut ids = Vec::new();
@@ -1008,14 +970,14 @@ mod push {
         let m1 = first.metrics();
         assert_eq!(m1.in_flight, 0, "{m1:?}");
         assert_eq!(m1.acked, m1.received, "what it held was finished: {m1:?}");
-        let wb2 = quick_bridge(&server).await;
-        let second = PushWorker::builder(client_of(&mock))
-            .config(config)
-            .concurrency(4)
-            .name("second")
-            .start(&wb2)
-            .await
-            .unwrap();
+        let (_wb2, second) = start_worker(
+            &server,
+            PushWorker::builder(client_of(&mock))
+                .config(config)
+                .concurrency(4)
+                .name("second"),
+        )
+        .await;
         let mut outcomes = Vec::new();
         for w in waits {
             outcomes.push(
@@ -1095,13 +1057,13 @@ mod push {
             }),
         )
         .await;
-        let wb = quick_bridge(&server).await;
-        let worker = PushWorker::builder(client_of(&mock))
-            .config(config)
-            .name("auditor")
-            .start(&wb)
-            .await
-            .unwrap();
+        let (_wb, worker) = start_worker(
+            &server,
+            PushWorker::builder(client_of(&mock))
+                .config(config)
+                .name("auditor"),
+        )
+        .await;
         until("the failed outcome imported", || {
             import.stats().imported == 1
         })
@@ -1135,15 +1097,8 @@ mod push {
         use herald::apns::{Expiration, Priority, PushType};
         let server = NatsServer::start();
         let mock = mock_apns().await;
-        let posting = quick_bridge(&server).await;
-        let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
-            .await
-            .unwrap();
-        let wb = quick_bridge(&server).await;
-        let worker = PushWorker::builder(client_of(&mock))
-            .start(&wb)
-            .await
-            .unwrap();
+        let (_posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
+        let (_wb, worker) = start_worker(&server, PushWorker::builder(client_of(&mock))).await;
         let push = Push::builder(token(77), BUNDLE)
             .push_type(PushType::Background)
             .priority(Priority::PowerAware)
@@ -1274,22 +1229,18 @@ mod push {
             .await
             .unwrap();
         let config = PushQueueConfig::default().ack_wait(Duration::from_millis(600));
-        let posting = quick_bridge(&server).await;
-        let queue = NatsPushQueue::start(&posting, config.clone())
-            .await
-            .unwrap();
+        let (_posting, queue) = push_queue(&server, config.clone()).await;
         let mut workers = Vec::new();
         let mut bridges = Vec::new();
         for name in ["w1", "w2"] {
-            let wb = quick_bridge(&server).await;
-            workers.push(
+            let (wb, worker) = start_worker(
+                &server,
                 PushWorker::builder(client_of(&mock))
                     .config(config.clone())
-                    .name(name)
-                    .start(&wb)
-                    .await
-                    .unwrap(),
-            );
+                    .name(name),
+            )
+            .await;
+            workers.push(worker);
             bridges.push(wb);
         }
         let push = Push::builder(token(9), BUNDLE)

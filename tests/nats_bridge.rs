@@ -18,7 +18,9 @@ use herald::nats::{
     NatsBridgeBuilder, Origin, RemoteLost, RemoteNotification, RemoteUndecodable,
 };
 use herald::{Notification, NotificationCenter, SenderId};
-use nats_support::{NatsServer, Pipe, SlowLink, bridge, len, pipe, record, until};
+use nats_support::{
+    NatsServer, Pipe, SlowLink, bridge, cut_and_wait, len, pipe, pipe_from, record, until,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,14 +221,16 @@ async fn order_and_counts_survive_concurrent_posters_with_batching() {
 
 async fn posts_arrive_in_post_order(builder: NatsBridgeBuilder) {
     let server = NatsServer::start();
-    let a = builder.connect(&server.url()).await.unwrap();
-    let b = bridge(&server).await;
-    let Pipe {
-        here,
-        there,
-        export: _export,
-        import,
-    } = pipe::<Numbered>(&a, &b).await;
+    let (
+        a,
+        _b,
+        Pipe {
+            here,
+            there,
+            export: _export,
+            import,
+        },
+    ) = pipe_from::<Numbered>(builder, &server.url(), &server).await;
     let (seen, _s) = record::<Numbered>(&there);
 
     const PER_SENDER: u64 = 5_000;
@@ -398,14 +402,29 @@ async fn raw_publish(
         .unwrap();
 }
 
-async fn sequence_gaps_are_counted_and_posted_as_remote_lost() {
-    let server = NatsServer::start();
-    let b = bridge(&server).await;
+/// A [`bridge`] to `server` importing `OrderShipped` into a new center, with what the center
+/// receives of it recorded, and a plain NATS client of `server` to publish to it with.
+async fn order_import(
+    server: &NatsServer,
+) -> (
+    NatsBridge,
+    NotificationCenter,
+    herald::nats::Import,
+    (Arc<Mutex<Vec<OrderShipped>>>, herald::Subscription),
+    async_nats::Client,
+) {
+    let b = bridge(server).await;
     let there = NotificationCenter::new();
     let import = b.import::<OrderShipped>(&there).await.unwrap();
-    let (seen, _s) = record::<OrderShipped>(&there);
-    let (lost, _l) = record::<RemoteLost>(&there);
+    let seen = record::<OrderShipped>(&there);
     let peer = async_nats::connect(server.url()).await.unwrap();
+    (b, there, import, seen, peer)
+}
+
+async fn sequence_gaps_are_counted_and_posted_as_remote_lost() {
+    let server = NatsServer::start();
+    let (b, there, import, (seen, _s), peer) = order_import(&server).await;
+    let (lost, _l) = record::<RemoteLost>(&there);
     let origin = "0123456789abcdef0123456789abcdef";
     for seq in [1, 2, 5, 6] {
         raw_publish(
@@ -434,10 +453,7 @@ async fn sequence_gaps_are_counted_and_posted_as_remote_lost() {
 
 async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported() {
     let server = NatsServer::start();
-    let b = bridge(&server).await;
-    let there = NotificationCenter::new();
-    let import = b.import::<OrderShipped>(&there).await.unwrap();
-    let (seen, _s) = record::<OrderShipped>(&there);
+    let (_bridge, there, import, (seen, _s), peer) = order_import(&server).await;
     let (bad, _b) = record::<RemoteUndecodable>(&there);
     let senders = Arc::new(Mutex::new(Vec::new()));
     let s = senders.clone();
@@ -446,7 +462,6 @@ async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_impor
             s.lock().unwrap().push(n.sender());
         }
     });
-    let peer = async_nats::connect(server.url()).await.unwrap();
     let origin = "00000000000000000000000000000001";
     raw_publish(
         &peer,
@@ -482,12 +497,8 @@ async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_impor
 /// origin stops the import or makes up a loss.
 async fn a_sequence_number_past_the_range_is_undecodable_and_the_import_goes_on() {
     let server = NatsServer::start();
-    let b = bridge(&server).await;
-    let there = NotificationCenter::new();
-    let import = b.import::<OrderShipped>(&there).await.unwrap();
-    let (seen, _s) = record::<OrderShipped>(&there);
+    let (_bridge, there, import, (seen, _s), peer) = order_import(&server).await;
     let (bad, _b) = record::<RemoteUndecodable>(&there);
-    let peer = async_nats::connect(server.url()).await.unwrap();
     let origin = "00000000000000000000000000000abc";
     let subject = "shop.order.shipped";
     raw_publish(&peer, subject, origin, u64::MAX, "{\"id\":1}", false).await;
@@ -524,20 +535,24 @@ async fn full_outbox_drops_counted(
     dropped_within: std::ops::RangeInclusive<u64>,
 ) {
     let server = NatsServer::start();
-    let a = builder
-        .client_capacity(4)
-        .outbox_capacity(10)
-        .heartbeat(Duration::from_millis(50))
-        .connect(&server.url())
-        .await
-        .unwrap();
-    let b = bridge(&server).await;
-    let Pipe {
-        here,
-        there,
-        export,
-        import,
-    } = pipe::<Numbered>(&a, &b).await;
+    let (
+        a,
+        _b,
+        Pipe {
+            here,
+            there,
+            export,
+            import,
+        },
+    ) = pipe_from::<Numbered>(
+        builder
+            .client_capacity(4)
+            .outbox_capacity(10)
+            .heartbeat(Duration::from_millis(50)),
+        &server.url(),
+        &server,
+    )
+    .await;
     let (reports, _r) = record::<ExportDropped>(&here);
     let (seen, _s) = record::<Numbered>(&there);
     // On this single-threaded runtime neither the client's connection task nor the bridge's
@@ -619,9 +634,7 @@ async fn shutdown_returns_within_its_timeout_when_the_server_is_gone() {
     let here = NotificationCenter::new();
     let _export = here.observer::<Numbered>().forward(a.publish()).unwrap();
     let (reports, _r) = record::<ExportDropped>(&here);
-    let mut states = a.watch_state();
-    server.kill();
-    nats_support::wait_for_state(&mut states, ConnectionState::Disconnected).await;
+    cut_and_wait(&a, || server.kill()).await;
     // More than the client's queue holds while nobody drains it: the rest waits in the outbox.
     for n in 0..100 {
         here.post(Numbered { sender: 0, n });
@@ -683,9 +696,7 @@ async fn a_server_restart_is_survived_reported_and_losses_are_counted() {
     here.post(Numbered { sender: 0, n: 0 });
     until("the first", || len(&seen) == 1).await;
 
-    let mut states = b.watch_state();
-    server.kill();
-    nats_support::wait_for_state(&mut states, ConnectionState::Disconnected).await;
+    let mut states = cut_and_wait(&b, || server.kill()).await;
     // Posted while the server is down: queued or lost, never silently.
     for n in 1..500 {
         here.post(Numbered { sender: 0, n });

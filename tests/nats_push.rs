@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
-use herald::apns::{ApnsClient, Endpoint, Payload, TokenKey};
+use herald::apns::{ApnsClient, Payload};
 use herald::bridge::{
     ApnsSink, Device, DeviceRegistry, Environment, Message, PushAccepted, PushFailed, PushRejected,
     TokenInvalidated, conformance,
@@ -34,65 +34,10 @@ use herald::nats::{
     RemotePushOutcome, RemoteResult,
 };
 use herald::{Notification, NotificationCenter};
+use nats_support::push::{
+    BUNDLE, client_of, mock_apns, push_queue, quick_bridge, start_worker, token,
+};
 use nats_support::{NatsServer, PATIENCE, record, until};
-
-const KEY_ID: &str = "ABC123DEFG";
-const TEAM_ID: &str = "TEAM123456";
-const BUNDLE: &str = "com.example.app";
-
-fn token(n: u32) -> String {
-    format!("{n:08x}").repeat(8)
-}
-
-/// A client of `mock`. The key is generated once per mock (a second `generate_key` with the
-/// same id would replace it, and the first client's tokens would be refused).
-fn client_of(mock: &MockApns) -> ApnsClient {
-    static KEYS: Mutex<Vec<(u16, String)>> = Mutex::new(Vec::new());
-    let p8 = {
-        let mut keys = KEYS.lock().unwrap();
-        match keys.iter().find(|(port, _)| *port == mock.port()) {
-            Some((_, p8)) => p8.clone(),
-            None => {
-                let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
-                keys.push((mock.port(), p8.clone()));
-                p8
-            }
-        }
-    };
-    ApnsClient::builder()
-        .endpoint(
-            Endpoint::custom(&mock.url())
-                .unwrap()
-                .with_ca_pem(mock.ca_pem()),
-        )
-        .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM_ID).unwrap())
-        .build()
-        .unwrap()
-}
-
-/// A mock APNs that accepts any device token.
-async fn mock_apns() -> MockApns {
-    MockApns::builder()
-        .accept_unknown_tokens(true)
-        .start()
-        .await
-        .unwrap()
-}
-
-/// A bridge to `server` and a push queue started on it.
-async fn push_queue(server: &NatsServer, config: PushQueueConfig) -> (NatsBridge, NatsPushQueue) {
-    let posting = bridge(server).await;
-    let queue = NatsPushQueue::start(&posting, config).await.unwrap();
-    (posting, queue)
-}
-
-async fn bridge(server: &NatsServer) -> NatsBridge {
-    NatsBridge::builder()
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
-        .connect(&server.url())
-        .await
-        .unwrap()
-}
 
 #[derive(Debug, Clone)]
 struct Ping {
@@ -192,15 +137,14 @@ async fn pushes_through_workers_reach_the_device_once_and_report_back() {
     let mut workers = Vec::new();
     let mut bridges = Vec::new();
     for i in 0..2 {
-        let b = bridge(&server).await;
-        workers.push(
+        let (b, worker) = start_worker(
+            &server,
             PushWorker::builder(client_of(&mock))
                 .name(format!("w{i}"))
-                .concurrency(8)
-                .start(&b)
-                .await
-                .unwrap(),
-        );
+                .concurrency(8),
+        )
+        .await;
+        workers.push(worker);
         bridges.push(b);
     }
 
@@ -276,12 +220,11 @@ async fn a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_out
 
     // A "worker" that takes the job, sends it, and dies before reporting or acknowledging:
     // the first worker to start creates the shared consumer, with the configured ack_wait.
-    let first = bridge(&server).await;
-    let doomed = PushWorker::builder(client_of(&mock))
-        .config(config.clone())
-        .start(&first)
-        .await
-        .unwrap();
+    let (first, doomed) = start_worker(
+        &server,
+        PushWorker::builder(client_of(&mock)).config(config.clone()),
+    )
+    .await;
     doomed.shutdown().await;
     let js = jetstream::new(first.client().clone());
     let consumer: jetstream::consumer::PullConsumer = js
@@ -329,12 +272,11 @@ async fn a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_out
     drop(job); // dies: no outcome, no ack
 
     // A live worker gets it after ack_wait and sends it again.
-    let second = bridge(&server).await;
-    let worker = PushWorker::builder(client_of(&mock))
-        .config(config)
-        .start(&second)
-        .await
-        .unwrap();
+    let (_second, worker) = start_worker(
+        &server,
+        PushWorker::builder(client_of(&mock)).config(config),
+    )
+    .await;
     until("the outcome", || outcomes.total() >= 1).await;
     forwarding.idle().await;
     assert_eq!(
@@ -385,7 +327,7 @@ async fn a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_out
 
 async fn bad_jobs_and_missing_workers_are_reported_not_silent() {
     let server = NatsServer::start();
-    let posting = bridge(&server).await;
+    let posting = quick_bridge(&server).await;
     let config = PushQueueConfig::default().outcome_timeout(Duration::from_millis(500));
     let queue = NatsPushQueue::start(&posting, config.clone())
         .await
@@ -424,12 +366,11 @@ async fn bad_jobs_and_missing_workers_are_reported_not_silent() {
         .await
         .unwrap();
     let mock = mock_apns().await;
-    let b = bridge(&server).await;
-    let worker = PushWorker::builder(client_of(&mock))
-        .config(config)
-        .start(&b)
-        .await
-        .unwrap();
+    let (_b, worker) = start_worker(
+        &server,
+        PushWorker::builder(client_of(&mock)).config(config),
+    )
+    .await;
     until("both jobs taken", || worker.metrics().received >= 2).await;
     until("the timed-out push delivered", || mock.pushes().len() == 1).await;
     until("its outcome published", || worker.metrics().reported == 1).await;
@@ -443,7 +384,7 @@ async fn bad_jobs_and_missing_workers_are_reported_not_silent() {
 
 async fn a_stopped_server_fails_enqueues_with_a_typed_error() {
     let mut server = NatsServer::start();
-    let posting = bridge(&server).await;
+    let posting = quick_bridge(&server).await;
     let queue = NatsPushQueue::start(
         &posting,
         PushQueueConfig::default().enqueue_timeout(Duration::from_secs(1)),
@@ -484,7 +425,7 @@ async fn a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowled
     let server = NatsServer::start();
     let mock = mock_apns().await;
     let config = PushQueueConfig::default();
-    let keeper_bridge = bridge(&server).await;
+    let keeper_bridge = quick_bridge(&server).await;
     let keeper = NotificationCenter::new();
     let (seen, _s) = record::<RemotePushOutcome>(&keeper);
     let import = OutcomeImport::start(&keeper_bridge, &config, "keeper", &keeper)
@@ -504,13 +445,13 @@ async fn a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowled
         .unwrap()
         .await
         .unwrap();
-    let b = bridge(&server).await;
-    let worker = PushWorker::builder(client_of(&mock))
-        .config(config)
-        .name("w")
-        .start(&b)
-        .await
-        .unwrap();
+    let (_b, worker) = start_worker(
+        &server,
+        PushWorker::builder(client_of(&mock))
+            .config(config)
+            .name("w"),
+    )
+    .await;
     // Acknowledged (the server confirmed it): the queue never hands it out again.
     until("the outcome imported and the job acknowledged", || {
         import.stats().imported == 1 && worker.metrics().acked == 1
@@ -546,12 +487,11 @@ async fn in_flight_counts_the_jobs_held_and_nothing_while_waiting() {
         .await
         .unwrap();
     let (posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
-    let b = bridge(&server).await;
-    let worker = PushWorker::builder(client_of(&mock))
-        .concurrency(8)
-        .start(&b)
-        .await
-        .unwrap();
+    let (_b, worker) = start_worker(
+        &server,
+        PushWorker::builder(client_of(&mock)).concurrency(8),
+    )
+    .await;
     let js = jetstream::new(posting.client().clone());
     let mut consumer: jetstream::consumer::PullConsumer = js
         .get_stream("HERALD_PUSH")
@@ -608,11 +548,7 @@ async fn the_same_push_twice_is_sent_once_and_again_later_is_refused_at_once() {
         m.enqueued == 2 && m.waiting == 2
     })
     .await;
-    let b = bridge(&server).await;
-    let worker = PushWorker::builder(client_of(&mock))
-        .start(&b)
-        .await
-        .unwrap();
+    let (_b, worker) = start_worker(&server, PushWorker::builder(client_of(&mock))).await;
     for dispatch in [first, second] {
         let outcome = tokio::time::timeout(PATIENCE, dispatch)
             .await
@@ -876,7 +812,7 @@ async fn any_process_imports_outcomes_durably_and_prunes_its_registry() {
     let seen: Arc<Mutex<Vec<RemotePushOutcome>>> = Arc::default();
     let s = seen.clone();
     let _seen = keeper.observe(move |o: &RemotePushOutcome| s.lock().unwrap().push(o.clone()));
-    let keeper_bridge = bridge(&server).await;
+    let keeper_bridge = quick_bridge(&server).await;
     let import = OutcomeImport::start(&keeper_bridge, &config, "keeper", &keeper)
         .await
         .unwrap();
@@ -892,11 +828,8 @@ async fn any_process_imports_outcomes_durably_and_prunes_its_registry() {
     let forwarding = center.observer::<Ping>().forward(
         sink.map(|p: &Ping| Message::to_subject(&p.user, Payload::alert(format!("ping {}", p.n)))),
     );
-    let worker_bridge = bridge(&server).await;
-    let worker = PushWorker::builder(client_of(&mock))
-        .start(&worker_bridge)
-        .await
-        .unwrap();
+    let (_worker_bridge, worker) =
+        start_worker(&server, PushWorker::builder(client_of(&mock))).await;
 
     center.post(Ping {
         user: "carol".into(),

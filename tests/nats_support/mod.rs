@@ -227,6 +227,22 @@ where
     }
 }
 
+/// Connects a bridge made by `builder` to `url` and a [`bridge`] to `server`, then joins them
+/// with a [`pipe`] of `N` from the first to the second.
+pub async fn pipe_from<N>(
+    builder: herald::nats::NatsBridgeBuilder,
+    url: &str,
+    server: &NatsServer,
+) -> (herald::nats::NatsBridge, herald::nats::NatsBridge, Pipe)
+where
+    N: herald::Notification + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let a = builder.connect(url).await.unwrap();
+    let b = bridge(server).await;
+    let joined = pipe::<N>(&a, &b).await;
+    (a, b, joined)
+}
+
 /// Records what a center receives of `N`.
 pub fn record<N: herald::Notification + Clone>(
     center: &herald::NotificationCenter,
@@ -263,6 +279,18 @@ pub async fn wait_for_state(
         .await
         .unwrap()
         .unwrap();
+}
+
+/// Watches `bridge`'s state, runs `cut` (which takes its connection away) and waits until the
+/// bridge is `Disconnected`; returns the watch, to wait on for the reconnection.
+pub async fn cut_and_wait(
+    bridge: &herald::nats::NatsBridge,
+    cut: impl FnOnce(),
+) -> tokio::sync::watch::Receiver<herald::nats::ConnectionState> {
+    let mut states = bridge.watch_state();
+    cut();
+    wait_for_state(&mut states, herald::nats::ConnectionState::Disconnected).await;
+    states
 }
 
 /// A TCP proxy in front of the server that holds everything a client sends for `delay`
@@ -314,6 +342,93 @@ impl SlowLink {
 impl Drop for SlowLink {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// What the push tests share: a mock APNs, clients of it, and bridges, queues and workers on
+/// the NATS server.
+#[cfg(all(feature = "bridge", feature = "mock"))]
+pub mod push {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use herald::apns::{ApnsClient, Endpoint, TokenKey};
+    use herald::mock::MockApns;
+    use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig, WorkerHandle};
+
+    use super::NatsServer;
+
+    pub const KEY_ID: &str = "ABC123DEFG";
+    pub const TEAM_ID: &str = "TEAM123456";
+    pub const BUNDLE: &str = "com.example.app";
+
+    /// A device token, different for each `n`.
+    pub fn token(n: u32) -> String {
+        format!("{n:08x}").repeat(8)
+    }
+
+    /// A client of `mock`. The key is generated once per mock (a second `generate_key` with
+    /// the same id would replace it, and the first client's tokens would be refused).
+    pub fn client_of(mock: &MockApns) -> ApnsClient {
+        static KEYS: Mutex<Vec<(u16, String)>> = Mutex::new(Vec::new());
+        let p8 = {
+            let mut keys = KEYS.lock().unwrap();
+            match keys.iter().find(|(port, _)| *port == mock.port()) {
+                Some((_, p8)) => p8.clone(),
+                None => {
+                    let p8 = mock.generate_key(KEY_ID, TEAM_ID).unwrap();
+                    keys.push((mock.port(), p8.clone()));
+                    p8
+                }
+            }
+        };
+        ApnsClient::builder()
+            .endpoint(
+                Endpoint::custom(&mock.url())
+                    .unwrap()
+                    .with_ca_pem(mock.ca_pem()),
+            )
+            .token_auth(TokenKey::from_p8_pem(p8, KEY_ID, TEAM_ID).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// A mock APNs that accepts any device token.
+    pub async fn mock_apns() -> MockApns {
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
+            .unwrap()
+    }
+
+    /// A bridge to `server` that reconnects quickly (20 ms to 500 ms).
+    pub async fn quick_bridge(server: &NatsServer) -> NatsBridge {
+        NatsBridge::builder()
+            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(500))
+            .connect(&server.url())
+            .await
+            .unwrap()
+    }
+
+    /// A [`quick_bridge`] to `server` and a push queue started on it.
+    pub async fn push_queue(
+        server: &NatsServer,
+        config: PushQueueConfig,
+    ) -> (NatsBridge, NatsPushQueue) {
+        let posting = quick_bridge(server).await;
+        let queue = NatsPushQueue::start(&posting, config).await.unwrap();
+        (posting, queue)
+    }
+
+    /// A [`quick_bridge`] to `server` and the worker `builder` starts on it.
+    pub async fn start_worker(
+        server: &NatsServer,
+        builder: herald::nats::PushWorkerBuilder,
+    ) -> (NatsBridge, WorkerHandle) {
+        let b = quick_bridge(server).await;
+        let worker = builder.start(&b).await.unwrap();
+        (b, worker)
     }
 }
 

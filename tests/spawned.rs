@@ -431,6 +431,32 @@ async fn propagate_policy_stops_the_handler_and_resumes_the_panic_in_close() {
     assert_eq!(calls.load(SeqCst), 1, "stopped after the panic");
 }
 
+#[tokio::test]
+async fn propagate_policy_resumes_a_concurrent_calls_panic_in_drain_and_counts_every_one() {
+    let center = NotificationCenter::builder()
+        .panic_policy(PanicPolicy::Propagate)
+        .build();
+    let handler = center.observer::<Ev>().spawn_with(
+        SpawnOptions::new().concurrency(2),
+        |n: Arc<Ev>| async move {
+            // Both calls are past their first poll (on tasks of their own) when they panic.
+            tokio::task::yield_now().await;
+            panic!("concurrent {}", n.0)
+        },
+    );
+    center.post(Ev(0));
+    center.post(Ev(1));
+    let joined = tokio::spawn(handler.drain()).await;
+    let payload = joined.unwrap_err().into_panic();
+    let message = payload.downcast_ref::<String>().unwrap();
+    assert!(message.starts_with("concurrent "), "{message}");
+    assert_eq!(
+        center.stats::<Ev>().panicked,
+        2,
+        "the panic that is not resumed is counted too"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Buffering
 // ---------------------------------------------------------------------------------------------

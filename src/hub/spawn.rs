@@ -255,7 +255,8 @@ impl Shared {
 
     /// A panic of a call running on a task of its own. Under `Propagate` it stops the
     /// handler and is kept for the handler's task ([`Shared::resume_kept`]); later ones are
-    /// counted only (one panic resumes, as with one call at a time).
+    /// counted only, here and in the type's stats (one panic resumes, as with one call at a
+    /// time).
     fn panicked_apart(&self, payload: Box<dyn Any + Send>) {
         if self.policy != PanicPolicy::Propagate {
             return self.panicked(payload);
@@ -265,7 +266,12 @@ impl Shared {
         let mut kept = self.resume.lock().unwrap_or_else(|p| p.into_inner());
         if kept.is_none() {
             *kept = Some(payload);
+            return;
         }
+        drop(kept);
+        // Counted by the report, which resumes it under `Propagate`: caught here, since the
+        // panic that resumes is the kept one.
+        let _ = catch_unwind(AssertUnwindSafe(|| (self.report_panic)(payload)));
     }
 
     /// Reports and resumes the panic a concurrent call kept, on the handler's own task.

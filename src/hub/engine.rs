@@ -836,7 +836,16 @@ fn flags<N: 'static>(
     previous: &Summary,
     entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
 ) -> Summary {
-    let mut flags = previous.flags & (RETAIN | PROPAGATE);
+    flags_with(previous, 0, entries)
+}
+
+/// [`flags`], with the snapshot-wide flags `add` turned on (retention).
+fn flags_with<N: 'static>(
+    previous: &Summary,
+    add: u8,
+    entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
+) -> Summary {
+    let mut flags = (previous.flags | add) & (RETAIN | PROPAGATE);
     let next = Followers::next(entries.map(|e| {
         flags |= e.needs();
         e.ring()
@@ -1242,18 +1251,14 @@ impl<N: Notification> Core<N> {
         let retain = if retain { RETAIN } else { 0 };
         self.subs
             .insert(&self.domain, entry, position, |previous, entries| {
-                let mut previous = previous.clone();
-                previous.flags |= retain;
-                flags(&previous, entries)
+                flags_with(previous, retain, entries)
             })
     }
 
     /// Turns retention on (contract 6) without subscribing.
     pub(crate) fn retain_last(&self) {
         drop(self.subs.resummarize(&self.domain, |previous, entries| {
-            let mut previous = previous.clone();
-            previous.flags |= RETAIN;
-            flags(&previous, entries)
+            flags_with(previous, RETAIN, entries)
         }));
     }
 

@@ -1483,7 +1483,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
-        "observer panicked with a non-string payload".to_owned()
+        "a panic with a non-string payload".to_owned()
     }
 }
 

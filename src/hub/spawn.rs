@@ -340,15 +340,17 @@ impl Drop for Starting<'_> {
     }
 }
 
-/// A call's future with its panics caught.
-struct CatchUnwind<F>(Pin<Box<F>>);
+/// A future with its panics caught: a panic while polling it ends it in `Err` (the panic's
+/// payload; [`panic_message`](crate::hub::engine::panic_message) reads it) instead of
+/// unwinding through the task that polls it.
+pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);
 
-impl<F: Future<Output = ()>> Future for CatchUnwind<F> {
-    type Output = Result<(), Box<dyn Any + Send>>;
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
-            Ok(Poll::Ready(())) => Poll::Ready(Ok(())),
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(payload)),
         }

@@ -444,17 +444,10 @@ impl NatsBridgeBuilder {
         if self.retry_initial {
             options = options.retry_on_initial_connect();
         }
-        let client = options.connect(servers.urls).await.map_err(|e| {
-            let kind = match e.kind() {
-                async_nats::ConnectErrorKind::ServerParse => ErrorKind::Config,
-                _ => ErrorKind::Connect,
-            };
-            Error::with_source(
-                kind,
-                format!("cannot connect to NATS at {}", super::redact_url(url)),
-                e,
-            )
-        })?;
+        let client = options
+            .connect(servers.urls)
+            .await
+            .map_err(|e| connect_error(e, &super::redact_url(url)))?;
         if client.connection_state() == async_nats::connection::State::Connected {
             shared.set_state(ConnectionState::Connected, "connected");
         }
@@ -482,6 +475,17 @@ impl NatsBridgeBuilder {
             }),
         })
     }
+}
+
+/// The error of a failed connect to `shown` (a URL already passed through
+/// [`redact_url`](super::redact_url)): a server list that does not parse is
+/// [`Config`](ErrorKind::Config), anything else [`Connect`](ErrorKind::Connect).
+pub(super) fn connect_error(e: async_nats::ConnectError, shown: &str) -> Error {
+    let kind = match e.kind() {
+        async_nats::ConnectErrorKind::ServerParse => ErrorKind::Config,
+        _ => ErrorKind::Connect,
+    };
+    Error::with_source(kind, format!("cannot connect to NATS at {shown}"), e)
 }
 
 /// Refuses an NKey seed the client could not use, before connecting. The seed is never

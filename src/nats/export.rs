@@ -465,7 +465,9 @@ impl Outbox {
 
 /// The bridge's publishing task: drains the outbox in order, sends heartbeats when idle, and
 /// on close sends what is left, a last heartbeat, and flushes, all within the shutdown
-/// timeout. Returns whether all that was done before the deadline.
+/// timeout. Returns whether all that was done before the deadline; when not, it warns once,
+/// with how many notifications the deadline dropped (each is counted and reported as it is
+/// dropped, without a warning of its own: there may be tens of thousands).
 pub(crate) async fn publish_loop(
     client: async_nats::Client,
     outbox: Arc<Outbox>,
@@ -479,6 +481,8 @@ pub(crate) async fn publish_loop(
     tick.tick().await;
     let mut batch = VecDeque::new();
     let mut complete = true;
+    // Notifications dropped because the shutdown deadline passed before they were sent.
+    let mut timed_out: u64 = 0;
     loop {
         let closed = {
             let mut q = outbox.queue.lock();
@@ -516,14 +520,24 @@ pub(crate) async fn publish_loop(
         let mut start = 0;
         while start < items.len() {
             let end = run_end(items, start, limits);
-            complete &= if end - start == 1 {
+            let in_time = if end - start == 1 {
                 publish_one(&client, &outbox, &shared, &mut items[start], &mut deadline).await
             } else {
                 publish_batch(&client, &outbox, &shared, &items[start..end], &mut deadline).await
             };
+            if !in_time {
+                timed_out += (end - start) as u64;
+            }
+            complete &= in_time;
             start = end;
         }
         batch.clear();
+    }
+    if !complete {
+        tracing::warn!(
+            notifications = timed_out,
+            "nats export dropped {timed_out} notifications: shut down without the server"
+        );
     }
     let _ = reporter.await;
     complete
@@ -658,14 +672,8 @@ fn published(
             tracing::warn!(subject = %subject.name, notifications = n, "nats export dropped: {e}");
             DropReason::PublishFailed
         }
-        None => {
-            tracing::warn!(
-                subject = %subject.name,
-                notifications = n,
-                "nats export dropped: shut down without the server"
-            );
-            DropReason::ShutdownTimeout
-        }
+        // Warned about once, with the total, by `publish_loop`.
+        None => DropReason::ShutdownTimeout,
     };
     shared
         .counters

@@ -255,17 +255,7 @@ async fn open(
     };
     let client = match tokio::time::timeout_at(deadline, options.connect(servers)).await {
         Ok(Ok(client)) => client,
-        Ok(Err(e)) => {
-            let kind = match e.kind() {
-                async_nats::ConnectErrorKind::ServerParse => ErrorKind::Config,
-                _ => ErrorKind::Connect,
-            };
-            return Err(Error::with_source(
-                kind,
-                format!("could not connect to {shown}"),
-                e,
-            ));
-        }
+        Ok(Err(e)) => return Err(super::bridge::connect_error(e, shown)),
         Err(_) => return Err(no_connection()),
     };
     // A flush is answered once the connection is up (a retried first connect included).

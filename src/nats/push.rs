@@ -110,6 +110,8 @@ use super::push_wire::{Job, OutcomeRecord, VERSION};
 use super::{Error, ErrorKind, NatsBridge};
 use crate::apns::{self, ApnsClient, Push, PushOutcome};
 use crate::bridge::{DispatchFuture, PushDispatch};
+use crate::hub::engine::panic_message;
+use crate::hub::spawn::CatchUnwind;
 
 /// Where the queue lives on the server: stream, subject and consumer names, and timings.
 /// The posting side and every worker must use the same values.
@@ -1106,35 +1108,6 @@ impl Drop for Held {
     }
 }
 
-/// Runs a future, turning a panic inside it into `Err` (the panic's message): a push whose
-/// sending panics ends in a failed outcome instead of taking its job's task down with it, which
-/// would leave the job to be redelivered, and panic again, forever.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Ok(out)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic_message(&*panic))),
-        }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_owned())
-}
-
 /// One job: send, report, acknowledge.
 ///
 /// A job that decodes but cannot be turned into a push gets a failed outcome
@@ -1175,6 +1148,8 @@ async fn handle(message: jetstream::Message, shared: Arc<WorkerShared>, _held: H
         });
     let sent = match built {
         Ok(push) => {
+            // A send that panics ends in a failed outcome instead of taking the job's task
+            // down with it, which would leave the job to be redelivered, and panic again.
             let mut send = CatchUnwind(Box::pin(shared.client.send(push)));
             // Keep the job ours while APNs takes its time.
             let mut progress = tokio::time::interval(shared.ack_wait / 2);
@@ -1188,6 +1163,7 @@ async fn handle(message: jetstream::Message, shared: Arc<WorkerShared>, _held: H
                 }
             };
             sent.map_err(|panic| {
+                let panic = panic_message(&*panic);
                 tracing::error!(apns_id = %job.apns_id, "push worker: the send panicked: {panic}");
                 apns::Error::new(
                     apns::ErrorKind::Other,
@@ -1260,7 +1236,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_inside_a_send_becomes_an_error_with_its_message() {
-        let ok = CatchUnwind(Box::pin(async { 7 })).await;
+        let ok = CatchUnwind(Box::pin(async { 7 }))
+            .await
+            .map_err(|panic| panic_message(&*panic));
         assert_eq!(ok, Ok(7));
         let panicked = CatchUnwind(Box::pin(async {
             tokio::task::yield_now().await;
@@ -1269,7 +1247,8 @@ mod tests {
             }
             7
         }))
-        .await;
+        .await
+        .map_err(|panic| panic_message(&*panic));
         assert_eq!(panicked, Err("the client broke".to_owned()));
     }
 

@@ -352,15 +352,11 @@ impl ApnsClient {
                     )
                     .with_apns(status, reason));
                 }
-                Attempt::Unsent {
-                    error,
-                    backoff,
-                    refused_by,
-                } => {
+                Attempt::Unsent { error, refused_by } => {
                     if tries >= 3 {
                         return Err(error);
                     }
-                    if backoff {
+                    if refused_by.is_none() {
                         tokio::time::sleep(Duration::from_millis(200 << tries)).await;
                     }
                     tries += 1;

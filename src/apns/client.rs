@@ -882,8 +882,7 @@ impl ApnsClient {
                 }
                 Attempt::Unsent {
                     error,
-                    backoff: true,
-                    ..
+                    refused_by: None,
                 } => {
                     // No connection could be made: counts against the retry budget.
                     if retries < inner.retry.max_retries {
@@ -901,8 +900,7 @@ impl ApnsClient {
                 }
                 Attempt::Unsent {
                     error,
-                    backoff: false,
-                    refused_by,
+                    refused_by: refused_by @ Some(_),
                 } => {
                     // Refused or above a GOAWAY's last stream: straight to the head of the
                     // queue, for another connection than the one that refused it (that one

@@ -126,10 +126,10 @@ pub(crate) enum Attempt {
         conn: ConnHandle,
     },
     /// The request certainly did not reach the application: safe to retry elsewhere.
-    /// `refused_by` is the connection that refused it (none when no stream could be had).
+    /// `refused_by` is the connection that refused it (none when no stream could be had,
+    /// which calls for a backoff before the retry).
     Unsent {
         error: Error,
-        backoff: bool,
         refused_by: Option<ConnId>,
     },
     /// No answer, and the request may have been processed.
@@ -312,21 +312,17 @@ impl Pool {
         }
         let (tx, rx) = oneshot::channel();
         let avoid = match requeue {
-            Requeue::Back => {
-                self.shared.queue.lock().push_back(Job {
-                    reply: tx,
-                    avoid: None,
-                });
-                None
-            }
-            Requeue::Front { avoid } => {
-                self.shared
-                    .queue
-                    .lock()
-                    .push_front(Job { reply: tx, avoid });
-                avoid
-            }
+            Requeue::Back => None,
+            Requeue::Front { avoid } => avoid,
         };
+        let job = Job { reply: tx, avoid };
+        {
+            let mut queue = self.shared.queue.lock();
+            match requeue {
+                Requeue::Back => queue.push_back(job),
+                Requeue::Front { .. } => queue.push_front(job),
+            }
+        }
         if avoid.is_some() {
             // Wake every connection (and idle slot): the one woken by `notify_one` could be
             // the connection that refused this request, which leaves it to the others.
@@ -347,15 +343,13 @@ impl Pool {
         let lease = match self.lease(requeue).await {
             Ok(l) => l,
             Err(error) => {
-                let backoff = !error.is_shutdown();
-                if backoff {
-                    return Attempt::Unsent {
-                        error,
-                        backoff: true,
-                        refused_by: None,
-                    };
+                if error.is_shutdown() {
+                    return Attempt::Failed(error);
                 }
-                return Attempt::Failed(error);
+                return Attempt::Unsent {
+                    error,
+                    refused_by: None,
+                };
             }
         };
         let st = &lease.conn.state;
@@ -766,7 +760,6 @@ fn classify(e: h2::Error, state: &ConnState, stage: &str) -> Attempt {
                 format!("the server refused the stream ({stage})"),
             )
             .with_source(Msg(e.to_string())),
-            backoff: false,
             refused_by: Some(state.id),
         };
     }
@@ -884,7 +877,6 @@ fn unsent(e: h2::Error, state: &ConnState) -> Attempt {
             "the connection cannot open streams",
         )
         .with_source(Msg(e.to_string())),
-        backoff: false,
         refused_by: Some(state.id),
     }
 }

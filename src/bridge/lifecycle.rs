@@ -742,23 +742,24 @@ impl KeyState {
 
     /// Notes that `token` was accepted at `at`.
     fn accepted(&mut self, token: &str, at: SystemTime) {
-        let new = Acceptance {
+        // Built only by the arms that store it.
+        let new = || Acceptance {
             token: token.to_owned(),
             at,
         };
         match self.latest_accepted.take() {
-            None => self.latest_accepted = Some(new),
+            None => self.latest_accepted = Some(new()),
             Some(mut latest) if latest.token == token => {
                 latest.at = latest.at.max(at);
                 self.latest_accepted = Some(latest);
             }
             Some(latest) if at >= latest.at => {
                 self.runner_up_accepted = Some(latest);
-                self.latest_accepted = Some(new);
+                self.latest_accepted = Some(new());
             }
             Some(latest) => {
                 if self.runner_up_accepted.as_ref().is_none_or(|r| r.at <= at) {
-                    self.runner_up_accepted = Some(new);
+                    self.runner_up_accepted = Some(new());
                 }
                 self.latest_accepted = Some(latest);
             }

@@ -652,11 +652,12 @@ struct Resolved {
     token: String,
     topic: String,
     subject: Option<String>,
+    /// The token's environment: its registered one, else the sink's. It differs from the
+    /// sink's (both set) only for a registered token of the other environment, which is not
+    /// sent ([`SkipCause::OtherEnvironment`]); a subject's devices are filtered to the sink's.
     environment: Option<Environment>,
     /// The registry's state of the token, when it holds it.
     registered: Option<Option<Quarantine>>,
-    /// Not to be sent, and why (a token of the other environment).
-    held: Option<SkipCause>,
 }
 
 impl ApnsSink {
@@ -763,21 +764,14 @@ impl ApnsSink {
                 });
                 // A token is filed under its registered environment, never the sink's: a token
                 // of the other environment is not sent at all (its server would answer
-                // BadDeviceToken, evidence against nothing).
+                // BadDeviceToken, evidence against nothing; `send_one` holds it back).
                 let registered_env = known.as_ref().map(|d| d.environment);
-                let held = match (registered_env, inner.environment) {
-                    (Some(theirs), Some(ours)) if theirs != ours => {
-                        Some(SkipCause::OtherEnvironment)
-                    }
-                    _ => None,
-                };
                 Ok(vec![Resolved {
                     token,
                     topic: topic.cloned().unwrap_or_default(),
                     subject: None,
                     environment: registered_env.or(inner.environment),
                     registered: known.map(|d| d.quarantine),
-                    held,
                 }])
             }
             Target::Subject(subject) => {
@@ -795,7 +789,6 @@ impl ApnsSink {
                         subject: Some(subject.clone()),
                         environment: Some(d.environment),
                         registered: Some(d.quarantine),
-                        held: None,
                     })
                     .collect())
             }
@@ -1052,7 +1045,6 @@ async fn send_one(
         subject,
         environment,
         registered,
-        held,
     } = resolved;
     let push = match message.build(&token, &topic) {
         Ok(p) => p,
@@ -1077,9 +1069,10 @@ async fn send_one(
         topic = %push.topic(),
         token = %crate::apns::token_prefix(push.device_token()),
     );
-    let admit = match held {
-        Some(cause) => Admit::Skip(cause),
-        None => sink.inner.lifecycle.admit(&LifecycleTarget {
+    // A token of the other environment (see `Resolved::environment`) is held back.
+    let admit = match (environment, sink.inner.environment) {
+        (Some(theirs), Some(ours)) if theirs != ours => Admit::Skip(SkipCause::OtherEnvironment),
+        _ => sink.inner.lifecycle.admit(&LifecycleTarget {
             token: &token,
             topic: &topic,
             environment,

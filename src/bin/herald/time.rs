@@ -84,7 +84,7 @@ pub(crate) fn parse(s: &str) -> Result<SystemTime, String> {
     }
     let num = |r: std::ops::Range<usize>| -> Result<u32, String> {
         let part = b.get(r).ok_or_else(bad)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+        if !part.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
         Ok(part.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))

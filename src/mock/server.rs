@@ -33,9 +33,10 @@ type Tls = tokio_rustls::server::TlsStream<TcpStream>;
 /// (RFC 9293 §3.10.7.1), which discards what the client had not read yet, the GOAWAY
 /// included. The client then cannot tell the streams the server never processed from those it
 /// did (it saw a broken pipe on a request the mock never read), and reports them lost. So once
-/// `lingering` is set (a GOAWAY was sent), dropping the socket hands it to a task that
-/// reads and discards until the client closes, for at most [`LINGER`] (nginx's "lingering
-/// close"). A dropped connection (`ConnCmd::Drop`, a fault) is still dropped at once.
+/// `lingering` is set (the connection ended after a GOAWAY), dropping the socket hands it to a
+/// task that reads and discards until the client closes, for at most [`LINGER`] (nginx's
+/// "lingering close"). A connection dropped without a GOAWAY (`ConnCmd::Drop`, a fault) is
+/// still dropped at once.
 struct Lingering {
     tls: Option<Tls>,
     lingering: Arc<AtomicBool>,
@@ -227,7 +228,6 @@ async fn serve_connection(
                 ConnCmd::GoAway { reason, graceful } => {
                     if !going_away {
                         going_away = true;
-                        lingering.store(true, Ordering::Release);
                         shared.stats.lock().goaways += 1;
                         ctl.set_goaway_debug(goaway_debug(&reason));
                         if graceful {
@@ -244,7 +244,6 @@ async fn serve_connection(
                 let deadline = ctl.last_activity() + limit;
                 if tokio::time::Instant::now() >= deadline && ctl.active() == 0 {
                     going_away = true;
-                    lingering.store(true, Ordering::Release);
                     shared.stats.lock().goaways += 1;
                     ctl.set_goaway_debug(goaway_debug("IdleTimeout"));
                     h2conn.graceful_shutdown();
@@ -271,7 +270,6 @@ async fn serve_connection(
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                         if !going_away {
                             going_away = true;
-                            lingering.store(true, Ordering::Release);
                             let mut stats = shared.stats.lock();
                             stats.goaways += 1;
                             *stats.by_reason.entry("StreamLimitExceeded".into()).or_default() += 1;
@@ -290,6 +288,8 @@ async fn serve_connection(
             },
         }
     }
+    // Read only when the connection, which owns the socket, is dropped as this function ends.
+    lingering.store(going_away, Ordering::Release);
     shared.connection_closed(&conn);
     drop(tasks);
 }

@@ -1045,7 +1045,7 @@ unsafe impl<W: Send, T: Send + Sync> Sync for Guarded<W, T> {}
 impl<W, T: Send + Sync + 'static> Guarded<W, T> {
     pub(crate) fn new(writer: W, value: T) -> Self {
         Guarded {
-            ptr: AtomicPtr::new(Box::into_raw(Box::new(value))),
+            ptr: AtomicPtr::new(own_line(value)),
             writer: Padded(Mutex::new(writer)),
         }
     }
@@ -1056,7 +1056,7 @@ impl<W, T: Send + Sync + 'static> Guarded<W, T> {
         // Acquire: the value's contents, written before the writer's swap, are visible. The
         // section's opening fence orders this load after its opening store (module docs).
         let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: `p` came from `Box::into_raw` and is never null. A value is freed only after
+        // SAFETY: `p` came from `own_line` and is never null. A value is freed only after
         // it was swapped out and a grace period that began after the swap ended (`Retired`),
         // and that grace period waits for this section, which was open before `p` was loaded
         // (module docs). So `p` stays valid while `_section` lives.
@@ -1077,7 +1077,7 @@ impl<W, T> Guarded<W, T> {
     pub(crate) fn value_mut(&mut self) -> &T {
         let p = self.ptr.load(Ordering::Relaxed);
         // SAFETY: `&mut self` proves no reader holds a reference into the cell and no writer
-        // can swap the value out; the pointer came from `Box::into_raw` and is never null.
+        // can swap the value out; the pointer came from `own_line` and is never null.
         unsafe { &*p }
     }
 }
@@ -1086,8 +1086,8 @@ impl<W, T> Drop for Guarded<W, T> {
     fn drop(&mut self) {
         let p = self.ptr.load(Ordering::Relaxed);
         // SAFETY: `&mut self` proves no reader holds a reference into the cell; the pointer came
-        // from `Box::into_raw` and is freed only here.
-        drop(unsafe { Box::from_raw(p) });
+        // from `own_line` and is freed only here.
+        unsafe { free_line(p) };
     }
 }
 
@@ -1109,9 +1109,7 @@ impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
 
     /// Swaps in `value`; the old value is handed back retired.
     pub(crate) fn replace<'d>(&mut self, domain: &'d Domain, value: T) -> Retired<'d, T> {
-        let old = self
-            .ptr
-            .swap(Box::into_raw(Box::new(value)), Ordering::AcqRel);
+        let old = self.ptr.swap(own_line(value), Ordering::AcqRel);
         let generation = domain.retirement_point();
         Retired {
             ptr: old,
@@ -1128,13 +1126,41 @@ impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
     }
 }
 
+/// A value on cache lines of its own: what a writer makes (a snapshot, a type map) and posts
+/// then read, and what it frees after a grace period.
+///
+/// With plain boxes, a subscriber churn (another thread subscribing and unsubscribing in a
+/// loop) cost a poster of 16 counting observers 2.4x its quiet time, and 1.5x once these
+/// values sat on lines of their own (`benches/dispatch.rs`, `churn/16`). glibc's allocator
+/// hands a chunk a thread frees to that thread's next allocation of the same size, so the
+/// churner kept reusing chunks that the posting thread had allocated while it subscribed,
+/// which lay beside the observers' own state, and every cycle wrote to lines that every post
+/// writes (the observers' counters). Any program whose observers capture small state has the
+/// same neighbours.
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+/// Moves `value` to cache lines of its own (`Line`) and hands back a pointer to it.
+fn own_line<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(Line(value))).cast()
+}
+
+/// Frees a value from [`own_line`].
+///
+/// # Safety
+/// `p` came from [`own_line`] and is freed once.
+unsafe fn free_line<T>(p: *mut T) {
+    // SAFETY: `Line` is `repr(C)` with `T` first, so `p` is the `Line`'s address.
+    drop(unsafe { Box::from_raw(p.cast::<Line<T>>()) });
+}
+
 /// A value swapped out of a [`Guarded`] cell; readers may still hold references into it.
 ///
 /// Freed by [`free`](Self::free) after a grace period that began after it was retired. If it is
 /// dropped instead, it is deferred to its domain's garbage, freed by a later grace period: there
 /// is no way to free it early.
 pub(crate) struct Retired<'d, T: Send + 'static> {
-    /// Owned: it came from `Box::into_raw` and only this value frees it. Kept as a raw pointer
+    /// Owned: it came from `own_line` and only this value frees it. Kept as a raw pointer
     /// because readers may hold `&T` into it (no `Box`, which asserts uniqueness, may exist).
     ptr: *mut T,
     generation: u64,
@@ -1151,22 +1177,22 @@ unsafe impl<T: Send> Send for Retired<'_, T> {}
 /// A raw owned value on its way to the garbage.
 struct Boxed<T>(*mut T);
 
-// SAFETY: owns its `T` (from `Box::into_raw`).
+// SAFETY: owns its `T` (from `own_line`).
 unsafe impl<T: Send> Send for Boxed<T> {}
 
 impl<T> Drop for Boxed<T> {
     fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::into_raw`; a `Boxed` is dropped once, either by
+        // SAFETY: the pointer came from `own_line`; a `Boxed` is dropped once, either by
         // `Retired::free` after a covering grace period or by the domain's garbage collection,
         // which frees it only after a grace period that began after it was retired.
-        drop(unsafe { Box::from_raw(self.0) });
+        unsafe { free_line(self.0) };
     }
 }
 
 impl<'d, T: Send + 'static> Retired<'d, T> {
     /// The value (readers may be reading it too; it is freed only through `self`).
     pub(crate) fn get(&self) -> &T {
-        // SAFETY: `ptr` came from `Box::into_raw` and is freed only when `self` is consumed or
+        // SAFETY: `ptr` came from `own_line` and is freed only when `self` is consumed or
         // dropped, which the borrow of `self` prevents; readers hold only shared references.
         unsafe { &*self.ptr }
     }
@@ -1216,7 +1242,7 @@ impl Domain {
     /// unlinked it.
     pub(crate) fn retire<T: Send + 'static>(&self, value: T) -> Retired<'_, T> {
         Retired {
-            ptr: Box::into_raw(Box::new(value)),
+            ptr: own_line(value),
             generation: self.retirement_point(),
             urgent: true,
             weight: std::mem::size_of::<T>(),
@@ -1374,7 +1400,7 @@ impl<T: ?Sized + 'static, X> ListSnapshot<T, X> {
     fn on(buf: Arc<ItemBuf<T>>, len: usize, extra: X) -> Self {
         // Counted before the snapshot can be published; only the writer (under the list's
         // lock) makes snapshots, and it reads the counts itself.
-        buf.live[len].fetch_add(1, Ordering::Relaxed);
+        buf.live(len).fetch_add(1, Ordering::Relaxed);
         ListSnapshot {
             items: buf.slots,
             len,
@@ -1425,7 +1451,7 @@ impl<T: ?Sized + 'static, X> Drop for ListSnapshot<T, X> {
         // Release: every read of this snapshot's slots (in read sections that a grace period
         // waited for before this free, or by the writer) happens before a writer that sees
         // the count drop reuses a slot past the shorter snapshots' ends.
-        self.buf.live[self.len].fetch_sub(1, Ordering::Release);
+        self.buf.live(self.len).fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -1443,12 +1469,13 @@ impl<T: ?Sized + 'static, X> Drop for ListSnapshot<T, X> {
 /// slot `n` only when no snapshot longer than `n` is alive (`live`), and snapshots are
 /// counted from when they are made until they are freed, after the grace period that
 /// follows their retirement.
+#[repr(align(64))]
 struct ItemBuf<T: ?Sized> {
     /// `cap` slots; those below a live snapshot's length hold items.
     slots: NonNull<NonNull<T>>,
     cap: usize,
-    /// `live[n]`: snapshots of length `n` on this array that are not freed yet.
-    live: Box<[AtomicU32]>,
+    /// `live(n)`: snapshots of length `n` on this array that are not freed yet.
+    live: Box<[LiveLine]>,
     /// Under loom, one tracked cell per slot: a post's read of its snapshot's slots and the
     /// writer's write of a slot touch it, so loom reports a write that no release/acquire
     /// chain orders after every read of that slot (it does not see the raw array itself).
@@ -1480,25 +1507,33 @@ impl<T: ?Sized> ItemBuf<T> {
         Arc::new(ItemBuf {
             slots,
             cap,
-            live: (0..=cap).map(|_| AtomicU32::new(0)).collect(),
+            live: (0..=cap / LIVE_PER_LINE)
+                .map(|_| LiveLine(std::array::from_fn(|_| AtomicU32::new(0))))
+                .collect(),
             #[cfg(herald_loom)]
             shadow: (0..cap).map(|_| loom::cell::UnsafeCell::new(())).collect(),
         })
     }
 
+    /// Whole cache lines: a post reads the array, a writer appends to it, and neither
+    /// should share a line with anything else (say, a user's counter, written on every post).
     fn layout(cap: usize) -> std::alloc::Layout {
         std::alloc::Layout::array::<NonNull<T>>(cap)
+            .and_then(|l| l.align_to(64))
+            .map(|l| l.pad_to_align())
             .unwrap_or_else(|_| unreachable!("no list holds more items than memory"))
+    }
+
+    /// The count of live snapshots of length `n`.
+    fn live(&self, n: usize) -> &AtomicU32 {
+        &self.live[n / LIVE_PER_LINE].0[n % LIVE_PER_LINE]
     }
 
     /// Whether slot `n` may be written: it exists, and no live snapshot is longer than `n`.
     /// Called by the writer, under the list's lock (no other snapshot can be made meanwhile).
     fn appendable(&self, n: usize) -> bool {
         // Acquire: pairs with the release in `ListSnapshot::drop`.
-        n < self.cap
-            && self.live[n + 1..]
-                .iter()
-                .all(|c| c.load(Ordering::Acquire) == 0)
+        n < self.cap && (n + 1..=self.cap).all(|k| self.live(k).load(Ordering::Acquire) == 0)
     }
 
     /// Writes slot `n`.
@@ -1533,6 +1568,14 @@ impl<T: ?Sized> Drop for ItemBuf<T> {
         }
     }
 }
+
+/// Counts of [`ItemBuf::live`], sixteen to a cache line of their own: a writer changes two
+/// of them per snapshot it makes or frees, and those writes must not land beside a line a
+/// post reads.
+#[repr(align(64))]
+struct LiveLine([AtomicU32; LIVE_PER_LINE]);
+
+const LIVE_PER_LINE: usize = 16;
 
 /// The items of a [`ListSnapshot`], by index.
 pub(crate) struct Items<'s, T: ?Sized>(&'s [NonNull<T>]);

@@ -798,6 +798,10 @@ impl<N: Notification> Poster<N> {
             }
             pending.served += 1;
         }
+        if report.received == 0 && report.dropped == 0 && report.panicked == 0 {
+            // Every subscriber it waited for left: it reached nobody after all (contract 7).
+            self.core.dead(sender);
+        }
         report
     }
 

@@ -1142,7 +1142,7 @@ impl<N: Notification> Core<N> {
     }
 
     #[cold]
-    fn dead(&self, sender: Option<SenderId>) {
+    pub(crate) fn dead(&self, sender: Option<SenderId>) {
         self.dead.fetch_add(1, Ordering::Relaxed);
         if TypeId::of::<N>() != TypeId::of::<DeadNotification>()
             && let Some(reports) = self.reports.upgrade()

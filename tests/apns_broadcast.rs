@@ -106,3 +106,46 @@ async fn bad_channel_ids_get_their_reasons() {
         .unwrap_err();
     assert_eq!(e.payload_too_large().unwrap().limit, 5120);
 }
+
+/// A bundle id travels in the request's path: one with `?`, `#`, `%`, a space or an empty
+/// label is refused before anything is sent, by every channel call and by a broadcast.
+#[tokio::test]
+async fn malformed_bundle_ids_are_refused_before_sending() {
+    let (mock, client) = client().await;
+    let channel = ChannelId::new("abc=");
+    for bundle in [
+        "com.example?x=1",
+        "com.example#top",
+        "com.ex%2Fample",
+        "com example",
+        "com..example",
+        ".com",
+        "",
+    ] {
+        let refused = |e: herald::apns::Error| assert!(e.is_invalid_push(), "{bundle:?}: {e:?}");
+        refused(
+            client
+                .create_channel(bundle, MessageStoragePolicy::NoMessageStored)
+                .await
+                .unwrap_err(),
+        );
+        refused(client.read_channel(bundle, &channel).await.unwrap_err());
+        refused(client.list_channels(bundle).await.unwrap_err());
+        refused(client.delete_channel(bundle, &channel).await.unwrap_err());
+        refused(
+            Broadcast::builder(bundle, channel.clone())
+                .build()
+                .unwrap_err(),
+        );
+    }
+    assert!(
+        mock.pushes().is_empty(),
+        "a malformed bundle id reached the server"
+    );
+    // A well-formed one with dashes, underscores and digits is fine.
+    assert!(
+        Broadcast::builder("com.example-1.app_2", channel)
+            .build()
+            .is_ok()
+    );
+}

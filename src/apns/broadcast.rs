@@ -30,7 +30,7 @@ use super::client::ApnsClient;
 use super::error::{Error, ErrorKind};
 use super::payload::Payload;
 use super::pool::{Attempt, RequestSpec, Requeue};
-use super::push::{Expiration, Priority, VOIP_PAYLOAD_LIMIT};
+use super::push::{Expiration, Priority, VOIP_PAYLOAD_LIMIT, is_well_formed_topic};
 use super::response::{Answer as Reply, PushOutcome, parse_error_body};
 
 /// A broadcast channel id (base64, as APNs assigns it).
@@ -265,9 +265,7 @@ impl BroadcastBuilder {
     /// ```
     pub fn build(self) -> Result<Broadcast, Error> {
         let invalid = |m: String| Error::new(ErrorKind::InvalidPush, m);
-        if self.bundle_id.is_empty() || !self.bundle_id.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid(format!("bad bundle id {:?}", self.bundle_id)));
-        }
+        check_bundle(&self.bundle_id)?;
         if self.channel.0.is_empty() || HeaderValue::from_str(&self.channel.0).is_err() {
             return Err(invalid("bad channel id".into()));
         }
@@ -306,8 +304,10 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
     Ok((HeaderName::from_static(name), v))
 }
 
+/// A bundle id goes into the request's path: one that is not a well-formed bundle id (say,
+/// with `?`, `#` or `%`, which would end or re-encode the path) is refused before sending.
 fn check_bundle(bundle_id: &str) -> Result<(), Error> {
-    if bundle_id.is_empty() || !bundle_id.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
+    if !is_well_formed_topic(bundle_id) {
         return Err(Error::new(
             ErrorKind::InvalidPush,
             format!("bad bundle id {bundle_id:?}"),

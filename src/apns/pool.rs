@@ -370,7 +370,10 @@ impl Pool {
                 }
                 Attempt::Failed(Error::new(
                     ErrorKind::Timeout,
-                    format!("no response within {:?}", cfg.request_timeout),
+                    format!(
+                        "no response within {:?}; APNs may have received the push",
+                        cfg.request_timeout
+                    ),
                 ))
             }
         }
@@ -525,6 +528,18 @@ async fn connect(shared: &Shared) -> Result<Conn, Error> {
             .map_err(|e| {
                 Error::new(ErrorKind::Connect, "TLS handshake with APNs failed").with_source(e)
             })?;
+        // APNs speaks HTTP/2 only, chosen by ALPN: a server that picked anything else (or
+        // nothing) would read the request as garbage, and its answer could not be parsed as a
+        // push's outcome. Refused here, before anything is sent.
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!(
+                    "{}:{} did not agree to HTTP/2 (ALPN h2); APNs speaks nothing else",
+                    cfg.host, cfg.port
+                ),
+            ));
+        }
         let (send, mut connection) = h2::client::Builder::new()
             .initial_max_send_streams(1)
             .enable_push(false)

@@ -865,10 +865,11 @@ async fn attempt(spec: &RequestSpec, lease: &Lease, cfg: &PoolConfig) -> Attempt
             Ok(c) => {
                 let _ = body.flow_control().release_capacity(c.len());
                 if buf.len() + c.len() > MAX_RESPONSE_BODY {
-                    return Attempt::Failed(Error::new(
-                        ErrorKind::Protocol,
-                        "the response body is too large",
-                    ));
+                    // Not APNs's JSON, and not worth reading on; but the status still says
+                    // what became of the push (a 400 is a rejection, not "APNs may have it").
+                    // The stream is reset when `body` drops.
+                    buf.clear();
+                    break;
                 }
                 buf.extend_from_slice(&c);
             }

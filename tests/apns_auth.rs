@@ -236,6 +236,15 @@ fn read_both_ways(issued: &herald::mock::PushCertificate) -> [Certificate; 2] {
 #[tokio::test]
 async fn certificate_environments_are_read_and_a_mismatch_is_refused_before_connecting() {
     let mock = cert_mock().await;
+    // The mock answers as one environment (the sandbox by default): a client for production
+    // talks to a production mock trusting the same push certificates.
+    let production = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .environment(herald::mock::Environment::Production)
+        .trust_client_ca_pem(mock.ca_pem())
+        .start()
+        .await
+        .unwrap();
     let cases = [
         (
             PushCertificateOptions::universal(),
@@ -259,7 +268,11 @@ async fn certificate_environments_are_read_and_a_mismatch_is_refused_before_conn
             for env in [Environment::Sandbox, Environment::Production] {
                 // No extension at all: nothing to check, APNs decides.
                 let covered = environments.is_empty() || environments.contains(&env);
-                match client_for(&mock, cert.clone(), env) {
+                let server = match env {
+                    Environment::Production => &production,
+                    _ => &mock,
+                };
+                match client_for(server, cert.clone(), env) {
                     Ok(client) => {
                         assert!(covered, "{options:?} against {env} was not refused");
                         let outcome = client.send(push()).await;
@@ -274,9 +287,10 @@ async fn certificate_environments_are_read_and_a_mismatch_is_refused_before_conn
             }
         }
     }
-    // Refused mismatches never reached the server.
-    let accepted = mock.stats().accepted;
-    assert_eq!(mock.stats().requests, accepted);
+    // Refused mismatches never reached the servers.
+    for server in [&mock, &production] {
+        assert_eq!(server.stats().requests, server.stats().accepted);
+    }
 }
 
 #[tokio::test]

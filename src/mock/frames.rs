@@ -16,11 +16,17 @@
 //!   stream opens with the client's HEADERS and closes with the client's RST_STREAM or with the
 //!   server's END_STREAM or RST_STREAM. Each new stream is judged against the limit in force when
 //!   its HEADERS arrived, so a client that resets a stream and then opens another is within a
-//!   limit of one, however late the request handler notices the reset.
+//!   limit of one, however late the request handler notices the reset;
+//! - for a stream the connection task refuses (over the limit), it writes RST_STREAM
+//!   (REFUSED_STREAM) itself at the next frame boundary, ahead of anything `h2` writes next (an
+//!   abrupt GOAWAY from `h2` would otherwise close the connection with the reset still queued),
+//!   drops the reset `h2` may write for the same stream later (one RST_STREAM per stream), and
+//!   lowers the last stream id of the stream-limit GOAWAY below the refused stream: that stream
+//!   was never processed, and the client may retry it (RFC 9113 §5.1.2, §6.8).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -40,6 +46,8 @@ const FLAG_ACK: u8 = 0x1;
 const FLAG_END_STREAM: u8 = 0x1;
 const FLAG_END_HEADERS: u8 = 0x4;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+/// The RST_STREAM and GOAWAY error code REFUSED_STREAM (RFC 9113 §7).
+const REFUSED_STREAM: u32 = 0x7;
 const PREFACE_LEN: usize = 24;
 /// Above this many buffered outbound bytes, writes wait for the socket.
 const HIGH_WATER: usize = 256 * 1024;
@@ -66,8 +74,15 @@ struct State {
     /// The highest stream id the client has opened: a HEADERS frame on a lower id opens nothing.
     last_opened: u32,
     /// Streams whose HEADERS arrived with `enforced` streams already open, until the
-    /// connection task refuses them.
-    over_limit: HashSet<u32>,
+    /// connection task refuses them, each with the highest stream the client had opened before it.
+    over_limit: HashMap<u32, u32>,
+    /// Refused streams whose RST_STREAM(REFUSED_STREAM) this layer writes at the next frame
+    /// boundary.
+    refusals: Vec<u32>,
+    /// Streams this layer reset: the RST_STREAM `h2` may write for them is dropped.
+    reset_here: HashSet<u32>,
+    /// The highest last stream id any GOAWAY sent from now on may carry.
+    goaway_last: Option<u32>,
     /// The most streams open at once.
     peak: u32,
 }
@@ -95,7 +110,10 @@ impl StreamControl {
                 goaway_debug: None,
                 open: HashSet::new(),
                 last_opened: 0,
-                over_limit: HashSet::new(),
+                over_limit: HashMap::new(),
+                refusals: Vec::new(),
+                reset_here: HashSet::new(),
+                goaway_last: None,
                 peak: 0,
             }),
             pings: AtomicU32::new(0),
@@ -142,9 +160,27 @@ impl StreamControl {
         self.state.lock().peak
     }
 
-    /// Whether `stream` was opened over the limit (forgotten once asked: ask once per stream).
-    pub(crate) fn take_over_limit(&self, stream: u32) -> bool {
+    /// Whether `stream` was opened over the limit (forgotten once asked: ask once per stream):
+    /// `Some(below)`, `below` being the highest stream the client had opened before it (0 if
+    /// none), the last stream id of a GOAWAY that leaves `stream` to be retried.
+    pub(crate) fn take_over_limit(&self, stream: u32) -> Option<u32> {
         self.state.lock().over_limit.remove(&stream)
+    }
+
+    /// Refuses `stream`: RST_STREAM(REFUSED_STREAM) at the next outbound frame boundary, before
+    /// any frame `h2` writes after this call (a GOAWAY included), and never a second reset for it.
+    pub(crate) fn refuse(&self, stream: u32) {
+        let mut st = self.state.lock();
+        if st.reset_here.insert(stream) {
+            st.refusals.push(stream);
+        }
+    }
+
+    /// Caps the last stream id of every GOAWAY sent from now on at `last` (RFC 9113 §6.8: the
+    /// streams above it were not processed, and the client may retry them).
+    pub(crate) fn cap_goaway_last_stream(&self, last: u32) {
+        let mut st = self.state.lock();
+        st.goaway_last = Some(st.goaway_last.map_or(last, |cap| cap.min(last)));
     }
 
     /// An inbound HEADERS frame: opens `stream` if it is new.
@@ -154,11 +190,11 @@ impl StreamControl {
         if stream.is_multiple_of(2) || stream <= st.last_opened {
             return;
         }
-        st.last_opened = stream;
+        let before = std::mem::replace(&mut st.last_opened, stream);
         let over = u32::try_from(st.open.len()).unwrap_or(u32::MAX) >= st.enforced;
         st.open.insert(stream);
         if over {
-            st.over_limit.insert(stream);
+            st.over_limit.insert(stream, before);
         }
         st.peak = st
             .peak
@@ -215,6 +251,12 @@ impl<T> FrameIo<T> {
             return;
         }
         let mut st = self.ctl.state.lock();
+        for stream in std::mem::take(&mut st.refusals) {
+            self.w_out.put_slice(&[0, 0, 4, TYPE_RST_STREAM, 0]);
+            self.w_out.put_u32(stream);
+            self.w_out.put_u32(REFUSED_STREAM);
+            st.open.remove(&stream);
+        }
         if let Some(max) = st.pending.take() {
             self.w_out
                 .put_slice(&[0, 0, 6, TYPE_SETTINGS, 0, 0, 0, 0, 0]);
@@ -250,6 +292,8 @@ impl<T> FrameIo<T> {
                 self.ctl.closed(stream_id(&frame));
             }
             match kind {
+                // This layer reset the stream already (`refuse`): one RST_STREAM per stream.
+                TYPE_RST_STREAM if self.ctl.state.lock().reset_here.remove(&stream_id(&frame)) => {}
                 TYPE_SETTINGS if flags & FLAG_ACK == 0 => self.settings_out(frame),
                 TYPE_GOAWAY => self.goaway_out(frame),
                 _ => self.w_out.extend_from_slice(&frame),
@@ -298,15 +342,24 @@ impl<T> FrameIo<T> {
     }
 
     fn goaway_out(&mut self, frame: BytesMut) {
-        let debug = self.ctl.state.lock().goaway_debug.clone();
-        match debug {
-            Some(debug) if frame.len() >= FRAME_HEADER + 8 => {
-                let mut payload = BytesMut::from(&frame[FRAME_HEADER..FRAME_HEADER + 8]);
-                payload.extend_from_slice(&debug);
-                self.put_frame(TYPE_GOAWAY, frame[4], &frame[5..9], &payload);
-            }
-            _ => self.w_out.extend_from_slice(&frame),
+        let (debug, cap) = {
+            let st = self.ctl.state.lock();
+            (st.goaway_debug.clone(), st.goaway_last)
+        };
+        if frame.len() < FRAME_HEADER + 8 || (debug.is_none() && cap.is_none()) {
+            self.w_out.extend_from_slice(&frame);
+            return;
         }
+        let mut payload = BytesMut::from(&frame[FRAME_HEADER..]);
+        if let Some(cap) = cap {
+            let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+            payload[..4].copy_from_slice(&(last & 0x7fff_ffff).min(cap).to_be_bytes());
+        }
+        if let Some(debug) = debug {
+            payload.truncate(8);
+            payload.extend_from_slice(&debug);
+        }
+        self.put_frame(TYPE_GOAWAY, frame[4], &frame[5..9], &payload);
     }
 
     fn put_frame(&mut self, kind: u8, flags: u8, stream: &[u8], payload: &[u8]) {
@@ -514,8 +567,8 @@ mod tests {
                 frame(TYPE_HEADERS, END_HEADERS_AND_STREAM, 3, b"h"),
             ],
         );
-        assert!(!io.ctl.take_over_limit(1));
-        assert!(!io.ctl.take_over_limit(3));
+        assert_eq!(io.ctl.take_over_limit(1), None);
+        assert_eq!(io.ctl.take_over_limit(3), None);
         assert_eq!((io.ctl.active(), io.ctl.peak()), (1, 1));
     }
 
@@ -529,9 +582,13 @@ mod tests {
                 frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
             ],
         );
-        assert!(!io.ctl.take_over_limit(1));
-        assert!(io.ctl.take_over_limit(3));
-        assert!(!io.ctl.take_over_limit(3), "asked once");
+        assert_eq!(io.ctl.take_over_limit(1), None);
+        assert_eq!(
+            io.ctl.take_over_limit(3),
+            Some(1),
+            "stream 1 was opened before it"
+        );
+        assert_eq!(io.ctl.take_over_limit(3), None, "asked once");
         // Refusing it (RST_STREAM out) closes it.
         outbound(&mut io, frame(TYPE_RST_STREAM, 0, 3, &7u32.to_be_bytes()));
         assert_eq!(io.ctl.active(), 1);
@@ -560,7 +617,7 @@ mod tests {
                 frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
             ],
         );
-        assert!(!io.ctl.take_over_limit(3));
+        assert_eq!(io.ctl.take_over_limit(3), None);
         assert_eq!(io.ctl.active(), 1);
     }
 
@@ -576,7 +633,41 @@ mod tests {
                 frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
             ],
         );
-        assert!(!io.ctl.take_over_limit(3));
+        assert_eq!(io.ctl.take_over_limit(3), None);
         assert_eq!(io.ctl.peak(), 2);
+    }
+
+    #[test]
+    fn a_refused_stream_is_reset_before_the_goaway_which_leaves_it_to_retry() {
+        let mut io = layer(2);
+        inbound(
+            &mut io,
+            &[
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, b"h"),
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 5, b"h"),
+            ],
+        );
+        let below = io.ctl.take_over_limit(5);
+        assert_eq!(below, Some(3));
+        io.ctl.refuse(5);
+        io.ctl.cap_goaway_last_stream(3);
+        io.ctl.set_goaway_debug(Bytes::from_static(b"{}"));
+        io.w_out.clear();
+        // What h2 writes after an abrupt shutdown: GOAWAY naming the stream it accepted last.
+        let mut goaway = 5u32.to_be_bytes().to_vec();
+        goaway.extend_from_slice(&7u32.to_be_bytes());
+        outbound(&mut io, frame(TYPE_GOAWAY, 0, 0, &goaway));
+        let mut expected = frame(TYPE_RST_STREAM, 0, 5, &7u32.to_be_bytes());
+        let mut capped = 3u32.to_be_bytes().to_vec();
+        capped.extend_from_slice(&7u32.to_be_bytes());
+        capped.extend_from_slice(b"{}");
+        expected.extend(frame(TYPE_GOAWAY, 0, 0, &capped));
+        assert_eq!(&io.w_out[..], &expected[..]);
+        assert_eq!(io.ctl.active(), 2);
+        // h2's own reset of the stream, should it come, is not sent twice.
+        io.w_out.clear();
+        outbound(&mut io, frame(TYPE_RST_STREAM, 0, 5, &7u32.to_be_bytes()));
+        assert!(io.w_out.is_empty());
     }
 }

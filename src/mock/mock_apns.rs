@@ -1,6 +1,7 @@
 //! The public handle: start, configure, script, inspect.
 
 use super::clock::{Clock, SystemClock};
+use super::environment::Environment;
 use super::error::{Kind, MockError};
 use super::fault::{Fault, Latency};
 use super::keys::{KeyEntry, generate_p8, parse_public_key};
@@ -43,6 +44,7 @@ use tokio_rustls::TlsAcceptor;
 pub struct MockApnsBuilder {
     bind: SocketAddr,
     clock: Arc<dyn Clock>,
+    environment: Environment,
     config: Config,
     server_names: Vec<String>,
     client_cas: Vec<String>,
@@ -53,6 +55,7 @@ impl Default for MockApnsBuilder {
         MockApnsBuilder {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             clock: Arc::new(SystemClock),
+            environment: Environment::default(),
             config: Config::default(),
             server_names: Vec::new(),
             client_cas: Vec::new(),
@@ -127,6 +130,57 @@ impl MockApnsBuilder {
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The environment the mock answers as (APNS.md §6). Default [`Environment::Sandbox`], the
+    /// development environment: accepted pushes carry `apns-unique-id`.
+    /// [`Environment::Production`] sends no `apns-unique-id`. In either, a push certificate whose
+    /// environment extensions list only the other environment is answered 403
+    /// BadCertificateEnvironment (see [`PushCertificateOptions`]).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Certificate, Endpoint, Payload, Push, PushOutcome, RetryPolicy};
+    /// use herald::mock::{Environment, MockApns, PushCertificateOptions};
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockApns::builder().environment(Environment::Production).start().await?;
+    /// mock.register_device(&"a1".repeat(32), "com.example.app");
+    /// let send = |options: PushCertificateOptions| {
+    ///     let cert = mock.issue_push_certificate_with("com.example.app", &options);
+    ///     let mock = &mock;
+    ///     async move {
+    ///         let cert = cert?;
+    ///         let client = ApnsClient::builder()
+    ///             .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///             .certificate(Certificate::from_pem(cert.cert_pem(), cert.key_pem())?)
+    ///             .retry(RetryPolicy::none())
+    ///             .build()?;
+    ///         let push = Push::builder("a1".repeat(32), "com.example.app")
+    ///             .payload(&Payload::alert("Hi"))?
+    ///             .build()?;
+    ///         Ok::<_, Box<dyn std::error::Error>>(client.send(push).await)
+    ///     }
+    /// };
+    /// // A production certificate is accepted, without the development-only apns-unique-id.
+    /// let PushOutcome::Accepted(accepted) = send(PushCertificateOptions::production_only()).await?
+    /// else {
+    ///     panic!("not accepted");
+    /// };
+    /// assert_eq!(accepted.apns_unique_id, None);
+    /// // A sandbox-only certificate is for the other environment.
+    /// assert!(!send(PushCertificateOptions::sandbox_only()).await?.is_accepted());
+    /// let seen = mock.requests();
+    /// assert_eq!(seen[1].reason.as_deref(), Some("BadCertificateEnvironment"));
+    /// assert_eq!(seen[1].status, 403);
+    /// # Ok(()) }
+    /// ```
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
         self
     }
 
@@ -472,7 +526,7 @@ impl MockApnsBuilder {
         let addr = listener
             .local_addr()
             .map_err(|e| MockError::io("local address", e))?;
-        let shared = Arc::new(Shared::new(self.clock, self.config));
+        let shared = Arc::new(Shared::new(self.clock, self.environment, self.config));
         let (shutdown, rx) = watch::channel(false);
         let acceptor = TlsAcceptor::from(Arc::new(tls));
         tokio::spawn(accept_loop(listener, acceptor, shared.clone(), rx));
@@ -646,6 +700,21 @@ impl MockApns {
         self.shared.clock.clone()
     }
 
+    /// The environment the mock answers as ([`MockApnsBuilder::environment`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::{Environment, MockApns};
+    /// assert_eq!(MockApns::start().await?.environment(), Environment::Sandbox);
+    /// let mock = MockApns::builder().environment(Environment::Production).start().await?;
+    /// assert_eq!(mock.environment(), Environment::Production);
+    /// # Ok(()) }
+    /// ```
+    pub fn environment(&self) -> Environment {
+        self.shared.environment
+    }
+
     // ----- credentials -----
 
     /// Registers a provider key for `team_id`: `key` is a P-256 public key (PEM `PUBLIC KEY`,
@@ -798,7 +867,8 @@ impl MockApns {
     /// Issues a push certificate for `bundle_id` with the environment and topic extensions
     /// `options` chooses (a sandbox-only certificate, a certificate for some topics only...).
     /// Under a certificate with a topics extension, a push to a topic it does not list is
-    /// answered 400 TopicDisallowed.
+    /// answered 400 TopicDisallowed; a certificate for the other environment only (see
+    /// [`MockApnsBuilder::environment`]) is answered 403 BadCertificateEnvironment.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

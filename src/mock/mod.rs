@@ -29,7 +29,15 @@
 //!   authentication. `:authority` is not required (a `host` header is fine).
 //! - A 200 is a HEADERS frame with END_STREAM and no DATA; errors carry `{"reason": ...}` (plus
 //!   `"timestamp"` on 410) with `content-type: application/json`. Both carry `apns-id` (echoed or
-//!   generated); 200s also `apns-unique-id`.
+//!   generated); 200s also `apns-unique-id` in the sandbox environment. The answer to a `HEAD`
+//!   (405) has no DATA frame (RFC 9110 §9.3.2).
+//!
+//! # Environment
+//! The mock answers as one of Apple's environments ([`MockApnsBuilder::environment`],
+//! [`Environment`]): the sandbox (development) by default, or production. Only the sandbox sends
+//! `apns-unique-id` (APNS.md §6). A push certificate whose environment extensions list only the
+//! other environment gets 403 BadCertificateEnvironment; one without environment extensions is
+//! not judged on its environment.
 //!
 //! # Push certificates
 //! [`MockApns::issue_push_certificate`] issues a certificate shaped like Apple's universal one:
@@ -45,8 +53,10 @@
 //! with a valid token has been accepted, then [`MockApnsBuilder::max_streams`] (1000 by default).
 //! With [`MockApnsBuilder::drop_to_one_after_rejection`] any rejected push sends it back to 1 until
 //! the next accepted push. Certificate connections start at the configured value. A client that opens
-//! more streams than it acknowledged gets RST_STREAM(REFUSED_STREAM) and GOAWAY(REFUSED_STREAM, error
-//! 7) with `{"reason":"TooManyRequests"}`. Streams are counted in wire order (RFC 9113 §5.1): one is
+//! more streams than it acknowledged gets RST_STREAM(REFUSED_STREAM) for the stream over the limit
+//! and GOAWAY(REFUSED_STREAM, error 7) with `{"reason":"TooManyRequests"}`, whose last stream id is
+//! below the refused stream: that stream was never processed, and the client may retry it (RFC
+//! 9113 §6.8, APNS.md §7). Streams are counted in wire order (RFC 9113 §5.1): one is
 //! open from the client's HEADERS until the client resets it or the mock ends or resets it, so a
 //! stream the client reset no longer counts when its next HEADERS arrives. (`h2` cannot change
 //! SETTINGS on a live connection, so the mock rewrites and injects the SETTINGS frames itself, and
@@ -119,7 +129,9 @@
 //! `iss` = the key's team: otherwise 403 InvalidProviderToken. `iat` more than one hour before the
 //! mock's [`Clock`] → 403 ExpiredProviderToken. On one connection, a new token whose `iat` is less
 //! than 20 minutes after the previous token's → 429 TooManyProviderTokenUpdates (the connection keeps
-//! the old token); a token of another team → 403 UnrelatedKeyIdInToken.
+//! the old token); a token of another team, or of a key of another scope (a team-scoped key
+//! and a topic-specific one, [`MockApns::restrict_key`], do not mix on one connection: APNS.md §3)
+//! → 403 UnrelatedKeyIdInToken.
 //!
 //! # Request rules, in the order they are checked
 //! 1. route: `POST /3/device/<token>` (other methods 405 MethodNotAllowed), `/4/broadcasts/apps/<bundle>`,
@@ -128,7 +140,8 @@
 //!    MissingDeviceToken);
 //! 2. a scripted [`Fault`], if one is queued (pushes and broadcasts only);
 //! 3. 400 DuplicateHeaders when an `apns-*` header or `authorization` appears twice;
-//! 4. authentication (above; certificate without subject UID: 403 BadCertificate);
+//! 4. authentication (above; certificate without subject UID: 403 BadCertificate; certificate for
+//!    the other environment only: 403 BadCertificateEnvironment);
 //! 5. 400 BadMessageId when `apns-id` is not 8-4-4-4-12 hex;
 //! 6. 400 MissingTopic (token auth; certificate auth defaults to the certificate's bundle id),
 //!    BadTopic (malformed, or its suffix is not the push type's: `voip` needs `<bundle>.voip`, `alert`
@@ -155,6 +168,7 @@
 //! no-storage channels (400 BadExpirationDate).
 
 mod clock;
+mod environment;
 mod error;
 mod fault;
 mod frames;
@@ -167,6 +181,7 @@ mod state;
 mod tls;
 
 pub use clock::{Clock, MockClock, SystemClock};
+pub use environment::Environment;
 pub use error::MockError;
 pub use fault::{Fault, Latency};
 pub use mock_apns::{MockApns, MockApnsBuilder};

@@ -7,8 +7,9 @@
 //! 2. a scripted [`Fault`](super::Fault), if one is queued (pushes and broadcasts only);
 //! 3. 400 DuplicateHeaders when an `apns-*` or `authorization` header appears twice;
 //! 4. authentication: token (403 MissingProviderToken, InvalidProviderToken, ExpiredProviderToken,
-//!    UnrelatedKeyIdInToken; 429 TooManyProviderTokenUpdates) or certificate (403 BadCertificate
-//!    when the certificate has no subject UID);
+//!    UnrelatedKeyIdInToken for a key of another team or scope than the connection's;
+//!    429 TooManyProviderTokenUpdates) or certificate (403 BadCertificate when the certificate
+//!    has no subject UID, BadCertificateEnvironment when it is for the other environment only);
 //! 5. 400 BadMessageId (apns-id not 8-4-4-4-12 hex);
 //! 6. topic: MissingTopic (token auth), BadTopic (malformed, or suffix not the push type's),
 //!    TopicDisallowed (bundle not allowed for the key or certificate, or a token-only push type
@@ -289,8 +290,11 @@ impl Shared {
         if expired(&claims) {
             return Err(rej(403, "ExpiredProviderToken"));
         }
+        let topic_specific = key.topics.is_some();
         if let Some(cur) = current.as_ref() {
-            if cur.claims.iss != claims.iss {
+            // One team per connection, and one key scope: a team-scoped key and a
+            // topic-specific key do not mix (APNS.md §3).
+            if cur.claims.iss != claims.iss || cur.topic_specific != topic_specific {
                 return Err(rej(403, "UnrelatedKeyIdInToken"));
             }
             if claims.iat - cur.claims.iat < 20 * 60 {
@@ -301,6 +305,7 @@ impl Shared {
             jwt: jwt.to_owned(),
             claims,
             lenient_base64: parsed_lenient,
+            topic_specific,
         });
         conn.stats.lock().tokens += 1;
         Ok(Identity {
@@ -321,8 +326,16 @@ impl Shared {
         match &conn.auth {
             ConnAuth::Token => self.check_token(conn, headers, auth, warnings),
             ConnAuth::Certificate {
+                bundle_id: Some(_),
+                environments,
+                ..
+            } if !environments.is_empty() && !environments.contains(&self.environment) => {
+                Err(rej(403, "BadCertificateEnvironment"))
+            }
+            ConnAuth::Certificate {
                 bundle_id: Some(b),
                 topics,
+                ..
             } => Ok(Identity {
                 topics: Some(vec![b.clone()]),
                 certificate: true,

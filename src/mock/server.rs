@@ -1,11 +1,12 @@
 //! The listener, the connection tasks and the per-request handler.
 
+use super::environment::Environment;
 use super::fault::Fault;
 use super::frames::{FrameIo, StreamControl};
 use super::record::{AuthKind, Endpoint, RecordedRequest};
 use super::rules::{self, Action, Decision, Identity, Rej, Route, Served, is_uuid};
 use super::state::{Conn, ConnAuth, ConnCmd, Shared};
-use super::tls::{certificate_topics, certificate_uid};
+use super::tls::{certificate_environments, certificate_topics, certificate_uid};
 use bytes::Bytes;
 use h2::server::SendResponse;
 use http::{Request, Response};
@@ -150,6 +151,7 @@ async fn serve_connection(
         Some(cert) => ConnAuth::Certificate {
             bundle_id: certificate_uid(cert),
             topics: certificate_topics(cert),
+            environments: certificate_environments(cert),
         },
         None => ConnAuth::Token,
     };
@@ -265,16 +267,24 @@ async fn serve_connection(
                 Some(Ok((req, mut respond))) => {
                     // Judged by the frame layer when the HEADERS arrived, against the streams
                     // open then (a stream the client reset before is closed, RFC 9113 §5.1).
-                    if ctl.take_over_limit(respond.stream_id().as_u32()) {
-                        // Apple answers a stream-limit violation with GOAWAY (error 7).
+                    let stream = respond.stream_id().as_u32();
+                    if let Some(below) = ctl.take_over_limit(stream) {
+                        // RST_STREAM(REFUSED_STREAM), written by the frame layer ahead of the
+                        // GOAWAY (h2's abrupt shutdown would close with its own reset still
+                        // queued); h2's reset keeps its own stream state right.
+                        ctl.refuse(stream);
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                         if !going_away {
+                            // Apple answers a stream-limit violation with GOAWAY (error 7). Its
+                            // last stream id stays below the refused stream, which was never
+                            // processed: the client may retry it (RFC 9113 §6.8).
                             going_away = true;
                             let mut stats = shared.stats.lock();
                             stats.goaways += 1;
                             *stats.by_reason.entry("StreamLimitExceeded".into()).or_default() += 1;
                             drop(stats);
                             ctl.set_goaway_debug(goaway_debug("TooManyRequests"));
+                            ctl.cap_goaway_last_stream(below);
                             h2conn.abrupt_shutdown(h2::Reason::REFUSED_STREAM);
                         }
                         continue;
@@ -309,6 +319,8 @@ async fn handle(
     mut respond: SendResponse<Bytes>,
 ) {
     let (parts, mut body) = req.into_parts();
+    // RFC 9110 §9.3.2: no content in the answer to HEAD (the status and headers only).
+    let head = parts.method == http::Method::HEAD;
     let mut buf = Vec::new();
     let mut too_big = false;
     while let Some(chunk) = body.data().await {
@@ -342,6 +354,9 @@ async fn handle(
             };
             match body {
                 None => {
+                    let _ = respond.send_response(response, true);
+                }
+                Some(_) if head => {
                     let _ = respond.send_response(response, true);
                 }
                 Some(body) => {
@@ -525,7 +540,11 @@ impl Shared {
             match result {
                 Ok((status, extra, body)) => {
                     if is_push {
-                        headers_out.push(("apns-unique-id", uuid::Uuid::new_v4().to_string()));
+                        // The key to Apple's delivery log: sent by the development
+                        // environment only (APNS.md §6).
+                        if self.environment == Environment::Sandbox {
+                            headers_out.push(("apns-unique-id", uuid::Uuid::new_v4().to_string()));
+                        }
                         self.ramp_up(conn, &config);
                     }
                     headers_out.extend(extra);

@@ -1,6 +1,7 @@
 //! The mock's shared state: configuration, keys, devices, channels, script, log and counters.
 
 use super::clock::Clock;
+use super::environment::Environment;
 use super::fault::{Fault, Latency};
 use super::frames::StreamControl;
 use super::keys::{KeyEntry, TokenClaims};
@@ -72,6 +73,8 @@ pub(crate) enum ConnAuth {
         bundle_id: Option<String>,
         /// The topics of Apple's topics extension (1.2.840.113635.100.6.3.6), when present.
         topics: Option<Vec<String>>,
+        /// The environments its extensions list (empty: it says nothing about its environment).
+        environments: Vec<Environment>,
     },
 }
 
@@ -82,6 +85,9 @@ pub(crate) struct TokenState {
     pub(crate) claims: TokenClaims,
     /// The token was not strict base64url (accepted with a warning).
     pub(crate) lenient_base64: bool,
+    /// Its key's scope: topic-specific ([`restrict_key`](super::MockApns::restrict_key)), or
+    /// team-scoped (`false`). A connection keeps the scope of the first token it adopted.
+    pub(crate) topic_specific: bool,
 }
 
 /// One connection, as the handlers and the API see it.
@@ -112,6 +118,8 @@ pub(crate) struct Log {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
+    /// The environment the mock answers as (fixed at start).
+    pub(crate) environment: Environment,
     pub(crate) config: RwLock<Config>,
     pub(crate) keys: RwLock<HashMap<String, KeyEntry>>,
     /// Known device tokens (lowercase hex) → bundle id.
@@ -133,9 +141,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(clock: Arc<dyn Clock>, config: Config) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, environment: Environment, config: Config) -> Self {
         Shared {
             clock,
+            environment,
             config: RwLock::new(config),
             keys: RwLock::default(),
             devices: RwLock::default(),

@@ -1,5 +1,6 @@
 //! The mock's certificate authority, server certificate, push (client) certificates and rustls set-up.
 
+use super::environment::Environment;
 use super::error::{Kind, MockError};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -328,6 +329,25 @@ impl PushCertificateOptions {
         self.topics = Topics::Absent;
         self
     }
+}
+
+/// The environments a DER certificate's Apple extensions list (sandbox `…6.3.1`, production
+/// `…6.3.2`): empty when it has neither (or cannot be read).
+pub(crate) fn certificate_environments(der: &[u8]) -> Vec<Environment> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    [
+        (SANDBOX_OID, Environment::Sandbox),
+        (PRODUCTION_OID, Environment::Production),
+    ]
+    .into_iter()
+    .filter(|(oid, _)| {
+        x509_parser::der_parser::oid::Oid::from(oid)
+            .is_ok_and(|oid| cert.extensions().iter().any(|e| e.oid == oid))
+    })
+    .map(|(_, env)| env)
+    .collect()
 }
 
 /// The subject UID (bundle id) of a DER certificate, if it has one.

@@ -513,9 +513,17 @@ impl PushBuilder {
         if token.is_empty() {
             return Err(invalid("device token is empty".into()));
         }
-        if !token.len().is_multiple_of(2) || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some(at) = token.bytes().position(|b| !b.is_ascii_hexdigit()) {
+            // The position, not the token: a token is not printed whole anywhere.
             return Err(invalid(format!(
-                "device token must be an even number of hex digits, got {} characters",
+                "device token must be hex digits (0-9, a-f); character {} of {} is not one",
+                at + 1,
+                token.chars().count()
+            )));
+        }
+        if !token.len().is_multiple_of(2) {
+            return Err(invalid(format!(
+                "device token must be an even number of hex digits, got {}",
                 token.len()
             )));
         }
@@ -707,6 +715,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_malformed_token_is_named_for_what_is_wrong_without_echoing_it() {
+        let non_hex = Push::builder("ab12zz34", "com.x").build().unwrap_err();
+        let msg = non_hex.to_string();
+        assert!(
+            msg.contains("hex digits") && msg.contains("character 5 of 8"),
+            "{msg}"
+        );
+        assert!(!msg.contains("ab12zz34"), "{msg}");
+        let odd = Push::builder("abc", "com.x")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(odd.contains("even number of hex digits, got 3"), "{odd}");
     }
 
     #[test]

@@ -19,6 +19,27 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// Prints a line on stdout and flushes it; evaluates to `false` when stdout is gone (a reader
+/// that closed the pipe, a full disk) where `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        crate::write_line(&mut std::io::stdout().lock(), format_args!($($arg)*))
+    };
+}
+
+/// Prints a line on stderr; evaluates to `false` when stderr is gone (`eprintln!` would panic).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        crate::write_line(&mut std::io::stderr().lock(), format_args!($($arg)*))
+    };
+}
+
+/// Writes one line and flushes it: `false` when the output is gone (`EPIPE` and the like: Rust
+/// ignores `SIGPIPE`, so a closed pipe is an error here, never a signal).
+fn write_line(out: &mut impl std::io::Write, line: std::fmt::Arguments<'_>) -> bool {
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+}
+
 mod apns_options;
 mod mock_cmd;
 mod push_cmd;
@@ -40,6 +61,7 @@ pub(crate) mod exit {
     pub(crate) const NO_ANSWER: u8 = 4;
 }
 
+#[cfg(all(feature = "nats", feature = "bridge"))]
 const EXIT_CODES: &str = "\
 Exit codes:
   0  herald push: APNs accepted the push.  herald mock, herald worker: stopped by Ctrl-C or
@@ -48,6 +70,17 @@ Exit codes:
   2  herald push: APNs rejected the push (the reason and what to do are printed).
   3  herald push: not sent, no connection (refused, TLS, proxy, connect timeout): safe to retry.
      herald worker: no NATS server (or no JetStream): nothing was taken.
+  4  herald push: sent, but no definitive answer (timeout, connection lost, APNs kept
+     answering 429/5xx): APNs may or may not have the push.";
+
+/// The same, in a build without `herald worker` (features `nats` and `bridge`).
+#[cfg(not(all(feature = "nats", feature = "bridge")))]
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  herald push: APNs accepted the push.  herald mock: stopped by Ctrl-C or SIGTERM.
+  1  Usage or input error (bad option, unreadable key, invalid push): nothing was sent.
+  2  herald push: APNs rejected the push (the reason and what to do are printed).
+  3  herald push: not sent, no connection (refused, TLS, proxy, connect timeout): safe to retry.
   4  herald push: sent, but no definitive answer (timeout, connection lost, APNs kept
      answering 429/5xx): APNs may or may not have the push.";
 
@@ -93,7 +126,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("herald: cannot start the async runtime: {e}");
+            errln!("herald: cannot start the async runtime: {e}");
             return ExitCode::from(exit::USAGE);
         }
     };

@@ -3,11 +3,17 @@
 //! A thin face over [`herald::mock::MockApns`]: every option maps to a builder or handle method.
 //!
 //! Everything is validated before anything is printed: a bad option, an unreadable or invalid
-//! key file, a token that is not hex or an error rate outside 0–1 is a usage error (exit 1),
-//! with nothing printed on stdout and nothing left on disk. Once set up, it prints where it
-//! listens, its CA file, its keys and tokens, and a ready-to-paste `herald push` command that it
-//! will accept; with `--json`, all of that is one JSON object on the first line instead (then one
-//! object per push, and one when it stops).
+//! key file, a token that is not hex, an error rate outside 0–1, or options that contradict
+//! each other (one key id twice, a token both known and unregistered, a token for two bundle
+//! ids) is a usage error (exit 1), with nothing printed on stdout and nothing left on disk. Once
+//! set up, it prints where it listens, its CA file, its keys and tokens, and a ready-to-paste
+//! `herald push` command that it will accept (absolute paths, and a URL its certificate names:
+//! loopback when it listens on all interfaces); with `--json`, all of that is one JSON object on
+//! the first line instead (then one object per push, and one when it stops).
+//!
+//! Output: when stdout goes away (the reader closed the pipe, as `| head -1` does), the mock
+//! says so once on stderr and keeps serving, without printing, until Ctrl-C or SIGTERM. It never
+//! panics on a closed stdout or stderr.
 //!
 //! Files: without `--out-dir`, the CA, generated keys and certificates go to a new directory
 //! under the system temp dir, removed when the mock stops (Ctrl-C or SIGTERM) or fails to start.
@@ -15,7 +21,8 @@
 
 use herald::mock::{Latency, MockApns, RecordedRequest};
 use serde_json::{Value, json};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -30,6 +37,12 @@ with no --token, one random device token is registered for any bundle id. The pr
 --unregistered TOKEN answers 410 Unregistered with the start-up time as its timestamp;
 TOKEN@TIME gives the time: RFC 3339 (2026-01-01T00:00:00Z, 2026-01-01T00:00:00.250Z,
 2026-01-01T02:00:00+02:00) or milliseconds since 1970 (1767225600000).
+
+Options that contradict each other are refused: one key id given twice, a token given both
+with --token and --unregistered, a token given for two bundle ids.
+
+If stdout is closed (e.g. `herald mock --json | head -1`), the mock says so on stderr and keeps
+serving, without printing, until Ctrl-C or SIGTERM.
 
 Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 usage or start-up error (nothing left behind).";
 
@@ -79,11 +92,18 @@ struct UnregisteredSpec {
 #[derive(Debug, clap::Args)]
 struct MockOptions {
     /// Port to listen on (0 = a free port, printed at start-up).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     port: u16,
-    /// Address to listen on. Loopback unless you ask otherwise.
+    /// Address to listen on. Loopback unless you ask otherwise. With 0.0.0.0 or :: it listens
+    /// on all interfaces and prints a loopback URL (127.0.0.1 or [::1]), which its certificate
+    /// names; clients on other machines need --server-name with the name they connect to.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     bind: IpAddr,
+    /// An extra DNS name or IP address for the server certificate (beside localhost, 127.0.0.1,
+    /// ::1, Apple's host names, and the --bind address), for clients that connect by another
+    /// name. Repeatable.
+    #[arg(long = "server-name", value_name = "NAME", value_parser = parse_server_name)]
+    server_names: Vec<String>,
     /// Directory for the CA certificate, generated keys and push certificates, kept when the
     /// mock stops (default: a new directory under the system temp dir, removed when it stops).
     #[arg(long)]
@@ -112,33 +132,62 @@ struct MockOptions {
     #[arg(long)]
     accept_unknown_tokens: bool,
     /// MAX_CONCURRENT_STREAMS after the ramp (at least 1).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_streams: u32,
     /// Drop the stream limit to 1 after each rejected push.
     #[arg(long)]
     drop_to_one_after_rejection: bool,
     /// GOAWAY each connection after this many requests (at least 1).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     goaway_after: Option<u64>,
     /// GOAWAY (IdleTimeout) connections without requests or PINGs for this many ms.
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout_ms: Option<u64>,
     /// Added latency per answer, in ms: N, or MIN-MAX for a uniform draw.
-    #[arg(long, value_name = "MS|MIN-MAX", value_parser = parse_latency)]
+    #[arg(long, value_name = "MS|MIN-MAX", allow_negative_numbers = true, value_parser = parse_latency)]
     latency_ms: Option<Latency>,
     /// Fraction (0 to 1) of otherwise accepted pushes answered 500/503.
-    #[arg(long, value_name = "0..1", default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(long, value_name = "0..1", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = parse_rate)]
     error_rate: f64,
     /// Print JSON: one start-up object (address, CA, keys, tokens, the push command), then one
     /// object per push, then one when stopped.
     #[arg(long)]
     json: bool,
-    /// Do not print each push (for load tests: printing costs more than answering).
-    #[arg(long, conflicts_with = "json")]
+    /// Do not print each push (for load tests: printing costs more than answering). The
+    /// start-up and stop lines are still printed; with --json, as JSON.
+    #[arg(long)]
     quiet: bool,
 }
 
+/// A DNS name or an IP address, for the server certificate.
+fn parse_server_name(s: &str) -> Result<String, String> {
+    let dns = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*')
+            })
+    };
+    if s.parse::<IpAddr>().is_ok() || dns(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is neither a DNS name (e.g. mock.local) nor an IP address"
+        ))
+    }
+}
+
 fn parse_latency(s: &str) -> Result<Latency, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!(
+            "{s} is negative: give N or MIN-MAX, in milliseconds from 0"
+        ));
+    }
     let ms = |v: &str| {
         v.trim()
             .parse::<u64>()
@@ -246,7 +295,8 @@ fn parse_key_spec(s: &str) -> Result<KeySpec, String> {
     Ok(KeySpec {
         key_id: key_id.to_owned(),
         team_id: team_id.to_owned(),
-        path: PathBuf::from(path),
+        // Absolute, so that the printed command works from any directory.
+        path: std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
         bytes,
     })
 }
@@ -256,25 +306,118 @@ pub(crate) async fn run(args: MockArgs) -> u8 {
     match serve(*args.options).await {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("herald mock: {e}");
+            errln!("herald mock: {e}");
             exit::USAGE
         }
     }
 }
 
 /// Where the files go: a directory we own (removed on drop) or the user's (kept).
-enum OutDir {
-    Temporary(tempfile::TempDir),
-    Kept(PathBuf),
+struct OutDir {
+    /// The directory, absolute (the printed paths must work from any directory).
+    path: PathBuf,
+    /// The directory when we own it: dropping it removes it.
+    temporary: Option<tempfile::TempDir>,
 }
 
 impl OutDir {
     fn path(&self) -> &Path {
-        match self {
-            OutDir::Temporary(t) => t.path(),
-            OutDir::Kept(p) => p,
+        &self.path
+    }
+
+    fn is_temporary(&self) -> bool {
+        self.temporary.is_some()
+    }
+}
+
+/// `path`, absolute (relative to the current directory), with the error naming it.
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Refuses options that contradict each other, before anything starts: the mock would keep one
+/// of them and the printed command could use the other.
+fn check_consistent(args: &MockOptions) -> Result<(), String> {
+    // A key id names one key: the mock keeps the last one registered under it, and
+    // --generate-key writes KEY_ID.p8.
+    let mut key_ids: HashMap<&str, &str> = HashMap::new();
+    let given = (args.keys.iter().map(|k| (k.key_id.as_str(), "--key"))).chain(
+        args.generate_keys
+            .iter()
+            .map(|k| (k.key_id.as_str(), "--generate-key")),
+    );
+    for (id, option) in given {
+        if let Some(first) = key_ids.insert(id, option) {
+            let how = if first == option {
+                format!("twice with {option}")
+            } else {
+                format!("with {first} and with {option}")
+            };
+            return Err(format!(
+                "key id {id} is given {how}: a key id names one key"
+            ));
         }
     }
+    // A device token belongs to one app (or, without a bundle id, to any).
+    let for_app =
+        |b: Option<&str>| b.map_or("any bundle id".to_owned(), |b| format!("bundle id {b}"));
+    let mut known: HashMap<&str, Option<&str>> = HashMap::new();
+    for t in &args.tokens {
+        let bundle = t.bundle_id.as_deref();
+        if let Some(first) = known.insert(&t.token, bundle)
+            && first != bundle
+        {
+            return Err(format!(
+                "--token {}: given for {}, then for {}: a device token belongs to one app",
+                t.token,
+                for_app(first),
+                for_app(bundle)
+            ));
+        }
+    }
+    // A token is known (answered 200) or unregistered (410), not both; and gone since one time.
+    let mut gone: HashMap<&str, Option<SystemTime>> = HashMap::new();
+    for u in &args.unregistered {
+        if known.contains_key(u.token.as_str()) {
+            return Err(format!(
+                "--unregistered {}: the same token is given with --token: a device token is \
+                 either known (--token) or unregistered (--unregistered)",
+                u.token
+            ));
+        }
+        if let Some(first) = gone.insert(&u.token, u.at)
+            && first != u.at
+        {
+            return Err(format!(
+                "--unregistered {}: given twice with different times",
+                u.token
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The URL a client on this machine reaches the mock at: its own, except that an unspecified
+/// bind address (0.0.0.0, ::) becomes loopback, which the certificate names.
+fn reach_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("https://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// The extra names of the server certificate: --server-name, and a bind address that is
+/// neither unspecified nor one the certificate already names, so that the printed URL works.
+fn server_names(args: &MockOptions) -> Vec<String> {
+    let mut names = args.server_names.clone();
+    let ip = args.bind;
+    let named = ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST);
+    if !ip.is_unspecified() && !named {
+        names.push(ip.to_string());
+    }
+    names
 }
 
 /// Ctrl-C and (on Unix) SIGTERM, registered before anything is written, so the out dir is
@@ -338,6 +481,7 @@ struct Setup {
 }
 
 async fn serve(args: MockOptions) -> Result<(), String> {
+    check_consistent(&args)?;
     let mut stop = StopSignal::install()?;
     let mut builder = MockApns::builder()
         .bind(SocketAddr::new(args.bind, args.port))
@@ -345,6 +489,9 @@ async fn serve(args: MockOptions) -> Result<(), String> {
         .drop_to_one_after_rejection(args.drop_to_one_after_rejection)
         .accept_unknown_tokens(args.accept_unknown_tokens)
         .error_rate(args.error_rate);
+    for name in server_names(&args) {
+        builder = builder.server_name(name);
+    }
     if let Some(n) = args.goaway_after {
         builder = builder.goaway_after(n);
     }
@@ -358,67 +505,88 @@ async fn serve(args: MockOptions) -> Result<(), String> {
         .start()
         .await
         .map_err(|e| format!("cannot start on {}:{}: {e}", args.bind, args.port))?;
+    let url = reach_url(mock.addr());
     let out = match &args.out_dir {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-            OutDir::Kept(d.clone())
+            OutDir {
+                path: absolute(d)?,
+                temporary: None,
+            }
         }
-        None => OutDir::Temporary(
-            tempfile::Builder::new()
+        None => {
+            let dir = tempfile::Builder::new()
                 .prefix(&format!("herald-mock-{}-", mock.port()))
                 .tempdir()
-                .map_err(|e| format!("cannot create a directory under the temp dir: {e}"))?,
-        ),
+                .map_err(|e| format!("cannot create a directory under the temp dir: {e}"))?;
+            OutDir {
+                // Dropping `dir` on this error removes it.
+                path: absolute(dir.path())?,
+                temporary: Some(dir),
+            }
+        }
     };
     // From here on, an error drops `out` (removing a temporary directory) before returning.
     let ca = out.path().join("ca.pem");
     mock.write_ca_pem(&ca)
         .map_err(|e| format!("{}: {e}", ca.display()))?;
-    let setup = set_up(&mock, &args, out.path())?;
+    let setup = set_up(&mock, &args, out.path(), &url)?;
 
-    if args.json {
-        println!("{}", startup_json(&mock, &out, &ca, &setup));
+    let startup = if args.json {
+        startup_json(&mock, &url, &out, &ca, &setup).to_string()
     } else {
-        print_startup(&mock, &out, &ca, &setup);
+        startup_text(&mock, &url, &out, &ca, &setup)
+    };
+    // False once stdout is gone: the mock then serves on without printing.
+    let mut printing = outln!("{startup}");
+    if !printing {
+        stdout_gone();
     }
-
-    if args.quiet {
-        stop.wait().await;
-    } else {
-        loop {
-            tokio::select! {
-                _ = stop.wait() => break,
-                rec = mock.next_push(Duration::from_secs(3600)) => {
-                    if let Some(rec) = rec {
-                        println!("{}", describe(&rec, args.json));
-                    }
+    loop {
+        tokio::select! {
+            _ = stop.wait() => break,
+            rec = mock.next_push(Duration::from_secs(3600)), if printing && !args.quiet => {
+                if let Some(rec) = rec
+                    && !outln!("{}", describe(&rec, args.json))
+                {
+                    printing = false;
+                    stdout_gone();
                 }
             }
         }
     }
     let stats = mock.stats();
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "event": "stopped",
-                "requests": stats.requests,
-                "accepted": stats.accepted,
-                "connections": stats.connections_opened,
-            })
-        );
-    } else {
-        println!(
-            "herald mock: stopped after {} requests ({} accepted) on {} connections",
-            stats.requests, stats.accepted, stats.connections_opened
-        );
+    if printing {
+        if args.json {
+            outln!(
+                "{}",
+                json!({
+                    "event": "stopped",
+                    "requests": stats.requests,
+                    "accepted": stats.accepted,
+                    "connections": stats.connections_opened,
+                })
+            );
+        } else {
+            outln!(
+                "herald mock: stopped after {} requests ({} accepted) on {} connections",
+                stats.requests,
+                stats.accepted,
+                stats.connections_opened
+            );
+        }
     }
     drop(out);
     Ok(())
 }
 
+/// Says, once, that stdout is gone and the mock serves on without printing.
+fn stdout_gone() {
+    errln!("herald mock: stdout is closed: serving on without printing, until Ctrl-C or SIGTERM");
+}
+
 /// Registers keys, certificates and tokens; picks the push command. Prints nothing.
-fn set_up(mock: &MockApns, args: &MockOptions, out: &Path) -> Result<Setup, String> {
+fn set_up(mock: &MockApns, args: &MockOptions, out: &Path, url: &str) -> Result<Setup, String> {
     let mut keys = Vec::new();
     // Private keys the printed command can sign with: (key id, team id, path).
     let mut signing: Vec<(String, String, PathBuf)> = Vec::new();
@@ -469,7 +637,14 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path) -> Result<Setup, Stri
         certificates.push(json!({ "bundle_id": bundle, "pem": pem, "p12": p12 }));
     }
 
-    let mut tokens = args.tokens.clone();
+    // Each token once (check_consistent refused a token given for two bundle ids).
+    let mut seen = HashSet::new();
+    let mut tokens: Vec<TokenSpec> = args
+        .tokens
+        .iter()
+        .filter(|t| seen.insert(t.token.clone()))
+        .cloned()
+        .collect();
     if tokens.is_empty() {
         let bytes: [u8; 32] = rand::random();
         tokens.push(TokenSpec {
@@ -481,9 +656,11 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path) -> Result<Setup, Stri
         mock.register_device(&t.token, t.bundle_id.as_deref().unwrap_or("*"));
     }
     let started = SystemTime::now();
+    let mut seen = HashSet::new();
     let unregistered: Vec<(String, SystemTime)> = args
         .unregistered
         .iter()
+        .filter(|u| seen.insert(u.token.clone()))
         .map(|u| (u.token.clone(), u.at.unwrap_or(started)))
         .collect();
     for (token, at) in &unregistered {
@@ -496,7 +673,7 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path) -> Result<Setup, Stri
     let mut push_args: Vec<String> = vec![
         "push".into(),
         "--url".into(),
-        mock.url(),
+        url.to_owned(),
         "--ca".into(),
         ca.display().to_string(),
     ];
@@ -556,9 +733,19 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path) -> Result<Setup, Stri
 }
 
 /// The program name as invoked, so the printed command runs as pasted (`cargo run` gives a
-/// full path; an installed `herald` gives `herald`).
+/// full path; an installed `herald` gives `herald`). A relative path (`./herald`) is made
+/// absolute, so that the command works from any directory.
 fn program() -> String {
-    std::env::args().next().unwrap_or_else(|| "herald".into())
+    let Some(arg0) = std::env::args_os().next() else {
+        return "herald".into();
+    };
+    let path = PathBuf::from(&arg0);
+    let path = if path.is_relative() && path.components().count() > 1 {
+        std::path::absolute(&path).unwrap_or(path)
+    } else {
+        path
+    };
+    path.to_string_lossy().into_owned()
 }
 
 fn push_command(args: &[String]) -> String {
@@ -569,19 +756,19 @@ fn push_command(args: &[String]) -> String {
         .join(" ")
 }
 
-fn startup_json(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) -> Value {
+fn startup_json(mock: &MockApns, url: &str, out: &OutDir, ca: &Path, setup: &Setup) -> Value {
     let (key_id, team_id, key_path) = match &setup.push_key {
         Some((k, t, p)) => (json!(k), json!(t), json!(p)),
         None => (Value::Null, Value::Null, Value::Null),
     };
     json!({
         "event": "listening",
-        "url": mock.url(),
+        "url": url,
         "address": mock.addr().to_string(),
         "port": mock.port(),
         "ca": ca,
         "out_dir": out.path(),
-        "out_dir_removed_on_exit": matches!(out, OutDir::Temporary(_)),
+        "out_dir_removed_on_exit": out.is_temporary(),
         "key_id": key_id,
         "team_id": team_id,
         "key_path": key_path,
@@ -598,16 +785,32 @@ fn startup_json(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) -> Valu
     })
 }
 
-fn print_startup(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) {
-    println!("herald mock: listening on {}", mock.url());
-    println!("herald mock: CA certificate {}", ca.display());
+/// The start-up text, one fact a line (printed in one write).
+fn startup_text(mock: &MockApns, url: &str, out: &OutDir, ca: &Path, setup: &Setup) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            let _ = writeln!(text, $($arg)*);
+        }};
+    }
+    if mock.addr().ip().is_unspecified() {
+        say!(
+            "herald mock: listening on {} (all interfaces); this machine reaches it at {url}",
+            mock.addr()
+        );
+    } else {
+        say!("herald mock: listening on {url}");
+    }
+    say!("herald mock: CA certificate {}", ca.display());
     for k in &setup.keys {
         let how = if k["generated"] == json!(true) {
             "written to"
         } else {
             "from"
         };
-        println!(
+        say!(
             "herald mock: key {} (team {}) {how} {}",
             k["key_id"].as_str().unwrap_or_default(),
             k["team_id"].as_str().unwrap_or_default(),
@@ -615,7 +818,7 @@ fn print_startup(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) {
         );
     }
     for c in &setup.certificates {
-        println!(
+        say!(
             "herald mock: push certificate for {} written to {} and {}",
             c["bundle_id"].as_str().unwrap_or_default(),
             c["pem"].as_str().unwrap_or_default(),
@@ -623,7 +826,7 @@ fn print_startup(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) {
         );
     }
     for t in &setup.tokens {
-        println!(
+        say!(
             "herald mock: device token {} ({})",
             t.token,
             t.bundle_id
@@ -632,25 +835,26 @@ fn print_startup(mock: &MockApns, out: &OutDir, ca: &Path, setup: &Setup) {
         );
     }
     for (t, at) in &setup.unregistered {
-        println!(
+        say!(
             "herald mock: device token {t} answers 410 Unregistered since {}",
             crate::time::format_millis(*at)
         );
     }
-    if let OutDir::Temporary(_) = out {
-        println!(
+    if out.is_temporary() {
+        say!(
             "herald mock: {} is removed when the mock stops",
             out.path().display()
         );
     }
     match &setup.push_args {
-        Some(args) => println!("herald mock: send a push with\n  {}", push_command(args)),
-        None => println!(
+        Some(args) => say!("herald mock: send a push with\n  {}", push_command(args)),
+        None => say!(
             "herald mock: no private key or matching push certificate to send with: \
              add --generate-key KEY_ID:TEAM_ID or --push-cert BUNDLE_ID"
         ),
     }
-    println!("herald mock: ready (Ctrl-C to stop)");
+    text.push_str("herald mock: ready (Ctrl-C to stop)");
+    text
 }
 
 fn describe(rec: &RecordedRequest, json: bool) -> String {
@@ -720,6 +924,30 @@ mod tests {
         assert!(parse_unregistered("abcd").unwrap().at.is_none());
         assert!(parse_unregistered("abcd@yesterday").is_err());
         assert!(parse_unregistered("zz@1").is_err());
+    }
+
+    #[test]
+    fn an_unspecified_bind_address_is_reached_on_loopback() {
+        let url = |a: &str| reach_url(a.parse().unwrap());
+        assert_eq!(url("0.0.0.0:8443"), "https://127.0.0.1:8443");
+        assert_eq!(url("[::]:8443"), "https://[::1]:8443");
+        assert_eq!(url("127.0.0.2:8443"), "https://127.0.0.2:8443");
+    }
+
+    #[test]
+    fn server_names_are_dns_names_or_addresses() {
+        assert!(parse_server_name("mock.local").is_ok());
+        assert!(parse_server_name("192.168.1.5").is_ok());
+        assert!(parse_server_name("fe80::1").is_ok());
+        assert!(parse_server_name("").is_err());
+        assert!(parse_server_name("a b").is_err());
+        assert!(parse_server_name("a..b").is_err());
+    }
+
+    #[test]
+    fn negative_latency_says_negative() {
+        assert!(parse_latency("-5").unwrap_err().contains("negative"));
+        assert!(parse_latency("5-1").unwrap_err().contains("minimum"));
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub(crate) struct PushArgs {
     /// The push type.
     #[arg(long, value_enum, default_value_t = Kind::Alert)]
     push_type: Kind,
-    /// Alert text (the body).
+    /// Alert text (the body). Default, for --push-type alert with neither --alert nor
+    /// --title: "Hello from herald".
     #[arg(long)]
     alert: Option<String>,
     /// Alert title.
@@ -56,10 +57,10 @@ pub(crate) struct PushArgs {
     #[arg(long, conflicts_with_all = ["alert", "title", "badge", "sound"])]
     payload: Option<String>,
     /// Priority: 10, 5 or 1.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     priority: Option<u8>,
     /// Expiration: seconds from now (0: deliver once, do not store).
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = parse_expire_in)]
     expire_in: Option<u64>,
     /// Collapse id.
     #[arg(long)]
@@ -68,8 +69,8 @@ pub(crate) struct PushArgs {
     #[arg(long)]
     apns_id: Option<String>,
     /// Give up after this many seconds: bounds the whole command (connecting, sending, retries).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, allow_negative_numbers = true,
+          value_parser = parse_timeout)]
     timeout: u64,
 }
 
@@ -106,10 +107,17 @@ impl Kind {
     }
 }
 
-/// The badge is an unsigned count; clap's own parser would call `-1` an unknown option.
+/// True for `-N` (digits, at least one): a negative whole number.
+fn is_negative_integer(s: &str) -> bool {
+    s.strip_prefix('-')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The badge is an unsigned count; clap's own parser would call `-1` an unknown option (the
+/// option takes negative numbers, so that they reach this message).
 fn parse_badge(s: &str) -> Result<u32, String> {
     let s = s.trim();
-    if s.starts_with('-') && s[1..].bytes().all(|b| b.is_ascii_digit()) && s.len() > 1 {
+    if is_negative_integer(s) {
         return Err(format!(
             "the badge is a count: {s} is negative (use 0 to clear the badge)"
         ));
@@ -122,18 +130,55 @@ fn parse_badge(s: &str) -> Result<u32, String> {
     })
 }
 
+/// Seconds from now; negative numbers reach this message, as for `--badge`.
+fn parse_expire_in(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if is_negative_integer(s) {
+        return Err(format!(
+            "seconds from now: {s} is negative (use 0 to deliver once, without storing)"
+        ));
+    }
+    s.parse::<u64>()
+        .map_err(|_| "a whole number of seconds from now (0: deliver once, do not store)".into())
+}
+
+/// The whole command's time limit, 1 to 3600 seconds; negative numbers reach this message.
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if is_negative_integer(s) {
+        return Err(format!(
+            "{s} is negative: give a whole number of seconds from 1 to 3600"
+        ));
+    }
+    match s.parse::<u64>() {
+        Ok(n) if (1..=3600).contains(&n) => Ok(n),
+        _ => Err("a whole number of seconds from 1 to 3600".into()),
+    }
+}
+
+/// The first character of a device token that is not a hex digit (the library would only say
+/// that the token is not an even number of hex digits).
+fn non_hex_character(token: &str) -> Option<char> {
+    token.trim().chars().find(|c| !c.is_ascii_hexdigit())
+}
+
 /// Runs `herald push`; returns the exit code.
 pub(crate) async fn run(args: PushArgs) -> u8 {
     match run_inner(args).await {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("herald push: {message}");
+            errln!("herald push: {message}");
             exit::USAGE
         }
     }
 }
 
 async fn run_inner(args: PushArgs) -> Result<u8, String> {
+    if let Some(bad) = non_hex_character(&args.device) {
+        return Err(format!(
+            "--device: a device token is hex digits (0-9, a-f); {bad:?} is not one"
+        ));
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     let endpoint = args.apns.endpoint(args.port_2197)?;
     let host = endpoint.host().to_owned();
@@ -156,7 +201,7 @@ async fn run_inner(args: PushArgs) -> Result<u8, String> {
     {
         let days = left.as_secs() / 86_400;
         if days < 30 {
-            eprintln!("warning: the push certificate expires in {days} days");
+            errln!("warning: the push certificate expires in {days} days");
         }
     }
     let client = builder.build().map_err(|e| e.to_string())?;
@@ -217,64 +262,166 @@ async fn run_inner(args: PushArgs) -> Result<u8, String> {
     }
     let push = push.build().map_err(|e| e.to_string())?;
 
-    let ca_given = args.apns.ca.is_some();
-    let custom = args.apns.url.is_some();
+    let to = Target {
+        host,
+        custom: args.apns.url.is_some(),
+        ca_given: args.apns.ca.is_some(),
+    };
     let Ok(outcome) = tokio::time::timeout_at(deadline, client.send(push.clone())).await else {
         // The deadline cut the attempt short. Whether anything was sent follows from whether a
         // connection was ever made. (No graceful shutdown: it would outlive the deadline.)
         return Ok(if counters.snapshot().connections == 0 {
-            println!(
-                "failed: could not connect to {host} within {}s: nothing was sent.",
+            outln!(
+                "failed: could not connect to {} within {}s: nothing was sent.",
+                to.host,
                 args.timeout
             );
-            println!("Check the network, the proxy and the endpoint (--url).");
+            outln!("Check the network, the proxy and the endpoint (--url).");
             exit::NOT_SENT
         } else {
-            println!(
+            outln!(
                 "failed: no answer within {}s (apns-id {}).",
                 args.timeout,
                 push.apns_id()
             );
-            println!("APNs may or may not have received the push.");
+            outln!("APNs may or may not have received the push.");
             exit::NO_ANSWER
         });
     };
     let _ = tokio::time::timeout_at(deadline, client.shutdown()).await;
-    Ok(report(&push, &outcome, custom, ca_given))
+    Ok(report(&push, &outcome, &to))
 }
 
-/// True when a connect error is the server's certificate not being trusted.
-fn untrusted_certificate(e: &herald::apns::Error) -> bool {
+/// Why the server's certificate was refused, when it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CertificateProblem {
+    /// Not signed by a CA we trust (rustls' `UnknownIssuer`, `BadSignature`).
+    Untrusted,
+    /// Signed by a trusted CA, but for other names than the host we connected to
+    /// (`NotValidForName`).
+    WrongName,
+    /// Expired or not valid yet (`Expired`, `NotValidYet`).
+    NotValidNow,
+    /// Any other reason (revoked, bad encoding, wrong purpose, ...).
+    Other,
+}
+
+fn classify(e: &rustls::Error) -> Option<CertificateProblem> {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(c) = e else {
+        return None;
+    };
+    Some(match c {
+        C::UnknownIssuer | C::BadSignature => CertificateProblem::Untrusted,
+        C::NotValidForName | C::NotValidForNameContext { .. } => CertificateProblem::WrongName,
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            CertificateProblem::NotValidNow
+        }
+        _ => CertificateProblem::Other,
+    })
+}
+
+/// Why a connect error's TLS handshake refused the server's certificate, if that is what
+/// happened: the rustls error in the error's sources (tokio-rustls hands it over inside an
+/// `io::Error`), else the words rustls prints.
+fn certificate_problem(e: &herald::apns::Error) -> Option<CertificateProblem> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return classify(r);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return classify(r);
+        }
+        next = err.source();
+    }
     let text = e.to_string();
-    [
-        "UnknownIssuer",
-        "invalid peer certificate",
-        "certificate verify",
-        "BadSignature",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if has(&["not valid for name", "NotValidForName"]) {
+        Some(CertificateProblem::WrongName)
+    } else if has(&["UnknownIssuer", "BadSignature", "certificate verify"]) {
+        Some(CertificateProblem::Untrusted)
+    } else if has(&[
+        "certificate expired",
+        "certificate not valid yet",
+        "Expired",
+    ]) {
+        Some(CertificateProblem::NotValidNow)
+    } else if has(&["invalid peer certificate"]) {
+        Some(CertificateProblem::Other)
+    } else {
+        None
+    }
 }
 
-fn report(push: &Push, outcome: &PushOutcome, custom: bool, ca_given: bool) -> u8 {
+/// The hint for a refused server certificate: each reason its own.
+fn certificate_hint(problem: CertificateProblem, to: &Target) -> String {
+    let host = &to.host;
+    match problem {
+        CertificateProblem::Untrusted if to.custom && !to.ca_given => {
+            "The server's certificate is not trusted, so nothing was sent. For `herald mock`, pass \
+             --ca with the CA file it printed (ca.pem in its out dir)."
+                .into()
+        }
+        CertificateProblem::Untrusted if to.custom => {
+            "The server's certificate is not signed by the CA given with --ca, so nothing was \
+             sent (is the file from an earlier run of `herald mock`?)."
+                .into()
+        }
+        CertificateProblem::Untrusted => "The server's certificate is not trusted, so nothing \
+             was sent (a TLS-intercepting proxy?)."
+            .into(),
+        CertificateProblem::WrongName if to.custom => format!(
+            "The server's certificate is not issued for {host}, the host in --url, so nothing \
+             was sent. `herald mock`'s certificate names localhost, 127.0.0.1 and ::1 (and \
+             --server-name): use the --url it printed, or one of those names."
+        ),
+        CertificateProblem::WrongName => format!(
+            "The server's certificate is not issued for {host}, so nothing was sent (a \
+             TLS-intercepting proxy, or a DNS entry pointing elsewhere?)."
+        ),
+        CertificateProblem::NotValidNow => "The server's certificate has expired or is not \
+             valid yet, so nothing was sent: check this machine's clock."
+            .into(),
+        CertificateProblem::Other => {
+            "The server's certificate was refused (see above), so nothing was sent.".into()
+        }
+    }
+}
+
+/// Where the push went, for the hints.
+struct Target {
+    /// The host connected to.
+    host: String,
+    /// `--url` was given (another server, such as `herald mock`).
+    custom: bool,
+    /// `--ca` was given.
+    ca_given: bool,
+}
+
+fn report(push: &Push, outcome: &PushOutcome, to: &Target) -> u8 {
     match outcome {
         PushOutcome::Accepted(a) => {
-            println!("accepted: apns-id {}", a.apns_id);
+            outln!("accepted: apns-id {}", a.apns_id);
             if let Some(u) = &a.apns_unique_id {
-                println!("apns-unique-id {u} (look it up in Apple's delivery log)");
+                outln!("apns-unique-id {u} (look it up in Apple's delivery log)");
             }
             exit::OK
         }
         PushOutcome::Rejected(r) => {
-            println!(
+            outln!(
                 "rejected: {} {} (apns-id {})",
                 r.status,
                 r.reason,
                 push.apns_id()
             );
-            println!("{}", r.reason.explain());
+            outln!("{}", r.reason.explain());
             if let Some(t) = r.timestamp {
-                println!(
+                outln!(
                     "APNs has known the token to be invalid since {}.",
                     crate::time::format_millis(t)
                 );
@@ -283,43 +430,25 @@ fn report(push: &Push, outcome: &PushOutcome, custom: bool, ca_given: bool) -> u
         }
         PushOutcome::Failed(f) => {
             let e = &f.error;
-            println!("failed: {e}");
+            outln!("failed: {e}");
             if e.is_connect() {
-                let untrusted = untrusted_certificate(e);
-                if untrusted {
-                    if custom && !ca_given {
-                        println!(
-                            "The server's certificate is not trusted, so nothing was sent. For \
-                             `herald mock`, pass --ca with the CA file it printed (ca.pem in its \
-                             out dir)."
-                        );
-                    } else if custom {
-                        println!(
-                            "The server's certificate is not signed by the CA given with --ca, \
-                             so nothing was sent (is the file from an earlier run of `herald \
-                             mock`?)."
-                        );
-                    } else {
-                        println!(
-                            "The server's certificate is not trusted, so nothing was sent (a \
-                             TLS-intercepting proxy?)."
+                match certificate_problem(e) {
+                    Some(problem) => {
+                        outln!("{}", certificate_hint(problem, to));
+                    }
+                    None => {
+                        outln!(
+                            "Could not reach the server: nothing was sent. Check the network, \
+                             the proxy and the endpoint."
                         );
                     }
                 }
-                if !untrusted {
-                    println!(
-                        "Could not reach the server: nothing was sent. Check the network, the \
-                         proxy and the endpoint."
-                    );
-                }
                 exit::NOT_SENT
             } else if e.is_timeout() || e.is_connection_lost() {
-                println!("No answer: APNs may or may not have received the push.");
+                outln!("No answer: APNs may or may not have received the push.");
                 exit::NO_ANSWER
             } else if e.is_retries_exhausted() {
-                println!(
-                    "APNs did not take the push (it kept answering 429/5xx): try again later."
-                );
+                outln!("APNs did not take the push (it kept answering 429/5xx): try again later.");
                 exit::NO_ANSWER
             } else if matches!(
                 e.kind(),
@@ -341,8 +470,46 @@ fn report(push: &Push, outcome: &PushOutcome, custom: bool, ca_given: bool) -> u
             }
         }
         other => {
-            println!("unexpected outcome: {other:?}");
+            outln!("unexpected outcome: {other:?}");
             exit::NO_ANSWER
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_numbers_say_negative() {
+        assert!(parse_badge("-1").unwrap_err().contains("negative"));
+        assert!(parse_expire_in("-5").unwrap_err().contains("negative"));
+        assert!(parse_timeout("-5").unwrap_err().contains("negative"));
+        assert_eq!(parse_expire_in("0"), Ok(0));
+        assert_eq!(parse_timeout("30"), Ok(30));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("3601").is_err());
+    }
+
+    #[test]
+    fn the_first_non_hex_character_is_named() {
+        assert_eq!(non_hex_character("abzz"), Some('z'));
+        assert_eq!(non_hex_character(" ABcd "), None);
+        assert_eq!(non_hex_character("abc"), None); // odd length: the library says so
+    }
+
+    #[test]
+    fn certificate_errors_are_told_apart() {
+        use rustls::CertificateError as C;
+        let class = |c: C| classify(&rustls::Error::InvalidCertificate(c));
+        assert_eq!(class(C::UnknownIssuer), Some(CertificateProblem::Untrusted));
+        assert_eq!(class(C::BadSignature), Some(CertificateProblem::Untrusted));
+        assert_eq!(
+            class(C::NotValidForName),
+            Some(CertificateProblem::WrongName)
+        );
+        assert_eq!(class(C::Expired), Some(CertificateProblem::NotValidNow));
+        assert_eq!(class(C::Revoked), Some(CertificateProblem::Other));
+        assert_eq!(classify(&rustls::Error::HandshakeNotComplete), None);
     }
 }

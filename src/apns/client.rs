@@ -862,7 +862,11 @@ impl ApnsClient {
                         }
                         let e = Error::new(
                             ErrorKind::RetriesExhausted,
-                            format!("APNs answered {status} {reason} {} times", retries + 1),
+                            format!(
+                                "APNs did not take the push in {} attempts; the last answer was \
+                                 {status} {reason}",
+                                retries + 1
+                            ),
                         )
                         .with_apns(status, reason);
                         if let Some((m, push)) = metrics {

@@ -58,18 +58,158 @@ pub enum RetryCause<'a> {
 /// ```
 pub trait Metrics: Send + Sync + 'static {
     /// A push entered the client.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "mock"))] fn main() {}
+    /// # #[cfg(feature = "mock")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::sync::Arc;
+    ///
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// let counters = Arc::new(Counters::default());
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    ///     .retry(RetryPolicy::none())
+    ///     .metrics(counters.clone())
+    ///     .build()?;
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// client.send(push).await;
+    /// assert_eq!(counters.snapshot().sent, 1);
+    /// # Ok(()) }
+    /// ```
     fn sent(&self, _push: &Push) {}
     /// APNs accepted it; `latency` is from `send` to the answer, retries included.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "mock"))] fn main() {}
+    /// # #[cfg(feature = "mock")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::sync::Arc;
+    ///
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// let counters = Arc::new(Counters::default());
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    ///     .retry(RetryPolicy::none())
+    ///     .metrics(counters.clone())
+    ///     .build()?;
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// assert!(client.send(push).await.is_accepted());
+    /// let s = counters.snapshot();
+    /// assert_eq!((s.sent, s.accepted, s.rejected), (1, 1, 0));
+    /// # Ok(()) }
+    /// ```
     fn accepted(&self, _push: &Push, _latency: Duration) {}
     /// APNs rejected it (final).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "mock"))] fn main() {}
+    /// # #[cfg(feature = "mock")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::apns::Reason;
+    /// use herald::mock::{Fault, MockApns};
+    /// use std::sync::Arc;
+    ///
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// let counters = Arc::new(Counters::default());
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    ///     .retry(RetryPolicy::none())
+    ///     .metrics(counters.clone())
+    ///     .build()?;
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// mock.script(Fault::reject(400, "BadTopic"));
+    /// assert!(!client.send(push).await.is_accepted());
+    /// let s = counters.snapshot();
+    /// assert_eq!((s.sent, s.accepted, s.rejected), (1, 0, 1));
+    /// assert_eq!(s.rejected_by_reason, [(Reason::BadTopic, 1)]);
+    /// # Ok(()) }
+    /// ```
     fn rejected(&self, _push: &Push, _status: u16, _reason: &Reason) {}
     /// It is being retried.
+    ///
+    /// ```
+    /// use herald::apns::{Counters, Metrics, Payload, Push, RetryCause};
+    /// let push = Push::builder("a1b2c3d4", "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// let counters = Counters::default();
+    /// // What the client calls when the provider token expired and it sends the push again.
+    /// counters.retried(&push, RetryCause::TokenExpired);
+    /// assert_eq!(counters.snapshot().retried, 1);
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
     fn retried(&self, _push: &Push, _cause: RetryCause<'_>) {}
     /// It failed locally (final).
+    ///
+    /// ```
+    /// use herald::apns::{Counters, Error, ErrorKind, Metrics, Payload, Push};
+    /// let push = Push::builder("a1b2c3d4", "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// let counters = Counters::default();
+    /// // What the client calls when a push got no answer in time.
+    /// counters.failed(&push, &Error::new(ErrorKind::Timeout, "no answer"));
+    /// let s = counters.snapshot();
+    /// assert_eq!((s.failed, s.rejected), (1, 0));
+    /// # Ok::<(), herald::apns::Error>(())
+    /// ```
     fn failed(&self, _push: &Push, _error: &Error) {}
     /// A connection to APNs was established.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "mock"))] fn main() {}
+    /// # #[cfg(feature = "mock")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::sync::Arc;
+    ///
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// let counters = Arc::new(Counters::default());
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    ///     .retry(RetryPolicy::none())
+    ///     .metrics(counters.clone())
+    ///     .build()?;
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// assert_eq!(counters.snapshot().connections, 0); // connections open on first use
+    /// client.send(push).await;
+    /// assert_eq!(counters.snapshot().connections, 1);
+    /// # Ok(()) }
+    /// ```
     fn connection_opened(&self) {}
     /// A PING was sent on an idle connection.
+    ///
+    /// ```
+    /// use herald::apns::{Counters, Metrics};
+    /// let counters = Counters::default();
+    /// // What the client calls each time it pings an idle connection.
+    /// counters.ping_sent();
+    /// counters.ping_sent();
+    /// assert_eq!(counters.snapshot().pings, 2);
+    /// ```
     fn ping_sent(&self) {}
 }
 

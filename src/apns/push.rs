@@ -37,8 +37,33 @@ use super::error::{Error, ErrorKind};
 use super::payload::Payload;
 
 /// The payload limit for most push types, in bytes.
+///
+/// ```
+/// use herald::apns::{PAYLOAD_LIMIT, Push};
+/// assert_eq!(PAYLOAD_LIMIT, 4096);
+/// // A raw JSON payload of exactly `n` bytes.
+/// let json = |n: usize| format!(r#"{{"aps":{{}},"p":"{}"}}"#, "x".repeat(n - 17));
+/// let push = |n| Push::builder("00ff", "com.example.app").raw_payload(json(n)).build();
+/// assert!(push(PAYLOAD_LIMIT).is_ok());
+/// let too_large = push(PAYLOAD_LIMIT + 1).unwrap_err().payload_too_large().unwrap();
+/// assert_eq!((too_large.limit, too_large.over_by), (PAYLOAD_LIMIT, 1));
+/// ```
 pub const PAYLOAD_LIMIT: usize = 4096;
 /// The payload limit for VoIP pushes and broadcasts, in bytes.
+///
+/// ```
+/// use herald::apns::{PAYLOAD_LIMIT, Push, PushType, VOIP_PAYLOAD_LIMIT};
+/// assert_eq!(VOIP_PAYLOAD_LIMIT, 5120);
+/// // A raw JSON payload of exactly `n` bytes.
+/// let json = |n: usize| format!(r#"{{"aps":{{}},"p":"{}"}}"#, "x".repeat(n - 17));
+/// let push = |t, n| Push::builder("00ff", "com.example.app").push_type(t).raw_payload(json(n)).build();
+/// assert!(push(PushType::Voip, VOIP_PAYLOAD_LIMIT).is_ok());
+/// let too_large = push(PushType::Voip, VOIP_PAYLOAD_LIMIT + 1).unwrap_err().payload_too_large().unwrap();
+/// assert_eq!(too_large.limit, VOIP_PAYLOAD_LIMIT);
+/// // The same size is too large for an alert.
+/// let too_large = push(PushType::Alert, VOIP_PAYLOAD_LIMIT).unwrap_err().payload_too_large().unwrap();
+/// assert_eq!(too_large.limit, PAYLOAD_LIMIT);
+/// ```
 pub const VOIP_PAYLOAD_LIMIT: usize = 5120;
 
 /// `apns-push-type`, with its topic suffix and priority rules.

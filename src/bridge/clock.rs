@@ -19,6 +19,29 @@ use parking_lot::Mutex;
 /// ```
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
+    ///
+    /// ```
+    /// use herald::bridge::{Clock, Device, DeviceRegistry, Environment, MemoryStore, RegistryStore};
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    ///
+    /// /// A clock that always reads the same time (a test fixture, say).
+    /// struct Frozen(SystemTime);
+    /// impl Clock for Frozen {
+    ///     fn now(&self) -> SystemTime {
+    ///         self.0
+    ///     }
+    /// }
+    ///
+    /// let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// assert_eq!(Frozen(at).now(), at);
+    /// // The registry reads its time from the clock: the token's claim is stamped with it.
+    /// let store = Arc::new(MemoryStore::new());
+    /// let registry = DeviceRegistry::builder(store.clone()).clock(Frozen(at)).build();
+    /// registry.register(Device::new("alice", "aa01", "com.example.app", Environment::Sandbox))?;
+    /// assert_eq!(store.read_claim("aa01")?.unwrap().value.claimed_at, at);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn now(&self) -> SystemTime;
 }
 

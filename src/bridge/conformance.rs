@@ -95,6 +95,38 @@ pub fn check_store_with<S: RegistryStore>(make: impl Fn() -> S, scale: Scale) {
 
 /// Conditional writes: create only when absent, update and delete only at the current
 /// revision; a conflict changes nothing.
+///
+/// ```
+/// use herald::bridge::{Cas, Claim, Expect, MemoryStore, RegistryStore, StoreError, SubjectRecord,
+///     Versioned, conformance};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+///
+/// conformance::compare_and_set(&MemoryStore::new()); // passes on a fresh store
+///
+/// /// A broken store: a subject write wins whatever the writer expected (last write wins).
+/// struct LastWriteWins(MemoryStore);
+/// impl RegistryStore for LastWriteWins {
+///     fn read_subject(&self, s: &str) -> Result<Option<Versioned<SubjectRecord>>, StoreError> {
+///         self.0.read_subject(s)
+///     }
+///     fn write_subject(&self, s: &str, _: Expect, r: Option<&SubjectRecord>) -> Result<Cas, StoreError> {
+///         let now = self.0.read_subject(s)?.map_or(Expect::Absent, |v| Expect::At(v.revision));
+///         self.0.write_subject(s, now, r)
+///     }
+///     fn read_claim(&self, t: &str) -> Result<Option<Versioned<Claim>>, StoreError> {
+///         self.0.read_claim(t)
+///     }
+///     fn write_claim(&self, t: &str, e: Expect, c: Option<&Claim>) -> Result<Cas, StoreError> {
+///         self.0.write_claim(t, e, c)
+///     }
+///     fn subjects(&self) -> Result<Vec<String>, StoreError> {
+///         self.0.subjects()
+///     }
+/// }
+/// let broken = LastWriteWins(MemoryStore::new());
+/// let panic = catch_unwind(AssertUnwindSafe(|| conformance::compare_and_set(&broken))).unwrap_err();
+/// assert_eq!(panic.downcast_ref::<&str>(), Some(&"create on an existing key must conflict"));
+/// ```
 pub fn compare_and_set(store: &dyn RegistryStore) {
     let record = SubjectRecord::default();
     let mut one = SubjectRecord::default();
@@ -184,6 +216,17 @@ pub fn compare_and_set(store: &dyn RegistryStore) {
 }
 
 /// Every write of a key, deletes and re-creates included, gives a greater revision.
+///
+/// ```
+/// use herald::bridge::{FaultyStore, MemoryStore, conformance};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+///
+/// conformance::revisions_increase(&MemoryStore::new());
+/// // A store that cannot be reached fails the check.
+/// let down = FaultyStore::default();
+/// down.set_down(true);
+/// assert!(catch_unwind(AssertUnwindSafe(|| conformance::revisions_increase(&down))).is_err());
+/// ```
 pub fn revisions_increase(store: &dyn RegistryStore) {
     let record = SubjectRecord::default();
     let mut last = None;
@@ -214,6 +257,17 @@ pub fn revisions_increase(store: &dyn RegistryStore) {
 }
 
 /// Devices, quarantine and markers come back as written (times at millisecond precision).
+///
+/// ```
+/// use herald::bridge::{FaultyStore, MemoryStore, conformance};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+///
+/// conformance::records_round_trip(&MemoryStore::new());
+/// // A store that cannot be reached fails the check.
+/// let down = FaultyStore::default();
+/// down.set_down(true);
+/// assert!(catch_unwind(AssertUnwindSafe(|| conformance::records_round_trip(&down))).is_err());
+/// ```
 pub fn records_round_trip(store: &dyn RegistryStore) {
     let mut record = SubjectRecord::default();
     let mut a = dev("alice", "aa01");
@@ -254,6 +308,17 @@ pub fn records_round_trip(store: &dyn RegistryStore) {
 
 /// The registry's rules over this store: ownership, replace in one step, the 410 timestamp
 /// rule.
+///
+/// ```
+/// use herald::bridge::{FaultyStore, MemoryStore, conformance};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+///
+/// conformance::registry_rules(MemoryStore::new());
+/// // A store that cannot be reached fails the check.
+/// let down = FaultyStore::default();
+/// down.set_down(true);
+/// assert!(catch_unwind(AssertUnwindSafe(|| conformance::registry_rules(down))).is_err());
+/// ```
 pub fn registry_rules<S: RegistryStore>(store: S) {
     let r = DeviceRegistry::with_store(store);
     r.register(dev("alice", "aa01")).unwrap();
@@ -291,6 +356,17 @@ pub fn registry_rules<S: RegistryStore>(store: S) {
 
 /// Quarantine keeps the token, counts rejections, ignores a rejection older than the latest
 /// registration; a registration or a release ends it; only a confirmed quarantine deletes.
+///
+/// ```
+/// use herald::bridge::{FaultyStore, MemoryStore, conformance};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+///
+/// conformance::quarantine_rules(MemoryStore::new());
+/// // A store that cannot be reached fails the check.
+/// let down = FaultyStore::default();
+/// down.set_down(true);
+/// assert!(catch_unwind(AssertUnwindSafe(|| conformance::quarantine_rules(down))).is_err());
+/// ```
 pub fn quarantine_rules<S: RegistryStore>(store: S) {
     let r = DeviceRegistry::with_store(store);
     r.register(dev("alice", "aa01")).unwrap();
@@ -348,6 +424,17 @@ pub fn quarantine_rules<S: RegistryStore>(store: S) {
 /// The ownership protocol's crash cases: a claim left by a writer that died blocks other
 /// subjects only for the claim timeout; the takeover fences the dead writer's record so a late
 /// write of it conflicts.
+///
+/// ```
+/// use herald::bridge::{FaultyStore, MemoryStore, conformance};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+///
+/// conformance::abandoned_claims(MemoryStore::new()); // moves time with a manual clock: no sleep
+/// // A store that cannot be reached fails the check.
+/// let down = FaultyStore::default();
+/// down.set_down(true);
+/// assert!(catch_unwind(AssertUnwindSafe(|| conformance::abandoned_claims(down))).is_err());
+/// ```
 pub fn abandoned_claims<S: RegistryStore>(store: S) {
     let store = Arc::new(store);
     let clock = ManualClock::new();
@@ -397,6 +484,19 @@ pub fn abandoned_claims<S: RegistryStore>(store: S) {
 
 /// Many threads, through several registries sharing `store`, register distinct tokens for
 /// a few subjects (every write of a subject contended): none is lost.
+///
+/// ```
+/// use herald::bridge::conformance::{self, Scale};
+/// use herald::bridge::{DeviceRegistry, MemoryStore};
+/// use std::sync::Arc;
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let scale = Scale { threads: 4, per_thread: 10, registries: 2 };
+/// conformance::concurrent_registrations_lose_nothing(store.clone(), scale);
+/// // Every registration of every thread is in the store.
+/// assert_eq!(DeviceRegistry::with_store(store).len()?, 4 * 10);
+/// # Ok::<(), herald::bridge::RegistryError>(())
+/// ```
 pub fn concurrent_registrations_lose_nothing<S: RegistryStore>(store: Arc<S>, scale: Scale) {
     let registries: Vec<DeviceRegistry> = (0..scale.registries.max(1))
         .map(|_| DeviceRegistry::with_store(store.clone()))
@@ -424,6 +524,21 @@ pub fn concurrent_registrations_lose_nothing<S: RegistryStore>(store: Arc<S>, sc
 
 /// Threads of different subjects race to register the same tokens: each token ends with
 /// exactly one owner, the one whose registration succeeded; every other attempt was refused.
+///
+/// ```
+/// use herald::bridge::conformance::{self, Scale};
+/// use herald::bridge::{DeviceRegistry, MemoryStore};
+/// use std::sync::Arc;
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let scale = Scale { threads: 4, per_thread: 10, registries: 2 };
+/// conformance::contested_tokens_get_one_owner(store.clone(), scale);
+/// // Four rivals raced for the same ten tokens: ten devices, each with one owner.
+/// let registry = DeviceRegistry::with_store(store);
+/// assert_eq!(registry.len()?, 10);
+/// conformance::assert_consistent(&registry);
+/// # Ok::<(), herald::bridge::RegistryError>(())
+/// ```
 pub fn contested_tokens_get_one_owner<S: RegistryStore>(store: Arc<S>, scale: Scale) {
     let registries: Vec<DeviceRegistry> = (0..scale.registries.max(1))
         .map(|_| DeviceRegistry::with_store(store.clone()))
@@ -473,6 +588,19 @@ pub fn contested_tokens_get_one_owner<S: RegistryStore>(store: Arc<S>, scale: Sc
 
 /// Each thread walks its own chain of replacements (old → new) for one shared subject while
 /// others do the same: each chain ends with exactly its last token, nothing else survives.
+///
+/// ```
+/// use herald::bridge::conformance::{self, Scale};
+/// use herald::bridge::{DeviceRegistry, MemoryStore};
+/// use std::sync::Arc;
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let scale = Scale { threads: 4, per_thread: 10, registries: 2 };
+/// conformance::replacements_under_contention(store.clone(), scale);
+/// // One device per chain is left: the last token of each.
+/// assert_eq!(DeviceRegistry::with_store(store).devices("shared")?.len(), 4);
+/// # Ok::<(), herald::bridge::RegistryError>(())
+/// ```
 pub fn replacements_under_contention<S: RegistryStore>(store: Arc<S>, scale: Scale) {
     let registries: Vec<DeviceRegistry> = (0..scale.registries.max(1))
         .map(|_| DeviceRegistry::with_store(store.clone()))
@@ -508,6 +636,25 @@ pub fn replacements_under_contention<S: RegistryStore>(store: Arc<S>, scale: Sca
 
 /// The store's invariants, read through `registry`: every device is in its subject's record
 /// under its own token, claimed by that subject, and no token is in two records.
+///
+/// ```
+/// use herald::bridge::{Device, DeviceRegistry, Environment, Expect, MemoryStore, RegistryStore,
+///     SubjectRecord, conformance};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+/// use std::sync::Arc;
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let registry = DeviceRegistry::with_store(store.clone());
+/// registry.register(Device::new("alice", "aa01", "com.example.app", Environment::Sandbox))?;
+/// conformance::assert_consistent(&registry);
+///
+/// // A store written around the registry: bob's record holds alice's token.
+/// let mut bobs = SubjectRecord::default();
+/// bobs.devices.insert("aa01".into(), Device::new("bob", "aa01", "com.example.app", Environment::Sandbox));
+/// assert!(store.write_subject("bob", Expect::Absent, Some(&bobs))?.is_written());
+/// assert!(catch_unwind(AssertUnwindSafe(|| conformance::assert_consistent(&registry))).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn assert_consistent(registry: &DeviceRegistry) {
     let all = registry.all().expect("all");
     let mut seen: BTreeMap<String, String> = BTreeMap::new();

@@ -392,14 +392,47 @@ impl Notification for PushConfigRecovered {
 }
 
 /// Default [`LifecycleConfig::grace`]: 24 hours.
+///
+/// ```
+/// use herald::bridge::{DEFAULT_GRACE, LifecycleConfig};
+/// use std::time::Duration;
+/// assert_eq!(DEFAULT_GRACE, Duration::from_secs(24 * 3600));
+/// assert_eq!(LifecycleConfig::default().get_grace(), DEFAULT_GRACE);
+/// ```
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// Default [`LifecycleConfig::window`]: 5 minutes.
+///
+/// ```
+/// use herald::bridge::{DEFAULT_WINDOW, LifecycleConfig};
+/// use std::time::Duration;
+/// assert_eq!(DEFAULT_WINDOW, Duration::from_secs(5 * 60));
+/// assert_eq!(LifecycleConfig::default().get_window(), DEFAULT_WINDOW);
+/// ```
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 /// Default [`LifecycleConfig::cool_down`]: 1 minute.
+///
+/// ```
+/// use herald::bridge::{DEFAULT_COOL_DOWN, LifecycleConfig};
+/// use std::time::Duration;
+/// assert_eq!(DEFAULT_COOL_DOWN, Duration::from_secs(60));
+/// assert_eq!(LifecycleConfig::default().get_cool_down(), DEFAULT_COOL_DOWN);
+/// ```
 pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(60);
 /// Default [`LifecycleConfig::threshold`]: 80 %.
+///
+/// ```
+/// use herald::bridge::{DEFAULT_THRESHOLD, LifecycleConfig};
+/// assert_eq!(DEFAULT_THRESHOLD, 0.8);
+/// assert_eq!(LifecycleConfig::default().get_threshold(), DEFAULT_THRESHOLD);
+/// ```
 pub const DEFAULT_THRESHOLD: f64 = 0.8;
 /// Default [`LifecycleConfig::min_samples`]: 20 pushes.
+///
+/// ```
+/// use herald::bridge::{DEFAULT_MIN_SAMPLES, LifecycleConfig};
+/// assert_eq!(DEFAULT_MIN_SAMPLES, 20);
+/// assert_eq!(LifecycleConfig::default().get_min_samples(), DEFAULT_MIN_SAMPLES);
+/// ```
 pub const DEFAULT_MIN_SAMPLES: u64 = 20;
 
 /// The token lifecycle and circuit breaker settings of an [`ApnsSink`](crate::bridge::ApnsSink).

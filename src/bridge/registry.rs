@@ -290,8 +290,51 @@ impl From<StoreError> for RegistryError {
 const MAX_ATTEMPTS: u32 = 10_000;
 
 /// Default [`RegistryBuilder::claim_timeout`].
+///
+/// ```
+/// use herald::bridge::{Claim, Clock, DEFAULT_CLAIM_TIMEOUT, Device, DeviceRegistry, Environment,
+///     Expect, ManualClock, MemoryStore, RegistryStore};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_CLAIM_TIMEOUT, Duration::from_secs(30));
+/// let store = Arc::new(MemoryStore::new());
+/// let clock = ManualClock::new();
+/// let registry = DeviceRegistry::builder(store.clone()).clock(clock.clone()).build();
+/// // A writer for "ghost" claimed the token, then crashed before storing its device.
+/// let claim = Claim { subject: "ghost".into(), claimed_at: clock.now() };
+/// assert!(store.write_claim("aa01", Expect::Absent, Some(&claim))?.is_written());
+/// let alice = || Device::new("alice", "aa01", "com.example.app", Environment::Sandbox);
+/// assert!(registry.register(alice()).unwrap_err().is_not_owner());
+/// // Past the claim timeout, the abandoned claim is taken over.
+/// clock.advance(DEFAULT_CLAIM_TIMEOUT + Duration::from_secs(1));
+/// registry.register(alice())?;
+/// assert_eq!(registry.device("aa01")?.unwrap().subject, "alice");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`RegistryBuilder::marker_retention`].
+///
+/// ```
+/// use herald::bridge::{DEFAULT_MARKER_RETENTION, Device, DeviceRegistry, Environment, ManualClock,
+///     MemoryStore, RegistryStore};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_MARKER_RETENTION, Duration::from_secs(24 * 3600));
+/// let store = Arc::new(MemoryStore::new());
+/// let clock = ManualClock::new();
+/// let registry = DeviceRegistry::builder(store.clone()).clock(clock.clone()).build();
+/// let device = |token| Device::new("alice", token, "com.example.app", Environment::Sandbox);
+/// registry.register(device("aa01"))?;
+/// registry.replace("aa01", device("aa02"))?; // alice gives up aa01: a release marker is kept
+/// assert!(store.read_subject("alice")?.unwrap().value.released.contains_key("aa01"));
+/// // Past the retention, the next write of alice's record drops the marker.
+/// clock.advance(DEFAULT_MARKER_RETENTION + Duration::from_secs(1));
+/// registry.register(device("aa03"))?;
+/// assert!(store.read_subject("alice")?.unwrap().value.released.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_MARKER_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Configures a [`DeviceRegistry`]: the store, the clock, and the two durations of the
@@ -1138,6 +1181,11 @@ impl DeviceRegistry {
 
 /// How long [`DeviceRegistry::observe`] keeps retrying a lifecycle change the store refused
 /// (the store unreachable: a NATS server restarting, a disk full) before it gives up.
+///
+/// ```
+/// use herald::bridge::LIFECYCLE_RETRY_FOR;
+/// assert_eq!(LIFECYCLE_RETRY_FOR, std::time::Duration::from_secs(10 * 60));
+/// ```
 pub const LIFECYCLE_RETRY_FOR: Duration = Duration::from_secs(600);
 
 /// One lifecycle change, as the observers apply it.

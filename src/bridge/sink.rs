@@ -149,10 +149,65 @@ impl Notification for PushFailed {
 pub trait PushDispatch: Send + Sync + 'static {
     /// Hands `push` (for a device of `subject`, when it was resolved from one) on, and
     /// resolves to its outcome.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{Accepted, ApnsClient, Payload, Push, PushOutcome};
+    /// use herald::bridge::{ApnsSink, Device, DeviceRegistry, DispatchFuture, Environment, Message,
+    ///     PushDispatch};
+    /// use herald::{Notification, NotificationCenter};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// /// Keeps what it is handed, and accepts it (a stand-in for a real queue).
+    /// #[derive(Clone, Default)]
+    /// struct Queue(Arc<Mutex<Vec<(String, Option<String>)>>>);
+    /// impl PushDispatch for Queue {
+    ///     fn dispatch(&self, push: Push, subject: Option<&str>) -> DispatchFuture {
+    ///         let entry = (push.device_token().to_owned(), subject.map(str::to_owned));
+    ///         self.0.lock().unwrap().push(entry);
+    ///         Box::pin(async move { PushOutcome::Accepted(Accepted::new(push.apns_id())) })
+    ///     }
+    /// }
+    ///
+    /// #[derive(Debug, Clone)]
+    /// struct Shipped;
+    /// impl Notification for Shipped {}
+    ///
+    /// let token = "a1".repeat(32);
+    /// let registry = DeviceRegistry::in_memory();
+    /// registry.register(Device::new("alice", token.as_str(), "com.example.app", Environment::Production))?;
+    /// let queue = Queue::default();
+    /// let sink = ApnsSink::builder(ApnsClient::builder().build()?)
+    ///     .registry(registry)
+    ///     .environment(Environment::Production)
+    ///     .dispatch(queue.clone())
+    ///     .build();
+    /// let center = NotificationCenter::new();
+    /// let forwarding = center
+    ///     .observer::<Shipped>()
+    ///     .forward(sink.map(|_: &Shipped| Message::to_subject("alice", Payload::alert("Shipped"))));
+    /// center.post(Shipped);
+    /// forwarding.finish().await;
+    /// // The sink resolved alice's device and handed the push to the queue, not to APNs.
+    /// assert_eq!(*queue.0.lock().unwrap(), [(token, Some("alice".to_owned()))]);
+    /// assert_eq!(sink.metrics().accepted, 1); // the outcome the queue resolved to
+    /// # Ok(()) }
+    /// ```
     fn dispatch(&self, push: Push, subject: Option<&str>) -> DispatchFuture;
 }
 
 /// The future a [`PushDispatch`] returns.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use herald::apns::{Accepted, PushOutcome};
+/// use herald::bridge::DispatchFuture;
+///
+/// let future: DispatchFuture = Box::pin(async { PushOutcome::Accepted(Accepted::new("apns-id")) });
+/// assert!(future.await.is_accepted());
+/// # }
+/// ```
 pub type DispatchFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = PushOutcome> + Send + 'static>>;
 
@@ -336,6 +391,11 @@ impl IntoIterator for Message {
 
 /// How long an [`ApnsSink`] waits out a device registry it cannot read (retrying with
 /// backoff) before it gives a subject's message up, counted in [`SinkMetrics::unresolved`].
+///
+/// ```
+/// use herald::bridge::REGISTRY_READ_PATIENCE;
+/// assert_eq!(REGISTRY_READ_PATIENCE, std::time::Duration::from_secs(60));
+/// ```
 pub const REGISTRY_READ_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The bridge's counters. Queue depth and drops are per subscription:

@@ -295,8 +295,42 @@ pub struct Claim {
 /// ```
 pub trait RegistryStore: Send + Sync + 'static {
     /// The subject's record and its revision.
+    ///
+    /// ```
+    /// use herald::bridge::{Device, DeviceRegistry, Environment, MemoryStore, RegistryStore};
+    /// use std::sync::Arc;
+    ///
+    /// let store = Arc::new(MemoryStore::new());
+    /// assert!(store.read_subject("alice")?.is_none()); // never written
+    /// let registry = DeviceRegistry::with_store(store.clone());
+    /// registry.register(Device::new("alice", "aa01", "com.example.app", Environment::Sandbox))?;
+    /// let record = store.read_subject("alice")?.unwrap();
+    /// assert!(record.value.devices.contains_key("aa01"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_subject(&self, subject: &str) -> Result<Option<Versioned<SubjectRecord>>, StoreError>;
     /// Compare-and-set of the subject's record (`None`: delete the key).
+    ///
+    /// ```
+    /// use herald::bridge::{Cas, Expect, MemoryStore, RegistryStore, SubjectRecord};
+    ///
+    /// let store = MemoryStore::new();
+    /// let record = SubjectRecord::default();
+    /// // Create: only if the key is absent.
+    /// let Cas::Written(r1) = store.write_subject("alice", Expect::Absent, Some(&record))? else {
+    ///     panic!("an absent key is created");
+    /// };
+    /// assert_eq!(store.write_subject("alice", Expect::Absent, Some(&record))?, Cas::Conflict);
+    /// // Update, then delete: only at the current revision.
+    /// let Cas::Written(r2) = store.write_subject("alice", Expect::At(r1), Some(&record))? else {
+    ///     panic!("written at the current revision");
+    /// };
+    /// assert!(r2 > r1);
+    /// assert_eq!(store.write_subject("alice", Expect::At(r1), None)?, Cas::Conflict);
+    /// assert!(store.write_subject("alice", Expect::At(r2), None)?.is_written());
+    /// assert!(store.read_subject("alice")?.is_none());
+    /// # Ok::<(), herald::bridge::StoreError>(())
+    /// ```
     fn write_subject(
         &self,
         subject: &str,
@@ -304,8 +338,40 @@ pub trait RegistryStore: Send + Sync + 'static {
         record: Option<&SubjectRecord>,
     ) -> Result<Cas, StoreError>;
     /// The token's claim and its revision.
+    ///
+    /// ```
+    /// use herald::bridge::{Device, DeviceRegistry, Environment, MemoryStore, RegistryStore};
+    /// use std::sync::Arc;
+    ///
+    /// let store = Arc::new(MemoryStore::new());
+    /// assert!(store.read_claim("aa01")?.is_none()); // no one holds the token
+    /// let registry = DeviceRegistry::with_store(store.clone());
+    /// registry.register(Device::new("alice", "aa01", "com.example.app", Environment::Sandbox))?;
+    /// assert_eq!(store.read_claim("aa01")?.unwrap().value.subject, "alice");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn read_claim(&self, token: &str) -> Result<Option<Versioned<Claim>>, StoreError>;
     /// Compare-and-set of the token's claim (`None`: delete the key).
+    ///
+    /// ```
+    /// use herald::bridge::{Cas, Claim, Expect, MemoryStore, RegistryStore};
+    /// use std::time::UNIX_EPOCH;
+    ///
+    /// let store = MemoryStore::new();
+    /// let alice = Claim { subject: "alice".into(), claimed_at: UNIX_EPOCH };
+    /// let bob = Claim { subject: "bob".into(), claimed_at: UNIX_EPOCH };
+    /// let Cas::Written(r1) = store.write_claim("aa01", Expect::Absent, Some(&alice))? else {
+    ///     panic!("an absent key is created");
+    /// };
+    /// // A second claimant that expected no claim loses; the first claim stays.
+    /// assert_eq!(store.write_claim("aa01", Expect::Absent, Some(&bob))?, Cas::Conflict);
+    /// assert_eq!(store.read_claim("aa01")?.unwrap().value, alice);
+    /// // Taking over (or deleting) needs the current revision.
+    /// assert!(store.write_claim("aa01", Expect::At(r1), Some(&bob))?.is_written());
+    /// assert_eq!(store.write_claim("aa01", Expect::At(r1), None)?, Cas::Conflict);
+    /// assert_eq!(store.read_claim("aa01")?.unwrap().value, bob);
+    /// # Ok::<(), herald::bridge::StoreError>(())
+    /// ```
     fn write_claim(
         &self,
         token: &str,
@@ -313,6 +379,24 @@ pub trait RegistryStore: Send + Sync + 'static {
         claim: Option<&Claim>,
     ) -> Result<Cas, StoreError>;
     /// Every subject that has a record.
+    ///
+    /// ```
+    /// use herald::bridge::{Cas, Expect, MemoryStore, RegistryStore, SubjectRecord};
+    ///
+    /// let store = MemoryStore::new();
+    /// let record = SubjectRecord::default();
+    /// assert!(store.write_subject("bob", Expect::Absent, Some(&record))?.is_written());
+    /// let Cas::Written(r) = store.write_subject("alice", Expect::Absent, Some(&record))? else {
+    ///     panic!("created");
+    /// };
+    /// let mut subjects = store.subjects()?;
+    /// subjects.sort(); // in any order
+    /// assert_eq!(subjects, ["alice", "bob"]);
+    /// // A deleted subject is not listed.
+    /// assert!(store.write_subject("alice", Expect::At(r), None)?.is_written());
+    /// assert_eq!(store.subjects()?, ["bob"]);
+    /// # Ok::<(), herald::bridge::StoreError>(())
+    /// ```
     fn subjects(&self) -> Result<Vec<String>, StoreError>;
 }
 

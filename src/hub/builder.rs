@@ -38,6 +38,23 @@ pub(crate) mod sealed {
 /// What an [`ObserverBuilder`] matches: a notification type `N` (every type that implements
 /// [`Notification`]), or [`Wildcard`](crate::Wildcard) (every notification, or a family by
 /// name prefix). Sealed: the hub implements it, nobody else.
+///
+/// ```
+/// use herald::{Matcher, Notification, NotificationCenter, ObserverBuilder, Wildcard};
+///
+/// struct Saved;
+/// impl Notification for Saved {}
+///
+/// /// Starts a subscription to whatever `M` matches.
+/// fn subscribe_to<M: Matcher>(center: &NotificationCenter) -> ObserverBuilder<M> {
+///     center.observer::<M>()
+/// }
+///
+/// let center = NotificationCenter::new();
+/// let _typed = subscribe_to::<Saved>(&center).inline(|_: &Saved| {}); // a notification type
+/// let _every = subscribe_to::<Wildcard>(&center).inline(|_| {}); // or every notification
+/// assert_eq!(center.post(Saved).received, 2);
+/// ```
 pub trait Matcher: sealed::Sealed {}
 
 impl<N: Notification> sealed::Sealed for N {
@@ -56,6 +73,18 @@ impl<N: Notification> Matcher for N {}
 /// Choosing a policy moves the builder to the state `ObserverBuilder<N, Overflow<N>>`, which
 /// offers only the terminals that have a buffer to apply it to; see
 /// [`ObserverBuilder::policy`].
+///
+/// ```
+/// # use herald::{DEFAULT_CAPACITY, DefaultPolicy, Notification, NotificationCenter, ObserverBuilder, Overflow};
+/// # struct Ev; impl Notification for Ev {}
+/// let center = NotificationCenter::new();
+/// let builder: ObserverBuilder<Ev, DefaultPolicy> = center.observer::<Ev>();
+/// assert_eq!(builder.stream().capacity(), DEFAULT_CAPACITY); // the default policy
+/// let _inline = center.observer::<Ev>().inline(|_| {}); // inline terminals are here too
+///
+/// let chosen: ObserverBuilder<Ev, Overflow<Ev>> = center.observer::<Ev>().policy(Overflow::Latest);
+/// assert_eq!(chosen.stream().capacity(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultPolicy;
 
@@ -63,6 +92,27 @@ pub struct DefaultPolicy;
 /// [`policy`](ObserverBuilder::policy). Sealed. A [`Terminal`] that buffers implements itself
 /// for every `P: BufferPolicy<N>` and honours it by making its subscription with
 /// [`stream`](ObserverBuilder::stream) or [`spawn`](ObserverBuilder::spawn).
+///
+/// ```
+/// use herald::{BufferPolicy, DEFAULT_CAPACITY, Notification, NotificationCenter,
+///              NotificationStream, ObserverBuilder, Overflow};
+///
+/// /// A stream with the policy the caller chose, or the default one.
+/// fn buffered<N: Notification, P: BufferPolicy<N>>(
+///     builder: ObserverBuilder<N, P>,
+/// ) -> NotificationStream<N> {
+///     builder.stream()
+/// }
+///
+/// struct Ev;
+/// impl Notification for Ev {}
+///
+/// let center = NotificationCenter::new();
+/// let default = buffered(center.observer::<Ev>());
+/// let small = buffered(center.observer::<Ev>().policy(Overflow::DropNewest { capacity: 2 }));
+/// assert_eq!(default.capacity(), DEFAULT_CAPACITY);
+/// assert_eq!(small.capacity(), 2);
+/// ```
 pub trait BufferPolicy<N>: sealed::SealedPolicy {
     #[doc(hidden)]
     fn into_overflow(self) -> Overflow<N>;
@@ -648,8 +698,70 @@ impl<N: Notification> ObserverBuilder<N> {
 /// ```
 pub trait Terminal<M: Matcher, P = DefaultPolicy> {
     /// What the subscription hands back: a guard, or a handle that holds one.
+    ///
+    /// ```
+    /// use herald::{Notification, NotificationCenter, ObserverBuilder, Subscription, Terminal};
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// /// Counts posts: hands back the counter and the guard that keeps it counting.
+    /// struct Count;
+    ///
+    /// impl<N: Notification> Terminal<N> for Count {
+    ///     type Output = (Arc<AtomicUsize>, Subscription);
+    ///     fn subscribe(self, builder: ObserverBuilder<N>) -> Self::Output {
+    ///         let count = Arc::new(AtomicUsize::new(0));
+    ///         let c = count.clone();
+    ///         let sub = builder.inline(move |_| {
+    ///             c.fetch_add(1, Ordering::SeqCst);
+    ///         });
+    ///         (count, sub)
+    ///     }
+    /// }
+    ///
+    /// struct Ev;
+    /// impl Notification for Ev {}
+    ///
+    /// let center = NotificationCenter::new();
+    /// let (count, sub) = center.observer::<Ev>().forward(Count);
+    /// center.post(Ev);
+    /// assert_eq!(count.load(Ordering::SeqCst), 1);
+    /// sub.unsubscribe();
+    /// center.post(Ev);
+    /// assert_eq!(count.load(Ordering::SeqCst), 1);
+    /// ```
     type Output;
     /// Makes the subscription, honouring the builder's options.
+    ///
+    /// ```
+    /// use herald::{Notification, NotificationCenter, ObserverBuilder, Subscription, Terminal, Wildcard};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// /// Logs the names of what it matches.
+    /// struct Names(Arc<Mutex<Vec<&'static str>>>);
+    ///
+    /// impl Terminal<Wildcard> for Names {
+    ///     type Output = Subscription;
+    ///     fn subscribe(self, builder: ObserverBuilder<Wildcard>) -> Subscription {
+    ///         builder.inline(move |n| self.0.lock().unwrap().push(n.name()))
+    ///     }
+    /// }
+    ///
+    /// struct Paid;
+    /// impl Notification for Paid { fn name() -> &'static str { "shop.paid" } }
+    /// struct Tick;
+    /// impl Notification for Tick { fn name() -> &'static str { "clock.tick" } }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let names = Arc::new(Mutex::new(Vec::new()));
+    /// // The user's options (here a family) reach the terminal inside the builder.
+    /// let _shop = center.observer::<Wildcard>().family("shop.").forward(Names(names.clone()));
+    /// // `forward` calls `subscribe`; calling it directly does the same.
+    /// let _all = Names(names.clone()).subscribe(center.observer::<Wildcard>());
+    /// center.post(Paid);
+    /// center.post(Tick);
+    /// assert_eq!(*names.lock().unwrap(), ["shop.paid", "shop.paid", "clock.tick"]);
+    /// ```
     fn subscribe(self, builder: ObserverBuilder<M, P>) -> Self::Output;
 }
 

@@ -429,6 +429,21 @@ pub struct CenterBuilder {
 
 /// How posts order their read of the subscriber list against writers (see
 /// [`CenterBuilder::reader_fences`]).
+///
+/// Both settings give the same behaviour; only the costs differ.
+///
+/// ```
+/// # use herald::{Notification, NotificationCenter, ReaderFences};
+/// # struct Ev; impl Notification for Ev {}
+/// assert_eq!(ReaderFences::default(), ReaderFences::Asymmetric);
+/// for fences in [ReaderFences::Asymmetric, ReaderFences::Always] {
+///     let center = NotificationCenter::builder().reader_fences(fences).build();
+///     let sub = center.observe(|_: &Ev| {});
+///     assert_eq!(center.post(Ev).received, 1);
+///     sub.unsubscribe();
+///     assert_eq!(center.post(Ev).received, 0);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ReaderFences {
@@ -444,6 +459,24 @@ pub enum ReaderFences {
 
 impl CenterBuilder {
     /// What a panicking observer does (default: [`PanicPolicy::Isolate`]).
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, PanicPolicy};
+    /// # use std::panic::{AssertUnwindSafe, catch_unwind};
+    /// # use std::sync::Arc;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::builder()
+    ///     .panic_policy(PanicPolicy::Propagate)
+    ///     .build();
+    /// let later = Arc::new(AtomicU32::new(0));
+    /// let l = later.clone();
+    /// let _strict = center.observe(|e: &Ev| if e.0 == 0 { panic!("zero") });
+    /// let _later = center.observe(move |_: &Ev| { l.fetch_add(1, Ordering::SeqCst); });
+    /// assert!(catch_unwind(AssertUnwindSafe(|| center.post(Ev(0)))).is_err());
+    /// assert_eq!(later.load(Ordering::SeqCst), 0); // the later observer missed that post
+    /// assert_eq!(center.post(Ev(1)).received, 2); // the center works on
+    /// ```
     pub fn panic_policy(mut self, policy: PanicPolicy) -> Self {
         self.panic_policy = policy;
         self
@@ -467,6 +500,17 @@ impl CenterBuilder {
     }
 
     /// Builds the center.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Ev; impl Notification for Ev {}
+    /// let a = NotificationCenter::builder().build();
+    /// let b = NotificationCenter::builder().build();
+    /// assert!(!a.same_center(&b)); // every build makes a new center
+    /// let _sub = a.observe(|_: &Ev| {});
+    /// assert_eq!(a.post(Ev).received, 1);
+    /// assert_eq!(b.post(Ev).received, 0);
+    /// ```
     pub fn build(self) -> NotificationCenter {
         NotificationCenter {
             inner: Arc::new(CenterInner {

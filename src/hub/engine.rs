@@ -56,6 +56,30 @@ use crate::{
 };
 
 /// What a panicking observer does (contract 4).
+///
+/// ```
+/// use herald::{Notification, NotificationCenter, PanicPolicy};
+/// use std::panic::{AssertUnwindSafe, catch_unwind};
+///
+/// struct Ev;
+/// impl Notification for Ev {}
+///
+/// assert_eq!(PanicPolicy::default(), PanicPolicy::Isolate);
+///
+/// // Isolate: the panic is caught and counted; the other observers still run.
+/// let center = NotificationCenter::new();
+/// let _bad = center.observe(|_: &Ev| panic!("boom"));
+/// let _good = center.observe(|_: &Ev| {});
+/// let report = center.post(Ev);
+/// assert_eq!((report.received, report.panicked), (1, 1));
+///
+/// // Propagate: the panic unwinds out of `post`.
+/// let strict = NotificationCenter::builder()
+///     .panic_policy(PanicPolicy::Propagate)
+///     .build();
+/// let _bad = strict.observe(|_: &Ev| panic!("boom"));
+/// assert!(catch_unwind(AssertUnwindSafe(|| strict.post(Ev))).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum PanicPolicy {

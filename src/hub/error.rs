@@ -4,6 +4,25 @@ use std::fmt;
 
 /// Returned by [`NotificationStream::recv`](crate::NotificationStream::recv) and
 /// [`recv_blocking`](crate::NotificationStream::recv_blocking).
+///
+/// ```
+/// # use herald::{Notification, NotificationCenter, Overflow, RecvError};
+/// # #[derive(Debug)] struct Ev(u32); impl Notification for Ev {}
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let center = NotificationCenter::new();
+/// let mut events = center
+///     .observer::<Ev>()
+///     .policy(Overflow::DropOldest { capacity: 1 })
+///     .stream();
+/// for i in 0..3 {
+///     center.post(Ev(i));
+/// }
+/// assert_eq!(events.recv().await.unwrap_err(), RecvError::Lagged(2)); // 0 and 1 were lost
+/// assert_eq!(events.recv().await.unwrap().0, 2); // still subscribed
+/// events.unsubscribe();
+/// assert_eq!(events.recv().await.unwrap_err(), RecvError::Closed);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvError {
     /// The stream's buffer overflowed and this many notifications were lost since the last
@@ -26,6 +45,26 @@ impl fmt::Display for RecvError {
 impl std::error::Error for RecvError {}
 
 /// Returned by [`NotificationStream::try_recv`](crate::NotificationStream::try_recv).
+///
+/// ```
+/// # use herald::{Notification, NotificationCenter, Overflow, RecvError, TryRecvError};
+/// # #[derive(Debug)] struct Ev(u32); impl Notification for Ev {}
+/// let center = NotificationCenter::new();
+/// let mut events = center
+///     .observer::<Ev>()
+///     .policy(Overflow::DropOldest { capacity: 1 })
+///     .stream();
+/// assert_eq!(events.try_recv().unwrap_err(), TryRecvError::Empty);
+/// center.post(Ev(1));
+/// center.post(Ev(2)); // evicts 1
+/// assert_eq!(events.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+/// assert_eq!(events.try_recv().unwrap().0, 2);
+/// drop(center);
+/// assert_eq!(events.try_recv().unwrap_err(), TryRecvError::Closed);
+///
+/// // A `RecvError` converts into the same case.
+/// assert_eq!(TryRecvError::from(RecvError::Lagged(3)), TryRecvError::Lagged(3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing is buffered right now.
@@ -38,6 +77,20 @@ pub enum TryRecvError {
 
 impl TryRecvError {
     /// Whether the buffer was simply empty.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, Overflow};
+    /// # #[derive(Debug)] struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let mut events = center
+    ///     .observer::<Ev>()
+    ///     .policy(Overflow::DropOldest { capacity: 1 })
+    ///     .stream();
+    /// assert!(events.try_recv().unwrap_err().is_empty()); // nothing yet: try again later
+    /// center.post(Ev(1));
+    /// center.post(Ev(2));
+    /// assert!(!events.try_recv().unwrap_err().is_empty()); // lagged: not simply empty
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, TryRecvError::Empty)
     }
@@ -68,6 +121,26 @@ impl From<RecvError> for TryRecvError {
 
 /// The item a [`NotificationStream`](crate::NotificationStream) yields as a
 /// [`futures_core::Stream`] when notifications were lost: how many.
+///
+/// ```
+/// use futures::StreamExt;
+/// # use herald::{Lagged, Notification, NotificationCenter, Overflow};
+/// # #[derive(Debug)] struct Ev(u32); impl Notification for Ev {}
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let center = NotificationCenter::new();
+/// let mut events = center
+///     .observer::<Ev>()
+///     .policy(Overflow::DropOldest { capacity: 1 })
+///     .stream();
+/// for i in 0..3 {
+///     center.post(Ev(i));
+/// }
+/// assert_eq!(events.next().await.unwrap().unwrap_err(), Lagged(2));
+/// assert_eq!(events.next().await.unwrap().unwrap().0, 2);
+/// drop(center);
+/// assert!(events.next().await.is_none()); // closed and drained: the stream ends
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lagged(pub u64);
 

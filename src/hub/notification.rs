@@ -31,6 +31,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// ```
 pub trait Notification: Send + Sync + 'static {
     /// The notification's stable name. Defaults to [`std::any::type_name`].
+    ///
+    /// ```
+    /// use herald::{Notification, NotificationCenter, Wildcard};
+    ///
+    /// struct Plain;
+    /// impl Notification for Plain {}
+    ///
+    /// struct Paid;
+    /// impl Notification for Paid {
+    ///     fn name() -> &'static str {
+    ///         "billing.paid"
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(Plain::name(), std::any::type_name::<Plain>());
+    /// assert_eq!(Paid::name(), "billing.paid");
+    ///
+    /// // Family observers match on it.
+    /// let center = NotificationCenter::new();
+    /// let _billing = center.observer::<Wildcard>().family("billing.").inline(|_| {});
+    /// assert_eq!(center.post(Paid).received, 1);
+    /// assert_eq!(center.post(Plain).received, 0);
+    /// ```
     fn name() -> &'static str {
         std::any::type_name::<Self>()
     }
@@ -38,6 +61,33 @@ pub trait Notification: Send + Sync + 'static {
     /// Whether each value has a name of its own ([`value_name`](Self::value_name)), as a
     /// notification relayed from elsewhere under the name it was posted with. Family observers
     /// then match each value's name against their prefix, not the type's. Default: false.
+    ///
+    /// ```
+    /// use herald::{Notification, NotificationCenter, Wildcard};
+    ///
+    /// /// Relayed from elsewhere, each value under the name it was posted with.
+    /// struct Relayed(String);
+    /// impl Notification for Relayed {
+    ///     fn name() -> &'static str { "relay" }
+    ///     const NAMES_VARY: bool = true;
+    ///     fn value_name(&self) -> &str { &self.0 }
+    /// }
+    ///
+    /// /// Names its values too, but does not say so: family observers go by the type's name.
+    /// struct Unflagged(String);
+    /// impl Notification for Unflagged {
+    ///     fn name() -> &'static str { "unflagged" }
+    ///     fn value_name(&self) -> &str { &self.0 }
+    /// }
+    ///
+    /// assert!(Relayed::NAMES_VARY);
+    /// assert!(!Unflagged::NAMES_VARY); // the default
+    /// let center = NotificationCenter::new();
+    /// let _shop = center.observer::<Wildcard>().family("shop.").inline(|_| {});
+    /// assert_eq!(center.post(Relayed("shop.paid".into())).received, 1);
+    /// assert_eq!(center.post(Relayed("chat.message".into())).received, 0);
+    /// assert_eq!(center.post(Unflagged("shop.paid".into())).received, 0);
+    /// ```
     const NAMES_VARY: bool = false;
 
     /// This value's name: [`name`](Self::name) unless the type's values are named one by one
@@ -99,6 +149,17 @@ static NEXT_SENDER: AtomicU64 = AtomicU64::new(u64::MAX);
 
 impl SenderId {
     /// A new id, distinct from every other id made by `new` in this process.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, SenderId};
+    /// # struct Ev; impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let (left, right) = (SenderId::new(), SenderId::new());
+    /// assert_ne!(left, right);
+    /// let _left_only = center.observer::<Ev>().sender(left).inline(|_| {});
+    /// assert_eq!(center.post_from(left, Ev).received, 1);
+    /// assert_eq!(center.post_from(right, Ev).received, 0);
+    /// ```
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         SenderId(NEXT_SENDER.fetch_sub(1, Ordering::Relaxed))
@@ -106,16 +167,60 @@ impl SenderId {
 
     /// The id of the object an `Arc` points to (its address): every clone of the `Arc` gives
     /// the same id while the object lives.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, SenderId};
+    /// # use std::sync::Arc;
+    /// # struct Ev; impl Notification for Ev {}
+    /// struct Session { user: u32 }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let session = Arc::new(Session { user: 1 });
+    /// let _mine = center
+    ///     .observer::<Ev>()
+    ///     .sender(SenderId::of(&session))
+    ///     .inline(|_| {});
+    /// let same = session.clone();
+    /// assert_eq!(center.post_from(SenderId::of(&same), Ev).received, 1); // any clone
+    /// let other = Arc::new(Session { user: 2 });
+    /// assert_ne!(SenderId::of(&other), SenderId::of(&session));
+    /// assert_eq!(center.post_from(SenderId::of(&other), Ev).received, 0);
+    /// # let _ = (session.user, other.user);
+    /// ```
     pub fn of<T: ?Sized>(object: &Arc<T>) -> Self {
         SenderId(Arc::as_ptr(object).cast::<()>() as usize as u64)
     }
 
     /// An id from your own numbering (a user id, a connection number...).
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, SenderId};
+    /// # struct Ev; impl Notification for Ev {}
+    /// const ADMIN: SenderId = SenderId::from_raw(0); // usable in constants
+    ///
+    /// let center = NotificationCenter::new();
+    /// let _user_42 = center
+    ///     .observer::<Ev>()
+    ///     .sender(SenderId::from_raw(42))
+    ///     .inline(|_| {});
+    /// assert_eq!(SenderId::from_raw(42), SenderId::from_raw(42));
+    /// assert_eq!(center.post_from(SenderId::from_raw(42), Ev).received, 1);
+    /// assert_eq!(center.post_from(ADMIN, Ev).received, 0);
+    /// ```
     pub const fn from_raw(raw: u64) -> Self {
         SenderId(raw)
     }
 
     /// The raw number inside.
+    ///
+    /// ```
+    /// use herald::SenderId;
+    ///
+    /// assert_eq!(SenderId::from_raw(42).as_raw(), 42);
+    /// // Round-trips, e.g. through a wire format.
+    /// let fresh = SenderId::new();
+    /// assert_eq!(SenderId::from_raw(fresh.as_raw()), fresh);
+    /// ```
     pub const fn as_raw(self) -> u64 {
         self.0
     }
@@ -131,6 +236,27 @@ impl fmt::Debug for SenderId {
 ///
 /// Posted into the same center, so any observer can log or count it. A panic inside an
 /// observer of `ObserverPanicked` itself is counted but not reported again.
+///
+/// ```
+/// use herald::{Notification, NotificationCenter, ObserverPanicked};
+/// use std::sync::{Arc, Mutex};
+///
+/// struct Ev;
+/// impl Notification for Ev { fn name() -> &'static str { "doc.ev" } }
+///
+/// let center = NotificationCenter::new();
+/// let reports = Arc::new(Mutex::new(Vec::new()));
+/// let r = reports.clone();
+/// let _log = center.observe(move |p: &ObserverPanicked| r.lock().unwrap().push(p.clone()));
+/// let faulty = center.observe(|_: &Ev| panic!("boom"));
+/// assert_eq!(center.post(Ev).panicked, 1);
+///
+/// let reports = reports.lock().unwrap();
+/// assert_eq!(reports.len(), 1);
+/// assert_eq!(reports[0].notification, "doc.ev");
+/// assert_eq!(reports[0].observer, faulty.id());
+/// assert_eq!(reports[0].message, "boom");
+/// ```
 #[derive(Debug, Clone)]
 pub struct ObserverPanicked {
     /// [`Notification::name`] of the notification being delivered.
@@ -151,6 +277,26 @@ impl Notification for ObserverPanicked {
 ///
 /// Posted into the same center only when someone observes `DeadNotification`; the
 /// per-type [`Stats::dead`](crate::Stats::dead) counter counts them either way.
+///
+/// ```
+/// use herald::{DeadNotification, Notification, NotificationCenter, SenderId};
+/// use std::sync::{Arc, Mutex};
+///
+/// struct Lonely;
+/// impl Notification for Lonely { fn name() -> &'static str { "app.lonely" } }
+///
+/// let center = NotificationCenter::new();
+/// let dead = Arc::new(Mutex::new(Vec::new()));
+/// let d = dead.clone();
+/// let _watch = center.observe(move |n: &DeadNotification| {
+///     d.lock().unwrap().push((n.notification, n.sender));
+/// });
+/// let job = SenderId::new();
+/// center.post_from(job, Lonely);
+/// center.post(Lonely);
+/// assert_eq!(*dead.lock().unwrap(), [("app.lonely", Some(job)), ("app.lonely", None)]);
+/// assert_eq!(center.stats::<Lonely>().dead, 2);
+/// ```
 #[derive(Debug, Clone)]
 pub struct DeadNotification {
     /// [`Notification::name`] of the notification nobody received.
@@ -166,6 +312,18 @@ impl Notification for DeadNotification {
 }
 
 /// Identifies one subscription, in reports such as [`ObserverPanicked`](crate::ObserverPanicked).
+///
+/// ```
+/// # use herald::{Notification, NotificationCenter};
+/// # struct Ev; impl Notification for Ev {}
+/// let center = NotificationCenter::new();
+/// let a = center.observe(|_: &Ev| {});
+/// let b = center.observe(|_: &Ev| {});
+/// assert_ne!(a.id(), b.id());
+/// // Buffered subscribers are listed by id in the type's counters.
+/// let events = center.stream::<Ev>();
+/// assert_eq!(center.stats::<Ev>().buffers[0].observer, events.id());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObserverId(u64);
 
@@ -177,6 +335,15 @@ impl ObserverId {
     }
 
     /// The id as a number (unique within the process).
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Ev; impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let (a, b) = (center.observe(|_: &Ev| {}), center.observe(|_: &Ev| {}));
+    /// assert_ne!(a.id().as_u64(), b.id().as_u64());
+    /// assert_eq!(a.id().to_string(), format!("observer #{}", a.id().as_u64()));
+    /// ```
     pub fn as_u64(self) -> u64 {
         self.0
     }
@@ -243,7 +410,8 @@ impl<'a> AnyNotification<'a> {
     /// # struct Ev; impl Notification for Ev { fn name() -> &'static str { "doc.ev" } }
     /// let center = NotificationCenter::new();
     /// let _sub = center.observer::<Wildcard>().inline(|n| assert_eq!(n.name(), "doc.ev"));
-    /// center.post(Ev);
+    /// // The observer's panic would be isolated and counted: check that there was none.
+    /// assert_eq!(center.post(Ev).panicked, 0);
     /// ```
     pub fn name(&self) -> &'static str {
         self.name
@@ -257,23 +425,80 @@ impl<'a> AnyNotification<'a> {
     /// # struct Ev; impl Notification for Ev { fn name() -> &'static str { "doc.ev" } }
     /// let center = NotificationCenter::new();
     /// let _sub = center.observer::<Wildcard>().inline(|n| assert_eq!(n.value_name(), "doc.ev"));
-    /// center.post(Ev);
+    /// // The observer's panic would be isolated and counted: check that there was none.
+    /// assert_eq!(center.post(Ev).panicked, 0);
     /// ```
     pub fn value_name(&self) -> &'a str {
         self.value_name
     }
 
     /// Who posted it, if it was posted with `post_from`.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, SenderId, Wildcard};
+    /// # use std::sync::{Arc, Mutex};
+    /// # struct Ev; impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// let senders = Arc::new(Mutex::new(Vec::new()));
+    /// let s = senders.clone();
+    /// let _log = center
+    ///     .observer::<Wildcard>()
+    ///     .inline(move |n| s.lock().unwrap().push(n.sender()));
+    /// let job = SenderId::new();
+    /// center.post_from(job, Ev);
+    /// center.post(Ev);
+    /// assert_eq!(*senders.lock().unwrap(), [Some(job), None]);
+    /// ```
     pub fn sender(&self) -> Option<SenderId> {
         self.sender
     }
 
     /// The value, if it is an `N`.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, Wildcard};
+    /// # use std::sync::{Arc, Mutex};
+    /// struct Price(u64);
+    /// impl Notification for Price {}
+    /// struct Tick;
+    /// impl Notification for Tick {}
+    ///
+    /// let center = NotificationCenter::new();
+    /// let prices = Arc::new(Mutex::new(Vec::new()));
+    /// let p = prices.clone();
+    /// let _log = center.observer::<Wildcard>().inline(move |n| {
+    ///     p.lock().unwrap().push(n.downcast_ref::<Price>().map(|price| price.0));
+    /// });
+    /// center.post(Price(5));
+    /// center.post(Tick);
+    /// center.post(Price(7));
+    /// assert_eq!(*prices.lock().unwrap(), [Some(5), None, Some(7)]);
+    /// ```
     pub fn downcast_ref<N: Notification>(&self) -> Option<&'a N> {
         self.value.downcast_ref::<N>()
     }
 
     /// Whether the value is an `N`.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, Wildcard};
+    /// # use std::sync::Arc;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// # struct Tick; impl Notification for Tick {}
+    /// # struct Saved; impl Notification for Saved {}
+    /// let center = NotificationCenter::new();
+    /// let ticks = Arc::new(AtomicU32::new(0));
+    /// let t = ticks.clone();
+    /// let _count = center.observer::<Wildcard>().inline(move |n| {
+    ///     if n.is::<Tick>() {
+    ///         t.fetch_add(1, Ordering::SeqCst);
+    ///     }
+    /// });
+    /// center.post(Tick);
+    /// center.post(Saved);
+    /// center.post(Tick);
+    /// assert_eq!(ticks.load(Ordering::SeqCst), 2);
+    /// ```
     pub fn is<N: Notification>(&self) -> bool {
         self.value.type_id() == TypeId::of::<N>()
     }

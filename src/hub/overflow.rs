@@ -4,6 +4,15 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
 /// The capacity used when a buffered subscriber does not choose a policy.
+///
+/// ```
+/// # use herald::{DEFAULT_CAPACITY, Notification, NotificationCenter, Overflow};
+/// # struct Ev; impl Notification for Ev {}
+/// assert_eq!(DEFAULT_CAPACITY, 1024);
+/// let center = NotificationCenter::new();
+/// assert_eq!(center.stream::<Ev>().capacity(), DEFAULT_CAPACITY);
+/// assert_eq!(Overflow::<Ev>::default().capacity(), DEFAULT_CAPACITY);
+/// ```
 pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// The overflow policy of one buffered subscriber (contract 5: loss is never silent).
@@ -149,6 +158,15 @@ impl<N> Overflow<N> {
     }
 
     /// How many values the buffer holds (at least 1).
+    ///
+    /// ```
+    /// # use herald::{Notification, Overflow};
+    /// # struct Ev; impl Notification for Ev {}
+    /// assert_eq!(Overflow::<Ev>::DropNewest { capacity: 8 }.capacity(), 8);
+    /// assert_eq!(Overflow::<Ev>::DropOldest { capacity: 0 }.capacity(), 1); // 0 is treated as 1
+    /// assert_eq!(Overflow::<Ev>::Latest.capacity(), 1);
+    /// assert_eq!(Overflow::coalesce_by_key(16, |_: &Ev| ()).capacity(), 16);
+    /// ```
     pub fn capacity(&self) -> usize {
         match self {
             Overflow::DropOldest { capacity }
@@ -206,6 +224,25 @@ impl<N> fmt::Debug for Overflow<N> {
 pub(crate) type SameKey<N> = Box<dyn Fn(&N, &N) -> bool + Send + Sync>;
 
 /// The key extraction of [`Overflow::CoalesceByKey`]; made by [`Overflow::coalesce_by_key`].
+///
+/// ```
+/// use herald::{Notification, NotificationCenter, Overflow};
+///
+/// #[derive(Debug)]
+/// struct Price { symbol: &'static str, cents: u64 }
+/// impl Notification for Price {}
+///
+/// let by_symbol = Overflow::coalesce_by_key(4, |p: &Price| p.symbol);
+/// assert!(matches!(by_symbol, Overflow::CoalesceByKey(_)));
+/// assert_eq!(by_symbol.capacity(), 4);
+///
+/// let center = NotificationCenter::new();
+/// let mut prices = center.observer::<Price>().policy(by_symbol).stream();
+/// center.post(Price { symbol: "AAPL", cents: 100 });
+/// center.post(Price { symbol: "AAPL", cents: 101 }); // same key: replaces the unread value
+/// assert_eq!(prices.len(), 1);
+/// assert_eq!(prices.try_recv().unwrap().cents, 101);
+/// ```
 pub struct CoalesceBy<N> {
     capacity: usize,
     pub(crate) hash: Box<dyn Fn(&N) -> u64 + Send + Sync>,

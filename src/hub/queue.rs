@@ -30,6 +30,29 @@ use tokio::time::Instant;
 use crate::{Notification, NotificationCenter, PostReport, SenderId};
 
 /// The default quiet period before [`PostingStyle::WhenIdle`] entries are posted.
+///
+/// ```
+/// use herald::{Coalescing, DEFAULT_IDLE_AFTER, Notification, NotificationCenter, NotificationQueue, PostingStyle};
+/// use std::time::Duration;
+///
+/// struct Saved;
+/// impl Notification for Saved {}
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// assert_eq!(DEFAULT_IDLE_AFTER, Duration::from_millis(10));
+///
+/// // Tokio's clock is paused here (`start_paused`): the sleeps below take no real time.
+/// let center = NotificationCenter::new();
+/// let saved = center.stream::<Saved>();
+/// let queue = NotificationQueue::new(&center); // idle period: DEFAULT_IDLE_AFTER
+/// queue.enqueue_with(Saved, PostingStyle::WhenIdle, Coalescing::ByType);
+/// tokio::time::sleep(DEFAULT_IDLE_AFTER / 2).await;
+/// assert!(saved.is_empty()); // not quiet for long enough yet
+/// tokio::time::sleep(DEFAULT_IDLE_AFTER).await;
+/// assert_eq!(saved.len(), 1);
+/// assert!(queue.is_empty());
+/// # }
+/// ```
 pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_millis(10);
 
 /// When a queued notification is posted (Apple's `NotificationQueue.PostingStyle`). See

@@ -39,7 +39,28 @@ pub struct PostReport {
 }
 
 impl PostReport {
-    /// Whether no observer received this notification (a dead notification, contract 7).
+    /// Whether this notification reached no observer at all (a dead notification, contract
+    /// 7): nothing received it, no buffer lost it to its policy, and no observer panicked on
+    /// it. So `received == 0` alone does not make a post dead: one that a full buffer refused
+    /// (`dropped`) reached that subscriber, and counts as lost, not dead.
+    ///
+    /// ```
+    /// # use herald::{Notification, NotificationCenter, Overflow};
+    /// # struct Ev(u32); impl Notification for Ev {}
+    /// let center = NotificationCenter::new();
+    /// assert!(center.post(Ev(1)).is_dead()); // nobody observes `Ev`
+    ///
+    /// let _full = center
+    ///     .observer::<Ev>()
+    ///     .policy(Overflow::DropNewest { capacity: 1 })
+    ///     .stream();
+    /// assert!(!center.post(Ev(2)).is_dead());
+    /// // Refused by the full buffer: lost (and counted as dropped), not dead.
+    /// let report = center.post(Ev(3));
+    /// assert_eq!((report.received, report.dropped), (0, 1));
+    /// assert!(!report.is_dead());
+    /// assert_eq!(center.stats::<Ev>().dead, 1);
+    /// ```
     pub fn is_dead(&self) -> bool {
         self.received == 0 && self.dropped == 0 && self.panicked == 0
     }
@@ -84,6 +105,27 @@ pub struct Stats {
 }
 
 /// Counters of one buffered subscriber.
+///
+/// Read with [`NotificationStream::stats`](crate::NotificationStream::stats), or for every
+/// buffered subscriber of a type in [`Stats::buffers`].
+///
+/// ```
+/// # use herald::{Notification, NotificationCenter, Overflow};
+/// # struct Ev(u32); impl Notification for Ev {}
+/// let center = NotificationCenter::new();
+/// let mut events = center
+///     .observer::<Ev>()
+///     .policy(Overflow::DropNewest { capacity: 2 })
+///     .stream();
+/// for i in 0..3 {
+///     center.post(Ev(i)); // the third finds the buffer full and is refused
+/// }
+/// events.try_recv().unwrap();
+/// let stats = events.stats();
+/// assert_eq!(stats.observer, events.id());
+/// assert_eq!((stats.capacity, stats.depth, stats.delivered, stats.dropped), (2, 1, 1, 1));
+/// assert_eq!(center.stats::<Ev>().buffers, [stats]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BufferStats {

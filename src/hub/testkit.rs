@@ -520,6 +520,27 @@ where
 }
 
 /// One notification seen by an [`AllRecorder`]: its name and its sender.
+///
+/// ```
+/// use herald::testkit::{AllRecorder, Seen};
+/// use herald::{Notification, NotificationCenter, SenderId};
+///
+/// struct Paid;
+/// impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+///
+/// let center = NotificationCenter::new();
+/// let all = AllRecorder::new(&center);
+/// let shop = SenderId::new();
+/// center.post_from(shop, Paid);
+/// center.post(Paid);
+/// assert_eq!(
+///     all.seen(),
+///     [
+///         Seen { name: "billing.paid", sender: Some(shop) },
+///         Seen { name: "billing.paid", sender: None },
+///     ]
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
     /// [`Notification::name`] of what was posted.
@@ -560,6 +581,19 @@ impl AllRecorder {
     /// Records every notification posted to `center` from now on.
     ///
     /// Sugar for `center.observer::<Wildcard>().record()`.
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// let center = NotificationCenter::new();
+    /// center.post(Paid); // before the recorder: not recorded
+    /// let all = AllRecorder::new(&center);
+    /// center.post(Paid);
+    /// center.post(Shipped); // a type the center first sees now: recorded too
+    /// assert_eq!(all.names(), ["billing.paid", "shop.shipped"]);
+    /// ```
     pub fn new(center: &NotificationCenter) -> Self {
         center.observer::<Wildcard>().record()
     }
@@ -567,6 +601,26 @@ impl AllRecorder {
     /// Records every notification whose name starts with `prefix`.
     ///
     /// Sugar for `center.observer::<Wildcard>().family(prefix).record()`.
+    ///
+    /// The family is matched on each value's own name ([`Notification::value_name`]), but
+    /// what is recorded is the type's name ([`Seen::name`]): for a type that names its values
+    /// one by one ([`Notification::NAMES_VARY`], such as notifications relayed from another
+    /// process), the recorder holds the type's name, and `assert_posted` takes that name, not
+    /// the value's.
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// # struct Refunded; impl Notification for Refunded { fn name() -> &'static str { "billing.refunded" } }
+    /// let center = NotificationCenter::new();
+    /// let billing = AllRecorder::family(&center, "billing.");
+    /// center.post(Paid);
+    /// center.post(Shipped);
+    /// center.post(Refunded);
+    /// assert_eq!(billing.names(), ["billing.paid", "billing.refunded"]);
+    /// ```
     pub fn family(center: &NotificationCenter, prefix: &str) -> Self {
         center.observer::<Wildcard>().family(prefix).record()
     }
@@ -628,6 +682,24 @@ impl AllRecorder {
     }
 
     /// Everything recorded so far, in post order.
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter, SenderId};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// let center = NotificationCenter::new();
+    /// let all = AllRecorder::new(&center);
+    /// let shop = SenderId::new();
+    /// center.post(Paid);
+    /// center.post_from(shop, Shipped);
+    /// let seen = all.seen();
+    /// assert_eq!(seen.len(), 2);
+    /// assert_eq!((seen[0].name, seen[0].sender), ("billing.paid", None));
+    /// assert_eq!((seen[1].name, seen[1].sender), ("shop.shipped", Some(shop)));
+    /// center.post(Paid);
+    /// assert_eq!(seen.len(), 2); // a copy: later posts are not in it
+    /// ```
     pub fn seen(&self) -> Vec<Seen> {
         match self.seen.lock() {
             Ok(l) => l.clone(),
@@ -636,16 +708,57 @@ impl AllRecorder {
     }
 
     /// The names recorded so far, in post order.
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// let center = NotificationCenter::new();
+    /// let all = AllRecorder::new(&center);
+    /// center.post(Shipped);
+    /// center.post(Paid);
+    /// center.post(Shipped);
+    /// assert_eq!(all.names(), ["shop.shipped", "billing.paid", "shop.shipped"]);
+    /// ```
     pub fn names(&self) -> Vec<&'static str> {
         self.seen().into_iter().map(|s| s.name).collect()
     }
 
     /// How many notifications were recorded.
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// let center = NotificationCenter::new();
+    /// let all = AllRecorder::new(&center);
+    /// assert_eq!(all.count(), 0);
+    /// center.post(Paid);
+    /// center.post(Paid);
+    /// center.post(Shipped);
+    /// assert_eq!(all.count(), 3);
+    /// ```
     pub fn count(&self) -> usize {
         self.seen().len()
     }
 
     /// Panics unless a notification named `name` was recorded.
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # use std::panic::{AssertUnwindSafe, catch_unwind};
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// let center = NotificationCenter::new();
+    /// let all = AllRecorder::new(&center);
+    /// center.post(Paid);
+    /// all.assert_posted("billing.paid");
+    /// let missing = catch_unwind(AssertUnwindSafe(|| all.assert_posted("shop.shipped")));
+    /// assert!(missing.is_err());
+    /// ```
     #[track_caller]
     pub fn assert_posted(&self, name: &str) {
         let names = self.names();
@@ -656,6 +769,20 @@ impl AllRecorder {
     }
 
     /// Panics if a notification named `name` was recorded.
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # use std::panic::{AssertUnwindSafe, catch_unwind};
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// let center = NotificationCenter::new();
+    /// let all = AllRecorder::new(&center);
+    /// center.post(Paid);
+    /// all.assert_not_posted("shop.shipped");
+    /// let found = catch_unwind(AssertUnwindSafe(|| all.assert_not_posted("billing.paid")));
+    /// assert!(found.is_err());
+    /// ```
     #[track_caller]
     pub fn assert_not_posted(&self, name: &str) {
         let names = self.names();
@@ -667,6 +794,25 @@ impl AllRecorder {
 
     /// Panics unless notifications with these names were recorded in this order (others may
     /// come between them).
+    ///
+    /// ```
+    /// # use herald::testkit::AllRecorder;
+    /// # use herald::{Notification, NotificationCenter};
+    /// # struct Paid; impl Notification for Paid { fn name() -> &'static str { "billing.paid" } }
+    /// # use std::panic::{AssertUnwindSafe, catch_unwind};
+    /// # struct Shipped; impl Notification for Shipped { fn name() -> &'static str { "shop.shipped" } }
+    /// # struct Tick; impl Notification for Tick { fn name() -> &'static str { "clock.tick" } }
+    /// let center = NotificationCenter::new();
+    /// let all = AllRecorder::new(&center);
+    /// center.post(Paid);
+    /// center.post(Tick);
+    /// center.post(Shipped);
+    /// all.assert_order(&["billing.paid", "shop.shipped"]); // the tick between is fine
+    /// let swapped = catch_unwind(AssertUnwindSafe(|| {
+    ///     all.assert_order(&["shop.shipped", "billing.paid"])
+    /// }));
+    /// assert!(swapped.is_err());
+    /// ```
     #[track_caller]
     pub fn assert_order(&self, expected: &[&str]) {
         let names = self.names();

@@ -50,6 +50,40 @@ pub enum Fault {
 
 impl Fault {
     /// Shorthand for [`Fault::Reject`] without timestamp.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::{Fault, MockApns};
+    /// use std::time::Duration;
+    /// let fault = Fault::reject(503, "ServiceUnavailable");
+    /// assert_eq!(
+    ///     fault,
+    ///     Fault::Reject { status: 503, reason: "ServiceUnavailable".to_owned(), timestamp: None }
+    /// );
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.script(fault);
+    /// assert!(!client.send(push(&device)).await.is_accepted());
+    /// let answer = mock.next_push(Duration::from_secs(10)).await.unwrap();
+    /// assert_eq!((answer.status, answer.reason.as_deref()), (503, Some("ServiceUnavailable")));
+    /// assert_eq!(answer.timestamp_ms, None);
+    /// # Ok(()) }
+    /// ```
     pub fn reject(status: u16, reason: &str) -> Self {
         Fault::Reject {
             status,
@@ -59,6 +93,36 @@ impl Fault {
     }
 
     /// Shorthand for [`Fault::GoAway`].
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::{Fault, MockApns};
+    /// use std::time::Duration;
+    /// let fault = Fault::goaway("Shutdown");
+    /// assert_eq!(fault, Fault::GoAway { reason: "Shutdown".to_owned() });
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// mock.script(fault);
+    /// assert!(!client.send(push(&device)).await.is_accepted()); // the connection closed instead
+    /// assert_eq!(mock.next_push(Duration::from_secs(10)).await.unwrap().status, 0); // no answer
+    /// assert_eq!(mock.stats().goaways, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn goaway(reason: &str) -> Self {
         Fault::GoAway {
             reason: reason.to_owned(),
@@ -93,6 +157,21 @@ pub enum Latency {
 
 impl Latency {
     /// One delay drawn from this distribution.
+    ///
+    /// ```
+    /// use herald::mock::Latency;
+    /// use std::time::Duration;
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(Latency::None.sample(), Duration::ZERO);
+    /// assert_eq!(Latency::Fixed(ms(5)).sample(), ms(5));
+    /// let jitter = Latency::Uniform { min: ms(1), max: ms(5) };
+    /// for _ in 0..1000 {
+    ///     let d = jitter.sample();
+    ///     assert!(ms(1) <= d && d <= ms(5));
+    /// }
+    /// // A range with `max` below `min` always gives `min`.
+    /// assert_eq!(Latency::Uniform { min: ms(5), max: ms(1) }.sample(), ms(5));
+    /// ```
     pub fn sample(&self) -> Duration {
         match *self {
             Latency::None => Duration::ZERO,

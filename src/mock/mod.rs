@@ -99,8 +99,10 @@
 //! loses nothing, and the next call returns that push. Every other method is synchronous.
 //!
 //! # Time
-//! Token rules (JWT age, the 20-minute refresh rule) and 410 timestamps use the mock's
-//! [`Clock`] ([`MockClock`] to move it from a test). Latency, [`Fault::Delay`],
+//! A JWT's age (its `iat` against "now") and each request's `received_at` use the mock's
+//! [`Clock`] ([`MockClock`] to move it from a test). The 20-minute refresh rule compares a new
+//! token's `iat` with the previous one's on the connection, and a 410's timestamp is the time
+//! given to [`MockApns::mark_unregistered`]: neither reads the clock. Latency, [`Fault::Delay`],
 //! [`MockApnsBuilder::idle_timeout`] and the timeout of `next_push` use tokio's timer, so
 //! they follow a paused tokio clock in tests.
 //!

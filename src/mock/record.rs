@@ -4,6 +4,45 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// How the connection a request came on was authenticated.
+///
+/// ```
+/// # #[cfg(not(feature = "apns"))] fn main() {}
+/// # #[cfg(feature = "apns")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+/// use herald::apns::Certificate;
+/// use herald::mock::{AuthKind, MockApns};
+/// let mock = MockApns::start().await?;
+/// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+/// # let client = ApnsClient::builder()
+/// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+/// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+/// #     .retry(RetryPolicy::none())
+/// #     .build()?;
+/// # let push = |token: &str| Push::builder(token, "com.example.app")
+/// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+/// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+/// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+/// let device = "a1".repeat(32);
+/// mock.register_device(&device, "com.example.app");
+/// assert!(client.send(push(&device)).await.is_accepted());
+/// // The same push from a client with a push certificate the mock issued.
+/// let cert = mock.issue_push_certificate("com.example.app")?;
+/// let with_cert = ApnsClient::builder()
+///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+///     .certificate(Certificate::from_pem(cert.cert_pem(), cert.key_pem())?)
+///     .build()?;
+/// assert!(with_cert.send(push(&device)).await.is_accepted());
+///
+/// let seen = mock.requests();
+/// assert_eq!(
+///     seen[0].auth,
+///     AuthKind::Token { key_id: Some("ABC123DEFG".into()), team_id: Some("TEAM123456".into()) }
+/// );
+/// assert_eq!(seen[1].auth, AuthKind::Certificate { bundle_id: Some("com.example.app".into()) });
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthKind {
@@ -23,6 +62,34 @@ pub enum AuthKind {
 }
 
 /// Which endpoint a request addressed.
+///
+/// ```
+/// # #[cfg(not(feature = "apns"))] fn main() {}
+/// # #[cfg(feature = "apns")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+/// use herald::apns::MessageStoragePolicy;
+/// use herald::mock::{self, MockApns};
+/// let mock = MockApns::builder().accept_unknown_tokens(true).start().await?;
+/// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+/// # let client = ApnsClient::builder()
+/// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+/// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+/// #     .retry(RetryPolicy::none())
+/// #     .build()?;
+/// # let push = |token: &str| Push::builder(token, "com.example.app")
+/// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+/// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+/// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+/// assert!(client.send(push(&"a1".repeat(32))).await.is_accepted());
+/// client.create_channel("com.example.app", MessageStoragePolicy::MostRecentMessageStored).await?;
+/// let seen = mock.requests();
+/// assert_eq!(seen[0].endpoint, mock::Endpoint::Push);
+/// assert_eq!(seen[1].endpoint, mock::Endpoint::Channels);
+/// assert_eq!(mock.pushes().len(), 1); // pushes and broadcasts only
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Endpoint {
@@ -37,6 +104,47 @@ pub enum Endpoint {
 }
 
 /// One request as the mock saw it, and the answer it gave.
+///
+/// ```
+/// # #[cfg(not(feature = "apns"))] fn main() {}
+/// # #[cfg(feature = "apns")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+/// use herald::apns::PushOutcome;
+/// use herald::mock::{self, AuthKind, Clock, MockApns, MockClock};
+/// use std::time::Duration;
+/// let clock = MockClock::starting_now();
+/// let mock = MockApns::builder().clock(clock.clone()).start().await?;
+/// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+/// # let client = ApnsClient::builder()
+/// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+/// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+/// #     .retry(RetryPolicy::none())
+/// #     .build()?;
+/// # let push = |token: &str| Push::builder(token, "com.example.app")
+/// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+/// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+/// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+/// let device = "a1".repeat(32);
+/// mock.register_device(&device, "com.example.app");
+/// let PushOutcome::Accepted(accepted) = client.send(push(&device)).await else { panic!() };
+///
+/// let seen = mock.next_push(Duration::from_secs(10)).await.unwrap();
+/// assert_eq!((seen.seq, seen.endpoint), (0, mock::Endpoint::Push));
+/// assert_eq!(seen.method, "POST");
+/// assert_eq!(seen.path, format!("/3/device/{device}"));
+/// assert_eq!(seen.device_token.as_deref(), Some(device.as_str()));
+/// assert_eq!(seen.topic.as_deref(), Some("com.example.app"));
+/// assert_eq!(seen.push_type.as_deref(), Some("alert"));
+/// assert_eq!(seen.payload.as_ref().unwrap()["aps"]["alert"], "Hi");
+/// assert!(matches!(seen.auth, AuthKind::Token { .. }));
+/// assert_eq!((seen.status, seen.reason.as_deref()), (200, None));
+/// assert_eq!(seen.apns_id, accepted.apns_id); // what the client got back
+/// assert_eq!(seen.received_at, clock.now()); // by the mock's clock
+/// assert!(seen.warnings.is_empty()); // herald's JWTs are strict base64url
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RecordedRequest {
@@ -82,6 +190,36 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     /// The first value of header `name` (lowercase).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// use std::time::Duration;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// assert!(client.send(push(&device)).await.is_accepted());
+    /// let seen = mock.next_push(Duration::from_secs(10)).await.unwrap();
+    /// assert_eq!(seen.header("apns-topic"), Some("com.example.app"));
+    /// assert!(seen.header("authorization").unwrap().starts_with("bearer "));
+    /// assert_eq!(seen.header("APNS-TOPIC"), None); // names are matched as recorded: lowercase
+    /// assert_eq!(seen.header("apns-collapse-id"), None); // not sent
+    /// # Ok(()) }
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -90,12 +228,74 @@ impl RecordedRequest {
     }
 
     /// True when the mock answered 200.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+    /// # let client = ApnsClient::builder()
+    /// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    /// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+    /// #     .retry(RetryPolicy::none())
+    /// #     .build()?;
+    /// # let push = |token: &str| Push::builder(token, "com.example.app")
+    /// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+    /// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+    /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+    /// let device = "a1".repeat(32);
+    /// mock.register_device(&device, "com.example.app");
+    /// client.send(push(&device)).await;
+    /// client.send(push(&"ff".repeat(32))).await; // unknown token
+    /// let pushes = mock.pushes();
+    /// assert!(pushes[0].accepted());
+    /// assert!(!pushes[1].accepted());
+    /// assert_eq!(pushes[1].status, 400);
+    /// # Ok(()) }
+    /// ```
     pub fn accepted(&self) -> bool {
         self.status == 200
     }
 }
 
 /// Counters for one connection.
+///
+/// ```
+/// # #[cfg(not(feature = "apns"))] fn main() {}
+/// # #[cfg(feature = "apns")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+/// use herald::mock::MockApns;
+/// let mock = MockApns::start().await?;
+/// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+/// # let client = ApnsClient::builder()
+/// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+/// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+/// #     .retry(RetryPolicy::none())
+/// #     .build()?;
+/// # let push = |token: &str| Push::builder(token, "com.example.app")
+/// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+/// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+/// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+/// let device = "a1".repeat(32);
+/// mock.register_device(&device, "com.example.app");
+/// assert!(client.send(push(&device)).await.is_accepted());
+/// assert!(!client.send(push(&"ff".repeat(32))).await.is_accepted()); // unknown token
+/// let stats = mock.stats();
+/// assert_eq!(stats.connections.len(), 1); // one connection, by id
+/// let conn = stats.connections.values().next().unwrap();
+/// assert_eq!((conn.requests, conn.accepted, conn.rejected), (2, 1, 1));
+/// assert_eq!(conn.tokens, 1); // one provider token for both pushes
+/// assert!(conn.open);
+/// assert_eq!(conn.max_streams, 1000); // raised by the first accepted push
+/// assert_eq!(conn.peak_streams, 1); // the pushes were sent one after the other
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionStats {
@@ -118,6 +318,39 @@ pub struct ConnectionStats {
 }
 
 /// Counters since start-up. See [`MockApns::stats`](crate::mock::MockApns::stats).
+///
+/// ```
+/// # #[cfg(not(feature = "apns"))] fn main() {}
+/// # #[cfg(feature = "apns")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use herald::apns::{ApnsClient, Endpoint, Payload, Push, RetryPolicy, TokenKey};
+/// use herald::mock::MockApns;
+/// let mock = MockApns::builder().record_limit(2).start().await?;
+/// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
+/// # let client = ApnsClient::builder()
+/// #     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+/// #     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
+/// #     .retry(RetryPolicy::none())
+/// #     .build()?;
+/// # let push = |token: &str| Push::builder(token, "com.example.app")
+/// #     .payload(&Payload::alert("Hi")).and_then(|b| b.build()).unwrap();
+/// // `client` is herald's ApnsClient for mock.url(), trusting mock.ca_pem(), with a key from
+/// // mock.generate_key; `push(token)` builds an alert for com.example.app.
+/// let device = "a1".repeat(32);
+/// mock.register_device(&device, "com.example.app");
+/// client.send(push(&device)).await;
+/// client.send(push(&"ff".repeat(32))).await; // unknown token: 400 BadDeviceToken
+/// client.send(push(&device)).await;
+/// let stats = mock.stats();
+/// assert_eq!((stats.requests, stats.accepted), (3, 2));
+/// assert_eq!(stats.by_status.get(&200), Some(&2));
+/// assert_eq!(stats.by_status.get(&400), Some(&1));
+/// assert_eq!(stats.by_reason.get("BadDeviceToken"), Some(&1));
+/// assert_eq!((stats.connections_opened, stats.tls_failures, stats.goaways), (1, 0, 0));
+/// assert_eq!(stats.evicted, 1); // the log keeps 2 requests, the counters count all 3
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

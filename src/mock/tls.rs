@@ -285,6 +285,22 @@ impl Default for PushCertificateOptions {
 
 impl PushCertificateOptions {
     /// Sandbox and production, default topics (Apple's "Sandbox & Production" certificate).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let options = PushCertificateOptions::universal();
+    /// assert_eq!(options, PushCertificateOptions::default());
+    /// let cert = mock.issue_push_certificate_with("com.example.app", &options)?;
+    /// assert!(cert.sandbox() && cert.production());
+    /// assert_eq!(
+    ///     cert.topics().unwrap(),
+    ///     ["com.example.app", "com.example.app.voip", "com.example.app.complication"]
+    /// );
+    /// # Ok(()) }
+    /// ```
     pub fn universal() -> Self {
         PushCertificateOptions {
             sandbox: true,
@@ -294,6 +310,18 @@ impl PushCertificateOptions {
     }
 
     /// Only the sandbox environment (an "Apple Development IOS Push Services" certificate).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let options = PushCertificateOptions::sandbox_only();
+    /// let cert = mock.issue_push_certificate_with("com.example.app", &options)?;
+    /// assert!(cert.sandbox() && !cert.production());
+    /// assert_eq!(cert.topics().unwrap().len(), 3); // the default topics
+    /// # Ok(()) }
+    /// ```
     pub fn sandbox_only() -> Self {
         PushCertificateOptions {
             production: false,
@@ -302,6 +330,18 @@ impl PushCertificateOptions {
     }
 
     /// Only the production environment.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let options = PushCertificateOptions::production_only();
+    /// let cert = mock.issue_push_certificate_with("com.example.app", &options)?;
+    /// assert!(cert.production() && !cert.sandbox());
+    /// assert_eq!(cert.topics().unwrap().len(), 3); // the default topics
+    /// # Ok(()) }
+    /// ```
     pub fn production_only() -> Self {
         PushCertificateOptions {
             sandbox: false,
@@ -310,6 +350,30 @@ impl PushCertificateOptions {
     }
 
     /// Neither environment extension (a certificate that says nothing about its environment).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Certificate, Endpoint, Payload, Push};
+    /// use herald::mock::{Environment, MockApns, PushCertificateOptions};
+    /// let options = PushCertificateOptions::no_environment();
+    /// // Not judged on its environment: accepted by a production mock as by the sandbox.
+    /// for environment in [Environment::Sandbox, Environment::Production] {
+    ///     let mock = MockApns::builder().environment(environment).start().await?;
+    ///     mock.register_device(&"a1".repeat(32), "com.example.app");
+    ///     let cert = mock.issue_push_certificate_with("com.example.app", &options)?;
+    ///     assert!(!cert.sandbox() && !cert.production());
+    ///     let client = ApnsClient::builder()
+    ///         .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///         .certificate(Certificate::from_pem(cert.cert_pem(), cert.key_pem())?)
+    ///         .build()?;
+    ///     let push = Push::builder("a1".repeat(32), "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    ///     assert!(client.send(push).await.is_accepted());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn no_environment() -> Self {
         PushCertificateOptions {
             sandbox: false,
@@ -319,12 +383,53 @@ impl PushCertificateOptions {
     }
 
     /// Lists exactly these topics in the topics extension.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Certificate, Endpoint, Payload, Push, PushType};
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// mock.register_device(&"a1".repeat(32), "com.example.app");
+    /// // A certificate for the VoIP topic only.
+    /// let options = PushCertificateOptions::universal().topics(["com.example.app.voip"]);
+    /// let cert = mock.issue_push_certificate_with("com.example.app", &options)?;
+    /// assert_eq!(cert.topics().unwrap(), ["com.example.app.voip"]);
+    /// let read = Certificate::from_pem(cert.cert_pem(), cert.key_pem())?;
+    /// assert!(read.covers_topic("com.example.app.voip"));
+    /// assert!(!read.covers_topic("com.example.app")); // herald will not send alerts with it
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .certificate(read)
+    ///     .build()?;
+    /// let call = Push::builder("a1".repeat(32), "com.example.app")
+    ///     .push_type(PushType::Voip)
+    ///     .payload(&Payload::alert("Incoming call"))?
+    ///     .build()?;
+    /// assert!(client.send(call).await.is_accepted()); // to com.example.app.voip
+    /// # Ok(()) }
+    /// ```
     pub fn topics(mut self, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.topics = Topics::Listed(topics.into_iter().map(Into::into).collect());
         self
     }
 
     /// No topics extension (an older certificate: only the bundle id, from the subject UID).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let options = PushCertificateOptions::production_only().without_topics();
+    /// let cert = mock.issue_push_certificate_with("com.example.app", &options)?;
+    /// assert_eq!(cert.topics(), None);
+    /// assert_eq!(cert.bundle_id(), "com.example.app");
+    /// assert!(cert.production() && !cert.sandbox()); // the environments are kept
+    /// # Ok(()) }
+    /// ```
     pub fn without_topics(mut self) -> Self {
         self.topics = Topics::Absent;
         self
@@ -398,36 +503,155 @@ impl std::fmt::Debug for PushCertificate {
 
 impl PushCertificate {
     /// The bundle id (the certificate's subject UID).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::Certificate;
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// assert_eq!(cert.bundle_id(), "com.example.app");
+    /// // It is in the certificate, where a client reads it.
+    /// let read = Certificate::from_pem(cert.cert_pem(), cert.key_pem())?;
+    /// assert_eq!(read.bundle_id(), Some("com.example.app"));
+    /// # Ok(()) }
+    /// ```
     pub fn bundle_id(&self) -> &str {
         &self.bundle_id
     }
 
     /// Whether it carries the sandbox extension (`1.2.840.113635.100.6.3.1`).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{Certificate, Environment};
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// assert!(cert.sandbox());
+    /// let read = Certificate::from_pem(cert.cert_pem(), cert.key_pem())?;
+    /// assert!(read.environments().contains(&Environment::Sandbox)); // the extension is there
+    /// let options = PushCertificateOptions::production_only();
+    /// assert!(!mock.issue_push_certificate_with("com.example.app", &options)?.sandbox());
+    /// # Ok(()) }
+    /// ```
     pub fn sandbox(&self) -> bool {
         self.sandbox
     }
 
     /// Whether it carries the production extension (`1.2.840.113635.100.6.3.2`).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{Certificate, Environment};
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// assert!(cert.production());
+    /// let read = Certificate::from_pem(cert.cert_pem(), cert.key_pem())?;
+    /// assert!(read.environments().contains(&Environment::Production)); // the extension is there
+    /// let options = PushCertificateOptions::sandbox_only();
+    /// assert!(!mock.issue_push_certificate_with("com.example.app", &options)?.production());
+    /// # Ok(()) }
+    /// ```
     pub fn production(&self) -> bool {
         self.production
     }
 
     /// The topics of its topics extension (`1.2.840.113635.100.6.3.6`), if it has one.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::Certificate;
+    /// use herald::mock::{MockApns, PushCertificateOptions};
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// let topics = ["com.example.app", "com.example.app.voip", "com.example.app.complication"];
+    /// assert_eq!(cert.topics().unwrap(), topics);
+    /// // A client reads the same list from the certificate.
+    /// let read = Certificate::from_pem(cert.cert_pem(), cert.key_pem())?;
+    /// assert_eq!(read.topics().unwrap(), topics);
+    /// let options = PushCertificateOptions::universal().without_topics();
+    /// assert_eq!(mock.issue_push_certificate_with("com.example.app", &options)?.topics(), None);
+    /// # Ok(()) }
+    /// ```
     pub fn topics(&self) -> Option<&[String]> {
         self.topics.as_deref()
     }
 
     /// The certificate, PEM.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Certificate, Endpoint, Payload, Push};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// mock.register_device(&"a1".repeat(32), "com.example.app");
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// assert!(cert.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    /// assert_eq!(cert.cert_pem().matches("BEGIN").count(), 1); // the certificate alone
+    /// // Certificate-based authentication with it and its key.
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .certificate(Certificate::from_pem(cert.cert_pem(), cert.key_pem())?)
+    ///     .build()?;
+    /// let push = Push::builder("a1".repeat(32), "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// assert!(client.send(push).await.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
     /// The private key, PKCS#8 PEM (P-256).
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::Certificate;
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// assert!(cert.key_pem().starts_with("-----BEGIN PRIVATE KEY-----")); // PKCS#8
+    /// assert_eq!(cert.key_pem().matches("BEGIN").count(), 1); // the key alone
+    /// // The key that goes with `cert_pem`.
+    /// assert!(Certificate::from_pem(cert.cert_pem(), cert.key_pem()).is_ok());
+    /// # Ok(()) }
+    /// ```
     pub fn key_pem(&self) -> &str {
         &self.key_pem
     }
 
     /// Certificate then key in one PEM text (what `aioapns`' `client_cert` and `curl --cert` read).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// let bundle = cert.pem_bundle();
+    /// assert_eq!(bundle, format!("{}{}", cert.cert_pem(), cert.key_pem()));
+    /// assert!(bundle.find("CERTIFICATE").unwrap() < bundle.find("PRIVATE KEY").unwrap());
+    /// # Ok(()) }
+    /// ```
     pub fn pem_bundle(&self) -> String {
         format!("{}{}", self.cert_pem, self.key_pem)
     }
@@ -461,11 +685,44 @@ impl PushCertificate {
     }
 
     /// Writes [`to_p12`](Self::to_p12) to `path`.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{Certificate, ErrorKind};
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("push.p12");
+    /// cert.write_p12(&path, "secret")?; // for another process, as Keychain Access exports it
+    /// let read = Certificate::from_p12_file(&path, "secret")?;
+    /// assert_eq!(read.bundle_id(), Some("com.example.app"));
+    /// let wrong = Certificate::from_p12_file(&path, "guess").unwrap_err();
+    /// assert_eq!(wrong.kind(), ErrorKind::WrongPassword);
+    /// # Ok(()) }
+    /// ```
     pub fn write_p12(&self, path: impl AsRef<Path>, password: &str) -> Result<(), MockError> {
         std::fs::write(path, self.to_p12(password)?).map_err(|e| MockError::io("writing .p12", e))
     }
 
     /// Writes [`pem_bundle`](Self::pem_bundle) to `path`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// let cert = mock.issue_push_certificate("com.example.app")?;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("push.pem");
+    /// cert.write_pem_bundle(&path)?; // for `curl --cert`, aioapns' `client_cert`, ...
+    /// assert_eq!(std::fs::read_to_string(&path)?, cert.pem_bundle());
+    /// assert!(cert.write_pem_bundle(dir.path().join("no/such/dir.pem")).unwrap_err().is_io());
+    /// # Ok(()) }
+    /// ```
     pub fn write_pem_bundle(&self, path: impl AsRef<Path>) -> Result<(), MockError> {
         std::fs::write(path, self.pem_bundle()).map_err(|e| MockError::io("writing PEM bundle", e))
     }

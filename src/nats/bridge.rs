@@ -16,21 +16,74 @@ use super::{BridgeId, ConnectionChanged, ConnectionState, Error, ErrorKind, wire
 use crate::NotificationCenter;
 
 /// The default capacity of a bridge's outbox (exported notifications waiting for the network).
+///
+/// ```
+/// use herald::nats::{DEFAULT_OUTBOX_CAPACITY, NatsBridge};
+///
+/// assert_eq!(DEFAULT_OUTBOX_CAPACITY, 65_536);
+/// // Ride out longer outages before exports are dropped.
+/// let builder = NatsBridge::builder().outbox_capacity(4 * DEFAULT_OUTBOX_CAPACITY);
+/// # drop(builder);
+/// ```
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 65_536;
 
 /// The default capacity of the client's own queue of outgoing messages (see
 /// [`NatsBridgeBuilder::client_capacity`]).
+///
+/// ```
+/// use herald::nats::{DEFAULT_CLIENT_CAPACITY, DEFAULT_OUTBOX_CAPACITY};
+///
+/// // With the defaults, at most this many exports wait for the network.
+/// assert_eq!(DEFAULT_CLIENT_CAPACITY + DEFAULT_OUTBOX_CAPACITY, 131_072);
+/// ```
 pub const DEFAULT_CLIENT_CAPACITY: usize = 65_536;
 /// The default of [`NatsBridgeBuilder::shutdown_timeout`]: how long
 /// [`NatsBridge::shutdown`] waits for the server to take what is queued.
+///
+/// ```
+/// use herald::nats::{DEFAULT_SHUTDOWN_TIMEOUT, NatsBridge};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_secs(5));
+/// // Give a distant server more time to take what is queued.
+/// let builder = NatsBridge::builder().shutdown_timeout(2 * DEFAULT_SHUTDOWN_TIMEOUT);
+/// # drop(builder);
+/// ```
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default interval of exporters' heartbeats (the last sequence number sent on each
 /// subject, so that importers count a loss at the tail of a burst).
+///
+/// ```
+/// use herald::nats::{DEFAULT_HEARTBEAT, NatsBridge};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_HEARTBEAT, Duration::from_secs(2));
+/// // Importers learn of a loss at the tail of a burst within about half a second.
+/// let builder = NatsBridge::builder().heartbeat(DEFAULT_HEARTBEAT / 4);
+/// # drop(builder);
+/// ```
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// The default byte limit of one batch's payload (see [`Batching::max_bytes`]): 64 KiB.
+///
+/// ```
+/// use herald::nats::{Batching, DEFAULT_BATCH_BYTES};
+///
+/// assert_eq!(DEFAULT_BATCH_BYTES, 65_536);
+/// // Half the default.
+/// let batching = Batching::new().max_bytes(DEFAULT_BATCH_BYTES / 2);
+/// # drop(batching);
+/// ```
 pub const DEFAULT_BATCH_BYTES: usize = 64 * 1024;
 /// The default item limit of one batch (see [`Batching::max_items`]).
+///
+/// ```
+/// use herald::nats::{Batching, DEFAULT_BATCH_ITEMS};
+///
+/// assert_eq!(DEFAULT_BATCH_ITEMS, 1024);
+/// let batching = Batching::new().max_items(4 * DEFAULT_BATCH_ITEMS);
+/// # drop(batching);
+/// ```
 pub const DEFAULT_BATCH_ITEMS: usize = 1024;
 
 /// Batching of exported notifications, an opt-in setting of
@@ -67,19 +120,51 @@ impl Default for Batching {
 
 impl Batching {
     /// Batching with the default limits.
+    ///
+    /// ```
+    /// use herald::nats::{Batching, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, NatsBridge};
+    ///
+    /// let batching = Batching::new();
+    /// assert_eq!(batching, Batching::default());
+    /// assert_eq!(
+    ///     batching,
+    ///     Batching::new().max_bytes(DEFAULT_BATCH_BYTES).max_items(DEFAULT_BATCH_ITEMS)
+    /// );
+    /// let builder = NatsBridge::builder().batching(batching);
+    /// # drop(builder);
+    /// ```
     pub fn new() -> Self {
         Batching::default()
     }
 
     /// The most payload one batch carries, in bytes (each notification's JSON plus a few bytes
-    /// of framing). Capped by the server's `max_payload`. A notification larger than this
-    /// alone goes out as a message of its own, as without batching.
+    /// of framing), at least 1 (0 is taken as 1). Capped by the server's `max_payload`. A
+    /// notification larger than this alone goes out as a message of its own, as without
+    /// batching.
+    ///
+    /// ```
+    /// use herald::nats::{Batching, DEFAULT_BATCH_BYTES};
+    ///
+    /// // Batches of at most 16 KiB of payload.
+    /// let small = Batching::new().max_bytes(16 * 1024);
+    /// assert_ne!(small, Batching::new());
+    /// assert_eq!(Batching::new().max_bytes(DEFAULT_BATCH_BYTES), Batching::new());
+    /// ```
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes.max(1);
         self
     }
 
     /// The most notifications one batch carries (at least 1; 1 turns batching off).
+    ///
+    /// ```
+    /// use herald::nats::Batching;
+    ///
+    /// let batching = Batching::new().max_items(256);
+    /// # drop(batching);
+    /// // At least 1: asking for none is the same as 1, which turns batching off.
+    /// assert_eq!(Batching::new().max_items(0), Batching::new().max_items(1));
+    /// ```
     pub fn max_items(mut self, items: usize) -> Self {
         self.max_items = items.max(1);
         self
@@ -173,6 +258,11 @@ impl Default for NatsBridgeBuilder {
 
 impl NatsBridgeBuilder {
     /// The connection's name, shown by the server's monitoring (`connz`).
+    ///
+    /// ```
+    /// let builder = herald::nats::NatsBridge::builder().name("orders-eu-1");
+    /// # drop(builder);
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -181,30 +271,102 @@ impl NatsBridgeBuilder {
     /// A prefix put before every notification name to make its subject (`"acme."` sends
     /// `shop.order.placed` on `acme.shop.order.placed`), on export and import alike. It must end
     /// with a dot. Default: none.
+    ///
+    /// ```
+    /// use herald::nats::{ErrorKind, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let staging = NatsBridge::builder().subject_prefix("staging.");
+    /// # drop(staging);
+    /// // Without the trailing dot it is refused, before any connection is tried.
+    /// let err = NatsBridge::builder()
+    ///     .subject_prefix("staging")
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidName);
+    /// # }
+    /// ```
     pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
     /// Authenticate with a user name and password.
+    ///
+    /// ```
+    /// use herald::nats::{ErrorKind, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let builder = NatsBridge::builder().user_password("orders", "s3cret");
+    /// assert!(!format!("{builder:?}").contains("s3cret")); // never printed
+    /// // The URL may carry them instead, but not as well: refused before connecting.
+    /// let err = builder
+    ///     .connect("nats://orders:s3cret@127.0.0.1:4222")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// assert!(!err.to_string().contains("s3cret"));
+    /// # }
+    /// ```
     pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.auth = Auth::UserPassword(user.into(), password.into());
         self
     }
 
     /// Authenticate with a token.
+    ///
+    /// ```
+    /// use herald::nats::NatsBridge;
+    ///
+    /// let builder = NatsBridge::builder().token("s3cret-t0ken");
+    /// assert!(!format!("{builder:?}").contains("s3cret-t0ken")); // never printed
+    /// ```
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.auth = Auth::Token(token.into());
         self
     }
 
     /// Authenticate with an NKey seed (`SU...`).
+    ///
+    /// ```
+    /// use herald::nats::{ErrorKind, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let seed = std::env::var("NATS_NKEY_SEED").unwrap_or_default();
+    /// let builder = NatsBridge::builder().nkey(seed);
+    /// # drop(builder);
+    /// // A seed that is not one is refused before connecting, and never repeated.
+    /// let err = NatsBridge::builder()
+    ///     .nkey("SUNOTASEED")
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// assert!(!err.to_string().contains("SUNOTASEED"));
+    /// # }
+    /// ```
     pub fn nkey(mut self, seed: impl Into<String>) -> Self {
         self.auth = Auth::NKey(seed.into());
         self
     }
 
     /// Authenticate with a credentials file (a user JWT and NKey seed, as `nsc` writes them).
+    ///
+    /// ```
+    /// use herald::nats::{ErrorKind, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let builder = NatsBridge::builder().credentials_file("/etc/nats/orders.creds");
+    /// // Read before connecting: a file that cannot be read fails at once.
+    /// let err = NatsBridge::builder()
+    ///     .credentials_file("/no/such/orders.creds")
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// # drop(builder); }
+    /// ```
     pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.auth = Auth::CredentialsFile(path.into());
         self
@@ -212,12 +374,47 @@ impl NatsBridgeBuilder {
 
     /// Trust the CA certificates in this PEM file for the server's TLS certificate (may be
     /// called more than once). The system's roots are not used.
+    ///
+    /// ```
+    /// use herald::nats::{ErrorKind, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // The current CA and the next one, during a rotation.
+    /// let builder = NatsBridge::builder()
+    ///     .ca_file("/etc/nats/ca.pem")
+    ///     .ca_file("/etc/nats/ca-next.pem");
+    /// // Read before connecting: a file that cannot be read fails at once.
+    /// let err = NatsBridge::builder()
+    ///     .ca_file("/no/such/ca.pem")
+    ///     .connect("tls://127.0.0.1:4222")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// # drop(builder); }
+    /// ```
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_files.push(path.into());
         self
     }
 
     /// Present this client certificate and key (PEM files) when the server asks (mutual TLS).
+    ///
+    /// ```
+    /// use herald::nats::{ErrorKind, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let builder = NatsBridge::builder()
+    ///     .ca_file("/etc/nats/ca.pem")
+    ///     .client_cert("/etc/nats/orders.pem", "/etc/nats/orders-key.pem");
+    /// // Read before connecting: files that cannot be read fail at once.
+    /// let err = NatsBridge::builder()
+    ///     .client_cert("/no/such/cert.pem", "/no/such/key.pem")
+    ///     .connect("tls://127.0.0.1:4222")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// # drop(builder); }
+    /// ```
     pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.client_cert = Some((cert.into(), key.into()));
         self
@@ -225,6 +422,13 @@ impl NatsBridgeBuilder {
 
     /// Refuse to talk to a server without TLS (default: TLS when the URL says `tls://` or the
     /// server requires it).
+    ///
+    /// ```
+    /// let builder = herald::nats::NatsBridge::builder()
+    ///     .ca_file("/etc/nats/ca.pem")
+    ///     .require_tls(true);
+    /// # drop(builder);
+    /// ```
     pub fn require_tls(mut self, required: bool) -> Self {
         self.require_tls = required;
         self
@@ -232,6 +436,15 @@ impl NatsBridgeBuilder {
 
     /// The reconnect backoff: the first retry waits about `min`, each next one twice as long,
     /// up to `max`, each with ±25% jitter. The bridge reconnects forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // About 100 ms, 200 ms, 400 ms, ... then every 10 s.
+    /// let builder = herald::nats::NatsBridge::builder()
+    ///     .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(10));
+    /// # drop(builder);
+    /// ```
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff = (min, max.max(min));
         self
@@ -240,18 +453,44 @@ impl NatsBridgeBuilder {
     /// When the server is unreachable at [`connect`](Self::connect): `false` (default) fails;
     /// `true` returns a bridge at once that connects in the background with the same backoff
     /// (its [`state`](NatsBridge::state) says when).
+    ///
+    /// ```
+    /// use herald::nats::{ConnectionState, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// // Start even while the server is away (nothing listens on port 1).
+    /// let bridge = NatsBridge::builder()
+    ///     .retry_initial_connect(true)
+    ///     .connect("nats://127.0.0.1:1")
+    ///     .await?;
+    /// assert_eq!(bridge.state(), ConnectionState::Disconnected);
+    /// # Ok(()) }
+    /// ```
     pub fn retry_initial_connect(mut self, retry: bool) -> Self {
         self.retry_initial = retry;
         self
     }
 
     /// How long one connection attempt may take (default 5 s).
+    ///
+    /// ```
+    /// let builder = herald::nats::NatsBridge::builder()
+    ///     .connection_timeout(std::time::Duration::from_secs(2));
+    /// # drop(builder);
+    /// ```
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
     }
 
     /// How often the client pings an idle server to notice a dead connection (default 30 s).
+    ///
+    /// ```
+    /// // Notice a dead connection within about 10 s of silence.
+    /// let builder = herald::nats::NatsBridge::builder()
+    ///     .ping_interval(std::time::Duration::from_secs(10));
+    /// # drop(builder);
+    /// ```
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval;
         self
@@ -288,6 +527,12 @@ impl NatsBridgeBuilder {
 
     /// How many messages one import may hold before the client drops them (default 65 536).
     /// Drops show as sequence gaps ([`RemoteLost`](super::RemoteLost)).
+    ///
+    /// ```
+    /// // An import whose center is slow to drain at peaks.
+    /// let builder = herald::nats::NatsBridge::builder().import_capacity(262_144);
+    /// # drop(builder);
+    /// ```
     pub fn import_capacity(mut self, capacity: usize) -> Self {
         self.subscription_capacity = capacity.max(1);
         self
@@ -296,6 +541,12 @@ impl NatsBridgeBuilder {
     /// How often exporters send a heartbeat carrying the last sequence number of each subject
     /// (default [`DEFAULT_HEARTBEAT`]): an importer that missed the last messages of a burst
     /// learns it from the next heartbeat instead of the next message.
+    ///
+    /// ```
+    /// let builder = herald::nats::NatsBridge::builder()
+    ///     .heartbeat(std::time::Duration::from_millis(500));
+    /// # drop(builder);
+    /// ```
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = interval.max(Duration::from_millis(1));
         self
@@ -371,6 +622,20 @@ impl NatsBridgeBuilder {
     /// a credentials file, CA file, client certificate or key that cannot be read or holds
     /// nothing usable, an NKey seed that is not one), [`ErrorKind::Connect`] when the server
     /// cannot be reached or refuses the credentials. Must run inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    ///
+    /// // Two servers of a cluster, tried in turn, with the credentials in the URLs.
+    /// let urls = "nats://orders:s3cret@10.0.0.1:4222,nats://orders:s3cret@10.0.0.2:4222";
+    /// let bridge = NatsBridge::builder()
+    ///     .name("orders")
+    ///     .connect(urls)
+    ///     .await
+    ///     .inspect_err(|e| eprintln!("{:?}: {e}", e.kind()))?; // no password in `e`
+    /// # drop(bridge); Ok(()) }
+    /// ```
     pub async fn connect(self, url: &str) -> Result<NatsBridge, Error> {
         if !self.prefix.is_empty() {
             wire::check_prefix(&self.prefix, "the subject prefix")?;
@@ -628,6 +893,30 @@ fn backoff(attempts: usize, min: Duration, max: Duration) -> Duration {
 /// types to subjects, imports what other processes export. Cheap to clone.
 ///
 /// See the [module docs](super) for the contract (origins, no echo, order, loss accounting).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// use herald::nats::NatsBridge;
+/// use herald::NotificationCenter;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # struct OrderPlaced { id: u64 }
+/// # impl herald::Notification for OrderPlaced {
+/// #     fn name() -> &'static str { "shop.order.placed" }
+/// # }
+///
+/// let center = NotificationCenter::new();
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let _export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
+/// let _import = bridge.import::<OrderPlaced>(&center).await?;
+/// // A clone is the same connection and the same origin.
+/// let health = bridge.clone();
+/// assert_eq!(health.id(), bridge.id());
+/// tokio::spawn(async move { println!("{:?}", health.ping().await) });
+/// // ... at the end:
+/// bridge.shutdown().await?;
+/// # Ok(()) }
+/// ```
 pub struct NatsBridge {
     pub(crate) inner: Arc<Inner>,
 }
@@ -658,6 +947,14 @@ impl Drop for Inner {
 
 impl NatsBridge {
     /// Configures a bridge.
+    ///
+    /// ```
+    /// use herald::nats::NatsBridge;
+    ///
+    /// let builder = NatsBridge::builder().name("orders-eu-1").subject_prefix("acme.");
+    /// // ...then `builder.connect("nats://127.0.0.1:4222").await?`
+    /// # drop(builder);
+    /// ```
     pub fn builder() -> NatsBridgeBuilder {
         NatsBridgeBuilder::default()
     }
@@ -675,31 +972,107 @@ impl NatsBridge {
     }
 
     /// This bridge's id: the origin of everything it exports.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    ///
+    /// let a = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let b = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// assert_ne!(a.id(), b.id()); // fresh for every bridge, even in one process
+    /// println!("exporting as {}", a.id()); // importers see it as `Origin::bridge()`
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> BridgeId {
         self.inner.id
     }
 
     /// The subject prefix (empty by default).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    ///
+    /// let bridge = NatsBridge::builder()
+    ///     .subject_prefix("acme.")
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await?;
+    /// assert_eq!(bridge.subject_prefix(), "acme.");
+    /// # Ok(()) }
+    /// ```
     pub fn subject_prefix(&self) -> &str {
         &self.inner.prefix
     }
 
     /// The connection's state now.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{ConnectionState, NatsBridge};
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// // A readiness probe.
+    /// let ready = bridge.state() == ConnectionState::Connected;
+    /// println!("ready: {ready}");
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> ConnectionState {
         *self.inner.shared.state.borrow()
     }
 
     /// A receiver that sees every change of the connection's state (`changed().await`).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{ConnectionState, NatsBridge};
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let mut state = bridge.watch_state();
+    /// tokio::spawn(async move {
+    ///     while state.changed().await.is_ok() {
+    ///         let now = *state.borrow_and_update();
+    ///         eprintln!("NATS: {now:?}");
+    ///         if now == ConnectionState::Closed {
+    ///             break;
+    ///         }
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
     pub fn watch_state(&self) -> watch::Receiver<ConnectionState> {
         self.inner.shared.state.subscribe()
     }
 
     /// What the bridge counted so far.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let m = bridge.metrics();
+    /// println!(
+    ///     "exported {} (dropped {}), imported {} (lost {}), {} reconnects",
+    ///     m.exported, m.export_dropped, m.imported, m.lost, m.reconnects
+    /// );
+    /// # Ok(()) }
+    /// ```
     pub fn metrics(&self) -> BridgeMetrics {
         self.inner.shared.counters.snapshot()
     }
 
     /// The NATS client underneath, for what the bridge does not wrap (requests, JetStream).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::nats::NatsBridge;
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// // A request to a service, on the bridge's connection.
+    /// let reply = bridge.client().request("time.now", "".into()).await?;
+    /// println!("{}", String::from_utf8_lossy(&reply.payload));
+    /// # Ok(()) }
+    /// ```
     pub fn client(&self) -> &async_nats::Client {
         &self.inner.client
     }
@@ -707,6 +1080,16 @@ impl NatsBridge {
     /// One round trip to the server (a request the server answers itself): a health check,
     /// and a barrier: every subscription made before it is in force on the server when it
     /// returns. Returns the round-trip time.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let rtt = bridge.ping().await?;
+    /// println!("NATS round trip: {rtt:?}");
+    /// # Ok(()) }
+    /// ```
     pub async fn ping(&self) -> Result<Duration, Error> {
         round_trip(&self.inner.client, self.inner.id).await
     }
@@ -720,6 +1103,20 @@ impl NatsBridge {
     /// [`ExportDropped`](super::ExportDropped)), and it fails with [`ErrorKind::Connect`]. The
     /// bridge is closed either way (its client keeps trying to reconnect in the background to
     /// hand over what its own queue holds, for as long as the runtime runs).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{ConnectionState, NatsBridge};
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// // ... exports and imports ...
+    /// if let Err(e) = bridge.shutdown().await {
+    ///     eprintln!("shut down without the server: {e}");
+    /// }
+    /// assert_eq!(bridge.state(), ConnectionState::Closed); // either way
+    /// bridge.shutdown().await?; // idempotent
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.inner.outbox.close();
         // The lock also makes a second, concurrent shutdown wait for the first.
@@ -789,6 +1186,26 @@ pub(crate) async fn round_trip(
 /// (`exported == published + export_dropped` once the outbox is empty); every notification an
 /// import receives (a batch counts each of its items) is posted, counted undecodable, or an
 /// echo.
+///
+/// ```
+/// use herald::nats::BridgeMetrics;
+///
+/// /// Whether every exported notification was published or counted as dropped (true once
+/// /// the outbox is empty).
+/// fn exports_accounted_for(m: &BridgeMetrics) -> bool {
+///     m.exported == m.published + m.export_dropped
+/// }
+///
+/// /// The mean number of notifications per batch, if any batch was sent.
+/// fn mean_batch(m: &BridgeMetrics) -> Option<f64> {
+///     (m.batches > 0).then(|| m.batched as f64 / m.batches as f64)
+/// }
+///
+/// // A bridge's counters come from `bridge.metrics()`; a new bridge's are all zero.
+/// let m = BridgeMetrics::default();
+/// assert!(exports_accounted_for(&m));
+/// assert_eq!(mean_batch(&m), None);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BridgeMetrics {

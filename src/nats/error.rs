@@ -3,6 +3,25 @@
 use std::fmt;
 
 /// What kind of failure an [`Error`] is.
+///
+/// ```
+/// use herald::nats::{ErrorKind, NatsBridge};
+///
+/// /// Whether trying again later may succeed without changing anything.
+/// fn transient(kind: ErrorKind) -> bool {
+///     matches!(kind, ErrorKind::Connect | ErrorKind::Subscribe | ErrorKind::JetStream)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = NatsBridge::builder()
+///     .credentials_file("/no/such/orders.creds")
+///     .connect("nats://127.0.0.1:4222")
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert!(!transient(err.kind()));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -11,11 +30,16 @@ pub enum ErrorKind {
     InvalidName,
     /// A configuration value is unusable (a credentials file that cannot be read, a bad URL).
     Config,
-    /// Connecting to the server failed (unreachable, refused credentials, TLS).
+    /// Connecting to the server failed (unreachable, refused credentials, TLS), or a
+    /// shutdown could not hand what was queued to the server within its timeout (the server
+    /// was gone; what was dropped is counted in the bridge's metrics).
     Connect,
-    /// The server refused or did not confirm a subscription.
+    /// The server refused or did not confirm a subscription, or a round trip to it
+    /// ([`NatsBridge::ping`](super::NatsBridge::ping), which also confirms the subscriptions
+    /// made before it) got no answer.
     Subscribe,
-    /// The bridge was shut down.
+    /// The bridge was shut down (an operation after `shutdown`), or its shutdown could not
+    /// drain the connection.
     Closed,
     /// JetStream refused or did not confirm an operation: creating a stream, a consumer or a
     /// key-value bucket (is JetStream enabled on the server, `nats-server -js`?).
@@ -67,21 +91,77 @@ impl Error {
     }
 
     /// The kind of failure.
+    ///
+    /// ```
+    /// use herald::nats::{ErrorKind, NatsBridge};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = NatsBridge::connect("").await.unwrap_err();
+    /// match err.kind() {
+    ///     ErrorKind::Connect => eprintln!("retry later: {err}"),
+    ///     ErrorKind::Config | ErrorKind::InvalidName => eprintln!("fix the configuration: {err}"),
+    ///     _ => eprintln!("{err}"),
+    /// }
+    /// assert_eq!(err.kind(), ErrorKind::Config); // an empty URL list
+    /// # }
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// Whether a name or prefix was refused.
+    ///
+    /// ```
+    /// use herald::nats::NatsBridge;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = NatsBridge::builder()
+    ///     .subject_prefix("acme") // no trailing dot
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_invalid_name());
+    /// # }
+    /// ```
     pub fn is_invalid_name(&self) -> bool {
         self.kind == ErrorKind::InvalidName
     }
 
     /// Whether the bridge could not connect.
+    ///
+    /// ```
+    /// use herald::nats::NatsBridge;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // Nothing listens on port 1.
+    /// let err = NatsBridge::connect("nats://127.0.0.1:1").await.unwrap_err();
+    /// assert!(err.is_connect());
+    /// # }
+    /// ```
     pub fn is_connect(&self) -> bool {
         self.kind == ErrorKind::Connect
     }
 
     /// Whether the bridge was already shut down.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// bridge.shutdown().await?;
+    /// let err = bridge.import::<OrderPlaced>(&center).await.unwrap_err();
+    /// assert!(err.is_closed());
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.kind == ErrorKind::Closed
     }

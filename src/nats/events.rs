@@ -47,21 +47,73 @@ pub struct RemoteNotification {
 
 impl RemoteNotification {
     /// The notification's name as the exporting process declared it (`shop.order.placed`).
+    ///
+    /// ```
+    /// use herald::nats::RemoteNotification;
+    /// use herald::NotificationCenter;
+    ///
+    /// let center = NotificationCenter::new();
+    /// let _refunds = center.observe(|r: &RemoteNotification| {
+    ///     if r.name().starts_with("shop.refund.") {
+    ///         println!("refund event {}", r.name());
+    ///     }
+    /// });
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Its JSON, as received (checked to be valid JSON).
+    ///
+    /// ```
+    /// use herald::nats::RemoteNotification;
+    /// use herald::NotificationCenter;
+    ///
+    /// let center = NotificationCenter::new();
+    /// // An audit log of everything the family brings that has no local type.
+    /// let _audit = center.observe(|r: &RemoteNotification| println!("{} {}", r.name(), r.json()));
+    /// ```
     pub fn json(&self) -> &str {
         &self.json
     }
 
     /// Where it was posted.
+    ///
+    /// ```
+    /// use herald::nats::RemoteNotification;
+    /// use herald::NotificationCenter;
+    ///
+    /// let center = NotificationCenter::new();
+    /// let _log = center.observe(|r: &RemoteNotification| match r.origin().bridge() {
+    ///     Some(bridge) => println!("{} from bridge {bridge}", r.name()),
+    ///     None => println!("{} from a NATS client that is not herald", r.name()),
+    /// });
+    /// ```
     pub fn origin(&self) -> &Origin {
         &self.origin
     }
 
     /// Reads the JSON as a `T`.
+    ///
+    /// ```
+    /// use herald::nats::RemoteNotification;
+    /// use herald::NotificationCenter;
+    /// use serde::Deserialize;
+    ///
+    /// /// The part of another service's refund event that this process reads.
+    /// #[derive(Deserialize)]
+    /// struct Refund { order: u64, cents: i64 }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let _refunds = center.observe(|r: &RemoteNotification| {
+    ///     if r.name() == "shop.refund.issued" {
+    ///         match r.decode::<Refund>() {
+    ///             Ok(refund) => println!("order {}: {} cents back", refund.order, refund.cents),
+    ///             Err(e) => eprintln!("unexpected refund JSON: {e}"),
+    ///         }
+    ///     }
+    /// });
+    /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(&self.json)
     }
@@ -173,6 +225,22 @@ impl Notification for ExportDropped {
 }
 
 /// The state of a bridge's connection to its NATS server.
+///
+/// ```
+/// use herald::nats::ConnectionState;
+///
+/// fn health(state: ConnectionState) -> &'static str {
+///     match state {
+///         ConnectionState::Connected => "up",
+///         ConnectionState::Disconnected => "reconnecting",
+///         ConnectionState::Closed => "stopped",
+///         _ => "unknown",
+///     }
+/// }
+///
+/// assert_eq!(health(ConnectionState::Disconnected), "reconnecting");
+/// // With a bridge: `health(bridge.state())`.
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ConnectionState {

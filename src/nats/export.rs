@@ -36,6 +36,31 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 ///
 /// Refused with [`ErrorKind::InvalidName`] when `N` has no declared name or the name is not a
 /// valid NATS subject, and with [`ErrorKind::Closed`] after [`NatsBridge::shutdown`].
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// use herald::nats::NatsBridge;
+/// use herald::{Notification, NotificationCenter, SenderId};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct PriceChanged { sku: String, cents: i64 }
+/// impl Notification for PriceChanged {
+///     fn name() -> &'static str { "shop.price.changed" }
+/// }
+///
+/// let center = NotificationCenter::new();
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let catalog = SenderId::new();
+/// // Only the catalog's posts, with a positive price, are exported.
+/// let _export = center
+///     .observer::<PriceChanged>()
+///     .sender(catalog)
+///     .filter(|p| p.cents > 0)
+///     .forward(bridge.publish())?;
+/// center.post_from(catalog, PriceChanged { sku: "tea".into(), cents: 450 });
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Publish {
     bridge: NatsBridge,
@@ -79,6 +104,26 @@ impl NatsBridge {
 
 /// A live export: dropping it stops exporting (what is already in the outbox is still sent).
 /// It keeps its bridge open: dropping every [`NatsBridge`] handle does not end an export.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// use herald::nats::NatsBridge;
+/// use herald::NotificationCenter;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # struct OrderPlaced { id: u64 }
+/// # impl herald::Notification for OrderPlaced {
+/// #     fn name() -> &'static str { "shop.order.placed" }
+/// # }
+///
+/// let center = NotificationCenter::new();
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
+/// center.post(OrderPlaced { id: 1 }); // exported
+/// drop(export);
+/// center.post(OrderPlaced { id: 2 }); // not exported
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping an Export stops exporting at once; call .detach() to keep it"]
 pub struct Export {
     subscription: Option<Subscription>,
@@ -89,16 +134,77 @@ pub struct Export {
 
 impl Export {
     /// The NATS subject this export publishes to.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::builder()
+    ///     .subject_prefix("acme.")
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await?;
+    /// let export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
+    /// assert_eq!(export.subject(), "acme.shop.order.placed");
+    /// # Ok(()) }
+    /// ```
     pub fn subject(&self) -> &str {
         &self.state.subject.name
     }
 
     /// Notifications this export dropped before they reached the server.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
+    /// // ... later, in a health check:
+    /// if export.dropped() > 0 {
+    ///     eprintln!("{} notifications on {} never left", export.dropped(), export.subject());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.state.dropped_total.load(Ordering::Relaxed)
     }
 
-    /// Keeps exporting for the life of the center, without a guard.
+    /// Keeps exporting without a guard, for the life of the center or until the bridge shuts
+    /// down, whichever comes first.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// center.observer::<OrderPlaced>().forward(bridge.publish())?.detach();
+    /// center.post(OrderPlaced { id: 1 }); // exported, with no guard to keep
+    /// # Ok(()) }
+    /// ```
     pub fn detach(mut self) {
         if let Some(s) = self.subscription.take() {
             s.detach();

@@ -148,6 +148,26 @@ impl NatsBridge {
 
 /// A family import being configured: register types with [`with`](Self::with), then await it.
 /// Made by [`NatsBridge::import_family`].
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// use herald::nats::{NatsBridge, RemoteNotification};
+/// use herald::NotificationCenter;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # struct OrderPlaced { id: u64 }
+/// # impl herald::Notification for OrderPlaced {
+/// #     fn name() -> &'static str { "shop.order.placed" }
+/// # }
+///
+/// let center = NotificationCenter::new();
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let family = bridge.import_family("shop.", &center).with::<OrderPlaced>();
+/// let import = family.await?; // subscribed to shop.>
+/// let _rest = center.observe(|r: &RemoteNotification| println!("{}", r.name()));
+/// assert_eq!(import.subject(), "shop.>");
+/// # Ok(()) }
+/// ```
 #[must_use = "a family import does nothing until awaited (or .start().await)"]
 pub struct FamilyImport {
     bridge: NatsBridge,
@@ -160,6 +180,32 @@ pub struct FamilyImport {
 impl FamilyImport {
     /// Posts notifications named `N::name()` as `N`. `N`'s name must be under the family's
     /// prefix (else the import fails with [`ErrorKind::InvalidName`]).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::{Notification, NotificationCenter};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// #[derive(Debug, Clone, Deserialize)]
+    /// struct InvoiceSent { number: u64 }
+    /// impl Notification for InvoiceSent {
+    ///     fn name() -> &'static str { "billing.invoice.sent" }
+    /// }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let _shop = bridge.import_family("shop.", &center).with::<OrderPlaced>().await?;
+    /// // Not in the family:
+    /// let err = bridge.import_family("shop.", &center).with::<InvoiceSent>().await.unwrap_err();
+    /// assert!(err.is_invalid_name());
+    /// # Ok(()) }
+    /// ```
     pub fn with<N: Notification + DeserializeOwned>(mut self) -> Self {
         if self.error.is_none() {
             if let Err(e) = wire::check_type_name::<N>() {
@@ -177,6 +223,19 @@ impl FamilyImport {
     }
 
     /// Subscribes; returns once the server holds the subscription.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// // The same as awaiting the family import.
+    /// let import = bridge.import_family("shop.", &center).start().await?;
+    /// assert_eq!(import.subject(), "shop.>");
+    /// # Ok(()) }
+    /// ```
     pub async fn start(self) -> Result<Import, Error> {
         if let Some(e) = self.error {
             return Err(e);
@@ -207,6 +266,26 @@ impl fmt::Debug for FamilyImport {
 
 /// A live import: dropping it unsubscribes. It keeps its bridge open: dropping every
 /// [`NatsBridge`] handle does not end an import.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// use herald::nats::NatsBridge;
+/// use herald::NotificationCenter;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # struct OrderPlaced { id: u64 }
+/// # impl herald::Notification for OrderPlaced {
+/// #     fn name() -> &'static str { "shop.order.placed" }
+/// # }
+///
+/// let center = NotificationCenter::new();
+/// let _log = center.observe(|o: &OrderPlaced| println!("order {}", o.id));
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let import = bridge.import::<OrderPlaced>(&center).await?;
+/// // ... orders from other processes are posted into `center` ...
+/// drop(import); // unsubscribed
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping an Import unsubscribes at once; call .detach() to keep it"]
 pub struct Import {
     subject: String,
@@ -218,11 +297,54 @@ pub struct Import {
 
 impl Import {
     /// The NATS subject (or wildcard subject) imported.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::builder()
+    ///     .subject_prefix("acme.")
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await?;
+    /// let orders = bridge.import::<OrderPlaced>(&center).await?;
+    /// assert_eq!(orders.subject(), "acme.shop.order.placed");
+    /// let shop = bridge.import_family("shop.", &center).await?;
+    /// assert_eq!(shop.subject(), "acme.shop.>");
+    /// # Ok(()) }
+    /// ```
     pub fn subject(&self) -> &str {
         &self.subject
     }
 
     /// What this import counted so far.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let import = bridge.import::<OrderPlaced>(&center).await?;
+    /// // ... later:
+    /// let s = import.stats();
+    /// println!("{}: {} posted, {} lost", import.subject(), s.posted, s.lost);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> ImportStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let s = &self.stats;
@@ -237,6 +359,24 @@ impl Import {
     }
 
     /// Keeps importing until the bridge shuts down, without a guard.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::NatsBridge;
+    /// use herald::NotificationCenter;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize)]
+    /// # struct OrderPlaced { id: u64 }
+    /// # impl herald::Notification for OrderPlaced {
+    /// #     fn name() -> &'static str { "shop.order.placed" }
+    /// # }
+    ///
+    /// let center = NotificationCenter::new();
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// bridge.import::<OrderPlaced>(&center).await?.detach();
+    /// // ... imports until `bridge.shutdown()`.
+    /// # Ok(()) }
+    /// ```
     pub fn detach(mut self) {
         self.task.take();
         std::mem::forget(self._center.take());
@@ -264,6 +404,18 @@ impl fmt::Debug for Import {
 /// What one import counted, in notifications: a batch (see [`wire`](super::wire)) counts
 /// each of its items. Every notification received is posted, undecodable, an echo, and
 /// every heartbeat is counted: `received == posted + undecodable + echoes + heartbeats`.
+///
+/// ```
+/// use herald::nats::ImportStats;
+///
+/// /// The balance every import keeps.
+/// fn balanced(s: &ImportStats) -> bool {
+///     s.received == s.posted + s.undecodable + s.echoes + s.heartbeats
+/// }
+///
+/// // An import's counters come from `import.stats()`; a new import's are all zero.
+/// assert!(balanced(&ImportStats::default()));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ImportStats {

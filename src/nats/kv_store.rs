@@ -20,6 +20,17 @@ use crate::bridge::{
 };
 
 /// Default bucket of [`NatsKvStore`]: `herald_registry`.
+///
+/// ```
+/// use herald::nats::{DEFAULT_BUCKET, NatsKvStore};
+///
+/// assert_eq!(DEFAULT_BUCKET, "herald_registry");
+///
+/// /// Every process opens the same bucket, and so shares one registry.
+/// async fn shared_store() -> Result<NatsKvStore, herald::nats::Error> {
+///     NatsKvStore::connect("nats://127.0.0.1:4222", DEFAULT_BUCKET).await
+/// }
+/// ```
 pub const DEFAULT_BUCKET: &str = "herald_registry";
 
 /// A [`RegistryStore`] on a NATS key-value bucket, shared by every process that opens the same

@@ -29,6 +29,14 @@ pub struct BridgeId(u128);
 impl BridgeId {
     /// A new random id (from the process's random hash keys, the clock, the process id and a
     /// counter).
+    ///
+    /// ```
+    /// use herald::nats::BridgeId;
+    ///
+    /// let id = BridgeId::random();
+    /// assert_ne!(id, BridgeId::random());
+    /// assert_eq!(id.to_string().len(), 32); // its wire form
+    /// ```
     pub fn random() -> BridgeId {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -46,7 +54,17 @@ impl BridgeId {
         BridgeId((u128::from(half(0x6865_7261_6c64)) << 64) | u128::from(half(0x6e61_7473)))
     }
 
-    /// Reads the wire form (32 hex digits).
+    /// Reads the wire form (32 hex digits; upper case is read too, though the wire writes
+    /// lower case).
+    ///
+    /// ```
+    /// use herald::nats::BridgeId;
+    ///
+    /// let id = BridgeId::parse("9f86d081884c7d659a2feaa0c55ad015").unwrap();
+    /// assert_eq!(id.to_string(), "9f86d081884c7d659a2feaa0c55ad015");
+    /// assert_eq!(BridgeId::parse("9f86d081"), None); // too short
+    /// assert_eq!(BridgeId::parse("not-a-bridge-id-not-a-bridge-id!"), None);
+    /// ```
     pub fn parse(s: &str) -> Option<BridgeId> {
         if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
@@ -55,6 +73,13 @@ impl BridgeId {
     }
 
     /// The id as a number.
+    ///
+    /// ```
+    /// use herald::nats::BridgeId;
+    ///
+    /// let id = BridgeId::parse("0000000000000000000000000000002a").unwrap();
+    /// assert_eq!(id.as_u128(), 42);
+    /// ```
     pub fn as_u128(self) -> u128 {
         self.0
     }
@@ -104,6 +129,17 @@ pub struct Origin {
 impl Origin {
     /// The origin of notifications exported by `bridge`, posted there by `sender` (`None`:
     /// posted without a sender).
+    ///
+    /// ```
+    /// use herald::nats::{BridgeId, Origin};
+    /// use herald::SenderId;
+    ///
+    /// let bridge = BridgeId::random();
+    /// let origin = Origin::new(bridge, Some(SenderId::from_raw(7)));
+    /// assert_eq!(origin.bridge(), Some(bridge));
+    /// assert_eq!(origin.remote_sender(), Some(SenderId::from_raw(7)));
+    /// assert!(!origin.is_foreign());
+    /// ```
     pub fn new(bridge: BridgeId, sender: Option<SenderId>) -> Origin {
         Origin {
             bridge: Some(bridge),
@@ -112,6 +148,15 @@ impl Origin {
     }
 
     /// The origin of messages from a NATS publisher that is not a herald bridge.
+    ///
+    /// ```
+    /// use herald::nats::Origin;
+    ///
+    /// let foreign = Origin::foreign();
+    /// assert!(foreign.is_foreign());
+    /// assert_eq!(foreign.bridge(), None);
+    /// assert_eq!(foreign.to_string(), "foreign publisher");
+    /// ```
     pub fn foreign() -> Origin {
         Origin {
             bridge: None,
@@ -120,27 +165,90 @@ impl Origin {
     }
 
     /// The exporting bridge (`None` for a foreign publisher).
+    ///
+    /// ```
+    /// use herald::nats::{BridgeId, Origin};
+    ///
+    /// let bridge = BridgeId::random();
+    /// assert_eq!(Origin::new(bridge, None).bridge(), Some(bridge));
+    /// assert_eq!(Origin::foreign().bridge(), None);
+    /// ```
     pub fn bridge(&self) -> Option<BridgeId> {
         self.bridge
     }
 
     /// The sender inside the exporting process, as that process numbered it.
+    ///
+    /// ```
+    /// use herald::nats::{BridgeId, Origin};
+    /// use herald::SenderId;
+    ///
+    /// let bridge = BridgeId::random();
+    /// let origin = Origin::new(bridge, Some(SenderId::from_raw(7)));
+    /// assert_eq!(origin.remote_sender(), Some(SenderId::from_raw(7)));
+    /// // Not this process's number: here it is posted with `sender_id()`.
+    /// assert_ne!(origin.sender_id(), SenderId::from_raw(7));
+    /// assert_eq!(Origin::new(bridge, None).remote_sender(), None); // posted with `post`
+    /// ```
     pub fn remote_sender(&self) -> Option<SenderId> {
         self.sender
     }
 
     /// Whether this is a publisher that is not a herald bridge.
+    ///
+    /// ```
+    /// use herald::nats::{BridgeId, Origin};
+    ///
+    /// assert!(Origin::foreign().is_foreign());
+    /// assert!(!Origin::new(BridgeId::random(), None).is_foreign());
+    /// ```
     pub fn is_foreign(&self) -> bool {
         self.bridge.is_none()
     }
 
     /// The [`SenderId`] notifications from this origin are posted with in this process: made
     /// on first use, the same for the life of the process.
+    ///
+    /// ```
+    /// use herald::nats::{BridgeId, Origin};
+    /// use herald::{Notification, NotificationCenter};
+    ///
+    /// struct OrderPlaced;
+    /// impl Notification for OrderPlaced {
+    ///     fn name() -> &'static str { "shop.order.placed" }
+    /// }
+    ///
+    /// // The orders a remote bridge exported from plain `post`s (its id from configuration, say).
+    /// let eu = Origin::new(BridgeId::parse("9f86d081884c7d659a2feaa0c55ad015").unwrap(), None);
+    /// let center = NotificationCenter::new();
+    /// let _eu_orders = center.observer::<OrderPlaced>().sender(eu.sender_id()).inline(|_| {});
+    /// assert_eq!(eu.sender_id(), eu.sender_id()); // the same for the life of the process
+    /// // An import posts the bridge's orders like this:
+    /// assert_eq!(center.post_from(eu.sender_id(), OrderPlaced).received, 1);
+    /// assert_eq!(center.post(OrderPlaced).received, 0);
+    /// ```
     pub fn sender_id(&self) -> SenderId {
         table().sender_id(self)
     }
 
     /// The origin of a notification posted with `sender`, if it was imported by a bridge.
+    ///
+    /// ```
+    /// use herald::nats::{BridgeId, Origin};
+    /// use herald::{NotificationCenter, SenderId, Wildcard};
+    ///
+    /// let center = NotificationCenter::new();
+    /// let _where = center.observer::<Wildcard>().inline(|n| {
+    ///     match n.sender().and_then(Origin::of) {
+    ///         Some(origin) => println!("{} from {origin}", n.value_name()),
+    ///         None => println!("{} from this process", n.value_name()),
+    ///     }
+    /// });
+    ///
+    /// let remote = Origin::new(BridgeId::random(), None);
+    /// assert_eq!(Origin::of(remote.sender_id()), Some(remote));
+    /// assert_eq!(Origin::of(SenderId::new()), None);
+    /// ```
     pub fn of(sender: SenderId) -> Option<Origin> {
         table().by_sender.read().get(&sender).cloned()
     }

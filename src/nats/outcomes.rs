@@ -17,6 +17,24 @@ use crate::bridge::TokenInvalidated;
 use crate::{Notification, NotificationCenter};
 
 /// How a push ended, as a worker reported it.
+///
+/// ```
+/// use herald::nats::RemoteResult;
+///
+/// fn summary(result: &RemoteResult) -> String {
+///     match result {
+///         RemoteResult::Accepted => "accepted".to_owned(),
+///         RemoteResult::Rejected { status, reason, .. } => format!("rejected: {status} {reason}"),
+///         RemoteResult::Failed { kind, message } => format!("not sent ({kind}): {message}"),
+///         _ => "unknown".to_owned(),
+///     }
+/// }
+///
+/// assert_eq!(summary(&RemoteResult::Accepted), "accepted");
+/// let failed = RemoteResult::Failed { kind: "Timeout".into(), message: "no answer".into() };
+/// assert_eq!(summary(&failed), "not sent (Timeout): no answer");
+/// // Observed as `RemotePushOutcome::result`.
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RemoteResult {
@@ -81,6 +99,20 @@ impl Notification for RemotePushOutcome {
 }
 
 /// What an [`OutcomeImport`] has done.
+///
+/// ```
+/// use herald::nats::OutcomeImportStats;
+///
+/// /// Whether the import reads everything it is given.
+/// fn healthy(s: &OutcomeImportStats) -> bool {
+///     s.undecodable == 0 && s.read_errors == 0
+/// }
+///
+/// // An import's counters come from `outcomes.stats()`; a new import's are all zero.
+/// let s = OutcomeImportStats::default();
+/// assert!(healthy(&s));
+/// assert!(s.invalidated <= s.imported);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OutcomeImportStats {
@@ -145,6 +177,21 @@ impl OutcomeImport {
     ///
     /// Fails with [`ErrorKind::JetStream`](super::ErrorKind::JetStream) when the server has no
     /// JetStream or refuses the consumer.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{NatsBridge, OutcomeImport, PushQueueConfig};
+    /// use herald::NotificationCenter;
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let center = NotificationCenter::new();
+    /// // The queue's names, as the posting side and the workers have them.
+    /// let config = PushQueueConfig::default()
+    ///     .stream("EU_PUSH")
+    ///     .outcome_stream("EU_PUSH_OUTCOMES");
+    /// let outcomes = OutcomeImport::start(&bridge, &config, "registry-keeper", &center).await?;
+    /// # drop(outcomes); Ok(()) }
+    /// ```
     pub async fn start(
         bridge: &NatsBridge,
         config: &PushQueueConfig,
@@ -177,11 +224,39 @@ impl OutcomeImport {
     }
 
     /// The durable consumer's name.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{NatsBridge, OutcomeImport, PushQueueConfig};
+    /// use herald::NotificationCenter;
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let center = NotificationCenter::new();
+    /// let config = PushQueueConfig::default();
+    /// let outcomes = OutcomeImport::start(&bridge, &config, "registry-keeper", &center).await?;
+    /// assert_eq!(outcomes.name(), "registry-keeper");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// What the import has done so far.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// use herald::nats::{NatsBridge, OutcomeImport, PushQueueConfig};
+    /// use herald::NotificationCenter;
+    ///
+    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let center = NotificationCenter::new();
+    /// let config = PushQueueConfig::default();
+    /// let outcomes = OutcomeImport::start(&bridge, &config, "registry-keeper", &center).await?;
+    /// // ... later:
+    /// let s = outcomes.stats();
+    /// println!("{} outcomes, {} tokens invalidated", s.imported, s.invalidated);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> OutcomeImportStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let c = &self.counters;

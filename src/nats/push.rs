@@ -140,6 +140,18 @@ pub struct PushQueueConfig {
 
 /// Default [`PushQueueConfig::ack_wait`]: 30 s (longer than a send with the client's default
 /// timeouts; a send still running is kept alive with progress acknowledgements).
+///
+/// ```
+/// use herald::nats::{DEFAULT_ACK_WAIT, PushQueueConfig};
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_ACK_WAIT, Duration::from_secs(30));
+/// // Slow sends: give each job twice as long, and keep the duplicate window above it.
+/// let config = PushQueueConfig::default()
+///     .ack_wait(2 * DEFAULT_ACK_WAIT)
+///     .duplicate_window(2 * DEFAULT_ACK_WAIT + Duration::from_secs(60));
+/// # drop(config);
+/// ```
 pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 
 impl Default for PushQueueConfig {
@@ -368,6 +380,23 @@ fn msg_id_headers(apns_id: &str) -> HeaderMap {
 /// apns-id and returned to the sink, which posts it (and the lifecycle notifications it leads
 /// to) into its center as if it had sent the push itself. See the [module](self) for the
 /// guarantees. Cheap to clone.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use herald::apns::ApnsClient;
+/// use herald::bridge::{ApnsSink, DeviceRegistry};
+/// use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig};
+///
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let queue = NatsPushQueue::start(&bridge, PushQueueConfig::default()).await?;
+/// let sink = ApnsSink::builder(ApnsClient::builder().build()?)
+///     .registry(DeviceRegistry::in_memory())
+///     .dispatch(queue.clone()) // the workers send; outcomes come back to this sink
+///     .build();
+/// # drop(sink);
+/// println!("{} pushes waiting for their outcome", queue.metrics().waiting);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct NatsPushQueue {
     inner: Arc<QueueInner>,
@@ -931,6 +960,23 @@ pub struct WorkerMetrics {
 }
 
 /// A running [`PushWorker`].
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use herald::apns::ApnsClient;
+/// use herald::nats::{NatsBridge, PushWorker};
+///
+/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let worker = PushWorker::builder(ApnsClient::builder().build()?)
+///     .name("eu-1")
+///     .start(&bridge)
+///     .await?;
+/// tokio::signal::ctrl_c().await?;
+/// let m = worker.metrics();
+/// println!("{}: {} accepted, {} in flight", worker.name(), m.accepted, m.in_flight);
+/// worker.shutdown().await; // finishes the jobs it holds; the others stay queued
+/// # Ok(()) }
+/// ```
 pub struct WorkerHandle {
     shared: Arc<WorkerShared>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,

@@ -82,6 +82,15 @@ use super::{BridgeId, Error, ErrorKind};
 /// The largest sequence number (2^63 − 1). The numbers are the sender's word: refusing the
 /// top half of the range keeps an importer's arithmetic on them (the next expected number, a
 /// gap's size) from overflowing.
+///
+/// ```
+/// use herald::nats::wire::MAX_SEQ;
+///
+/// assert_eq!(MAX_SEQ, (1 << 63) - 1);
+/// // At a billion notifications a second, an exporter needs 292 years to get there.
+/// let years = MAX_SEQ / 1_000_000_000 / (365 * 24 * 3600);
+/// assert_eq!(years, 292);
+/// ```
 pub const MAX_SEQ: u64 = u64::MAX >> 1;
 
 /// The first token of herald's reply subjects.

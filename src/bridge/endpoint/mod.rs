@@ -89,6 +89,27 @@ pub use server::{Serve, ServeHandle, ShutdownReport};
 /// ```
 pub trait Verifier: Send + Sync + 'static {
     /// The caller's subject, or `None` to refuse.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use herald::bridge::endpoint::Verifier;
+    ///
+    /// // A closure is a verifier: here, `Authorization: Bearer user-<subject>`.
+    /// let verifier = |req: &http::request::Parts| {
+    ///     let auth = req.headers.get("authorization")?.to_str().ok()?;
+    ///     Some(auth.strip_prefix("Bearer user-")?.to_owned())
+    /// };
+    /// let request = |auth: Option<&str>| {
+    ///     let mut builder = http::Request::post("/devices");
+    ///     if let Some(auth) = auth {
+    ///         builder = builder.header("authorization", auth);
+    ///     }
+    ///     builder.body(()).unwrap().into_parts().0
+    /// };
+    /// assert_eq!(verifier.verify(&request(Some("Bearer user-alice"))).await.as_deref(), Some("alice"));
+    /// assert_eq!(verifier.verify(&request(None)).await, None); // refused: 401
+    /// # }
+    /// ```
     fn verify(&self, request: &Parts) -> impl Future<Output = Option<String>> + Send;
 }
 

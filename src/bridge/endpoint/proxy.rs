@@ -10,6 +10,24 @@ use ipnet::IpNet;
 /// The header your reverse proxies write the client's address into. Name exactly one: a proxy
 /// appends to the header it manages and passes any other through untouched, so trusting a header
 /// your proxy does not manage would let any client choose its own address.
+///
+/// ```
+/// use herald::bridge::endpoint::{ForwardedHeader, TrustedProxies};
+/// use std::net::IpAddr;
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("forwarded", "for=203.0.113.9".parse()?);
+/// headers.insert("x-forwarded-for", "198.51.100.4".parse()?);
+/// let peer: IpAddr = "10.0.0.1".parse()?;
+/// let client = |header| {
+///     let proxies = TrustedProxies::new(header).trust("10.0.0.0/8").unwrap();
+///     proxies.client_address(peer, &headers)
+/// };
+/// // Only the header you name is read; the other is ignored.
+/// assert_eq!(client(ForwardedHeader::Forwarded), "203.0.113.9".parse::<IpAddr>()?);
+/// assert_eq!(client(ForwardedHeader::XForwardedFor), "198.51.100.4".parse::<IpAddr>()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ForwardedHeader {
@@ -48,6 +66,18 @@ pub struct TrustedProxies {
 }
 
 /// A trusted proxy that is neither an IP address nor a network in CIDR notation.
+///
+/// ```
+/// use herald::bridge::endpoint::{ForwardedHeader, InvalidProxy, TrustedProxies};
+///
+/// let err: InvalidProxy = TrustedProxies::new(ForwardedHeader::Forwarded)
+///     .trust("proxy.internal") // a host name: not accepted
+///     .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     r#""proxy.internal" is not an IP address or a CIDR network (like 10.0.0.0/8 or fd00::/8)"#
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidProxy {
     input: String,
@@ -117,6 +147,13 @@ impl TrustedProxies {
     }
 
     /// The header believed from trusted proxies, if any.
+    ///
+    /// ```
+    /// # use herald::bridge::endpoint::{ForwardedHeader, TrustedProxies};
+    /// assert_eq!(TrustedProxies::none().header(), None);
+    /// let p = TrustedProxies::new(ForwardedHeader::XForwardedFor);
+    /// assert_eq!(p.header(), Some(ForwardedHeader::XForwardedFor));
+    /// ```
     pub fn header(&self) -> Option<ForwardedHeader> {
         self.header
     }

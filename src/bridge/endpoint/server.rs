@@ -30,6 +30,41 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// The running server: a future to spawn (or await), from
 /// [`RegistrationEndpoint::serve`]. It runs until [`ServeHandle::shutdown`] is called and the
 /// shutdown is complete; dropping it (or aborting its task) stops it at once.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
+/// use std::time::Duration;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let registry = DeviceRegistry::in_memory();
+/// let endpoint = RegistrationEndpoint::builder(registry.clone(), |req: &http::request::Parts| {
+///     let auth = req.headers.get("authorization")?.to_str().ok()?;
+///     Some(auth.strip_prefix("Bearer user-")?.to_owned())
+/// })
+/// .topic("com.example.app")
+/// .build();
+/// let server = endpoint.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+/// let handle = server.handle();
+/// tokio::spawn(server);
+///
+/// // What an app sends when it gets a device token.
+/// let body = format!("newToken={}", "ab".repeat(32));
+/// let mut app = tokio::net::TcpStream::connect(handle.local_addr().unwrap()).await?;
+/// let request = format!(
+///     "POST /devices HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer user-alice\r\n\
+///      Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+///      Connection: close\r\n\r\n{body}",
+///     body.len()
+/// );
+/// app.write_all(request.as_bytes()).await?;
+/// let mut response = String::new();
+/// app.read_to_string(&mut response).await?;
+/// assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+/// assert_eq!(registry.devices("alice").unwrap().len(), 1);
+/// handle.shutdown(Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[must_use = "a server does nothing unless spawned or awaited"]
 pub struct Serve {
     future: Pin<Box<dyn Future<Output = ()> + Send>>,
@@ -71,6 +106,25 @@ impl Future for Serve {
 
 /// Shuts a [`Serve`] down: stop accepting, let requests in flight finish within a grace
 /// period, cut off the rest, release the registry. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// # use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
+/// # let endpoint = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None).build();
+/// use std::time::Duration;
+/// let server = endpoint.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+/// let addr = server.handle().local_addr().unwrap();
+/// let handle = server.handle();
+/// tokio::spawn(server);
+/// // Clones shut down the same server: hand one to your signal handler.
+/// let on_sigterm = handle.clone();
+/// let report = on_sigterm.shutdown(Duration::from_secs(5)).await;
+/// assert!(handle.is_shut_down());
+/// assert!(tokio::net::TcpStream::connect(addr).await.is_err()); // no longer listening
+/// // A second call waits for the first shutdown and reports the same.
+/// assert_eq!(handle.shutdown(Duration::from_secs(1)).await, report);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ServeHandle {
     local_addr: Option<SocketAddr>,
@@ -89,6 +143,29 @@ impl fmt::Debug for ServeHandle {
 
 /// How a shutdown went: connections that finished within the grace period, and those cut off
 /// at its end.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// # use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
+/// # let endpoint = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None).build();
+/// use herald::bridge::endpoint::ShutdownReport;
+/// use std::time::Duration;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let server = endpoint.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+/// let handle = server.handle();
+/// tokio::spawn(server);
+/// // A client that made one request (refused: no credentials) and keeps its connection open.
+/// let mut client = tokio::net::TcpStream::connect(handle.local_addr().unwrap()).await?;
+/// client.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await?;
+/// let mut status = [0; 12];
+/// client.read_exact(&mut status).await?;
+/// assert_eq!(&status, b"HTTP/1.1 401");
+/// // Idle when the shutdown begins: closed at once, so it counts as finished.
+/// let report: ShutdownReport = handle.shutdown(Duration::from_secs(5)).await;
+/// assert_eq!((report.finished, report.aborted), (1, 0));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -149,6 +226,19 @@ impl ServeHandle {
     }
 
     /// Whether the server has completed a shutdown.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// # use herald::bridge::{DeviceRegistry, endpoint::RegistrationEndpoint};
+    /// # let endpoint = RegistrationEndpoint::builder(DeviceRegistry::in_memory(), |_: &http::request::Parts| None).build();
+    /// let server = endpoint.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+    /// let handle = server.handle();
+    /// tokio::spawn(server);
+    /// assert!(!handle.is_shut_down());
+    /// handle.shutdown(std::time::Duration::from_secs(5)).await;
+    /// assert!(handle.is_shut_down());
+    /// # Ok(()) }
+    /// ```
     pub fn is_shut_down(&self) -> bool {
         self.done.borrow().is_some()
     }

@@ -98,6 +98,7 @@ async fn herald_mock_json_startup_line_serves_pushes_and_stops_on_ctrl_c() {
 
     let start: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
     assert_eq!(start["event"], "listening");
+    assert_eq!(start["environment"], "sandbox", "the default");
     let addr: std::net::SocketAddr = start["address"].as_str().unwrap().parse().unwrap();
     assert_eq!(start["url"], format!("https://{addr}"));
     assert_eq!(start["port"], addr.port());
@@ -233,6 +234,49 @@ async fn a_bare_herald_mock_prints_a_push_command_that_works_and_cleans_up_on_si
     assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
 }
 
+/// `--environment production`: the start-up object says so, and an accepted push carries no
+/// `apns-unique-id` (only the sandbox sends one, APNS.md §6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_mock_answers_as_production_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = token(3);
+    let (child, mut lines) = spawn_mock(
+        tmp.path(),
+        &[
+            "--json",
+            "--environment",
+            "production",
+            "--generate-key",
+            &format!("{KEY_ID}:{TEAM_ID}"),
+            "--token",
+            &format!("{device}:{BUNDLE}"),
+        ],
+    );
+    let start: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
+    assert_eq!(start["environment"], "production");
+    let addr: std::net::SocketAddr = start["address"].as_str().unwrap().parse().unwrap();
+    let ca = std::fs::read_to_string(start["ca"].as_str().unwrap()).unwrap();
+    let p8 = std::fs::read_to_string(start["key_path"].as_str().unwrap()).unwrap();
+    let mut c = connect_to(addr, &ca).await;
+    let jwt = sign_jwt(&p8, KEY_ID, TEAM_ID, now_secs());
+    let answer = push(&device).bearer(&jwt).send(&mut c).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("apns-unique-id"),
+        None,
+        "production sends none"
+    );
+    signal(&child, "-INT");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "clean exit on Ctrl-C: {status}");
+}
+
 /// Bad input: exit 1 with a message that says what is wrong, nothing on stdout (no listening
 /// line before the failure), and nothing left in the temp dir.
 fn assert_refused_before_printing(run_dir: &Path, args: &[&str], says: &str) {
@@ -279,6 +323,7 @@ fn herald_mock_rejects_bad_input_before_printing_anything() {
         (&["--unregistered", "abcd@yesterday"], "not a time"),
         (&["--error-rate", "2"], "fraction"),
         (&["--error-rate", "lots"], "fraction"),
+        (&["--environment", "prod"], "sandbox or production"),
         (&["--latency-ms", "fast"], "milliseconds"),
         (&["--max-streams", "0"], "max-streams"),
         (&["--key", "K:T:/nonexistent/AuthKey.p8"], "cannot read"),

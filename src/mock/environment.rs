@@ -21,6 +21,7 @@
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Environment {
     /// The development environment, `api.sandbox.push.apple.com`.
     #[default]

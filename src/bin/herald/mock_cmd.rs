@@ -19,7 +19,7 @@
 //! under the system temp dir, removed when the mock stops (Ctrl-C or SIGTERM) or fails to start.
 //! A directory given with `--out-dir` is kept.
 
-use herald::mock::{Latency, MockApns, RecordedRequest};
+use herald::mock::{Environment, Latency, MockApns, RecordedRequest};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -152,6 +152,12 @@ struct MockOptions {
     #[arg(long, value_name = "0..1", default_value_t = 0.0, allow_negative_numbers = true,
           value_parser = parse_rate)]
     error_rate: f64,
+    /// Which of Apple's environments to answer as: sandbox (the development environment;
+    /// accepted pushes carry apns-unique-id) or production (no apns-unique-id). A push
+    /// certificate valid only for the other one is answered 403 BadCertificateEnvironment.
+    #[arg(long, value_name = "sandbox|production", default_value = "sandbox",
+          value_parser = parse_environment)]
+    environment: Environment,
     /// Print JSON: one start-up object (address, CA, keys, tokens, the push command), then one
     /// object per push, then one when stopped.
     #[arg(long)]
@@ -160,6 +166,17 @@ struct MockOptions {
     /// start-up and stop lines are still printed; with --json, as JSON.
     #[arg(long)]
     quiet: bool,
+}
+
+/// `sandbox` (or `development`, Apple's other name for it) or `production`.
+fn parse_environment(s: &str) -> Result<Environment, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "sandbox" | "development" => Ok(Environment::Sandbox),
+        "production" => Ok(Environment::Production),
+        _ => Err(format!(
+            "{s:?} is not an environment: sandbox or production"
+        )),
+    }
 }
 
 /// A DNS name or an IP address, for the server certificate.
@@ -488,7 +505,8 @@ async fn serve(args: MockOptions) -> Result<(), String> {
         .max_streams(args.max_streams)
         .drop_to_one_after_rejection(args.drop_to_one_after_rejection)
         .accept_unknown_tokens(args.accept_unknown_tokens)
-        .error_rate(args.error_rate);
+        .error_rate(args.error_rate)
+        .environment(args.environment);
     for name in server_names(&args) {
         builder = builder.server_name(name);
     }
@@ -748,6 +766,14 @@ fn program() -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The environment's name, as `--environment` takes it.
+fn environment_name(environment: Environment) -> &'static str {
+    match environment {
+        Environment::Production => "production",
+        _ => "sandbox",
+    }
+}
+
 fn push_command(args: &[String]) -> String {
     std::iter::once(program())
         .chain(args.iter().cloned())
@@ -766,6 +792,7 @@ fn startup_json(mock: &MockApns, url: &str, out: &OutDir, ca: &Path, setup: &Set
         "url": url,
         "address": mock.addr().to_string(),
         "port": mock.port(),
+        "environment": environment_name(mock.environment()),
         "ca": ca,
         "out_dir": out.path(),
         "out_dir_removed_on_exit": out.is_temporary(),
@@ -802,6 +829,12 @@ fn startup_text(mock: &MockApns, url: &str, out: &OutDir, ca: &Path, setup: &Set
         );
     } else {
         say!("herald mock: listening on {url}");
+    }
+    if mock.environment() != Environment::Sandbox {
+        say!(
+            "herald mock: answering as {} (no apns-unique-id)",
+            environment_name(mock.environment())
+        );
     }
     say!("herald mock: CA certificate {}", ca.display());
     for k in &setup.keys {
@@ -924,6 +957,15 @@ mod tests {
         assert!(parse_unregistered("abcd").unwrap().at.is_none());
         assert!(parse_unregistered("abcd@yesterday").is_err());
         assert!(parse_unregistered("zz@1").is_err());
+    }
+
+    #[test]
+    fn environments_are_read_by_name() {
+        assert_eq!(parse_environment("sandbox"), Ok(Environment::Sandbox));
+        assert_eq!(parse_environment("Development"), Ok(Environment::Sandbox));
+        assert_eq!(parse_environment("production"), Ok(Environment::Production));
+        let err = parse_environment("prod").unwrap_err();
+        assert!(err.contains("sandbox or production"), "{err}");
     }
 
     #[test]

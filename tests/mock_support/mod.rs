@@ -39,19 +39,35 @@ pub fn sign_jwt(p8_pem: &str, kid: &str, iss: &str, iat: i64) -> String {
 
 /// Same, with a DER (ASN.1) signature instead of JWS r||s when `der` is set.
 pub fn sign_jwt_with(p8_pem: &str, kid: &str, iss: &str, iat: i64, der: bool) -> String {
+    sign_parts(
+        p8_pem,
+        &format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#),
+        &format!(r#"{{"iss":"{iss}","iat":{iat}}}"#),
+        der,
+    )
+}
+
+/// A JWT with an arbitrary header and claims (base64url-encoded here as given), ES256 over them
+/// with the PKCS#8 PEM key: JWS r||s, or DER (ASN.1) when `der` is set.
+pub fn sign_parts(p8_pem: &str, header: &str, claims: &str, der: bool) -> String {
+    let h = URL_SAFE_NO_PAD.encode(header);
+    let c = URL_SAFE_NO_PAD.encode(claims);
+    let signed = format!("{h}.{c}");
+    let sig = es256_key(p8_pem, der)
+        .sign(&SystemRandom::new(), signed.as_bytes())
+        .unwrap();
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+}
+
+/// The P-256 key pair in a PKCS#8 PEM `.p8`, signing JWS r||s, or DER (ASN.1) when `der` is set.
+pub fn es256_key(p8_pem: &str, der: bool) -> EcdsaKeyPair {
     let key = PrivatePkcs8KeyDer::from_pem_slice(p8_pem.as_bytes()).unwrap();
-    let rng = SystemRandom::new();
     let alg = if der {
         &ECDSA_P256_SHA256_ASN1_SIGNING
     } else {
         &ECDSA_P256_SHA256_FIXED_SIGNING
     };
-    let pair = EcdsaKeyPair::from_pkcs8(alg, key.secret_pkcs8_der(), &rng).unwrap();
-    let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#));
-    let c = URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"{iss}","iat":{iat}}}"#));
-    let signed = format!("{h}.{c}");
-    let sig = pair.sign(&rng, signed.as_bytes()).unwrap();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    EcdsaKeyPair::from_pkcs8(alg, key.secret_pkcs8_der(), &SystemRandom::new()).unwrap()
 }
 
 pub type Client = h2::client::SendRequest<Bytes>;
@@ -175,6 +191,16 @@ impl Req {
         let resp = self.start(client).await?;
         read(resp).await
     }
+
+    /// Sends and reads the answer, panicking on an HTTP/2 error.
+    pub async fn answer(self, client: &mut Client) -> Answer {
+        self.send(client).await.unwrap()
+    }
+
+    /// The answer's status, panicking on an HTTP/2 error.
+    pub async fn status(self, client: &mut Client) -> u16 {
+        self.answer(client).await.status
+    }
 }
 
 pub async fn read(resp: h2::client::ResponseFuture) -> Result<Answer, h2::Error> {
@@ -219,7 +245,11 @@ impl Setup {
         Setup { mock, p8 }
     }
     pub fn jwt(&self) -> String {
-        sign_jwt(&self.p8, KEY_ID, TEAM_ID, now_secs())
+        self.jwt_at(now_secs())
+    }
+    /// A provider token for the set-up key, issued at `iat` (UNIX seconds).
+    pub fn jwt_at(&self, iat: i64) -> String {
+        sign_jwt(&self.p8, KEY_ID, TEAM_ID, iat)
     }
     pub async fn client(&self) -> Client {
         connect(&self.mock, None).await
@@ -347,6 +377,11 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Sniff<T> {
 }
 
 pub type Frames = Arc<parking_lot::Mutex<Vec<Frame>>>;
+
+/// True when no GOAWAY is among the recorded frames.
+pub fn no_goaway(frames: &Frames) -> bool {
+    frames.lock().iter().all(|f| f.kind != GOAWAY)
+}
 
 async fn tls_to(
     mock: &MockApns,
@@ -482,6 +517,11 @@ pub async fn wait_frame(frames: &Frames, f: impl Fn(&Frame) -> bool) -> Frame {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Waits for a GOAWAY among `frames`, up to 30 s (a hang guard).
+pub async fn wait_goaway(frames: &Frames) -> Frame {
+    wait_frame(frames, |f| f.kind == GOAWAY).await
 }
 
 /// A hand-driven HTTP/2 connection: frames written and read by the test itself, for behaviour a

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use bytes::Bytes;
 use herald::apns::{
-    ApnsClient, Endpoint, ErrorKind, Expiration, Payload, Priority, Push, PushOutcome, PushType,
-    Reason, RetryPolicy, TokenKey,
+    ApnsClient, Endpoint, ErrorKind, Expiration, Failed, Payload, Priority, Push, PushOutcome,
+    PushType, Reason, Rejected, RetryPolicy, TokenKey,
 };
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,9 +45,17 @@ fn tls() -> Tls {
     tls_with(None)
 }
 
-/// A server certificate for 127.0.0.1; with `client_ca`, client certificates issued by it are
-/// required.
+/// A server certificate for 127.0.0.1, offering h2 by ALPN; with `client_ca`, client
+/// certificates issued by it are required.
 fn tls_with(client_ca: Option<rustls_pki_types::CertificateDer<'static>>) -> Tls {
+    tls_offering(client_ca, vec![b"h2".to_vec()])
+}
+
+/// `tls_with`, offering the protocols `alpn` (none: the client cannot negotiate h2).
+fn tls_offering(
+    client_ca: Option<rustls_pki_types::CertificateDer<'static>>,
+    alpn: Vec<Vec<u8>>,
+) -> Tls {
     use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
@@ -78,11 +86,19 @@ fn tls_with(client_ca: Option<rustls_pki_types::CertificateDer<'static>>) -> Tls
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = alpn;
     Tls {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         ca_pem: cert.pem(),
     }
+}
+
+/// A non-blocking listener on a free loopback port, and that port.
+fn loopback_listener() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 /// A fresh P-256 key: the herald `TokenKey`, its PKCS#8 DER and its public key.
@@ -125,6 +141,22 @@ fn client_for(url: &str, ca: &str, key: &TokenKey) -> herald::apns::ApnsClientBu
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
         })
+}
+
+/// A fresh signing key and a client of `url` that uses it, with `client_for`'s settings.
+fn keyed_client(url: &str, ca: &str) -> (TokenKey, ApnsClient) {
+    keyed_client_with(url, ca, |b| b)
+}
+
+/// `keyed_client`, its builder changed by `tune` first.
+fn keyed_client_with(
+    url: &str,
+    ca: &str,
+    tune: impl FnOnce(herald::apns::ApnsClientBuilder) -> herald::apns::ApnsClientBuilder,
+) -> (TokenKey, ApnsClient) {
+    let (key, _, _) = signing_key();
+    let client = tune(client_for(url, ca, &key)).build().unwrap();
+    (key, client)
 }
 
 fn unix_now() -> i64 {
@@ -191,6 +223,14 @@ fn reason(status: u16, reason: &str) -> Act {
     )
 }
 
+/// A handler that answers the first `n` requests with `first()` and the rest 200 (`ok_echo`).
+fn first_then_ok(
+    n: usize,
+    first: impl Fn() -> Act + Send + Sync + 'static,
+) -> impl Fn(&Req, usize) -> Act + Send + Sync + 'static {
+    move |r, i| if i < n { first() } else { ok_echo(r) }
+}
+
 type Handler = Arc<dyn Fn(&Req, usize) -> Act + Send + Sync>;
 
 struct H2Server {
@@ -223,6 +263,18 @@ fn h2_server(
     h2_server_opts(max_streams, None, false, handler)
 }
 
+/// A one-stream server that never answers its first request and answers the rest 200; the slot
+/// it returns gets the RST_STREAM reason the client sends for that first request.
+fn hang_first_server() -> (H2Server, Arc<Mutex<Option<h2::Reason>>>) {
+    let slot: Arc<Mutex<Option<h2::Reason>>> = Arc::default();
+    let s2 = slot.clone();
+    let server = h2_server(
+        Some(1),
+        first_then_ok(1, move || Act::HangUntilReset(s2.clone())),
+    );
+    (server, slot)
+}
+
 fn h2_server_window(window: u32) -> H2Server {
     h2_server_opts(None, Some(window), false, |r, _| ok_echo(r))
 }
@@ -246,9 +298,7 @@ fn h2_server_tls(
 ) -> H2Server {
     let handler: Handler = Arc::new(handler);
     let Tls { acceptor, ca_pem } = tls;
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let port = std_listener.local_addr().unwrap().port();
+    let (std_listener, port) = loopback_listener();
     let log = Arc::new(Mutex::new(Vec::new()));
     let conns = Arc::new(AtomicUsize::new(0));
     let offset = Arc::new(AtomicU64::new(0));
@@ -400,12 +450,41 @@ fn h2_server_tls(
     }
 }
 
+/// The failure of an outcome that must be `Failed`.
+fn expect_failed(outcome: PushOutcome) -> Failed {
+    let PushOutcome::Failed(f) = outcome else {
+        panic!("not failed")
+    };
+    f
+}
+
+/// The rejection of an outcome that must be `Rejected`.
+fn expect_rejected(outcome: PushOutcome) -> Rejected {
+    let PushOutcome::Rejected(r) = outcome else {
+        panic!("not rejected")
+    };
+    r
+}
+
+/// Asserts that every outcome is `Accepted`.
+fn assert_all_accepted(outcomes: &[PushOutcome]) {
+    assert!(
+        outcomes.iter().all(PushOutcome::is_accepted),
+        "{outcomes:?}"
+    );
+}
+
 fn alert(token: &str) -> Push {
     Push::builder(token, BUNDLE)
         .payload(&Payload::alert("hello"))
         .unwrap()
         .build()
         .unwrap()
+}
+
+/// Sends `alert(&dev(i))` for every `i` in `range` at once; the outcomes in that order.
+async fn send_alerts(client: &ApnsClient, range: std::ops::Range<usize>) -> Vec<PushOutcome> {
+    futures::future::join_all(range.map(|i| client.send(alert(&dev(i))))).await
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -516,12 +595,52 @@ struct RawServer {
     log: Arc<Mutex<RawLog>>,
 }
 
+impl RawServer {
+    /// The log, asserted free of streams opened beyond the limit or after a GOAWAY.
+    fn log_without_violations(&self) -> parking_lot::MutexGuard<'_, RawLog> {
+        let log = self.log.lock();
+        assert!(log.violations.is_empty(), "{:?}", log.violations);
+        log
+    }
+}
+
+impl RawLog {
+    /// The markers (`marked`) of the requests on connections after the first, in arrival order.
+    fn later_markers(&self) -> Vec<usize> {
+        self.requests
+            .iter()
+            .filter(|r| r.0 > 0)
+            .map(|r| marker_of(&r.2))
+            .collect()
+    }
+}
+
+/// A server (`RawMode::Lower` on every connection) whose limit starts at `initial_limit` and
+/// becomes `to` after `after` answers, each held `hold` (then `raise`); and a client whose first
+/// push (`marked(0)`) it accepted, so that the client learnt the initial limit.
+async fn limit_changing_server(
+    initial_limit: u32,
+    hold: Duration,
+    after: usize,
+    to: u32,
+    raise: Option<(Duration, u32)>,
+) -> (RawServer, ApnsClient) {
+    let mode = RawMode::Lower {
+        hold,
+        after,
+        to,
+        raise,
+    };
+    let server = raw_server(initial_limit, vec![mode]);
+    let (_, client) = keyed_client(&server.url, &server.ca);
+    assert!(client.send(marked(0)).await.is_accepted());
+    (server, client)
+}
+
 /// `modes[i]` serves the i-th connection; later connections use the last mode.
 fn raw_server(initial_limit: u32, modes: Vec<RawMode>) -> RawServer {
     let Tls { acceptor, ca_pem } = tls();
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let port = std_listener.local_addr().unwrap().port();
+    let (std_listener, port) = loopback_listener();
     let log = Arc::new(Mutex::new(RawLog::default()));
     let log2 = log.clone();
     spawn_server(move || async move {
@@ -811,8 +930,7 @@ async fn raw_connection(
 #[tokio::test]
 async fn each_push_type_goes_out_with_apples_headers_and_its_body() {
     let server = h2_server(None, |r, _| ok_echo(r));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let at = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
     let alert = Payload::alert("hi");
     let la = br#"{"aps":{"timestamp":1700000000,"event":"update","content-state":{"n":1}}}"#;
@@ -962,8 +1080,7 @@ async fn each_push_type_goes_out_with_apples_headers_and_its_body() {
 #[tokio::test]
 async fn unset_headers_are_absent_and_the_generated_apns_id_is_canonical() {
     let server = h2_server(None, |r, _| ok_echo(r));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     for (p, want) in [(Priority::PowerAware, "5"), (Priority::Low, "1")] {
         let push = Push::builder(dev(1), BUNDLE).priority(p).build().unwrap();
         let id = push.apns_id().to_owned();
@@ -1042,24 +1159,8 @@ async fn the_jwt_is_strict_es256_jws_that_verifies_with_the_public_key() {
 async fn over_three_simulated_hours_tokens_change_at_most_every_20_minutes_and_never_age_past_an_hour()
  {
     let server = h2_server(Some(2), |r, _| ok_echo(r));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .connections(2)
-        .build()
-        .unwrap();
-    let step = 5 * 60u64;
-    let mut offset = 0u64;
-    for _ in 0..=36 {
-        let pushes: Vec<Push> = (0..6).map(|i| alert(&dev(i))).collect();
-        let outcomes = futures::future::join_all(pushes.into_iter().map(|p| client.send(p))).await;
-        assert!(
-            outcomes.iter().all(PushOutcome::is_accepted),
-            "{outcomes:?}"
-        );
-        offset += step;
-        key.advance_clock(Duration::from_secs(step));
-        server.offset.store(offset, Ordering::SeqCst);
-    }
+    let (key, client) = keyed_client_with(&server.url, &server.ca, |b| b.connections(2));
+    simulate_rounds(&server, &client, &key, 37, 5 * 60, |_| 6).await;
     let per_conn = check_token_discipline(&server.requests());
     assert_eq!(per_conn.len(), 2, "both connections carried pushes");
     let distinct = server_tokens(&server);
@@ -1073,6 +1174,26 @@ async fn over_three_simulated_hours_tokens_change_at_most_every_20_minutes_and_n
         (3..=5).contains(&minted),
         "{minted} tokens in 3 hours (about one per 50 min expected)"
     );
+}
+
+/// Simulated time: `rounds` rounds of `pushes(round)` alerts sent at once, all accepted, each
+/// round followed by a step of `step` seconds on the key's clock and the server's offset.
+async fn simulate_rounds(
+    server: &H2Server,
+    client: &ApnsClient,
+    key: &TokenKey,
+    rounds: usize,
+    step: u64,
+    pushes: impl Fn(usize) -> usize,
+) {
+    let mut offset = 0u64;
+    for n in 0..rounds {
+        let outcomes = send_alerts(client, 0..pushes(n)).await;
+        assert_all_accepted(&outcomes);
+        offset += step;
+        key.advance_clock(Duration::from_secs(step));
+        server.offset.store(offset, Ordering::SeqCst);
+    }
 }
 
 /// Checks APNS.md §3 per connection: a token is kept at least 20 minutes (of the key's clock)
@@ -1135,24 +1256,8 @@ async fn connections_opened_at_any_token_age_keep_the_20_and_60_minute_rules() {
             ok_echo(r)
         }
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .connections(3)
-        .build()
-        .unwrap();
-    let step = 7 * 60u64;
-    let mut offset = 0u64;
-    for n in 0..35 {
-        let k = 1 + n % 3;
-        let outcomes = futures::future::join_all((0..k).map(|i| client.send(alert(&dev(i))))).await;
-        assert!(
-            outcomes.iter().all(PushOutcome::is_accepted),
-            "{outcomes:?}"
-        );
-        offset += step;
-        key.advance_clock(Duration::from_secs(step));
-        server.offset.store(offset, Ordering::SeqCst);
-    }
+    let (key, client) = keyed_client_with(&server.url, &server.ca, |b| b.connections(3));
+    simulate_rounds(&server, &client, &key, 35, 7 * 60, |n| 1 + n % 3).await;
     let per_conn = check_token_discipline(&server.requests());
     assert!(
         per_conn.len() >= 6,
@@ -1172,8 +1277,7 @@ async fn connections_opened_at_any_token_age_keep_the_20_and_60_minute_rules() {
 #[tokio::test]
 async fn a_200_without_apns_id_is_accepted_with_the_pushs_own_id() {
     let server = h2_server(None, |_, _| ok());
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let push = alert(&dev(1));
     let id = push.apns_id().to_owned();
     match client.send(push).await {
@@ -1203,8 +1307,7 @@ async fn a_200_with_apns_unique_id_and_a_stray_body_is_accepted_with_it() {
             Bytes::from_static(b"not json at all"),
         )
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     match client.send(alert(&dev(1))).await {
         PushOutcome::Accepted(a) => {
             assert_eq!(
@@ -1232,20 +1335,15 @@ async fn a_410_carries_its_millisecond_timestamp_and_one_without_has_none() {
             Bytes::from(body),
         )
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    let PushOutcome::Rejected(r) = client.send(alert(&format!("{:062x}01", 7))).await else {
-        panic!("not rejected")
-    };
+    let (_, client) = keyed_client(&server.url, &server.ca);
+    let r = expect_rejected(client.send(alert(&format!("{:062x}01", 7))).await);
     assert_eq!((r.status, &r.reason), (410, &Reason::Unregistered));
     assert_eq!(
         r.timestamp,
         Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
     );
     assert!(r.reason.invalidates_token());
-    let PushOutcome::Rejected(r) = client.send(alert(&format!("{:062x}02", 7))).await else {
-        panic!("not rejected")
-    };
+    let r = expect_rejected(client.send(alert(&format!("{:062x}02", 7))).await);
     assert_eq!(
         (r.status, &r.reason, r.timestamp),
         (410, &Reason::ExpiredToken, None)
@@ -1261,8 +1359,7 @@ async fn an_error_body_that_is_not_json_is_one_typed_outcome() {
     let server = h2_server(None, |_, _| {
         Act::Respond(400, vec![], Bytes::from_static(b"<html>Bad Request</html>"))
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let o = client.send(alert(&dev(1))).await;
     match o {
         PushOutcome::Rejected(r) => {
@@ -1280,8 +1377,7 @@ async fn an_error_body_that_is_not_json_is_one_typed_outcome() {
 #[tokio::test]
 async fn an_unknown_reason_on_403_is_kept_verbatim_and_not_retried() {
     let server = h2_server(None, |_, _| reason(403, "BrandNewReason2027"));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let PushOutcome::Rejected(r) = client.send(alert(&dev(1))).await else {
         panic!()
     };
@@ -1295,21 +1391,18 @@ async fn an_unknown_reason_on_403_is_kept_verbatim_and_not_retried() {
 /// outcome (well before the request timeout) and the connection remains usable.
 #[tokio::test]
 async fn a_huge_error_body_is_one_typed_outcome_and_the_client_stays_usable() {
-    let server = h2_server(None, |r, i| {
-        if i == 0 {
+    let server = h2_server(
+        None,
+        first_then_ok(1, || {
             let mut body = br#"{"reason":"BadDeviceToken","pad":""#.to_vec();
             body.extend(std::iter::repeat_n(b'x', 8 << 20));
             body.extend_from_slice(br#""}"#);
             Act::Respond(400, vec![], Bytes::from(body))
-        } else {
-            ok_echo(r)
-        }
+        }),
+    );
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| {
+        b.request_timeout(Duration::from_secs(30))
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .request_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
     let outcome = client.send(alert(&dev(1))).await;
     // The status still decides: a 400 is a rejection (not delivered), never "APNs may have
     // it"; the body is not read past its limit, so the reason is the status's.
@@ -1338,20 +1431,16 @@ async fn a_503_storm_is_retried_with_backoff_and_the_same_apns_id_then_fails_wit
             reason(503, "ServiceUnavailable")
         }
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .retry(RetryPolicy {
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| {
+        b.retry(RetryPolicy {
             max_retries: 3,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
         })
-        .build()
-        .unwrap();
+    });
     let push = alert(&dev(1));
     let id = push.apns_id().to_owned();
-    let PushOutcome::Failed(f) = client.send(push).await else {
-        panic!("not failed")
-    };
+    let f = expect_failed(client.send(push).await);
     assert!(f.error.is_retries_exhausted(), "{}", f.error);
     assert_eq!(f.error.status(), Some(503));
     assert_eq!(f.error.reason(), Some(&Reason::ServiceUnavailable));
@@ -1375,15 +1464,8 @@ async fn a_503_storm_is_retried_with_backoff_and_the_same_apns_id_then_fails_wit
 /// 429 TooManyRequests is retried and then accepted, with the same apns-id.
 #[tokio::test]
 async fn a_429_too_many_requests_is_retried_and_accepted() {
-    let server = h2_server(None, |r, i| {
-        if i == 0 {
-            reason(429, "TooManyRequests")
-        } else {
-            ok_echo(r)
-        }
-    });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let server = h2_server(None, first_then_ok(1, || reason(429, "TooManyRequests")));
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let push = alert(&dev(1));
     let id = push.apns_id().to_owned();
     assert!(client.send(push).await.is_accepted());
@@ -1394,15 +1476,11 @@ async fn a_429_too_many_requests_is_retried_and_accepted() {
 /// connection (APNS.md §3: a new token more often than every 20 minutes is what draws it).
 #[tokio::test]
 async fn a_retry_after_too_many_provider_token_updates_keeps_the_same_token() {
-    let server = h2_server(None, |r, i| {
-        if i == 0 {
-            reason(429, "TooManyProviderTokenUpdates")
-        } else {
-            ok_echo(r)
-        }
-    });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let server = h2_server(
+        None,
+        first_then_ok(1, || reason(429, "TooManyProviderTokenUpdates")),
+    );
+    let (key, client) = keyed_client(&server.url, &server.ca);
     assert!(client.send(alert(&dev(1))).await.is_accepted());
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
@@ -1417,20 +1495,14 @@ async fn a_retry_after_too_many_provider_token_updates_keeps_the_same_token() {
 /// reset the stream (other than REFUSED_STREAM)"), not resent; the client stays usable.
 #[tokio::test]
 async fn a_stream_reset_by_the_server_is_connection_lost_and_not_resent() {
-    let server = h2_server(None, |r, i| {
-        if i == 0 {
-            Act::Reset(h2::Reason::INTERNAL_ERROR)
-        } else {
-            ok_echo(r)
-        }
-    });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let server = h2_server(
+        None,
+        first_then_ok(1, || Act::Reset(h2::Reason::INTERNAL_ERROR)),
+    );
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let push = alert(&dev(1));
     let id = push.apns_id().to_owned();
-    let PushOutcome::Failed(f) = client.send(push).await else {
-        panic!("not failed")
-    };
+    let f = expect_failed(client.send(push).await);
     assert!(f.error.is_connection_lost(), "{:?}", f.error.kind());
     assert!(!f.error.is_connect());
     assert!(client.send(alert(&dev(2))).await.is_accepted());
@@ -1444,18 +1516,11 @@ async fn a_stream_reset_by_the_server_is_connection_lost_and_not_resent() {
 /// REFUSED_STREAM means not processed (APNS.md §7): resent with the same apns-id and body.
 #[tokio::test]
 async fn a_refused_stream_is_resent_with_the_same_apns_id_and_body() {
-    let server = h2_server(None, |r, i| {
-        if i < 2 {
-            Act::Reset(h2::Reason::REFUSED_STREAM)
-        } else {
-            ok_echo(r)
-        }
-    });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .retry(RetryPolicy::none())
-        .build()
-        .unwrap();
+    let server = h2_server(
+        None,
+        first_then_ok(2, || Act::Reset(h2::Reason::REFUSED_STREAM)),
+    );
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| b.retry(RetryPolicy::none()));
     let push = alert(&dev(1));
     let id = push.apns_id().to_owned();
     assert!(client.send(push).await.is_accepted());
@@ -1476,6 +1541,11 @@ fn marked(i: usize) -> Push {
         .raw_payload(format!(r#"{{"aps":{{"alert":"m{i:03}"}}}}"#))
         .build()
         .unwrap()
+}
+
+/// Sends `marked(i)` for every `i` in `range` at once; the outcomes in that order.
+async fn send_marked(client: &ApnsClient, range: std::ops::Range<usize>) -> Vec<PushOutcome> {
+    futures::future::join_all(range.map(|i| client.send(marked(i)))).await
 }
 
 fn marker_of(body: &[u8]) -> usize {
@@ -1517,21 +1587,12 @@ async fn goaway_case(answer_kept: bool) {
             },
         ],
     );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .retry(RetryPolicy::none())
-        .build()
-        .unwrap();
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| b.retry(RetryPolicy::none()));
     // A first push, answered at once, lets the connection learn the limit of 100.
     assert!(client.send(marked(0)).await.is_accepted());
-    let outcomes = futures::future::join_all((1..=4).map(|i| client.send(marked(i)))).await;
+    let outcomes = send_marked(&client, 1..5).await;
     let log = server.log.lock();
-    let later: Vec<usize> = log
-        .requests
-        .iter()
-        .filter(|r| r.0 > 0)
-        .map(|r| marker_of(&r.2))
-        .collect();
+    let later = log.later_markers();
     let (kept, above) = (log.kept.clone(), log.above.clone());
     drop(log);
     assert_eq!(
@@ -1572,20 +1633,11 @@ async fn goaway_case(answer_kept: bool) {
 /// (APNs may have it), and the next push reconnects and is accepted.
 #[tokio::test]
 async fn a_tcp_close_mid_request_is_connection_lost_and_the_next_push_reconnects() {
-    let server = h2_server(None, |r, i| {
-        if i == 0 {
-            Act::CloseConnection
-        } else {
-            ok_echo(r)
-        }
-    });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let server = h2_server(None, first_then_ok(1, || Act::CloseConnection));
+    let (key, client) = keyed_client(&server.url, &server.ca);
     let push = alert(&dev(1));
     let id = push.apns_id().to_owned();
-    let PushOutcome::Failed(f) = client.send(push).await else {
-        panic!("not failed")
-    };
+    let f = expect_failed(client.send(push).await);
     assert!(
         f.error.is_connection_lost(),
         "{:?}: {}",
@@ -1606,28 +1658,14 @@ async fn a_tcp_close_mid_request_is_connection_lost_and_the_next_push_reconnects
 /// `is_timeout()` (APNs may have it), is not resent, and the client stays usable.
 #[tokio::test]
 async fn a_server_that_never_answers_hits_the_request_timeout_typed() {
-    let slot: Arc<Mutex<Option<h2::Reason>>> = Arc::default();
-    let s2 = slot.clone();
     // One stream per connection: a timed-out stream the client did not free would block the next.
-    let server = h2_server(Some(1), move |r, i| {
-        if i == 0 {
-            Act::HangUntilReset(s2.clone())
-        } else {
-            ok_echo(r)
-        }
-    });
-    let (key, _, _) = signing_key();
+    let (server, slot) = hang_first_server();
     let timeout = Duration::from_millis(700);
-    let client = client_for(&server.url, &server.ca, &key)
-        .request_timeout(timeout)
-        .build()
-        .unwrap();
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| b.request_timeout(timeout));
     let push = alert(&dev(1));
     let id = push.apns_id().to_owned();
     let started = Instant::now();
-    let PushOutcome::Failed(f) = client.send(push).await else {
-        panic!("not failed")
-    };
+    let f = expect_failed(client.send(push).await);
     assert!(
         started.elapsed() >= timeout,
         "failed after {:?}",
@@ -1657,15 +1695,10 @@ async fn a_limit_of_one_stream_is_never_exceeded_and_nothing_fails() {
             hold: Duration::from_millis(15),
         }],
     );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    let outcomes = futures::future::join_all((0..12).map(|i| client.send(marked(i)))).await;
-    assert!(
-        outcomes.iter().all(PushOutcome::is_accepted),
-        "{outcomes:?}"
-    );
-    let log = server.log.lock();
-    assert!(log.violations.is_empty(), "{:?}", log.violations);
+    let (_, client) = keyed_client(&server.url, &server.ca);
+    let outcomes = send_marked(&client, 0..12).await;
+    assert_all_accepted(&outcomes);
+    let log = server.log_without_violations();
     assert_eq!(log.max_open, 1);
     assert_eq!(log.requests.len(), 12);
 }
@@ -1674,26 +1707,11 @@ async fn a_limit_of_one_stream_is_never_exceeded_and_nothing_fails() {
 /// has acknowledged the new SETTINGS it opens no stream while one is open; nothing fails.
 #[tokio::test]
 async fn a_limit_lowered_mid_flight_is_followed_after_the_settings_ack() {
-    let server = raw_server(
-        10,
-        vec![RawMode::Lower {
-            hold: Duration::from_millis(20),
-            after: 3,
-            to: 1,
-            raise: None,
-        }],
-    );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
     // Learn the limit of 10 first.
-    assert!(client.send(marked(0)).await.is_accepted());
-    let outcomes = futures::future::join_all((1..30).map(|i| client.send(marked(i)))).await;
-    assert!(
-        outcomes.iter().all(PushOutcome::is_accepted),
-        "{outcomes:?}"
-    );
-    let log = server.log.lock();
-    assert!(log.violations.is_empty(), "{:?}", log.violations);
+    let (server, client) = limit_changing_server(10, Duration::from_millis(20), 3, 1, None).await;
+    let outcomes = send_marked(&client, 1..30).await;
+    assert_all_accepted(&outcomes);
+    let log = server.log_without_violations();
     assert!(
         log.opened_after_lower > 0,
         "the lowered limit was never in force"
@@ -1709,8 +1727,7 @@ async fn a_limit_lowered_mid_flight_is_followed_after_the_settings_ack() {
 #[tokio::test]
 async fn payloads_over_the_limit_fail_at_build_by_the_exact_byte_and_at_the_limit_go_out_whole() {
     let server = h2_server(None, |r, _| ok_echo(r));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let sized = |n: usize| {
         let head = br#"{"aps":{"alert":""#.len() + br#""}}"#.len();
         format!(
@@ -1763,8 +1780,7 @@ async fn malformed_device_tokens_are_typed_errors_and_any_hex_length_goes_out() 
     }
     assert!(accepted.is_empty(), "not hex, yet built: {accepted:?}");
     let server = h2_server(None, |r, _| ok_echo(r));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     for n in [2, 64, 108, 160, 200] {
         let token = "aB".repeat(n / 2);
         assert!(
@@ -1899,11 +1915,8 @@ async fn a_relays_502_with_an_html_body_is_retried_then_fails_with_its_status() 
             Bytes::from_static(b"<html>502 Bad Gateway</html>"),
         )
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    let PushOutcome::Failed(f) = client.send(alert(&dev(1))).await else {
-        panic!("not failed")
-    };
+    let (_, client) = keyed_client(&server.url, &server.ca);
+    let f = expect_failed(client.send(alert(&dev(1))).await);
     assert!(
         f.error.is_retries_exhausted(),
         "{:?} {}",
@@ -1918,11 +1931,8 @@ async fn a_relays_502_with_an_html_body_is_retried_then_fails_with_its_status() 
 #[tokio::test]
 async fn a_400_without_a_body_is_one_rejection() {
     let server = h2_server(None, |_, _| Act::Respond(400, vec![], Bytes::new()));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    let PushOutcome::Rejected(r) = client.send(alert(&dev(1))).await else {
-        panic!("not rejected")
-    };
+    let (_, client) = keyed_client(&server.url, &server.ca);
+    let r = expect_rejected(client.send(alert(&dev(1))).await);
     assert_eq!(r.status, 400);
     assert_eq!(server.count(), 1);
 }
@@ -1941,14 +1951,10 @@ async fn goaway_zero_on_every_connection_fails_each_push_typed_and_nothing_hangs
             close: true,
         }],
     );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    let outcomes = tokio::time::timeout(
-        Duration::from_secs(120),
-        futures::future::join_all((0..3).map(|i| client.send(marked(i)))),
-    )
-    .await
-    .expect("pushes refused by every connection hung");
+    let (_, client) = keyed_client(&server.url, &server.ca);
+    let outcomes = tokio::time::timeout(Duration::from_secs(120), send_marked(&client, 0..3))
+        .await
+        .expect("pushes refused by every connection hung");
     for o in &outcomes {
         let e = o.error().unwrap_or_else(|| panic!("{o:?}"));
         assert!(
@@ -1979,25 +1985,17 @@ async fn after_a_goaway_that_keeps_the_socket_open_new_pushes_use_a_new_connecti
             },
         ],
     );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .request_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| {
+        b.request_timeout(Duration::from_secs(5))
+    });
     assert!(client.send(marked(0)).await.is_accepted());
     assert!(client.send(marked(1)).await.is_accepted());
     for i in 2..6 {
         let o = client.send(marked(i)).await;
         assert!(o.is_accepted(), "m{i:03}: {o:?}");
     }
-    let log = server.log.lock();
-    assert!(log.violations.is_empty(), "{:?}", log.violations);
-    let later: Vec<usize> = log
-        .requests
-        .iter()
-        .filter(|r| r.0 > 0)
-        .map(|r| marker_of(&r.2))
-        .collect();
+    let log = server.log_without_violations();
+    let later = log.later_markers();
     assert_eq!(later, vec![2, 3, 4, 5]);
 }
 
@@ -2006,23 +2004,12 @@ async fn after_a_goaway_that_keeps_the_socket_open_new_pushes_use_a_new_connecti
 /// sends the push once it is raised.
 #[tokio::test]
 async fn a_limit_of_zero_is_waited_out_until_the_server_raises_it() {
-    let server = raw_server(
-        10,
-        vec![RawMode::Lower {
-            hold: Duration::ZERO,
-            after: 1,
-            to: 0,
-            raise: Some((Duration::from_millis(300), 10)),
-        }],
-    );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    assert!(client.send(marked(0)).await.is_accepted());
+    let raise = Some((Duration::from_millis(300), 10));
+    let (server, client) = limit_changing_server(10, Duration::ZERO, 1, 0, raise).await;
     // Let the SETTINGS(0) that followed the answer be read and acknowledged.
     wait_for_settings_ack(&server).await;
     let o = client.send(marked(1)).await;
-    let log = server.log.lock();
-    assert!(log.violations.is_empty(), "{:?}", log.violations);
+    let log = server.log_without_violations();
     assert!(o.is_accepted(), "{o:?}");
     assert_eq!(log.requests.len(), 2);
     assert!(
@@ -2036,27 +2023,8 @@ async fn a_limit_of_zero_is_waited_out_until_the_server_raises_it() {
 /// handshake; APNS.md §1: HTTP/2 only), never accepted.
 #[tokio::test]
 async fn a_server_without_h2_is_a_connect_error() {
-    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let key_pair = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .self_signed(&key_pair)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der())),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let port = std_listener.local_addr().unwrap().port();
+    let Tls { acceptor, ca_pem } = tls_offering(None, vec![]);
+    let (std_listener, port) = loopback_listener();
     spawn_server(move || async move {
         let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
         loop {
@@ -2077,14 +2045,10 @@ async fn a_server_without_h2_is_a_connect_error() {
             });
         }
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&format!("https://127.0.0.1:{port}"), &cert.pem(), &key)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let PushOutcome::Failed(f) = client.send(alert(&dev(1))).await else {
-        panic!("not failed")
-    };
+    let (_, client) = keyed_client_with(&format!("https://127.0.0.1:{port}"), &ca_pem, |b| {
+        b.connect_timeout(Duration::from_secs(5))
+    });
+    let f = expect_failed(client.send(alert(&dev(1))).await);
     assert!(f.error.is_connect(), "{:?} {}", f.error.kind(), f.error);
 }
 
@@ -2092,11 +2056,9 @@ async fn a_server_without_h2_is_a_connect_error() {
 #[tokio::test]
 async fn a_tiny_flow_control_window_still_delivers_the_whole_payload() {
     let server = h2_server_window(16);
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .request_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| {
+        b.request_timeout(Duration::from_secs(10))
+    });
     let body = format!(r#"{{"aps":{{"alert":"{}"}}}}"#, "y".repeat(4096 - 20));
     assert_eq!(body.len(), 4096);
     let push = Push::builder(dev(1), BUNDLE)
@@ -2113,23 +2075,19 @@ async fn a_tiny_flow_control_window_still_delivers_the_whole_payload() {
 /// and are accepted, and no apns-id is accepted twice.
 #[tokio::test]
 async fn a_graceful_goaway_with_a_push_in_flight_loses_nothing() {
-    let server = h2_server(None, |r, i| {
-        if i == 0 {
-            Act::Graceful(Duration::from_millis(300))
-        } else {
-            ok_echo(r)
-        }
-    });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let server = h2_server(
+        None,
+        first_then_ok(1, || Act::Graceful(Duration::from_millis(300))),
+    );
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let first = client.send(alert(&dev(0)));
     let rest = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        futures::future::join_all((1..6).map(|i| client.send(alert(&dev(i))))).await
+        send_alerts(&client, 1..6).await
     };
     let (first, rest) = tokio::join!(first, rest);
     assert!(first.is_accepted(), "{first:?}");
-    assert!(rest.iter().all(PushOutcome::is_accepted), "{rest:?}");
+    assert_all_accepted(&rest);
     let mut ids = HashMap::new();
     for r in server.requests() {
         *ids.entry(r.apns_id().to_owned()).or_insert(0) += 1;
@@ -2146,8 +2104,7 @@ async fn a_graceful_goaway_with_a_push_in_flight_loses_nothing() {
 #[tokio::test]
 async fn an_undocumented_status_is_one_outcome_with_the_status_kept() {
     let server = h2_server(None, |_, _| reason(421, "Misdirected"));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     let o = client.send(alert(&dev(1))).await;
     match o {
         PushOutcome::Rejected(r) => assert_eq!(r.status, 421),
@@ -2172,11 +2129,8 @@ async fn a_410_with_a_malformed_timestamp_keeps_its_reason() {
             Bytes::from_static(br#"{"reason":"Unregistered","timestamp":"yesterday"}"#),
         )
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    let PushOutcome::Rejected(r) = client.send(alert(&dev(1))).await else {
-        panic!("not rejected")
-    };
+    let (_, client) = keyed_client(&server.url, &server.ca);
+    let r = expect_rejected(client.send(alert(&dev(1))).await);
     assert_eq!((r.status, &r.reason), (410, &Reason::Unregistered));
     assert!(r.timestamp.is_none());
 }
@@ -2202,15 +2156,11 @@ async fn expired_provider_token_on_pushes_in_flight_together_mints_one_new_token
             ok_echo(r)
         }
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (key, client) = keyed_client(&server.url, &server.ca);
     let pushes: Vec<Push> = (0..4).map(|i| alert(&dev(i))).collect();
     let ids: Vec<String> = pushes.iter().map(|p| p.apns_id().to_owned()).collect();
     let outcomes = futures::future::join_all(pushes.into_iter().map(|p| client.send(p))).await;
-    assert!(
-        outcomes.iter().all(PushOutcome::is_accepted),
-        "{outcomes:?}"
-    );
+    assert_all_accepted(&outcomes);
     let reqs = server.requests();
     let with_first = reqs
         .iter()
@@ -2240,20 +2190,10 @@ async fn expired_provider_token_on_pushes_in_flight_together_mints_one_new_token
 /// accepted.
 #[tokio::test]
 async fn a_dropped_send_resets_its_stream_and_frees_it() {
-    let slot: Arc<Mutex<Option<h2::Reason>>> = Arc::default();
-    let s2 = slot.clone();
-    let server = h2_server(Some(1), move |r, i| {
-        if i == 0 {
-            Act::HangUntilReset(s2.clone())
-        } else {
-            ok_echo(r)
-        }
+    let (server, slot) = hang_first_server();
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| {
+        b.request_timeout(Duration::from_secs(10))
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .request_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
     let dropped =
         tokio::time::timeout(Duration::from_millis(500), client.send(alert(&dev(0)))).await;
     assert!(dropped.is_err(), "the hung push cannot have an outcome yet");
@@ -2302,12 +2242,9 @@ async fn send_all_gives_one_outcome_of_the_right_kind_per_push_through_mixed_ans
             _ => Act::Hang,
         }
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .connections(2)
-        .request_timeout(Duration::from_millis(800))
-        .build()
-        .unwrap();
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| {
+        b.connections(2).request_timeout(Duration::from_millis(800))
+    });
     let pushes: Vec<Push> = (0..42)
         .map(|i| alert(&format!("{:062x}{:02x}", 3, i)))
         .collect();
@@ -2355,8 +2292,7 @@ async fn send_all_gives_one_outcome_of_the_right_kind_per_push_through_mixed_ans
 #[tokio::test]
 async fn a_200_followed_by_an_immediate_close_is_accepted() {
     let server = raw_server(100, vec![RawMode::AnswerThenClose]);
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     for i in 0..5 {
         let o = client.send(marked(i)).await;
         assert!(o.is_accepted(), "m{i:03}: {o:?}");
@@ -2377,8 +2313,7 @@ async fn authorization_is_sent_as_a_literal_without_indexing_on_every_request() 
             hold: Duration::ZERO,
         }],
     );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
+    let (_, client) = keyed_client(&server.url, &server.ca);
     for i in 0..3 {
         assert!(client.send(marked(i)).await.is_accepted());
     }
@@ -2464,26 +2399,11 @@ async fn bad_key_errors_and_builder_debug_never_echo_key_material() {
 /// connection (more than one stream open) and none exceeds the limit.
 #[tokio::test]
 async fn after_the_ramp_from_one_stream_pushes_are_pipelined() {
-    let server = raw_server(
-        1,
-        vec![RawMode::Lower {
-            hold: Duration::from_millis(40),
-            after: 1,
-            to: 100,
-            raise: None,
-        }],
-    );
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key).build().unwrap();
-    assert!(client.send(marked(0)).await.is_accepted());
+    let (server, client) = limit_changing_server(1, Duration::from_millis(40), 1, 100, None).await;
     wait_for_settings_ack(&server).await;
-    let outcomes = futures::future::join_all((1..21).map(|i| client.send(marked(i)))).await;
-    assert!(
-        outcomes.iter().all(PushOutcome::is_accepted),
-        "{outcomes:?}"
-    );
-    let log = server.log.lock();
-    assert!(log.violations.is_empty(), "{:?}", log.violations);
+    let outcomes = send_marked(&client, 1..21).await;
+    assert_all_accepted(&outcomes);
+    let log = server.log_without_violations();
     assert!(
         log.max_open >= 5,
         "at most {} streams open after the raise to 100",
@@ -2497,11 +2417,9 @@ async fn after_the_ramp_from_one_stream_pushes_are_pipelined() {
 #[tokio::test]
 async fn an_answer_before_the_body_is_read_counts() {
     let server = h2_server_opts(None, Some(16), true, |_, _| reason(413, "PayloadTooLarge"));
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .request_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (_, client) = keyed_client_with(&server.url, &server.ca, |b| {
+        b.request_timeout(Duration::from_secs(10))
+    });
     // The second push certainly meets the 16-byte window the server advertised.
     for i in 0..2 {
         let body = format!(r#"{{"aps":{{"alert":"{}"}}}}"#, "z".repeat(3000));
@@ -2590,14 +2508,10 @@ async fn a_token_refused_as_expired_on_one_connection_is_not_sent_on_the_other()
             Act::Delay(Duration::from_millis(50), Box::new(ok_echo(r)))
         }
     });
-    let (key, _, _) = signing_key();
-    let client = client_for(&server.url, &server.ca, &key)
-        .connections(2)
-        .build()
-        .unwrap();
+    let (key, client) = keyed_client_with(&server.url, &server.ca, |b| b.connections(2));
     // Two at once on one-stream connections: both connections carry the first token.
-    let o = futures::future::join_all((0..2).map(|i| client.send(alert(&dev(i))))).await;
-    assert!(o.iter().all(PushOutcome::is_accepted), "{o:?}");
+    let o = send_alerts(&client, 0..2).await;
+    assert_all_accepted(&o);
     let reqs = server.requests();
     assert_eq!(
         reqs.iter().map(|r| r.conn).collect::<HashSet<_>>().len(),
@@ -2614,8 +2528,8 @@ async fn a_token_refused_as_expired_on_one_connection_is_not_sent_on_the_other()
         refused_after, 4,
         "the third push was refused once and retried"
     );
-    let o = futures::future::join_all((3..7).map(|i| client.send(alert(&dev(i))))).await;
-    assert!(o.iter().all(PushOutcome::is_accepted), "{o:?}");
+    let o = send_alerts(&client, 3..7).await;
+    assert_all_accepted(&o);
     let reqs = server.requests();
     let stale: Vec<usize> = reqs[refused_after..]
         .iter()

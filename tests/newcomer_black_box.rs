@@ -29,6 +29,12 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that `dir` is empty; the message is `message` followed by what was left.
+fn assert_nothing_left(dir: &Path, message: &str) {
+    let left = entries(dir);
+    assert!(left.is_empty(), "{message}{left:?}");
+}
+
 /// Runs `herald ARGS` to completion (with a hang guard), with its own TMPDIR.
 fn run_in(tmpdir: &Path, cwd: Option<&Path>, args: &[String]) -> Output {
     let mut cmd = Command::new(HERALD);
@@ -71,6 +77,22 @@ fn assert_no_panic(o: &Output) {
     assert!(
         !text.contains("panicked") && o.status.code() != Some(101),
         "herald panicked: {text}"
+    );
+}
+
+/// Asserts exit 1 (a usage or input error) without a panic; the message starts with `context`.
+fn assert_exit_1(out: &Output, context: &str) {
+    assert_eq!(out.status.code(), Some(1), "{context}{}", all(out));
+    assert_no_panic(out);
+}
+
+/// `assert_exit_1`, and `needle` is on stderr.
+fn assert_exit_1_saying(out: &Output, needle: &str, context: &str) {
+    assert_exit_1(out, context);
+    assert!(
+        stderr(out).contains(needle),
+        "{context}want {needle:?}: {}",
+        all(out)
     );
 }
 
@@ -168,12 +190,17 @@ impl Mock {
 
     /// `push_args` with the `--device` value replaced (as the README's jq line does).
     fn push_args_for(&self, device: &str) -> Vec<String> {
+        self.push_args_with("--device", device)
+    }
+
+    /// `push_args` with the value of `option` replaced.
+    fn push_args_with(&self, option: &str, value: &str) -> Vec<String> {
         let mut a = self.push_args();
         let i = a
             .iter()
-            .position(|x| x == "--device")
-            .expect("--device in push_args");
-        a[i + 1] = device.to_string();
+            .position(|x| x == option)
+            .unwrap_or_else(|| panic!("{option} in push_args"));
+        a[i + 1] = value.to_string();
         a
     }
 
@@ -206,6 +233,13 @@ impl Mock {
 
     fn push(&self, args: &[String]) -> Output {
         run_in(self.tmp.path(), None, args)
+    }
+
+    /// Pushes to `device` with the printed command; asserts the exit code.
+    fn push_to(&self, device: &str, code: i32) -> Output {
+        let out = self.push(&self.push_args_for(device));
+        assert_eq!(out.status.code(), Some(code), "{}", all(&out));
+        out
     }
 
     fn next_line(&self) -> Value {
@@ -264,6 +298,63 @@ fn hex(byte: &str, n: usize) -> String {
     byte.repeat(n)
 }
 
+/// Runs `command` with `sh -c`, its TMPDIR `tmpdir`.
+fn sh(command: &str, tmpdir: &Path) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("TMPDIR", tmpdir)
+        .output()
+        .unwrap()
+}
+
+/// Starts the plain-text `herald mock ARGS` (stderr discarded), its TMPDIR `tmpdir`, its stdout
+/// lines on a channel.
+fn spawn_plain_mock(tmpdir: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(HERALD)
+        .arg("mock")
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// The command the plain-text mock prints: "herald mock: send a push with" is followed by the
+/// command on its own line.
+fn printed_command(lines: &mpsc::Receiver<String>) -> String {
+    loop {
+        let line = lines.recv_timeout(GUARD).expect("mock start-up text");
+        if line.contains("send a push with") {
+            break;
+        }
+    }
+    lines
+        .recv_timeout(GUARD)
+        .expect("the command line")
+        .trim()
+        .to_string()
+}
+
+/// Stops a plain-text mock with SIGINT and waits for it.
+fn interrupt(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    child.wait()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The walk-through: `herald mock --json` -> paste the command -> accepted.
 
@@ -316,12 +407,7 @@ fn pasted_push_args_are_accepted_with_exit_0_and_the_mock_prints_the_push() {
 fn pasted_push_command_string_works_in_a_shell() {
     // README: eval "$(head -1 mock.jsonl | jq -r .push_command)"   # accepted, exit 0
     let mock = Mock::start(&[]);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(mock.s("push_command"))
-        .env("TMPDIR", mock.tmp.path())
-        .output()
-        .unwrap();
+    let out = sh(&mock.s("push_command"), mock.tmp.path());
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert!(stdout(&out).starts_with("accepted: "), "{}", all(&out));
 }
@@ -329,57 +415,18 @@ fn pasted_push_command_string_works_in_a_shell() {
 #[test]
 fn plain_text_mock_prints_a_ready_to_paste_command_that_is_accepted() {
     let t = tmp();
-    let mut child = Command::new(HERALD)
-        .arg("mock")
-        .env("TMPDIR", t.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // "herald mock: send a push with" is followed by the command on its own line.
-    loop {
-        let line = rx.recv_timeout(GUARD).expect("mock start-up text");
-        if line.contains("send a push with") {
-            break;
-        }
-    }
-    let command = rx
-        .recv_timeout(GUARD)
-        .expect("the command line")
-        .trim()
-        .to_string();
-    let res = Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .env("TMPDIR", t.path())
-        .output()
-        .unwrap();
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    let (mut child, rx) = spawn_plain_mock(t.path(), &[]);
+    let command = printed_command(&rx);
+    let res = sh(&command, t.path());
+    let _ = interrupt(&mut child);
     assert_eq!(res.status.code(), Some(0), "{command}\n{}", all(&res));
-    assert!(
-        entries(t.path()).is_empty(),
-        "left behind: {:?}",
-        entries(t.path())
-    );
+    assert_nothing_left(t.path(), "left behind: ");
 }
 
 #[test]
 fn unknown_token_is_rejected_bad_device_token_exit_2_explained() {
     let mock = Mock::start(&[]);
-    let out = mock.push(&mock.push_args_for(&hex("ab", 32)));
-    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
+    let out = mock.push_to(&hex("ab", 32), 2);
     let text = stdout(&out);
     assert!(
         text.starts_with("rejected: 400 BadDeviceToken (apns-id "),
@@ -410,13 +457,21 @@ fn token_bound_to_another_bundle_is_device_token_not_for_topic() {
 // ---------------------------------------------------------------------------------------------
 // 410 Unregistered and Apple's millisecond timestamp.
 
+/// Starts the mock with `--unregistered GONE@SINCE` and pushes to GONE with its command: exit 2.
+fn push_to_unregistered(gone: &str, since: &str) -> Output {
+    let spec = format!("{gone}@{since}");
+    let mock = Mock::start(&["--unregistered", &spec]);
+    mock.push_to(gone, 2)
+}
+
+/// Asserts that `herald push` printed `needle` on stdout.
+fn assert_stdout_contains(out: &Output, needle: &str) {
+    assert!(stdout(out).contains(needle), "{}", all(out));
+}
+
 #[test]
 fn a_410_prints_apples_timestamp_with_milliseconds_rfc3339() {
-    let gone = hex("cd", 32);
-    let spec = format!("{gone}@2026-01-01T00:00:00.250Z");
-    let mock = Mock::start(&["--unregistered", &spec]);
-    let out = mock.push(&mock.push_args_for(&gone));
-    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
+    let out = push_to_unregistered(&hex("cd", 32), "2026-01-01T00:00:00.250Z");
     let text = stdout(&out);
     assert!(text.starts_with("rejected: 410 Unregistered"), "{text}");
     assert!(text.contains("2026-01-01T00:00:00.250Z"), "{text}");
@@ -424,31 +479,15 @@ fn a_410_prints_apples_timestamp_with_milliseconds_rfc3339() {
 
 #[test]
 fn a_410_timestamp_given_in_epoch_millis_keeps_its_milliseconds() {
-    let gone = hex("ce", 32);
     // 1767225600000 is 2026-01-01T00:00:00Z (the --help example); +7 ms.
-    let spec = format!("{gone}@1767225600007");
-    let mock = Mock::start(&["--unregistered", &spec]);
-    let out = mock.push(&mock.push_args_for(&gone));
-    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
-    assert!(
-        stdout(&out).contains("2026-01-01T00:00:00.007Z"),
-        "{}",
-        all(&out)
-    );
+    let out = push_to_unregistered(&hex("ce", 32), "1767225600007");
+    assert_stdout_contains(&out, "2026-01-01T00:00:00.007Z");
 }
 
 #[test]
 fn a_410_timestamp_with_an_offset_is_shown_in_utc() {
-    let gone = hex("cf", 32);
-    let spec = format!("{gone}@2026-01-01T02:00:00.500+02:00");
-    let mock = Mock::start(&["--unregistered", &spec]);
-    let out = mock.push(&mock.push_args_for(&gone));
-    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
-    assert!(
-        stdout(&out).contains("2026-01-01T00:00:00.500Z"),
-        "{}",
-        all(&out)
-    );
+    let out = push_to_unregistered(&hex("cf", 32), "2026-01-01T02:00:00.500+02:00");
+    assert_stdout_contains(&out, "2026-01-01T00:00:00.500Z");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,11 +504,7 @@ fn stop_and_check(sig: &str) {
     let v: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(v["event"], "stopped", "{last}");
     assert!(!out_dir.exists(), "{out_dir:?} left behind");
-    assert!(
-        entries(mock.tmp.path()).is_empty(),
-        "{:?}",
-        entries(mock.tmp.path())
-    );
+    assert_nothing_left(mock.tmp.path(), "");
 }
 
 #[test]
@@ -492,11 +527,7 @@ fn out_dir_keeps_the_files_after_the_mock_stops() {
     assert_eq!(mock.wait(), Some(0));
     assert!(dir.join("ca.pem").is_file());
     assert!(Path::new(&mock.s("key_path")).is_file());
-    assert!(
-        entries(mock.tmp.path()).is_empty(),
-        "{:?}",
-        entries(mock.tmp.path())
-    );
+    assert_nothing_left(mock.tmp.path(), "");
 }
 
 #[test]
@@ -583,8 +614,7 @@ fn push_bad(mock: &Mock, extra: &[&str]) -> Output {
     let mut args = mock.base();
     args.extend(extra.iter().map(|s| s.to_string()));
     let out = mock.push(&args);
-    assert_eq!(out.status.code(), Some(1), "{extra:?}: {}", all(&out));
-    assert_no_panic(&out);
+    assert_exit_1(&out, &format!("{extra:?}: "));
     out
 }
 
@@ -702,13 +732,7 @@ fn unreadable_key_and_ca_files_are_exit_1_with_the_path() {
         (common(&mock.s("key_path"), junk.to_str().unwrap()), "CA"),
     ] {
         let out = mock.push(&args);
-        assert_eq!(out.status.code(), Some(1), "{}", all(&out));
-        assert_no_panic(&out);
-        assert!(
-            stderr(&out).contains(needle),
-            "want {needle:?}: {}",
-            all(&out)
-        );
+        assert_exit_1_saying(&out, needle, "");
     }
     let out = run(
         mock.tmp.path(),
@@ -775,23 +799,13 @@ fn bad_input_to_mock_is_exit_1_before_listening_and_leaves_nothing() {
         let mut full = vec!["mock"];
         full.extend(&args);
         let out = run(t.path(), &full);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", all(&out));
-        assert_no_panic(&out);
-        assert!(
-            stderr(&out).contains(needle),
-            "{args:?}: want {needle:?}: {}",
-            all(&out)
-        );
+        assert_exit_1_saying(&out, needle, &format!("{args:?}: "));
         assert!(
             !stdout(&out).contains("listening"),
             "{args:?} printed: {}",
             stdout(&out)
         );
-        assert!(
-            entries(t.path()).is_empty(),
-            "{args:?} left {:?}",
-            entries(t.path())
-        );
+        assert_nothing_left(t.path(), &format!("{args:?} left "));
     }
 }
 
@@ -806,10 +820,9 @@ fn mock_on_a_busy_port_is_exit_1_and_leaves_nothing() {
             args.push("--json");
         }
         let out = run(t.path(), &args);
-        assert_eq!(out.status.code(), Some(1), "{}", all(&out));
-        assert_no_panic(&out);
+        assert_exit_1(&out, "");
         assert!(stderr(&out).contains(&port), "{}", all(&out));
-        assert!(entries(t.path()).is_empty(), "left {:?}", entries(t.path()));
+        assert_nothing_left(t.path(), "left ");
     }
 }
 
@@ -832,10 +845,7 @@ fn untrusted_mock_certificate_is_exit_3_and_hints_at_ca() {
 fn a_ca_from_another_mock_is_exit_3_and_hints_at_ca() {
     let a = Mock::start(&[]);
     let b = Mock::start(&[]);
-    let mut args = a.push_args();
-    let i = args.iter().position(|x| x == "--ca").unwrap();
-    args[i + 1] = b.s("ca");
-    let out = a.push(&args);
+    let out = a.push(&a.push_args_with("--ca", &b.s("ca")));
     assert_eq!(out.status.code(), Some(3), "{}", all(&out));
     assert!(all(&out).contains("--ca"), "{}", all(&out));
 }
@@ -847,10 +857,7 @@ fn refused_connection_is_exit_3_nothing_sent() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     }; // closed again
-    let mut args = mock.push_args();
-    let i = args.iter().position(|x| x == "--url").unwrap();
-    args[i + 1] = format!("https://{closed}");
-    let out = mock.push(&args);
+    let out = mock.push(&mock.push_args_with("--url", &format!("https://{closed}")));
     assert_eq!(out.status.code(), Some(3), "{}", all(&out));
     let text = all(&out);
     assert!(text.contains("nothing was sent"), "{text}");
@@ -875,9 +882,7 @@ fn blackhole() -> (TcpListener, Vec<TcpStream>, SocketAddr) {
 fn connect_timeout_is_exit_3_and_says_nothing_was_sent() {
     let mock = Mock::start(&[]);
     let (_l, _held, addr) = blackhole();
-    let mut args = mock.push_args();
-    let i = args.iter().position(|x| x == "--url").unwrap();
-    args[i + 1] = format!("https://{addr}");
+    let mut args = mock.push_args_with("--url", &format!("https://{addr}"));
     args.extend(["--timeout".into(), "2".into()]);
     let out = mock.push(&args);
     let text = all(&out);
@@ -936,10 +941,7 @@ fn mock_bound_to_all_interfaces_prints_a_command_that_works() {
 fn a_certificate_name_mismatch_is_not_blamed_on_the_ca_file() {
     let mock = Mock::start(&["--bind", "0.0.0.0"]);
     let port = mock.start["port"].as_u64().unwrap();
-    let mut args = mock.push_args();
-    let i = args.iter().position(|x| x == "--url").unwrap();
-    args[i + 1] = format!("https://127.0.0.2:{port}");
-    let out = mock.push(&args);
+    let out = mock.push(&mock.push_args_with("--url", &format!("https://127.0.0.2:{port}")));
     let text = all(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("nothing was sent"), "{text}");
@@ -952,17 +954,10 @@ fn a_certificate_name_mismatch_is_not_blamed_on_the_ca_file() {
 #[test]
 fn wrong_key_id_is_rejected_403_with_what_to_check() {
     let mock = Mock::start(&[]);
-    let mut args = mock.push_args();
-    let i = args.iter().position(|x| x == "--key-id").unwrap();
-    args[i + 1] = "ZZZZZZZZZZ".into();
-    let out = mock.push(&args);
+    let out = mock.push(&mock.push_args_with("--key-id", "ZZZZZZZZZZ"));
     assert_eq!(out.status.code(), Some(2), "{}", all(&out));
-    assert!(
-        stdout(&out).contains("InvalidProviderToken"),
-        "{}",
-        all(&out)
-    );
-    assert!(stdout(&out).contains("key id"), "{}", all(&out));
+    assert_stdout_contains(&out, "InvalidProviderToken");
+    assert_stdout_contains(&out, "key id");
 }
 
 #[test]
@@ -1002,8 +997,7 @@ fn usage_errors_exit_1_not_clap_default_2() {
         ],
     ] {
         let out = run(t.path(), args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", all(&out));
-        assert_no_panic(&out);
+        assert_exit_1(&out, &format!("{args:?}: "));
     }
     assert!(entries(t.path()).is_empty());
 }
@@ -1033,47 +1027,17 @@ fn long_device_tokens_are_not_assumed_64_hex() {
 #[test]
 fn accept_unknown_tokens_accepts_a_well_formed_unknown_token() {
     let mock = Mock::start(&["--accept-unknown-tokens"]);
-    let out = mock.push(&mock.push_args_for(&hex("9a", 32)));
-    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    mock.push_to(&hex("9a", 32), 0);
 }
 
 #[test]
 fn quiet_mock_still_prints_its_startup_text_but_not_each_push() {
     // `--quiet`: "Do not print each push" (with `--json` too: only the start-up and stop lines).
     let t = tmp();
-    let mut child = Command::new(HERALD)
-        .args(["mock", "--quiet"])
-        .env("TMPDIR", t.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let line = rx.recv_timeout(GUARD).expect("mock start-up text");
-        if line.contains("send a push with") {
-            break;
-        }
-    }
-    let command = rx.recv_timeout(GUARD).unwrap().trim().to_string();
-    let res = Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .env("TMPDIR", t.path())
-        .output()
-        .unwrap();
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
+    let (mut child, rx) = spawn_plain_mock(t.path(), &["--quiet"]);
+    let command = printed_command(&rx);
+    let res = sh(&command, t.path());
+    let status = interrupt(&mut child).unwrap();
     assert_eq!(res.status.code(), Some(0), "{}", all(&res));
     assert_eq!(status.code(), Some(0));
     let rest: Vec<String> = rx.iter().collect(); // until EOF: the mock has exited
@@ -1081,7 +1045,7 @@ fn quiet_mock_still_prints_its_startup_text_but_not_each_push() {
         rest.iter().all(|l| !l.starts_with("push ")),
         "--quiet printed a push: {rest:?}"
     );
-    assert!(entries(t.path()).is_empty(), "left {:?}", entries(t.path()));
+    assert_nothing_left(t.path(), "left ");
 }
 
 #[test]
@@ -1099,11 +1063,23 @@ fn herald_push_leaves_nothing_in_the_temp_folder() {
     let mut bad = mock.push_args();
     bad.extend(["--badge".into(), "-1".into()]);
     let _ = run_in(own.path(), None, &bad);
-    assert!(
-        entries(own.path()).is_empty(),
-        "left {:?}",
-        entries(own.path())
-    );
+    assert_nothing_left(own.path(), "left ");
+}
+
+/// A library client of the in-process mock, with token auth.
+fn mock_client(
+    mock: &herald::mock::MockApns,
+    key: herald::apns::TokenKey,
+) -> herald::apns::ApnsClient {
+    use herald::apns::{ApnsClient, Endpoint};
+    let endpoint = Endpoint::custom(&mock.url())
+        .unwrap()
+        .with_ca_pem(mock.ca_pem());
+    ApnsClient::builder()
+        .endpoint(endpoint)
+        .token_auth(key)
+        .build()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1114,7 +1090,7 @@ fn herald_push_leaves_nothing_in_the_temp_folder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_retries_5xx_three_times_then_fails_retries_exhausted() {
-    use herald::apns::{ApnsClient, Endpoint, Payload, Push, PushOutcome, RetryPolicy, TokenKey};
+    use herald::apns::{Payload, Push, PushOutcome, RetryPolicy, TokenKey};
     use herald::mock::MockApns;
 
     assert_eq!(RetryPolicy::default().max_retries, 3);
@@ -1122,15 +1098,10 @@ async fn client_retries_5xx_three_times_then_fails_retries_exhausted() {
     let p8 = mock.generate_key("ABC123DEFG", "TEAM123456").unwrap();
     let token = "a1".repeat(32);
     mock.register_device(&token, "com.example.app");
-    let client = ApnsClient::builder()
-        .endpoint(
-            Endpoint::custom(&mock.url())
-                .unwrap()
-                .with_ca_pem(mock.ca_pem()),
-        )
-        .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456").unwrap())
-        .build()
-        .unwrap();
+    let client = mock_client(
+        &mock,
+        TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456").unwrap(),
+    );
     let push = Push::builder(token.as_str(), "com.example.app")
         .payload(&Payload::alert("hi"))
         .unwrap()
@@ -1213,7 +1184,7 @@ fn a_token_bound_to_two_bundles_is_refused_or_works() {
 // README, "Observe the client": "keys and JWTs never appear in logs, `Debug` or errors".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_do_not_appear_in_debug_output() {
-    use herald::apns::{ApnsClient, Endpoint, TokenKey};
+    use herald::apns::TokenKey;
     use herald::mock::MockApns;
 
     let mock = MockApns::start().await.unwrap();
@@ -1230,15 +1201,7 @@ async fn keys_do_not_appear_in_debug_output() {
         !key_debug.contains(&body_line[..40]),
         "TokenKey Debug shows the key: {key_debug}"
     );
-    let client = ApnsClient::builder()
-        .endpoint(
-            Endpoint::custom(&mock.url())
-                .unwrap()
-                .with_ca_pem(mock.ca_pem()),
-        )
-        .token_auth(key)
-        .build()
-        .unwrap();
+    let client = mock_client(&mock, key);
     let client_debug = format!("{client:?}");
     assert!(
         !client_debug.contains(&body_line[..40]),
@@ -1271,8 +1234,7 @@ fn a_bare_unregistered_token_uses_the_startup_time_shown_at_start_up() {
         mock.start["unregistered"][0]["token"].as_str(),
         Some(gone.as_str())
     );
-    let out = mock.push(&mock.push_args_for(&gone));
-    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
+    let out = mock.push_to(&gone, 2);
     assert!(
         stdout(&out).contains(&format!("invalid since {since}")),
         "since {since}: {}",

@@ -149,3 +149,19 @@ async fn malformed_bundle_ids_are_refused_before_sending() {
             .is_ok()
     );
 }
+
+/// A channel list is the answer's body, and APNs allows 10,000 channels per app (about 300 KB
+/// of ids): a list past the 64 KiB a push's answer is read to comes back whole.
+#[tokio::test]
+async fn a_channel_list_larger_than_a_push_answer_is_read_whole() {
+    let (_mock, client) = client().await;
+    let made = futures::future::join_all((0..2600).map(|_| {
+        client.create_channel(BUNDLE, MessageStoragePolicy::NoMessageStored)
+    }))
+    .await;
+    let made: Vec<ChannelId> = made.into_iter().map(Result::unwrap).collect();
+    let listed = client.list_channels(BUNDLE).await.unwrap();
+    assert_eq!(listed.len(), made.len());
+    let body: usize = listed.iter().map(|c| c.as_str().len() + 3).sum();
+    assert!(body > 64 * 1024, "the list is only {body} bytes");
+}

@@ -29,7 +29,7 @@ use http::{HeaderName, HeaderValue, Method};
 use super::client::ApnsClient;
 use super::error::{Error, ErrorKind};
 use super::payload::Payload;
-use super::pool::{Attempt, RequestSpec, Requeue};
+use super::pool::{Attempt, BodyUse, RequestSpec, Requeue};
 use super::push::{Expiration, Priority, VOIP_PAYLOAD_LIMIT, is_well_formed_topic};
 use super::response::{Answer as Reply, PushOutcome, parse_error_body};
 
@@ -394,6 +394,7 @@ impl ApnsClient {
                     &uuid::Uuid::new_v4().to_string(),
                 )?],
                 body: Bytes::from(body),
+                answer: BodyUse::Result,
                 uri: std::sync::OnceLock::new(),
             })
             .await?;
@@ -433,6 +434,7 @@ impl ApnsClient {
                     header("apns-request-id", &uuid::Uuid::new_v4().to_string())?,
                 ],
                 body: Bytes::new(),
+                answer: BodyUse::Result,
                 uri: std::sync::OnceLock::new(),
             })
             .await?;
@@ -479,6 +481,7 @@ impl ApnsClient {
                     &uuid::Uuid::new_v4().to_string(),
                 )?],
                 body: Bytes::new(),
+                answer: BodyUse::Result,
                 uri: std::sync::OnceLock::new(),
             })
             .await?;
@@ -512,6 +515,7 @@ impl ApnsClient {
                 header("apns-request-id", &uuid::Uuid::new_v4().to_string())?,
             ],
             body: Bytes::new(),
+            answer: BodyUse::Result,
             uri: std::sync::OnceLock::new(),
         })
         .await?;
@@ -547,6 +551,7 @@ impl ApnsClient {
             path: format!("/4/broadcasts/apps/{}", b.bundle_id),
             headers,
             body: b.body.clone(),
+            answer: BodyUse::Outcome,
             uri: std::sync::OnceLock::new(),
         });
         if self.is_closed() {

@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 use super::auth::{Certificate, CertificateScope, Environment, TokenKey};
 use super::error::{Error, ErrorKind, Msg};
 use super::metrics::{Metrics, RetryCause};
-use super::pool::{Attempt, Pool, PoolConfig, RequestSpec, Requeue};
+use super::pool::{Attempt, BodyUse, Pool, PoolConfig, RequestSpec, Requeue};
 use super::push::{Push, PushType};
 use super::response::{Accepted, Answer, PushOutcome, Reason, parse_error_body};
 
@@ -863,9 +863,8 @@ impl ApnsClient {
                         let e = Error::new(
                             ErrorKind::RetriesExhausted,
                             format!(
-                                "APNs did not take the push in {} attempts; the last answer was \
-                                 {status} {reason}",
-                                retries + 1
+                                "APNs did not take the push after {retries} retries; the last \
+                                 answer was {status} {reason}"
                             ),
                         )
                         .with_apns(status, reason);
@@ -1115,6 +1114,7 @@ fn push_request(push: &Push) -> RequestSpec {
         path: format!("/3/device/{}", p.device_token),
         headers,
         body: Bytes::clone(&p.body),
+        answer: BodyUse::Outcome,
         uri: std::sync::OnceLock::new(),
     }
 }

@@ -61,7 +61,20 @@ use super::metrics::Metrics;
 const RETIRE_AFTER_TIMEOUTS: u32 = 3;
 
 /// Largest response body read (APNs' are tiny JSON objects).
-const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// What a request's answer body is for, which sets how much of it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyUse {
+    /// A push's answer: nothing, or a small JSON error. Past [`PUSH_ANSWER_LIMIT`] the body is
+    /// not APNs's and is dropped; the status alone decides the outcome (a 400 stays a
+    /// rejection, never "APNs may have it").
+    Outcome,
+    /// A channel-management answer whose body is the result (a list of up to 10,000 channel
+    /// ids, about 300 KB): read whole up to [`RESULT_LIMIT`], else a `Protocol` error.
+    Result,
+}
+
+const PUSH_ANSWER_LIMIT: usize = 64 * 1024;
+const RESULT_LIMIT: usize = 1024 * 1024;
 
 /// Everything the pool needs to open connections and send requests.
 #[derive(Clone)]
@@ -90,6 +103,7 @@ pub(crate) struct RequestSpec {
     pub(crate) uri: std::sync::OnceLock<http::Uri>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Bytes,
+    pub(crate) answer: BodyUse,
 }
 
 /// Names one connection (unique within the process), so that a request it refused can be kept
@@ -864,10 +878,19 @@ async fn attempt(spec: &RequestSpec, lease: &Lease, cfg: &PoolConfig) -> Attempt
         match chunk {
             Ok(c) => {
                 let _ = body.flow_control().release_capacity(c.len());
-                if buf.len() + c.len() > MAX_RESPONSE_BODY {
+                let limit = match spec.answer {
+                    BodyUse::Outcome => PUSH_ANSWER_LIMIT,
+                    BodyUse::Result => RESULT_LIMIT,
+                };
+                if buf.len() + c.len() > limit {
+                    if spec.answer == BodyUse::Result {
+                        return Attempt::Failed(Error::new(
+                            ErrorKind::Protocol,
+                            format!("the response body is larger than {limit} bytes"),
+                        ));
+                    }
                     // Not APNs's JSON, and not worth reading on; but the status still says
-                    // what became of the push (a 400 is a rejection, not "APNs may have it").
-                    // The stream is reset when `body` drops.
+                    // what became of the push. The stream is reset when `body` drops.
                     buf.clear();
                     break;
                 }

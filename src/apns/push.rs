@@ -541,7 +541,7 @@ impl PushBuilder {
         if let Some(at) = token.bytes().position(|b| !b.is_ascii_hexdigit()) {
             // The position, not the token: a token is not printed whole anywhere.
             return Err(invalid(format!(
-                "device token must be hex digits (0-9, a-f); character {} of {} is not one",
+                "device token must be hex digits (0-9, a-f, A-F); character {} of {} is not one",
                 at + 1,
                 token.chars().count()
             )));

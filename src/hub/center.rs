@@ -842,7 +842,7 @@ impl<N: Notification> Poster<N> {
             }
             pending.served += 1;
         }
-        if report.received == 0 && report.dropped == 0 && report.panicked == 0 {
+        if report.is_dead() {
             // Every subscriber it waited for left: it reached nobody after all (contract 7).
             self.core.dead(sender);
         }

@@ -92,7 +92,7 @@ use std::time::{Duration, Instant};
 use crate::hub::slab::Slab;
 use crate::hub::sync::{
     AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Mutex, MutexGuard,
-    Ordering, Padded, fence, thread_local,
+    Ordering, PADDED, Padded, fence, thread_local,
 };
 
 /// How long writers must have been idle before readers stop fencing (module docs).
@@ -1115,7 +1115,7 @@ impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
             ptr: old,
             generation,
             urgent: false,
-            weight: std::mem::size_of::<T>(),
+            weight: std::mem::size_of::<Padded<T>>(),
             domain,
         }
     }
@@ -1126,23 +1126,20 @@ impl<W, T: Send + 'static> WriteGuard<'_, W, T> {
     }
 }
 
-/// A value on cache lines of its own: what a writer makes (a snapshot, a type map) and posts
-/// then read, and what it frees after a grace period.
+/// Moves `value` to cache lines of its own ([`Padded`]) and hands back a pointer to it: for
+/// what a writer makes (a snapshot, a type map) and posts then read, and what it frees after a
+/// grace period.
 ///
-/// With plain boxes, a subscriber churn (another thread subscribing and unsubscribing in a
-/// loop) cost a poster of 16 counting observers 2.4x its quiet time, and 1.5x once these
-/// values sat on lines of their own (`benches/dispatch.rs`, `churn/16`). glibc's allocator
-/// hands a chunk a thread frees to that thread's next allocation of the same size, so the
-/// churner kept reusing chunks that the posting thread had allocated while it subscribed,
-/// which lay beside the observers' own state, and every cycle wrote to lines that every post
-/// writes (the observers' counters). Any program whose observers capture small state has the
-/// same neighbours.
-#[repr(C, align(64))]
-struct Line<T>(T);
-
-/// Moves `value` to cache lines of its own (`Line`) and hands back a pointer to it.
+/// Why: with plain boxes, under a subscriber churn (another thread subscribing and
+/// unsubscribing in a loop), `perf` put two thirds of a poster's samples on its observers'
+/// own counter updates, and the same build with glibc's per-thread cache turned off ran at
+/// about 1.6x its quiet time instead of 2.4x. glibc hands a chunk a thread frees to that
+/// thread's next allocation of the same size, so the churner kept reusing chunks that the
+/// posting thread had allocated while it subscribed, which lay beside the observers' own
+/// state, and every cycle wrote to lines that every post writes. Any program whose observers
+/// capture small state has the same neighbours (ARCHITECTURE.md, "Churn and the allocator").
 fn own_line<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(Line(value))).cast()
+    Box::into_raw(Box::new(Padded(value))).cast()
 }
 
 /// Frees a value from [`own_line`].
@@ -1150,8 +1147,8 @@ fn own_line<T>(value: T) -> *mut T {
 /// # Safety
 /// `p` came from [`own_line`] and is freed once.
 unsafe fn free_line<T>(p: *mut T) {
-    // SAFETY: `Line` is `repr(C)` with `T` first, so `p` is the `Line`'s address.
-    drop(unsafe { Box::from_raw(p.cast::<Line<T>>()) });
+    // SAFETY: `Padded` is `repr(C)` with `T` first, so `p` is the `Padded`'s address.
+    drop(unsafe { Box::from_raw(p.cast::<Padded<T>>()) });
 }
 
 /// A value swapped out of a [`Guarded`] cell; readers may still hold references into it.
@@ -1245,7 +1242,7 @@ impl Domain {
             ptr: own_line(value),
             generation: self.retirement_point(),
             urgent: true,
-            weight: std::mem::size_of::<T>(),
+            weight: std::mem::size_of::<Padded<T>>(),
             domain: self,
         }
     }
@@ -1469,13 +1466,13 @@ impl<T: ?Sized + 'static, X> Drop for ListSnapshot<T, X> {
 /// slot `n` only when no snapshot longer than `n` is alive (`live`), and snapshots are
 /// counted from when they are made until they are freed, after the grace period that
 /// follows their retirement.
-#[repr(align(64))]
+#[repr(align(128))]
 struct ItemBuf<T: ?Sized> {
     /// `cap` slots; those below a live snapshot's length hold items.
     slots: NonNull<NonNull<T>>,
     cap: usize,
     /// `live(n)`: snapshots of length `n` on this array that are not freed yet.
-    live: Box<[LiveLine]>,
+    live: Box<[Padded<[AtomicU32; LIVE_PER_LINE]>]>,
     /// Under loom, one tracked cell per slot: a post's read of its snapshot's slots and the
     /// writer's write of a slot touch it, so loom reports a write that no release/acquire
     /// chain orders after every read of that slot (it does not see the raw array itself).
@@ -1508,7 +1505,7 @@ impl<T: ?Sized> ItemBuf<T> {
             slots,
             cap,
             live: (0..=cap / LIVE_PER_LINE)
-                .map(|_| LiveLine(std::array::from_fn(|_| AtomicU32::new(0))))
+                .map(|_| Padded(std::array::from_fn(|_| AtomicU32::new(0))))
                 .collect(),
             #[cfg(herald_loom)]
             shadow: (0..cap).map(|_| loom::cell::UnsafeCell::new(())).collect(),
@@ -1519,7 +1516,7 @@ impl<T: ?Sized> ItemBuf<T> {
     /// should share a line with anything else (say, a user's counter, written on every post).
     fn layout(cap: usize) -> std::alloc::Layout {
         std::alloc::Layout::array::<NonNull<T>>(cap)
-            .and_then(|l| l.align_to(64))
+            .and_then(|l| l.align_to(PADDED))
             .map(|l| l.pad_to_align())
             .unwrap_or_else(|_| unreachable!("no list holds more items than memory"))
     }
@@ -1569,13 +1566,9 @@ impl<T: ?Sized> Drop for ItemBuf<T> {
     }
 }
 
-/// Counts of [`ItemBuf::live`], sixteen to a cache line of their own: a writer changes two
-/// of them per snapshot it makes or frees, and those writes must not land beside a line a
-/// post reads.
-#[repr(align(64))]
-struct LiveLine([AtomicU32; LIVE_PER_LINE]);
-
-const LIVE_PER_LINE: usize = 16;
+/// Counts of [`ItemBuf::live`] per [`Padded`] block: a writer changes two of them per
+/// snapshot it makes or frees, and those writes must not land beside a line a post reads.
+const LIVE_PER_LINE: usize = 32;
 
 /// The items of a [`ListSnapshot`], by index.
 pub(crate) struct Items<'s, T: ?Sized>(&'s [NonNull<T>]);

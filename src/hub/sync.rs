@@ -121,8 +121,13 @@ pub(crate) use imp::*;
 
 /// Keeps a value on cache lines of its own (two, against adjacent-line prefetch): what one
 /// thread writes often must not share a line with what other threads read on every post.
-#[repr(align(128))]
+/// `repr(C)`: the value is at offset 0, so a pointer to the `Padded` is one to the value
+/// (`rcu::own_line`).
+#[repr(C, align(128))]
 pub(crate) struct Padded<T>(pub(crate) T);
+
+/// The alignment of [`Padded`], for raw allocations that need the same.
+pub(crate) const PADDED: usize = std::mem::align_of::<Padded<()>>();
 
 impl<T> std::ops::Deref for Padded<T> {
     type Target = T;

@@ -7,8 +7,10 @@ use std::fmt;
 /// ```
 /// use herald::nats::{ErrorKind, NatsBridge};
 ///
-/// /// Whether trying again later may succeed without changing anything.
-/// fn transient(kind: ErrorKind) -> bool {
+/// /// Whether to retry later rather than report a mistake: configuration and names need a
+/// /// change; a failed connection may be the server's absence (or refused credentials,
+/// /// which the message says), a subscription or JetStream refusal the server's state.
+/// fn worth_retrying(kind: ErrorKind) -> bool {
 ///     matches!(kind, ErrorKind::Connect | ErrorKind::Subscribe | ErrorKind::JetStream)
 /// }
 ///
@@ -19,7 +21,7 @@ use std::fmt;
 ///     .await
 ///     .unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Config);
-/// assert!(!transient(err.kind()));
+/// assert!(!worth_retrying(err.kind()));
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +129,8 @@ impl Error {
         self.kind == ErrorKind::InvalidName
     }
 
-    /// Whether the bridge could not connect.
+    /// Whether this is [`ErrorKind::Connect`]: the bridge could not connect, or a shutdown
+    /// could not hand what was queued to the server in time.
     ///
     /// ```
     /// use herald::nats::NatsBridge;
@@ -142,7 +145,8 @@ impl Error {
         self.kind == ErrorKind::Connect
     }
 
-    /// Whether the bridge was already shut down.
+    /// Whether this is [`ErrorKind::Closed`]: the bridge was already shut down, or its
+    /// shutdown could not drain the connection.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {

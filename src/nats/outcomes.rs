@@ -25,14 +25,15 @@ use crate::{Notification, NotificationCenter};
 ///     match result {
 ///         RemoteResult::Accepted => "accepted".to_owned(),
 ///         RemoteResult::Rejected { status, reason, .. } => format!("rejected: {status} {reason}"),
-///         RemoteResult::Failed { kind, message } => format!("not sent ({kind}): {message}"),
+///         RemoteResult::Failed { kind, message } => format!("failed ({kind}): {message}"),
 ///         _ => "unknown".to_owned(),
 ///     }
 /// }
 ///
 /// assert_eq!(summary(&RemoteResult::Accepted), "accepted");
 /// let failed = RemoteResult::Failed { kind: "Timeout".into(), message: "no answer".into() };
-/// assert_eq!(summary(&failed), "not sent (Timeout): no answer");
+/// // A timeout: APNs may have the push, so "failed", not "not sent".
+/// assert_eq!(summary(&failed), "failed (Timeout): no answer");
 /// // Observed as `RemotePushOutcome::result`.
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -721,6 +721,18 @@ async fn topic_specific_key_after_a_team_key_on_one_connection_is_unrelated() {
     );
 }
 
+/// A key restricted to topics while a connection uses it is still the same key: its next
+/// token on that connection (past the 20-minute rule) is not "unrelated".
+#[tokio::test]
+async fn a_key_restricted_mid_connection_keeps_its_connection() {
+    let s = Setup::new().await;
+    let mut c = s.client().await;
+    warm(&mut c, &s.jwt()).await;
+    assert!(s.mock.restrict_key(KEY_ID, &[BUNDLE]));
+    let later = s.jwt_at(now_secs() + 22 * 60);
+    assert_eq!(push(&token(1)).bearer(&later).status(&mut c).await, 200);
+}
+
 /// `register_key` takes "a P-256 public key (... a SEC1 point)": a JWT signed with the matching
 /// private key verifies.
 #[tokio::test]

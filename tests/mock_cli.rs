@@ -277,6 +277,28 @@ async fn herald_mock_answers_as_production_when_asked() {
     assert!(status.success(), "clean exit on Ctrl-C: {status}");
 }
 
+/// A start-up that fails after writing into a user's `--out-dir` (a key file that is not a
+/// key) leaves that directory as it found it: what was there stays, nothing is added, and a
+/// directory it created is removed.
+#[test]
+fn a_failed_start_up_leaves_the_out_dir_as_it_was() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let garbage = work.path().join("garbage.p8");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let key = format!("KEYKEYKEY1:TEAMTEAM01:{}", garbage.display());
+    let existing = work.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("mine.txt"), "keep me").unwrap();
+    let fresh = work.path().join("fresh");
+    for dir in [&existing, &fresh] {
+        let out_dir = dir.to_str().unwrap();
+        assert_refused_before_printing(run_dir.path(), &["--out-dir", out_dir, "--key", &key], "");
+    }
+    assert_eq!(entries(&existing), ["mine.txt"]);
+    assert!(!fresh.exists(), "{:?}", entries(&fresh));
+}
+
 /// Bad input: exit 1 with a message that says what is wrong, nothing on stdout (no listening
 /// line before the failure), and nothing left in the temp dir.
 fn assert_refused_before_printing(run_dir: &Path, args: &[&str], says: &str) {

@@ -252,10 +252,15 @@ impl<T> FrameIo<T> {
         }
         let mut st = self.ctl.state.lock();
         for stream in std::mem::take(&mut st.refusals) {
+            if !st.open.remove(&stream) {
+                // The client reset it first: no RST_STREAM answers a RST_STREAM (RFC 9113
+                // §5.4.2), and `h2` will not write one either.
+                st.reset_here.remove(&stream);
+                continue;
+            }
             self.w_out.put_slice(&[0, 0, 4, TYPE_RST_STREAM, 0]);
             self.w_out.put_u32(stream);
             self.w_out.put_u32(REFUSED_STREAM);
-            st.open.remove(&stream);
         }
         if let Some(max) = st.pending.take() {
             self.w_out
@@ -669,5 +674,26 @@ mod tests {
         io.w_out.clear();
         outbound(&mut io, frame(TYPE_RST_STREAM, 0, 5, &7u32.to_be_bytes()));
         assert!(io.w_out.is_empty());
+    }
+
+    #[test]
+    fn a_stream_the_client_reset_first_is_not_reset_back() {
+        let mut io = layer(1);
+        inbound(
+            &mut io,
+            &[
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, b"h"),
+                frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"),
+                // The client gives up on the over-limit stream before the server refuses it.
+                frame(TYPE_RST_STREAM, 0, 3, &8u32.to_be_bytes()),
+            ],
+        );
+        assert_eq!(io.ctl.take_over_limit(3), Some(1));
+        io.ctl.refuse(3);
+        io.w_out.clear();
+        outbound(&mut io, frame(TYPE_PING, 0, 0, &[0; 8]));
+        // Only the PING: no RST_STREAM answers the client's (RFC 9113 §5.4.2).
+        assert_eq!(&io.w_out[..], &frame(TYPE_PING, 0, 0, &[0; 8])[..]);
+        assert!(io.ctl.state.lock().reset_here.is_empty());
     }
 }

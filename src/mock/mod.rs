@@ -56,7 +56,9 @@
 //! more streams than it acknowledged gets RST_STREAM(REFUSED_STREAM) for the stream over the limit
 //! and GOAWAY(REFUSED_STREAM, error 7) with `{"reason":"TooManyRequests"}`, whose last stream id is
 //! below the refused stream: that stream was never processed, and the client may retry it (RFC
-//! 9113 §6.8, APNS.md §7). Streams are counted in wire order (RFC 9113 §5.1): one is
+//! 9113 §6.8, APNS.md §7). While the connection is already going away (a GOAWAY sent
+//! before), an over-limit stream gets only the reset. A stream the client reset first gets
+//! no reset back (RFC 9113 §5.4.2). Streams are counted in wire order (RFC 9113 §5.1): one is
 //! open from the client's HEADERS until the client resets it or the mock ends or resets it, so a
 //! stream the client reset no longer counts when its next HEADERS arrives. (`h2` cannot change
 //! SETTINGS on a live connection, so the mock rewrites and injects the SETTINGS frames itself, and

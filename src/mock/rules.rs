@@ -293,8 +293,17 @@ impl Shared {
         let topic_specific = key.topics.is_some();
         if let Some(cur) = current.as_ref() {
             // One team per connection, and one key scope: a team-scoped key and a
-            // topic-specific key do not mix (APNS.md §3).
-            if cur.claims.iss != claims.iss || cur.topic_specific != topic_specific {
+            // topic-specific key do not mix (APNS.md §3). A new token of the same key is
+            // never unrelated, even if the key was restricted since; another key's scope is
+            // compared with the current key's scope as it is now.
+            let cur_topic_specific = self
+                .keys
+                .read()
+                .get(&cur.claims.kid)
+                .map_or(cur.topic_specific, |k| k.topics.is_some());
+            if cur.claims.iss != claims.iss
+                || (cur.claims.kid != claims.kid && cur_topic_specific != topic_specific)
+            {
                 return Err(rej(403, "UnrelatedKeyIdInToken"));
             }
             if claims.iat - cur.claims.iat < 20 * 60 {

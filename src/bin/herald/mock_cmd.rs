@@ -524,6 +524,8 @@ async fn serve(args: MockOptions) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start on {}:{}: {e}", args.bind, args.port))?;
     let url = reach_url(mock.addr());
+    // What a user's --out-dir held before: a failed start-up removes only what it added.
+    let before = args.out_dir.as_deref().map(DirBefore::look);
     let out = match &args.out_dir {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -546,9 +548,19 @@ async fn serve(args: MockOptions) -> Result<(), String> {
     };
     // From here on, an error drops `out` (removing a temporary directory) before returning.
     let ca = out.path().join("ca.pem");
-    mock.write_ca_pem(&ca)
-        .map_err(|e| format!("{}: {e}", ca.display()))?;
-    let setup = set_up(&mock, &args, out.path(), &url)?;
+    let setup = mock
+        .write_ca_pem(&ca)
+        .map_err(|e| format!("{}: {e}", ca.display()))
+        .and_then(|()| set_up(&mock, &args, out.path(), &url));
+    let setup = match setup {
+        Ok(setup) => setup,
+        Err(e) => {
+            if let Some(before) = before {
+                before.restore();
+            }
+            return Err(e);
+        }
+    };
 
     let startup = if args.json {
         startup_json(&mock, &url, &out, &ca, &setup).to_string()
@@ -764,6 +776,41 @@ fn program() -> String {
         path
     };
     path.to_string_lossy().into_owned()
+}
+
+/// A user's `--out-dir` as it was before start-up, so that a failed start-up leaves it so.
+struct DirBefore {
+    dir: PathBuf,
+    existed: bool,
+    entries: HashSet<std::ffi::OsString>,
+}
+
+impl DirBefore {
+    fn look(dir: &Path) -> DirBefore {
+        let entries = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+            .unwrap_or_default();
+        DirBefore {
+            dir: dir.to_path_buf(),
+            existed: dir.exists(),
+            entries,
+        }
+    }
+
+    /// Removes the files added since [`look`](Self::look), and the directory if it is new
+    /// (best effort: what cannot be removed is left).
+    fn restore(self) {
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if !self.entries.contains(&e.file_name()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        if !self.existed {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 /// The environment's name, as `--environment` takes it.

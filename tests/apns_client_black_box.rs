@@ -576,6 +576,23 @@ struct RawLog {
     lower_acked: bool,
     /// (connection, stream, HPACK block) of every request's HEADERS frame.
     header_blocks: Vec<(usize, u32, Vec<u8>)>,
+    /// Set by a test: `Answer` and `Lower` hold every answer (after their `hold`) until this
+    /// many streams have been open at once (`max_open`), or a 30 s hang guard expires.
+    answer_when_open: Option<usize>,
+}
+
+/// Waits (polling, at most 30 s) until `log.max_open` reached `log.answer_when_open`, if set.
+async fn wait_for_open_streams(log: &Mutex<RawLog>) {
+    for _ in 0..3000 {
+        let waiting = {
+            let l = log.lock();
+            matches!(l.answer_when_open, Some(n) if l.max_open < n)
+        };
+        if !waiting {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits (polling, at most 30 s) until the client acknowledged the limit change.
@@ -820,6 +837,7 @@ async fn raw_connection(
                 let (wr, state, log) = (wr.clone(), state.clone(), log.clone());
                 tokio::task::spawn_local(async move {
                     tokio::time::sleep(hold).await;
+                    wait_for_open_streams(&log).await;
                     let lower = {
                         let mut st = state.lock();
                         st.open.remove(&stream);
@@ -2202,12 +2220,13 @@ async fn a_dropped_send_resets_its_stream_and_frees_it() {
         .await
         .expect("the next push never went out: the dropped push's stream was not freed");
     assert!(o.is_accepted(), "{o:?}");
-    // The reset reaches the server.
-    for _ in 0..50 {
+    // The reset reaches the server. A hang guard, not a budget: polling stops as soon as the
+    // server has seen the reset, and gives up only after 30 s.
+    for _ in 0..3000 {
         if slot.lock().is_some() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(*slot.lock(), Some(h2::Reason::CANCEL));
 }
@@ -2399,8 +2418,11 @@ async fn bad_key_errors_and_builder_debug_never_echo_key_material() {
 /// connection (more than one stream open) and none exceeds the limit.
 #[tokio::test]
 async fn after_the_ramp_from_one_stream_pushes_are_pipelined() {
-    let (server, client) = limit_changing_server(1, Duration::from_millis(40), 1, 100, None).await;
+    let (server, client) = limit_changing_server(1, Duration::ZERO, 1, 100, None).await;
     wait_for_settings_ack(&server).await;
+    // No answer until five streams are open at once (or a hang guard expires): pipelining is
+    // shown by concurrency, not by how fast the client opens streams.
+    server.log.lock().answer_when_open = Some(5);
     let outcomes = send_marked(&client, 1..21).await;
     assert_all_accepted(&outcomes);
     let log = server.log_without_violations();

@@ -155,9 +155,9 @@ async fn malformed_bundle_ids_are_refused_before_sending() {
 #[tokio::test]
 async fn a_channel_list_larger_than_a_push_answer_is_read_whole() {
     let (_mock, client) = client().await;
-    let made = futures::future::join_all((0..2600).map(|_| {
-        client.create_channel(BUNDLE, MessageStoragePolicy::NoMessageStored)
-    }))
+    let made = futures::future::join_all(
+        (0..2600).map(|_| client.create_channel(BUNDLE, MessageStoragePolicy::NoMessageStored)),
+    )
     .await;
     let made: Vec<ChannelId> = made.into_iter().map(Result::unwrap).collect();
     let listed = client.list_channels(BUNDLE).await.unwrap();

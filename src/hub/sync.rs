@@ -126,9 +126,6 @@ pub(crate) use imp::*;
 #[repr(C, align(128))]
 pub(crate) struct Padded<T>(pub(crate) T);
 
-/// The alignment of [`Padded`], for raw allocations that need the same.
-pub(crate) const PADDED: usize = std::mem::align_of::<Padded<()>>();
-
 impl<T> std::ops::Deref for Padded<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -60,90 +60,43 @@ pub trait Metrics: Send + Sync + 'static {
     /// A push entered the client.
     ///
     /// ```
-    /// # #[cfg(not(feature = "mock"))] fn main() {}
-    /// # #[cfg(feature = "mock")]
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
-    /// use herald::mock::MockApns;
-    /// use std::sync::Arc;
-    ///
-    /// let mock = MockApns::start().await?;
-    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
-    /// let counters = Arc::new(Counters::default());
-    /// let client = ApnsClient::builder()
-    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
-    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
-    ///     .retry(RetryPolicy::none())
-    ///     .metrics(counters.clone())
-    ///     .build()?;
-    /// let device = "a1".repeat(32);
-    /// mock.register_device(&device, "com.example.app");
-    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
-    /// client.send(push).await;
+    /// use herald::apns::{Counters, Metrics, Payload, Push};
+    /// let push = Push::builder("a1b2c3d4", "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// let counters = Counters::default();
+    /// // What the client calls as `send` takes the push.
+    /// counters.sent(&push);
     /// assert_eq!(counters.snapshot().sent, 1);
-    /// # Ok(()) }
+    /// # Ok::<(), herald::apns::Error>(())
     /// ```
     fn sent(&self, _push: &Push) {}
     /// APNs accepted it; `latency` is from `send` to the answer, retries included.
     ///
     /// ```
-    /// # #[cfg(not(feature = "mock"))] fn main() {}
-    /// # #[cfg(feature = "mock")]
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
-    /// use herald::mock::MockApns;
-    /// use std::sync::Arc;
-    ///
-    /// let mock = MockApns::start().await?;
-    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
-    /// let counters = Arc::new(Counters::default());
-    /// let client = ApnsClient::builder()
-    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
-    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
-    ///     .retry(RetryPolicy::none())
-    ///     .metrics(counters.clone())
-    ///     .build()?;
-    /// let device = "a1".repeat(32);
-    /// mock.register_device(&device, "com.example.app");
-    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
-    /// assert!(client.send(push).await.is_accepted());
+    /// use herald::apns::{Counters, Metrics, Payload, Push};
+    /// use std::time::Duration;
+    /// let push = Push::builder("a1b2c3d4", "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// let counters = Counters::default();
+    /// // What the client calls for a push APNs accepted 12 ms after `send`.
+    /// counters.sent(&push);
+    /// counters.accepted(&push, Duration::from_millis(12));
     /// let s = counters.snapshot();
     /// assert_eq!((s.sent, s.accepted, s.rejected), (1, 1, 0));
-    /// # Ok(()) }
+    /// # Ok::<(), herald::apns::Error>(())
     /// ```
     fn accepted(&self, _push: &Push, _latency: Duration) {}
     /// APNs rejected it (final).
     ///
     /// ```
-    /// # #[cfg(not(feature = "mock"))] fn main() {}
-    /// # #[cfg(feature = "mock")]
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
-    /// use herald::apns::Reason;
-    /// use herald::mock::{Fault, MockApns};
-    /// use std::sync::Arc;
-    ///
-    /// let mock = MockApns::start().await?;
-    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
-    /// let counters = Arc::new(Counters::default());
-    /// let client = ApnsClient::builder()
-    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
-    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
-    ///     .retry(RetryPolicy::none())
-    ///     .metrics(counters.clone())
-    ///     .build()?;
-    /// let device = "a1".repeat(32);
-    /// mock.register_device(&device, "com.example.app");
-    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
-    /// mock.script(Fault::reject(400, "BadTopic"));
-    /// assert!(!client.send(push).await.is_accepted());
+    /// use herald::apns::{Counters, Metrics, Payload, Push, Reason};
+    /// let push = Push::builder("a1b2c3d4", "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// let counters = Counters::default();
+    /// // What the client calls when APNs answers 400 BadTopic.
+    /// counters.sent(&push);
+    /// counters.rejected(&push, 400, &Reason::BadTopic);
     /// let s = counters.snapshot();
     /// assert_eq!((s.sent, s.accepted, s.rejected), (1, 0, 1));
     /// assert_eq!(s.rejected_by_reason, [(Reason::BadTopic, 1)]);
-    /// # Ok(()) }
+    /// # Ok::<(), herald::apns::Error>(())
     /// ```
     fn rejected(&self, _push: &Push, _status: u16, _reason: &Reason) {}
     /// It is being retried.
@@ -174,30 +127,12 @@ pub trait Metrics: Send + Sync + 'static {
     /// A connection to APNs was established.
     ///
     /// ```
-    /// # #[cfg(not(feature = "mock"))] fn main() {}
-    /// # #[cfg(feature = "mock")]
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use herald::apns::{ApnsClient, Counters, Endpoint, Payload, Push, RetryPolicy, TokenKey};
-    /// use herald::mock::MockApns;
-    /// use std::sync::Arc;
-    ///
-    /// let mock = MockApns::start().await?;
-    /// # let p8 = mock.generate_key("ABC123DEFG", "TEAM123456")?;
-    /// let counters = Arc::new(Counters::default());
-    /// let client = ApnsClient::builder()
-    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
-    ///     .token_auth(TokenKey::from_p8_pem(p8, "ABC123DEFG", "TEAM123456")?)
-    ///     .retry(RetryPolicy::none())
-    ///     .metrics(counters.clone())
-    ///     .build()?;
-    /// let device = "a1".repeat(32);
-    /// mock.register_device(&device, "com.example.app");
-    /// let push = Push::builder(&device, "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
-    /// assert_eq!(counters.snapshot().connections, 0); // connections open on first use
-    /// client.send(push).await;
+    /// use herald::apns::{Counters, Metrics};
+    /// let counters = Counters::default();
+    /// assert_eq!(counters.snapshot().connections, 0);
+    /// // What the client calls when it has opened a connection (on first use, not at build).
+    /// counters.connection_opened();
     /// assert_eq!(counters.snapshot().connections, 1);
-    /// # Ok(()) }
     /// ```
     fn connection_opened(&self) {}
     /// A PING was sent on an idle connection.

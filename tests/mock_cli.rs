@@ -41,6 +41,19 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
+/// Sends `sig` to the mock and waits (off the runtime) for its exit, which must be clean.
+async fn stop_cleanly(child: Child, sig: &str) {
+    signal(&child, sig);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "clean exit on {sig}: {status}");
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -154,15 +167,7 @@ async fn herald_mock_json_startup_line_serves_pushes_and_stops_on_ctrl_c() {
     let second: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
     assert_eq!(second["reason"], "Unregistered");
 
-    signal(&child, "-INT");
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = child;
-        child.wait()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(status.success(), "clean exit on Ctrl-C: {status}");
+    stop_cleanly(child, "-INT").await;
     let stopped: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
     assert_eq!(
         (
@@ -221,15 +226,7 @@ async fn a_bare_herald_mock_prints_a_push_command_that_works_and_cleans_up_on_si
         "the mock printed the push"
     );
 
-    signal(&child, "-TERM");
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = child;
-        child.wait()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    stop_cleanly(child, "-TERM").await;
     assert!(next(&mut lines).starts_with("herald mock: stopped after 1 requests (1 accepted)"));
     assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
 }
@@ -266,15 +263,7 @@ async fn herald_mock_answers_as_production_when_asked() {
         None,
         "production sends none"
     );
-    signal(&child, "-INT");
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = child;
-        child.wait()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(status.success(), "clean exit on Ctrl-C: {status}");
+    stop_cleanly(child, "-INT").await;
 }
 
 /// A start-up that fails after writing into a user's `--out-dir` (a key file that is not a

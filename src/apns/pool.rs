@@ -64,17 +64,24 @@ const RETIRE_AFTER_TIMEOUTS: u32 = 3;
 /// What a request's answer body is for, which sets how much of it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyUse {
-    /// A push's answer: nothing, or a small JSON error. Past [`PUSH_ANSWER_LIMIT`] the body is
-    /// not APNs's and is dropped; the status alone decides the outcome (a 400 stays a
-    /// rejection, never "APNs may have it").
+    /// A push's answer: nothing, or a small JSON error. Past its [`limit`](Self::limit) the
+    /// body is not APNs's and is dropped; the status alone decides the outcome (a 400 stays
+    /// a rejection, never "APNs may have it").
     Outcome,
     /// A channel-management answer whose body is the result (a list of up to 10,000 channel
-    /// ids, about 300 KB): read whole up to [`RESULT_LIMIT`], else a `Protocol` error.
+    /// ids, about 300 KB): read whole up to its [`limit`](Self::limit), else a `Protocol` error.
     Result,
 }
 
-const PUSH_ANSWER_LIMIT: usize = 64 * 1024;
-const RESULT_LIMIT: usize = 1024 * 1024;
+impl BodyUse {
+    /// The most of the body that is read: 64 KiB of a push's answer, 1 MiB of a result.
+    fn limit(self) -> usize {
+        match self {
+            BodyUse::Outcome => 64 * 1024,
+            BodyUse::Result => 1024 * 1024,
+        }
+    }
+}
 
 /// Everything the pool needs to open connections and send requests.
 #[derive(Clone)]
@@ -874,25 +881,26 @@ async fn attempt(spec: &RequestSpec, lease: &Lease, cfg: &PoolConfig) -> Attempt
     };
     let (parts, mut body) = response.into_parts();
     let mut buf = Vec::new();
+    let limit = spec.answer.limit();
     while let Some(chunk) = body.data().await {
         match chunk {
             Ok(c) => {
                 let _ = body.flow_control().release_capacity(c.len());
-                let limit = match spec.answer {
-                    BodyUse::Outcome => PUSH_ANSWER_LIMIT,
-                    BodyUse::Result => RESULT_LIMIT,
-                };
                 if buf.len() + c.len() > limit {
-                    if spec.answer == BodyUse::Result {
-                        return Attempt::Failed(Error::new(
-                            ErrorKind::Protocol,
-                            format!("the response body is larger than {limit} bytes"),
-                        ));
+                    match spec.answer {
+                        BodyUse::Result => {
+                            return Attempt::Failed(Error::new(
+                                ErrorKind::Protocol,
+                                format!("the response body is larger than {limit} bytes"),
+                            ));
+                        }
+                        // Not APNs's JSON, and not worth reading on; but the status still
+                        // says what became of the push. The stream is reset when `body` drops.
+                        BodyUse::Outcome => {
+                            buf.clear();
+                            break;
+                        }
                     }
-                    // Not APNs's JSON, and not worth reading on; but the status still says
-                    // what became of the push. The stream is reset when `body` drops.
-                    buf.clear();
-                    break;
                 }
                 buf.extend_from_slice(&c);
             }

@@ -323,7 +323,7 @@ fn classify(e: &rustls::Error) -> Option<CertificateProblem> {
 
 /// Why a connect error's TLS handshake refused the server's certificate, if that is what
 /// happened: the rustls error in the error's sources (tokio-rustls hands it over inside an
-/// `io::Error`), else the words rustls prints.
+/// `io::Error`).
 fn certificate_problem(e: &herald::apns::Error) -> Option<CertificateProblem> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
@@ -339,23 +339,7 @@ fn certificate_problem(e: &herald::apns::Error) -> Option<CertificateProblem> {
         }
         next = err.source();
     }
-    let text = e.to_string();
-    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
-    if has(&["not valid for name", "NotValidForName"]) {
-        Some(CertificateProblem::WrongName)
-    } else if has(&["UnknownIssuer", "BadSignature", "certificate verify"]) {
-        Some(CertificateProblem::Untrusted)
-    } else if has(&[
-        "certificate expired",
-        "certificate not valid yet",
-        "Expired",
-    ]) {
-        Some(CertificateProblem::NotValidNow)
-    } else if has(&["invalid peer certificate"]) {
-        Some(CertificateProblem::Other)
-    } else {
-        None
-    }
+    None
 }
 
 /// The hint for a refused server certificate: each reason its own.

@@ -290,19 +290,18 @@ impl Shared {
         if expired(&claims) {
             return Err(rej(403, "ExpiredProviderToken"));
         }
-        let topic_specific = key.topics.is_some();
         if let Some(cur) = current.as_ref() {
             // One team per connection, and one key scope: a team-scoped key and a
             // topic-specific key do not mix (APNS.md §3). A new token of the same key is
             // never unrelated, even if the key was restricted since; another key's scope is
-            // compared with the current key's scope as it is now.
+            // compared with the current key's scope as it is now (keys are never removed).
             let cur_topic_specific = self
                 .keys
                 .read()
                 .get(&cur.claims.kid)
-                .map_or(cur.topic_specific, |k| k.topics.is_some());
+                .is_some_and(|k| k.topics.is_some());
             if cur.claims.iss != claims.iss
-                || (cur.claims.kid != claims.kid && cur_topic_specific != topic_specific)
+                || (cur.claims.kid != claims.kid && cur_topic_specific != key.topics.is_some())
             {
                 return Err(rej(403, "UnrelatedKeyIdInToken"));
             }
@@ -314,7 +313,6 @@ impl Shared {
             jwt: jwt.to_owned(),
             claims,
             lenient_base64: parsed_lenient,
-            topic_specific,
         });
         conn.stats.lock().tokens += 1;
         Ok(Identity {

@@ -85,9 +85,6 @@ pub(crate) struct TokenState {
     pub(crate) claims: TokenClaims,
     /// The token was not strict base64url (accepted with a warning).
     pub(crate) lenient_base64: bool,
-    /// Its key's scope: topic-specific ([`restrict_key`](super::MockApns::restrict_key)), or
-    /// team-scoped (`false`). A connection keeps the scope of the first token it adopted.
-    pub(crate) topic_specific: bool,
 }
 
 /// One connection, as the handlers and the API see it.

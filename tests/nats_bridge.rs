@@ -572,16 +572,7 @@ async fn full_outbox_drops_counted(
     // The ones that got through are the first ones, in order.
     let first: Vec<u64> = seen.lock().unwrap().iter().map(|n| n.n).collect();
     assert_eq!(first, (0..100 - dropped).collect::<Vec<_>>());
-    until("the drop report", || {
-        reports
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.dropped)
-            .sum::<u64>()
-            == dropped
-    })
-    .await;
+    until("the drop report", || reported_drops(&reports) == dropped).await;
     let m = a.metrics();
     assert_eq!(
         (m.exported, m.published, m.export_dropped),
@@ -650,13 +641,7 @@ async fn shutdown_returns_within_its_timeout_when_the_server_is_gone() {
     assert_eq!(m.published + m.export_dropped, 100, "{m:?}");
     assert!(m.export_dropped > 0, "the outbox held some: {m:?}");
     until("the drops reported", || {
-        reports
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.dropped)
-            .sum::<u64>()
-            == m.export_dropped
+        reported_drops(&reports) == m.export_dropped
     })
     .await;
     assert!(
@@ -814,6 +799,11 @@ async fn replay_last_exports_the_last_local_value_once_and_never_a_remote_one() 
     there.post(marker.clone());
     until("the marker", || len(&far_seen) >= 1).await;
     assert_eq!(*far_seen.lock().unwrap(), [marker]);
+}
+
+/// How many notifications the `ExportDropped` reports recorded so far say were dropped.
+fn reported_drops(reports: &Mutex<Vec<ExportDropped>>) -> u64 {
+    reports.lock().unwrap().iter().map(|r| r.dropped).sum()
 }
 
 fn main() {

@@ -11,7 +11,7 @@ mod mock_support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use herald::mock::{AuthKind, Fault, MockApns, MockClock, PushCertificateOptions};
+use herald::mock::{AuthKind, Environment, Fault, MockApns, MockClock, PushCertificateOptions};
 use http::Method;
 use mock_support::*;
 use ring::signature::KeyPair as _;
@@ -731,6 +731,100 @@ async fn a_key_restricted_mid_connection_keeps_its_connection() {
     assert!(s.mock.restrict_key(KEY_ID, &[BUNDLE]));
     let later = s.jwt_at(now_secs() + 22 * 60);
     assert_eq!(push(&token(1)).bearer(&later).status(&mut c).await, 200);
+}
+
+// ----- key environments (Apple's 2025 key scopes) -----
+
+/// A second key of the set-up team, `kid`, restricted to `environment` when one is given, and
+/// a current token of it.
+fn second_key(s: &Setup, kid: &str, environment: Option<Environment>) -> String {
+    let p8 = s.mock.generate_key(kid, TEAM_ID).unwrap();
+    if let Some(e) = environment {
+        assert!(s.mock.restrict_key_environment(kid, e));
+    }
+    sign_jwt(&p8, kid, TEAM_ID, now_secs())
+}
+
+/// APNS.md §3: "team keys per environment"; Apple's reason table: 403
+/// BadEnvironmentKeyIdInToken, "the key ID in the provider token doesn't match the
+/// environment". On either environment, a key restricted to the other one is refused on a
+/// fresh connection, a key restricted to this one and an unrestricted key are accepted.
+#[tokio::test]
+async fn a_key_for_the_other_environment_is_bad_environment_key_id_in_token() {
+    for (here, other) in [
+        (Environment::Sandbox, Environment::Production),
+        (Environment::Production, Environment::Sandbox),
+    ] {
+        let s = Setup::with(MockApns::builder().environment(here)).await;
+        let wrong = second_key(&s, "WRONGENV01", Some(other));
+        let right = second_key(&s, "RIGHTENV01", Some(here));
+        let mut c = s.client().await;
+        assert_rejects(
+            push(&token(1)).bearer(&wrong).answer(&mut c).await,
+            403,
+            "BadEnvironmentKeyIdInToken",
+        );
+        for jwt in [right, s.jwt()] {
+            let mut c = s.client().await;
+            let a = push(&token(1)).bearer(&jwt).answer(&mut c).await;
+            assert_eq!(a.status, 200, "{here:?}: {:?}", a.reason());
+        }
+    }
+}
+
+/// Apple: "trying to send a push with ... a team-scoped key from a different environment
+/// results in an error". One connection is one environment, so such a key is answered as a
+/// key for the other environment, not as unrelated, and the connection keeps its first token.
+#[tokio::test]
+async fn a_key_for_the_other_environment_after_a_valid_one_is_bad_environment_too() {
+    let s = Setup::new().await;
+    let production = second_key(&s, "PRODKEY001", Some(Environment::Production));
+    let mut c = s.client().await;
+    let first = s.jwt();
+    warm(&mut c, &first).await;
+    assert_rejects(
+        push(&token(1)).bearer(&production).answer(&mut c).await,
+        403,
+        "BadEnvironmentKeyIdInToken",
+    );
+    assert_eq!(push(&token(1)).bearer(&first).status(&mut c).await, 200);
+}
+
+/// A key restricted to the other environment while a connection uses it: its token, already
+/// adopted there, is refused from then on (the key's scope is read as it is now, as for topics).
+#[tokio::test]
+async fn a_key_restricted_to_the_other_environment_mid_connection_is_refused() {
+    let (s, mut c, jwt) = warmed().await;
+    assert!(
+        s.mock
+            .restrict_key_environment(KEY_ID, Environment::Production)
+    );
+    assert_rejects(
+        push(&token(1)).bearer(&jwt).answer(&mut c).await,
+        403,
+        "BadEnvironmentKeyIdInToken",
+    );
+    assert!(
+        !s.mock
+            .restrict_key_environment("NOSUCHKEY0", Environment::Sandbox)
+    );
+}
+
+/// Registering a key again makes it valid in both environments again (the documented way back).
+#[tokio::test]
+async fn registering_a_key_again_makes_it_valid_in_both_environments() {
+    let s = Setup::with(MockApns::builder().environment(Environment::Production)).await;
+    assert!(
+        s.mock
+            .restrict_key_environment(KEY_ID, Environment::Sandbox)
+    );
+    let mut c = s.client().await;
+    assert_eq!(push(&token(1)).bearer(&s.jwt()).status(&mut c).await, 403);
+    s.mock
+        .register_key(KEY_ID, TEAM_ID, s.p8.as_bytes())
+        .unwrap();
+    let mut c = s.client().await;
+    assert_eq!(push(&token(1)).bearer(&s.jwt()).status(&mut c).await, 200);
 }
 
 /// `register_key` takes "a P-256 public key (... a SEC1 point)": a JWT signed with the matching

@@ -9,7 +9,10 @@
 ///
 /// In either, a push certificate valid only for the other environment (its environment
 /// extensions list only the other one) is answered 403 BadCertificateEnvironment; a certificate
-/// without environment extensions is not judged on its environment.
+/// without environment extensions is not judged on its environment. Likewise a provider key
+/// restricted to the other environment
+/// ([`MockApns::restrict_key_environment`](super::MockApns::restrict_key_environment)) is
+/// answered 403 BadEnvironmentKeyIdInToken; keys are valid in both until restricted.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

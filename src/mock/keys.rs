@@ -1,6 +1,7 @@
 //! Provider keys and ES256 JWT verification, written from APNS.md section 3 (never shared with the
 //! client: the mock is the check on it).
 
+use super::environment::Environment;
 use super::error::{Kind, MockError};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -8,14 +9,37 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ring::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 
-/// A registered provider key: its team and its public point.
+/// A registered provider key: its team, its public point and its scope.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyEntry {
     pub(crate) team_id: String,
     /// Uncompressed SEC1 point (65 bytes).
     pub(crate) public: Vec<u8>,
-    /// Bundle ids this key may push to; `None` = any.
+    /// Bundle ids this key may push to; `None` = any (a team-scoped key).
     pub(crate) topics: Option<Vec<String>>,
+    /// The one environment this key is for; `None` = both (keys made before Apple's 2025 key
+    /// scopes, and the default).
+    pub(crate) environment: Option<Environment>,
+    /// The key declared related to this one (Apple: a topic-specific key may have one).
+    pub(crate) related: Option<String>,
+}
+
+impl KeyEntry {
+    /// A key of `team_id` valid for every topic of the team in both environments.
+    pub(crate) fn team_scoped(team_id: &str, public: Vec<u8>) -> Self {
+        KeyEntry {
+            team_id: team_id.to_owned(),
+            public,
+            topics: None,
+            environment: None,
+            related: None,
+        }
+    }
+
+    /// Whether tokens of this key are valid in `environment`.
+    pub(crate) fn serves(&self, environment: Environment) -> bool {
+        self.environment.is_none_or(|e| e == environment)
+    }
 }
 
 /// Reads a P-256 public key from: PEM `PUBLIC KEY` (SPKI), PEM `PRIVATE KEY` (PKCS#8, a `.p8` file),

@@ -137,7 +137,9 @@ impl MockApnsBuilder {
     /// development environment: accepted pushes carry `apns-unique-id`.
     /// [`Environment::Production`] sends no `apns-unique-id`. In either, a push certificate whose
     /// environment extensions list only the other environment is answered 403
-    /// BadCertificateEnvironment (see [`PushCertificateOptions`]).
+    /// BadCertificateEnvironment (see [`PushCertificateOptions`]), and a provider key restricted
+    /// to the other environment 403 BadEnvironmentKeyIdInToken (see
+    /// [`MockApns::restrict_key_environment`]).
     ///
     /// ```
     /// # #[cfg(not(feature = "apns"))] fn main() {}
@@ -719,7 +721,10 @@ impl MockApns {
 
     /// Registers a provider key for `team_id`: `key` is a P-256 public key (PEM `PUBLIC KEY`,
     /// DER SPKI, or a SEC1 point) or the `.p8` private key itself (PKCS#8 PEM or DER), of which only
-    /// the public half is kept. Replaces a key with the same id.
+    /// the public half is kept. Replaces a key with the same id. The key starts team-scoped
+    /// (any topic of the team) and valid in both environments, like a key made before Apple's
+    /// 2025 key scopes: see [`restrict_key`](Self::restrict_key) and
+    /// [`restrict_key_environment`](Self::restrict_key_environment).
     ///
     /// ```
     /// # #[cfg(not(feature = "apns"))] fn main() {}
@@ -748,14 +753,10 @@ impl MockApns {
             return Err(MockError::new(Kind::BadKey, "empty key id or team id"));
         }
         let public = parse_public_key(key)?;
-        self.shared.keys.write().insert(
-            key_id.to_owned(),
-            KeyEntry {
-                team_id: team_id.to_owned(),
-                public,
-                topics: None,
-            },
-        );
+        self.shared
+            .keys
+            .write()
+            .insert(key_id.to_owned(), KeyEntry::team_scoped(team_id, public));
         Ok(())
     }
 
@@ -824,6 +825,51 @@ impl MockApns {
         match self.shared.keys.write().get_mut(key_id) {
             Some(k) => {
                 k.topics = Some(bundle_ids.iter().map(|s| s.to_string()).collect());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Restricts a registered key to one of Apple's environments, as Apple's keys are since
+    /// 2025 (team-scoped and topic-specific keys are each for Sandbox or for Production). A
+    /// key is valid in both until this is called (keys made before 2025 still are); register
+    /// it again to make it valid in both again. Returns false if no such key.
+    ///
+    /// A token of a key restricted to the other environment than the mock's
+    /// ([`MockApnsBuilder::environment`]) is answered 403 BadEnvironmentKeyIdInToken, Apple's
+    /// reason for "the key ID in the provider token doesn't match the environment": on a fresh
+    /// connection, after another key's token on the same connection, and on connections
+    /// already using the key.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "apns"))] fn main() {}
+    /// # #[cfg(feature = "apns")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::apns::{ApnsClient, Endpoint, Payload, Push, Reason, RetryPolicy, TokenKey};
+    /// use herald::mock::{Environment, MockApns};
+    ///
+    /// let mock = MockApns::start().await?; // the sandbox
+    /// let p8 = mock.generate_key("PRODKEY001", "TEAM123456")?;
+    /// assert!(mock.restrict_key_environment("PRODKEY001", Environment::Production));
+    /// assert!(!mock.restrict_key_environment("NOSUCHKEY0", Environment::Sandbox));
+    /// mock.register_device(&"a1".repeat(32), "com.example.app");
+    ///
+    /// let client = ApnsClient::builder()
+    ///     .endpoint(Endpoint::custom(&mock.url())?.with_ca_pem(mock.ca_pem()))
+    ///     .token_auth(TokenKey::from_p8_pem(p8, "PRODKEY001", "TEAM123456")?)
+    ///     .retry(RetryPolicy::none())
+    ///     .build()?;
+    /// let push = Push::builder("a1".repeat(32), "com.example.app").payload(&Payload::alert("Hi"))?.build()?;
+    /// let outcome = client.send(push).await;
+    /// assert_eq!(outcome.reason(), Some(&Reason::BadEnvironmentKeyIdInToken));
+    /// # Ok(()) }
+    /// ```
+    pub fn restrict_key_environment(&self, key_id: &str, environment: Environment) -> bool {
+        match self.shared.keys.write().get_mut(key_id) {
+            Some(k) => {
+                k.environment = Some(environment);
                 true
             }
             None => false,

@@ -39,6 +39,19 @@
 //! other environment gets 403 BadCertificateEnvironment; one without environment extensions is
 //! not judged on its environment.
 //!
+//! Provider keys have an environment too (Apple's 2025 key scopes: team-scoped and
+//! topic-specific keys are each for Sandbox or for Production; keys made before still work in
+//! both). A registered key is valid in both until [`MockApns::restrict_key_environment`]
+//! restricts it; a token of a key restricted to the other environment gets 403
+//! BadEnvironmentKeyIdInToken, the reason Apple's reason table gives for "the key ID in the
+//! provider token doesn't match the environment" (APNS.md §3 lists it from third parties; Apple
+//! lists it now). One connection is one environment, so a key of the other environment is
+//! refused as such wherever it comes, and environments never get to mix on one connection:
+//! UnrelatedKeyIdInToken stays the answer for mixed key scopes (see Token rules). Some
+//! third parties have seen APNs send the reason spelled `BadEnvironmentKeyInToken`; the mock
+//! sends Apple's documented spelling, and [`Fault::Reject`] sends the other one to test a
+//! client against it.
+//!
 //! # Push certificates
 //! [`MockApns::issue_push_certificate`] issues a certificate shaped like Apple's universal one:
 //! subject UID = bundle id, the sandbox (`1.2.840.113635.100.6.3.1`) and production (`…3.2`)
@@ -135,7 +148,9 @@
 //! than 20 minutes after the previous token's → 429 TooManyProviderTokenUpdates (the connection keeps
 //! the old token); a token of another team, or of a key of another scope (a team-scoped key
 //! and a topic-specific one, [`MockApns::restrict_key`], do not mix on one connection: APNS.md §3)
-//! → 403 UnrelatedKeyIdInToken.
+//! → 403 UnrelatedKeyIdInToken. A key restricted to the other environment
+//! ([`MockApns::restrict_key_environment`]) → 403 BadEnvironmentKeyIdInToken, checked after the
+//! signature and before `iat`: a new token would not help.
 //!
 //! # Request rules, in the order they are checked
 //! 1. route: `POST /3/device/<token>` (other methods 405 MethodNotAllowed), `/4/broadcasts/apps/<bundle>`,
@@ -144,8 +159,9 @@
 //!    MissingDeviceToken);
 //! 2. a scripted [`Fault`], if one is queued (pushes and broadcasts only);
 //! 3. 400 DuplicateHeaders when an `apns-*` header or `authorization` appears twice;
-//! 4. authentication (above; certificate without subject UID: 403 BadCertificate; certificate for
-//!    the other environment only: 403 BadCertificateEnvironment);
+//! 4. authentication (above; key for the other environment: 403 BadEnvironmentKeyIdInToken;
+//!    certificate without subject UID: 403 BadCertificate; certificate for the other
+//!    environment only: 403 BadCertificateEnvironment);
 //! 5. 400 BadMessageId when `apns-id` is not 8-4-4-4-12 hex;
 //! 6. 400 MissingTopic (token auth; certificate auth defaults to the certificate's bundle id),
 //!    BadTopic (malformed, or its suffix is not the push type's: `voip` needs `<bundle>.voip`, `alert`

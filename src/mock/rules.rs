@@ -6,9 +6,10 @@
 //!    The device token must be hex of even, non-zero length (400 BadDeviceToken; empty: MissingDeviceToken).
 //! 2. a scripted [`Fault`](super::Fault), if one is queued (pushes and broadcasts only);
 //! 3. 400 DuplicateHeaders when an `apns-*` or `authorization` header appears twice;
-//! 4. authentication: token (403 MissingProviderToken, InvalidProviderToken, ExpiredProviderToken,
-//!    UnrelatedKeyIdInToken for a key of another team or scope than the connection's;
-//!    429 TooManyProviderTokenUpdates) or certificate (403 BadCertificate when the certificate
+//! 4. authentication: token (403 MissingProviderToken, InvalidProviderToken,
+//!    BadEnvironmentKeyIdInToken for a key restricted to the other environment,
+//!    ExpiredProviderToken, UnrelatedKeyIdInToken for a key of another team or scope than the
+//!    connection's; 429 TooManyProviderTokenUpdates) or certificate (403 BadCertificate when the certificate
 //!    has no subject UID, BadCertificateEnvironment when it is for the other environment only);
 //! 5. 400 BadMessageId (apns-id not 8-4-4-4-12 hex);
 //! 6. topic: MissingTopic (token auth), BadTopic (malformed, or suffix not the push type's),
@@ -241,7 +242,6 @@ impl Shared {
             _ => return Err(rej(403, "InvalidProviderToken")),
         };
         let now = unix_secs(self.clock.now());
-        let expired = |c: &TokenClaims| now - c.iat > 3600;
         let mut current = conn.token.lock();
         if let Some(cur) = current.as_ref().filter(|c| c.jwt == jwt) {
             *auth = AuthKind::Token {
@@ -251,16 +251,14 @@ impl Shared {
             if cur.lenient_base64 {
                 warnings.push(LENIENT_JWT_WARNING.to_owned());
             }
-            if expired(&cur.claims) {
-                return Err(rej(403, "ExpiredProviderToken"));
+            // The key's scope is read as it is now (keys are never removed).
+            let key = self.keys.read().get(&cur.claims.kid).cloned();
+            if key.as_ref().is_some_and(|k| !k.serves(self.environment)) {
+                return Err(rej(403, "BadEnvironmentKeyIdInToken"));
             }
-            let topics = self
-                .keys
-                .read()
-                .get(&cur.claims.kid)
-                .and_then(|k| k.topics.clone());
+            check_iat(&cur.claims, now)?;
             return Ok(Identity {
-                topics,
+                topics: key.and_then(|k| k.topics),
                 certificate: false,
                 cert_topics: None,
             });
@@ -287,25 +285,24 @@ impl Shared {
         if !verify_es256(&key.public, signed.as_bytes(), &signature) || claims.iss != key.team_id {
             return Err(rej(403, "InvalidProviderToken"));
         }
-        if expired(&claims) {
-            return Err(rej(403, "ExpiredProviderToken"));
+        // A key for the other environment is refused whatever the connection's history:
+        // Apple's reason table has BadEnvironmentKeyIdInToken, "the key ID in the provider
+        // token doesn't match the environment". So environments never get to mix on one
+        // connection (one connection, one environment): UnrelatedKeyIdInToken is left for
+        // keys that are valid here but not related to the connection's first key.
+        if !key.serves(self.environment) {
+            return Err(rej(403, "BadEnvironmentKeyIdInToken"));
         }
+        check_iat(&claims, now)?;
         if let Some(cur) = current.as_ref() {
             // One team per connection, and one key scope: a team-scoped key and a
             // topic-specific key do not mix (APNS.md §3). A new token of the same key is
             // never unrelated, even if the key was restricted since; another key's scope is
             // compared with the current key's scope as it is now (keys are never removed).
-            let cur_topic_specific = self
-                .keys
-                .read()
-                .get(&cur.claims.kid)
-                .is_some_and(|k| k.topics.is_some());
-            if cur.claims.iss != claims.iss
-                || (cur.claims.kid != claims.kid && cur_topic_specific != key.topics.is_some())
-            {
+            if cur.claims.iss != claims.iss || !self.keys_mix(&cur.claims.kid, &claims.kid) {
                 return Err(rej(403, "UnrelatedKeyIdInToken"));
             }
-            if claims.iat - cur.claims.iat < 20 * 60 {
+            if claims.iat.saturating_sub(cur.claims.iat) < 20 * 60 {
                 return Err(rej(429, "TooManyProviderTokenUpdates"));
             }
         }
@@ -320,6 +317,19 @@ impl Shared {
             certificate: false,
             cert_topics: None,
         })
+    }
+
+    /// Whether tokens of key `first` and then key `next` may share a connection: the same
+    /// key, or keys of the same scope.
+    fn keys_mix(&self, first: &str, next: &str) -> bool {
+        if first == next {
+            return true;
+        }
+        let keys = self.keys.read();
+        let (Some(a), Some(b)) = (keys.get(first), keys.get(next)) else {
+            return false;
+        };
+        a.topics.is_some() == b.topics.is_some()
     }
 
     /// Step 4, either kind.
@@ -596,6 +606,15 @@ pub(crate) fn check_duplicates(headers: &HeaderMap) -> Result<(), Rej> {
         {
             return Err(rej(400, "DuplicateHeaders"));
         }
+    }
+    Ok(())
+}
+
+/// A token's `iat` against the mock's now (UNIX seconds): more than an hour old is 403
+/// ExpiredProviderToken.
+fn check_iat(claims: &TokenClaims, now: i64) -> Result<(), Rej> {
+    if now.saturating_sub(claims.iat) > 3600 {
+        return Err(rej(403, "ExpiredProviderToken"));
     }
     Ok(())
 }

@@ -721,6 +721,101 @@ async fn topic_specific_key_after_a_team_key_on_one_connection_is_unrelated() {
     );
 }
 
+/// A key `kid` of the set-up team restricted to `topics` (a topic-specific key): a signer of its
+/// tokens, taking their `iat`.
+fn topic_key(s: &Setup, kid: &'static str, topics: &[&str]) -> impl Fn(i64) -> String {
+    let p8 = s.mock.generate_key(kid, TEAM_ID).unwrap();
+    assert!(s.mock.restrict_key(kid, topics));
+    move |iat| sign_jwt(&p8, kid, TEAM_ID, iat)
+}
+
+/// Apple ("Establishing a token-based connection to APNs"): "After you establish a connection
+/// with a topic-specific key for the initial push, using an unrelated topic-specific key ...
+/// results in an error"; APNS.md §3 names the error, 403 UnrelatedKeyIdInToken. Another
+/// topic-specific key is unrelated whether its topics differ from the first key's or not.
+#[tokio::test]
+async fn another_topic_specific_key_on_one_connection_is_unrelated() {
+    let s = Setup::new().await;
+    const OTHER: &str = "com.example.other";
+    s.mock.register_device(&token(2), OTHER);
+    let (t0, later) = (now_secs(), now_secs() + 22 * 60);
+    let first = topic_key(&s, "TOPICKEY01", &[BUNDLE]);
+    let other_topic = topic_key(&s, "TOPICKEY02", &[OTHER]);
+    let same_topic = topic_key(&s, "TOPICKEY03", &[BUNDLE]);
+    for (second, device, topic) in [
+        (other_topic(later), token(2), OTHER),
+        (same_topic(later), token(1), BUNDLE),
+    ] {
+        let mut c = s.client().await;
+        warm(&mut c, &first(t0)).await;
+        let req = || push(&device).header("apns-topic", topic).bearer(&second);
+        assert_rejects(req().answer(&mut c).await, 403, "UnrelatedKeyIdInToken");
+        // On a connection of its own, the second key works.
+        let mut alone = s.client().await;
+        let a = req().answer(&mut alone).await;
+        assert_eq!(a.status, 200, "{topic}: {:?}", a.reason());
+    }
+}
+
+/// Apple: "A topic-specific key can have at most one related key ... you can use
+/// authentication tokens from both the topic-based key and its related key": declared with
+/// `relate_keys`, the two share a connection, whichever comes first; a third topic-specific
+/// key does not join them.
+#[tokio::test]
+async fn a_topic_specific_key_and_its_related_key_share_a_connection() {
+    let s = Setup::new().await;
+    let t0 = now_secs();
+    let one = topic_key(&s, "TOPICKEY01", &[BUNDLE]);
+    let two = topic_key(&s, "TOPICKEY02", &[BUNDLE]);
+    let three = topic_key(&s, "TOPICKEY03", &[BUNDLE]);
+    assert!(s.mock.relate_keys("TOPICKEY01", "TOPICKEY02"));
+    assert!(
+        !s.mock.relate_keys("TOPICKEY03", "TOPICKEY01"),
+        "one related key each"
+    );
+    for (first, second) in [(&one, &two), (&two, &one)] {
+        let mut c = s.client().await;
+        warm(&mut c, &first(t0)).await;
+        let a = push(&token(1))
+            .bearer(&second(t0 + 22 * 60))
+            .answer(&mut c)
+            .await;
+        assert_eq!(a.status, 200, "{:?}", a.reason());
+        assert_rejects(
+            push(&token(1))
+                .bearer(&three(t0 + 44 * 60))
+                .answer(&mut c)
+                .await,
+            403,
+            "UnrelatedKeyIdInToken",
+        );
+    }
+}
+
+/// Apple: after a topic-specific key, "a team-scoped key ... also results in an error"; two
+/// team-scoped keys of the team share a connection.
+#[tokio::test]
+async fn a_team_scoped_key_after_a_topic_specific_one_is_unrelated_two_team_keys_are_not() {
+    let s = Setup::new().await;
+    let (t0, later) = (now_secs(), now_secs() + 22 * 60);
+    let topic = topic_key(&s, "TOPICKEY01", &[BUNDLE]);
+    let mut c = s.client().await;
+    warm(&mut c, &topic(t0)).await;
+    assert_rejects(
+        push(&token(1))
+            .bearer(&s.jwt_at(later))
+            .answer(&mut c)
+            .await,
+        403,
+        "UnrelatedKeyIdInToken",
+    );
+    let team2 = s.mock.generate_key("TEAMKEY002", TEAM_ID).unwrap();
+    let mut c = s.client().await;
+    warm(&mut c, &s.jwt_at(t0)).await;
+    let second = sign_jwt(&team2, "TEAMKEY002", TEAM_ID, later);
+    assert_eq!(push(&token(1)).bearer(&second).status(&mut c).await, 200);
+}
+
 /// A key restricted to topics while a connection uses it is still the same key: its next
 /// token on that connection (past the 20-minute rule) is not "unrelated".
 #[tokio::test]

@@ -791,7 +791,9 @@ impl MockApns {
     }
 
     /// Restricts a registered key to these bundle ids (a topic-specific key): pushes to others
-    /// answer 400 TopicDisallowed. Returns false if no such key.
+    /// answer 400 TopicDisallowed. On one connection, a topic-specific key mixes with no other
+    /// key but its related one ([`relate_keys`](Self::relate_keys)): 403 UnrelatedKeyIdInToken.
+    /// Returns false if no such key.
     ///
     /// ```
     /// # #[cfg(not(feature = "apns"))] fn main() {}
@@ -829,6 +831,47 @@ impl MockApns {
             }
             None => false,
         }
+    }
+
+    /// Declares two registered keys related. Apple lets a topic-specific key have at most one
+    /// related key in the same environment, and tokens of a key and of its related key may
+    /// share a connection; any other key after a topic-specific one (another topic-specific
+    /// key, whatever its topics, or a team-scoped key) is answered 403 UnrelatedKeyIdInToken.
+    /// Related keys mix whatever their scopes. Returns false, and changes nothing, if either
+    /// key is unknown, both ids are the same, or either key is already related to another key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::mock::MockError> {
+    /// use herald::mock::MockApns;
+    /// let mock = MockApns::start().await?;
+    /// for kid in ["TOPICKEY01", "TOPICKEY02", "TOPICKEY03"] {
+    ///     let _p8 = mock.generate_key(kid, "TEAM123456")?;
+    ///     assert!(mock.restrict_key(kid, &["com.example.app"]));
+    /// }
+    /// // TOPICKEY01 and TOPICKEY02 may now share a connection (a key rotation, say).
+    /// assert!(mock.relate_keys("TOPICKEY01", "TOPICKEY02"));
+    /// assert!(mock.relate_keys("TOPICKEY02", "TOPICKEY01")); // already so: still true
+    /// // One related key each: TOPICKEY03 stays unrelated to both.
+    /// assert!(!mock.relate_keys("TOPICKEY01", "TOPICKEY03"));
+    /// assert!(!mock.relate_keys("TOPICKEY03", "NOSUCHKEY0"));
+    /// # Ok(()) }
+    /// ```
+    pub fn relate_keys(&self, key_id: &str, related_id: &str) -> bool {
+        let mut keys = self.shared.keys.write();
+        let free_for = |of: &str, other: &str| {
+            keys.get(of)
+                .is_some_and(|k| k.related.as_deref().is_none_or(|r| r == other))
+        };
+        if key_id == related_id || !free_for(key_id, related_id) || !free_for(related_id, key_id) {
+            return false;
+        }
+        for (of, other) in [(key_id, related_id), (related_id, key_id)] {
+            if let Some(k) = keys.get_mut(of) {
+                k.related = Some(other.to_owned());
+            }
+        }
+        true
     }
 
     /// Restricts a registered key to one of Apple's environments, as Apple's keys are since

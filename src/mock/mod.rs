@@ -148,7 +148,11 @@
 //! than 20 minutes after the previous token's → 429 TooManyProviderTokenUpdates (the connection keeps
 //! the old token); a token of another team, or of a key of another scope (a team-scoped key
 //! and a topic-specific one, [`MockApns::restrict_key`], do not mix on one connection: APNS.md §3)
-//! → 403 UnrelatedKeyIdInToken. A key restricted to the other environment
+//! → 403 UnrelatedKeyIdInToken. Two different topic-specific keys are mixing too, whether
+//! their topics differ or not: Apple lists "an unrelated topic-specific key" among the keys
+//! refused after a topic-specific key, and lets each topic-specific key have one related key
+//! whose tokens may share its connection ([`MockApns::relate_keys`]). Two team-scoped keys of
+//! the team may share a connection. A key restricted to the other environment
 //! ([`MockApns::restrict_key_environment`]) → 403 BadEnvironmentKeyIdInToken, checked after the
 //! signature and before `iat`: a new token would not help.
 //!

@@ -9,7 +9,8 @@
 //! 4. authentication: token (403 MissingProviderToken, InvalidProviderToken,
 //!    BadEnvironmentKeyIdInToken for a key restricted to the other environment,
 //!    ExpiredProviderToken, UnrelatedKeyIdInToken for a key of another team or scope than the
-//!    connection's; 429 TooManyProviderTokenUpdates) or certificate (403 BadCertificate when the certificate
+//!    connection's, or another topic-specific key not related to the connection's;
+//!    429 TooManyProviderTokenUpdates) or certificate (403 BadCertificate when the certificate
 //!    has no subject UID, BadCertificateEnvironment when it is for the other environment only);
 //! 5. 400 BadMessageId (apns-id not 8-4-4-4-12 hex);
 //! 6. topic: MissingTopic (token auth), BadTopic (malformed, or suffix not the push type's),
@@ -295,10 +296,12 @@ impl Shared {
         }
         check_iat(&claims, now)?;
         if let Some(cur) = current.as_ref() {
-            // One team per connection, and one key scope: a team-scoped key and a
-            // topic-specific key do not mix (APNS.md §3). A new token of the same key is
-            // never unrelated, even if the key was restricted since; another key's scope is
-            // compared with the current key's scope as it is now (keys are never removed).
+            // One team per connection, and keys of one scope (APNS.md §3; Apple,
+            // "Establishing a token-based connection to APNs"): after a team-scoped key, no
+            // topic-specific key; after a topic-specific key, no other key but its related
+            // one. A new token of the same key is never unrelated, even if the key was
+            // restricted since; the current key's scope is read as it is now (keys are never
+            // removed).
             if cur.claims.iss != claims.iss || !self.keys_mix(&cur.claims.kid, &claims.kid) {
                 return Err(rej(403, "UnrelatedKeyIdInToken"));
             }
@@ -320,7 +323,11 @@ impl Shared {
     }
 
     /// Whether tokens of key `first` and then key `next` may share a connection: the same
-    /// key, or keys of the same scope.
+    /// key; two team-scoped keys; or two keys declared related ([`MockApns::relate_keys`]).
+    /// Two different topic-specific keys are not, whatever their topics: Apple names "an
+    /// unrelated topic-specific key" among the keys refused after a topic-specific one.
+    ///
+    /// [`MockApns::relate_keys`]: super::MockApns::relate_keys
     fn keys_mix(&self, first: &str, next: &str) -> bool {
         if first == next {
             return true;
@@ -329,7 +336,9 @@ impl Shared {
         let (Some(a), Some(b)) = (keys.get(first), keys.get(next)) else {
             return false;
         };
-        a.topics.is_some() == b.topics.is_some()
+        (a.topics.is_none() && b.topics.is_none())
+            || a.related.as_deref() == Some(next)
+            || b.related.as_deref() == Some(first)
     }
 
     /// Step 4, either kind.

@@ -216,6 +216,41 @@ async fn production_only_certificate_is_bad_certificate_environment_on_the_sandb
     );
 }
 
+/// The common name of the server certificate a TLS client sees.
+async fn server_common_name(mock: &MockApns) -> String {
+    let tls = tls_named(mock, None, Some(b"h2".to_vec()), "localhost")
+        .await
+        .unwrap();
+    let chain = tls.get_ref().1.peer_certificates().unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(chain[0].as_ref()).unwrap();
+    let cn = cert.subject().iter_common_name().next().unwrap();
+    cn.as_str().unwrap().to_owned()
+}
+
+/// APNS.md §1: production is `api.push.apple.com`, development `api.sandbox.push.apple.com`.
+/// The server certificate names the host of the mock's environment as its common name (the
+/// subject alternative names cover both, and loopback).
+#[tokio::test]
+async fn server_certificate_common_name_is_the_environments_host() {
+    for (environment, host) in [
+        (Environment::Sandbox, "api.sandbox.push.apple.com"),
+        (Environment::Production, "api.push.apple.com"),
+    ] {
+        let mock = MockApns::builder()
+            .environment(environment)
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(server_common_name(&mock).await, host, "{environment:?}");
+        for name in ["api.push.apple.com", "api.sandbox.push.apple.com"] {
+            assert!(
+                tls_named(&mock, None, None, name).await.is_ok(),
+                "{environment:?}: {name}"
+            );
+        }
+    }
+}
+
 /// Module docs, rule 4: "certificate without subject UID: 403 BadCertificate" (APNS.md §4: the
 /// subject UID is the bundle id). A certificate from a CA the mock was told to trust.
 #[tokio::test]

@@ -521,7 +521,8 @@ impl MockApnsBuilder {
     /// ```
     pub async fn start(self) -> Result<MockApns, MockError> {
         let authority = Authority::generate()?;
-        let tls = authority.server_config(&self.server_names, &self.client_cas)?;
+        let tls =
+            authority.server_config(&self.server_names, &self.client_cas, self.environment)?;
         let listener = TcpListener::bind(self.bind)
             .await
             .map_err(|e| MockError::io("binding", e))?;

@@ -22,8 +22,10 @@
 //!
 //! # Connections
 //! - TLS 1.2/1.3 (rustls), ALPN `h2`; a client that sends no ALPN (aioapns) is served as HTTP/2 too.
-//!   The server certificate is valid for `localhost`, `127.0.0.1`, `::1` and Apple's host names, and
-//!   chains to [`MockApns::ca_pem`].
+//!   The server certificate is valid for `localhost`, `127.0.0.1`, `::1` and Apple's host names
+//!   (its subject alternative names, which clients check), its common name is the host of the
+//!   mock's environment (`api.sandbox.push.apple.com`, or `api.push.apple.com` in production),
+//!   and it chains to [`MockApns::ca_pem`].
 //! - A connection that presents a client certificate issued by the mock's CA (see
 //!   [`MockApns::issue_push_certificate`]) uses certificate authentication; one without uses token
 //!   authentication. `:authority` is not required (a `host` header is fine).

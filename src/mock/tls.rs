@@ -65,18 +65,23 @@ impl Authority {
         })
     }
 
-    /// A server certificate for [`SERVER_NAMES`] plus `extra`, and its private key.
+    /// A server certificate for [`SERVER_NAMES`] plus `extra`, and its private key. Its common
+    /// name is the host of `environment`, as Apple's certificate for that host names it (the
+    /// names clients check are the SANs, which cover both).
     pub(crate) fn server_cert(
         &self,
         extra: &[String],
+        environment: Environment,
     ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), MockError> {
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut names: Vec<String> = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
         names.extend(extra.iter().cloned());
         let mut params = CertificateParams::new(names).map_err(cert_err)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "api.sandbox.push.apple.com");
+        let host = match environment {
+            Environment::Production => "api.push.apple.com",
+            Environment::Sandbox => "api.sandbox.push.apple.com",
+        };
+        params.distinguished_name.push(DnType::CommonName, host);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.issuer).map_err(cert_err)?;
         let der = PrivatePkcs8KeyDer::from(key.serialize_der());
@@ -159,6 +164,7 @@ impl Authority {
         &self,
         extra_names: &[String],
         extra_client_cas: &[String],
+        environment: Environment,
     ) -> Result<rustls::ServerConfig, MockError> {
         let tls_err = |e: &dyn std::fmt::Display| MockError::new(Kind::Tls, e.to_string());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -175,7 +181,7 @@ impl Authority {
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| tls_err(&e))?;
-        let (cert, key) = self.server_cert(extra_names)?;
+        let (cert, key) = self.server_cert(extra_names, environment)?;
         let chain = vec![cert, self.ca_der.clone()];
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

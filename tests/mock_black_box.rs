@@ -678,13 +678,45 @@ async fn iat_age_is_judged_by_the_mock_clock_on_first_use() {
 }
 
 /// A client whose clock runs a little ahead (seconds to a minute) mints an `iat` in the mock's
-/// future; APNS.md gives no rule against it and Apple serves such clients: accepted.
+/// future; Apple allows an `iat` up to an hour from the current time, either way: accepted.
 #[tokio::test]
 async fn iat_slightly_in_the_future_is_accepted() {
     let (s, _clock, now) = on_mock_clock().await;
     let jwt = s.jwt_at(now + 60);
     let mut c = s.client().await;
     assert_eq!(push(&token(1)).bearer(&jwt).status(&mut c).await, 200);
+}
+
+/// Apple ("Establishing a token-based connection to APNs"): `iat` "must be no more than one
+/// hour from the current time". An hour ahead of the mock's clock is still accepted; past that
+/// (a clock far off, an `iat` in milliseconds, years ahead) the token is 403
+/// InvalidProviderToken (Apple names no reason; the token is not stale, so not
+/// ExpiredProviderToken). The extremes of `i64` are answered, not a panic.
+#[tokio::test]
+async fn iat_more_than_an_hour_ahead_is_invalid_provider_token() {
+    let (s, _clock, now) = on_mock_clock().await;
+    let mut c = s.client().await;
+    assert_eq!(
+        push(&token(1))
+            .bearer(&s.jwt_at(now + 3600))
+            .status(&mut c)
+            .await,
+        200
+    );
+    for iat in [now + 3601, now + 10 * 365 * 86_400, now * 1000, i64::MAX] {
+        let mut c = s.client().await;
+        let a = push(&token(1)).bearer(&s.jwt_at(iat)).answer(&mut c).await;
+        assert_reason(&a, 403, "InvalidProviderToken", iat);
+    }
+    let mut c = s.client().await;
+    assert_rejects(
+        push(&token(1))
+            .bearer(&s.jwt_at(i64::MIN))
+            .answer(&mut c)
+            .await,
+        403,
+        "ExpiredProviderToken",
+    );
 }
 
 /// APNS.md §3: "a new token more often than every 20 minutes on one connection → 429

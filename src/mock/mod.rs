@@ -146,9 +146,12 @@
 //! is accepted and carries a warning in [`RecordedRequest::warnings`].
 //! The JWT must be `ES256` with a registered `kid`, signed by that key (64-byte r‖s or DER), with
 //! `iss` = the key's team: otherwise 403 InvalidProviderToken. `iat` more than one hour before the
-//! mock's [`Clock`] → 403 ExpiredProviderToken. On one connection, a new token whose `iat` is less
-//! than 20 minutes after the previous token's → 429 TooManyProviderTokenUpdates (the connection keeps
-//! the old token); a token of another team, or of a key of another scope (a team-scoped key
+//! mock's [`Clock`] → 403 ExpiredProviderToken; more than one hour after it (a clock far off, an
+//! `iat` in milliseconds) → 403 InvalidProviderToken: Apple says the value "must be no more than
+//! one hour from the current time" and names no reason for a future one, and such a token is
+//! not valid without being stale. Within the hour either way it is accepted. On one
+//! connection, a new token whose `iat` is less than 20 minutes after the previous token's → 429
+//! TooManyProviderTokenUpdates (the connection keeps the old token); a token of another team, or of a key of another scope (a team-scoped key
 //! and a topic-specific one, [`MockApns::restrict_key`], do not mix on one connection: APNS.md §3)
 //! → 403 UnrelatedKeyIdInToken. Two different topic-specific keys are mixing too, whether
 //! their topics differ or not: Apple lists "an unrelated topic-specific key" among the keys

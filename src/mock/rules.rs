@@ -6,7 +6,8 @@
 //!    The device token must be hex of even, non-zero length (400 BadDeviceToken; empty: MissingDeviceToken).
 //! 2. a scripted [`Fault`](super::Fault), if one is queued (pushes and broadcasts only);
 //! 3. 400 DuplicateHeaders when an `apns-*` or `authorization` header appears twice;
-//! 4. authentication: token (403 MissingProviderToken, InvalidProviderToken,
+//! 4. authentication: token (403 MissingProviderToken, InvalidProviderToken (also for an `iat`
+//!    more than an hour ahead),
 //!    BadEnvironmentKeyIdInToken for a key restricted to the other environment,
 //!    ExpiredProviderToken, UnrelatedKeyIdInToken for a key of another team or scope than the
 //!    connection's, or another topic-specific key not related to the connection's;
@@ -619,11 +620,17 @@ pub(crate) fn check_duplicates(headers: &HeaderMap) -> Result<(), Rej> {
     Ok(())
 }
 
-/// A token's `iat` against the mock's now (UNIX seconds): more than an hour old is 403
-/// ExpiredProviderToken.
+/// A token's `iat` against the mock's now (UNIX seconds). Apple: the value "must be no more
+/// than one hour from the current time". More than an hour old: 403 ExpiredProviderToken (the
+/// reason Apple names). More than an hour ahead (a clock far off, or `iat` in milliseconds):
+/// 403 InvalidProviderToken (Apple names no reason for it; the token is not valid, and it is
+/// not stale, so a new one minted the same way would not help).
 fn check_iat(claims: &TokenClaims, now: i64) -> Result<(), Rej> {
     if now.saturating_sub(claims.iat) > 3600 {
         return Err(rej(403, "ExpiredProviderToken"));
+    }
+    if claims.iat.saturating_sub(now) > 3600 {
+        return Err(rej(403, "InvalidProviderToken"));
     }
     Ok(())
 }

@@ -496,6 +496,26 @@ async fn expiration_must_be_decimal_seconds() {
 
 // ----- method, path, device state -----
 
+/// APNS.md §1 and Apple document the push path as `/3/device/<token>`, with no query string,
+/// and what APNs answers to one is unknown: the mock routes by the path, answers as it would
+/// without the query, records the `:path` as sent, and says in the record's warnings that it let
+/// the query pass. A request without a query carries no such warning.
+#[tokio::test]
+async fn a_query_string_on_the_push_path_is_let_pass_with_a_warning() {
+    let (s, mut c, jwt) = warmed().await;
+    let path = format!("/3/device/{}?x=1", token(1));
+    let mut req = push(&token(1)).bearer(&jwt);
+    req.path = path.clone();
+    assert_eq!(req.status(&mut c).await, 200);
+    let log = s.mock.requests();
+    let seen = log.last().unwrap();
+    assert_eq!(seen.path, path);
+    assert_eq!(seen.device_token.as_deref(), Some(token(1).as_str()));
+    assert_eq!(seen.warnings.len(), 1, "{:?}", seen.warnings);
+    assert!(seen.warnings[0].contains("query"), "{:?}", seen.warnings);
+    assert!(log[0].warnings.is_empty(), "the warm-up push had no query");
+}
+
 /// APNS.md §1: a push is `POST`; the other methods on the push path are 405 MethodNotAllowed.
 #[tokio::test]
 async fn other_methods_on_the_push_path_are_method_not_allowed() {

@@ -165,7 +165,10 @@
 //! 1. route: `POST /3/device/<token>` (other methods 405 MethodNotAllowed), `/4/broadcasts/apps/<bundle>`,
 //!    `/1/apps/<bundle>/channels`, `/1/apps/<bundle>/all-channels`, anything else 404 BadPath; the
 //!    device token must be hex of even, non-zero length, any length (400 BadDeviceToken; empty: 400
-//!    MissingDeviceToken);
+//!    MissingDeviceToken). A query string (`/3/device/<token>?x=1`) is ignored and the request
+//!    carries a warning in [`RecordedRequest::warnings`]: Apple documents no query on any of its
+//!    paths, and no answer to one has been seen, so the mock neither refuses nor silently
+//!    accepts it;
 //! 2. a scripted [`Fault`], if one is queued (pushes and broadcasts only);
 //! 3. 400 DuplicateHeaders when an `apns-*` header or `authorization` appears twice;
 //! 4. authentication (above; key for the other environment: 403 BadEnvironmentKeyIdInToken;

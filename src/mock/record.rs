@@ -156,7 +156,7 @@ pub struct RecordedRequest {
     pub endpoint: Endpoint,
     /// HTTP method.
     pub method: String,
-    /// `:path`.
+    /// `:path`, as sent (with its query string, if any).
     pub path: String,
     /// Every header, in order, names lowercase (`authorization` included, verbatim).
     pub headers: Vec<(String, String)>,
@@ -184,7 +184,9 @@ pub struct RecordedRequest {
     pub received_at: SystemTime,
     /// What the mock accepted but Apple's documentation does not promise, so a test can see it
     /// was accepted leniently: today, a provider token in standard base64 (`+`, `/`, `=`
-    /// padding) instead of base64url, as the `a2` crate sends it.
+    /// padding) instead of base64url, as the `a2` crate sends it, and a query string on the
+    /// `:path` (`/3/device/<token>?x=1`), which Apple documents on none of its paths and whose
+    /// answer there is unknown.
     pub warnings: Vec<String>,
 }
 

@@ -4,6 +4,7 @@
 //! 1. route: `POST /3/device/<token>` (other methods 405 MethodNotAllowed), `/4/broadcasts/apps/<bundle>`,
 //!    `/1/apps/<bundle>/channels`, `/1/apps/<bundle>/all-channels`; anything else 404 BadPath.
 //!    The device token must be hex of even, non-zero length (400 BadDeviceToken; empty: MissingDeviceToken).
+//!    A query string is ignored, with a warning on the recorded request ([`QUERY_WARNING`]).
 //! 2. a scripted [`Fault`](super::Fault), if one is queued (pushes and broadcasts only);
 //! 3. 400 DuplicateHeaders when an `apns-*` or `authorization` header appears twice;
 //! 4. authentication: token (403 MissingProviderToken, InvalidProviderToken (also for an `iat`
@@ -37,6 +38,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Recorded on requests whose provider token was not strict base64url (see
 /// [`RecordedRequest::warnings`](super::RecordedRequest::warnings)).
 pub(crate) const LENIENT_JWT_WARNING: &str = "provider token is not strict base64url (standard base64 alphabet or padding): accepted, as Apple accepts it";
+
+/// Recorded on requests whose `:path` has a query string: Apple documents none on any of its
+/// paths, and what it answers to one is unknown, so the mock routes by the path alone and says so.
+pub(crate) const QUERY_WARNING: &str = "the :path has a query string: Apple documents none, and its answer to one is unknown; the mock ignored it and routed by the path alone";
 
 /// A rejection: status and reason (and the 410 timestamp).
 #[derive(Debug, Clone)]

@@ -405,7 +405,12 @@ impl Shared {
     ) -> Decision {
         let received_at = self.clock.now();
         let headers = &parts.headers;
+        // Routed by its path alone; recorded as sent (`:path`, with any query).
         let path = parts.uri.path().to_owned();
+        let sent_path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
         let mut auth = match &conn.auth {
             ConnAuth::Token => AuthKind::Token {
                 key_id: None,
@@ -416,6 +421,9 @@ impl Shared {
             },
         };
         let mut warnings = Vec::new();
+        if parts.uri.query().is_some() {
+            warnings.push(rules::QUERY_WARNING.to_owned());
+        }
         let echoed_id = headers
             .get("apns-id")
             .and_then(|v| v.to_str().ok())
@@ -494,7 +502,7 @@ impl Shared {
             connection: conn.id,
             endpoint,
             method: parts.method.to_string(),
-            path: path.clone(),
+            path: sent_path,
             headers: headers
                 .iter()
                 .map(|(n, v)| {

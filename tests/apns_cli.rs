@@ -61,6 +61,20 @@ async fn herald(args: Vec<OsString>) -> Output {
         .unwrap()
 }
 
+/// `args` with the value of `option` replaced.
+fn with(mut args: Vec<OsString>, option: &str, value: &str) -> Vec<OsString> {
+    let at = args.iter().position(|a| a == option).unwrap();
+    args[at + 1] = value.into();
+    args
+}
+
+/// `args` without `option` and its value.
+fn without(mut args: Vec<OsString>, option: &str) -> Vec<OsString> {
+    let at = args.iter().position(|a| a == option).unwrap();
+    args.drain(at..at + 2);
+    args
+}
+
 fn text(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}--- stderr\n{}",
@@ -280,4 +294,63 @@ async fn no_answer_within_timeout_may_or_may_not_have_been_received() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(stdout.contains("may or may not"), "{stdout}");
+}
+
+/// Apple's key and team ids are exactly 10 letters and digits (APNS.md §3): any other is
+/// refused before anything is read or sent (it used to go out and come back 403
+/// InvalidProviderToken), as a usage error, from the option or its environment variable. The
+/// message never repeats the value: a `.p8` pasted into `--key-id` stays off the terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_id_or_team_id_that_is_not_10_characters_is_refused_unsent_and_unprinted() {
+    let f = Fixture::new(
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = "d0".repeat(32);
+    let p8 = std::fs::read_to_string(f.path("AuthKey.p8")).unwrap();
+    let key_lines: Vec<&str> = p8.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!key_lines.is_empty());
+    let cases = [
+        ("--key-id", "ABC123456", "9 characters"),
+        ("--key-id", "ABC12345678", "11 characters"),
+        ("--key-id", "ABC 234567", "neither a letter nor a digit"),
+        ("--team-id", "TEAM12345", "9 characters"),
+        ("--key-id", p8.as_str(), "neither a letter nor a digit"),
+    ];
+    for (option, bad, why) in cases {
+        let out = herald(with(f.args(&token, &[]), option, bad)).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{option}: {all}");
+        assert!(all.contains(option) && all.contains(why), "{all}");
+        assert!(all.contains("10 letters and digits"), "{all}");
+        assert!(!all.contains("PRIVATE KEY"), "{all}");
+        for line in &key_lines {
+            assert!(!all.contains(line), "key material printed: {all}");
+        }
+    }
+    let from_env = without(f.args(&token, &[]), "--key-id");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(HERALD)
+            .args(from_env)
+            .env("HERALD_KEY_ID", "SHORT")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HERALD_KEY_ID"));
+    assert!(f.mock.requests().is_empty(), "nothing was sent");
+
+    let ok = herald(f.args(&token, &[])).await;
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "a 10-character id: {}",
+        text(&ok)
+    );
 }

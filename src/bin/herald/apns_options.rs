@@ -12,11 +12,15 @@ pub(crate) struct ApnsOptions {
     /// Token auth: the `.p8` key file from Apple.
     #[arg(long, requires_all = ["key_id", "team_id"], conflicts_with_all = ["p12", "cert_pem"])]
     p8: Option<PathBuf>,
-    /// Token auth: the key id (10 characters).
-    #[arg(long, env = "HERALD_KEY_ID")]
+    /// Token auth: the key id (10 letters and digits, e.g. ABC123DEFG).
+    // Values starting with `-` reach the parser: clap would otherwise call a pasted
+    // `-----BEGIN PRIVATE KEY-----...` an unexpected argument and print it whole.
+    #[arg(long, env = "HERALD_KEY_ID", allow_hyphen_values = true,
+          value_parser = Unechoed(parse_key_id))]
     key_id: Option<String>,
-    /// Token auth: the team id (10 characters).
-    #[arg(long, env = "HERALD_TEAM_ID")]
+    /// Token auth: the team id (10 letters and digits, e.g. DEF123GHIJ).
+    #[arg(long, env = "HERALD_TEAM_ID", allow_hyphen_values = true,
+          value_parser = Unechoed(parse_team_id))]
     team_id: Option<String>,
     /// Certificate auth: a `.p12` export of the push certificate.
     #[arg(long, conflicts_with = "cert_pem")]
@@ -51,6 +55,70 @@ pub(crate) struct ApnsOptions {
 enum Env {
     Sandbox,
     Production,
+}
+
+/// A value parser whose error says what is wrong without repeating the value: clap's own
+/// (`invalid value '...' for ...`) would print whatever was given, and a `.p8` pasted into
+/// `--key-id`, or a password in a proxy URL, must not end up on the terminal or in a CI log.
+/// The function's message names the option itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Unechoed<T>(pub(crate) fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Unechoed<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let refuse = |message: String| {
+            cmd.clone()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+        };
+        let value = value
+            .to_str()
+            .ok_or_else(|| refuse("an option's value is not valid UTF-8".into()))?;
+        (self.0)(value).map_err(refuse)
+    }
+}
+
+/// Checks a key id or team id as Apple issues them (APNS.md §3): exactly 10 ASCII letters and
+/// digits. Any other id is answered 403 by APNs (`InvalidProviderToken`), after a connection and
+/// a signed token; this says so before anything is read or sent. The message never repeats the
+/// value (it may be key material pasted into the wrong option).
+pub(crate) fn check_apple_id(option: &str, what: &str, id: &str) -> Result<(), String> {
+    const LEN: usize = 10;
+    const RULE: &str = "Apple's are exactly 10 letters and digits";
+    if id.is_empty() {
+        return Err(format!("{option}: the {what} is empty ({RULE})"));
+    }
+    if id.starts_with("--") && !id.contains(char::is_whitespace) {
+        return Err(format!(
+            "{option}: the {what} is missing (another option follows it): {RULE}"
+        ));
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "{option}: the {what} has a character that is neither a letter nor a digit \
+             (a space or line end copied with it?): {RULE}"
+        ));
+    }
+    if id.len() != LEN {
+        let n = id.len();
+        let s = if n == 1 { "" } else { "s" };
+        return Err(format!("{option}: the {what} has {n} character{s}: {RULE}"));
+    }
+    Ok(())
+}
+
+fn parse_key_id(s: &str) -> Result<String, String> {
+    check_apple_id("--key-id (HERALD_KEY_ID)", "key id", s).map(|()| s.to_owned())
+}
+
+fn parse_team_id(s: &str) -> Result<String, String> {
+    check_apple_id("--team-id (HERALD_TEAM_ID)", "team id", s).map(|()| s.to_owned())
 }
 
 /// Reads a file, saying which one failed.

@@ -3,10 +3,11 @@
 //! A thin face over [`herald::mock::MockApns`]: every option maps to a builder or handle method.
 //!
 //! Everything is validated before anything is printed: a bad option, an unreadable or invalid
-//! key file, a token that is not hex, an error rate outside 0–1, or options that contradict
-//! each other (one key id twice, a token both known and unregistered, a token for two bundle
-//! ids) is a usage error (exit 1), with nothing printed on stdout and nothing left on disk. Once
-//! set up, it prints where it listens, its CA file, its keys and tokens, and a ready-to-paste
+//! key file, a key id or team id that is not 10 letters and digits (as `herald push` checks
+//! them), a token that is not hex, an error rate outside 0–1, or options that contradict each
+//! other (one key id twice, a token both known and unregistered, a token for two bundle ids) is
+//! a usage error (exit 1), with nothing printed on stdout and nothing left on disk. Once set
+//! up, it prints where it listens, its CA file, its keys and tokens, and a ready-to-paste
 //! `herald push` command that it will accept (absolute paths, and a URL its certificate names:
 //! loopback when it listens on all interfaces); with `--json`, all of that is one JSON object on
 //! the first line instead (then one object per push, and one when it stops).
@@ -26,6 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::apns_options::check_apple_id;
 use crate::exit;
 
 /// Appended to `herald mock --help`.
@@ -279,21 +281,13 @@ fn parse_unregistered(s: &str) -> Result<UnregisteredSpec, String> {
     })
 }
 
-fn check_id(what: &str, id: &str) -> Result<(), String> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "{what} {id:?}: letters and digits expected (Apple's are 10, e.g. ABC123DEFG)"
-        ));
-    }
-    Ok(())
-}
-
 fn parse_key_name(s: &str) -> Result<KeyName, String> {
     let Some((key_id, team_id)) = s.split_once(':') else {
         return Err("expected KEY_ID:TEAM_ID".into());
     };
-    check_id("key id", key_id)?;
-    check_id("team id", team_id)?;
+    // As `herald push` checks them: the printed command must be one it takes.
+    check_apple_id("--generate-key", "key id", key_id)?;
+    check_apple_id("--generate-key", "team id", team_id)?;
     Ok(KeyName {
         key_id: key_id.to_owned(),
         team_id: team_id.to_owned(),
@@ -306,9 +300,10 @@ fn parse_key_spec(s: &str) -> Result<KeySpec, String> {
     else {
         return Err("expected KEY_ID:TEAM_ID:PATH".into());
     };
-    check_id("key id", key_id)?;
-    check_id("team id", team_id)?;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // As `herald push` checks them: the printed command may sign with this key.
+    check_apple_id("--key", "key id", key_id)?;
+    check_apple_id("--key", "team id", team_id)?;
     Ok(KeySpec {
         key_id: key_id.to_owned(),
         team_id: team_id.to_owned(),

@@ -3,8 +3,9 @@
 #![cfg(feature = "cli")]
 
 use std::ffi::OsString;
+use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
 use herald::mock::{Fault, MockApns};
@@ -73,6 +74,31 @@ fn without(mut args: Vec<OsString>, option: &str) -> Vec<OsString> {
     let at = args.iter().position(|a| a == option).unwrap();
     args.drain(at..at + 2);
     args
+}
+
+/// Runs `herald mock ARGS`, which must refuse them: exit without printing on stdout. A mock
+/// that starts instead prints its start-up lines: it is killed at the first one and the test
+/// fails (no wait on a clock either way).
+fn herald_mock_refusing(args: &[&std::ffi::OsStr]) -> Output {
+    let mut child = Command::new(HERALD)
+        .arg("mock")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let read = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first);
+    if read.unwrap_or(0) > 0 {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "herald mock started instead of refusing: {first}{}",
+            text(&out)
+        );
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -294,6 +320,33 @@ async fn no_answer_within_timeout_may_or_may_not_have_been_received() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(stdout.contains("may or may not"), "{stdout}");
+}
+
+/// A second `--push-cert` for one bundle id would overwrite the first one's BUNDLE.pem and
+/// BUNDLE.p12: refused as a usage error naming the bundle id, before anything is written.
+/// Apple's bundle ids ignore case (and so does macOS's file system), so a second spelling is
+/// the same bundle id.
+#[test]
+fn herald_mock_refuses_two_push_certs_for_one_bundle_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    for second in [BUNDLE, "COM.Example.App"] {
+        let out = herald_mock_refusing(&[
+            "--out-dir".as_ref(),
+            out_dir.as_os_str(),
+            "--push-cert".as_ref(),
+            BUNDLE.as_ref(),
+            "--push-cert".as_ref(),
+            second.as_ref(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "usage: {}", text(&out));
+        assert!(
+            stderr.contains("--push-cert") && stderr.contains(BUNDLE) && stderr.contains(second),
+            "{stderr}"
+        );
+        assert!(!out_dir.exists(), "nothing written: {}", text(&out));
+    }
 }
 
 /// Apple's key and team ids are exactly 10 letters and digits (APNS.md §3): any other is

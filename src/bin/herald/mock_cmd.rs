@@ -5,12 +5,13 @@
 //! Everything is validated before anything is printed: a bad option, an unreadable or invalid
 //! key file, a key id or team id that is not 10 letters and digits (as `herald push` checks
 //! them), a token that is not hex, an error rate outside 0–1, or options that contradict each
-//! other (one key id twice, a token both known and unregistered, a token for two bundle ids) is
-//! a usage error (exit 1), with nothing printed on stdout and nothing left on disk. Once set
-//! up, it prints where it listens, its CA file, its keys and tokens, and a ready-to-paste
-//! `herald push` command that it will accept (absolute paths, and a URL its certificate names:
-//! loopback when it listens on all interfaces); with `--json`, all of that is one JSON object on
-//! the first line instead (then one object per push, and one when it stops).
+//! other (one key id twice, one bundle id twice with `--push-cert`, a token both known and
+//! unregistered, a token for two bundle ids) is a usage error (exit 1), with nothing printed on
+//! stdout and nothing left on disk. Once set up, it prints where it listens, its CA file, its
+//! keys and tokens, and a ready-to-paste `herald push` command that it will accept (absolute
+//! paths, and a URL its certificate names: loopback when it listens on all interfaces); with
+//! `--json`, all of that is one JSON object on the first line instead (then one object per
+//! push, and one when it stops).
 //!
 //! Output: when stdout goes away (the reader closed the pipe, as `| head -1` does), the mock
 //! says so once on stderr and keeps serving, without printing, until Ctrl-C or SIGTERM. It never
@@ -40,8 +41,9 @@ with no --token, one random device token is registered for any bundle id. The pr
 TOKEN@TIME gives the time: RFC 3339 (2026-01-01T00:00:00Z, 2026-01-01T00:00:00.250Z,
 2026-01-01T02:00:00+02:00) or milliseconds since 1970 (1767225600000).
 
-Options that contradict each other are refused: one key id given twice, a token given both
-with --token and --unregistered, a token given for two bundle ids.
+Options that contradict each other are refused: one key id given twice, one bundle id given
+twice with --push-cert (ignoring case), a token given both with --token and --unregistered, a
+token given for two bundle ids.
 
 If stdout is closed (e.g. `herald mock --json | head -1`), the mock says so on stderr and keeps
 serving, without printing, until Ctrl-C or SIGTERM.
@@ -367,6 +369,23 @@ fn check_consistent(args: &MockOptions) -> Result<(), String> {
             };
             return Err(format!(
                 "key id {id} is given {how}: a key id names one key"
+            ));
+        }
+    }
+    // A bundle id has one push certificate: the second would overwrite the first's
+    // BUNDLE.pem and BUNDLE.p12. Apple's bundle ids are case-insensitive, and so are some file
+    // systems (macOS by default): com.example.app and COM.example.app are the same.
+    let mut certs: HashMap<String, &str> = HashMap::new();
+    for bundle in &args.push_certs {
+        if let Some(first) = certs.insert(bundle.to_ascii_lowercase(), bundle) {
+            let given = if first == bundle {
+                format!("{bundle} is given twice")
+            } else {
+                format!("{first} and {bundle} are given (bundle ids ignore case)")
+            };
+            return Err(format!(
+                "--push-cert: {given}: a bundle id has one push certificate \
+                 ({bundle}.pem and {bundle}.p12); give each bundle id once"
             ));
         }
     }

@@ -349,6 +349,26 @@ fn herald_mock_refuses_two_push_certs_for_one_bundle_id() {
     }
 }
 
+/// `--push-cert` names files after the bundle id: one with a `/` or `..` is not a bundle id
+/// (Apple's are letters, digits, `-` and `.`) and must not write outside the out dir.
+#[test]
+fn herald_mock_refuses_a_push_cert_bundle_id_that_is_a_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    for bad in ["../escaped", "com.example/app"] {
+        let out = herald_mock_refusing(&[
+            "--out-dir".as_ref(),
+            out_dir.as_os_str(),
+            "--push-cert".as_ref(),
+            bad.as_ref(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "usage: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("bundle id"));
+        assert!(!out_dir.exists(), "nothing written: {}", text(&out));
+        assert!(!tmp.path().join("escaped.pem").exists());
+    }
+}
+
 /// Apple's key and team ids are exactly 10 letters and digits (APNS.md §3): any other is
 /// refused before anything is read or sent (it used to go out and come back 403
 /// InvalidProviderToken), as a usage error, from the option or its environment variable. The

@@ -254,9 +254,15 @@ fn parse_hex_token(s: &str) -> Result<String, String> {
     Ok(s.to_ascii_lowercase())
 }
 
+/// A bundle id as Apple allows them: letters, digits, `-` and `.`, in non-empty parts (a
+/// reverse-DNS name such as com.example.app). `--push-cert` names files after it, so anything
+/// else (a `/`, `..`) could write outside the out dir.
 fn parse_bundle_id(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.contains(char::is_whitespace) {
-        return Err(format!("{s:?} is not a bundle id (e.g. com.example.app)"));
+    let part = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !s.split('.').all(part) {
+        return Err(format!(
+            "{s:?} is not a bundle id: letters, digits, '-' and '.' (e.g. com.example.app)"
+        ));
     }
     Ok(s.to_owned())
 }
@@ -995,6 +1001,26 @@ mod tests {
         assert!(parse_hex_token("zz").unwrap_err().contains("hex"));
         assert!(parse_hex_token("abc").unwrap_err().contains("even"));
         assert!(parse_hex_token("").is_err());
+    }
+
+    #[test]
+    fn bundle_ids_are_letters_digits_dashes_and_dots() {
+        assert_eq!(
+            parse_bundle_id("com.example.my-app2").unwrap(),
+            "com.example.my-app2"
+        );
+        for bad in [
+            "",
+            "com.example/app",
+            "../app",
+            "com..app",
+            ".app",
+            "com.app.",
+            "a b",
+            "a_b",
+        ] {
+            assert!(parse_bundle_id(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::ffi::OsString;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use herald::mock::{Fault, MockApns};
@@ -99,6 +101,47 @@ fn herald_mock_refusing(args: &[&std::ffi::OsStr]) -> Output {
         );
     }
     child.wait_with_output().unwrap()
+}
+
+/// A minimal HTTP CONNECT proxy on loopback; counts the tunnels it opened.
+async fn connect_proxy() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if inbound.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let connected = if head.starts_with("CONNECT ") {
+                    tokio::net::TcpStream::connect(target).await.ok()
+                } else {
+                    None
+                };
+                let Some(mut outbound) = connected else {
+                    let _ = inbound.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = inbound
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (addr, tunnels)
 }
 
 fn text(out: &Output) -> String {
@@ -426,4 +469,66 @@ async fn a_key_id_or_team_id_that_is_not_10_characters_is_refused_unsent_and_unp
         "a 10-character id: {}",
         text(&ok)
     );
+}
+
+/// `--proxy` takes `http://HOST:PORT` or `HOST:PORT`: anything else (`notaurl` used to be taken
+/// as a host on port 8080) is a usage error naming the option, before anything is sent. A
+/// password in a proxy URL is refused (herald sends no proxy credentials) and never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_is_not_host_and_port_is_refused_before_sending() {
+    let f = Fixture::new(
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = "e0".repeat(32);
+    for bad in [
+        "notaurl",
+        "http://proxy.invalid",
+        "https://proxy.invalid:3128",
+        "socks5://proxy.invalid:1080",
+        "http://proxy.invalid:3128/path",
+        "proxy.invalid:0",
+        "http://user:s3cret@proxy.invalid:3128",
+    ] {
+        let out = herald(f.args(&token, &["--proxy", bad, "--timeout", "20"])).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "--proxy {bad}: {all}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--proxy"),
+            "{all}"
+        );
+        assert!(!all.contains("s3cret"), "{all}");
+    }
+    assert!(f.mock.requests().is_empty(), "nothing was sent");
+}
+
+/// Both forms `--proxy` takes reach the mock through an HTTP CONNECT tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_push_tunnels_through_a_proxy_given_as_url_or_host_and_port() {
+    let f = Fixture::new(
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (proxy, tunnels) = connect_proxy().await;
+    for (n, given) in [format!("http://{proxy}"), proxy.to_string()]
+        .into_iter()
+        .enumerate()
+    {
+        let out = herald(f.args(&"f0".repeat(32), &["--proxy", &given])).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--proxy {given}: {}",
+            text(&out)
+        );
+        assert_eq!(tunnels.load(Ordering::SeqCst), n + 1, "--proxy {given}");
+    }
 }

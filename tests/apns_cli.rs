@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
+use herald::apns::RetryPolicy;
 use herald::mock::{Fault, MockApns};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
@@ -531,4 +532,41 @@ async fn herald_push_tunnels_through_a_proxy_given_as_url_or_host_and_port() {
         );
         assert_eq!(tunnels.load(Ordering::SeqCst), n + 1, "--proxy {given}");
     }
+}
+
+/// `herald push` retries 429/5xx as the library's default `RetryPolicy` does (it used to stop
+/// after 2 retries, where the library and the README say 3), with the same apns-id, and its
+/// `--help` says how many times. The mock answers 503 exactly once more than the retries:
+/// one retry too few or too many would end differently (the next push is accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_push_retries_5xx_as_often_as_the_library_default() {
+    let retries = RetryPolicy::default().max_retries as usize;
+    let f = Fixture::new(MockApns::start().await.unwrap()).await;
+    let token = "a5".repeat(32);
+    f.mock.register_device(&token, BUNDLE);
+    f.mock
+        .script_n(retries + 1, Fault::reject(503, "ServiceUnavailable"));
+    let out = herald(f.args(&token, &[])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        stdout.contains(&format!("after {retries} retries")),
+        "{stdout}"
+    );
+    let pushes = f.mock.pushes();
+    assert_eq!(pushes.len(), retries + 1, "1 attempt + {retries} retries");
+    assert!(
+        pushes.iter().all(|p| p.apns_id == pushes[0].apns_id),
+        "the same apns-id"
+    );
+
+    let help = Command::new(HERALD)
+        .args(["push", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains(&format!("retried up to {retries} times")),
+        "{help}"
+    );
 }

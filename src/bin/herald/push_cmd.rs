@@ -3,7 +3,9 @@
 //! A thin face over `herald::apns`: every check and every explanation comes from the library.
 //! Exit codes: see the crate's `main.rs` (0 accepted, 1 usage, 2 rejected, 3 not sent,
 //! 4 no definitive answer). `--timeout` bounds the whole command, connecting and retries
-//! included.
+//! included. Retries are the library's: `RetryPolicy::default()` (429 and 5xx answers retried
+//! 3 times, backoff from 200 ms doubling, the same apns-id), so the command behaves as a
+//! client built with the defaults; `--help` says so under `--timeout`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,7 +71,9 @@ pub(crate) struct PushArgs {
     /// The apns-id (a UUID; generated when absent).
     #[arg(long)]
     apns_id: Option<String>,
-    /// Give up after this many seconds: bounds the whole command (connecting, sending, retries).
+    /// Give up after this many seconds: bounds the whole command (connecting, sending, and
+    /// the retries: a 429 or 5xx answer is retried up to 3 times, with the same apns-id,
+    /// after backoffs from 200 ms doubling, as the library's default RetryPolicy).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, allow_negative_numbers = true,
           value_parser = parse_timeout)]
     timeout: u64,
@@ -270,10 +274,8 @@ async fn run_inner(args: PushArgs) -> Result<u8, String> {
         .request_timeout(Duration::from_secs(args.timeout))
         .connect_timeout(Duration::from_secs(args.timeout.min(10)))
         .metrics(counters.clone())
-        .retry(RetryPolicy {
-            max_retries: 2,
-            ..RetryPolicy::default()
-        });
+        // The library's policy, as --timeout's help says: 429 and 5xx retried 3 times.
+        .retry(RetryPolicy::default());
     if let Some(proxy) = &args.proxy {
         builder = builder.proxy(proxy.clone());
     }

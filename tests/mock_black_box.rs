@@ -159,6 +159,24 @@ async fn client_apns_id_is_echoed_on_every_kind_of_rejection() {
     }
 }
 
+/// APNS.md §2 calls the canonical form lowercase, but Apple's response table says the answer's
+/// `apns-id` is "the same value found in the apns-id field of the request's header", and APNs
+/// itself has been seen answering uppercase ids it generated (AndrewBarba/apns2 #95, 2025;
+/// industrialbinaries/lola #8, 2020), so an uppercase id is no error to refuse: it is accepted
+/// and echoed exactly as sent, not lowercased.
+#[tokio::test]
+async fn an_uppercase_apns_id_is_accepted_and_echoed_as_sent() {
+    let (_s, mut c, jwt) = warmed().await;
+    let id = "123E4567-E89B-12D3-A456-42661417400A";
+    let a = push(&token(1))
+        .bearer(&jwt)
+        .header("apns-id", id)
+        .answer(&mut c)
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.reason());
+    assert_eq!(a.header("apns-id"), Some(id));
+}
+
 /// APNS.md §6: `apns-unique-id` is the key for Apple's delivery log: a lowercase UUID, its own
 /// value (not the `apns-id`), one per accepted push.
 #[tokio::test]

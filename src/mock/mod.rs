@@ -30,8 +30,9 @@
 //!   [`MockApns::issue_push_certificate`]) uses certificate authentication; one without uses token
 //!   authentication. `:authority` is not required (a `host` header is fine).
 //! - A 200 is a HEADERS frame with END_STREAM and no DATA; errors carry `{"reason": ...}` (plus
-//!   `"timestamp"` on 410) with `content-type: application/json`. Both carry `apns-id` (echoed or
-//!   generated); 200s also `apns-unique-id` in the sandbox environment. The answer to a `HEAD`
+//!   `"timestamp"` on 410) with `content-type: application/json`. Both carry `apns-id` (echoed
+//!   exactly as sent, uppercase included, as Apple's response table says: "the same value";
+//!   or generated); 200s also `apns-unique-id` in the sandbox environment. The answer to a `HEAD`
 //!   (405) has no DATA frame (RFC 9110 §9.3.2).
 //!
 //! # Environment
@@ -184,7 +185,8 @@
 //!    BadExpirationDate (not decimal digits), BadCollapseId (more than 64 bytes);
 //! 8. 400 PayloadEmpty, 413 PayloadTooLarge (over 4096 bytes; 5120 for `voip` and broadcasts),
 //!    400 BadRequestPayload (not a JSON object: Apple's `/3/device` table lists no reason for
-//!    malformed JSON, so the mock uses the one Apple documents for it on broadcasts);
+//!    malformed JSON and no report of what APNs answers has been found, so the mock uses the
+//!    one Apple documents for it on broadcasts; a client should not rely on this reason);
 //! 9. device state: 410 Unregistered with `timestamp` ([`MockApns::mark_unregistered`]),
 //!    400 DeviceTokenNotForTopic (registered for another bundle), 400 BadDeviceToken (unknown,
 //!    unless [`MockApnsBuilder::accept_unknown_tokens`]);

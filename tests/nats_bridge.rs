@@ -652,6 +652,28 @@ async fn shutdown_returns_within_its_timeout_when_the_server_is_gone() {
     a.shutdown().await.unwrap(); // idempotent
 }
 
+/// A bridge that never exported a notification owes importers no last heartbeat: with the
+/// server gone, its shutdown does not wait for it (here a minute) and succeeds, as its
+/// imports and unused exports lose nothing. (A push worker's bridge is one.)
+async fn shutdown_without_anything_exported_does_not_wait_for_a_server_that_is_gone() {
+    let mut server = NatsServer::start();
+    let a = NatsBridge::builder()
+        .shutdown_timeout(Duration::from_secs(60))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let here = NotificationCenter::new();
+    let _unused = here.observer::<Numbered>().forward(a.publish()).unwrap();
+    let _import = a.import::<OrderPlaced>(&here).await.unwrap();
+    cut_and_wait(&a, || server.kill()).await;
+    tokio::time::timeout(nats_support::PATIENCE, a.shutdown())
+        .await
+        .expect("shutdown does not wait out its minute")
+        .unwrap();
+    assert_eq!(a.state(), ConnectionState::Closed);
+    assert_eq!(a.metrics().export_dropped, 0);
+}
+
 /// `connect` takes a comma-separated list of URLs and tries them in turn.
 async fn a_list_of_urls_is_tried_in_turn() {
     let server = NatsServer::start();
@@ -881,6 +903,10 @@ fn main() {
             nats_support::test(
                 "shutdown_returns_within_its_timeout_when_the_server_is_gone",
                 shutdown_returns_within_its_timeout_when_the_server_is_gone,
+            ),
+            nats_support::test(
+                "shutdown_without_anything_exported_does_not_wait_for_a_server_that_is_gone",
+                shutdown_without_anything_exported_does_not_wait_for_a_server_that_is_gone,
             ),
             nats_support::test(
                 "a_list_of_urls_is_tried_in_turn",

@@ -559,7 +559,8 @@ impl NatsBridgeBuilder {
     /// for it to come back. What the outbox still holds then is dropped, counted in
     /// [`BridgeMetrics::export_dropped`] and reported ([`ExportDropped`](super::ExportDropped));
     /// what the client's queue still holds may never reach the server (importers count it
-    /// lost).
+    /// lost). A bridge that never exported a notification does not wait for a server that is
+    /// gone at all (see [`NatsBridge::shutdown`]).
     ///
     /// ```
     /// let b = herald::nats::NatsBridge::builder().shutdown_timeout(std::time::Duration::from_secs(2));
@@ -1103,6 +1104,10 @@ impl NatsBridge {
     /// [`ExportDropped`](super::ExportDropped)), and it fails with [`ErrorKind::Connect`]. The
     /// bridge is closed either way (its client keeps trying to reconnect in the background to
     /// hand over what its own queue holds, for as long as the runtime runs).
+    ///
+    /// A bridge that never exported a notification (none sent, queued or dropped: the bridge
+    /// of a push worker, or one that only imports) owes importers no last heartbeat: with the
+    /// server gone at shutdown it does not wait for it, and returns `Ok` at once.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {

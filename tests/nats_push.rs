@@ -7,7 +7,8 @@
 //! - bad jobs, missing workers and shutdown are reported, never silent; a job that is not a
 //!   valid push gets one failed outcome and is never redelivered;
 //! - one push dispatched twice is sent once; two subject prefixes cannot share stream names;
-//!   `WorkerMetrics::in_flight` counts the jobs held;
+//!   `WorkerMetrics::in_flight` counts the jobs held; a job that comes while a worker stops
+//!   goes to the next worker at once;
 //! - `NatsKvStore` passes the registry store conformance suite, several connections
 //!   registering at once lose nothing, it waits for a server that is not up yet, and takes
 //!   credentials in its URL without ever showing them.
@@ -529,6 +530,69 @@ async fn in_flight_counts_the_jobs_held_and_nothing_while_waiting() {
     assert_eq!(worker.metrics().in_flight, 0);
 }
 
+/// A job that reaches a worker once it has begun to stop is not started: it is handed back
+/// at once (or never delivered), so the next worker gets it without waiting out `ack_wait`
+/// (a minute here), and it gets one outcome.
+async fn a_job_that_comes_while_a_worker_stops_goes_to_the_next_worker_at_once() {
+    use herald::bridge::PushDispatch;
+    let server = NatsServer::start();
+    let mock = mock_apns().await;
+    let config = PushQueueConfig::default().ack_wait(Duration::from_secs(60));
+    let (posting, queue) = push_queue(&server, config.clone()).await;
+    let (_b, stopping) = start_worker(
+        &server,
+        PushWorker::builder(client_of(&mock)).config(config.clone()),
+    )
+    .await;
+    let js = jetstream::new(posting.client().clone());
+    let mut consumer: jetstream::consumer::PullConsumer = js
+        .get_stream("HERALD_PUSH")
+        .await
+        .unwrap()
+        .get_consumer("herald-workers")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while consumer.info().await.unwrap().num_waiting == 0 {
+        assert!(std::time::Instant::now() < deadline, "no long poll");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Begin the stop (its first step is synchronous), then queue a job while its long poll
+    // is still open.
+    let mut shutdown = std::pin::pin!(stopping.shutdown());
+    tokio::select! {
+        biased;
+        () = &mut shutdown => {}
+        () = std::future::ready(()) => {}
+    }
+    let push = herald::apns::Push::builder(token(9), BUNDLE)
+        .build()
+        .unwrap();
+    let id = push.apns_id().to_owned();
+    let sending = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.dispatch(push, None).await }
+    });
+    until("the job queued", || queue.metrics().enqueued == 1).await;
+    tokio::time::timeout(PATIENCE, shutdown)
+        .await
+        .expect("the stop ends with the long poll");
+    let m = stopping.metrics();
+    assert_eq!((m.received, m.acked, m.abandoned), (0, 0, 0), "{m:?}");
+    assert!(m.given_back <= 1, "{m:?}");
+    eprintln!("handed back: {}", m.given_back);
+
+    let (_b, next) = start_worker(&server, PushWorker::builder(client_of(&mock))).await;
+    let outcome = tokio::time::timeout(PATIENCE, sending)
+        .await
+        .expect("the next worker took it before ack_wait")
+        .unwrap();
+    assert!(outcome.is_accepted(), "{outcome:?}");
+    assert_eq!(mock.accepted_count(&id), 1);
+    assert_eq!(next.metrics().received, 1);
+    next.shutdown().await;
+}
+
 /// One push (one apns-id) dispatched twice while the first still waits: one job, sent once,
 /// and both dispatches get its outcome. Dispatched again once nobody waits for it any more:
 /// the stream keeps one job per apns-id within its duplicate window, so it is refused at once,
@@ -915,6 +979,10 @@ fn main() {
             nats_support::multi(
                 "in_flight_counts_the_jobs_held_and_nothing_while_waiting",
                 in_flight_counts_the_jobs_held_and_nothing_while_waiting,
+            ),
+            nats_support::multi(
+                "a_job_that_comes_while_a_worker_stops_goes_to_the_next_worker_at_once",
+                a_job_that_comes_while_a_worker_stops_goes_to_the_next_worker_at_once,
             ),
             nats_support::multi(
                 "the_same_push_twice_is_sent_once_and_again_later_is_refused_at_once",

@@ -14,8 +14,9 @@
 //! otherwise (failing instead with `HERALD_REQUIRE_NATS=1`).
 //!
 //! Also `herald worker` on its own: it stops on SIGTERM with exit 0 even when the server has
-//! gone away or nobody reads its output any more, and never prints the NATS credentials given
-//! in its URL (taken, refused or unreachable).
+//! gone away or nobody reads its output any more, promptly, leaving a push it held
+//! unacknowledged for redelivery, and never prints the NATS credentials given in its URL
+//! (taken, refused or unreachable).
 
 mod nats_support;
 
@@ -457,7 +458,8 @@ async fn deliver(subjects: u32, restart: bool) {
 }
 
 /// `herald worker` "stops on Ctrl-C or SIGTERM after finishing the pushes it holds (exit 0)":
-/// also when the NATS server has gone away meanwhile (it does not wait for it to come back),
+/// also when the NATS server has gone away meanwhile (it does not wait for it to come back:
+/// holding nothing, it stops at once),
 /// and when nobody reads its output any more (a closed pipe is not a crash).
 async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
     let mut server = NatsServer::start();
@@ -494,11 +496,15 @@ async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
             .unwrap()
             .success()
     );
+    let stopping = Instant::now();
     let (code, summary) = tokio::task::spawn_blocking(move || read.stop())
         .await
         .unwrap();
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["received"], 0, "{summary}");
+    // A hang guard: idle, it waited out two timeouts (11 s); now it has nothing to wait for.
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
         if let Some(status) = unread.try_wait().unwrap() {
@@ -508,6 +514,100 @@ async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.code(), Some(0), "its stdout closed: {status}");
+}
+
+/// `herald worker` stops promptly on SIGTERM with the server gone while it holds a push (sent
+/// to an APNs that takes its time): it does not wait for a server that cannot take the
+/// outcome or the acknowledgement, exits 0, and says it left the push. The push is not
+/// acknowledged: back on the server, the queue still holds it and gives it to another
+/// worker, which sends it and reports it.
+async fn herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds() {
+    use herald::apns::Push;
+    use herald::bridge::PushDispatch;
+    use herald::mock::Latency;
+    use herald::nats::PushWorker;
+    use nats_support::push::{client_of, start_worker};
+
+    let mut server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // APNs answers after a minute: the push stays in flight until the stop.
+    let slow = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .latency(Latency::Fixed(Duration::from_secs(60)))
+        .start()
+        .await
+        .unwrap();
+    worker_files(&slow, dir.path());
+    let mut worker = Worker::spawn("holding", &server.url(), &slow, dir.path());
+    worker.expect("ready");
+
+    let posting = nats_support::push::quick_bridge(&server).await;
+    let queue = NatsPushQueue::start(&posting, PushQueueConfig::default())
+        .await
+        .unwrap();
+    let push = Push::builder(token(1), BUNDLE).build().unwrap();
+    let apns_id = push.apns_id().to_owned();
+    let _waiting = tokio::spawn(queue.dispatch(push, None));
+    let js = async_nats::jetstream::new(posting.client().clone());
+    let held = || async {
+        let consumer: async_nats::jetstream::consumer::PullConsumer = js
+            .get_stream("HERALD_PUSH")
+            .await
+            .unwrap()
+            .get_consumer("herald-workers")
+            .await
+            .unwrap();
+        consumer.get_info().await.unwrap().num_ack_pending
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while held().await != 1 {
+        assert!(Instant::now() < deadline, "the worker never took the push");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
+    let (code, summary) = tokio::task::spawn_blocking(move || worker.stop())
+        .await
+        .unwrap();
+    let took = stopping.elapsed();
+    eprintln!("stopped in {took:?}: {summary}");
+    assert_eq!(code, 0, "{summary}");
+    // A hang guard, not a budget: it used to take over 10 s idle, a minute here.
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert_eq!(summary["received"], 1, "{summary}");
+    assert_eq!(summary["abandoned"], 1, "{summary}");
+    assert_eq!(summary["acked"], 0, "{summary}");
+    assert_eq!(summary["reported"], 0, "{summary}");
+
+    // Not acknowledged: the work queue still holds the job, and gives it to the next worker
+    // (once ack_wait has passed) as a redelivery.
+    server.restart();
+    let deadline = Instant::now() + PATIENCE;
+    let stored = loop {
+        match js.get_stream("HERALD_PUSH").await {
+            Ok(stream) => break stream.get_info().await.unwrap().state.messages,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no stream after the restart: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(stored, 1, "the held job is still queued");
+    let fast = nats_support::push::mock_apns().await;
+    let (_b, next) = start_worker(&server, PushWorker::builder(client_of(&fast))).await;
+    nats_support::until("the job redelivered and finished", || {
+        next.metrics().acked == 1
+    })
+    .await;
+    let m = next.metrics();
+    assert_eq!((m.received, m.redelivered, m.reported), (1, 1, 1), "{m:?}");
+    assert_eq!(fast.accepted_count(&apns_id), 1);
+    next.shutdown().await;
 }
 
 /// `herald worker` takes NATS credentials in its URL and never prints them: not in its ready
@@ -574,6 +674,10 @@ fn main() {
             nats_support::multi(
                 "herald_worker_stops_on_sigterm_with_the_server_gone",
                 herald_worker_stops_on_sigterm_with_the_server_gone,
+            ),
+            nats_support::multi(
+                "herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds",
+                herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds,
             ),
             nats_support::multi(
                 "herald_worker_never_prints_the_nats_credentials",

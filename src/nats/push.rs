@@ -44,7 +44,8 @@
 //!   sink counts the push as handed off; the job carries `Nats-Msg-Id` = the push's apns-id,
 //!   so a retried enqueue within the stream's duplicate window is stored once.
 //! - **Between send and ack, at least once.** A worker sends the push, publishes its outcome,
-//!   and only then acknowledges the job. A worker that dies (or loses the server) before its
+//!   and only then acknowledges the job. A worker that dies (or loses the server, or is shut
+//!   down while the server is gone: see [`WorkerHandle::shutdown`]) before its
 //!   acknowledgement leaves the job unacknowledged: after
 //!   [`ack_wait`](PushQueueConfig::ack_wait) the queue gives it to another worker, which sends
 //!   it **again**. Both sends carry the same apns-id and the same `apns-collapse-id` (the
@@ -95,7 +96,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -104,10 +105,10 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_core::Stream;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use super::push_wire::{Job, OutcomeRecord, VERSION};
-use super::{Error, ErrorKind, NatsBridge};
+use super::{ConnectionState, Error, ErrorKind, NatsBridge};
 use crate::apns::{self, ApnsClient, Push, PushOutcome};
 use crate::bridge::{DispatchFuture, PushDispatch};
 use crate::hub::engine::panic_message;
@@ -880,8 +881,8 @@ impl PushWorkerBuilder {
             permits: Arc::new(Semaphore::new(self.concurrency)),
             concurrency: self.concurrency,
             in_flight: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-            stop: Notify::new(),
+            phase: watch::Sender::new(Phase::Running),
+            connection: bridge.watch_state(),
             counters: WorkerCounters::default(),
         });
         let task = tokio::spawn(work(consumer, shared.clone()));
@@ -904,9 +905,50 @@ struct WorkerShared {
     /// Jobs held: taken from the queue and not finished. (Not the permits in use: the pull
     /// loop holds one while it waits for jobs.)
     in_flight: AtomicU64,
-    stopping: AtomicBool,
-    stop: Notify,
+    /// Where the worker is in its life; every wait of the pull loop and of the jobs also
+    /// waits for the next phase.
+    phase: watch::Sender<Phase>,
+    /// The bridge's connection: a shutdown gives up the jobs it holds once the server is
+    /// gone, as they could not be acknowledged anyway.
+    connection: watch::Receiver<ConnectionState>,
     counters: WorkerCounters,
+}
+
+/// A worker's life, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Taking and handling jobs.
+    Running,
+    /// Taking no more jobs (jobs the server delivers now are given back); finishing the held
+    /// ones.
+    Stopping,
+    /// Stopping with the server gone: the held jobs are given up, unacknowledged.
+    Abandoning,
+}
+
+impl WorkerShared {
+    fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// Moves on to `phase` (never back).
+    fn enter(&self, phase: Phase) {
+        self.phase.send_if_modified(|now| {
+            let later = phase > *now;
+            if later {
+                *now = phase;
+            }
+            later
+        });
+    }
+
+    /// Returns once the worker is at `phase` or later. Race-free (a watch, not a `Notify`):
+    /// a phase entered before this is called is seen.
+    async fn reached(&self, phase: Phase) {
+        let mut phases = self.phase.subscribe();
+        // The sender lives as long as `self`: `wait_for` cannot fail here.
+        let _ = phases.wait_for(|now| *now >= phase).await;
+    }
 }
 
 #[derive(Default)]
@@ -922,6 +964,8 @@ struct WorkerCounters {
     acked: AtomicU64,
     undecodable: AtomicU64,
     fetch_errors: AtomicU64,
+    given_back: AtomicU64,
+    abandoned: AtomicU64,
 }
 
 /// A [`PushWorker`]'s counters.
@@ -955,6 +999,18 @@ pub struct WorkerMetrics {
     pub undecodable: u64,
     /// Failed pulls from the queue (the worker retries).
     pub fetch_errors: u64,
+    /// Jobs delivered to the worker but not started when it began to stop (or delivered
+    /// since), handed back untouched with a negative acknowledgement once its last pull
+    /// request ended (within a second): the queue gives them to another worker then, not
+    /// after `ack_wait`. Not counted in `received`.
+    pub given_back: u64,
+    /// Jobs given up by [`WorkerHandle::shutdown`] because the server was gone: held (taken,
+    /// perhaps sent) but neither reported nor acknowledged, or acknowledged without the
+    /// server confirming it, or delivered and not started yet (not in `received`), which
+    /// could not be handed back. The queue gives each to another worker after
+    /// [`ack_wait`](PushQueueConfig::ack_wait), which sends it (again) and reports it; see
+    /// the [module](self) on sending twice.
+    pub abandoned: u64,
     /// Jobs held now.
     pub in_flight: u64,
 }
@@ -1023,25 +1079,66 @@ impl WorkerHandle {
             acked: c.acked.load(Ordering::Relaxed),
             undecodable: c.undecodable.load(Ordering::Relaxed),
             fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
+            given_back: c.given_back.load(Ordering::Relaxed),
+            abandoned: c.abandoned.load(Ordering::Relaxed),
             in_flight: self.shared.in_flight.load(Ordering::Relaxed),
         }
     }
 
     /// Stops taking jobs, finishes the ones held (send, report, acknowledge), and returns.
-    /// Jobs not yet taken stay queued for other workers.
+    /// Jobs not yet taken stay queued for other workers; jobs delivered but not started are
+    /// handed back when its last pull request ends ([`WorkerMetrics::given_back`]). With the
+    /// server there, this takes the held sends and at most about a second more (the pull
+    /// request still open on the server ends within a second).
+    ///
+    /// **With the server gone** (the bridge not [`Connected`](ConnectionState::Connected)
+    /// when the shutdown begins, or at any time before it ends), nothing held can be reported
+    /// or acknowledged, so nothing is waited for: the held jobs are given up at once, sends
+    /// still running included, and left unacknowledged ([`WorkerMetrics::abandoned`]). The
+    /// queue keeps them and gives them to another worker after
+    /// [`ack_wait`](PushQueueConfig::ack_wait), as if this worker had died: nothing taken is
+    /// lost, and one that APNs had already received is sent again with the same apns-id and
+    /// collapse id (see the [module](self)). So the shutdown returns promptly either way.
     ///
     /// ```no_run
-    /// # async fn f(w: herald::nats::WorkerHandle) { w.shutdown().await; }
+    /// # async fn f(w: herald::nats::WorkerHandle) {
+    /// w.shutdown().await;
+    /// let m = w.metrics();
+    /// if m.abandoned > 0 {
+    ///     eprintln!("{} jobs left for redelivery: the NATS server was gone", m.abandoned);
+    /// }
+    /// # }
     /// ```
     pub async fn shutdown(&self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.stop.notify_waiters();
+        let shared = &self.shared;
+        shared.enter(Phase::Stopping);
         let task = self.task.lock().take();
-        if let Some(task) = task {
-            let _ = task.await;
+        let all = u32::try_from(shared.concurrency).unwrap_or(u32::MAX);
+        let finished = async {
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+            let _ = shared.permits.acquire_many(all).await;
+        };
+        let mut connection = shared.connection.clone();
+        let gone = async move {
+            // A bridge dropped meanwhile says nothing more: then only the jobs' own attempts
+            // (bounded) end the wait.
+            if connection
+                .wait_for(|s| *s != ConnectionState::Connected)
+                .await
+                .is_err()
+            {
+                std::future::pending::<()>().await;
+            }
+        };
+        let mut finished = std::pin::pin!(finished);
+        tokio::select! {
+            biased;
+            () = &mut finished => return,
+            () = gone => shared.enter(Phase::Abandoning),
         }
-        let all = u32::try_from(self.shared.concurrency).unwrap_or(u32::MAX);
-        let _ = self.shared.permits.acquire_many(all).await;
+        finished.await;
     }
 }
 
@@ -1049,20 +1146,22 @@ impl Drop for WorkerHandle {
     /// Dropping the handle stops taking jobs at once; held jobs are finished in the
     /// background if the runtime lives on, or redelivered after `ack_wait` otherwise.
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.stop.notify_waiters();
+        self.shared.enter(Phase::Stopping);
     }
 }
 
 /// The pull loop: fetches at most as many jobs as there are free permits, each batch
-/// bounded in time, so a stop is seen within a second and nothing fetched is left unhandled.
+/// bounded in time. A stop ends it at once: no job starts after it, and the pull request
+/// still open on the server is read to its end (within a second) only to hand back,
+/// untouched, what was delivered on it, unless the worker gives up its jobs (the server is
+/// gone).
 async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
     let mut backoff = Duration::from_millis(50);
-    while !shared.stopping.load(Ordering::SeqCst) {
+    while shared.phase() == Phase::Running {
         // Wait for a free permit (or a stop).
         let first = tokio::select! {
             p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shared.stop.notified() => return,
+            () = shared.reached(Phase::Stopping) => return,
         };
         let free = shared.permits.available_permits() + 1;
         // A long poll (`batch`, not `fetch`): the server holds the request open and delivers
@@ -1073,8 +1172,14 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
             .batch()
             .max_messages(free)
             .expires(Duration::from_secs(1))
-            .messages()
-            .await;
+            .messages();
+        let batch = tokio::select! {
+            b = batch => b,
+            // Not sent, or sent and never read: what the server delivers on it comes back
+            // after ack_wait, like a dead worker's (only when the client could not even take
+            // the request, which means the server is gone).
+            () = shared.reached(Phase::Stopping) => return,
+        };
         let mut batch = match batch {
             Ok(b) => b,
             Err(e) => {
@@ -1083,7 +1188,7 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
                 tracing::debug!(error = %e, "push worker: fetch failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shared.stop.notified() => return,
+                    () = shared.reached(Phase::Stopping) => return,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
@@ -1091,25 +1196,85 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
         };
         backoff = Duration::from_millis(50);
         let mut permit = Some(first);
-        while let Some(item) = next(&mut batch).await {
+        loop {
+            // A stop first: no job starts after it.
+            let item = tokio::select! {
+                biased;
+                () = shared.reached(Phase::Stopping) => {
+                    return give_back(None, batch, &shared).await;
+                }
+                item = next(&mut batch) => item,
+            };
             let message = match item {
-                Ok(m) => m,
-                Err(e) => {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
                     shared.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "push worker: batch error");
                     break;
                 }
+                None => break,
             };
             let p = match permit.take() {
                 Some(p) => p,
-                None => match shared.permits.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => return,
+                None => tokio::select! {
+                    biased;
+                    () = shared.reached(Phase::Stopping) => {
+                        return give_back(Some(message), batch, &shared).await;
+                    }
+                    p = shared.permits.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
                 },
             };
             let held = Held::new(&shared, p);
             tokio::spawn(handle(message, shared.clone(), held));
         }
+    }
+}
+
+/// Reads a stopping worker's open pull request to its end (the server ends it within a
+/// second), keeping what is delivered on it (`first`: a job delivered before the stop and
+/// not started), then hands it all back with negative acknowledgements, so that other
+/// workers get it at once instead of after `ack_wait`. Not before the end: the server would
+/// deliver a job handed back to the same open request again. When the worker gives up (the
+/// server is gone, so nothing handed back could reach it) what it kept is left to come back
+/// after `ack_wait`, counted abandoned.
+async fn give_back(
+    first: Option<jetstream::Message>,
+    mut batch: consumer::pull::Batch,
+    shared: &WorkerShared,
+) {
+    let mut kept: Vec<jetstream::Message> = first.into_iter().collect();
+    loop {
+        let item = tokio::select! {
+            biased;
+            item = next(&mut batch) => item,
+            () = shared.reached(Phase::Abandoning) => {
+                let left = u64::try_from(kept.len()).unwrap_or(u64::MAX);
+                shared.counters.abandoned.fetch_add(left, Ordering::Relaxed);
+                return;
+            }
+        };
+        match item {
+            Some(Ok(message)) => kept.push(message),
+            Some(Err(_)) | None => break,
+        }
+    }
+    drop(batch);
+    for message in kept {
+        hand_back(message, shared).await;
+    }
+}
+
+/// Hands a job back untouched (a negative acknowledgement, not waiting for the server).
+async fn hand_back(message: jetstream::Message, shared: &WorkerShared) {
+    if message
+        .ack_with(jetstream::AckKind::Nak(None))
+        .await
+        .is_ok()
+    {
+        shared.counters.given_back.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -1154,6 +1319,19 @@ impl Drop for Held {
     }
 }
 
+/// One held job: [`finish`]ed, unless a shutdown gives it up first (the server gone): then it
+/// is left unacknowledged, for the queue to redeliver, and counted abandoned.
+async fn handle(message: jetstream::Message, shared: Arc<WorkerShared>, held: Held) {
+    tokio::select! {
+        biased;
+        () = finish(message, &shared) => {}
+        () = shared.reached(Phase::Abandoning) => {
+            shared.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    drop(held);
+}
+
 /// One job: send, report, acknowledge.
 ///
 /// A job that decodes but cannot be turned into a push gets a failed outcome
@@ -1161,7 +1339,7 @@ impl Drop for Held {
 /// whose sending panics gets a failed outcome ([`Other`](apns::ErrorKind::Other), "may or may
 /// not have reached APNs"). Either way the job is reported and acknowledged, never left to
 /// come back.
-async fn handle(message: jetstream::Message, shared: Arc<WorkerShared>, _held: Held) {
+async fn finish(message: jetstream::Message, shared: &WorkerShared) {
     let c = &shared.counters;
     c.received.fetch_add(1, Ordering::Relaxed);
     let delivery = message

@@ -2,9 +2,16 @@
 //! `herald mock`), publish each outcome, acknowledge. A thin face over
 //! `herald::nats::PushWorker`; see its module docs for the delivery guarantee.
 //!
-//! Exit codes: 0 stopped by Ctrl-C or SIGTERM after finishing the pushes it held; 1 usage or
-//! start-up error (bad option, unreadable key); 3 the NATS server could not be reached or has
-//! no JetStream (nothing was taken from the queue).
+//! Stopping (Ctrl-C or SIGTERM) takes no new pushes and finishes the ones held (send, report,
+//! acknowledge). With the NATS server gone, they can be neither reported nor acknowledged:
+//! the worker does not wait for it, it leaves them unacknowledged, and the queue gives them to
+//! another worker after `--ack-wait` (nothing taken is lost; one APNs already had is sent
+//! again, with the same apns-id and collapse id). Either way it stops within a second or two
+//! and says what it left: `abandoned` in the `--json` summary, a line on stderr.
+//!
+//! Exit codes: 0 stopped by Ctrl-C or SIGTERM (every push it held finished, or left for
+//! redelivery as above); 1 usage or start-up error (bad option, unreadable key); 3 the NATS
+//! server could not be reached or has no JetStream (nothing was taken from the queue).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -144,9 +151,19 @@ async fn run_inner(args: WorkerArgs) -> Result<u8, (u8, String)> {
     stop.wait().await;
     tell("herald worker: stopping: finishing the pushes it holds");
     worker.shutdown().await;
+    // Prompt with the server gone too: this bridge exports nothing, so it owes no one a
+    // last message.
     let _ = bridge.shutdown().await;
     client.shutdown().await;
     let m = worker.metrics();
+    if m.abandoned > 0 {
+        let plural = if m.abandoned == 1 { "" } else { "es" };
+        tell(&format!(
+            "herald worker: the NATS server is gone: {} push{plural} left unacknowledged, for \
+             the queue to give to another worker after {} s",
+            m.abandoned, args.ack_wait
+        ));
+    }
     if args.json {
         say(&serde_json::json!({
             "stopped": true,
@@ -160,12 +177,15 @@ async fn run_inner(args: WorkerArgs) -> Result<u8, (u8, String)> {
             "report_failed": m.report_failed,
             "acked": m.acked,
             "undecodable": m.undecodable,
+            "given_back": m.given_back,
+            "abandoned": m.abandoned,
         })
         .to_string());
     } else {
         say(&format!(
-            "stopped: {} taken ({} redelivered), {} accepted, {} rejected, {} failed",
-            m.received, m.redelivered, m.accepted, m.rejected, m.failed
+            "stopped: {} taken ({} redelivered), {} accepted, {} rejected, {} failed, \
+             {} left for redelivery",
+            m.received, m.redelivered, m.accepted, m.rejected, m.failed, m.abandoned
         ));
     }
     Ok(exit::OK)

@@ -139,6 +139,39 @@ fn bad_p8_files_are_bad_key() {
     assert!(debug.contains("ABC1234567") && !debug.contains("PRIVATE"));
 }
 
+/// Apple's key ids and team ids are exactly 10 letters and digits: anything else is refused when
+/// the key is made (not answered 403 on the first push), and the error never repeats the value:
+/// a `.p8` pasted into the key id must not reach a log.
+#[test]
+fn a_key_id_or_team_id_that_is_not_ten_letters_and_digits_is_refused_unprinted() {
+    let p256 = rcgen::KeyPair::generate().unwrap();
+    let pem = p256.serialize_pem();
+    let secret_line = pem.lines().nth(1).unwrap().to_owned();
+    for (key_id, team_id) in [
+        ("ABC123456", "TEAM123456"),
+        ("ABC12345678", "TEAM123456"),
+        ("ABC1234567", "TEAM12345"),
+        ("ABC 234567", "TEAM123456"),
+        ("ABC1234567", "TEAM-23456"),
+        (pem.as_str(), "TEAM123456"),
+    ] {
+        let err = TokenKey::from_p8_pem(&pem, key_id, team_id).unwrap_err();
+        assert!(err.is_bad_key(), "{err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(
+            shown.contains("10"),
+            "says what Apple's ids look like: {shown}"
+        );
+        assert!(
+            !shown.contains(&secret_line)
+                && !shown.contains("ABC12345")
+                && !shown.contains("TEAM12345"),
+            "repeats the value: {shown}"
+        );
+    }
+    assert!(TokenKey::from_p8_pem(&pem, "ABC1234567", "TEAM123456").is_ok());
+}
+
 #[tokio::test]
 async fn a_key_the_mock_does_not_know_is_invalid_provider_token() {
     let mock = MockApns::builder()

@@ -767,6 +767,44 @@ async fn pushes_go_through_an_http_connect_proxy() {
     assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
+/// A proxy the builder cannot use as given is refused at `build`, without repeating the value
+/// (it may hold a password), instead of being guessed at: before, `notaurl` became a host on
+/// port 8080, a missing port became 8080, and a path or `user:password@` were dropped.
+#[tokio::test]
+async fn a_proxy_that_is_not_host_and_port_is_refused_at_build() {
+    let s = setup().await;
+    for bad in [
+        "notaurl",
+        "http://proxy.internal",
+        "http://user:s3cret@proxy.internal:3128",
+        "http://proxy.internal:3128/some/path",
+        "http://proxy.internal:3128?x=1",
+        "https://proxy.internal:3128",
+        "socks5://proxy.internal:1080",
+        "http://proxy.internal:0",
+        "http://proxy.internal:99999",
+        "http://:3128",
+    ] {
+        let err = match client_for(&s).proxy(bad).build() {
+            Ok(_) => panic!("{bad} was accepted"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), herald::apns::ErrorKind::Config, "{bad}: {err}");
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("proxy.internal"),
+            "{shown}"
+        );
+    }
+    let (proxy, tunnels) = connect_proxy().await;
+    let bare = proxy.trim_start_matches("http://").to_owned();
+    for good in [format!("{proxy}/"), bare] {
+        let client = client_for(&s).proxy(good.clone()).build().unwrap();
+        assert!(client.send(push(0)).await.is_accepted(), "{good}");
+    }
+    assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn a_proxy_that_refuses_connect_is_a_connect_error() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -121,6 +121,25 @@ impl fmt::Debug for TokenKey {
     }
 }
 
+/// Apple's key ids and team ids are exactly 10 ASCII letters and digits (APNs token
+/// authentication); anything else would only come back as a 403 on the first push. The message
+/// says what is wrong, never the value: a key pasted into the wrong argument must not end up in
+/// a log.
+fn check_apple_id(what: &str, v: &str) -> Result<(), Error> {
+    const LEN: usize = 10;
+    let problem = if !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        "has characters other than ASCII letters and digits".to_owned()
+    } else if v.len() != LEN {
+        format!("is {} characters long", v.len())
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(
+        ErrorKind::BadKey,
+        format!("the {what} {problem}: Apple's are exactly {LEN} ASCII letters and digits"),
+    ))
+}
+
 impl TokenKey {
     /// Reads a `.p8` file.
     ///
@@ -181,14 +200,7 @@ impl TokenKey {
         let key_id = key_id.into();
         let team_id = team_id.into();
         for (what, v) in [("key id", &key_id), ("team id", &team_id)] {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(Error::new(
-                    ErrorKind::BadKey,
-                    format!(
-                        "the {what} must be ASCII letters and digits (10 characters from Apple), got {v:?}"
-                    ),
-                ));
-            }
+            check_apple_id(what, v)?;
         }
         let rng = SystemRandom::new();
         let key = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {

@@ -419,12 +419,19 @@ impl ApnsClientBuilder {
         self
     }
 
-    /// Tunnel through an HTTP proxy with CONNECT: `http://host:port`.
+    /// Tunnel through an HTTP proxy with CONNECT: `http://host:port` (or `host:port`; an IPv6
+    /// address in brackets). The push itself stays TLS end to end; the proxy sees only the
+    /// host it is asked to connect to. [`build`](Self::build) refuses anything else with
+    /// [`ErrorKind::Config`], never repeating the value (it may hold a password): another
+    /// scheme, credentials (`user:password@`, which herald would not send), a path or query,
+    /// or a missing port.
     ///
     /// ```
-    /// # use herald::apns::ApnsClient;
+    /// # use herald::apns::{ApnsClient, ErrorKind};
     /// let b = ApnsClient::builder().proxy("http://proxy.internal:3128");
     /// # drop(b);
+    /// let no_port = ApnsClient::builder().proxy("http://proxy.internal").build();
+    /// assert_eq!(no_port.unwrap_err().kind(), ErrorKind::Config);
     /// ```
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = Some(url.into());
@@ -507,24 +514,7 @@ impl ApnsClientBuilder {
         let (server_name, authority) = target(&host, port)?;
         let (m_host, m_port) = self.endpoint.channel_management();
         let (m_server_name, m_authority) = target(&m_host, m_port)?;
-        let proxy = match &self.proxy {
-            None => None,
-            Some(url) => {
-                let bad = || {
-                    Error::new(
-                        ErrorKind::Config,
-                        format!("proxy {url:?}: expected http://host:port"),
-                    )
-                };
-                let uri: http::Uri = url.parse().map_err(|_| bad())?;
-                if uri.scheme_str().is_some_and(|s| s != "http") {
-                    return Err(bad());
-                }
-                let h = uri.host().ok_or_else(bad)?;
-                let h = h.trim_start_matches('[').trim_end_matches(']').to_owned();
-                Some((h, uri.port_u16().unwrap_or(8080)))
-            }
-        };
+        let proxy = self.proxy.as_deref().map(parse_proxy).transpose()?;
         // Every client reports to the `metrics` facade, then to the user's hook.
         let metrics: Arc<dyn Metrics> = Arc::new(super::metrics::Facade { user: self.metrics });
         let cfg = PoolConfig {
@@ -597,6 +587,48 @@ impl Drop for Inner {
 }
 
 /// TLS server name and HTTP/2 authority for `host:port`.
+
+/// The proxy of [`ApnsClientBuilder::proxy`], as host and port: `http://HOST:PORT` or
+/// `HOST:PORT`, with an optional trailing `/`. The errors never repeat the value.
+fn parse_proxy(url: &str) -> Result<(String, u16), Error> {
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::Config,
+            format!("the proxy {why}: expected http://host:port"),
+        )
+    };
+    let url = url.trim();
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some(_) => {
+            return Err(bad(
+                "is not an http:// URL (herald speaks plain HTTP CONNECT)",
+            ));
+        }
+        None => url,
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('@') {
+        return Err(bad(
+            "has credentials, which herald does not send to a proxy",
+        ));
+    }
+    if authority.contains(['/', '?', '#']) {
+        return Err(bad("has a path or query"));
+    }
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| bad("is not a host and port"))?;
+    let host = parsed.host().trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    match parsed.port_u16() {
+        Some(port) if port != 0 => Ok((host.to_owned(), port)),
+        _ => Err(bad("has no port (or port 0)")),
+    }
+}
+
 fn target(host: &str, port: u16) -> Result<(ServerName<'static>, http::uri::Authority), Error> {
     let server_name = ServerName::try_from(host.to_owned()).map_err(|_| {
         Error::new(

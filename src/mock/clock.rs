@@ -181,12 +181,19 @@ impl MockClock {
     /// // mock.generate_key; `push(token)` builds an alert for com.example.app.
     /// let device = "a1".repeat(32);
     /// mock.register_device(&device, "com.example.app");
-    /// // Back to November 2023 (earlier than now): requests are stamped with that time.
+    /// // Back to November 2023 (earlier than now): requests are stamped with that time, and
+    /// // provider tokens are judged by it. The client's token, minted now, is years ahead of
+    /// // the mock's clock: 403 InvalidProviderToken (more than an hour from its current time).
     /// let then = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     /// clock.set(then);
     /// assert_eq!(clock.now(), then);
+    /// assert!(!client.send(push(&device)).await.is_accepted());
+    /// let seen = &mock.requests()[0];
+    /// assert_eq!(seen.received_at, then);
+    /// assert_eq!((seen.status, seen.reason.as_deref()), (403, Some("InvalidProviderToken")));
+    /// // Set back to the present, the next push is accepted.
+    /// clock.set(std::time::SystemTime::now());
     /// assert!(client.send(push(&device)).await.is_accepted());
-    /// assert_eq!(mock.requests()[0].received_at, then);
     /// # Ok(()) }
     /// ```
     pub fn set(&self, to: SystemTime) {

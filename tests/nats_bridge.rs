@@ -451,6 +451,56 @@ async fn sequence_gaps_are_counted_and_posted_as_remote_lost() {
     assert_eq!(b.metrics().lost, 4);
 }
 
+/// Origins and subjects come from peers: a flood of messages from ever-new origins keeps an
+/// import's loss tracking within its `import_streams` limit, forgetting the streams seen
+/// least recently (counted), while a live stream among them keeps exact accounting: every
+/// notification is posted, and only its real gap is counted lost.
+async fn a_flood_of_new_origins_keeps_the_loss_tracking_bounded_and_exact_for_live_streams() {
+    let server = NatsServer::start();
+    let b = NatsBridge::builder()
+        .import_streams(64)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let there = NotificationCenter::new();
+    let import = b.import::<OrderShipped>(&there).await.unwrap();
+    let (lost, _l) = record::<RemoteLost>(&there);
+    let peer = async_nats::connect(server.url()).await.unwrap();
+    let live = "0123456789abcdef0123456789abcdef";
+    let (mut live_seq, mut live_sent) = (0, 0);
+    let flood = 5_000u64;
+    for n in 0..flood {
+        // Each forged origin sends its first message: nothing is lost on it.
+        let forged = format!("{:032x}", n + 1_000_000);
+        raw_publish(&peer, "shop.order.shipped", &forged, 1, "{\"id\":0}", false).await;
+        if n % 5 == 0 {
+            // The live stream skips three numbers once.
+            live_seq += if live_seq == 500 { 4 } else { 1 };
+            live_sent += 1;
+            raw_publish(
+                &peer,
+                "shop.order.shipped",
+                live,
+                live_seq,
+                "{\"id\":1}",
+                false,
+            )
+            .await;
+        }
+    }
+    let total = flood + live_sent;
+    until("every message", || import.stats().received == total).await;
+    let stats = import.stats();
+    assert_eq!(stats.posted, total, "{stats:?}");
+    assert!(stats.streams <= 64, "bounded: {stats:?}");
+    assert!(stats.forgotten > 0, "counted: {stats:?}");
+    assert_eq!(stats.streams + stats.forgotten, flood + 1, "{stats:?}");
+    assert_eq!(stats.lost, 3, "only the live stream's gap: {stats:?}");
+    let lost = lost.lock().unwrap().clone();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].origin.bridge().unwrap().to_string(), live);
+}
+
 async fn undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported() {
     let server = NatsServer::start();
     let (_bridge, there, import, (seen, _s), peer) = order_import(&server).await;
@@ -879,6 +929,10 @@ fn main() {
             nats_support::test(
                 "sequence_gaps_are_counted_and_posted_as_remote_lost",
                 sequence_gaps_are_counted_and_posted_as_remote_lost,
+            ),
+            nats_support::test(
+                "a_flood_of_new_origins_keeps_the_loss_tracking_bounded_and_exact_for_live_streams",
+                a_flood_of_new_origins_keeps_the_loss_tracking_bounded_and_exact_for_live_streams,
             ),
             nats_support::test(
                 "undecodable_messages_are_counted_and_reported_and_foreign_json_is_imported",

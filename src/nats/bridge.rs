@@ -37,6 +37,17 @@ pub const DEFAULT_OUTBOX_CAPACITY: usize = 65_536;
 /// assert_eq!(DEFAULT_CLIENT_CAPACITY + DEFAULT_OUTBOX_CAPACITY, 131_072);
 /// ```
 pub const DEFAULT_CLIENT_CAPACITY: usize = 65_536;
+/// The default of [`NatsBridgeBuilder::import_streams`]: how many streams (origin × subject)
+/// one import follows the sequence numbers of.
+///
+/// ```
+/// use herald::nats::{DEFAULT_IMPORT_STREAMS, NatsBridge};
+///
+/// assert_eq!(DEFAULT_IMPORT_STREAMS, 16_384);
+/// let builder = NatsBridge::builder().import_streams(4 * DEFAULT_IMPORT_STREAMS);
+/// # drop(builder);
+/// ```
+pub const DEFAULT_IMPORT_STREAMS: usize = 16_384;
 /// The default of [`NatsBridgeBuilder::shutdown_timeout`]: how long
 /// [`NatsBridge::shutdown`] waits for the server to take what is queued.
 ///
@@ -227,6 +238,7 @@ pub struct NatsBridgeBuilder {
     ping_interval: Duration,
     outbox_capacity: usize,
     subscription_capacity: usize,
+    import_streams: usize,
     client_capacity: usize,
     heartbeat: Duration,
     batching: Option<Batching>,
@@ -248,6 +260,7 @@ impl Default for NatsBridgeBuilder {
             ping_interval: Duration::from_secs(30),
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
             subscription_capacity: 65_536,
+            import_streams: DEFAULT_IMPORT_STREAMS,
             client_capacity: DEFAULT_CLIENT_CAPACITY,
             heartbeat: DEFAULT_HEARTBEAT,
             batching: None,
@@ -538,6 +551,27 @@ impl NatsBridgeBuilder {
         self
     }
 
+    /// How many streams (origin × subject) one import follows the sequence numbers of, to
+    /// count losses (default [`DEFAULT_IMPORT_STREAMS`], at least 1). Both come from peers
+    /// (a remote bridge's id, a family's subjects), so the number is bounded: past it, the
+    /// import forgets the streams seen least recently, counted in
+    /// [`ImportStats::forgotten`](super::ImportStats::forgotten); a forgotten stream is
+    /// followed again from its next message, and what it lost in between is not counted.
+    /// Live bridges keep touching their streams (messages, or [heartbeats](Self::heartbeat)
+    /// when idle), so with fewer live streams than this only a flood of new origins or
+    /// subjects (which the server's subject permissions should prevent) makes an import
+    /// forget them. Each stream costs about 250 bytes plus twice its subject's length.
+    ///
+    /// ```
+    /// // An import of a family with many subjects from many processes.
+    /// let builder = herald::nats::NatsBridge::builder().import_streams(100_000);
+    /// # drop(builder);
+    /// ```
+    pub fn import_streams(mut self, limit: usize) -> Self {
+        self.import_streams = limit.max(1);
+        self
+    }
+
     /// How often exporters send a heartbeat carrying the last sequence number of each subject
     /// (default [`DEFAULT_HEARTBEAT`]): an importer that missed the last messages of a burst
     /// learns it from the next heartbeat instead of the next message.
@@ -735,6 +769,7 @@ impl NatsBridgeBuilder {
                 id,
                 client,
                 prefix: self.prefix,
+                import_streams: self.import_streams,
                 shared,
                 outbox,
                 publisher: tokio::sync::Mutex::new(Some(publisher)),
@@ -934,6 +969,8 @@ pub(crate) struct Inner {
     pub(crate) id: BridgeId,
     pub(crate) client: async_nats::Client,
     pub(crate) prefix: String,
+    /// [`NatsBridgeBuilder::import_streams`].
+    pub(crate) import_streams: usize,
     pub(crate) shared: Arc<Shared>,
     pub(crate) outbox: Arc<Outbox>,
     publisher: tokio::sync::Mutex<Option<tokio::task::JoinHandle<bool>>>,

@@ -132,7 +132,7 @@ impl NatsBridge {
                 stats: stats.clone(),
                 origins: OriginCache::default(),
                 bridges: wire::OriginMemo::default(),
-                seqs: SeqTable::default(),
+                seqs: SeqTable::new(inner.import_streams),
                 names: HashMap::new(),
             },
         ));
@@ -355,6 +355,8 @@ impl Import {
             undecodable: l(&s.undecodable),
             echoes: l(&s.echoes),
             heartbeats: l(&s.heartbeats),
+            streams: l(&s.streams),
+            forgotten: l(&s.forgotten),
         }
     }
 
@@ -434,6 +436,14 @@ pub struct ImportStats {
     pub echoes: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
+    /// Streams (origin × subject) whose sequence numbers the import follows now: at most
+    /// [`NatsBridgeBuilder::import_streams`](super::NatsBridgeBuilder::import_streams).
+    pub streams: u64,
+    /// Streams the import stopped following to stay within that limit, the least recently
+    /// seen first. A forgotten stream is followed again from its next message, as a new one:
+    /// notifications it lost in between are not counted in `lost` (see the
+    /// [module](super) on loss). Zero unless more streams than the limit came.
+    pub forgotten: u64,
 }
 
 #[derive(Default)]
@@ -444,6 +454,8 @@ struct ImportCounters {
     undecodable: AtomicU64,
     echoes: AtomicU64,
     heartbeats: AtomicU64,
+    streams: AtomicU64,
+    forgotten: AtomicU64,
 }
 
 enum Route {
@@ -463,40 +475,133 @@ struct Importing {
     bridges: wire::OriginMemo,
     /// The last sequence number seen per origin and subject.
     seqs: SeqTable,
-    /// Names of type-erased notifications, shared by every value of one subject.
+    /// Names of type-erased notifications, shared by every value of one subject (at most
+    /// [`NAMES_LIMIT`]).
     names: HashMap<Box<str>, Arc<str>>,
 }
+
+/// The most type-erased names an import keeps to share.
+const NAMES_LIMIT: usize = 4096;
 
 /// The last sequence number seen per (origin, subject), with the stream of the previous
 /// message at hand: messages mostly come in runs from one origin on one subject, and a hash
 /// of the subject per message showed in profiles. A miss looks the subject up by `&str`
 /// (no allocation), so interleaved subjects cost one lookup each, as before.
-#[derive(Default)]
+///
+/// Bounded: both keys come from peers (the origin from the reply subject, the subject from a
+/// family's wildcard), so at most `limit` streams are tracked. A new stream past the limit
+/// first forgets the eighth of them seen least recently (by a clock that every message
+/// touching a stream advances); a forgotten stream is tracked again from its next message,
+/// as a new one.
 struct SeqTable {
-    streams: Vec<(BridgeId, Box<str>, u64)>,
+    streams: Vec<Tracked>,
     index: HashMap<BridgeId, HashMap<Box<str>, usize>>,
     hot: usize,
+    /// Advanced by each message that touches a stream; [`Tracked::seen`] is its value then.
+    clock: u64,
+    limit: usize,
+    /// Streams forgotten so far.
+    forgotten: u64,
+}
+
+/// One stream's tracking.
+struct Tracked {
+    bridge: BridgeId,
+    subject: Box<str>,
+    last: u64,
+    /// The clock when a message last touched it (each stream's is different).
+    seen: u64,
 }
 
 impl SeqTable {
+    /// A table of at most `limit` streams (at least one).
+    fn new(limit: usize) -> SeqTable {
+        SeqTable {
+            streams: Vec::new(),
+            index: HashMap::new(),
+            hot: 0,
+            clock: 0,
+            limit: limit.max(1),
+            forgotten: 0,
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
     fn last(&mut self, bridge: BridgeId, subject: &str) -> Option<&mut u64> {
         let hit = self
             .streams
             .get(self.hot)
-            .is_some_and(|(b, s, _)| *b == bridge && **s == *subject);
+            .is_some_and(|t| t.bridge == bridge && *t.subject == *subject);
         if !hit {
             self.hot = *self.index.get(&bridge)?.get(subject)?;
         }
-        self.streams.get_mut(self.hot).map(|(_, _, last)| last)
+        let now = self.tick();
+        self.streams.get_mut(self.hot).map(|t| {
+            t.seen = now;
+            &mut t.last
+        })
     }
 
+    /// Tracks a new stream (one [`last`](Self::last) did not find), forgetting the least
+    /// recently seen ones first when the table is full.
     fn insert(&mut self, bridge: BridgeId, subject: &str, seq: u64) {
+        if self.streams.len() >= self.limit {
+            self.forget_least_recent();
+        }
+        let seen = self.tick();
         self.hot = self.streams.len();
-        self.streams.push((bridge, subject.into(), seq));
+        self.streams.push(Tracked {
+            bridge,
+            subject: subject.into(),
+            last: seq,
+            seen,
+        });
         self.index
             .entry(bridge)
             .or_default()
             .insert(subject.into(), self.hot);
+    }
+
+    /// Forgets the eighth of the streams (at least one) seen least recently. Costs a pass
+    /// over the table, once per eighth of the limit of new streams: a flood of new streams
+    /// costs a few steps per message, not a scan each.
+    fn forget_least_recent(&mut self) {
+        let drop = (self.limit / 8).clamp(1, self.streams.len());
+        let mut seen: Vec<u64> = self.streams.iter().map(|t| t.seen).collect();
+        let (_, &mut threshold, _) = seen.select_nth_unstable(drop - 1);
+        // Where each kept stream moves to (`usize::MAX`: forgotten).
+        let mut moved = Vec::with_capacity(self.streams.len());
+        let mut kept = 0;
+        for t in &self.streams {
+            if t.seen > threshold {
+                moved.push(kept);
+                kept += 1;
+            } else {
+                moved.push(usize::MAX);
+            }
+        }
+        self.streams.retain(|t| t.seen > threshold);
+        self.index.retain(|_, subjects| {
+            subjects.retain(|_, at| match moved.get(*at) {
+                Some(&to) if to != usize::MAX => {
+                    *at = to;
+                    true
+                }
+                _ => false,
+            });
+            !subjects.is_empty()
+        });
+        self.hot = 0;
+        self.forgotten += u64::try_from(drop).unwrap_or(u64::MAX);
+    }
+
+    /// Streams tracked now.
+    fn len(&self) -> usize {
+        self.streams.len()
     }
 }
 
@@ -644,6 +749,11 @@ impl Importing {
         let top = seq.saturating_add(count.saturating_sub(1));
         let Some(last) = self.seqs.last(bridge, subject) else {
             self.seqs.insert(bridge, subject, top);
+            let streams = u64::try_from(self.seqs.len()).unwrap_or(u64::MAX);
+            self.stats.streams.store(streams, Ordering::Relaxed);
+            self.stats
+                .forgotten
+                .store(self.seqs.forgotten, Ordering::Relaxed);
             return 0;
         };
         // A heartbeat carries the last number sent; a message its own (first) number.
@@ -666,11 +776,19 @@ impl Importing {
     ) -> Result<(), String> {
         let json = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8: {e}"))?;
         serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|e| e.to_string())?;
-        let name = self
-            .names
-            .entry(name.into())
-            .or_insert_with(|| Arc::from(name))
-            .clone();
+        let name = match self.names.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                // Names come from peers (a family's wildcard): a cache, bounded by starting
+                // afresh (a value's name is the same text either way).
+                if self.names.len() >= NAMES_LIMIT {
+                    self.names.clear();
+                }
+                let shared: Arc<str> = Arc::from(name);
+                self.names.insert(name.into(), shared.clone());
+                shared
+            }
+        };
         self.center.post_from(
             sender,
             RemoteNotification {
@@ -703,7 +821,7 @@ mod tests {
     #[test]
     fn the_sequence_table_keeps_each_stream_apart_whatever_the_interleaving() {
         let (a, b) = (BridgeId::random(), BridgeId::random());
-        let mut t = SeqTable::default();
+        let mut t = SeqTable::new(16);
         assert!(t.last(a, "x").is_none());
         t.insert(a, "x", 1);
         t.insert(b, "x", 10);
@@ -723,5 +841,61 @@ mod tests {
         assert!(t.last(b, "y").is_none());
         // A miss leaves the hot stream a valid one.
         assert_eq!(t.last(a, "y").copied(), Some(100));
+    }
+
+    #[test]
+    fn a_flood_of_new_streams_is_bounded_and_forgets_the_least_recently_seen_first() {
+        let limit = 64;
+        let mut t = SeqTable::new(limit);
+        let live = BridgeId::random();
+        t.insert(live, "shop.order.placed", 1);
+        let mut live_seq = 1;
+        let mut flood = Vec::new();
+        for n in 0..10_000u64 {
+            let forged = BridgeId::parse(&format!("{n:032x}")).unwrap();
+            // A new origin on each message, and a new subject now and then.
+            let subject = format!("shop.{}", n % 100);
+            assert!(t.last(forged, &subject).is_none(), "never seen: {n}");
+            t.insert(forged, &subject, n);
+            flood.push((forged, subject));
+            assert!(t.len() <= limit, "{} streams", t.len());
+            // A live stream seen every few messages is never among the least recent.
+            if n % 4 == 0 {
+                let last = t.last(live, "shop.order.placed").expect("still followed");
+                assert_eq!(*last, live_seq);
+                live_seq += 1;
+                *last = live_seq;
+            }
+        }
+        assert_eq!(
+            t.len() as u64 + t.forgotten,
+            10_001,
+            "every stream followed or forgotten"
+        );
+        // The most recent flood streams are followed, each with its own number, and the
+        // table's index agrees with its streams after every forgetting.
+        for (n, (bridge, subject)) in flood.iter().enumerate().rev().take(limit / 2) {
+            assert_eq!(t.last(*bridge, subject).copied(), Some(n as u64));
+        }
+        assert!(
+            t.last(flood[0].0, &flood[0].1).is_none(),
+            "the oldest is forgotten"
+        );
+        let indexed: usize = t.index.values().map(HashMap::len).sum();
+        assert_eq!(indexed, t.len());
+        for (at, tracked) in t.streams.iter().enumerate() {
+            assert_eq!(t.index[&tracked.bridge][&*tracked.subject], at);
+        }
+    }
+
+    #[test]
+    fn a_table_of_one_stream_forgets_the_other_one() {
+        let (a, b) = (BridgeId::random(), BridgeId::random());
+        let mut t = SeqTable::new(0); // at least one
+        t.insert(a, "x", 1);
+        t.insert(b, "x", 2);
+        assert_eq!((t.len(), t.forgotten), (1, 1));
+        assert!(t.last(a, "x").is_none());
+        assert_eq!(t.last(b, "x").copied(), Some(2));
     }
 }

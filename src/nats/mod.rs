@@ -65,7 +65,11 @@
 //! at the next heartbeat ([`NatsBridgeBuilder::heartbeat`]). So for each origin and subject,
 //! once an import has seen its first message: `posted + lost == sent` (what an origin sent on
 //! a subject before an import saw anything from it is not counted: the import cannot tell a
-//! message it missed from one sent before it subscribed). Exports the outbox
+//! message it missed from one sent before it subscribed), as long as the import follows that
+//! stream: an import follows at most
+//! [`import_streams`](NatsBridgeBuilder::import_streams) of them, and past that forgets the
+//! ones seen least recently, counted in [`ImportStats::forgotten`]; a forgotten stream is
+//! followed again from its next message, as a new one. Exports the outbox
 //! could not take post [`ExportDropped`]; messages that cannot be decoded post
 //! [`RemoteUndecodable`]; connection changes post [`ConnectionChanged`]. Everything is counted
 //! in [`BridgeMetrics`] and [`ImportStats`].
@@ -115,8 +119,8 @@ pub mod wire;
 
 pub use bridge::{
     Batching, BridgeMetrics, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, DEFAULT_CLIENT_CAPACITY,
-    DEFAULT_HEARTBEAT, DEFAULT_OUTBOX_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, NatsBridge,
-    NatsBridgeBuilder,
+    DEFAULT_HEARTBEAT, DEFAULT_IMPORT_STREAMS, DEFAULT_OUTBOX_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
+    NatsBridge, NatsBridgeBuilder,
 };
 pub use error::{Error, ErrorKind};
 pub use events::{

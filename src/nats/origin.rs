@@ -311,8 +311,12 @@ fn table() -> &'static Table {
 /// The wire's view of an origin: the origin and sender tokens of the reply subject.
 type WireOrigin = (Option<BridgeId>, Option<u64>);
 
+/// The most origins an [`OriginCache`] keeps.
+const ORIGIN_CACHE_LIMIT: usize = 4096;
+
 /// A per-task cache in front of the table, keyed the way the wire says it, with the last
-/// origin at hand (a stream of messages mostly comes from one).
+/// origin at hand (a stream of messages mostly comes from one). At most
+/// [`ORIGIN_CACHE_LIMIT`] origins: it starts afresh past that.
 #[derive(Default)]
 pub(crate) struct OriginCache {
     map: HashMap<WireOrigin, (Arc<Origin>, SenderId)>,
@@ -325,17 +329,23 @@ impl OriginCache {
         bridge: Option<BridgeId>,
         sender: Option<u64>,
     ) -> (Arc<Origin>, SenderId) {
-        self.map
-            .entry((bridge, sender))
-            .or_insert_with(|| {
-                let origin = Origin {
-                    bridge,
-                    sender: bridge.and(sender.map(SenderId::from_raw)),
-                };
-                let id = origin.sender_id();
-                (Arc::new(origin), id)
-            })
-            .clone()
+        let key = (bridge, sender);
+        if let Some(found) = self.map.get(&key) {
+            return found.clone();
+        }
+        // Keys come from peers: start afresh past the limit. Only a cache: the table
+        // answers with the same id again, and a new `Arc` holds an equal origin.
+        if self.map.len() >= ORIGIN_CACHE_LIMIT {
+            self.map.clear();
+        }
+        let origin = Origin {
+            bridge,
+            sender: bridge.and(sender.map(SenderId::from_raw)),
+        };
+        let id = origin.sender_id();
+        let found = (Arc::new(origin), id);
+        self.map.insert(key, found.clone());
+        found
     }
 
     /// The [`SenderId`] alone: what a typed import posts with.
@@ -349,5 +359,29 @@ impl OriginCache {
         let (_, id) = self.get(bridge, sender);
         self.last = Some((key, id));
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_cache_stays_bounded_and_answers_the_same_ids_after_starting_afresh() {
+        let mut cache = OriginCache::default();
+        let first = BridgeId::random();
+        let (origin, id) = cache.get(Some(first), Some(7));
+        for n in 0..3 * ORIGIN_CACHE_LIMIT as u128 {
+            let forged = BridgeId(n);
+            let (o, i) = cache.get(Some(forged), None);
+            assert_eq!(o.bridge(), Some(forged));
+            assert_eq!(cache.sender_id(Some(forged), None), i);
+            assert!(cache.map.len() <= ORIGIN_CACHE_LIMIT);
+        }
+        // Long forgotten by the cache: the same origin and id from the table.
+        let (again, same) = cache.get(Some(first), Some(7));
+        assert_eq!((*again).clone(), (*origin).clone());
+        assert_eq!(same, id);
+        assert_eq!(Origin::of(id), Some((*origin).clone()));
     }
 }

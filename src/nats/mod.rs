@@ -45,6 +45,19 @@
 //! `.sender(..)` filter never matches a remote notification, `.sender(origin.sender_id())` is
 //! an origin filter, and wildcard observers ask [`Origin::of`]`(any.sender()?)`.
 //!
+//! That origin ↔ sender table is process-wide and **never shrinks**: one entry (150 to 300
+//! bytes) per origin (remote bridge × remote sender) that an import received a notification
+//! from, readable or not, for the life of the process. It cannot forget one: an origin's id
+//! must stay the same for the filters made with it, [`Origin::of`] must answer for
+//! notifications still queued or buffered, and an export tells an imported notification
+//! (never sent again: no loops) by finding its sender there. A bridge restart is a new
+//! origin, so it grows slowly with restarts of the exporting processes; but origins are the
+//! publisher's word (its message's reply subject): a publisher that forges ever-new ones
+//! makes it grow without bound. The defence is the server's: give only herald bridges you
+//! trust the right to publish on the subjects you import (NATS subject permissions).
+//! Everything else an import keeps per origin or subject is bounded (see
+//! [`import_streams`](NatsBridgeBuilder::import_streams)).
+//!
 //! # No echo, no loops
 //! A bridge never imports what it exported itself (the server is asked not to echo, and the
 //! importer drops its own origin). An export never sends a notification that a bridge imported

@@ -209,6 +209,15 @@ impl Origin {
     /// The [`SenderId`] notifications from this origin are posted with in this process: made
     /// on first use, the same for the life of the process.
     ///
+    /// **Memory:** the first use records the origin in a process-wide table that never
+    /// shrinks (150 to 300 bytes an origin; imports record every origin they receive from).
+    /// It cannot: this id must stay the same for the filters made with it, [`Origin::of`]
+    /// must answer for notifications still queued, and exports find imported notifications
+    /// there (never sending them again is what makes loops impossible). Origins are what a
+    /// publisher's message says, so a publisher forging ever-new ones grows the table without
+    /// bound: let only trusted herald bridges publish on imported subjects (NATS subject
+    /// permissions). See the [module](super#origins).
+    ///
     /// ```
     /// use herald::nats::{BridgeId, Origin};
     /// use herald::{Notification, NotificationCenter};
@@ -232,6 +241,8 @@ impl Origin {
     }
 
     /// The origin of a notification posted with `sender`, if it was imported by a bridge.
+    /// Answers for every origin this process ever imported from, for the life of the process
+    /// (which is why the table behind it never shrinks: see [`Origin::sender_id`]).
     ///
     /// ```
     /// use herald::nats::{BridgeId, Origin};
@@ -277,7 +288,16 @@ impl fmt::Display for Origin {
 }
 
 /// The process-wide origin ↔ sender table. It grows by one entry per distinct origin seen
-/// (remote bridge × remote sender), about 100 bytes each.
+/// (remote bridge × remote sender), 150 to 300 bytes each (two maps of 64-byte entries, at
+/// hashbrown's load), and never shrinks. Forgetting an origin would give it a new id on its
+/// next message (breaking the filters made with the old one, and `sender_id`'s "the same for
+/// the life of the process"), make `Origin::of` answer `None` for its notifications still in
+/// queues and stream buffers, and make `is_remote` call them local, so an export would send
+/// an imported notification again (breaking the no-loop rule); an idle expiry does not help,
+/// as a stream buffer may hold a value for any time. Nor can an origin's id be derived from
+/// the origin to survive forgetting it: ids come from `SenderId::new` (unique in the
+/// process, which is what keeps remote ids apart from local ones). The keys are
+/// peer-controlled: the defence is the server's subject permissions (see the module docs).
 struct Table {
     by_origin: RwLock<HashMap<Origin, SenderId>>,
     by_sender: RwLock<HashMap<SenderId, Origin>>,

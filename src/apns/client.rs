@@ -586,8 +586,6 @@ impl Drop for Inner {
     }
 }
 
-/// TLS server name and HTTP/2 authority for `host:port`.
-
 /// The proxy of [`ApnsClientBuilder::proxy`], as host and port: `http://HOST:PORT` or
 /// `HOST:PORT`, with an optional trailing `/`. The errors never repeat the value.
 fn parse_proxy(url: &str) -> Result<(String, u16), Error> {
@@ -629,6 +627,7 @@ fn parse_proxy(url: &str) -> Result<(String, u16), Error> {
     }
 }
 
+/// TLS server name and HTTP/2 authority for `host:port`.
 fn target(host: &str, port: u16) -> Result<(ServerName<'static>, http::uri::Authority), Error> {
     let server_name = ServerName::try_from(host.to_owned()).map_err(|_| {
         Error::new(

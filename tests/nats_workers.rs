@@ -582,7 +582,8 @@ async fn herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds
     assert_eq!(summary["reported"], 0, "{summary}");
 
     // Not acknowledged: the work queue still holds the job, and gives it to the next worker
-    // (once ack_wait has passed) as a redelivery.
+    // (once ack_wait has passed). Whether it counts as a redelivery depends on whether the
+    // killed server had written down the first delivery; that is the server's business.
     server.restart();
     let deadline = Instant::now() + PATIENCE;
     let stored = loop {
@@ -605,7 +606,7 @@ async fn herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds
     })
     .await;
     let m = next.metrics();
-    assert_eq!((m.received, m.redelivered, m.reported), (1, 1, 1), "{m:?}");
+    assert_eq!((m.received, m.reported), (1, 1), "{m:?}");
     assert_eq!(fast.accepted_count(&apns_id), 1);
     next.shutdown().await;
 }

@@ -10,7 +10,7 @@
 //!
 //! | code | `herald push` | `herald mock` | `herald worker` |
 //! |---|---|---|---|
-//! | 0 | APNs accepted the push | stopped by Ctrl-C or SIGTERM | stopped by Ctrl-C or SIGTERM, after finishing the pushes it held |
+//! | 0 | APNs accepted the push | stopped by Ctrl-C or SIGTERM | stopped by Ctrl-C or SIGTERM, after finishing the pushes it held (with the NATS server gone, they are left unacknowledged for redelivery) |
 //! | 1 | usage or input error (bad option, unreadable key, invalid push): nothing was sent | usage or start-up error: nothing is left behind | usage or start-up error (bad option, unreadable key) |
 //! | 2 | rejected by APNs (the reason and what to do are printed) | | |
 //! | 3 | not sent: no connection (refused, TLS, proxy, connect timeout); safe to retry | | no NATS server (or no JetStream): nothing was taken |
@@ -65,7 +65,8 @@ pub(crate) mod exit {
 const EXIT_CODES: &str = "\
 Exit codes:
   0  herald push: APNs accepted the push.  herald mock, herald worker: stopped by Ctrl-C or
-     SIGTERM (the worker after finishing the pushes it held).
+     SIGTERM (the worker after finishing the pushes it held, or,
+     with the NATS server gone, leaving them for redelivery).
   1  Usage or input error (bad option, unreadable key, invalid push): nothing was sent.
   2  herald push: APNs rejected the push (the reason and what to do are printed).
   3  herald push: not sent, no connection (refused, TLS, proxy, connect timeout): safe to retry.

@@ -374,3 +374,246 @@ fn herald_help_documents_the_exit_codes() {
         assert!(help.contains("Exit codes"), "{args:?}: {help}");
     }
 }
+
+/// The start-up object's entry for key `kid`.
+fn key_entry<'a>(start: &'a serde_json::Value, kid: &str) -> &'a serde_json::Value {
+    start["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["key_id"] == kid))
+        .unwrap_or_else(|| panic!("no key {kid}: {start}"))
+}
+
+/// The start-up object's `push_args` with the signing key swapped for `kid` (its `.p8` from
+/// the start-up object), and `herald push` run with them.
+async fn herald_push_with_key(start: &serde_json::Value, kid: &str, topic: &str) -> Output {
+    let mut args: Vec<String> = start["push_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let mut set = |option: &str, value: &str| {
+        let at = args.iter().position(|a| a == option).unwrap();
+        args[at + 1] = value.to_owned();
+    };
+    set("--p8", key_entry(start, kid)["path"].as_str().unwrap());
+    set("--key-id", kid);
+    set("--topic", topic);
+    tokio::task::spawn_blocking(move || Command::new(HERALD).args(args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Apple's 2025 key scopes, from the command line: `--key-environment KEY_ID:production` on a
+/// sandbox mock answers that key's tokens 403 BadEnvironmentKeyIdInToken (what `herald push`
+/// prints, exit 2), the start-up object says which key is restricted, and the printed command
+/// signs with a key the mock accepts, not the first one given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_mock_key_environment_refuses_the_key_in_the_other_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = token(4);
+    let (child, mut lines) = spawn_mock(
+        tmp.path(),
+        &[
+            "--json",
+            "--generate-key",
+            &format!("PRODKEY001:{TEAM_ID}"),
+            "--generate-key",
+            &format!("SANDKEY001:{TEAM_ID}"),
+            "--key-environment",
+            "PRODKEY001:production",
+            "--key-environment",
+            "SANDKEY001:sandbox",
+            "--token",
+            &format!("{device}:{BUNDLE}"),
+        ],
+    );
+    let start: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
+    assert_eq!(start["environment"], "sandbox");
+    assert_eq!(key_entry(&start, "PRODKEY001")["environment"], "production");
+    assert_eq!(key_entry(&start, "SANDKEY001")["environment"], "sandbox");
+    assert_eq!(start["key_id"], "SANDKEY001", "the key the mock accepts");
+
+    let other = herald_push_with_key(&start, "PRODKEY001", BUNDLE).await;
+    let stdout = String::from_utf8_lossy(&other.stdout);
+    assert_eq!(other.status.code(), Some(2), "rejected: {stdout}");
+    assert!(
+        stdout.contains("403 BadEnvironmentKeyIdInToken"),
+        "{stdout}"
+    );
+    let this = herald_push_with_key(&start, "SANDKEY001", BUNDLE).await;
+    let stdout = String::from_utf8_lossy(&this.stdout);
+    assert_eq!(this.status.code(), Some(0), "accepted: {stdout}");
+
+    stop_cleanly(child, "-INT").await;
+}
+
+/// `--key-topics` makes keys topic-specific and `--related-keys` relates two of them: on one
+/// connection (the test's own client, as `herald push` opens one per run), a key's tokens and
+/// its related key's are accepted, and a third topic-specific key's are 403
+/// UnrelatedKeyIdInToken. A topic-specific key pushing to another topic is 400
+/// TopicDisallowed, as `herald push` shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_mock_related_topic_keys_share_a_connection_unrelated_ones_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = token(5);
+    let kids = ["TOPICKEY01", "TOPICKEY02", "TOPICKEY03"];
+    let mut args: Vec<String> = vec!["--json".into(), "--token".into(), device.clone()];
+    for kid in kids {
+        args.extend([
+            "--generate-key".into(),
+            format!("{kid}:{TEAM_ID}"),
+            "--key-topics".into(),
+            format!("{kid}:{BUNDLE}"),
+        ]);
+    }
+    args.extend(["--related-keys".into(), "TOPICKEY01:TOPICKEY02".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (child, mut lines) = spawn_mock(tmp.path(), &args);
+    let start: serde_json::Value = serde_json::from_str(&next(&mut lines)).unwrap();
+    let one = key_entry(&start, "TOPICKEY01");
+    assert_eq!(
+        (&one["topics"], &one["related_key"]),
+        (&serde_json::json!([BUNDLE]), &"TOPICKEY02".into())
+    );
+    assert_eq!(
+        key_entry(&start, "TOPICKEY03")["related_key"],
+        serde_json::Value::Null
+    );
+
+    let addr: std::net::SocketAddr = start["address"].as_str().unwrap().parse().unwrap();
+    let ca = std::fs::read_to_string(start["ca"].as_str().unwrap()).unwrap();
+    let jwt = |kid: &str, iat: i64| {
+        let p8 = std::fs::read_to_string(key_entry(&start, kid)["path"].as_str().unwrap());
+        sign_jwt(&p8.unwrap(), kid, TEAM_ID, iat)
+    };
+    // Each token 22 minutes after the previous one: past the 20-minute rule, within the hour.
+    let t0 = now_secs();
+    let mut c = connect_to(addr, &ca).await;
+    for (kid, iat) in [("TOPICKEY01", t0), ("TOPICKEY02", t0 + 22 * 60)] {
+        let a = push(&device).bearer(&jwt(kid, iat)).answer(&mut c).await;
+        assert_eq!(a.status, 200, "{kid}: {:?}", a.reason());
+    }
+    let a = push(&device)
+        .bearer(&jwt("TOPICKEY03", t0 + 44 * 60))
+        .answer(&mut c)
+        .await;
+    assert_eq!(
+        (a.status, a.reason().as_deref()),
+        (403, Some("UnrelatedKeyIdInToken"))
+    );
+
+    let elsewhere = herald_push_with_key(&start, "TOPICKEY01", "com.example.other").await;
+    let stdout = String::from_utf8_lossy(&elsewhere.stdout);
+    assert_eq!(elsewhere.status.code(), Some(2), "rejected: {stdout}");
+    assert!(stdout.contains("400 TopicDisallowed"), "{stdout}");
+
+    stop_cleanly(child, "-INT").await;
+}
+
+/// A key scope names a key that `--key` or `--generate-key` registers (the generated default
+/// key takes none), gives one key one environment, one set of topics and one related key, and
+/// says so as a usage error before anything is printed, never repeating a key id that is not
+/// one (it may be key material).
+#[test]
+fn key_scopes_name_a_registered_key_and_do_not_contradict() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let key = |kid: &str| format!("{kid}:{TEAM_ID}");
+    let (a, b, c) = (key("AAAAAAAAAA"), key("BBBBBBBBBB"), key("CCCCCCCCCC"));
+    let g = "--generate-key";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--key-environment", "HERALDKEY1:production"],
+            "--key-environment HERALDKEY1: no --key or --generate-key registers",
+        ),
+        (
+            &[g, &a, "--key-topics", "NOSUCHKEY0:com.example.app"],
+            "--key-topics NOSUCHKEY0: no --key or --generate-key registers",
+        ),
+        (
+            &[g, &a, "--related-keys", "AAAAAAAAAA:NOSUCHKEY0"],
+            "--related-keys NOSUCHKEY0: no --key or --generate-key registers",
+        ),
+        (
+            &[g, &a, "--key-environment", "AAAAAAAAAA:prod"],
+            "sandbox or production",
+        ),
+        (
+            &[g, &a, "--key-environment", "AAAAAAAAAA=production"],
+            "KEY_ID:sandbox",
+        ),
+        (
+            &[g, &a, "--key-topics", "AAAAAAAAAA:com/example"],
+            "not a bundle id",
+        ),
+        (
+            &[g, &a, "--related-keys", "AAAAAAAAAA:AAAAAAAAAA"],
+            "itself",
+        ),
+        (
+            &[g, &a, "--key-environment", "s3cretkey:sandbox"],
+            "9 characters",
+        ),
+        (
+            &[
+                g,
+                &a,
+                "--key-environment",
+                "AAAAAAAAAA:sandbox",
+                "--key-environment",
+                "AAAAAAAAAA:production",
+            ],
+            "for sandbox and for production",
+        ),
+        (
+            &[
+                g,
+                &a,
+                "--key-topics",
+                "AAAAAAAAAA:com.example.app",
+                "--key-topics",
+                "AAAAAAAAAA:com.example.other",
+            ],
+            "different bundle ids",
+        ),
+        (
+            &[
+                g,
+                &a,
+                g,
+                &b,
+                g,
+                &c,
+                "--related-keys",
+                "AAAAAAAAAA:BBBBBBBBBB",
+                "--related-keys",
+                "CCCCCCCCCC:AAAAAAAAAA",
+            ],
+            "at most one related key",
+        ),
+    ];
+    for (args, says) in cases {
+        assert_refused_before_printing(run_dir.path(), args, says);
+        let out = Command::new(HERALD)
+            .arg("mock")
+            .args(*args)
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("s3cretkey"),
+            "{args:?}"
+        );
+    }
+    let help = Command::new(HERALD)
+        .args(["mock", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for option in [
+        "--key-topics <KEY_ID:BUNDLE_ID",
+        "--key-environment <KEY_ID:sandbox|production>",
+        "--related-keys <KEY_ID:KEY_ID>",
+    ] {
+        assert!(help.contains(option), "{option}: {help}");
+    }
+}

@@ -6,12 +6,18 @@
 //! key file, a key id or team id that is not 10 letters and digits (as `herald push` checks
 //! them), a token that is not hex, an error rate outside 0–1, or options that contradict each
 //! other (one key id twice, one bundle id twice with `--push-cert`, a token both known and
-//! unregistered, a token for two bundle ids) is a usage error (exit 1), with nothing printed on
+//! unregistered, a token for two bundle ids, a key scope for a key that no `--key` or
+//! `--generate-key` registers) is a usage error (exit 1), with nothing printed on
 //! stdout and nothing left on disk. Once set up, it prints where it listens, its CA file, its
 //! keys and tokens, and a ready-to-paste `herald push` command that it will accept (absolute
 //! paths, and a URL its certificate names: loopback when it listens on all interfaces); with
 //! `--json`, all of that is one JSON object on the first line instead (then one object per
 //! push, and one when it stops).
+//!
+//! Key scopes (Apple's 2025 keys, APNS.md §3): `--key-topics`, `--key-environment` and
+//! `--related-keys` map to [`MockApns::restrict_key`], [`MockApns::restrict_key_environment`]
+//! and [`MockApns::relate_keys`]. The printed command signs with the first private key the mock
+//! accepts in its environment, for a topic the device token takes.
 //!
 //! Output: when stdout goes away (the reader closed the pipe, as `| head -1` does), the mock
 //! says so once on stderr and keeps serving, without printing, until Ctrl-C or SIGTERM. It never
@@ -28,7 +34,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::apns_options::check_apple_id;
+use crate::apns_options::{Unechoed, check_apple_id};
 use crate::exit;
 
 /// Appended to `herald mock --help`.
@@ -41,9 +47,16 @@ with no --token, one random device token is registered for any bundle id. The pr
 TOKEN@TIME gives the time: RFC 3339 (2026-01-01T00:00:00Z, 2026-01-01T00:00:00.250Z,
 2026-01-01T02:00:00+02:00) or milliseconds since 1970 (1767225600000).
 
+Apple's 2025 key scopes: --key-topics, --key-environment and --related-keys name a key that
+--key or --generate-key registers, e.g.
+  herald mock --generate-key PRODKEY001:TEAM123456 --key-environment PRODKEY001:production
+answers that key's tokens 403 BadEnvironmentKeyIdInToken (the mock answers as the sandbox).
+The printed command signs with a key the mock accepts.
+
 Options that contradict each other are refused: one key id given twice, one bundle id given
 twice with --push-cert (ignoring case), a token given both with --token and --unregistered, a
-token given for two bundle ids.
+token given for two bundle ids, a key scope for a key no --key or --generate-key registers, one
+key given two environments or two sets of topics, a key related to two keys.
 
 If stdout is closed (e.g. `herald mock --json | head -1`), the mock says so on stderr and keeps
 serving, without printing, until Ctrl-C or SIGTERM.
@@ -76,6 +89,20 @@ struct KeySpec {
 struct KeyName {
     key_id: String,
     team_id: String,
+}
+
+/// `KEY_ID:BUNDLE_ID[,BUNDLE_ID...]`: a topic-specific key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyTopics {
+    key_id: String,
+    bundle_ids: Vec<String>,
+}
+
+/// `KEY_ID:sandbox|production`: a key for one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyEnvironment {
+    key_id: String,
+    environment: Environment,
 }
 
 /// `HEX[:BUNDLE_ID]`.
@@ -118,6 +145,24 @@ struct MockOptions {
     /// Generate and register a provider key, write it as KEY_ID.p8 in the out dir. Repeatable.
     #[arg(long = "generate-key", value_name = "KEY_ID:TEAM_ID", value_parser = parse_key_name)]
     generate_keys: Vec<KeyName>,
+    /// Make a key (of --key or --generate-key) topic-specific: its tokens push only to these
+    /// bundle ids (others: 400 TopicDisallowed), and share a connection with no other key but
+    /// its related one (403 UnrelatedKeyIdInToken). Repeatable.
+    #[arg(long = "key-topics", value_name = "KEY_ID:BUNDLE_ID[,BUNDLE_ID...]",
+          value_parser = Unechoed(parse_key_topics))]
+    key_topics: Vec<KeyTopics>,
+    /// Restrict a key (of --key or --generate-key) to one environment: answering as the other
+    /// (--environment), the mock refuses its tokens with 403 BadEnvironmentKeyIdInToken.
+    /// Repeatable.
+    #[arg(long = "key-environment", value_name = "KEY_ID:sandbox|production",
+          value_parser = Unechoed(parse_key_environment))]
+    key_environments: Vec<KeyEnvironment>,
+    /// Relate two keys (of --key or --generate-key): their tokens may share a connection,
+    /// which a topic-specific key otherwise shares with no other key. One related key per key.
+    /// Repeatable.
+    #[arg(long = "related-keys", value_name = "KEY_ID:KEY_ID",
+          value_parser = Unechoed(parse_related_keys))]
+    related_keys: Vec<(String, String)>,
     /// Issue a push certificate for a bundle id; writes BUNDLE.pem (certificate + key) and
     /// BUNDLE.p12 (see --p12-password). Repeatable.
     #[arg(long = "push-cert", value_name = "BUNDLE_ID", value_parser = parse_bundle_id)]
@@ -302,6 +347,52 @@ fn parse_key_name(s: &str) -> Result<KeyName, String> {
     })
 }
 
+/// `KEY_ID:VALUE` for the key-scope options; the key id checked as `--key` checks it (the
+/// message never repeats a value that is not an id: it may be key material).
+fn split_key_id<'a>(option: &str, form: &str, s: &'a str) -> Result<(&'a str, &'a str), String> {
+    let Some((key_id, value)) = s.split_once(':') else {
+        return Err(format!("{option}: expected {form}"));
+    };
+    check_apple_id(option, "key id", key_id)?;
+    Ok((key_id, value))
+}
+
+fn parse_key_topics(s: &str) -> Result<KeyTopics, String> {
+    const OPTION: &str = "--key-topics";
+    let (key_id, list) = split_key_id(OPTION, "KEY_ID:BUNDLE_ID[,BUNDLE_ID...]", s)?;
+    let bundle_ids = list
+        .split(',')
+        .map(|b| parse_bundle_id(b).map_err(|e| format!("{OPTION} {key_id}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(KeyTopics {
+        key_id: key_id.to_owned(),
+        bundle_ids,
+    })
+}
+
+fn parse_key_environment(s: &str) -> Result<KeyEnvironment, String> {
+    const OPTION: &str = "--key-environment";
+    let (key_id, environment) = split_key_id(OPTION, "KEY_ID:sandbox or KEY_ID:production", s)?;
+    let environment =
+        parse_environment(environment).map_err(|e| format!("{OPTION} {key_id}: {e}"))?;
+    Ok(KeyEnvironment {
+        key_id: key_id.to_owned(),
+        environment,
+    })
+}
+
+fn parse_related_keys(s: &str) -> Result<(String, String), String> {
+    const OPTION: &str = "--related-keys";
+    let (key_id, related) = split_key_id(OPTION, "KEY_ID:KEY_ID", s)?;
+    check_apple_id(OPTION, "second key id", related)?;
+    if key_id == related {
+        return Err(format!(
+            "{OPTION} {key_id}:{related}: a key is not related to itself: give two key ids"
+        ));
+    }
+    Ok((key_id.to_owned(), related.to_owned()))
+}
+
 fn parse_key_spec(s: &str) -> Result<KeySpec, String> {
     let mut parts = s.splitn(3, ':');
     let (Some(key_id), Some(team_id), Some(path)) = (parts.next(), parts.next(), parts.next())
@@ -378,6 +469,7 @@ fn check_consistent(args: &MockOptions) -> Result<(), String> {
             ));
         }
     }
+    check_key_scopes(args, &key_ids)?;
     // A bundle id has one push certificate: the second would overwrite the first's
     // BUNDLE.pem and BUNDLE.p12. Apple's bundle ids are case-insensitive, and so are some file
     // systems (macOS by default): com.example.app and COM.example.app are the same.
@@ -429,6 +521,66 @@ fn check_consistent(args: &MockOptions) -> Result<(), String> {
                 "--unregistered {}: given twice with different times",
                 u.token
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a key-scope option (`--key-topics`, `--key-environment`, `--related-keys`) for a
+/// key id that no `--key` or `--generate-key` registers (the mock would have nothing to
+/// restrict), one key given two different scopes of a kind, and a key related to two keys
+/// (Apple lets a key have one related key).
+fn check_key_scopes(args: &MockOptions, registered: &HashMap<&str, &str>) -> Result<(), String> {
+    let known = |option: &str, id: &str| {
+        if registered.contains_key(id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{option} {id}: no --key or --generate-key registers this key id (the key \
+                 generated when none is given takes no scope): add --generate-key \
+                 {id}:TEAM_ID or --key {id}:TEAM_ID:PATH"
+            ))
+        }
+    };
+    let mut topics: HashMap<&str, &KeyTopics> = HashMap::new();
+    for t in &args.key_topics {
+        known("--key-topics", &t.key_id)?;
+        if let Some(first) = topics.insert(&t.key_id, t)
+            && first != t
+        {
+            return Err(format!(
+                "--key-topics {}: given twice with different bundle ids: give all of the \
+                 key's bundle ids in one --key-topics, separated by commas",
+                t.key_id
+            ));
+        }
+    }
+    let mut environments: HashMap<&str, Environment> = HashMap::new();
+    for e in &args.key_environments {
+        known("--key-environment", &e.key_id)?;
+        if let Some(first) = environments.insert(&e.key_id, e.environment)
+            && first != e.environment
+        {
+            return Err(format!(
+                "--key-environment {}: given for sandbox and for production: a key restricted \
+                 to one environment is for that one only (leave it out for both)",
+                e.key_id
+            ));
+        }
+    }
+    let mut related: HashMap<&str, &str> = HashMap::new();
+    for (a, b) in &args.related_keys {
+        known("--related-keys", a)?;
+        known("--related-keys", b)?;
+        for (key, other) in [(a, b), (b, a)] {
+            if let Some(first) = related.insert(key, other)
+                && first != other
+            {
+                return Err(format!(
+                    "--related-keys: key {key} is related to {first} and to {other}: a key has \
+                     at most one related key"
+                ));
+            }
         }
     }
     Ok(())
@@ -515,6 +667,40 @@ struct Setup {
     push_args: Option<Vec<String>>,
     /// The key the push command signs with: (key id, team id, path).
     push_key: Option<(String, String, PathBuf)>,
+    /// No push command although there are private keys: each is for the other environment, or
+    /// for other bundle ids than the token's.
+    scoped_out: bool,
+}
+
+/// A key's scopes as the options give them (none: team-scoped, both environments).
+struct KeyScope<'a> {
+    topics: Option<&'a Vec<String>>,
+    environment: Option<Environment>,
+    related: Option<&'a str>,
+}
+
+fn key_scope<'a>(args: &'a MockOptions, key_id: &str) -> KeyScope<'a> {
+    KeyScope {
+        topics: args
+            .key_topics
+            .iter()
+            .find(|t| t.key_id == key_id)
+            .map(|t| &t.bundle_ids),
+        environment: args
+            .key_environments
+            .iter()
+            .find(|e| e.key_id == key_id)
+            .map(|e| e.environment),
+        related: args.related_keys.iter().find_map(|(a, b)| {
+            if a == key_id {
+                Some(b.as_str())
+            } else if b == key_id {
+                Some(a.as_str())
+            } else {
+                None
+            }
+        }),
+    }
 }
 
 async fn serve(args: MockOptions) -> Result<(), String> {
@@ -673,6 +859,33 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path, url: &str) -> Result<
     generated.append(&mut signing);
     let signing = generated;
 
+    // Apple's 2025 key scopes, on keys registered above (check_consistent saw to that).
+    let unknown = |option: &str, key_id: &str| format!("{option} {key_id}: no such key");
+    for t in &args.key_topics {
+        let bundle_ids: Vec<&str> = t.bundle_ids.iter().map(String::as_str).collect();
+        if !mock.restrict_key(&t.key_id, &bundle_ids) {
+            return Err(unknown("--key-topics", &t.key_id));
+        }
+    }
+    for e in &args.key_environments {
+        if !mock.restrict_key_environment(&e.key_id, e.environment) {
+            return Err(unknown("--key-environment", &e.key_id));
+        }
+    }
+    for (a, b) in &args.related_keys {
+        if !mock.relate_keys(a, b) {
+            return Err(format!(
+                "--related-keys {a}:{b}: the mock refused to relate them"
+            ));
+        }
+    }
+    for k in &mut keys {
+        let scope = key_scope(args, k["key_id"].as_str().unwrap_or_default());
+        k["topics"] = json!(scope.topics);
+        k["environment"] = json!(scope.environment.map(environment_name));
+        k["related_key"] = json!(scope.related);
+    }
+
     let mut certificates = Vec::new();
     for bundle in &args.push_certs {
         let cert = mock
@@ -728,12 +941,25 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path, url: &str) -> Result<
         ca.display().to_string(),
     ];
     let mut push_key = None;
-    if let Some((key_id, team_id, path)) = signing.first() {
-        let topic = token
-            .bundle_id
-            .clone()
-            .or_else(|| args.push_certs.first().cloned())
-            .unwrap_or_else(|| DEFAULT_TOPIC.into());
+    // The first key whose tokens the mock accepts here, for a topic the token takes.
+    let usable = signing.iter().find_map(|(key_id, team_id, path)| {
+        let scope = key_scope(args, key_id);
+        if scope.environment.is_some_and(|e| e != mock.environment()) {
+            return None;
+        }
+        let topic = match (scope.topics, &token.bundle_id) {
+            (Some(topics), Some(bundle)) => topics.contains(bundle).then(|| bundle.clone())?,
+            (Some(topics), None) => topics.first()?.clone(),
+            (None, Some(bundle)) => bundle.clone(),
+            (None, None) => args
+                .push_certs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_TOPIC.into()),
+        };
+        Some((key_id, team_id, path, topic))
+    });
+    if let Some((key_id, team_id, path, topic)) = usable {
         push_args.extend([
             "--p8".into(),
             path.display().to_string(),
@@ -764,6 +990,7 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path, url: &str) -> Result<
             unregistered,
             push_args: None,
             push_key: None,
+            scoped_out: !signing.is_empty(),
         });
     }
     push_args.extend([
@@ -779,6 +1006,7 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path, url: &str) -> Result<
         unregistered,
         push_args: Some(push_args),
         push_key,
+        scoped_out: false,
     })
 }
 
@@ -917,6 +1145,26 @@ fn startup_text(mock: &MockApns, url: &str, out: &OutDir, ca: &Path, setup: &Set
             k["path"].as_str().unwrap_or_default()
         );
     }
+    for k in &setup.keys {
+        let mut scope = Vec::new();
+        if let Some(topics) = k["topics"].as_array() {
+            let topics: Vec<&str> = topics.iter().filter_map(Value::as_str).collect();
+            scope.push(format!("topic-specific ({})", topics.join(", ")));
+        }
+        if let Some(e) = k["environment"].as_str() {
+            scope.push(format!("{e} only"));
+        }
+        if let Some(r) = k["related_key"].as_str() {
+            scope.push(format!("related to {r}"));
+        }
+        if !scope.is_empty() {
+            say!(
+                "herald mock: key {} is {}",
+                k["key_id"].as_str().unwrap_or_default(),
+                scope.join(", ")
+            );
+        }
+    }
     for c in &setup.certificates {
         say!(
             "herald mock: push certificate for {} written to {} and {}",
@@ -948,6 +1196,11 @@ fn startup_text(mock: &MockApns, url: &str, out: &OutDir, ca: &Path, setup: &Set
     }
     match &setup.push_args {
         Some(args) => say!("herald mock: send a push with\n  {}", push_command(args)),
+        None if setup.scoped_out => say!(
+            "herald mock: no push command: each private key is for the other environment \
+             (--key-environment) or for other bundle ids than the token's (--key-topics), and \
+             no push certificate matches: add --generate-key KEY_ID:TEAM_ID or --push-cert BUNDLE_ID"
+        ),
         None => say!(
             "herald mock: no private key or matching push certificate to send with: \
              add --generate-key KEY_ID:TEAM_ID or --push-cert BUNDLE_ID"

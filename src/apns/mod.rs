@@ -104,20 +104,37 @@
 //!   older than an hour), never more often than once per 20 minutes on one connection (Apple
 //!   answers `TooManyProviderTokenUpdates`).
 //!
-//! ```no_run
+//! ```
 //! use herald::apns::{ApnsClient, Endpoint, Payload, Push, PushOutcome, TokenKey};
 //!
-//! # async fn run() -> Result<(), herald::apns::Error> {
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), herald::apns::Error> {
+//! # use base64::Engine as _;
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
+//! # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+//! # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+//! # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+//! # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+//! # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
+//! # // No network in doctests: the client sends to a closed local port instead of Apple.
+//! # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! # let closed = Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
 //! let client = ApnsClient::builder()
 //!     .endpoint(Endpoint::Production)
-//!     .token_auth(TokenKey::from_p8_file("AuthKey_ABC1234567.p8", "ABC1234567", "TEAM123456")?)
+//! #   .endpoint(closed)
+//!     .token_auth(TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?)
 //!     .build()?;
 //! let push = Push::builder("a1b2c3d4", "com.example.app")
 //!     .payload(&Payload::alert("Hello"))?
 //!     .build()?;
-//! if let PushOutcome::Rejected(r) = client.send(push).await {
-//!     eprintln!("{}: {}", r.reason, r.reason.explain());
+//! let outcome = client.send(push).await;
+//! match &outcome {
+//!     PushOutcome::Rejected(r) => eprintln!("{}: {}", r.reason, r.reason.explain()),
+//!     PushOutcome::Failed(f) if f.error.is_connect() => eprintln!("nothing was sent: {}", f.error),
+//!     _ => {}
 //! }
+//! # assert!(outcome.error().is_some_and(|e| e.is_connect()), "{outcome:?}");
 //! client.shutdown().await;
 //! # Ok(()) }
 //! ```

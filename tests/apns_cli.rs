@@ -570,3 +570,146 @@ async fn herald_push_retries_5xx_as_often_as_the_library_default() {
         "{help}"
     );
 }
+
+/// `herald push --password` takes a password that starts with `-` whole (clap called `-s3cret`
+/// an unexpected argument and printed its first characters), from the option or from
+/// `HERALD_P12_PASSWORD`; a wrong one is a usage error that does not repeat it; one left out
+/// before another option says so; and no refusal prints any part of a password, whatever the
+/// mistake around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed() {
+    let f = Fixture::new(
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .start()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cert = f.mock.issue_push_certificate(BUNDLE).unwrap();
+    let token = "c5".repeat(32);
+    // File names that hold no part of a password, so that an error naming the file is no leak.
+    let p12_file = |password: &str| format!("{}.p12", password.len());
+    let p12_args = |password: &str| {
+        let mut a = without(
+            without(without(f.args(&token, &[]), "--p8"), "--key-id"),
+            "--team-id",
+        );
+        a.extend(["--p12".into(), f.path(&p12_file(password)).into_os_string()]);
+        a
+    };
+    for password in ["-s3cret-pw", "--s3cret-pw"] {
+        cert.write_p12(f.path(&p12_file(password)), password)
+            .unwrap();
+        let mut args = p12_args(password);
+        args.extend(["--password", password].map(OsString::from));
+        let out = herald(args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--password {password}: {}",
+            text(&out)
+        );
+    }
+    let from_env = p12_args("-s3cret-pw");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(HERALD)
+            .args(from_env)
+            .env("HERALD_P12_PASSWORD", "-s3cret-pw")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "HERALD_P12_PASSWORD: {}",
+        text(&out)
+    );
+    let accepted = f.mock.pushes().len();
+
+    let refused: &[(&[&str], &str)] = &[
+        (&["--password", "-wr0ng-s3cret"], "password is wrong"),
+        (&["--password", "--device"], "password is missing"),
+        (&["--pasword", "-s3cret-pw"], "--pasword"),
+        (&["--p12-password", "-s3cret-pw"], "--p12-password"),
+        (
+            &["--password", "-s3cret-pw", "--password", "-s3cret-pw"],
+            "cannot be used multiple times",
+        ),
+    ];
+    for (extra, says) in refused {
+        let mut args = p12_args("-s3cret-pw");
+        args.extend(extra.iter().map(OsString::from));
+        let out = herald(args).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {all}");
+        assert!(all.contains(says), "{extra:?} should say {says:?}: {all}");
+        for part in ["s3cret", "wr0ng", "-s3", "-wr"] {
+            assert!(!all.contains(part), "{extra:?} printed {part:?}: {all}");
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let mut args = p12_args("-s3cret-pw");
+        args.push("--password".into());
+        args.push(OsString::from_vec(b"-s3cret\xff".to_vec()));
+        let out = herald(args).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "not UTF-8: {all}");
+        assert!(
+            all.contains("not valid UTF-8") && !all.contains("s3cret"),
+            "{all}"
+        );
+    }
+    assert_eq!(f.mock.pushes().len(), accepted, "nothing sent when refused");
+}
+
+/// `herald mock --p12-password` takes a password that starts with `-` whole: the `.p12` it
+/// writes opens with it (`herald push --p12 --password` is accepted), and nothing it prints
+/// holds the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_mock_p12_password_may_start_with_a_dash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let mut child = Command::new(HERALD)
+        .arg("mock")
+        .args([
+            "--json",
+            "--push-cert",
+            BUNDLE,
+            "--p12-password",
+            "-s3cret-pw",
+            "--out-dir",
+        ])
+        .arg(&out_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let read = stdout.read_line(&mut first);
+    if read.unwrap_or(0) == 0 {
+        let out = child.wait_with_output().unwrap();
+        panic!("herald mock did not start: {}", text(&out));
+    }
+    assert!(!first.contains("s3cret"), "{first}");
+    let start: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let p12 = start["certificates"][0]["p12"].as_str().unwrap().to_owned();
+    let mut args: Vec<OsString> = start["push_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().into())
+        .collect();
+    args = without(args, "--cert-pem");
+    args.extend(["--p12", &p12, "--password", "-s3cret-pw"].map(OsString::from));
+    let out = herald(args).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -25,14 +25,17 @@ pub(crate) struct ApnsOptions {
     /// Certificate auth: a `.p12` export of the push certificate.
     #[arg(long, conflicts_with = "cert_pem")]
     p12: Option<PathBuf>,
-    /// The `.p12` password.
+    /// The `.p12` password (taken whole, even when it starts with `-`).
     #[arg(
         long,
         env = "HERALD_P12_PASSWORD",
         default_value = "",
-        hide_env_values = true
+        hide_env_values = true,
+        hide_default_value = true,
+        allow_hyphen_values = true,
+        value_parser = PasswordParser
     )]
-    password: String,
+    password: Password,
     /// Certificate auth: the PEM certificate (the key may be in the same file).
     #[arg(long)]
     cert_pem: Option<PathBuf>,
@@ -81,6 +84,77 @@ impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Unech
             .to_str()
             .ok_or_else(|| refuse("an option's value is not valid UTF-8".into()))?;
         (self.0)(value).map_err(refuse)
+    }
+}
+
+/// A password from the command line or the environment: taken whole even when it starts with
+/// `-` (clap would otherwise call `-s3cret` an unexpected argument and print it), and never
+/// shown: `Debug` hides it, and no message repeats it.
+#[derive(Clone, Default)]
+pub(crate) struct Password(String);
+
+impl Password {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(hidden)")
+    }
+}
+
+/// The value parser of a [`Password`] option (give it `allow_hyphen_values`). Its only
+/// refusals repeat nothing of the value: one that is not UTF-8, and one that is exactly
+/// another option of the command (`--password --device ...`: the password was left out, and
+/// clap would go on to call the next value an unexpected argument).
+#[derive(Clone, Copy)]
+pub(crate) struct PasswordParser;
+
+impl clap::builder::TypedValueParser for PasswordParser {
+    type Value = Password;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Password, clap::Error> {
+        let option = arg
+            .and_then(clap::Arg::get_long)
+            .map_or_else(|| "the password option".to_owned(), |l| format!("--{l}"));
+        let refuse = |message: String| {
+            cmd.clone()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+        };
+        let Some(value) = value.to_str() else {
+            return Err(refuse(format!("{option}: the password is not valid UTF-8")));
+        };
+        if is_option(cmd, value) {
+            return Err(refuse(format!("{option}: {PASSWORD_LEFT_OUT}")));
+        }
+        Ok(Password(value.to_owned()))
+    }
+}
+
+/// What is wrong when a password option's value is another option. It does not name that
+/// option: it might, after all, be the password.
+pub(crate) const PASSWORD_LEFT_OUT: &str = "the password is missing: the word after the option \
+    is another option (a password that starts with '-' is taken whole)";
+
+/// Whether `value` is exactly one of `cmd`'s options (`--name` or `-c`), or help.
+pub(crate) fn is_option(cmd: &clap::Command, value: &str) -> bool {
+    if let Some(long) = value.strip_prefix("--") {
+        long == "help" || cmd.get_arguments().any(|a| a.get_long() == Some(long))
+    } else if let Some(short) = value.strip_prefix('-') {
+        let mut chars = short.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => c == 'h' || cmd.get_arguments().any(|a| a.get_short() == Some(c)),
+            _ => false,
+        }
+    } else {
+        false
     }
 }
 
@@ -162,7 +236,7 @@ impl ApnsOptions {
             return Ok((builder.token_auth(key), None));
         }
         let cert = if let Some(p12) = &self.p12 {
-            Certificate::from_p12_file(p12, &self.password).map_err(|e| e.to_string())?
+            Certificate::from_p12_file(p12, self.password.as_str()).map_err(|e| e.to_string())?
         } else if let Some(cert_pem) = &self.cert_pem {
             let cert_bytes = read(cert_pem)?;
             let key_bytes = match &self.key_pem {

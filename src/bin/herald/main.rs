@@ -107,10 +107,38 @@ enum Command {
     Worker(Box<worker_cmd::WorkerArgs>),
 }
 
+/// The password option (`--password`, `--p12-password`) whose value, in `args`, is another
+/// option: the password was left out. A password option takes values that start with `-`, so
+/// clap took that option as the password, and then calls the option's own value an unexpected
+/// argument; this says what happened instead, naming neither value.
+fn password_left_out(args: &[std::ffi::OsString]) -> Option<&'static str> {
+    let cli = <Cli as clap::CommandFactory>::command();
+    args.windows(2).find_map(|pair| {
+        let option = ["--password", "--p12-password"]
+            .into_iter()
+            .find(|o| pair[0] == *o)?;
+        let next = pair[1].to_str()?;
+        cli.get_subcommands()
+            .any(|sub| apns_options::is_option(sub, next))
+            .then_some(option)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            if e.use_stderr()
+                && let Some(option) = password_left_out(&args)
+            {
+                // Clap's own message would blame the value after the swallowed option.
+                errln!(
+                    "error: {option}: {}\n\nFor more information, try '--help'.",
+                    apns_options::PASSWORD_LEFT_OUT
+                );
+                return ExitCode::from(exit::USAGE);
+            }
             // --help and --version print to stdout and succeed; every other parse error is a
             // usage error (clap would exit 2, which here means "rejected by APNs").
             let _ = e.print();
@@ -142,4 +170,38 @@ fn main() -> ExitCode {
     // Connection tasks still running (after a deadline) are dropped, not awaited.
     runtime.shutdown_background();
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<std::ffi::OsString> {
+        words.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn a_password_option_followed_by_another_option_left_the_password_out() {
+        let left_out = |words: &[&str]| password_left_out(&args(words));
+        assert_eq!(
+            left_out(&["herald", "push", "--password", "--device", "ab"]),
+            Some("--password")
+        );
+        assert_eq!(
+            left_out(&["herald", "mock", "--p12-password", "--json"]),
+            Some("--p12-password")
+        );
+        assert_eq!(
+            left_out(&["herald", "push", "--password", "-h"]),
+            Some("--password")
+        );
+        for given in [
+            &["herald", "push", "--password", "-s3cret", "--device", "ab"][..],
+            &["herald", "push", "--password", "--s3cret"],
+            &["herald", "push", "--password=--device"],
+            &["herald", "push", "--device", "--password"],
+        ] {
+            assert_eq!(left_out(given), None, "{given:?}");
+        }
+    }
 }

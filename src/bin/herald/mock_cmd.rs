@@ -34,7 +34,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::apns_options::{Unechoed, check_apple_id};
+use crate::apns_options::{Password, PasswordParser, Unechoed, check_apple_id};
 use crate::exit;
 
 /// Appended to `herald mock --help`.
@@ -167,9 +167,11 @@ struct MockOptions {
     /// BUNDLE.p12 (see --p12-password). Repeatable.
     #[arg(long = "push-cert", value_name = "BUNDLE_ID", value_parser = parse_bundle_id)]
     push_certs: Vec<String>,
-    /// Password of the .p12 files written for --push-cert.
-    #[arg(long, default_value = "")]
-    p12_password: String,
+    /// Password of the .p12 files written for --push-cert (default: none; taken whole, even
+    /// when it starts with `-`).
+    #[arg(long, default_value = "", hide_default_value = true, allow_hyphen_values = true,
+          value_parser = PasswordParser)]
+    p12_password: Password,
     /// A known device token (hex), optionally bound to a bundle id (else valid for any). Repeatable.
     #[arg(long = "token", value_name = "HEX[:BUNDLE_ID]", value_parser = parse_token_spec)]
     tokens: Vec<TokenSpec>,
@@ -895,7 +897,7 @@ fn set_up(mock: &MockApns, args: &MockOptions, out: &Path, url: &str) -> Result<
         cert.write_pem_bundle(&pem)
             .map_err(|e| format!("{}: {e}", pem.display()))?;
         let p12 = out.join(format!("{bundle}.p12"));
-        cert.write_p12(&p12, &args.p12_password)
+        cert.write_p12(&p12, args.p12_password.as_str())
             .map_err(|e| format!("{}: {e}", p12.display()))?;
         certificates.push(json!({ "bundle_id": bundle, "pem": pem, "p12": p12 }));
     }

@@ -102,9 +102,19 @@ struct TokenInner {
 ///
 /// Cheap to clone; clones share the current token (one token per team).
 ///
-/// ```no_run
+/// ```
 /// use herald::apns::TokenKey;
-/// let key = TokenKey::from_p8_file("AuthKey_ABC1234567.p8", "ABC1234567", "TEAM123456")?;
+/// # use base64::Engine as _;
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
+/// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+/// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+/// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+/// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+/// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
+/// let key = TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?;
+/// let shared = key.clone(); // for another client: both send the same token
+/// assert_eq!(shared.key_id(), "ABC1234567");
 /// # Ok::<(), herald::apns::Error>(())
 /// ```
 #[derive(Clone)]
@@ -143,9 +153,24 @@ fn check_apple_id(what: &str, v: &str) -> Result<(), Error> {
 impl TokenKey {
     /// Reads a `.p8` file.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::TokenKey;
-    /// let key = TokenKey::from_p8_file("AuthKey_ABC1234567.p8", "ABC1234567", "TEAM123456")?;
+    /// # use base64::Engine as _;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    /// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+    /// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    /// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    /// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
+    /// let key = TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?;
+    /// assert_eq!(key.team_id(), "TEAM123456");
+    ///
+    /// // A missing or unreadable file is a `BadKey` error that names the path.
+    /// let err = TokenKey::from_p8_file(dir.join("AuthKey_MISSING000.p8"), "ABC1234567", "TEAM123456")
+    ///     .unwrap_err();
+    /// assert!(err.is_bad_key());
+    /// assert!(err.to_string().contains("AuthKey_MISSING000.p8"));
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn from_p8_file(
@@ -242,9 +267,11 @@ impl TokenKey {
 
     /// The key id (`kid`).
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::TokenKey;
-    /// # let key = TokenKey::from_p8_file("k.p8", "ABC1234567", "TEAM123456")?;
+    /// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    /// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+    /// # let key = TokenKey::from_pkcs8_der(der.as_ref(), "ABC1234567", "TEAM123456")?;
     /// assert_eq!(key.key_id(), "ABC1234567");
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
@@ -254,9 +281,11 @@ impl TokenKey {
 
     /// The team id (`iss`).
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::TokenKey;
-    /// # let key = TokenKey::from_p8_file("k.p8", "ABC1234567", "TEAM123456")?;
+    /// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    /// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+    /// # let key = TokenKey::from_pkcs8_der(der.as_ref(), "ABC1234567", "TEAM123456")?;
     /// assert_eq!(key.team_id(), "TEAM123456");
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
@@ -266,9 +295,11 @@ impl TokenKey {
 
     /// How many tokens this key (and its clones) has minted so far.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::TokenKey;
-    /// # let key = TokenKey::from_p8_file("k.p8", "ABC1234567", "TEAM123456")?;
+    /// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    /// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+    /// # let key = TokenKey::from_pkcs8_der(der.as_ref(), "ABC1234567", "TEAM123456")?;
     /// assert_eq!(key.tokens_minted(), 0); // lazily: nothing before the first push
     /// # Ok::<(), herald::apns::Error>(())
     /// ```

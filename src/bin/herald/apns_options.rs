@@ -25,7 +25,7 @@ pub(crate) struct ApnsOptions {
     /// Certificate auth: a `.p12` export of the push certificate.
     #[arg(long, conflicts_with = "cert_pem")]
     p12: Option<PathBuf>,
-    /// The `.p12` password (taken whole, even when it starts with `-`).
+    /// Certificate auth: the `.p12` password (taken whole, even when it starts with `-`).
     #[arg(
         long,
         env = "HERALD_P12_PASSWORD",
@@ -43,7 +43,7 @@ pub(crate) struct ApnsOptions {
     #[arg(long)]
     key_pem: Option<PathBuf>,
 
-    /// Apple's environment.
+    /// Apple's environment (not used with --url).
     #[arg(long, value_enum, default_value_t = Env::Sandbox)]
     env: Env,
     /// Send to another server instead, e.g. `herald mock`'s `https://127.0.0.1:8443`.

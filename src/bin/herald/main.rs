@@ -95,7 +95,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the mock APNs server (HTTP/2 over TLS on loopback) until Ctrl-C.
+    /// Run the mock APNs server (HTTP/2 over TLS, on loopback by default) until Ctrl-C or SIGTERM.
     #[command(after_help = mock_cmd::AFTER_HELP)]
     Mock(Box<mock_cmd::MockArgs>),
     /// Send one push to APNs, or to a mock server, and print the outcome.

@@ -50,7 +50,8 @@ TOKEN@TIME gives the time: RFC 3339 (2026-01-01T00:00:00Z, 2026-01-01T00:00:00.2
 Apple's 2025 key scopes: --key-topics, --key-environment and --related-keys name a key that
 --key or --generate-key registers, e.g.
   herald mock --generate-key PRODKEY001:TEAM123456 --key-environment PRODKEY001:production
-answers that key's tokens 403 BadEnvironmentKeyIdInToken (the mock answers as the sandbox).
+answers that key's tokens 403 BadEnvironmentKeyIdInToken (the mock answers as the sandbox
+unless --environment production).
 The printed command signs with a key the mock accepts.
 
 Options that contradict each other are refused: one key id given twice, one bundle id given

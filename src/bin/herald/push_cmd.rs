@@ -22,7 +22,7 @@ use crate::exit;
 /// Options of `herald push`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PushArgs {
-    /// The device token (hex, any length).
+    /// The device token (hex: an even number of digits, any length).
     #[arg(long)]
     device: String,
     /// The app's bundle id (the push type's suffix is added when missing).
@@ -32,7 +32,7 @@ pub(crate) struct PushArgs {
     /// Credentials, environment, or another server.
     #[command(flatten)]
     apns: ApnsOptions,
-    /// Use port 2197 instead of 443.
+    /// Use port 2197 instead of 443 (Apple's servers; not used with --url).
     #[arg(long)]
     port_2197: bool,
     /// Tunnel through an HTTP proxy with CONNECT: `http://HOST:PORT` or `HOST:PORT` (no

@@ -305,11 +305,20 @@ impl ApnsClientBuilder {
 
     /// Token-based authentication with a `.p8` key (replaces a certificate).
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{ApnsClient, TokenKey};
-    /// let client = ApnsClient::builder()
-    ///     .token_auth(TokenKey::from_p8_file("AuthKey.p8", "ABC1234567", "TEAM123456")?)
-    ///     .build()?;
+    /// # use base64::Engine as _;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    /// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+    /// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    /// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    /// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
+    /// let key = TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?;
+    /// let client = ApnsClient::builder().token_auth(key.clone()).build()?;
+    /// assert_eq!(key.tokens_minted(), 0); // the first token is minted for the first push
+    /// # drop(client);
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn token_auth(mut self, key: TokenKey) -> Self {
@@ -653,18 +662,32 @@ fn target(host: &str, port: u16) -> Result<(ServerName<'static>, http::uri::Auth
 ///
 /// Every push ends in exactly one [`PushOutcome`]. See the [module docs](crate::apns).
 ///
-/// ```no_run
+/// ```
 /// use herald::apns::{ApnsClient, Endpoint, Payload, Push, TokenKey};
 ///
-/// # async fn run() -> Result<(), herald::apns::Error> {
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), herald::apns::Error> {
+/// # use base64::Engine as _;
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
+/// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+/// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
+/// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+/// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+/// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
+/// # // No network in doctests: a closed local port, where every push fails to connect.
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
 /// let client = ApnsClient::builder()
 ///     .endpoint(Endpoint::Production)
-///     .token_auth(TokenKey::from_p8_file("AuthKey_ABC1234567.p8", "ABC1234567", "TEAM123456")?)
+/// #   .endpoint(closed)
+///     .token_auth(TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?)
 ///     .connections(2)
 ///     .build()?;
 /// let push = Push::builder("a1b2c3", "com.example.app").payload(&Payload::alert("Hello"))?.build()?;
 /// let outcome = client.send(push).await;
 /// println!("{outcome:?}");
+/// # assert!(outcome.error().is_some_and(|e| e.is_connect()), "{outcome:?}");
 /// client.shutdown().await;
 /// # Ok(()) }
 /// ```
@@ -739,19 +762,28 @@ impl ApnsClient {
     ///
     /// Must be called within a tokio runtime. Never panics on anything a peer sends.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{ApnsClient, Push, PushOutcome};
-    /// # async fn f(client: ApnsClient, push: Push, retry_later: impl Fn(Push)) {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every push fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let push = Push::builder("a1b2c3d4", "com.example.app").build().unwrap();
+    /// let mut retry_later = Vec::new();
     /// match client.send(push).await {
     ///     PushOutcome::Accepted(a) => println!("accepted {}", a.apns_id),
     ///     PushOutcome::Rejected(r) if r.reason.invalidates_token() => println!("delete the token"),
     ///     PushOutcome::Rejected(r) => println!("rejected: {} ({})", r.reason, r.reason.explain()),
     ///     PushOutcome::Failed(f) => {
     ///         println!("failed: {}", f.error);
-    ///         retry_later(f.push);
+    /// #       assert!(f.error.is_connect(), "{:?}", f.error);
+    ///         retry_later.push(f.push);
     ///     }
     ///     _ => {}
     /// }
+    /// assert_eq!(retry_later[0].device_token(), "a1b2c3d4"); // the failed push came back
     /// # }
     /// ```
     pub async fn send(&self, push: Push) -> PushOutcome {
@@ -977,15 +1009,27 @@ impl ApnsClient {
     /// one of them as they complete (not in input order). Memory stays bounded by `concurrency`
     /// however long the input is; dropping the stream stops taking new pushes.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{ApnsClient, Push};
-    /// # async fn f(client: ApnsClient, pushes: Vec<Push>) {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every push fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let pushes: Vec<Push> = (1..=3)
+    /// #     .map(|i| Push::builder(format!("a1b2c3d{i}"), "com.example.app").build().unwrap())
+    /// #     .collect();
     /// let mut outcomes = client.send_all(pushes, 256);
+    /// let mut unsent = Vec::new();
     /// while let Some((push, outcome)) = outcomes.next().await {
     ///     if let Some(reason) = outcome.reason() {
     ///         println!("{}: {reason}", push.device_token());
+    ///     } else if outcome.error().is_some_and(|e| e.is_connect()) {
+    ///         unsent.push(push); // no connection: nothing was sent, safe to send again
     ///     }
     /// }
+    /// # assert_eq!(unsent.len(), 3);
     /// # }
     /// ```
     pub fn send_all<I>(&self, pushes: I, concurrency: usize) -> Outcomes
@@ -1000,14 +1044,28 @@ impl ApnsClient {
     /// Like [`ApnsClient::send_all`], for pushes that arrive over time: takes them from a
     /// `Stream` (a channel receiver, a database cursor...) only as fast as they can be sent.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{ApnsClient, Push};
-    /// # async fn f(client: ApnsClient, pushes: impl futures_core::Stream<Item = Push> + Send + Unpin + 'static) {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), herald::apns::Error> {
+    /// # // No network in doctests: a closed local port, where every push fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// let (queue, pushes) = futures::channel::mpsc::unbounded::<Push>();
     /// let mut outcomes = client.send_stream(pushes, 256);
+    /// queue.unbounded_send(Push::builder("a1b2c3d4", "com.example.app").build()?).unwrap();
+    /// drop(queue); // the stream ends, and so do the outcomes once every push has one
+    /// # let mut failed = 0;
     /// while let Some((push, outcome)) = outcomes.next().await {
-    ///     let _ = (push, outcome);
+    ///     if !outcome.is_accepted() {
+    ///         println!("{} not accepted: {outcome:?}", push.apns_id());
+    /// #       assert!(outcome.error().is_some_and(|e| e.is_connect()), "{outcome:?}");
+    /// #       failed += 1;
+    ///     }
     /// }
-    /// # }
+    /// # assert_eq!(failed, 1);
+    /// # Ok(()) }
     /// ```
     pub fn send_stream<S>(&self, pushes: S, concurrency: usize) -> Outcomes
     where
@@ -1086,13 +1144,22 @@ impl ApnsClient {
 
 /// The outcomes of [`ApnsClient::send_all`]: a `Stream` of `(Push, PushOutcome)`.
 ///
-/// ```no_run
+/// ```
 /// # use herald::apns::{ApnsClient, Push};
-/// # async fn f(client: ApnsClient, pushes: Vec<Push>) {
-/// let mut outcomes = client.send_all(pushes, 64);
-/// while let Some((_push, outcome)) = outcomes.next().await {
-///     assert!(outcome.is_accepted() || !outcome.is_accepted());
-/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// # // No network in doctests: a closed local port, where every push fails to connect.
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+/// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+/// # let pushes: Vec<Push> = (1..=2)
+/// #     .map(|i| Push::builder(format!("a1b2c3d{i}"), "com.example.app").build().unwrap())
+/// #     .collect();
+/// use futures::StreamExt as _;
+///
+/// let outcomes: Vec<_> = client.send_all(pushes, 64).collect().await;
+/// assert_eq!(outcomes.len(), 2); // exactly one outcome per push
+/// # assert!(outcomes.iter().all(|(_, o)| o.error().is_some_and(|e| e.is_connect())));
 /// # }
 /// ```
 #[derive(Debug)]
@@ -1103,8 +1170,24 @@ pub struct Outcomes {
 impl Outcomes {
     /// The next outcome, or `None` when every push has one.
     ///
-    /// ```no_run
-    /// # async fn f(mut o: herald::apns::Outcomes) { while let Some(_) = o.next().await {} }
+    /// ```
+    /// # use herald::apns::{ApnsClient, Push};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every push fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let pushes: Vec<Push> = (1..=2)
+    /// #     .map(|i| Push::builder(format!("a1b2c3d{i}"), "com.example.app").build().unwrap())
+    /// #     .collect();
+    /// let mut outcomes = client.send_all(pushes, 8);
+    /// let mut seen = 0;
+    /// while let Some((_push, _outcome)) = outcomes.next().await {
+    ///     seen += 1;
+    /// }
+    /// assert_eq!(seen, 2); // one outcome per push, then `None`
+    /// # }
     /// ```
     pub async fn next(&mut self) -> Option<(Push, PushOutcome)> {
         self.rx.recv().await

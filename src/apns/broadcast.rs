@@ -4,10 +4,16 @@
 //! ([`Endpoint::channel_management`](super::Endpoint::channel_management)); broadcasts are sent
 //! on the normal push hosts. Both use the client's authentication and connection settings.
 //!
-//! ```no_run
+//! ```
 //! use herald::apns::{ApnsClient, Broadcast, LiveActivityEvent, MessageStoragePolicy, Payload};
 //!
-//! # async fn run(client: ApnsClient) -> Result<(), herald::apns::Error> {
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! # // No network in doctests: a closed local port, where every request fails to connect.
+//! # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+//! # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+//! # let result = async {
 //! let channel = client.create_channel("com.example.app", MessageStoragePolicy::NoMessageStored).await?;
 //! let mut payload = Payload::default();
 //! payload.aps.event = Some(LiveActivityEvent::Update);
@@ -16,7 +22,9 @@
 //! let broadcast = Broadcast::builder("com.example.app", channel.clone()).payload(&payload)?.build()?;
 //! let outcome = client.broadcast(broadcast).await;
 //! client.delete_channel("com.example.app", &channel).await?;
-//! # Ok(()) }
+//! # Ok::<(), herald::apns::Error>(()) }.await;
+//! # assert!(result.unwrap_err().is_connect()); // nothing was sent
+//! # }
 //! ```
 
 use std::fmt;
@@ -369,11 +377,20 @@ impl ApnsClient {
 
     /// Creates a broadcast channel for Live Activities of `bundle_id`.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{ApnsClient, MessageStoragePolicy};
-    /// # async fn f(client: ApnsClient) -> Result<(), herald::apns::Error> {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every request fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let result = async {
     /// let id = client.create_channel("com.example.app", MessageStoragePolicy::MostRecentMessageStored).await?;
-    /// # Ok(()) }
+    /// println!("store {id}: broadcasts and later calls need it");
+    /// # Ok::<(), herald::apns::Error>(()) }.await;
+    /// # assert!(result.unwrap_err().is_connect()); // nothing was sent
+    /// # }
     /// ```
     pub async fn create_channel(
         &self,
@@ -413,11 +430,21 @@ impl ApnsClient {
 
     /// Reads a channel's configuration.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{ApnsClient, ChannelId};
-    /// # async fn f(client: ApnsClient, id: ChannelId) -> Result<(), herald::apns::Error> {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every request fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let result = async {
+    /// let id = ChannelId::new("dHN0LTEyMzQ1Njc4OTAxMjM0NTY="); // as create_channel returned it
     /// let config = client.read_channel("com.example.app", &id).await?;
-    /// # Ok(()) }
+    /// println!("{:?}", config.storage_policy);
+    /// # Ok::<(), herald::apns::Error>(()) }.await;
+    /// # assert!(result.unwrap_err().is_connect()); // nothing was sent
+    /// # }
     /// ```
     pub async fn read_channel(
         &self,
@@ -464,11 +491,21 @@ impl ApnsClient {
 
     /// Lists the channel ids of `bundle_id`.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::ApnsClient;
-    /// # async fn f(client: ApnsClient) -> Result<(), herald::apns::Error> {
-    /// for id in client.list_channels("com.example.app").await? { println!("{id}"); }
-    /// # Ok(()) }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every request fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let result = async {
+    /// for id in client.list_channels("com.example.app").await? {
+    ///     println!("{id}");
+    /// }
+    /// # Ok::<(), herald::apns::Error>(()) }.await;
+    /// # assert!(result.unwrap_err().is_connect()); // nothing was sent
+    /// # }
     /// ```
     pub async fn list_channels(&self, bundle_id: &str) -> Result<Vec<ChannelId>, Error> {
         check_bundle(bundle_id)?;
@@ -499,11 +536,20 @@ impl ApnsClient {
 
     /// Deletes a channel.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{ApnsClient, ChannelId};
-    /// # async fn f(client: ApnsClient, id: ChannelId) -> Result<(), herald::apns::Error> {
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every request fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let id = ChannelId::new("dHN0LTEyMzQ1Njc4OTAxMjM0NTY=");
+    /// # let result = async {
     /// client.delete_channel("com.example.app", &id).await?;
-    /// # Ok(()) }
+    /// # Ok::<(), herald::apns::Error>(()) }.await;
+    /// # assert!(result.unwrap_err().is_connect()); // nothing was sent
+    /// # }
     /// ```
     pub async fn delete_channel(&self, bundle_id: &str, channel: &ChannelId) -> Result<(), Error> {
         check_bundle(bundle_id)?;
@@ -525,10 +571,28 @@ impl ApnsClient {
     /// Sends a broadcast; like [`ApnsClient::send`], it ends in exactly one [`PushOutcome`],
     /// which hands the broadcast back when rejected or failed.
     ///
-    /// ```no_run
-    /// # use herald::apns::{ApnsClient, Broadcast};
-    /// # async fn f(client: ApnsClient, b: Broadcast) {
+    /// ```
+    /// # use herald::apns::{ApnsClient, Broadcast, ChannelId};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # // No network in doctests: a closed local port, where every request fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
+    /// # let b = Broadcast::builder("com.example.app", ChannelId::new("dHN0LTEyMzQ1Njc4OTAxMjM0NTY="))
+    /// #     .build()
+    /// #     .unwrap();
+    /// # let sent_id = b.apns_id().to_owned();
+    /// # let mut returned = false;
     /// let outcome = client.broadcast(b).await;
+    /// # assert!(outcome.error().is_some_and(|e| e.is_connect()), "{outcome:?}");
+    /// if let Some(back) = outcome.into_push() {
+    ///     // Rejected or failed: the broadcast comes back, with its apns-id, to fix or resend.
+    ///     println!("broadcast {} not delivered", back.apns_id());
+    /// #   assert_eq!(back.apns_id(), sent_id);
+    /// #   returned = true;
+    /// }
+    /// # assert!(returned);
     /// # }
     /// ```
     pub async fn broadcast(&self, broadcast: Broadcast) -> PushOutcome<Broadcast> {

@@ -627,6 +627,35 @@ async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed
         "HERALD_P12_PASSWORD: {}",
         text(&out)
     );
+    // A password that is another option's name is a password wherever it cannot have been
+    // left out: from the environment, or joined to its option with `=`.
+    cert.write_p12(f.path(&p12_file("--device")), "--device")
+        .unwrap();
+    let mut joined = p12_args("--device");
+    joined.push("--password=--device".into());
+    let out = herald(joined).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--password=--device: {}",
+        text(&out)
+    );
+    let from_env = p12_args("--device");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(HERALD)
+            .args(from_env)
+            .env("HERALD_P12_PASSWORD", "--device")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "HERALD_P12_PASSWORD=--device: {}",
+        text(&out)
+    );
     let accepted = f.mock.pushes().len();
 
     let refused: &[(&[&str], &str)] = &[

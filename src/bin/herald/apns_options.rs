@@ -106,9 +106,10 @@ impl std::fmt::Debug for Password {
 }
 
 /// The value parser of a [`Password`] option (give it `allow_hyphen_values`). Its only
-/// refusals repeat nothing of the value: one that is not UTF-8, and one that is exactly
-/// another option of the command (`--password --device ...`: the password was left out, and
-/// clap would go on to call the next value an unexpected argument).
+/// refusal, a value that is not UTF-8, repeats nothing of it. A password left out on the
+/// command line (`--password --device ...`, two words) is caught in `main`
+/// (`password_left_out`), which sees the words as typed: the same value from the environment
+/// or as `--password=--device` is a password.
 #[derive(Clone, Copy)]
 pub(crate) struct PasswordParser;
 
@@ -131,9 +132,6 @@ impl clap::builder::TypedValueParser for PasswordParser {
         let Some(value) = value.to_str() else {
             return Err(refuse(format!("{option}: the password is not valid UTF-8")));
         };
-        if is_option(cmd, value) {
-            return Err(refuse(format!("{option}: {PASSWORD_LEFT_OUT}")));
-        }
         Ok(Password(value.to_owned()))
     }
 }

@@ -125,20 +125,25 @@ fn password_left_out(args: &[std::ffi::OsString]) -> Option<&'static str> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = Cli::try_parse_from(&args);
+    // A password option followed by another option, as two words, left the password out,
+    // whether or not the rest still parsed (`--password --device X` may parse, with
+    // `--device` as the password); clap's own message would blame the words after it. Only
+    // the words as typed count: from the environment, or as `--password=--device`, such a
+    // value is the password.
+    if parsed.as_ref().map_or_else(|e| e.use_stderr(), |_| true)
+        && let Some(option) = password_left_out(&args)
+    {
+        errln!(
+            "error: {option}: {}\n\nFor more information, try '--help'.",
+            apns_options::PASSWORD_LEFT_OUT
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
-            let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-            if e.use_stderr()
-                && let Some(option) = password_left_out(&args)
-            {
-                // Clap's own message would blame the value after the swallowed option.
-                errln!(
-                    "error: {option}: {}\n\nFor more information, try '--help'.",
-                    apns_options::PASSWORD_LEFT_OUT
-                );
-                return ExitCode::from(exit::USAGE);
-            }
             // --help and --version print to stdout and succeed; every other parse error is a
             // usage error (clap would exit 2, which here means "rejected by APNs").
             let _ = e.print();

@@ -681,6 +681,58 @@ async fn two_prefixes_cannot_share_stream_names() {
     NatsPushQueue::start(&us, own).await.unwrap();
 }
 
+/// Workers and posting sides started together against a server without the queue's streams
+/// all start: each finds the streams and the consumer missing and asks to create them, and
+/// the server may refuse all but the first creation ("subjects overlap with an existing
+/// stream") although what was asked for now exists. Once in a while that made one of two
+/// `herald worker`s started together exit with code 3. Many rounds of eight starts, as the
+/// refusal needs two creations inside the server at the same moment (about one round in
+/// seventy before the fix).
+async fn workers_and_posting_sides_starting_together_on_a_new_server_all_start() {
+    const STARTS: usize = 8;
+    const ROUNDS: usize = 100;
+    let server = NatsServer::start();
+    let admin = jetstream::new(quick_bridge(&server).await.client().clone());
+    let mut bridges = Vec::new();
+    for _ in 0..STARTS {
+        bridges.push(quick_bridge(&server).await);
+    }
+    for round in 0..ROUNDS {
+        for stream in ["HERALD_PUSH", "HERALD_PUSH_OUTCOMES"] {
+            let _ = admin.delete_stream(stream).await;
+        }
+        let starts: Vec<_> = bridges
+            .iter()
+            .enumerate()
+            .map(|(i, bridge)| {
+                let bridge = bridge.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        PushWorker::builder(ApnsClient::builder().build().unwrap())
+                            .start(&bridge)
+                            .await
+                            .map(Some)
+                    } else {
+                        NatsPushQueue::start(&bridge, PushQueueConfig::default())
+                            .await
+                            .map(|_| None)
+                    }
+                })
+            })
+            .collect();
+        let mut workers = Vec::new();
+        for (i, start) in starts.into_iter().enumerate() {
+            match start.await.unwrap() {
+                Ok(worker) => workers.extend(worker),
+                Err(e) => panic!("round {round}: start {i} refused: {e:?}"),
+            }
+        }
+        // Dropped: stopped at once (they hold nothing), not waiting for their pull requests
+        // to end as a shutdown does.
+        drop(workers);
+    }
+}
+
 /// With the default options the store's first connect is retried: a store opened before its
 /// server is up connects once it is (within the store's timeout); a server that stays away is
 /// a typed connect error once the timeout has passed.
@@ -991,6 +1043,10 @@ fn main() {
             nats_support::multi(
                 "two_prefixes_cannot_share_stream_names",
                 two_prefixes_cannot_share_stream_names,
+            ),
+            nats_support::multi(
+                "workers_and_posting_sides_starting_together_on_a_new_server_all_start",
+                workers_and_posting_sides_starting_together_on_a_new_server_all_start,
             ),
             nats_support::multi(
                 "the_kv_store_waits_for_a_server_that_is_not_up_yet",

@@ -64,12 +64,15 @@ fn worker_files(mock: &MockApns, dir: &std::path::Path) {
 }
 
 /// A `herald worker` process, killed if still running when dropped. Its stdout lines come
-/// through `lines`; its stderr is passed on to the test's, and kept.
+/// through `lines`; its stderr is passed on to the test's, and kept: a failure about a worker
+/// says what it printed there (why it exited, say).
 struct Worker {
     child: Child,
     lines: mpsc::Receiver<String>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// Disconnected once its stderr has ended (the process exited).
+    stderr_ended: mpsc::Receiver<()>,
 }
 
 impl Worker {
@@ -110,9 +113,24 @@ impl Worker {
                         return v;
                     }
                 }
-                Err(e) => panic!("worker: no {key} line: {e:?} ({:?})", self.child.try_wait()),
+                Err(e) => {
+                    let status = self.child.try_wait();
+                    panic!(
+                        "worker: no {key} line: {e:?} ({status:?}); its stderr:\n{}",
+                        self.stderr()
+                    )
+                }
             }
         }
+    }
+
+    /// What it printed on stderr so far; all of it once it has exited (its pipe ends with
+    /// the process; the reader may lag a little).
+    fn stderr(&mut self) -> String {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.stderr_ended.recv_timeout(PATIENCE);
+        }
+        self.stderr.lock().unwrap().clone()
     }
 
     /// SIGTERM, then waits for it to finish what it holds and exit.
@@ -133,52 +151,80 @@ impl Worker {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "herald worker still running");
+            assert!(
+                Instant::now() < deadline,
+                "herald worker still running; its stderr so far:\n{}",
+                self.stderr.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         // Both pipes end with the process; their readers may lag a little.
-        while self.lines.recv_timeout(Duration::from_secs(5)).is_ok() {}
-        std::thread::sleep(Duration::from_millis(100));
+        while self.lines.recv_timeout(PATIENCE).is_ok() {}
         let stdout = self.stdout.lock().unwrap().clone();
-        let stderr = self.stderr.lock().unwrap().clone();
+        let stderr = self.stderr();
         (status.code(), stdout, stderr)
     }
 }
 
 /// Starting a worker command, with its output collected.
 trait Start {
+    /// Spawns it, reading all it prints.
     fn start(&mut self) -> Worker;
+    /// Spawns it, reading its stdout up to its first line only, then closing it: nobody
+    /// reads what it prints there after that (its stderr is still read).
+    fn start_reading_one_line(&mut self) -> Worker;
 }
 
 impl Start for Command {
     fn start(&mut self) -> Worker {
-        let mut child = self.spawn().expect("spawn herald worker");
-        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        let (all_out, all_err) = (
-            Arc::new(Mutex::new(String::new())),
-            Arc::new(Mutex::new(String::new())),
-        );
-        let out = all_out.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                out.lock().unwrap().push_str(&format!("{line}\n"));
-                let _ = tx.send(line);
-            }
-        });
-        let err = all_err.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("{line}");
-                err.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        Worker {
-            child,
-            lines,
-            stdout: all_out,
-            stderr: all_err,
+        spawn_worker(self, usize::MAX)
+    }
+
+    fn start_reading_one_line(&mut self) -> Worker {
+        spawn_worker(self, 1)
+    }
+}
+
+/// Spawns `command` with both pipes read by threads, stdout up to `read_lines` lines.
+fn spawn_worker(command: &mut Command, read_lines: usize) -> Worker {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn herald worker");
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let (tx, lines) = mpsc::channel();
+    let (all_out, all_err) = (
+        Arc::new(Mutex::new(String::new())),
+        Arc::new(Mutex::new(String::new())),
+    );
+    let out = all_out.clone();
+    std::thread::spawn(move || {
+        // Dropping the reader at the end closes the pipe.
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take(read_lines)
+        {
+            out.lock().unwrap().push_str(&format!("{line}\n"));
+            let _ = tx.send(line);
         }
+    });
+    let err = all_err.clone();
+    let (ended, stderr_ended) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            err.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+        drop(ended);
+    });
+    Worker {
+        child,
+        lines,
+        stdout: all_out,
+        stderr: all_err,
+        stderr_ended,
     }
 }
 
@@ -466,29 +512,24 @@ async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
     let dir = tempfile::tempdir().unwrap();
     let mock = MockApns::start().await.unwrap();
     worker_files(&mock, dir.path());
+    // Started together against a new server: both create the queue's streams and consumer
+    // (the server refusing one of two simultaneous creations once made one exit here, with
+    // code 3, before its ready line).
     let mut read = Worker::spawn("read", &server.url(), &mock, dir.path());
     // The other one's stdout is read up to its ready line, then closed.
     let mut unread = Worker::command(&server.url(), &mock, dir.path())
         .args(["--name", "unread"])
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let first = BufReader::new(unread.stdout.take().unwrap());
-    let ready = tokio::task::spawn_blocking(move || {
-        let mut first = first;
-        let mut line = String::new();
-        first.read_line(&mut line).map(|_| line)
-    });
-    read.expect("ready");
-    let ready = tokio::time::timeout(PATIENCE, ready)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(ready.contains("\"ready\""), "{ready:?}");
+        .start_reading_one_line();
+    let (read, unread) = tokio::task::spawn_blocking(move || {
+        read.expect("ready");
+        unread.expect("ready");
+        (read, unread)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     server.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = unread.id().to_string();
+    let pid = unread.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -505,15 +546,10 @@ async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
     // A hang guard: idle, it waited out two timeouts (11 s); now it has nothing to wait for.
     let took = stopping.elapsed();
     assert!(took < Duration::from_secs(5), "stopped after {took:?}");
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = unread.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(status.code(), Some(0), "its stdout closed: {status}");
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || unread.exit())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "its stdout closed; its stderr:\n{stderr}");
 }
 
 /// `herald worker` stops promptly on SIGTERM with the server gone while it holds a push (sent

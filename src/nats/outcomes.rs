@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, consumer};
 
-use super::push::{PushQueueConfig, next, queue_error};
+use super::push::{PushQueueConfig, get_or_create_consumer, next, queue_error};
 use super::push_wire::{OutcomeRecord, VERSION, from_ms};
 use super::{Error, NatsBridge};
 use crate::apns::Reason;
@@ -202,19 +202,19 @@ impl OutcomeImport {
         let prefix = bridge.subject_prefix().to_owned();
         let js = jetstream::new(bridge.client().clone());
         let (_, outcomes) = config.ensure_streams(&js, &prefix).await?;
-        let consumer: consumer::PullConsumer = outcomes
-            .get_or_create_consumer(
-                name,
-                consumer::pull::Config {
-                    durable_name: Some(name.to_owned()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::New,
-                    filter_subject: config.outcome_subject(&prefix),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| queue_error("create the outcome importer's consumer", e))?;
+        let consumer = get_or_create_consumer(
+            &outcomes,
+            name,
+            consumer::pull::Config {
+                durable_name: Some(name.to_owned()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                deliver_policy: consumer::DeliverPolicy::New,
+                filter_subject: config.outcome_subject(&prefix),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| queue_error("create the outcome importer's consumer", e))?;
         let counters = Arc::new(Counters::default());
         let task = tokio::spawn(read(consumer, center.clone(), counters.clone()));
         Ok(OutcomeImport {

@@ -300,19 +300,22 @@ impl PushQueueConfig {
         js: &jetstream::Context,
         prefix: &str,
     ) -> Result<(jetstream::stream::Stream, jetstream::stream::Stream), Error> {
-        let jobs = js
-            .get_or_create_stream(stream::Config {
+        let jobs = get_or_create_stream(
+            js,
+            stream::Config {
                 name: self.stream.clone(),
                 subjects: vec![self.job_subject(prefix)],
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
                 duplicate_window: self.duplicate_window,
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| queue_error("create the work-queue stream", e))?;
-        let outcomes = js
-            .get_or_create_stream(stream::Config {
+            },
+        )
+        .await
+        .map_err(|e| queue_error("create the work-queue stream", e))?;
+        let outcomes = get_or_create_stream(
+            js,
+            stream::Config {
                 name: self.outcome_stream.clone(),
                 subjects: vec![self.outcome_subject(prefix)],
                 retention: stream::RetentionPolicy::Limits,
@@ -320,9 +323,10 @@ impl PushQueueConfig {
                 duplicate_window: self.duplicate_window,
                 max_age: self.outcome_max_age,
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| queue_error("create the outcome stream", e))?;
+            },
+        )
+        .await
+        .map_err(|e| queue_error("create the outcome stream", e))?;
         for (stream, subject) in [
             (&jobs, self.job_subject(prefix)),
             (&outcomes, self.outcome_subject(prefix)),
@@ -340,6 +344,81 @@ impl PushQueueConfig {
             }
         }
         Ok((jobs, outcomes))
+    }
+}
+
+/// How many times a creation the server refused is tried again (see
+/// [`get_or_create_stream`]).
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// Whether the server's refusal to create a stream or a consumer can mean that another client
+/// created the same one at the same moment (then it exists now, and looking again finds it).
+fn lost_a_creation_race(code: jetstream::ErrorCode) -> bool {
+    use jetstream::ErrorCode as C;
+    [
+        C::STREAM_SUBJECT_OVERLAP,
+        C::STREAM_NAME_EXIST,
+        C::CONSUMER_NAME_EXIST,
+        C::CONSUMER_ALREADY_EXISTS,
+        C::CONSUMER_EXISTING_ACTIVE,
+    ]
+    .contains(&code)
+}
+
+/// The stream `config` names, created when missing. Workers and posting sides all call this
+/// at start-up, so two of them may find the stream missing at the same moment and both ask to
+/// create it: the server (nats-server 2.9) can then refuse the second creation, saying
+/// "subjects overlap with an existing stream" (the first one's), although what it asked for
+/// now exists. That made one of two `herald worker`s started together against a new server
+/// exit with code 3 now and then. A refusal that can come from that race is followed by a
+/// second look (a few, with short pauses); a real conflict (another stream holding the
+/// subject) is still refused, after them.
+async fn get_or_create_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<jetstream::stream::Stream, jetstream::context::CreateStreamError> {
+    use jetstream::context::CreateStreamErrorKind as K;
+    let mut pause = Duration::from_millis(20);
+    let mut attempt = 1;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Err(e)
+                if attempt < CREATE_ATTEMPTS
+                    && matches!(e.kind(), K::JetStream(j) if lost_a_creation_race(j.error_code())) =>
+            {
+                tracing::debug!(error = %e, stream = %config.name, "stream creation refused, looking again");
+            }
+            done => return done,
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        attempt += 1;
+    }
+}
+
+/// The durable pull consumer `name` of `stream`, created with `config` when missing; safe
+/// against another client creating it at the same moment, like [`get_or_create_stream`].
+pub(crate) async fn get_or_create_consumer(
+    stream: &jetstream::stream::Stream,
+    name: &str,
+    config: consumer::pull::Config,
+) -> Result<consumer::PullConsumer, jetstream::stream::ConsumerError> {
+    use jetstream::stream::ConsumerErrorKind as K;
+    let mut pause = Duration::from_millis(20);
+    let mut attempt = 1;
+    loop {
+        match stream.get_or_create_consumer(name, config.clone()).await {
+            Err(e)
+                if attempt < CREATE_ATTEMPTS
+                    && matches!(e.kind(), K::JetStream(j) if lost_a_creation_race(j.error_code())) =>
+            {
+                tracing::debug!(error = %e, consumer = name, "consumer creation refused, looking again");
+            }
+            done => return done,
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        attempt += 1;
     }
 }
 
@@ -857,20 +936,20 @@ impl PushWorkerBuilder {
         let prefix = bridge.subject_prefix().to_owned();
         let js = jetstream::new(bridge.client().clone());
         let (jobs, _) = self.config.ensure_streams(&js, &prefix).await?;
-        let consumer: consumer::PullConsumer = jobs
-            .get_or_create_consumer(
-                &self.config.consumer,
-                consumer::pull::Config {
-                    durable_name: Some(self.config.consumer.clone()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: self.config.ack_wait,
-                    max_deliver: self.config.max_deliver,
-                    filter_subject: self.config.job_subject(&prefix),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| queue_error("create the workers' consumer", e))?;
+        let consumer = get_or_create_consumer(
+            &jobs,
+            &self.config.consumer,
+            consumer::pull::Config {
+                durable_name: Some(self.config.consumer.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: self.config.ack_wait,
+                max_deliver: self.config.max_deliver,
+                filter_subject: self.config.job_subject(&prefix),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| queue_error("create the workers' consumer", e))?;
         let shared = Arc::new(WorkerShared {
             name: self.name.unwrap_or_else(|| bridge.id().to_string()),
             client: self.client,

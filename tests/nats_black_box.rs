@@ -17,7 +17,6 @@ mod nats_support;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,7 @@ use herald::nats::{
 };
 use herald::{Notification, NotificationCenter, SenderId};
 use nats_support::{
-    NatsServer, PATIENCE, Pipe, bridge, cut_and_wait, len, pipe, pipe_from, record, until,
+    Link, NatsServer, PATIENCE, Pipe, bridge, cut_and_wait, len, pipe, pipe_from, record, until,
 };
 use serde::{Deserialize, Serialize};
 
@@ -82,73 +81,6 @@ fn senders_of<N: Notification>(
         }
     });
     (seen, sub)
-}
-
-/// A TCP link in front of the server that can be cut (every connection through it closed,
-/// new ones refused) and restored, while the server itself stays up: a network outage for one
-/// client only.
-struct Link {
-    port: u16,
-    up: Arc<AtomicBool>,
-    pipes: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Link {
-    async fn start(server_port: u16, up: bool) -> Link {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(up));
-        let pipes: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (u, p) = (up.clone(), pipes.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !u.load(Ordering::SeqCst) {
-                    drop(client); // refused: closed at once
-                    continue;
-                }
-                let Ok(mut server) =
-                    tokio::net::TcpStream::connect(("127.0.0.1", server_port)).await
-                else {
-                    continue;
-                };
-                let pipe = tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-                p.lock().unwrap().push(pipe);
-            }
-        });
-        Link {
-            port,
-            up,
-            pipes,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for pipe in self.pipes.lock().unwrap().drain(..) {
-            pipe.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.task.abort();
-        for pipe in self.pipes.lock().unwrap().drain(..) {
-            pipe.abort();
-        }
-    }
 }
 
 /// A `nats-server` without JetStream, killed on drop.

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
+use futures::{FutureExt, StreamExt};
 use herald::apns::{ApnsClient, Payload};
 use herald::bridge::{
     ApnsSink, Device, DeviceRegistry, Environment, Message, PushAccepted, PushFailed, PushRejected,
@@ -733,6 +734,73 @@ async fn workers_and_posting_sides_starting_together_on_a_new_server_all_start()
     }
 }
 
+/// A worker whose connection is lost makes no pull request until it is back. It used to make
+/// one each time the client ended its open batch on its own timer (the batch's expiry plus
+/// 5 s: every 6 s): the client queued each until the reconnection, then sent them all, with
+/// a subscription and an unsubscription of its inbox around each, for batches long given up.
+/// Counted here as the requests the server receives after the link comes back, from workers
+/// that stopped before it did: all of them were made during the outage.
+async fn a_worker_makes_no_pull_requests_while_disconnected() {
+    const WORKERS: usize = 3;
+    let server = NatsServer::start();
+    let link = nats_support::Link::start(server.port(), true).await;
+    let observer = quick_bridge(&server).await;
+    let mut requests = observer
+        .client()
+        .subscribe("$JS.API.CONSUMER.MSG.NEXT.HERALD_PUSH.herald-workers")
+        .await
+        .unwrap();
+    observer.client().flush().await.unwrap();
+    let bridge = NatsBridge::builder()
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .connect(&link.url())
+        .await
+        .unwrap();
+    let mock = mock_apns().await;
+    let mut workers = Vec::new();
+    for i in 0..WORKERS {
+        let worker = PushWorker::builder(client_of(&mock))
+            .name(format!("w{i}"))
+            .start(&bridge)
+            .await
+            .unwrap();
+        workers.push(worker);
+    }
+    // Each is pulling.
+    for _ in 0..WORKERS {
+        tokio::time::timeout(PATIENCE, requests.next())
+            .await
+            .expect("a pull request")
+            .unwrap();
+    }
+    let mut states = nats_support::cut_and_wait(&bridge, || link.cut()).await;
+    // Long enough for the client to end each worker's open batch (made at most a second or
+    // so before the cut: the server ends an idle one after a second) and for the old loop
+    // to make another request.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for worker in &workers {
+        worker.shutdown().await; // at once: the server is gone
+    }
+    observer.client().flush().await.unwrap();
+    while requests.next().now_or_never().flatten().is_some() {}
+
+    link.restore();
+    nats_support::wait_for_state(&mut states, herald::nats::ConnectionState::Connected).await;
+    // What the client queued is at the server once a round trip after it is answered, and
+    // its copies are here once the observer's round trip is.
+    bridge.client().flush().await.unwrap();
+    observer.client().flush().await.unwrap();
+    let mut stale = 0;
+    while requests.next().now_or_never().flatten().is_some() {
+        stale += 1;
+    }
+    // One could be made as the connection broke, before the client knew.
+    assert!(
+        stale <= 1,
+        "{stale} pull requests made during the outage reached the server"
+    );
+}
+
 /// With the default options the store's first connect is retried: a store opened before its
 /// server is up connects once it is (within the store's timeout); a server that stays away is
 /// a typed connect error once the timeout has passed.
@@ -1047,6 +1115,10 @@ fn main() {
             nats_support::multi(
                 "workers_and_posting_sides_starting_together_on_a_new_server_all_start",
                 workers_and_posting_sides_starting_together_on_a_new_server_all_start,
+            ),
+            nats_support::multi(
+                "a_worker_makes_no_pull_requests_while_disconnected",
+                a_worker_makes_no_pull_requests_while_disconnected,
             ),
             nats_support::multi(
                 "the_kv_store_waits_for_a_server_that_is_not_up_yet",

@@ -1230,7 +1230,8 @@ impl Drop for WorkerHandle {
 }
 
 /// The pull loop: fetches at most as many jobs as there are free permits, each batch
-/// bounded in time. A stop ends it at once: no job starts after it, and the pull request
+/// bounded in time, one request at a time and none while the connection is lost
+/// ([`connected`]). A stop ends it at once: no job starts after it, and the pull request
 /// still open on the server is read to its end (within a second) only to hand back,
 /// untouched, what was delivered on it, unless the worker gives up its jobs (the server is
 /// gone).
@@ -1242,6 +1243,11 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
             p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             () = shared.reached(Phase::Stopping) => return,
         };
+        // Not while the connection is lost: see `connected`.
+        tokio::select! {
+            () = connected(&shared) => {}
+            () = shared.reached(Phase::Stopping) => return,
+        }
         let free = shared.permits.available_permits() + 1;
         // A long poll (`batch`, not `fetch`): the server holds the request open and delivers
         // jobs as they come, until `free` arrived or a second passed. `fetch` answers at once
@@ -1308,6 +1314,39 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
             };
             let held = Held::new(&shared, p);
             tokio::spawn(handle(message, shared.clone(), held));
+        }
+    }
+}
+
+/// How often [`connected`] looks at the client's state, besides when the bridge's changes.
+const CONNECTION_RECHECK: Duration = Duration::from_millis(250);
+
+/// Returns once the client is connected: at once when it is, else when the connection is back
+/// (or the bridge is closed: then requests fail, and the pull loop counts and retries them).
+///
+/// A pull request made while the connection is lost is not refused: the client queues it,
+/// with its inbox's subscription, until it reconnects. The batch waiting on it ends on the
+/// client's own timer (its expiry plus 5 s), and a loop that then made the next one stacked a
+/// request every 6 s of an outage, all sent at the reconnection for batches long given up
+/// (the server could deliver jobs to them, to come back only after `ack_wait`). So the loop
+/// waits here before each request: at most one can be made as the connection breaks, before
+/// the client knows.
+async fn connected(shared: &WorkerShared) {
+    let mut bridge = shared.connection.clone();
+    while shared.nats.connection_state() != async_nats::connection::State::Connected {
+        if *bridge.borrow_and_update() == ConnectionState::Closed {
+            return;
+        }
+        // The bridge's state follows the client's (a little later): wake when it changes,
+        // and look again now and then anyway (a dropped bridge says nothing more).
+        let changed = async {
+            if bridge.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = changed => {}
+            () = tokio::time::sleep(CONNECTION_RECHECK) => {}
         }
     }
 }

@@ -345,6 +345,78 @@ impl Drop for SlowLink {
     }
 }
 
+/// A TCP link in front of the server that can be cut (every connection through it closed,
+/// new ones refused) and restored, while the server itself stays up: a network outage for one
+/// client only.
+pub struct Link {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pipes: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    /// A link to the server on `server_port`, up or cut from the start.
+    pub async fn start(server_port: u16, up: bool) -> Link {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(up));
+        let pipes: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            std::sync::Arc::default();
+        let (u, p) = (up.clone(), pipes.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(client); // refused: closed at once
+                    continue;
+                }
+                let Ok(mut server) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", server_port)).await
+                else {
+                    continue;
+                };
+                let pipe = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                p.lock().unwrap().push(pipe);
+            }
+        });
+        Link {
+            port,
+            up,
+            pipes,
+            task,
+        }
+    }
+
+    /// `nats://127.0.0.1:<the link's port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every connection through it, and refuses new ones until [`Link::restore`].
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for pipe in self.pipes.lock().unwrap().drain(..) {
+            pipe.abort();
+        }
+    }
+
+    /// Takes new connections again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.task.abort();
+        for pipe in self.pipes.lock().unwrap().drain(..) {
+            pipe.abort();
+        }
+    }
+}
+
 /// What the push tests share: a mock APNs, clients of it, and bridges, queues and workers on
 /// the NATS server.
 #[cfg(all(feature = "bridge", feature = "mock"))]

@@ -1341,6 +1341,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a bridge that has no client: for unit tests of what reads it
+    /// (an import's task).
+    #[cfg(test)]
+    pub(crate) fn detached(id: BridgeId) -> Arc<Shared> {
+        Arc::new(Shared {
+            id,
+            counters: Counters::default(),
+            connected_once: AtomicBool::new(false),
+            state: watch::channel(ConnectionState::Disconnected).0,
+            centers: Mutex::new(Vec::new()),
+        })
+    }
+
     fn set_state(&self, state: ConnectionState, detail: &str) {
         if state == ConnectionState::Connected {
             self.connected_once.store(true, Ordering::Release);

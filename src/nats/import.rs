@@ -19,14 +19,20 @@ use super::{
 };
 use crate::{Notification, NotificationCenter, SenderId};
 
-/// Reads one payload as a registered type and posts it.
-type Decoder =
-    Arc<dyn Fn(&[u8], &NotificationCenter, SenderId) -> Result<(), String> + Send + Sync>;
+/// Reads one payload as a registered type and posts it with the sender its third argument
+/// gives, asked only once the payload has decoded: that records the origin in the
+/// process-wide table ([`Origin::sender_id`]), which never forgets one, so a message that
+/// cannot be read must not get there.
+type Decoder = Arc<
+    dyn Fn(&[u8], &NotificationCenter, &mut dyn FnMut() -> SenderId) -> Result<(), String>
+        + Send
+        + Sync,
+>;
 
 fn decoder<N: Notification + DeserializeOwned>() -> Decoder {
     Arc::new(|payload, center, sender| {
         let value: N = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-        center.post_from(sender, value);
+        center.post_from(sender(), value);
         Ok(())
     })
 }
@@ -605,14 +611,21 @@ impl SeqTable {
     }
 }
 
-/// Where the notifications of one message come from.
+/// Where the notifications of one message come from, as the wire says (its [`SenderId`] is
+/// asked for only once one of them decodes).
 struct Source<'a> {
     subject: &'a str,
     /// The subject without the bridge's prefix.
     name: &'a str,
     bridge: Option<BridgeId>,
     raw_sender: Option<u64>,
-    sender: SenderId,
+}
+
+impl Source<'_> {
+    /// The origin, not recorded in the table (for reports of what could not be read).
+    fn origin(&self) -> Origin {
+        Origin::from_wire(self.bridge, self.raw_sender)
+    }
 }
 
 async fn import_loop(mut subscriber: async_nats::Subscriber, mut state: Importing) {
@@ -634,8 +647,7 @@ impl Importing {
             Ok(meta) => meta,
             Err(error) => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
-                let (origin, _) = self.origins.get(None, None);
-                return self.undecodable(subject, &origin, error);
+                return self.undecodable(subject, Origin::foreign(), error);
             }
         };
         let count = meta.map_or(1, |m| m.count);
@@ -667,7 +679,6 @@ impl Importing {
             return;
         }
         let raw_sender = meta.and_then(|m| m.sender);
-        let sender = self.origins.sender_id(bridge, raw_sender);
         let name = subject.get(self.prefix_len..).unwrap_or(subject);
         let decode = match &self.route {
             Route::Typed(decode) => Some(decode.clone()),
@@ -678,7 +689,6 @@ impl Importing {
             name,
             bridge,
             raw_sender,
-            sender,
         };
         if !meta.is_some_and(|m| m.batch) {
             return self.deliver(&from, decode.as_ref(), &message.payload);
@@ -687,34 +697,35 @@ impl Importing {
         for _ in 0..count {
             match frames.next_item() {
                 Ok(item) => self.deliver(&from, decode.as_ref(), item),
-                Err(error) => {
-                    let (origin, _) = self.origins.get(bridge, raw_sender);
-                    self.undecodable(subject, &origin, error);
-                }
+                Err(error) => self.undecodable(subject, from.origin(), error),
             }
         }
         let trailing = frames.trailing();
         if trailing > 0 {
             // Not a notification of the batch, but something unreadable was received.
             self.stats.received.fetch_add(1, Ordering::Relaxed);
-            let (origin, _) = self.origins.get(bridge, raw_sender);
             self.undecodable(
                 subject,
-                &origin,
+                from.origin(),
                 format!("{trailing} bytes after the batch's {count} items"),
             );
         }
     }
 
     /// Decodes one notification (a whole message's payload, or one item of a batch) and posts
-    /// it, or counts it undecodable.
+    /// it, or counts it undecodable. Only a notification that decodes records its origin in
+    /// the process-wide table (which never forgets one): forged origins on unreadable
+    /// messages cost nothing there.
     fn deliver(&mut self, from: &Source<'_>, decode: Option<&Decoder>, payload: &[u8]) {
         let decoded = match decode {
-            Some(decode) => decode(payload, &self.center, from.sender),
-            None => {
-                let (origin, _) = self.origins.get(from.bridge, from.raw_sender);
-                self.post_erased(from.name, payload, origin, from.sender)
+            Some(decode) => {
+                let origins = &mut self.origins;
+                let (bridge, raw_sender) = (from.bridge, from.raw_sender);
+                decode(payload, &self.center, &mut || {
+                    origins.sender_id(bridge, raw_sender)
+                })
             }
+            None => self.post_erased(from, payload),
         };
         match decoded {
             Ok(()) => {
@@ -724,10 +735,7 @@ impl Importing {
                     .imported
                     .fetch_add(1, Ordering::Relaxed);
             }
-            Err(error) => {
-                let (origin, _) = self.origins.get(from.bridge, from.raw_sender);
-                self.undecodable(from.subject, &origin, error);
-            }
+            Err(error) => self.undecodable(from.subject, from.origin(), error),
         }
     }
 
@@ -767,15 +775,13 @@ impl Importing {
         lost
     }
 
-    fn post_erased(
-        &mut self,
-        name: &str,
-        payload: &[u8],
-        origin: Arc<Origin>,
-        sender: SenderId,
-    ) -> Result<(), String> {
+    /// Posts a notification of a type the import does not know as a [`RemoteNotification`],
+    /// once its payload reads as JSON.
+    fn post_erased(&mut self, from: &Source<'_>, payload: &[u8]) -> Result<(), String> {
         let json = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8: {e}"))?;
         serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|e| e.to_string())?;
+        let (origin, sender) = self.origins.get(from.bridge, from.raw_sender);
+        let name = from.name;
         let name = match self.names.get(name) {
             Some(shared) => shared.clone(),
             None => {
@@ -800,7 +806,7 @@ impl Importing {
         Ok(())
     }
 
-    fn undecodable(&self, subject: &str, origin: &Origin, error: String) {
+    fn undecodable(&self, subject: &str, origin: Origin, error: String) {
         self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
         self.shared
             .counters
@@ -808,7 +814,7 @@ impl Importing {
             .fetch_add(1, Ordering::Relaxed);
         self.center.post(RemoteUndecodable {
             subject: subject.to_owned(),
-            origin: origin.clone(),
+            origin,
             error,
         });
     }
@@ -817,6 +823,130 @@ impl Importing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Clone, serde::Deserialize)]
+    struct Order {
+        id: u64,
+    }
+    impl Notification for Order {
+        fn name() -> &'static str {
+            "shop.order"
+        }
+    }
+
+    /// An import's task state on its own (no server): messages are handed to
+    /// [`Importing::handle`] as the subscription would.
+    fn importing(route: Route, center: &NotificationCenter) -> Importing {
+        let own = BridgeId::random();
+        Importing {
+            route,
+            prefix_len: 0,
+            own,
+            center: center.clone(),
+            shared: super::super::bridge::Shared::detached(own),
+            stats: Arc::new(ImportCounters::default()),
+            origins: OriginCache::default(),
+            bridges: wire::OriginMemo::default(),
+            seqs: SeqTable::new(1024),
+            names: HashMap::new(),
+        }
+    }
+
+    fn message(subject: &str, reply: String, payload: &[u8]) -> async_nats::Message {
+        async_nats::Message {
+            subject: subject.into(),
+            reply: Some(reply.into()),
+            payload: bytes::Bytes::copy_from_slice(payload),
+            headers: None,
+            status: None,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    /// A bridge id no one else has made: taken from `n` and a random one.
+    fn forged(n: u128) -> BridgeId {
+        let high = BridgeId::random().as_u128() & !u128::from(u64::MAX);
+        BridgeId::parse(&format!("{:032x}", high | n)).unwrap_or_else(BridgeId::random)
+    }
+
+    #[test]
+    fn unreadable_messages_from_forged_origins_record_nothing_in_the_origin_table() {
+        let center = NotificationCenter::new();
+        let reports: Arc<parking_lot::Mutex<Vec<RemoteUndecodable>>> = Arc::default();
+        let r = reports.clone();
+        let _u = center.observe(move |u: &RemoteUndecodable| r.lock().push(u.clone()));
+        let losses: Arc<parking_lot::Mutex<Vec<RemoteLost>>> = Arc::default();
+        let l = losses.clone();
+        let _l = center.observe(move |n: &RemoteLost| l.lock().push(n.clone()));
+        let posted = Arc::new(AtomicU64::new(0));
+        let p = posted.clone();
+        let _o = center.observe(move |o: &Order| {
+            p.fetch_add(o.id, Ordering::Relaxed);
+        });
+        let mut typed = importing(Route::Typed(decoder::<Order>()), &center);
+        let mut family = importing(Route::Family(HashMap::new()), &center);
+
+        const ORIGINS: u128 = 500;
+        let origins: Vec<BridgeId> = (0..ORIGINS).map(forged).collect();
+        for (n, &bridge) in origins.iter().enumerate() {
+            let v1 = wire::reply_prefix(bridge);
+            let v2 = wire::batch_reply_prefix(bridge);
+            // Not an order; not JSON at all; a batch of two bad items and trailing bytes.
+            typed.handle(message(
+                "shop.order",
+                format!("{v1}1.s7"),
+                b"{\"id\":\"x\"}",
+            ));
+            typed.handle(message("shop.order", format!("{v1}5.s7"), b"garbage"));
+            typed.handle(message(
+                "shop.order",
+                format!("{v2}6.2.s7"),
+                b"2:{},3:xyz,!!",
+            ));
+            // A family's type-erased notification that is not JSON.
+            family.handle(message(&format!("shop.{n}"), format!("{v1}1.s7"), b"{"));
+        }
+        for bridge in &origins {
+            for sender in [Some(7), None] {
+                assert!(
+                    !Origin::from_wire(Some(*bridge), sender).is_recorded(),
+                    "{bridge:?} recorded"
+                );
+            }
+        }
+
+        // Every other behaviour as before. Each origin sent five unreadable notifications
+        // on the typed import (one a message, one a message, two items of a batch, and bytes
+        // after it) and one on the family's: each is counted and reported, naming its origin.
+        // Loss is still accounted per stream: 2..=4 skipped on each typed one.
+        let origins_n = ORIGINS as u64;
+        let s = &typed.stats;
+        let count = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(count(&s.received), 5 * origins_n);
+        assert_eq!(count(&s.undecodable), 5 * origins_n);
+        assert_eq!(count(&s.lost), 3 * origins_n);
+        assert_eq!(count(&s.posted), 0);
+        assert_eq!(count(&family.stats.undecodable), origins_n);
+        let reports = reports.lock();
+        assert_eq!(reports.len() as u64, 6 * origins_n);
+        let first = Origin::new(origins[0], Some(crate::SenderId::from_raw(7)));
+        assert!(reports.iter().take(5).all(|u| u.origin == first));
+        let losses = losses.lock();
+        assert_eq!(losses.len() as u64, origins_n);
+        assert_eq!(losses[0].origin, Origin::new(origins[0], None));
+        assert_eq!(losses[0].lost, 3);
+
+        // An order that reads is posted with its origin's id, and only it is recorded.
+        let good = forged(ORIGINS);
+        let v1 = wire::reply_prefix(good);
+        typed.handle(message("shop.order", format!("{v1}1.s7"), b"{\"id\":42}"));
+        assert_eq!(posted.load(Ordering::Relaxed), 42);
+        let origin = Origin::new(good, Some(crate::SenderId::from_raw(7)));
+        assert!(origin.is_recorded());
+        assert_eq!(Origin::of(origin.sender_id()), Some(origin));
+        assert!(!Origin::from_wire(Some(origins[0]), Some(7)).is_recorded());
+    }
 
     #[test]
     fn the_sequence_table_keeps_each_stream_apart_whatever_the_interleaving() {

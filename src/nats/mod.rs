@@ -46,8 +46,9 @@
 //! an origin filter, and wildcard observers ask [`Origin::of`]`(any.sender()?)`.
 //!
 //! That origin ↔ sender table is process-wide and **never shrinks**: one entry (150 to 300
-//! bytes) per origin (remote bridge × remote sender) that an import received a notification
-//! from, readable or not, for the life of the process. It cannot forget one: an origin's id
+//! bytes) per origin (remote bridge × remote sender) that an import posted a notification
+//! from, for the life of the process (a message it cannot read records nothing: its
+//! [`RemoteUndecodable`] names the origin without it). It cannot forget one: an origin's id
 //! must stay the same for the filters made with it, [`Origin::of`] must answer for
 //! notifications still queued or buffered, and an export tells an imported notification
 //! (never sent again: no loops) by finding its sender there. A bridge restart is a new

@@ -210,7 +210,8 @@ impl Origin {
     /// on first use, the same for the life of the process.
     ///
     /// **Memory:** the first use records the origin in a process-wide table that never
-    /// shrinks (150 to 300 bytes an origin; imports record every origin they receive from).
+    /// shrinks (150 to 300 bytes an origin; imports record every origin they post a
+    /// notification from, not the origins of messages they cannot read).
     /// It cannot: this id must stay the same for the filters made with it, [`Origin::of`]
     /// must answer for notifications still queued, and exports find imported notifications
     /// there (never sending them again is what makes loops impossible). Origins are what a
@@ -269,6 +270,21 @@ impl Origin {
     pub(crate) fn is_remote(sender: SenderId) -> bool {
         table().by_sender.read().contains_key(&sender)
     }
+
+    /// The origin as the wire says it (a foreign publisher's sender token is not its
+    /// sender), without recording it in the table.
+    pub(crate) fn from_wire(bridge: Option<BridgeId>, sender: Option<u64>) -> Origin {
+        Origin {
+            bridge,
+            sender: bridge.and(sender.map(SenderId::from_raw)),
+        }
+    }
+
+    /// Whether the table holds this origin (made its [`SenderId`]).
+    #[cfg(test)]
+    pub(crate) fn is_recorded(&self) -> bool {
+        table().by_origin.read().contains_key(self)
+    }
 }
 
 impl fmt::Debug for Origin {
@@ -287,8 +303,9 @@ impl fmt::Display for Origin {
     }
 }
 
-/// The process-wide origin ↔ sender table. It grows by one entry per distinct origin seen
-/// (remote bridge × remote sender), 150 to 300 bytes each (two maps of 64-byte entries, at
+/// The process-wide origin ↔ sender table. It grows by one entry per distinct origin posted
+/// from (remote bridge × remote sender; an import records an origin only once a notification
+/// from it decoded, so unreadable messages add nothing), 150 to 300 bytes each (two maps of 64-byte entries, at
 /// hashbrown's load), and never shrinks. Forgetting an origin would give it a new id on its
 /// next message (breaking the filters made with the old one, and `sender_id`'s "the same for
 /// the life of the process"), make `Origin::of` answer `None` for its notifications still in
@@ -358,10 +375,7 @@ impl OriginCache {
         if self.map.len() >= ORIGIN_CACHE_LIMIT {
             self.map.clear();
         }
-        let origin = Origin {
-            bridge,
-            sender: bridge.and(sender.map(SenderId::from_raw)),
-        };
+        let origin = Origin::from_wire(bridge, sender);
         let id = origin.sender_id();
         let found = (Arc::new(origin), id);
         self.map.insert(key, found.clone());

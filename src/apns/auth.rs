@@ -497,11 +497,16 @@ fn parse_topics(value: &[u8]) -> Option<Vec<String>> {
 
 /// A client certificate (certificate-based authentication), with its private key.
 ///
-/// ```no_run
+/// ```
 /// use herald::apns::Certificate;
-/// let cert = Certificate::from_p12(std::fs::read("push.p12").unwrap(), "password")?;
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
+/// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+/// # std::fs::write(dir.join("push.p12"), p12).unwrap();
+/// let cert = Certificate::from_p12(std::fs::read(dir.join("push.p12"))?, "pw")?;
 /// println!("expires at {:?}", cert.expires_at());
-/// # Ok::<(), herald::apns::Error>(())
+/// assert_eq!(cert.bundle_id(), Some("com.example.app"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Certificate {
     pub(crate) chain: Vec<CertificateDer<'static>>,
@@ -571,9 +576,18 @@ impl Certificate {
 
     /// Reads a `.p12` file.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::Certificate;
-    /// let cert = Certificate::from_p12_file("push.p12", "password")?;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # std::fs::write(dir.join("push.p12"), p12).unwrap();
+    /// let cert = Certificate::from_p12_file(dir.join("push.p12"), "pw")?;
+    /// assert_eq!(cert.bundle_id(), Some("com.example.app"));
+    ///
+    /// // A wrong password is its own kind of error (not `BadCertificate`): ask for it again.
+    /// let err = Certificate::from_p12_file(dir.join("push.p12"), "not the password").unwrap_err();
+    /// assert!(err.is_wrong_password());
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn from_p12_file(
@@ -693,12 +707,18 @@ impl Certificate {
     /// The environments the certificate may connect to, from Apple's extensions (sandbox
     /// `1.2.840.113635.100.6.3.1`, production `…3.2`); empty when it carries neither.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::{Certificate, Environment};
-    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # std::fs::write(dir.join("push.p12"), p12).unwrap();
+    /// let cert = Certificate::from_p12_file(dir.join("push.p12"), "pw")?;
     /// if !cert.environments().contains(&Environment::Production) {
     ///     eprintln!("this certificate cannot push to App Store builds");
     /// }
+    /// // A universal ("Sandbox & Production") certificate:
+    /// assert_eq!(cert.environments(), [Environment::Sandbox, Environment::Production]);
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn environments(&self) -> &[Environment] {
@@ -707,10 +727,16 @@ impl Certificate {
 
     /// The topics of Apple's topics extension (`1.2.840.113635.100.6.3.6`), when it has one.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::Certificate;
-    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # std::fs::write(dir.join("push.p12"), p12).unwrap();
+    /// let cert = Certificate::from_p12_file(dir.join("push.p12"), "pw")?;
     /// println!("may push to {:?}", cert.topics());
+    /// let topics = cert.topics().unwrap_or_default();
+    /// assert_eq!(topics, ["com.example.app", "com.example.app.voip"]);
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn topics(&self) -> Option<&[String]> {
@@ -719,9 +745,13 @@ impl Certificate {
 
     /// The bundle id (the subject's UID attribute), when it has one.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::Certificate;
-    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # std::fs::write(dir.join("push.p12"), p12).unwrap();
+    /// let cert = Certificate::from_p12_file(dir.join("push.p12"), "pw")?;
     /// assert_eq!(cert.bundle_id(), Some("com.example.app"));
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
@@ -733,10 +763,18 @@ impl Certificate {
     /// the bundle id or one of its suffixes (`<bundle>.voip`). A certificate that says neither
     /// covers everything (APNs decides).
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::Certificate;
-    /// let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # std::fs::write(dir.join("push.p12"), p12).unwrap();
+    /// let cert = Certificate::from_p12_file(dir.join("push.p12"), "pw")?;
     /// assert!(cert.covers_topic("com.example.app"));
+    /// assert!(cert.covers_topic("com.example.app.voip"));
+    /// // Not listed: a push to it is refused before it is sent (`ErrorKind::CertificateMismatch`).
+    /// assert!(!cert.covers_topic("com.example.app.complication"));
+    /// assert!(!cert.covers_topic("com.other.app"));
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn covers_topic(&self, topic: &str) -> bool {
@@ -766,10 +804,13 @@ impl Certificate {
 
     /// When the certificate expires.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::Certificate;
-    /// # let cert = Certificate::from_p12_file("push.p12", "pw")?;
-    /// let left = cert.expires_at().duration_since(std::time::SystemTime::now());
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # let cert = Certificate::from_p12(&p12, "pw")?;
+    /// let left = cert.expires_at().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    /// println!("the push certificate expires in {} days", left.as_secs().div_ceil(86400));
+    /// assert_eq!(left.as_secs().div_ceil(86400), 90); // this one was made to last 90 days
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn expires_at(&self) -> SystemTime {
@@ -778,11 +819,15 @@ impl Certificate {
 
     /// Whether it expires within `window` from now.
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::Certificate;
     /// # use std::time::Duration;
-    /// # let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # let cert = Certificate::from_p12(&p12, "pw")?;
     /// if cert.expires_within(Duration::from_secs(30 * 86400)) { eprintln!("renew the push certificate"); }
+    /// // This one expires in 90 days: not within a month, within a year.
+    /// assert!(!cert.expires_within(Duration::from_secs(30 * 86400)));
+    /// assert!(cert.expires_within(Duration::from_secs(365 * 86400)));
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn expires_within(&self, window: Duration) -> bool {
@@ -791,10 +836,12 @@ impl Certificate {
 
     /// The certificate's subject (its UID is the bundle id).
     ///
-    /// ```no_run
+    /// ```
     /// # use herald::apns::Certificate;
-    /// # let cert = Certificate::from_p12_file("push.p12", "pw")?;
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # let cert = Certificate::from_p12(&p12, "pw")?;
     /// println!("{}", cert.subject());
+    /// assert!(cert.subject().contains("CN=Apple Push Services: com.example.app"));
     /// # Ok::<(), herald::apns::Error>(())
     /// ```
     pub fn subject(&self) -> &str {

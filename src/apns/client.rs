@@ -329,12 +329,30 @@ impl ApnsClientBuilder {
 
     /// Certificate-based authentication (replaces a token key).
     ///
-    /// ```no_run
-    /// # use herald::apns::{ApnsClient, Certificate};
+    /// ```
+    /// # use herald::apns::{ApnsClient, Certificate, ErrorKind, Payload, Push};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), herald::apns::Error> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
+    /// # std::fs::write(dir.join("push.p12"), p12).unwrap();
+    /// # // No network in doctests: a closed local port, where every push fails to connect.
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
     /// let client = ApnsClient::builder()
-    ///     .certificate(Certificate::from_p12_file("push.p12", "secret")?)
+    ///     .certificate(Certificate::from_p12_file(dir.join("push.p12"), "pw")?)
+    /// #   .endpoint(closed)
     ///     .build()?;
-    /// # Ok::<(), herald::apns::Error>(())
+    /// let push = Push::builder("a1b2c3d4", "com.example.app").payload(&Payload::alert("Hello"))?.build()?;
+    /// let outcome = client.send(push).await;
+    /// # assert!(outcome.error().is_some_and(|e| e.is_connect()), "{outcome:?}");
+    ///
+    /// // A topic the certificate does not cover fails before anything is sent.
+    /// let other = Push::builder("a1b2c3d4", "com.other.app").payload(&Payload::alert("Hello"))?.build()?;
+    /// let outcome = client.send(other).await;
+    /// assert_eq!(outcome.error().map(|e| e.kind()), Some(ErrorKind::CertificateMismatch));
+    /// # Ok(()) }
     /// ```
     pub fn certificate(mut self, certificate: Certificate) -> Self {
         self.certificate = Some(certificate);

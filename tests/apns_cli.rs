@@ -65,6 +65,19 @@ async fn herald(args: Vec<OsString>) -> Output {
         .unwrap()
 }
 
+/// Runs `herald` with `args` and the environment variable `var` set to `value`.
+async fn herald_env(args: Vec<OsString>, var: &'static str, value: &'static str) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(HERALD)
+            .args(args)
+            .env(var, value)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// `args` with the value of `option` replaced.
 fn with(mut args: Vec<OsString>, option: &str, value: &str) -> Vec<OsString> {
     let at = args.iter().position(|a| a == option).unwrap();
@@ -450,15 +463,7 @@ async fn a_key_id_or_team_id_that_is_not_10_characters_is_refused_unsent_and_unp
         }
     }
     let from_env = without(f.args(&token, &[]), "--key-id");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(HERALD)
-            .args(from_env)
-            .env("HERALD_KEY_ID", "SHORT")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = herald_env(from_env, "HERALD_KEY_ID", "SHORT").await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HERALD_KEY_ID"));
     assert!(f.mock.requests().is_empty(), "nothing was sent");
@@ -612,15 +617,7 @@ async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed
         );
     }
     let from_env = p12_args("-s3cret-pw");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(HERALD)
-            .args(from_env)
-            .env("HERALD_P12_PASSWORD", "-s3cret-pw")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = herald_env(from_env, "HERALD_P12_PASSWORD", "-s3cret-pw").await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -641,15 +638,7 @@ async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed
         text(&out)
     );
     let from_env = p12_args("--device");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(HERALD)
-            .args(from_env)
-            .env("HERALD_P12_PASSWORD", "--device")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = herald_env(from_env, "HERALD_P12_PASSWORD", "--device").await;
     assert_eq!(
         out.status.code(),
         Some(0),

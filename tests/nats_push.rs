@@ -478,6 +478,23 @@ async fn a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowled
     worker.shutdown().await;
 }
 
+/// Waits until a worker's long poll (a pull request) is open on the queue's consumer.
+async fn until_a_long_poll_is_open(posting: &NatsBridge) {
+    let js = jetstream::new(posting.client().clone());
+    let mut consumer: jetstream::consumer::PullConsumer = js
+        .get_stream("HERALD_PUSH")
+        .await
+        .unwrap()
+        .get_consumer("herald-workers")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while consumer.info().await.unwrap().num_waiting == 0 {
+        assert!(std::time::Instant::now() < deadline, "no long poll");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `WorkerMetrics::in_flight` is "jobs held now": none while the worker waits for jobs (its
 /// long poll is open on the server), one while APNs takes its time with a push, none after.
 async fn in_flight_counts_the_jobs_held_and_nothing_while_waiting() {
@@ -494,19 +511,7 @@ async fn in_flight_counts_the_jobs_held_and_nothing_while_waiting() {
         PushWorker::builder(client_of(&mock)).concurrency(8),
     )
     .await;
-    let js = jetstream::new(posting.client().clone());
-    let mut consumer: jetstream::consumer::PullConsumer = js
-        .get_stream("HERALD_PUSH")
-        .await
-        .unwrap()
-        .get_consumer("herald-workers")
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while consumer.info().await.unwrap().num_waiting == 0 {
-        assert!(std::time::Instant::now() < deadline, "no long poll");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_a_long_poll_is_open(&posting).await;
     let m = worker.metrics();
     assert_eq!(
         (m.received, m.in_flight),
@@ -545,19 +550,7 @@ async fn a_job_that_comes_while_a_worker_stops_goes_to_the_next_worker_at_once()
         PushWorker::builder(client_of(&mock)).config(config.clone()),
     )
     .await;
-    let js = jetstream::new(posting.client().clone());
-    let mut consumer: jetstream::consumer::PullConsumer = js
-        .get_stream("HERALD_PUSH")
-        .await
-        .unwrap()
-        .get_consumer("herald-workers")
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while consumer.info().await.unwrap().num_waiting == 0 {
-        assert!(std::time::Instant::now() < deadline, "no long poll");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_a_long_poll_is_open(&posting).await;
     // Begin the stop (its first step is synchronous), then queue a job while its long poll
     // is still open.
     let mut shutdown = std::pin::pin!(stopping.shutdown());

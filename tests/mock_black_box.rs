@@ -897,6 +897,40 @@ async fn a_topic_specific_key_and_its_related_key_share_a_connection() {
     }
 }
 
+/// A key registered again starts afresh, its relation included: the partner it had is free
+/// and no longer mixes with it, and the new key may take one partner, not two.
+#[tokio::test]
+async fn a_key_registered_again_loses_its_relation_on_both_sides() {
+    let s = Setup::new().await;
+    let t0 = now_secs();
+    let _one = topic_key(&s, "TOPICKEY01", &[BUNDLE]);
+    let two = topic_key(&s, "TOPICKEY02", &[BUNDLE]);
+    let _three = topic_key(&s, "TOPICKEY03", &[BUNDLE]);
+    assert!(s.mock.relate_keys("TOPICKEY01", "TOPICKEY02"));
+    // TOPICKEY01 again, with a new key pair, restricted to the same topic.
+    let one = topic_key(&s, "TOPICKEY01", &[BUNDLE]);
+    let mut c = s.client().await;
+    warm(&mut c, &two(t0)).await;
+    assert_rejects(
+        push(&token(1))
+            .bearer(&one(t0 + 22 * 60))
+            .answer(&mut c)
+            .await,
+        403,
+        "UnrelatedKeyIdInToken",
+    );
+    assert!(s.mock.relate_keys("TOPICKEY01", "TOPICKEY03"));
+    assert!(
+        !s.mock.relate_keys("TOPICKEY02", "TOPICKEY01"),
+        "one related key each"
+    );
+    let _four = topic_key(&s, "TOPICKEY04", &[BUNDLE]);
+    assert!(
+        s.mock.relate_keys("TOPICKEY02", "TOPICKEY04"),
+        "the old partner is free again"
+    );
+}
+
 /// Apple: after a topic-specific key, "a team-scoped key ... also results in an error"; two
 /// team-scoped keys of the team share a connection.
 #[tokio::test]

@@ -722,7 +722,8 @@ impl MockApns {
 
     /// Registers a provider key for `team_id`: `key` is a P-256 public key (PEM `PUBLIC KEY`,
     /// DER SPKI, or a SEC1 point) or the `.p8` private key itself (PKCS#8 PEM or DER), of which only
-    /// the public half is kept. Replaces a key with the same id. The key starts team-scoped
+    /// the public half is kept. Replaces a key with the same id, and with it the key's
+    /// relation ([`relate_keys`](Self::relate_keys)), which its partner loses too. The key starts team-scoped
     /// (any topic of the team) and valid in both environments, like a key made before Apple's
     /// 2025 key scopes: see [`restrict_key`](Self::restrict_key) and
     /// [`restrict_key_environment`](Self::restrict_key_environment).
@@ -754,10 +755,18 @@ impl MockApns {
             return Err(MockError::new(Kind::BadKey, "empty key id or team id"));
         }
         let public = parse_public_key(key)?;
-        self.shared
-            .keys
-            .write()
-            .insert(key_id.to_owned(), KeyEntry::team_scoped(team_id, public));
+        let mut keys = self.shared.keys.write();
+        // A key registered again starts afresh, relation included: its partner is free
+        // again (a relation held on one side only would still let the two mix, and let the
+        // new key take a second partner).
+        let partner = keys.get(key_id).and_then(|k| k.related.clone());
+        if let Some(partner) = partner
+            && let Some(p) = keys.get_mut(&partner)
+            && p.related.as_deref() == Some(key_id)
+        {
+            p.related = None;
+        }
+        keys.insert(key_id.to_owned(), KeyEntry::team_scoped(team_id, public));
         Ok(())
     }
 

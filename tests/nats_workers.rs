@@ -545,7 +545,7 @@ async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
     assert_eq!(summary["received"], 0, "{summary}");
     // A hang guard: idle, it waited out two timeouts (11 s); now it has nothing to wait for.
     let took = stopping.elapsed();
-    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert!(took < Duration::from_secs(8), "stopped after {took:?}");
     let (code, _, stderr) = tokio::task::spawn_blocking(move || unread.exit())
         .await
         .unwrap();
@@ -611,7 +611,7 @@ async fn herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds
     eprintln!("stopped in {took:?}: {summary}");
     assert_eq!(code, 0, "{summary}");
     // A hang guard, not a budget: it used to take over 10 s idle, a minute here.
-    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert!(took < Duration::from_secs(8), "stopped after {took:?}");
     assert_eq!(summary["received"], 1, "{summary}");
     assert_eq!(summary["abandoned"], 1, "{summary}");
     assert_eq!(summary["acked"], 0, "{summary}");

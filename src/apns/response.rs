@@ -34,16 +34,10 @@ macro_rules! reasons {
             /// ```
             /// # use herald::apns::Reason;
             /// assert_eq!(Reason::parse("BadDeviceToken"), Reason::BadDeviceToken);
-            /// assert_eq!(
-            ///     Reason::parse("BadEnvironmentKeyInToken"),
-            ///     Reason::BadEnvironmentKeyIdInToken
-            /// );
             /// ```
             pub fn parse(s: &str) -> Reason {
                 match s {
                     $( stringify!($variant) => Reason::$variant, )*
-                    // The spelling third parties report seeing (APNS.md §3).
-                    "BadEnvironmentKeyInToken" => Reason::BadEnvironmentKeyIdInToken,
                     other => Reason::Other(other.to_owned()),
                 }
             }
@@ -148,8 +142,8 @@ reasons! {
     UnrelatedKeyIdInToken = 403,
     /// The key id in the provider token does not match the environment: a team key restricted
     /// to sandbox or to production (Apple's 2025 key scopes) used against the other one. Some
-    /// servers have been reported to spell it `BadEnvironmentKeyInToken`; [`Reason::parse`]
-    /// takes both.
+    /// servers have been reported to spell it `BadEnvironmentKeyInToken`, which arrives as
+    /// [`Reason::Other`], kept as sent (a reason string is never rewritten).
     BadEnvironmentKeyIdInToken = 403,
     /// Broadcast: the topic does not match.
     TopicMismatch = 403,

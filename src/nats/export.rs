@@ -37,8 +37,9 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 /// Refused with [`ErrorKind::InvalidName`] when `N` has no declared name or the name is not a
 /// valid NATS subject, and with [`ErrorKind::Closed`] after [`NatsBridge::shutdown`].
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
 /// use herald::nats::NatsBridge;
 /// use herald::{Notification, NotificationCenter, SenderId};
 /// use serde::{Deserialize, Serialize};
@@ -50,7 +51,12 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 /// }
 ///
 /// let center = NotificationCenter::new();
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+/// let bridge = NatsBridge::builder()
+/// #   .retry_initial_connect(true) // which connects in the background
+///     .connect(url)
+///     .await?;
 /// let catalog = SenderId::new();
 /// // Only the catalog's posts, with a positive price, are exported.
 /// let _export = center
@@ -59,6 +65,9 @@ use crate::{Notification, NotificationCenter, ObserverBuilder, SenderId, Subscri
 ///     .filter(|p| p.cents > 0)
 ///     .forward(bridge.publish())?;
 /// center.post_from(catalog, PriceChanged { sku: "tea".into(), cents: 450 });
+/// center.post_from(catalog, PriceChanged { sku: "tea".into(), cents: 0 }); // not exported
+/// center.post(PriceChanged { sku: "tea".into(), cents: 399 }); // not the catalog's: not exported
+/// assert_eq!(bridge.metrics().exported, 1);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -77,8 +86,9 @@ impl fmt::Debug for Publish {
 impl NatsBridge {
     /// The export terminal, for [`ObserverBuilder::forward`].
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     /// use herald::{Notification, NotificationCenter};
     /// use serde::{Deserialize, Serialize};
@@ -90,9 +100,15 @@ impl NatsBridge {
     /// }
     ///
     /// let center = NotificationCenter::new();
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// let _export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
     /// center.post(OrderPlaced { id: 1 }); // on its way to shop.order.placed
+    /// assert_eq!(bridge.metrics().exported, 1); // queued at once, sent once connected
     /// # Ok(()) }
     /// ```
     pub fn publish(&self) -> Publish {
@@ -105,8 +121,9 @@ impl NatsBridge {
 /// A live export: dropping it stops exporting (what is already in the outbox is still sent).
 /// It keeps its bridge open: dropping every [`NatsBridge`] handle does not end an export.
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
 /// use herald::nats::NatsBridge;
 /// use herald::NotificationCenter;
 /// # use serde::{Deserialize, Serialize};
@@ -117,11 +134,17 @@ impl NatsBridge {
 /// # }
 ///
 /// let center = NotificationCenter::new();
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+/// let bridge = NatsBridge::builder()
+/// #   .retry_initial_connect(true) // which connects in the background
+///     .connect(url)
+///     .await?;
 /// let export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
 /// center.post(OrderPlaced { id: 1 }); // exported
 /// drop(export);
 /// center.post(OrderPlaced { id: 2 }); // not exported
+/// assert_eq!(bridge.metrics().exported, 1);
 /// # Ok(()) }
 /// ```
 #[must_use = "dropping an Export stops exporting at once; call .detach() to keep it"]
@@ -135,8 +158,9 @@ pub struct Export {
 impl Export {
     /// The NATS subject this export publishes to.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     /// use herald::NotificationCenter;
     /// # use serde::{Deserialize, Serialize};
@@ -147,9 +171,12 @@ impl Export {
     /// # }
     ///
     /// let center = NotificationCenter::new();
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
     /// let bridge = NatsBridge::builder()
     ///     .subject_prefix("acme.")
-    ///     .connect("nats://127.0.0.1:4222")
+    /// #    .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
     ///     .await?;
     /// let export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
     /// assert_eq!(export.subject(), "acme.shop.order.placed");
@@ -161,8 +188,9 @@ impl Export {
 
     /// Notifications this export dropped before they reached the server.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     /// use herald::NotificationCenter;
     /// # use serde::{Deserialize, Serialize};
@@ -173,12 +201,18 @@ impl Export {
     /// # }
     ///
     /// let center = NotificationCenter::new();
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// let export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
     /// // ... later, in a health check:
     /// if export.dropped() > 0 {
     ///     eprintln!("{} notifications on {} never left", export.dropped(), export.subject());
     /// }
+    /// # assert_eq!(export.dropped(), 0); // the outbox takes them while the server is away
     /// # Ok(()) }
     /// ```
     pub fn dropped(&self) -> u64 {
@@ -188,8 +222,9 @@ impl Export {
     /// Keeps exporting without a guard, for the life of the center or until the bridge shuts
     /// down, whichever comes first.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     /// use herald::NotificationCenter;
     /// # use serde::{Deserialize, Serialize};
@@ -200,9 +235,15 @@ impl Export {
     /// # }
     ///
     /// let center = NotificationCenter::new();
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// center.observer::<OrderPlaced>().forward(bridge.publish())?.detach();
     /// center.post(OrderPlaced { id: 1 }); // exported, with no guard to keep
+    /// assert_eq!(bridge.metrics().exported, 1);
     /// # Ok(()) }
     /// ```
     pub fn detach(mut self) {

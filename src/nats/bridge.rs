@@ -208,19 +208,28 @@ enum Auth {
 /// [`batching`](Self::batching)); [`shutdown`](NatsBridge::shutdown) waits up to
 /// [`DEFAULT_SHUTDOWN_TIMEOUT`] for the server.
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+/// # assert!(err.is_connect(), "{err:?}"); }
+/// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
 /// use herald::nats::NatsBridge;
 /// use std::time::Duration;
 ///
+/// let (ca, url) = ("/etc/nats/ca.pem", "tls://nats.internal:4222");
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let cert = rcgen::generate_simple_self_signed(vec!["nats.internal".into()]).unwrap();
+/// # std::fs::write(dir.path().join("ca.pem"), cert.cert.pem()).unwrap();
+/// # let (ca, url) = (&dir.path().join("ca.pem"), &closed.replace("nats:", "tls:"));
 /// let bridge = NatsBridge::builder()
 ///     .name("orders-eu-1")
 ///     .subject_prefix("acme.")
 ///     .user_password("orders", "s3cret")
-///     .ca_file("/etc/nats/ca.pem")
+///     .ca_file(ca)
 ///     .require_tls(true)
 ///     .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(10))
-///     .connect("tls://nats.internal:4222")
+///     .connect(url)
 ///     .await?;
 /// # drop(bridge); Ok(()) }
 /// ```
@@ -630,14 +639,20 @@ impl NatsBridgeBuilder {
     /// (measured in `benches/nats.rs`). Importers of a herald version without
     /// batches count each batch as one undecodable message and its notifications as lost.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// use herald::nats::{Batching, NatsBridge};
     ///
     /// // Herald-to-herald traffic at high rates: batches of up to 64 KiB.
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port
     /// let bridge = NatsBridge::builder()
     ///     .batching(Batching::new().max_bytes(64 * 1024))
-    ///     .connect("nats://127.0.0.1:4222")
+    ///     .connect(url)
     ///     .await?;
     /// # drop(bridge); Ok(()) }
     /// ```
@@ -658,12 +673,17 @@ impl NatsBridgeBuilder {
     /// nothing usable, an NKey seed that is not one), [`ErrorKind::Connect`] when the server
     /// cannot be reached or refuses the credentials. Must run inside a tokio runtime.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect() && !format!("{err} {err:?}").contains("s3cret"), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// use herald::nats::NatsBridge;
     ///
     /// // Two servers of a cluster, tried in turn, with the credentials in the URLs.
     /// let urls = "nats://orders:s3cret@10.0.0.1:4222,nats://orders:s3cret@10.0.0.2:4222";
+    /// # let urls = &format!("nats://orders:s3cret@{0},nats://orders:s3cret@{0}", &closed[7..]);
     /// let bridge = NatsBridge::builder()
     ///     .name("orders")
     ///     .connect(urls)
@@ -930,8 +950,12 @@ fn backoff(attempts: usize, min: Duration, max: Duration) -> Duration {
 ///
 /// See the [module docs](super) for the contract (origins, no echo, order, loss accounting).
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+/// # assert!(err.is_connect(), "{err:?}"); }
+/// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
 /// use herald::nats::NatsBridge;
 /// use herald::NotificationCenter;
 /// # use serde::{Deserialize, Serialize};
@@ -942,7 +966,9 @@ fn backoff(attempts: usize, min: Duration, max: Duration) -> Duration {
 /// # }
 ///
 /// let center = NotificationCenter::new();
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = closed; // no server in doctests: a closed local port
+/// let bridge = NatsBridge::connect(url).await?;
 /// let _export = center.observer::<OrderPlaced>().forward(bridge.publish())?;
 /// let _import = bridge.import::<OrderPlaced>(&center).await?;
 /// // A clone is the same connection and the same origin.
@@ -999,9 +1025,15 @@ impl NatsBridge {
 
     /// Connects with the default options (see [`NatsBridgeBuilder`]).
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
-    /// let bridge = herald::nats::NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port
+    /// let bridge = herald::nats::NatsBridge::connect(url).await?;
     /// println!("bridge {} is {:?}", bridge.id(), bridge.state());
     /// # Ok(()) }
     /// ```
@@ -1011,12 +1043,21 @@ impl NatsBridge {
 
     /// This bridge's id: the origin of everything it exports.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     ///
-    /// let a = NatsBridge::connect("nats://127.0.0.1:4222").await?;
-    /// let b = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let a = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
+    /// let b = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// assert_ne!(a.id(), b.id()); // fresh for every bridge, even in one process
     /// println!("exporting as {}", a.id()); // importers see it as `Origin::bridge()`
     /// # Ok(()) }
@@ -1027,13 +1068,17 @@ impl NatsBridge {
 
     /// The subject prefix (empty by default).
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     ///
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
     /// let bridge = NatsBridge::builder()
     ///     .subject_prefix("acme.")
-    ///     .connect("nats://127.0.0.1:4222")
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
     ///     .await?;
     /// assert_eq!(bridge.subject_prefix(), "acme.");
     /// # Ok(()) }
@@ -1044,14 +1089,21 @@ impl NatsBridge {
 
     /// The connection's state now.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::{ConnectionState, NatsBridge};
     ///
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// // A readiness probe.
     /// let ready = bridge.state() == ConnectionState::Connected;
     /// println!("ready: {ready}");
+    /// # assert!(!ready); // no server in doctests
     /// # Ok(()) }
     /// ```
     pub fn state(&self) -> ConnectionState {
@@ -1060,13 +1112,19 @@ impl NatsBridge {
 
     /// A receiver that sees every change of the connection's state (`changed().await`).
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::{ConnectionState, NatsBridge};
     ///
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// let mut state = bridge.watch_state();
-    /// tokio::spawn(async move {
+    /// let watcher = tokio::spawn(async move {
     ///     while state.changed().await.is_ok() {
     ///         let now = *state.borrow_and_update();
     ///         eprintln!("NATS: {now:?}");
@@ -1075,6 +1133,9 @@ impl NatsBridge {
     ///         }
     ///     }
     /// });
+    /// // ... at the end:
+    /// bridge.shutdown().await?;
+    /// watcher.await.unwrap(); // it saw `Closed`
     /// # Ok(()) }
     /// ```
     pub fn watch_state(&self) -> watch::Receiver<ConnectionState> {
@@ -1083,16 +1144,23 @@ impl NatsBridge {
 
     /// What the bridge counted so far.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     ///
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// let m = bridge.metrics();
     /// println!(
     ///     "exported {} (dropped {}), imported {} (lost {}), {} reconnects",
     ///     m.exported, m.export_dropped, m.imported, m.lost, m.reconnects
     /// );
+    /// assert_eq!((m.exported, m.imported), (0, 0)); // counted from the bridge's start
     /// # Ok(()) }
     /// ```
     pub fn metrics(&self) -> BridgeMetrics {
@@ -1119,13 +1187,22 @@ impl NatsBridge {
     /// and a barrier: every subscription made before it is in force on the server when it
     /// returns. Returns the round-trip time.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     ///
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
-    /// let rtt = bridge.ping().await?;
-    /// println!("NATS round trip: {rtt:?}");
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
+    /// match bridge.ping().await {
+    ///     Ok(rtt) => println!("NATS round trip: {rtt:?}"),
+    ///     Err(e) => eprintln!("NATS unhealthy: {e}"), // no answer within the request timeout
+    /// }
+    /// # assert_eq!(bridge.ping().await.unwrap_err().kind(), herald::nats::ErrorKind::Subscribe);
     /// # Ok(()) }
     /// ```
     pub async fn ping(&self) -> Result<Duration, Error> {
@@ -1146,11 +1223,17 @@ impl NatsBridge {
     /// of a push worker, or one that only imports) owes importers no last heartbeat: with the
     /// server gone at shutdown it does not wait for it, and returns `Ok` at once.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::{ConnectionState, NatsBridge};
     ///
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// // ... exports and imports ...
     /// if let Err(e) = bridge.shutdown().await {
     ///     eprintln!("shut down without the server: {e}");

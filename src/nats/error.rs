@@ -148,8 +148,9 @@ impl Error {
     /// Whether this is [`ErrorKind::Closed`]: the bridge was already shut down, or its
     /// shutdown could not drain the connection.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     /// use herald::NotificationCenter;
     /// # use serde::{Deserialize, Serialize};
@@ -160,7 +161,12 @@ impl Error {
     /// # }
     ///
     /// let center = NotificationCenter::new();
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
     /// bridge.shutdown().await?;
     /// let err = bridge.import::<OrderPlaced>(&center).await.unwrap_err();
     /// assert!(err.is_closed());

@@ -9,8 +9,12 @@
 //!  post(n) ─► center ─► forward(bridge.publish()) ─► NATS subject n::name() ─► bridge.import::<N>(&center) ─► center ─► observers
 //! ```
 //!
-//! ```no_run
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+//! # assert!(err.is_connect(), "{err:?}"); }
+//! # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
 //! use herald::nats::NatsBridge;
 //! use herald::{Notification, NotificationCenter};
 //! use serde::{Deserialize, Serialize};
@@ -22,7 +26,9 @@
 //! }
 //!
 //! let center = NotificationCenter::new();
-//! let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+//! let url = "nats://127.0.0.1:4222";
+//! # let url = closed; // no server in doctests: a closed local port
+//! let bridge = NatsBridge::connect(url).await?;
 //! let _out = center.observer::<OrderPlaced>().forward(bridge.publish())?; // export
 //! let _in = bridge.import::<OrderPlaced>(&center).await?;                  // import
 //! center.post(OrderPlaced { id: 1 }); // local observers now, other processes' observers soon

@@ -45,8 +45,12 @@ impl NatsBridge {
     /// Refused with [`ErrorKind::InvalidName`] like an export; fails with
     /// [`ErrorKind::Subscribe`] when the server does not confirm in time.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// use herald::nats::NatsBridge;
     /// use herald::{Notification, NotificationCenter};
     /// use serde::{Deserialize, Serialize};
@@ -59,7 +63,9 @@ impl NatsBridge {
     ///
     /// let center = NotificationCenter::new();
     /// let _log = center.observe(|o: &OrderPlaced| println!("order {}", o.id));
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::connect(url).await?;
     /// let _import = bridge.import::<OrderPlaced>(&center).await?;
     /// # Ok(()) }
     /// ```
@@ -79,8 +85,12 @@ impl NatsBridge {
     /// [`start`](FamilyImport::start)) to subscribe; it returns once the server holds the
     /// subscription.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// use herald::nats::{NatsBridge, RemoteNotification};
     /// use herald::{Notification, NotificationCenter};
     /// use serde::{Deserialize, Serialize};
@@ -92,7 +102,9 @@ impl NatsBridge {
     /// }
     ///
     /// let center = NotificationCenter::new();
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::connect(url).await?;
     /// let _shop = bridge.import_family("shop.", &center).with::<OrderPlaced>().await?;
     /// let _other = center.observe(|r: &RemoteNotification| println!("{}: {}", r.name(), r.json()));
     /// # Ok(()) }
@@ -155,8 +167,12 @@ impl NatsBridge {
 /// A family import being configured: register types with [`with`](Self::with), then await it.
 /// Made by [`NatsBridge::import_family`].
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+/// # assert!(err.is_connect(), "{err:?}"); }
+/// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
 /// use herald::nats::{NatsBridge, RemoteNotification};
 /// use herald::NotificationCenter;
 /// # use serde::{Deserialize, Serialize};
@@ -167,7 +183,9 @@ impl NatsBridge {
 /// # }
 ///
 /// let center = NotificationCenter::new();
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = closed; // no server in doctests: a closed local port
+/// let bridge = NatsBridge::connect(url).await?;
 /// let family = bridge.import_family("shop.", &center).with::<OrderPlaced>();
 /// let import = family.await?; // subscribed to shop.>
 /// let _rest = center.observe(|r: &RemoteNotification| println!("{}", r.name()));
@@ -187,8 +205,9 @@ impl FamilyImport {
     /// Posts notifications named `N::name()` as `N`. `N`'s name must be under the family's
     /// prefix (else the import fails with [`ErrorKind::InvalidName`]).
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), herald::nats::Error> {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     /// use herald::nats::NatsBridge;
     /// use herald::{Notification, NotificationCenter};
     /// # use serde::{Deserialize, Serialize};
@@ -205,10 +224,19 @@ impl FamilyImport {
     /// }
     ///
     /// let center = NotificationCenter::new();
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
-    /// let _shop = bridge.import_family("shop.", &center).with::<OrderPlaced>().await?;
-    /// // Not in the family:
-    /// let err = bridge.import_family("shop.", &center).with::<InvoiceSent>().await.unwrap_err();
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = &format!("nats://127.0.0.1:{port}"); // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::builder()
+    /// #   .retry_initial_connect(true) // which connects in the background
+    ///     .connect(url)
+    ///     .await?;
+    /// // Not in the family: refused before anything is subscribed.
+    /// let err = bridge
+    ///     .import_family("shop.", &center)
+    ///     .with::<OrderPlaced>()
+    ///     .with::<InvoiceSent>()
+    ///     .await
+    ///     .unwrap_err();
     /// assert!(err.is_invalid_name());
     /// # Ok(()) }
     /// ```
@@ -230,13 +258,19 @@ impl FamilyImport {
 
     /// Subscribes; returns once the server holds the subscription.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// use herald::nats::NatsBridge;
     /// use herald::NotificationCenter;
     ///
     /// let center = NotificationCenter::new();
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::connect(url).await?;
     /// // The same as awaiting the family import.
     /// let import = bridge.import_family("shop.", &center).start().await?;
     /// assert_eq!(import.subject(), "shop.>");

@@ -151,13 +151,19 @@ struct Counters {
 /// harmless). Processes that each need every outcome use different names; processes that share
 /// a name share the work. Dropping the import stops it.
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+/// # assert!(err.is_connect(), "{err:?}"); }
+/// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
 /// use herald::NotificationCenter;
 /// use herald::bridge::DeviceRegistry;
 /// use herald::nats::{NatsBridge, OutcomeImport, PushQueueConfig};
 ///
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = closed; // no server in doctests: a closed local port
+/// let bridge = NatsBridge::connect(url).await?;
 /// let center = NotificationCenter::new();
 /// let registry = DeviceRegistry::in_memory(); // or a NatsKvStore shared by every process
 /// let _prune = registry.observe(&center);
@@ -179,12 +185,18 @@ impl OutcomeImport {
     /// Fails with [`ErrorKind::JetStream`](super::ErrorKind::JetStream) when the server has no
     /// JetStream or refuses the consumer.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// use herald::nats::{NatsBridge, OutcomeImport, PushQueueConfig};
     /// use herald::NotificationCenter;
     ///
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::connect(url).await?;
     /// let center = NotificationCenter::new();
     /// // The queue's names, as the posting side and the workers have them.
     /// let config = PushQueueConfig::default()

@@ -12,8 +12,12 @@
 //!  center ◄─ PushAccepted / PushRejected / TokenInvalidated ... (posted by the sink, as without NATS)
 //! ```
 //!
-//! ```no_run
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+//! # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+//! # assert!(err.downcast_ref::<herald::nats::Error>().is_some_and(|e| e.is_connect()), "{err:?}"); }
+//! # async fn run(closed: &str) -> Result<(), Box<dyn std::error::Error>> {
 //! use herald::apns::{ApnsClient, Payload};
 //! use herald::bridge::{ApnsSink, DeviceRegistry, Message};
 //! use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig};
@@ -22,7 +26,9 @@
 //! struct Shipped { user: String }
 //! impl Notification for Shipped {}
 //!
-//! let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+//! let url = "nats://127.0.0.1:4222";
+//! # let url = closed; // no server in doctests: a closed local port
+//! let bridge = NatsBridge::connect(url).await?;
 //! let queue = NatsPushQueue::start(&bridge, PushQueueConfig::default()).await?;
 //! let registry = DeviceRegistry::in_memory();
 //! // The sink's own client is not used: the workers send.
@@ -461,13 +467,19 @@ fn msg_id_headers(apns_id: &str) -> HeaderMap {
 /// to) into its center as if it had sent the push itself. See the [module](self) for the
 /// guarantees. Cheap to clone.
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+/// # assert!(err.downcast_ref::<herald::nats::Error>().is_some_and(|e| e.is_connect()), "{err:?}"); }
+/// # async fn run(closed: &str) -> Result<(), Box<dyn std::error::Error>> {
 /// use herald::apns::ApnsClient;
 /// use herald::bridge::{ApnsSink, DeviceRegistry};
 /// use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig};
 ///
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = closed; // no server in doctests: a closed local port
+/// let bridge = NatsBridge::connect(url).await?;
 /// let queue = NatsPushQueue::start(&bridge, PushQueueConfig::default()).await?;
 /// let sink = ApnsSink::builder(ApnsClient::builder().build()?)
 ///     .registry(DeviceRegistry::in_memory())
@@ -548,10 +560,16 @@ impl NatsPushQueue {
     /// and under its subject prefix. Outcomes published before this returns are not matched
     /// (no push of this queue can have one yet).
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// use herald::nats::{NatsBridge, NatsPushQueue, PushQueueConfig};
-    /// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port
+    /// let bridge = NatsBridge::connect(url).await?;
     /// let queue = NatsPushQueue::start(&bridge, PushQueueConfig::default()).await?;
     /// # drop(queue); Ok(()) }
     /// ```
@@ -821,14 +839,20 @@ async fn read_outcomes(mut reader: consumer::push::Ordered, inner: Weak<QueueInn
 /// [`WorkerHandle::shutdown`], which finishes (sends, reports and acknowledges) what the worker
 /// holds. See the [module](self) for the guarantees.
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+/// # assert!(err.downcast_ref::<herald::nats::Error>().is_some_and(|e| e.is_connect()), "{err:?}"); }
+/// # async fn run(closed: &str) -> Result<(), Box<dyn std::error::Error>> {
 /// use herald::apns::{ApnsClient, Endpoint, TokenKey};
 /// use herald::nats::{NatsBridge, PushQueueConfig, PushWorker};
 ///
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = closed; // no server in doctests: a closed local port
+/// let bridge = NatsBridge::connect(url).await?;
 /// let key = TokenKey::from_p8_file("AuthKey_ABC123DEFG.p8", "ABC123DEFG", "DEF123GHIJ")?;
 /// let client = ApnsClient::builder().endpoint(Endpoint::Production).token_auth(key).build()?;
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
 /// let worker = PushWorker::builder(client)
 ///     .config(PushQueueConfig::default())
 ///     .concurrency(256)
@@ -925,10 +949,14 @@ impl PushWorkerBuilder {
     /// Creates the streams and the shared durable consumer when missing, and starts taking
     /// pushes on `bridge`'s connection (under its subject prefix). Needs a tokio runtime.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// # use herald::{apns::ApnsClient, nats::{NatsBridge, PushWorker}};
-    /// # let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+    /// # let bridge = NatsBridge::connect(closed).await?;
     /// let worker = PushWorker::builder(ApnsClient::builder().build().unwrap()).start(&bridge).await?;
     /// # worker.shutdown().await; Ok(()) }
     /// ```
@@ -1096,12 +1124,18 @@ pub struct WorkerMetrics {
 
 /// A running [`PushWorker`].
 ///
-/// ```no_run
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+/// # assert!(err.downcast_ref::<herald::nats::Error>().is_some_and(|e| e.is_connect()), "{err:?}"); }
+/// # async fn run(closed: &str) -> Result<(), Box<dyn std::error::Error>> {
 /// use herald::apns::ApnsClient;
 /// use herald::nats::{NatsBridge, PushWorker};
 ///
-/// let bridge = NatsBridge::connect("nats://127.0.0.1:4222").await?;
+/// let url = "nats://127.0.0.1:4222";
+/// # let url = closed; // no server in doctests: a closed local port
+/// let bridge = NatsBridge::connect(url).await?;
 /// let worker = PushWorker::builder(ApnsClient::builder().build()?)
 ///     .name("eu-1")
 ///     .start(&bridge)

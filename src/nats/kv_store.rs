@@ -163,10 +163,19 @@ impl NatsKvStoreBuilder {
     /// [`NatsBridgeBuilder::connect`](super::NatsBridgeBuilder::connect)), used on top of
     /// the [`options`](Self::options); errors never show them.
     ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::nats::Error> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// # let err = run(&format!("nats://127.0.0.1:{port}")).await.unwrap_err(); // no server in doctests
+    /// # assert!(err.is_connect(), "{err:?}"); }
+    /// # async fn run(closed: &str) -> Result<(), herald::nats::Error> {
     /// # use herald::nats::NatsKvStore;
-    /// let store = NatsKvStore::builder("registry").connect("nats://127.0.0.1:4222").await?;
+    /// let url = "nats://127.0.0.1:4222";
+    /// # let url = closed; // no server in doctests: a closed local port...
+    /// let store = NatsKvStore::builder("registry")
+    /// #   .timeout(std::time::Duration::from_millis(50)) // ...where the store gives up soon
+    ///     .connect(url)
+    ///     .await?;
     /// # drop(store); Ok(()) }
     /// ```
     pub async fn connect(self, url: &str) -> Result<NatsKvStore, Error> {

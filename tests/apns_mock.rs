@@ -775,14 +775,14 @@ async fn a_proxy_that_is_not_host_and_port_is_refused_at_build() {
     let s = setup().await;
     for bad in [
         "notaurl",
-        "http://proxy.internal",
-        "http://user:s3cret@proxy.internal:3128",
-        "http://proxy.internal:3128/some/path",
-        "http://proxy.internal:3128?x=1",
-        "https://proxy.internal:3128",
-        "socks5://proxy.internal:1080",
-        "http://proxy.internal:0",
-        "http://proxy.internal:99999",
+        "http://squid.corp",
+        "http://user:s3cret@squid.corp:3128",
+        "http://squid.corp:3128/some/path",
+        "http://squid.corp:3128?x=1",
+        "https://squid.corp:3128",
+        "socks5://squid.corp:1080",
+        "http://squid.corp:0",
+        "http://squid.corp:99999",
         "http://:3128",
     ] {
         let err = match client_for(&s).proxy(bad).build() {
@@ -792,7 +792,7 @@ async fn a_proxy_that_is_not_host_and_port_is_refused_at_build() {
         assert_eq!(err.kind(), herald::apns::ErrorKind::Config, "{bad}: {err}");
         let shown = format!("{err} {err:?}");
         assert!(
-            !shown.contains("s3cret") && !shown.contains("proxy.internal"),
+            !shown.contains("s3cret") && !shown.contains("squid.corp"),
             "{shown}"
         );
     }

@@ -136,21 +136,53 @@ impl fmt::Debug for TokenKey {
 /// says what is wrong, never the value: a key pasted into the wrong argument must not end up in
 /// a log.
 fn check_apple_id(what: &str, v: &str) -> Result<(), Error> {
-    const LEN: usize = 10;
-    let problem = if !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        "has characters other than ASCII letters and digits".to_owned()
-    } else if v.len() != LEN {
-        format!("is {} characters long", v.len())
+    const RULE: &str = "Apple's are exactly 10 letters and digits (ASCII)";
+    let problem = if v.is_empty() {
+        "is empty".to_owned()
+    } else if !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        "has a character that is neither a letter nor a digit (a space or line end copied with \
+         it?)"
+            .to_owned()
+    } else if v.len() != 10 {
+        let n = v.len();
+        format!("has {n} character{}", if n == 1 { "" } else { "s" })
     } else {
         return Ok(());
     };
     Err(Error::new(
         ErrorKind::BadKey,
-        format!("the {what} {problem}: Apple's are exactly {LEN} ASCII letters and digits"),
+        format!("the {what} {problem}: {RULE}"),
     ))
 }
 
 impl TokenKey {
+    /// Checks a key id as Apple issues them: exactly 10 ASCII letters and digits. The
+    /// constructors check it too; this is for a program that takes the id from its own
+    /// configuration and wants to refuse it there. The error ([`ErrorKind::BadKey`]) says what
+    /// is wrong without repeating the value.
+    ///
+    /// ```
+    /// use herald::apns::TokenKey;
+    /// assert!(TokenKey::check_key_id("ABC1234567").is_ok());
+    /// let err = TokenKey::check_key_id("ABC123456").unwrap_err();
+    /// assert!(err.is_bad_key() && err.to_string().contains("9 characters"));
+    /// ```
+    pub fn check_key_id(key_id: &str) -> Result<(), Error> {
+        check_apple_id("key id", key_id)
+    }
+
+    /// Checks a team id as Apple issues them: exactly 10 ASCII letters and digits (see
+    /// [`check_key_id`](Self::check_key_id)).
+    ///
+    /// ```
+    /// use herald::apns::TokenKey;
+    /// assert!(TokenKey::check_team_id("TEAM123456").is_ok());
+    /// assert!(TokenKey::check_team_id("TEAM 23456").unwrap_err().is_bad_key());
+    /// ```
+    pub fn check_team_id(team_id: &str) -> Result<(), Error> {
+        check_apple_id("team id", team_id)
+    }
+
     /// Reads a `.p8` file.
     ///
     /// ```

@@ -451,7 +451,8 @@ impl ApnsClientBuilder {
     /// host it is asked to connect to. [`build`](Self::build) refuses anything else with
     /// [`ErrorKind::Config`], never repeating the value (it may hold a password): another
     /// scheme, credentials (`user:password@`, which herald would not send), a path or query,
-    /// or a missing port.
+    /// or a missing port. [`Proxy`](super::Proxy) parses the same way, for a program that
+    /// wants to refuse a bad proxy where it reads its configuration.
     ///
     /// ```
     /// # use herald::apns::{ApnsClient, ErrorKind};
@@ -541,7 +542,13 @@ impl ApnsClientBuilder {
         let (server_name, authority) = target(&host, port)?;
         let (m_host, m_port) = self.endpoint.channel_management();
         let (m_server_name, m_authority) = target(&m_host, m_port)?;
-        let proxy = self.proxy.as_deref().map(parse_proxy).transpose()?;
+        let proxy = match self.proxy.as_deref() {
+            Some(url) => {
+                let p: super::Proxy = url.parse()?;
+                Some((p.host().to_owned(), p.port()))
+            }
+            None => None,
+        };
         // Every client reports to the `metrics` facade, then to the user's hook.
         let metrics: Arc<dyn Metrics> = Arc::new(super::metrics::Facade { user: self.metrics });
         let cfg = PoolConfig {
@@ -610,47 +617,6 @@ impl Drop for Inner {
         {
             p.begin_close();
         }
-    }
-}
-
-/// The proxy of [`ApnsClientBuilder::proxy`], as host and port: `http://HOST:PORT` or
-/// `HOST:PORT`, with an optional trailing `/`. The errors never repeat the value.
-fn parse_proxy(url: &str) -> Result<(String, u16), Error> {
-    let bad = |why: &str| {
-        Error::new(
-            ErrorKind::Config,
-            format!("the proxy {why}: expected http://host:port"),
-        )
-    };
-    let url = url.trim();
-    let rest = match url.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-        Some(_) => {
-            return Err(bad(
-                "is not an http:// URL (herald speaks plain HTTP CONNECT)",
-            ));
-        }
-        None => url,
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains('@') {
-        return Err(bad(
-            "has credentials, which herald does not send to a proxy",
-        ));
-    }
-    if authority.contains(['/', '?', '#']) {
-        return Err(bad("has a path or query"));
-    }
-    let parsed: http::uri::Authority = authority
-        .parse()
-        .map_err(|_| bad("is not a host and port"))?;
-    let host = parsed.host().trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(bad("has no host"));
-    }
-    match parsed.port_u16() {
-        Some(port) if port != 0 => Ok((host.to_owned(), port)),
-        _ => Err(bad("has no port (or port 0)")),
     }
 }
 

@@ -146,6 +146,7 @@ mod error;
 mod metrics;
 mod payload;
 mod pool;
+mod proxy;
 mod push;
 mod response;
 
@@ -157,6 +158,7 @@ pub use metrics::{Counters, CountersSnapshot, Metrics, RetryCause};
 pub use payload::{
     Alert, AlertFields, Aps, CriticalSound, InterruptionLevel, LiveActivityEvent, Payload, Sound,
 };
+pub use proxy::Proxy;
 pub use push::{
     Expiration, PAYLOAD_LIMIT, Priority, Push, PushBuilder, PushType, VOIP_PAYLOAD_LIMIT,
 };

@@ -156,33 +156,23 @@ pub(crate) fn is_option(cmd: &clap::Command, value: &str) -> bool {
     }
 }
 
-/// Checks a key id or team id as Apple issues them (APNS.md §3): exactly 10 ASCII letters and
-/// digits. Any other id is answered 403 by APNs (`InvalidProviderToken`), after a connection and
-/// a signed token; this says so before anything is read or sent. The message never repeats the
-/// value (it may be key material pasted into the wrong option).
+/// Checks a key id or team id as Apple issues them, with the library's rule
+/// (`TokenKey::check_key_id`, `check_team_id`), before anything is read or sent, naming the
+/// option; an id that is the next option's name says the id was left out. The message never
+/// repeats the value (it may be key material pasted into the wrong option).
 pub(crate) fn check_apple_id(option: &str, what: &str, id: &str) -> Result<(), String> {
-    const LEN: usize = 10;
-    const RULE: &str = "Apple's are exactly 10 letters and digits";
-    if id.is_empty() {
-        return Err(format!("{option}: the {what} is empty ({RULE})"));
-    }
     if id.starts_with("--") && !id.contains(char::is_whitespace) {
         return Err(format!(
-            "{option}: the {what} is missing (another option follows it): {RULE}"
+            "{option}: the {what} is missing (another option follows it): Apple's are exactly \
+             10 letters and digits"
         ));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "{option}: the {what} has a character that is neither a letter nor a digit \
-             (a space or line end copied with it?): {RULE}"
-        ));
-    }
-    if id.len() != LEN {
-        let n = id.len();
-        let s = if n == 1 { "" } else { "s" };
-        return Err(format!("{option}: the {what} has {n} character{s}: {RULE}"));
-    }
-    Ok(())
+    let checked = if what.contains("team") {
+        herald::apns::TokenKey::check_team_id(id)
+    } else {
+        herald::apns::TokenKey::check_key_id(id)
+    };
+    checked.map_err(|e| format!("{option}: {e}"))
 }
 
 fn parse_key_id(s: &str) -> Result<String, String> {

@@ -161,85 +161,13 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
     }
 }
 
-/// The proxy as the library takes it (`ApnsClientBuilder::proxy`: `http://host:port`, HTTP
-/// CONNECT), from `http://HOST:PORT` or `HOST:PORT`. Anything else is refused here: the library
-/// would take `notaurl` as a host on port 8080, ignore a path, and drop `user:password@` without
-/// a word (it sends no proxy credentials). The messages never repeat the value (it may hold a
-/// password).
+/// The proxy as the library takes it (`herald::apns::Proxy`: `http://HOST:PORT` or
+/// `HOST:PORT`), refused here, before anything is read or sent, if it is anything else. The
+/// library's messages never repeat the value (it may hold a password).
 fn parse_proxy(s: &str) -> Result<String, String> {
-    const FORM: &str = "give http://HOST:PORT or HOST:PORT, e.g. http://proxy.internal:3128";
-    let s = s.trim();
-    let rest = match s.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
-            return Err(
-                "--proxy: a TLS (https://) proxy is not supported: herald speaks plain HTTP \
-                 CONNECT to the proxy (the push itself is still TLS end to end); give \
-                 http://HOST:PORT"
-                    .into(),
-            );
-        }
-        Some(_) => {
-            return Err(format!(
-                "--proxy: only HTTP proxies (http://) are supported: {FORM}"
-            ));
-        }
-        None => s,
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('@') {
-        return Err(
-            "--proxy: credentials in the proxy URL (user:password@) are not supported: herald \
-             sends none to the proxy"
-                .into(),
-        );
-    }
-    if rest.contains(['/', '?', '#']) {
-        return Err(format!("--proxy: a proxy has no path: {FORM}"));
-    }
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let Some((ip, port)) = v6.split_once(']') else {
-            return Err(format!(
-                "--proxy: an IPv6 address needs its closing ']': {FORM}"
-            ));
-        };
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!(
-                "--proxy: not an IPv6 address in the brackets: {FORM}"
-            ));
-        }
-        (format!("[{ip}]"), port.strip_prefix(':'))
-    } else {
-        match rest.rsplit_once(':') {
-            Some((host, _)) if host.contains(':') => {
-                return Err(
-                    "--proxy: put an IPv6 address in brackets, e.g. http://[::1]:3128".into(),
-                );
-            }
-            Some((host, port)) => (host.to_owned(), Some(port)),
-            None => (rest.to_owned(), None),
-        }
-    };
-    let plain_host = !host.is_empty()
-        && (host.starts_with('[')
-            || host.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            }));
-    if !plain_host {
-        return Err(format!("--proxy: not a host name or IP address: {FORM}"));
-    }
-    let Some(port) = port else {
-        return Err(format!("--proxy: the port is missing: {FORM}"));
-    };
-    match port.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(format!("http://{host}:{port}")),
-        _ => Err(format!(
-            "--proxy: the port is a number from 1 to 65535: {FORM}"
-        )),
-    }
+    s.parse::<herald::apns::Proxy>()
+        .map(|p| p.to_string())
+        .map_err(|e| format!("--{e}"))
 }
 
 /// The first character of a device token that is not a hex digit (the library would only say
@@ -560,39 +488,14 @@ mod tests {
     }
 
     #[test]
-    fn a_proxy_is_http_host_and_port() {
-        for (given, taken) in [
-            ("http://proxy.internal:3128", "http://proxy.internal:3128"),
-            ("HTTP://proxy.internal:3128/", "http://proxy.internal:3128"),
-            ("proxy.internal:3128", "http://proxy.internal:3128"),
-            ("127.0.0.1:8080", "http://127.0.0.1:8080"),
-            ("http://[::1]:3128", "http://[::1]:3128"),
-            ("[::1]:3128", "http://[::1]:3128"),
-        ] {
-            assert_eq!(parse_proxy(given).as_deref(), Ok(taken), "{given}");
-        }
-        for (given, why) in [
-            ("notaurl", "port is missing"),
-            ("http://proxy.internal", "port is missing"),
-            ("https://proxy.internal:3128", "https://"),
-            ("socks5://proxy.internal:1080", "only HTTP"),
-            ("http://proxy.internal:3128/path", "no path"),
-            ("proxy.internal:0", "1 to 65535"),
-            ("proxy.internal:99999", "1 to 65535"),
-            ("proxy.internal:port", "1 to 65535"),
-            (":3128", "host name"),
-            ("a..b:3128", "host name"),
-            ("::1:3128", "brackets"),
-            ("[::1:3128", "closing"),
-            ("[nope]:3128", "IPv6"),
-            ("", "host name"),
-        ] {
-            let err = parse_proxy(given).unwrap_err();
-            assert!(err.contains(why), "{given}: {err}");
-        }
+    fn the_proxy_is_the_librarys_and_named_as_the_option() {
+        assert_eq!(
+            parse_proxy("proxy.internal:3128").as_deref(),
+            Ok("http://proxy.internal:3128")
+        );
         let err = parse_proxy("http://user:s3cret@proxy.internal:3128").unwrap_err();
         assert!(
-            err.contains("credentials") && !err.contains("s3cret"),
+            err.starts_with("--proxy: ") && err.contains("credentials") && !err.contains("s3cret"),
             "{err}"
         );
     }

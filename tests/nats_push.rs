@@ -727,6 +727,56 @@ async fn workers_and_posting_sides_starting_together_on_a_new_server_all_start()
     }
 }
 
+/// A stopping worker whose connection breaks and comes back (a reconnection, shorter than
+/// `ABANDON_AFTER`) gives up nothing: the push it holds is sent, reported and acknowledged,
+/// not left to be sent again after `ack_wait`.
+async fn a_reconnection_during_a_stop_gives_up_nothing() {
+    use herald::bridge::PushDispatch;
+    let server = NatsServer::start();
+    let link = nats_support::Link::start(server.port(), true).await;
+    // APNs takes a while: the push is held while the link breaks and comes back.
+    let mock = MockApns::builder()
+        .accept_unknown_tokens(true)
+        .latency(Latency::Fixed(Duration::from_millis(1500)))
+        .start()
+        .await
+        .unwrap();
+    let (_posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
+    let bridge = NatsBridge::builder()
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .connect(&link.url())
+        .await
+        .unwrap();
+    let worker = PushWorker::builder(client_of(&mock))
+        .start(&bridge)
+        .await
+        .unwrap();
+    let push = herald::apns::Push::builder(token(7), BUNDLE)
+        .build()
+        .unwrap();
+    let sending = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.dispatch(push, None).await }
+    });
+    until("the push held", || worker.metrics().in_flight == 1).await;
+    // The stop begins (join! polls it first), then the link breaks and comes back.
+    let blip = async {
+        let mut states = nats_support::cut_and_wait(&bridge, || link.cut()).await;
+        link.restore();
+        nats_support::wait_for_state(&mut states, herald::nats::ConnectionState::Connected).await;
+    };
+    let ((), ()) = tokio::time::timeout(PATIENCE, async { tokio::join!(worker.shutdown(), blip) })
+        .await
+        .unwrap();
+    let m = worker.metrics();
+    assert_eq!((m.abandoned, m.acked), (0, 1), "{m:?}");
+    let outcome = tokio::time::timeout(PATIENCE, sending)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outcome.is_accepted(), "{outcome:?}");
+}
+
 /// A worker whose connection is lost makes no pull request until it is back. It used to make
 /// one each time the client ended its open batch on its own timer (the batch's expiry plus
 /// 5 s: every 6 s): the client queued each until the reconnection, then sent them all, with
@@ -1109,6 +1159,10 @@ fn main() {
             nats_support::multi(
                 "workers_and_posting_sides_starting_together_on_a_new_server_all_start",
                 workers_and_posting_sides_starting_together_on_a_new_server_all_start,
+            ),
+            nats_support::multi(
+                "a_reconnection_during_a_stop_gives_up_nothing",
+                a_reconnection_during_a_stop_gives_up_nothing,
             ),
             nats_support::multi(
                 "a_worker_makes_no_pull_requests_while_disconnected",

@@ -156,7 +156,7 @@ pub use origin::{BridgeId, Origin};
 pub use outcomes::{OutcomeImport, OutcomeImportStats, RemotePushOutcome, RemoteResult};
 #[cfg(feature = "bridge")]
 pub use push::{
-    DEFAULT_ACK_WAIT, NatsPushQueue, PushQueueConfig, PushWorker, PushWorkerBuilder, QueueMetrics,
-    WorkerHandle, WorkerMetrics,
+    ABANDON_AFTER, DEFAULT_ACK_WAIT, NatsPushQueue, PushQueueConfig, PushWorker, PushWorkerBuilder,
+    QueueMetrics, WorkerHandle, WorkerMetrics,
 };
 pub use urls::redact_url;

@@ -1201,17 +1201,22 @@ impl WorkerHandle {
     /// Stops taking jobs, finishes the ones held (send, report, acknowledge), and returns.
     /// Jobs not yet taken stay queued for other workers; jobs delivered but not started are
     /// handed back when its last pull request ends ([`WorkerMetrics::given_back`]). With the
-    /// server there, this takes the held sends and at most about a second more (the pull
-    /// request still open on the server ends within a second).
+    /// server there, this takes as long as the held jobs take (each send bounded by the APNs
+    /// client's request timeout and retries, then its outcome and acknowledgement) and at most
+    /// about a second more (the pull request still open on the server ends within a second):
+    /// size a supervisor's stop timeout for that, since a worker killed mid-job sends that job
+    /// again after `ack_wait`.
     ///
-    /// **With the server gone** (the bridge not [`Connected`](ConnectionState::Connected)
-    /// when the shutdown begins, or at any time before it ends), nothing held can be reported
-    /// or acknowledged, so nothing is waited for: the held jobs are given up at once, sends
-    /// still running included, and left unacknowledged ([`WorkerMetrics::abandoned`]). The
-    /// queue keeps them and gives them to another worker after
-    /// [`ack_wait`](PushQueueConfig::ack_wait), as if this worker had died: nothing taken is
-    /// lost, and one that APNs had already received is sent again with the same apns-id and
-    /// collapse id (see the [module](self)). So the shutdown returns promptly either way.
+    /// **With the server gone** (the bridge not [`Connected`](ConnectionState::Connected) for
+    /// [`ABANDON_AFTER`] on end, from the start of the shutdown or at any time before it ends),
+    /// nothing held can be reported or acknowledged, so nothing more is waited for: the held
+    /// jobs are given up, sends still running included, and left unacknowledged
+    /// ([`WorkerMetrics::abandoned`]). The queue keeps them and gives them to another worker
+    /// after [`ack_wait`](PushQueueConfig::ack_wait), as if this worker had died: nothing
+    /// taken is lost, and one that APNs had already received is sent again with the same
+    /// apns-id and collapse id (see the [module](self)). A shorter break (a reconnection)
+    /// gives up nothing. So with the server gone the shutdown returns within about
+    /// [`ABANDON_AFTER`].
     ///
     /// ```no_run
     /// # async fn f(w: herald::nats::WorkerHandle) {
@@ -1235,14 +1240,21 @@ impl WorkerHandle {
         };
         let mut connection = shared.connection.clone();
         let gone = async move {
-            // A bridge dropped meanwhile says nothing more: then only the jobs' own attempts
-            // (bounded) end the wait.
-            if connection
-                .wait_for(|s| *s != ConnectionState::Connected)
-                .await
-                .is_err()
-            {
-                std::future::pending::<()>().await;
+            // Gone: not connected for ABANDON_AFTER on end (a reconnection is not a server
+            // gone). A bridge dropped meanwhile says nothing more: then only the jobs' own
+            // attempts (bounded) end the wait.
+            loop {
+                if connection
+                    .wait_for(|s| *s != ConnectionState::Connected)
+                    .await
+                    .is_err()
+                {
+                    std::future::pending::<()>().await;
+                }
+                let back = connection.wait_for(|s| *s == ConnectionState::Connected);
+                if tokio::time::timeout(ABANDON_AFTER, back).await.is_err() {
+                    return;
+                }
             }
         };
         let mut finished = std::pin::pin!(finished);
@@ -1352,6 +1364,17 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
     }
 }
 
+/// How long a stopping worker waits for a lost connection to come back before it gives up the
+/// jobs it holds ([`WorkerHandle::shutdown`]): longer than a reconnection takes, short enough
+/// that a supervisor's stop timeout is not spent on a server that is gone.
+///
+/// ```
+/// use herald::nats::{ABANDON_AFTER, DEFAULT_ACK_WAIT};
+/// // Jobs given up come back after `ack_wait`, long after a stop has ended.
+/// assert!(ABANDON_AFTER < DEFAULT_ACK_WAIT);
+/// ```
+pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
+
 /// How often [`connected`] looks at the client's state, besides when the bridge's changes.
 const CONNECTION_RECHECK: Duration = Duration::from_millis(250);
 
@@ -1368,11 +1391,10 @@ const CONNECTION_RECHECK: Duration = Duration::from_millis(250);
 async fn connected(shared: &WorkerShared) {
     let mut bridge = shared.connection.clone();
     while shared.nats.connection_state() != async_nats::connection::State::Connected {
-        if *bridge.borrow_and_update() == ConnectionState::Closed {
-            return;
-        }
+        // The client's state decides, even once the bridge is shut down: its client goes on
+        // reconnecting in the background, and pulling meanwhile would stack requests again.
         // The bridge's state follows the client's (a little later): wake when it changes,
-        // and look again now and then anyway (a dropped bridge says nothing more).
+        // and look again now and then anyway (a closed or dropped bridge says nothing more).
         let changed = async {
             if bridge.changed().await.is_err() {
                 std::future::pending::<()>().await;

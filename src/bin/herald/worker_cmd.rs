@@ -6,8 +6,11 @@
 //! acknowledge). With the NATS server gone, they can be neither reported nor acknowledged:
 //! the worker does not wait for it, it leaves them unacknowledged, and the queue gives them to
 //! another worker after `--ack-wait` (nothing taken is lost; one APNs already had is sent
-//! again, with the same apns-id and collapse id). Either way it stops within a second or two
-//! and says what it left: `abandoned` in the `--json` summary, a line on stderr.
+//! again, with the same apns-id and collapse id). With the server there, a stop takes as long
+//! as the held sends (each bounded by the APNs client's request timeout and retries) plus
+//! about a second; with it gone, about two seconds (`herald::nats::ABANDON_AFTER`: a shorter
+//! break is a reconnection and gives up nothing). It says what it left: `abandoned` in the
+//! `--json` summary, a line on stderr.
 //!
 //! Exit codes: 0 stopped by Ctrl-C or SIGTERM (every push it held finished, or left for
 //! redelivery as above); 1 usage or start-up error (bad option, unreadable key); 3 the NATS

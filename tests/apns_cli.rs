@@ -603,26 +603,20 @@ async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed
         a.extend(["--p12".into(), f.path(&p12_file(password)).into_os_string()]);
         a
     };
+    let accepted_with = |out: Output, how: &str| {
+        assert_eq!(out.status.code(), Some(0), "{how}: {}", text(&out));
+    };
     for password in ["-s3cret-pw", "--s3cret-pw"] {
         cert.write_p12(f.path(&p12_file(password)), password)
             .unwrap();
         let mut args = p12_args(password);
         args.extend(["--password", password].map(OsString::from));
-        let out = herald(args).await;
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "--password {password}: {}",
-            text(&out)
-        );
+        accepted_with(herald(args).await, &format!("--password {password}"));
     }
     let from_env = p12_args("-s3cret-pw");
-    let out = herald_env(from_env, "HERALD_P12_PASSWORD", "-s3cret-pw").await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "HERALD_P12_PASSWORD: {}",
-        text(&out)
+    accepted_with(
+        herald_env(from_env, "HERALD_P12_PASSWORD", "-s3cret-pw").await,
+        "HERALD_P12_PASSWORD",
     );
     // A password that is another option's name is a password wherever it cannot have been
     // left out: from the environment, or joined to its option with `=`.
@@ -630,20 +624,11 @@ async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed
         .unwrap();
     let mut joined = p12_args("--device");
     joined.push("--password=--device".into());
-    let out = herald(joined).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "--password=--device: {}",
-        text(&out)
-    );
+    accepted_with(herald(joined).await, "--password=--device");
     let from_env = p12_args("--device");
-    let out = herald_env(from_env, "HERALD_P12_PASSWORD", "--device").await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "HERALD_P12_PASSWORD=--device: {}",
-        text(&out)
+    accepted_with(
+        herald_env(from_env, "HERALD_P12_PASSWORD", "--device").await,
+        "HERALD_P12_PASSWORD=--device",
     );
     let accepted = f.mock.pushes().len();
 

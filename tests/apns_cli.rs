@@ -25,6 +25,18 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// A fixture whose mock accepts any device token.
+    async fn accepting() -> Fixture {
+        Fixture::new(
+            MockApns::builder()
+                .accept_unknown_tokens(true)
+                .start()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     async fn new(mock: MockApns) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("herald-cli-")
@@ -229,14 +241,7 @@ fn herald_push_rejects_bad_input_before_sending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn badge_zero_clears_and_a_negative_badge_is_a_clear_error() {
-    let f = Fixture::new(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let f = Fixture::accepting().await;
     let token = "b0".repeat(32);
     let negative = herald(f.args(&token, &["--badge", "-1"])).await;
     let stderr = String::from_utf8_lossy(&negative.stderr);
@@ -265,14 +270,7 @@ async fn badge_zero_clears_and_a_negative_badge_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_push_sends_with_a_pem_certificate() {
-    let f = Fixture::new(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let f = Fixture::accepting().await;
     let bundle = f.path("push.pem");
     f.mock
         .issue_push_certificate(BUNDLE)
@@ -432,14 +430,7 @@ fn herald_mock_refuses_a_push_cert_bundle_id_that_is_a_path() {
 /// message never repeats the value: a `.p8` pasted into `--key-id` stays off the terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_id_or_team_id_that_is_not_10_characters_is_refused_unsent_and_unprinted() {
-    let f = Fixture::new(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let f = Fixture::accepting().await;
     let token = "d0".repeat(32);
     let p8 = std::fs::read_to_string(f.path("AuthKey.p8")).unwrap();
     let key_lines: Vec<&str> = p8.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -482,14 +473,7 @@ async fn a_key_id_or_team_id_that_is_not_10_characters_is_refused_unsent_and_unp
 /// password in a proxy URL is refused (herald sends no proxy credentials) and never printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_that_is_not_host_and_port_is_refused_before_sending() {
-    let f = Fixture::new(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let f = Fixture::accepting().await;
     let token = "e0".repeat(32);
     for bad in [
         "notaurl",
@@ -515,14 +499,7 @@ async fn a_proxy_that_is_not_host_and_port_is_refused_before_sending() {
 /// Both forms `--proxy` takes reach the mock through an HTTP CONNECT tunnel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_push_tunnels_through_a_proxy_given_as_url_or_host_and_port() {
-    let f = Fixture::new(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let f = Fixture::accepting().await;
     let (proxy, tunnels) = connect_proxy().await;
     for (n, given) in [format!("http://{proxy}"), proxy.to_string()]
         .into_iter()
@@ -583,14 +560,7 @@ async fn herald_push_retries_5xx_as_often_as_the_library_default() {
 /// mistake around it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed() {
-    let f = Fixture::new(
-        MockApns::builder()
-            .accept_unknown_tokens(true)
-            .start()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let f = Fixture::accepting().await;
     let cert = f.mock.issue_push_certificate(BUNDLE).unwrap();
     let token = "c5".repeat(32);
     // File names that hold no part of a password, so that an error naming the file is no leak.

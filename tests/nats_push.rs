@@ -30,7 +30,7 @@ use herald::bridge::{
     ApnsSink, Device, DeviceRegistry, Environment, Message, PushAccepted, PushFailed, PushRejected,
     TokenInvalidated, conformance,
 };
-use herald::mock::{Latency, MockApns};
+use herald::mock::MockApns;
 use herald::nats::{
     ErrorKind, NatsBridge, NatsKvStore, NatsPushQueue, OutcomeImport, PushQueueConfig, PushWorker,
     RemotePushOutcome, RemoteResult,
@@ -499,12 +499,7 @@ async fn until_a_long_poll_is_open(posting: &NatsBridge) {
 /// long poll is open on the server), one while APNs takes its time with a push, none after.
 async fn in_flight_counts_the_jobs_held_and_nothing_while_waiting() {
     let server = NatsServer::start();
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .latency(Latency::Fixed(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
+    let mock = nats_support::push::slow_mock_apns(Duration::from_secs(1)).await;
     let (posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
     let (_b, worker) = start_worker(
         &server,
@@ -735,12 +730,7 @@ async fn a_reconnection_during_a_stop_gives_up_nothing() {
     let server = NatsServer::start();
     let link = nats_support::Link::start(server.port(), true).await;
     // APNs takes a while: the push is held while the link breaks and comes back.
-    let mock = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .latency(Latency::Fixed(Duration::from_millis(1500)))
-        .start()
-        .await
-        .unwrap();
+    let mock = nats_support::push::slow_mock_apns(Duration::from_millis(1500)).await;
     let (_posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
     let bridge = NatsBridge::builder()
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(100))

@@ -560,19 +560,13 @@ async fn herald_worker_stops_on_sigterm_with_the_server_gone() {
 async fn herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds() {
     use herald::apns::Push;
     use herald::bridge::PushDispatch;
-    use herald::mock::Latency;
     use herald::nats::PushWorker;
     use nats_support::push::{client_of, start_worker};
 
     let mut server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     // APNs answers after a minute: the push stays in flight until the stop.
-    let slow = MockApns::builder()
-        .accept_unknown_tokens(true)
-        .latency(Latency::Fixed(Duration::from_secs(60)))
-        .start()
-        .await
-        .unwrap();
+    let slow = nats_support::push::slow_mock_apns(Duration::from_secs(60)).await;
     worker_files(&slow, dir.path());
     let mut worker = Worker::spawn("holding", &server.url(), &slow, dir.path());
     worker.expect("ready");

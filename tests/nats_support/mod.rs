@@ -465,6 +465,16 @@ pub mod push {
             .unwrap()
     }
 
+    /// A mock APNs that accepts any device token and answers each push after `latency`.
+    pub async fn slow_mock_apns(latency: Duration) -> MockApns {
+        MockApns::builder()
+            .accept_unknown_tokens(true)
+            .latency(herald::mock::Latency::Fixed(latency))
+            .start()
+            .await
+            .unwrap()
+    }
+
     /// A mock APNs that accepts any device token.
     pub async fn mock_apns() -> MockApns {
         MockApns::builder()

@@ -229,13 +229,7 @@ async fn a_worker_that_dies_between_send_and_ack_leads_to_one_resend_and_one_out
     .await;
     doomed.shutdown().await;
     let js = jetstream::new(first.client().clone());
-    let consumer: jetstream::consumer::PullConsumer = js
-        .get_stream("HERALD_PUSH")
-        .await
-        .unwrap()
-        .get_consumer("herald-workers")
-        .await
-        .unwrap();
+    let consumer = nats_support::push::workers_consumer(&first).await;
     center.post(Ping {
         user: String::new(),
         n: 7,
@@ -480,14 +474,7 @@ async fn a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowled
 
 /// Waits until a worker's long poll (a pull request) is open on the queue's consumer.
 async fn until_a_long_poll_is_open(posting: &NatsBridge) {
-    let js = jetstream::new(posting.client().clone());
-    let mut consumer: jetstream::consumer::PullConsumer = js
-        .get_stream("HERALD_PUSH")
-        .await
-        .unwrap()
-        .get_consumer("herald-workers")
-        .await
-        .unwrap();
+    let mut consumer = nats_support::push::workers_consumer(posting).await;
     let deadline = std::time::Instant::now() + PATIENCE;
     while consumer.info().await.unwrap().num_waiting == 0 {
         assert!(std::time::Instant::now() < deadline, "no long poll");

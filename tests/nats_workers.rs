@@ -580,13 +580,7 @@ async fn herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds
     let _waiting = tokio::spawn(queue.dispatch(push, None));
     let js = async_nats::jetstream::new(posting.client().clone());
     let held = || async {
-        let consumer: async_nats::jetstream::consumer::PullConsumer = js
-            .get_stream("HERALD_PUSH")
-            .await
-            .unwrap()
-            .get_consumer("herald-workers")
-            .await
-            .unwrap();
+        let consumer = nats_support::push::workers_consumer(&posting).await;
         consumer.get_info().await.unwrap().num_ack_pending
     };
     let deadline = Instant::now() + PATIENCE;

@@ -465,6 +465,20 @@ pub mod push {
             .unwrap()
     }
 
+    /// The push queue's consumer that workers pull from (default names), seen through
+    /// `bridge`'s client.
+    pub async fn workers_consumer(
+        bridge: &NatsBridge,
+    ) -> async_nats::jetstream::consumer::PullConsumer {
+        async_nats::jetstream::new(bridge.client().clone())
+            .get_stream("HERALD_PUSH")
+            .await
+            .unwrap()
+            .get_consumer("herald-workers")
+            .await
+            .unwrap()
+    }
+
     /// A mock APNs that accepts any device token and answers each push after `latency`.
     pub async fn slow_mock_apns(latency: Duration) -> MockApns {
         MockApns::builder()

@@ -496,6 +496,28 @@ async fn a_proxy_that_is_not_host_and_port_is_refused_before_sending() {
     assert!(f.mock.requests().is_empty(), "nothing was sent");
 }
 
+/// `herald worker` takes `--proxy` as `herald push` does (one set of APNs options), refused
+/// when it is not host and port before anything connects, never repeating the value.
+#[cfg(all(feature = "nats", feature = "bridge"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_worker_takes_the_same_proxy_option() {
+    let out = herald(
+        ["worker", "--proxy", "http://user:s3cret@squid.corp:3128"]
+            .map(OsString::from)
+            .to_vec(),
+    )
+    .await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("--proxy") && all.contains("credentials"),
+        "{all}"
+    );
+    assert!(!all.contains("s3cret") && !all.contains("squid"), "{all}");
+    let help = herald(["worker", "--help"].map(OsString::from).to_vec()).await;
+    assert!(text(&help).contains("--proxy <URL>"), "{}", text(&help));
+}
+
 /// Both forms `--proxy` takes reach the mock through an HTTP CONNECT tunnel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_push_tunnels_through_a_proxy_given_as_url_or_host_and_port() {

@@ -52,6 +52,10 @@ pub(crate) struct ApnsOptions {
     /// Trust this CA (PEM file) for `--url`.
     #[arg(long, requires = "url")]
     pub(crate) ca: Option<PathBuf>,
+    /// Tunnel through an HTTP proxy with CONNECT: `http://HOST:PORT` or `HOST:PORT` (no
+    /// credentials, no path; an IPv6 address in brackets: `http://[::1]:3128`).
+    #[arg(long, value_name = "URL", value_parser = Unechoed(parse_proxy))]
+    proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -175,6 +179,15 @@ pub(crate) fn check_apple_id(option: &str, what: &str, id: &str) -> Result<(), S
     checked.map_err(|e| format!("{option}: {e}"))
 }
 
+/// The proxy as the library takes it (`herald::apns::Proxy`: `http://HOST:PORT` or
+/// `HOST:PORT`), refused here, before anything is read or sent, if it is anything else. The
+/// library's messages never repeat the value (it may hold a password).
+fn parse_proxy(s: &str) -> Result<String, String> {
+    s.parse::<herald::apns::Proxy>()
+        .map(|p| p.to_string())
+        .map_err(|e| format!("--{e}"))
+}
+
 fn parse_key_id(s: &str) -> Result<String, String> {
     check_apple_id("--key-id (HERALD_KEY_ID)", "key id", s).map(|()| s.to_owned())
 }
@@ -209,11 +222,15 @@ impl ApnsOptions {
         })
     }
 
-    /// Adds the credentials to `builder`; with a certificate, also returns when it expires.
+    /// Adds the credentials (and the proxy) to `builder`; with a certificate, also returns
+    /// when it expires.
     pub(crate) fn authenticate(
         &self,
-        builder: ApnsClientBuilder,
+        mut builder: ApnsClientBuilder,
     ) -> Result<(ApnsClientBuilder, Option<SystemTime>), String> {
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.clone());
+        }
         if let Some(p8) = &self.p8 {
             let key = TokenKey::from_p8_file(
                 p8,
@@ -237,5 +254,23 @@ impl ApnsOptions {
         };
         let expires = cert.expires_at();
         Ok((builder.certificate(cert), Some(expires)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_is_the_librarys_and_named_as_the_option() {
+        assert_eq!(
+            parse_proxy("proxy.internal:3128").as_deref(),
+            Ok("http://proxy.internal:3128")
+        );
+        let err = parse_proxy("http://user:s3cret@proxy.internal:3128").unwrap_err();
+        assert!(
+            err.starts_with("--proxy: ") && err.contains("credentials") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 }

@@ -16,7 +16,7 @@ use herald::apns::{
     PushOutcome, PushType, RetryPolicy, Sound,
 };
 
-use crate::apns_options::{ApnsOptions, Unechoed, read};
+use crate::apns_options::{ApnsOptions, read};
 use crate::exit;
 
 /// Options of `herald push`.
@@ -35,10 +35,6 @@ pub(crate) struct PushArgs {
     /// Use port 2197 instead of 443 (Apple's servers; not used with --url).
     #[arg(long)]
     port_2197: bool,
-    /// Tunnel through an HTTP proxy with CONNECT: `http://HOST:PORT` or `HOST:PORT` (no
-    /// credentials, no path; an IPv6 address in brackets: `http://[::1]:3128`).
-    #[arg(long, value_name = "URL", value_parser = Unechoed(parse_proxy))]
-    proxy: Option<String>,
 
     /// The push type.
     #[arg(long, value_enum, default_value_t = Kind::Alert)]
@@ -161,15 +157,6 @@ fn parse_timeout(s: &str) -> Result<u64, String> {
     }
 }
 
-/// The proxy as the library takes it (`herald::apns::Proxy`: `http://HOST:PORT` or
-/// `HOST:PORT`), refused here, before anything is read or sent, if it is anything else. The
-/// library's messages never repeat the value (it may hold a password).
-fn parse_proxy(s: &str) -> Result<String, String> {
-    s.parse::<herald::apns::Proxy>()
-        .map(|p| p.to_string())
-        .map_err(|e| format!("--{e}"))
-}
-
 /// The first character of a device token that is not a hex digit (the library would only say
 /// that the token is not an even number of hex digits).
 fn non_hex_character(token: &str) -> Option<char> {
@@ -197,16 +184,13 @@ async fn run_inner(args: PushArgs) -> Result<u8, String> {
     let endpoint = args.apns.endpoint(args.port_2197)?;
     let host = endpoint.host().to_owned();
     let counters = Arc::new(Counters::default());
-    let mut builder = ApnsClient::builder()
+    let builder = ApnsClient::builder()
         .endpoint(endpoint)
         .request_timeout(Duration::from_secs(args.timeout))
         .connect_timeout(Duration::from_secs(args.timeout.min(10)))
         .metrics(counters.clone())
         // The library's policy, as --timeout's help says: 429 and 5xx retried 3 times.
         .retry(RetryPolicy::default());
-    if let Some(proxy) = &args.proxy {
-        builder = builder.proxy(proxy.clone());
-    }
     let (builder, cert_expiry) = args.apns.authenticate(builder)?;
     if let Some(at) = cert_expiry
         && let Ok(left) = at.duration_since(SystemTime::now())
@@ -485,19 +469,6 @@ mod tests {
         assert_eq!(parse_timeout("30"), Ok(30));
         assert!(parse_timeout("0").is_err());
         assert!(parse_timeout("3601").is_err());
-    }
-
-    #[test]
-    fn the_proxy_is_the_librarys_and_named_as_the_option() {
-        assert_eq!(
-            parse_proxy("proxy.internal:3128").as_deref(),
-            Ok("http://proxy.internal:3128")
-        );
-        let err = parse_proxy("http://user:s3cret@proxy.internal:3128").unwrap_err();
-        assert!(
-            err.starts_with("--proxy: ") && err.contains("credentials") && !err.contains("s3cret"),
-            "{err}"
-        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(crate) struct ApnsOptions {
         hide_env_values = true,
         hide_default_value = true,
         allow_hyphen_values = true,
-        value_parser = PasswordParser
+        value_parser = Unechoed(parse_password)
     )]
     password: Password,
     /// Certificate auth: the PEM certificate (the key may be in the same file).
@@ -77,16 +77,19 @@ impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Unech
     fn parse_ref(
         &self,
         cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
+        arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<T, clap::Error> {
         let refuse = |message: String| {
             cmd.clone()
                 .error(clap::error::ErrorKind::ValueValidation, message)
         };
-        let value = value
-            .to_str()
-            .ok_or_else(|| refuse("an option's value is not valid UTF-8".into()))?;
+        let Some(value) = value.to_str() else {
+            let option = arg
+                .and_then(clap::Arg::get_long)
+                .map_or_else(|| "an option".to_owned(), |l| format!("--{l}"));
+            return Err(refuse(format!("{option}: the value is not valid UTF-8")));
+        };
         (self.0)(value).map_err(refuse)
     }
 }
@@ -109,35 +112,13 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// The value parser of a [`Password`] option (give it `allow_hyphen_values`). Its only
-/// refusal, a value that is not UTF-8, repeats nothing of it. A password left out on the
-/// command line (`--password --device ...`, two words) is caught in `main`
-/// (`password_left_out`), which sees the words as typed: the same value from the environment
-/// or as `--password=--device` is a password.
-#[derive(Clone, Copy)]
-pub(crate) struct PasswordParser;
-
-impl clap::builder::TypedValueParser for PasswordParser {
-    type Value = Password;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<Password, clap::Error> {
-        let option = arg
-            .and_then(clap::Arg::get_long)
-            .map_or_else(|| "the password option".to_owned(), |l| format!("--{l}"));
-        let refuse = |message: String| {
-            cmd.clone()
-                .error(clap::error::ErrorKind::ValueValidation, message)
-        };
-        let Some(value) = value.to_str() else {
-            return Err(refuse(format!("{option}: the password is not valid UTF-8")));
-        };
-        Ok(Password(value.to_owned()))
-    }
+/// A [`Password`] option's parser, for [`Unechoed`] (give the option `allow_hyphen_values`):
+/// every UTF-8 value is a password. A password left out on the command line
+/// (`--password --device ...`, two words) is caught in `main` (`password_left_out`), which
+/// sees the words as typed: the same value from the environment or as `--password=--device`
+/// is a password.
+pub(crate) fn parse_password(s: &str) -> Result<Password, String> {
+    Ok(Password(s.to_owned()))
 }
 
 /// What is wrong when a password option's value is another option. It does not name that
@@ -160,23 +141,32 @@ pub(crate) fn is_option(cmd: &clap::Command, value: &str) -> bool {
     }
 }
 
-/// Checks a key id or team id as Apple issues them, with the library's rule
-/// (`TokenKey::check_key_id`, `check_team_id`), before anything is read or sent, naming the
-/// option; an id that is the next option's name says the id was left out. The message never
-/// repeats the value (it may be key material pasted into the wrong option).
-pub(crate) fn check_apple_id(option: &str, what: &str, id: &str) -> Result<(), String> {
+/// Checks a key id as Apple issues them, with the library's rule (`TokenKey::check_key_id`),
+/// before anything is read or sent, naming the option; an id that is the next option's name
+/// says the id was left out. The message never repeats the value (it may be key material
+/// pasted into the wrong option).
+pub(crate) fn check_key_id(option: &str, id: &str) -> Result<(), String> {
+    check_id(option, "key id", id, herald::apns::TokenKey::check_key_id)
+}
+
+/// [`check_key_id`] for a team id (`TokenKey::check_team_id`).
+pub(crate) fn check_team_id(option: &str, id: &str) -> Result<(), String> {
+    check_id(option, "team id", id, herald::apns::TokenKey::check_team_id)
+}
+
+fn check_id(
+    option: &str,
+    what: &str,
+    id: &str,
+    rule: fn(&str) -> Result<(), herald::apns::Error>,
+) -> Result<(), String> {
     if id.starts_with("--") && !id.contains(char::is_whitespace) {
         return Err(format!(
             "{option}: the {what} is missing (another option follows it): Apple's are exactly \
              10 letters and digits"
         ));
     }
-    let checked = if what.contains("team") {
-        herald::apns::TokenKey::check_team_id(id)
-    } else {
-        herald::apns::TokenKey::check_key_id(id)
-    };
-    checked.map_err(|e| format!("{option}: {e}"))
+    rule(id).map_err(|e| format!("{option}: {e}"))
 }
 
 /// The proxy as the library takes it (`herald::apns::Proxy`: `http://HOST:PORT` or
@@ -189,11 +179,11 @@ fn parse_proxy(s: &str) -> Result<String, String> {
 }
 
 fn parse_key_id(s: &str) -> Result<String, String> {
-    check_apple_id("--key-id (HERALD_KEY_ID)", "key id", s).map(|()| s.to_owned())
+    check_key_id("--key-id (HERALD_KEY_ID)", s).map(|()| s.to_owned())
 }
 
 fn parse_team_id(s: &str) -> Result<String, String> {
-    check_apple_id("--team-id (HERALD_TEAM_ID)", "team id", s).map(|()| s.to_owned())
+    check_team_id("--team-id (HERALD_TEAM_ID)", s).map(|()| s.to_owned())
 }
 
 /// Reads a file, saying which one failed.

@@ -34,7 +34,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::apns_options::{Password, PasswordParser, Unechoed, check_apple_id};
+use crate::apns_options::{Password, Unechoed, check_key_id, check_team_id, parse_password};
 use crate::exit;
 
 /// Appended to `herald mock --help`.
@@ -171,7 +171,7 @@ struct MockOptions {
     /// Password of the .p12 files written for --push-cert (default: none; taken whole, even
     /// when it starts with `-`).
     #[arg(long, default_value = "", hide_default_value = true, allow_hyphen_values = true,
-          value_parser = PasswordParser)]
+          value_parser = Unechoed(parse_password))]
     p12_password: Password,
     /// A known device token (hex), optionally bound to a bundle id (else valid for any). Repeatable.
     #[arg(long = "token", value_name = "HEX[:BUNDLE_ID]", value_parser = parse_token_spec)]
@@ -342,8 +342,8 @@ fn parse_key_name(s: &str) -> Result<KeyName, String> {
         return Err("expected KEY_ID:TEAM_ID".into());
     };
     // As `herald push` checks them: the printed command must be one it takes.
-    check_apple_id("--generate-key", "key id", key_id)?;
-    check_apple_id("--generate-key", "team id", team_id)?;
+    check_key_id("--generate-key", key_id)?;
+    check_team_id("--generate-key", team_id)?;
     Ok(KeyName {
         key_id: key_id.to_owned(),
         team_id: team_id.to_owned(),
@@ -356,7 +356,7 @@ fn split_key_id<'a>(option: &str, form: &str, s: &'a str) -> Result<(&'a str, &'
     let Some((key_id, value)) = s.split_once(':') else {
         return Err(format!("{option}: expected {form}"));
     };
-    check_apple_id(option, "key id", key_id)?;
+    check_key_id(option, key_id)?;
     Ok((key_id, value))
 }
 
@@ -387,7 +387,7 @@ fn parse_key_environment(s: &str) -> Result<KeyEnvironment, String> {
 fn parse_related_keys(s: &str) -> Result<(String, String), String> {
     const OPTION: &str = "--related-keys";
     let (key_id, related) = split_key_id(OPTION, "KEY_ID:KEY_ID", s)?;
-    check_apple_id(OPTION, "second key id", related)?;
+    check_key_id(OPTION, related)?;
     if key_id == related {
         return Err(format!(
             "{OPTION} {key_id}:{related}: a key is not related to itself: give two key ids"
@@ -404,8 +404,8 @@ fn parse_key_spec(s: &str) -> Result<KeySpec, String> {
     };
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     // As `herald push` checks them: the printed command may sign with this key.
-    check_apple_id("--key", "key id", key_id)?;
-    check_apple_id("--key", "team id", team_id)?;
+    check_key_id("--key", key_id)?;
+    check_team_id("--key", team_id)?;
     Ok(KeySpec {
         key_id: key_id.to_owned(),
         team_id: team_id.to_owned(),

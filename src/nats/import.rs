@@ -613,28 +613,15 @@ impl SeqTable {
         let drop = (self.limit / 8).clamp(1, self.streams.len());
         let mut seen: Vec<u64> = self.streams.iter().map(|t| t.seen).collect();
         let (_, &mut threshold, _) = seen.select_nth_unstable(drop - 1);
-        // Where each kept stream moves to (`usize::MAX`: forgotten).
-        let mut moved = Vec::with_capacity(self.streams.len());
-        let mut kept = 0;
-        for t in &self.streams {
-            if t.seen > threshold {
-                moved.push(kept);
-                kept += 1;
-            } else {
-                moved.push(usize::MAX);
-            }
-        }
         self.streams.retain(|t| t.seen > threshold);
-        self.index.retain(|_, subjects| {
-            subjects.retain(|_, at| match moved.get(*at) {
-                Some(&to) if to != usize::MAX => {
-                    *at = to;
-                    true
-                }
-                _ => false,
-            });
-            !subjects.is_empty()
-        });
+        // The kept streams moved down: index them afresh (a pass the retain made anyway).
+        self.index.clear();
+        for (at, t) in self.streams.iter().enumerate() {
+            self.index
+                .entry(t.bridge)
+                .or_default()
+                .insert(t.subject.clone(), at);
+        }
         self.hot = 0;
         self.forgotten += u64::try_from(drop).unwrap_or(u64::MAX);
     }

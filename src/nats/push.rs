@@ -384,22 +384,11 @@ async fn get_or_create_stream(
     config: stream::Config,
 ) -> Result<jetstream::stream::Stream, jetstream::context::CreateStreamError> {
     use jetstream::context::CreateStreamErrorKind as K;
-    let mut pause = Duration::from_millis(20);
-    let mut attempt = 1;
-    loop {
-        match js.get_or_create_stream(config.clone()).await {
-            Err(e)
-                if attempt < CREATE_ATTEMPTS
-                    && matches!(e.kind(), K::JetStream(j) if lost_a_creation_race(j.error_code())) =>
-            {
-                tracing::debug!(error = %e, stream = %config.name, "stream creation refused, looking again");
-            }
-            done => return done,
-        }
-        tokio::time::sleep(pause).await;
-        pause *= 2;
-        attempt += 1;
-    }
+    looking_again(
+        || js.get_or_create_stream(config.clone()),
+        |e| matches!(e.kind(), K::JetStream(j) if lost_a_creation_race(j.error_code())),
+    )
+    .await
 }
 
 /// The durable pull consumer `name` of `stream`, created with `config` when missing; safe
@@ -410,15 +399,26 @@ pub(crate) async fn get_or_create_consumer(
     config: consumer::pull::Config,
 ) -> Result<consumer::PullConsumer, jetstream::stream::ConsumerError> {
     use jetstream::stream::ConsumerErrorKind as K;
+    looking_again(
+        || stream.get_or_create_consumer(name, config.clone()),
+        |e| matches!(e.kind(), K::JetStream(j) if lost_a_creation_race(j.error_code())),
+    )
+    .await
+}
+
+/// Runs `create` again, after a short pause (20 ms, doubling), while it fails with an error
+/// `lost_race` says may come from another client's creation of the same thing, up to
+/// [`CREATE_ATTEMPTS`] attempts in all.
+async fn looking_again<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    mut create: impl FnMut() -> F,
+    lost_race: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     let mut pause = Duration::from_millis(20);
     let mut attempt = 1;
     loop {
-        match stream.get_or_create_consumer(name, config.clone()).await {
-            Err(e)
-                if attempt < CREATE_ATTEMPTS
-                    && matches!(e.kind(), K::JetStream(j) if lost_a_creation_race(j.error_code())) =>
-            {
-                tracing::debug!(error = %e, consumer = name, "consumer creation refused, looking again");
+        match create().await {
+            Err(e) if attempt < CREATE_ATTEMPTS && lost_race(&e) => {
+                tracing::debug!(error = %e, "creation refused, looking again");
             }
             done => return done,
         }

@@ -70,13 +70,7 @@ impl FromStr for Proxy {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Proxy, Error> {
-        let (host, port) =
-            parse(s).map_err(|why| Error::new(ErrorKind::Config, format!("proxy: {why}")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        Ok(Proxy { host, port })
+        parse(s).map_err(|why| Error::new(ErrorKind::Config, format!("proxy: {why}")))
     }
 }
 
@@ -91,8 +85,8 @@ impl fmt::Display for Proxy {
     }
 }
 
-/// Host (IPv6 in brackets) and port, or why not. The messages never repeat the value.
-fn parse(s: &str) -> Result<(String, u16), String> {
+/// The proxy `s` names, or why not. The messages never repeat the value.
+fn parse(s: &str) -> Result<Proxy, String> {
     const FORM: &str = "give http://HOST:PORT or HOST:PORT, e.g. http://proxy.internal:3128";
     let s = s.trim();
     let rest = match s.split_once("://") {
@@ -128,32 +122,35 @@ fn parse(s: &str) -> Result<(String, u16), String> {
         if ip.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!("not an IPv6 address in the brackets: {FORM}"));
         }
-        (format!("[{ip}]"), port.strip_prefix(':'))
+        (ip, port.strip_prefix(':'))
     } else {
-        match rest.rsplit_once(':') {
+        let (host, port) = match rest.rsplit_once(':') {
             Some((host, _)) if host.contains(':') => {
                 return Err("put an IPv6 address in brackets, e.g. http://[::1]:3128".into());
             }
-            Some((host, port)) => (host.to_owned(), Some(port)),
-            None => (rest.to_owned(), None),
-        }
-    };
-    let plain_host = !host.is_empty()
-        && (host.starts_with('[')
-            || host.split('.').all(|label| {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        };
+        let plain_host = !host.is_empty()
+            && host.split('.').all(|label| {
                 !label.is_empty()
                     && label
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            }));
-    if !plain_host {
-        return Err(format!("not a host name or IP address: {FORM}"));
-    }
+            });
+        if !plain_host {
+            return Err(format!("not a host name or IP address: {FORM}"));
+        }
+        (host, port)
+    };
     let Some(port) = port else {
         return Err(format!("the port is missing: {FORM}"));
     };
     match port.parse::<u16>() {
-        Ok(port) if port > 0 => Ok((host, port)),
+        Ok(port) if port > 0 => Ok(Proxy {
+            host: host.to_owned(),
+            port,
+        }),
         _ => Err(format!("the port is a number from 1 to 65535: {FORM}")),
     }
 }

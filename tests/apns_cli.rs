@@ -6,12 +6,13 @@ use std::ffi::OsString;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, UNIX_EPOCH};
 
 use herald::apns::RetryPolicy;
 use herald::mock::{Fault, MockApns};
+
+mod mock_support;
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 const BUNDLE: &str = "com.example.app";
@@ -104,10 +105,9 @@ fn without(mut args: Vec<OsString>, option: &str) -> Vec<OsString> {
     args
 }
 
-/// Runs `herald mock ARGS`, which must refuse them: exit without printing on stdout. A mock
-/// that starts instead prints its start-up lines: it is killed at the first one and the test
-/// fails (no wait on a clock either way).
-fn herald_mock_refusing(args: &[&std::ffi::OsStr]) -> Output {
+/// Starts `herald mock ARGS` with its output piped, and reads its first line of stdout (empty
+/// when it exited without printing one).
+fn start_mock(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     let mut child = Command::new(HERALD)
         .arg("mock")
         .args(args)
@@ -117,8 +117,17 @@ fn herald_mock_refusing(args: &[&std::ffi::OsStr]) -> Output {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    let read = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first);
-    if read.unwrap_or(0) > 0 {
+    let stdout = child.stdout.take().unwrap();
+    let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+    (child, first)
+}
+
+/// Runs `herald mock ARGS`, which must refuse them: exit without printing on stdout. A mock
+/// that starts instead prints its start-up lines: it is killed at the first one and the test
+/// fails (no wait on a clock either way).
+fn herald_mock_refusing(args: &[&std::ffi::OsStr]) -> Output {
+    let (mut child, first) = start_mock(args);
+    if !first.is_empty() {
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
         panic!(
@@ -127,47 +136,6 @@ fn herald_mock_refusing(args: &[&std::ffi::OsStr]) -> Output {
         );
     }
     child.wait_with_output().unwrap()
-}
-
-/// A minimal HTTP CONNECT proxy on loopback; counts the tunnels it opened.
-async fn connect_proxy() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let tunnels = Arc::new(AtomicUsize::new(0));
-    let count = tunnels.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if inbound.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let connected = if head.starts_with("CONNECT ") {
-                    tokio::net::TcpStream::connect(target).await.ok()
-                } else {
-                    None
-                };
-                let Some(mut outbound) = connected else {
-                    let _ = inbound.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-                    return;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                let _ = inbound
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await;
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            });
-        }
-    });
-    (addr, tunnels)
 }
 
 fn text(out: &Output) -> String {
@@ -522,7 +490,7 @@ async fn herald_worker_takes_the_same_proxy_option() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn herald_push_tunnels_through_a_proxy_given_as_url_or_host_and_port() {
     let f = Fixture::accepting().await;
-    let (proxy, tunnels) = connect_proxy().await;
+    let (proxy, tunnels) = mock_support::connect_proxy().await;
     for (n, given) in [format!("http://{proxy}"), proxy.to_string()]
         .into_iter()
         .enumerate()
@@ -669,26 +637,19 @@ async fn a_p12_password_that_starts_with_a_dash_is_taken_whole_and_never_printed
 async fn herald_mock_p12_password_may_start_with_a_dash() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("out");
-    let mut child = Command::new(HERALD)
-        .arg("mock")
-        .args([
-            "--json",
-            "--push-cert",
-            BUNDLE,
-            "--p12-password",
-            "-s3cret-pw",
-            "--out-dir",
-        ])
-        .arg(&out_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let read = stdout.read_line(&mut first);
-    if read.unwrap_or(0) == 0 {
+    let mut args: Vec<&std::ffi::OsStr> = [
+        "--json",
+        "--push-cert",
+        BUNDLE,
+        "--p12-password",
+        "-s3cret-pw",
+        "--out-dir",
+    ]
+    .map(std::ffi::OsStr::new)
+    .to_vec();
+    args.push(out_dir.as_os_str());
+    let (mut child, first) = start_mock(&args);
+    if first.is_empty() {
         let out = child.wait_with_output().unwrap();
         panic!("herald mock did not start: {}", text(&out));
     }

@@ -713,53 +713,14 @@ async fn fault_matrix_one_outcome_per_push_no_duplicates() {
     client.shutdown().await;
 }
 
-/// A minimal HTTP CONNECT proxy: accepts one tunnel per connection and counts them.
-async fn connect_proxy() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let tunnels = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = tunnels.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if inbound.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                if !head.starts_with("CONNECT ") {
-                    let _ = inbound
-                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
-                        .await;
-                    return;
-                }
-                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                    let _ = inbound.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-                    return;
-                };
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let _ = inbound
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await;
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            });
-        }
-    });
-    (format!("http://{addr}"), tunnels)
-}
-
 #[tokio::test]
 async fn pushes_go_through_an_http_connect_proxy() {
     let s = setup().await;
-    let (proxy, tunnels) = connect_proxy().await;
-    let client = client_for(&s).proxy(proxy).build().unwrap();
+    let (proxy, tunnels) = mock_support::connect_proxy().await;
+    let client = client_for(&s)
+        .proxy(format!("http://{proxy}"))
+        .build()
+        .unwrap();
     for i in 0..5 {
         let o = client.send(push(i)).await;
         assert!(o.is_accepted(), "{o:?}");
@@ -796,9 +757,9 @@ async fn a_proxy_that_is_not_host_and_port_is_refused_at_build() {
             "{shown}"
         );
     }
-    let (proxy, tunnels) = connect_proxy().await;
-    let bare = proxy.trim_start_matches("http://").to_owned();
-    for good in [format!("{proxy}/"), bare] {
+    let (proxy, tunnels) = mock_support::connect_proxy().await;
+    let bare = proxy.to_string();
+    for good in [format!("http://{proxy}/"), bare] {
         let client = client_for(&s).proxy(good.clone()).build().unwrap();
         assert!(client.send(push(0)).await.is_accepted(), "{good}");
     }

@@ -15,10 +15,8 @@
 #[path = "nats_support/mod.rs"]
 mod nats_support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use herald::nats::{
     Batching, ConnectionChanged, ConnectionState, ErrorKind, ExportDropped, NatsBridge, Origin,
@@ -81,46 +79,6 @@ fn senders_of<N: Notification>(
         }
     });
     (seen, sub)
-}
-
-/// A `nats-server` without JetStream, killed on drop.
-struct PlainServer {
-    child: Child,
-    port: u16,
-}
-
-impl PlainServer {
-    fn start() -> PlainServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(nats_support::server_binary())
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "plain nats-server not ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PlainServer { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PlainServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The ids of the notes recorded, in order.
@@ -857,6 +815,49 @@ mod push {
         NatsKvStore, NatsPushQueue, OutcomeImport, PushQueueConfig, PushWorker, RemotePushOutcome,
         RemoteResult,
     };
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Instant;
+
+    /// A `nats-server` without JetStream, killed on drop.
+    struct PlainServer {
+        child: Child,
+        port: u16,
+    }
+
+    impl PlainServer {
+        fn start() -> PlainServer {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new(nats_support::server_binary())
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + PATIENCE;
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "plain nats-server not ready");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            PlainServer { child, port }
+        }
+
+        fn url(&self) -> String {
+            format!("nats://127.0.0.1:{}", self.port)
+        }
+    }
+
+    impl Drop for PlainServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 
     /// A worker stopped gracefully while it holds pushes finishes them (send, report, ack);
     /// a new worker takes the rest: every push is sent to APNs exactly once and its dispatch

@@ -264,30 +264,44 @@ async fn a_hundred_thousand_notifications_to_ten_thousand_tokens_all_accounted_f
     // find no device (unaddressed). Unknown to APNs (400 BadDeviceToken, `i % 200 == 1`):
     // quarantined, kept, and skipped by every later message (the grace before a probe is 24 h).
     // The sink has at most IN_FLIGHT pushes out (about 51 messages), far fewer than the
-    // `subjects` messages between two rounds, so every answer is in before the next round.
+    // `subjects` messages between two rounds, so in practice every answer is in before the
+    // next round and the counts below are exact (as printed above). A round of slack keeps
+    // a machine that stalls the mock's process for a whole round (a loaded CI host) from
+    // failing the test: the next round then still finds the dead tokens and pushes to them.
     let gone_subjects = (0..subjects).filter(|k| k % 100 == 0).count();
     let quarantined_tokens = (0..TOKENS).filter(|i| i % 200 == 1).count();
     let uninstalled_tokens = (0..TOKENS).filter(|i| i % 100 == 0).count();
     let rounds = notifications / subjects;
-    assert_eq!(
-        m.unaddressed as usize,
-        gone_subjects * rounds.saturating_sub(1),
-        "messages to subjects whose tokens were all deleted"
+    let within = |got: u64, per_round: usize, what: &str| {
+        let most = per_round * rounds.saturating_sub(1);
+        let least = per_round * rounds.saturating_sub(2);
+        assert!(
+            (least..=most).contains(&(got as usize)),
+            "{what}: {got}, expected {most} (at least {least})"
+        );
+    };
+    within(
+        m.unaddressed,
+        gone_subjects,
+        "messages to subjects whose tokens were all deleted",
     );
-    assert_eq!(
-        m.skipped as usize,
-        quarantined_tokens * rounds.saturating_sub(1),
-        "pushes held back from quarantined tokens"
+    within(
+        m.skipped,
+        quarantined_tokens,
+        "pushes held back from quarantined tokens",
     );
     // Nothing lost to the queue (backpressure).
     assert_eq!(queue.map(|q| q.dropped), Some(0));
     assert!(peak_depth.load(Ordering::Relaxed) <= QUEUE);
     assert!(peak_in_flight.load(Ordering::Relaxed) <= IN_FLIGHT as u64);
-    // Each rejection reached the lifecycle once: 410 deletes, BadDeviceToken quarantines, and
-    // only the deleted tokens leave the registry.
-    assert_eq!(m.rejected as usize, uninstalled_tokens + quarantined_tokens);
-    assert_eq!(m.invalidated as usize, uninstalled_tokens);
-    assert_eq!(m.quarantined as usize, quarantined_tokens);
+    // Every rejection is the mock's, and reached the lifecycle: 410 deletes (each uninstalled
+    // token at least once: a push already out to it may report it again), BadDeviceToken
+    // quarantines, and only the deleted tokens leave the registry.
+    assert_eq!(m.rejected, mock_counts[2] + mock_counts[3]);
+    assert!(m.invalidated as usize >= uninstalled_tokens);
+    assert!(m.invalidated <= mock_counts[2]);
+    assert!(m.quarantined as usize >= quarantined_tokens);
+    assert!(m.quarantined <= mock_counts[3]);
     assert_eq!(registry.len().unwrap(), TOKENS - uninstalled_tokens);
     // Memory bounded by the queue and in-flight limit, not by the number of pushes.
     let grown = peak_rss.load(Ordering::Relaxed).saturating_sub(rss_start);

@@ -307,14 +307,8 @@ impl ApnsClientBuilder {
     ///
     /// ```
     /// # use herald::apns::{ApnsClient, TokenKey};
-    /// # use base64::Engine as _;
-    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let tmp: tempfile::TempDir = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_p8.rs"));
     /// # let dir = tmp.path();
-    /// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-    /// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
-    /// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    /// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
-    /// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
     /// let key = TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?;
     /// let client = ApnsClient::builder().token_auth(key.clone()).build()?;
     /// assert_eq!(key.tokens_minted(), 0); // the first token is minted for the first push
@@ -337,9 +331,7 @@ impl ApnsClientBuilder {
     /// # let dir = tmp.path();
     /// # let p12: Vec<u8> = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_push_p12.rs"));
     /// # std::fs::write(dir.join("push.p12"), p12).unwrap();
-    /// # // No network in doctests: a closed local port, where every push fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// let client = ApnsClient::builder()
     ///     .certificate(Certificate::from_p12_file(dir.join("push.p12"), "pw")?)
     /// #   .endpoint(closed)
@@ -542,13 +534,11 @@ impl ApnsClientBuilder {
         let (server_name, authority) = target(&host, port)?;
         let (m_host, m_port) = self.endpoint.channel_management();
         let (m_server_name, m_authority) = target(&m_host, m_port)?;
-        let proxy = match self.proxy.as_deref() {
-            Some(url) => {
-                let p: super::Proxy = url.parse()?;
-                Some((p.host().to_owned(), p.port()))
-            }
-            None => None,
-        };
+        let proxy = self
+            .proxy
+            .as_deref()
+            .map(str::parse::<super::Proxy>)
+            .transpose()?;
         // Every client reports to the `metrics` facade, then to the user's hook.
         let metrics: Arc<dyn Metrics> = Arc::new(super::metrics::Facade { user: self.metrics });
         let cfg = PoolConfig {
@@ -651,17 +641,9 @@ fn target(host: &str, port: u16) -> Result<(ServerName<'static>, http::uri::Auth
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), herald::apns::Error> {
-/// # use base64::Engine as _;
-/// # let tmp = tempfile::tempdir().unwrap();
+/// # let tmp: tempfile::TempDir = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_p8.rs"));
 /// # let dir = tmp.path();
-/// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-/// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
-/// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-/// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
-/// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
-/// # // No network in doctests: a closed local port, where every push fails to connect.
-/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-/// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+/// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
 /// let client = ApnsClient::builder()
 ///     .endpoint(Endpoint::Production)
 /// #   .endpoint(closed)
@@ -750,9 +732,7 @@ impl ApnsClient {
     /// # use herald::apns::{ApnsClient, Push, PushOutcome};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every push fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let push = Push::builder("a1b2c3d4", "com.example.app").build().unwrap();
     /// let mut retry_later = Vec::new();
@@ -997,9 +977,7 @@ impl ApnsClient {
     /// # use herald::apns::{ApnsClient, Push};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every push fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let pushes: Vec<Push> = (1..=3)
     /// #     .map(|i| Push::builder(format!("a1b2c3d{i}"), "com.example.app").build().unwrap())
@@ -1032,9 +1010,7 @@ impl ApnsClient {
     /// # use herald::apns::{ApnsClient, Push};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), herald::apns::Error> {
-    /// # // No network in doctests: a closed local port, where every push fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// let (queue, pushes) = futures::channel::mpsc::unbounded::<Push>();
     /// let mut outcomes = client.send_stream(pushes, 256);
@@ -1132,9 +1108,7 @@ impl ApnsClient {
 /// # use herald::apns::{ApnsClient, Push};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// # // No network in doctests: a closed local port, where every push fails to connect.
-/// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-/// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+/// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
 /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
 /// # let pushes: Vec<Push> = (1..=2)
 /// #     .map(|i| Push::builder(format!("a1b2c3d{i}"), "com.example.app").build().unwrap())
@@ -1158,9 +1132,7 @@ impl Outcomes {
     /// # use herald::apns::{ApnsClient, Push};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every push fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let pushes: Vec<Push> = (1..=2)
     /// #     .map(|i| Push::builder(format!("a1b2c3d{i}"), "com.example.app").build().unwrap())

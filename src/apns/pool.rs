@@ -60,7 +60,6 @@ use super::metrics::Metrics;
 /// Consecutive request timeouts (without any answer between them) that retire a connection.
 const RETIRE_AFTER_TIMEOUTS: u32 = 3;
 
-/// Largest response body read (APNs' are tiny JSON objects).
 /// What a request's answer body is for, which sets how much of it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyUse {
@@ -91,7 +90,7 @@ pub(crate) struct PoolConfig {
     pub(crate) server_name: ServerName<'static>,
     pub(crate) authority: http::uri::Authority,
     pub(crate) tls: Arc<rustls::ClientConfig>,
-    pub(crate) proxy: Option<(String, u16)>,
+    pub(crate) proxy: Option<super::Proxy>,
     pub(crate) connections: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
@@ -528,7 +527,7 @@ async fn connect(shared: &Shared) -> Result<Conn, Error> {
     let cfg = &shared.cfg;
     let fut = async {
         let (host, port) = match &cfg.proxy {
-            Some((h, p)) => (h.as_str(), *p),
+            Some(proxy) => (proxy.host(), proxy.port()),
             None => (cfg.host.as_str(), cfg.port),
         };
         // tokio resolves on every call (no cache): one fresh DNS lookup per connection.
@@ -887,20 +886,16 @@ async fn attempt(spec: &RequestSpec, lease: &Lease, cfg: &PoolConfig) -> Attempt
             Ok(c) => {
                 let _ = body.flow_control().release_capacity(c.len());
                 if buf.len() + c.len() > limit {
-                    match spec.answer {
-                        BodyUse::Result => {
-                            return Attempt::Failed(Error::new(
-                                ErrorKind::Protocol,
-                                format!("the response body is larger than {limit} bytes"),
-                            ));
-                        }
-                        // Not APNs's JSON, and not worth reading on; but the status still
-                        // says what became of the push. The stream is reset when `body` drops.
-                        BodyUse::Outcome => {
-                            buf.clear();
-                            break;
-                        }
+                    if spec.answer == BodyUse::Result {
+                        return Attempt::Failed(Error::new(
+                            ErrorKind::Protocol,
+                            format!("the response body is larger than {limit} bytes"),
+                        ));
                     }
+                    // Not APNs's JSON, and not worth reading on; but the status still says
+                    // what became of the push. The stream is reset when `body` drops.
+                    buf.clear();
+                    break;
                 }
                 buf.extend_from_slice(&c);
             }

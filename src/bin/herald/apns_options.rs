@@ -55,7 +55,7 @@ pub(crate) struct ApnsOptions {
     /// Tunnel through an HTTP proxy with CONNECT: `http://HOST:PORT` or `HOST:PORT` (no
     /// credentials, no path; an IPv6 address in brackets: `http://[::1]:3128`).
     #[arg(long, value_name = "URL", value_parser = Unechoed(parse_proxy))]
-    proxy: Option<String>,
+    proxy: Option<herald::apns::Proxy>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -172,10 +172,8 @@ fn check_id(
 /// The proxy as the library takes it (`herald::apns::Proxy`: `http://HOST:PORT` or
 /// `HOST:PORT`), refused here, before anything is read or sent, if it is anything else. The
 /// library's messages never repeat the value (it may hold a password).
-fn parse_proxy(s: &str) -> Result<String, String> {
-    s.parse::<herald::apns::Proxy>()
-        .map(|p| p.to_string())
-        .map_err(|e| format!("--{e}"))
+fn parse_proxy(s: &str) -> Result<herald::apns::Proxy, String> {
+    s.parse().map_err(|e| format!("--{e}"))
 }
 
 fn parse_key_id(s: &str) -> Result<String, String> {
@@ -219,7 +217,7 @@ impl ApnsOptions {
         mut builder: ApnsClientBuilder,
     ) -> Result<(ApnsClientBuilder, Option<SystemTime>), String> {
         if let Some(proxy) = &self.proxy {
-            builder = builder.proxy(proxy.clone());
+            builder = builder.proxy(proxy.to_string());
         }
         if let Some(p8) = &self.p8 {
             let key = TokenKey::from_p8_file(
@@ -254,7 +252,9 @@ mod tests {
     #[test]
     fn the_proxy_is_the_librarys_and_named_as_the_option() {
         assert_eq!(
-            parse_proxy("proxy.internal:3128").as_deref(),
+            parse_proxy("proxy.internal:3128")
+                .map(|p| p.to_string())
+                .as_deref(),
             Ok("http://proxy.internal:3128")
         );
         let err = parse_proxy("http://user:s3cret@proxy.internal:3128").unwrap_err();

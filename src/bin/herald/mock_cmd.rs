@@ -141,10 +141,11 @@ struct MockOptions {
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Register a provider key: KEY_ID:TEAM_ID:path/to/AuthKey.p8 (or a public key PEM). Repeatable.
-    #[arg(long = "key", value_name = "KEY_ID:TEAM_ID:PATH", value_parser = parse_key_spec)]
+    #[arg(long = "key", value_name = "KEY_ID:TEAM_ID:PATH", value_parser = Unechoed(parse_key_spec))]
     keys: Vec<KeySpec>,
     /// Generate and register a provider key, write it as KEY_ID.p8 in the out dir. Repeatable.
-    #[arg(long = "generate-key", value_name = "KEY_ID:TEAM_ID", value_parser = parse_key_name)]
+    #[arg(long = "generate-key", value_name = "KEY_ID:TEAM_ID",
+          value_parser = Unechoed(parse_key_name))]
     generate_keys: Vec<KeyName>,
     /// Make a key (of --key or --generate-key) topic-specific: its tokens push only to these
     /// bundle ids (others: 400 TopicDisallowed), and share a connection with no other key but
@@ -338,12 +339,10 @@ fn parse_unregistered(s: &str) -> Result<UnregisteredSpec, String> {
 }
 
 fn parse_key_name(s: &str) -> Result<KeyName, String> {
-    let Some((key_id, team_id)) = s.split_once(':') else {
-        return Err("expected KEY_ID:TEAM_ID".into());
-    };
+    const OPTION: &str = "--generate-key";
     // As `herald push` checks them: the printed command must be one it takes.
-    check_key_id("--generate-key", key_id)?;
-    check_team_id("--generate-key", team_id)?;
+    let (key_id, team_id) = split_key_id(OPTION, "KEY_ID:TEAM_ID", s)?;
+    check_team_id(OPTION, team_id)?;
     Ok(KeyName {
         key_id: key_id.to_owned(),
         team_id: team_id.to_owned(),
@@ -400,9 +399,9 @@ fn parse_key_spec(s: &str) -> Result<KeySpec, String> {
     let mut parts = s.splitn(3, ':');
     let (Some(key_id), Some(team_id), Some(path)) = (parts.next(), parts.next(), parts.next())
     else {
-        return Err("expected KEY_ID:TEAM_ID:PATH".into());
+        return Err("--key: expected KEY_ID:TEAM_ID:PATH".into());
     };
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("--key: cannot read {path}: {e}"))?;
     // As `herald push` checks them: the printed command may sign with this key.
     check_key_id("--key", key_id)?;
     check_team_id("--key", team_id)?;

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use herald::apns::{
     Alert, AlertFields, ApnsClient, Counters, ErrorKind, Expiration, Payload, Priority, Push,
-    PushOutcome, PushType, RetryPolicy, Sound,
+    PushOutcome, PushType, Sound,
 };
 
 use crate::apns_options::{ApnsOptions, read};
@@ -188,9 +188,8 @@ async fn run_inner(args: PushArgs) -> Result<u8, String> {
         .endpoint(endpoint)
         .request_timeout(Duration::from_secs(args.timeout))
         .connect_timeout(Duration::from_secs(args.timeout.min(10)))
-        .metrics(counters.clone())
-        // The library's policy, as --timeout's help says: 429 and 5xx retried 3 times.
-        .retry(RetryPolicy::default());
+        // Retries: the builder's default `RetryPolicy`, as --timeout's help says.
+        .metrics(counters.clone());
     let (builder, cert_expiry) = args.apns.authenticate(builder)?;
     if let Some(at) = cert_expiry
         && let Ok(left) = at.duration_since(SystemTime::now())

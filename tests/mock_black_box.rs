@@ -809,16 +809,15 @@ async fn one_token_shared_by_connections_is_not_an_update() {
 #[tokio::test]
 async fn topic_specific_key_after_a_team_key_on_one_connection_is_unrelated() {
     let s = Setup::new().await;
-    let topic_key = s.mock.generate_key("KEY2222222", TEAM_ID).unwrap();
-    assert!(s.mock.restrict_key("KEY2222222", &[BUNDLE]));
+    let key2 = topic_key(&s, "KEY2222222", &[BUNDLE]);
     // On its own connection the topic-specific key works.
     let mut alone = s.client().await;
-    let jwt2 = sign_jwt(&topic_key, "KEY2222222", TEAM_ID, now_secs());
+    let jwt2 = key2(now_secs());
     assert_eq!(push(&token(1)).bearer(&jwt2).status(&mut alone).await, 200);
     // Mixed with the team key on one connection.
     let mut c = s.client().await;
     warm(&mut c, &s.jwt()).await;
-    let later = sign_jwt(&topic_key, "KEY2222222", TEAM_ID, now_secs() + 22 * 60);
+    let later = key2(now_secs() + 22 * 60);
     assert_rejects(
         push(&token(1)).bearer(&later).answer(&mut c).await,
         403,
@@ -826,12 +825,19 @@ async fn topic_specific_key_after_a_team_key_on_one_connection_is_unrelated() {
     );
 }
 
+/// A new key `kid` of the set-up team: a signer of its tokens, taking their `iat`.
+fn key_signer(s: &Setup, kid: &str) -> impl Fn(i64) -> String + use<> {
+    let p8 = s.mock.generate_key(kid, TEAM_ID).unwrap();
+    let kid = kid.to_owned();
+    move |iat| sign_jwt(&p8, &kid, TEAM_ID, iat)
+}
+
 /// A key `kid` of the set-up team restricted to `topics` (a topic-specific key): a signer of its
 /// tokens, taking their `iat`.
-fn topic_key(s: &Setup, kid: &'static str, topics: &[&str]) -> impl Fn(i64) -> String {
-    let p8 = s.mock.generate_key(kid, TEAM_ID).unwrap();
+fn topic_key(s: &Setup, kid: &str, topics: &[&str]) -> impl Fn(i64) -> String + use<> {
+    let signer = key_signer(s, kid);
     assert!(s.mock.restrict_key(kid, topics));
-    move |iat| sign_jwt(&p8, kid, TEAM_ID, iat)
+    signer
 }
 
 /// Apple ("Establishing a token-based connection to APNs"): "After you establish a connection
@@ -948,10 +954,10 @@ async fn a_team_scoped_key_after_a_topic_specific_one_is_unrelated_two_team_keys
         403,
         "UnrelatedKeyIdInToken",
     );
-    let team2 = s.mock.generate_key("TEAMKEY002", TEAM_ID).unwrap();
+    let team2 = key_signer(&s, "TEAMKEY002");
     let mut c = s.client().await;
     warm(&mut c, &s.jwt_at(t0)).await;
-    let second = sign_jwt(&team2, "TEAMKEY002", TEAM_ID, later);
+    let second = team2(later);
     assert_eq!(push(&token(1)).bearer(&second).status(&mut c).await, 200);
 }
 
@@ -972,11 +978,11 @@ async fn a_key_restricted_mid_connection_keeps_its_connection() {
 /// A second key of the set-up team, `kid`, restricted to `environment` when one is given, and
 /// a current token of it.
 fn second_key(s: &Setup, kid: &str, environment: Option<Environment>) -> String {
-    let p8 = s.mock.generate_key(kid, TEAM_ID).unwrap();
+    let signer = key_signer(s, kid);
     if let Some(e) = environment {
         assert!(s.mock.restrict_key_environment(kid, e));
     }
-    sign_jwt(&p8, kid, TEAM_ID, now_secs())
+    signer(now_secs())
 }
 
 /// APNS.md §3: "team keys per environment"; Apple's reason table: 403

@@ -258,14 +258,19 @@ impl Shared {
             if cur.lenient_base64 {
                 warnings.push(LENIENT_JWT_WARNING.to_owned());
             }
-            // The key's scope is read as it is now (keys are never removed).
-            let key = self.keys.read().get(&cur.claims.kid).cloned();
-            if key.as_ref().is_some_and(|k| !k.serves(self.environment)) {
-                return Err(rej(403, "BadEnvironmentKeyIdInToken"));
-            }
+            // The key's scope is read as it is now (keys are never removed); only its
+            // topics are copied out of the table.
+            let topics = {
+                let keys = self.keys.read();
+                let key = keys.get(&cur.claims.kid);
+                if key.is_some_and(|k| !k.serves(self.environment)) {
+                    return Err(rej(403, "BadEnvironmentKeyIdInToken"));
+                }
+                key.and_then(|k| k.topics.clone())
+            };
             check_iat(&cur.claims, now)?;
             return Ok(Identity {
-                topics: key.and_then(|k| k.topics),
+                topics,
                 certificate: false,
                 cert_topics: None,
             });

@@ -486,15 +486,6 @@ impl Outbox {
         s
     }
 
-    /// Whether any export of this bridge used a sequence number (sent, queued or dropped a
-    /// notification): then importers are owed a last heartbeat.
-    fn numbered(&self) -> bool {
-        self.subjects
-            .lock()
-            .iter()
-            .any(|s| s.last.load(Ordering::Relaxed) > 0)
-    }
-
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -649,10 +640,11 @@ pub(crate) async fn publish_loop(
         };
         if batch.is_empty() {
             if closed {
-                // A bridge that never used a sequence number owes importers no last
-                // heartbeat and put nothing of its own in the client's queue: with the
-                // server gone there is nothing to wait for (a worker's bridge, say).
-                if !outbox.numbered()
+                // A bridge that never exported (every export takes a sequence number,
+                // sent, queued or dropped) owes importers no last heartbeat and put nothing
+                // of its own in the client's queue: with the server gone there is nothing
+                // to wait for (a worker's bridge, say).
+                if shared.counters.exported.load(Ordering::Relaxed) == 0
                     && client.connection_state() != async_nats::connection::State::Connected
                 {
                     break;

@@ -1015,8 +1015,9 @@ struct WorkerShared {
     /// Where the worker is in its life; every wait of the pull loop and of the jobs also
     /// waits for the next phase.
     phase: watch::Sender<Phase>,
-    /// The bridge's connection: a shutdown gives up the jobs it holds once the server is
-    /// gone, as they could not be acknowledged anyway.
+    /// The bridge's connection state, watched only to wake sooner: the client's own state
+    /// decides ([`connected`], [`disconnected`]). A shutdown gives up the jobs it holds once
+    /// the server is gone, as they could not be acknowledged anyway.
     connection: watch::Receiver<ConnectionState>,
     counters: WorkerCounters,
 }
@@ -1238,21 +1239,15 @@ impl WorkerHandle {
             }
             let _ = shared.permits.acquire_many(all).await;
         };
-        let mut connection = shared.connection.clone();
-        let gone = async move {
+        let gone = async {
             // Gone: not connected for ABANDON_AFTER on end (a reconnection is not a server
-            // gone). A bridge dropped meanwhile says nothing more: then only the jobs' own
-            // attempts (bounded) end the wait.
+            // gone).
             loop {
-                if connection
-                    .wait_for(|s| *s != ConnectionState::Connected)
+                disconnected(shared).await;
+                if tokio::time::timeout(ABANDON_AFTER, connected(shared))
                     .await
                     .is_err()
                 {
-                    std::future::pending::<()>().await;
-                }
-                let back = connection.wait_for(|s| *s == ConnectionState::Connected);
-                if tokio::time::timeout(ABANDON_AFTER, back).await.is_err() {
                     return;
                 }
             }
@@ -1375,11 +1370,10 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
 /// ```
 pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
 
-/// How often [`connected`] looks at the client's state, besides when the bridge's changes.
+/// How often [`connection_is`] looks at the client's state, besides when the bridge's changes.
 const CONNECTION_RECHECK: Duration = Duration::from_millis(250);
 
-/// Returns once the client is connected: at once when it is, else when the connection is back
-/// (or the bridge is closed: then requests fail, and the pull loop counts and retries them).
+/// Returns once the client is connected: at once when it is, else when the connection is back.
 ///
 /// A pull request made while the connection is lost is not refused: the client queues it,
 /// with its inbox's subscription, until it reconnects. The batch waiting on it ends on the
@@ -1389,12 +1383,22 @@ const CONNECTION_RECHECK: Duration = Duration::from_millis(250);
 /// waits here before each request: at most one can be made as the connection breaks, before
 /// the client knows.
 async fn connected(shared: &WorkerShared) {
+    connection_is(shared, true).await;
+}
+
+/// Returns once the client has lost its connection (at once when it has).
+async fn disconnected(shared: &WorkerShared) {
+    connection_is(shared, false).await;
+}
+
+/// Waits until the client's connection is up (`true`) or not. The client's state decides,
+/// even once the bridge is shut down: its client goes on reconnecting in the background, and
+/// a bridge's state can also go stale (async-nats drops connection events when their channel
+/// is full). The bridge's state follows the client's (a little later): wake when it changes,
+/// and look again now and then anyway (a closed or dropped bridge says nothing more).
+async fn connection_is(shared: &WorkerShared, up: bool) {
     let mut bridge = shared.connection.clone();
-    while shared.nats.connection_state() != async_nats::connection::State::Connected {
-        // The client's state decides, even once the bridge is shut down: its client goes on
-        // reconnecting in the background, and pulling meanwhile would stack requests again.
-        // The bridge's state follows the client's (a little later): wake when it changes,
-        // and look again now and then anyway (a closed or dropped bridge says nothing more).
+    while (shared.nats.connection_state() == async_nats::connection::State::Connected) != up {
         let changed = async {
             if bridge.changed().await.is_err() {
                 std::future::pending::<()>().await;

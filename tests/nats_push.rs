@@ -474,12 +474,7 @@ async fn a_job_that_is_not_a_valid_push_gets_one_failed_outcome_and_is_acknowled
 
 /// Waits until a worker's long poll (a pull request) is open on the queue's consumer.
 async fn until_a_long_poll_is_open(posting: &NatsBridge) {
-    let mut consumer = nats_support::push::workers_consumer(posting).await;
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while consumer.info().await.unwrap().num_waiting == 0 {
-        assert!(std::time::Instant::now() < deadline, "no long poll");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    nats_support::push::until_consumer(posting, "a long poll", |info| info.num_waiting > 0).await;
 }
 
 /// `WorkerMetrics::in_flight` is "jobs held now": none while the worker waits for jobs (its
@@ -536,19 +531,12 @@ async fn a_job_that_comes_while_a_worker_stops_goes_to_the_next_worker_at_once()
     // Begin the stop (its first step is synchronous), then queue a job while its long poll
     // is still open.
     let mut shutdown = std::pin::pin!(stopping.shutdown());
-    tokio::select! {
-        biased;
-        () = &mut shutdown => {}
-        () = std::future::ready(()) => {}
-    }
+    let _ = shutdown.as_mut().now_or_never();
     let push = herald::apns::Push::builder(token(9), BUNDLE)
         .build()
         .unwrap();
     let id = push.apns_id().to_owned();
-    let sending = tokio::spawn({
-        let queue = queue.clone();
-        async move { queue.dispatch(push, None).await }
-    });
+    let sending = tokio::spawn(queue.dispatch(push, None));
     until("the job queued", || queue.metrics().enqueued == 1).await;
     tokio::time::timeout(PATIENCE, shutdown)
         .await
@@ -731,10 +719,7 @@ async fn a_reconnection_during_a_stop_gives_up_nothing() {
     let push = herald::apns::Push::builder(token(7), BUNDLE)
         .build()
         .unwrap();
-    let sending = tokio::spawn({
-        let queue = queue.clone();
-        async move { queue.dispatch(push, None).await }
-    });
+    let sending = tokio::spawn(queue.dispatch(push, None));
     until("the push held", || worker.metrics().in_flight == 1).await;
     // The stop begins (join! polls it first), then the link breaks and comes back.
     let blip = async {

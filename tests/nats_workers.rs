@@ -95,9 +95,7 @@ impl Worker {
             .arg(dir.join("key.p8"))
             .args(["--key-id", KEY_ID, "--team-id", TEAM_ID])
             .env_remove("HERALD_NATS_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(Stdio::null());
         command
     }
 
@@ -579,15 +577,10 @@ async fn herald_worker_stops_promptly_with_the_server_gone_leaving_what_it_holds
     let apns_id = push.apns_id().to_owned();
     let _waiting = tokio::spawn(queue.dispatch(push, None));
     let js = async_nats::jetstream::new(posting.client().clone());
-    let held = || async {
-        let consumer = nats_support::push::workers_consumer(&posting).await;
-        consumer.get_info().await.unwrap().num_ack_pending
-    };
-    let deadline = Instant::now() + PATIENCE;
-    while held().await != 1 {
-        assert!(Instant::now() < deadline, "the worker never took the push");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    nats_support::push::until_consumer(&posting, "the worker taking the push", |info| {
+        info.num_ack_pending == 1
+    })
+    .await;
 
     server.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -479,6 +479,25 @@ pub mod push {
             .unwrap()
     }
 
+    /// Polls the workers' consumer (fetched once) until `check` holds of its info, for at
+    /// most `PATIENCE`.
+    pub async fn until_consumer(
+        bridge: &NatsBridge,
+        what: &str,
+        check: impl Fn(&async_nats::jetstream::consumer::Info) -> bool,
+    ) {
+        let mut consumer = workers_consumer(bridge).await;
+        let deadline = std::time::Instant::now() + super::PATIENCE;
+        while !check(consumer.info().await.unwrap()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not after {:?}",
+                super::PATIENCE
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// A mock APNs that accepts any device token and answers each push after `latency`.
     pub async fn slow_mock_apns(latency: Duration) -> MockApns {
         MockApns::builder()

@@ -104,14 +104,8 @@ struct TokenInner {
 ///
 /// ```
 /// use herald::apns::TokenKey;
-/// # use base64::Engine as _;
-/// # let tmp = tempfile::tempdir().unwrap();
+/// # let tmp: tempfile::TempDir = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_p8.rs"));
 /// # let dir = tmp.path();
-/// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-/// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
-/// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-/// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
-/// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
 /// let key = TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?;
 /// let shared = key.clone(); // for another client: both send the same token
 /// assert_eq!(shared.key_id(), "ABC1234567");
@@ -187,14 +181,8 @@ impl TokenKey {
     ///
     /// ```
     /// # use herald::apns::TokenKey;
-    /// # use base64::Engine as _;
-    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let tmp: tempfile::TempDir = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_p8.rs"));
     /// # let dir = tmp.path();
-    /// # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-    /// # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
-    /// # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    /// # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
-    /// # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
     /// let key = TokenKey::from_p8_file(dir.join("AuthKey_ABC1234567.p8"), "ABC1234567", "TEAM123456")?;
     /// assert_eq!(key.team_id(), "TEAM123456");
     ///

@@ -9,9 +9,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
-//! # // No network in doctests: a closed local port, where every request fails to connect.
-//! # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-//! # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+//! # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
 //! # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
 //! # let result = async {
 //! let channel = client.create_channel("com.example.app", MessageStoragePolicy::NoMessageStored).await?;
@@ -381,9 +379,7 @@ impl ApnsClient {
     /// # use herald::apns::{ApnsClient, MessageStoragePolicy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every request fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let result = async {
     /// let id = client.create_channel("com.example.app", MessageStoragePolicy::MostRecentMessageStored).await?;
@@ -434,9 +430,7 @@ impl ApnsClient {
     /// # use herald::apns::{ApnsClient, ChannelId};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every request fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let result = async {
     /// let id = ChannelId::new("dHN0LTEyMzQ1Njc4OTAxMjM0NTY="); // as create_channel returned it
@@ -495,9 +489,7 @@ impl ApnsClient {
     /// # use herald::apns::ApnsClient;
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every request fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let result = async {
     /// for id in client.list_channels("com.example.app").await? {
@@ -540,9 +532,7 @@ impl ApnsClient {
     /// # use herald::apns::{ApnsClient, ChannelId};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every request fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let id = ChannelId::new("dHN0LTEyMzQ1Njc4OTAxMjM0NTY=");
     /// # let result = async {
@@ -575,9 +565,7 @@ impl ApnsClient {
     /// # use herald::apns::{ApnsClient, Broadcast, ChannelId};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// # // No network in doctests: a closed local port, where every request fails to connect.
-    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// # let closed = herald::apns::Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+    /// # let closed: herald::apns::Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
     /// # let client = ApnsClient::builder().endpoint(closed).build().unwrap();
     /// # let b = Broadcast::builder("com.example.app", ChannelId::new("dHN0LTEyMzQ1Njc4OTAxMjM0NTY="))
     /// #     .build()

@@ -109,17 +109,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), herald::apns::Error> {
-//! # use base64::Engine as _;
-//! # let tmp = tempfile::tempdir().unwrap();
+//! # let tmp: tempfile::TempDir = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_p8.rs"));
 //! # let dir = tmp.path();
-//! # let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-//! # let der = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring::rand::SystemRandom::new()).unwrap();
-//! # let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-//! # let p8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
-//! # std::fs::write(dir.join("AuthKey_ABC1234567.p8"), p8).unwrap();
 //! # // No network in doctests: the client sends to a closed local port instead of Apple.
-//! # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-//! # let closed = Endpoint::custom(&format!("https://127.0.0.1:{port}")).unwrap();
+//! # let closed: Endpoint = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/apns/doc_closed_endpoint.rs"));
 //! let client = ApnsClient::builder()
 //!     .endpoint(Endpoint::Production)
 //! #   .endpoint(closed)

@@ -9,6 +9,10 @@
 //! twice or read after it was overwritten is a use after free of the value's heap buffer, one
 //! never dropped is a leak, and a `Text` counts its live copies as well.
 //!
+//! The lone streams here (one stream on its ring) receive values moved into the ring rather
+//! than tickets (`ring.rs`, "Moved values"): a value slot written while it is read is a data
+//! race, one taken twice a double drop.
+//!
 //! These tests are only meaningful under Miri: `cargo +nightly miri test --test miri_ring`. In a
 //! normal build they are reported **ignored** (the ring's races are covered for real by the
 //! stress tests in `tests/streams.rs`, the unit tests in `src/hub/ring.rs` and the loom models
@@ -97,6 +101,59 @@ fn claims_race_evictions() {
     assert_eq!(counts.iter().map(|c| c.1).sum::<u64>(), reported);
     drop(center);
     assert_eq!(drops.load(SeqCst), 2 * POSTS as usize);
+}
+
+/// A lone stream: the ring moves each value in and the receiver takes it out (`ring.rs`,
+/// "Moved values"), at capacity 1, where every post evicts or writes again the value slot the
+/// receiver has just read. Meanwhile another stream joins the ring, receives for a while and
+/// leaves, so posts switch to sharing one `Arc` and back. A value slot written while it is
+/// read is a data race, a value taken twice a double free: Miri reports both.
+#[test]
+#[cfg_attr(
+    not(miri),
+    ignore = "run under Miri: cargo +nightly miri test --test miri_ring"
+)]
+fn moved_values_race_posts_and_a_stream_that_joins_and_leaves() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let center = NotificationCenter::new();
+    let subscribe = |c: &NotificationCenter| {
+        c.observer::<Ev>()
+            .policy(Overflow::DropOldest { capacity: 1 })
+            .stream()
+    };
+    let mut lone = subscribe(&center);
+    let poster = {
+        let (center, drops) = (center.clone(), drops.clone());
+        thread::spawn(move || {
+            (0..POSTS)
+                .map(|i| center.post(Ev(i, drops.clone())).dropped as u64)
+                .sum::<u64>()
+        })
+    };
+    let visitor = {
+        let center = center.clone();
+        thread::spawn(move || {
+            let mut visiting = subscribe(&center);
+            let mut last = None;
+            for _ in 0..POSTS / 4 {
+                if let Ok(v) = visiting.try_recv() {
+                    assert!(last < Some(v.0));
+                    last = Some(v.0);
+                }
+                thread::yield_now();
+            }
+            visiting.unsubscribe();
+            while visiting.try_recv().is_ok() {}
+            visiting.stats().dropped
+        })
+    };
+    let (values, lost) = receive(&mut lone, POSTS as u64);
+    assert!(values.windows(2).all(|w| w[0] < w[1]));
+    let reported = poster.join().unwrap();
+    let visitor_lost = visitor.join().unwrap();
+    assert_eq!(lost + visitor_lost, reported);
+    drop((lone, center));
+    assert_eq!(drops.load(SeqCst), POSTS as usize);
 }
 
 /// Latest-only receivers racing a poster.

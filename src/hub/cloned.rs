@@ -29,17 +29,7 @@ impl<N: Notification + Clone> Kind<N> for ValueRinged<N> {
             return Delivery::Skipped;
         }
         // Cloned here, before the ring's lock: `clone` is user code.
-        let posted = self.ring.post(value.clone(), cx.generation());
-        for _ in 0..posted.dropped {
-            cx.count_dropped(false);
-        }
-        match posted.received {
-            0 => Delivery::Skipped,
-            n => {
-                cx.ring_received(n - 1);
-                Delivery::Accepted
-            }
-        }
+        cx.ring_posted(self.ring.post(value.clone(), cx.generation()))
     }
 
     fn needs(&self) -> u8 {

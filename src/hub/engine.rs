@@ -47,7 +47,7 @@ use std::sync::{Arc, Weak};
 use crate::hub::rcu::{
     Domain, Items, ListSnapshot, Owned, RcuList, ReadGuard, Retired, TypeCounters,
 };
-use crate::hub::ring::Rings;
+use crate::hub::ring::{Posted, Rings};
 use crate::hub::slab::Slab;
 use crate::hub::stats::{BufferStats, PostReport, Stats};
 use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -223,11 +223,19 @@ impl<'a, N: Notification> Cx<'a, N> {
         self.ext.as_ref().is_some_and(|e| e.ring_entry_removed)
     }
 
-    /// A ring handed the post to `n` more streams than the entry that wrote it.
-    pub(crate) fn ring_received(&mut self, n: usize) {
-        if let Some(e) = self.ext.as_deref_mut() {
-            e.ring_received = e.ring_received.saturating_add(saturate(n));
+    /// Counts what the entry that wrote a ring did with this post (`posted`): one delivery
+    /// for the entry, the ring's other receivers beside it, and the values the ring evicted.
+    pub(crate) fn ring_posted(&mut self, posted: Posted) -> Delivery {
+        for _ in 0..posted.dropped {
+            self.count_dropped(false);
         }
+        let Some(others) = posted.received.checked_sub(1) else {
+            return Delivery::Skipped;
+        };
+        if let Some(e) = self.ext.as_deref_mut() {
+            e.ring_received = e.ring_received.saturating_add(saturate(others));
+        }
+        Delivery::Accepted
     }
 
     /// Who posted.
@@ -290,6 +298,11 @@ pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     /// Delivers one post. Runs on the posting thread, inside the loop's `catch_unwind`
     /// ([`Core::run`]): a panic leaves it.
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
+    /// Delivers one post by value: the snapshot's last entry, when it alone needs the post's
+    /// value in an `Arc` ([`MOVE_LAST`]). As `deliver` otherwise.
+    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Delivery {
+        self.deliver(&value, cx)
+    }
     /// Marks the entry removed: this thread's post in progress skips it from now on.
     fn mark_removed(&self);
     /// What a post must bring this entry beyond the common path, as snapshot flags:
@@ -340,6 +353,10 @@ impl Meta {
 /// What an entry does with a value it accepted: the part that differs between kinds.
 pub(crate) trait Kind<N>: Send + Sync + 'static {
     fn call(&self, value: &N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery;
+    /// As [`Deliver::deliver_owned`]: a kind that can keep the value itself takes it.
+    fn call_owned(&self, value: N, cx: &mut Cx<'_, N>, meta: &Meta) -> Delivery {
+        self.call(&value, cx, meta)
+    }
     /// As [`Deliver::needs`].
     fn needs(&self) -> u8 {
         0
@@ -517,6 +534,20 @@ impl<N: Notification, K: Kind<N>> Obs<N, K> {
         }
     }
 
+    /// Whether the entry is removed (then a ring it leads is written by a follower).
+    #[inline]
+    fn is_removed(&self, cx: &mut Cx<'_, N>) -> bool {
+        // Only this thread's own unsubscribe (from inside an observer) can race here: the
+        // grace period covers every other thread, so `Relaxed` is enough.
+        if self.removed.load(Ordering::Relaxed) {
+            if self.kind.ring() != 0 {
+                cx.ring_entry_removed();
+            }
+            return true;
+        }
+        false
+    }
+
     #[inline(always)]
     fn unpacked(&self) -> Meta {
         Meta {
@@ -557,16 +588,18 @@ unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
 
     #[inline]
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery {
-        // Only this thread's own unsubscribe (from inside an observer) can race here: the
-        // grace period covers every other thread, so `Relaxed` is enough.
-        if self.removed.load(Ordering::Relaxed) {
-            if self.kind.ring() != 0 {
-                cx.ring_entry_removed();
-            }
+        if self.is_removed(cx) {
             return Delivery::Skipped;
         }
         // No panic guard here either: the general path's loop isolates panics (`Core::run`).
         self.kind.call(value, cx, &self.unpacked())
+    }
+
+    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Delivery {
+        if self.is_removed(cx) {
+            return Delivery::Skipped;
+        }
+        self.kind.call_owned(value, cx, &self.unpacked())
     }
 
     fn mark_removed(&self) {
@@ -853,6 +886,11 @@ const RETAIN: u8 = 2;
 /// The center's panic policy is `Propagate`: posts take the general path, which counts what
 /// was delivered before a panic unwinds out of `post`.
 const PROPAGATE: u8 = 4;
+/// The snapshot's last entry leads a shared ring and is the only entry that needs the post's
+/// value in an `Arc`, and retention is off: the post hands it the value itself, after the
+/// other entries ([`Deliver::deliver_owned`]), and makes no `Arc` (the ring makes one only
+/// if it cannot move the value in: `ring.rs`, "Moved values").
+const MOVE_LAST: u8 = 16;
 
 /// The summary of a snapshot of `entries` replacing one summarized by `previous`: keeps
 /// `RETAIN` and `PROPAGATE`, counts one more generation.
@@ -870,10 +908,19 @@ fn flags_with<N: 'static>(
     entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
 ) -> Summary {
     let mut flags = (previous.flags | add) & (RETAIN | PROPAGATE);
+    let mut sharing = 0usize;
+    let mut last_leads_ring = false;
     let next = Followers::next(entries.map(|e| {
-        flags |= e.needs();
-        e.ring()
+        let needs = e.needs();
+        let ring = e.ring();
+        flags |= needs;
+        sharing += usize::from(needs & NEEDS_SHARED != 0);
+        last_leads_ring = needs & NEEDS_SHARED != 0 && ring != 0;
+        ring
     }));
+    if sharing == 1 && last_leads_ring && flags & RETAIN == 0 {
+        flags |= MOVE_LAST;
+    }
     Summary {
         flags,
         generation: previous.generation + 1,
@@ -1057,6 +1104,19 @@ impl<N: Notification> Core<N> {
     ) -> PostReport {
         let section = self.domain.read();
         let mut snap = self.subs.load(&section);
+        if snap.extra.flags & MOVE_LAST != 0 {
+            // The other entries first, with the value borrowed; then the last one takes it.
+            let mut ext = CxExt::new(None, waiting);
+            ext.generation = snap.extra.generation;
+            let mut cx = Cx::new(self, sender, Some(&mut ext));
+            let items = snap.items();
+            let last = snap.len().saturating_sub(1);
+            let next = snap.extra.next.as_deref();
+            let before = |i| items.get(i).filter(|_| i < last);
+            let done = self.run(&section, before, next, &value, &mut cx);
+            let done = self.run_last(&section, done, items.get(last), value, &mut cx);
+            return self.finish(&section, done, cx);
+        }
         // An `Arc` only for the entries that keep one: value rings clone from the value.
         let held = if snap.extra.flags & (NEEDS_SHARED | RETAIN) != 0 {
             Held::Shared(Arc::new(value))
@@ -1127,6 +1187,37 @@ impl<N: Notification> Core<N> {
             self.entry_panicked(at(next), payload);
             counted += Delivery::Panicked as u128;
             next = step(next, cx);
+        }
+    }
+
+    /// Delivers the post's value itself to the snapshot's last entry ([`MOVE_LAST`]), after
+    /// `run` delivered it to the others (`done`), with the same panic isolation.
+    fn run_last(
+        &self,
+        section: &ReadGuard<'_>,
+        done: Done,
+        last: Option<&dyn Deliver<N>>,
+        value: N,
+        cx: &mut Cx<'_, N>,
+    ) -> Done {
+        let Some(entry) = last else {
+            return done;
+        };
+        let delivery = match catch_unwind(AssertUnwindSafe(|| entry.deliver_owned(value, cx))) {
+            Ok(delivery) => delivery,
+            Err(payload) => {
+                if self.policy == PanicPolicy::Propagate {
+                    self.count(section, done.inline);
+                }
+                self.entry_panicked(Some(entry), payload);
+                Delivery::Panicked
+            }
+        };
+        let last = Done::from(delivery as u128);
+        Done {
+            received: done.received + last.received,
+            inline: done.inline + last.inline,
+            panicked: done.panicked + last.panicked,
         }
     }
 

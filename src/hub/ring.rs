@@ -30,14 +30,50 @@
 //!   the poster that evicts it releases the ticket; a member that leaves takes its unclaimed
 //!   tickets out of the ring into a private queue. The ring's slots own nothing, so a value is
 //!   freed as soon as every member has received or lost it.
+//! - **Moved values: no allocation by the poster for a lone member.** When a post's only
+//!   receiver is a ring's only member, and nothing else in the post needs the value in an
+//!   `Arc` (the engine's `MOVE_LAST`: the stream is the snapshot's last entry and the only one
+//!   needing it, and retention is off), the poster moves the value itself into the ring and
+//!   the receiver makes the `Arc` it returns. A post then allocates nothing, and the `Arc` is
+//!   made, and usually freed, on the receiving thread, instead of made by one thread and
+//!   freed by another (`stream/1->1` in `benches/dispatch.rs`: see ARCHITECTURE.md). What the
+//!   user sees does not change: the same values, order, lags and counts. A ring switches per
+//!   post: a post made while a second member is on the ring, or with a snapshot older than
+//!   the newest join, shares an `Arc` as above, and the positions of both kinds mix in one
+//!   ring.
+//!
+//! # Moved values
+//! A moved value's position holds [`moved`] in its slot (a pointer no `Arc` has) and the value
+//! in `values[p & value_mask]`, a second array allocated by the first such post. Exactly one
+//! party takes it out, decided by the cursor as for a ticket: the receiver whose claim wins
+//! (it moves the value out and wraps it in an `Arc`), the poster whose eviction wins (it drops
+//! the value, after the lock), or the member's leaving (the value goes to its private queue in
+//! an `Arc`). A value slot is never dropped in place: whoever took the value owns it.
+//!
+//! The receiver reads the value after its claim, so a later post must not write that value
+//! slot while it reads. This is the value ring's protocol (`value_ring.rs`, "The claim"): the
+//! receiver announces the position in its member's `moving` word before the claim and clears
+//! it after the read; there are more value slots than the capacity (`capacity + 1` rounded up
+//! to a power of two), so a receiver still reading position `o` when a post writes its value
+//! slot again (position `o + value_mask + 1` or later) has been evicted by an earlier post, or
+//! by this one before it writes; a poster that evicts (or detaches) a member whose `moving`
+//! word is set keeps it on the ring's watch list, and a post that writes a value slot first
+//! waits for the watched receivers reading that slot (`wait_for_moves`): only a receiver
+//! stopped inside its read for a whole ring of posts makes a poster wait, and the common path
+//! reads no member at all. A ring whose full array of values would exceed
+//! [`MAX_MOVED_BYTES`] (large values in large rings) never moves.
 //!
 //! # Cost
 //! A post: the ring's lock, one strong-count increment per member (the tickets), a slot store,
 //! the tail store and one load of the parked count, under the lock (the parking handshake: no
 //! fence, so the poster never waits for its stores to reach the receivers' caches). Evicting
 //! lagging members and waking parked ones touch only those members; the common case reads one
-//! cached minimum. A receive: a load of the slot and a compare-and-swap on the
-//! receiver's own cursor, uncontended unless a poster is evicting that receiver; the tail is
+//! cached minimum. A moved value's post: the value's store instead of the increments, and no
+//! allocation before the lock (the poster's `Arc::new` and its last decrement after the post
+//! are gone). A receive: a load of the slot and a compare-and-swap on the
+//! receiver's own cursor, uncontended unless a poster is evicting that receiver (a moved
+//! value: two more stores to the same line, the announcement and its end, the value's read
+//! and the receiver's `Arc::new`); the tail is
 //! read once per batch (when the receiver has returned everything it knew of). A receiver that
 //! has just caught up yields to its executor a few times before it parks (`YIELDS` extra
 //! polls): in a burst of posts the next value has usually arrived by then, so the executor's
@@ -47,7 +83,15 @@
 //! # Memory orderings
 //! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (release), and
 //!   a receiver reads slots below a `tail` it loaded with acquire. Skips are recorded before the
-//!   `tail` store too, so a receiver knows every skip below the `tail` it loaded.
+//!   `tail` store too, so a receiver knows every skip below the `tail` it loaded. A moved value
+//!   is written before its slot's [`moved`], so the same `tail` publishes it.
+//! - Both stores of `moving` are `Release`, and the claim after the first is `AcqRel`. An
+//!   eviction (or leaving) reads the cursor of the receiver's latest claim (acquire), so its
+//!   next load of `moving` sees that claim's announcement or a later store; a later store
+//!   (`NOT_MOVING`, or the next announcement) is release-ordered after the read of the value,
+//!   so a poster that loads it and then writes the value slot does so after that read.
+//!   `tests/loom_ring.rs` checks this with the value slots as loom cells (a write racing the
+//!   read fails the model).
 //! - A claim is `AcqRel`: its release half orders the receiver's slot read before any later
 //!   overwrite of that slot, because a poster only overwrites a slot after it has loaded every
 //!   member's cursor past it with acquire (through the cached minimum, refreshed under the ring's
@@ -68,19 +112,26 @@
 //! - Every member's cursor is at least `tail - capacity`: the slots of its unclaimed positions
 //!   have not been overwritten (the slot count is `capacity` rounded up to a power of two).
 //! - `min_cursor` is at most every member's cursor (cursors only grow).
-//! - Each unclaimed, unskipped position of each member holds exactly one ticket.
+//! - Each unclaimed, unskipped position of each member holds exactly one ticket, or is a
+//!   moved value of that member alone (the ring's only member when it was posted).
+//! - A member whose receiver may be reading a moved value whose value slot a later post
+//!   could write is on the watch list with that position.
 
-// The tickets are raw strong counts of `Arc<N>`: every `unsafe` block below is one of the four
-// ticket operations, each with its ownership argument.
+// The tickets are raw strong counts of `Arc<N>`, and moved values live in `UnsafeCell`s: every
+// `unsafe` block below is a ticket operation or a move into or out of a value slot, each with
+// its ownership argument.
 #![allow(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::Waker;
 
 use crate::ObserverId;
+use crate::hub::rcu::backoff;
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, Padded};
 use crate::hub::value_ring::ValueRing;
@@ -113,6 +164,98 @@ const YIELDS_ALONE: u8 = 32;
 /// Set in a member's cursor once it has left the ring.
 const CLOSED: u64 = 1 << 63;
 
+/// A member's `moving` word while its receiver is not moving a value out of the ring.
+const NOT_MOVING: u64 = u64::MAX;
+
+/// The most a ring's moved values may take (`size_of::<N>()` times their slot count): a ring
+/// of larger values, or more of them, shares every post's value instead (module docs, "Moved
+/// values"). At this bound a ring of 65 536 values of 8 bytes still moves.
+const MAX_MOVED_BYTES: usize = 1 << 20;
+
+/// What a slot holds for a position whose value was moved into the ring: a pointer no `Arc`
+/// has (an `Arc`'s value sits after its two counts, at a higher address than the alignment).
+#[inline]
+fn moved<N>() -> *mut N {
+    NonNull::dangling().as_ptr()
+}
+
+/// A slot that holds a value once written: its ring's claim protocol says who may touch it
+/// when. Under loom the cell is loom's, so the models check that protocol too: a write racing
+/// a read of the same slot fails the model.
+pub(crate) struct Slot<N>(SlotCell<N>);
+
+#[cfg(not(herald_loom))]
+type SlotCell<N> = std::cell::UnsafeCell<MaybeUninit<N>>;
+#[cfg(herald_loom)]
+type SlotCell<N> = loom::cell::UnsafeCell<MaybeUninit<N>>;
+
+impl<N> Slot<N> {
+    pub(crate) fn new() -> Self {
+        Slot(SlotCell::new(MaybeUninit::uninit()))
+    }
+
+    /// Stores `value`, without dropping what the slot held.
+    ///
+    /// # Safety
+    /// Nobody else reads or writes the slot now.
+    pub(crate) unsafe fn write(&self, value: N) {
+        #[cfg(not(herald_loom))]
+        // SAFETY: the caller's: no other access.
+        unsafe {
+            (*self.0.get()).write(value);
+        }
+        #[cfg(herald_loom)]
+        // SAFETY: as above.
+        self.0.with_mut(|p| unsafe {
+            (*p).write(value);
+        });
+    }
+
+    /// Moves the value out: the slot is logically empty after.
+    ///
+    /// # Safety
+    /// The slot holds a value nobody else owns, and nobody writes it now.
+    pub(crate) unsafe fn take(&self) -> N {
+        #[cfg(not(herald_loom))]
+        // SAFETY: the caller's.
+        return unsafe { (*self.0.get()).assume_init_read() };
+        #[cfg(herald_loom)]
+        // SAFETY: as above.
+        self.0.with(|p| unsafe { (*p).assume_init_read() })
+    }
+
+    /// A clone of the value, which stays in the slot.
+    ///
+    /// # Safety
+    /// The slot holds a value, and nobody writes it now (others may read it: `N: Sync`).
+    pub(crate) unsafe fn clone_out(&self) -> N
+    where
+        N: Clone,
+    {
+        #[cfg(not(herald_loom))]
+        // SAFETY: the caller's.
+        return unsafe { (*self.0.get()).assume_init_ref().clone() };
+        #[cfg(herald_loom)]
+        // SAFETY: as above.
+        self.0.with(|p| unsafe { (*p).assume_init_ref().clone() })
+    }
+
+    /// Drops the value in place.
+    ///
+    /// # Safety
+    /// The slot holds a value nobody else owns.
+    pub(crate) unsafe fn drop_value(&mut self) {
+        #[cfg(not(herald_loom))]
+        // SAFETY: the caller's.
+        unsafe {
+            self.0.get_mut().assume_init_drop();
+        }
+        #[cfg(herald_loom)]
+        // SAFETY: as above.
+        self.0.with_mut(|p| unsafe { (*p).assume_init_drop() });
+    }
+}
+
 /// The largest capacity served by a shared ring; a larger buffer is private to its stream
 /// (its slots would be allocated up front, shared or not).
 pub(crate) const MAX_RING_CAPACITY: usize = 1 << 16;
@@ -128,6 +271,65 @@ pub(crate) struct Posted {
     pub(crate) received: usize,
     /// Members that lost their oldest value to make room.
     pub(crate) dropped: usize,
+}
+
+/// What a post evicted, to release once the ring's lock is dropped: the last release of a
+/// value runs `N`'s drop, user code.
+struct Evicted<N> {
+    /// Members that lost the evicted position.
+    lost: usize,
+    /// The position's `Arc` pointer, whose `lost` tickets are ours (null for none).
+    tickets: *const N,
+    /// Or its moved value.
+    value: Option<N>,
+}
+
+impl<N> Default for Evicted<N> {
+    fn default() -> Self {
+        Evicted {
+            lost: 0,
+            tickets: std::ptr::null(),
+            value: None,
+        }
+    }
+}
+
+impl<N> Evicted<N> {
+    /// Releases what was evicted; returns how many members lost it.
+    fn release(self) -> usize {
+        if !self.tickets.is_null() {
+            for _ in 0..self.lost {
+                // SAFETY: the eviction compare-and-swaps won `lost` tickets of the value at the
+                // evicted position, read from its slot under the lock (`Ring::evict`).
+                // Releasing them last, outside the lock, keeps the pointer valid until the
+                // final decrement.
+                unsafe { Arc::decrement_strong_count(self.tickets) };
+            }
+        }
+        drop(self.value);
+        self.lost
+    }
+}
+
+/// What a won claim holds: the member's ticket (the position's `Arc` pointer), or the value
+/// moved in for it.
+enum Claimed<N> {
+    Ticket(*const N),
+    Moved(N),
+}
+
+impl<N> Claimed<N> {
+    /// The received `Arc`.
+    ///
+    /// # Safety
+    /// The claimed position is one of the member's own (not a skip): a ticket is then its own.
+    unsafe fn into_arc(self) -> Arc<N> {
+        match self {
+            // SAFETY: the caller's; the claim won the member's ticket for its position.
+            Claimed::Ticket(ptr) => unsafe { Arc::from_raw(ptr) },
+            Claimed::Moved(value) => Arc::new(value),
+        }
+    }
 }
 
 /// What a receive found.
@@ -175,10 +377,16 @@ pub(crate) struct Ring<N> {
     parked: Padded<AtomicUsize>,
     state: Padded<Mutex<State<N>>>,
     /// Slot `p & mask` holds the `Arc<N>` pointer posted at position `p` (no reference of its
-    /// own: the members' tickets keep it alive).
+    /// own: the members' tickets keep it alive), or [`moved`] for a value moved in.
     slots: Box<[AtomicPtr<N>]>,
     mask: u64,
     capacity: u64,
+    /// Values moved in (`post_owned`): position `p`'s in `values[p & value_mask]`. Allocated
+    /// by the first such post (module docs, "Moved values").
+    values: OnceLock<Box<[Slot<N>]>>,
+    value_mask: u64,
+    /// Whether posts may move values in: the values of a full ring fit [`MAX_MOVED_BYTES`].
+    movable: bool,
     /// This ring's bit in a post's mask of written rings.
     id: u32,
     /// How many members it has (written under `state`; read by receivers to choose how often
@@ -189,6 +397,13 @@ pub(crate) struct Ring<N> {
     _values: PhantomData<Arc<N>>,
 }
 
+// SAFETY: the ring holds `Arc<N>` tickets and moved `N`s, both handed from posting threads
+// to receiving ones: it may be sent and shared as an `Arc<N>` may (`N: Send + Sync`). The
+// claim protocol keeps a moved value's slot from being written while it is read.
+unsafe impl<N: Send + Sync> Send for Ring<N> {}
+// SAFETY: as for `Send`.
+unsafe impl<N: Send + Sync> Sync for Ring<N> {}
+
 struct State<N> {
     members: Vec<Joined<N>>,
     /// At most every member's cursor: posts evict nobody while it is above the evicted position.
@@ -196,6 +411,9 @@ struct State<N> {
     /// The newest snapshot generation any member joined with: a post made with an older
     /// snapshot must skip the members that joined after it.
     max_join_gen: u64,
+    /// Members evicted or left while their receiver was moving a value out, with that
+    /// position: a post does not overwrite its value slot until the move is over.
+    watch: Vec<(Arc<Member<N>>, u64)>,
 }
 
 struct Joined<N> {
@@ -224,8 +442,9 @@ impl<N> Roster for State<N> {
 
 /// One stream's place in a ring.
 pub(crate) struct Member<N> {
-    /// The first position neither received nor lost; `CLOSED` is set once it left the ring.
-    cursor: Padded<AtomicU64>,
+    /// The first position neither received nor lost, and the moved value its receiver is
+    /// taking out: both written by the receiver, on a line of their own.
+    cursor: Padded<Cursor>,
     parking: Parking,
     /// Values lost to eviction (written by posters under the ring's lock).
     dropped: AtomicU64,
@@ -234,6 +453,15 @@ pub(crate) struct Member<N> {
     skips: Skips,
     /// The values it had not yet taken when it left the ring.
     front: Mutex<Front<N>>,
+}
+
+/// A member's cursor and its `moving` word.
+struct Cursor {
+    /// The first position neither received nor lost; `CLOSED` is set once it left the ring.
+    at: AtomicU64,
+    /// The position whose moved value the receiver is reading ([`NOT_MOVING`] when none):
+    /// stored before the claim and cleared after the read (module docs, "Moved values").
+    moving: AtomicU64,
 }
 
 struct Front<N> {
@@ -249,7 +477,10 @@ struct Front<N> {
 impl<N> Member<N> {
     pub(crate) fn new() -> Self {
         Member {
-            cursor: Padded(AtomicU64::new(0)),
+            cursor: Padded(Cursor {
+                at: AtomicU64::new(0),
+                moving: AtomicU64::new(NOT_MOVING),
+            }),
             parking: Parking::default(),
             dropped: AtomicU64::new(0),
             start: AtomicU64::new(0),
@@ -559,6 +790,8 @@ impl<N> Ring<N> {
     fn new(capacity: usize, id: u32, ids: Arc<StdAtomicU64>) -> Self {
         let capacity = capacity.clamp(1, MAX_RING_CAPACITY);
         let len = capacity.next_power_of_two();
+        // One more than the capacity (module docs, "Moved values").
+        let value_len = (capacity + 1).next_power_of_two();
         Ring {
             tail: Padded(AtomicU64::new(0)),
             parked: Padded(AtomicUsize::new(0)),
@@ -567,6 +800,9 @@ impl<N> Ring<N> {
                 .collect(),
             mask: len as u64 - 1,
             capacity: capacity as u64,
+            values: OnceLock::new(),
+            value_mask: value_len as u64 - 1,
+            movable: std::mem::size_of::<N>().saturating_mul(value_len) <= MAX_MOVED_BYTES,
             id,
             members: AtomicUsize::new(0),
             ids,
@@ -574,6 +810,7 @@ impl<N> Ring<N> {
                 members: Vec::new(),
                 min_cursor: u64::MAX,
                 max_join_gen: 0,
+                watch: Vec::new(),
             })),
             _values: PhantomData,
         }
@@ -599,12 +836,29 @@ impl<N> Ring<N> {
         &self.slots[(position & self.mask) as usize]
     }
 
+    /// Takes the moved value of `position` out of its value slot.
+    ///
+    /// # Safety
+    /// The caller owns `position` (it claimed, evicted or detached it), whose slot holds
+    /// [`moved`], and nobody took its value yet.
+    unsafe fn take_moved(&self, position: u64) -> N {
+        // `values` is set before any slot holds `moved` (`post_owned`), and the caller read
+        // that slot below a `tail` it loaded with acquire (or holds the lock).
+        let Some(values) = self.values.get() else {
+            unreachable!("a moved value in a ring without value slots")
+        };
+        // SAFETY: the caller's: the value is written and not yet taken, and the claim protocol
+        // keeps any post from writing this value slot until the caller is done (module docs,
+        // "Moved values").
+        unsafe { values[(position & self.value_mask) as usize].take() }
+    }
+
     /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
     pub(crate) fn join(&self, member: &Arc<Member<N>>, generation: u64) {
         let mut st = self.state.lock();
         let tail = self.tail.load(Ordering::Relaxed);
         member.start.store(tail, Ordering::Relaxed);
-        member.cursor.store(tail, Ordering::Release);
+        member.cursor.at.store(tail, Ordering::Release);
         st.min_cursor = st.min_cursor.min(tail);
         st.max_join_gen = st.max_join_gen.max(generation);
         st.members.push(Joined {
@@ -627,7 +881,10 @@ impl<N> Ring<N> {
         };
         let joined = st.members.swap_remove(i);
         self.members.store(st.members.len(), Ordering::Relaxed);
-        self.detach(&joined.member);
+        if let Some(at) = self.detach(&joined.member) {
+            // Out of the roster, it is evicted no more: watched from here.
+            st.watch.push((joined.member.clone(), at));
+        }
         // Under the lock, like parking: a receiver parked before sees its waker taken here,
         // one parking after sees its cursor closed.
         let waker = member.parking.unpark(&self.parked);
@@ -637,32 +894,44 @@ impl<N> Ring<N> {
         }
     }
 
-    /// Closes a member's cursor and moves its tickets to its private queue. Under the lock.
-    fn detach(&self, member: &Member<N>) {
+    /// Closes a member's cursor and moves what it had not taken to its private queue. Under
+    /// the lock. Returns the position whose moved value its receiver may still be reading.
+    fn detach(&self, member: &Member<N>) -> Option<u64> {
         let tail = self.tail.load(Ordering::Relaxed);
         // The private queue first: a receiver whose claim fails on the closed cursor below
         // goes to that queue next, and must find it filled. (Closing the cursor first let it
         // see the queue empty in between and report `Closed` before its last values.)
         let mut front = member.front.lock();
         // From here on its claims fail: every position below `tail` it has not claimed is ours.
-        let cursor = member.cursor.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
+        let cursor = member.cursor.at.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
         for position in cursor..tail {
             if member.skips.contains(position) {
                 continue;
             }
             let ptr = self.slot(position).load(Ordering::Relaxed);
-            // SAFETY: `position` is a member position this member had not claimed (its cursor
-            // was below it when we closed the cursor, so no claim can succeed any more), and no
-            // poster evicted it (evictions move the cursor). So it holds its ticket for
-            // `position`, which is now ours. The slot still holds that position's pointer:
-            // `cursor >= tail - capacity` (no member lags past the capacity, invariant) and the
-            // ring has at least `capacity` slots, and no post runs while we hold the lock.
-            front.queue.push_back(unsafe { Arc::from_raw(ptr) });
+            // `position` is a member position this member had not claimed (its cursor was
+            // below it when we closed the cursor, so no claim can succeed any more), and no
+            // poster evicted it (evictions move the cursor). So what it holds for this member
+            // is ours. The slot still holds that position's pointer: `cursor >= tail -
+            // capacity` (no member lags past the capacity, invariant) and the ring has at
+            // least `capacity` slots, and no post runs while we hold the lock.
+            let value = if ptr == moved() {
+                // SAFETY: as above; a moved value is its lone member's alone.
+                Arc::new(unsafe { self.take_moved(position) })
+            } else {
+                // SAFETY: as above; the member's ticket for `position`.
+                unsafe { Arc::from_raw(ptr) }
+            };
+            front.queue.push_back(value);
         }
         let start = member.start.load(Ordering::Relaxed);
         let dropped = member.dropped.load(Ordering::Relaxed);
         let skipped = member.skips.count_in(start, cursor);
         front.ring_delivered = Some((cursor - start).saturating_sub(dropped + skipped));
+        // The closing above read the cursor of its receiver's last claim (acquire): this load
+        // sees that claim's announcement or a later store (module docs, "Moved values").
+        let moving = member.cursor.moving.load(Ordering::Acquire);
+        (moving != NOT_MOVING).then_some(moving)
     }
 
     /// Writes `value` for every member of snapshot generation `generation`, evicting the oldest value
@@ -677,13 +946,7 @@ impl<N> Ring<N> {
         if received == 0 {
             return Posted::default();
         }
-        let mut lost = 0;
-        let mut evicted: *const N = std::ptr::null();
-        if let Some(oldest) = position.checked_sub(self.capacity)
-            && st.min_cursor <= oldest
-        {
-            (lost, evicted) = self.evict(&mut st, oldest);
-        }
+        let evicted = self.evict_oldest(&mut st, position);
         let raw = Arc::as_ptr(value);
         for _ in 0..received {
             // SAFETY: `raw` comes from a live `Arc` the caller holds; each increment is one
@@ -691,6 +954,51 @@ impl<N> Ring<N> {
             unsafe { Arc::increment_strong_count(raw) };
         }
         self.slot(position).store(raw.cast_mut(), Ordering::Relaxed);
+        self.publish(st, position);
+        Posted {
+            received,
+            dropped: evicted.release(),
+        }
+    }
+
+    /// Writes `value` as [`post`](Self::post) does, moving it into the ring when the ring's
+    /// one member is the post's one receiver: no `Arc` is made, the receiver makes its own
+    /// (module docs, "Moved values"). Otherwise it shares the value in an `Arc` as `post` does.
+    pub(crate) fn post_owned(&self, value: N, generation: u64) -> Posted {
+        let mut st = self.state.lock();
+        if !self.movable || st.members.len() != 1 || generation < st.max_join_gen {
+            drop(st);
+            return self.post(&Arc::new(value), generation);
+        }
+        let position = self.tail.load(Ordering::Relaxed);
+        let evicted = self.evict_oldest(&mut st, position);
+        let values = self
+            .values
+            .get_or_init(|| (0..=self.value_mask).map(|_| Slot::new()).collect());
+        if !st.watch.is_empty() {
+            self.wait_for_moves(&mut st, position);
+        }
+        let slot = &values[(position & self.value_mask) as usize];
+        // SAFETY: nobody else reads or writes this value slot now. Its earlier value (if any)
+        // was taken: every member's cursor is past its position (`evict_oldest` made sure, or
+        // the cached minimum says so, and the value slots number more than `capacity`), so it
+        // was claimed, evicted or detached, each of which moves the value out; a receiver
+        // still reading it was evicted or detached while announcing it, and is watched, and
+        // `wait_for_moves` waited for it. Posters write under the lock we hold. The old value
+        // is never dropped here: whoever took it owns it.
+        unsafe { slot.write(value) };
+        self.slot(position).store(moved(), Ordering::Relaxed);
+        self.publish(st, position);
+        Posted {
+            received: 1,
+            dropped: evicted.release(),
+        }
+    }
+
+    /// Stores the `tail` past `position`, releasing the ring's lock, and wakes the parked
+    /// members.
+    #[inline]
+    fn publish(&self, st: crate::hub::sync::MutexGuard<'_, State<N>>, position: u64) {
         self.tail.store(position + 1, Ordering::Release);
         // Receivers park under the lock we hold (see the module docs): the count is exact.
         if self.parked.load(Ordering::Relaxed) == 0 {
@@ -698,29 +1006,27 @@ impl<N> Ring<N> {
         } else {
             wake_parked(&self.state, st, &self.parked);
         }
-        for _ in 0..lost {
-            // SAFETY: the eviction compare-and-swaps won `lost` tickets of the value at the
-            // evicted position, read from its slot under the lock (not yet overwritten: it is
-            // `capacity` positions old and the ring has at least `capacity` slots). Releasing
-            // them last, outside the lock, keeps the pointer valid until the final decrement,
-            // which may run `N`'s drop (user code) without the ring's lock held.
-            unsafe { Arc::decrement_strong_count(evicted) };
-        }
-        Posted {
-            received,
-            dropped: lost,
+    }
+
+    /// Evicts the position a post at `position` pushes out, from the members still at it.
+    #[inline]
+    fn evict_oldest(&self, st: &mut State<N>, position: u64) -> Evicted<N> {
+        match position.checked_sub(self.capacity) {
+            Some(oldest) if st.min_cursor <= oldest => self.evict(st, oldest),
+            _ => Evicted::default(),
         }
     }
 
-    /// Moves every member still at `oldest` past it. Returns how many lost a value there, and
-    /// that value's pointer (whose tickets the caller now owns).
+    /// Moves every member still at `oldest` past it, watching those whose receiver is moving a
+    /// value out. Returns what they lost there, which the caller now owns.
     #[cold]
-    fn evict(&self, st: &mut State<N>, oldest: u64) -> (usize, *const N) {
+    fn evict(&self, st: &mut State<N>, oldest: u64) -> Evicted<N> {
         let mut lost = 0;
         let mut min = u64::MAX;
+        let mut watch = Vec::new();
         for j in &st.members {
             let m = &j.member;
-            let mut cursor = m.cursor.load(Ordering::Acquire);
+            let mut cursor = m.cursor.at.load(Ordering::Acquire);
             // Members in the list are open, and every earlier post moved them to at least
             // `oldest` (invariant): only a member still exactly at `oldest` lags.
             debug_assert!(
@@ -728,7 +1034,7 @@ impl<N> Ring<N> {
                 "{cursor} < {oldest}"
             );
             while cursor <= oldest {
-                match m.cursor.compare_exchange(
+                match m.cursor.at.compare_exchange(
                     cursor,
                     oldest + 1,
                     Ordering::AcqRel,
@@ -739,6 +1045,14 @@ impl<N> Ring<N> {
                             m.dropped.fetch_add(1, Ordering::Release);
                             lost += 1;
                         }
+                        // Its receiver may be reading the moved value it claimed last (or
+                        // announcing a claim that now fails): keep an eye on it. The compare-
+                        // and-swap read its last claim's cursor (acquire), so this load sees
+                        // that claim's announcement or a later store.
+                        let moving = m.cursor.moving.load(Ordering::Acquire);
+                        if moving != NOT_MOVING {
+                            watch.push((m.clone(), moving));
+                        }
                         cursor = oldest + 1;
                     }
                     Err(now) => cursor = now,
@@ -747,7 +1061,50 @@ impl<N> Ring<N> {
             min = min.min(cursor);
         }
         st.min_cursor = min;
-        (lost, self.slot(oldest).load(Ordering::Relaxed))
+        st.watch.append(&mut watch);
+        if lost == 0 {
+            return Evicted::default();
+        }
+        let ptr = self.slot(oldest).load(Ordering::Relaxed);
+        if ptr == moved() {
+            debug_assert_eq!(lost, 1, "a moved value has one member");
+            // SAFETY: the eviction won `oldest` from its lone member, so no claim took its
+            // value, and its value slot still holds it: that slot is written again only
+            // `value_mask + 1 > capacity` positions later, after this eviction.
+            let value = unsafe { self.take_moved(oldest) };
+            return Evicted {
+                lost,
+                tickets: std::ptr::null(),
+                value: Some(value),
+            };
+        }
+        // The slot is not yet overwritten: `oldest` is `capacity` positions old and the ring
+        // has at least `capacity` slots.
+        Evicted {
+            lost,
+            tickets: ptr,
+            value: None,
+        }
+    }
+
+    /// Waits for every watched receiver still reading the value slot that `position` is about
+    /// to write, and stops watching those done with the position they were watched for.
+    #[cold]
+    fn wait_for_moves(&self, st: &mut State<N>, position: u64) {
+        let mask = self.value_mask;
+        st.watch.retain(|(m, at)| {
+            let mut spins = 0u32;
+            loop {
+                if m.cursor.moving.load(Ordering::Acquire) != *at {
+                    return false;
+                }
+                if (*at ^ position) & mask != 0 {
+                    // Still reading a value slot a later post writes.
+                    return true;
+                }
+                backoff(&mut spins);
+            }
+        });
     }
 
     /// Values waiting for `member`, and its counters.
@@ -757,7 +1114,7 @@ impl<N> Ring<N> {
         let (depth, delivered) = match front.ring_delivered {
             Some(d) => (0, d),
             None => {
-                let cursor = member.cursor.load(Ordering::Acquire) & !CLOSED;
+                let cursor = member.cursor.at.load(Ordering::Acquire) & !CLOSED;
                 let tail = self.tail.load(Ordering::Acquire).max(cursor);
                 let start = member.start.load(Ordering::Relaxed);
                 let depth = (tail - cursor).saturating_sub(member.skips.count_in(cursor, tail));
@@ -782,7 +1139,8 @@ impl<N> Drop for Ring<N> {
         // tickets move to their private queues and are freed with them.
         let members = std::mem::take(&mut self.state.lock().members);
         for j in &members {
-            self.detach(&j.member);
+            // Nothing can post any more: what a receiver may still be reading is safe.
+            let _ = self.detach(&j.member);
         }
         self.ids
             .fetch_and(!(1 << self.id), std::sync::atomic::Ordering::Relaxed);
@@ -811,7 +1169,7 @@ pub(crate) struct Reader<N> {
 impl<N> Reader<N> {
     /// The reader of a member that has joined `ring`.
     pub(crate) fn new(ring: Arc<Ring<N>>, member: Arc<Member<N>>, report_lag: bool) -> Self {
-        let next = member.cursor.load(Ordering::Acquire) & !CLOSED;
+        let next = member.cursor.at.load(Ordering::Acquire) & !CLOSED;
         Reader {
             ring,
             member,
@@ -839,17 +1197,12 @@ impl<N> Reader<N> {
         if self.next < self.avail && !self.closed && self.skips.is_empty() {
             let position = self.next;
             let ptr = self.ring.slot(position).load(Ordering::Relaxed);
-            if self
-                .member
-                .cursor
-                .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
+            if let Ok(claimed) = self.claim(position, ptr) {
                 self.next = position + 1;
-                // SAFETY: as for the claim in `take_slow`. `position` is a member position:
-                // every skip below `avail` was copied into `skips` when `avail` was loaded (a
-                // poster records a skip before its `tail` store), and none is pending.
-                return Took::Value(unsafe { Arc::from_raw(ptr) });
+                // SAFETY: `position` is a member position: every skip below `avail` was
+                // copied into `skips` when `avail` was loaded (a poster records a skip before
+                // its `tail` store), and none is pending.
+                return Took::Value(unsafe { claimed.into_arc() });
             }
         }
         self.take_slow(waker)
@@ -867,7 +1220,7 @@ impl<N> Reader<N> {
             }
             if self.next >= self.avail && !self.refresh() {
                 // Nothing published: maybe closed, else park (or report empty).
-                let now = self.member.cursor.load(Ordering::Acquire);
+                let now = self.member.cursor.at.load(Ordering::Acquire);
                 if now != self.next {
                     if let Some(t) = self.moved(self.next, now) {
                         return t;
@@ -891,24 +1244,17 @@ impl<N> Reader<N> {
             self.yielded = 0;
             let position = self.next;
             let ptr = self.ring.slot(position).load(Ordering::Relaxed);
-            match self.member.cursor.compare_exchange(
-                position,
-                position + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
+            match self.claim(position, ptr) {
+                Ok(claimed) => {
                     self.next = position + 1;
                     if self.skips.take_at(position) {
+                        // Not the member's: no ticket of its own, and never a moved value
+                        // (moved only for a lone member the post reaches).
+                        debug_assert!(matches!(claimed, Claimed::Ticket(_)));
                         continue;
                     }
-                    // SAFETY: the claim won this member's ticket for `position` (a member
-                    // position: not a skip). `ptr` is that position's pointer: the slot was
-                    // written before the `tail` store we loaded with acquire, and it cannot
-                    // have been overwritten before our read, since a poster overwrites it only
-                    // after seeing our cursor past `position` (which our claim, released after
-                    // the read, is the first to do) or after evicting us (then the claim fails).
-                    return Took::Value(unsafe { Arc::from_raw(ptr) });
+                    // SAFETY: a member position (not a skip).
+                    return Took::Value(unsafe { claimed.into_arc() });
                 }
                 Err(now) => {
                     if let Some(t) = self.moved(position, now) {
@@ -917,6 +1263,45 @@ impl<N> Reader<N> {
                 }
             }
         }
+    }
+
+    /// Claims `position`, whose slot held `ptr` when read before the claim: what the member
+    /// holds there, or the cursor a poster moved first (evictions, leaving).
+    ///
+    /// `ptr` is that position's: the slot was written before the `tail` store we loaded with
+    /// acquire, and it cannot have been overwritten before our read, since a poster overwrites
+    /// it only after seeing our cursor past `position` (which our claim, released after the
+    /// read, is the first to do) or after evicting us (then the claim fails).
+    #[inline]
+    fn claim(&self, position: u64, ptr: *mut N) -> Result<Claimed<N>, u64> {
+        if ptr == moved() {
+            return self.claim_moved(position);
+        }
+        self.member
+            .cursor
+            .at
+            .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| Claimed::Ticket(ptr))
+    }
+
+    /// [`claim`](Self::claim) of a moved value: announced in `moving` first, so that a poster
+    /// that evicts us from here on watches us, and writes the value slot only once we are done
+    /// with it (module docs, "Moved values").
+    #[inline]
+    fn claim_moved(&self, position: u64) -> Result<Claimed<N>, u64> {
+        let cursor = &self.member.cursor;
+        cursor.moving.store(position, Ordering::Release);
+        let claimed = cursor
+            .at
+            .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| {
+                // SAFETY: the claim won `position`, a moved value's (see `claim`: `ptr` was
+                // its slot's), so the value is ours and nobody took it; no post writes its
+                // value slot before we clear `moving` below.
+                Claimed::Moved(unsafe { self.ring.take_moved(position) })
+            });
+        cursor.moving.store(NOT_MOVING, Ordering::Release);
+        claimed
     }
 
     /// The cursor moved from `from` to `now` without us: evictions, and maybe closing.
@@ -961,7 +1346,7 @@ impl<N> Reader<N> {
             // No post, eviction or leave is half done while we hold the lock, and every
             // later one takes it after us: either we see its `tail` or cursor store here, or
             // it sees the parked flag we set.
-            let cursor = self.member.cursor.load(Ordering::Acquire);
+            let cursor = self.member.cursor.at.load(Ordering::Acquire);
             let tail = self.ring.tail.load(Ordering::Acquire);
             if cursor == self.next && tail <= self.next {
                 self.member.parking.park(&self.ring.parked);
@@ -975,7 +1360,7 @@ impl<N> Reader<N> {
     /// Values waiting to be received.
     pub(crate) fn len(&self) -> usize {
         let front = self.member.front.lock().queue.len();
-        let cursor = self.member.cursor.load(Ordering::Acquire);
+        let cursor = self.member.cursor.at.load(Ordering::Acquire);
         if cursor & CLOSED != 0 {
             return front;
         }
@@ -986,7 +1371,7 @@ impl<N> Reader<N> {
 
     /// Whether it has left the ring.
     pub(crate) fn is_closed(&self) -> bool {
-        self.member.cursor.load(Ordering::Acquire) & CLOSED != 0
+        self.member.cursor.at.load(Ordering::Acquire) & CLOSED != 0
     }
 }
 
@@ -1070,6 +1455,161 @@ mod tests {
         fn dropped(&self) -> usize {
             self.drops.load(std::sync::atomic::Ordering::SeqCst)
         }
+        /// Posts as the engine does when the stream is the only one that needs the value.
+        fn post_owned(&self, ring: &Ring<Tracked>, seq: u64) -> Posted {
+            let value = Tracked {
+                seq,
+                drops: self.drops.clone(),
+            };
+            ring.post_owned(value, self.generation)
+        }
+    }
+
+    /// Whether `position` holds a value moved in (not an `Arc`'s ticket).
+    fn is_moved<N>(ring: &Ring<N>, position: u64) -> bool {
+        ring.slot(position).load(Ordering::Relaxed) == moved()
+    }
+
+    #[test]
+    fn a_lone_member_gets_values_moved_in_and_each_is_dropped_once() {
+        let mut f = Fixture::new();
+        let ring = f.ring(3);
+        let mut r = f.join(&ring, true);
+        let mut dropped = 0;
+        for i in 0..8 {
+            let posted = f.post_owned(&ring, i);
+            assert_eq!(posted.received, 1);
+            dropped += posted.dropped;
+            assert!(is_moved(&ring, i), "moved, no `Arc` made");
+        }
+        assert_eq!(dropped, 5);
+        assert_eq!(
+            f.dropped(),
+            5,
+            "evicted values are dropped by the poster at once"
+        );
+        assert_eq!(drain(&mut r), strings(&["lag 5", "5", "6", "7"]));
+        assert_eq!(
+            f.dropped(),
+            8,
+            "each received value dropped once, by the receiver"
+        );
+        let stats = ring.stats(&r.member, ObserverId::next());
+        assert_eq!((stats.delivered, stats.dropped, stats.depth), (3, 5, 0));
+        // Around the value slots more than once (4 of them for capacity 3).
+        for i in 8..40 {
+            f.post_owned(&ring, i);
+            assert!(matches!(r.take(None), Took::Value(v) if v.seq == i));
+        }
+        assert_eq!(f.dropped(), 40);
+    }
+
+    #[test]
+    fn moved_and_shared_positions_mix_in_order() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut a = f.join(&ring, true);
+        f.post_owned(&ring, 0);
+        f.post_owned(&ring, 1);
+        let mut b = f.join(&ring, true);
+        assert_eq!(f.post_owned(&ring, 2).received, 2, "two members: shared");
+        f.post_owned(&ring, 3);
+        assert!(is_moved(&ring, 1) && !is_moved(&ring, 2) && !is_moved(&ring, 3));
+        assert_eq!(drain(&mut a), strings(&["0", "1", "2", "3"]));
+        assert_eq!(f.dropped(), 2, "2 and 3 wait for b");
+        assert_eq!(drain(&mut b), strings(&["2", "3"]));
+        assert_eq!(f.dropped(), 4);
+        // Alone again: moved again.
+        ring.leave(&b.member.clone());
+        assert_eq!(drain(&mut b), strings(&["closed"]));
+        f.post_owned(&ring, 4);
+        assert!(is_moved(&ring, 4));
+        assert_eq!(drain(&mut a), strings(&["4"]));
+        assert_eq!(f.dropped(), 5);
+    }
+
+    #[test]
+    fn a_stream_joining_with_a_newer_snapshot_is_skipped_not_moved_into() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let older = f.generation;
+        let mut r = f.join(&ring, true);
+        // A post made with the snapshot from before the join: it does not reach the member.
+        let posted = ring.post_owned(
+            Tracked {
+                seq: 0,
+                drops: f.drops.clone(),
+            },
+            older,
+        );
+        assert_eq!(posted.received, 0);
+        assert_eq!(f.dropped(), 1, "nobody received it: dropped by the post");
+        f.post_owned(&ring, 1);
+        assert_eq!(drain(&mut r), strings(&["1"]));
+    }
+
+    #[test]
+    fn leaving_takes_the_moved_values_not_taken() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut r = f.join(&ring, true);
+        for i in 0..4 {
+            f.post_owned(&ring, i);
+        }
+        assert!(matches!(r.take(None), Took::Value(v) if v.seq == 0));
+        ring.leave(&r.member.clone());
+        f.post_owned(&ring, 4);
+        assert_eq!(f.dropped(), 2, "0 received; 4 reached nobody");
+        assert_eq!(drain(&mut r), strings(&["1", "2", "3", "closed"]));
+        assert_eq!(f.dropped(), 5);
+    }
+
+    #[test]
+    fn a_ring_dropped_with_moved_values_drops_each_once() {
+        let mut f = Fixture::new();
+        let ring = f.ring(8);
+        let r = f.join(&ring, true);
+        for i in 0..6 {
+            f.post_owned(&ring, i);
+        }
+        let member = r.member.clone();
+        drop(r);
+        drop(ring);
+        assert_eq!(f.dropped(), 0, "the member keeps what it had not taken");
+        drop(member);
+        assert_eq!(f.dropped(), 6);
+    }
+
+    #[test]
+    fn large_rings_of_large_values_share_instead_of_moving() {
+        let rings: Rings<[u8; 4096]> = Rings::default();
+        let ring = rings.get(MAX_RING_CAPACITY).unwrap();
+        assert!(!ring.movable, "2^17 value slots of 4 KiB would be 512 MiB");
+        let member = Arc::new(Member::new());
+        ring.join(&member, 1);
+        let mut r = Reader::new(ring.clone(), member, true);
+        assert_eq!(ring.post_owned([7; 4096], 1).received, 1);
+        assert!(!is_moved(&ring, 0) && ring.values.get().is_none());
+        assert!(matches!(r.take(None), Took::Value(v) if v[4095] == 7));
+        let small = Rings::<u64>::default();
+        assert!(small.get(MAX_RING_CAPACITY).unwrap().movable);
+    }
+
+    #[test]
+    fn a_member_evicted_while_moving_a_value_out_is_watched_until_done() {
+        let mut f = Fixture::new();
+        let ring = f.ring(1);
+        let r = f.join(&ring, false);
+        f.post_owned(&ring, 0);
+        // As a receiver does between its announcement and the end of its read.
+        r.member.cursor.moving.store(0, Ordering::Release);
+        f.post_owned(&ring, 1);
+        assert_eq!(ring.state.lock().watch.len(), 1, "evicted while announcing");
+        r.member.cursor.moving.store(NOT_MOVING, Ordering::Release);
+        // Writes the value slot of 0 again (2 value slots): the watch is over.
+        f.post_owned(&ring, 2);
+        assert!(ring.state.lock().watch.is_empty());
+        assert_eq!(f.dropped(), 2);
     }
 
     fn drain(reader: &mut Reader<Tracked>) -> Vec<String> {
@@ -1250,26 +1790,31 @@ mod tests {
     /// Two posters and two receivers race on a small ring: each receiver's values, lags and
     /// the posters' reports account for every post exactly, in order, and every value is
     /// freed once.
-    #[test]
-    fn racing_posters_and_receivers_account_exactly() {
+    /// Two posters against `members` receivers on a ring of `capacity`, each receiver on a
+    /// thread of its own: per-poster order, every value received or lost once, and counts
+    /// that agree. `owned`: the posts move their values in (`post_owned`, a lone member).
+    fn race(capacity: usize, members: usize, owned: bool) {
         const POSTS: u64 = if cfg!(miri) { 60 } else { 20_000 };
         let mut f = Fixture::new();
-        let ring = f.ring(4);
-        let readers = [f.join(&ring, true), f.join(&ring, true)];
-        let drops = f.drops.clone();
-        let generation = f.generation;
+        let ring = f.ring(capacity);
+        let readers: Vec<_> = (0..members).map(|_| f.join(&ring, true)).collect();
+        let (drops, generation) = (f.drops.clone(), f.generation);
         let reported = Arc::new(StdAtomicUsize::new(0));
         let posters: Vec<_> = (0..2u64)
             .map(|t| {
                 let (ring, drops, reported) = (ring.clone(), drops.clone(), reported.clone());
                 std::thread::spawn(move || {
                     for i in 0..POSTS {
-                        let v = Arc::new(Tracked {
+                        let v = Tracked {
                             seq: t << 32 | i,
                             drops: drops.clone(),
-                        });
-                        let posted = ring.post(&v, generation);
-                        assert_eq!(posted.received, 2);
+                        };
+                        let posted = if owned {
+                            ring.post_owned(v, generation)
+                        } else {
+                            ring.post(&Arc::new(v), generation)
+                        };
+                        assert_eq!(posted.received, members);
                         reported.fetch_add(posted.dropped, std::sync::atomic::Ordering::SeqCst);
                     }
                 })
@@ -1309,6 +1854,20 @@ mod tests {
         );
         drop(ring);
         assert_eq!(f.dropped() as u64, 2 * POSTS, "every value freed once");
+    }
+
+    #[test]
+    fn racing_posters_and_receivers_account_exactly() {
+        race(4, 2, false);
+    }
+
+    /// The same for moved values: at capacity 1 (two value slots) every post evicts or writes
+    /// again the value slot the receiver has just read, so a post writing a value slot still
+    /// being read would show here (and under Miri, as a data race).
+    #[test]
+    fn racing_posters_and_a_lone_receiver_of_moved_values_account_exactly() {
+        race(1, 1, true);
+        race(4, 1, true);
     }
 
     #[test]

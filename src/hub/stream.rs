@@ -928,17 +928,15 @@ impl<N: crate::Notification> Kind<N> for Ringed<N> {
         if !cx.first_in_ring(ring.bit()) {
             return Delivery::Skipped;
         }
-        let posted = ring.post(shared, cx.generation());
-        for _ in 0..posted.dropped {
-            cx.count_dropped(false);
+        cx.ring_posted(ring.post(shared, cx.generation()))
+    }
+
+    fn call_owned(&self, value: N, cx: &mut Cx<'_, N>, _meta: &Meta) -> Delivery {
+        let ring = &self.0.ring;
+        if !cx.first_in_ring(ring.bit()) {
+            return Delivery::Skipped;
         }
-        match posted.received {
-            0 => Delivery::Skipped,
-            n => {
-                cx.ring_received(n - 1);
-                Delivery::Accepted
-            }
-        }
+        cx.ring_posted(ring.post_owned(value, cx.generation()))
     }
 
     fn needs(&self) -> u8 {

@@ -57,9 +57,7 @@
 // drops one, with the claim protocol's argument that nobody else is writing it.
 #![allow(unsafe_code)]
 
-use std::cell::UnsafeCell;
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::task::Waker;
@@ -67,7 +65,7 @@ use std::task::Waker;
 use crate::ObserverId;
 use crate::hub::rcu::backoff;
 use crate::hub::ring::{
-    Joiner, MAX_RING_CAPACITY, Parking, Posted, Roster, SkipCursor, Skips, Took, skip_newer,
+    Joiner, MAX_RING_CAPACITY, Parking, Posted, Roster, SkipCursor, Skips, Slot, Took, skip_newer,
     wake_parked, yields,
 };
 use crate::hub::stats::BufferStats;
@@ -78,9 +76,6 @@ const NOT_CLONING: u64 = u64::MAX;
 
 /// A member's `end` while it has not left the ring.
 const OPEN: u64 = u64::MAX;
-
-/// One slot: a value once the tail has passed it (module docs, "Invariants").
-struct Slot<N>(UnsafeCell<MaybeUninit<N>>);
 
 /// The value ring of one notification type and capacity.
 pub(crate) struct ValueRing<N> {
@@ -241,9 +236,7 @@ impl<N> ValueRing<N> {
                 min_cursor: u64::MAX,
                 max_join_gen: 0,
             })),
-            slots: (0..len)
-                .map(|_| Slot(UnsafeCell::new(MaybeUninit::uninit())))
-                .collect(),
+            slots: (0..len).map(|_| Slot::new()).collect(),
             mask: len as u64 - 1,
             capacity: capacity as u64,
             id,
@@ -267,8 +260,8 @@ impl<N> ValueRing<N> {
     }
 
     #[inline]
-    fn slot(&self, position: u64) -> *mut MaybeUninit<N> {
-        self.slots[(position & self.mask) as usize].0.get()
+    fn slot(&self, position: u64) -> &Slot<N> {
+        &self.slots[(position & self.mask) as usize]
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than
@@ -370,12 +363,12 @@ impl<N> ValueRing<N> {
                 // so), so no receiver will claim it, and no receiver is still cloning it (such
                 // a receiver was evicted and watched: module docs, "The claim"); posters write
                 // under the lock we hold.
-                Some(unsafe { (*slot).assume_init_read() })
+                Some(unsafe { slot.take() })
             }
             None => None,
         };
         // SAFETY: as above: nobody else reads or writes this slot now.
-        unsafe { (*slot).write(value) };
+        unsafe { slot.write(value) };
         self.tail.store(position + 1, Ordering::Release);
         if self.parked.load(Ordering::Relaxed) == 0 {
             drop(st);
@@ -488,7 +481,7 @@ impl<N> Drop for ValueRing<N> {
         for slot in &mut self.slots[..written as usize] {
             // SAFETY: slots below the tail (at most all of them) hold a value (invariant), and
             // nothing else can reach the ring any more.
-            unsafe { slot.0.get_mut().assume_init_drop() };
+            unsafe { slot.drop_value() };
         }
         self.ids
             .fetch_and(!(1 << self.id), std::sync::atomic::Ordering::Relaxed);
@@ -599,7 +592,7 @@ impl<N> ValueReader<N> {
         // with acquire), and no poster overwrites it while our `cloning` word shows it: a
         // poster that moved our cursor past it watches us (module docs, "The claim").
         // Shared references from several receivers are fine: `N: Sync`.
-        let value = unsafe { (*self.ring.slot(position)).assume_init_ref().clone() };
+        let value = unsafe { self.ring.slot(position).clone_out() };
         drop(done);
         if self.member.retired.load(Ordering::Acquire) {
             self.member.settle();

@@ -43,8 +43,9 @@
 //!   ring.
 //!
 //! # Moved values
-//! A moved value's position holds [`moved`] in its slot (a pointer no `Arc` has) and the value
-//! in `values[p & value_mask]`, a second array allocated by the first such post. Exactly one
+//! A moved value's position `p` has its value in `values[p & value_mask]`, a second array
+//! allocated by the first such post, stamped `p` ([`ValueSlot`]); its pointer slot is not
+//! written. A position holds a moved value exactly when its value slot's stamp is itself. Exactly one
 //! party takes it out, decided by the cursor as for a ticket: the receiver whose claim wins
 //! (it moves the value out and wraps it in an `Arc`), the poster whose eviction wins (it drops
 //! the value, after the lock), or the member's leaving (the value goes to its private queue in
@@ -84,7 +85,7 @@
 //! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (release), and
 //!   a receiver reads slots below a `tail` it loaded with acquire. Skips are recorded before the
 //!   `tail` store too, so a receiver knows every skip below the `tail` it loaded. A moved value
-//!   is written before its slot's [`moved`], so the same `tail` publishes it.
+//!   and its stamp are written before the `tail` store too, so the same `tail` publishes them.
 //! - Both stores of `moving` are `Release`, and the claim after the first is `AcqRel`. An
 //!   eviction (or leaving) reads the cursor of the receiver's latest claim (acquire), so its
 //!   next load of `moving` sees that claim's announcement or a later store; a later store
@@ -125,7 +126,6 @@
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::Waker;
@@ -172,11 +172,17 @@ const NOT_MOVING: u64 = u64::MAX;
 /// values"). At this bound a ring of 65 536 values of 8 bytes still moves.
 const MAX_MOVED_BYTES: usize = 1 << 20;
 
-/// What a slot holds for a position whose value was moved into the ring: a pointer no `Arc`
-/// has (an `Arc`'s value sits after its two counts, at a higher address than the alignment).
-#[inline]
-fn moved<N>() -> *mut N {
-    NonNull::dangling().as_ptr()
+/// A value slot's stamp before its first value.
+const NO_POSITION: u64 = u64::MAX;
+
+/// One value slot of a ring's moved values: the value, and the position it was moved in for.
+/// A position holds a moved value exactly when its value slot is stamped with it; the stamp
+/// shares the value's cache line, so a moved post writes one line the receiver reads, as a
+/// value ring's post does (a marker in the pointer slot instead made it two, and a poster
+/// whose receiver keeps up waits for each such line to come back from the receiver's core).
+struct ValueSlot<N> {
+    stamp: AtomicU64,
+    value: Slot<N>,
 }
 
 /// A slot that holds a value once written: its ring's claim protocol says who may touch it
@@ -377,13 +383,13 @@ pub(crate) struct Ring<N> {
     parked: Padded<AtomicUsize>,
     state: Padded<Mutex<State<N>>>,
     /// Slot `p & mask` holds the `Arc<N>` pointer posted at position `p` (no reference of its
-    /// own: the members' tickets keep it alive), or [`moved`] for a value moved in.
+    /// own: the members' tickets keep it alive), unless `p` holds a moved value.
     slots: Box<[AtomicPtr<N>]>,
     mask: u64,
     capacity: u64,
-    /// Values moved in (`post_owned`): position `p`'s in `values[p & value_mask]`. Allocated
-    /// by the first such post (module docs, "Moved values").
-    values: OnceLock<Box<[Slot<N>]>>,
+    /// Values moved in (`post_owned`): position `p`'s in `values[p & value_mask]`, stamped
+    /// `p`. Allocated by the first such post (module docs, "Moved values").
+    values: OnceLock<Box<[ValueSlot<N>]>>,
     value_mask: u64,
     /// Whether posts may move values in: the values of a full ring fit [`MAX_MOVED_BYTES`].
     movable: bool,
@@ -836,21 +842,36 @@ impl<N> Ring<N> {
         &self.slots[(position & self.mask) as usize]
     }
 
+    /// The value slot of `position`, if the ring has value slots.
+    #[inline]
+    fn value_slot(&self, position: u64) -> Option<&ValueSlot<N>> {
+        let values = self.values.get()?;
+        Some(&values[(position & self.value_mask) as usize])
+    }
+
+    /// Whether `position` (below the `tail`) holds a moved value: its value slot is stamped
+    /// with it. Exact under the lock. A receiver that loaded the `tail` with acquire reads its
+    /// position's stamp, or a later one: the position was then evicted, and its claim fails.
+    #[inline]
+    fn is_moved(&self, position: u64) -> bool {
+        self.value_slot(position)
+            .is_some_and(|v| v.stamp.load(Ordering::Relaxed) == position)
+    }
+
     /// Takes the moved value of `position` out of its value slot.
     ///
     /// # Safety
-    /// The caller owns `position` (it claimed, evicted or detached it), whose slot holds
-    /// [`moved`], and nobody took its value yet.
+    /// The caller owns `position` (it claimed, evicted or detached it), which holds a moved
+    /// value ([`is_moved`](Self::is_moved)), and nobody took it yet.
     unsafe fn take_moved(&self, position: u64) -> N {
-        // `values` is set before any slot holds `moved` (`post_owned`), and the caller read
-        // that slot below a `tail` it loaded with acquire (or holds the lock).
-        let Some(values) = self.values.get() else {
+        // A moved position's value slot exists (`post_owned` made the slots first).
+        let Some(slot) = self.value_slot(position) else {
             unreachable!("a moved value in a ring without value slots")
         };
         // SAFETY: the caller's: the value is written and not yet taken, and the claim protocol
         // keeps any post from writing this value slot until the caller is done (module docs,
         // "Moved values").
-        unsafe { values[(position & self.value_mask) as usize].take() }
+        unsafe { slot.value.take() }
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
@@ -908,17 +929,17 @@ impl<N> Ring<N> {
             if member.skips.contains(position) {
                 continue;
             }
-            let ptr = self.slot(position).load(Ordering::Relaxed);
             // `position` is a member position this member had not claimed (its cursor was
             // below it when we closed the cursor, so no claim can succeed any more), and no
             // poster evicted it (evictions move the cursor). So what it holds for this member
             // is ours. The slot still holds that position's pointer: `cursor >= tail -
             // capacity` (no member lags past the capacity, invariant) and the ring has at
             // least `capacity` slots, and no post runs while we hold the lock.
-            let value = if ptr == moved() {
+            let value = if self.is_moved(position) {
                 // SAFETY: as above; a moved value is its lone member's alone.
                 Arc::new(unsafe { self.take_moved(position) })
             } else {
+                let ptr = self.slot(position).load(Ordering::Relaxed);
                 // SAFETY: as above; the member's ticket for `position`.
                 unsafe { Arc::from_raw(ptr) }
             };
@@ -972,9 +993,14 @@ impl<N> Ring<N> {
         }
         let position = self.tail.load(Ordering::Relaxed);
         let evicted = self.evict_oldest(&mut st, position);
-        let values = self
-            .values
-            .get_or_init(|| (0..=self.value_mask).map(|_| Slot::new()).collect());
+        let values = self.values.get_or_init(|| {
+            (0..=self.value_mask)
+                .map(|_| ValueSlot {
+                    stamp: AtomicU64::new(NO_POSITION),
+                    value: Slot::new(),
+                })
+                .collect()
+        });
         if !st.watch.is_empty() {
             self.wait_for_moves(&mut st, position);
         }
@@ -986,8 +1012,8 @@ impl<N> Ring<N> {
         // still reading it was evicted or detached while announcing it, and is watched, and
         // `wait_for_moves` waited for it. Posters write under the lock we hold. The old value
         // is never dropped here: whoever took it owns it.
-        unsafe { slot.write(value) };
-        self.slot(position).store(moved(), Ordering::Relaxed);
+        unsafe { slot.value.write(value) };
+        slot.stamp.store(position, Ordering::Relaxed);
         self.publish(st, position);
         Posted {
             received: 1,
@@ -1065,8 +1091,7 @@ impl<N> Ring<N> {
         if lost == 0 {
             return Evicted::default();
         }
-        let ptr = self.slot(oldest).load(Ordering::Relaxed);
-        if ptr == moved() {
+        if self.is_moved(oldest) {
             debug_assert_eq!(lost, 1, "a moved value has one member");
             // SAFETY: the eviction won `oldest` from its lone member, so no claim took its
             // value, and its value slot still holds it: that slot is written again only
@@ -1082,7 +1107,7 @@ impl<N> Ring<N> {
         // has at least `capacity` slots.
         Evicted {
             lost,
-            tickets: ptr,
+            tickets: self.slot(oldest).load(Ordering::Relaxed),
             value: None,
         }
     }
@@ -1196,8 +1221,7 @@ impl<N> Reader<N> {
         // The common case: a published position, nothing else to look at.
         if self.next < self.avail && !self.closed && self.skips.is_empty() {
             let position = self.next;
-            let ptr = self.ring.slot(position).load(Ordering::Relaxed);
-            if let Ok(claimed) = self.claim(position, ptr) {
+            if let Ok(claimed) = self.claim(position) {
                 self.next = position + 1;
                 // SAFETY: `position` is a member position: every skip below `avail` was
                 // copied into `skips` when `avail` was loaded (a poster records a skip before
@@ -1243,8 +1267,7 @@ impl<N> Reader<N> {
             }
             self.yielded = 0;
             let position = self.next;
-            let ptr = self.ring.slot(position).load(Ordering::Relaxed);
-            match self.claim(position, ptr) {
+            match self.claim(position) {
                 Ok(claimed) => {
                     self.next = position + 1;
                     if self.skips.take_at(position) {
@@ -1265,18 +1288,20 @@ impl<N> Reader<N> {
         }
     }
 
-    /// Claims `position`, whose slot held `ptr` when read before the claim: what the member
-    /// holds there, or the cursor a poster moved first (evictions, leaving).
+    /// Claims `position` (below the `tail` we loaded): what the member holds there, or the
+    /// cursor a poster moved first (evictions, leaving).
     ///
-    /// `ptr` is that position's: the slot was written before the `tail` store we loaded with
-    /// acquire, and it cannot have been overwritten before our read, since a poster overwrites
-    /// it only after seeing our cursor past `position` (which our claim, released after the
-    /// read, is the first to do) or after evicting us (then the claim fails).
+    /// What we read of the position before the claim (its value slot's stamp, its slot's
+    /// pointer) is that position's when the claim succeeds: both were written before the
+    /// `tail` store we loaded with acquire, and neither is written again before our read, since
+    /// a poster does so only after seeing our cursor past `position` (which our claim, released
+    /// after the reads, is the first to do) or after evicting us (then the claim fails).
     #[inline]
-    fn claim(&self, position: u64, ptr: *mut N) -> Result<Claimed<N>, u64> {
-        if ptr == moved() {
+    fn claim(&self, position: u64) -> Result<Claimed<N>, u64> {
+        if self.ring.is_moved(position) {
             return self.claim_moved(position);
         }
+        let ptr = self.ring.slot(position).load(Ordering::Relaxed);
         self.member
             .cursor
             .at
@@ -1295,9 +1320,9 @@ impl<N> Reader<N> {
             .at
             .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
             .map(|_| {
-                // SAFETY: the claim won `position`, a moved value's (see `claim`: `ptr` was
-                // its slot's), so the value is ours and nobody took it; no post writes its
-                // value slot before we clear `moving` below.
+                // SAFETY: the claim won `position`, a moved value's (see `claim`: the stamp
+                // we read was its own), so the value is ours and nobody took it; no post writes
+                // its value slot before we clear `moving` below.
                 Claimed::Moved(unsafe { self.ring.take_moved(position) })
             });
         cursor.moving.store(NOT_MOVING, Ordering::Release);
@@ -1465,9 +1490,8 @@ mod tests {
         }
     }
 
-    /// Whether `position` holds a value moved in (not an `Arc`'s ticket).
     fn is_moved<N>(ring: &Ring<N>, position: u64) -> bool {
-        ring.slot(position).load(Ordering::Relaxed) == moved()
+        ring.is_moved(position)
     }
 
     #[test]

@@ -555,7 +555,9 @@ pub(crate) struct NotificationStreamInner<N>(Receiver<N>);
 /// [`recv_blocking`](Self::recv_blocking) and [`futures_core::Stream`] (items are
 /// `Result<Arc<N>, Lagged>`; the stream ends when closed). Values are shared: one `Arc<N>` per
 /// post, whatever the number of streams, and the hub keeps no copy once every stream has
-/// received (or lost) it.
+/// received (or lost) it. A post that reaches only one stream on a shared ring (below) and
+/// needs no `Arc` for anything else moves the value into the ring instead, and the receiving
+/// side makes the `Arc`: the posting thread allocates nothing.
 ///
 /// Dropping the stream unsubscribes it. It is closed when the center is dropped, after the
 /// buffered values have been received.

@@ -479,18 +479,21 @@ fn one_arc_per_post_is_shared_by_every_stream() {
     );
 }
 
+/// Inline observers run first and borrow the value; the streams after them share one `Arc`,
+/// made once the observers are done (the ring makes it: `ring.rs`, "Moved values").
 #[test]
-fn inline_observers_see_the_allocation_streams_share() {
+fn streams_after_inline_observers_share_one_allocation() {
     let center = NotificationCenter::new();
-    let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Ev>>> = Arc::default();
     let s = seen.clone();
-    let _inline = center.observe(move |e: &Ev| s.lock().unwrap().push(e as *const Ev as usize));
+    let _inline = center.observe(move |e: &Ev| s.lock().unwrap().push(e.clone()));
     let mut stream = center.stream::<Ev>();
     let mut other = center.stream::<Ev>();
-    center.post(Ev(1));
-    let value = stream.try_recv().unwrap();
-    assert!(Arc::ptr_eq(&value, &other.try_recv().unwrap()));
-    assert_eq!(*seen.lock().unwrap(), [Arc::as_ptr(&value) as usize]);
+    assert_eq!(center.post(Ev(1)).received, 3);
+    let (value, same) = (stream.try_recv().unwrap(), other.try_recv().unwrap());
+    assert!(Arc::ptr_eq(&value, &same));
+    assert_eq!(Arc::strong_count(&value), 2, "no copy kept anywhere else");
+    assert_eq!(*seen.lock().unwrap(), [Ev(1)]);
 }
 
 /// A value that counts its drops and owns heap memory (a double drop or a use after free of
@@ -563,6 +566,30 @@ fn a_lone_stream_receives_each_value_once_and_each_is_dropped_once() {
     assert_eq!((stats.delivered, stats.dropped), (97, 5));
 }
 
+/// Which path a lone stream's post takes: the value moved into the ring (the receiver's `Arc`
+/// is its own allocation, not the place the inline observer saw), or, once retention is on
+/// (the post keeps the value for `replay_last`), one `Arc` shared by everything.
+#[test]
+fn a_lone_stream_gets_its_value_moved_unless_the_post_keeps_an_arc() {
+    let center = NotificationCenter::new();
+    let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let s = seen.clone();
+    let _inline = center.observe(move |e: &Ev| s.lock().unwrap().push(e as *const Ev as usize));
+    let mut stream = center.stream::<Ev>();
+    center.post(Ev(1));
+    let moved = stream.try_recv().unwrap();
+    assert_ne!(seen.lock().unwrap()[0], Arc::as_ptr(&moved) as usize);
+    center.retain_last::<Ev>();
+    center.post(Ev(2));
+    let shared = stream.try_recv().unwrap();
+    assert_eq!(seen.lock().unwrap()[1], Arc::as_ptr(&shared) as usize);
+    assert_eq!(
+        Arc::strong_count(&shared),
+        2,
+        "the stream's and the retained one"
+    );
+}
+
 /// A second stream on the ring: from its first post on, both share one `Arc` per post; once
 /// it leaves, the first is alone again. Nothing is lost or seen twice across the switches.
 #[test]
@@ -594,6 +621,39 @@ fn a_second_stream_on_the_ring_shares_each_value_and_the_first_keeps_its_order()
     );
     drop((a, shared));
     assert_eq!(drops.load(SeqCst), 5);
+}
+
+/// The streams of one ring end the subscriber list, so the post hands the ring its value
+/// (no reference of the post's own is dropped after). The first of them is unsubscribed by an
+/// inline observer ahead of it during a post: the next stream of the ring takes the value
+/// and writes the ring, so the other streams get that post, and each value is dropped once.
+#[test]
+fn the_first_stream_of_the_last_ring_leaving_during_a_post_hands_the_value_to_the_next() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let center = NotificationCenter::new();
+    let leader: Arc<Mutex<Option<NotificationStream<Counted>>>> = Arc::new(Mutex::new(Some(
+        center.observer::<Counted>().priority(5).stream(),
+    )));
+    let mut second = center.observer::<Counted>().priority(4).stream();
+    let mut third = center.observer::<Counted>().priority(1).stream();
+    let l = leader.clone();
+    let _closer = center.observer::<Counted>().priority(10).inline(move |e| {
+        if e.0 == "v1"
+            && let Some(s) = l.lock().unwrap().as_mut()
+        {
+            s.unsubscribe();
+        }
+    });
+    let post = |i: u32| center.post(Counted(format!("v{i}"), drops.clone()));
+    assert_eq!(post(0).received, 4);
+    assert_eq!(post(1).received, 3, "the closer, `second` and `third`");
+    assert_eq!(post(2).received, 3);
+    let mut leader = leader.lock().unwrap().take().unwrap();
+    assert_eq!(counted_texts(&mut leader), ["v0", "closed"]);
+    assert_eq!(counted_texts(&mut second), ["v0", "v1", "v2"]);
+    assert_eq!(drops.load(SeqCst), 0, "`third` holds all three");
+    assert_eq!(counted_texts(&mut third), ["v0", "v1", "v2"]);
+    assert_eq!(drops.load(SeqCst), 3);
 }
 
 /// The stream a lone ring's post moves into is unsubscribed by an inline observer ahead of it

@@ -151,6 +151,10 @@ pub(crate) struct CxExt<'a, N: 'static> {
     /// An entry on a shared ring was found removed: the loop calls every entry from then on
     /// ([`Followers`]).
     ring_entry_removed: bool,
+    /// A value handed to a ring that reached nobody ([`OWNED_TAIL`]): dropped with the
+    /// context, after the delivery loop, where the shared `Arc` of other posts is dropped
+    /// (a panicking drop unwinds out of the post, not into the loop's panic isolation).
+    unreceived: Option<Arc<N>>,
 }
 
 impl<'a, N: Notification> CxExt<'a, N> {
@@ -164,6 +168,7 @@ impl<'a, N: Notification> CxExt<'a, N> {
             rings_written: 0,
             ring_received: 0,
             ring_entry_removed: false,
+            unreceived: None,
         }
     }
 }
@@ -221,6 +226,13 @@ impl<'a, N: Notification> Cx<'a, N> {
     #[inline]
     fn calls_every_entry(&self) -> bool {
         self.ext.as_ref().is_some_and(|e| e.ring_entry_removed)
+    }
+
+    /// Keeps a value that a ring handed back (it reached nobody) until the post is over.
+    pub(crate) fn keep_unreceived(&mut self, value: Option<Arc<N>>) {
+        if let (Some(e), Some(v)) = (self.ext.as_deref_mut(), value) {
+            e.unreceived = Some(v);
+        }
     }
 
     /// Counts what the entry that wrote a ring did with this post (`posted`): one delivery
@@ -298,10 +310,11 @@ pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     /// Delivers one post. Runs on the posting thread, inside the loop's `catch_unwind`
     /// ([`Core::run`]): a panic leaves it.
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
-    /// Delivers one post by value: the snapshot's last entry, when it alone needs the post's
-    /// value in an `Arc` ([`MOVE_LAST`]). As `deliver` otherwise.
-    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Delivery {
-        self.deliver(&value, cx)
+    /// Delivers one post by value: an entry of the snapshot's owned tail ([`OWNED_TAIL`]).
+    /// `Err` hands the value back untouched (the entry is removed: the next entry of its
+    /// ring writes the ring). As `deliver` otherwise.
+    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Result<Delivery, N> {
+        Ok(self.deliver(&value, cx))
     }
     /// Marks the entry removed: this thread's post in progress skips it from now on.
     fn mark_removed(&self);
@@ -595,11 +608,11 @@ unsafe impl<N: Notification, K: Kind<N>> Deliver<N> for Obs<N, K> {
         self.kind.call(value, cx, &self.unpacked())
     }
 
-    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Delivery {
+    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Result<Delivery, N> {
         if self.is_removed(cx) {
-            return Delivery::Skipped;
+            return Err(value);
         }
-        self.kind.call_owned(value, cx, &self.unpacked())
+        Ok(self.kind.call_owned(value, cx, &self.unpacked()))
     }
 
     fn mark_removed(&self) {
@@ -825,6 +838,8 @@ pub(crate) struct Summary {
     /// When some entries follow another entry of the same shared ring: for each entry, the
     /// next one the general path's loop calls ([`Followers`]).
     next: Option<Arc<[u32]>>,
+    /// With [`OWNED_TAIL`]: where the tail starts (its ring's first entry).
+    tail: u32,
 }
 
 /// Which entries a post must call when several streams share a ring.
@@ -886,11 +901,15 @@ const RETAIN: u8 = 2;
 /// The center's panic policy is `Propagate`: posts take the general path, which counts what
 /// was delivered before a panic unwinds out of `post`.
 const PROPAGATE: u8 = 4;
-/// The snapshot's last entry leads a shared ring and is the only entry that needs the post's
-/// value in an `Arc`, and retention is off: the post hands it the value itself, after the
-/// other entries ([`Deliver::deliver_owned`]), and makes no `Arc` (the ring makes one only
-/// if it cannot move the value in: `ring.rs`, "Moved values").
-const MOVE_LAST: u8 = 16;
+/// The snapshot ends with the entries of one shared ring (its *owned tail*, from the ring's
+/// first entry on), no other entry needs the post's value in an `Arc`, and retention is off:
+/// nothing after the ring's first entry reads the value. The post delivers the other entries
+/// first, borrowing the value, then hands the value itself to the tail's first entry that is
+/// not removed ([`Deliver::deliver_owned`]), which writes the ring: the ring moves the value
+/// in for a lone member, and otherwise makes the `Arc` itself and keeps the post's reference
+/// as one of its tickets (`ring.rs`, "Moved values"). The post then makes no `Arc` and drops
+/// none.
+const OWNED_TAIL: u8 = 16;
 
 /// The summary of a snapshot of `entries` replacing one summarized by `previous`: keeps
 /// `RETAIN` and `PROPAGATE`, counts one more generation.
@@ -908,23 +927,60 @@ fn flags_with<N: 'static>(
     entries: &mut dyn Iterator<Item = &dyn Deliver<N>>,
 ) -> Summary {
     let mut flags = (previous.flags | add) & (RETAIN | PROPAGATE);
-    let mut sharing = 0usize;
-    let mut last_leads_ring = false;
-    let next = Followers::next(entries.map(|e| {
+    let mut tail = OwnedTail::default();
+    let next = Followers::next(entries.enumerate().map(|(i, e)| {
         let needs = e.needs();
         let ring = e.ring();
         flags |= needs;
-        sharing += usize::from(needs & NEEDS_SHARED != 0);
-        last_leads_ring = needs & NEEDS_SHARED != 0 && ring != 0;
+        tail.see(i, needs & NEEDS_SHARED != 0, ring);
         ring
     }));
-    if sharing == 1 && last_leads_ring && flags & RETAIN == 0 {
-        flags |= MOVE_LAST;
-    }
+    let tail = match tail.start() {
+        Some(start) if flags & RETAIN == 0 => {
+            flags |= OWNED_TAIL;
+            start
+        }
+        _ => 0,
+    };
     Summary {
         flags,
         generation: previous.generation + 1,
         next,
+        tail,
+    }
+}
+
+/// Whether a snapshot has an owned tail ([`OWNED_TAIL`]), seen one entry at a time.
+#[derive(Default)]
+struct OwnedTail {
+    /// The ring of the entries that need the value shared, and the index of its first entry.
+    ring: Option<(u64, usize)>,
+    /// An entry rules it out: one needing the value shared off that ring, or any entry after
+    /// the ring's first that is not on it.
+    spoiled: bool,
+}
+
+impl OwnedTail {
+    fn see(&mut self, index: usize, shared: bool, ring: u64) {
+        match self.ring {
+            None if shared => {
+                if ring == 0 {
+                    self.spoiled = true;
+                } else {
+                    self.ring = Some((ring, index));
+                }
+            }
+            None => {}
+            Some((bit, _)) => self.spoiled |= ring != bit,
+        }
+    }
+
+    /// Where the owned tail starts, if the snapshot has one.
+    fn start(&self) -> Option<u32> {
+        match self.ring {
+            Some((_, start)) if !self.spoiled => Some(saturate(start)),
+            _ => None,
+        }
     }
 }
 
@@ -995,6 +1051,7 @@ impl<N: Notification> Core<N> {
                 },
                 generation: 0,
                 next: None,
+                tail: 0,
             }),
             last: LastLock::new(RefCell::new(Last {
                 any: None,
@@ -1104,17 +1161,18 @@ impl<N: Notification> Core<N> {
     ) -> PostReport {
         let section = self.domain.read();
         let mut snap = self.subs.load(&section);
-        if snap.extra.flags & MOVE_LAST != 0 {
-            // The other entries first, with the value borrowed; then the last one takes it.
+        if snap.extra.flags & OWNED_TAIL != 0 {
+            // The entries before the tail first, with the value borrowed; then the tail
+            // takes it.
             let mut ext = CxExt::new(None, waiting);
             ext.generation = snap.extra.generation;
             let mut cx = Cx::new(self, sender, Some(&mut ext));
             let items = snap.items();
-            let last = snap.len().saturating_sub(1);
+            let tail = snap.extra.tail as usize;
             let next = snap.extra.next.as_deref();
-            let before = |i| items.get(i).filter(|_| i < last);
+            let before = |i| items.get(i).filter(|_| i < tail);
             let done = self.run(&section, before, next, &value, &mut cx);
-            let done = self.run_last(&section, done, items.get(last), value, &mut cx);
+            let done = self.run_tail(&section, done, |i| items.get(i), tail, value, &mut cx);
             return self.finish(&section, done, cx);
         }
         // An `Arc` only for the entries that keep one: value rings clone from the value.
@@ -1190,34 +1248,43 @@ impl<N: Notification> Core<N> {
         }
     }
 
-    /// Delivers the post's value itself to the snapshot's last entry ([`MOVE_LAST`]), after
-    /// `run` delivered it to the others (`done`), with the same panic isolation.
-    fn run_last(
+    /// Hands the post's value itself to the snapshot's owned tail ([`OWNED_TAIL`]), from
+    /// entry `from` on, after `run` delivered it to the entries before (`done`): the first
+    /// entry that is not removed takes it (the rest are followers of its ring, with nothing
+    /// to do), with the same panic isolation as `run`. A value nobody took is dropped here.
+    fn run_tail<'e>(
         &self,
         section: &ReadGuard<'_>,
         done: Done,
-        last: Option<&dyn Deliver<N>>,
+        at: impl Fn(usize) -> Option<&'e dyn Deliver<N>>,
+        from: usize,
         value: N,
         cx: &mut Cx<'_, N>,
     ) -> Done {
-        let Some(entry) = last else {
-            return done;
-        };
-        let delivery = match catch_unwind(AssertUnwindSafe(|| entry.deliver_owned(value, cx))) {
-            Ok(delivery) => delivery,
-            Err(payload) => {
-                if self.policy == PanicPolicy::Propagate {
-                    self.count(section, done.inline);
+        let mut value = value;
+        let mut i = from;
+        let delivery = loop {
+            let Some(entry) = at(i) else {
+                return done;
+            };
+            match catch_unwind(AssertUnwindSafe(|| entry.deliver_owned(value, cx))) {
+                Ok(Ok(delivery)) => break delivery,
+                Ok(Err(back)) => value = back,
+                Err(payload) => {
+                    if self.policy == PanicPolicy::Propagate {
+                        self.count(section, done.inline);
+                    }
+                    self.entry_panicked(Some(entry), payload);
+                    break Delivery::Panicked;
                 }
-                self.entry_panicked(Some(entry), payload);
-                Delivery::Panicked
             }
+            i += 1;
         };
-        let last = Done::from(delivery as u128);
+        let tail = Done::from(delivery as u128);
         Done {
-            received: done.received + last.received,
-            inline: done.inline + last.inline,
-            panicked: done.panicked + last.panicked,
+            received: done.received + tail.received,
+            inline: done.inline + tail.inline,
+            panicked: done.panicked + tail.panicked,
         }
     }
 
@@ -1608,6 +1675,45 @@ mod tests {
 
     struct Tick;
     impl Notification for Tick {}
+
+    /// Where the owned tail starts for entries given as (needs the value shared, ring bit).
+    fn owned_tail(entries: &[(bool, u64)]) -> Option<u32> {
+        let mut tail = OwnedTail::default();
+        for (i, &(shared, ring)) in entries.iter().enumerate() {
+            tail.see(i, shared, ring);
+        }
+        tail.start()
+    }
+
+    #[test]
+    fn a_snapshot_has_an_owned_tail_when_it_ends_with_the_only_ring_that_shares() {
+        const INLINE: (bool, u64) = (false, 0);
+        const RING_A: (bool, u64) = (true, 1);
+        const RING_B: (bool, u64) = (true, 2);
+        const PRIVATE_BUFFER: (bool, u64) = (true, 0);
+        const VALUE_RING: (bool, u64) = (false, 4);
+        assert_eq!(owned_tail(&[]), None, "nothing to hand the value to");
+        assert_eq!(owned_tail(&[INLINE, INLINE]), None);
+        assert_eq!(owned_tail(&[RING_A]), Some(0));
+        assert_eq!(owned_tail(&[INLINE, VALUE_RING, RING_A, RING_A]), Some(2));
+        assert_eq!(
+            owned_tail(&[RING_A, INLINE]),
+            None,
+            "an observer after the ring reads the value"
+        );
+        assert_eq!(
+            owned_tail(&[RING_A, VALUE_RING]),
+            None,
+            "a value ring clones it"
+        );
+        assert_eq!(
+            owned_tail(&[RING_A, RING_B]),
+            None,
+            "two rings share one `Arc`"
+        );
+        assert_eq!(owned_tail(&[PRIVATE_BUFFER, RING_A]), None);
+        assert_eq!(owned_tail(&[RING_A, PRIVATE_BUFFER]), None);
+    }
 
     /// The entries a post calls with a snapshot's jump table, from the first.
     fn visited(bits: &[u64]) -> Vec<usize> {

@@ -938,7 +938,9 @@ impl<N: crate::Notification> Kind<N> for Ringed<N> {
         if !cx.first_in_ring(ring.bit()) {
             return Delivery::Skipped;
         }
-        cx.ring_posted(ring.post_owned(value, cx.generation()))
+        let (posted, unreceived) = ring.post_owned(value, cx.generation());
+        cx.keep_unreceived(unreceived);
+        cx.ring_posted(posted)
     }
 
     fn needs(&self) -> u8 {

@@ -199,6 +199,12 @@ fn interleave(label: &str, contenders: &mut [Contender<'_>], rounds: Rounds) -> 
             loop {
                 let took = (c.run)(k);
                 if took >= rounds.sample / 4 || k >= 1 << 40 {
+                    // Timed once more, keeping the faster: one stall in the sample that ends
+                    // the calibration (a stream's receivers waking a sleeping executor thread,
+                    // say) would otherwise make every round a few posts long and the figure
+                    // that stall plus a round's setup. Seen twice in full runs: `stream/4`
+                    // herald at 24 posts a round, 26 times tokio's time in that process.
+                    let took = took.min((c.run)(k));
                     let per = took.as_secs_f64() / k as f64;
                     break ((rounds.sample.as_secs_f64() / per.max(1e-12)) as u64).max(1);
                 }

@@ -656,6 +656,39 @@ fn the_first_stream_of_the_last_ring_leaving_during_a_post_hands_the_value_to_th
     assert_eq!(drops.load(SeqCst), 3);
 }
 
+/// A value no stream takes (the only stream is closed during the post, so the post hands it
+/// to nobody) is dropped once the post is counted, as an `Arc` the post shared was: a
+/// panicking drop unwinds out of `post`, and is not reported as the stream's panic.
+#[test]
+fn a_value_no_stream_took_is_dropped_after_the_post_is_counted() {
+    #[derive(Debug)]
+    struct Bomb(bool);
+    impl Notification for Bomb {}
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if self.0 && !thread::panicking() {
+                panic!("dropped a live bomb");
+            }
+        }
+    }
+    let center = NotificationCenter::new();
+    let stream = Arc::new(Mutex::new(Some(center.stream::<Bomb>())));
+    let s = stream.clone();
+    let _closer = center.observer::<Bomb>().priority(1).inline(move |b| {
+        if b.0
+            && let Some(s) = s.lock().unwrap().as_mut()
+        {
+            s.unsubscribe();
+        }
+    });
+    let posted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        center.post(Bomb(true));
+    }));
+    assert!(posted.is_err(), "the drop's panic comes out of `post`");
+    let stats = center.stats::<Bomb>();
+    assert_eq!((stats.posted, stats.delivered, stats.panicked), (1, 1, 0));
+}
+
 /// The stream a lone ring's post moves into is unsubscribed by an inline observer ahead of it
 /// during that post: the post skips it, drops the value once, and reports it dead.
 #[test]

@@ -1172,8 +1172,12 @@ impl<N: Notification> Core<N> {
             let next = snap.extra.next.as_deref();
             let before = |i| items.get(i).filter(|_| i < tail);
             let done = self.run(&section, before, next, &value, &mut cx);
-            let done = self.run_tail(&section, done, |i| items.get(i), tail, value, &mut cx);
-            return self.finish(&section, done, cx);
+            let (done, left) =
+                self.run_tail(&section, done, |i| items.get(i), tail, value, &mut cx);
+            let report = self.finish(&section, done, cx);
+            // Dropped after the post is counted, as the shared `Arc` of other posts is.
+            drop(left);
+            return report;
         }
         // An `Arc` only for the entries that keep one: value rings clone from the value.
         let held = if snap.extra.flags & (NEEDS_SHARED | RETAIN) != 0 {
@@ -1251,7 +1255,8 @@ impl<N: Notification> Core<N> {
     /// Hands the post's value itself to the snapshot's owned tail ([`OWNED_TAIL`]), from
     /// entry `from` on, after `run` delivered it to the entries before (`done`): the first
     /// entry that is not removed takes it (the rest are followers of its ring, with nothing
-    /// to do), with the same panic isolation as `run`. A value nobody took is dropped here.
+    /// to do), with the same panic isolation as `run`. A value nobody took (every entry of the
+    /// tail removed) comes back, for the caller to drop once the post is counted.
     fn run_tail<'e>(
         &self,
         section: &ReadGuard<'_>,
@@ -1260,12 +1265,12 @@ impl<N: Notification> Core<N> {
         from: usize,
         value: N,
         cx: &mut Cx<'_, N>,
-    ) -> Done {
+    ) -> (Done, Option<N>) {
         let mut value = value;
         let mut i = from;
         let delivery = loop {
             let Some(entry) = at(i) else {
-                return done;
+                return (done, Some(value));
             };
             match catch_unwind(AssertUnwindSafe(|| entry.deliver_owned(value, cx))) {
                 Ok(Ok(delivery)) => break delivery,
@@ -1281,11 +1286,12 @@ impl<N: Notification> Core<N> {
             i += 1;
         };
         let tail = Done::from(delivery as u128);
-        Done {
+        let done = Done {
             received: done.received + tail.received,
             inline: done.inline + tail.inline,
             panicked: done.panicked + tail.panicked,
-        }
+        };
+        (done, None)
     }
 
     /// Counts the post and reports it dead if nobody received it.

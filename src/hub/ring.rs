@@ -34,12 +34,14 @@
 //!   ring its value itself (the engine's `OWNED_TAIL`: the snapshot ends with this ring's
 //!   streams, nothing else needs the value in an `Arc`, and retention is off) and the ring's
 //!   only member is the post's only receiver, the poster moves the value into the ring and
-//!   the receiver makes the `Arc` it returns. With more members, the ring makes the `Arc`
-//!   and the post's own reference is one of the tickets, so the post drops no reference
-//!   after publishing (a locked decrement on a count the receivers are using). A post then allocates nothing, and the `Arc` is
+//!   the receiver makes the `Arc` it returns: the post allocates nothing, and the `Arc` is
 //!   made, and usually freed, on the receiving thread, instead of made by one thread and
-//!   freed by another (`stream/1->1` in `benches/dispatch.rs`: see ARCHITECTURE.md). What the
-//!   user sees does not change: the same values, order, lags and counts. A ring switches per
+//!   freed by another (`stream/1->1` in `benches/dispatch.rs`: see ARCHITECTURE.md). With
+//!   more members, the ring makes the `Arc` and the post's own reference is one of the
+//!   tickets, so the post drops no reference after publishing (a locked decrement on a count
+//!   the receivers are using). Streams see the same values, order, lags and counts either
+//!   way (an inline observer of the post no longer sees the address of the `Arc` a stream
+//!   receives: it ran before the `Arc` was made). A ring switches per
 //!   post: a post made while a second member is on the ring, or with a snapshot older than
 //!   the newest join, shares an `Arc` as above, and the positions of both kinds mix in one
 //!   ring.
@@ -1031,9 +1033,11 @@ impl<N> Ring<N> {
                 })
                 .collect()
         });
-        if !st.watch.is_empty() {
-            self.wait_for_moves(&mut st, position);
-        }
+        let looked_at = if st.watch.is_empty() {
+            Vec::new()
+        } else {
+            self.wait_for_moves(&mut st, position)
+        };
         let slot = &values[(position & self.value_mask) as usize];
         // SAFETY: nobody else reads or writes this value slot now. Its earlier value (if any)
         // was taken: every member's cursor is past its position (`evict_oldest` made sure, or
@@ -1045,6 +1049,7 @@ impl<N> Ring<N> {
         unsafe { slot.value.write(value) };
         slot.stamp.store(position, Ordering::Relaxed);
         self.publish(st, position);
+        drop(looked_at);
         let posted = Posted {
             received: 1,
             dropped: evicted.release(),
@@ -1146,11 +1151,21 @@ impl<N> Ring<N> {
     /// Waits for every watched receiver still reading the value slot that `position` is about
     /// to write, and stops watching those done with the position they were watched for.
     #[cold]
-    fn wait_for_moves(&self, st: &mut State<N>, position: u64) {
+    ///
+    /// Returns the members it looked at, to drop once the ring's lock is released: the last
+    /// reference to a member whose stream went away meanwhile may be one of them, and dropping
+    /// a member drops the values it had not taken (`N`'s drop, user code).
+    #[must_use]
+    fn wait_for_moves(&self, st: &mut State<N>, position: u64) -> Vec<Arc<Member<N>>> {
         let mask = self.value_mask;
+        let mut looked_at = Vec::new();
         st.watch.retain(|(m, at)| {
             let Some(m) = m.upgrade() else {
                 return false;
+            };
+            let m = {
+                looked_at.push(m);
+                &looked_at[looked_at.len() - 1]
             };
             let mut spins = 0u32;
             loop {
@@ -1164,6 +1179,7 @@ impl<N> Ring<N> {
                 backoff(&mut spins);
             }
         });
+        looked_at
     }
 
     /// Values waiting for `member`, and its counters.

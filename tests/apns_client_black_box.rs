@@ -428,7 +428,16 @@ fn h2_server_tls(
                             Act::Hang => {
                                 std::future::pending::<()>().await;
                             }
-                            Act::CloseConnection => close.notify_one(),
+                            Act::CloseConnection => {
+                                // Keep the stream's handle: dropped now, it would send
+                                // RST_STREAM(CANCEL) before the connection closes whenever this
+                                // task runs first, and the client would see a reset stream on a
+                                // live connection, not a closed connection (a flaky test under
+                                // load: the next push then went out on the dying connection).
+                                close.notify_one();
+                                let _respond = respond;
+                                std::future::pending::<()>().await;
+                            }
                             Act::Graceful(_) | Act::Delay(..) => unreachable!(),
                             Act::HangUntilReset(slot) => {
                                 let r = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
@@ -1662,7 +1671,12 @@ async fn a_tcp_close_mid_request_is_connection_lost_and_the_next_push_reconnects
         f.error.kind(),
         f.error
     );
-    assert!(client.send(alert(&dev(2))).await.is_accepted());
+    let next = client.send(alert(&dev(2))).await;
+    assert!(
+        next.is_accepted(),
+        "{next:?}; requests on connections {:?}",
+        server.requests().iter().map(|r| r.conn).collect::<Vec<_>>(),
+    );
     assert_eq!(server.attempts_of(&id).len(), 1);
     assert_eq!(server.conns.load(Ordering::SeqCst), 2);
     assert_eq!(

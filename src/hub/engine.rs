@@ -312,10 +312,8 @@ pub(crate) unsafe trait Deliver<N>: Send + Sync + 'static {
     fn deliver(&self, value: &N, cx: &mut Cx<'_, N>) -> Delivery;
     /// Delivers one post by value: an entry of the snapshot's owned tail ([`OWNED_TAIL`]).
     /// `Err` hands the value back untouched (the entry is removed: the next entry of its
-    /// ring writes the ring). As `deliver` otherwise.
-    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Result<Delivery, N> {
-        Ok(self.deliver(&value, cx))
-    }
+    /// ring writes the ring).
+    fn deliver_owned(&self, value: N, cx: &mut Cx<'_, N>) -> Result<Delivery, N>;
     /// Marks the entry removed: this thread's post in progress skips it from now on.
     fn mark_removed(&self);
     /// What a post must bring this entry beyond the common path, as snapshot flags:

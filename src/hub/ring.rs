@@ -49,8 +49,8 @@
 //! # Moved values
 //! A moved value's position `p` has its value in `values[p & value_mask]`, a second array
 //! allocated by the first such post, stamped `p` ([`ValueSlot`]); its pointer slot is not
-//! written. A position holds a moved value exactly when its value slot's stamp is itself. Exactly one
-//! party takes it out, decided by the cursor as for a ticket: the receiver whose claim wins
+//! written. A position holds a moved value exactly when its value slot's stamp is itself.
+//! Exactly one party takes it out, decided by the cursor as for a ticket: the receiver whose claim wins
 //! (it moves the value out and wraps it in an `Arc`), the poster whose eviction wins (it drops
 //! the value, after the lock), or the member's leaving (the value goes to its private queue in
 //! an `Arc`). A value slot is never dropped in place: whoever took the value owns it.
@@ -63,13 +63,14 @@
 //! slot again (position `o + value_mask + 1` or later) has been evicted by an earlier post, or
 //! by this one before it writes; a poster that evicts (or detaches) a member whose `moving`
 //! word is set keeps it on the ring's watch list, and a post that writes a value slot first
-//! waits for the watched receivers reading that slot (`wait_for_moves`): only a receiver
+//! waits for the watched receivers reading that slot ([`Watch`]): only a receiver
 //! stopped inside its read for a whole ring of posts makes a poster wait, and the common path
 //! reads no member at all. A ring whose full array of values would exceed
 //! [`MAX_MOVED_BYTES`] (large values in large rings) never moves.
 //!
 //! # Cost
-//! A post: the ring's lock, one strong-count increment per member (the tickets), a slot store,
+//! A post: the ring's lock, one strong-count increment per member (the tickets; one fewer
+//! when the post hands the ring its value, whose own reference is one of them), a slot store,
 //! the tail store and one load of the parked count, under the lock (the parking handshake: no
 //! fence, so the poster never waits for its stores to reach the receivers' caches). Evicting
 //! lagging members and waking parked ones touch only those members; the common case reads one
@@ -266,6 +267,85 @@ impl<N> Slot<N> {
     }
 }
 
+/// Receivers that may still be reading a slot a later post writes: members a poster evicted,
+/// or that left, while their announcement word showed a position (`value_ring.rs`, "The
+/// claim"; module docs, "Moved values"). A post that writes a slot first waits for those
+/// reading it ([`wait`](Self::wait)). Weak: a member whose stream is gone is reading nothing,
+/// and what it holds must not live on here.
+pub(crate) struct Watch<M>(Vec<(Weak<M>, u64)>);
+
+impl<M> Default for Watch<M> {
+    fn default() -> Self {
+        Watch(Vec::new())
+    }
+}
+
+impl<M> Watch<M> {
+    /// How many members it watches (the unit tests').
+    #[cfg(all(test, not(herald_loom)))]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[cfg(all(test, not(herald_loom)))]
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Watches `member`, whose word showed `position`.
+    pub(crate) fn add(&mut self, member: &Arc<M>, position: u64) {
+        self.0.push((Arc::downgrade(member), position));
+    }
+
+    /// Waits for every watched receiver whose word (`word`) still shows a position of the
+    /// slot `position` is about to write (slot `position & mask`), and stops watching those
+    /// done with the position they were watched for. Returns the members it looked at, to
+    /// drop once the ring's lock is released: one whose stream went away meanwhile may be
+    /// dropped with them, and with it what it had not taken (`N`'s drop, user code).
+    #[inline]
+    #[must_use]
+    pub(crate) fn wait(
+        &mut self,
+        position: u64,
+        mask: u64,
+        word: impl Fn(&M) -> &AtomicU64,
+    ) -> Vec<Arc<M>> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        self.wait_cold(position, mask, word)
+    }
+
+    #[cold]
+    fn wait_cold(
+        &mut self,
+        position: u64,
+        mask: u64,
+        word: impl Fn(&M) -> &AtomicU64,
+    ) -> Vec<Arc<M>> {
+        let mut looked_at = Vec::new();
+        self.0.retain(|(m, at)| {
+            let Some(m) = m.upgrade() else {
+                return false;
+            };
+            let mut spins = 0u32;
+            let keep = loop {
+                if word(&m).load(Ordering::Acquire) != *at {
+                    break false;
+                }
+                if (*at ^ position) & mask != 0 {
+                    // Still reading a slot a later post writes.
+                    break true;
+                }
+                backoff(&mut spins);
+            };
+            looked_at.push(m);
+            keep
+        });
+        looked_at
+    }
+}
+
 /// The largest capacity served by a shared ring; a larger buffer is private to its stream
 /// (its slots would be allocated up front, shared or not).
 pub(crate) const MAX_RING_CAPACITY: usize = 1 << 16;
@@ -421,11 +501,8 @@ struct State<N> {
     /// The newest snapshot generation any member joined with: a post made with an older
     /// snapshot must skip the members that joined after it.
     max_join_gen: u64,
-    /// Members evicted or left while their receiver was moving a value out, with that
-    /// position: a post does not overwrite its value slot until the move is over. Weak: a
-    /// member whose stream is gone is reading nothing, and what it had not taken must not
-    /// live on here.
-    watch: Vec<(Weak<Member<N>>, u64)>,
+    /// Members evicted or left while their receiver was moving a value out.
+    watch: Watch<Member<N>>,
 }
 
 struct Joined<N> {
@@ -823,7 +900,7 @@ impl<N> Ring<N> {
                 members: Vec::new(),
                 min_cursor: u64::MAX,
                 max_join_gen: 0,
-                watch: Vec::new(),
+                watch: Watch::default(),
             })),
             _values: PhantomData,
         }
@@ -849,36 +926,16 @@ impl<N> Ring<N> {
         &self.slots[(position & self.mask) as usize]
     }
 
-    /// The value slot of `position`, if the ring has value slots.
-    #[inline]
-    fn value_slot(&self, position: u64) -> Option<&ValueSlot<N>> {
-        let values = self.values.get()?;
-        Some(&values[(position & self.value_mask) as usize])
-    }
-
-    /// Whether `position` (below the `tail`) holds a moved value: its value slot is stamped
+    /// The value slot of `position` (below the `tail`) if it holds a moved value: stamped
     /// with it. Exact under the lock. A receiver that loaded the `tail` with acquire reads its
     /// position's stamp, or a later one: the position was then evicted, and its claim fails.
+    /// Its value is taken with [`Slot::take`] by whoever owns the position (claimed, evicted or
+    /// detached it); the claim protocol keeps any post from writing the slot until then
+    /// (module docs, "Moved values").
     #[inline]
-    fn is_moved(&self, position: u64) -> bool {
-        self.value_slot(position)
-            .is_some_and(|v| v.stamp.load(Ordering::Relaxed) == position)
-    }
-
-    /// Takes the moved value of `position` out of its value slot.
-    ///
-    /// # Safety
-    /// The caller owns `position` (it claimed, evicted or detached it), which holds a moved
-    /// value ([`is_moved`](Self::is_moved)), and nobody took it yet.
-    unsafe fn take_moved(&self, position: u64) -> N {
-        // A moved position's value slot exists (`post_owned` made the slots first).
-        let Some(slot) = self.value_slot(position) else {
-            unreachable!("a moved value in a ring without value slots")
-        };
-        // SAFETY: the caller's: the value is written and not yet taken, and the claim protocol
-        // keeps any post from writing this value slot until the caller is done (module docs,
-        // "Moved values").
-        unsafe { slot.value.take() }
+    fn moved_slot(&self, position: u64) -> Option<&Slot<N>> {
+        let slot = &self.values.get()?[(position & self.value_mask) as usize];
+        (slot.stamp.load(Ordering::Relaxed) == position).then_some(&slot.value)
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
@@ -911,7 +968,7 @@ impl<N> Ring<N> {
         self.members.store(st.members.len(), Ordering::Relaxed);
         if let Some(at) = self.detach(&joined.member) {
             // Out of the roster, it is evicted no more: watched from here.
-            st.watch.push((Arc::downgrade(&joined.member), at));
+            st.watch.add(&joined.member, at);
         }
         // Under the lock, like parking: a receiver parked before sees its waker taken here,
         // one parking after sees its cursor closed.
@@ -942,9 +999,9 @@ impl<N> Ring<N> {
             // is ours. The slot still holds that position's pointer: `cursor >= tail -
             // capacity` (no member lags past the capacity, invariant) and the ring has at
             // least `capacity` slots, and no post runs while we hold the lock.
-            let value = if self.is_moved(position) {
+            let value = if let Some(slot) = self.moved_slot(position) {
                 // SAFETY: as above; a moved value is its lone member's alone.
-                Arc::new(unsafe { self.take_moved(position) })
+                Arc::new(unsafe { slot.take() })
             } else {
                 let ptr = self.slot(position).load(Ordering::Relaxed);
                 // SAFETY: as above; the member's ticket for `position`.
@@ -1033,18 +1090,16 @@ impl<N> Ring<N> {
                 })
                 .collect()
         });
-        let looked_at = if st.watch.is_empty() {
-            Vec::new()
-        } else {
-            self.wait_for_moves(&mut st, position)
-        };
+        let looked_at = st
+            .watch
+            .wait(position, self.value_mask, |m| &m.cursor.moving);
         let slot = &values[(position & self.value_mask) as usize];
         // SAFETY: nobody else reads or writes this value slot now. Its earlier value (if any)
         // was taken: every member's cursor is past its position (`evict_oldest` made sure, or
         // the cached minimum says so, and the value slots number more than `capacity`), so it
         // was claimed, evicted or detached, each of which moves the value out; a receiver
         // still reading it was evicted or detached while announcing it, and is watched, and
-        // `wait_for_moves` waited for it. Posters write under the lock we hold. The old value
+        // the watch waited for it. Posters write under the lock we hold. The old value
         // is never dropped here: whoever took it owns it.
         unsafe { slot.value.write(value) };
         slot.stamp.store(position, Ordering::Relaxed);
@@ -1085,7 +1140,6 @@ impl<N> Ring<N> {
     fn evict(&self, st: &mut State<N>, oldest: u64) -> Evicted<N> {
         let mut lost = 0;
         let mut min = u64::MAX;
-        let mut watch = Vec::new();
         for j in &st.members {
             let m = &j.member;
             let mut cursor = m.cursor.at.load(Ordering::Acquire);
@@ -1113,7 +1167,7 @@ impl<N> Ring<N> {
                         // that claim's announcement or a later store.
                         let moving = m.cursor.moving.load(Ordering::Acquire);
                         if moving != NOT_MOVING {
-                            watch.push((Arc::downgrade(m), moving));
+                            st.watch.add(m, moving);
                         }
                         cursor = oldest + 1;
                     }
@@ -1123,16 +1177,15 @@ impl<N> Ring<N> {
             min = min.min(cursor);
         }
         st.min_cursor = min;
-        st.watch.append(&mut watch);
         if lost == 0 {
             return Evicted::default();
         }
-        if self.is_moved(oldest) {
+        if let Some(slot) = self.moved_slot(oldest) {
             debug_assert_eq!(lost, 1, "a moved value has one member");
             // SAFETY: the eviction won `oldest` from its lone member, so no claim took its
             // value, and its value slot still holds it: that slot is written again only
             // `value_mask + 1 > capacity` positions later, after this eviction.
-            let value = unsafe { self.take_moved(oldest) };
+            let value = unsafe { slot.take() };
             return Evicted {
                 lost,
                 tickets: std::ptr::null(),
@@ -1146,40 +1199,6 @@ impl<N> Ring<N> {
             tickets: self.slot(oldest).load(Ordering::Relaxed),
             value: None,
         }
-    }
-
-    /// Waits for every watched receiver still reading the value slot that `position` is about
-    /// to write, and stops watching those done with the position they were watched for.
-    #[cold]
-    ///
-    /// Returns the members it looked at, to drop once the ring's lock is released: the last
-    /// reference to a member whose stream went away meanwhile may be one of them, and dropping
-    /// a member drops the values it had not taken (`N`'s drop, user code).
-    #[must_use]
-    fn wait_for_moves(&self, st: &mut State<N>, position: u64) -> Vec<Arc<Member<N>>> {
-        let mask = self.value_mask;
-        let mut looked_at = Vec::new();
-        st.watch.retain(|(m, at)| {
-            let Some(m) = m.upgrade() else {
-                return false;
-            };
-            let m = {
-                looked_at.push(m);
-                &looked_at[looked_at.len() - 1]
-            };
-            let mut spins = 0u32;
-            loop {
-                if m.cursor.moving.load(Ordering::Acquire) != *at {
-                    return false;
-                }
-                if (*at ^ position) & mask != 0 {
-                    // Still reading a value slot a later post writes.
-                    return true;
-                }
-                backoff(&mut spins);
-            }
-        });
-        looked_at
     }
 
     /// Values waiting for `member`, and its counters.
@@ -1348,8 +1367,8 @@ impl<N> Reader<N> {
     /// after the reads, is the first to do) or after evicting us (then the claim fails).
     #[inline]
     fn claim(&self, position: u64) -> Result<Claimed<N>, u64> {
-        if self.ring.is_moved(position) {
-            return self.claim_moved(position);
+        if let Some(slot) = self.ring.moved_slot(position) {
+            return self.claim_moved(position, slot);
         }
         let ptr = self.ring.slot(position).load(Ordering::Relaxed);
         self.member
@@ -1363,7 +1382,7 @@ impl<N> Reader<N> {
     /// that evicts us from here on watches us, and writes the value slot only once we are done
     /// with it (module docs, "Moved values").
     #[inline]
-    fn claim_moved(&self, position: u64) -> Result<Claimed<N>, u64> {
+    fn claim_moved(&self, position: u64, slot: &Slot<N>) -> Result<Claimed<N>, u64> {
         let cursor = &self.member.cursor;
         cursor.moving.store(position, Ordering::Release);
         let claimed = cursor
@@ -1373,7 +1392,7 @@ impl<N> Reader<N> {
                 // SAFETY: the claim won `position`, a moved value's (see `claim`: the stamp
                 // we read was its own), so the value is ours and nobody took it; no post writes
                 // its value slot before we clear `moving` below.
-                Claimed::Moved(unsafe { self.ring.take_moved(position) })
+                Claimed::Moved(unsafe { slot.take() })
             });
         cursor.moving.store(NOT_MOVING, Ordering::Release);
         claimed
@@ -1541,7 +1560,7 @@ mod tests {
     }
 
     fn is_moved<N>(ring: &Ring<N>, position: u64) -> bool {
-        ring.is_moved(position)
+        ring.moved_slot(position).is_some()
     }
 
     #[test]

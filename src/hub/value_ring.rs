@@ -31,9 +31,10 @@
 //! receiver still cloning `o` has a cursor of at most `o + 1` unless a poster evicted it, and
 //! the post evicts every cursor up to `p - capacity`. So every receiver that may be cloning
 //! `o` is one a poster evicted, and a poster that evicts a member reads its `cloning` word and,
-//! if it is set, keeps the member on the ring's *watch list*. Before an overwrite, the poster
-//! waits for the watched members cloning that very position (only a receiver stuck inside one
-//! `clone` for a whole ring of posts makes it wait); the common path reads no member at all.
+//! if it is set, keeps the member on the ring's *watch list* ([`Watch`], shared with the `Arc`
+//! ring's moved values). Before an overwrite, the poster waits for the watched members cloning
+//! from that slot (only a receiver stuck inside one `clone` for a whole ring of posts makes it
+//! wait); the common path reads no member at all.
 //!
 //! # Memory orderings
 //! - Slot writes are plain; the poster publishes them with the `tail` store (release) and a
@@ -63,10 +64,9 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::task::Waker;
 
 use crate::ObserverId;
-use crate::hub::rcu::backoff;
 use crate::hub::ring::{
-    Joiner, MAX_RING_CAPACITY, Parking, Posted, Roster, SkipCursor, Skips, Slot, Took, skip_newer,
-    wake_parked, yields,
+    Joiner, MAX_RING_CAPACITY, Parking, Posted, Roster, SkipCursor, Skips, Slot, Took, Watch,
+    skip_newer, wake_parked, yields,
 };
 use crate::hub::stats::BufferStats;
 use crate::hub::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Padded};
@@ -104,8 +104,8 @@ unsafe impl<N: Send + Sync> Sync for ValueRing<N> {}
 struct State<N> {
     /// Every member still in the ring: joined, or left with values still to take.
     members: Vec<Joined<N>>,
-    /// Members evicted while their receiver was cloning, with that position (module docs).
-    watch: Vec<(Arc<Member<N>>, u64)>,
+    /// Members evicted while their receiver was cloning (module docs, "The claim").
+    watch: Watch<Member<N>>,
     /// Members that have not left.
     joined: usize,
     /// At most every member's cursor position.
@@ -231,7 +231,7 @@ impl<N> ValueRing<N> {
             parked: Padded(AtomicUsize::new(0)),
             state: Padded(Mutex::new(State {
                 members: Vec::new(),
-                watch: Vec::new(),
+                watch: Watch::default(),
                 joined: 0,
                 min_cursor: u64::MAX,
                 max_join_gen: 0,
@@ -353,20 +353,13 @@ impl<N> ValueRing<N> {
             lost = self.evict(&mut st, oldest);
         }
         let slot = self.slot(position);
-        let old = match position.checked_sub(len) {
-            Some(overwritten) => {
-                if !st.watch.is_empty() {
-                    Self::wait_for_clones(&mut st, overwritten);
-                }
-                // SAFETY: the slot holds the value of `overwritten` (`tail` passed it). Every
-                // member's cursor is past it (`evict` made sure, or the cached minimum says
-                // so), so no receiver will claim it, and no receiver is still cloning it (such
-                // a receiver was evicted and watched: module docs, "The claim"); posters write
-                // under the lock we hold.
-                Some(unsafe { slot.take() })
-            }
-            None => None,
-        };
+        let looked_at = st.watch.wait(position, self.mask, |m| &m.cursor.cloning);
+        // SAFETY: once the tail has passed a whole ring, the slot holds the value posted `len`
+        // positions ago. Every member's cursor is past it (`evict` made sure, or the cached
+        // minimum says so), so no receiver will claim it, and no receiver is still cloning it
+        // (such a receiver was evicted and watched, and the watch waited for it: module docs,
+        // "The claim"); posters write under the lock we hold.
+        let old = (position >= len).then(|| unsafe { slot.take() });
         // SAFETY: as above: nobody else reads or writes this slot now.
         unsafe { slot.write(value) };
         self.tail.store(position + 1, Ordering::Release);
@@ -377,6 +370,7 @@ impl<N> ValueRing<N> {
         }
         // `N`'s drop is user code: not under the lock.
         drop(old);
+        drop(looked_at);
         Posted {
             received,
             dropped: lost,
@@ -391,7 +385,6 @@ impl<N> ValueRing<N> {
         let mut lost = 0;
         let mut min = u64::MAX;
         let mut finished = Vec::new();
-        let mut watch = Vec::new();
         for (i, j) in st.members.iter().enumerate() {
             let m = &j.member;
             let end = m.end.load(Ordering::Relaxed);
@@ -414,7 +407,7 @@ impl<N> ValueRing<N> {
                         // announcing a claim that now fails): keep an eye on it.
                         let cloning = m.cursor.cloning.load(Ordering::Acquire);
                         if cloning != NOT_CLONING {
-                            watch.push((m.clone(), cloning));
+                            st.watch.add(m, cloning);
                         }
                         cursor = target;
                     }
@@ -431,29 +424,8 @@ impl<N> ValueRing<N> {
         for i in finished.into_iter().rev() {
             st.members.swap_remove(i);
         }
-        st.watch.append(&mut watch);
         st.min_cursor = min;
         lost
-    }
-
-    /// Waits for every watched receiver still cloning `overwritten`, and stops watching the
-    /// ones that are done with the position they were watched for.
-    #[cold]
-    fn wait_for_clones(st: &mut State<N>, overwritten: u64) {
-        st.watch.retain(|(m, at)| {
-            let mut spins = 0u32;
-            loop {
-                let now = m.cursor.cloning.load(Ordering::Acquire);
-                if now != *at {
-                    return false;
-                }
-                if *at != overwritten {
-                    // Still cloning a position whose slot a later post reuses.
-                    return true;
-                }
-                backoff(&mut spins);
-            }
-        });
     }
 
     /// Values waiting for `member`, and its counters.

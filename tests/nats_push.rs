@@ -8,7 +8,8 @@
 //!   valid push gets one failed outcome and is never redelivered;
 //! - one push dispatched twice is sent once; two subject prefixes cannot share stream names;
 //!   `WorkerMetrics::in_flight` counts the jobs held; a job that comes while a worker stops
-//!   goes to the next worker at once;
+//!   goes to the next worker at once; a worker back from a short outage takes jobs again
+//!   within seconds;
 //! - `NatsKvStore` passes the registry store conformance suite, several connections
 //!   registering at once lose nothing, it waits for a server that is not up yet, and takes
 //!   credentials in its URL without ever showing them.
@@ -807,6 +808,58 @@ async fn a_worker_makes_no_pull_requests_while_disconnected() {
     );
 }
 
+/// A short outage does not leave a worker idle. The pull request open when the connection
+/// broke never hears its end from the server, and the client ends it only on its own timer,
+/// the request's expiry (1 s) plus 5 s: a worker that waited for that took no job for up to
+/// 6 s after a blip. It makes a new request once the old one's expiry has passed (and a
+/// second for jobs already on their way), so after an outage of 1.5 s a job queued during it
+/// is sent about two seconds after the cut. Checked against 4 s, the old wait's least being
+/// 5 s (its request made at most a second before the cut).
+async fn a_worker_back_from_a_short_outage_takes_jobs_again_within_seconds() {
+    use herald::bridge::PushDispatch;
+    let server = NatsServer::start();
+    let link = nats_support::Link::start(server.port(), true).await;
+    let mock = mock_apns().await;
+    // The posting side goes straight to the server: only the worker's link is cut.
+    let (posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
+    let bridge = NatsBridge::builder()
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .connect(&link.url())
+        .await
+        .unwrap();
+    let worker = PushWorker::builder(client_of(&mock))
+        .start(&bridge)
+        .await
+        .unwrap();
+    until_a_long_poll_is_open(&posting).await;
+
+    let cut = std::time::Instant::now();
+    let mut states = nats_support::cut_and_wait(&bridge, || link.cut()).await;
+    // Past the open request's expiry: the server ends it while the link is down, and the
+    // status that says so is lost with the connection.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    link.restore();
+    nats_support::wait_for_state(&mut states, herald::nats::ConnectionState::Connected).await;
+    let push = herald::apns::Push::builder(token(11), BUNDLE)
+        .build()
+        .unwrap();
+    let id = push.apns_id().to_owned();
+    let outcome = tokio::time::timeout(PATIENCE, queue.dispatch(push, None))
+        .await
+        .expect("the job was sent");
+    let took = cut.elapsed();
+    eprintln!("sent {took:?} after the cut");
+    assert!(outcome.is_accepted(), "{outcome:?}");
+    assert_eq!(mock.accepted_count(&id), 1);
+    assert!(
+        took < Duration::from_secs(4),
+        "the job was sent {took:?} after the cut: the worker waited out its lost request"
+    );
+    worker.shutdown().await;
+    let m = worker.metrics();
+    assert_eq!((m.received, m.acked, m.abandoned), (1, 1, 0), "{m:?}");
+}
+
 /// With the default options the store's first connect is retried: a store opened before its
 /// server is up connects once it is (within the store's timeout); a server that stays away is
 /// a typed connect error once the timeout has passed.
@@ -1129,6 +1182,10 @@ fn main() {
             nats_support::multi(
                 "a_worker_makes_no_pull_requests_while_disconnected",
                 a_worker_makes_no_pull_requests_while_disconnected,
+            ),
+            nats_support::multi(
+                "a_worker_back_from_a_short_outage_takes_jobs_again_within_seconds",
+                a_worker_back_from_a_short_outage_takes_jobs_again_within_seconds,
             ),
             nats_support::multi(
                 "the_kv_store_waits_for_a_server_that_is_not_up_yet",

@@ -1272,7 +1272,8 @@ impl Drop for WorkerHandle {
 
 /// The pull loop: fetches at most as many jobs as there are free permits, each batch
 /// bounded in time, one request at a time and none while the connection is lost
-/// ([`connected`]). A stop ends it at once: no job starts after it, and the pull request
+/// ([`connected`]); a request lost with the connection is given up once it has expired
+/// ([`Made::dead`]). A stop ends it at once: no job starts after it, and the pull request
 /// still open on the server is read to its end (within a second) only to hand back,
 /// untouched, what was delivered on it, unless the worker gives up its jobs (the server is
 /// gone).
@@ -1290,6 +1291,7 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
             () = shared.reached(Phase::Stopping) => return,
         }
         let free = shared.permits.available_permits() + 1;
+        let made = Made::now(&shared);
         // A long poll (`batch`, not `fetch`): the server holds the request open and delivers
         // jobs as they come, until `free` arrived or a second passed. `fetch` answers at once
         // when the queue is empty, so an idle or fast worker spun on requests, and more
@@ -1297,7 +1299,7 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
         let batch = consumer
             .batch()
             .max_messages(free)
-            .expires(Duration::from_secs(1))
+            .expires(PULL_EXPIRES)
             .messages();
         let batch = tokio::select! {
             b = batch => b,
@@ -1327,9 +1329,11 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
             let item = tokio::select! {
                 biased;
                 () = shared.reached(Phase::Stopping) => {
-                    return give_back(None, batch, &shared).await;
+                    return give_back(None, batch, made, &shared).await;
                 }
                 item = next(&mut batch) => item,
+                // Lost with the connection: a new request, not the client's timer.
+                () = made.dead(&shared) => break,
             };
             let message = match item {
                 Some(Ok(m)) => m,
@@ -1345,7 +1349,7 @@ async fn work(consumer: consumer::PullConsumer, shared: Arc<WorkerShared>) {
                 None => tokio::select! {
                     biased;
                     () = shared.reached(Phase::Stopping) => {
-                        return give_back(Some(message), batch, &shared).await;
+                        return give_back(Some(message), batch, made, &shared).await;
                     }
                     p = shared.permits.clone().acquire_owned() => match p {
                         Ok(p) => p,
@@ -1373,6 +1377,51 @@ pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
 /// How often [`connection_is`] looks at the client's state, besides when the bridge's changes.
 const CONNECTION_RECHECK: Duration = Duration::from_millis(250);
 
+/// How long the server holds a pull request open (a long poll; see [`work`]).
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+
+/// After a pull request's expiry, how long jobs the server delivered on it before then may
+/// still be on their way to us (see [`Made::dead`]).
+const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(1);
+
+/// When a pull request was made, and on which connection.
+#[derive(Clone, Copy)]
+struct Made {
+    at: tokio::time::Instant,
+    /// The client's count of connections made so far, then.
+    connects: u64,
+}
+
+impl Made {
+    fn now(shared: &WorkerShared) -> Made {
+        Made {
+            at: tokio::time::Instant::now(),
+            connects: connects(shared),
+        }
+    }
+
+    /// Resolves once the request can bring nothing more though it has not ended: the
+    /// connection it was made on broke (even if another is up again), and the server's expiry
+    /// has passed, with [`IN_FLIGHT_MARGIN`] for what was delivered before it.
+    ///
+    /// A request made on a connection that breaks never sees its end from the server (the
+    /// status that ends it went to the lost connection, or was never sent), so the client
+    /// ends it on its own timer, the expiry plus 5 s. A worker that waited for that after a
+    /// short outage sat idle for up to 6 s with jobs queued. Ending it sooner is safe once
+    /// the server's expiry has passed: nothing more can be delivered on it. (Not at the break:
+    /// the client resubscribes the request's inbox when it reconnects, and jobs the server
+    /// delivers there before the expiry would be lost until `ack_wait` if nobody read them.)
+    async fn dead(self, shared: &WorkerShared) {
+        client_until(shared, |s| !is_connected(s) || connects(s) != self.connects).await;
+        tokio::time::sleep_until(self.at + PULL_EXPIRES + IN_FLIGHT_MARGIN).await;
+    }
+}
+
+/// How many connections the client has made (the first one included).
+fn connects(shared: &WorkerShared) -> u64 {
+    shared.nats.statistics().connects.load(Ordering::Relaxed)
+}
+
 /// Returns once the client is connected: at once when it is, else when the connection is back.
 ///
 /// A pull request made while the connection is lost is not refused: the client queues it,
@@ -1397,8 +1446,19 @@ async fn disconnected(shared: &WorkerShared) {
 /// is full). The bridge's state follows the client's (a little later): wake when it changes,
 /// and look again now and then anyway (a closed or dropped bridge says nothing more).
 async fn connection_is(shared: &WorkerShared, up: bool) {
+    client_until(shared, |s| is_connected(s) == up).await;
+}
+
+/// Whether the client is connected now.
+fn is_connected(shared: &WorkerShared) -> bool {
+    shared.nats.connection_state() == async_nats::connection::State::Connected
+}
+
+/// Waits until `done` holds of the client's state, looking when the bridge's state changes
+/// and every [`CONNECTION_RECHECK`] (see [`connection_is`]).
+async fn client_until(shared: &WorkerShared, done: impl Fn(&WorkerShared) -> bool) {
     let mut bridge = shared.connection.clone();
-    while (shared.nats.connection_state() == async_nats::connection::State::Connected) != up {
+    while !done(shared) {
         let changed = async {
             if bridge.changed().await.is_err() {
                 std::future::pending::<()>().await;
@@ -1421,6 +1481,7 @@ async fn connection_is(shared: &WorkerShared, up: bool) {
 async fn give_back(
     first: Option<jetstream::Message>,
     mut batch: consumer::pull::Batch,
+    made: Made,
     shared: &WorkerShared,
 ) {
     let mut kept: Vec<jetstream::Message> = first.into_iter().collect();
@@ -1428,6 +1489,8 @@ async fn give_back(
         let item = tokio::select! {
             biased;
             item = next(&mut batch) => item,
+            // Lost with the connection: its end never comes.
+            () = made.dead(shared) => break,
             () = shared.reached(Phase::Abandoning) => {
                 let left = u64::try_from(kept.len()).unwrap_or(u64::MAX);
                 shared.counters.abandoned.fetch_add(left, Ordering::Relaxed);

@@ -11,7 +11,9 @@
 //! - `replay_last` on a ring stream against a post and another writer: exactly once;
 //! - values moved into the ring for a lone stream (`ring.rs`, "Moved values"): a post never
 //!   writes a value slot the receiver is reading (the slots are loom cells, so such a write
-//!   fails the model), and a stream joining a lone one during a post gets it at most once.
+//!   fails the model), and a stream joining a lone one during a post gets it at most once;
+//! - moved values two streams share: two receivers taking one at once share one `Arc`, made
+//!   once; an eviction racing the making releases the other stream's ticket exactly once.
 //!
 //! Most models above have one stream per ring, so their posts move values in too.
 //! Built only with `--cfg herald_loom`. Run with:
@@ -176,6 +178,81 @@ fn a_stream_joining_a_lone_one_during_a_post_gets_it_at_most_once() {
         }
         drop((first, late, center));
         assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 2);
+    });
+}
+
+/// Two streams share a ring: each post moves its value in once for both, and the first
+/// receiver to take it makes the one `Arc` (`ring.rs`, "Moved values"). Two receivers on two
+/// threads take the same value at once: one moves it out (the value slot is a loom cell, so a
+/// second take fails the model), the other gets a reference of the same `Arc`, and it is
+/// dropped once.
+#[test]
+fn two_receivers_take_a_shared_moved_value_at_once_and_share_one_arc() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let mut a = center.stream::<Ev>();
+        let mut b = center.stream::<Ev>();
+        assert_eq!(center.post(ev(7, &drops)).received, 2);
+        let other = thread::spawn(move || {
+            let v = a.try_recv().unwrap();
+            (v, a)
+        });
+        let mine = b.try_recv().unwrap();
+        let (theirs, a) = other.join().unwrap();
+        assert_eq!((mine.0, theirs.0), (7, 7));
+        assert!(std::sync::Arc::ptr_eq(&mine, &theirs));
+        drop(mine);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(theirs);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+        drop((a, b, center));
+    });
+}
+
+/// Two streams of capacity 1 share a moved value; one receives it while another thread's post
+/// evicts it from the other stream (and from this one, if its claim comes too late). The
+/// eviction releases the other stream's ticket whatever state the value is in (still in its
+/// slot, being moved out into an `Arc`, or made), the receiver gets the value or `Lagged(1)`,
+/// the counters agree, and each value is dropped once.
+#[test]
+fn an_eviction_races_the_making_of_a_shared_moved_value() {
+    model(|| {
+        let drops = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let center = NotificationCenter::new();
+        let stream = || {
+            center
+                .observer::<Ev>()
+                .policy(Overflow::DropOldest { capacity: 1 })
+                .stream()
+        };
+        let (mut a, mut b) = (stream(), stream());
+        center.post(ev(0, &drops));
+        let poster = {
+            let (center, drops) = (center.clone(), drops.clone());
+            thread::spawn(move || center.post(ev(1, &drops)).dropped)
+        };
+        let mut got = Got::default();
+        got.record(a.try_recv());
+        let dropped = poster.join().unwrap();
+        for _ in 0..2 {
+            got.record(a.try_recv());
+        }
+        let Got { seen, lagged } = got;
+        match (seen.as_slice(), lagged) {
+            ([0, 1], 0) => assert_eq!(dropped, 1, "only b lost 0"),
+            ([1], 1) => assert_eq!(dropped, 2, "both lost 0"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.try_recv().unwrap_err(), TryRecvError::Lagged(1));
+        assert_eq!(b.try_recv().unwrap().0, 1);
+        assert_eq!(a.stats().dropped + b.stats().dropped, dropped as u64);
+        drop((a, b, center));
+        assert_eq!(
+            drops.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "each once"
+        );
     });
 }
 

@@ -33,7 +33,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 /// compiling or running, or changes side, fails here.
 const MODELS: [(&str, usize, usize); 3] = [
     ("loom", 9, 0),
-    ("loom_ring", 10, 0),
+    ("loom_ring", 12, 0),
     ("loom_value_ring", 13, 0),
 ];
 

@@ -9,9 +9,11 @@
 //! twice or read after it was overwritten is a use after free of the value's heap buffer, one
 //! never dropped is a leak, and a `Text` counts its live copies as well.
 //!
-//! The lone streams here (one stream on its ring) receive values moved into the ring rather
-//! than tickets (`ring.rs`, "Moved values"): a value slot written while it is read is a data
-//! race, one taken twice a double drop.
+//! Posts here move their values into the ring rather than hand out tickets (`ring.rs`,
+//! "Moved values"; `center.post` reaches every stream of the ring), and the first receiver to
+//! take each value makes the `Arc` the others share: a value slot written while it is read is
+//! a data race, one taken twice a double drop, a reference counted wrong a leak or a use after
+//! free. Miri reports each.
 //!
 //! These tests are only meaningful under Miri: `cargo +nightly miri test --test miri_ring`. In a
 //! normal build they are reported **ignored** (the ring's races are covered for real by the
@@ -106,8 +108,9 @@ fn claims_race_evictions() {
 /// A lone stream: the ring moves each value in and the receiver takes it out (`ring.rs`,
 /// "Moved values"), at capacity 1, where every post evicts or writes again the value slot the
 /// receiver has just read. Meanwhile another stream joins the ring, receives for a while and
-/// leaves, so posts switch to sharing one `Arc` and back. A value slot written while it is
-/// read is a data race, a value taken twice a double free: Miri reports both.
+/// leaves, so values are taken by one receiver, then shared by two (one makes the `Arc`),
+/// then by one again. A value slot written while it is read is a data race, a value taken
+/// twice a double free: Miri reports both.
 #[test]
 #[cfg_attr(
     not(miri),

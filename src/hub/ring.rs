@@ -30,33 +30,46 @@
 //!   the poster that evicts it releases the ticket; a member that leaves takes its unclaimed
 //!   tickets out of the ring into a private queue. The ring's slots own nothing, so a value is
 //!   freed as soon as every member has received or lost it.
-//! - **Moved values: no allocation by the poster for a lone member.** When a post hands the
-//!   ring its value itself (the engine's `OWNED_TAIL`: the snapshot ends with this ring's
-//!   streams, nothing else needs the value in an `Arc`, and retention is off) and the ring's
-//!   only member is the post's only receiver, the poster moves the value into the ring and
-//!   the receiver makes the `Arc` it returns: the post allocates nothing, and the `Arc` is
-//!   made, and usually freed, on the receiving thread, instead of made by one thread and
-//!   freed by another (`stream/1->1` in `benches/dispatch.rs`: see ARCHITECTURE.md). With
-//!   more members, the ring makes the `Arc` and the post's own reference is one of the
-//!   tickets, so the post drops no reference after publishing (a locked decrement on a count
-//!   the receivers are using). Streams see the same values, order, lags and counts either
-//!   way (an inline observer of the post no longer sees the address of the `Arc` a stream
-//!   receives: it ran before the `Arc` was made). A ring switches per
-//!   post: a post made while a second member is on the ring, or with a snapshot older than
-//!   the newest join, shares an `Arc` as above, and the positions of both kinds mix in one
-//!   ring.
+//! - **Moved values: no allocation by the poster.** When a post hands the ring its value
+//!   itself (the engine's `OWNED_TAIL`: the snapshot ends with this ring's streams, nothing
+//!   else needs the value in an `Arc`, and retention is off) and reaches every member (its
+//!   snapshot is not older than the newest join), the poster moves the value into the ring and
+//!   the first receiver to take it makes the `Arc`, with a reference for each member still to
+//!   take it; the others take those references. The post allocates nothing and touches no
+//!   reference count, and the `Arc` is made, counted and usually freed on the receiving side,
+//!   instead of made by one thread and freed by another (`stream/1->N` in
+//!   `benches/dispatch.rs`: see ARCHITECTURE.md). Streams see the same values, order, lags and
+//!   counts either way, and the streams of one post still share one `Arc` (an inline observer
+//!   of the post does not see its address: it ran before the `Arc` was made). A post made
+//!   with a snapshot older than the newest join, or of an `Arc` (retention, or entries after
+//!   the streams), or to a ring whose value slots would be too large, shares an `Arc` through
+//!   tickets as above, and the positions of both kinds mix in one ring.
 //!
 //! # Moved values
 //! A moved value's position `p` has its value in `values[p & value_mask]`, a second array
 //! allocated by the first such post, stamped `p` ([`ValueSlot`]); its pointer slot is not
 //! written. A position holds a moved value exactly when its value slot's stamp is itself.
-//! Exactly one party takes it out, decided by the cursor as for a ticket: the receiver whose claim wins
-//! (it moves the value out and wraps it in an `Arc`), the poster whose eviction wins (it drops
-//! the value, after the lock), or the member's leaving (the value goes to its private queue in
-//! an `Arc`). A value slot is never dropped in place: whoever took the value owns it.
+//! Each member the post reached holds a ticket for it, won by the cursor as for a shared
+//! value: by the receiver whose claim wins, the poster whose eviction wins, or the member's
+//! leaving. The value slot's sharing word ([`Share`]) counts the tickets still waiting for the
+//! value (`Unmade(k)`, set by the post to its member count):
+//! - a claim or a leaving turns its ticket into an `Arc` ([`ValueSlot::to_arc`]): with
+//!   `Unmade(1)` the ticket is the last, and it moves the value out into its own `Arc`; with
+//!   more, it swaps the word to `Making` (a compare-and-swap: one taker wins), moves the value
+//!   out into an `Arc` with one reference per waiting ticket, and stores the `Arc`'s pointer
+//!   (`Release`); a taker that finds the pointer takes one of its references (`Acquire`), one
+//!   that finds `Making` waits for the pointer (another receiver's `Arc::new`: no lock, no
+//!   user code);
+//! - an eviction releases the tickets it won ([`ValueSlot::release`]): references of a made
+//!   `Arc`, dropped after the lock, or, when they were all that waited, the value itself
+//!   (dropped after the lock), or else it lowers the count (a compare-and-swap against a
+//!   taker's), waiting out a `Making` as a taker does.
 //!
-//! The receiver reads the value after its claim, so a later post must not write that value
-//! slot while it reads. This is the value ring's protocol (`value_ring.rs`, "The claim"): the
+//! So the value is moved out exactly once and each ticket becomes exactly one reference or is
+//! released once. A value slot is never dropped in place: whoever took the value owns it.
+//!
+//! Receivers read the value slot (its word, and the value) after their claim, so a later
+//! post must not write that value slot while they read. This is the value ring's protocol (`value_ring.rs`, "The claim"): the
 //! receiver announces the position in its member's `moving` word before the claim and clears
 //! it after the read; there are more value slots than the capacity (`capacity + 1` rounded up
 //! to a power of two), so a receiver still reading position `o` when a post writes its value
@@ -70,16 +83,18 @@
 //!
 //! # Cost
 //! A post: the ring's lock, one strong-count increment per member (the tickets; one fewer
-//! when the post hands the ring its value, whose own reference is one of them), a slot store,
+//! when the post hands the ring an `Arc` it made, whose own reference is one of them; none for
+//! a moved value, whose taker counts them on the receiving side), a slot store,
 //! the tail store and one load of the parked count, under the lock (the parking handshake: no
 //! fence, so the poster never waits for its stores to reach the receivers' caches). Evicting
 //! lagging members and waking parked ones touch only those members; the common case reads one
-//! cached minimum. A moved value's post: the value's store instead of the increments, and no
-//! allocation before the lock (the poster's `Arc::new` and its last decrement after the post
+//! cached minimum. A moved value's post: the value's and its word's stores instead of the
+//! increments, and no allocation (the poster's `Arc::new`, and the free on another thread,
 //! are gone). A receive: a load of the slot and a compare-and-swap on the
 //! receiver's own cursor, uncontended unless a poster is evicting that receiver (a moved
-//! value: two more stores to the same line, the announcement and its end, the value's read
-//! and the receiver's `Arc::new`); the tail is
+//! value: two more stores to the same line, the announcement and its end, a load of the
+//! sharing word; the first taker also moves the value out, makes the `Arc` and counts the
+//! other tickets into it, one compare-and-swap and a store on the value's line); the tail is
 //! read once per batch (when the receiver has returned everything it knew of). A receiver that
 //! has just caught up yields to its executor a few times before it parks (`YIELDS` extra
 //! polls): in a burst of posts the next value has usually arrived by then, so the executor's
@@ -118,8 +133,9 @@
 //! - Every member's cursor is at least `tail - capacity`: the slots of its unclaimed positions
 //!   have not been overwritten (the slot count is `capacity` rounded up to a power of two).
 //! - `min_cursor` is at most every member's cursor (cursors only grow).
-//! - Each unclaimed, unskipped position of each member holds exactly one ticket, or is a
-//!   moved value of that member alone (the ring's only member when it was posted).
+//! - Each unclaimed, unskipped position of each member holds exactly one ticket: a strong
+//!   count of the position's `Arc`, or, for a moved value, one of the tickets its sharing word
+//!   counts (or one of the references of the `Arc` a taker made).
 //! - A member whose receiver may be reading a moved value whose value slot a later post
 //!   could write is on the watch list with that position.
 
@@ -174,7 +190,7 @@ const NOT_MOVING: u64 = u64::MAX;
 
 /// The most a ring's value slots may take (a value and its stamp, times their count): a ring
 /// of larger values, or more of them, shares every post's value instead (module docs, "Moved
-/// values"). At this bound a ring of 32 768 values of 8 bytes still moves.
+/// values"). At this bound a ring of 16 384 values of 8 bytes still moves.
 const MAX_MOVED_BYTES: usize = 1 << 20;
 
 /// A value slot's stamp before its first value.
@@ -188,6 +204,148 @@ const NO_POSITION: u64 = u64::MAX;
 struct ValueSlot<N> {
     stamp: AtomicU64,
     value: Slot<N>,
+    /// Who holds the value now: the tickets still waiting for it, or the `Arc` one of them
+    /// made ([`Share`]).
+    share: Share<N>,
+}
+
+/// A moved value's sharing word (module docs, "Moved values"): `Unmade(k)` while the value is
+/// in its slot and `k` members' tickets wait for it, `Making` while one of them moves it out
+/// into an `Arc`, then the `Arc`'s pointer, whose strong count holds every ticket that was
+/// waiting. A pointer from `Arc::into_raw` is at least 8-aligned (it points past the two
+/// counts), so the tags live in the low bits.
+struct Share<N>(AtomicPtr<N>);
+
+/// [`Share`]'s tag bits, and their values besides a made `Arc`'s (zero).
+const SHARE_TAG: usize = 0b111;
+const SHARE_UNMADE: usize = 0b001;
+const SHARE_MAKING: usize = 0b010;
+/// Where an unmade value's ticket count starts in its word.
+const SHARE_COUNT_SHIFT: u32 = 3;
+
+/// What a [`Share`] says.
+enum Shared<N> {
+    Unmade(usize),
+    Making,
+    Made(*const N),
+}
+
+impl<N> Share<N> {
+    fn new() -> Self {
+        Share(AtomicPtr::new(std::ptr::without_provenance_mut(
+            SHARE_MAKING,
+        )))
+    }
+
+    fn word(tickets: usize) -> *mut N {
+        std::ptr::without_provenance_mut((tickets << SHARE_COUNT_SHIFT) | SHARE_UNMADE)
+    }
+
+    /// Sets `tickets` waiting for a value just written (the poster, under the ring's lock,
+    /// before the `tail` store that publishes both).
+    fn set_unmade(&self, tickets: usize) {
+        self.0.store(Self::word(tickets), Ordering::Relaxed);
+    }
+
+    fn load(&self) -> (*mut N, Shared<N>) {
+        let word = self.0.load(Ordering::Acquire);
+        let shared = match word.addr() & SHARE_TAG {
+            0 => Shared::Made(word.cast_const()),
+            SHARE_UNMADE => Shared::Unmade(word.addr() >> SHARE_COUNT_SHIFT),
+            _ => Shared::Making,
+        };
+        (word, shared)
+    }
+
+    fn swap_from(&self, from: *mut N, to: *mut N) -> bool {
+        self.0
+            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+impl<N> ValueSlot<N> {
+    /// Turns one ticket of this slot's moved value into an `Arc`: the value's first taker
+    /// moves it out and makes the `Arc` with a reference for every ticket still waiting; the
+    /// others take one of those references.
+    ///
+    /// # Safety
+    /// The caller holds one of the value's tickets (its claim, or its member's leaving, won
+    /// the position), and no post writes the slot before this returns (the receiver's
+    /// `moving` announcement, or the ring's lock).
+    unsafe fn to_arc(&self) -> Arc<N> {
+        let mut spins = 0;
+        loop {
+            match self.share.load() {
+                // SAFETY: one of the references made for the waiting tickets is ours.
+                (_, Shared::Made(raw)) => return unsafe { Arc::from_raw(raw) },
+                // Ours is the only ticket left: nobody else reads the word or the value.
+                // SAFETY: the value is in the slot (nobody took it: that takes a ticket
+                // count of its own) and ours alone.
+                (_, Shared::Unmade(1)) => return Arc::new(unsafe { self.value.take() }),
+                (word, Shared::Unmade(tickets)) => {
+                    if self
+                        .share
+                        .swap_from(word, std::ptr::without_provenance_mut(SHARE_MAKING))
+                    {
+                        // SAFETY: the swap made us the value's one taker.
+                        let raw = Arc::into_raw(Arc::new(unsafe { self.value.take() }));
+                        for _ in 1..tickets {
+                            // SAFETY: `raw` is live (our own reference); one per other ticket.
+                            unsafe { Arc::increment_strong_count(raw) };
+                        }
+                        // `Release`: the `Arc` is made before anyone takes a reference of it.
+                        self.share.0.store(raw.cast_mut(), Ordering::Release);
+                        // SAFETY: our own reference.
+                        return unsafe { Arc::from_raw(raw) };
+                    }
+                }
+                (_, Shared::Making) => backoff(&mut spins),
+            }
+        }
+    }
+
+    /// Releases `lost` tickets of this slot's moved value without taking it (an eviction).
+    /// Returns what the caller must release after the lock: the value, when those were its
+    /// last tickets, or the made `Arc`, `lost` of whose references are the caller's.
+    ///
+    /// # Safety
+    /// The caller holds `lost` of the value's tickets (its evictions won the position from
+    /// that many members), under the ring's lock.
+    unsafe fn release(&self, lost: usize) -> Evicted<N> {
+        let mut spins = 0;
+        loop {
+            match self.share.load() {
+                (_, Shared::Made(raw)) => {
+                    return Evicted {
+                        lost,
+                        tickets: raw,
+                        value: None,
+                    };
+                }
+                (_, Shared::Unmade(tickets)) if tickets == lost => {
+                    return Evicted {
+                        lost,
+                        tickets: std::ptr::null(),
+                        // SAFETY: every ticket left is ours: nobody else reads the value.
+                        value: Some(unsafe { self.value.take() }),
+                    };
+                }
+                (word, Shared::Unmade(tickets)) => {
+                    debug_assert!(tickets > lost, "{tickets} tickets, {lost} lost");
+                    if self.share.swap_from(word, Share::word(tickets - lost)) {
+                        return Evicted {
+                            lost,
+                            tickets: std::ptr::null(),
+                            value: None,
+                        };
+                    }
+                }
+                // A receiver is making the `Arc` (no lock, no user code): wait for it.
+                (_, Shared::Making) => backoff(&mut spins),
+            }
+        }
+    }
 }
 
 /// A slot that holds a value once written: its ring's claim protocol says who may touch it
@@ -405,7 +563,7 @@ impl<N> Evicted<N> {
 /// moved in for it.
 enum Claimed<N> {
     Ticket(*const N),
-    Moved(N),
+    Moved(Arc<N>),
 }
 
 impl<N> Claimed<N> {
@@ -417,7 +575,7 @@ impl<N> Claimed<N> {
         match self {
             // SAFETY: the caller's; the claim won the member's ticket for its position.
             Claimed::Ticket(ptr) => unsafe { Arc::from_raw(ptr) },
-            Claimed::Moved(value) => Arc::new(value),
+            Claimed::Moved(arc) => arc,
         }
     }
 }
@@ -933,9 +1091,9 @@ impl<N> Ring<N> {
     /// detached it); the claim protocol keeps any post from writing the slot until then
     /// (module docs, "Moved values").
     #[inline]
-    fn moved_slot(&self, position: u64) -> Option<&Slot<N>> {
+    fn moved_slot(&self, position: u64) -> Option<&ValueSlot<N>> {
         let slot = &self.values.get()?[(position & self.value_mask) as usize];
-        (slot.stamp.load(Ordering::Relaxed) == position).then_some(&slot.value)
+        (slot.stamp.load(Ordering::Relaxed) == position).then_some(slot)
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
@@ -1000,8 +1158,8 @@ impl<N> Ring<N> {
             // capacity` (no member lags past the capacity, invariant) and the ring has at
             // least `capacity` slots, and no post runs while we hold the lock.
             let value = if let Some(slot) = self.moved_slot(position) {
-                // SAFETY: as above; a moved value is its lone member's alone.
-                Arc::new(unsafe { slot.take() })
+                // SAFETY: as above: the member's ticket for `position`; we hold the lock.
+                unsafe { slot.to_arc() }
             } else {
                 let ptr = self.slot(position).load(Ordering::Relaxed);
                 // SAFETY: as above; the member's ticket for `position`.
@@ -1065,15 +1223,17 @@ impl<N> Ring<N> {
         (posted, None)
     }
 
-    /// Writes `value` as [`post`](Self::post) does, moving it into the ring when the ring's
-    /// one member is the post's one receiver: no `Arc` is made, the receiver makes its own
-    /// (module docs, "Moved values"). Otherwise it makes the `Arc` and shares it as `post`
-    /// does, its own reference being one of the tickets (no reference is dropped after). A
+    /// Writes `value` as [`post`](Self::post) does, moving it into the ring when the post
+    /// reaches every member: no `Arc` is made here, the first receiver to take it makes the
+    /// one they share (module docs, "Moved values"). Otherwise it makes the `Arc` and shares
+    /// it as `post` does, its own reference being one of the tickets (no reference is dropped
+    /// after). A
     /// value that reaches nobody comes back in an `Arc`, for the caller to drop where it
     /// chooses (`N`'s drop is user code).
     pub(crate) fn post_owned(&self, value: N, generation: u64) -> (Posted, Option<Arc<N>>) {
         let mut st = self.state.lock();
-        if !self.movable || st.members.len() != 1 || generation < st.max_join_gen {
+        let received = st.members.len();
+        if !self.movable || received == 0 || generation < st.max_join_gen {
             // Made under the lock (one allocation, no user code), so the post takes it once.
             // (Made before the lock, after a look at the member count, the post took longer at
             // 16 streams in a one-process harness: 29.2 ns per item against 26.7.)
@@ -1087,6 +1247,7 @@ impl<N> Ring<N> {
                 .map(|_| ValueSlot {
                     stamp: AtomicU64::new(NO_POSITION),
                     value: Slot::new(),
+                    share: Share::new(),
                 })
                 .collect()
         });
@@ -1096,17 +1257,20 @@ impl<N> Ring<N> {
         let slot = &values[(position & self.value_mask) as usize];
         // SAFETY: nobody else reads or writes this value slot now. Its earlier value (if any)
         // was taken: every member's cursor is past its position (`evict_oldest` made sure, or
-        // the cached minimum says so, and the value slots number more than `capacity`), so it
-        // was claimed, evicted or detached, each of which moves the value out; a receiver
-        // still reading it was evicted or detached while announcing it, and is watched, and
-        // the watch waited for it. Posters write under the lock we hold. The old value
-        // is never dropped here: whoever took it owns it.
+        // the cached minimum says so, and the value slots number more than `capacity`), so
+        // each of its tickets was claimed, evicted or detached, and turned into a reference or
+        // released, the value moved out by the first (or the last, when none was turned); a
+        // receiver still reading the slot was evicted or detached while announcing it, and is
+        // watched, and the watch waited for it. Posters write under the lock we hold. The old
+        // value is never dropped here: whoever took it owns it. Every member gets a ticket:
+        // the post's snapshot is not older than any join, so none is skipped.
         unsafe { slot.value.write(value) };
+        slot.share.set_unmade(received);
         slot.stamp.store(position, Ordering::Relaxed);
         self.publish(st, position);
         drop(looked_at);
         let posted = Posted {
-            received: 1,
+            received,
             dropped: evicted.release(),
         };
         (posted, None)
@@ -1181,16 +1345,10 @@ impl<N> Ring<N> {
             return Evicted::default();
         }
         if let Some(slot) = self.moved_slot(oldest) {
-            debug_assert_eq!(lost, 1, "a moved value has one member");
-            // SAFETY: the eviction won `oldest` from its lone member, so no claim took its
-            // value, and its value slot still holds it: that slot is written again only
-            // `value_mask + 1 > capacity` positions later, after this eviction.
-            let value = unsafe { slot.take() };
-            return Evicted {
-                lost,
-                tickets: std::ptr::null(),
-                value: Some(value),
-            };
+            // SAFETY: the evictions won `oldest` from `lost` members, whose tickets are ours,
+            // and its value slot is written again only `value_mask + 1 > capacity` positions
+            // later, after this eviction; we hold the lock.
+            return unsafe { slot.release(lost) };
         }
         // The slot is not yet overwritten: `oldest` is `capacity` positions old and the ring
         // has at least `capacity` slots.
@@ -1341,7 +1499,7 @@ impl<N> Reader<N> {
                     self.next = position + 1;
                     if self.skips.take_at(position) {
                         // Not the member's: no ticket of its own, and never a moved value
-                        // (moved only for a lone member the post reaches).
+                        // (moved only when the post reaches every member).
                         debug_assert!(matches!(claimed, Claimed::Ticket(_)));
                         continue;
                     }
@@ -1382,7 +1540,7 @@ impl<N> Reader<N> {
     /// that evicts us from here on watches us, and writes the value slot only once we are done
     /// with it (module docs, "Moved values").
     #[inline]
-    fn claim_moved(&self, position: u64, slot: &Slot<N>) -> Result<Claimed<N>, u64> {
+    fn claim_moved(&self, position: u64, slot: &ValueSlot<N>) -> Result<Claimed<N>, u64> {
         let cursor = &self.member.cursor;
         cursor.moving.store(position, Ordering::Release);
         let claimed = cursor
@@ -1390,9 +1548,9 @@ impl<N> Reader<N> {
             .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
             .map(|_| {
                 // SAFETY: the claim won `position`, a moved value's (see `claim`: the stamp
-                // we read was its own), so the value is ours and nobody took it; no post writes
-                // its value slot before we clear `moving` below.
-                Claimed::Moved(unsafe { slot.take() })
+                // we read was its own), so one of its tickets is ours; no post writes its
+                // value slot before we clear `moving` below.
+                Claimed::Moved(unsafe { slot.to_arc() })
             });
         cursor.moving.store(NOT_MOVING, Ordering::Release);
         claimed
@@ -1605,9 +1763,13 @@ mod tests {
         f.post_owned(&ring, 0);
         f.post_owned(&ring, 1);
         let mut b = f.join(&ring, true);
-        assert_eq!(f.post_owned(&ring, 2).received, 2, "two members: shared");
-        f.post_owned(&ring, 3);
-        assert!(is_moved(&ring, 1) && !is_moved(&ring, 2) && !is_moved(&ring, 3));
+        assert_eq!(f.post(&ring, 2).received, 2, "an `Arc` posted: shared");
+        assert_eq!(
+            f.post_owned(&ring, 3).received,
+            2,
+            "two members: moved, for both"
+        );
+        assert!(is_moved(&ring, 1) && !is_moved(&ring, 2) && is_moved(&ring, 3));
         assert_eq!(drain(&mut a), strings(&["0", "1", "2", "3"]));
         assert_eq!(f.dropped(), 2, "2 and 3 wait for b");
         assert_eq!(drain(&mut b), strings(&["2", "3"]));
@@ -1689,10 +1851,13 @@ mod tests {
         assert!(matches!(r.take(None), Took::Value(v) if v[4095] == 7));
         let small = Rings::<u64>::default();
         assert!(
-            small.get(MAX_RING_CAPACITY / 2).unwrap().movable,
-            "1 MiB of value slots"
+            small.get(MAX_RING_CAPACITY / 4).unwrap().movable,
+            "768 KiB of value slots"
         );
-        assert!(!small.get(MAX_RING_CAPACITY).unwrap().movable, "2 MiB");
+        assert!(
+            !small.get(MAX_RING_CAPACITY / 2).unwrap().movable,
+            "1.5 MiB"
+        );
     }
 
     #[test]
@@ -1703,7 +1868,7 @@ mod tests {
         f.post_owned(&ring, 0);
         f.post_owned(&ring, 1);
         let mut b = f.join(&ring, true);
-        let posted = f.post_owned(&ring, 2);
+        let posted = f.post(&ring, 2);
         assert_eq!((posted.received, posted.dropped), (2, 1));
         assert!(is_moved(&ring, 1) && !is_moved(&ring, 2));
         assert_eq!(
@@ -1711,11 +1876,133 @@ mod tests {
             1,
             "the moved value 0, dropped by the post that evicted it"
         );
-        f.post_owned(&ring, 3);
+        f.post(&ring, 3);
         assert_eq!(f.dropped(), 2);
         assert_eq!(drain(&mut a), strings(&["lag 2", "2", "3"]));
         assert_eq!(drain(&mut b), strings(&["2", "3"]));
         assert_eq!(f.dropped(), 4);
+    }
+
+    /// Several members share each moved value: the first to take it makes the one `Arc`, with
+    /// a reference for each member still to take it, and the others take those.
+    #[test]
+    fn several_members_share_one_arc_made_by_the_first_taker() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut readers: Vec<_> = (0..3).map(|_| f.join(&ring, true)).collect();
+        for i in 0..3 {
+            assert_eq!(f.post_owned(&ring, i).received, 3);
+            assert!(is_moved(&ring, i));
+        }
+        let take = |r: &mut Reader<Tracked>| match r.take(None) {
+            Took::Value(v) => v,
+            _ => panic!("a value"),
+        };
+        let first = take(&mut readers[1]);
+        assert_eq!((first.seq, Arc::strong_count(&first)), (0, 3));
+        let second = take(&mut readers[0]);
+        let third = take(&mut readers[2]);
+        assert!(Arc::ptr_eq(&first, &second) && Arc::ptr_eq(&first, &third));
+        drop((first, second));
+        assert_eq!(f.dropped(), 0);
+        assert_eq!(Arc::strong_count(&third), 1);
+        drop(third);
+        assert_eq!(f.dropped(), 1, "made once, dropped once");
+        for r in &mut readers {
+            assert_eq!(drain(r), strings(&["1", "2"]));
+        }
+        assert_eq!(f.dropped(), 3);
+    }
+
+    /// Evictions release a shared moved value's tickets: the references of an `Arc` a member
+    /// made before, or the value itself when no member took it.
+    #[test]
+    fn evicting_a_shared_moved_value_releases_each_ticket_once() {
+        let mut f = Fixture::new();
+        let ring = f.ring(2);
+        let mut a = f.join(&ring, true);
+        let mut b = f.join(&ring, true);
+        let mut c = f.join(&ring, true);
+        f.post_owned(&ring, 0);
+        f.post_owned(&ring, 1);
+        let kept = match a.take(None) {
+            Took::Value(v) => v,
+            _ => panic!("a value"),
+        };
+        assert_eq!(Arc::strong_count(&kept), 3, "made for a, b and c");
+        // 0 evicted from b and c: their references of a's `Arc` go, the value stays with a.
+        assert_eq!(f.post_owned(&ring, 2).dropped, 2);
+        assert_eq!((Arc::strong_count(&kept), f.dropped()), (1, 0));
+        drop(kept);
+        assert_eq!(f.dropped(), 1);
+        // 1 evicted from b and c, and a keeps up: a takes 1 and 2 first.
+        assert_eq!(drain(&mut a), strings(&["1", "2"]));
+        assert_eq!(f.post_owned(&ring, 3).dropped, 2);
+        assert_eq!(
+            f.dropped(),
+            2,
+            "1: a's reference dropped, b's and c's released"
+        );
+        // 2 and 3 are a's no more; evicting 2 from b and c before anyone else takes it.
+        assert_eq!(f.post_owned(&ring, 4).dropped, 2);
+        assert_eq!(f.dropped(), 3, "2 freed by the post, its last tickets");
+        assert_eq!(drain(&mut b), strings(&["lag 3", "3", "4"]));
+        assert_eq!(drain(&mut c), strings(&["lag 3", "3", "4"]));
+        assert_eq!(drain(&mut a), strings(&["3", "4"]));
+        assert_eq!(f.dropped(), 5);
+    }
+
+    /// A member that leaves takes its share of moved values nobody took yet: it makes their
+    /// `Arc`s, and the members that stay take the same ones.
+    #[test]
+    fn a_member_leaving_makes_the_shared_arcs_the_others_take() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut a = f.join(&ring, true);
+        let mut b = f.join(&ring, true);
+        for i in 0..3 {
+            f.post_owned(&ring, i);
+        }
+        ring.leave(&a.member.clone());
+        assert_eq!(f.dropped(), 0);
+        let mut left = Vec::new();
+        while let Took::Value(v) = a.take(None) {
+            left.push(v);
+        }
+        let mut stayed = Vec::new();
+        while let Took::Value(v) = b.take(None) {
+            stayed.push(v);
+        }
+        assert_eq!(left.len(), 3);
+        assert!(left.iter().zip(&stayed).all(|(l, s)| Arc::ptr_eq(l, s)));
+        drop((left, stayed));
+        assert_eq!(f.dropped(), 3);
+        // b alone now: moved and taken alone.
+        f.post_owned(&ring, 3);
+        assert_eq!(drain(&mut b), strings(&["3"]));
+        assert_eq!(f.dropped(), 4);
+    }
+
+    /// A ring dropped with shared moved values no member took: each is dropped once, with
+    /// the last member holding it.
+    #[test]
+    fn a_ring_dropped_with_shared_moved_values_drops_each_once() {
+        let mut f = Fixture::new();
+        let ring = f.ring(8);
+        let mut a = f.join(&ring, true);
+        let b = f.join(&ring, true);
+        for i in 0..5 {
+            f.post_owned(&ring, i);
+        }
+        assert_eq!(drain(&mut a), strings(&["0", "1", "2", "3", "4"]));
+        let (ma, mb) = (a.member.clone(), b.member.clone());
+        drop((a, b));
+        drop(ring);
+        assert_eq!(f.dropped(), 0, "b keeps what it had not taken");
+        drop(ma);
+        assert_eq!(f.dropped(), 0);
+        drop(mb);
+        assert_eq!(f.dropped(), 5);
     }
 
     /// A member that leaves while its receiver is still reading a moved value stays watched
@@ -2030,6 +2317,14 @@ mod tests {
     fn racing_posters_and_a_lone_receiver_of_moved_values_account_exactly() {
         race(1, 1, true);
         race(4, 1, true);
+    }
+
+    /// And for moved values several receivers share: one of them makes the `Arc` while the
+    /// others wait for it, and posters evict from receivers mid-way.
+    #[test]
+    fn racing_posters_and_receivers_sharing_moved_values_account_exactly() {
+        race(1, 3, true);
+        race(4, 2, true);
     }
 
     #[test]

@@ -33,7 +33,7 @@
 //! - **Moved values: no allocation by the poster.** When a post hands the ring its value
 //!   itself (the engine's `OWNED_TAIL`: the snapshot ends with this ring's streams, nothing
 //!   else needs the value in an `Arc`, and retention is off) and reaches every member (its
-//!   snapshot is not older than the newest join), the poster moves the value into the ring and
+//!   snapshot is not older than the newest join), at most [`MAX_MOVED_MEMBERS`], the poster moves the value into the ring and
 //!   the first receiver to take it makes the `Arc`, with a reference for each member still to
 //!   take it; the others take those references. The post allocates nothing and touches no
 //!   reference count, and the `Arc` is made, counted and usually freed on the receiving side,
@@ -48,11 +48,14 @@
 //! # Moved values
 //! A moved value's position `p` has its value in `values[p & value_mask]`, a second array
 //! allocated by the first such post, stamped `p` ([`ValueSlot`]); its pointer slot is not
-//! written. A position holds a moved value exactly when its value slot's stamp is itself.
+//! written. A position holds a moved value exactly when its value slot's stamp is itself
+//! (with [`SHARED_STAMP`] set when the post reached several members).
 //! Each member the post reached holds a ticket for it, won by the cursor as for a shared
 //! value: by the receiver whose claim wins, the poster whose eviction wins, or the member's
-//! leaving. The value slot's sharing word ([`Share`]) counts the tickets still waiting for the
-//! value (`Unmade(k)`, set by the post to its member count):
+//! leaving. A post that reached one member leaves the stamp's shared bit clear: its ticket's
+//! holder moves the value out (into an `Arc`, or dropped after the lock), with no other
+//! word written or read. Otherwise the value slot's sharing word ([`Share`]) counts the tickets
+//! still waiting for the value (`Unmade(k)`, set by the post to its member count):
 //! - a claim or a leaving turns its ticket into an `Arc` ([`ValueSlot::to_arc`]): with
 //!   `Unmade(1)` the ticket is the last, and it moves the value out into its own `Arc`; with
 //!   more, it swaps the word to `Making` (a compare-and-swap: one taker wins), moves the value
@@ -193,6 +196,20 @@ const NOT_MOVING: u64 = u64::MAX;
 /// values"). At this bound a ring of 16 384 values of 8 bytes still moves.
 const MAX_MOVED_BYTES: usize = 1 << 20;
 
+/// Set in a value slot's stamp when its value is shared by several tickets, counted in its
+/// [`Share`]; clear when one member holds it (the word is then not written, nor read).
+/// Positions stay far below it.
+const SHARED_STAMP: u64 = 1 << 62;
+
+/// The most members a post moves its value in for. The first taker of a shared moved value
+/// counts a reference per other member into its `Arc`, one locked increment each on the
+/// receiving side; past this many, the poster's tickets (the same increments, on the posting
+/// thread, which has time to spare once the receivers are many) measured faster: one-process
+/// harness, `1->64`, 6.8 ns per item with tickets against 10.0 moved (tokio's broadcast 21),
+/// while `1->16` was within 10 % either way in the fast mode and much faster moved in the
+/// slow one (ARCHITECTURE.md).
+const MAX_MOVED_MEMBERS: usize = 16;
+
 /// A value slot's stamp before its first value.
 const NO_POSITION: u64 = u64::MAX;
 
@@ -267,13 +284,18 @@ impl<N> Share<N> {
 impl<N> ValueSlot<N> {
     /// Turns one ticket of this slot's moved value into an `Arc`: the value's first taker
     /// moves it out and makes the `Arc` with a reference for every ticket still waiting; the
-    /// others take one of those references.
+    /// others take one of those references. `shared`: the stamp's [`SHARED_STAMP`] (else the
+    /// ticket is the only one, and the sharing word is not looked at).
     ///
     /// # Safety
     /// The caller holds one of the value's tickets (its claim, or its member's leaving, won
     /// the position), and no post writes the slot before this returns (the receiver's
     /// `moving` announcement, or the ring's lock).
-    unsafe fn to_arc(&self) -> Arc<N> {
+    unsafe fn to_arc(&self, shared: bool) -> Arc<N> {
+        if !shared {
+            // SAFETY: the value's one ticket is ours: nobody else reads the value.
+            return Arc::new(unsafe { self.value.take() });
+        }
         let mut spins = 0;
         loop {
             match self.share.load() {
@@ -312,7 +334,16 @@ impl<N> ValueSlot<N> {
     /// # Safety
     /// The caller holds `lost` of the value's tickets (its evictions won the position from
     /// that many members), under the ring's lock.
-    unsafe fn release(&self, lost: usize) -> Evicted<N> {
+    unsafe fn release(&self, lost: usize, shared: bool) -> Evicted<N> {
+        if !shared {
+            debug_assert_eq!(lost, 1, "one ticket");
+            return Evicted {
+                lost,
+                tickets: std::ptr::null(),
+                // SAFETY: the value's one ticket is ours: nobody else reads the value.
+                value: Some(unsafe { self.value.take() }),
+            };
+        }
         let mut spins = 0;
         loop {
             match self.share.load() {
@@ -563,7 +594,10 @@ impl<N> Evicted<N> {
 /// moved in for it.
 enum Claimed<N> {
     Ticket(*const N),
-    Moved(Arc<N>),
+    /// A moved value of this member alone, to wrap after the claim.
+    Moved(N),
+    /// A reference of the `Arc` made for a moved value several members share.
+    Shared(Arc<N>),
 }
 
 impl<N> Claimed<N> {
@@ -575,7 +609,8 @@ impl<N> Claimed<N> {
         match self {
             // SAFETY: the caller's; the claim won the member's ticket for its position.
             Claimed::Ticket(ptr) => unsafe { Arc::from_raw(ptr) },
-            Claimed::Moved(arc) => arc,
+            Claimed::Moved(value) => Arc::new(value),
+            Claimed::Shared(arc) => arc,
         }
     }
 }
@@ -1091,9 +1126,10 @@ impl<N> Ring<N> {
     /// detached it); the claim protocol keeps any post from writing the slot until then
     /// (module docs, "Moved values").
     #[inline]
-    fn moved_slot(&self, position: u64) -> Option<&ValueSlot<N>> {
+    fn moved_slot(&self, position: u64) -> Option<(&ValueSlot<N>, bool)> {
         let slot = &self.values.get()?[(position & self.value_mask) as usize];
-        (slot.stamp.load(Ordering::Relaxed) == position).then_some(slot)
+        let stamp = slot.stamp.load(Ordering::Relaxed);
+        (stamp & !SHARED_STAMP == position).then_some((slot, stamp & SHARED_STAMP != 0))
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
@@ -1157,9 +1193,9 @@ impl<N> Ring<N> {
             // is ours. The slot still holds that position's pointer: `cursor >= tail -
             // capacity` (no member lags past the capacity, invariant) and the ring has at
             // least `capacity` slots, and no post runs while we hold the lock.
-            let value = if let Some(slot) = self.moved_slot(position) {
+            let value = if let Some((slot, shared)) = self.moved_slot(position) {
                 // SAFETY: as above: the member's ticket for `position`; we hold the lock.
-                unsafe { slot.to_arc() }
+                unsafe { slot.to_arc(shared) }
             } else {
                 let ptr = self.slot(position).load(Ordering::Relaxed);
                 // SAFETY: as above; the member's ticket for `position`.
@@ -1233,7 +1269,11 @@ impl<N> Ring<N> {
     pub(crate) fn post_owned(&self, value: N, generation: u64) -> (Posted, Option<Arc<N>>) {
         let mut st = self.state.lock();
         let received = st.members.len();
-        if !self.movable || received == 0 || generation < st.max_join_gen {
+        if !self.movable
+            || received == 0
+            || received > MAX_MOVED_MEMBERS
+            || generation < st.max_join_gen
+        {
             // Made under the lock (one allocation, no user code), so the post takes it once.
             // (Made before the lock, after a look at the member count, the post took longer at
             // 16 streams in a one-process harness: 29.2 ns per item against 26.7.)
@@ -1265,8 +1305,13 @@ impl<N> Ring<N> {
         // value is never dropped here: whoever took it owns it. Every member gets a ticket:
         // the post's snapshot is not older than any join, so none is skipped.
         unsafe { slot.value.write(value) };
-        slot.share.set_unmade(received);
-        slot.stamp.store(position, Ordering::Relaxed);
+        let stamp = if received == 1 {
+            position
+        } else {
+            slot.share.set_unmade(received);
+            position | SHARED_STAMP
+        };
+        slot.stamp.store(stamp, Ordering::Relaxed);
         self.publish(st, position);
         drop(looked_at);
         let posted = Posted {
@@ -1344,11 +1389,11 @@ impl<N> Ring<N> {
         if lost == 0 {
             return Evicted::default();
         }
-        if let Some(slot) = self.moved_slot(oldest) {
+        if let Some((slot, shared)) = self.moved_slot(oldest) {
             // SAFETY: the evictions won `oldest` from `lost` members, whose tickets are ours,
             // and its value slot is written again only `value_mask + 1 > capacity` positions
             // later, after this eviction; we hold the lock.
-            return unsafe { slot.release(lost) };
+            return unsafe { slot.release(lost, shared) };
         }
         // The slot is not yet overwritten: `oldest` is `capacity` positions old and the ring
         // has at least `capacity` slots.
@@ -1525,8 +1570,8 @@ impl<N> Reader<N> {
     /// after the reads, is the first to do) or after evicting us (then the claim fails).
     #[inline]
     fn claim(&self, position: u64) -> Result<Claimed<N>, u64> {
-        if let Some(slot) = self.ring.moved_slot(position) {
-            return self.claim_moved(position, slot);
+        if let Some((slot, shared)) = self.ring.moved_slot(position) {
+            return self.claim_moved(position, slot, shared);
         }
         let ptr = self.ring.slot(position).load(Ordering::Relaxed);
         self.member
@@ -1540,17 +1585,30 @@ impl<N> Reader<N> {
     /// that evicts us from here on watches us, and writes the value slot only once we are done
     /// with it (module docs, "Moved values").
     #[inline]
-    fn claim_moved(&self, position: u64, slot: &ValueSlot<N>) -> Result<Claimed<N>, u64> {
+    fn claim_moved(
+        &self,
+        position: u64,
+        slot: &ValueSlot<N>,
+        shared: bool,
+    ) -> Result<Claimed<N>, u64> {
         let cursor = &self.member.cursor;
         cursor.moving.store(position, Ordering::Release);
         let claimed = cursor
             .at
             .compare_exchange(position, position + 1, Ordering::AcqRel, Ordering::Acquire)
             .map(|_| {
-                // SAFETY: the claim won `position`, a moved value's (see `claim`: the stamp
-                // we read was its own), so one of its tickets is ours; no post writes its
-                // value slot before we clear `moving` below.
-                Claimed::Moved(unsafe { slot.to_arc() })
+                // The claim won `position`, a moved value's (see `claim`: the stamp we read
+                // was its own), so one of its tickets is ours; no post writes its value slot
+                // before we clear `moving` below.
+                if shared {
+                    // SAFETY: as above.
+                    Claimed::Shared(unsafe { slot.to_arc(true) })
+                } else {
+                    // SAFETY: as above, and the ticket is the value's only one. Wrapped after
+                    // `moving` is cleared: the allocation is no part of the read a poster may
+                    // wait for.
+                    Claimed::Moved(unsafe { slot.value.take() })
+                }
             });
         cursor.moving.store(NOT_MOVING, Ordering::Release);
         claimed
@@ -1912,6 +1970,30 @@ mod tests {
             assert_eq!(drain(r), strings(&["1", "2"]));
         }
         assert_eq!(f.dropped(), 3);
+    }
+
+    /// Past [`MAX_MOVED_MEMBERS`] members a post shares an `Arc` through tickets instead.
+    #[test]
+    fn many_members_share_through_tickets() {
+        let mut f = Fixture::new();
+        let ring = f.ring(4);
+        let mut readers: Vec<_> = (0..MAX_MOVED_MEMBERS)
+            .map(|_| f.join(&ring, true))
+            .collect();
+        f.post_owned(&ring, 0);
+        assert!(is_moved(&ring, 0));
+        readers.push(f.join(&ring, true));
+        assert_eq!(f.post_owned(&ring, 1).received, MAX_MOVED_MEMBERS + 1);
+        assert!(!is_moved(&ring, 1));
+        for (i, r) in readers.iter_mut().enumerate() {
+            let want: &[&str] = if i < MAX_MOVED_MEMBERS {
+                &["0", "1"]
+            } else {
+                &["1"]
+            };
+            assert_eq!(drain(r), strings(want));
+        }
+        assert_eq!(f.dropped(), 2);
     }
 
     /// Evictions release a shared moved value's tickets: the references of an `Arc` a member

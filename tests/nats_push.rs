@@ -698,6 +698,16 @@ async fn workers_and_posting_sides_starting_together_on_a_new_server_all_start()
     }
 }
 
+/// A bridge that reaches `link`'s server through it, reconnecting every 20 ms at first and
+/// at most every `max_backoff`.
+async fn bridge_through(link: &nats_support::Link, max_backoff: Duration) -> NatsBridge {
+    NatsBridge::builder()
+        .reconnect_backoff(Duration::from_millis(20), max_backoff)
+        .connect(&link.url())
+        .await
+        .unwrap()
+}
+
 /// A stopping worker whose connection breaks and comes back (a reconnection, shorter than
 /// `ABANDON_AFTER`) gives up nothing: the push it holds is sent, reported and acknowledged,
 /// not left to be sent again after `ack_wait`.
@@ -708,11 +718,7 @@ async fn a_reconnection_during_a_stop_gives_up_nothing() {
     // APNs takes a while: the push is held while the link breaks and comes back.
     let mock = nats_support::push::slow_mock_apns(Duration::from_millis(1500)).await;
     let (_posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
-    let bridge = NatsBridge::builder()
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(100))
-        .connect(&link.url())
-        .await
-        .unwrap();
+    let bridge = bridge_through(&link, Duration::from_millis(100)).await;
     let worker = PushWorker::builder(client_of(&mock))
         .start(&bridge)
         .await
@@ -757,11 +763,7 @@ async fn a_worker_makes_no_pull_requests_while_disconnected() {
         .await
         .unwrap();
     observer.client().flush().await.unwrap();
-    let bridge = NatsBridge::builder()
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .connect(&link.url())
-        .await
-        .unwrap();
+    let bridge = bridge_through(&link, Duration::from_millis(200)).await;
     let mock = mock_apns().await;
     let mut workers = Vec::new();
     for i in 0..WORKERS {
@@ -822,11 +824,7 @@ async fn a_worker_back_from_a_short_outage_takes_jobs_again_within_seconds() {
     let mock = mock_apns().await;
     // The posting side goes straight to the server: only the worker's link is cut.
     let (posting, queue) = push_queue(&server, PushQueueConfig::default()).await;
-    let bridge = NatsBridge::builder()
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .connect(&link.url())
-        .await
-        .unwrap();
+    let bridge = bridge_through(&link, Duration::from_millis(200)).await;
     let worker = PushWorker::builder(client_of(&mock))
         .start(&bridge)
         .await

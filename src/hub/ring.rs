@@ -33,8 +33,8 @@
 //! - **Moved values: no allocation by the poster.** When a post hands the ring its value
 //!   itself (the engine's `OWNED_TAIL`: the snapshot ends with this ring's streams, nothing
 //!   else needs the value in an `Arc`, and retention is off) and reaches every member (its
-//!   snapshot is not older than the newest join), at most [`MAX_MOVED_MEMBERS`], the poster moves the value into the ring and
-//!   the first receiver to take it makes the `Arc`, with a reference for each member still to
+//!   snapshot is not older than the newest join), at most [`MAX_MOVED_MEMBERS`], the poster
+//!   moves the value into the ring and the first receiver to take it makes the `Arc`, with a reference for each member still to
 //!   take it; the others take those references. The post allocates nothing and touches no
 //!   reference count, and the `Arc` is made, counted and usually freed on the receiving side,
 //!   instead of made by one thread and freed by another (`stream/1->N` in
@@ -72,8 +72,8 @@
 //! released once. A value slot is never dropped in place: whoever took the value owns it.
 //!
 //! Receivers read the value slot (its word, and the value) after their claim, so a later
-//! post must not write that value slot while they read. This is the value ring's protocol (`value_ring.rs`, "The claim"): the
-//! receiver announces the position in its member's `moving` word before the claim and clears
+//! post must not write that value slot while they read. This is the value ring's protocol
+//! (`value_ring.rs`, "The claim"): the receiver announces the position in its member's `moving` word before the claim and clears
 //! it after the read; there are more value slots than the capacity (`capacity + 1` rounded up
 //! to a power of two), so a receiver still reading position `o` when a post writes its value
 //! slot again (position `o + value_mask + 1` or later) has been evicted by an earlier post, or
@@ -248,10 +248,13 @@ enum Shared<N> {
 }
 
 impl<N> Share<N> {
+    /// No tickets: read only once a post has set them ([`set_unmade`](Self::set_unmade)).
     fn new() -> Self {
-        Share(AtomicPtr::new(std::ptr::without_provenance_mut(
-            SHARE_MAKING,
-        )))
+        Share(AtomicPtr::new(Self::word(0)))
+    }
+
+    fn making() -> *mut N {
+        std::ptr::without_provenance_mut(SHARE_MAKING)
     }
 
     fn word(tickets: usize) -> *mut N {
@@ -292,39 +295,34 @@ impl<N> ValueSlot<N> {
     /// the position), and no post writes the slot before this returns (the receiver's
     /// `moving` announcement, or the ring's lock).
     unsafe fn to_arc(&self, shared: bool) -> Arc<N> {
-        if !shared {
-            // SAFETY: the value's one ticket is ours: nobody else reads the value.
-            return Arc::new(unsafe { self.value.take() });
-        }
         let mut spins = 0;
-        loop {
-            match self.share.load() {
-                // SAFETY: one of the references made for the waiting tickets is ours.
-                (_, Shared::Made(raw)) => return unsafe { Arc::from_raw(raw) },
-                // Ours is the only ticket left: nobody else reads the word or the value.
-                // SAFETY: the value is in the slot (nobody took it: that takes a ticket
-                // count of its own) and ours alone.
-                (_, Shared::Unmade(1)) => return Arc::new(unsafe { self.value.take() }),
-                (word, Shared::Unmade(tickets)) => {
-                    if self
-                        .share
-                        .swap_from(word, std::ptr::without_provenance_mut(SHARE_MAKING))
-                    {
-                        // SAFETY: the swap made us the value's one taker.
-                        let raw = Arc::into_raw(Arc::new(unsafe { self.value.take() }));
-                        for _ in 1..tickets {
-                            // SAFETY: `raw` is live (our own reference); one per other ticket.
-                            unsafe { Arc::increment_strong_count(raw) };
+        if shared {
+            loop {
+                match self.share.load() {
+                    // SAFETY: one of the references made for the waiting tickets is ours.
+                    (_, Shared::Made(raw)) => return unsafe { Arc::from_raw(raw) },
+                    (word, Shared::Unmade(tickets)) if tickets > 1 => {
+                        if self.share.swap_from(word, Share::making()) {
+                            // SAFETY: the swap made us the value's one taker.
+                            let raw = Arc::into_raw(Arc::new(unsafe { self.value.take() }));
+                            for _ in 1..tickets {
+                                // SAFETY: `raw` is live (our own reference); one per other ticket.
+                                unsafe { Arc::increment_strong_count(raw) };
+                            }
+                            // `Release`: the `Arc` is made before anyone takes a reference of it.
+                            self.share.0.store(raw.cast_mut(), Ordering::Release);
+                            // SAFETY: our own reference.
+                            return unsafe { Arc::from_raw(raw) };
                         }
-                        // `Release`: the `Arc` is made before anyone takes a reference of it.
-                        self.share.0.store(raw.cast_mut(), Ordering::Release);
-                        // SAFETY: our own reference.
-                        return unsafe { Arc::from_raw(raw) };
                     }
+                    (_, Shared::Unmade(_)) => break,
+                    (_, Shared::Making) => backoff(&mut spins),
                 }
-                (_, Shared::Making) => backoff(&mut spins),
             }
         }
+        // Ours is the only ticket left (or ever): nobody else reads the word or the value.
+        // SAFETY: the value is in the slot (taking it takes a ticket count of its own).
+        Arc::new(unsafe { self.value.take() })
     }
 
     /// Releases `lost` tickets of this slot's moved value without taking it (an eviction).
@@ -335,46 +333,37 @@ impl<N> ValueSlot<N> {
     /// The caller holds `lost` of the value's tickets (its evictions won the position from
     /// that many members), under the ring's lock.
     unsafe fn release(&self, lost: usize, shared: bool) -> Evicted<N> {
-        if !shared {
-            debug_assert_eq!(lost, 1, "one ticket");
-            return Evicted {
-                lost,
-                tickets: std::ptr::null(),
-                // SAFETY: the value's one ticket is ours: nobody else reads the value.
-                value: Some(unsafe { self.value.take() }),
-            };
-        }
         let mut spins = 0;
-        loop {
-            match self.share.load() {
-                (_, Shared::Made(raw)) => {
-                    return Evicted {
-                        lost,
-                        tickets: raw,
-                        value: None,
-                    };
-                }
-                (_, Shared::Unmade(tickets)) if tickets == lost => {
-                    return Evicted {
-                        lost,
-                        tickets: std::ptr::null(),
-                        // SAFETY: every ticket left is ours: nobody else reads the value.
-                        value: Some(unsafe { self.value.take() }),
-                    };
-                }
-                (word, Shared::Unmade(tickets)) => {
-                    debug_assert!(tickets > lost, "{tickets} tickets, {lost} lost");
-                    if self.share.swap_from(word, Share::word(tickets - lost)) {
+        if shared {
+            loop {
+                match self.share.load() {
+                    (_, Shared::Made(raw)) => {
                         return Evicted {
                             lost,
-                            tickets: std::ptr::null(),
+                            tickets: raw,
                             value: None,
                         };
                     }
+                    (word, Shared::Unmade(tickets)) if tickets > lost => {
+                        if self.share.swap_from(word, Share::word(tickets - lost)) {
+                            return Evicted {
+                                lost,
+                                ..Evicted::default()
+                            };
+                        }
+                    }
+                    (_, Shared::Unmade(_)) => break,
+                    // A receiver is making the `Arc` (no lock, no user code): wait for it.
+                    (_, Shared::Making) => backoff(&mut spins),
                 }
-                // A receiver is making the `Arc` (no lock, no user code): wait for it.
-                (_, Shared::Making) => backoff(&mut spins),
             }
+        }
+        debug_assert!(shared || lost == 1, "one ticket");
+        Evicted {
+            lost,
+            tickets: std::ptr::null(),
+            // SAFETY: every ticket left is ours: nobody else reads the value.
+            value: Some(unsafe { self.value.take() }),
         }
     }
 }
@@ -1122,9 +1111,10 @@ impl<N> Ring<N> {
     /// The value slot of `position` (below the `tail`) if it holds a moved value: stamped
     /// with it. Exact under the lock. A receiver that loaded the `tail` with acquire reads its
     /// position's stamp, or a later one: the position was then evicted, and its claim fails.
-    /// Its value is taken with [`Slot::take`] by whoever owns the position (claimed, evicted or
-    /// detached it); the claim protocol keeps any post from writing the slot until then
-    /// (module docs, "Moved values").
+    /// Also whether its value is shared ([`SHARED_STAMP`]). Each holder of a ticket for it
+    /// (who claimed, evicted or detached it) takes the value or a reference with
+    /// [`ValueSlot::to_arc`] or [`ValueSlot::release`]; the claim protocol keeps any post from
+    /// writing the slot until then (module docs, "Moved values").
     #[inline]
     fn moved_slot(&self, position: u64) -> Option<(&ValueSlot<N>, bool)> {
         let slot = &self.values.get()?[(position & self.value_mask) as usize];
@@ -1263,8 +1253,7 @@ impl<N> Ring<N> {
     /// reaches every member: no `Arc` is made here, the first receiver to take it makes the
     /// one they share (module docs, "Moved values"). Otherwise it makes the `Arc` and shares
     /// it as `post` does, its own reference being one of the tickets (no reference is dropped
-    /// after). A
-    /// value that reaches nobody comes back in an `Arc`, for the caller to drop where it
+    /// after). A value that reaches nobody comes back in an `Arc`, for the caller to drop where it
     /// chooses (`N`'s drop is user code).
     pub(crate) fn post_owned(&self, value: N, generation: u64) -> (Posted, Option<Arc<N>>) {
         let mut st = self.state.lock();

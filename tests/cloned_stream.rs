@@ -1393,6 +1393,48 @@ fn poll_recv_registers_the_waker_and_posts_and_closing_wake_it() {
     }
 }
 
+/// A receiver on the value ring that has just received and shares the ring yields a few times
+/// (waking itself) before it parks, however it found the value (its next position's stamp, or
+/// a batch); the only member parks at once.
+#[test]
+fn a_receiver_that_caught_up_yields_a_few_times_then_waits() {
+    for (streams, batch) in [(1, 1), (1, 3), (3, 1), (3, 3)] {
+        let center = NotificationCenter::new();
+        let mut all: Vec<_> = (0..streams).map(|_| center.cloned_stream::<Ev>()).collect();
+        assert!(on_value_ring(&all[0]));
+        let counter = Arc::new(CountingWaker::default());
+        let waker = futures::task::waker(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        for i in 0..batch {
+            center.post(Ev(i));
+        }
+        let stream = &mut all[0];
+        for i in 0..batch {
+            match stream.poll_recv(&mut cx) {
+                Poll::Ready(Ok(v)) => assert_eq!(v, Ev(i)),
+                other => panic!("{other:?}"),
+            }
+        }
+        let before = counter.0.load(SeqCst);
+        let parked = park(stream, &counter);
+        if streams == 1 {
+            assert_eq!(
+                parked, before,
+                "batch {batch}: the only member parks at once"
+            );
+        } else {
+            assert!(
+                parked > before,
+                "{streams} streams, batch {batch}: yields at least once after receiving"
+            );
+        }
+        assert!(parked - before < 64, "parks after a few yields");
+        center.post(Ev(batch));
+        assert_eq!(counter.0.load(SeqCst), parked + 1, "the post wakes it");
+        assert_eq!(stream.try_recv(), Ok(Ev(batch)));
+    }
+}
+
 #[tokio::test]
 async fn a_recv_future_dropped_after_polling_loses_nothing() {
     let center = NotificationCenter::new();

@@ -263,35 +263,43 @@ fn poll_recv_registers_the_waker_and_a_post_wakes_it() {
     assert!(counter.0.load(SeqCst) <= 2);
 }
 
-/// A receiver that has just caught up yields a few times (waking itself) before it parks:
-/// then a poll registers its waker, and only a post wakes it. (A lone stream yields a few
-/// dozen times, any other a few: see `YIELDS` in `src/hub/ring.rs`.)
+/// A receiver that has just caught up and shares its ring yields a few times (waking itself)
+/// before it parks: then a poll registers its waker, and only a post wakes it. The only stream
+/// of a ring parks at once, as a receiver of tokio's broadcast does (see `YIELDS` and
+/// `YIELDS_ALONE` in `src/hub/ring.rs`).
 #[test]
 fn a_receiver_that_caught_up_yields_a_few_times_then_waits() {
-    let center = NotificationCenter::new();
-    let mut stream = center.stream::<Ev>();
-    let counter = Arc::new(CountingWaker::default());
-    let waker = futures::task::waker(counter.clone());
-    let mut cx = Context::from_waker(&waker);
-    center.post(Ev(1));
-    assert!(stream.poll_recv(&mut cx).is_ready());
-    let mut polls = 0;
-    loop {
-        let before = counter.0.load(SeqCst);
-        assert!(stream.poll_recv(&mut cx).is_pending());
-        polls += 1;
-        if counter.0.load(SeqCst) == before {
-            break; // parked: this poll did not wake itself
+    for alone in [true, false] {
+        let center = NotificationCenter::new();
+        let mut stream = center.stream::<Ev>();
+        let _other = (!alone).then(|| center.stream::<Ev>());
+        let counter = Arc::new(CountingWaker::default());
+        let waker = futures::task::waker(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        center.post(Ev(1));
+        assert!(stream.poll_recv(&mut cx).is_ready());
+        let mut polls = 0;
+        loop {
+            let before = counter.0.load(SeqCst);
+            assert!(stream.poll_recv(&mut cx).is_pending());
+            polls += 1;
+            if counter.0.load(SeqCst) == before {
+                break; // parked: this poll did not wake itself
+            }
+            assert!(polls < 64, "never parks");
         }
-        assert!(polls < 64, "never parks");
+        if alone {
+            assert_eq!(polls, 1, "the only stream parks at once");
+        } else {
+            assert!(polls > 1, "yields at least once after receiving");
+        }
+        let parked = counter.0.load(SeqCst);
+        assert!(stream.poll_recv(&mut cx).is_pending());
+        assert_eq!(counter.0.load(SeqCst), parked, "no wake without a post");
+        center.post(Ev(2));
+        assert_eq!(counter.0.load(SeqCst), parked + 1, "the post wakes it");
+        assert_eq!(*stream.try_recv().unwrap(), Ev(2));
     }
-    assert!(polls > 1, "yields at least once after receiving");
-    let parked = counter.0.load(SeqCst);
-    assert!(stream.poll_recv(&mut cx).is_pending());
-    assert_eq!(counter.0.load(SeqCst), parked, "no wake without a post");
-    center.post(Ev(2));
-    assert_eq!(counter.0.load(SeqCst), parked + 1, "the post wakes it");
-    assert_eq!(*stream.try_recv().unwrap(), Ev(2));
 }
 
 #[test]

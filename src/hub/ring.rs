@@ -98,17 +98,24 @@
 //! value: two more stores to the same line, the announcement and its end, a load of the
 //! sharing word; the first taker also moves the value out, makes the `Arc` and counts the
 //! other tickets into it, one compare-and-swap and a store on the value's line); the tail is
-//! read once per batch (when the receiver has returned everything it knew of). A receiver that
+//! read once per batch (when the receiver has returned everything it knew of), and not at all
+//! while the next position's stamp shows a value moved to this member alone. A receiver that
 //! has just caught up yields to its executor a few times before it parks (`YIELDS` extra
 //! polls): in a burst of posts the next value has usually arrived by then, so the executor's
-//! thread does not fall asleep, and need waking by a system call, after every post. Parking
-//! takes the ring's lock once; a receiver that finds values never takes it.
+//! thread does not fall asleep, and need waking by a system call, after every post. The only
+//! member of a ring parks at once (`YIELDS_ALONE`): yielding, it would read the line the
+//! poster writes next after each value, and the two cores would trade it for every value.
+//! Parking takes the ring's lock once; a receiver that finds values never takes it.
 //!
 //! # Memory orderings
 //! - Slot stores are `Relaxed`; the poster publishes them with the `tail` store (release), and
 //!   a receiver reads slots below a `tail` it loaded with acquire. Skips are recorded before the
 //!   `tail` store too, so a receiver knows every skip below the `tail` it loaded. A moved value
-//!   and its stamp are written before the `tail` store too, so the same `tail` publishes them.
+//!   and its stamp are written before the `tail` store too, so the same `tail` publishes them;
+//!   the stamp is also a release store after the value (and its sharing word), so a receiver
+//!   that loads its next position's stamp with acquire and finds a value moved to it alone
+//!   takes it without loading the `tail` ([`Reader::take`]): a lone stream that keeps up with
+//!   its poster then never reads the line the poster writes on every post.
 //! - Both stores of `moving` are `Release`, and the claim after the first is `AcqRel`. An
 //!   eviction (or leaving) reads the cursor of the receiver's latest claim (acquire), so its
 //!   next load of `moving` sees that claim's announcement or a later store; a later store
@@ -173,17 +180,21 @@ pub(crate) struct RingEntry<N> {
 /// also `1->4`.
 const YIELDS: u8 = 3;
 
-/// [`YIELDS`] for the only member of a ring. A lone receiver that keeps up with its poster
-/// catches up after nearly every value; when its executor's thread shares a core with the
-/// poster (a 2-core machine with one more busy thread), three yields are shorter than the
-/// poster's gap between two posts, so it parked after every value and every post paid a
-/// system call to wake it. Measured with `stream/1->1` (one-process runs of 262 144 items)
-/// with another busy thread on the machine: 110-167 ns per item with 3, 75-87 with 32, no
-/// better with 128; on a quiet machine 96-122 with 3 and 99-106 with 32. Giving every member
-/// 32 made `1->4` slower (27-50 ns per item against 24-31 quiet, and three to four times
-/// slower loaded: the yielding receivers held the executor's thread from the others), hence
-/// only when alone.
-const YIELDS_ALONE: u8 = 32;
+/// [`YIELDS`] for the only member of a ring: none, it parks as soon as it has caught up, as a
+/// receiver of tokio's broadcast does. A lone receiver that keeps up with its poster catches
+/// up after nearly every value, and a yielding one then reads the line the poster writes next
+/// after each post, pulling it to its own core, so the two cores trade that line for every
+/// value; a parked one lets the poster write a run of values and takes them in one batch
+/// when woken. Measured (2026-12-02, one-process harness, `stream/1->1`, medians of 11 runs
+/// of 131 072 items, on an Intel host where tokio's broadcast takes 120-134 ns per item
+/// quiet): 46-48 ns with 0 yields, 65-71 with 1, 88-92 with 2, 96-99 with 3, 129 with 32;
+/// with a third thread spinning on the machine, 63 with 0, 79 with 3 and 408 with 32 (tokio
+/// 65-90). An earlier measurement on an AMD host, when a receiver loaded the `tail` to find
+/// its next value, had favoured 32 over 3 (75-87 ns against 110-167 with another thread busy,
+/// about even quiet); with the stamp read of moved values (module docs, "Memory orderings")
+/// it no longer does here. Receivers sharing a ring keep [`YIELDS`]: with 0, `1->4` went from
+/// 40 to 42 ns per item and `1->16` from 27.5 to 32.
+const YIELDS_ALONE: u8 = 0;
 
 /// Set in a member's cursor once it has left the ring.
 const CLOSED: u64 = 1 << 63;
@@ -791,6 +802,12 @@ impl Skips {
         self.any.store(true, Ordering::Release);
     }
 
+    /// Whether any position was ever recorded.
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     /// Skipped positions in `from..to`.
     pub(crate) fn count_in(&self, from: u64, to: u64) -> u64 {
         if !self.any.load(Ordering::Acquire) {
@@ -1063,7 +1080,7 @@ impl<N> Ring<N> {
         let len = capacity.next_power_of_two();
         // One more than the capacity (module docs, "Moved values").
         let value_len = (capacity + 1).next_power_of_two();
-        Ring {
+        let ring = Ring {
             tail: Padded(AtomicU64::new(0)),
             parked: Padded(AtomicUsize::new(0)),
             slots: (0..len)
@@ -1085,7 +1102,28 @@ impl<N> Ring<N> {
                 watch: Watch::default(),
             })),
             _values: PhantomData,
+        };
+        // Loom does not see the ordering that std's `OnceLock` gives a reader of the value
+        // slots' atomics (a receiver probing a stamp may run before any `tail` store): under
+        // loom the slots are made with the ring, before any other thread can reach them.
+        #[cfg(herald_loom)]
+        if ring.movable {
+            ring.value_slots();
         }
+        ring
+    }
+
+    /// The value slots, made by the first call (a ring's first moved post).
+    fn value_slots(&self) -> &[ValueSlot<N>] {
+        self.values.get_or_init(|| {
+            (0..=self.value_mask)
+                .map(|_| ValueSlot {
+                    stamp: AtomicU64::new(NO_POSITION),
+                    value: Slot::new(),
+                    share: Share::new(),
+                })
+                .collect()
+        })
     }
 
     /// This ring's bit in a post's mask of rings written.
@@ -1120,6 +1158,15 @@ impl<N> Ring<N> {
         let slot = &self.values.get()?[(position & self.value_mask) as usize];
         let stamp = slot.stamp.load(Ordering::Relaxed);
         (stamp & !SHARED_STAMP == position).then_some((slot, stamp & SHARED_STAMP != 0))
+    }
+
+    /// The value slot of `position`, not known to be below the `tail`, if it holds a value
+    /// moved to one member (not shared): its stamp, loaded with acquire, publishes the value
+    /// as the `tail` would.
+    #[inline]
+    fn published_lone(&self, position: u64) -> Option<&ValueSlot<N>> {
+        let slot = &self.values.get()?[(position & self.value_mask) as usize];
+        (slot.stamp.load(Ordering::Acquire) == position).then_some(slot)
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
@@ -1271,15 +1318,7 @@ impl<N> Ring<N> {
         }
         let position = self.tail.load(Ordering::Relaxed);
         let evicted = self.evict_oldest(&mut st, position);
-        let values = self.values.get_or_init(|| {
-            (0..=self.value_mask)
-                .map(|_| ValueSlot {
-                    stamp: AtomicU64::new(NO_POSITION),
-                    value: Slot::new(),
-                    share: Share::new(),
-                })
-                .collect()
-        });
+        let values = self.value_slots();
         let looked_at = st
             .watch
             .wait(position, self.value_mask, |m| &m.cursor.moving);
@@ -1300,7 +1339,9 @@ impl<N> Ring<N> {
             slot.share.set_unmade(received);
             position | SHARED_STAMP
         };
-        slot.stamp.store(stamp, Ordering::Relaxed);
+        // `Release`: a receiver that finds its next position stamped here (acquire) reads the
+        // value and its sharing word without loading the `tail` ([`Reader::take`]).
+        slot.stamp.store(stamp, Ordering::Release);
         self.publish(st, position);
         drop(looked_at);
         let posted = Posted {
@@ -1480,13 +1521,26 @@ impl<N> Reader<N> {
     #[inline]
     pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         // The common case: a published position, nothing else to look at.
-        if self.next < self.avail && !self.closed && self.skips.is_empty() {
+        if !self.closed && self.skips.is_empty() {
             let position = self.next;
-            if let Ok(claimed) = self.claim(position) {
+            let claimed = if position < self.avail {
+                self.claim(position)
+            } else if let Some(slot) = self.ring.published_lone(position) {
+                // Past what the `tail` said, but its stamp says a value moved to this member
+                // alone is there: taken without loading the `tail`, a line the poster writes on
+                // every post.
+                self.claim_moved(position, slot, false)
+            } else {
+                Err(position)
+            };
+            if let Ok(claimed) = claimed {
                 self.next = position + 1;
+                // Caught up again later, it yields before it parks (`take_slow`).
+                self.yielded = 0;
                 // SAFETY: `position` is a member position: every skip below `avail` was
                 // copied into `skips` when `avail` was loaded (a poster records a skip before
-                // its `tail` store), and none is pending.
+                // its `tail` store), none is pending, and a moved value is never a skip (a
+                // post moves only when it reaches every member).
                 return Took::Value(unsafe { claimed.into_arc() });
             }
         }
@@ -1615,9 +1669,14 @@ impl<N> Reader<N> {
         (lost != 0 && self.report_lag).then_some(Took::Lagged(lost))
     }
 
-    /// Loads the tail; true if there is something to claim.
+    /// Loads the tail (unless the next position holds a value moved to this member alone);
+    /// true if there is something to claim.
     fn refresh(&mut self) -> bool {
-        self.avail = self.ring.tail.load(Ordering::Acquire);
+        self.avail = if self.ring.published_lone(self.next).is_some() {
+            self.next + 1
+        } else {
+            self.ring.tail.load(Ordering::Acquire)
+        };
         self.skips.refresh(&self.member.skips, self.next);
         self.next < self.avail
     }
@@ -2422,13 +2481,9 @@ mod tests {
         );
         assert_eq!(ring.parked.load(Ordering::SeqCst), 0);
         assert_eq!(drain(&mut r), strings(&["0", "1"]));
-        // Caught up after receiving: the first polls yield (a wake each), the next one parks.
-        assert_eq!(ring.yields(), YIELDS_ALONE, "the only member");
-        for _ in 0..YIELDS_ALONE {
-            assert!(matches!(r.take(Some(&waker)), Took::Empty));
-        }
-        let yielded = 1 + YIELDS_ALONE as usize;
-        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), yielded);
+        // Caught up after receiving, the only member parks at once: no wake of its own.
+        assert_eq!(ring.yields(), 0, "the only member");
+        let yielded = 1;
         assert!(matches!(r.take(Some(&waker)), Took::Empty));
         let parked = count.0.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(parked, yielded, "parked");

@@ -802,12 +802,6 @@ impl Skips {
         self.any.store(true, Ordering::Release);
     }
 
-    /// Whether any position was ever recorded.
-    #[inline]
-    pub(crate) fn any(&self) -> bool {
-        self.any.load(Ordering::Acquire)
-    }
-
     /// Skipped positions in `from..to`.
     pub(crate) fn count_in(&self, from: u64, to: u64) -> u64 {
         if !self.any.load(Ordering::Acquire) {
@@ -839,11 +833,17 @@ impl SkipCursor {
         self.pending.is_empty()
     }
 
-    /// Copies the skips recorded since the last copy, those at or after `next`.
+    /// Copies the skips recorded since the last copy, those at or after `next`. Inlined: a
+    /// receiver calls it whenever it refreshes, usually to find that no skip was ever recorded.
+    #[inline]
     pub(crate) fn refresh(&mut self, skips: &Skips, next: u64) {
-        if !skips.any.load(Ordering::Acquire) {
-            return;
+        if skips.any.load(Ordering::Acquire) {
+            self.copy(skips, next);
         }
+    }
+
+    #[cold]
+    fn copy(&mut self, skips: &Skips, next: u64) {
         let list = skips.list.lock();
         for &s in &list[self.copied..] {
             if s >= next {
@@ -1155,18 +1155,23 @@ impl<N> Ring<N> {
     /// writing the slot until then (module docs, "Moved values").
     #[inline]
     fn moved_slot(&self, position: u64) -> Option<(&ValueSlot<N>, bool)> {
-        let slot = &self.values.get()?[(position & self.value_mask) as usize];
+        let slot = self.value_slot(position)?;
         let stamp = slot.stamp.load(Ordering::Relaxed);
         (stamp & !SHARED_STAMP == position).then_some((slot, stamp & SHARED_STAMP != 0))
     }
 
-    /// The value slot of `position`, not known to be below the `tail`, if it holds a value
-    /// moved to one member (not shared): its stamp, loaded with acquire, publishes the value
-    /// as the `tail` would.
+    /// Whether `position`, not known to be below the `tail`, holds a value moved to one member
+    /// (not shared): its stamp, loaded with acquire, publishes the value as the `tail` would.
     #[inline]
-    fn published_lone(&self, position: u64) -> Option<&ValueSlot<N>> {
-        let slot = &self.values.get()?[(position & self.value_mask) as usize];
-        (slot.stamp.load(Ordering::Acquire) == position).then_some(slot)
+    fn published_lone(&self, position: u64) -> bool {
+        self.value_slot(position)
+            .is_some_and(|slot| slot.stamp.load(Ordering::Acquire) == position)
+    }
+
+    /// `position`'s value slot, once the ring has them.
+    #[inline]
+    fn value_slot(&self, position: u64) -> Option<&ValueSlot<N>> {
+        Some(&self.values.get()?[(position & self.value_mask) as usize])
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than `generation` skip it.
@@ -1521,26 +1526,13 @@ impl<N> Reader<N> {
     #[inline]
     pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<Arc<N>> {
         // The common case: a published position, nothing else to look at.
-        if !self.closed && self.skips.is_empty() {
+        if !self.closed && (self.next < self.avail || self.refresh()) && self.skips.is_empty() {
             let position = self.next;
-            let claimed = if position < self.avail {
-                self.claim(position)
-            } else if let Some(slot) = self.ring.published_lone(position) {
-                // Past what the `tail` said, but its stamp says a value moved to this member
-                // alone is there: taken without loading the `tail`, a line the poster writes on
-                // every post.
-                self.claim_moved(position, slot, false)
-            } else {
-                Err(position)
-            };
-            if let Ok(claimed) = claimed {
+            if let Ok(claimed) = self.claim(position) {
                 self.next = position + 1;
-                // Caught up again later, it yields before it parks (`take_slow`).
-                self.yielded = 0;
                 // SAFETY: `position` is a member position: every skip below `avail` was
                 // copied into `skips` when `avail` was loaded (a poster records a skip before
-                // its `tail` store), none is pending, and a moved value is never a skip (a
-                // post moves only when it reaches every member).
+                // its `tail` store, or its stamp's), and none is pending.
                 return Took::Value(unsafe { claimed.into_arc() });
             }
         }
@@ -1580,7 +1572,6 @@ impl<N> Reader<N> {
                     _ => return Took::Empty,
                 }
             }
-            self.yielded = 0;
             let position = self.next;
             match self.claim(position) {
                 Ok(claimed) => {
@@ -1670,15 +1661,20 @@ impl<N> Reader<N> {
     }
 
     /// Loads the tail (unless the next position holds a value moved to this member alone);
-    /// true if there is something to claim.
+    /// true if there is something to claim, and then it yields again before it next parks.
+    #[inline]
     fn refresh(&mut self) -> bool {
-        self.avail = if self.ring.published_lone(self.next).is_some() {
+        self.avail = if self.ring.published_lone(self.next) {
             self.next + 1
         } else {
             self.ring.tail.load(Ordering::Acquire)
         };
         self.skips.refresh(&self.member.skips, self.next);
-        self.next < self.avail
+        let found = self.next < self.avail;
+        if found {
+            self.yielded = 0;
+        }
+        found
     }
 
     fn take_front(&mut self) -> Option<Arc<N>> {

@@ -285,17 +285,19 @@ impl<N> ValueRing<N> {
     }
 
     #[inline]
+    fn stamped(&self, position: u64) -> &Stamped<N> {
+        &self.slots[(position & self.mask) as usize]
+    }
+
+    #[inline]
     fn slot(&self, position: u64) -> &Slot<N> {
-        &self.slots[(position & self.mask) as usize].value
+        &self.stamped(position).value
     }
 
     /// Whether `position` is written (its slot stamped with it).
     #[inline]
     fn published(&self, position: u64) -> bool {
-        self.slots[(position & self.mask) as usize]
-            .stamp
-            .load(Ordering::Acquire)
-            == position + 1
+        self.stamped(position).stamp.load(Ordering::Acquire) == position + 1
     }
 
     /// Adds `member` from the next post on; posts made with snapshots older than
@@ -386,7 +388,8 @@ impl<N> ValueRing<N> {
         {
             lost = self.evict(&mut st, oldest);
         }
-        let slot = self.slot(position);
+        let stamped = self.stamped(position);
+        let slot = &stamped.value;
         let looked_at = st.watch.wait(position, self.mask, |m| &m.cursor.cloning);
         // SAFETY: once the tail has passed a whole ring, the slot holds the value posted `len`
         // positions ago. Every member's cursor is past it (`evict` made sure, or the cached
@@ -397,9 +400,7 @@ impl<N> ValueRing<N> {
         // SAFETY: as above: nobody else reads or writes this slot now.
         unsafe { slot.write(value) };
         // `Release`, after the value: what a receiver's acquire load of it publishes.
-        self.slots[(position & self.mask) as usize]
-            .stamp
-            .store(position + 1, Ordering::Release);
+        stamped.stamp.store(position + 1, Ordering::Release);
         self.tail.store(position + 1, Ordering::Release);
         if self.parked.load(Ordering::Relaxed) == 0 {
             drop(st);
@@ -561,22 +562,15 @@ impl<N> ValueReader<N> {
     }
 
     /// Takes the next value; when there is none and `waker` is given, parks with it.
+    #[inline]
     pub(crate) fn take(&mut self, waker: Option<&Waker>) -> Took<N>
     where
         N: Clone,
     {
-        // Its next position stamped, no skip recorded and not past its end (both loaded
-        // after the stamp): claimed without `take_slow`.
-        if self.skips.is_empty()
-            && (self.next < self.avail
-                || (self.ring.published(self.next)
-                    && !self.member.skips.any()
-                    && self.member.end.load(Ordering::Acquire) > self.next))
-        {
+        // A position known published, or its next one stamped: claimed without `take_slow`.
+        if (self.next < self.avail || self.refresh()) && self.skips.is_empty() {
             let position = self.next;
             if let Ok(v) = self.claim(position) {
-                // Caught up again later, it yields before it parks (`take_slow`).
-                self.yielded = 0;
                 return Took::Value(v);
             }
         }
@@ -650,7 +644,6 @@ impl<N> ValueReader<N> {
                     _ => return Took::Empty,
                 }
             }
-            self.yielded = 0;
             let position = self.next;
             if self.skips.take_at(position) {
                 // Not its own: claim it without reading the slot.
@@ -691,8 +684,10 @@ impl<N> ValueReader<N> {
     }
 
     /// Whether its next position is published (its stamp), and whether it left; true if
-    /// there is something to claim. The `tail` is not loaded (module docs, "Reading without
-    /// the tail").
+    /// there is something to claim, and then it yields again before it next parks. The
+    /// `tail` is not loaded (module docs, "Reading without the tail"). The member's `end` and
+    /// skips are loaded after the stamp.
+    #[inline]
     fn refresh(&mut self) -> bool {
         let published = self.next + u64::from(self.ring.published(self.next));
         if self.end == OPEN {
@@ -700,7 +695,11 @@ impl<N> ValueReader<N> {
         }
         self.avail = published.min(self.end);
         self.skips.refresh(&self.member.skips, self.next);
-        self.next < self.avail
+        let found = self.next < self.avail;
+        if found {
+            self.yielded = 0;
+        }
+        found
     }
 
     /// Registers `waker`, then checks again under the ring's lock and parks if nothing
